@@ -1,0 +1,177 @@
+//! Hex text in and out.
+//!
+//! People paste APDUs from specs, traces and chat windows, so the parser takes
+//! every common spelling: `00A40400`, `00 a4 04 00`, `00:A4:04:00`, with tabs
+//! or newlines between bytes, and an optional `0x` on each byte. What it does
+//! not take gets an error that names the character position (1-based, counted
+//! in characters, as an editor shows it) and what was expected there, because
+//! "invalid hex" alone sends the user hunting through a 300-character line.
+
+use std::fmt;
+
+/// Why a hex string was refused, and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HexError {
+    #[error("column {column}: found {found:?}, expected a hex digit (0-9, a-f, A-F) or a separator (space, ':', '-', tab)")]
+    BadChar { column: usize, found: char },
+    #[error("column {column}: the byte starting here has only one hex digit; bytes are written as two digits (e.g. 0A, not A)")]
+    OddDigit { column: usize },
+    #[error("no hex digits found; expected bytes such as \"00 A4 04 00\"")]
+    Empty,
+}
+
+/// Parse hex text in any of the forms described in the module header.
+///
+/// Digits must pair up into bytes between separators: `00A4` is two bytes,
+/// `0 A4` is refused (column of the lone `0`), because a lone nibble is almost
+/// always a copy-paste accident and guessing its meaning would send a wrong
+/// APDU to a card.
+pub fn parse(text: &str) -> Result<Vec<u8>, HexError> {
+    let mut out = Vec::with_capacity(text.len() / 2);
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if is_separator(c) {
+            i += 1;
+            continue;
+        }
+        // Optional 0x prefix at the start of a group.
+        if c == '0' && matches!(chars.get(i + 1), Some('x') | Some('X')) {
+            i += 2;
+            continue;
+        }
+        // A run of hex digits up to the next separator.
+        let start = i;
+        while i < chars.len() && !is_separator(chars[i]) {
+            if !chars[i].is_ascii_hexdigit() {
+                return Err(HexError::BadChar {
+                    column: i + 1,
+                    found: chars[i],
+                });
+            }
+            i += 1;
+        }
+        let run = &chars[start..i];
+        if !run.len().is_multiple_of(2) {
+            return Err(HexError::OddDigit { column: start + 1 });
+        }
+        for pair in run.chunks_exact(2) {
+            // Both are ASCII hex digits, checked above.
+            let hi = pair[0].to_digit(16).unwrap_or(0) as u8;
+            let lo = pair[1].to_digit(16).unwrap_or(0) as u8;
+            out.push(hi << 4 | lo);
+        }
+    }
+    if out.is_empty() {
+        return Err(HexError::Empty);
+    }
+    Ok(out)
+}
+
+fn is_separator(c: char) -> bool {
+    c.is_whitespace() || c == ':' || c == '-' || c == ','
+}
+
+/// Upper-case hex with one space between bytes: `00 A4 04 00`.
+pub fn spaced(bytes: &[u8]) -> String {
+    Spaced(bytes).to_string()
+}
+
+/// Upper-case hex with no separators: `00A40400`.
+pub fn compact(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push_str(&format!("{b:02X}"));
+    }
+    s
+}
+
+/// Display adapter that formats bytes as spaced hex without allocating first.
+pub struct Spaced<'a>(pub &'a [u8]);
+
+impl fmt::Display for Spaced<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, b) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{b:02X}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_every_pasted_form() {
+        let want = vec![0x00, 0xA4, 0x04, 0x00];
+        for s in [
+            "00A40400",
+            "00 A4 04 00",
+            "00 a4 04 00",
+            "00:A4:04:00",
+            "00-a4-04-00",
+            "  00\tA4\n04 00  ",
+            "0x00 0xA4 0x04 0x00",
+            "00A4 0400",
+            "00, A4, 04, 00",
+        ] {
+            assert_eq!(parse(s).unwrap(), want, "input {s:?}");
+        }
+    }
+
+    #[test]
+    fn bad_character_names_its_column() {
+        assert_eq!(
+            parse("00 A4 0G 00"),
+            Err(HexError::BadChar {
+                column: 8,
+                found: 'G'
+            })
+        );
+        let msg = parse("00 A4 0G 00").unwrap_err().to_string();
+        assert!(msg.contains("column 8"), "{msg}");
+    }
+
+    #[test]
+    fn odd_digit_count_names_the_run() {
+        assert_eq!(parse("00 A40 00"), Err(HexError::OddDigit { column: 4 }));
+        assert_eq!(parse("0"), Err(HexError::OddDigit { column: 1 }));
+    }
+
+    #[test]
+    fn empty_is_refused() {
+        assert_eq!(parse(""), Err(HexError::Empty));
+        assert_eq!(parse(" :: "), Err(HexError::Empty));
+    }
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        // The Persian digit is two bytes in UTF-8 but one column on screen.
+        assert_eq!(
+            parse("۰0"),
+            Err(HexError::BadChar {
+                column: 1,
+                found: '۰'
+            })
+        );
+        assert_eq!(
+            parse("00 ۱"),
+            Err(HexError::BadChar {
+                column: 4,
+                found: '۱'
+            })
+        );
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(spaced(&[0, 0xa4, 4]), "00 A4 04");
+        assert_eq!(compact(&[0, 0xa4, 4]), "00A404");
+        assert_eq!(spaced(&[]), "");
+    }
+}
