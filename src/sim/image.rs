@@ -1,0 +1,323 @@
+//! The card image: JSON serialisation of [`CardState`], validation on load,
+//! and atomic, durable writes.
+//!
+//! Format: `{"format":"cardsmith-sim-image","version":1, ...}` with binary
+//! values as upper-case hex strings. Writes go to a temporary file in the
+//! same directory (mode 0600), are fsynced, then renamed over the image, and
+//! the directory is fsynced, so a crash leaves either the old or the new
+//! image, never a torn one.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Deserialize;
+
+use super::fs::{lcs, CardState, FileKind, MF_FID, MF_ID};
+use super::security::compact_rule_valid;
+
+pub(super) const FORMAT: &str = "cardsmith-sim-image";
+pub(super) const VERSION: u32 = 1;
+pub(super) const SERIAL_LEN: usize = 8;
+pub(super) const SALT_LEN: usize = 16;
+
+/// Why a card image could not be loaded or written. Every variant names the
+/// image path.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("card image {}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("card image {}: cannot write: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("card image {}: invalid JSON at line {line}, column {column}: {message}", path.display())]
+    Json {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("card image {}: not a cardsmith simulated-card image (format is {found:?}, expected \"cardsmith-sim-image\")", path.display())]
+    Format {
+        path: PathBuf,
+        found: Option<String>,
+    },
+    #[error("card image {}: unsupported version {found} (this build reads version 1)", path.display())]
+    Version { path: PathBuf, found: u64 },
+    #[error("card image {}: inconsistent content: {reason}", path.display())]
+    Invalid { path: PathBuf, reason: String },
+}
+
+impl ImageError {
+    /// The image file concerned.
+    pub fn path(&self) -> &Path {
+        match self {
+            ImageError::Read { path, .. }
+            | ImageError::Write { path, .. }
+            | ImageError::Json { path, .. }
+            | ImageError::Format { path, .. }
+            | ImageError::Version { path, .. }
+            | ImageError::Invalid { path, .. } => path,
+        }
+    }
+}
+
+fn json_err(path: &Path, e: serde_json::Error) -> ImageError {
+    ImageError::Json {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    }
+}
+
+/// Read and validate an image.
+pub(super) fn load(path: &Path) -> Result<CardState, ImageError> {
+    let text = fs::read_to_string(path).map_err(|source| ImageError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    #[derive(Deserialize)]
+    struct Header {
+        format: Option<String>,
+        version: Option<u64>,
+    }
+    let header: Header = serde_json::from_str(&text).map_err(|e| json_err(path, e))?;
+    if header.format.as_deref() != Some(FORMAT) {
+        return Err(ImageError::Format {
+            path: path.to_path_buf(),
+            found: header.format,
+        });
+    }
+    match header.version {
+        Some(v) if v == u64::from(VERSION) => {}
+        Some(v) => {
+            return Err(ImageError::Version {
+                path: path.to_path_buf(),
+                found: v,
+            })
+        }
+        None => {
+            return Err(ImageError::Invalid {
+                path: path.to_path_buf(),
+                reason: "missing \"version\"".into(),
+            })
+        }
+    }
+    let state: CardState = serde_json::from_str(&text).map_err(|e| json_err(path, e))?;
+    validate(&state).map_err(|reason| ImageError::Invalid {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    Ok(state)
+}
+
+/// Structural checks that serde cannot express.
+fn validate(s: &CardState) -> Result<(), String> {
+    if s.serial.len() != SERIAL_LEN {
+        return Err(format!("serial must be {SERIAL_LEN} bytes"));
+    }
+    if s.pin_salt.len() != SALT_LEN {
+        return Err(format!("pin_salt must be {SALT_LEN} bytes"));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for f in &s.files {
+        if !ids.insert(f.id) {
+            return Err(format!("duplicate file id {}", f.id));
+        }
+        if f.id >= s.next_id {
+            return Err(format!("file id {} not below next_id", f.id));
+        }
+        if !lcs::valid(f.lcs) {
+            return Err(format!(
+                "file {:04X}: invalid life cycle status {:02X}",
+                f.fid, f.lcs
+            ));
+        }
+        if let Some(rule) = &f.security {
+            if !compact_rule_valid(rule) {
+                return Err(format!("file {:04X}: malformed security attributes", f.fid));
+            }
+        }
+        match &f.kind {
+            FileKind::Df { name: Some(n) } if n.is_empty() || n.len() > 16 => {
+                return Err(format!("file {:04X}: DF name must be 1..16 bytes", f.fid))
+            }
+            FileKind::Ef { sfi: Some(x), .. } if !(1..=30).contains(x) => {
+                return Err(format!("file {:04X}: SFI out of range", f.fid))
+            }
+            _ => {}
+        }
+    }
+    match s.file(MF_ID) {
+        Some(mf) if mf.parent.is_none() && mf.fid == MF_FID && mf.is_df() => {}
+        _ => return Err("file id 0 must be the MF (3F00, a DF, no parent)".into()),
+    }
+    for f in &s.files {
+        if f.id == MF_ID {
+            continue;
+        }
+        let parent = f
+            .parent
+            .and_then(|p| s.file(p))
+            .ok_or_else(|| format!("file {:04X}: parent missing", f.fid))?;
+        if !parent.is_df() {
+            return Err(format!("file {:04X}: parent is not a DF", f.fid));
+        }
+        if !s.is_within(f.id, MF_ID) {
+            return Err(format!("file {:04X}: not reachable from the MF", f.fid));
+        }
+    }
+    let mut numbers = std::collections::BTreeSet::new();
+    for p in &s.pins {
+        if !(1..=15).contains(&p.number) || !numbers.insert(p.number) {
+            return Err(format!("PIN {}: bad or duplicate number", p.number));
+        }
+        let ok = p.hash.len() == 32
+            && (1..=15).contains(&p.try_limit)
+            && p.tries_left <= p.try_limit
+            && p.min_length >= 1
+            && p.min_length <= p.max_length
+            && p.max_length <= 16
+            && (p.min_length..=p.max_length).contains(&p.length)
+            && p.puk.is_none_or(|k| (1..=15).contains(&k));
+        if !ok {
+            return Err(format!("PIN {}: inconsistent fields", p.number));
+        }
+    }
+    Ok(())
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Write `state` to `path` atomically (temp file, fsync, rename, dir fsync).
+pub(super) fn save(path: &Path, state: &CardState) -> Result<(), ImageError> {
+    let werr = |source| ImageError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let json =
+        serde_json::to_vec_pretty(state).map_err(|e| werr(std::io::Error::other(e.to_string())))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".into());
+    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
+    let result = (|| {
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp)?;
+        f.write_all(&json)?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        // Make the rename durable; not every platform can open a directory.
+        if let Ok(d) = File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(werr)
+}
+
+pub(super) fn to_hex(b: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(b.len().saturating_mul(2));
+    for x in b {
+        let _ = write!(s, "{x:02X}");
+    }
+    s
+}
+
+pub(super) fn from_hex(s: &str) -> Option<Vec<u8>> {
+    let digit = |c: u8| -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    };
+    let bytes = s.as_bytes();
+    if !bytes.len().is_multiple_of(2) {
+        return None;
+    }
+    bytes
+        .chunks_exact(2)
+        .map(|p| match p {
+            [a, b] => Some((digit(*a)? << 4) | digit(*b)?),
+            _ => None,
+        })
+        .collect()
+}
+
+/// serde adapter: `Vec<u8>` as a hex string.
+pub(super) mod hex_bytes {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::to_hex(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        super::from_hex(&s).ok_or_else(|| D::Error::custom("invalid hex string"))
+    }
+}
+
+/// serde adapter: `Option<Vec<u8>>` as a hex string or null.
+pub(super) mod opt_hex_bytes {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_str(&super::to_hex(b)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(s) => super::from_hex(&s)
+                .map(Some)
+                .ok_or_else(|| D::Error::custom("invalid hex string")),
+            None => Ok(None),
+        }
+    }
+}
+
+/// serde adapter: a FID as four hex digits.
+pub(super) mod hex_fid {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &u16, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::to_hex(&v.to_be_bytes()))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+        let s = String::deserialize(d)?;
+        match super::from_hex(&s).as_deref() {
+            Some([a, b]) => Ok(u16::from_be_bytes([*a, *b])),
+            _ => Err(D::Error::custom("a FID is four hex digits")),
+        }
+    }
+}
