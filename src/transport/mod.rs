@@ -1,0 +1,785 @@
+//! The one seam between card logic and a physical (or simulated) card.
+//!
+//! A [`Transport`] is a connected card. [`Transport::begin`] opens one
+//! transaction (one PC/SC transaction on a real reader) and returns a
+//! [`Session`], whose only job is to move raw APDU bytes. Everything above
+//! that — GET RESPONSE on 61xx, re-sending on 6Cxx, command chaining, the
+//! short/extended decision, the trace — is in [`Exchange`], written once and
+//! used unchanged over PC/SC and over the in-process simulator. Card logic
+//! never names `pcsc::`.
+//!
+//! Recovery: [`Channel::run`] runs one logical operation in one transaction.
+//! If another process resets the card in the middle, the operation's card
+//! state (selected file, verified PINs) is gone, so the channel reconnects and
+//! runs the whole operation again from its start, once. Operations passed to
+//! `run` must therefore start from a known state (SELECT first), which every
+//! operation in cardsmith does. A removed card is never retried: it is
+//! reported as [`TransportError::CardRemoved`].
+
+pub mod pcsc;
+pub mod sim;
+
+use crate::apdu::{ApduError, Command, Data, Response, ResponseError, StatusWord};
+use crate::atr;
+use crate::hex;
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// What went wrong below the APDU level.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("the PC/SC service is not running (start pcscd): {0}")]
+    NoService(String),
+    #[error("no smart card readers are connected")]
+    NoReaders,
+    #[error("no reader matches {query:?}; readers: {available}")]
+    ReaderNotFound { query: String, available: String },
+    #[error("{query:?} matches several readers ({matches}); give more of the name or an index")]
+    AmbiguousReader { query: String, matches: String },
+    #[error("no card in reader {reader:?}")]
+    NoCard { reader: String },
+    #[error("the card was removed from reader {reader:?}")]
+    CardRemoved { reader: String },
+    #[error("the card in reader {reader:?} was reset by another process")]
+    CardReset { reader: String },
+    #[error("the card in reader {reader:?} is used exclusively by another process")]
+    SharingViolation { reader: String },
+    #[error("the card did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("timed out after {0:?} waiting for the card event")]
+    WaitTimeout(Duration),
+    #[error("the card in reader {reader:?} is unresponsive or mute")]
+    Unresponsive { reader: String },
+    #[error("PC/SC error in {op}: {detail}")]
+    Pcsc { op: &'static str, detail: String },
+}
+
+impl TransportError {
+    /// True for "there is no reader or no card" (exit code 3), false for a
+    /// failure of the transport itself (exit code 5).
+    pub fn is_absence(&self) -> bool {
+        matches!(
+            self,
+            TransportError::NoReaders
+                | TransportError::ReaderNotFound { .. }
+                | TransportError::AmbiguousReader { .. }
+                | TransportError::NoCard { .. }
+                | TransportError::CardRemoved { .. }
+                | TransportError::NoService(_)
+                | TransportError::WaitTimeout(_)
+        )
+    }
+}
+
+/// The transmission protocol in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Protocol {
+    T0,
+    T1,
+    Raw,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::T0 => "T=0",
+            Protocol::T1 => "T=1",
+            Protocol::Raw => "raw",
+        })
+    }
+}
+
+/// A connected card.
+pub trait Transport: Send {
+    /// Open one transaction. The session ends when dropped.
+    fn begin(&mut self) -> Result<Box<dyn Session + '_>, TransportError>;
+    /// Re-establish the connection after the card was reset by someone else;
+    /// `reset` additionally warm-resets the card ourselves.
+    fn reconnect(&mut self, reset: bool) -> Result<(), TransportError>;
+    fn atr(&self) -> Vec<u8>;
+    fn protocol(&self) -> Protocol;
+    fn reader(&self) -> String;
+}
+
+/// One transaction: raw bytes in, raw bytes out.
+pub trait Session {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError>;
+}
+
+/// What the host does about 61xx, 6Cxx and long commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ExchangeOptions {
+    /// Fetch remaining data with GET RESPONSE on 61xx.
+    pub auto_get_response: bool,
+    /// Re-send with the exact Le on 6Cxx.
+    pub auto_resend_on_6c: bool,
+    /// Use extended length when the card announces it (ATR card capabilities).
+    pub allow_extended: bool,
+    /// Use command chaining when the card announces it and extended length is not available.
+    pub allow_chaining: bool,
+}
+
+impl Default for ExchangeOptions {
+    fn default() -> Self {
+        ExchangeOptions {
+            auto_get_response: true,
+            auto_resend_on_6c: true,
+            allow_extended: true,
+            allow_chaining: true,
+        }
+    }
+}
+
+impl ExchangeOptions {
+    /// Every automatic behaviour off: the bytes given are the bytes sent.
+    pub fn raw() -> Self {
+        ExchangeOptions {
+            auto_get_response: false,
+            auto_resend_on_6c: false,
+            allow_extended: true,
+            allow_chaining: false,
+        }
+    }
+}
+
+/// What the card can take, from its ATR (ISO 7816-4 §8.1.1.2.7 card capabilities).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CardCaps {
+    pub extended_length: bool,
+    pub chaining: bool,
+}
+
+impl CardCaps {
+    pub fn from_atr(atr_bytes: &[u8]) -> CardCaps {
+        match atr::parse(atr_bytes).card_capabilities() {
+            Some(c) => CardCaps {
+                extended_length: c.extended_lc_le,
+                chaining: c.command_chaining,
+            },
+            None => CardCaps {
+                extended_length: false,
+                chaining: false,
+            },
+        }
+    }
+}
+
+/// Errors of one command exchange.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("cannot encode the command: {0}")]
+    Encode(#[from] ApduError),
+    #[error("malformed card response: {0}")]
+    Response(#[from] ResponseError),
+    #[error("{what}: the command needs {needed} data bytes but this card takes at most {max} per APDU (no extended length, no chaining); split it, e.g. into several UPDATE BINARY")]
+    TooLong {
+        what: String,
+        needed: usize,
+        max: usize,
+    },
+    #[error("{command}: card answered {sw} to part {part} of a chained command")]
+    ChainBroken {
+        command: String,
+        part: usize,
+        sw: StatusWord,
+    },
+    #[error("{command}: card answered {sw}")]
+    Status { command: String, sw: StatusWord },
+    #[error("{command}: GET RESPONSE loop exceeded {limit} rounds; the card keeps answering 61xx")]
+    GetResponseLoop { command: String, limit: usize },
+}
+
+/// One physical APDU on the wire, for the trace. Sensitive data is already redacted.
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceEntry {
+    pub command: String,
+    pub response: String,
+    pub sw: StatusWord,
+    #[serde(serialize_with = "ser_micros")]
+    pub elapsed: Duration,
+}
+
+fn ser_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_micros() as u64)
+}
+
+/// Runs commands over a [`Session`]: encoding, 61xx/6Cxx, chaining, trace.
+pub struct Exchange<'s> {
+    session: Box<dyn Session + 's>,
+    opts: ExchangeOptions,
+    caps: CardCaps,
+    trace: Vec<TraceEntry>,
+}
+
+/// Upper bound on GET RESPONSE rounds: 65,536 bytes at 256 a round, with slack.
+const MAX_GET_RESPONSE_ROUNDS: usize = 300;
+
+impl<'s> Exchange<'s> {
+    pub fn new(session: Box<dyn Session + 's>, opts: ExchangeOptions, caps: CardCaps) -> Self {
+        Exchange {
+            session,
+            opts,
+            caps,
+            trace: Vec::new(),
+        }
+    }
+
+    /// The physical APDUs so far, oldest first.
+    pub fn trace(&self) -> &[TraceEntry] {
+        &self.trace
+    }
+
+    pub fn take_trace(&mut self) -> Vec<TraceEntry> {
+        std::mem::take(&mut self.trace)
+    }
+
+    /// Largest data field the card takes in one APDU.
+    pub fn max_data_per_apdu(&self) -> usize {
+        if self.caps.extended_length && self.opts.allow_extended {
+            crate::apdu::EXTENDED_MAX_NC
+        } else {
+            crate::apdu::SHORT_MAX_NC
+        }
+    }
+
+    /// Largest Ne the card takes in one APDU.
+    pub fn max_ne_per_apdu(&self) -> usize {
+        if self.caps.extended_length && self.opts.allow_extended {
+            crate::apdu::EXTENDED_MAX_NE
+        } else {
+            crate::apdu::SHORT_MAX_NE
+        }
+    }
+
+    /// Send one raw APDU exactly as given; record it. No automatic behaviour.
+    fn wire(&mut self, apdu: &[u8], shown: String) -> Result<Response, ExchangeError> {
+        let t = Instant::now();
+        let raw = self.session.transmit(apdu)?;
+        let elapsed = t.elapsed();
+        let resp = Response::from_bytes(&raw)?;
+        tracing::trace!(target: "cardsmith::apdu", "> {shown}");
+        tracing::trace!(target: "cardsmith::apdu", "< {} {} ({:?})", hex::spaced(&resp.data), resp.sw, elapsed);
+        self.trace.push(TraceEntry {
+            command: shown,
+            response: hex::spaced(&resp.data),
+            sw: resp.sw,
+            elapsed,
+        });
+        Ok(resp)
+    }
+
+    fn wire_cmd(&mut self, c: &Command) -> Result<Response, ExchangeError> {
+        let bytes = c.encode()?;
+        self.wire(&bytes, c.redacted())
+    }
+
+    /// Send a command with the automatic behaviour the options allow.
+    pub fn transmit(&mut self, c: &Command) -> Result<Response, ExchangeError> {
+        let ext_ok = self.caps.extended_length && self.opts.allow_extended;
+        let nc = c.data().len();
+        let mut to_send = c.clone();
+        // The card cannot take extended Ne: ask for 256 and let 61xx bring the rest.
+        if !ext_ok && to_send.ne.is_some_and(|n| n > crate::apdu::SHORT_MAX_NE) {
+            to_send.ne = Some(crate::apdu::SHORT_MAX_NE);
+        }
+        let first = if nc > crate::apdu::SHORT_MAX_NC && !ext_ok {
+            if self.caps.chaining && self.opts.allow_chaining {
+                self.send_chained(&to_send)?
+            } else {
+                return Err(ExchangeError::TooLong {
+                    what: describe(c),
+                    needed: nc,
+                    max: crate::apdu::SHORT_MAX_NC,
+                });
+            }
+        } else {
+            if !ext_ok && c.form == crate::apdu::LengthForm::Extended {
+                to_send.form = crate::apdu::LengthForm::Auto;
+            }
+            self.wire_cmd(&to_send)?
+        };
+        self.finish(&to_send, first)
+    }
+
+    /// Send raw bytes (from `send` or a script), then apply 61xx/6Cxx handling
+    /// as the options allow. Sensitive: whether to redact the data field in the trace.
+    pub fn transmit_bytes(
+        &mut self,
+        apdu: &[u8],
+        sensitive: bool,
+    ) -> Result<Response, ExchangeError> {
+        match Command::parse(apdu) {
+            Ok(mut c) => {
+                if sensitive {
+                    c.data = Data::Sensitive(crate::secret::Secret::new(c.data().to_vec()));
+                }
+                let first = self.wire(apdu, c.redacted())?;
+                self.finish(&c, first)
+            }
+            // Not a well-formed command: still send it (the user may be testing
+            // the card's error handling), without automatic behaviour.
+            Err(_) => {
+                let shown = if sensitive {
+                    format!("REDACTED({} bytes)", apdu.len())
+                } else {
+                    hex::spaced(apdu)
+                };
+                self.wire(apdu, shown)
+            }
+        }
+    }
+
+    /// Apply 6Cxx re-send and 61xx GET RESPONSE to the first response.
+    fn finish(&mut self, sent: &Command, mut resp: Response) -> Result<Response, ExchangeError> {
+        if let StatusWord::WrongLe { exact } = resp.sw {
+            if self.opts.auto_resend_on_6c {
+                let again = sent.clone().with_ne(exact as usize);
+                resp = self.wire_cmd(&again)?;
+            }
+        }
+        if self.opts.auto_get_response {
+            let mut rounds = 0;
+            while let StatusWord::MoreData { available } = resp.sw {
+                rounds += 1;
+                if rounds > MAX_GET_RESPONSE_ROUNDS {
+                    return Err(ExchangeError::GetResponseLoop {
+                        command: describe(sent),
+                        limit: MAX_GET_RESPONSE_ROUNDS,
+                    });
+                }
+                let cla = sent.cla & 0x03; // keep the logical channel, drop chaining/SM bits
+                let mut gr = crate::apdu::cmd::get_response(available as usize);
+                gr.cla = cla;
+                let mut next = self.wire_cmd(&gr)?;
+                // Some cards answer GET RESPONSE's Le with 6Cxx.
+                if let StatusWord::WrongLe { exact } = next.sw {
+                    next = self.wire_cmd(&gr.with_ne(exact as usize))?;
+                }
+                let mut data = std::mem::take(&mut resp.data);
+                data.extend_from_slice(&next.data);
+                resp = Response { data, sw: next.sw };
+            }
+        }
+        Ok(resp)
+    }
+
+    /// Send a command and require 9000; the data on success.
+    pub fn expect_ok(&mut self, c: &Command) -> Result<Vec<u8>, ExchangeError> {
+        let r = self.transmit(c)?;
+        if r.sw.is_ok() {
+            Ok(r.data)
+        } else {
+            Err(ExchangeError::Status {
+                command: describe(c),
+                sw: r.sw,
+            })
+        }
+    }
+
+    /// Read `len` bytes of the current EF from `offset`, in as few READ BINARY
+    /// commands as the card allows: one extended read when it takes extended
+    /// length, otherwise 256-byte pieces. Offsets above 32767 use odd INS B1.
+    pub fn read_binary(&mut self, offset: usize, len: usize) -> Result<Vec<u8>, ExchangeError> {
+        let mut out = Vec::with_capacity(len);
+        let max = self.max_ne_per_apdu();
+        while out.len() < len {
+            let at = offset + out.len();
+            let want = (len - out.len()).min(max);
+            let data = if at <= 0x7FFF {
+                self.expect_ok(&crate::apdu::cmd::read_binary(at as u16, want))?
+            } else {
+                // B1 wraps the data in DO 53: take the value.
+                let wrapped = self.expect_ok(&crate::apdu::cmd::read_binary_odd(
+                    at as u32,
+                    want.min(max - 8),
+                ))?;
+                unwrap_do53(&wrapped).ok_or_else(|| ExchangeError::Status {
+                    command: "READ BINARY (odd INS)".into(),
+                    sw: StatusWord::Other {
+                        sw1: 0x90,
+                        sw2: 0x00,
+                    },
+                })?
+            };
+            if data.is_empty() {
+                break;
+            }
+            out.extend_from_slice(&data);
+        }
+        out.truncate(len);
+        Ok(out)
+    }
+
+    /// Write `data` into the current EF at `offset`: one APDU when extended
+    /// length or chaining carries it, otherwise chunked UPDATE BINARY commands
+    /// at increasing offsets. Offsets above 32767 use odd INS D7.
+    pub fn update_binary(&mut self, offset: usize, data: &[u8]) -> Result<(), ExchangeError> {
+        let one_apdu = self.max_data_per_apdu() >= data.len()
+            || (self.caps.chaining && self.opts.allow_chaining);
+        let chunk = if one_apdu {
+            data.len().max(1)
+        } else {
+            crate::apdu::SHORT_MAX_NC
+        };
+        let mut done = 0;
+        while done < data.len() {
+            let at = offset + done;
+            let end = (done + chunk).min(data.len());
+            // Odd INS carries 54/53 headers: keep the piece small enough for them.
+            if at <= 0x7FFF && at + (end - done) <= 0x8000 {
+                self.expect_ok(&crate::apdu::cmd::update_binary(
+                    at as u16,
+                    &data[done..end],
+                ))?;
+                done = end;
+            } else {
+                let end = (done + chunk.saturating_sub(10).max(1)).min(data.len());
+                self.expect_ok(&crate::apdu::cmd::update_binary_odd(
+                    at as u32,
+                    &data[done..end],
+                ))?;
+                done = end;
+            }
+        }
+        Ok(())
+    }
+
+    /// ISO 7816-4 §5.3.3 command chaining: all parts but the last have CLA b5 set.
+    fn send_chained(&mut self, c: &Command) -> Result<Response, ExchangeError> {
+        let chunks: Vec<&[u8]> = c.data().chunks(crate::apdu::SHORT_MAX_NC).collect();
+        let n = chunks.len();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let last = i + 1 == n;
+            let mut part = Command::new(if last { c.cla } else { c.cla | 0x10 }, c.ins, c.p1, c.p2);
+            part.data = match &c.data {
+                Data::Plain(_) => Data::Plain(chunk.to_vec()),
+                Data::Sensitive(_) => Data::Sensitive(crate::secret::Secret::new(chunk.to_vec())),
+            };
+            if last {
+                part.ne = c.ne;
+                return self.wire_cmd(&part);
+            }
+            let r = self.wire_cmd(&part)?;
+            if !r.sw.is_ok() {
+                return Err(ExchangeError::ChainBroken {
+                    command: describe(c),
+                    part: i + 1,
+                    sw: r.sw,
+                });
+            }
+        }
+        // Only reached for empty data, which is never chained.
+        self.wire_cmd(c)
+    }
+}
+
+/// The value of a DO 53 (discretionary data) as returned by odd-INS READ BINARY.
+fn unwrap_do53(b: &[u8]) -> Option<Vec<u8>> {
+    let (&tag, rest) = b.split_first()?;
+    if tag != 0x53 {
+        return None;
+    }
+    let (&l0, rest) = rest.split_first()?;
+    let (len, rest) = match l0 {
+        0..=0x7F => (l0 as usize, rest),
+        0x81 => (*rest.first()? as usize, rest.get(1..)?),
+        0x82 => (
+            u16::from_be_bytes([*rest.first()?, *rest.get(1)?]) as usize,
+            rest.get(2..)?,
+        ),
+        _ => return None,
+    };
+    rest.get(..len).map(|v| v.to_vec())
+}
+
+fn describe(c: &Command) -> String {
+    format!(
+        "{} (INS {:02X}, {} data bytes)",
+        crate::hex::spaced(&c.header()),
+        c.ins,
+        c.data().len()
+    )
+}
+
+/// A transport plus the exchange policy: the thing card logic holds.
+pub struct Channel {
+    transport: Box<dyn Transport>,
+    pub opts: ExchangeOptions,
+    caps: CardCaps,
+    resets_recovered: u32,
+}
+
+/// Errors of a logical operation: the exchange failed, or the operation itself did.
+pub trait FromExchange: From<ExchangeError> {
+    fn card_reset(&self) -> bool;
+}
+
+impl FromExchange for ExchangeError {
+    fn card_reset(&self) -> bool {
+        matches!(
+            self,
+            ExchangeError::Transport(TransportError::CardReset { .. })
+        )
+    }
+}
+
+impl Channel {
+    pub fn new(transport: Box<dyn Transport>, opts: ExchangeOptions) -> Channel {
+        let caps = CardCaps::from_atr(&transport.atr());
+        Channel {
+            transport,
+            opts,
+            caps,
+            resets_recovered: 0,
+        }
+    }
+
+    /// How many times [`Channel::run`] reconnected after a reset by another process.
+    pub fn resets_recovered(&self) -> u32 {
+        self.resets_recovered
+    }
+
+    pub fn caps(&self) -> CardCaps {
+        self.caps
+    }
+
+    /// Override what the ATR says (for cards whose ATR under-reports, or to test the chunked path).
+    pub fn set_caps(&mut self, caps: CardCaps) {
+        self.caps = caps;
+    }
+
+    pub fn atr(&self) -> Vec<u8> {
+        self.transport.atr()
+    }
+
+    pub fn reader(&self) -> String {
+        self.transport.reader()
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        self.transport.protocol()
+    }
+
+    pub fn reconnect(&mut self, reset: bool) -> Result<(), TransportError> {
+        self.transport.reconnect(reset)?;
+        self.caps = CardCaps::from_atr(&self.transport.atr());
+        Ok(())
+    }
+
+    /// Run one logical operation in one transaction. If another process reset
+    /// the card during it, reconnect and run it again from the start, once.
+    pub fn run<T, E: FromExchange>(
+        &mut self,
+        mut op: impl FnMut(&mut Exchange<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = match self.transport.begin() {
+                Ok(session) => {
+                    let mut ex = Exchange::new(session, self.opts, self.caps);
+                    op(&mut ex)
+                }
+                Err(e) => Err(E::from(ExchangeError::Transport(e))),
+            };
+            match result {
+                Err(e) if e.card_reset() && attempt == 1 => {
+                    tracing::info!("card was reset by another process; reconnecting and running the operation again");
+                    self.transport
+                        .reconnect(false)
+                        .map_err(|e| E::from(ExchangeError::Transport(e)))?;
+                    self.resets_recovered += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Exchange logic against a scripted card: a unit-test double that answers
+    //! from a fixed list, so each automatic behaviour is checked byte for byte.
+    use super::*;
+    use crate::apdu::cmd;
+    use crate::hex::parse as h;
+    use std::collections::VecDeque;
+
+    struct Scripted {
+        expect: VecDeque<(Vec<u8>, Vec<u8>)>,
+        sent: Vec<Vec<u8>>,
+    }
+
+    impl Session for &mut Scripted {
+        fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+            self.sent.push(apdu.to_vec());
+            let (want, answer) = self.expect.pop_front().expect("unexpected extra APDU");
+            assert_eq!(hex::spaced(apdu), hex::spaced(&want));
+            Ok(answer)
+        }
+    }
+
+    fn scripted(pairs: &[(&str, &str)]) -> Scripted {
+        Scripted {
+            expect: pairs
+                .iter()
+                .map(|(c, r)| (h(c).unwrap(), h(r).unwrap()))
+                .collect(),
+            sent: vec![],
+        }
+    }
+
+    fn caps(ext: bool, chain: bool) -> CardCaps {
+        CardCaps {
+            extended_length: ext,
+            chaining: chain,
+        }
+    }
+
+    #[test]
+    fn get_response_collects_all_data() {
+        let mut s = scripted(&[
+            ("00 A4 00 00 02 3F 00 00", "61 04"),
+            ("00 C0 00 00 04", "01 02 03 04 61 02"),
+            ("00 C0 00 00 02", "05 06 90 00"),
+        ]);
+        let mut ex = Exchange::new(
+            Box::new(&mut s),
+            ExchangeOptions::default(),
+            caps(false, false),
+        );
+        let r = ex
+            .transmit(&cmd::select_mf(cmd::SelectReturn::Fci))
+            .unwrap();
+        assert_eq!(r.data, vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(r.sw, StatusWord::Ok);
+        assert_eq!(ex.trace().len(), 3);
+    }
+
+    #[test]
+    fn get_response_can_be_switched_off() {
+        let mut s = scripted(&[("00 A4 00 00 02 3F 00 00", "61 04")]);
+        let mut ex = Exchange::new(Box::new(&mut s), ExchangeOptions::raw(), caps(false, false));
+        let r = ex
+            .transmit(&cmd::select_mf(cmd::SelectReturn::Fci))
+            .unwrap();
+        assert_eq!(r.sw, StatusWord::MoreData { available: 4 });
+    }
+
+    #[test]
+    fn wrong_le_is_resent_with_exact_le() {
+        let mut s = scripted(&[
+            ("00 84 00 00 05", "6C 08"),
+            ("00 84 00 00 08", "11 22 33 44 55 66 77 88 90 00"),
+        ]);
+        let mut ex = Exchange::new(
+            Box::new(&mut s),
+            ExchangeOptions::default(),
+            caps(false, false),
+        );
+        let r = ex.transmit(&cmd::get_challenge(5)).unwrap();
+        assert_eq!(r.data.len(), 8);
+        let mut s = scripted(&[("00 84 00 00 05", "6C 08")]);
+        let mut ex = Exchange::new(Box::new(&mut s), ExchangeOptions::raw(), caps(false, false));
+        assert_eq!(
+            ex.transmit(&cmd::get_challenge(5)).unwrap().sw,
+            StatusWord::WrongLe { exact: 8 }
+        );
+    }
+
+    #[test]
+    fn long_data_is_chained_when_no_extended_length() {
+        let data: Vec<u8> = (0..300u16).map(|i| i as u8).collect();
+        let first = format!("10 D6 00 00 FF {}", hex::spaced(&data[..255]));
+        let second = format!("00 D6 00 00 2D {}", hex::spaced(&data[255..]));
+        let mut s = scripted(&[(&first, "90 00"), (&second, "90 00")]);
+        let mut ex = Exchange::new(
+            Box::new(&mut s),
+            ExchangeOptions::default(),
+            caps(false, true),
+        );
+        let r = ex.transmit(&cmd::update_binary(0, &data)).unwrap();
+        assert_eq!(r.sw, StatusWord::Ok);
+    }
+
+    #[test]
+    fn chain_stops_at_first_error() {
+        let data = vec![0u8; 300];
+        let first = format!("10 D6 00 00 FF {}", hex::spaced(&data[..255]));
+        let mut s = scripted(&[(&first, "6A 84")]);
+        let mut ex = Exchange::new(
+            Box::new(&mut s),
+            ExchangeOptions::default(),
+            caps(false, true),
+        );
+        let e = ex.transmit(&cmd::update_binary(0, &data)).unwrap_err();
+        assert!(
+            matches!(e, ExchangeError::ChainBroken { part: 1, .. }),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn long_data_uses_extended_length_when_offered() {
+        let data = vec![0x5A; 300];
+        let apdu = format!("00 D6 00 00 00 01 2C {}", hex::spaced(&data));
+        let mut s = scripted(&[(&apdu, "90 00")]);
+        let mut ex = Exchange::new(
+            Box::new(&mut s),
+            ExchangeOptions::default(),
+            caps(true, true),
+        );
+        ex.transmit(&cmd::update_binary(0, &data)).unwrap();
+    }
+
+    #[test]
+    fn too_long_without_extended_or_chaining_is_a_clear_error() {
+        let mut s = scripted(&[]);
+        let mut ex = Exchange::new(
+            Box::new(&mut s),
+            ExchangeOptions::default(),
+            caps(false, false),
+        );
+        let e = ex.transmit(&cmd::update_binary(0, &[0; 300])).unwrap_err();
+        assert!(e.to_string().contains("at most 255"), "{e}");
+    }
+
+    #[test]
+    fn large_ne_falls_back_to_short_and_get_response() {
+        let mut s = scripted(&[
+            (
+                "00 B0 00 00 00",
+                &format!("{} 61 2C", hex::spaced(&[1; 256])),
+            ),
+            (
+                "00 C0 00 00 2C",
+                &format!("{} 90 00", hex::spaced(&[2; 44])),
+            ),
+        ]);
+        let mut ex = Exchange::new(
+            Box::new(&mut s),
+            ExchangeOptions::default(),
+            caps(false, false),
+        );
+        let r = ex.transmit(&cmd::read_binary(0, 300)).unwrap();
+        assert_eq!(r.data.len(), 300);
+    }
+
+    #[test]
+    fn sensitive_chunks_stay_redacted_in_trace() {
+        let pin = crate::secret::Secret::new(b"246810".to_vec());
+        let mut s = scripted(&[("00 20 00 01 06 32 34 36 38 31 30", "63 C2")]);
+        let mut ex = Exchange::new(
+            Box::new(&mut s),
+            ExchangeOptions::default(),
+            caps(false, false),
+        );
+        let r = ex.transmit(&cmd::verify(1, pin)).unwrap();
+        assert_eq!(r.sw, StatusWord::WrongPin { retries: 2 });
+        let t = serde_json::to_string(ex.trace()).unwrap();
+        assert!(!t.contains("32 34 36"), "{t}");
+        assert!(t.contains("REDACTED"), "{t}");
+    }
+}
