@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests, in-process card tests, and the tests that
+# go through the real pcscd with the simulated card on the vpcd reader.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+# 2 cores: build with both, run test binaries with both; PC/SC tests
+# serialise themselves on a lock because the vpcd slots are shared.
+export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
+cargo build --locked --all-targets
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --locked --no-fail-fast --test-threads 2
+  cargo test --locked --doc
+else
+  cargo test --locked --no-fail-fast -- --test-threads 2
+fi

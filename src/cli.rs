@@ -1,0 +1,605 @@
+//! The command line: argument parsing, output, exit codes.
+//!
+//! Two phases, as in ripgrep: clap validates what the user typed, then each
+//! subcommand builds its working objects from the library. Every command
+//! takes `--json`. anyhow is used only here, at the edge; the library's typed
+//! errors are downcast once, in [`exit_code`], to pick the exit code:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | any other failure (I/O, bad file) |
+//! | 2 | bad usage (clap's own code, and bad APDU hex) |
+//! | 3 | no reader, no card, or no PC/SC service |
+//! | 4 | the card answered an error status word |
+//! | 5 | transport failure (card reset, mute, PC/SC error) |
+
+use crate::apdu::{ApduError, StatusWord};
+use crate::atr;
+use crate::hex;
+use crate::sim::{self, SimCard, SimConfig};
+use crate::tlv;
+use crate::transport::pcsc::{self as pc, CardEvent, ConnectOptions};
+use crate::transport::{Channel, ExchangeError, ExchangeOptions, Protocol, TransportError};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub const EXIT_OTHER: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_ABSENT: i32 = 3;
+pub const EXIT_CARD_STATUS: i32 = 4;
+pub const EXIT_TRANSPORT: i32 = 5;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cardsmith",
+    version,
+    about = "Personalize, read and test smart cards over PC/SC",
+    after_help = "Exit codes: 0 ok, 1 other failure, 2 bad usage, 3 no reader/card/service, 4 card error status, 5 transport failure.\nSet RUST_LOG=cardsmith::apdu=trace to log every APDU (secrets are redacted)."
+)]
+pub struct Cli {
+    /// Machine-readable output (one JSON document on stdout).
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List PC/SC readers and whether a card is present.
+    #[command(
+        after_help = "Examples:\n  cardsmith readers\n  cardsmith readers --wait insert --timeout 30\n  cardsmith readers --wait remove --reader 'Virtual PCD 00 00' --json"
+    )]
+    Readers {
+        /// Wait until a card is inserted into (or removed from) a reader.
+        #[arg(long, value_enum)]
+        wait: Option<WaitFor>,
+        /// With --wait: the reader to watch (index, exact name, or unique substring).
+        #[arg(long, short)]
+        reader: Option<String>,
+        /// With --wait: give up after this many seconds.
+        #[arg(long, default_value_t = 60.0)]
+        timeout: f64,
+    },
+    /// Decode an ATR: from the card in a reader, or given as hex.
+    #[command(
+        after_help = "Examples:\n  cardsmith atr --reader 0\n  cardsmith atr '3B 8F 80 01 80 4F 0C A0 00 00 03 06 03 00 01 00 00 00 00 6A'\n  cardsmith atr 3B:02:14:50 --json"
+    )]
+    Atr {
+        /// The ATR as hex (spaces, colons or none). Without it, the card in --reader.
+        hex: Option<String>,
+        #[arg(long, short)]
+        reader: Option<String>,
+        /// The ATR list to match against.
+        #[arg(long, default_value = atr::list::AtrList::DEFAULT_PATH)]
+        list: PathBuf,
+    },
+    /// Send APDUs to a card and show each response with its status meaning, decoded TLV and time.
+    #[command(
+        after_help = "Examples:\n  cardsmith send 00A40000023F00\n  cardsmith send --reader 'PCD 00 01' '00 84 00 00 08' '00 A4 00 04 02 3F 00 00'\n  cardsmith send --raw 00C0000010\n  cardsmith send --secret '00 20 00 01 04 31 32 33 34'   # data field never shown"
+    )]
+    Send {
+        /// APDUs in hex.
+        #[arg(required = true)]
+        apdus: Vec<String>,
+        #[arg(long, short)]
+        reader: Option<String>,
+        /// No automatic GET RESPONSE on 61xx and no re-send on 6Cxx.
+        #[arg(long)]
+        raw: bool,
+        /// No automatic GET RESPONSE on 61xx.
+        #[arg(long)]
+        no_get_response: bool,
+        /// No automatic re-send on 6Cxx.
+        #[arg(long)]
+        no_resend: bool,
+        /// Connect exclusively (no other process can use the card meanwhile).
+        #[arg(long)]
+        exclusive: bool,
+        /// Protocol to ask for (default: whichever the card and reader agree on).
+        #[arg(long, value_enum)]
+        protocol: Option<ProtoArg>,
+        /// Treat the data fields as secret: shown as REDACTED.
+        #[arg(long)]
+        secret: bool,
+        /// Keep sending after an error status word.
+        #[arg(long)]
+        keep_going: bool,
+        /// Do not decode response data as TLV.
+        #[arg(long)]
+        no_tlv: bool,
+    },
+    /// Run simulated blank cards on the vpcd virtual reader slots (until Ctrl-C).
+    #[command(
+        after_help = "Examples:\n  cardsmith sim                         # one card in slot 0 (\"Virtual PCD 00 00\")\n  cardsmith sim --slots 0,1             # two cards\n  cardsmith sim --image /tmp/card.json  # keep the card's state in this file\n  cardsmith sim --t0 --no-extended      # a T=0 card without extended length"
+    )]
+    Sim {
+        /// vpcd slots to put a card in (0 and 1 with Debian's vpcd).
+        #[arg(long, value_delimiter = ',', default_value = "0")]
+        slots: Vec<u16>,
+        /// Card image file (state survives restarts). With several slots, the slot number is appended.
+        #[arg(long)]
+        image: Option<PathBuf>,
+        /// Directory for card images when --image is not given.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Start from a fresh blank card even if an image exists.
+        #[arg(long)]
+        fresh: bool,
+        /// Offer T=0 instead of T=1 (responses with data come as 61xx).
+        #[arg(long)]
+        t0: bool,
+        /// Do not offer extended length.
+        #[arg(long)]
+        no_extended: bool,
+        /// Do not offer command chaining.
+        #[arg(long)]
+        no_chaining: bool,
+        /// Answer every response carrying data with 61xx (GET RESPONSE needed).
+        #[arg(long)]
+        force_get_response: bool,
+        /// Fault: pull the card when APDU number K arrives.
+        #[arg(long)]
+        remove_at: Option<u64>,
+        /// Fault: delay every answer by this many milliseconds.
+        #[arg(long)]
+        delay_ms: Option<u64>,
+        /// Fault: stop answering from APDU number K on.
+        #[arg(long)]
+        mute_from: Option<u64>,
+        /// Stop after this many seconds (default: run until killed).
+        #[arg(long)]
+        seconds: Option<f64>,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum WaitFor {
+    Insert,
+    Remove,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum ProtoArg {
+    T0,
+    T1,
+}
+
+/// A card answered an error status (exit code 4).
+#[derive(Debug, thiserror::Error)]
+#[error("card answered {sw}")]
+pub struct CardStatusError {
+    pub sw: StatusWord,
+}
+
+/// Pick the exit code for an error from anywhere below.
+pub fn exit_code(e: &anyhow::Error) -> i32 {
+    for cause in e.chain() {
+        if let Some(t) = cause.downcast_ref::<TransportError>() {
+            return if t.is_absence() {
+                EXIT_ABSENT
+            } else {
+                EXIT_TRANSPORT
+            };
+        }
+        if let Some(x) = cause.downcast_ref::<ExchangeError>() {
+            return match x {
+                ExchangeError::Transport(t) if t.is_absence() => EXIT_ABSENT,
+                ExchangeError::Transport(_) | ExchangeError::Response(_) => EXIT_TRANSPORT,
+                ExchangeError::ChainBroken { .. } | ExchangeError::Status { .. } => {
+                    EXIT_CARD_STATUS
+                }
+                ExchangeError::Encode(_) | ExchangeError::TooLong { .. } => EXIT_USAGE,
+                ExchangeError::GetResponseLoop { .. } => EXIT_TRANSPORT,
+            };
+        }
+        if cause.downcast_ref::<CardStatusError>().is_some() {
+            return EXIT_CARD_STATUS;
+        }
+        if cause.downcast_ref::<ApduError>().is_some()
+            || cause.downcast_ref::<hex::HexError>().is_some()
+        {
+            return EXIT_USAGE;
+        }
+    }
+    EXIT_OTHER
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let json = cli.json;
+    match cli.command {
+        Command::Readers {
+            wait,
+            reader,
+            timeout,
+        } => readers(json, wait, reader.as_deref(), timeout),
+        Command::Atr { hex, reader, list } => {
+            atr_cmd(json, hex.as_deref(), reader.as_deref(), &list)
+        }
+        Command::Send {
+            apdus,
+            reader,
+            raw,
+            no_get_response,
+            no_resend,
+            exclusive,
+            protocol,
+            secret,
+            keep_going,
+            no_tlv,
+        } => {
+            // Phase one: validate every APDU before touching a card.
+            let parsed: Vec<Vec<u8>> = apdus
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    hex::parse(a).with_context(|| format!("APDU argument {} ({a:?})", i + 1))
+                })
+                .collect::<Result<_>>()?;
+            let mut opts = if raw {
+                ExchangeOptions::raw()
+            } else {
+                ExchangeOptions::default()
+            };
+            if no_get_response {
+                opts.auto_get_response = false;
+            }
+            if no_resend {
+                opts.auto_resend_on_6c = false;
+            }
+            let connect = ConnectOptions {
+                exclusive,
+                protocol: protocol.map(|p| match p {
+                    ProtoArg::T0 => Protocol::T0,
+                    ProtoArg::T1 => Protocol::T1,
+                }),
+            };
+            send(
+                json,
+                reader.as_deref(),
+                connect,
+                opts,
+                &parsed,
+                secret,
+                keep_going,
+                !no_tlv,
+            )
+        }
+        Command::Sim {
+            slots,
+            image,
+            data_dir,
+            fresh,
+            t0,
+            no_extended,
+            no_chaining,
+            force_get_response,
+            remove_at,
+            delay_ms,
+            mute_from,
+            seconds,
+        } => {
+            let config = SimConfig {
+                protocol: if t0 {
+                    sim::SimProtocol::T0
+                } else {
+                    sim::SimProtocol::T1
+                },
+                extended_length: !no_extended,
+                command_chaining: !no_chaining,
+                force_get_response: force_get_response || t0,
+                ..SimConfig::default()
+            };
+            let faults = sim::faults::Faults {
+                remove_at,
+                delay: delay_ms.map(Duration::from_millis),
+                mute_from,
+            };
+            run_sim(
+                json, &slots, image, data_dir, fresh, config, faults, seconds,
+            )
+        }
+    }
+}
+
+fn readers(json: bool, wait: Option<WaitFor>, reader: Option<&str>, timeout: f64) -> Result<()> {
+    if let Some(w) = wait {
+        let ev = match w {
+            WaitFor::Insert => CardEvent::Inserted,
+            WaitFor::Remove => CardEvent::Removed,
+        };
+        let timeout = Duration::from_secs_f64(timeout.max(0.0));
+        let r = pc::wait_for(reader, ev, timeout)?;
+        if json {
+            println!("{}", json!({"event": ev, "reader": r}));
+        } else {
+            match ev {
+                CardEvent::Inserted => println!(
+                    "card present in {}: {}",
+                    r.name,
+                    r.atr.as_deref().unwrap_or("")
+                ),
+                CardEvent::Removed => println!("no card in {}", r.name),
+            }
+        }
+        return Ok(());
+    }
+    let list = pc::list_readers()?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "readers": list }))?
+        );
+    } else if list.is_empty() {
+        println!("no readers");
+    } else {
+        for r in &list {
+            let state = if r.card_present {
+                format!("card present  {}", r.atr.as_deref().unwrap_or(""))
+            } else {
+                "no card".to_string()
+            };
+            println!("{}: {}  [{state}]", r.index, r.name);
+        }
+    }
+    if list.is_empty() {
+        return Err(TransportError::NoReaders.into());
+    }
+    Ok(())
+}
+
+fn atr_cmd(
+    json: bool,
+    hex_arg: Option<&str>,
+    reader: Option<&str>,
+    list: &std::path::Path,
+) -> Result<()> {
+    let bytes = match hex_arg {
+        Some(h) => hex::parse(h).context("ATR argument")?,
+        None => {
+            let t = pc::PcscTransport::connect(reader, ConnectOptions::default())?;
+            use crate::transport::Transport;
+            t.atr()
+        }
+    };
+    let parsed = atr::parse(&bytes);
+    let atr_list = if list.exists() {
+        Some(
+            atr::list::AtrList::load(list)
+                .with_context(|| format!("reading ATR list {}", list.display()))?,
+        )
+    } else {
+        None
+    };
+    let matches: Vec<_> = atr_list
+        .as_ref()
+        .map(|l| l.matches(&bytes).into_iter().cloned().collect())
+        .unwrap_or_default();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "atr": parsed,
+                "list": if atr_list.is_some() { json!(list) } else { json!(null) },
+                "matches": matches,
+            }))?
+        );
+    } else {
+        print!("{}", parsed.describe());
+        match &atr_list {
+            None => println!(
+                "\nATR list {} not found (install pcsc-tools to match ATRs against it)",
+                list.display()
+            ),
+            Some(_) if matches.is_empty() => println!("\nNot in {}", list.display()),
+            Some(_) => {
+                println!("\nKnown as (from {}):", list.display());
+                for m in &matches {
+                    println!("  line {}: {}", m.line, m.pattern);
+                    for d in &m.descriptions {
+                        println!("    {d}");
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn send(
+    json: bool,
+    reader: Option<&str>,
+    connect: ConnectOptions,
+    opts: ExchangeOptions,
+    apdus: &[Vec<u8>],
+    secret: bool,
+    keep_going: bool,
+    show_tlv: bool,
+) -> Result<()> {
+    let t = pc::PcscTransport::connect(reader, connect)?;
+    let mut ch = Channel::new(Box::new(t), opts);
+    let reader_name = ch.reader();
+    let protocol = ch.protocol();
+    let mut results = Vec::new();
+    let mut first_error: Option<StatusWord> = None;
+    // One transaction for the whole sequence: nothing else can slip in between.
+    ch.run(|ex| -> Result<(), ExchangeError> {
+        for apdu in apdus {
+            let t0 = Instant::now();
+            let resp = ex.transmit_bytes(apdu, secret)?;
+            let elapsed = t0.elapsed();
+            let wire = ex.take_trace();
+            let is_error = !(resp.sw.is_ok()
+                || matches!(
+                    resp.sw,
+                    StatusWord::MoreData { .. } | StatusWord::WrongLe { .. }
+                )
+                || (resp.sw.is_warning() && !matches!(resp.sw, StatusWord::WrongPin { .. })));
+            results.push((apdu.clone(), resp, elapsed, wire));
+            if is_error && first_error.is_none() {
+                first_error = Some(results.last().map(|r| r.1.sw).unwrap_or(StatusWord::Ok));
+                if !keep_going {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    if json {
+        let items: Vec<_> = results
+            .iter()
+            .map(|(apdu, resp, el, wire)| {
+                let nodes = tlv::decode(&resp.data);
+                json!({
+                    "command": if secret { redact_hex(apdu) } else { hex::spaced(apdu) },
+                    "data": hex::spaced(&resp.data),
+                    "sw": hex::compact(&resp.sw.bytes()),
+                    "meaning": resp.sw.meaning(),
+                    "tlv": if show_tlv && !resp.data.is_empty() && tlv::is_clean(&nodes) { json!(nodes) } else { json!(null) },
+                    "micros": el.as_micros() as u64,
+                    "wire": wire,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "reader": reader_name,
+                "protocol": protocol,
+                "responses": items,
+            }))?
+        );
+    } else {
+        println!("reader: {reader_name} ({protocol})");
+        for (apdu, resp, el, wire) in &results {
+            let shown = if secret {
+                redact_hex(apdu)
+            } else {
+                hex::spaced(apdu)
+            };
+            println!("> {shown}");
+            if wire.len() > 1 {
+                for w in wire {
+                    println!("    wire > {}", w.command);
+                    println!("    wire < {} {}", w.response, hex::compact(&w.sw.bytes()));
+                }
+            }
+            if !resp.data.is_empty() {
+                for line in wrap_hex(&resp.data) {
+                    println!("< {line}");
+                }
+            }
+            println!("< {}  {:.3} ms", resp.sw, el.as_secs_f64() * 1000.0);
+            if show_tlv && !resp.data.is_empty() {
+                let nodes = tlv::decode(&resp.data);
+                if tlv::is_clean(&nodes) {
+                    for line in tlv::render(&nodes).lines() {
+                        println!("    {line}");
+                    }
+                }
+            }
+        }
+    }
+    if let Some(sw) = first_error {
+        return Err(CardStatusError { sw }.into());
+    }
+    Ok(())
+}
+
+fn redact_hex(apdu: &[u8]) -> String {
+    match crate::apdu::Command::parse(apdu) {
+        Ok(mut c) => {
+            c.data = crate::apdu::Data::Sensitive(crate::secret::Secret::new(c.data().to_vec()));
+            c.redacted()
+        }
+        Err(_) => format!("REDACTED({} bytes)", apdu.len()),
+    }
+}
+
+fn wrap_hex(data: &[u8]) -> Vec<String> {
+    data.chunks(16).map(hex::spaced).collect()
+}
+
+/// Where cardsmith keeps its state: `$CARDSMITH_DATA_DIR`, else
+/// `$XDG_DATA_HOME/cardsmith`, else `~/.local/share/cardsmith`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("CARDSMITH_DATA_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(d).join("cardsmith");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/share/cardsmith")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_sim(
+    json: bool,
+    slots: &[u16],
+    image: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    fresh: bool,
+    config: SimConfig,
+    faults: sim::faults::Faults,
+    seconds: Option<f64>,
+) -> Result<()> {
+    let dir = data_dir.unwrap_or_else(default_data_dir).join("sim");
+    let mut cards = Vec::new();
+    for &slot in slots {
+        let path = match &image {
+            Some(p) if slots.len() == 1 => p.clone(),
+            Some(p) => PathBuf::from(format!("{}.{slot}", p.display())),
+            None => dir.join(format!("slot{slot}.json")),
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        if fresh && path.exists() {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+        let card = SimCard::open_image(&path, config.clone())
+            .with_context(|| format!("opening card image {}", path.display()))?;
+        let serial = hex::compact(&card.serial());
+        let atr_hex = hex::spaced(&card.atr());
+        let mut opts = sim::vpcd::VpcdOptions::slot(slot);
+        opts.faults = faults.clone();
+        let served = sim::vpcd::VpcdCard::start(card, opts)
+            .with_context(|| format!("inserting the simulated card into vpcd slot {slot}"))?;
+        if json {
+            println!(
+                "{}",
+                json!({"slot": slot, "reader": format!("Virtual PCD 00 {slot:02}"), "image": path, "serial": serial, "atr": atr_hex})
+            );
+        } else {
+            println!(
+                "simulated card {serial} in vpcd slot {slot} (reader \"Virtual PCD 00 {slot:02}\"), image {}",
+                path.display()
+            );
+            println!("  ATR {atr_hex}");
+        }
+        cards.push(served);
+    }
+    let started = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if seconds.is_some_and(|s| started.elapsed().as_secs_f64() >= s) {
+            break;
+        }
+        if cards.iter().all(|c| !c.is_inserted()) && faults.remove_at.is_some() {
+            break;
+        }
+    }
+    for c in cards {
+        c.remove()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! cardsmith: personalize, read and test smart cards.
+//!
+//! Host side: [`apdu`] (commands, responses, status words), [`transport`]
+//! (the seam to PC/SC and to the in-process simulator), [`atr`], [`tlv`].
+//! Card side: [`sim`], a software ISO 7816-4 card that shares nothing with
+//! the host side but APDU bytes.
+
+pub mod apdu;
+pub mod atr;
+pub mod cli;
+pub mod hex;
+pub mod secret;
+pub mod sim;
+pub mod tlv;
+pub mod transport;

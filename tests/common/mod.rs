@@ -1,0 +1,75 @@
+//! Shared test plumbing for tests that go through the real pcscd.
+//!
+//! The two vpcd slots are a machine-wide resource, so every such test holds
+//! an exclusive file lock for its whole run (works across the threads of
+//! `cargo test` and the processes of `cargo nextest`).
+#![allow(dead_code)]
+
+use cardsmith::sim::faults::Faults;
+use cardsmith::sim::vpcd::{VpcdCard, VpcdOptions};
+use cardsmith::sim::{SimCard, SimConfig};
+use cardsmith::transport::pcsc::{self as pc, CardEvent};
+use std::fs::File;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+pub struct PcscGuard {
+    _lock: File,
+}
+
+/// Take the vpcd lock and check pcscd with vpcd is up (scripts/setup.sh starts it).
+pub fn pcsc() -> PcscGuard {
+    let f = File::create(std::env::temp_dir().join("cardsmith-vpcd.lock")).expect("lock file");
+    f.lock().expect("lock vpcd");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", 35963)).is_ok(),
+        "pcscd with vsmartcard-vpcd is not listening on 127.0.0.1:35963; run scripts/setup.sh"
+    );
+    // A previous test's card must be gone from both slots.
+    for slot in 0..2 {
+        let _ = pc::wait_for(
+            Some(&reader(slot)),
+            CardEvent::Removed,
+            Duration::from_secs(5),
+        );
+    }
+    PcscGuard { _lock: f }
+}
+
+pub fn reader(slot: u16) -> String {
+    format!("Virtual PCD 00 {slot:02}")
+}
+
+/// Insert `card` into vpcd `slot` and wait until pcscd reports it present.
+pub fn insert(card: SimCard, slot: u16, faults: Faults) -> VpcdCard {
+    let mut opts = VpcdOptions::slot(slot);
+    opts.faults = faults;
+    opts.reconnect = false;
+    let served = VpcdCard::start(card, opts).expect("connect the simulated card to vpcd");
+    pc::wait_for(
+        Some(&reader(slot)),
+        CardEvent::Inserted,
+        Duration::from_secs(10),
+    )
+    .expect("pcscd sees the card");
+    served
+}
+
+pub fn blank(config: SimConfig) -> SimCard {
+    SimCard::blank(config)
+}
+
+pub fn cardsmith(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cardsmith"))
+        .args(args)
+        .output()
+        .expect("run cardsmith")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
