@@ -189,7 +189,9 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
         if let Some(x) = cause.downcast_ref::<ExchangeError>() {
             return match x {
                 ExchangeError::Transport(t) if t.is_absence() => EXIT_ABSENT,
-                ExchangeError::Transport(_) | ExchangeError::Response(_) => EXIT_TRANSPORT,
+                ExchangeError::Transport(_)
+                | ExchangeError::Response(_)
+                | ExchangeError::BadResponseData { .. } => EXIT_TRANSPORT,
                 ExchangeError::ChainBroken { .. } | ExchangeError::Status { .. } => {
                     EXIT_CARD_STATUS
                 }

@@ -187,6 +187,8 @@ pub enum ExchangeError {
     },
     #[error("{command}: card answered {sw}")]
     Status { command: String, sw: StatusWord },
+    #[error("{command}: unexpected response data: {detail}")]
+    BadResponseData { command: String, detail: String },
     #[error("{command}: GET RESPONSE loop exceeded {limit} rounds; the card keeps answering 61xx")]
     GetResponseLoop { command: String, limit: usize },
 }
@@ -378,6 +380,20 @@ impl<'s> Exchange<'s> {
         }
     }
 
+    /// Like [`Self::expect_ok`], but 6282 (end of file before Ne bytes) is
+    /// fine for a read: the data that came is good.
+    fn expect_read(&mut self, c: &Command) -> Result<Vec<u8>, ExchangeError> {
+        let r = self.transmit(c)?;
+        if r.sw.is_ok() || r.sw == StatusWord::EndOfFile {
+            Ok(r.data)
+        } else {
+            Err(ExchangeError::Status {
+                command: describe(c),
+                sw: r.sw,
+            })
+        }
+    }
+
     /// Read `len` bytes of the current EF from `offset`, in as few READ BINARY
     /// commands as the card allows: one extended read when it takes extended
     /// length, otherwise 256-byte pieces. Offsets above 32767 use odd INS B1.
@@ -388,19 +404,20 @@ impl<'s> Exchange<'s> {
             let at = offset + out.len();
             let want = (len - out.len()).min(max);
             let data = if at <= 0x7FFF {
-                self.expect_ok(&crate::apdu::cmd::read_binary(at as u16, want))?
+                self.expect_read(&crate::apdu::cmd::read_binary(at as u16, want))?
             } else {
-                // B1 wraps the data in DO 53: take the value.
-                let wrapped = self.expect_ok(&crate::apdu::cmd::read_binary_odd(
-                    at as u32,
-                    want.min(max - 8),
-                ))?;
-                unwrap_do53(&wrapped).ok_or_else(|| ExchangeError::Status {
-                    command: "READ BINARY (odd INS)".into(),
-                    sw: StatusWord::Other {
-                        sw1: 0x90,
-                        sw2: 0x00,
-                    },
+                // B1 wraps the data in DO 53 (tag, up to 3 length bytes):
+                // leave room for that header in Ne, then take the value.
+                let want = want.min(max - 4);
+                let ne = (want + 4).min(max);
+                let wrapped =
+                    self.expect_read(&crate::apdu::cmd::read_binary_odd(at as u32, ne))?;
+                unwrap_do53(&wrapped).ok_or_else(|| ExchangeError::BadResponseData {
+                    command: "READ BINARY (odd INS B1)".into(),
+                    detail: format!(
+                        "expected the data in a DO 53, got {}",
+                        crate::hex::spaced(&wrapped[..wrapped.len().min(8)])
+                    ),
                 })?
             };
             if data.is_empty() {
@@ -428,7 +445,7 @@ impl<'s> Exchange<'s> {
             let at = offset + done;
             let end = (done + chunk).min(data.len());
             // Odd INS carries 54/53 headers: keep the piece small enough for them.
-            if at <= 0x7FFF && at + (end - done) <= 0x8000 {
+            if at <= 0x7FFF {
                 self.expect_ok(&crate::apdu::cmd::update_binary(
                     at as u16,
                     &data[done..end],

@@ -160,7 +160,6 @@ pub struct ConnectOptions {
     pub protocol: Option<Protocol>,
 }
 
-
 /// A card connected through PC/SC.
 pub struct PcscTransport {
     // `card` must drop before `_ctx`; fields drop in declaration order.
