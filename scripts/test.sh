@@ -10,7 +10,6 @@ export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 cargo build --locked --all-targets
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --locked --no-fail-fast --test-threads 2
-  cargo test --locked --doc
 else
   cargo test --locked --no-fail-fast -- --test-threads 2
 fi

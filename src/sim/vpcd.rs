@@ -143,7 +143,10 @@ fn read_full(stream: &mut TcpStream, buf: &mut [u8], stop: &AtomicBool) -> io::R
         };
         match stream.read(rest) {
             Ok(0) => return Ok(false),
-            Ok(n) => got += n,
+            Ok(n) => {
+                got += n;
+                quick_ack(stream);
+            }
             Err(e)
                 if matches!(
                     e.kind(),
@@ -156,6 +159,19 @@ fn read_full(stream: &mut TcpStream, buf: &mut [u8], stop: &AtomicBool) -> io::R
         }
     }
     Ok(true)
+}
+
+/// vpcd writes the 2-byte length and the payload as two segments. With
+/// Nagle on its side and delayed ACKs on ours, the payload would wait ~40 ms
+/// for our ACK of the length: acknowledge at once instead. The kernel turns
+/// quick-ACK mode off again by itself, so this is set after every read.
+fn quick_ack(stream: &TcpStream) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let _ = socket2::SockRef::from(stream).set_tcp_quickack(true);
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = stream;
 }
 
 fn send(stream: &mut TcpStream, payload: &[u8]) -> io::Result<()> {
