@@ -51,7 +51,7 @@ time_ns() { # client n -> median ns of REPEAT runs
     case "$client" in
       c)         "$OUT/transmit_loop" "$READER" "$n" "$APDU" ;;
       cardsmith) "$CS" send --reader "$READER" --no-tlv "${CS_ARGS[@]}" >/dev/null ;;
-      scriptor)  scriptor -r "$READER" "$OUT/script.$n" >/dev/null ;;
+      scriptor)  scriptor -r "$READER" "$OUT/script.$n" >/dev/null 2>&1 ;;
       opensc)    opensc-tool -r "$READER" "${OSC_ARGS[@]}" >/dev/null ;;
     esac
     e=$(date +%s%N)
