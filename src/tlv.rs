@@ -610,7 +610,7 @@ fn decode_value(tag: &[u8], value: &[u8], ctx: Ctx<'_>) -> Option<String> {
             format!("FID {hi:02X}{lo:02X}")
         }),
         ([0x88], [b]) if in_fcx && b & 0x07 == 0 => Some(format!("SFI {}", b >> 3)),
-        ([0x8A], [b]) if in_fcx => Some(life_cycle_status(*b).to_string()),
+        ([0x8A], [b]) if in_fcx => Some(crate::atr::StatusIndicator::lcs_meaning(*b).to_string()),
         ([0x9F, 0x65], _) if ctx.parent == Some(&[0xA5]) => {
             be_uint(value).map(|n| format!("{n} bytes"))
         }
@@ -653,20 +653,6 @@ fn file_descriptor(b: u8) -> String {
         }
     };
     format!("{kind}, {share}")
-}
-
-/// Life cycle status byte, ISO/IEC 7816-4 (tag `8A`).
-fn life_cycle_status(b: u8) -> &'static str {
-    match b {
-        0x00 => "no information given",
-        0x01 => "creation state",
-        0x03 => "initialisation state",
-        0x05 | 0x07 => "operational state (activated)",
-        0x04 | 0x06 => "operational state (deactivated)",
-        0x0C..=0x0F => "termination state",
-        0x10..=0xFF => "proprietary",
-        _ => "RFU",
-    }
 }
 
 /// Dotted form of a DER object identifier value.

@@ -385,14 +385,9 @@ impl StatusIndicator {
         }
     }
 
-    /// Short meaning of a status word.
-    pub fn sw_meaning(sw: u16) -> &'static str {
-        match sw {
-            0x9000 => "normal processing",
-            0x6000..=0x6FFF => "error or warning status",
-            0x9001..=0x9FFF => "proprietary status",
-            _ => "unusual status word",
-        }
+    /// Meaning of a status word, as the host side knows it (ISO/IEC 7816-4 §5.6).
+    pub fn sw_meaning(sw: u16) -> String {
+        crate::apdu::StatusWord::from_u16(sw).meaning()
     }
 }
 
