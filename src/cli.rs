@@ -50,6 +50,18 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run APDU scripts (scriptor-compatible, with expectations, variables, test cases).
+    Run(crate::script::RunArgs),
+    /// Replay a transcript recorded with `run --record` against a fresh simulated card.
+    #[command(
+        after_help = "Examples:\n  cardsmith run --reader 0 --record card.json apdu-scripts/smoke.apdu\n  cardsmith replay card.json --out replayed.json"
+    )]
+    Replay(crate::script::transcript::ReplayArgs),
+    /// Compare two transcripts APDU by APDU.
+    #[command(
+        after_help = "Examples:\n  cardsmith diff card.json replayed.json\n  cardsmith diff --json a.json b.json"
+    )]
+    Diff(crate::script::transcript::DiffArgs),
     /// List PC/SC readers and whether a card is present.
     #[command(
         after_help = "Examples:\n  cardsmith readers\n  cardsmith readers --wait insert --timeout 30\n  cardsmith readers --wait remove --reader 'Virtual PCD 00 00' --json"
@@ -211,9 +223,23 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
     EXIT_OTHER
 }
 
-pub fn run(cli: Cli) -> Result<()> {
+/// Run the command; Ok carries the exit code for commands that have their
+/// own verdict (scripts: 4 when an expectation failed).
+pub fn run(cli: Cli) -> Result<i32> {
     let json = cli.json;
     match cli.command {
+        Command::Run(args) => return crate::script::run(args, json),
+        Command::Replay(args) => return crate::script::transcript::replay_cmd(args, json),
+        Command::Diff(args) => return crate::script::transcript::diff_cmd(args, json),
+        _ => {}
+    }
+    run_wire(cli).map(|()| 0)
+}
+
+fn run_wire(cli: Cli) -> Result<()> {
+    let json = cli.json;
+    match cli.command {
+        Command::Run(_) | Command::Replay(_) | Command::Diff(_) => Ok(()),
         Command::Readers {
             wait,
             reader,

@@ -10,8 +10,12 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let cli = cardsmith::cli::Cli::parse();
-    if let Err(e) = cardsmith::cli::run(cli) {
-        eprintln!("error: {e:#}");
-        std::process::exit(cardsmith::cli::exit_code(&e));
+    match cardsmith::cli::run(cli) {
+        Ok(0) => {}
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(cardsmith::cli::exit_code(&e));
+        }
     }
 }

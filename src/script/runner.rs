@@ -1,0 +1,1214 @@
+//! Running scripts against a card (or rendering them, for `--dry-run`).
+//!
+//! The exchange starts raw, as scriptor sends APDUs: no automatic GET
+//! RESPONSE on 61xx and no re-send on 6Cxx, because scriptor scripts send
+//! their own GET RESPONSE and would otherwise get a different answer. A
+//! script switches either on with `option get-response on` /
+//! `option resend-6c on`.
+//!
+//! The statements between two `reset`/`option` lines run in one card
+//! transaction. If another process resets the card in the middle, the run
+//! stops with the transport error instead of replaying the statements
+//! (a replay would spend PIN tries a second time).
+
+use super::ast::*;
+use super::eval::{self, Binding, Env, EvalError, Value};
+use super::report::{self, CaptureNote, Case, CaseStatus, Failure, Report, Step, Suite, Wire};
+use super::transcript::Transcript;
+use super::{check_vars, load, ParseError, ParseOptions};
+use crate::apdu::{Command, Data, Response, SHORT_MAX_NC};
+use crate::hex;
+use crate::secret::Secret;
+use crate::sim::{SimCard, SimConfig};
+use crate::tlv;
+use crate::transport::pcsc::{ConnectOptions, PcscTransport};
+use crate::transport::sim::SimTransport;
+use crate::transport::{
+    Channel, Exchange, ExchangeError, ExchangeOptions, FromExchange, TraceEntry, Transport,
+};
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Exit code: every expectation met.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: a script or a variable could not be used (nothing was sent).
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code: an expectation was not met.
+pub const EXIT_FAILED: i32 = 4;
+
+/// `cardsmith run SCRIPT...`
+#[derive(clap::Args, Debug, Clone, Default)]
+#[command(
+    after_help = "Examples:\n  cardsmith run --sim apdu-scripts/smoke.apdu\n  cardsmith run --reader 0 --var 'pin=\"1234\"' --junit out.xml perso.apdu\n  cardsmith run --dry-run --vars record.json perso.apdu\n\nExit codes: 0 all expectations met, 2 script or variable error (nothing sent), 4 an expectation failed, 3/5 reader or transport problem."
+)]
+pub struct RunArgs {
+    /// Script files, run one after the other on the same card.
+    #[arg(required = true, value_name = "SCRIPT")]
+    pub scripts: Vec<PathBuf>,
+    /// The reader (index, exact name, or unique part of the name).
+    #[arg(long, short)]
+    pub reader: Option<String>,
+    /// Set a variable: NAME=VALUE, VALUE written as in a script (A0000000, "text", u"text", tlv(…)).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Like --var, but the value is sensitive: never shown in traces or reports.
+    #[arg(long = "secret-var", value_name = "NAME=VALUE")]
+    pub secret_vars: Vec<String>,
+    /// A record file: a JSON object of variables ("name": "hex", or {"text"|"utf8"|"hex": …, "secret": true}).
+    #[arg(long = "vars", value_name = "FILE")]
+    pub vars_file: Option<PathBuf>,
+    /// Go on after an unmet expectation (the exit code is still 4).
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Show the APDUs without a card.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report_json: Option<PathBuf>,
+    /// Write the report as JUnit XML to this file.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write a transcript (ATR, protocol, every APDU with its response and time) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Run against a fresh in-process simulated card instead of a reader.
+    #[arg(long, conflicts_with = "reader")]
+    pub sim: bool,
+    /// Read lines exactly as pcsc-tools' scriptor does ("exit"/"reset" anywhere in a line, comments only in column 1, no extensions).
+    #[arg(long)]
+    pub scriptor_quirks: bool,
+}
+
+/// How to run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunConfig {
+    pub keep_going: bool,
+    pub dry_run: bool,
+}
+
+/// What to run against.
+pub enum Target<'a> {
+    Card(&'a mut Channel),
+    DryRun,
+}
+
+/// The script error, printed and turned into exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    #[error("{0}")]
+    Var(String),
+}
+
+/// `cardsmith run`: parse everything, connect, run, report. Returns the exit code.
+pub fn run(args: RunArgs, json: bool) -> anyhow::Result<i32> {
+    let opts = ParseOptions {
+        scriptor_quirks: args.scriptor_quirks,
+    };
+    let prepared = prepare(&args, opts);
+    let (scripts, env) = match prepared {
+        Ok(x) => x,
+        Err(e) => {
+            if json {
+                let detail = match &e {
+                    UsageError::Parse(p) => serde_json::json!(p),
+                    UsageError::Var(m) => serde_json::json!({ "message": m }),
+                };
+                println!("{}", serde_json::json!({ "error": detail }));
+            } else {
+                eprintln!("error: {e}");
+            }
+            return Ok(EXIT_USAGE);
+        }
+    };
+    if !json {
+        for (_, s) in &scripts {
+            for w in &s.warnings {
+                eprintln!("{w}");
+            }
+        }
+    }
+    let cfg = RunConfig {
+        keep_going: args.keep_going,
+        dry_run: args.dry_run,
+    };
+    let mut stdout = std::io::stdout();
+    let mut sink = std::io::sink();
+    let trace: &mut dyn Write = if json { &mut sink } else { &mut stdout };
+    let (report, err) = if args.dry_run {
+        execute(&scripts, env, Target::DryRun, cfg, trace)
+    } else {
+        let transport: Box<dyn Transport> = if args.sim {
+            Box::new(SimTransport::new(SimCard::blank(SimConfig::default())))
+        } else {
+            Box::new(PcscTransport::connect(
+                args.reader.as_deref(),
+                ConnectOptions::default(),
+            )?)
+        };
+        let mut ch = Channel::new(transport, ExchangeOptions::raw());
+        execute(&scripts, env, Target::Card(&mut ch), cfg, trace)
+    };
+    if let Some(p) = &args.report_json {
+        std::fs::write(p, report.to_json())
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
+    }
+    if let Some(p) = &args.junit {
+        std::fs::write(p, report.to_junit())
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
+    }
+    if let Some(p) = &args.record {
+        let t = Transcript::from_report(&report);
+        std::fs::write(p, t.to_json())
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
+    }
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print_summary(&report);
+    }
+    if let Some(e) = err {
+        return Err(e);
+    }
+    Ok(if report.summary.passed {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    })
+}
+
+fn print_summary(r: &Report) {
+    let s = &r.summary;
+    println!();
+    for suite in &r.suites {
+        for c in &suite.cases {
+            if c.status == CaseStatus::Failed {
+                println!("FAILED {} ({}:{})", c.name, c.file, c.line);
+                for f in &c.failures {
+                    println!("  {}", f.headline());
+                    if let Some(cmd) = &f.command {
+                        println!("    command:  {cmd}");
+                    }
+                    if let Some(e) = &f.expected {
+                        println!("    expected: {e}");
+                    }
+                    if let Some(g) = &f.got {
+                        println!("    got:      {g}");
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "{} tests, {} failed, {} skipped, {} commands{}{}",
+        s.tests,
+        s.failures,
+        s.skipped,
+        s.commands,
+        if r.dry_run { " (dry run)" } else { "" },
+        if s.exited { " (ended at exit)" } else { "" }
+    );
+}
+
+/// Load the scripts and the variables; check that every variable is defined.
+pub fn prepare(
+    args: &RunArgs,
+    opts: ParseOptions,
+) -> Result<(Vec<(String, Script)>, Env), UsageError> {
+    let mut scripts = Vec::new();
+    for p in &args.scripts {
+        scripts.push((p.display().to_string(), load(p, opts)?));
+    }
+    let mut env = Env::new();
+    if let Some(f) = &args.vars_file {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| UsageError::Var(format!("cannot read {}: {e}", f.display())))?;
+        for (name, v) in
+            vars_from_json(&text).map_err(|m| UsageError::Var(format!("{}: {m}", f.display())))?
+        {
+            env.set(&name, v);
+        }
+    }
+    for (list, secret) in [(&args.vars, false), (&args.secret_vars, true)] {
+        for kv in list {
+            let (name, v) = var_from_arg(kv, secret).map_err(UsageError::Var)?;
+            env.set(&name, v);
+        }
+    }
+    let external: BTreeSet<String> = env.names().cloned().collect();
+    let mut all = Script::default();
+    for (_, s) in &scripts {
+        all.stmts.extend(s.stmts.iter().cloned());
+    }
+    check_vars(&all, &external)?;
+    Ok((scripts, env))
+}
+
+/// `NAME=VALUE` with VALUE in script syntax. For a secret value the error
+/// says where the value is wrong but never repeats any of it.
+pub fn var_from_arg(kv: &str, secret: bool) -> Result<(String, Value), String> {
+    let flag = if secret { "--secret-var" } else { "--var" };
+    let Some((name, value)) = kv.split_once('=') else {
+        let shown = if secret { "(value withheld)" } else { kv };
+        return Err(format!(
+            "{flag} {shown:?}: expected NAME=VALUE, e.g. aid=A000000003 or 'name=\"ALICE\"'"
+        ));
+    };
+    let name = name.trim();
+    let text = format!("let {name} = {value}");
+    let script = super::parse_str(&text, flag).map_err(|e| {
+        // Columns refer to the VALUE part.
+        let col = e.col.saturating_sub(7 + name.chars().count()).max(1);
+        if secret {
+            format!("{flag} {name}: the value is not valid at column {col} (expected hex, \"text\", u\"text\" or tlv(…); details withheld because the value is secret)")
+        } else {
+            format!("{flag} {name}: column {col} of the value: {}", e.message)
+        }
+    })?;
+    match script.stmts.as_slice() {
+        [Stmt {
+            kind: StmtKind::Let { name, value },
+            ..
+        }] => {
+            let mut v = Env::new().eval(value).map_err(|e| match e {
+                EvalError::At { message, .. } if !secret => format!("{flag} {name}: {message}"),
+                _ => format!(
+                    "{flag} {name}: the value cannot be computed (variables are not allowed here)"
+                ),
+            })?;
+            if secret {
+                v.mark_sensitive();
+            }
+            Ok((name.clone(), v))
+        }
+        _ => Err(format!("{flag} {name}: expected NAME=VALUE")),
+    }
+}
+
+/// A record file: a JSON object of name → value.
+pub fn vars_from_json(text: &str) -> Result<Vec<(String, Value)>, String> {
+    let v: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| format!("line {}, column {}: {e}", e.line(), e.column()))?;
+    let serde_json::Value::Object(map) = v else {
+        return Err("expected a JSON object of variables, e.g. {\"aid\": \"A000000003\", \"name\": {\"text\": \"ALICE\"}}".into());
+    };
+    let mut out = Vec::new();
+    for (name, val) in map {
+        let bad = |m: &str| format!("variable {name:?}: {m}");
+        let (bytes, secret) = match &val {
+            serde_json::Value::String(s) => (hex_or_empty(s, false).map_err(|e| bad(&e))?, false),
+            serde_json::Value::Object(o) => {
+                let secret = match o.get("secret") {
+                    None => false,
+                    Some(serde_json::Value::Bool(b)) => *b,
+                    Some(_) => return Err(bad("\"secret\" must be true or false")),
+                };
+                let forms: Vec<&str> = ["hex", "text", "utf8"]
+                    .into_iter()
+                    .filter(|k| o.contains_key(*k))
+                    .collect();
+                let [form] = forms.as_slice() else {
+                    return Err(bad(
+                        "give exactly one of \"hex\", \"text\" (ASCII) or \"utf8\"",
+                    ));
+                };
+                if let Some(k) = o
+                    .keys()
+                    .find(|k| !["hex", "text", "utf8", "secret"].contains(&k.as_str()))
+                {
+                    return Err(bad(&format!(
+                        "unknown key {k:?}; expected hex, text, utf8, secret"
+                    )));
+                }
+                let Some(serde_json::Value::String(s)) = o.get(*form) else {
+                    return Err(bad(&format!("\"{form}\" must be a string")));
+                };
+                let bytes = match *form {
+                    "hex" => hex_or_empty(s, secret).map_err(|e| bad(&e))?,
+                    "text" => {
+                        if let Some(c) = s.chars().find(|c| !c.is_ascii()) {
+                            let c = if secret {
+                                "a character".to_string()
+                            } else {
+                                format!("{c:?}")
+                            };
+                            return Err(bad(&format!(
+                                "{c} is not ASCII; use \"utf8\" for UTF-8 text"
+                            )));
+                        }
+                        s.as_bytes().to_vec()
+                    }
+                    _ => s.as_bytes().to_vec(),
+                };
+                (bytes, secret)
+            }
+            _ => {
+                return Err(bad(
+                    "expected a hex string or an object such as {\"text\": \"ALICE\"}",
+                ))
+            }
+        };
+        if super::lexer::is_word_char(name.chars().next().unwrap_or(' '))
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            out.push((
+                name.clone(),
+                if secret {
+                    Value::secret(bytes)
+                } else {
+                    Value::plain(bytes)
+                },
+            ));
+        } else {
+            return Err(bad("names are letters, digits, _ and -"));
+        }
+    }
+    Ok(out)
+}
+
+fn hex_or_empty(s: &str, secret: bool) -> Result<Vec<u8>, String> {
+    if s.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    hex::parse(s).map_err(|e| {
+        if secret {
+            "the value is not valid hex (details withheld because it is secret)".to_string()
+        } else {
+            e.to_string()
+        }
+    })
+}
+
+/// Sensitive byte strings seen so far; response bytes that repeat one of
+/// them (3 bytes or longer) are shown as `**`.
+#[derive(Default)]
+struct Redactor {
+    needles: Vec<Secret>,
+}
+
+impl Redactor {
+    const MIN: usize = 3;
+
+    fn learn(&mut self, v: &Value) {
+        let bytes = v.expose();
+        let mut run_start = None;
+        for i in 0..=bytes.len() {
+            let s = i < bytes.len() && v.sensitive_in(i..i + 1);
+            match (s, run_start) {
+                (true, None) => run_start = Some(i),
+                (false, Some(st)) => {
+                    if i - st >= Self::MIN {
+                        let n = bytes.get(st..i).unwrap_or(&[]);
+                        if !self.needles.iter().any(|x| x.expose() == n) {
+                            self.needles.push(Secret::new(n.to_vec()));
+                        }
+                    }
+                    run_start = None;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Spaced hex with sensitive repeats as `**`; and whether anything was hidden.
+    fn show(&self, data: &[u8]) -> (String, bool) {
+        let mut hide = vec![false; data.len()];
+        for n in &self.needles {
+            let n = n.expose();
+            if n.is_empty() || n.len() > data.len() {
+                continue;
+            }
+            for i in 0..=data.len() - n.len() {
+                if data.get(i..i + n.len()) == Some(n) {
+                    for h in hide.iter_mut().skip(i).take(n.len()) {
+                        *h = true;
+                    }
+                }
+            }
+        }
+        let hidden = hide.iter().any(|h| *h);
+        let s = data
+            .iter()
+            .zip(&hide)
+            .map(|(b, h)| if *h { "**".into() } else { format!("{b:02X}") })
+            .collect::<Vec<_>>()
+            .join(" ");
+        (s, hidden)
+    }
+}
+
+/// The exchange error of a script segment; never replayed after a reset.
+struct SegErr(ExchangeError);
+
+impl From<ExchangeError> for SegErr {
+    fn from(e: ExchangeError) -> Self {
+        SegErr(e)
+    }
+}
+
+impl FromExchange for SegErr {
+    fn card_reset(&self) -> bool {
+        false
+    }
+}
+
+struct Exec<'w> {
+    cfg: RunConfig,
+    env: Env,
+    redactor: Redactor,
+    report: Report,
+    /// The case being filled.
+    case: Option<Case>,
+    case_start: Instant,
+    /// The last command step, kept open for the captures below it.
+    pending: Option<Step>,
+    last_resp: Option<(Vec<u8>, [u8; 2])>,
+    secret_names: BTreeSet<String>,
+    stop: bool,
+    out: &'w mut dyn Write,
+}
+
+/// Run (or, with [`Target::DryRun`], render) scripts. `scripts` are
+/// (file name, script) pairs; `env` holds the external variables. The
+/// trace is written to `trace` as it happens. Returns the report, and the
+/// transport error that ended the run early, if any.
+pub fn execute(
+    scripts: &[(String, Script)],
+    env: Env,
+    mut target: Target<'_>,
+    cfg: RunConfig,
+    trace: &mut dyn Write,
+) -> (Report, Option<anyhow::Error>) {
+    let mut ex = Exec {
+        cfg,
+        env,
+        redactor: Redactor::default(),
+        report: Report {
+            format: report::FORMAT,
+            version: 1,
+            dry_run: matches!(target, Target::DryRun),
+            ..Report::default()
+        },
+        case: None,
+        case_start: Instant::now(),
+        pending: None,
+        last_resp: None,
+        secret_names: BTreeSet::new(),
+        stop: false,
+        out: trace,
+    };
+    // `secret NAME` applies to the whole run, wherever it is written.
+    for (_, s) in scripts {
+        ex.report.warnings.extend(s.warnings.iter().cloned());
+        for st in &s.stmts {
+            if let StmtKind::SecretDecl { names } = &st.kind {
+                for n in names {
+                    ex.secret_names.insert(n.clone());
+                    ex.env.declare_secret(n);
+                }
+            }
+        }
+    }
+    let names: Vec<String> = ex.env.names().cloned().collect();
+    for n in names {
+        if let Some(Binding::Known(v)) = ex.env.get(&n) {
+            let v = v.clone();
+            ex.redactor.learn(&v);
+        }
+    }
+    if let Target::Card(ch) = &target {
+        ex.report.reader = Some(ch.reader());
+        ex.report.protocol = Some(ch.protocol().to_string());
+        ex.report.atr = Some(hex::spaced(&ch.atr()));
+        let _ = writeln!(
+            ex.out,
+            "reader: {} ({})\nATR: {}",
+            ch.reader(),
+            ch.protocol(),
+            hex::spaced(&ch.atr())
+        );
+    }
+    let mut error = None;
+    for (file, script) in scripts {
+        ex.report.suites.push(Suite {
+            file: file.clone(),
+            cases: Vec::new(),
+        });
+        let _ = writeln!(ex.out, "== {file}");
+        ex.open_case(file, 1, true);
+        if ex.stop {
+            ex.skip_rest(&script.stmts);
+            continue;
+        }
+        let stmts = &script.stmts;
+        let mut i = 0;
+        while i < stmts.len() && !ex.stop {
+            let Some(st) = stmts.get(i) else { break };
+            match (&st.kind, &mut target) {
+                (StmtKind::Reset, Target::Card(ch)) => {
+                    ex.flush();
+                    let t0 = Instant::now();
+                    if let Err(e) = ch.reconnect(true) {
+                        error = Some(anyhow::Error::new(ExchangeError::Transport(e)));
+                        ex.stop = true;
+                        break;
+                    }
+                    let atr = hex::spaced(&ch.atr());
+                    ex.push_step(Step {
+                        file: st.loc.file.to_string(),
+                        line: st.loc.line,
+                        kind: "reset".into(),
+                        data: Some(atr),
+                        ok: true,
+                        micros: t0.elapsed().as_micros() as u64,
+                        ..Step::default()
+                    });
+                    i += 1;
+                }
+                (StmtKind::Reset, Target::DryRun) => {
+                    ex.flush();
+                    ex.push_step(Step {
+                        file: st.loc.file.to_string(),
+                        line: st.loc.line,
+                        kind: "reset".into(),
+                        data: Some("(dry run)".into()),
+                        ok: true,
+                        ..Step::default()
+                    });
+                    i += 1;
+                }
+                (StmtKind::SetOption { name, on }, t) => {
+                    if let Target::Card(ch) = t {
+                        match name {
+                            OptionName::GetResponse => ch.opts.auto_get_response = *on,
+                            OptionName::Resend6C => ch.opts.auto_resend_on_6c = *on,
+                        }
+                    }
+                    i += 1;
+                }
+                (_, t) => {
+                    let end = stmts
+                        .iter()
+                        .skip(i)
+                        .position(|s| {
+                            matches!(s.kind, StmtKind::Reset | StmtKind::SetOption { .. })
+                        })
+                        .map(|k| i + k)
+                        .unwrap_or(stmts.len());
+                    let seg = stmts.get(i..end).unwrap_or(&[]);
+                    let mut done = 0;
+                    match t {
+                        Target::DryRun => done = ex.run_stmts(None, seg, file),
+                        Target::Card(ch) => {
+                            let r = ch.run(|x| -> Result<(), SegErr> {
+                                done = ex.run_stmts_live(x, seg, file)?;
+                                Ok(())
+                            });
+                            if let Err(SegErr(e)) = r {
+                                ex.flush();
+                                error = Some(anyhow::Error::new(e));
+                                ex.stop = true;
+                            }
+                        }
+                    }
+                    if ex.stop {
+                        ex.skip_rest(stmts.get(i + done..).unwrap_or(&[]));
+                    }
+                    i = end;
+                }
+            }
+        }
+        ex.flush();
+        ex.close_case();
+    }
+    ex.flush();
+    ex.close_case();
+    ex.report.finish();
+    (ex.report, error)
+}
+
+impl Exec<'_> {
+    fn open_case(&mut self, file: &str, line: usize, top: bool) {
+        self.flush();
+        self.close_case();
+        let name = if top {
+            format!("{file} (top level)")
+        } else {
+            String::new()
+        };
+        self.case = Some(Case {
+            name,
+            top,
+            file: file.to_string(),
+            line,
+            status: if self.stop {
+                CaseStatus::Skipped
+            } else {
+                CaseStatus::Passed
+            },
+            micros: 0,
+            steps: Vec::new(),
+            failures: Vec::new(),
+        });
+        self.case_start = Instant::now();
+    }
+
+    fn close_case(&mut self) {
+        if let Some(mut c) = self.case.take() {
+            if c.status != CaseStatus::Skipped {
+                c.micros = self.case_start.elapsed().as_micros() as u64;
+            }
+            if let Some(s) = self.report.suites.last_mut() {
+                s.cases.push(c);
+            }
+        }
+    }
+
+    /// Mark named tests among `rest` as skipped (the run stopped before them).
+    fn skip_rest(&mut self, rest: &[Stmt]) {
+        self.flush();
+        for st in rest {
+            if let StmtKind::Test { name } = &st.kind {
+                self.close_case();
+                self.case = Some(Case {
+                    name: name.clone(),
+                    top: false,
+                    file: st.loc.file.to_string(),
+                    line: st.loc.line,
+                    status: CaseStatus::Skipped,
+                    micros: 0,
+                    steps: Vec::new(),
+                    failures: Vec::new(),
+                });
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(s) = self.pending.take() {
+            let _ = write!(self.out, "{}", report::step_text(&s));
+            if let Some(c) = self.case.as_mut() {
+                c.steps.push(s);
+            }
+        }
+    }
+
+    fn push_step(&mut self, s: Step) {
+        self.flush();
+        self.pending = Some(s);
+        self.flush();
+    }
+
+    fn fail(&mut self, f: Failure) {
+        if let Some(c) = self.case.as_mut() {
+            c.status = CaseStatus::Failed;
+            c.failures.push(f);
+        }
+        if !self.cfg.keep_going {
+            self.stop = true;
+        }
+    }
+
+    fn run_stmts_live(
+        &mut self,
+        x: &mut Exchange<'_>,
+        seg: &[Stmt],
+        file: &str,
+    ) -> Result<usize, ExchangeError> {
+        self.run_inner(Some(x), seg, file)
+    }
+
+    fn run_stmts(&mut self, x: Option<&mut Exchange<'_>>, seg: &[Stmt], file: &str) -> usize {
+        // Without an exchange nothing can fail at the transport level.
+        self.run_inner(x, seg, file).unwrap_or(seg.len())
+    }
+
+    /// Run statements; returns how many ran.
+    fn run_inner(
+        &mut self,
+        mut x: Option<&mut Exchange<'_>>,
+        seg: &[Stmt],
+        file: &str,
+    ) -> Result<usize, ExchangeError> {
+        for (k, st) in seg.iter().enumerate() {
+            if self.stop {
+                return Ok(k);
+            }
+            match &st.kind {
+                StmtKind::Test { name } => {
+                    self.open_case(file, st.loc.line, false);
+                    if let Some(c) = self.case.as_mut() {
+                        c.name = name.clone();
+                        c.file = st.loc.file.to_string();
+                    }
+                    let _ = writeln!(self.out, "-- test \"{name}\"  [{}]", st.loc);
+                }
+                StmtKind::Let { name, value } => {
+                    self.flush();
+                    match self.env.eval(value) {
+                        Ok(v) => self.bind(name, v),
+                        Err(EvalError::Pending { .. }) => {
+                            self.env.set_binding(name, Binding::Pending)
+                        }
+                        Err(e) => {
+                            self.env.set_binding(name, Binding::Failed(st.loc.clone()));
+                            self.eval_failure(st, &e, "let");
+                        }
+                    }
+                }
+                StmtKind::SecretDecl { .. } | StmtKind::Include { .. } => {}
+                StmtKind::Exit => {
+                    self.flush();
+                    self.report.summary.exited = true;
+                    let _ = writeln!(self.out, "> EXIT  [{}]", st.loc);
+                    self.stop = true;
+                    return Ok(k + 1);
+                }
+                StmtKind::Reset | StmtKind::SetOption { .. } => {}
+                StmtKind::Capture { name, source } => self.capture(st, name, source),
+                StmtKind::Command { apdu, expect } => {
+                    self.flush();
+                    self.last_resp = None;
+                    self.command(x.as_deref_mut(), st, apdu, expect.as_ref())?;
+                }
+                StmtKind::Chunked {
+                    kind,
+                    max,
+                    data,
+                    expect,
+                } => {
+                    self.flush();
+                    self.last_resp = None;
+                    self.chunked(x.as_deref_mut(), st, kind, *max, data, expect.as_ref())?;
+                }
+            }
+        }
+        Ok(seg.len())
+    }
+
+    fn bind(&mut self, name: &str, mut v: Value) {
+        if self.secret_names.contains(name) {
+            v.mark_sensitive();
+        }
+        self.redactor.learn(&v);
+        self.env.set(name, v);
+    }
+
+    fn eval_failure(&mut self, st: &Stmt, e: &EvalError, kind: &str) {
+        let (loc, message) = match e {
+            EvalError::At { loc, message } => (loc.clone(), message.clone()),
+            EvalError::Pending { .. } => (st.loc.clone(), e.to_string()),
+        };
+        self.push_step(Step {
+            file: st.loc.file.to_string(),
+            line: st.loc.line,
+            kind: kind.into(),
+            ok: false,
+            message: Some(message.clone()),
+            ..Step::default()
+        });
+        self.fail(Failure {
+            file: loc.file.to_string(),
+            line: loc.line,
+            col: loc.col,
+            command: None,
+            expected: None,
+            got: None,
+            message,
+        });
+    }
+
+    /// The APDU as shown: sensitive data field as REDACTED.
+    fn show_apdu(v: &Value) -> Result<(String, bool), String> {
+        let bytes = v.expose();
+        if !v.is_sensitive() {
+            return Ok((hex::spaced(bytes), false));
+        }
+        match Command::parse(bytes) {
+            Ok(mut c) => {
+                let nc = c.data().len();
+                let data_start = if nc == 0 {
+                    bytes.len()
+                } else if c.needs_extended() {
+                    7
+                } else {
+                    5
+                };
+                let data_range = data_start..data_start + nc;
+                let outside = (0..bytes.len())
+                    .filter(|i| !data_range.contains(i))
+                    .any(|i| v.sensitive_in(i..i + 1));
+                if outside {
+                    return Err("a sensitive value is in the APDU header or length fields; only the data field can be kept secret".into());
+                }
+                c.data = Data::Sensitive(Secret::new(c.data().to_vec()));
+                Ok((c.redacted(), true))
+            }
+            Err(_) => Ok((format!("REDACTED({} bytes)", bytes.len()), true)),
+        }
+    }
+
+    fn command(
+        &mut self,
+        x: Option<&mut Exchange<'_>>,
+        st: &Stmt,
+        apdu: &Expr,
+        expect: Option<&Expect>,
+    ) -> Result<(), ExchangeError> {
+        let v = match self.env.eval(apdu) {
+            Ok(v) => v,
+            Err(EvalError::Pending { name }) => {
+                self.push_step(Step {
+                    file: st.loc.file.to_string(),
+                    line: st.loc.line,
+                    kind: "dry-run".into(),
+                    command: Some(format!(
+                        "{}  (needs ${{{name}}}, captured at run time)",
+                        eval::describe_expr(apdu)
+                    )),
+                    expected: expect.map(eval::describe_expect),
+                    ok: true,
+                    ..Step::default()
+                });
+                return Ok(());
+            }
+            Err(e) => {
+                self.eval_failure(st, &e, "command");
+                return Ok(());
+            }
+        };
+        self.redactor.learn(&v);
+        let (shown, sensitive) = match Self::show_apdu(&v) {
+            Ok(x) => x,
+            Err(m) => {
+                self.eval_failure(
+                    st,
+                    &EvalError::At {
+                        loc: st.loc.clone(),
+                        message: m,
+                    },
+                    "command",
+                );
+                return Ok(());
+            }
+        };
+        let Some(x) = x else {
+            self.push_step(Step {
+                file: st.loc.file.to_string(),
+                line: st.loc.line,
+                kind: "command".into(),
+                command: Some(shown),
+                expected: expect.map(eval::describe_expect),
+                ok: true,
+                ..Step::default()
+            });
+            return Ok(());
+        };
+        let t0 = Instant::now();
+        let resp = x.transmit_bytes(v.expose(), sensitive)?;
+        let micros = t0.elapsed().as_micros() as u64;
+        let wire = x.take_trace();
+        self.finish_step(st, "command", shown, &resp, micros, wire, expect);
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish_step(
+        &mut self,
+        st: &Stmt,
+        kind: &str,
+        shown: String,
+        resp: &Response,
+        micros: u64,
+        wire: Vec<TraceEntry>,
+        expect: Option<&Expect>,
+    ) {
+        let sw = resp.sw.bytes();
+        let (data_hex, hidden) = self.redactor.show(&resp.data);
+        let nodes = tlv::decode(&resp.data);
+        let tlv_text = (!resp.data.is_empty() && !hidden && tlv::is_clean(&nodes))
+            .then(|| tlv::render(&nodes));
+        let wire: Vec<Wire> = wire
+            .iter()
+            .map(|w| Wire {
+                command: w.command.clone(),
+                data: match hex::parse(&w.response) {
+                    Ok(b) => self.redactor.show(&b).0,
+                    Err(_) => String::new(),
+                },
+                sw: hex::compact(&w.sw.bytes()),
+                micros: w.elapsed.as_micros() as u64,
+            })
+            .collect();
+        let check = expect.map(|e| self.check(e, resp));
+        let ok = !matches!(check, Some(Err(_)));
+        let message = match &check {
+            Some(Err(m)) => Some(m.clone()),
+            _ => None,
+        };
+        let got = format!(
+            "{}{}{}",
+            data_hex,
+            if data_hex.is_empty() { "" } else { " " },
+            resp.sw
+        );
+        let step = Step {
+            file: st.loc.file.to_string(),
+            line: st.loc.line,
+            kind: kind.into(),
+            command: Some(shown.clone()),
+            data: Some(data_hex),
+            sw: Some(hex::compact(&sw)),
+            meaning: Some(resp.sw.meaning()),
+            expected: expect.map(eval::describe_expect),
+            ok,
+            message: message.clone(),
+            tlv: tlv_text,
+            // The card's time: the sum of the wire APDUs, when there were any.
+            micros: if wire.is_empty() {
+                micros
+            } else {
+                wire.iter().map(|w| w.micros).sum()
+            },
+            wire,
+            captures: Vec::new(),
+        };
+        self.flush();
+        self.pending = Some(step);
+        self.last_resp = Some((resp.data.clone(), sw));
+        if let Some(m) = message {
+            self.fail(Failure {
+                file: st.loc.file.to_string(),
+                line: st.loc.line,
+                col: st.loc.col,
+                command: Some(shown),
+                expected: expect.map(eval::describe_expect),
+                got: Some(got),
+                message: m,
+            });
+        }
+    }
+
+    fn check(&self, e: &Expect, resp: &Response) -> Result<(), String> {
+        let sw = resp.sw.to_u16();
+        if !e.sw.iter().any(|p| p.matches(sw)) {
+            return Err(format!(
+                "expected status {}, got {}",
+                e.sw.iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+                resp.sw
+            ));
+        }
+        if let Some(items) = &e.data {
+            let pat = self.env.resolve_pattern(items).map_err(|e| e.to_string())?;
+            if !eval::matches(&pat, &resp.data) {
+                let want = eval::describe_expect(&Expect {
+                    sw: vec![],
+                    data: Some(items.clone()),
+                });
+                return Err(format!(
+                    "response data does not match {}: got [{}]",
+                    want.trim(),
+                    self.redactor.show(&resp.data).0
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn capture(&mut self, st: &Stmt, name: &str, source: &CaptureSource) {
+        if self.cfg.dry_run {
+            self.env.set_binding(name, Binding::Pending);
+            return;
+        }
+        let result = match &self.last_resp {
+            Some((data, sw)) => eval::capture(source, data, *sw),
+            None => Err("the command above was not sent".into()),
+        };
+        let secret = self.secret_names.contains(name);
+        let note = match result {
+            Ok(bytes) => {
+                // Bytes that repeat a known secret keep being secret.
+                let secret = secret || self.redactor.show(&bytes).1;
+                let v = if secret {
+                    Value::secret(bytes)
+                } else {
+                    Value::plain(bytes)
+                };
+                let shown = if secret {
+                    format!("REDACTED({} bytes)", v.len())
+                } else {
+                    hex::spaced(v.expose())
+                };
+                self.bind(name, v);
+                // A secret captured from this response must not stay visible in it.
+                if secret {
+                    if let (Some(p), Some((data, _))) = (self.pending.as_mut(), &self.last_resp) {
+                        let (h, hidden) = self.redactor.show(data);
+                        p.data = Some(h);
+                        if hidden {
+                            p.tlv = None;
+                            for w in p.wire.iter_mut() {
+                                if let Ok(b) = hex::parse(&w.data) {
+                                    w.data = self.redactor.show(&b).0;
+                                }
+                            }
+                        }
+                    }
+                }
+                CaptureNote {
+                    name: name.to_string(),
+                    line: st.loc.line,
+                    value: shown,
+                    ok: true,
+                }
+            }
+            Err(m) => {
+                self.env.set_binding(name, Binding::Failed(st.loc.clone()));
+                let message = format!("capture ${{{name}}}: {m}");
+                self.fail(Failure {
+                    file: st.loc.file.to_string(),
+                    line: st.loc.line,
+                    col: st.loc.col,
+                    command: self.pending.as_ref().and_then(|p| p.command.clone()),
+                    expected: None,
+                    got: self
+                        .pending
+                        .as_ref()
+                        .and_then(|p| p.data.clone())
+                        .filter(|d| !d.is_empty()),
+                    message: message.clone(),
+                });
+                if let Some(p) = self.pending.as_mut() {
+                    p.ok = false;
+                    p.message.get_or_insert(message);
+                }
+                CaptureNote {
+                    name: name.to_string(),
+                    line: st.loc.line,
+                    value: m,
+                    ok: false,
+                }
+            }
+        };
+        if let Some(p) = self.pending.as_mut() {
+            p.captures.push(note);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn chunked(
+        &mut self,
+        x: Option<&mut Exchange<'_>>,
+        st: &Stmt,
+        kind: &ChunkKind,
+        max: Option<usize>,
+        data: &Expr,
+        expect: Option<&Expect>,
+    ) -> Result<(), ExchangeError> {
+        let v = match self.env.eval(data) {
+            Ok(v) => v,
+            Err(EvalError::Pending { name }) => {
+                self.push_step(Step {
+                    file: st.loc.file.to_string(),
+                    line: st.loc.line,
+                    kind: "dry-run".into(),
+                    command: Some(format!(
+                        "chunked write of {}  (needs ${{{name}}}, captured at run time)",
+                        eval::describe_expr(data)
+                    )),
+                    ok: true,
+                    ..Step::default()
+                });
+                return Ok(());
+            }
+            Err(e) => {
+                self.eval_failure(st, &e, "chunk");
+                return Ok(());
+            }
+        };
+        self.redactor.learn(&v);
+        let card_max = match &x {
+            Some(x) => x.max_data_per_apdu(),
+            None => SHORT_MAX_NC,
+        };
+        let size = max.unwrap_or(usize::MAX).min(card_max).max(1);
+        let default_expect = Expect {
+            sw: vec![SwPattern {
+                value: 0x9000,
+                mask: 0xFFFF,
+            }],
+            data: None,
+        };
+        let expect = expect.unwrap_or(&default_expect);
+        // Build every command first: limits are checked before anything is sent.
+        let mut cmds = Vec::new();
+        let n = v.len().div_ceil(size).max(1);
+        for k in 0..n {
+            let start = k * size;
+            let piece = v.slice(start, start + size);
+            let mut c = match kind {
+                ChunkKind::UpdateBinary { offset, sfi } => {
+                    let at = offset + start;
+                    if at + piece.len() > 0x8000 {
+                        self.eval_failure(st, &EvalError::At { loc: st.loc.clone(), message: format!("update-binary: data ends at offset {}, beyond 32768, the reach of UPDATE BINARY (D6)", at + piece.len()) }, "chunk");
+                        return Ok(());
+                    }
+                    match (sfi, k) {
+                        (Some(s), 0) => Command::new(0x00, 0xD6, 0x80 | s, at as u8),
+                        _ => Command::new(0x00, 0xD6, (at >> 8) as u8 & 0x7F, at as u8),
+                    }
+                }
+                ChunkKind::StoreData { cla, p1 } => {
+                    if n > 256 {
+                        self.eval_failure(st, &EvalError::At { loc: st.loc.clone(), message: format!("store-data: {} bytes need {n} blocks of {size}, but STORE DATA numbers at most 256 blocks", v.len()) }, "chunk");
+                        return Ok(());
+                    }
+                    let last = k + 1 == n;
+                    Command::new(*cla, 0xE2, p1 | if last { 0x80 } else { 0 }, k as u8)
+                }
+            };
+            c.data = if piece.is_sensitive() {
+                Data::Sensitive(Secret::new(piece.expose().to_vec()))
+            } else {
+                Data::Plain(piece.expose().to_vec())
+            };
+            cmds.push(c);
+        }
+        let Some(x) = x else {
+            for c in &cmds {
+                self.push_step(Step {
+                    file: st.loc.file.to_string(),
+                    line: st.loc.line,
+                    kind: "chunk".into(),
+                    command: Some(c.redacted()),
+                    expected: Some(eval::describe_expect(expect)),
+                    ok: true,
+                    ..Step::default()
+                });
+            }
+            return Ok(());
+        };
+        for c in &cmds {
+            let t0 = Instant::now();
+            let resp = x.transmit(c)?;
+            let micros = t0.elapsed().as_micros() as u64;
+            let wire = x.take_trace();
+            let failed_before = self.case.as_ref().map(|c| c.failures.len()).unwrap_or(0);
+            self.finish_step(st, "chunk", c.redacted(), &resp, micros, wire, Some(expect));
+            let failed_after = self.case.as_ref().map(|c| c.failures.len()).unwrap_or(0);
+            if failed_after > failed_before {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
