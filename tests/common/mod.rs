@@ -42,6 +42,14 @@ pub fn reader(slot: u16) -> String {
 
 /// Insert `card` into vpcd `slot` and wait until pcscd reports it present.
 pub fn insert(card: SimCard, slot: u16, faults: Faults) -> VpcdCard {
+    // pcscd notices a removal on its next poll of the vpcd slot: until it
+    // has, "card present" would still describe the previous card.
+    pc::wait_for(
+        Some(&reader(slot)),
+        CardEvent::Removed,
+        Duration::from_secs(10),
+    )
+    .expect("the previous card leaves the slot");
     let mut opts = VpcdOptions::slot(slot);
     opts.faults = faults;
     opts.reconnect = false;
