@@ -516,3 +516,44 @@ fn scriptor_quirks_flag() {
     assert_eq!(j["summary"]["exited"], true);
     assert_eq!(j["summary"]["commands"], 1);
 }
+
+#[test]
+fn chunked_update_binary_past_offset_32767_uses_odd_ins() {
+    // A 40,000-byte EF; 600 bytes written at 32,700 straddle the D6/D7 border.
+    let create = "00 A4 00 0C 02 3F 00\napdu(00 E0 00 00, tlv(62, tlv(81, 009C40) tlv(82, 01) tlv(83, EF07)))\n";
+    let data: String = (0..600)
+        .map(|i| format!("{:02X}", (i * 7 % 251) as u8))
+        .collect();
+    let text = format!(
+        "{create}let big = {data}\nupdate-binary offset=32700 ${{big}}\n\
+         00 B1 00 00 04 54 02 7F BC CB => 9000\n\
+         00 B1 00 00 04 54 02 80 84 CB => 9000\n\
+         00 B1 00 00 04 54 02 81 4C CB => 9000\n"
+    );
+    let (r, trace) = run_text(&text, no_extended(), Env::new(), false);
+    assert!(r.summary.passed, "{trace}");
+    let cmds = wire_commands(&r);
+    let d6: Vec<&String> = cmds.iter().filter(|c| c.starts_with("00 D6")).collect();
+    let d7: Vec<&String> = cmds.iter().filter(|c| c.starts_with("00 D7")).collect();
+    // 32700..32767 fits one D6 piece of 255 (it may run past 32767); the rest go as D7.
+    assert_eq!(d6.len(), 1, "{cmds:?}");
+    assert!(d6[0].starts_with("00 D6 7F BC FF"), "{cmds:?}");
+    assert_eq!(d7.len(), 2, "{cmds:?}");
+    assert!(
+        d7[0].starts_with("00 D7 00 00 FD 54 02 80 BB 53 81 F6"),
+        "{cmds:?}"
+    );
+    // Read back with odd INS B1: three reads of 200 bytes (Ne 203 leaves room
+    // for the DO 53 header 53 81 C8), and compare with what was written.
+    let back: String = r.suites[0].cases[0]
+        .steps
+        .iter()
+        .filter(|s| s.command.as_deref().is_some_and(|c| c.starts_with("00 B1")))
+        .map(|s| {
+            let d = s.data.clone().unwrap().replace(' ', "");
+            assert!(d.starts_with("5381C8"), "{d}");
+            d[6..].to_string()
+        })
+        .collect();
+    assert_eq!(back, data, "{trace}");
+}

@@ -337,12 +337,10 @@ impl<'a> Parser<'a> {
             match (key.to_ascii_lowercase().as_str(), store) {
                 ("offset", false) => {
                     let n = self.number(vt, v)?;
-                    if n > 0x7FFF {
+                    if n > 0xFF_FFFF {
                         return Err(self.err_at(
                             vt,
-                            format!(
-                                "offset {n} is above 32767, the largest UPDATE BINARY (D6) offset"
-                            ),
+                            format!("offset {n} is above 16777215, the largest offset data object (DO 54) this writes"),
                         ));
                     }
                     offset = n;
@@ -401,6 +399,11 @@ impl<'a> Parser<'a> {
         }
         let expect = self.opt_expect()?;
         self.expect_end("the command")?;
+        if sfi.is_some() && offset > 0xFF {
+            return Err(self.err_here(format!(
+                "offset {offset} with sfi=: READ/UPDATE BINARY with a short EF identifier reach offset 255 only (ISO 7816-4 P2)"
+            )));
+        }
         let kind = if store {
             ChunkKind::StoreData { cla, p1 }
         } else {

@@ -1152,18 +1152,45 @@ impl Exec<'_> {
         // Build every command first: limits are checked before anything is sent.
         let mut cmds = Vec::new();
         let n = v.len().div_ceil(size).max(1);
-        for k in 0..n {
-            let start = k * size;
-            let piece = v.slice(start, start + size);
+        let mut start = 0;
+        let mut k = 0;
+        while k == 0 || start < v.len() {
+            // Above offset 32767, UPDATE BINARY takes odd INS D7 with the
+            // offset in DO 54 and the data in DO 53: up to 9 header bytes
+            // that must fit in the same data field.
+            let odd =
+                matches!(kind, ChunkKind::UpdateBinary { offset, .. } if offset + start > 0x7FFF);
+            let step = if odd {
+                size.saturating_sub(9).max(1)
+            } else {
+                size
+            };
+            let piece = v.slice(start, start + step);
             let mut c = match kind {
                 ChunkKind::UpdateBinary { offset, sfi } => {
                     let at = offset + start;
-                    if at + piece.len() > 0x8000 {
-                        self.eval_failure(st, &EvalError::At { loc: st.loc.clone(), message: format!("update-binary: data ends at offset {}, beyond 32768, the reach of UPDATE BINARY (D6)", at + piece.len()) }, "chunk");
+                    if at > 0xFF_FFFF {
+                        self.eval_failure(st, &EvalError::At { loc: st.loc.clone(), message: format!("update-binary: offset {at} is beyond 16 MiB, the reach of an offset data object") }, "chunk");
                         return Ok(());
                     }
-                    match (sfi, k) {
-                        (Some(s), 0) => Command::new(0x00, 0xD6, 0x80 | s, at as u8),
+                    match (sfi, k, odd) {
+                        (_, _, true) => {
+                            let body =
+                                crate::apdu::cmd::update_binary_odd(at as u32, piece.expose())
+                                    .data()
+                                    .to_vec();
+                            let mut c = Command::new(0x00, 0xD7, 0x00, 0x00);
+                            c.data = if piece.is_sensitive() {
+                                Data::Sensitive(Secret::new(body))
+                            } else {
+                                Data::Plain(body)
+                            };
+                            cmds.push(c);
+                            start += step;
+                            k += 1;
+                            continue;
+                        }
+                        (Some(s), 0, false) => Command::new(0x00, 0xD6, 0x80 | s, at as u8),
                         _ => Command::new(0x00, 0xD6, (at >> 8) as u8 & 0x7F, at as u8),
                     }
                 }
@@ -1182,6 +1209,8 @@ impl Exec<'_> {
                 Data::Plain(piece.expose().to_vec())
             };
             cmds.push(c);
+            start += step;
+            k += 1;
         }
         let Some(x) = x else {
             for c in &cmds {

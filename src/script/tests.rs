@@ -540,7 +540,7 @@ fn chunked_writes() {
         }
     );
     assert_eq!(*max, Some(200));
-    let e = err("update-binary offset=40000 01\n");
+    let e = err("update-binary offset=16777216 01\n");
     assert_eq!(at(&e), (1, 22));
     let e = err("update-binary sfi=31 01\n");
     assert!(e.message.contains("1 to 30"));
