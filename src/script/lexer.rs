@@ -418,36 +418,17 @@ pub fn tokenize(chars: &[PChar], file: &Arc<str>) -> Result<Vec<Token>, ParseErr
                 push(Tok::Var(name));
                 i = j + 1;
             }
-            '(' => {
-                push(Tok::LParen);
-                i += 1;
-            }
-            ')' => {
-                push(Tok::RParen);
-                i += 1;
-            }
-            ',' => {
-                push(Tok::Comma);
-                i += 1;
-            }
-            '[' => {
-                push(Tok::LBracket);
-                i += 1;
-            }
-            ']' => {
-                push(Tok::RBracket);
-                i += 1;
-            }
-            '*' => {
-                push(Tok::Star);
-                i += 1;
-            }
-            '|' => {
-                push(Tok::Pipe);
-                i += 1;
-            }
-            '/' => {
-                push(Tok::Slash);
+            '(' | ')' | ',' | '[' | ']' | '*' | '|' | '/' => {
+                push(match c {
+                    '(' => Tok::LParen,
+                    ')' => Tok::RParen,
+                    ',' => Tok::Comma,
+                    '[' => Tok::LBracket,
+                    ']' => Tok::RBracket,
+                    '*' => Tok::Star,
+                    '|' => Tok::Pipe,
+                    _ => Tok::Slash,
+                });
                 i += 1;
             }
             '=' if next == Some('>') => {

@@ -854,6 +854,41 @@ impl Exec<'_> {
         }
     }
 
+    /// Evaluate an expression for a statement. A variable that is only
+    /// captured at run time (a dry run) becomes a "dry-run" step naming it;
+    /// any other failure is recorded against the statement. None in both cases.
+    fn eval_or_note(
+        &mut self,
+        st: &Stmt,
+        expr: &Expr,
+        label: &str,
+        expect: Option<&Expect>,
+        what: &str,
+    ) -> Option<Value> {
+        match self.env.eval(expr) {
+            Ok(v) => Some(v),
+            Err(EvalError::Pending { name }) => {
+                self.push_step(Step {
+                    file: st.loc.file.to_string(),
+                    line: st.loc.line,
+                    kind: "dry-run".into(),
+                    command: Some(format!(
+                        "{label}{}  (needs ${{{name}}}, captured at run time)",
+                        eval::describe_expr(expr)
+                    )),
+                    expected: expect.map(eval::describe_expect),
+                    ok: true,
+                    ..Step::default()
+                });
+                None
+            }
+            Err(e) => {
+                self.eval_failure(st, &e, what);
+                None
+            }
+        }
+    }
+
     fn command(
         &mut self,
         x: Option<&mut Exchange<'_>>,
@@ -861,27 +896,8 @@ impl Exec<'_> {
         apdu: &Expr,
         expect: Option<&Expect>,
     ) -> Result<(), ExchangeError> {
-        let v = match self.env.eval(apdu) {
-            Ok(v) => v,
-            Err(EvalError::Pending { name }) => {
-                self.push_step(Step {
-                    file: st.loc.file.to_string(),
-                    line: st.loc.line,
-                    kind: "dry-run".into(),
-                    command: Some(format!(
-                        "{}  (needs ${{{name}}}, captured at run time)",
-                        eval::describe_expr(apdu)
-                    )),
-                    expected: expect.map(eval::describe_expect),
-                    ok: true,
-                    ..Step::default()
-                });
-                return Ok(());
-            }
-            Err(e) => {
-                self.eval_failure(st, &e, "command");
-                return Ok(());
-            }
+        let Some(v) = self.eval_or_note(st, apdu, "", expect, "command") else {
+            return Ok(());
         };
         self.redactor.learn(&v);
         let (shown, sensitive) = match Self::show_apdu(&v) {
@@ -1114,26 +1130,8 @@ impl Exec<'_> {
         data: &Expr,
         expect: Option<&Expect>,
     ) -> Result<(), ExchangeError> {
-        let v = match self.env.eval(data) {
-            Ok(v) => v,
-            Err(EvalError::Pending { name }) => {
-                self.push_step(Step {
-                    file: st.loc.file.to_string(),
-                    line: st.loc.line,
-                    kind: "dry-run".into(),
-                    command: Some(format!(
-                        "chunked write of {}  (needs ${{{name}}}, captured at run time)",
-                        eval::describe_expr(data)
-                    )),
-                    ok: true,
-                    ..Step::default()
-                });
-                return Ok(());
-            }
-            Err(e) => {
-                self.eval_failure(st, &e, "chunk");
-                return Ok(());
-            }
+        let Some(v) = self.eval_or_note(st, data, "chunked write of ", None, "chunk") else {
+            return Ok(());
         };
         self.redactor.learn(&v);
         let card_max = match &x {
