@@ -9,6 +9,7 @@ pub mod apdu;
 pub mod atr;
 pub mod cli;
 pub mod hex;
+pub mod perso;
 pub mod script;
 pub mod secret;
 pub mod sim;

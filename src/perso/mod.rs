@@ -1,0 +1,4 @@
+//! Personalization of the reference national ID card and verification by
+//! reading back: the host side of `cardsmith perso`, `verify` and `read`.
+
+pub mod profile;

@@ -1,0 +1,752 @@
+//! The card profile: a TOML file that tells the host side where things are
+//! on a card and how the record maps onto its data groups.
+//!
+//! The embedded default is `apdu-scripts/reference-card/profile.toml`
+//! (documented in `docs/card-profile.md`). Another vendor's card gets its
+//! own directory with a profile and its personalization scripts.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::hex;
+
+/// The reference profile, built into the binary.
+pub const REFERENCE_PROFILE: &str = include_str!("../../apdu-scripts/reference-card/profile.toml");
+/// The reference profile's personalization script, built into the binary.
+pub const REFERENCE_FILESYSTEM: &str =
+    include_str!("../../apdu-scripts/reference-card/filesystem.apdu");
+/// Where the reference profile lives in the source tree (for messages).
+pub const REFERENCE_PATH: &str = "apdu-scripts/reference-card/profile.toml";
+
+/// Why a profile could not be used. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("card profile {file}: cannot read: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("card profile {file}: {message}")]
+    Syntax { file: String, message: String },
+    #[error("card profile {file}: {key}: {message}")]
+    Invalid {
+        file: String,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    name: String,
+    version: u32,
+    card: RawCard,
+    issuer: RawIssuer,
+    perso: RawPerso,
+    pins: RawPins,
+    identity: RawApp,
+    pki: RawPki,
+    biometric: RawBio,
+    data_groups: Vec<RawDataGroup>,
+    security_object: RawSod,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCard {
+    life_cycle_tag: String,
+    status_tag: String,
+    serial: String,
+    validity_years: u8,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIssuer {
+    key_reference: u8,
+    challenge_length: u8,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPerso {
+    scripts: Vec<String>,
+    photo_size_step: u16,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPin {
+    reference: u8,
+    transport_digits: u8,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPins {
+    id_pin: RawPin,
+    signature_pin: RawPin,
+    puk: RawPin,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    aid: String,
+    fid: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPki {
+    aid: String,
+    fid: String,
+    keys: Vec<RawKey>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    name: String,
+    reference: u8,
+    usage: String,
+    certificate_fid: String,
+    certificate_profile: String,
+    #[serde(default)]
+    pin: Option<String>,
+    #[serde(default)]
+    pin_per_use: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBio {
+    references: Vec<u8>,
+    try_limit: u8,
+    max_minutiae: u16,
+    format_owner: String,
+    format_type: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawField {
+    tag: String,
+    field: String,
+    #[serde(default)]
+    encoding: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDataGroup {
+    number: u8,
+    name: String,
+    fid: String,
+    tag: String,
+    fields: Vec<RawField>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSod {
+    fid: String,
+    data_groups: Vec<u8>,
+}
+
+/// How a field's value is written into its data object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// The text as UTF-8.
+    Utf8,
+    /// A Jalali date as 8 ASCII digits, `YYYYMMDD`.
+    Date,
+    /// The Gregorian equivalent of a Jalali date field, `YYYYMMDD`.
+    Gregorian,
+    /// Raw bytes (the photo).
+    Bytes,
+}
+
+/// One data object of a data group: `tag` holds record field `field`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldMap {
+    pub tag: Vec<u8>,
+    pub field: String,
+    pub encoding: Encoding,
+}
+
+/// A data group: an EF in the identity application holding one constructed
+/// data object.
+#[derive(Debug, Clone)]
+pub struct DataGroup {
+    pub number: u8,
+    pub name: String,
+    pub fid: u16,
+    pub tag: Vec<u8>,
+    pub fields: Vec<FieldMap>,
+}
+
+/// What a key is used with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyUsage {
+    /// INTERNAL AUTHENTICATE, control reference template A4.
+    Authenticate,
+    /// PSO COMPUTE DIGITAL SIGNATURE, control reference template B6.
+    Sign,
+}
+
+impl KeyUsage {
+    /// The CRT tag for GENERATE ASYMMETRIC KEY PAIR and MSE SET.
+    pub fn crt(self) -> u8 {
+        match self {
+            KeyUsage::Authenticate => 0xA4,
+            KeyUsage::Sign => 0xB6,
+        }
+    }
+}
+
+/// Which certificate profile the CA applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertKind {
+    Authentication,
+    Signature,
+}
+
+/// One on-card key pair and its certificate file.
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    pub name: String,
+    pub reference: u8,
+    pub usage: KeyUsage,
+    pub certificate_fid: u16,
+    pub certificate: CertKind,
+    /// The PIN number that authorizes use once the card is activated.
+    pub pin: Option<u8>,
+    pub pin_per_use: bool,
+}
+
+/// A PIN object.
+#[derive(Debug, Clone, Copy)]
+pub struct PinSpec {
+    pub reference: u8,
+    pub transport_digits: u8,
+}
+
+impl PinSpec {
+    /// The PIN number (low nibble of the reference).
+    pub fn number(&self) -> u8 {
+        self.reference & 0x0F
+    }
+}
+
+/// The validated card profile.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    /// Where it came from (a path, or the reference path for the embedded one).
+    pub source: String,
+    /// The directory scripts are resolved in; `None` for the embedded profile.
+    pub dir: Option<PathBuf>,
+    pub life_cycle_tag: u16,
+    pub status_tag: u16,
+    pub validity_years: u8,
+    pub issuer_key_reference: u8,
+    pub challenge_length: u8,
+    pub scripts: Vec<String>,
+    pub photo_size_step: u16,
+    pub id_pin: PinSpec,
+    pub signature_pin: PinSpec,
+    pub puk: PinSpec,
+    pub identity_aid: Vec<u8>,
+    pub identity_fid: u16,
+    pub pki_aid: Vec<u8>,
+    pub pki_fid: u16,
+    pub keys: Vec<KeySpec>,
+    pub bio_references: Vec<u8>,
+    pub bio_try_limit: u8,
+    pub max_minutiae: u16,
+    pub bio_format_owner: u16,
+    pub bio_format_type: u16,
+    pub data_groups: Vec<DataGroup>,
+    pub sod_fid: u16,
+    pub sod_data_groups: Vec<u8>,
+}
+
+/// Record fields a data group may name (see `docs/record-format.md`), plus
+/// the ones personalization fills in.
+pub const KNOWN_FIELDS: &[&str] = &[
+    "record_id",
+    "national_id",
+    "given_name.fa",
+    "given_name.latin",
+    "family_name.fa",
+    "family_name.latin",
+    "father_name.fa",
+    "father_name.latin",
+    "sex",
+    "birth_date",
+    "birth_certificate_number",
+    "birth_place.fa",
+    "birth_place.latin",
+    "issuing_office.kind",
+    "issuing_office.code",
+    "request.type",
+    "request.reason",
+    "request.previous_card_serial",
+    "request_date",
+    "photo",
+    "card.serial",
+    "card.issue_date",
+    "card.expiry_date",
+];
+
+/// Date fields (the ones `date` and `gregorian` encodings accept).
+const DATE_FIELDS: &[&str] = &[
+    "birth_date",
+    "request_date",
+    "card.issue_date",
+    "card.expiry_date",
+];
+
+impl Profile {
+    /// The embedded reference profile.
+    pub fn reference() -> Profile {
+        // The embedded file is checked by a unit test; a broken build of it
+        // would be a bug in this crate, not bad input.
+        match Profile::parse(REFERENCE_PROFILE, REFERENCE_PATH, None) {
+            Ok(p) => p,
+            Err(e) => unreachable!("embedded reference profile is invalid: {e}"),
+        }
+    }
+
+    /// Load a profile file; its scripts are resolved next to it.
+    pub fn load(path: &Path) -> Result<Profile, ProfileError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let p = Profile::parse(&text, &file, Some(dir))?;
+        for s in &p.scripts {
+            let sp = p.script_path(s);
+            if !sp.as_ref().is_some_and(|x| x.is_file()) {
+                return Err(ProfileError::Invalid {
+                    file,
+                    key: "perso.scripts".into(),
+                    message: format!("script {s:?} not found next to the profile"),
+                });
+            }
+        }
+        Ok(p)
+    }
+
+    /// The profile named on the command line, or the reference one.
+    pub fn load_or_reference(path: Option<&Path>) -> Result<Profile, ProfileError> {
+        match path {
+            Some(p) => Profile::load(p),
+            None => Ok(Profile::reference()),
+        }
+    }
+
+    fn script_path(&self, name: &str) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.join(name))
+    }
+
+    /// The personalization scripts as (display name, text).
+    pub fn script_texts(&self) -> Result<Vec<(String, String)>, ProfileError> {
+        let mut out = Vec::new();
+        for s in &self.scripts {
+            match self.script_path(s) {
+                Some(p) => {
+                    let text =
+                        std::fs::read_to_string(&p).map_err(|source| ProfileError::Read {
+                            file: p.display().to_string(),
+                            source,
+                        })?;
+                    out.push((p.display().to_string(), text));
+                }
+                None if s == "filesystem.apdu" => out.push((
+                    "apdu-scripts/reference-card/filesystem.apdu".into(),
+                    REFERENCE_FILESYSTEM.into(),
+                )),
+                None => {
+                    return Err(ProfileError::Invalid {
+                        file: self.source.clone(),
+                        key: "perso.scripts".into(),
+                        message: format!("the embedded profile has no script {s:?}"),
+                    })
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn data_group(&self, number: u8) -> Option<&DataGroup> {
+        self.data_groups.iter().find(|d| d.number == number)
+    }
+
+    pub fn key(&self, usage: KeyUsage) -> Option<&KeySpec> {
+        self.keys.iter().find(|k| k.usage == usage)
+    }
+
+    /// Parse and check a profile's text.
+    pub fn parse(text: &str, file: &str, dir: Option<PathBuf>) -> Result<Profile, ProfileError> {
+        let raw: RawProfile = toml::from_str(text).map_err(|e| ProfileError::Syntax {
+            file: file.to_string(),
+            message: toml_message(text, &e),
+        })?;
+        let bad = |key: &str, message: String| ProfileError::Invalid {
+            file: file.to_string(),
+            key: key.to_string(),
+            message,
+        };
+        if raw.version != 1 {
+            return Err(bad(
+                "version",
+                format!("{} is not supported (expected 1)", raw.version),
+            ));
+        }
+        let tag2 = |key: &str, v: &str| -> Result<u16, ProfileError> {
+            let b = hex::parse(v).map_err(|e| bad(key, format!("{e}")))?;
+            match b.as_slice() {
+                [a, b] => Ok(u16::from_be_bytes([*a, *b])),
+                _ => Err(bad(
+                    key,
+                    format!("expected 2 bytes of hex, e.g. \"DF70\", found {v:?}"),
+                )),
+            }
+        };
+        let fid = |key: &str, v: &str| -> Result<u16, ProfileError> {
+            let f = tag2(key, v)?;
+            if matches!(f, 0x3F00 | 0x3FFF | 0xFFFF) {
+                return Err(bad(key, format!("{v} is reserved and cannot be a FID")));
+            }
+            Ok(f)
+        };
+        let aid = |key: &str, v: &str| -> Result<Vec<u8>, ProfileError> {
+            let b = hex::parse(v).map_err(|e| bad(key, format!("{e}")))?;
+            if !(5..=16).contains(&b.len()) {
+                return Err(bad(
+                    key,
+                    format!("an AID has 5 to 16 bytes, found {}", b.len()),
+                ));
+            }
+            Ok(b)
+        };
+        let ber_tag = |key: &str, v: &str| -> Result<Vec<u8>, ProfileError> {
+            let b = hex::parse(v).map_err(|e| bad(key, format!("{e}")))?;
+            if crate::tlv::valid_tag(&b) {
+                Ok(b)
+            } else {
+                Err(bad(key, format!("{v:?} is not a complete BER-TLV tag")))
+            }
+        };
+        if raw.card.serial != "cplc" {
+            return Err(bad(
+                "card.serial",
+                format!("{:?} is not supported (expected \"cplc\")", raw.card.serial),
+            ));
+        }
+        if !(1..=20).contains(&raw.card.validity_years) {
+            return Err(bad("card.validity_years", "expected 1 to 20".into()));
+        }
+        if !(8..=64).contains(&raw.issuer.challenge_length) {
+            return Err(bad("issuer.challenge_length", "expected 8 to 64".into()));
+        }
+        if raw.perso.scripts.is_empty() {
+            return Err(bad("perso.scripts", "expected at least one script".into()));
+        }
+        if raw.perso.photo_size_step == 0 {
+            return Err(bad("perso.photo_size_step", "expected at least 1".into()));
+        }
+        let pin = |key: &str, p: &RawPin| -> Result<PinSpec, ProfileError> {
+            if !(0x81..=0x8F).contains(&p.reference) {
+                return Err(bad(
+                    &format!("{key}.reference"),
+                    format!(
+                        "0x{:02X} is not a specific PIN reference (expected 0x81 to 0x8F)",
+                        p.reference
+                    ),
+                ));
+            }
+            if !(4..=12).contains(&p.transport_digits) {
+                return Err(bad(
+                    &format!("{key}.transport_digits"),
+                    "expected 4 to 12".into(),
+                ));
+            }
+            Ok(PinSpec {
+                reference: p.reference,
+                transport_digits: p.transport_digits,
+            })
+        };
+        let id_pin = pin("pins.id_pin", &raw.pins.id_pin)?;
+        let signature_pin = pin("pins.signature_pin", &raw.pins.signature_pin)?;
+        let puk = pin("pins.puk", &raw.pins.puk)?;
+        let mut numbers = BTreeSet::new();
+        for (k, p) in [
+            ("pins.id_pin", id_pin),
+            ("pins.signature_pin", signature_pin),
+            ("pins.puk", puk),
+        ] {
+            if !numbers.insert(p.number()) {
+                return Err(bad(k, "reference used twice".into()));
+            }
+        }
+        let mut keys = Vec::new();
+        for (i, k) in raw.pki.keys.iter().enumerate() {
+            let key = format!("pki.keys[{i}]");
+            let usage = match k.usage.as_str() {
+                "authenticate" => KeyUsage::Authenticate,
+                "sign" => KeyUsage::Sign,
+                other => {
+                    return Err(bad(
+                        &format!("{key}.usage"),
+                        format!("{other:?}: expected \"authenticate\" or \"sign\""),
+                    ))
+                }
+            };
+            let certificate = match k.certificate_profile.as_str() {
+                "authentication" => CertKind::Authentication,
+                "signature" => CertKind::Signature,
+                other => {
+                    return Err(bad(
+                        &format!("{key}.certificate_profile"),
+                        format!("{other:?}: expected \"authentication\" or \"signature\""),
+                    ))
+                }
+            };
+            if !(1..=4).contains(&k.reference) {
+                return Err(bad(&format!("{key}.reference"), "expected 1 to 4".into()));
+            }
+            let pin = match k.pin.as_deref() {
+                None => None,
+                Some("id_pin") => Some(id_pin.number()),
+                Some("signature_pin") => Some(signature_pin.number()),
+                Some(other) => {
+                    return Err(bad(
+                        &format!("{key}.pin"),
+                        format!("{other:?}: expected \"id_pin\" or \"signature_pin\""),
+                    ))
+                }
+            };
+            if keys
+                .iter()
+                .any(|x: &KeySpec| x.usage == usage || x.reference == k.reference)
+            {
+                return Err(bad(
+                    &key,
+                    "a second key with the same usage or reference".into(),
+                ));
+            }
+            keys.push(KeySpec {
+                name: k.name.clone(),
+                reference: k.reference,
+                usage,
+                certificate_fid: fid(&format!("{key}.certificate_fid"), &k.certificate_fid)?,
+                certificate,
+                pin,
+                pin_per_use: k.pin_per_use,
+            });
+        }
+        for u in [KeyUsage::Authenticate, KeyUsage::Sign] {
+            if !keys.iter().any(|k| k.usage == u) {
+                return Err(bad("pki.keys", format!("expected a key with usage {u:?}")));
+            }
+        }
+        if raw.biometric.references.is_empty() || raw.biometric.references.len() > 2 {
+            return Err(bad(
+                "biometric.references",
+                "expected one or two references".into(),
+            ));
+        }
+        for r in &raw.biometric.references {
+            if !(0x81..=0x8F).contains(r) || !numbers.insert(r & 0x0F) {
+                return Err(bad(
+                    "biometric.references",
+                    format!("0x{r:02X}: expected an unused reference 0x81 to 0x8F"),
+                ));
+            }
+        }
+        if !(1..=15).contains(&raw.biometric.try_limit) {
+            return Err(bad("biometric.try_limit", "expected 1 to 15".into()));
+        }
+        if !(10..=85).contains(&raw.biometric.max_minutiae) {
+            return Err(bad(
+                "biometric.max_minutiae",
+                "expected 10 to 85 (3 bytes each in a short APDU)".into(),
+            ));
+        }
+        let mut data_groups: Vec<DataGroup> = Vec::new();
+        for (i, d) in raw.data_groups.iter().enumerate() {
+            let key = format!("data_groups[{i}]");
+            if !(1..=16).contains(&d.number) || data_groups.iter().any(|x| x.number == d.number) {
+                return Err(bad(
+                    &format!("{key}.number"),
+                    format!("{}: expected a unique number 1 to 16", d.number),
+                ));
+            }
+            let mut fields = Vec::new();
+            for (j, f) in d.fields.iter().enumerate() {
+                let fkey = format!("{key}.fields[{j}]");
+                if !KNOWN_FIELDS.contains(&f.field.as_str()) {
+                    return Err(bad(
+                        &format!("{fkey}.field"),
+                        format!(
+                            "{:?} is not a record field (known: {})",
+                            f.field,
+                            KNOWN_FIELDS.join(", ")
+                        ),
+                    ));
+                }
+                let encoding = match f.encoding.as_deref() {
+                    None | Some("utf8") => Encoding::Utf8,
+                    Some("date") => Encoding::Date,
+                    Some("gregorian") => Encoding::Gregorian,
+                    Some("bytes") => Encoding::Bytes,
+                    Some(other) => {
+                        return Err(bad(
+                            &format!("{fkey}.encoding"),
+                            format!("{other:?}: expected utf8, date, gregorian or bytes"),
+                        ))
+                    }
+                };
+                let is_date = DATE_FIELDS.contains(&f.field.as_str());
+                let ok = match encoding {
+                    Encoding::Date | Encoding::Gregorian => is_date,
+                    Encoding::Bytes => f.field == "photo",
+                    Encoding::Utf8 => !is_date && f.field != "photo",
+                };
+                if !ok {
+                    return Err(bad(
+                        &format!("{fkey}.encoding"),
+                        format!("{encoding:?} does not fit field {:?}", f.field),
+                    ));
+                }
+                let tag = ber_tag(&format!("{fkey}.tag"), &f.tag)?;
+                if fields.iter().any(|x: &FieldMap| x.tag == tag) {
+                    return Err(bad(
+                        &format!("{fkey}.tag"),
+                        "tag used twice in the group".into(),
+                    ));
+                }
+                fields.push(FieldMap {
+                    tag,
+                    field: f.field.clone(),
+                    encoding,
+                });
+            }
+            data_groups.push(DataGroup {
+                number: d.number,
+                name: d.name.clone(),
+                fid: fid(&format!("{key}.fid"), &d.fid)?,
+                tag: ber_tag(&format!("{key}.tag"), &d.tag)?,
+                fields,
+            });
+        }
+        for n in &raw.security_object.data_groups {
+            if !data_groups.iter().any(|d| d.number == *n) {
+                return Err(bad(
+                    "security_object.data_groups",
+                    format!("data group {n} is not defined"),
+                ));
+            }
+        }
+        Ok(Profile {
+            name: raw.name,
+            source: file.to_string(),
+            dir,
+            life_cycle_tag: tag2("card.life_cycle_tag", &raw.card.life_cycle_tag)?,
+            status_tag: tag2("card.status_tag", &raw.card.status_tag)?,
+            validity_years: raw.card.validity_years,
+            issuer_key_reference: raw.issuer.key_reference,
+            challenge_length: raw.issuer.challenge_length,
+            scripts: raw.perso.scripts,
+            photo_size_step: raw.perso.photo_size_step,
+            id_pin,
+            signature_pin,
+            puk,
+            identity_aid: aid("identity.aid", &raw.identity.aid)?,
+            identity_fid: fid("identity.fid", &raw.identity.fid)?,
+            pki_aid: aid("pki.aid", &raw.pki.aid)?,
+            pki_fid: fid("pki.fid", &raw.pki.fid)?,
+            keys,
+            bio_references: raw.biometric.references,
+            bio_try_limit: raw.biometric.try_limit,
+            max_minutiae: raw.biometric.max_minutiae,
+            bio_format_owner: tag2("biometric.format_owner", &raw.biometric.format_owner)?,
+            bio_format_type: tag2("biometric.format_type", &raw.biometric.format_type)?,
+            data_groups,
+            sod_fid: fid("security_object.fid", &raw.security_object.fid)?,
+            sod_data_groups: raw.security_object.data_groups,
+        })
+    }
+}
+
+/// A TOML error as "line L, column C: message".
+fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().to_string();
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or("");
+            let line = before.matches('\n').count() + 1;
+            let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {col}: {msg}")
+        }
+        None => msg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_profile_is_valid() {
+        let p = Profile::parse(REFERENCE_PROFILE, REFERENCE_PATH, None).unwrap();
+        assert_eq!(p.data_groups.len(), 4);
+        assert_eq!(p.keys.len(), 2);
+        assert_eq!(p.id_pin.number(), 1);
+        assert_eq!(p.sod_data_groups, vec![1, 2, 3, 4]);
+        assert_eq!(p.script_texts().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let bad = REFERENCE_PROFILE.replace("fid = \"0102\"", "fid = \"3F00\"");
+        let e = Profile::parse(&bad, "x.toml", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("x.toml") && e.contains("data_groups[1].fid"),
+            "{e}"
+        );
+        let bad = REFERENCE_PROFILE.replace("field = \"sex\"", "field = \"gender\"");
+        let e = Profile::parse(&bad, "x.toml", None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("data_groups[0].fields[7].field"), "{e}");
+        let bad = REFERENCE_PROFILE.replace("[issuer]", "[issuer]\nbogus = 1");
+        let e = Profile::parse(&bad, "x.toml", None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line") && e.contains("bogus"), "{e}");
+        let bad = REFERENCE_PROFILE.replace("data_groups = [1, 2, 3, 4]", "data_groups = [1, 9]");
+        let e = Profile::parse(&bad, "x.toml", None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("data group 9"), "{e}");
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics() {
+        for s in ["", "name = 1", "[[data_groups]]\nnumber = 300", "\u{0}"] {
+            assert!(Profile::parse(s, "x", None).is_err());
+        }
+    }
+}
