@@ -1,4 +1,5 @@
 //! Personalization of the reference national ID card and verification by
 //! reading back: the host side of `cardsmith perso`, `verify` and `read`.
 
+pub mod keys;
 pub mod profile;
