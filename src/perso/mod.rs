@@ -1,5 +1,6 @@
 //! Personalization of the reference national ID card and verification by
 //! reading back: the host side of `cardsmith perso`, `verify` and `read`.
 
+pub mod card;
 pub mod keys;
 pub mod profile;

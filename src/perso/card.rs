@@ -1,0 +1,382 @@
+//! The card operations personalization and verification need, each one a
+//! few APDUs over an [`Exchange`]. Every response is checked for shape; a
+//! malformed one is an [`ExchangeError::BadResponseData`] that says what was
+//! expected (and never quotes secret data).
+
+use crate::apdu::{cmd, Command, StatusWord};
+use crate::secret::Secret;
+use crate::tlv;
+use crate::transport::{Exchange, ExchangeError};
+
+use super::keys::IssuerKey;
+use super::profile::{KeySpec, Profile};
+
+/// The card life cycle, as the card reports it (GET DATA, profile tag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LifeCycle {
+    Blank,
+    Personalized,
+    Activated,
+    Terminated,
+}
+
+impl LifeCycle {
+    pub fn from_byte(b: u8) -> Option<LifeCycle> {
+        match b {
+            0x01 => Some(LifeCycle::Blank),
+            0x03 => Some(LifeCycle::Personalized),
+            0x07 => Some(LifeCycle::Activated),
+            0x0F => Some(LifeCycle::Terminated),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for LifeCycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LifeCycle::Blank => "blank",
+            LifeCycle::Personalized => "personalized",
+            LifeCycle::Activated => "activated",
+            LifeCycle::Terminated => "terminated",
+        })
+    }
+}
+
+/// One PIN or biometric reference in the card's status list.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RefStatus {
+    pub reference: u8,
+    pub biometric: bool,
+    pub tries_left: u8,
+    pub try_limit: u8,
+    pub transport: bool,
+    pub blocked: bool,
+    pub is_puk: bool,
+}
+
+fn bad(command: &str, detail: impl Into<String>) -> ExchangeError {
+    ExchangeError::BadResponseData {
+        command: command.to_string(),
+        detail: detail.into(),
+    }
+}
+
+/// The value of primitive data object `tag` in a GET DATA response.
+fn get_data_value(ex: &mut Exchange<'_>, tag: u16, what: &str) -> Result<Vec<u8>, ExchangeError> {
+    let data = ex.expect_ok(&cmd::get_data(tag, 256))?;
+    let nodes = tlv::decode(&data);
+    let tag_bytes = tag.to_be_bytes();
+    let n = tlv::expect_one(&nodes, &tag_bytes[usize::from(tag <= 0xFF)..])
+        .map_err(|e| bad(what, e))?;
+    match &n.kind {
+        tlv::NodeKind::Tlv {
+            value, children, ..
+        } if children.is_empty() => Ok(value.clone()),
+        _ => Err(bad(what, "expected a primitive data object")),
+    }
+}
+
+pub fn select_mf(ex: &mut Exchange<'_>) -> Result<(), ExchangeError> {
+    ex.expect_ok(&cmd::select_mf(cmd::SelectReturn::Nothing))?;
+    Ok(())
+}
+
+pub fn select_aid(ex: &mut Exchange<'_>, aid: &[u8]) -> Result<(), ExchangeError> {
+    ex.expect_ok(&cmd::select_by_aid(aid, cmd::SelectReturn::Nothing))?;
+    Ok(())
+}
+
+/// Select EF `fid` in the current DF and read all of it (size from the FCP).
+pub fn read_ef(ex: &mut Exchange<'_>, fid: u16) -> Result<Vec<u8>, ExchangeError> {
+    let what = format!("SELECT EF {fid:04X}");
+    let fcp = ex.expect_ok(&cmd::select_ef(fid, cmd::SelectReturn::Fcp))?;
+    let nodes = tlv::decode(&fcp);
+    let top = tlv::expect_one(&nodes, &[0x62]).map_err(|e| bad(&what, e))?;
+    let size = tlv::children(top)
+        .iter()
+        .filter_map(tlv::tag_value)
+        .find(|(t, _)| *t == [0x80] || *t == [0x81])
+        .map(|(_, v)| v.iter().fold(0usize, |a, &b| (a << 8) | usize::from(b)))
+        .ok_or_else(|| bad(&what, "the FCP has no file size (80)"))?;
+    if size > 1 << 20 {
+        return Err(bad(&what, format!("file size {size} is implausible")));
+    }
+    ex.read_binary(0, size)
+}
+
+/// Select EF `fid` in the current DF and write `data` at offset 0.
+pub fn write_ef(ex: &mut Exchange<'_>, fid: u16, data: &[u8]) -> Result<(), ExchangeError> {
+    ex.expect_ok(&cmd::select_ef(fid, cmd::SelectReturn::Nothing))?;
+    ex.update_binary(0, data)
+}
+
+pub fn life_cycle(ex: &mut Exchange<'_>, p: &Profile) -> Result<LifeCycle, ExchangeError> {
+    let what = "GET DATA (card life cycle)";
+    let v = get_data_value(ex, p.life_cycle_tag, what)?;
+    match v.as_slice() {
+        [b] => LifeCycle::from_byte(*b)
+            .ok_or_else(|| bad(what, format!("unknown life cycle value {b:02X}"))),
+        _ => Err(bad(what, format!("expected 1 byte, found {}", v.len()))),
+    }
+}
+
+/// The 8-byte card serial from the CPLC (IC serial number ‖ IC
+/// pre-personalization equipment identifier).
+pub fn serial(ex: &mut Exchange<'_>) -> Result<[u8; 8], ExchangeError> {
+    let what = "GET DATA 9F7F (CPLC)";
+    let v = get_data_value(ex, 0x9F7F, what)?;
+    if v.len() != 42 {
+        return Err(bad(
+            what,
+            format!("expected 42 bytes of CPLC, found {}", v.len()),
+        ));
+    }
+    let mut s = [0u8; 8];
+    s[..4].copy_from_slice(&v[12..16]);
+    s[4..].copy_from_slice(&v[30..34]);
+    Ok(s)
+}
+
+/// GET CHALLENGE and EXTERNAL AUTHENTICATE with the issuer key.
+pub fn issuer_authenticate(
+    ex: &mut Exchange<'_>,
+    p: &Profile,
+    key: &IssuerKey,
+    serial: &[u8; 8],
+) -> Result<(), ExchangeError> {
+    let n = usize::from(p.challenge_length);
+    let challenge = ex.expect_ok(&cmd::get_challenge(n))?;
+    if challenge.len() != n {
+        return Err(bad(
+            "GET CHALLENGE",
+            format!("expected {n} bytes, found {}", challenge.len()),
+        ));
+    }
+    let cryptogram = key.cryptogram(&challenge, serial);
+    let c = Command::new(0x00, 0x82, 0x00, p.issuer_key_reference)
+        .with_secret(Secret::new(cryptogram.to_vec()));
+    ex.expect_ok(&c)?;
+    Ok(())
+}
+
+/// The card's PIN and biometric reference states.
+pub fn status_list(ex: &mut Exchange<'_>, p: &Profile) -> Result<Vec<RefStatus>, ExchangeError> {
+    let what = "GET DATA (PIN and biometric status)";
+    let data = ex.expect_ok(&cmd::get_data(p.status_tag, 256))?;
+    let nodes = tlv::decode(&data);
+    let top = tlv::expect_one(&nodes, &p.status_tag.to_be_bytes()).map_err(|e| bad(what, e))?;
+    let mut out = Vec::new();
+    for n in tlv::children(top) {
+        let tlv::NodeKind::Tlv { tag, children, .. } = &n.kind else {
+            return Err(bad(what, format!("malformed entry at byte {}", n.offset)));
+        };
+        let biometric = match tag.as_slice() {
+            [0xA0] => false,
+            [0xA1] => true,
+            _ => continue,
+        };
+        let get = |t: u8| -> Result<u8, ExchangeError> {
+            children
+                .iter()
+                .filter_map(tlv::tag_value)
+                .find(|(tt, _)| *tt == [t])
+                .and_then(|(_, v)| match v {
+                    [b] => Some(*b),
+                    _ => None,
+                })
+                .ok_or_else(|| bad(what, format!("an entry lacks a 1-byte {t:02X}")))
+        };
+        let reference = get(0x83)?;
+        let tries_left = get(0x91)?;
+        let try_limit = get(0x92)?;
+        let flags = get(0x93)?;
+        out.push(RefStatus {
+            reference,
+            biometric,
+            tries_left,
+            try_limit,
+            transport: flags & 0x01 != 0,
+            blocked: flags & 0x02 != 0,
+            is_puk: flags & 0x04 != 0,
+        });
+    }
+    Ok(out)
+}
+
+/// The body of a GENERATE ASYMMETRIC KEY PAIR control reference template.
+fn key_crt(k: &KeySpec, with_policy: bool) -> Vec<u8> {
+    let mut inner = tlv::build(&[0x83], &[k.reference]);
+    inner.extend(tlv::build(&[0x80], &[0x11]));
+    if with_policy {
+        if let Some(pin) = k.pin {
+            inner.extend(tlv::build(&[0x9C], &[pin]));
+            if k.pin_per_use {
+                inner.extend(tlv::build(&[0x9D], &[0x01]));
+            }
+        }
+    }
+    tlv::build(&[k.usage.crt()], &inner)
+}
+
+/// The 65-byte uncompressed point in a `7F49` public key data object.
+fn parse_public_key(data: &[u8], what: &str) -> Result<Vec<u8>, ExchangeError> {
+    let nodes = tlv::decode(data);
+    let top = tlv::expect_one(&nodes, &[0x7F, 0x49]).map_err(|e| bad(what, e))?;
+    let point = tlv::children(top)
+        .iter()
+        .filter_map(tlv::tag_value)
+        .find(|(t, _)| *t == [0x86])
+        .map(|(_, v)| v.to_vec())
+        .ok_or_else(|| bad(what, "no public point (86) in 7F49"))?;
+    if point.len() != 65 || point.first() != Some(&0x04) {
+        return Err(bad(
+            what,
+            format!(
+                "expected an uncompressed P-256 point (65 bytes, 04 ‖ X ‖ Y), found {} bytes",
+                point.len()
+            ),
+        ));
+    }
+    Ok(point)
+}
+
+/// Generate key pair `k` on the card; its public point.
+pub fn generate_key(ex: &mut Exchange<'_>, k: &KeySpec) -> Result<Vec<u8>, ExchangeError> {
+    let c = Command::new(0x00, 0x46, 0x00, 0x00)
+        .with_data(key_crt(k, true))
+        .with_ne(256);
+    let data = ex.expect_ok(&c)?;
+    parse_public_key(&data, "GENERATE ASYMMETRIC KEY PAIR")
+}
+
+/// Read the public point of an existing key pair.
+pub fn read_public_key(ex: &mut Exchange<'_>, k: &KeySpec) -> Result<Vec<u8>, ExchangeError> {
+    let c = Command::new(0x00, 0x46, 0x81, 0x00)
+        .with_data(key_crt(k, false))
+        .with_ne(256);
+    let data = ex.expect_ok(&c)?;
+    parse_public_key(&data, "GENERATE ASYMMETRIC KEY PAIR (read public key)")
+}
+
+/// Have the card sign a SHA-256 digest with key `k` (MSE SET, then PSO
+/// COMPUTE DIGITAL SIGNATURE or INTERNAL AUTHENTICATE); the raw r ‖ s.
+pub fn sign_digest(
+    ex: &mut Exchange<'_>,
+    k: &KeySpec,
+    digest: &[u8; 32],
+) -> Result<Vec<u8>, StepError> {
+    let mut mse = tlv::build(&[0x80], &[0x11]);
+    mse.extend(tlv::build(&[0x84], &[k.reference]));
+    ex.expect_ok(&Command::new(0x00, 0x22, 0x41, k.usage.crt()).with_data(mse))?;
+    let c = match k.usage {
+        super::profile::KeyUsage::Sign => Command::new(0x00, 0x2A, 0x9E, 0x9A),
+        super::profile::KeyUsage::Authenticate => Command::new(0x00, 0x88, 0x00, 0x00),
+    }
+    .with_data(digest.to_vec())
+    .with_ne(256);
+    let r = ex.transmit(&c)?;
+    if r.sw != StatusWord::Ok {
+        return Err(StepError::Refused(r.sw));
+    }
+    if r.data.len() != 64 {
+        return Err(StepError::Exchange(bad(
+            "signature",
+            format!("expected 64 bytes (r ‖ s), found {}", r.data.len()),
+        )));
+    }
+    Ok(r.data)
+}
+
+/// Why a card step did not succeed: the exchange failed, or the card said no.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
+    #[error("the card refused: {0}")]
+    Refused(StatusWord),
+}
+
+/// An ISO/IEC 7816-11 biometric information template for one finger.
+pub fn bit(p: &Profile, reference: u8, position_code: u8) -> Vec<u8> {
+    let mut bht = tlv::build(&[0x81], &[0x08]);
+    bht.extend(tlv::build(&[0x82], &[finger_subtype(position_code)]));
+    bht.extend(tlv::build(&[0x87], &p.bio_format_owner.to_be_bytes()));
+    bht.extend(tlv::build(&[0x88], &p.bio_format_type.to_be_bytes()));
+    let mut inner = tlv::build(&[0x83], &[reference]);
+    inner.extend(tlv::build(&[0xA1], &bht));
+    inner.extend(tlv::build(
+        &[0xB1],
+        &tlv::build(&[0x81], &[p.max_minutiae as u8]),
+    ));
+    tlv::build(&[0x7F, 0x60], &inner)
+}
+
+/// ISO/IEC 19785-3 biometric subtype of a finger: b2-b1 right (01) / left
+/// (10), b5-b3 thumb 1 … little finger 5. Position codes are ISO/IEC
+/// 19794-2's (1 right thumb … 10 left little; 0 unknown).
+pub fn finger_subtype(position_code: u8) -> u8 {
+    match position_code {
+        1..=5 => 0b01 | (position_code << 2),
+        6..=10 => 0b10 | ((position_code - 5) << 2),
+        _ => 0,
+    }
+}
+
+/// The ISO/IEC 19794-2 position code of a subtype (inverse of [`finger_subtype`]).
+pub fn subtype_position(subtype: u8) -> u8 {
+    let finger = (subtype >> 2) & 0x07;
+    match (subtype & 0x03, finger) {
+        (0b01, 1..=5) => finger,
+        (0b10, 1..=5) => finger + 5,
+        _ => 0,
+    }
+}
+
+/// Enrol a biometric reference: BIT, compact minutiae, try limit.
+pub fn enrol_finger(
+    ex: &mut Exchange<'_>,
+    p: &Profile,
+    reference: u8,
+    position_code: u8,
+    minutiae: &Secret,
+) -> Result<(), ExchangeError> {
+    let mut body = bit(p, reference, position_code);
+    body.extend(tlv::build(&[0x5F, 0x2E], minutiae.expose()));
+    body.extend(tlv::build(&[0x91], &[p.bio_try_limit]));
+    let c = Command::new(0x00, 0xDA, 0x02, reference).with_secret(Secret::new(body));
+    ex.expect_ok(&c)?;
+    Ok(())
+}
+
+/// VERIFY with a biometric probe (compact minutiae): the card's status word.
+pub fn verify_finger(
+    ex: &mut Exchange<'_>,
+    reference: u8,
+    minutiae: &Secret,
+) -> Result<StatusWord, ExchangeError> {
+    let body = tlv::build(&[0x7F, 0x2E], &tlv::build(&[0x81], minutiae.expose()));
+    let c = Command::new(0x00, 0x21, 0x00, reference).with_secret(Secret::new(body));
+    Ok(ex.transmit(&c)?.sw)
+}
+
+/// ACTIVATE FILE on the MF: closes personalization on a blank card.
+pub fn activate_mf(ex: &mut Exchange<'_>) -> Result<StatusWord, ExchangeError> {
+    select_mf(ex)?;
+    Ok(ex.transmit(&cmd::activate_file())?.sw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finger_subtypes_round_trip() {
+        for code in 0..=10 {
+            assert_eq!(subtype_position(finger_subtype(code)), code);
+        }
+        assert_eq!(finger_subtype(2), 0b0000_1001); // right index
+        assert_eq!(finger_subtype(7), 0b0000_1010); // left index
+    }
+}
