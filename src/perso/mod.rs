@@ -4,3 +4,4 @@
 pub mod card;
 pub mod keys;
 pub mod profile;
+pub mod datagroups;
