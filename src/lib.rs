@@ -10,6 +10,7 @@ pub mod atr;
 pub mod cli;
 pub mod hex;
 pub mod perso;
+pub mod pki;
 pub mod script;
 pub mod secret;
 pub mod sim;

@@ -1,0 +1,788 @@
+//! Certificate issuance: the [`CertificateAuthority`] trait and a local,
+//! file-backed test CA ([`LocalCa`]) that also holds an ICAO document signer.
+//!
+//! # Profiles
+//!
+//! Both profiles get: X.509 v3, a random positive 128-bit serial, validity
+//! from one minute before issuance to five calendar years later (never past
+//! the CA's own notAfter), basicConstraints `cA=FALSE` (critical),
+//! subjectKeyIdentifier and authorityKeyIdentifier (RFC 7093 method 1: the
+//! leftmost 160 bits of SHA-256 over the public key bits).
+//!
+//! * [`CertProfile::Authentication`]: keyUsage `digitalSignature` (critical),
+//!   extKeyUsage `clientAuth` (non-critical).
+//! * [`CertProfile::Signature`]: keyUsage `nonRepudiation` (a.k.a.
+//!   contentCommitment) **only**, critical; no extKeyUsage. This is ETSI
+//!   EN 319 412-2 §4.3.2 key-usage "type A" for certificates that validate
+//!   commitment to signed content. `digitalSignature` is deliberately left out
+//!   so that the signature key can't be used for authentication protocols
+//!   (which would let a relying party obtain a "signature" over a challenge);
+//!   authentication has its own key and certificate.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use ring::digest;
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+use x509_parser::prelude::X509Certificate;
+
+use super::check::{self, parse_cert};
+use super::csr::{p256_spki, parse_p256_spki, verify_csr};
+use super::der::{self, oids, Civil};
+use super::sod::DocumentSigner;
+use super::PkiError;
+
+/// Which of the card's two keys a certificate is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CertProfile {
+    /// TLS-client style authentication key.
+    Authentication,
+    /// Qualified-style electronic signature key (non-repudiation).
+    Signature,
+}
+
+impl fmt::Display for CertProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CertProfile::Authentication => "authentication",
+            CertProfile::Signature => "signature",
+        })
+    }
+}
+
+/// Something that turns a PKCS#10 request into a certificate.
+pub trait CertificateAuthority {
+    /// Verifies the request's proof of possession and issues a DER
+    /// certificate with the given profile.
+    fn issue(&self, csr_der: &[u8], profile: CertProfile) -> Result<Vec<u8>, PkiError>;
+    /// DER CA certificates, issuing CA first, root last.
+    fn chain(&self) -> Vec<Vec<u8>>;
+}
+
+/// File names inside a [`LocalCa`] directory.
+pub const CA_CERT_FILE: &str = "ca-cert.pem";
+pub const CA_KEY_FILE: &str = "ca-key.p8";
+pub const DS_CERT_FILE: &str = "ds-cert.pem";
+pub const DS_KEY_FILE: &str = "ds-key.p8";
+const LOCK_FILE: &str = ".cardsmith-ca.lock";
+const ALL_FILES: [&str; 4] = [CA_CERT_FILE, CA_KEY_FILE, DS_CERT_FILE, DS_KEY_FILE];
+
+const CA_YEARS: i64 = 15;
+const DS_YEARS: i64 = 10;
+const EE_YEARS: i64 = 5;
+const BACKDATE_SECS: i64 = 60;
+
+// keyUsage bit numbers (RFC 5280 4.2.1.3)
+const KU_DIGITAL_SIGNATURE: u8 = 0;
+const KU_NON_REPUDIATION: u8 = 1;
+const KU_KEY_CERT_SIGN: u8 = 5;
+const KU_CRL_SIGN: u8 = 6;
+
+/// PEM (`CERTIFICATE`) of a DER certificate.
+pub fn certificate_pem(cert_der: &[u8]) -> String {
+    der::pem_encode("CERTIFICATE", cert_der)
+}
+
+/// A document signer whose key lives in memory (loaded from `ds-key.p8`).
+pub struct LocalDocumentSigner {
+    cert: Vec<u8>,
+    key: EcdsaKeyPair,
+    rng: SystemRandom,
+}
+
+impl fmt::Debug for LocalDocumentSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalDocumentSigner")
+            .field(
+                "certificate_sha256",
+                &der::hex(digest::digest(&digest::SHA256, &self.cert).as_ref()),
+            )
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl DocumentSigner for LocalDocumentSigner {
+    fn certificate(&self) -> &[u8] {
+        &self.cert
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, PkiError> {
+        self.key
+            .sign(&self.rng, message)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|_| PkiError::Crypto("document signer ECDSA signing failed"))
+    }
+}
+
+/// A file-backed test CA: a self-signed P-256 root that issues card
+/// certificates, plus a document signer certificate/key for EF.SOD.
+///
+/// Not for production: keys are plain PKCS#8 files protected only by file
+/// permissions.
+pub struct LocalCa {
+    dir: PathBuf,
+    ca_cert: Vec<u8>,
+    ca_key: EcdsaKeyPair,
+    ca_not_after: i64,
+    ds: LocalDocumentSigner,
+    rng: SystemRandom,
+}
+
+impl fmt::Debug for LocalCa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalCa")
+            .field("dir", &self.dir)
+            .field(
+                "ca_certificate_sha256",
+                &der::hex(digest::digest(&digest::SHA256, &self.ca_cert).as_ref()),
+            )
+            .field("ca_key", &"<redacted>")
+            .field("document_signer", &self.ds)
+            .finish()
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
+    move |source| PkiError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn bad_file(path: &Path, reason: impl Into<String>) -> PkiError {
+    PkiError::BadFile {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// RFC 7093 method 1 key identifier.
+pub(crate) fn key_identifier(point: &[u8]) -> Vec<u8> {
+    digest::digest(&digest::SHA256, point).as_ref()[..20].to_vec()
+}
+
+fn extension(arcs: &[u64], critical: bool, value: &[u8]) -> Vec<u8> {
+    if critical {
+        der::seq(&[
+            &der::oid(arcs),
+            &der::boolean(true),
+            &der::octet_string(value),
+        ])
+    } else {
+        der::seq(&[&der::oid(arcs), &der::octet_string(value)])
+    }
+}
+
+/// keyUsage BIT STRING from bit numbers (DER: trailing zero bits dropped).
+fn key_usage_ext(bits: &[u8]) -> Vec<u8> {
+    let mut v: u16 = 0;
+    for &b in bits {
+        v |= 0x8000 >> b;
+    }
+    let bytes = v.to_be_bytes();
+    let n = if bytes[1] != 0 { 2 } else { 1 };
+    let unused = bytes[n - 1].trailing_zeros() as u8;
+    extension(
+        oids::EXT_KEY_USAGE,
+        true,
+        &der::bit_string(unused, &bytes[..n]),
+    )
+}
+
+fn name(cn: &str) -> Vec<u8> {
+    let rdn = |arcs: &[u64], v: Vec<u8>| der::set_of(vec![der::seq(&[&der::oid(arcs), &v])]);
+    der::seq(&[
+        &rdn(oids::AT_COUNTRY, der::printable_string("IR")),
+        &rdn(oids::AT_ORGANIZATION, der::utf8_string("cardsmith test")),
+        &rdn(oids::AT_COMMON_NAME, der::utf8_string(cn)),
+    ])
+}
+
+struct Template<'a> {
+    issuer_name: &'a [u8],
+    issuer_point: &'a [u8],
+    subject_name: &'a [u8],
+    subject_point: &'a [u8],
+    not_before: i64,
+    not_after: i64,
+    /// Extensions other than the key identifiers.
+    extensions: Vec<Vec<u8>>,
+}
+
+fn random_serial(rng: &SystemRandom) -> Result<Vec<u8>, PkiError> {
+    let mut s = [0u8; 16];
+    rng.fill(&mut s)
+        .map_err(|_| PkiError::Crypto("random number generation failed"))?;
+    // Positive and exactly 16 significant bytes.
+    s[0] = (s[0] & 0x7f) | 0x40;
+    Ok(der::uint(&s))
+}
+
+fn sign_certificate(
+    t: Template<'_>,
+    issuer_key: &EcdsaKeyPair,
+    rng: &SystemRandom,
+) -> Result<Vec<u8>, PkiError> {
+    let sig_alg = der::algorithm_id(oids::ECDSA_WITH_SHA256);
+    let mut exts = t.extensions;
+    exts.push(extension(
+        oids::EXT_SUBJECT_KEY_ID,
+        false,
+        &der::octet_string(&key_identifier(t.subject_point)),
+    ));
+    exts.push(extension(
+        oids::EXT_AUTHORITY_KEY_ID,
+        false,
+        &der::seq(&[&der::tlv(der::ctx_prim(0), &key_identifier(t.issuer_point))]),
+    ));
+    let ext_refs: Vec<&[u8]> = exts.iter().map(|e| e.as_slice()).collect();
+    let tbs = der::seq(&[
+        &der::tlv(der::ctx_cons(0), &der::uint_small(2)),
+        &random_serial(rng)?,
+        &sig_alg,
+        t.issuer_name,
+        &der::seq(&[&der::time(t.not_before), &der::time(t.not_after)]),
+        t.subject_name,
+        &p256_spki(t.subject_point),
+        &der::tlv(der::ctx_cons(3), &der::seq(&ext_refs)),
+    ]);
+    let sig = issuer_key
+        .sign(rng, &tbs)
+        .map_err(|_| PkiError::Crypto("certificate signing failed"))?;
+    Ok(der::seq(&[
+        &tbs,
+        &sig_alg,
+        &der::bit_string(0, sig.as_ref()),
+    ]))
+}
+
+fn write_file(dir: &Path, name: &str, data: &[u8], secret: bool) -> Result<(), PkiError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut opts = OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(if secret { 0o600 } else { 0o644 });
+    }
+    let _ = secret;
+    let _ = fs::remove_file(&tmp);
+    let mut f = opts.open(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(data).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    drop(f);
+    fs::rename(&tmp, &path).map_err(io_err(&path))
+}
+
+fn read_key(path: &Path, rng: &SystemRandom) -> Result<EcdsaKeyPair, PkiError> {
+    let meta = fs::metadata(path).map_err(io_err(path))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(PkiError::InsecureKeyFile {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+    }
+    if !meta.is_file() {
+        return Err(bad_file(path, "not a regular file"));
+    }
+    let bytes = fs::read(path).map_err(io_err(path))?;
+    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &bytes, rng).map_err(|e| {
+        bad_file(
+            path,
+            format!("not a DER PKCS#8 ECDSA P-256 private key ({e})"),
+        )
+    })
+}
+
+fn read_cert(path: &Path) -> Result<Vec<u8>, PkiError> {
+    let bytes = fs::read(path).map_err(io_err(path))?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&bytes)
+        .map_err(|e| bad_file(path, format!("not a PEM file ({e})")))?;
+    if pem.label != "CERTIFICATE" {
+        return Err(bad_file(
+            path,
+            format!("expected a PEM CERTIFICATE block, found {:?}", pem.label),
+        ));
+    }
+    parse_cert(&pem.contents, "certificate").map_err(|e| bad_file(path, e.to_string()))?;
+    Ok(pem.contents)
+}
+
+fn cert_point(cert: &X509Certificate<'_>) -> Result<Vec<u8>, String> {
+    parse_p256_spki(cert.tbs_certificate.subject_pki.raw).map_err(|e| e.to_string())
+}
+
+impl LocalCa {
+    /// Opens the CA stored in `dir`, creating directory, keys and
+    /// certificates on first use.
+    ///
+    /// Concurrent callers (threads or processes) are serialized with an
+    /// exclusive advisory lock on `dir/.cardsmith-ca.lock`; files are written
+    /// to temporary names and renamed into place.
+    pub fn open_or_create(dir: &Path) -> Result<LocalCa, PkiError> {
+        if !dir.exists() {
+            let mut b = fs::DirBuilder::new();
+            b.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                b.mode(0o700);
+            }
+            b.create(dir).map_err(io_err(dir))?;
+        }
+        let lock_path = dir.join(LOCK_FILE);
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let lock: File = opts.open(&lock_path).map_err(io_err(&lock_path))?;
+        lock.lock().map_err(io_err(&lock_path))?;
+
+        let present: Vec<&'static str> = ALL_FILES
+            .iter()
+            .copied()
+            .filter(|f| dir.join(f).exists())
+            .collect();
+        let result = if present.is_empty() {
+            Self::create(dir).and_then(|()| Self::load(dir))
+        } else if present.len() == ALL_FILES.len() {
+            Self::load(dir)
+        } else {
+            Err(PkiError::IncompleteCaDirectory {
+                dir: dir.to_path_buf(),
+                missing: ALL_FILES
+                    .iter()
+                    .copied()
+                    .filter(|f| !present.contains(f))
+                    .collect(),
+                present,
+            })
+        };
+        drop(lock); // releases the advisory lock
+        result
+    }
+
+    fn create(dir: &Path) -> Result<(), PkiError> {
+        let rng = SystemRandom::new();
+        let gen = || {
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+                .map_err(|_| PkiError::Crypto("key generation failed"))
+        };
+        let load = |p8: &[u8]| {
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, p8, &rng)
+                .map_err(|_| PkiError::Crypto("generated key did not load"))
+        };
+        let ca_p8 = gen()?;
+        let ds_p8 = gen()?;
+        let ca_key = load(ca_p8.as_ref())?;
+        let ds_key = load(ds_p8.as_ref())?;
+        let ca_point = ca_key.public_key().as_ref();
+        let ds_point = ds_key.public_key().as_ref();
+
+        let now = der::unix_secs(SystemTime::now());
+        let not_before = now - BACKDATE_SECS;
+        let ca_name = name("cardsmith local test CA");
+        let ca_not_after = Civil::from_unix(now).add_years(CA_YEARS).to_unix();
+        let ca_cert = sign_certificate(
+            Template {
+                issuer_name: &ca_name,
+                issuer_point: ca_point,
+                subject_name: &ca_name,
+                subject_point: ca_point,
+                not_before,
+                not_after: ca_not_after,
+                extensions: vec![
+                    extension(
+                        oids::EXT_BASIC_CONSTRAINTS,
+                        true,
+                        &der::seq(&[&der::boolean(true), &der::uint_small(0)]),
+                    ),
+                    key_usage_ext(&[KU_KEY_CERT_SIGN, KU_CRL_SIGN]),
+                ],
+            },
+            &ca_key,
+            &rng,
+        )?;
+        let ds_cert = sign_certificate(
+            Template {
+                issuer_name: &ca_name,
+                issuer_point: ca_point,
+                subject_name: &name("cardsmith local document signer"),
+                subject_point: ds_point,
+                not_before,
+                not_after: Civil::from_unix(now)
+                    .add_years(DS_YEARS)
+                    .to_unix()
+                    .min(ca_not_after),
+                extensions: vec![
+                    extension(oids::EXT_BASIC_CONSTRAINTS, true, &der::seq(&[])),
+                    key_usage_ext(&[KU_DIGITAL_SIGNATURE]),
+                ],
+            },
+            &ca_key,
+            &rng,
+        )?;
+        write_file(dir, CA_KEY_FILE, ca_p8.as_ref(), true)?;
+        write_file(dir, DS_KEY_FILE, ds_p8.as_ref(), true)?;
+        write_file(
+            dir,
+            DS_CERT_FILE,
+            certificate_pem(&ds_cert).as_bytes(),
+            false,
+        )?;
+        write_file(
+            dir,
+            CA_CERT_FILE,
+            certificate_pem(&ca_cert).as_bytes(),
+            false,
+        )?;
+        Ok(())
+    }
+
+    fn load(dir: &Path) -> Result<LocalCa, PkiError> {
+        let rng = SystemRandom::new();
+        let p = |f: &str| dir.join(f);
+        let ca_key = read_key(&p(CA_KEY_FILE), &rng)?;
+        let ds_key = read_key(&p(DS_KEY_FILE), &rng)?;
+        let ca_cert = read_cert(&p(CA_CERT_FILE))?;
+        let ds_cert = read_cert(&p(DS_CERT_FILE))?;
+
+        let ca = parse_cert(&ca_cert, "CA certificate")
+            .map_err(|e| bad_file(&p(CA_CERT_FILE), e.to_string()))?;
+        let ds = parse_cert(&ds_cert, "document signer certificate")
+            .map_err(|e| bad_file(&p(DS_CERT_FILE), e.to_string()))?;
+        let ca_point = cert_point(&ca).map_err(|e| bad_file(&p(CA_CERT_FILE), e))?;
+        if ca_point != ca_key.public_key().as_ref() {
+            return Err(bad_file(
+                &p(CA_CERT_FILE),
+                format!("public key does not match the private key in {CA_KEY_FILE}"),
+            ));
+        }
+        let ds_point = cert_point(&ds).map_err(|e| bad_file(&p(DS_CERT_FILE), e))?;
+        if ds_point != ds_key.public_key().as_ref() {
+            return Err(bad_file(
+                &p(DS_CERT_FILE),
+                format!("public key does not match the private key in {DS_KEY_FILE}"),
+            ));
+        }
+        if !ca.is_ca() {
+            return Err(bad_file(
+                &p(CA_CERT_FILE),
+                "certificate is not a CA (basicConstraints cA=TRUE missing)",
+            ));
+        }
+        check::verify_signed_by(&ca, &ca).map_err(|e| {
+            bad_file(
+                &p(CA_CERT_FILE),
+                format!("self-signature does not verify: {e}"),
+            )
+        })?;
+        check::verify_signed_by(&ds, &ca).map_err(|e| {
+            bad_file(
+                &p(DS_CERT_FILE),
+                format!("not signed by the CA in {CA_CERT_FILE}: {e}"),
+            )
+        })?;
+        let ca_not_after = ca.validity().not_after.timestamp();
+        drop(ca);
+        drop(ds);
+        Ok(LocalCa {
+            dir: dir.to_path_buf(),
+            ca_cert,
+            ca_key,
+            ca_not_after,
+            ds: LocalDocumentSigner {
+                cert: ds_cert,
+                key: ds_key,
+                rng: SystemRandom::new(),
+            },
+            rng,
+        })
+    }
+
+    /// Directory holding the CA files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// DER of the self-signed CA certificate.
+    pub fn ca_certificate(&self) -> &[u8] {
+        &self.ca_cert
+    }
+
+    /// The document signer (implements [`DocumentSigner`]).
+    pub fn document_signer(&self) -> &LocalDocumentSigner {
+        &self.ds
+    }
+
+    /// Issues with an explicit issuance time (validity starts one minute
+    /// before `now`).
+    pub fn issue_at(
+        &self,
+        csr_der: &[u8],
+        profile: CertProfile,
+        now: SystemTime,
+    ) -> Result<Vec<u8>, PkiError> {
+        let info = verify_csr(csr_der)?;
+        let subject_name = info.subject.to_der()?;
+        let ca = parse_cert(&self.ca_cert, "CA certificate")?;
+        let now = der::unix_secs(now);
+        let not_after = Civil::from_unix(now)
+            .add_years(EE_YEARS)
+            .to_unix()
+            .min(self.ca_not_after);
+        let mut extensions = vec![extension(oids::EXT_BASIC_CONSTRAINTS, true, &der::seq(&[]))];
+        match profile {
+            CertProfile::Authentication => {
+                extensions.push(key_usage_ext(&[KU_DIGITAL_SIGNATURE]));
+                extensions.push(extension(
+                    oids::EXT_EXT_KEY_USAGE,
+                    false,
+                    &der::seq(&[&der::oid(oids::KP_CLIENT_AUTH)]),
+                ));
+            }
+            CertProfile::Signature => extensions.push(key_usage_ext(&[KU_NON_REPUDIATION])),
+        }
+        sign_certificate(
+            Template {
+                issuer_name: ca.subject().as_raw(),
+                issuer_point: self.ca_key.public_key().as_ref(),
+                subject_name: &subject_name,
+                subject_point: &info.public_point,
+                not_before: now - BACKDATE_SECS,
+                not_after,
+                extensions,
+            },
+            &self.ca_key,
+            &self.rng,
+        )
+    }
+}
+
+impl CertificateAuthority for LocalCa {
+    fn issue(&self, csr_der: &[u8], profile: CertProfile) -> Result<Vec<u8>, PkiError> {
+        self.issue_at(csr_der, profile, SystemTime::now())
+    }
+
+    fn chain(&self) -> Vec<Vec<u8>> {
+        vec![self.ca_cert.clone()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::check::{check_certificate, describe_certificate};
+    use crate::pki::test_support::{card_key, card_point, card_sign, make_csr, new_ca, subject};
+
+    #[test]
+    fn key_usage_encoding() {
+        // digitalSignature: 03 02 07 80
+        let e = key_usage_ext(&[KU_DIGITAL_SIGNATURE]);
+        assert!(e.ends_with(&[0x04, 0x04, 0x03, 0x02, 0x07, 0x80]));
+        let e = key_usage_ext(&[KU_NON_REPUDIATION]);
+        assert!(e.ends_with(&[0x03, 0x02, 0x06, 0x40]));
+        let e = key_usage_ext(&[KU_KEY_CERT_SIGN, KU_CRL_SIGN]);
+        assert!(e.ends_with(&[0x03, 0x02, 0x01, 0x06]));
+    }
+
+    #[test]
+    fn creates_files_with_modes_and_reloads() {
+        let (tmp, ca) = new_ca();
+        let dir = tmp.path().join("ca");
+        for f in ALL_FILES {
+            assert!(dir.join(f).is_file(), "{f}");
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for f in [CA_KEY_FILE, DS_KEY_FILE] {
+                let m = fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
+                assert_eq!(m, 0o600, "{f}");
+            }
+        }
+        let again = LocalCa::open_or_create(&dir).unwrap();
+        assert_eq!(again.ca_certificate(), ca.ca_certificate());
+        assert_eq!(
+            again.document_signer().certificate(),
+            ca.document_signer().certificate()
+        );
+        let s = describe_certificate(ca.ca_certificate()).unwrap();
+        assert!(s.is_ca);
+        assert_eq!(
+            s.subject,
+            "C=IR, O=cardsmith test, CN=cardsmith local test CA"
+        );
+        assert_eq!(s.key_usage, vec!["keyCertSign", "cRLSign"]);
+        let span = s.not_after_unix - s.not_before_unix;
+        assert!(span > 15 * 365 * 86400 && span < 15 * 366 * 86400 + 120);
+        let d = describe_certificate(ca.document_signer().certificate()).unwrap();
+        assert_eq!(d.key_usage, vec!["digitalSignature"]);
+        assert_eq!(d.issuer, s.subject);
+    }
+
+    #[test]
+    fn debug_hides_keys() {
+        let (tmp, ca) = new_ca();
+        let dbg = format!("{ca:?}");
+        assert!(dbg.contains("<redacted>"));
+        let key = fs::read(tmp.path().join("ca").join(CA_KEY_FILE)).unwrap();
+        // No long run of the key bytes (hex) appears.
+        let key_hex = der::hex(&key[key.len() - 40..key.len() - 8]);
+        assert!(!dbg.to_lowercase().contains(&key_hex));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn refuses_readable_key_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let (tmp, _ca) = new_ca();
+        let dir = tmp.path().join("ca");
+        let key = dir.join(DS_KEY_FILE);
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o640)).unwrap();
+        match LocalCa::open_or_create(&dir) {
+            Err(PkiError::InsecureKeyFile { path, mode }) => {
+                assert_eq!(path, key);
+                assert_eq!(mode, 0o640);
+            }
+            other => panic!("expected InsecureKeyFile, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn refuses_malformed_files_naming_them() {
+        let (tmp, _ca) = new_ca();
+        let dir = tmp.path().join("ca");
+        let cert = dir.join(CA_CERT_FILE);
+        let orig = fs::read(&cert).unwrap();
+        fs::write(
+            &cert,
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let e = LocalCa::open_or_create(&dir).unwrap_err();
+        assert!(
+            matches!(&e, PkiError::BadFile { path, .. } if *path == cert),
+            "{e}"
+        );
+        assert!(e.to_string().contains(CA_CERT_FILE));
+        fs::write(&cert, &orig).unwrap();
+
+        let key = dir.join(CA_KEY_FILE);
+        write_file(&dir, CA_KEY_FILE, b"garbage", true).unwrap();
+        let e = LocalCa::open_or_create(&dir).unwrap_err();
+        assert!(
+            matches!(&e, PkiError::BadFile { path, .. } if *path == key),
+            "{e}"
+        );
+
+        // Swap in another CA's key: mismatch is detected and named.
+        let (tmp2, _ca2) = new_ca();
+        let other = fs::read(tmp2.path().join("ca").join(CA_KEY_FILE)).unwrap();
+        write_file(&dir, CA_KEY_FILE, &other, true).unwrap();
+        let e = LocalCa::open_or_create(&dir).unwrap_err();
+        assert!(e.to_string().contains(CA_CERT_FILE), "{e}");
+        assert!(e.to_string().contains("does not match"), "{e}");
+    }
+
+    #[test]
+    fn incomplete_directory_is_reported() {
+        let (tmp, _ca) = new_ca();
+        let dir = tmp.path().join("ca");
+        fs::remove_file(dir.join(DS_CERT_FILE)).unwrap();
+        match LocalCa::open_or_create(&dir) {
+            Err(PkiError::IncompleteCaDirectory { missing, .. }) => {
+                assert_eq!(missing, vec![DS_CERT_FILE])
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn concurrent_creation_yields_one_ca() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("shared-ca");
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let d = dir.clone();
+                std::thread::spawn(move || {
+                    LocalCa::open_or_create(&d)
+                        .unwrap()
+                        .ca_certificate()
+                        .to_vec()
+                })
+            })
+            .collect();
+        let certs: Vec<Vec<u8>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert!(certs.windows(2).all(|w| w[0] == w[1]));
+    }
+
+    #[test]
+    fn issues_both_profiles() {
+        let (_tmp, ca) = new_ca();
+        let key = card_key();
+        let csr = make_csr(&key, &subject());
+        for profile in [CertProfile::Authentication, CertProfile::Signature] {
+            let cert = ca.issue(&csr, profile).unwrap();
+            check_certificate(
+                &cert,
+                card_point(&key),
+                profile,
+                &ca.chain(),
+                SystemTime::now(),
+            )
+            .unwrap();
+            let s = describe_certificate(&cert).unwrap();
+            assert!(!s.is_ca);
+            assert_eq!(s.serial_hex.len(), 32, "{}", s.serial_hex);
+            assert!(s.subject.contains("PNOIR-0012345679"), "{}", s.subject);
+            let span = s.not_after_unix - s.not_before_unix;
+            assert!((5 * 365 * 86400..=5 * 366 * 86400 + 60).contains(&span));
+            match profile {
+                CertProfile::Authentication => {
+                    assert_eq!(s.key_usage, vec!["digitalSignature"]);
+                    assert_eq!(s.extended_key_usage, vec!["clientAuth"]);
+                }
+                CertProfile::Signature => {
+                    assert_eq!(s.key_usage, vec!["nonRepudiation"]);
+                    assert!(s.extended_key_usage.is_empty());
+                }
+            }
+        }
+        // Serials differ.
+        let a = describe_certificate(&ca.issue(&csr, CertProfile::Signature).unwrap()).unwrap();
+        let b = describe_certificate(&ca.issue(&csr, CertProfile::Signature).unwrap()).unwrap();
+        assert_ne!(a.serial_hex, b.serial_hex);
+    }
+
+    #[test]
+    fn refuses_csr_without_proof_of_possession() {
+        let (_tmp, ca) = new_ca();
+        let key = card_key();
+        let other = card_key();
+        let info = crate::pki::csr::request_info_der(&subject(), card_point(&key)).unwrap();
+        let csr = crate::pki::csr::assemble_csr(&info, &card_sign(&other, &info)).unwrap();
+        assert!(matches!(
+            ca.issue(&csr, CertProfile::Authentication),
+            Err(PkiError::CsrSignatureInvalid)
+        ));
+        assert!(matches!(
+            ca.issue(b"\x30\x00", CertProfile::Authentication),
+            Err(PkiError::CsrMalformed(_))
+        ));
+    }
+}

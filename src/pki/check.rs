@@ -1,0 +1,780 @@
+//! Checks of a certificate returned by a CA before it is written to the card,
+//! and a human-readable summary for display.
+//!
+//! Parsing is done by `x509-parser`; signatures are verified with `ring`
+//! (ECDSA P-256/P-384 with SHA-256/384, RSA PKCS#1 v1.5 with SHA-256/384/512
+//! for CA keys; card keys must be P-256). Names are compared as DER bytes,
+//! which is exact for CAs that copy their subject into the issuer field (as
+//! RFC 5280 §4.1.2.4 recommends).
+
+use std::fmt;
+use std::time::SystemTime;
+
+use ring::digest;
+use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::ca::CertProfile;
+use super::csr::parse_p256_spki;
+use super::der::{self, oids, Der, TAG_BIT_STRING, TAG_SEQUENCE};
+
+/// Why a certificate is not acceptable. Each variant names the certificate
+/// it is about (`which`) where more than one is involved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertProblem {
+    #[error("{which} could not be parsed: expected {expected}; {detail}")]
+    Malformed {
+        which: String,
+        expected: String,
+        detail: String,
+    },
+    #[error("no CA certificates given to check against")]
+    EmptyChain,
+    #[error("{which}: unsupported public key: {detail}")]
+    UnsupportedKey { which: String, detail: String },
+    #[error("certificate public key differs from the card's key: card SHA-256 {card}, certificate SHA-256 {certificate}")]
+    PublicKeyMismatch { card: String, certificate: String },
+    #[error("keyUsage {found} is wrong for the {profile} profile: expected {expected}")]
+    KeyUsage {
+        profile: CertProfile,
+        found: String,
+        expected: String,
+    },
+    #[error("extendedKeyUsage {found} is wrong for the {profile} profile: expected {expected}")]
+    ExtendedKeyUsage {
+        profile: CertProfile,
+        found: String,
+        expected: String,
+    },
+    #[error("{which} is marked as a CA (basicConstraints cA=TRUE) but should be an end-entity certificate")]
+    UnexpectedCa { which: String },
+    #[error("{which} is not yet valid: notBefore {not_before}, now {now}")]
+    NotYetValid {
+        which: String,
+        not_before: String,
+        now: String,
+    },
+    #[error("{which} has expired: notAfter {not_after}, now {now}")]
+    Expired {
+        which: String,
+        not_after: String,
+        now: String,
+    },
+    #[error("{which}: issuer \"{issuer}\" does not match the CA subject \"{ca_subject}\"")]
+    IssuerMismatch {
+        which: String,
+        issuer: String,
+        ca_subject: String,
+    },
+    #[error("{which}: signature does not verify with the key of \"{signer}\": {detail}")]
+    BadSignature {
+        which: String,
+        signer: String,
+        detail: String,
+    },
+    #[error("{which} (\"{subject}\") is not a CA: {detail}")]
+    NotACa {
+        which: String,
+        subject: String,
+        detail: String,
+    },
+    #[error("{which} (\"{subject}\") is the last in the chain but is not a valid self-signed root: {detail}")]
+    RootNotSelfSigned {
+        which: String,
+        subject: String,
+        detail: String,
+    },
+}
+
+/// Human-readable summary of a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertSummary {
+    pub subject: String,
+    pub issuer: String,
+    /// Serial number as lower-case hex of the DER INTEGER content.
+    pub serial_hex: String,
+    pub not_before: String,
+    pub not_after: String,
+    pub not_before_unix: i64,
+    pub not_after_unix: i64,
+    /// keyUsage bit names (RFC 5280 spelling), empty if absent.
+    pub key_usage: Vec<&'static str>,
+    /// extKeyUsage purposes (names for common ones, else dotted OIDs).
+    pub extended_key_usage: Vec<String>,
+    pub is_ca: bool,
+    /// SHA-256 of the whole certificate, `AB:CD:…`.
+    pub sha256_fingerprint: String,
+}
+
+impl fmt::Display for CertSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Subject:     {}", self.subject)?;
+        writeln!(f, "Issuer:      {}", self.issuer)?;
+        writeln!(f, "Serial:      {}", self.serial_hex)?;
+        writeln!(f, "Valid from:  {}", self.not_before)?;
+        writeln!(f, "Valid until: {}", self.not_after)?;
+        writeln!(f, "Key usage:   {}", list(&self.key_usage))?;
+        writeln!(f, "Ext. usage:  {}", list(&self.extended_key_usage))?;
+        writeln!(f, "CA:          {}", if self.is_ca { "yes" } else { "no" })?;
+        write!(f, "SHA-256:     {}", self.sha256_fingerprint)
+    }
+}
+
+fn list<S: AsRef<str>>(v: &[S]) -> String {
+    if v.is_empty() {
+        "(none)".to_string()
+    } else {
+        v.iter().map(|s| s.as_ref()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Parses one DER certificate (no trailing data).
+pub(crate) fn parse_cert<'a>(
+    der: &'a [u8],
+    which: &str,
+) -> Result<X509Certificate<'a>, CertProblem> {
+    let malformed = |detail: String| CertProblem::Malformed {
+        which: which.to_string(),
+        expected: "a single DER X.509 Certificate (RFC 5280)".to_string(),
+        detail,
+    };
+    match X509Certificate::from_der(der) {
+        Ok(([], cert)) => {
+            if cert.signature_algorithm != cert.tbs_certificate.signature {
+                return Err(malformed(
+                    "signatureAlgorithm differs from tbsCertificate.signature".to_string(),
+                ));
+            }
+            Ok(cert)
+        }
+        Ok((rest, _)) => Err(malformed(format!("{} bytes of trailing data", rest.len()))),
+        Err(e) => Err(malformed(e.to_string())),
+    }
+}
+
+fn subject_str(c: &X509Certificate<'_>) -> String {
+    c.subject().to_string()
+}
+
+/// SHA-256 of a public key, hex.
+fn key_fingerprint(point: &[u8]) -> String {
+    der::hex(digest::digest(&digest::SHA256, point).as_ref())
+}
+
+/// Verifies `child`'s signature with `issuer`'s public key.
+pub(crate) fn verify_signed_by(
+    child: &X509Certificate<'_>,
+    issuer: &X509Certificate<'_>,
+) -> Result<(), String> {
+    let alg_oid = child.signature_algorithm.algorithm.as_bytes();
+    let (key_alg, curve, key) = parse_any_spki(issuer.tbs_certificate.subject_pki.raw)?;
+    let is = |arcs: &[u64], oid: &[u8]| der::oid_content(arcs) == oid;
+    let ec = is(oids::EC_PUBLIC_KEY, &key_alg);
+    let p256 = curve.as_deref().is_some_and(|c| is(oids::PRIME256V1, c));
+    let p384 = curve.as_deref().is_some_and(|c| is(oids::SECP384R1, c));
+    let rsa = is(oids::RSA_ENCRYPTION, &key_alg);
+    let alg: &'static dyn VerificationAlgorithm =
+        if is(oids::ECDSA_WITH_SHA256, alg_oid) && ec && p256 {
+            &signature::ECDSA_P256_SHA256_ASN1
+        } else if is(oids::ECDSA_WITH_SHA256, alg_oid) && ec && p384 {
+            &signature::ECDSA_P384_SHA256_ASN1
+        } else if is(oids::ECDSA_WITH_SHA384, alg_oid) && ec && p256 {
+            &signature::ECDSA_P256_SHA384_ASN1
+        } else if is(oids::ECDSA_WITH_SHA384, alg_oid) && ec && p384 {
+            &signature::ECDSA_P384_SHA384_ASN1
+        } else if is(oids::SHA256_WITH_RSA, alg_oid) && rsa {
+            &signature::RSA_PKCS1_2048_8192_SHA256
+        } else if is(oids::SHA384_WITH_RSA, alg_oid) && rsa {
+            &signature::RSA_PKCS1_2048_8192_SHA384
+        } else if is(oids::SHA512_WITH_RSA, alg_oid) && rsa {
+            &signature::RSA_PKCS1_2048_8192_SHA512
+        } else {
+            return Err(format!(
+                "unsupported combination of signature algorithm {} and issuer key algorithm {}",
+                der::oid_to_string(alg_oid).unwrap_or_default(),
+                der::oid_to_string(&key_alg).unwrap_or_default()
+            ));
+        };
+    if child.signature_value.unused_bits != 0 {
+        return Err("signature BIT STRING has unused bits".into());
+    }
+    UnparsedPublicKey::new(alg, key)
+        .verify(
+            child.tbs_certificate.as_ref(),
+            child.signature_value.data.as_ref(),
+        )
+        .map_err(|_| "signature value is not valid for the TBS certificate".to_string())
+}
+
+/// Algorithm OID content, named curve OID content if any, key bits.
+type SpkiParts = (Vec<u8>, Option<Vec<u8>>, Vec<u8>);
+
+fn parse_any_spki(spki: &[u8]) -> Result<SpkiParts, String> {
+    let e = |e: der::DerError| e.to_string();
+    let mut o = Der::new(spki);
+    let s = o
+        .read(TAG_SEQUENCE, "issuer SubjectPublicKeyInfo")
+        .map_err(e)?;
+    let mut r = s.reader();
+    let alg = r.read(TAG_SEQUENCE, "issuer key algorithm").map_err(e)?;
+    let bits = r
+        .read(TAG_BIT_STRING, "issuer subjectPublicKey")
+        .map_err(e)?;
+    let mut a = alg.reader();
+    let oid = a.read_oid("issuer key algorithm").map_err(e)?;
+    let curve = match a.peek_tag() {
+        Some(der::TAG_OID) => Some(a.read_oid("issuer key curve").map_err(e)?.content.to_vec()),
+        _ => None,
+    };
+    match bits.content {
+        [0, key @ ..] => Ok((oid.content.to_vec(), curve, key.to_vec())),
+        _ => Err("issuer subjectPublicKey has unused bits".into()),
+    }
+}
+
+fn key_usage_names(c: &X509Certificate<'_>) -> Result<Option<Vec<&'static str>>, String> {
+    let ku = c.key_usage().map_err(|e| format!("keyUsage: {e}"))?;
+    Ok(ku.map(|ku| {
+        let k = ku.value;
+        [
+            (k.digital_signature(), "digitalSignature"),
+            (k.non_repudiation(), "nonRepudiation"),
+            (k.key_encipherment(), "keyEncipherment"),
+            (k.data_encipherment(), "dataEncipherment"),
+            (k.key_agreement(), "keyAgreement"),
+            (k.key_cert_sign(), "keyCertSign"),
+            (k.crl_sign(), "cRLSign"),
+            (k.encipher_only(), "encipherOnly"),
+            (k.decipher_only(), "decipherOnly"),
+        ]
+        .iter()
+        .filter(|(set, _)| *set)
+        .map(|(_, n)| *n)
+        .collect()
+    }))
+}
+
+fn ext_key_usage_names(c: &X509Certificate<'_>) -> Result<Option<Vec<String>>, String> {
+    let eku = c
+        .extended_key_usage()
+        .map_err(|e| format!("extKeyUsage: {e}"))?;
+    Ok(eku.map(|e| {
+        let e = e.value;
+        let mut v: Vec<String> = [
+            (e.any, "anyExtendedKeyUsage"),
+            (e.server_auth, "serverAuth"),
+            (e.client_auth, "clientAuth"),
+            (e.code_signing, "codeSigning"),
+            (e.email_protection, "emailProtection"),
+            (e.time_stamping, "timeStamping"),
+            (e.ocsp_signing, "OCSPSigning"),
+        ]
+        .iter()
+        .filter(|(set, _)| *set)
+        .map(|(_, n)| n.to_string())
+        .collect();
+        v.extend(e.other.iter().map(|o| o.to_id_string()));
+        v
+    }))
+}
+
+fn is_ca(c: &X509Certificate<'_>, which: &str) -> Result<bool, CertProblem> {
+    c.basic_constraints()
+        .map(|bc| bc.is_some_and(|bc| bc.value.ca))
+        .map_err(|e| CertProblem::Malformed {
+            which: which.to_string(),
+            expected: "at most one valid basicConstraints extension".into(),
+            detail: e.to_string(),
+        })
+}
+
+pub(crate) fn check_validity(
+    c: &X509Certificate<'_>,
+    which: &str,
+    now: i64,
+) -> Result<(), CertProblem> {
+    let v = c.validity();
+    let (nb, na) = (v.not_before.timestamp(), v.not_after.timestamp());
+    if now < nb {
+        return Err(CertProblem::NotYetValid {
+            which: which.to_string(),
+            not_before: der::format_unix(nb),
+            now: der::format_unix(now),
+        });
+    }
+    if now > na {
+        return Err(CertProblem::Expired {
+            which: which.to_string(),
+            not_after: der::format_unix(na),
+            now: der::format_unix(now),
+        });
+    }
+    Ok(())
+}
+
+/// Checks that `ca` is a usable CA certificate at `now`.
+pub(crate) fn check_ca(ca: &X509Certificate<'_>, which: &str, now: i64) -> Result<(), CertProblem> {
+    let not_ca = |detail: &str| CertProblem::NotACa {
+        which: which.to_string(),
+        subject: subject_str(ca),
+        detail: detail.to_string(),
+    };
+    if !is_ca(ca, which)? {
+        return Err(not_ca("basicConstraints cA=TRUE is missing"));
+    }
+    match key_usage_names(ca) {
+        Ok(Some(ku)) if !ku.contains(&"keyCertSign") => {
+            return Err(not_ca("keyUsage lacks keyCertSign"))
+        }
+        Err(e) => return Err(not_ca(&e)),
+        _ => {}
+    }
+    check_validity(ca, which, now)
+}
+
+/// Issuer-name match and signature of `child` by `issuer`.
+pub(crate) fn check_issued_by(
+    child: &X509Certificate<'_>,
+    child_which: &str,
+    issuer: &X509Certificate<'_>,
+) -> Result<(), CertProblem> {
+    if child.issuer().as_raw() != issuer.subject().as_raw() {
+        return Err(CertProblem::IssuerMismatch {
+            which: child_which.to_string(),
+            issuer: child.issuer().to_string(),
+            ca_subject: subject_str(issuer),
+        });
+    }
+    verify_signed_by(child, issuer).map_err(|detail| CertProblem::BadSignature {
+        which: child_which.to_string(),
+        signer: subject_str(issuer),
+        detail,
+    })
+}
+
+/// Checks the CA chain (issuing CA first, root last): each is a valid CA at
+/// `now`, each is issued by the next, and the last is a self-signed root.
+pub(crate) fn check_chain(
+    chain: &[X509Certificate<'_>],
+    names: &[String],
+    now: i64,
+) -> Result<(), CertProblem> {
+    for (i, ca) in chain.iter().enumerate() {
+        check_ca(ca, &names[i], now)?;
+        if let Some(next) = chain.get(i + 1) {
+            check_issued_by(ca, &names[i], next)?;
+        } else {
+            let root_err = |detail: String| CertProblem::RootNotSelfSigned {
+                which: names[i].clone(),
+                subject: subject_str(ca),
+                detail,
+            };
+            if ca.issuer().as_raw() != ca.subject().as_raw() {
+                return Err(root_err("issuer differs from subject".into()));
+            }
+            verify_signed_by(ca, ca).map_err(root_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks a certificate returned by a CA for the card key `expected_point`
+/// (65-byte uncompressed P-256) and `profile`, against `chain` (issuing CA
+/// first … root) at time `now`.
+///
+/// Profile rules: *Authentication* needs keyUsage digitalSignature without
+/// nonRepudiation/keyCertSign/cRLSign and extKeyUsage containing clientAuth.
+/// *Signature* needs keyUsage nonRepudiation (digitalSignature tolerated, as
+/// ETSI type B) without keyCertSign/cRLSign, and any extKeyUsage must not
+/// contain clientAuth or serverAuth.
+pub fn check_certificate(
+    cert_der: &[u8],
+    expected_point: &[u8],
+    profile: CertProfile,
+    chain: &[Vec<u8>],
+    now: SystemTime,
+) -> Result<(), CertProblem> {
+    const EE: &str = "end-entity certificate";
+    let cert = parse_cert(cert_der, EE)?;
+    if chain.is_empty() {
+        return Err(CertProblem::EmptyChain);
+    }
+    let names: Vec<String> = (0..chain.len())
+        .map(|i| format!("CA certificate #{i}"))
+        .collect();
+    let cas = chain
+        .iter()
+        .zip(&names)
+        .map(|(c, n)| parse_cert(c, n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let now = der::unix_secs(now);
+
+    // 1. Key.
+    let point = parse_p256_spki(cert.tbs_certificate.subject_pki.raw).map_err(|e| {
+        CertProblem::UnsupportedKey {
+            which: EE.to_string(),
+            detail: e.to_string(),
+        }
+    })?;
+    if point != expected_point {
+        return Err(CertProblem::PublicKeyMismatch {
+            card: key_fingerprint(expected_point),
+            certificate: key_fingerprint(&point),
+        });
+    }
+
+    // 2. Profile.
+    if is_ca(&cert, EE)? {
+        return Err(CertProblem::UnexpectedCa { which: EE.into() });
+    }
+    let ku = key_usage_names(&cert).map_err(|detail| CertProblem::Malformed {
+        which: EE.into(),
+        expected: "a valid keyUsage extension".into(),
+        detail,
+    })?;
+    let eku = ext_key_usage_names(&cert).map_err(|detail| CertProblem::Malformed {
+        which: EE.into(),
+        expected: "a valid extKeyUsage extension".into(),
+        detail,
+    })?;
+    let ku_found = ku.as_ref().map_or("(absent)".to_string(), |k| list(k));
+    let eku_found = eku.as_ref().map_or("(absent)".to_string(), |k| list(k));
+    let ku = ku.unwrap_or_default();
+    let has = |n: &str| ku.contains(&n);
+    let ca_bits = has("keyCertSign") || has("cRLSign");
+    match profile {
+        CertProfile::Authentication => {
+            if !has("digitalSignature") || has("nonRepudiation") || ca_bits {
+                return Err(CertProblem::KeyUsage {
+                    profile,
+                    found: ku_found,
+                    expected: "digitalSignature (without nonRepudiation, keyCertSign, cRLSign)"
+                        .into(),
+                });
+            }
+            if !eku
+                .as_ref()
+                .is_some_and(|e| e.iter().any(|p| p == "clientAuth"))
+            {
+                return Err(CertProblem::ExtendedKeyUsage {
+                    profile,
+                    found: eku_found,
+                    expected: "clientAuth".into(),
+                });
+            }
+        }
+        CertProfile::Signature => {
+            if !has("nonRepudiation") || ca_bits {
+                return Err(CertProblem::KeyUsage {
+                    profile,
+                    found: ku_found,
+                    expected: "nonRepudiation (contentCommitment), without keyCertSign, cRLSign"
+                        .into(),
+                });
+            }
+            if eku
+                .as_ref()
+                .is_some_and(|e| e.iter().any(|p| p == "clientAuth" || p == "serverAuth"))
+            {
+                return Err(CertProblem::ExtendedKeyUsage {
+                    profile,
+                    found: eku_found,
+                    expected: "no TLS purposes (clientAuth/serverAuth)".into(),
+                });
+            }
+        }
+    }
+
+    // 3. Time.
+    check_validity(&cert, EE, now)?;
+
+    // 4. Issuer and signature, then the chain itself.
+    check_issued_by(&cert, EE, &cas[0])?;
+    check_chain(&cas, &names, now)
+}
+
+/// The subject public key of a certificate (for EC keys, the point as
+/// written in the certificate: 04 ‖ X ‖ Y for P-256).
+pub fn certificate_public_key(cert_der: &[u8]) -> Result<Vec<u8>, CertProblem> {
+    let c = parse_cert(cert_der, "certificate")?;
+    Ok(c.tbs_certificate
+        .subject_pki
+        .subject_public_key
+        .data
+        .to_vec())
+}
+
+/// Summarizes a certificate for display. Fails only if it can't be parsed.
+pub fn describe_certificate(cert_der: &[u8]) -> Result<CertSummary, CertProblem> {
+    let c = parse_cert(cert_der, "certificate")?;
+    let v = c.validity();
+    let (nb, na) = (v.not_before.timestamp(), v.not_after.timestamp());
+    let bad = |expected: &str, detail: String| CertProblem::Malformed {
+        which: "certificate".into(),
+        expected: expected.into(),
+        detail,
+    };
+    Ok(CertSummary {
+        subject: c.subject().to_string(),
+        issuer: c.issuer().to_string(),
+        serial_hex: der::hex(c.raw_serial()),
+        not_before: der::format_unix(nb),
+        not_after: der::format_unix(na),
+        not_before_unix: nb,
+        not_after_unix: na,
+        key_usage: key_usage_names(&c)
+            .map_err(|e| bad("a valid keyUsage", e))?
+            .unwrap_or_default(),
+        extended_key_usage: ext_key_usage_names(&c)
+            .map_err(|e| bad("a valid extKeyUsage", e))?
+            .unwrap_or_default(),
+        is_ca: is_ca(&c, "certificate")?,
+        sha256_fingerprint: der::hex_colon(digest::digest(&digest::SHA256, cert_der).as_ref()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::ca::{CertificateAuthority, LocalCa};
+    use crate::pki::sod::DocumentSigner;
+    use crate::pki::test_support::{card_key, card_point, make_csr, new_ca, subject};
+    use std::time::Duration;
+
+    struct Fixture {
+        _tmp: tempfile::TempDir,
+        ca: LocalCa,
+        point: Vec<u8>,
+        auth: Vec<u8>,
+        sig: Vec<u8>,
+    }
+
+    fn fixture() -> Fixture {
+        let (tmp, ca) = new_ca();
+        let key = card_key();
+        let csr = make_csr(&key, &subject());
+        Fixture {
+            auth: ca.issue(&csr, CertProfile::Authentication).unwrap(),
+            sig: ca.issue(&csr, CertProfile::Signature).unwrap(),
+            point: card_point(&key).to_vec(),
+            ca,
+            _tmp: tmp,
+        }
+    }
+
+    fn now() -> SystemTime {
+        SystemTime::now()
+    }
+
+    #[test]
+    fn good_certificates_pass() {
+        let f = fixture();
+        let chain = f.ca.chain();
+        check_certificate(
+            &f.auth,
+            &f.point,
+            CertProfile::Authentication,
+            &chain,
+            now(),
+        )
+        .unwrap();
+        check_certificate(&f.sig, &f.point, CertProfile::Signature, &chain, now()).unwrap();
+    }
+
+    #[test]
+    fn wrong_profile_is_reported() {
+        let f = fixture();
+        let chain = f.ca.chain();
+        let e = check_certificate(&f.auth, &f.point, CertProfile::Signature, &chain, now());
+        assert!(matches!(e, Err(CertProblem::KeyUsage { .. })), "{e:?}");
+        let e = check_certificate(&f.sig, &f.point, CertProfile::Authentication, &chain, now());
+        assert!(matches!(e, Err(CertProblem::KeyUsage { .. })), "{e:?}");
+        // The DS certificate has digitalSignature but no clientAuth.
+        let ds = f.ca.document_signer().certificate().to_vec();
+        let ds_point = parse_p256_spki(parse_cert(&ds, "x").unwrap().public_key().raw).unwrap();
+        let e = check_certificate(&ds, &ds_point, CertProfile::Authentication, &chain, now());
+        assert!(
+            matches!(e, Err(CertProblem::ExtendedKeyUsage { .. })),
+            "{e:?}"
+        );
+        // The CA certificate is a CA.
+        let ca_point =
+            parse_p256_spki(parse_cert(&chain[0], "x").unwrap().public_key().raw).unwrap();
+        let e = check_certificate(&chain[0], &ca_point, CertProfile::Signature, &chain, now());
+        assert!(matches!(e, Err(CertProblem::UnexpectedCa { .. })), "{e:?}");
+    }
+
+    #[test]
+    fn wrong_key_is_reported_with_fingerprints() {
+        let f = fixture();
+        let other = card_key();
+        let e = check_certificate(
+            &f.auth,
+            card_point(&other),
+            CertProfile::Authentication,
+            &f.ca.chain(),
+            now(),
+        )
+        .unwrap_err();
+        match &e {
+            CertProblem::PublicKeyMismatch { card, certificate } => {
+                assert_eq!(card, &key_fingerprint(card_point(&other)));
+                assert_eq!(certificate, &key_fingerprint(&f.point));
+            }
+            _ => panic!("{e:?}"),
+        }
+        assert!(e.to_string().contains("differs"));
+    }
+
+    #[test]
+    fn time_window() {
+        let f = fixture();
+        let chain = f.ca.chain();
+        let later = now() + Duration::from_secs(6 * 366 * 86400);
+        let e = check_certificate(
+            &f.auth,
+            &f.point,
+            CertProfile::Authentication,
+            &chain,
+            later,
+        );
+        assert!(matches!(e, Err(CertProblem::Expired { .. })), "{e:?}");
+        let earlier = now() - Duration::from_secs(3600);
+        let e = check_certificate(
+            &f.auth,
+            &f.point,
+            CertProfile::Authentication,
+            &chain,
+            earlier,
+        );
+        assert!(matches!(e, Err(CertProblem::NotYetValid { .. })), "{e:?}");
+        // Certificate itself valid but the CA expired: only possible with a
+        // CA whose validity ends first; simulate by checking far beyond.
+        let far = now() + Duration::from_secs(20 * 366 * 86400);
+        let e = check_certificate(&f.auth, &f.point, CertProfile::Authentication, &chain, far);
+        assert!(matches!(e, Err(CertProblem::Expired { .. })), "{e:?}");
+    }
+
+    #[test]
+    fn wrong_ca_is_reported() {
+        let f = fixture();
+        let (_t2, other) = new_ca();
+        // Same subject name, different key: signature fails.
+        let e = check_certificate(
+            &f.auth,
+            &f.point,
+            CertProfile::Authentication,
+            &other.chain(),
+            now(),
+        );
+        assert!(matches!(e, Err(CertProblem::BadSignature { .. })), "{e:?}");
+        // A CA with a different name: issuer mismatch. Use the DS cert as "CA".
+        let ds = f.ca.document_signer().certificate().to_vec();
+        let e = check_certificate(
+            &f.auth,
+            &f.point,
+            CertProfile::Authentication,
+            std::slice::from_ref(&ds),
+            now(),
+        );
+        assert!(
+            matches!(e, Err(CertProblem::IssuerMismatch { .. })),
+            "{e:?}"
+        );
+        // Chain whose first element is not a CA.
+        let ds_cert_as_chain = [ds, f.ca.ca_certificate().to_vec()];
+        let e = check_chain(
+            &ds_cert_as_chain
+                .iter()
+                .map(|c| parse_cert(c, "x").unwrap())
+                .collect::<Vec<_>>(),
+            &["a".into(), "b".into()],
+            crate::pki::der::unix_secs(now()),
+        );
+        assert!(matches!(e, Err(CertProblem::NotACa { .. })), "{e:?}");
+        let e = check_certificate(&f.auth, &f.point, CertProfile::Authentication, &[], now());
+        assert_eq!(e, Err(CertProblem::EmptyChain));
+    }
+
+    #[test]
+    fn root_that_is_not_self_signed() {
+        let f = fixture();
+        let (_t2, other) = new_ca();
+        // Splice: take our CA cert but corrupt its signature.
+        let mut ca = f.ca.ca_certificate().to_vec();
+        let n = ca.len();
+        ca[n - 5] ^= 0x01;
+        let e = check_certificate(&f.auth, &f.point, CertProfile::Authentication, &[ca], now());
+        assert!(
+            matches!(e, Err(CertProblem::RootNotSelfSigned { .. })),
+            "{e:?}"
+        );
+        // Our CA followed by a root that did not issue it.
+        let e = check_certificate(
+            &f.auth,
+            &f.point,
+            CertProfile::Authentication,
+            &[
+                f.ca.ca_certificate().to_vec(),
+                other.ca_certificate().to_vec(),
+            ],
+            now(),
+        );
+        assert!(matches!(e, Err(CertProblem::BadSignature { .. })), "{e:?}");
+    }
+
+    #[test]
+    fn tampered_certificate_fails_signature() {
+        let f = fixture();
+        let mut c = f.auth.clone();
+        // Flip a bit inside the subject's serialNumber value.
+        let pos = c.windows(5).position(|w| w == b"PNOIR").unwrap();
+        c[pos + 7] ^= 0x01;
+        let e = check_certificate(
+            &c,
+            &f.point,
+            CertProfile::Authentication,
+            &f.ca.chain(),
+            now(),
+        );
+        assert!(matches!(e, Err(CertProblem::BadSignature { .. })), "{e:?}");
+    }
+
+    #[test]
+    fn malformed_inputs() {
+        let f = fixture();
+        let e = check_certificate(
+            b"junk",
+            &f.point,
+            CertProfile::Authentication,
+            &f.ca.chain(),
+            now(),
+        );
+        assert!(matches!(e, Err(CertProblem::Malformed { .. })), "{e:?}");
+        let e = check_certificate(
+            &f.auth,
+            &f.point,
+            CertProfile::Authentication,
+            &[b"junk".to_vec()],
+            now(),
+        );
+        match e {
+            Err(CertProblem::Malformed { which, .. }) => assert_eq!(which, "CA certificate #0"),
+            other => panic!("{other:?}"),
+        }
+        let mut extra = f.auth.clone();
+        extra.push(0);
+        assert!(describe_certificate(&extra).is_err());
+        assert!(describe_certificate(&f.auth[..f.auth.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn summary_display() {
+        let f = fixture();
+        let s = describe_certificate(&f.sig).unwrap();
+        let text = s.to_string();
+        assert!(text.contains("nonRepudiation"), "{text}");
+        assert!(text.contains("Issuer:      C=IR, O=cardsmith test, CN=cardsmith local test CA"));
+        assert_eq!(s.sha256_fingerprint.len(), 32 * 3 - 1);
+    }
+}

@@ -1,0 +1,572 @@
+//! PKCS#10 certification requests (RFC 2986) for card-resident P-256 keys.
+//!
+//! The card never releases its private key; it signs the SHA-256 digest of
+//! the `CertificationRequestInfo` and returns the raw 64-byte `r‖s`. The host
+//! therefore works in two steps: [`request_info_der`] builds the bytes to be
+//! signed, [`assemble_csr`] wraps them with the card's signature.
+//!
+//! # Subject
+//!
+//! `C=IR, SN=<surname>, GN=<given name>, serialNumber=<id>, CN=<common name>`
+//! with `C` and `serialNumber` as PrintableString (RFC 5280 upper bounds and
+//! string types) and the names as UTF8String (Latin script only).
+//!
+//! `serial_number` carries the holder's identifier in the ETSI EN 319 412-1
+//! §5.1.3 "semantics identifier" form `<type><country>-<identifier>`. The
+//! Iranian 10-digit national code (کد ملی) is a national *personal* number,
+//! so [`SubjectName::for_national_code`] produces `PNOIR-0012345679`
+//! (`IDC` would denote the number of the identity *card* document, which
+//! changes on re-issue). Any other PrintableString value is accepted when the
+//! struct is filled in by hand.
+
+use ring::signature::{self, UnparsedPublicKey};
+
+use super::der::{self, oids, Der, TAG_BIT_STRING, TAG_SEQUENCE, TAG_SET};
+use super::PkiError;
+
+/// Length of an uncompressed P-256 point (`04 ‖ X ‖ Y`).
+pub const P256_POINT_LEN: usize = 65;
+/// Length of a raw P-256 ECDSA signature (`r ‖ s`).
+pub const RAW_SIG_LEN: usize = 64;
+
+/// Maximum length of each name attribute (RFC 5280 `ub-common-name` = 64;
+/// also used for the other attributes to keep certificates compact).
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Distinguished name of a card holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectName {
+    /// e.g. `"REZA AHMADI"`.
+    pub common_name: String,
+    pub given_name: String,
+    pub surname: String,
+    /// ETSI semantics identifier, e.g. `"PNOIR-0012345679"` (see module docs).
+    pub serial_number: String,
+    /// ISO 3166 alpha-2 code, `"IR"`.
+    pub country: String,
+}
+
+/// What [`verify_csr`] found in a request whose signature verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsrInfo {
+    pub subject: SubjectName,
+    /// 65-byte uncompressed P-256 point.
+    pub public_point: Vec<u8>,
+}
+
+/// Checks the check digit of an Iranian 10-digit national code.
+pub fn is_valid_national_code(code: &str) -> bool {
+    let d: Vec<u32> = code.chars().filter_map(|c| c.to_digit(10)).collect();
+    if d.len() != 10 || code.len() != 10 {
+        return false;
+    }
+    // A code of ten equal digits passes the arithmetic but is never issued.
+    if d.iter().all(|&x| x == d[0]) {
+        return false;
+    }
+    let sum: u32 = d[..9]
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| x * (10 - i as u32))
+        .sum();
+    let r = sum % 11;
+    let check = if r < 2 { r } else { 11 - r };
+    check == d[9]
+}
+
+fn check_latin_name(what: &'static str, v: &str) -> Result<(), PkiError> {
+    let bad = |reason: String| Err(PkiError::InvalidInput { what, reason });
+    if v.trim().is_empty() {
+        return bad("must not be empty".into());
+    }
+    if v.chars().count() > MAX_NAME_LEN {
+        return bad(format!("longer than {MAX_NAME_LEN} characters"));
+    }
+    if v != v.trim() {
+        return bad("has leading or trailing spaces".into());
+    }
+    for c in v.chars() {
+        let latin_letter = c.is_ascii_alphabetic()
+            || (('\u{c0}'..='\u{24f}').contains(&c) && c != '\u{d7}' && c != '\u{f7}');
+        if !(latin_letter || matches!(c, ' ' | '-' | '\'' | '.')) {
+            return bad(format!(
+                "character {c:?} is not allowed (Latin letters, space, - ' . only)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl SubjectName {
+    /// Builds a subject for an Iranian card holder: `CN = "<given> <surname>"`,
+    /// `serialNumber = "PNOIR-<national code>"`, `C = IR`. The national code
+    /// must be 10 digits with a valid check digit.
+    pub fn for_national_code(
+        given_name: &str,
+        surname: &str,
+        national_code: &str,
+    ) -> Result<SubjectName, PkiError> {
+        if !is_valid_national_code(national_code) {
+            return Err(PkiError::InvalidInput {
+                what: "national code",
+                reason: "expected 10 digits with a valid check digit".into(),
+            });
+        }
+        let s = SubjectName {
+            common_name: format!("{given_name} {surname}"),
+            given_name: given_name.to_string(),
+            surname: surname.to_string(),
+            serial_number: format!("PNOIR-{national_code}"),
+            country: "IR".to_string(),
+        };
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Checks lengths and character sets of every attribute.
+    pub fn validate(&self) -> Result<(), PkiError> {
+        check_latin_name("common name", &self.common_name)?;
+        check_latin_name("given name", &self.given_name)?;
+        check_latin_name("surname", &self.surname)?;
+        let sn = &self.serial_number;
+        if sn.is_empty() || sn.len() > MAX_NAME_LEN || !der::is_printable_string(sn) {
+            return Err(PkiError::InvalidInput {
+                what: "serial number",
+                reason: format!("expected 1..={MAX_NAME_LEN} PrintableString characters"),
+            });
+        }
+        if self.country.len() != 2 || !self.country.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(PkiError::InvalidInput {
+                what: "country",
+                reason: "expected an ISO 3166 alpha-2 code such as \"IR\"".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// DER `Name` (RDNSequence), one attribute per RDN.
+    pub fn to_der(&self) -> Result<Vec<u8>, PkiError> {
+        self.validate()?;
+        let rdn =
+            |arcs: &[u64], value: Vec<u8>| der::set_of(vec![der::seq(&[&der::oid(arcs), &value])]);
+        Ok(der::seq(&[
+            &rdn(oids::AT_COUNTRY, der::printable_string(&self.country)),
+            &rdn(oids::AT_SURNAME, der::utf8_string(&self.surname)),
+            &rdn(oids::AT_GIVEN_NAME, der::utf8_string(&self.given_name)),
+            &rdn(
+                oids::AT_SERIAL_NUMBER,
+                der::printable_string(&self.serial_number),
+            ),
+            &rdn(oids::AT_COMMON_NAME, der::utf8_string(&self.common_name)),
+        ]))
+    }
+
+    /// Parses a DER `Name` of the shape written by [`SubjectName::to_der`]
+    /// (any RDN order; each attribute exactly once; no others).
+    pub fn from_der(name_der: &[u8]) -> Result<SubjectName, PkiError> {
+        let err = |e: der::DerError| PkiError::CsrMalformed(format!("subject {e}"));
+        let mut outer = Der::new(name_der);
+        let name = outer.read(TAG_SEQUENCE, "Name").map_err(err)?;
+        outer.finish("Name").map_err(err)?;
+        let mut fields: [Option<String>; 5] = Default::default();
+        let labels = ["C", "SN", "GN", "serialNumber", "CN"];
+        let mut rdns = name.reader();
+        while !rdns.is_empty() {
+            let rdn = rdns
+                .read(TAG_SET, "RelativeDistinguishedName")
+                .map_err(err)?;
+            let mut r = rdn.reader();
+            let atv = r.read(TAG_SEQUENCE, "AttributeTypeAndValue").map_err(err)?;
+            r.finish("RelativeDistinguishedName (one attribute expected)")
+                .map_err(err)?;
+            let mut a = atv.reader();
+            let ty = a.read_oid("attribute type").map_err(err)?;
+            let val = a.read_any("attribute value").map_err(err)?;
+            a.finish("AttributeTypeAndValue").map_err(err)?;
+            let idx = [
+                oids::AT_COUNTRY,
+                oids::AT_SURNAME,
+                oids::AT_GIVEN_NAME,
+                oids::AT_SERIAL_NUMBER,
+                oids::AT_COMMON_NAME,
+            ]
+            .iter()
+            .position(|o| der::oid_content(o) == ty.content)
+            .ok_or_else(|| {
+                PkiError::CsrMalformed(format!(
+                    "subject: unexpected attribute {}",
+                    der::oid_to_string(ty.content).unwrap_or_default()
+                ))
+            })?;
+            let printable = idx == 0 || idx == 3;
+            let ok_tag = if printable {
+                der::TAG_PRINTABLE_STRING
+            } else {
+                der::TAG_UTF8_STRING
+            };
+            if val.tag != ok_tag {
+                return Err(PkiError::CsrMalformed(format!(
+                    "subject {}: expected {}, found {}",
+                    labels[idx],
+                    der::tag_name(ok_tag),
+                    der::tag_name(val.tag)
+                )));
+            }
+            let s = std::str::from_utf8(val.content).map_err(|_| {
+                PkiError::CsrMalformed(format!("subject {}: invalid UTF-8", labels[idx]))
+            })?;
+            if fields[idx].replace(s.to_string()).is_some() {
+                return Err(PkiError::CsrMalformed(format!(
+                    "subject: attribute {} appears twice",
+                    labels[idx]
+                )));
+            }
+        }
+        let [c, sn, gn, serial, cn] = fields;
+        let missing = |what: &str| PkiError::CsrMalformed(format!("subject: {what} missing"));
+        let s = SubjectName {
+            country: c.ok_or_else(|| missing("C"))?,
+            surname: sn.ok_or_else(|| missing("SN (surname)"))?,
+            given_name: gn.ok_or_else(|| missing("GN (given name)"))?,
+            serial_number: serial.ok_or_else(|| missing("serialNumber"))?,
+            common_name: cn.ok_or_else(|| missing("CN"))?,
+        };
+        s.validate()
+            .map_err(|e| PkiError::CsrMalformed(format!("subject: {e}")))?;
+        Ok(s)
+    }
+}
+
+/// Checks that `point` looks like an uncompressed P-256 point.
+pub(crate) fn check_point(point: &[u8]) -> Result<(), PkiError> {
+    if point.len() != P256_POINT_LEN || point[0] != 0x04 {
+        return Err(PkiError::InvalidInput {
+            what: "public point",
+            reason: format!(
+                "expected {P256_POINT_LEN} bytes starting with 04 (uncompressed P-256), got {} bytes{}",
+                point.len(),
+                point.first().map(|b| format!(" starting with {b:02X}")).unwrap_or_default()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// DER SubjectPublicKeyInfo for a P-256 point.
+pub(crate) fn p256_spki(point: &[u8]) -> Vec<u8> {
+    der::seq(&[
+        &der::seq(&[&der::oid(oids::EC_PUBLIC_KEY), &der::oid(oids::PRIME256V1)]),
+        &der::bit_string(0, point),
+    ])
+}
+
+/// Parses a SubjectPublicKeyInfo that must hold an uncompressed P-256 point.
+pub(crate) fn parse_p256_spki(spki: &[u8]) -> Result<Vec<u8>, der::DerError> {
+    let mut outer = Der::new(spki);
+    let s = outer.read(TAG_SEQUENCE, "SubjectPublicKeyInfo")?;
+    outer.finish("SubjectPublicKeyInfo")?;
+    let mut r = s.reader();
+    let alg = r.read(TAG_SEQUENCE, "SubjectPublicKeyInfo.algorithm")?;
+    let mut a = alg.reader();
+    a.expect_oid(
+        oids::EC_PUBLIC_KEY,
+        "SubjectPublicKeyInfo.algorithm (id-ecPublicKey)",
+    )?;
+    a.expect_oid(oids::PRIME256V1, "EC parameters namedCurve (prime256v1)")?;
+    a.finish("SubjectPublicKeyInfo.algorithm")?;
+    let bits = r.read(TAG_BIT_STRING, "SubjectPublicKeyInfo.subjectPublicKey")?;
+    r.finish("SubjectPublicKeyInfo")?;
+    match bits.content {
+        [0, point @ ..] if point.len() == P256_POINT_LEN && point[0] == 4 => Ok(point.to_vec()),
+        _ => Err(der::der_err(
+            "SubjectPublicKeyInfo.subjectPublicKey",
+            "an uncompressed 65-byte P-256 point (04 ‖ X ‖ Y)",
+            format!("{} bytes", bits.content.len().saturating_sub(1)),
+        )),
+    }
+}
+
+/// Builds the DER `CertificationRequestInfo` the card has to sign: version 0,
+/// the subject, a P-256 SubjectPublicKeyInfo, and empty attributes.
+pub fn request_info_der(subject: &SubjectName, public_point: &[u8]) -> Result<Vec<u8>, PkiError> {
+    check_point(public_point)?;
+    let name = subject.to_der()?;
+    Ok(der::seq(&[
+        &der::uint_small(0),
+        &name,
+        &p256_spki(public_point),
+        &der::tlv(der::ctx_cons(0), &[]),
+    ]))
+}
+
+/// Wraps a `CertificationRequestInfo` and the card's raw `r‖s` signature
+/// into a DER PKCS#10 `CertificationRequest` (ecdsa-with-SHA256).
+pub fn assemble_csr(info_der: &[u8], raw_signature_rs: &[u8]) -> Result<Vec<u8>, PkiError> {
+    let mut d = Der::new(info_der);
+    d.read(TAG_SEQUENCE, "CertificationRequestInfo")
+        .and_then(|_| d.finish("CertificationRequestInfo"))
+        .map_err(|e| PkiError::InvalidInput {
+            what: "request info",
+            reason: e.to_string(),
+        })?;
+    let sig = raw_to_der_sig(raw_signature_rs)?;
+    Ok(der::seq(&[
+        info_der,
+        &der::algorithm_id(oids::ECDSA_WITH_SHA256),
+        &der::bit_string(0, &sig),
+    ]))
+}
+
+/// Converts a raw P-256 signature `r‖s` (32 + 32 bytes, big-endian) into a
+/// DER `ECDSA-Sig-Value` (two minimal positive INTEGERs).
+pub fn raw_to_der_sig(raw: &[u8]) -> Result<Vec<u8>, PkiError> {
+    if raw.len() != RAW_SIG_LEN {
+        return Err(PkiError::SignatureEncoding(format!(
+            "raw signature must be {RAW_SIG_LEN} bytes (r‖s), got {}",
+            raw.len()
+        )));
+    }
+    let (r, s) = raw.split_at(RAW_SIG_LEN / 2);
+    if r.iter().all(|&b| b == 0) || s.iter().all(|&b| b == 0) {
+        return Err(PkiError::SignatureEncoding("r or s is zero".into()));
+    }
+    Ok(der::seq(&[&der::uint(r), &der::uint(s)]))
+}
+
+/// Converts a DER `ECDSA-Sig-Value` into the raw 64-byte `r‖s` form.
+/// Strict: minimal positive INTEGERs of at most 32 significant bytes.
+pub fn der_to_raw_sig(der_sig: &[u8]) -> Result<Vec<u8>, PkiError> {
+    let e = |e: der::DerError| PkiError::SignatureEncoding(e.to_string());
+    let mut outer = Der::new(der_sig);
+    let s = outer.read(TAG_SEQUENCE, "ECDSA-Sig-Value").map_err(e)?;
+    outer.finish("ECDSA-Sig-Value").map_err(e)?;
+    let mut r = s.reader();
+    let mut out = vec![0u8; RAW_SIG_LEN];
+    for (i, name) in ["r", "s"].iter().enumerate() {
+        let v = r.read_integer(name).map_err(e)?;
+        if v[0] & 0x80 != 0 {
+            return Err(PkiError::SignatureEncoding(format!("{name} is negative")));
+        }
+        let v = if v[0] == 0 { &v[1..] } else { v };
+        if v.is_empty() {
+            return Err(PkiError::SignatureEncoding(format!("{name} is zero")));
+        }
+        if v.len() > 32 {
+            return Err(PkiError::SignatureEncoding(format!(
+                "{name} has {} significant bytes, at most 32 allowed for P-256",
+                v.len()
+            )));
+        }
+        let end = 32 * (i + 1);
+        out[end - v.len()..end].copy_from_slice(v);
+    }
+    r.finish("ECDSA-Sig-Value").map_err(e)?;
+    Ok(out)
+}
+
+/// Parses a DER PKCS#10 request, checks it is a P-256 / ecdsa-with-SHA256
+/// request of our subject shape, and verifies its self-signature.
+pub fn verify_csr(csr_der: &[u8]) -> Result<CsrInfo, PkiError> {
+    let e = |e: der::DerError| PkiError::CsrMalformed(e.to_string());
+    let mut outer = Der::new(csr_der);
+    let req = outer
+        .read(TAG_SEQUENCE, "CertificationRequest")
+        .map_err(e)?;
+    outer.finish("CertificationRequest").map_err(e)?;
+    let mut r = req.reader();
+    let info = r
+        .read(TAG_SEQUENCE, "CertificationRequestInfo")
+        .map_err(e)?;
+    let alg = r.read(TAG_SEQUENCE, "signatureAlgorithm").map_err(e)?;
+    let sig = r.read(TAG_BIT_STRING, "signature").map_err(e)?;
+    r.finish("CertificationRequest").map_err(e)?;
+
+    let mut a = alg.reader();
+    a.expect_oid(
+        oids::ECDSA_WITH_SHA256,
+        "signatureAlgorithm (ecdsa-with-SHA256)",
+    )
+    .map_err(e)?;
+    a.finish("signatureAlgorithm (parameters must be absent)")
+        .map_err(e)?;
+
+    let mut i = info.reader();
+    let version = i.read_u64("CertificationRequestInfo.version").map_err(e)?;
+    if version != 0 {
+        return Err(PkiError::CsrMalformed(format!(
+            "CertificationRequestInfo.version: expected 0 (v1), found {version}"
+        )));
+    }
+    let name = i.read(TAG_SEQUENCE, "subject").map_err(e)?;
+    let spki = i.read(TAG_SEQUENCE, "subjectPKInfo").map_err(e)?;
+    i.read(der::ctx_cons(0), "attributes [0]").map_err(e)?;
+    i.finish("CertificationRequestInfo").map_err(e)?;
+
+    let point = parse_p256_spki(spki.raw).map_err(e)?;
+    let subject = SubjectName::from_der(name.raw)?;
+
+    let sig_der = match sig.content {
+        [0, rest @ ..] => rest,
+        _ => {
+            return Err(PkiError::CsrMalformed(
+                "signature: expected a BIT STRING with 0 unused bits".into(),
+            ))
+        }
+    };
+    UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &point)
+        .verify(info.raw, sig_der)
+        .map_err(|_| PkiError::CsrSignatureInvalid)?;
+    Ok(CsrInfo {
+        subject,
+        public_point: point,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::test_support::{card_key, card_point, make_csr, subject};
+
+    #[test]
+    fn national_code_check_digit() {
+        assert!(is_valid_national_code("0012345679"));
+        assert!(!is_valid_national_code("0012345678"));
+        assert!(!is_valid_national_code("001234567"));
+        assert!(!is_valid_national_code("1111111111"));
+        assert!(!is_valid_national_code("00123456７9"));
+    }
+
+    #[test]
+    fn subject_constructor_and_validation() {
+        let s = subject();
+        assert_eq!(s.serial_number, "PNOIR-0012345679");
+        assert_eq!(s.common_name, "Reza Ahmadi");
+        assert!(SubjectName::for_national_code("Reza", "Ahmadi", "0012345678").is_err());
+        assert!(SubjectName::for_national_code("رضا", "Ahmadi", "0012345679").is_err());
+        let mut bad = s.clone();
+        bad.country = "Iran".into();
+        assert!(bad.validate().is_err());
+        let mut bad = s.clone();
+        bad.serial_number = "PNOIR_001".into();
+        assert!(bad.validate().is_err());
+        let mut ok = s.clone();
+        ok.surname = "Émile-O'Brien".into();
+        assert!(ok.validate().is_ok());
+    }
+
+    #[test]
+    fn subject_der_round_trip() {
+        let s = subject();
+        let d = s.to_der().unwrap();
+        assert_eq!(SubjectName::from_der(&d).unwrap(), s);
+    }
+
+    #[test]
+    fn raw_der_sig_round_trip_and_padding() {
+        // High bit set in r: needs a 00 pad; leading zeros in s: stripped.
+        let mut raw = [0u8; 64];
+        raw[0] = 0x80;
+        raw[31] = 1;
+        raw[62] = 0x7f;
+        raw[63] = 0x01;
+        let d = raw_to_der_sig(&raw).unwrap();
+        assert_eq!(&d[..5], &[0x30, 0x27, 0x02, 0x21, 0x00]);
+        assert_eq!(&d[d.len() - 4..], &[0x02, 0x02, 0x7f, 0x01]);
+        assert_eq!(der_to_raw_sig(&d).unwrap(), raw.to_vec());
+        assert!(raw_to_der_sig(&raw[..63]).is_err());
+        assert!(raw_to_der_sig(&[0u8; 64]).is_err());
+    }
+
+    #[test]
+    fn der_to_raw_rejects_bad_forms() {
+        // negative r
+        assert!(der_to_raw_sig(&[0x30, 0x06, 0x02, 0x01, 0x80, 0x02, 0x01, 0x01]).is_err());
+        // non-minimal r
+        assert!(der_to_raw_sig(&[0x30, 0x07, 0x02, 0x02, 0x00, 0x01, 0x02, 0x01, 0x01]).is_err());
+        // trailing garbage
+        assert!(der_to_raw_sig(&[0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01, 0x00]).is_err());
+        // 33 significant bytes
+        let mut big = vec![0x30, 0x26, 0x02, 0x21];
+        big.extend([0x01; 33]);
+        big.extend([0x02, 0x01, 0x01]);
+        assert!(der_to_raw_sig(&big).is_err());
+        assert!(der_to_raw_sig(&[]).is_err());
+    }
+
+    #[test]
+    fn ring_signatures_convert_both_ways() {
+        let key = card_key();
+        for i in 0..20u8 {
+            let raw = crate::pki::test_support::card_sign(&key, &[i; 10]);
+            let d = raw_to_der_sig(&raw).unwrap();
+            assert_eq!(der_to_raw_sig(&d).unwrap(), raw);
+            UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, card_point(&key))
+                .verify(&[i; 10], &d)
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn request_info_rejects_bad_point() {
+        let s = subject();
+        assert!(request_info_der(&s, &[4u8; 64]).is_err());
+        let mut p = vec![0u8; 65];
+        p[0] = 0x02;
+        assert!(request_info_der(&s, &p).is_err());
+    }
+
+    #[test]
+    fn csr_round_trip() {
+        let key = card_key();
+        let csr = make_csr(&key, &subject());
+        let info = verify_csr(&csr).unwrap();
+        assert_eq!(info.subject, subject());
+        assert_eq!(info.public_point, card_point(&key));
+    }
+
+    #[test]
+    fn csr_with_wrong_signature_is_refused() {
+        let key = card_key();
+        let other = card_key();
+        let s = subject();
+        let info = request_info_der(&s, card_point(&key)).unwrap();
+        let raw = crate::pki::test_support::card_sign(&other, &info);
+        let csr = assemble_csr(&info, &raw).unwrap();
+        assert!(matches!(
+            verify_csr(&csr),
+            Err(PkiError::CsrSignatureInvalid)
+        ));
+    }
+
+    #[test]
+    fn csr_tampered_subject_is_refused() {
+        let key = card_key();
+        let mut csr = make_csr(&key, &subject());
+        let pos = csr.windows(6).position(|w| w == b"Ahmadi").unwrap();
+        csr[pos] = b'B';
+        assert!(matches!(
+            verify_csr(&csr),
+            Err(PkiError::CsrSignatureInvalid)
+        ));
+    }
+
+    #[test]
+    fn csr_malformed_is_reported() {
+        let key = card_key();
+        let csr = make_csr(&key, &subject());
+        assert!(matches!(
+            verify_csr(&csr[..csr.len() - 1]),
+            Err(PkiError::CsrMalformed(_))
+        ));
+        let mut extra = csr.clone();
+        extra.push(0);
+        assert!(matches!(verify_csr(&extra), Err(PkiError::CsrMalformed(_))));
+        assert!(matches!(verify_csr(b""), Err(PkiError::CsrMalformed(_))));
+    }
+
+    #[test]
+    fn assemble_rejects_garbage_info() {
+        assert!(assemble_csr(&[0x30, 0x05, 0x00], &[1u8; 64]).is_err());
+        assert!(assemble_csr(&[0x02, 0x01, 0x00], &[1u8; 64]).is_err());
+    }
+}

@@ -1,0 +1,813 @@
+//! Minimal DER writer and strict DER reader (X.690), plus time and text
+//! helpers used by the PKI module.
+//!
+//! Only the subset needed for PKCS#10, X.509 and CMS is supported:
+//! single-byte tags (tag numbers < 31) and definite lengths. The reader
+//! rejects indefinite lengths, non-minimal length encodings and trailing
+//! data, so anything it accepts is DER-shaped at the TLV level.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub(crate) const TAG_BOOLEAN: u8 = 0x01;
+pub(crate) const TAG_INTEGER: u8 = 0x02;
+pub(crate) const TAG_BIT_STRING: u8 = 0x03;
+pub(crate) const TAG_OCTET_STRING: u8 = 0x04;
+pub(crate) const TAG_NULL: u8 = 0x05;
+pub(crate) const TAG_OID: u8 = 0x06;
+pub(crate) const TAG_UTF8_STRING: u8 = 0x0c;
+pub(crate) const TAG_PRINTABLE_STRING: u8 = 0x13;
+pub(crate) const TAG_UTC_TIME: u8 = 0x17;
+pub(crate) const TAG_GENERALIZED_TIME: u8 = 0x18;
+pub(crate) const TAG_SEQUENCE: u8 = 0x30;
+pub(crate) const TAG_SET: u8 = 0x31;
+
+/// Context-specific constructed tag `[n]`.
+pub(crate) const fn ctx_cons(n: u8) -> u8 {
+    0xa0 | n
+}
+
+/// Context-specific primitive tag `[n]`.
+pub(crate) const fn ctx_prim(n: u8) -> u8 {
+    0x80 | n
+}
+
+// ---------------------------------------------------------------------------
+// Object identifiers (as dotted arcs; encoded on demand)
+// ---------------------------------------------------------------------------
+
+pub(crate) mod oids {
+    pub const EC_PUBLIC_KEY: &[u64] = &[1, 2, 840, 10045, 2, 1];
+    pub const PRIME256V1: &[u64] = &[1, 2, 840, 10045, 3, 1, 7];
+    pub const SECP384R1: &[u64] = &[1, 3, 132, 0, 34];
+    pub const RSA_ENCRYPTION: &[u64] = &[1, 2, 840, 113549, 1, 1, 1];
+    pub const ECDSA_WITH_SHA256: &[u64] = &[1, 2, 840, 10045, 4, 3, 2];
+    pub const ECDSA_WITH_SHA384: &[u64] = &[1, 2, 840, 10045, 4, 3, 3];
+    pub const SHA256_WITH_RSA: &[u64] = &[1, 2, 840, 113549, 1, 1, 11];
+    pub const SHA384_WITH_RSA: &[u64] = &[1, 2, 840, 113549, 1, 1, 12];
+    pub const SHA512_WITH_RSA: &[u64] = &[1, 2, 840, 113549, 1, 1, 13];
+    pub const SHA256: &[u64] = &[2, 16, 840, 1, 101, 3, 4, 2, 1];
+
+    pub const AT_COMMON_NAME: &[u64] = &[2, 5, 4, 3];
+    pub const AT_SURNAME: &[u64] = &[2, 5, 4, 4];
+    pub const AT_SERIAL_NUMBER: &[u64] = &[2, 5, 4, 5];
+    pub const AT_COUNTRY: &[u64] = &[2, 5, 4, 6];
+    pub const AT_ORGANIZATION: &[u64] = &[2, 5, 4, 10];
+    pub const AT_GIVEN_NAME: &[u64] = &[2, 5, 4, 42];
+
+    pub const EXT_SUBJECT_KEY_ID: &[u64] = &[2, 5, 29, 14];
+    pub const EXT_KEY_USAGE: &[u64] = &[2, 5, 29, 15];
+    pub const EXT_BASIC_CONSTRAINTS: &[u64] = &[2, 5, 29, 19];
+    pub const EXT_AUTHORITY_KEY_ID: &[u64] = &[2, 5, 29, 35];
+    pub const EXT_EXT_KEY_USAGE: &[u64] = &[2, 5, 29, 37];
+    pub const KP_CLIENT_AUTH: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 3, 2];
+
+    pub const CMS_SIGNED_DATA: &[u64] = &[1, 2, 840, 113549, 1, 7, 2];
+    pub const CMS_CONTENT_TYPE: &[u64] = &[1, 2, 840, 113549, 1, 9, 3];
+    pub const CMS_MESSAGE_DIGEST: &[u64] = &[1, 2, 840, 113549, 1, 9, 4];
+    pub const CMS_SIGNING_TIME: &[u64] = &[1, 2, 840, 113549, 1, 9, 5];
+    pub const ICAO_LDS_SECURITY_OBJECT: &[u64] = &[2, 23, 136, 1, 1, 1];
+}
+
+/// Content octets of an OBJECT IDENTIFIER.
+pub(crate) fn oid_content(arcs: &[u64]) -> Vec<u8> {
+    assert!(arcs.len() >= 2 && arcs[0] <= 2, "invalid OID constant");
+    let mut out = Vec::new();
+    let mut push_arc = |mut v: u64| {
+        let mut tmp = vec![(v & 0x7f) as u8];
+        v >>= 7;
+        while v > 0 {
+            tmp.push(0x80 | (v & 0x7f) as u8);
+            v >>= 7;
+        }
+        tmp.reverse();
+        out.extend_from_slice(&tmp);
+    };
+    push_arc(arcs[0] * 40 + arcs[1]);
+    for &a in &arcs[2..] {
+        push_arc(a);
+    }
+    out
+}
+
+/// Dotted text of OID content octets; `None` if they are not a valid OID.
+pub(crate) fn oid_to_string(content: &[u8]) -> Option<String> {
+    if content.is_empty() || content[content.len() - 1] & 0x80 != 0 {
+        return None;
+    }
+    let mut arcs: Vec<u64> = Vec::new();
+    let mut v: u64 = 0;
+    let mut start = true;
+    for &b in content {
+        if start && b == 0x80 {
+            return None; // non-minimal arc
+        }
+        start = false;
+        if v > (u64::MAX >> 7) {
+            return None;
+        }
+        v = (v << 7) | u64::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            arcs.push(v);
+            v = 0;
+            start = true;
+        }
+    }
+    let first = arcs[0];
+    let (a, b) = if first < 40 {
+        (0, first)
+    } else if first < 80 {
+        (1, first - 40)
+    } else {
+        (2, first - 80)
+    };
+    let mut s = format!("{a}.{b}");
+    for x in &arcs[1..] {
+        s.push('.');
+        s.push_str(&x.to_string());
+    }
+    Some(s)
+}
+
+pub(crate) fn dotted(arcs: &[u64]) -> String {
+    arcs.iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+// ---------------------------------------------------------------------------
+// Writer
+// ---------------------------------------------------------------------------
+
+pub(crate) fn encode_length(len: usize, out: &mut Vec<u8>) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|&&b| b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+}
+
+pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + 6);
+    out.push(tag);
+    encode_length(content.len(), &mut out);
+    out.extend_from_slice(content);
+    out
+}
+
+/// Constructed element whose content is the concatenation of `parts`.
+pub(crate) fn cons(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+    tlv(tag, &parts.concat())
+}
+
+pub(crate) fn seq(parts: &[&[u8]]) -> Vec<u8> {
+    cons(TAG_SEQUENCE, parts)
+}
+
+/// DER `SET OF` with the elements sorted by their encodings (X.690 11.6).
+pub(crate) fn set_of(mut items: Vec<Vec<u8>>) -> Vec<u8> {
+    items.sort();
+    tlv(TAG_SET, &items.concat())
+}
+
+pub(crate) fn oid(arcs: &[u64]) -> Vec<u8> {
+    tlv(TAG_OID, &oid_content(arcs))
+}
+
+/// INTEGER from a big-endian unsigned magnitude (minimal, non-negative).
+pub(crate) fn uint(magnitude: &[u8]) -> Vec<u8> {
+    let skip = magnitude.iter().take_while(|&&b| b == 0).count();
+    let m = &magnitude[skip..];
+    let mut content = Vec::with_capacity(m.len() + 1);
+    if m.is_empty() || m[0] & 0x80 != 0 {
+        content.push(0);
+    }
+    content.extend_from_slice(m);
+    tlv(TAG_INTEGER, &content)
+}
+
+pub(crate) fn uint_small(v: u64) -> Vec<u8> {
+    uint(&v.to_be_bytes())
+}
+
+pub(crate) fn octet_string(data: &[u8]) -> Vec<u8> {
+    tlv(TAG_OCTET_STRING, data)
+}
+
+pub(crate) fn bit_string(unused_bits: u8, data: &[u8]) -> Vec<u8> {
+    let mut content = Vec::with_capacity(data.len() + 1);
+    content.push(unused_bits);
+    content.extend_from_slice(data);
+    tlv(TAG_BIT_STRING, &content)
+}
+
+pub(crate) fn boolean(v: bool) -> Vec<u8> {
+    tlv(TAG_BOOLEAN, &[if v { 0xff } else { 0x00 }])
+}
+
+pub(crate) fn utf8_string(s: &str) -> Vec<u8> {
+    tlv(TAG_UTF8_STRING, s.as_bytes())
+}
+
+pub(crate) fn printable_string(s: &str) -> Vec<u8> {
+    debug_assert!(is_printable_string(s));
+    tlv(TAG_PRINTABLE_STRING, s.as_bytes())
+}
+
+/// X.680 PrintableString alphabet.
+pub(crate) fn is_printable_string(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b))
+}
+
+/// AlgorithmIdentifier with absent parameters.
+pub(crate) fn algorithm_id(arcs: &[u64]) -> Vec<u8> {
+    seq(&[&oid(arcs)])
+}
+
+/// Time as RFC 5280 wants it: UTCTime through 2049, GeneralizedTime after.
+pub(crate) fn time(unix: i64) -> Vec<u8> {
+    let c = Civil::from_unix(unix);
+    if (1950..2050).contains(&c.year) {
+        let s = format!(
+            "{:02}{:02}{:02}{:02}{:02}{:02}Z",
+            c.year % 100,
+            c.month,
+            c.day,
+            c.hour,
+            c.minute,
+            c.second
+        );
+        tlv(TAG_UTC_TIME, s.as_bytes())
+    } else {
+        let s = format!(
+            "{:04}{:02}{:02}{:02}{:02}{:02}Z",
+            c.year, c.month, c.day, c.hour, c.minute, c.second
+        );
+        tlv(TAG_GENERALIZED_TIME, s.as_bytes())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reader
+// ---------------------------------------------------------------------------
+
+/// Where and why strict DER parsing failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DerError {
+    pub element: String,
+    pub expected: String,
+    pub found: String,
+}
+
+impl fmt::Display for DerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: expected {}, found {}",
+            self.element, self.expected, self.found
+        )
+    }
+}
+
+pub(crate) fn der_err(
+    element: &str,
+    expected: impl Into<String>,
+    found: impl Into<String>,
+) -> DerError {
+    DerError {
+        element: element.to_string(),
+        expected: expected.into(),
+        found: found.into(),
+    }
+}
+
+/// One TLV: its tag, content octets and the complete encoding.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tlv<'a> {
+    pub tag: u8,
+    pub content: &'a [u8],
+    pub raw: &'a [u8],
+}
+
+impl<'a> Tlv<'a> {
+    /// Reader over this element's content.
+    pub fn reader(&self) -> Der<'a> {
+        Der::new(self.content)
+    }
+}
+
+/// Cursor over a sequence of DER TLVs.
+#[derive(Debug, Clone)]
+pub(crate) struct Der<'a> {
+    data: &'a [u8],
+}
+
+pub(crate) fn tag_name(tag: u8) -> String {
+    let name = match tag {
+        TAG_BOOLEAN => "BOOLEAN",
+        TAG_INTEGER => "INTEGER",
+        TAG_BIT_STRING => "BIT STRING",
+        TAG_OCTET_STRING => "OCTET STRING",
+        TAG_NULL => "NULL",
+        TAG_OID => "OBJECT IDENTIFIER",
+        TAG_UTF8_STRING => "UTF8String",
+        TAG_PRINTABLE_STRING => "PrintableString",
+        TAG_UTC_TIME => "UTCTime",
+        TAG_GENERALIZED_TIME => "GeneralizedTime",
+        TAG_SEQUENCE => "SEQUENCE",
+        TAG_SET => "SET",
+        t if t & 0xe0 == 0xa0 => return format!("[{}] (constructed, tag {t:02X})", t & 0x1f),
+        t if t & 0xe0 == 0x80 => return format!("[{}] (primitive, tag {t:02X})", t & 0x1f),
+        t if t & 0xe0 == 0x60 => {
+            return format!("[APPLICATION {}] (constructed, tag {t:02X})", t & 0x1f)
+        }
+        t => return format!("tag {t:02X}"),
+    };
+    format!("{name} (tag {tag:02X})")
+}
+
+impl<'a> Der<'a> {
+    pub fn new(data: &'a [u8]) -> Self {
+        Der { data }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    pub fn peek_tag(&self) -> Option<u8> {
+        self.data.first().copied()
+    }
+
+    /// Reads any single TLV.
+    pub fn read_any(&mut self, element: &str) -> Result<Tlv<'a>, DerError> {
+        let d = self.data;
+        let Some(&tag) = d.first() else {
+            return Err(der_err(element, "a DER element", "end of data"));
+        };
+        if tag & 0x1f == 0x1f {
+            return Err(der_err(
+                element,
+                "a single-byte tag",
+                format!("multi-byte tag starting {tag:02X}"),
+            ));
+        }
+        let Some(&l0) = d.get(1) else {
+            return Err(der_err(element, "a length octet", "end of data"));
+        };
+        let (len, hdr) = if l0 < 0x80 {
+            (l0 as usize, 2usize)
+        } else if l0 == 0x80 {
+            return Err(der_err(
+                element,
+                "a definite length (DER)",
+                "indefinite length (BER)",
+            ));
+        } else {
+            let n = (l0 & 0x7f) as usize;
+            if n > 4 {
+                return Err(der_err(
+                    element,
+                    "a length of at most 4 octets",
+                    format!("{n} length octets"),
+                ));
+            }
+            let Some(lb) = d.get(2..2 + n) else {
+                return Err(der_err(element, "length octets", "end of data"));
+            };
+            if lb[0] == 0 {
+                return Err(der_err(
+                    element,
+                    "a minimal length encoding",
+                    "leading zero length octet",
+                ));
+            }
+            let len = lb.iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
+            if len < 0x80 {
+                return Err(der_err(
+                    element,
+                    "a minimal length encoding",
+                    format!("long form for length {len}"),
+                ));
+            }
+            (len, 2 + n)
+        };
+        let Some(end) = hdr.checked_add(len) else {
+            return Err(der_err(element, "a sane length", "overflowing length"));
+        };
+        if end > d.len() {
+            return Err(der_err(
+                element,
+                format!("{len} content octets"),
+                format!("only {} available (truncated)", d.len() - hdr),
+            ));
+        }
+        let t = Tlv {
+            tag,
+            content: &d[hdr..end],
+            raw: &d[..end],
+        };
+        self.data = &d[end..];
+        Ok(t)
+    }
+
+    /// Reads a TLV that must carry `tag`.
+    pub fn read(&mut self, tag: u8, element: &str) -> Result<Tlv<'a>, DerError> {
+        match self.peek_tag() {
+            Some(t) if t == tag => self.read_any(element),
+            Some(t) => Err(der_err(element, tag_name(tag), tag_name(t))),
+            None => Err(der_err(element, tag_name(tag), "end of data")),
+        }
+    }
+
+    /// Reads an element if the next tag is `tag`.
+    pub fn read_optional(&mut self, tag: u8, element: &str) -> Result<Option<Tlv<'a>>, DerError> {
+        if self.peek_tag() == Some(tag) {
+            self.read_any(element).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Fails if unread data remains.
+    pub fn finish(&self, element: &str) -> Result<(), DerError> {
+        if self.data.is_empty() {
+            Ok(())
+        } else {
+            Err(der_err(
+                element,
+                "no further data",
+                format!(
+                    "{} trailing bytes (next tag {:02X})",
+                    self.data.len(),
+                    self.data[0]
+                ),
+            ))
+        }
+    }
+
+    pub fn read_oid(&mut self, element: &str) -> Result<Tlv<'a>, DerError> {
+        let t = self.read(TAG_OID, element)?;
+        if oid_to_string(t.content).is_none() {
+            return Err(der_err(
+                element,
+                "a valid OBJECT IDENTIFIER",
+                format!("bytes {}", hex(t.content)),
+            ));
+        }
+        Ok(t)
+    }
+
+    /// Reads an OID and checks it against `arcs`.
+    pub fn expect_oid(&mut self, arcs: &[u64], element: &str) -> Result<(), DerError> {
+        let t = self.read_oid(element)?;
+        if t.content != oid_content(arcs).as_slice() {
+            return Err(der_err(
+                element,
+                dotted(arcs),
+                oid_to_string(t.content).unwrap_or_default(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// INTEGER content checked for minimal encoding.
+    pub fn read_integer(&mut self, element: &str) -> Result<&'a [u8], DerError> {
+        let t = self.read(TAG_INTEGER, element)?;
+        check_integer(t.content, element)?;
+        Ok(t.content)
+    }
+
+    /// Small non-negative INTEGER.
+    pub fn read_u64(&mut self, element: &str) -> Result<u64, DerError> {
+        let c = self.read_integer(element)?;
+        if c[0] & 0x80 != 0 {
+            return Err(der_err(
+                element,
+                "a non-negative INTEGER",
+                "a negative INTEGER",
+            ));
+        }
+        let c = if c[0] == 0 && c.len() > 1 { &c[1..] } else { c };
+        if c.len() > 8 {
+            return Err(der_err(
+                element,
+                "a small INTEGER",
+                format!("{}-byte INTEGER", c.len()),
+            ));
+        }
+        Ok(c.iter().fold(0u64, |a, &b| (a << 8) | u64::from(b)))
+    }
+
+    pub fn read_octet_string(&mut self, element: &str) -> Result<&'a [u8], DerError> {
+        Ok(self.read(TAG_OCTET_STRING, element)?.content)
+    }
+}
+
+pub(crate) fn check_integer(c: &[u8], element: &str) -> Result<(), DerError> {
+    if c.is_empty() {
+        return Err(der_err(element, "INTEGER content", "empty INTEGER"));
+    }
+    if c.len() > 1 && ((c[0] == 0 && c[1] & 0x80 == 0) || (c[0] == 0xff && c[1] & 0x80 != 0)) {
+        return Err(der_err(
+            element,
+            "a minimally encoded INTEGER",
+            "redundant leading octet",
+        ));
+    }
+    Ok(())
+}
+
+/// Parses UTCTime / GeneralizedTime content (the `Z` forms DER requires).
+pub(crate) fn parse_time(t: &Tlv<'_>, element: &str) -> Result<i64, DerError> {
+    let s = match std::str::from_utf8(t.content) {
+        Ok(s) if s.is_ascii() => s,
+        _ => return Err(der_err(element, "an ASCII time", "non-ASCII bytes")),
+    };
+    let (year, rest) = match t.tag {
+        TAG_UTC_TIME if s.len() == 13 => {
+            let yy: i64 = num(&s[..2]).ok_or_else(|| der_err(element, "YYMMDDHHMMSSZ", s))?;
+            (if yy < 50 { 2000 + yy } else { 1900 + yy }, &s[2..])
+        }
+        TAG_GENERALIZED_TIME if s.len() == 15 => (
+            num(&s[..4]).ok_or_else(|| der_err(element, "YYYYMMDDHHMMSSZ", s))?,
+            &s[4..],
+        ),
+        TAG_UTC_TIME | TAG_GENERALIZED_TIME => {
+            return Err(der_err(element, "a DER time ending in Z with seconds", s))
+        }
+        other => {
+            return Err(der_err(
+                element,
+                "UTCTime or GeneralizedTime",
+                tag_name(other),
+            ))
+        }
+    };
+    let bad = || der_err(element, "a valid date and time ending in Z", s);
+    if rest.len() != 11 || !rest.ends_with('Z') {
+        return Err(bad());
+    }
+    let f = |i: usize| num(&rest[i..i + 2]).ok_or_else(bad);
+    let (mo, d, h, mi, se) = (f(0)?, f(2)?, f(4)?, f(6)?, f(8)?);
+    if !(1..=12).contains(&mo)
+        || d < 1
+        || d > days_in_month(year, mo as u32) as i64
+        || h > 23
+        || mi > 59
+        || se > 59
+    {
+        return Err(bad());
+    }
+    Ok(days_from_civil(year, mo as u32, d as u32) * 86400 + h * 3600 + mi * 60 + se)
+}
+
+fn num(s: &str) -> Option<i64> {
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        s.parse().ok()
+    } else {
+        None
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Calendar helpers (proleptic Gregorian, UTC)
+// ---------------------------------------------------------------------------
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+pub(crate) fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if is_leap(y) => 29,
+        _ => 28,
+    }
+}
+
+/// Days since 1970-01-01 of a civil date.
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    // Shift the year so that it starts in March; then each 400-year era
+    // has exactly 146097 days.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12; // March = 0
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+/// Broken-down UTC time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Civil {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+}
+
+impl Civil {
+    pub fn from_unix(t: i64) -> Civil {
+        let days = t.div_euclid(86400);
+        let secs = t.rem_euclid(86400);
+        let z = days + 719468;
+        let era = z.div_euclid(146097);
+        let doe = z - era * 146097;
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        Civil {
+            year,
+            month,
+            day,
+            hour: (secs / 3600) as u32,
+            minute: (secs % 3600 / 60) as u32,
+            second: (secs % 60) as u32,
+        }
+    }
+
+    pub fn to_unix(self) -> i64 {
+        days_from_civil(self.year, self.month, self.day) * 86400
+            + i64::from(self.hour) * 3600
+            + i64::from(self.minute) * 60
+            + i64::from(self.second)
+    }
+
+    /// Same date `years` later (29 February becomes 28 February).
+    pub fn add_years(self, years: i64) -> Civil {
+        let year = self.year + years;
+        let day = self.day.min(days_in_month(year, self.month));
+        Civil { year, day, ..self }
+    }
+}
+
+/// Seconds since the Unix epoch (negative before it).
+pub(crate) fn unix_secs(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC`.
+pub(crate) fn format_unix(t: i64) -> String {
+    let c = Civil::from_unix(t);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        c.year, c.month, c.day, c.hour, c.minute, c.second
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Text helpers
+// ---------------------------------------------------------------------------
+
+pub(crate) fn hex(data: &[u8]) -> String {
+    data.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Colon-separated upper-case hex, e.g. `AB:CD:01`.
+pub(crate) fn hex_colon(data: &[u8]) -> String {
+    data.iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// PEM armour (RFC 7468) with 64-character lines.
+pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut b64 = String::with_capacity(der.len() * 4 / 3 + 4);
+    for chunk in der.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                b64.push(ALPHABET[((n >> (18 - 6 * i)) & 0x3f) as usize] as char);
+            } else {
+                b64.push('=');
+            }
+        }
+    }
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oid_encoding_known_values() {
+        assert_eq!(
+            oid(oids::EC_PUBLIC_KEY),
+            [0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01]
+        );
+        assert_eq!(
+            oid(oids::SHA256),
+            [0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01]
+        );
+        assert_eq!(
+            oid(oids::ICAO_LDS_SECURITY_OBJECT),
+            [0x06, 0x06, 0x67, 0x81, 0x08, 0x01, 0x01, 0x01]
+        );
+        assert_eq!(
+            oid_to_string(&oid_content(oids::PRIME256V1)).unwrap(),
+            "1.2.840.10045.3.1.7"
+        );
+        assert_eq!(oid_to_string(&[0x80, 0x01]), None);
+        assert_eq!(oid_to_string(&[0x2a, 0x86]), None);
+    }
+
+    #[test]
+    fn lengths_and_integers() {
+        assert_eq!(tlv(0x04, &[0u8; 0x80])[..3], [0x04, 0x81, 0x80]);
+        assert_eq!(tlv(0x04, &[0u8; 0x100])[..4], [0x04, 0x82, 0x01, 0x00]);
+        assert_eq!(uint(&[0, 0, 0x80]), [0x02, 0x02, 0x00, 0x80]);
+        assert_eq!(uint(&[0, 0]), [0x02, 0x01, 0x00]);
+        assert_eq!(uint_small(2), [0x02, 0x01, 0x02]);
+    }
+
+    #[test]
+    fn reader_rejects_non_der() {
+        assert!(Der::new(&[0x30, 0x80, 0, 0]).read_any("x").is_err());
+        assert!(Der::new(&[0x04, 0x81, 0x05, 1, 2, 3, 4, 5])
+            .read_any("x")
+            .is_err());
+        assert!(Der::new(&[0x04, 0x05, 1]).read_any("x").is_err());
+        assert!(Der::new(&[0x1f, 0x01, 0]).read_any("x").is_err());
+        assert!(Der::new(&[0x02, 0x02, 0x00, 0x01])
+            .read_integer("x")
+            .is_err());
+        let mut d = Der::new(&[0x02, 0x01, 0x05, 0x00]);
+        assert_eq!(d.read_u64("x").unwrap(), 5);
+        assert!(d.finish("x").is_err());
+    }
+
+    #[test]
+    fn calendar_round_trip() {
+        for t in [
+            0i64,
+            951_782_400,
+            1_700_000_000,
+            2_524_608_000,
+            -86_400,
+            4_102_444_800,
+        ] {
+            assert_eq!(Civil::from_unix(t).to_unix(), t);
+        }
+        let c = Civil::from_unix(951_782_400); // 2000-02-29
+        assert_eq!((c.year, c.month, c.day), (2000, 2, 29));
+        assert_eq!(c.add_years(1).day, 28);
+        assert_eq!(format_unix(0), "1970-01-01 00:00:00 UTC");
+    }
+
+    #[test]
+    fn time_encoding_round_trip() {
+        for t in [
+            1_700_000_000i64,
+            2_524_608_000, /* 2050-01-01 */
+            2_524_607_999,
+        ] {
+            let enc = time(t);
+            let tlv = Der::new(&enc).read_any("t").unwrap();
+            assert_eq!(parse_time(&tlv, "t").unwrap(), t);
+        }
+        assert_eq!(time(2_524_608_000)[0], TAG_GENERALIZED_TIME);
+        assert_eq!(time(2_524_607_999)[0], TAG_UTC_TIME);
+        let bad = tlv(TAG_UTC_TIME, b"991332000000Z");
+        assert!(parse_time(&Der::new(&bad).read_any("t").unwrap(), "t").is_err());
+    }
+
+    #[test]
+    fn pem_base64() {
+        let p = pem_encode("X", b"foobar!");
+        assert_eq!(p, "-----BEGIN X-----\nZm9vYmFyIQ==\n-----END X-----\n");
+        assert!(pem_encode("X", b"fo").contains("Zm8=\n"));
+    }
+
+    #[test]
+    fn set_of_is_sorted() {
+        let s = set_of(vec![vec![0x02, 0x01, 0x05], vec![0x02, 0x01, 0x01]]);
+        assert_eq!(s, [0x31, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x05]);
+    }
+}

@@ -1,0 +1,84 @@
+//! PKI support for card personalization.
+//!
+//! * [`csr`] — PKCS#10 requests (RFC 2986) for the keys the card generates;
+//!   the card signs, the host assembles.
+//! * [`ca`] — the [`CertificateAuthority`] trait and [`LocalCa`], a file-backed
+//!   test CA with a document signer.
+//! * [`check`] — checks of a returned certificate against the card's key, the
+//!   profile and the CA chain (x509-parser for parsing, ring for signatures).
+//! * [`sod`] — ICAO Doc 9303 part 10 EF.SOD (CMS SignedData over an
+//!   LDSSecurityObject).
+//!
+//! All signatures are ECDSA P-256 with SHA-256 via `ring`. DER is written and
+//! strictly read by the small in-crate codec in `der`.
+
+pub mod ca;
+pub mod check;
+pub mod csr;
+pub(crate) mod der;
+pub mod sod;
+
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod tests_fuzz;
+#[cfg(test)]
+mod tests_openssl;
+
+use std::path::PathBuf;
+
+pub use ca::{CertProfile, CertificateAuthority, LocalCa, LocalDocumentSigner};
+pub use check::{
+    certificate_public_key, check_certificate, describe_certificate, CertProblem, CertSummary,
+};
+pub use csr::{
+    assemble_csr, der_to_raw_sig, raw_to_der_sig, request_info_der, verify_csr, CsrInfo,
+    SubjectName,
+};
+pub use sod::{build_sod, build_sod_at, verify_sod, DocumentSigner, SodContents, SodProblem};
+
+/// Errors of the PKI operations that produce data (CSR, issuance, SOD,
+/// CA storage). Checks of received data use [`CertProblem`] / [`SodProblem`].
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    /// A caller-supplied value is unusable.
+    #[error("invalid {what}: {reason}")]
+    InvalidInput { what: &'static str, reason: String },
+    /// A raw or DER ECDSA signature has the wrong shape.
+    #[error("bad ECDSA signature encoding: {0}")]
+    SignatureEncoding(String),
+    /// A PKCS#10 request could not be parsed or is not what we support.
+    #[error("malformed certificate request: {0}")]
+    CsrMalformed(String),
+    /// The request's self-signature (proof of possession) does not verify.
+    #[error(
+        "certificate request signature does not verify (no proof of possession of the private key)"
+    )]
+    CsrSignatureInvalid,
+    /// A file could not be read or written.
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A CA file exists but its content is unusable.
+    #[error("{}: {reason}", path.display())]
+    BadFile { path: PathBuf, reason: String },
+    /// A private key file may be read by group or others.
+    #[error("private key file {} has mode {mode:04o}; it must not be accessible by group or others (use chmod 600)", path.display())]
+    InsecureKeyFile { path: PathBuf, mode: u32 },
+    /// Some but not all CA files are present.
+    #[error("CA directory {} is incomplete: present {present:?}, missing {missing:?}; restore or remove the files", dir.display())]
+    IncompleteCaDirectory {
+        dir: PathBuf,
+        present: Vec<&'static str>,
+        missing: Vec<&'static str>,
+    },
+    /// A signing / key generation / randomness primitive failed.
+    #[error("cryptographic operation failed: {0}")]
+    Crypto(&'static str),
+    /// A certificate we rely on (e.g. the document signer's) is unusable.
+    #[error("certificate problem: {0}")]
+    Certificate(#[from] CertProblem),
+}
