@@ -873,6 +873,67 @@ mod names {
     }
 }
 
+/// True when `tag` is exactly one complete BER-TLV tag (1 to 3 bytes).
+pub fn valid_tag(tag: &[u8]) -> bool {
+    if tag.is_empty() || tag.len() > 3 {
+        return false;
+    }
+    let v = tag.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+    Tag::try_from(v).is_ok_and(|t| t.to_bytes() == tag)
+}
+
+/// One BER-TLV data object: `tag`, minimal definite length, `value`.
+pub fn build(tag: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(tag.len() + 4 + value.len());
+    out.extend_from_slice(tag);
+    out.extend_from_slice(&crate::apdu::cmd::ber_length(value.len()));
+    out.extend_from_slice(value);
+    out
+}
+
+/// Strictly parse `data` as exactly one TLV with tag `tag`, followed by
+/// nothing but padding. Returns its node, or why not (for error messages;
+/// never any value bytes).
+pub fn expect_one<'n>(nodes: &'n [Node], tag: &[u8]) -> Result<&'n Node, String> {
+    let mut found = None;
+    for n in nodes {
+        match &n.kind {
+            NodeKind::Padding { .. } => {}
+            NodeKind::Raw { reason, .. } => {
+                return Err(format!("malformed TLV at byte {}: {reason}", n.offset))
+            }
+            NodeKind::Tlv { tag: t, .. } if t.as_slice() == tag && found.is_none() => {
+                found = Some(n)
+            }
+            NodeKind::Tlv { tag: t, .. } => {
+                return Err(format!(
+                    "unexpected data object {} at byte {} (expected only {})",
+                    crate::hex::compact(t),
+                    n.offset,
+                    crate::hex::compact(tag)
+                ))
+            }
+        }
+    }
+    found.ok_or_else(|| format!("no data object {} found", crate::hex::compact(tag)))
+}
+
+/// The children of a constructed node (empty for anything else).
+pub fn children(n: &Node) -> &[Node] {
+    match &n.kind {
+        NodeKind::Tlv { children, .. } => children,
+        _ => &[],
+    }
+}
+
+/// The tag and primitive value of a node, if it is a TLV.
+pub fn tag_value(n: &Node) -> Option<(&[u8], &[u8])> {
+    match &n.kind {
+        NodeKind::Tlv { tag, value, .. } => Some((tag, value)),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1611,63 +1672,3 @@ mod tests {
     }
 }
 
-/// True when `tag` is exactly one complete BER-TLV tag (1 to 3 bytes).
-pub fn valid_tag(tag: &[u8]) -> bool {
-    if tag.is_empty() || tag.len() > 3 {
-        return false;
-    }
-    let v = tag.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
-    Tag::try_from(v).is_ok_and(|t| t.to_bytes() == tag)
-}
-
-/// One BER-TLV data object: `tag`, minimal definite length, `value`.
-pub fn build(tag: &[u8], value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(tag.len() + 4 + value.len());
-    out.extend_from_slice(tag);
-    out.extend_from_slice(&crate::apdu::cmd::ber_length(value.len()));
-    out.extend_from_slice(value);
-    out
-}
-
-/// Strictly parse `data` as exactly one TLV with tag `tag`, followed by
-/// nothing but padding. Returns its node, or why not (for error messages;
-/// never any value bytes).
-pub fn expect_one<'n>(nodes: &'n [Node], tag: &[u8]) -> Result<&'n Node, String> {
-    let mut found = None;
-    for n in nodes {
-        match &n.kind {
-            NodeKind::Padding { .. } => {}
-            NodeKind::Raw { reason, .. } => {
-                return Err(format!("malformed TLV at byte {}: {reason}", n.offset))
-            }
-            NodeKind::Tlv { tag: t, .. } if t.as_slice() == tag && found.is_none() => {
-                found = Some(n)
-            }
-            NodeKind::Tlv { tag: t, .. } => {
-                return Err(format!(
-                    "unexpected data object {} at byte {} (expected only {})",
-                    crate::hex::compact(t),
-                    n.offset,
-                    crate::hex::compact(tag)
-                ))
-            }
-        }
-    }
-    found.ok_or_else(|| format!("no data object {} found", crate::hex::compact(tag)))
-}
-
-/// The children of a constructed node (empty for anything else).
-pub fn children(n: &Node) -> &[Node] {
-    match &n.kind {
-        NodeKind::Tlv { children, .. } => children,
-        _ => &[],
-    }
-}
-
-/// The tag and primitive value of a node, if it is a TLV.
-pub fn tag_value(n: &Node) -> Option<(&[u8], &[u8])> {
-    match &n.kind {
-        NodeKind::Tlv { tag, value, .. } => Some((tag, value)),
-        _ => None,
-    }
-}

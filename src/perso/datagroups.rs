@@ -53,7 +53,10 @@ pub fn encode_field(v: &FieldValue, enc: Encoding) -> Option<Vec<u8>> {
 pub fn build(dg: &DataGroup, fields: &Fields, extra: &[u8]) -> Vec<u8> {
     let mut inner = Vec::new();
     for f in &dg.fields {
-        if let Some(bytes) = fields.get(&f.field).and_then(|v| encode_field(v, f.encoding)) {
+        if let Some(bytes) = fields
+            .get(&f.field)
+            .and_then(|v| encode_field(v, f.encoding))
+        {
             inner.extend(tlv::build(&f.tag, &bytes));
         }
     }
@@ -110,7 +113,10 @@ pub fn parse(dg: &DataGroup, bytes: &[u8]) -> Result<Vec<(Vec<u8>, tlv::Node)>, 
             tlv::NodeKind::Tlv { tag, .. } => out.push((tag.clone(), n.clone())),
             tlv::NodeKind::Padding { .. } => {}
             tlv::NodeKind::Raw { reason, .. } => {
-                return Err(format!("malformed data object at byte {}: {reason}", n.offset))
+                return Err(format!(
+                    "malformed data object at byte {}: {reason}",
+                    n.offset
+                ))
             }
         }
     }
@@ -131,7 +137,9 @@ pub fn compare(
         if skip.contains(&f.field.as_str()) {
             continue;
         }
-        let expected = fields.get(&f.field).and_then(|v| encode_field(v, f.encoding));
+        let expected = fields
+            .get(&f.field)
+            .and_then(|v| encode_field(v, f.encoding));
         let found: Vec<&[u8]> = objects
             .iter()
             .filter(|(t, _)| *t == f.tag)
@@ -191,7 +199,11 @@ pub fn rounded_size(len: usize, step: u16) -> usize {
 
 /// All data groups of the profile, built. DG numbers with no fields get
 /// `extra` content from `extras`.
-pub fn build_all(p: &Profile, fields: &Fields, extras: &BTreeMap<u8, Vec<u8>>) -> BTreeMap<u8, Vec<u8>> {
+pub fn build_all(
+    p: &Profile,
+    fields: &Fields,
+    extras: &BTreeMap<u8, Vec<u8>>,
+) -> BTreeMap<u8, Vec<u8>> {
     p.data_groups
         .iter()
         .map(|dg| {
@@ -244,7 +256,13 @@ mod tests {
     fn structure_errors_are_reported_not_panicked() {
         let p = Profile::reference();
         let dg1 = p.data_group(1).unwrap();
-        for bad in [&[][..], &[0x71], &[0x71, 0x05, 0x80], &[0x72, 0x00], &[0xFF; 3]] {
+        for bad in [
+            &[][..],
+            &[0x71],
+            &[0x71, 0x05, 0x80],
+            &[0x72, 0x00],
+            &[0xFF; 3],
+        ] {
             assert!(compare(dg1, bad, &fields(), &[]).is_err());
         }
     }

@@ -97,7 +97,7 @@ impl IssuerKey {
                 digits.push(c);
             }
         }
-        if digits.len() % 2 != 0 {
+        if !digits.len().is_multiple_of(2) {
             return Err(KeyError::Invalid {
                 source_name: source.into(),
                 problem: "an odd number of hex digits".into(),

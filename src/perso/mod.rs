@@ -2,6 +2,6 @@
 //! reading back: the host side of `cardsmith perso`, `verify` and `read`.
 
 pub mod card;
+pub mod datagroups;
 pub mod keys;
 pub mod profile;
-pub mod datagroups;
