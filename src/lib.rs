@@ -11,6 +11,7 @@ pub mod cli;
 pub mod hex;
 pub mod perso;
 pub mod pki;
+pub mod record;
 pub mod script;
 pub mod secret;
 pub mod sim;
