@@ -3,5 +3,7 @@
 
 pub mod card;
 pub mod datagroups;
+pub mod engine;
+pub mod input;
 pub mod keys;
 pub mod profile;

@@ -87,7 +87,7 @@ pub enum CertProblem {
 }
 
 /// Human-readable summary of a certificate.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CertSummary {
     pub subject: String,
     pub issuer: String,

@@ -1,0 +1,1047 @@
+//! Personalization, verification by reading back, and reading a card.
+//!
+//! [`personalize`] takes a blank card to the personalized state: issuer
+//! authentication, the profile's scripts (file system and PINs), fingerprint
+//! enrolment, the data groups, key pairs generated on the card with their
+//! certificates, the security object, and closing personalization.
+//! [`verify`] reads everything back and gives a verdict per check.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use ring::digest::{digest, SHA256};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::Serialize;
+
+use crate::apdu::{cmd, StatusWord};
+use crate::hex;
+use crate::pki;
+use crate::script::eval::{Env, Value};
+use crate::script::{self, runner};
+use crate::secret::Secret;
+use crate::tlv;
+use crate::transport::{Channel, Exchange, ExchangeError};
+
+use super::card::{self, LifeCycle, StepError};
+use super::datagroups::{self, DatePair, Fields};
+use super::keys::IssuerKey;
+use super::profile::{CertKind, KeySpec, KeyUsage, Profile};
+
+/// What the issuer brings to personalization.
+pub struct Issuer<'a> {
+    pub profile: &'a Profile,
+    pub key: &'a IssuerKey,
+    pub ca: &'a dyn pki::CertificateAuthority,
+    pub signer: &'a dyn pki::DocumentSigner,
+}
+
+/// One fingerprint to enrol, already in the card's compact format.
+pub struct FingerInput {
+    /// ISO/IEC 19794-2 finger position code.
+    pub position_code: u8,
+    /// Its name, e.g. `right_index`.
+    pub position: String,
+    /// Reference minutiae (compact card format). Secret.
+    pub minutiae: Secret,
+}
+
+/// Everything about one citizen that goes on the card.
+pub struct CardInput {
+    pub record_id: String,
+    pub national_id: String,
+    pub fields: Fields,
+    pub subject: pki::SubjectName,
+    pub fingers: Vec<FingerInput>,
+    pub issue_date: DatePair,
+    pub expiry_date: DatePair,
+}
+
+/// The personalization stages, in order. A failure names its stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    CheckBlank,
+    IssuerAuth,
+    Scripts,
+    Enrol,
+    DataGroups,
+    Keys,
+    SecurityObject,
+    Close,
+    Verify,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        f.write_str(&s.replace('_', " "))
+    }
+}
+
+/// Why personalization stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("personalization failed at stage {stage}: {detail}")]
+pub struct PersoError {
+    pub stage: Stage,
+    pub detail: String,
+    /// The transport failed (card pulled, reader gone), as opposed to the
+    /// card or the data saying no.
+    pub transport: bool,
+}
+
+impl PersoError {
+    fn at(stage: Stage) -> impl Fn(ExchangeError) -> PersoError {
+        move |e| PersoError {
+            stage,
+            transport: matches!(e, ExchangeError::Transport(_)),
+            detail: e.to_string(),
+        }
+    }
+    fn msg(stage: Stage, detail: impl Into<String>) -> PersoError {
+        PersoError {
+            stage,
+            detail: detail.into(),
+            transport: false,
+        }
+    }
+}
+
+/// What personalization produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct PersoResult {
+    pub serial: String,
+    /// Certificates written, by key name (DER).
+    #[serde(skip)]
+    pub certificates: Vec<(String, Vec<u8>)>,
+    /// APDUs exchanged on the wire.
+    pub apdus: usize,
+    /// Bytes written into EFs (data groups, certificates, security object).
+    pub bytes_written: usize,
+}
+
+fn sha256(b: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest(&SHA256, b).as_ref());
+    out
+}
+
+/// Personalize a blank card.
+pub fn personalize(
+    ch: &mut Channel,
+    iss: &Issuer<'_>,
+    input: &CardInput,
+) -> Result<PersoResult, PersoError> {
+    let p = iss.profile;
+    let apdus = std::cell::Cell::new(0usize);
+    let count = |ex: &mut Exchange<'_>| apdus.set(apdus.get() + ex.take_trace().len());
+
+    // Stage: the card must be blank; learn its serial; authenticate.
+    let serial = ch
+        .run(|ex| {
+            card::select_mf(ex)?;
+            let lc = card::life_cycle(ex, p)?;
+            let s = card::serial(ex)?;
+            count(ex);
+            Ok::<_, ExchangeError>((lc, s))
+        })
+        .map_err(PersoError::at(Stage::CheckBlank))
+        .and_then(|(lc, s)| {
+            if lc == LifeCycle::Blank {
+                Ok(s)
+            } else {
+                Err(PersoError::msg(
+                    Stage::CheckBlank,
+                    format!("the card is {lc}, not blank"),
+                ))
+            }
+        })?;
+    let serial_hex = hex::compact(&serial);
+    ch.run(|ex| {
+        let r = card::issuer_authenticate(ex, p, iss.key, &serial);
+        count(ex);
+        r
+    })
+    .map_err(|e| match e {
+        ExchangeError::Status { sw, .. } => PersoError::msg(
+            Stage::IssuerAuth,
+            format!(
+                "the card refused the issuer key from {} ({sw}); is it the transport key of this batch of cards?",
+                iss.key.source
+            ),
+        ),
+        e => PersoError::at(Stage::IssuerAuth)(e),
+    })?;
+
+    // Stage: the profile's scripts (file system, PINs in transport state).
+    let dgs = build_data_groups(p, input, &serial_hex);
+    let photo_size = p
+        .data_group(2)
+        .and_then(|_| dgs.get(&2))
+        .map(|b| datagroups::rounded_size(b.len(), p.photo_size_step))
+        .unwrap_or(usize::from(p.photo_size_step));
+    if photo_size > 0xFFFF {
+        return Err(PersoError::msg(
+            Stage::Scripts,
+            format!(
+                "the photo data group needs {photo_size} bytes; the profile allows at most 65535"
+            ),
+        ));
+    }
+    let mut env = Env::new();
+    for (name, pin) in [
+        ("id_pin", p.id_pin),
+        ("sig_pin", p.signature_pin),
+        ("puk", p.puk),
+    ] {
+        let v = iss
+            .key
+            .transport_pin(pin.reference, &input.national_id, pin.transport_digits);
+        env.set(name, Value::secret(v.expose().to_vec()));
+    }
+    env.set(
+        "photo_size",
+        Value::plain((photo_size as u16).to_be_bytes().to_vec()),
+    );
+    let texts = p
+        .script_texts()
+        .map_err(|e| PersoError::msg(Stage::Scripts, e.to_string()))?;
+    let mut scripts = Vec::new();
+    for (name, text) in &texts {
+        let s = script::parse_str(text, name)
+            .map_err(|e| PersoError::msg(Stage::Scripts, e.to_string()))?;
+        scripts.push((name.clone(), s));
+    }
+    let mut sink = std::io::sink();
+    let (report, err) = runner::execute(
+        &scripts,
+        env,
+        runner::Target::Card(ch),
+        runner::RunConfig::default(),
+        &mut sink,
+    );
+    apdus.set(
+        apdus.get()
+            + report
+                .suites
+                .iter()
+                .flat_map(|s| &s.cases)
+                .flat_map(|c| &c.steps)
+                .map(|s| s.wire.len().max(usize::from(s.command.is_some())))
+                .sum::<usize>(),
+    );
+    if let Some(e) = err {
+        return Err(PersoError {
+            stage: Stage::Scripts,
+            detail: format!("{e:#}"),
+            transport: true,
+        });
+    }
+    if !report.summary.passed {
+        let first = report
+            .suites
+            .iter()
+            .flat_map(|s| &s.cases)
+            .flat_map(|c| &c.failures)
+            .next()
+            .map(|f| f.headline())
+            .unwrap_or_else(|| "a script expectation failed".into());
+        return Err(PersoError::msg(
+            Stage::Scripts,
+            format!("{first} (was the card partly personalized before?)"),
+        ));
+    }
+
+    // Stage: fingerprints.
+    if input.fingers.len() > p.bio_references.len() {
+        return Err(PersoError::msg(
+            Stage::Enrol,
+            format!(
+                "{} fingerprints but the profile has {} biometric references",
+                input.fingers.len(),
+                p.bio_references.len()
+            ),
+        ));
+    }
+    ch.run(|ex| {
+        card::select_aid(ex, &p.identity_aid)?;
+        for (f, r) in input.fingers.iter().zip(&p.bio_references) {
+            card::enrol_finger(ex, p, *r, f.position_code, &f.minutiae)?;
+        }
+        count(ex);
+        Ok::<_, ExchangeError>(())
+    })
+    .map_err(PersoError::at(Stage::Enrol))?;
+
+    // Stage: data groups.
+    let mut bytes_written = 0;
+    ch.run(|ex| {
+        card::select_aid(ex, &p.identity_aid)?;
+        for dg in &p.data_groups {
+            if let Some(b) = dgs.get(&dg.number) {
+                card::write_ef(ex, dg.fid, b)?;
+            }
+        }
+        count(ex);
+        Ok::<_, ExchangeError>(())
+    })
+    .map_err(PersoError::at(Stage::DataGroups))?;
+    bytes_written += dgs.values().map(Vec::len).sum::<usize>();
+
+    // Stage: keys and certificates.
+    let mut certificates = Vec::new();
+    for k in &p.keys {
+        let point = ch
+            .run(|ex| {
+                card::select_aid(ex, &p.pki_aid)?;
+                let r = card::generate_key(ex, k);
+                count(ex);
+                r
+            })
+            .map_err(PersoError::at(Stage::Keys))?;
+        let info = pki::request_info_der(&input.subject, &point)
+            .map_err(|e| PersoError::msg(Stage::Keys, format!("key {}: {e}", k.name)))?;
+        let signature = ch
+            .run(|ex| {
+                card::select_aid(ex, &p.pki_aid)?;
+                let r = card::sign_digest(ex, k, &sha256(&info));
+                count(ex);
+                r.map_err(StepErr)
+            })
+            .map_err(|e| {
+                PersoError::msg(
+                    Stage::Keys,
+                    format!("key {}: signing the request: {}", k.name, e.0),
+                )
+            })?;
+        let csr = pki::assemble_csr(&info, &signature)
+            .map_err(|e| PersoError::msg(Stage::Keys, format!("key {}: {e}", k.name)))?;
+        let cert = iss.ca.issue(&csr, cert_profile(k)).map_err(|e| {
+            PersoError::msg(Stage::Keys, format!("key {}: the CA refused: {e}", k.name))
+        })?;
+        pki::check_certificate(
+            &cert,
+            &point,
+            cert_profile(k),
+            &iss.ca.chain(),
+            SystemTime::now(),
+        )
+        .map_err(|e| {
+            PersoError::msg(
+                Stage::Keys,
+                format!("key {}: the CA's certificate is not right: {e}", k.name),
+            )
+        })?;
+        ch.run(|ex| {
+            card::select_aid(ex, &p.pki_aid)?;
+            let r = card::write_ef(ex, k.certificate_fid, &cert);
+            count(ex);
+            r
+        })
+        .map_err(PersoError::at(Stage::Keys))?;
+        bytes_written += cert.len();
+        certificates.push((k.name.clone(), cert));
+    }
+
+    // Stage: the security object over the data groups.
+    let covered: Vec<(u8, &[u8])> = p
+        .sod_data_groups
+        .iter()
+        .filter_map(|n| dgs.get(n).map(|b| (*n, b.as_slice())))
+        .collect();
+    let sod = pki::build_sod(&covered, iss.signer)
+        .map_err(|e| PersoError::msg(Stage::SecurityObject, e.to_string()))?;
+    ch.run(|ex| {
+        card::select_aid(ex, &p.identity_aid)?;
+        let r = card::write_ef(ex, p.sod_fid, &sod);
+        count(ex);
+        r
+    })
+    .map_err(PersoError::at(Stage::SecurityObject))?;
+    bytes_written += sod.len();
+
+    // Stage: close personalization.
+    let (sw, lc) = ch
+        .run(|ex| {
+            let sw = card::activate_mf(ex)?;
+            let lc = card::life_cycle(ex, p)?;
+            count(ex);
+            Ok::<_, ExchangeError>((sw, lc))
+        })
+        .map_err(PersoError::at(Stage::Close))?;
+    if sw != StatusWord::Ok || lc != LifeCycle::Personalized {
+        return Err(PersoError::msg(
+            Stage::Close,
+            format!("closing personalization: the card answered {sw} and is {lc}"),
+        ));
+    }
+    Ok(PersoResult {
+        serial: serial_hex,
+        certificates,
+        apdus: apdus.get(),
+        bytes_written,
+    })
+}
+
+/// Wrapper so a card refusal can travel through [`Channel::run`].
+struct StepErr(StepError);
+
+impl From<ExchangeError> for StepErr {
+    fn from(e: ExchangeError) -> Self {
+        StepErr(StepError::Exchange(e))
+    }
+}
+
+impl crate::transport::FromExchange for StepErr {
+    fn card_reset(&self) -> bool {
+        matches!(&self.0, StepError::Exchange(e) if e.card_reset())
+    }
+}
+
+fn cert_profile(k: &KeySpec) -> pki::CertProfile {
+    match k.certificate {
+        CertKind::Authentication => pki::CertProfile::Authentication,
+        CertKind::Signature => pki::CertProfile::Signature,
+    }
+}
+
+/// The fields personalization adds to the record's own.
+fn card_fields(input: &CardInput, serial_hex: &str) -> Fields {
+    let mut f = input.fields.clone();
+    f.insert(
+        "card.serial".into(),
+        datagroups::FieldValue::Text(serial_hex.to_string()),
+    );
+    f.insert(
+        "card.issue_date".into(),
+        datagroups::FieldValue::Date(input.issue_date.clone()),
+    );
+    f.insert(
+        "card.expiry_date".into(),
+        datagroups::FieldValue::Date(input.expiry_date.clone()),
+    );
+    f
+}
+
+/// The BITs of DG4: one per enrolled finger.
+fn bits(p: &Profile, input: &CardInput) -> Vec<u8> {
+    input
+        .fingers
+        .iter()
+        .zip(&p.bio_references)
+        .flat_map(|(f, r)| card::bit(p, *r, f.position_code))
+        .collect()
+}
+
+fn build_data_groups(p: &Profile, input: &CardInput, serial_hex: &str) -> BTreeMap<u8, Vec<u8>> {
+    let fields = card_fields(input, serial_hex);
+    let mut extras = BTreeMap::new();
+    extras.insert(4u8, bits(p, input));
+    datagroups::build_all(p, &fields, &extras)
+}
+
+// ---------------------------------------------------------------------------
+// Verification
+
+/// One check and its verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// The verdict of `cardsmith verify`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub serial: Option<String>,
+    pub record_id: String,
+    pub life_cycle: Option<LifeCycle>,
+    pub checks: Vec<Check>,
+    pub passed: bool,
+}
+
+impl VerifyReport {
+    fn push(&mut self, name: impl Into<String>, result: Result<String, String>) {
+        let (passed, detail) = match result {
+            Ok(d) => (true, d),
+            Err(d) => (false, d),
+        };
+        self.checks.push(Check {
+            name: name.into(),
+            passed,
+            detail,
+        });
+    }
+
+    /// Names of the failed checks.
+    pub fn failures(&self) -> Vec<&str> {
+        self.checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+}
+
+/// What was read from the card for verification (and for `read`).
+#[derive(Default)]
+struct ReadBack {
+    dgs: BTreeMap<u8, Result<Vec<u8>, String>>,
+    sod: Option<Result<Vec<u8>, String>>,
+    certs: BTreeMap<u8, Result<Vec<u8>, String>>,
+    points: BTreeMap<u8, Result<Vec<u8>, String>>,
+}
+
+fn read_back(ch: &mut Channel, p: &Profile) -> Result<ReadBack, ExchangeError> {
+    ch.run(|ex| {
+        let mut rb = ReadBack::default();
+        card::select_aid(ex, &p.identity_aid)?;
+        for dg in &p.data_groups {
+            rb.dgs.insert(dg.number, soft(card::read_ef(ex, dg.fid))?);
+        }
+        rb.sod = Some(soft(card::read_ef(ex, p.sod_fid))?);
+        card::select_aid(ex, &p.pki_aid)?;
+        for k in &p.keys {
+            rb.certs
+                .insert(k.reference, soft(card::read_ef(ex, k.certificate_fid))?);
+            rb.points
+                .insert(k.reference, soft(card::read_public_key(ex, k))?);
+        }
+        Ok(rb)
+    })
+}
+
+/// A card status or malformed data becomes a per-item error; a transport
+/// failure stops the whole read.
+fn soft(r: Result<Vec<u8>, ExchangeError>) -> Result<Result<Vec<u8>, String>, ExchangeError> {
+    match r {
+        Ok(v) => Ok(Ok(v)),
+        Err(e @ ExchangeError::Transport(_)) => Err(e),
+        Err(e) => Ok(Err(e.to_string())),
+    }
+}
+
+/// Strip trailing zero padding from an EF that is larger than its content:
+/// the content is one TLV, so its own length says where it ends.
+fn trim_to_tlv(b: &[u8]) -> &[u8] {
+    match tlv::decode(b).first() {
+        Some(n) if matches!(n.kind, tlv::NodeKind::Tlv { .. }) && n.offset == 0 => {
+            b.get(..n.size()).unwrap_or(b)
+        }
+        _ => b,
+    }
+}
+
+/// Verify a personalized card against its record.
+pub fn verify(
+    ch: &mut Channel,
+    iss: &Issuer<'_>,
+    input: &CardInput,
+) -> Result<VerifyReport, ExchangeError> {
+    let p = iss.profile;
+    let mut rep = VerifyReport {
+        serial: None,
+        record_id: input.record_id.clone(),
+        life_cycle: None,
+        checks: vec![],
+        passed: false,
+    };
+    let (lc, serial) = ch.run(|ex| {
+        card::select_mf(ex)?;
+        Ok::<_, ExchangeError>((card::life_cycle(ex, p)?, card::serial(ex)?))
+    })?;
+    let serial_hex = hex::compact(&serial);
+    rep.serial = Some(serial_hex.clone());
+    rep.life_cycle = Some(lc);
+    let rb = read_back(ch, p)?;
+
+    // Data groups, field by field.
+    let fields = card_fields(input, &serial_hex);
+    for dg in &p.data_groups {
+        let name = format!("DG{} {}", dg.number, dg.name);
+        let result = match rb.dgs.get(&dg.number) {
+            Some(Ok(bytes)) => {
+                let bytes = trim_to_tlv(bytes);
+                if dg.number == 4 {
+                    let want = tlv::build(&dg.tag, &bits(p, input));
+                    if bytes == want.as_slice() {
+                        Ok(format!(
+                            "{} biometric information template(s): {}",
+                            input.fingers.len(),
+                            input
+                                .fingers
+                                .iter()
+                                .map(|f| f.position.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                    } else {
+                        Err(describe_bits(dg, bytes))
+                    }
+                } else {
+                    match datagroups::compare(dg, bytes, &fields, &[]) {
+                        Ok(m) if m.is_empty() => {
+                            Ok(format!("{} fields match the record", dg.fields.len()))
+                        }
+                        Ok(m) => Err(m
+                            .iter()
+                            .map(|x| x.to_string())
+                            .collect::<Vec<_>>()
+                            .join("; ")),
+                        Err(e) => Err(format!("DG{}: {e}", dg.number)),
+                    }
+                }
+            }
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("not read".into()),
+        };
+        rep.push(name, result);
+    }
+
+    // The security object: signature chain, then each hash.
+    let chain = iss.ca.chain();
+    let sod = match &rb.sod {
+        Some(Ok(b)) => {
+            let b = trim_to_tlv(b);
+            match pki::verify_sod(b, &chain, SystemTime::now()) {
+                Ok(s) => {
+                    rep.push(
+                        "security object signature",
+                        Ok("signed by the document signer; chain to the CA verified".into()),
+                    );
+                    Some(s)
+                }
+                Err(e) => {
+                    rep.push("security object signature", Err(e.to_string()));
+                    None
+                }
+            }
+        }
+        Some(Err(e)) => {
+            rep.push("security object signature", Err(e.clone()));
+            None
+        }
+        None => None,
+    };
+    if let Some(sod) = &sod {
+        for n in &p.sod_data_groups {
+            let dg_name = p
+                .data_group(*n)
+                .map(|d| format!("DG{} {}", d.number, d.name))
+                .unwrap_or_else(|| format!("DG{n}"));
+            let result = match (sod.hashes.get(n), rb.dgs.get(n)) {
+                (Some(h), Some(Ok(b))) => {
+                    let actual = sha256(trim_to_tlv(b));
+                    if h.as_slice() == actual {
+                        Ok(format!("SHA-256 {}… matches", hex::compact(&actual[..8])))
+                    } else {
+                        Err(format!(
+                            "{dg_name} was changed: the security object has SHA-256 {}…, the card's data hashes to {}…",
+                            hex::compact(h.get(..8).unwrap_or_default()),
+                            hex::compact(&actual[..8])
+                        ))
+                    }
+                }
+                (None, _) => Err(format!("the security object has no hash for {dg_name}")),
+                (_, _) => Err(format!("{dg_name} could not be read")),
+            };
+            rep.push(format!("hash of {dg_name}"), result);
+        }
+    }
+
+    // Keys: certificate, then a fresh challenge signed by the card.
+    let rng = SystemRandom::new();
+    let mut authenticated = false;
+    for k in &p.keys {
+        let name = format!("{} key", k.name);
+        let cert = match rb.certs.get(&k.reference) {
+            Some(Ok(c)) => trim_to_tlv(c).to_vec(),
+            Some(Err(e)) => {
+                rep.push(format!("{name} certificate"), Err(e.clone()));
+                continue;
+            }
+            None => continue,
+        };
+        let point = match rb.points.get(&k.reference) {
+            Some(Ok(pt)) => pt.clone(),
+            Some(Err(e)) => {
+                rep.push(
+                    format!("{name} certificate"),
+                    Err(format!("reading the card's public key: {e}")),
+                );
+                continue;
+            }
+            None => continue,
+        };
+        rep.push(
+            format!("{name} certificate"),
+            pki::check_certificate(&cert, &point, cert_profile(k), &chain, SystemTime::now())
+                .map(|_| {
+                    "issued by the CA for this card's key; key usage and validity right".into()
+                })
+                .map_err(|e| e.to_string()),
+        );
+        let mut challenge = [0u8; 32];
+        if rng.fill(&mut challenge).is_err() {
+            rep.push(
+                format!("{name} proof"),
+                Err("the random generator failed".into()),
+            );
+            continue;
+        }
+        // The signature key answers only after issuer authentication while the
+        // card is not yet activated.
+        if k.usage == KeyUsage::Sign && lc != LifeCycle::Activated && !authenticated {
+            ch.run(|ex| card::issuer_authenticate(ex, p, iss.key, &serial))?;
+            authenticated = true;
+        }
+        let sig = ch.run(|ex| {
+            card::select_aid(ex, &p.pki_aid)?;
+            card::sign_digest(ex, k, &sha256(&challenge)).map_err(StepErr)
+        });
+        let result = match sig {
+            Ok(sig) => match pki::certificate_public_key(&cert) {
+                Ok(cert_point) => ring::signature::UnparsedPublicKey::new(
+                    &ring::signature::ECDSA_P256_SHA256_FIXED,
+                    &cert_point,
+                )
+                .verify(&challenge, &sig)
+                .map(|_| "the card signed a fresh 32-byte challenge; the signature verifies with the certificate's key".into())
+                .map_err(|_| "the card's signature over a fresh challenge does not verify with the certificate's public key: the certificate does not belong to this card's key".into()),
+                Err(e) => Err(format!("cannot take the public key from the certificate: {e}")),
+            },
+            Err(StepErr(StepError::Refused(sw))) => Err(format!("the card refused to sign: {sw}")),
+            Err(StepErr(StepError::Exchange(e @ ExchangeError::Transport(_)))) => return Err(e),
+            Err(StepErr(StepError::Exchange(e))) => Err(e.to_string()),
+        };
+        rep.push(format!("{name} proof"), result);
+    }
+
+    // Fingerprints: the record's own template matches on the card.
+    let mut verified = Vec::new();
+    for (f, r) in input.fingers.iter().zip(&p.bio_references) {
+        let sw = ch.run(|ex| {
+            card::select_aid(ex, &p.identity_aid)?;
+            card::verify_finger(ex, *r, &f.minutiae)
+        })?;
+        verified.push((f.position.clone(), *r, sw));
+    }
+    rep.push(
+        "fingerprint templates",
+        if verified.iter().all(|(_, _, sw)| *sw == StatusWord::Ok) {
+            Ok(format!(
+                "the record's template matches on the card for {}",
+                verified
+                    .iter()
+                    .map(|(p, r, _)| format!("{p} (reference {r:02X})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        } else {
+            Err(verified
+                .iter()
+                .filter(|(_, _, sw)| *sw != StatusWord::Ok)
+                .map(|(p, r, sw)| format!("{p} (reference {r:02X}): the card answered {sw}"))
+                .collect::<Vec<_>>()
+                .join("; "))
+        },
+    );
+
+    // PIN and biometric states.
+    let states = ch.run(|ex| card::status_list(ex, p))?;
+    rep.push("PIN states", check_pin_states(p, lc, &states));
+
+    // Closed for personalization: the life cycle, and a CREATE FILE refused.
+    let closed = match lc {
+        LifeCycle::Personalized | LifeCycle::Activated => {
+            if !authenticated {
+                ch.run(|ex| card::issuer_authenticate(ex, p, iss.key, &serial))?;
+            }
+            let sw = ch.run(|ex| {
+                card::select_mf(ex)?;
+                let fcp = tlv::build(
+                    &[0x62],
+                    &[
+                        tlv::build(&[0x80], &[0x00, 0x10]),
+                        tlv::build(&[0x82], &[0x01]),
+                        tlv::build(&[0x83], &[0x7F, 0x7E]),
+                    ]
+                    .concat(),
+                );
+                Ok::<_, ExchangeError>(ex.transmit(&cmd::create_file(&fcp))?.sw)
+            })?;
+            if sw == StatusWord::Ok {
+                Err(format!("the card is {lc} but accepted CREATE FILE"))
+            } else {
+                Ok(format!(
+                    "the card is {lc}; CREATE FILE was refused with {sw}"
+                ))
+            }
+        }
+        other => Err(format!(
+            "the card is {other}, not closed for personalization"
+        )),
+    };
+    rep.push("closed for personalization", closed);
+    rep.passed = rep.checks.iter().all(|c| c.passed);
+    Ok(rep)
+}
+
+fn check_pin_states(
+    p: &Profile,
+    lc: LifeCycle,
+    states: &[card::RefStatus],
+) -> Result<String, String> {
+    let mut problems = Vec::new();
+    let mut seen = Vec::new();
+    for (name, spec) in [
+        ("ID PIN", p.id_pin),
+        ("signature PIN", p.signature_pin),
+        ("PUK", p.puk),
+    ] {
+        match states
+            .iter()
+            .find(|s| !s.biometric && s.reference & 0x0F == spec.number())
+        {
+            None => problems.push(format!("{name}: not on the card")),
+            Some(s) => {
+                if s.blocked || s.tries_left != s.try_limit {
+                    problems.push(format!(
+                        "{name}: {} of {} tries left{}",
+                        s.tries_left,
+                        s.try_limit,
+                        if s.blocked { ", blocked" } else { "" }
+                    ));
+                }
+                if lc == LifeCycle::Personalized && !s.transport {
+                    problems.push(format!("{name}: not in transport state"));
+                }
+                seen.push(name);
+            }
+        }
+    }
+    for r in &p.bio_references {
+        if let Some(s) = states.iter().find(|s| s.biometric && s.reference == *r) {
+            if s.blocked || s.tries_left != s.try_limit {
+                problems.push(format!(
+                    "fingerprint {r:02X}: {} of {} tries left",
+                    s.tries_left, s.try_limit
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(format!(
+            "{} present with all tries left{}",
+            seen.join(", "),
+            if lc == LifeCycle::Personalized {
+                ", in transport state"
+            } else {
+                ""
+            }
+        ))
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// Describe DG4's BITs (for a mismatch message): positions and references.
+fn describe_bits(dg: &super::profile::DataGroup, bytes: &[u8]) -> String {
+    let nodes = tlv::decode(bytes);
+    let Ok(top) = tlv::expect_one(&nodes, &dg.tag) else {
+        return format!(
+            "DG{} is not a {} template",
+            dg.number,
+            hex::compact(&dg.tag)
+        );
+    };
+    let found: Vec<String> = read_bits(top)
+        .iter()
+        .map(|(r, code)| format!("reference {r:02X} finger code {code}"))
+        .collect();
+    format!(
+        "the biometric information templates differ from the record; the card lists: {}",
+        if found.is_empty() {
+            "none".into()
+        } else {
+            found.join(", ")
+        }
+    )
+}
+
+/// (reference, finger position code) of each BIT in a DG4 template.
+fn read_bits(top: &tlv::Node) -> Vec<(u8, u8)> {
+    tlv::children(top)
+        .iter()
+        .filter(|n| matches!(&n.kind, tlv::NodeKind::Tlv { tag, .. } if tag == &[0x7F, 0x60]))
+        .map(|bit| {
+            let kids = tlv::children(bit);
+            let reference = kids
+                .iter()
+                .filter_map(tlv::tag_value)
+                .find(|(t, _)| *t == [0x83])
+                .and_then(|(_, v)| v.first().copied())
+                .unwrap_or(0);
+            let subtype = kids
+                .iter()
+                .find(|n| matches!(&n.kind, tlv::NodeKind::Tlv { tag, .. } if tag == &[0xA1]))
+                .map(tlv::children)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(tlv::tag_value)
+                .find(|(t, _)| *t == [0x82])
+                .and_then(|(_, v)| v.first().copied())
+                .unwrap_or(0);
+            (reference, card::subtype_position(subtype))
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Reading
+
+/// One data group as read: its fields by name, shown as text.
+#[derive(Debug, Clone, Serialize)]
+pub struct DumpGroup {
+    pub number: u8,
+    pub name: String,
+    /// (field, value as shown); dates with both calendars, bytes by size.
+    pub fields: Vec<(String, String)>,
+    pub problems: Vec<String>,
+}
+
+/// A card's certificate, summarized.
+#[derive(Debug, Clone, Serialize)]
+pub struct DumpCert {
+    pub key: String,
+    pub summary: Result<pki::CertSummary, String>,
+}
+
+/// A fingerprint reference, summarized (never the template).
+#[derive(Debug, Clone, Serialize)]
+pub struct DumpFinger {
+    pub reference: u8,
+    pub position: String,
+    pub tries_left: Option<u8>,
+    pub try_limit: Option<u8>,
+}
+
+/// `cardsmith read`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CardDump {
+    pub serial: String,
+    pub life_cycle: LifeCycle,
+    pub groups: Vec<DumpGroup>,
+    pub certificates: Vec<DumpCert>,
+    pub fingers: Vec<DumpFinger>,
+    pub pins: Vec<card::RefStatus>,
+    /// The photo, if DG2 held one (for saving to a file; not serialized).
+    #[serde(skip)]
+    pub photo: Option<Vec<u8>>,
+}
+
+fn date_text(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) if s.len() == 8 && s.bytes().all(|c| c.is_ascii_digit()) => {
+            format!("{}/{}/{}", &s[..4], &s[4..6], &s[6..])
+        }
+        _ => format!("malformed date {}", hex::spaced(b)),
+    }
+}
+
+/// Read a personalized card's contents.
+pub fn read(ch: &mut Channel, p: &Profile) -> Result<CardDump, ExchangeError> {
+    let (lc, serial) = ch.run(|ex| {
+        card::select_mf(ex)?;
+        Ok::<_, ExchangeError>((card::life_cycle(ex, p)?, card::serial(ex)?))
+    })?;
+    let rb = read_back(ch, p)?;
+    let pins = ch.run(|ex| card::status_list(ex, p)).unwrap_or_default();
+    let mut groups = Vec::new();
+    let mut photo = None;
+    let mut fingers = Vec::new();
+    for dg in &p.data_groups {
+        let mut g = DumpGroup {
+            number: dg.number,
+            name: dg.name.clone(),
+            fields: vec![],
+            problems: vec![],
+        };
+        match rb.dgs.get(&dg.number) {
+            Some(Ok(bytes)) => match datagroups::parse(dg, trim_to_tlv(bytes)) {
+                Ok(objects) => {
+                    for f in &dg.fields {
+                        let Some(v) = datagroups::field_bytes(&objects, dg, &f.field, f.encoding)
+                        else {
+                            continue;
+                        };
+                        let shown = match f.encoding {
+                            super::profile::Encoding::Utf8 => {
+                                String::from_utf8_lossy(v).into_owned()
+                            }
+                            super::profile::Encoding::Date => {
+                                format!("{} (Solar Hijri)", date_text(v))
+                            }
+                            super::profile::Encoding::Gregorian => {
+                                format!("{} (Gregorian)", date_text(v))
+                            }
+                            super::profile::Encoding::Bytes => {
+                                if f.field == "photo" {
+                                    photo = Some(v.to_vec());
+                                }
+                                format!("{} bytes", v.len())
+                            }
+                        };
+                        g.fields.push((f.field.clone(), shown));
+                    }
+                    if dg.number == 4 {
+                        let nodes = tlv::decode(trim_to_tlv(bytes));
+                        if let Ok(top) = tlv::expect_one(&nodes, &dg.tag) {
+                            for (r, code) in read_bits(top) {
+                                let st = pins.iter().find(|s| s.biometric && s.reference == r);
+                                fingers.push(DumpFinger {
+                                    reference: r,
+                                    position: crate::record::FingerPosition::ALL
+                                        .iter()
+                                        .find(|f| f.iso_code() == code)
+                                        .map(|f| f.as_str().to_string())
+                                        .unwrap_or_else(|| format!("finger code {code}")),
+                                    tries_left: st.map(|s| s.tries_left),
+                                    try_limit: st.map(|s| s.try_limit),
+                                });
+                            }
+                        }
+                    }
+                }
+                Err(e) => g.problems.push(e),
+            },
+            Some(Err(e)) => g.problems.push(e.clone()),
+            None => {}
+        }
+        groups.push(g);
+    }
+    let certificates = p
+        .keys
+        .iter()
+        .map(|k| DumpCert {
+            key: k.name.clone(),
+            summary: match rb.certs.get(&k.reference) {
+                Some(Ok(c)) => pki::describe_certificate(trim_to_tlv(c)).map_err(|e| e.to_string()),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err("not read".into()),
+            },
+        })
+        .collect();
+    Ok(CardDump {
+        serial: hex::compact(&serial),
+        life_cycle: lc,
+        groups,
+        certificates,
+        fingers,
+        pins,
+        photo,
+    })
+}
