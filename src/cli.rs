@@ -50,6 +50,16 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Personalize a blank card with a citizen record, then verify it by reading it back.
+    Perso(crate::perso::cli::PersoArgs),
+    /// Check a personalized card against its record: data groups, security object, keys, templates, PINs.
+    Verify(crate::perso::cli::VerifyArgs),
+    /// Show what a personalized card holds (names, dates in both calendars, certificates, template summary).
+    Read(crate::perso::cli::ReadArgs),
+    /// Generate realistic synthetic citizen records (JSON lines) for demos, tests and benchmarks.
+    SampleRecords(crate::perso::cli::SampleArgs),
+    /// Measure the match-on-card matcher's false-match and false-non-match rates on synthetic fingers.
+    BioRates(crate::perso::cli::BioRatesArgs),
     /// Run APDU scripts (scriptor-compatible, with expectations, variables, test cases).
     Run(crate::script::RunArgs),
     /// Replay a transcript recorded with `run --record` against a fresh simulated card.
@@ -214,6 +224,12 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
         if cause.downcast_ref::<CardStatusError>().is_some() {
             return EXIT_CARD_STATUS;
         }
+        if cause
+            .downcast_ref::<crate::perso::cli::RecordRefused>()
+            .is_some()
+        {
+            return EXIT_USAGE;
+        }
         if cause.downcast_ref::<ApduError>().is_some()
             || cause.downcast_ref::<hex::HexError>().is_some()
         {
@@ -231,6 +247,11 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Run(args) => return crate::script::run(args, json),
         Command::Replay(args) => return crate::script::transcript::replay_cmd(args, json),
         Command::Diff(args) => return crate::script::transcript::diff_cmd(args, json),
+        Command::Perso(args) => return crate::perso::cli::perso(args, json),
+        Command::Verify(args) => return crate::perso::cli::verify(args, json),
+        Command::Read(args) => return crate::perso::cli::read(args, json),
+        Command::SampleRecords(args) => return crate::perso::cli::sample_records(args),
+        Command::BioRates(args) => return crate::perso::cli::bio_rates(args, json),
         _ => {}
     }
     run_wire(cli).map(|()| 0)
@@ -239,7 +260,14 @@ pub fn run(cli: Cli) -> Result<i32> {
 fn run_wire(cli: Cli) -> Result<()> {
     let json = cli.json;
     match cli.command {
-        Command::Run(_) | Command::Replay(_) | Command::Diff(_) => Ok(()),
+        Command::Run(_)
+        | Command::Replay(_)
+        | Command::Diff(_)
+        | Command::Perso(_)
+        | Command::Verify(_)
+        | Command::Read(_)
+        | Command::SampleRecords(_)
+        | Command::BioRates(_) => Ok(()),
         Command::Readers {
             wait,
             reader,

@@ -7,3 +7,4 @@ pub mod engine;
 pub mod input;
 pub mod keys;
 pub mod profile;
+pub mod cli;

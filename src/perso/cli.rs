@@ -1,0 +1,479 @@
+//! `cardsmith perso`, `verify`, `read`, `sample-records` and `bio-rates`.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use rand::SeedableRng;
+use serde_json::json;
+
+use crate::biometric;
+use crate::cli::{default_data_dir, EXIT_CARD_STATUS, EXIT_TRANSPORT, EXIT_USAGE};
+use crate::pki::LocalCa;
+use crate::record::{self, date::JalaliDate, FingerPosition, TemplateSummary, TemplateValidator};
+use crate::sim::{SimCard, SimConfig};
+use crate::transport::pcsc::{ConnectOptions, PcscTransport};
+use crate::transport::sim::SimTransport;
+use crate::transport::{Channel, ExchangeOptions};
+
+use super::engine::{self, CardInput, Issuer, VerifyReport};
+use super::input;
+use super::keys::IssuerKey;
+use super::profile::Profile;
+
+/// Where the card is and what to use with it.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct CardArgs {
+    /// The reader (index, exact name, or unique part of the name).
+    #[arg(long, short)]
+    pub reader: Option<String>,
+    /// Use an in-process simulated card kept in this image file (created blank
+    /// with the issuer key when missing) instead of a reader.
+    #[arg(long, value_name = "FILE", conflicts_with = "reader")]
+    pub sim_image: Option<PathBuf>,
+    /// The card profile (default: the built-in reference card).
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// The issuer transport key file (hex, mode 600). Default: $CARDSMITH_ISSUER_KEY, else <data dir>/issuer-key.
+    #[arg(long, value_name = "FILE")]
+    pub issuer_key: Option<PathBuf>,
+    /// Where the local CA and the default issuer key live (default: $CARDSMITH_DATA_DIR, $XDG_DATA_HOME/cardsmith or ~/.local/share/cardsmith).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `cardsmith perso`
+#[derive(clap::Args, Debug, Clone)]
+#[command(
+    after_help = "Examples:\n  cardsmith sample-records --count 1 > rec.json && cardsmith perso --record rec.json --reader 0\n  cardsmith perso --record rec.json --sim-image /tmp/card.json --json\n\nExit codes: 0 personalized and verified, 2 bad record/profile/key (no card touched), 3 no reader or card, 4 personalization refused or verification failed, 5 transport failure."
+)]
+pub struct PersoArgs {
+    /// The citizen record (one JSON object; docs/record-format.md).
+    #[arg(long, value_name = "FILE")]
+    pub record: PathBuf,
+    #[command(flatten)]
+    pub card: CardArgs,
+    /// Skip the read-back verification (not recommended).
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
+/// `cardsmith verify`
+#[derive(clap::Args, Debug, Clone)]
+#[command(
+    after_help = "Examples:\n  cardsmith verify --record rec.json --reader 0\n  cardsmith verify --record rec.json --reader 0 --json\n\nExit codes: 0 every check passed, 2 bad record, 4 a check failed, 3/5 reader or transport problem."
+)]
+pub struct VerifyArgs {
+    #[arg(long, value_name = "FILE")]
+    pub record: PathBuf,
+    #[command(flatten)]
+    pub card: CardArgs,
+}
+
+/// `cardsmith read`
+#[derive(clap::Args, Debug, Clone)]
+#[command(
+    after_help = "Examples:\n  cardsmith read --reader 0\n  cardsmith read --reader 0 --photo holder.jpg --json"
+)]
+pub struct ReadArgs {
+    #[command(flatten)]
+    pub card: CardArgs,
+    /// Save the holder's photo (JPEG) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub photo: Option<PathBuf>,
+}
+
+/// `cardsmith sample-records`
+#[derive(clap::Args, Debug, Clone)]
+#[command(
+    after_help = "Examples:\n  cardsmith sample-records --count 5 > batch.jsonl\n  cardsmith sample-records --count 1000 --seed 42 --out batch.jsonl\n  cardsmith sample-records --count 3 --live-captures captures/   # a second capture of each finger, as a scanner at the counter would give"
+)]
+pub struct SampleArgs {
+    #[arg(long, default_value_t = 5)]
+    pub count: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The request date (Solar Hijri, YYYY/MM/DD); default today.
+    #[arg(long)]
+    pub request_date: Option<String>,
+    /// Write the JSON lines here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Also write a different capture of each person's fingers to DIR/<record id>-<finger>.iso (ISO/IEC 19794-2).
+    #[arg(long, value_name = "DIR")]
+    pub live_captures: Option<PathBuf>,
+}
+
+/// `cardsmith bio-rates`
+#[derive(clap::Args, Debug, Clone)]
+#[command(
+    after_help = "Examples:\n  cardsmith bio-rates\n  cardsmith bio-rates --fingers 1000 --seed 11 --max-minutiae 60 --json"
+)]
+pub struct BioRatesArgs {
+    /// Synthetic fingers: one genuine pair each, 10 impostor pairs each.
+    #[arg(long, default_value_t = 500)]
+    pub fingers: usize,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// The card's limit on minutiae per template.
+    #[arg(long, default_value_t = 60)]
+    pub max_minutiae: usize,
+}
+
+/// Validates templates with the strict ISO/IEC 19794-2 parser, and checks
+/// they convert to the card's compact format.
+pub struct IsoTemplates {
+    pub max_minutiae: usize,
+}
+
+impl TemplateValidator for IsoTemplates {
+    fn validate(&self, _position: FingerPosition, bytes: &[u8]) -> Result<TemplateSummary, String> {
+        let rec = biometric::parse(bytes).map_err(|e| e.to_string())?;
+        let compact = biometric::to_compact(&rec, 0, self.max_minutiae)
+            .map_err(|e| format!("cannot be converted to the card's compact format: {e}"))?;
+        Ok(TemplateSummary {
+            minutiae: compact.len() / 3,
+        })
+    }
+}
+
+/// A record's ISO template in the card's compact format.
+pub fn compact_template(bytes: &[u8], max: usize) -> Result<Vec<u8>, String> {
+    let rec = biometric::parse(bytes).map_err(|e| e.to_string())?;
+    biometric::to_compact(&rec, 0, max).map_err(|e| e.to_string())
+}
+
+/// Load exactly one valid record from `path`; every problem is reported.
+fn load_one(path: &Path, p: &Profile) -> Result<record::Record> {
+    let v = IsoTemplates {
+        max_minutiae: usize::from(p.max_minutiae),
+    };
+    let batch = record::load_records(path, &v)
+        .with_context(|| format!("reading record file {}", path.display()))?;
+    if !batch.bad.is_empty() {
+        let list: Vec<String> = batch.bad.iter().map(|e| format!("  {e}")).collect();
+        return Err(anyhow!(RecordRefused(format!(
+            "the record was refused before any card was touched:\n{}",
+            list.join("\n")
+        ))));
+    }
+    match batch.good.len() {
+        1 => Ok(batch.good.into_iter().next().map(|(_, r)| r).unwrap_or_else(|| unreachable!())),
+        0 => Err(anyhow!(RecordRefused(format!("{}: no record in the file", path.display())))),
+        n => Err(anyhow!(RecordRefused(format!(
+            "{}: {n} records; perso takes one (use the line command for batches)",
+            path.display()
+        )))),
+    }
+}
+
+/// Bad input found before any card was touched (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RecordRefused(pub String);
+
+/// Everything the issuer side needs, loaded before the card is touched.
+pub struct IssuerSide {
+    pub profile: Profile,
+    pub key: IssuerKey,
+    pub ca: LocalCa,
+}
+
+impl IssuerSide {
+    pub fn load(a: &CardArgs) -> Result<IssuerSide> {
+        let dir = a.data_dir.clone().unwrap_or_else(default_data_dir);
+        let profile = Profile::load_or_reference(a.profile.as_deref())
+            .map_err(|e| anyhow!(RecordRefused(e.to_string())))?;
+        let key = IssuerKey::locate(a.issuer_key.as_deref(), &dir)
+            .map_err(|e| anyhow!(RecordRefused(e.to_string())))?;
+        let ca = LocalCa::open_or_create(&dir.join("ca"))
+            .map_err(|e| anyhow!(RecordRefused(format!("local CA: {e}"))))?;
+        Ok(IssuerSide { profile, key, ca })
+    }
+
+    pub fn issuer(&self) -> Issuer<'_> {
+        Issuer {
+            profile: &self.profile,
+            key: &self.key,
+            ca: &self.ca,
+            signer: self.ca.document_signer(),
+        }
+    }
+}
+
+/// Open the card: a reader, or an in-process simulated card image.
+pub fn open_channel(a: &CardArgs, key: &IssuerKey) -> Result<Channel> {
+    if let Some(img) = &a.sim_image {
+        let card = SimCard::open_image_with(img, SimConfig::default(), Some(key.expose()))
+            .with_context(|| format!("opening simulated card image {}", img.display()))?;
+        let mut card = card;
+        card.power_on();
+        return Ok(Channel::new(
+            Box::new(SimTransport::new(card)),
+            ExchangeOptions::default(),
+        ));
+    }
+    let t = PcscTransport::connect(a.reader.as_deref(), ConnectOptions::default())?;
+    Ok(Channel::new(Box::new(t), ExchangeOptions::default()))
+}
+
+fn card_input(side: &IssuerSide, r: &record::Record) -> Result<CardInput> {
+    input::card_input(r, &side.profile, input::today(), &compact_template)
+        .map_err(|e| anyhow!(RecordRefused(format!("record {}: {e}", r.record_id()))))
+}
+
+fn print_verify(rep: &VerifyReport) {
+    println!(
+        "verify card {} against record {}:",
+        rep.serial.as_deref().unwrap_or("?"),
+        rep.record_id
+    );
+    for c in &rep.checks {
+        println!(
+            "  {} {}: {}",
+            if c.passed { "PASS" } else { "FAIL" },
+            c.name,
+            c.detail
+        );
+    }
+    println!(
+        "{}",
+        if rep.passed {
+            "PASS: the card holds the record, and every check passed"
+        } else {
+            "FAIL"
+        }
+    );
+}
+
+/// Exit code for an error: refused input 2, transport 5 or 3, else 1.
+pub fn error_code(e: &anyhow::Error) -> i32 {
+    if e.downcast_ref::<RecordRefused>().is_some() {
+        EXIT_USAGE
+    } else {
+        crate::cli::exit_code(e)
+    }
+}
+
+pub fn perso(a: PersoArgs, json: bool) -> Result<i32> {
+    let side = IssuerSide::load(&a.card)?;
+    let rec = load_one(&a.record, &side.profile)?;
+    let input = card_input(&side, &rec)?;
+    let mut ch = open_channel(&a.card, &side.key)?;
+    let iss = side.issuer();
+    let started = std::time::Instant::now();
+    let result = engine::personalize(&mut ch, &iss, &input);
+    let perso_time = started.elapsed();
+    let done = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    json!({"record_id": input.record_id, "personalized": false, "stage": e.stage, "error": e.detail})
+                );
+            } else {
+                eprintln!("error: record {}: {e}", input.record_id);
+            }
+            return Ok(if e.transport {
+                EXIT_TRANSPORT
+            } else {
+                EXIT_CARD_STATUS
+            });
+        }
+    };
+    let rep = if a.no_verify {
+        None
+    } else {
+        Some(engine::verify(&mut ch, &iss, &input)?)
+    };
+    if json {
+        println!(
+            "{}",
+            json!({"record_id": input.record_id, "personalized": true, "perso": done,
+                   "millis": perso_time.as_millis() as u64, "verify": rep})
+        );
+    } else {
+        println!(
+            "personalized card {} with record {} ({} APDUs, {} bytes written, {} ms)",
+            done.serial,
+            input.record_id,
+            done.apdus,
+            done.bytes_written,
+            perso_time.as_millis()
+        );
+        if let Some(r) = &rep {
+            print_verify(r);
+        }
+    }
+    Ok(match rep {
+        Some(r) if !r.passed => EXIT_CARD_STATUS,
+        _ => 0,
+    })
+}
+
+pub fn verify(a: VerifyArgs, json: bool) -> Result<i32> {
+    let side = IssuerSide::load(&a.card)?;
+    let rec = load_one(&a.record, &side.profile)?;
+    let input = card_input(&side, &rec)?;
+    let mut ch = open_channel(&a.card, &side.key)?;
+    let rep = engine::verify(&mut ch, &side.issuer(), &input)?;
+    if json {
+        println!("{}", serde_json::to_string(&rep)?);
+    } else {
+        print_verify(&rep);
+    }
+    Ok(if rep.passed { 0 } else { EXIT_CARD_STATUS })
+}
+
+pub fn read(a: ReadArgs, json: bool) -> Result<i32> {
+    let profile = Profile::load_or_reference(a.card.profile.as_deref())
+        .map_err(|e| anyhow!(RecordRefused(e.to_string())))?;
+    let mut ch = if a.card.sim_image.is_some() {
+        let dir = a.card.data_dir.clone().unwrap_or_else(default_data_dir);
+        let key = IssuerKey::locate(a.card.issuer_key.as_deref(), &dir)
+            .map_err(|e| anyhow!(RecordRefused(e.to_string())))?;
+        open_channel(&a.card, &key)?
+    } else {
+        let t = PcscTransport::connect(a.card.reader.as_deref(), ConnectOptions::default())?;
+        Channel::new(Box::new(t), ExchangeOptions::default())
+    };
+    let dump = engine::read(&mut ch, &profile)?;
+    if let (Some(path), Some(photo)) = (&a.photo, &dump.photo) {
+        std::fs::write(path, photo).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if json {
+        println!("{}", serde_json::to_string(&dump)?);
+        return Ok(0);
+    }
+    println!("card {} ({})", dump.serial, dump.life_cycle);
+    for g in &dump.groups {
+        println!("DG{} {}", g.number, g.name);
+        for (k, v) in &g.fields {
+            println!("  {k:<30} {v}");
+        }
+        for p in &g.problems {
+            println!("  problem: {p}");
+        }
+    }
+    println!("fingerprints (match-on-card; the templates never leave the card)");
+    for f in &dump.fingers {
+        println!(
+            "  reference {:02X}: {} ({} of {} tries left)",
+            f.reference,
+            f.position,
+            f.tries_left.map_or("?".into(), |t| t.to_string()),
+            f.try_limit.map_or("?".into(), |t| t.to_string())
+        );
+    }
+    println!("PINs");
+    for p in dump.pins.iter().filter(|p| !p.biometric) {
+        println!(
+            "  reference {:02X}: {} of {} tries left{}{}{}",
+            p.reference,
+            p.tries_left,
+            p.try_limit,
+            if p.transport { ", transport state" } else { "" },
+            if p.blocked { ", blocked" } else { "" },
+            if p.is_puk { " (PUK)" } else { "" }
+        );
+    }
+    println!("certificates");
+    for c in &dump.certificates {
+        match &c.summary {
+            Ok(s) => println!("  {} key:\n{}", c.key, indent(&s.to_string(), 4)),
+            Err(e) => println!("  {} key: {e}", c.key),
+        }
+    }
+    if let (Some(path), Some(_)) = (&a.photo, &dump.photo) {
+        println!("photo saved to {}", path.display());
+    }
+    Ok(0)
+}
+
+fn indent(s: &str, n: usize) -> String {
+    let pad = " ".repeat(n);
+    s.lines()
+        .map(|l| format!("{pad}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The synthetic finger of person `seed` at `position` (the same finger
+/// for the enrolment template and for a later live capture).
+fn synthetic_finger(person: u64, position: FingerPosition) -> biometric::SyntheticFinger {
+    biometric::SyntheticFinger::generate(person.wrapping_mul(31).wrapping_add(u64::from(position.iso_code())))
+}
+
+/// An ISO/IEC 19794-2 capture of a synthetic finger, labelled with its position.
+fn capture(person: u64, position: FingerPosition, capture_seed: u64) -> Vec<u8> {
+    let finger = synthetic_finger(person, position);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(capture_seed);
+    let d = biometric::Distortion::genuine_typical(&mut rng);
+    let mut rec = finger.capture(capture_seed, &d);
+    if let Some(pos) = biometric::FingerPosition::from_code(position.iso_code()) {
+        for v in &mut rec.views {
+            v.position = pos;
+        }
+    }
+    biometric::encode_2005(&rec).unwrap_or_default()
+}
+
+pub fn sample_records(a: SampleArgs) -> Result<i32> {
+    let date = match &a.request_date {
+        Some(s) => JalaliDate::parse(s).map_err(|e| anyhow!(RecordRefused(format!("--request-date {s:?}: {e}"))))?,
+        None => input::today(),
+    };
+    let mut persons: Vec<(u64, FingerPosition)> = Vec::new();
+    let lines = record::sample_records(a.count, a.seed, date, &mut |person, pos| {
+        persons.push((person, pos));
+        capture(person, pos, person ^ 0x5EED_0001)
+    });
+    let mut out: Box<dyn std::io::Write> = match &a.out {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    for l in &lines {
+        writeln!(out, "{l}")?;
+    }
+    out.flush()?;
+    if let Some(dir) = &a.live_captures {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        // The callback ran once per finger, in record order.
+        let mut it = persons.iter();
+        for l in &lines {
+            let v: serde_json::Value = serde_json::from_str(l)?;
+            let id = v["record_id"].as_str().unwrap_or("record").to_string();
+            let n = v["fingerprints"].as_array().map_or(0, Vec::len);
+            for _ in 0..n {
+                let Some((person, pos)) = it.next() else { break };
+                let path = dir.join(format!("{id}-{}.iso", pos.as_str()));
+                std::fs::write(&path, capture(*person, *pos, person ^ 0x11FE_C0DE))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+        }
+    }
+    Ok(0)
+}
+
+pub fn bio_rates(a: BioRatesArgs, json: bool) -> Result<i32> {
+    if a.fingers < 2 {
+        bail!(RecordRefused("--fingers: at least 2 are needed for impostor pairs".into()));
+    }
+    let r = biometric::evaluate(a.fingers, a.seed, a.max_minutiae);
+    if json {
+        println!(
+            "{}",
+            json!({"fingers": r.fingers, "seed": r.seed, "max_minutiae": r.max_minutiae,
+                   "threshold": r.threshold, "genuine_pairs": r.genuine_pairs,
+                   "impostor_pairs": r.impostor_pairs, "false_non_matches": r.false_non_matches,
+                   "false_matches": r.false_matches, "fnmr": r.fnmr, "fmr": r.fmr,
+                   "mean_minutiae": r.mean_minutiae})
+        );
+    } else {
+        print!("{r}");
+    }
+    Ok(0)
+}
