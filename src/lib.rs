@@ -7,6 +7,7 @@
 
 pub mod apdu;
 pub mod atr;
+pub mod biometric;
 pub mod cli;
 pub mod hex;
 pub mod script;
