@@ -166,9 +166,16 @@ pub fn status_list(ex: &mut Exchange<'_>, p: &Profile) -> Result<Vec<RefStatus>,
     let what = "GET DATA (PIN and biometric status)";
     let data = ex.expect_ok(&cmd::get_data(p.status_tag, 256))?;
     let nodes = tlv::decode(&data);
-    let top = tlv::expect_one(&nodes, &p.status_tag.to_be_bytes()).map_err(|e| bad(what, e))?;
+    // The entries, either bare or wrapped in the status tag.
+    let tag = p.status_tag.to_be_bytes();
+    let entries: &[tlv::Node] = match nodes.as_slice() {
+        [one] if matches!(&one.kind, tlv::NodeKind::Tlv { tag: t, .. } if t.as_slice() == tag) => {
+            tlv::children(one)
+        }
+        all => all,
+    };
     let mut out = Vec::new();
-    for n in tlv::children(top) {
+    for n in entries {
         let tlv::NodeKind::Tlv { tag, children, .. } = &n.kind else {
             return Err(bad(what, format!("malformed entry at byte {}", n.offset)));
         };

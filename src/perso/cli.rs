@@ -158,8 +158,16 @@ fn load_one(path: &Path, p: &Profile) -> Result<record::Record> {
         ))));
     }
     match batch.good.len() {
-        1 => Ok(batch.good.into_iter().next().map(|(_, r)| r).unwrap_or_else(|| unreachable!())),
-        0 => Err(anyhow!(RecordRefused(format!("{}: no record in the file", path.display())))),
+        1 => Ok(batch
+            .good
+            .into_iter()
+            .next()
+            .map(|(_, r)| r)
+            .unwrap_or_else(|| unreachable!())),
+        0 => Err(anyhow!(RecordRefused(format!(
+            "{}: no record in the file",
+            path.display()
+        )))),
         n => Err(anyhow!(RecordRefused(format!(
             "{}: {n} records; perso takes one (use the line command for batches)",
             path.display()
@@ -402,7 +410,11 @@ fn indent(s: &str, n: usize) -> String {
 /// The synthetic finger of person `seed` at `position` (the same finger
 /// for the enrolment template and for a later live capture).
 fn synthetic_finger(person: u64, position: FingerPosition) -> biometric::SyntheticFinger {
-    biometric::SyntheticFinger::generate(person.wrapping_mul(31).wrapping_add(u64::from(position.iso_code())))
+    biometric::SyntheticFinger::generate(
+        person
+            .wrapping_mul(31)
+            .wrapping_add(u64::from(position.iso_code())),
+    )
 }
 
 /// An ISO/IEC 19794-2 capture of a synthetic finger, labelled with its position.
@@ -421,7 +433,8 @@ fn capture(person: u64, position: FingerPosition, capture_seed: u64) -> Vec<u8> 
 
 pub fn sample_records(a: SampleArgs) -> Result<i32> {
     let date = match &a.request_date {
-        Some(s) => JalaliDate::parse(s).map_err(|e| anyhow!(RecordRefused(format!("--request-date {s:?}: {e}"))))?,
+        Some(s) => JalaliDate::parse(s)
+            .map_err(|e| anyhow!(RecordRefused(format!("--request-date {s:?}: {e}"))))?,
         None => input::today(),
     };
     let mut persons: Vec<(u64, FingerPosition)> = Vec::new();
@@ -448,7 +461,9 @@ pub fn sample_records(a: SampleArgs) -> Result<i32> {
             let id = v["record_id"].as_str().unwrap_or("record").to_string();
             let n = v["fingerprints"].as_array().map_or(0, Vec::len);
             for _ in 0..n {
-                let Some((person, pos)) = it.next() else { break };
+                let Some((person, pos)) = it.next() else {
+                    break;
+                };
                 let path = dir.join(format!("{id}-{}.iso", pos.as_str()));
                 std::fs::write(&path, capture(*person, *pos, person ^ 0x11FE_C0DE))
                     .with_context(|| format!("writing {}", path.display()))?;
@@ -460,7 +475,9 @@ pub fn sample_records(a: SampleArgs) -> Result<i32> {
 
 pub fn bio_rates(a: BioRatesArgs, json: bool) -> Result<i32> {
     if a.fingers < 2 {
-        bail!(RecordRefused("--fingers: at least 2 are needed for impostor pairs".into()));
+        bail!(RecordRefused(
+            "--fingers: at least 2 are needed for impostor pairs".into()
+        ));
     }
     let r = biometric::evaluate(a.fingers, a.seed, a.max_minutiae);
     if json {

@@ -2,9 +2,9 @@
 //! reading back: the host side of `cardsmith perso`, `verify` and `read`.
 
 pub mod card;
+pub mod cli;
 pub mod datagroups;
 pub mod engine;
 pub mod input;
 pub mod keys;
 pub mod profile;
-pub mod cli;

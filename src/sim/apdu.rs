@@ -22,6 +22,7 @@ pub(super) mod sw {
     pub const INCOMPATIBLE_FILE: u16 = 0x6981;
     pub const SECURITY_NOT_SATISFIED: u16 = 0x6982;
     pub const AUTH_BLOCKED: u16 = 0x6983;
+    pub const REF_DATA_NOT_USABLE: u16 = 0x6984;
     pub const CONDITIONS_NOT_SATISFIED: u16 = 0x6985;
     pub const NO_CURRENT_EF: u16 = 0x6986;
     pub const WRONG_DATA: u16 = 0x6A80;

@@ -14,8 +14,9 @@ use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
 use super::apdu::{self, sw, Command, Le};
-use super::fs::{lcs, CardState, FileKind, FileRec, MF_FID, MF_ID};
+use super::fs::{card_lc, lcs, CardState, FileKind, FileRec, ISSUER_TRY_LIMIT, MF_FID, MF_ID};
 use super::image::{self, ImageError, FORMAT, SALT_LEN, SERIAL_LEN, VERSION};
+use super::security::{SecStatus, SecretHex};
 use super::{atr, SimConfig, SimProtocol};
 
 /// Pending response data waiting for GET RESPONSE, with the status word to
@@ -42,6 +43,16 @@ pub(super) struct Volatile {
     pub chain: Option<Chain>,
     /// Last DF found by SELECT by DF name (for "next occurrence").
     pub last_name_match: Option<u32>,
+    /// Bit n set: biometric object number n verified in this session.
+    pub bio_verified: u16,
+    /// EXTERNAL AUTHENTICATE with the issuer key succeeded.
+    pub issuer_authenticated: bool,
+    /// Key reference set by MANAGE SECURITY ENVIRONMENT for PSO COMPUTE
+    /// DIGITAL SIGNATURE (DST, CRT B6).
+    pub dst_kid: Option<u8>,
+    /// Key reference set by MANAGE SECURITY ENVIRONMENT for INTERNAL
+    /// AUTHENTICATE (AT, CRT A4).
+    pub at_kid: Option<u8>,
 }
 
 impl Default for Volatile {
@@ -54,6 +65,10 @@ impl Default for Volatile {
             challenge: None,
             chain: None,
             last_name_match: None,
+            bio_verified: 0,
+            issuer_authenticated: false,
+            dst_kid: None,
+            at_kid: None,
         }
     }
 }
@@ -116,7 +131,13 @@ fn known_ins(ins: u8) -> bool {
     matches!(
         ins,
         0x04 | 0x20
+            | 0x21
+            | 0x22
             | 0x24
+            | 0x2A
+            | 0x46
+            | 0x82
+            | 0x88
             | 0x2C
             | 0x44
             | 0x84
@@ -139,6 +160,7 @@ fn known_ins(ins: u8) -> bool {
 impl SimCard {
     /// A fresh blank card, kept in memory only: an MF (3F00) in LCS 03
     /// (initialisation), no other file, no PIN; random serial and PIN salt.
+    /// It has no issuer key: personalisation needs no authentication.
     pub fn blank(config: SimConfig) -> SimCard {
         let rng = SystemRandom::new();
         let serial = random_or_fallback(&rng, SERIAL_LEN);
@@ -161,6 +183,11 @@ impl SimCard {
                 next_id: MF_ID + 1,
                 files: vec![mf],
                 pins: Vec::new(),
+                life_cycle: card_lc::BLANK,
+                issuer_key: None,
+                issuer_tries_left: ISSUER_TRY_LIMIT,
+                keys: Vec::new(),
+                bios: Vec::new(),
             },
             vol: Volatile::default(),
             image: None,
@@ -168,11 +195,36 @@ impl SimCard {
         }
     }
 
+    /// A fresh blank card (as [`SimCard::blank`]) with an issuer transport
+    /// key: AES-128, -192 or -256, given as 16, 24 or 32 raw bytes (other
+    /// lengths → `Err(BadIssuerKey)`). While the card is BLANK, everything
+    /// but reading and authenticating needs EXTERNAL AUTHENTICATE with it.
+    pub fn blank_with_issuer_key(config: SimConfig, key: &[u8]) -> Result<SimCard, BadIssuerKey> {
+        if !matches!(key.len(), 16 | 24 | 32) {
+            return Err(BadIssuerKey { len: key.len() });
+        }
+        let mut card = SimCard::blank(config);
+        card.state.issuer_key = Some(SecretHex::new(key.to_vec()));
+        Ok(card)
+    }
+
     /// Open the card image at `path`, or create a blank card there (with
     /// `config_if_new`) if the file does not exist. An existing image keeps
     /// its own configuration. Every later change to persistent state is
     /// written back before the response to the command leaves the card.
     pub fn open_image(path: &Path, config_if_new: SimConfig) -> Result<SimCard, ImageError> {
+        SimCard::open_image_with(path, config_if_new, None)
+    }
+
+    /// As [`SimCard::open_image`]; a card created here (no image at `path`
+    /// yet) gets `issuer_key_if_new` as its issuer transport key (16, 24 or
+    /// 32 bytes, else `ImageError::Invalid`). An existing image keeps its
+    /// own key (or lack of one).
+    pub fn open_image_with(
+        path: &Path,
+        config_if_new: SimConfig,
+        issuer_key_if_new: Option<&[u8]>,
+    ) -> Result<SimCard, ImageError> {
         let exists = path.try_exists().map_err(|source| ImageError::Read {
             path: path.to_path_buf(),
             source,
@@ -186,7 +238,15 @@ impl SimCard {
                 rng: SystemRandom::new(),
             })
         } else {
-            let mut card = SimCard::blank(config_if_new);
+            let mut card = match issuer_key_if_new {
+                None => SimCard::blank(config_if_new),
+                Some(k) => SimCard::blank_with_issuer_key(config_if_new, k).map_err(|e| {
+                    ImageError::Invalid {
+                        path: path.to_path_buf(),
+                        reason: e.to_string(),
+                    }
+                })?,
+            };
             image::save(path, &card.state)?;
             card.image = Some(path.to_path_buf());
             Ok(card)
@@ -306,7 +366,38 @@ impl SimCard {
         }
     }
 
+    /// While a card with an issuer key is BLANK, only reading,
+    /// authenticating and status queries work without EXTERNAL
+    /// AUTHENTICATE.
+    fn issuer_gate(&self, c: &Command) -> Result<(), u16> {
+        if self.state.issuer_key.is_none()
+            || self.state.life_cycle != card_lc::BLANK
+            || self.vol.issuer_authenticated
+        {
+            return Ok(());
+        }
+        let free = match c.ins {
+            0xA4 | 0xB0 | 0xB1 | 0x84 | 0x82 | 0xCA => true,
+            0x20 | 0x21 => c.p1 == 0x00 && c.data.is_empty(),
+            _ => false,
+        };
+        if free {
+            Ok(())
+        } else {
+            Err(sw::SECURITY_NOT_SATISFIED)
+        }
+    }
+
+    /// The security status access rules are checked against.
+    pub(super) fn sec_status(&self) -> SecStatus {
+        SecStatus {
+            verified: self.vol.verified | self.vol.bio_verified,
+            issuer: self.vol.issuer_authenticated,
+        }
+    }
+
     fn dispatch(&mut self, c: &Command) -> CmdResult {
+        self.issuer_gate(c)?;
         match c.ins {
             0xA4 => self.cmd_select(c),
             0xB0 => self.cmd_read_binary(c),
@@ -326,6 +417,12 @@ impl SimCard {
             0x20 => self.cmd_verify(c),
             0x24 => self.cmd_change_reference_data(c),
             0x2C => self.cmd_reset_retry_counter(c),
+            0x82 => self.cmd_external_authenticate(c),
+            0x21 => self.cmd_verify_bio(c),
+            0x46 => self.cmd_generate_key(c),
+            0x22 => self.cmd_mse(c),
+            0x2A => self.cmd_pso(c),
+            0x88 => self.cmd_internal_authenticate(c),
             _ => Err(sw::INS_NOT_SUPPORTED),
         }
     }
@@ -432,6 +529,13 @@ impl SimCard {
         self.rng.fill(&mut v).ok()?;
         Some(v)
     }
+}
+
+/// An issuer key of a length AES does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("issuer key must be 16, 24 or 32 bytes (AES-128/192/256), got {len}")]
+pub struct BadIssuerKey {
+    pub len: usize,
 }
 
 /// Random bytes; should the OS generator fail, derive bytes from the clock

@@ -11,8 +11,8 @@
 use super::apdu::{sw, Command};
 use super::card::{CmdResult, LeRule, Resp, SimCard};
 use super::fcp::{self, NewFile};
-use super::fs::{lcs, FileKind, FileRec, MF_ID};
-use super::security::{access_allowed, df_am, ef_am};
+use super::fs::{card_lc, lcs, FileKind, FileRec, MF_ID};
+use super::security::{access_allowed_with, df_am, ef_am};
 use super::tlv::{len_field_size, parse_all, push_tlv};
 
 /// A 2-byte FID from a data field (other lengths → 6700).
@@ -35,7 +35,7 @@ impl SimCard {
         if !lcs::operational(f.lcs) {
             return Ok(());
         }
-        access_allowed(f.security.as_deref(), bit, self.vol.verified)
+        access_allowed_with(f.security.as_deref(), bit, self.sec_status())
     }
 
     /// Make `id` the current file (DF or EF).
@@ -352,6 +352,7 @@ impl SimCard {
             return Err(sw::WRONG_LENGTH);
         }
         let nf: NewFile = fcp::parse_create(&c.data)?;
+        self.structure_frozen()?;
         let parent = self.vol.cur_df;
         let pf = self.rec(parent)?;
         if pf.lcs == lcs::DEACTIVATED || self.state.in_terminated_branch(parent) {
@@ -437,6 +438,15 @@ impl SimCard {
         Ok(id)
     }
 
+    /// On a card with an issuer key, the file structure is fixed once
+    /// personalisation is closed (life cycle past BLANK): 6985.
+    fn structure_frozen(&self) -> Result<(), u16> {
+        if self.state.issuer_key.is_some() && self.state.life_cycle != card_lc::BLANK {
+            return Err(sw::CONDITIONS_NOT_SATISFIED);
+        }
+        Ok(())
+    }
+
     fn current_file(&self) -> u32 {
         self.vol.cur_ef.unwrap_or(self.vol.cur_df)
     }
@@ -451,6 +461,7 @@ impl SimCard {
         let Some(parent) = f.parent else {
             return Err(sw::CONDITIONS_NOT_SATISFIED);
         };
+        self.structure_frozen()?;
         let own_bit = if f.is_df() {
             df_am::DELETE_SELF
         } else {
@@ -476,6 +487,13 @@ impl SimCard {
     /// activates every file below it that is still in creation or
     /// initialisation; activating the MF thus ends personalisation. Needs
     /// the ACTIVATE right (b5) where enforced. Terminated → 6985.
+    ///
+    /// On the MF it also moves the card life cycle register: BLANK →
+    /// PERSONALIZED (close personalisation); PERSONALIZED → ACTIVATED
+    /// (holder activation) only if a biometric object was verified in this
+    /// session and no PIN other than a PUK is still in transport state
+    /// (else 6985); ACTIVATED stays ACTIVATED. A deactivated MF (04) is
+    /// only reactivated, without a life cycle step.
     pub(super) fn cmd_activate(&mut self, c: &Command) -> CmdResult {
         let cur = self.current_file();
         let id = self.lifecycle_target(c, Some(cur))?;
@@ -492,6 +510,24 @@ impl SimCard {
             ef_am::ACTIVATE
         };
         self.check_ac(id, bit)?;
+        let mut life_cycle = self.state.life_cycle;
+        if id == MF_ID && f.lcs != lcs::DEACTIVATED {
+            match life_cycle {
+                card_lc::BLANK => life_cycle = card_lc::PERSONALIZED,
+                card_lc::PERSONALIZED => {
+                    let transport_left = self
+                        .state
+                        .pins
+                        .iter()
+                        .any(|p| p.transport && !self.state.is_puk(p.number));
+                    if self.vol.bio_verified == 0 || transport_left {
+                        return Err(sw::CONDITIONS_NOT_SATISFIED);
+                    }
+                    life_cycle = card_lc::ACTIVATED;
+                }
+                _ => {}
+            }
+        }
         let subtree = self.state.subtree(id);
         self.mutate(|s| {
             for f in s.files.iter_mut() {
@@ -500,6 +536,7 @@ impl SimCard {
                     f.lcs = lcs::ACTIVATED;
                 }
             }
+            s.life_cycle = life_cycle;
         })?;
         Ok(Resp::ok())
     }
@@ -545,6 +582,9 @@ impl SimCard {
         self.mutate(|s| {
             if let Some(f) = s.file_mut(id) {
                 f.lcs = new_lcs;
+            }
+            if id == MF_ID {
+                s.life_cycle = card_lc::TERMINATED;
             }
         })?;
         Ok(Resp::ok())

@@ -8,8 +8,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::bio::BioObject;
 use super::image::{hex_bytes, hex_fid, opt_hex_bytes};
-use super::security::PinObject;
+use super::keys::KeyObject;
+use super::security::{PinObject, SecretHex};
 use super::SimConfig;
 
 /// Identifier of the MF in [`CardState::files`].
@@ -38,9 +40,55 @@ pub(super) mod lcs {
     }
 }
 
-/// Bookkeeping overhead charged per file and per PIN object.
+/// The card life cycle register (GET DATA DF70), persistent. It moves
+/// with the MF: BLANK while the MF is in 01/03, PERSONALIZED and ACTIVATED
+/// while the MF is operational (04/05), TERMINATED with the MF.
+pub(super) mod card_lc {
+    pub const BLANK: u8 = 0x01;
+    pub const PERSONALIZED: u8 = 0x03;
+    pub const ACTIVATED: u8 = 0x07;
+    pub const TERMINATED: u8 = 0x0F;
+
+    pub fn valid(v: u8) -> bool {
+        matches!(v, BLANK | PERSONALIZED | ACTIVATED | TERMINATED)
+    }
+
+    /// The register value that goes with an MF life cycle status, for
+    /// images written before the register existed (version 1): an
+    /// operational MF counts as ACTIVATED.
+    pub fn from_mf_lcs(mf: u8) -> u8 {
+        if super::lcs::terminated(mf) {
+            TERMINATED
+        } else if super::lcs::operational(mf) {
+            ACTIVATED
+        } else {
+            BLANK
+        }
+    }
+
+    /// Whether register value `v` is consistent with MF LCS `mf`.
+    pub fn consistent(v: u8, mf: u8) -> bool {
+        match v {
+            BLANK => mf == super::lcs::CREATION || mf == super::lcs::INITIALISATION,
+            PERSONALIZED | ACTIVATED => super::lcs::operational(mf),
+            TERMINATED => super::lcs::terminated(mf),
+            _ => false,
+        }
+    }
+}
+
+/// Retry limit of the issuer (transport) key.
+pub(super) const ISSUER_TRY_LIMIT: u8 = 10;
+
+fn issuer_try_limit() -> u8 {
+    ISSUER_TRY_LIMIT
+}
+
+/// Bookkeeping overhead charged per file, PIN, key and biometric object.
 pub(super) const FILE_OVERHEAD: usize = 32;
 pub(super) const PIN_OVERHEAD: usize = 48;
+pub(super) const KEY_OVERHEAD: usize = 128;
+pub(super) const BIO_OVERHEAD: usize = 48;
 
 /// What kind of file a record is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +164,24 @@ pub(super) struct CardState {
     pub next_id: u32,
     pub files: Vec<FileRec>,
     pub pins: Vec<PinObject>,
+    /// Card life cycle register ([`card_lc`]); 0 only while loading a
+    /// version-1 image, which has none.
+    #[serde(default)]
+    pub life_cycle: u8,
+    /// Issuer (transport) AES key, 16/24/32 bytes; `None`: the card has no
+    /// issuer key and personalisation needs no authentication.
+    #[serde(default)]
+    pub issuer_key: Option<SecretHex>,
+    /// Tries left for EXTERNAL AUTHENTICATE with the issuer key.
+    #[serde(default = "issuer_try_limit")]
+    pub issuer_tries_left: u8,
+    /// ECDSA P-256 key objects, key references 1..=4, in reference order.
+    #[serde(default)]
+    pub keys: Vec<KeyObject>,
+    /// Biometric reference objects (numbers shared with PINs), in number
+    /// order.
+    #[serde(default)]
+    pub bios: Vec<BioObject>,
 }
 
 impl CardState {
@@ -219,7 +285,15 @@ impl CardState {
             .files
             .iter()
             .fold(0usize, |a, f| a.saturating_add(f.footprint()));
-        files.saturating_add(self.pins.len().saturating_mul(PIN_OVERHEAD))
+        let keys = self.keys.len().saturating_mul(KEY_OVERHEAD);
+        let bios = self.bios.iter().fold(0usize, |a, b| {
+            a.saturating_add(BIO_OVERHEAD)
+                .saturating_add(b.template.len())
+        });
+        files
+            .saturating_add(self.pins.len().saturating_mul(PIN_OVERHEAD))
+            .saturating_add(keys)
+            .saturating_add(bios)
     }
     pub fn free_memory(&self) -> usize {
         self.config.memory_bytes.saturating_sub(self.used_memory())
@@ -239,5 +313,18 @@ impl CardState {
     }
     pub fn pin_mut(&mut self, number: u8) -> Option<&mut PinObject> {
         self.pins.iter_mut().find(|p| p.number == number)
+    }
+    pub fn bio(&self, number: u8) -> Option<&BioObject> {
+        self.bios.iter().find(|b| b.number == number)
+    }
+    pub fn bio_mut(&mut self, number: u8) -> Option<&mut BioObject> {
+        self.bios.iter_mut().find(|b| b.number == number)
+    }
+    pub fn key(&self, kid: u8) -> Option<&KeyObject> {
+        self.keys.iter().find(|k| k.kid == kid)
+    }
+    /// True if PIN `number` is named as the PUK of some PIN.
+    pub fn is_puk(&self, number: u8) -> bool {
+        self.pins.iter().any(|p| p.puk == Some(number))
     }
 }

@@ -1,8 +1,10 @@
 //! The card image: JSON serialisation of [`CardState`], validation on load,
 //! and atomic, durable writes.
 //!
-//! Format: `{"format":"cardsmith-sim-image","version":1, ...}` with binary
-//! values as upper-case hex strings. Writes go to a temporary file in the
+//! Format: `{"format":"cardsmith-sim-image","version":2, ...}` with binary
+//! values as upper-case hex strings. Version-1 images (before the issuer
+//! key, life cycle register, keys and biometric objects) still load, with
+//! defaults for what they lack, and are written back as version 2. Writes go to a temporary file in the
 //! same directory (mode 0600), are fsynced, then renamed over the image, and
 //! the directory is fsynced, so a crash leaves either the old or the new
 //! image, never a torn one.
@@ -14,11 +16,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Deserialize;
 
-use super::fs::{lcs, CardState, FileKind, MF_FID, MF_ID};
+use super::bio::{minutiae_ok, BIO_TYPE_FINGERPRINT};
+use super::fs::{card_lc, lcs, CardState, FileKind, ISSUER_TRY_LIMIT, MF_FID, MF_ID};
+use super::keys::{key_consistent, MAX_KID, USAGE_AUTH, USAGE_SIGN};
 use super::security::compact_rule_valid;
 
 pub(super) const FORMAT: &str = "cardsmith-sim-image";
-pub(super) const VERSION: u32 = 1;
+pub(super) const VERSION: u32 = 2;
+/// Oldest image version this build still reads.
+const OLDEST_VERSION: u32 = 1;
 pub(super) const SERIAL_LEN: usize = 8;
 pub(super) const SALT_LEN: usize = 16;
 
@@ -50,7 +56,7 @@ pub enum ImageError {
         path: PathBuf,
         found: Option<String>,
     },
-    #[error("card image {}: unsupported version {found} (this build reads version 1)", path.display())]
+    #[error("card image {}: unsupported version {found} (this build reads versions 1 and 2)", path.display())]
     Version { path: PathBuf, found: u64 },
     #[error("card image {}: inconsistent content: {reason}", path.display())]
     Invalid { path: PathBuf, reason: String },
@@ -98,7 +104,7 @@ pub(super) fn load(path: &Path) -> Result<CardState, ImageError> {
         });
     }
     match header.version {
-        Some(v) if v == u64::from(VERSION) => {}
+        Some(v) if (u64::from(OLDEST_VERSION)..=u64::from(VERSION)).contains(&v) => {}
         Some(v) => {
             return Err(ImageError::Version {
                 path: path.to_path_buf(),
@@ -112,7 +118,12 @@ pub(super) fn load(path: &Path) -> Result<CardState, ImageError> {
             })
         }
     }
-    let state: CardState = serde_json::from_str(&text).map_err(|e| json_err(path, e))?;
+    let mut state: CardState = serde_json::from_str(&text).map_err(|e| json_err(path, e))?;
+    if state.version == 1 {
+        // No life cycle register yet: derive it from the MF.
+        state.life_cycle = card_lc::from_mf_lcs(state.mf_lcs());
+        state.version = VERSION;
+    }
     validate(&state).map_err(|reason| ImageError::Invalid {
         path: path.to_path_buf(),
         reason,
@@ -191,6 +202,66 @@ fn validate(s: &CardState) -> Result<(), String> {
             && p.puk.is_none_or(|k| (1..=15).contains(&k));
         if !ok {
             return Err(format!("PIN {}: inconsistent fields", p.number));
+        }
+    }
+    if !card_lc::valid(s.life_cycle) {
+        return Err(format!(
+            "life_cycle {:02X} is not 01, 03, 07 or 0F",
+            s.life_cycle
+        ));
+    }
+    if !card_lc::consistent(s.life_cycle, s.mf_lcs()) {
+        return Err(format!(
+            "life_cycle {:02X} does not match the MF life cycle status {:02X}",
+            s.life_cycle,
+            s.mf_lcs()
+        ));
+    }
+    if let Some(k) = &s.issuer_key {
+        if !matches!(k.len(), 16 | 24 | 32) {
+            return Err("issuer_key must be 16, 24 or 32 bytes".into());
+        }
+    }
+    if s.issuer_tries_left > ISSUER_TRY_LIMIT {
+        return Err(format!("issuer_tries_left above {ISSUER_TRY_LIMIT}"));
+    }
+    let mut kids = std::collections::BTreeSet::new();
+    for k in &s.keys {
+        if !(1..=MAX_KID).contains(&k.kid) || !kids.insert(k.kid) {
+            return Err(format!("key {}: bad or duplicate key reference", k.kid));
+        }
+        if k.usage != USAGE_SIGN && k.usage != USAGE_AUTH {
+            return Err(format!(
+                "key {}: usage must be 182 (CRT B6, signature) or 164 (CRT A4, authentication)",
+                k.kid
+            ));
+        }
+        if k.pin.is_some_and(|n| !(1..=15).contains(&n)) || (k.pin_per_use && k.pin.is_none()) {
+            return Err(format!("key {}: bad PIN reference", k.kid));
+        }
+        if !key_consistent(k) {
+            return Err(format!(
+                "key {}: private key invalid or not matching the public key",
+                k.kid
+            ));
+        }
+    }
+    for b in &s.bios {
+        if !(1..=15).contains(&b.number) || !numbers.insert(b.number) {
+            return Err(format!(
+                "biometric object {}: bad number, or used twice (PIN and biometric objects share numbers)",
+                b.number
+            ));
+        }
+        let ok = b.bio_type == BIO_TYPE_FINGERPRINT
+            && minutiae_ok(b.template.expose())
+            && (1..=15).contains(&b.try_limit)
+            && b.tries_left <= b.try_limit;
+        if !ok {
+            return Err(format!(
+                "biometric object {}: inconsistent fields",
+                b.number
+            ));
         }
     }
     Ok(())

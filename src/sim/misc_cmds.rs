@@ -53,15 +53,16 @@ impl SimCard {
         v
     }
 
-    /// GET DATA (CLA 00 or 80, INS CA): P1-P2 9F7F → CPLC; any other data
-    /// object → 6A88. A data field → 6700.
+    /// GET DATA (CLA 00 or 80, INS CA): P1-P2 9F7F → CPLC; DF70 → card
+    /// life cycle register; DF71 → PIN and biometric object status; any
+    /// other data object → 6A88. A data field → 6700.
     pub(super) fn cmd_get_data(&mut self, c: &Command) -> CmdResult {
         if !c.data.is_empty() {
             return Err(sw::WRONG_LENGTH);
         }
         match c.p1p2() {
             0x9F7F => Ok(Resp::data(tlv(0x9F7F, &self.cplc()), sw::OK, LeRule::Fixed)),
-            _ => Err(sw::REF_NOT_FOUND),
+            tag => self.perso_get_data(tag).ok_or(sw::REF_NOT_FOUND),
         }
     }
 }

@@ -17,6 +17,10 @@
 //! - `image`: persistent state, JSON image, atomic writes
 //! - `card`: [`SimCard`], volatile state, response shaping, dispatch
 //! - `file_cmds`, `pin_cmds`, `misc_cmds`: the command implementations
+//! - `perso_cmds`: issuer authentication and the card life cycle register
+//! - `keys`: ECDSA P-256 key objects, key generation, MSE, PSO CDS,
+//!   INTERNAL AUTHENTICATE
+//! - `bio`: biometric reference objects (match-on-card, ISO/IEC 7816-11)
 
 #![deny(
     clippy::indexing_slicing,
@@ -27,13 +31,16 @@
 
 mod apdu;
 mod atr;
+mod bio;
 mod card;
 pub mod faults;
 mod fcp;
 mod file_cmds;
 mod fs;
 mod image;
+mod keys;
 mod misc_cmds;
+mod perso_cmds;
 mod pin_cmds;
 mod security;
 mod tlv;
@@ -41,8 +48,10 @@ pub mod vpcd;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_perso;
 
-pub use card::SimCard;
+pub use card::{BadIssuerKey, SimCard};
 pub use image::ImageError;
 
 use serde::{Deserialize, Serialize};

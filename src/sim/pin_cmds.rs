@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use super::apdu::{sw, Command};
 use super::card::{CmdResult, Resp, SimCard};
-use super::fs::{lcs, PIN_OVERHEAD};
+use super::fs::{card_lc, PIN_OVERHEAD};
 use super::security::{ct_eq, pin_hash, pin_number, PinObject};
 use super::tlv::parse_all;
 
@@ -21,7 +21,7 @@ enum Check {
     Wrong(u8),
 }
 
-fn sw_tries(left: u8) -> u16 {
+pub(super) fn sw_tries(left: u8) -> u16 {
     0x63C0 | u16::from(left & 0x0F)
 }
 
@@ -30,11 +30,11 @@ impl SimCard {
         self.state.pin(number).ok_or(sw::REF_NOT_FOUND)
     }
 
-    fn is_verified(&self, number: u8) -> bool {
+    pub(super) fn is_verified(&self, number: u8) -> bool {
         self.vol.verified & (1u16 << (number & 0x0F)) != 0
     }
 
-    fn set_verified(&mut self, number: u8, on: bool) {
+    pub(super) fn set_verified(&mut self, number: u8, on: bool) {
         let bit = 1u16 << (number & 0x0F);
         if on {
             self.vol.verified |= bit;
@@ -72,7 +72,8 @@ impl SimCard {
         }
     }
 
-    /// Store a new value for PIN `number` (counter back to its limit).
+    /// Store a new value for PIN `number` (counter back to its limit). A
+    /// new value always leaves the transport state.
     fn store_pin(&mut self, number: u8, value: &[u8]) -> Result<(), u16> {
         let hash = pin_hash(&self.state.pin_salt, number, value);
         let len = u8::try_from(value.len()).map_err(|_| sw::WRONG_DATA)?;
@@ -81,6 +82,7 @@ impl SimCard {
                 p.hash = hash;
                 p.length = len;
                 p.tries_left = p.try_limit;
+                p.transport = false;
             }
         })
     }
@@ -94,20 +96,30 @@ impl SimCard {
         Ok(())
     }
 
+    /// PUT DATA `00 DA P1 P2`: P1 = 01 PIN creation, 02 biometric
+    /// enrolment (see `bio`); other P1 → 6A86.
+    pub(super) fn cmd_put_data(&mut self, c: &Command) -> CmdResult {
+        match c.p1 {
+            0x01 => self.create_pin(c),
+            0x02 => self.enrol_bio(c),
+            _ => Err(sw::WRONG_P1P2),
+        }
+    }
+
     /// PIN creation, PUT DATA style: `00 DA 01 <ref>`, ref 01..0F or 81..8F
     /// (same object), data = 80 PIN value (4–16 bytes), optional 81 try
     /// limit (1–15, default 3), 82 PUK number, 83 minimum and 84 maximum
-    /// length (default 4 and 16). Only while the MF is in LCS 01/03 (else
-    /// 6985). An existing PIN with that number is replaced. Malformed data
-    /// → 6A80; P1 other than 01 or bad reference → 6A86.
-    pub(super) fn cmd_put_data(&mut self, c: &Command) -> CmdResult {
-        if c.p1 != 0x01 {
-            return Err(sw::WRONG_P1P2);
-        }
+    /// length (default 4 and 16), 85 01 01 transport state (85 01 00: not).
+    /// Only while the card is BLANK (MF in LCS 01/03, else 6985). An
+    /// existing PIN with that number is replaced; a number used by a
+    /// biometric object → 6A86. Malformed data → 6A80; bad reference → 6A86.
+    fn create_pin(&mut self, c: &Command) -> CmdResult {
         let number = pin_number(c.p2).ok_or(sw::WRONG_P1P2)?;
-        let mf = self.state.mf_lcs();
-        if mf != lcs::CREATION && mf != lcs::INITIALISATION {
+        if self.state.life_cycle != card_lc::BLANK {
             return Err(sw::CONDITIONS_NOT_SATISFIED);
+        }
+        if self.state.bio(number).is_some() {
+            return Err(sw::WRONG_P1P2);
         }
         if c.data.is_empty() {
             return Err(sw::WRONG_LENGTH);
@@ -116,6 +128,7 @@ impl SimCard {
         let items = parse_all(&c.data).map_err(|_| bad)?;
         let mut value: Option<Zeroizing<Vec<u8>>> = None;
         let (mut limit, mut puk, mut min, mut max) = (3u8, None, 4u8, 16u8);
+        let mut transport = false;
         let mut seen = 0u8;
         for t in items {
             let byte = match t.value {
@@ -131,6 +144,17 @@ impl SimCard {
                 0x82 => (0x04, byte.map(|b| puk = Some(b)).is_some()),
                 0x83 => (0x08, byte.map(|b| min = b).is_some()),
                 0x84 => (0x10, byte.map(|b| max = b).is_some()),
+                0x85 => (
+                    0x20,
+                    match byte {
+                        Some(0x00) => true,
+                        Some(0x01) => {
+                            transport = true;
+                            true
+                        }
+                        _ => false,
+                    },
+                ),
                 _ => (0, false),
             };
             if !ok || seen & flag != 0 {
@@ -167,6 +191,7 @@ impl SimCard {
             try_limit: limit,
             tries_left: limit,
             puk,
+            transport,
         };
         self.mutate(|s| {
             s.pins.retain(|p| p.number != number);
@@ -207,6 +232,9 @@ impl SimCard {
                 if p.tries_left == 0 {
                     return Err(sw::AUTH_BLOCKED);
                 }
+                if p.transport {
+                    return Err(sw::REF_DATA_NOT_USABLE);
+                }
                 let len = c.data.len();
                 if len < usize::from(p.min_length) || len > usize::from(p.max_length) {
                     return Err(sw::WRONG_LENGTH);
@@ -226,8 +254,10 @@ impl SimCard {
     /// CHANGE REFERENCE DATA (7816-4 §7.5.7). P1=00: data = old || new,
     /// split at the stored PIN length (data not longer than that → 6700);
     /// wrong old → 63Cx. P1=01: data = new only, allowed only if the PIN is
-    /// verified in this session (else 6982). New value outside [min, max] →
-    /// 6A80. Success leaves the PIN verified.
+    /// verified in this session, or, for a PIN in transport state, if a
+    /// biometric object is verified in this session (else 6982). New value
+    /// outside [min, max] → 6A80. Success leaves the PIN verified and out
+    /// of transport state.
     pub(super) fn cmd_change_reference_data(&mut self, c: &Command) -> CmdResult {
         let number = pin_number(c.p2).ok_or(sw::REF_NOT_FOUND)?;
         let p = self.pin_obj(number)?;
@@ -253,7 +283,8 @@ impl SimCard {
             }
             new
         } else {
-            if !self.is_verified(number) {
+            let by_bio = p.transport && self.vol.bio_verified != 0;
+            if !self.is_verified(number) && !by_bio {
                 return Err(sw::SECURITY_NOT_SATISFIED);
             }
             if c.data.is_empty() {
@@ -272,7 +303,9 @@ impl SimCard {
     /// 02: data = new PIN, PUK already verified; 03: no data, PUK already
     /// verified. No PUK defined (or the PUK object is missing) → 6985; wrong
     /// PUK → 63Cx on the PUK's own counter; blocked PUK → 6983; PUK not
-    /// verified for 02/03 → 6982. The PIN's verification status is cleared.
+    /// verified for 02/03 → 6982; a PUK still in transport state → 6984.
+    /// The PIN's verification status is cleared; a new PIN value (P1 00/02)
+    /// leaves the transport state.
     pub(super) fn cmd_reset_retry_counter(&mut self, c: &Command) -> CmdResult {
         let number = pin_number(c.p2).ok_or(sw::REF_NOT_FOUND)?;
         if c.p1 > 0x03 {
@@ -281,6 +314,9 @@ impl SimCard {
         let p = self.pin_obj(number)?;
         let puk = p.puk.ok_or(sw::CONDITIONS_NOT_SATISFIED)?;
         let puk_obj = self.state.pin(puk).ok_or(sw::CONDITIONS_NOT_SATISFIED)?;
+        if puk_obj.transport {
+            return Err(sw::REF_DATA_NOT_USABLE);
+        }
         let puk_len = usize::from(puk_obj.length);
         let puk_blocked = puk_obj.tries_left == 0;
         let new: Option<Zeroizing<Vec<u8>>> = match c.p1 {

@@ -57,20 +57,47 @@ pub(super) fn compact_rule_valid(rule: &[u8]) -> bool {
     true
 }
 
+/// The volatile security status that access rules are checked against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct SecStatus {
+    /// Bit n set: PIN or biometric object number n verified (the two share
+    /// one number space, so one bitmap serves both).
+    pub verified: u16,
+    /// EXTERNAL AUTHENTICATE with the issuer key (key number 1) succeeded.
+    pub issuer: bool,
+}
+
 /// Decide whether the operation whose access-mode bit is `bit` is allowed
-/// under the compact rule `rule`, given the bitmap of verified PIN numbers.
+/// under the compact rule `rule`, given the bitmap of verified PIN numbers
+/// (no external authentication). See [`access_allowed_with`].
+#[cfg_attr(not(test), allow(dead_code))]
+pub(super) fn access_allowed(rule: Option<&[u8]>, bit: u8, verified: u16) -> Result<(), u16> {
+    access_allowed_with(
+        rule,
+        bit,
+        SecStatus {
+            verified,
+            issuer: false,
+        },
+    )
+}
+
+/// Decide whether the operation whose access-mode bit is `bit` is allowed
+/// under the compact rule `rule`, given the security status.
 ///
 /// - no rule at all (file without 8C) → always allowed;
 /// - an access-mode bit that is not set → no condition defined → never
 ///   (6982);
 /// - SC 00 → always; SC FF → never;
-/// - otherwise SC b5 (user authentication) is satisfied when the PIN whose
-///   number is in SC b4..b1 (1..=15) is verified in this session. The card
-///   reads b4..b1 as a PIN number, not as an SE identifier. b7 (secure
-///   messaging) and b6 (external authentication) cannot be satisfied on this
-///   card: with b8 = 1 (all conditions) they make the rule unsatisfiable,
-///   with b8 = 0 (at least one) user authentication alone is enough.
-pub(super) fn access_allowed(rule: Option<&[u8]>, bit: u8, verified: u16) -> Result<(), u16> {
+/// - otherwise SC b5 (user authentication) is satisfied when the PIN or
+///   biometric object whose number is in SC b4..b1 (1..=15) is verified in
+///   this session (the card reads b4..b1 as an object number, not as an SE
+///   identifier); SC b6 (external authentication) is satisfied when b4..b1
+///   is 1 (the issuer key) and EXTERNAL AUTHENTICATE with it succeeded in
+///   this session. b7 (secure messaging) cannot be satisfied on this card.
+///   With b8 = 1 (all conditions) every indicated method must be
+///   satisfied; with b8 = 0 (at least one) one of them is enough.
+pub(super) fn access_allowed_with(rule: Option<&[u8]>, bit: u8, st: SecStatus) -> Result<(), u16> {
     let Some(rule) = rule else { return Ok(()) };
     let mut rest = rule;
     while let Some((&am, tail)) = rest.split_first() {
@@ -86,7 +113,7 @@ pub(super) fn access_allowed(rule: Option<&[u8]>, bit: u8, verified: u16) -> Res
         let above = am & 0x7F & !(bit | bit.wrapping_sub(1));
         let idx = above.count_ones() as usize;
         if let Some(&sc) = scs.get(idx) {
-            if sc_satisfied(sc, verified) {
+            if sc_satisfied(sc, st) {
                 return Ok(());
             }
         }
@@ -94,7 +121,7 @@ pub(super) fn access_allowed(rule: Option<&[u8]>, bit: u8, verified: u16) -> Res
     Err(sw::SECURITY_NOT_SATISFIED)
 }
 
-fn sc_satisfied(sc: u8, verified: u16) -> bool {
+fn sc_satisfied(sc: u8, st: SecStatus) -> bool {
     match sc {
         0x00 => true,
         0xFF => false,
@@ -103,12 +130,13 @@ fn sc_satisfied(sc: u8, verified: u16) -> bool {
             let sm = sc & 0x40 != 0;
             let ext = sc & 0x20 != 0;
             let user = sc & 0x10 != 0;
-            let pin = sc & 0x0F;
-            let user_ok = user && pin != 0 && verified & (1u16 << pin) != 0;
+            let number = sc & 0x0F;
+            let user_ok = user && number != 0 && st.verified & (1u16 << number) != 0;
+            let ext_ok = ext && number == 1 && st.issuer;
             if all {
-                user_ok && !sm && !ext
+                (user || ext) && !sm && (!user || user_ok) && (!ext || ext_ok)
             } else {
-                user_ok
+                user_ok || ext_ok
             }
         }
     }
@@ -141,6 +169,50 @@ pub(super) struct PinObject {
     pub tries_left: u8,
     /// Number of the PIN that unblocks this one (RESET RETRY COUNTER).
     pub puk: Option<u8>,
+    /// Transport state: the value was set by the issuer and must be changed
+    /// (CHANGE REFERENCE DATA) before the PIN can be verified.
+    #[serde(default)]
+    pub transport: bool,
+}
+
+/// Secret bytes kept in the card state (keys, biometric templates): hex in
+/// the image, wiped on drop, and never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub(super) struct SecretHex(Zeroizing<Vec<u8>>);
+
+impl SecretHex {
+    pub fn new(bytes: Vec<u8>) -> SecretHex {
+        SecretHex(Zeroizing::new(bytes))
+    }
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl std::fmt::Debug for SecretHex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "REDACTED({} bytes)", self.0.len())
+    }
+}
+
+impl Serialize for SecretHex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let text = Zeroizing::new(super::image::to_hex(&self.0));
+        s.serialize_str(&text)
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretHex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<SecretHex, D::Error> {
+        use serde::de::Error;
+        let text = Zeroizing::new(String::deserialize(d)?);
+        super::image::from_hex(&text)
+            .map(SecretHex::new)
+            .ok_or_else(|| D::Error::custom("invalid hex string"))
+    }
 }
 
 /// Hash a PIN value with the card salt and the PIN number.

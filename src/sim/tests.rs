@@ -876,7 +876,7 @@ fn corrupt_images_are_reported() {
     );
     assert_eq!(e.path(), path.as_path());
 
-    std::fs::write(&path, good.replace("\"version\": 1", "\"version\": 7")).unwrap();
+    std::fs::write(&path, good.replace("\"version\": 2", "\"version\": 7")).unwrap();
     assert!(matches!(
         expect_err(&path),
         ImageError::Version { found: 7, .. }
