@@ -48,16 +48,27 @@ pub(super) fn minutiae_ok(b: &[u8]) -> bool {
     !b.is_empty() && b.len().is_multiple_of(3) && b.len() / 3 <= MAX_MINUTIAE
 }
 
-/// Parse the A1 header template inside 7F60: 81 01 08 (required), 82 01
-/// subtype (optional), 87 02 0101 (required), 88 02 format (required).
+/// Parse the BIT inside 7F60: exactly one A1 header template with 81 01 08
+/// (required), 82 01 subtype (optional), 87 02 0101 (required), 88 02
+/// format (required); beside it, at most one each of 80 (version), 83
+/// (reference qualifier) and B1 (algorithm parameters), which are kept in
+/// the BIT but not interpreted.
 fn parse_header(value: &[u8]) -> Result<(u8, u8, u16, u16), ()> {
     let items = parse_all(value)?;
-    let [a1] = items.as_slice() else {
-        return Err(());
-    };
-    if a1.tag != 0xA1 {
-        return Err(());
+    let mut a1 = None;
+    let mut seen: Vec<u32> = Vec::new();
+    for t in &items {
+        if seen.contains(&t.tag) {
+            return Err(());
+        }
+        seen.push(t.tag);
+        match t.tag {
+            0xA1 => a1 = Some(t),
+            0x80 | 0x83 | 0xB1 => {}
+            _ => return Err(()),
+        }
     }
+    let a1 = a1.ok_or(())?;
     let (mut ty, mut sub, mut owner, mut format) = (None, None, None, None);
     for t in parse_all(a1.value)? {
         match (t.tag, t.value) {
