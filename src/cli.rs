@@ -176,6 +176,12 @@ pub enum Command {
         /// Stop after this many seconds (default: run until killed).
         #[arg(long)]
         seconds: Option<f64>,
+        /// The issuer transport key new blank cards get (hex file, mode 600). Default: $CARDSMITH_ISSUER_KEY, else <data dir>/issuer-key.
+        #[arg(long, value_name = "FILE")]
+        issuer_key: Option<PathBuf>,
+        /// New blank cards get no issuer key (anyone may personalize them).
+        #[arg(long, conflicts_with = "issuer_key")]
+        no_issuer_key: bool,
     },
 }
 
@@ -338,6 +344,8 @@ fn run_wire(cli: Cli) -> Result<()> {
             delay_ms,
             mute_from,
             seconds,
+            issuer_key,
+            no_issuer_key,
         } => {
             let config = SimConfig {
                 protocol: if t0 {
@@ -355,8 +363,26 @@ fn run_wire(cli: Cli) -> Result<()> {
                 delay: delay_ms.map(Duration::from_millis),
                 mute_from,
             };
+            let key = if no_issuer_key {
+                None
+            } else {
+                let dir = data_dir.clone().unwrap_or_else(default_data_dir);
+                Some(
+                    crate::perso::keys::IssuerKey::locate(issuer_key.as_deref(), &dir).map_err(
+                        |e| anyhow::anyhow!(crate::perso::cli::RecordRefused(e.to_string())),
+                    )?,
+                )
+            };
             run_sim(
-                json, &slots, image, data_dir, fresh, config, faults, seconds,
+                json,
+                &slots,
+                image,
+                data_dir,
+                fresh,
+                config,
+                faults,
+                seconds,
+                key.as_ref().map(|k| k.expose()),
             )
         }
     }
@@ -606,6 +632,7 @@ fn run_sim(
     config: SimConfig,
     faults: sim::faults::Faults,
     seconds: Option<f64>,
+    issuer_key: Option<&[u8]>,
 ) -> Result<()> {
     let dir = data_dir.unwrap_or_else(default_data_dir).join("sim");
     let mut cards = Vec::new();
@@ -622,7 +649,7 @@ fn run_sim(
         if fresh && path.exists() {
             std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         }
-        let card = SimCard::open_image(&path, config.clone())
+        let card = SimCard::open_image_with(&path, config.clone(), issuer_key)
             .with_context(|| format!("opening card image {}", path.display()))?;
         let serial = hex::compact(&card.serial());
         let atr_hex = hex::spaced(&card.atr());

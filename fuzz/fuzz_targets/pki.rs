@@ -1,0 +1,15 @@
+//! Security objects, certificates and certificate requests from a card or a
+//! file: parsing and checking never panic.
+#![no_main]
+use cardsmith::pki;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let now = std::time::SystemTime::now();
+    let _ = pki::verify_sod(data, &[data.to_vec()], now);
+    let _ = pki::describe_certificate(data);
+    let _ = pki::certificate_public_key(data);
+    let _ = pki::check_certificate(data, &[4; 65], pki::CertProfile::Signature, &[data.to_vec()], now);
+    let _ = pki::verify_csr(data);
+    let _ = pki::der_to_raw_sig(data);
+});

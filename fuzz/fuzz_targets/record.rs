@@ -1,0 +1,19 @@
+//! Citizen record validation never panics, whatever the text.
+#![no_main]
+use cardsmith::record::{parse_record, FingerPosition, TemplateSummary, TemplateValidator};
+use libfuzzer_sys::fuzz_target;
+
+struct Iso;
+impl TemplateValidator for Iso {
+    fn validate(&self, _: FingerPosition, bytes: &[u8]) -> Result<TemplateSummary, String> {
+        let r = cardsmith::biometric::parse(bytes).map_err(|e| e.to_string())?;
+        let c = cardsmith::biometric::to_compact(&r, 0, 60).map_err(|e| e.to_string())?;
+        Ok(TemplateSummary { minutiae: c.len() / 3 })
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = parse_record(text, "fuzz", &Iso);
+    }
+});
