@@ -579,7 +579,7 @@ pub fn verify(
                                 .join(", ")
                         ))
                     } else {
-                        Err(describe_bits(dg, bytes))
+                        Err(describe_bits(dg, bytes, &bits(p, input)))
                     }
                 } else {
                     match datagroups::compare(dg, bytes, &fields, &[]) {
@@ -654,7 +654,26 @@ pub fn verify(
 
     // Keys: certificate, then a fresh challenge signed by the card.
     let rng = SystemRandom::new();
-    let mut authenticated = false;
+    // Issuer authentication, tried at most once per verification so that a
+    // wrong key costs the card at most one of its tries.
+    let mut auth: Option<Result<(), String>> = None;
+    let authenticate = |ch: &mut Channel,
+                        auth: &mut Option<Result<(), String>>|
+     -> Result<Result<(), String>, ExchangeError> {
+        if auth.is_none() {
+            *auth = Some(
+                match ch.run(|ex| card::issuer_authenticate(ex, p, iss.key, &serial)) {
+                    Ok(()) => Ok(()),
+                    Err(e @ ExchangeError::Transport(_)) => return Err(e),
+                    Err(e) => Err(format!(
+                        "issuer authentication with the key from {} was refused: {e}",
+                        iss.key.source
+                    )),
+                },
+            );
+        }
+        Ok(auth.clone().unwrap_or(Ok(())))
+    };
     for k in &p.keys {
         let name = format!("{} key", k.name);
         let cert = match rb.certs.get(&k.reference) {
@@ -694,9 +713,16 @@ pub fn verify(
         }
         // The signature key answers only after issuer authentication while the
         // card is not yet activated.
-        if k.usage == KeyUsage::Sign && lc != LifeCycle::Activated && !authenticated {
-            ch.run(|ex| card::issuer_authenticate(ex, p, iss.key, &serial))?;
-            authenticated = true;
+        if k.usage == KeyUsage::Sign && lc != LifeCycle::Activated {
+            if let Err(why) = authenticate(ch, &mut auth)? {
+                rep.push(
+                    format!("{name} proof"),
+                    Err(format!(
+                        "the signature key answers only the issuer before activation, and {why}"
+                    )),
+                );
+                continue;
+            }
         }
         let sig = ch.run(|ex| {
             card::select_aid(ex, &p.pki_aid)?;
@@ -757,9 +783,10 @@ pub fn verify(
     // Closed for personalization: the life cycle, and a CREATE FILE refused.
     let closed = match lc {
         LifeCycle::Personalized | LifeCycle::Activated => {
-            if !authenticated {
-                ch.run(|ex| card::issuer_authenticate(ex, p, iss.key, &serial))?;
-            }
+            let note = match authenticate(ch, &mut auth)? {
+                Ok(()) => String::new(),
+                Err(why) => format!(" ({why}; probed without it)"),
+            };
             let sw = ch.run(|ex| {
                 card::select_mf(ex)?;
                 let fcp = tlv::build(
@@ -774,10 +801,10 @@ pub fn verify(
                 Ok::<_, ExchangeError>(ex.transmit(&cmd::create_file(&fcp))?.sw)
             })?;
             if sw == StatusWord::Ok {
-                Err(format!("the card is {lc} but accepted CREATE FILE"))
+                Err(format!("the card is {lc} but accepted CREATE FILE{note}"))
             } else {
                 Ok(format!(
-                    "the card is {lc}; CREATE FILE was refused with {sw}"
+                    "the card is {lc}; CREATE FILE was refused with {sw}{note}"
                 ))
             }
         }
@@ -848,8 +875,9 @@ fn check_pin_states(
     }
 }
 
-/// Describe DG4's BITs (for a mismatch message): positions and references.
-fn describe_bits(dg: &super::profile::DataGroup, bytes: &[u8]) -> String {
+/// Describe how DG4's BITs differ from the expected ones: per reference,
+/// missing, unexpected, or different (BITs hold no secrets, so both are shown).
+fn describe_bits(dg: &super::profile::DataGroup, bytes: &[u8], expected: &[u8]) -> String {
     let nodes = tlv::decode(bytes);
     let Ok(top) = tlv::expect_one(&nodes, &dg.tag) else {
         return format!(
@@ -858,18 +886,58 @@ fn describe_bits(dg: &super::profile::DataGroup, bytes: &[u8]) -> String {
             hex::compact(&dg.tag)
         );
     };
-    let found: Vec<String> = read_bits(top)
+    let exp_nodes = tlv::decode(expected);
+    let by_ref = |n: &tlv::Node, all: &[u8]| -> (u8, Vec<u8>) {
+        let r = tlv::children(n)
+            .iter()
+            .filter_map(tlv::tag_value)
+            .find(|(t, _)| *t == [0x83])
+            .and_then(|(_, v)| v.first().copied())
+            .unwrap_or(0);
+        (
+            r,
+            all.get(n.offset..n.offset + n.size())
+                .unwrap_or_default()
+                .to_vec(),
+        )
+    };
+    let value_start = match &top.kind {
+        tlv::NodeKind::Tlv { header_len, .. } => top.offset + header_len,
+        _ => 0,
+    };
+    let card_value = bytes
+        .get(value_start..top.offset + top.size())
+        .unwrap_or_default();
+    let card_bits: Vec<(u8, Vec<u8>)> = tlv::children(top)
         .iter()
-        .map(|(r, code)| format!("reference {r:02X} finger code {code}"))
+        .map(|n| by_ref(n, card_value))
         .collect();
-    format!(
-        "the biometric information templates differ from the record; the card lists: {}",
-        if found.is_empty() {
-            "none".into()
-        } else {
-            found.join(", ")
+    let want_bits: Vec<(u8, Vec<u8>)> = exp_nodes.iter().map(|n| by_ref(n, expected)).collect();
+    let mut out = Vec::new();
+    for (r, want) in &want_bits {
+        match card_bits.iter().find(|(cr, _)| cr == r) {
+            None => out.push(format!("the BIT for reference {r:02X} is missing")),
+            Some((_, got)) if got != want => out.push(format!(
+                "the BIT for reference {r:02X} differs: expected {}, card has {}",
+                hex::spaced(want),
+                hex::spaced(got)
+            )),
+            Some(_) => {}
         }
-    )
+    }
+    for (r, _) in &card_bits {
+        if !want_bits.iter().any(|(wr, _)| wr == r) {
+            out.push(format!(
+                "the card has an unexpected BIT for reference {r:02X}"
+            ));
+        }
+    }
+    if out.is_empty() {
+        out.push(
+            "the biometric information templates differ from the record in their framing".into(),
+        );
+    }
+    format!("DG{}: {}", dg.number, out.join("; "))
 }
 
 /// (reference, finger position code) of each BIT in a DG4 template.

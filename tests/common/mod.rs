@@ -81,3 +81,31 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Run the built `cardsmith` with extra environment variables (e.g.
+/// `CARDSMITH_DATA_DIR`); an issuer key in the caller's own environment
+/// (`CARDSMITH_ISSUER_KEY`) is not passed on.
+pub fn cardsmith_env<V: AsRef<std::ffi::OsStr>>(args: &[&str], envs: &[(&str, V)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cardsmith"));
+    c.args(args).env_remove("CARDSMITH_ISSUER_KEY");
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.output().expect("run cardsmith")
+}
+
+/// Create `dir` (a cardsmith data directory) holding the issuer key file
+/// `issuer-key` (hex, mode 600) with `key`.
+pub fn write_issuer_key(dir: &std::path::Path, key: &[u8]) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::create_dir_all(dir).expect("create the data directory");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dir.join("issuer-key"))
+        .expect("create the issuer key file");
+    let hex: String = key.iter().map(|b| format!("{b:02X}")).collect();
+    writeln!(f, "# test issuer transport key\n{hex}").expect("write the issuer key");
+}
