@@ -934,8 +934,56 @@ pub fn tag_value(n: &Node) -> Option<(&[u8], &[u8])> {
     }
 }
 
+/// The size (header and value) of the BER-TLV data object at the start of
+/// `b`, from its tag and length fields alone; `None` when they are not a
+/// complete, definite header (1-3 byte tag, length up to 3 bytes).
+pub fn extent(b: &[u8]) -> Option<usize> {
+    let first = *b.first()?;
+    if first == 0x00 || first == 0xFF {
+        return None;
+    }
+    let mut i = 1;
+    if first & 0x1F == 0x1F {
+        loop {
+            let t = *b.get(i)?;
+            i += 1;
+            if t & 0x80 == 0 {
+                break;
+            }
+            if i >= 3 {
+                return None;
+            }
+        }
+    }
+    let l0 = *b.get(i)?;
+    i += 1;
+    let len = match l0 {
+        0x00..=0x7F => usize::from(l0),
+        0x81..=0x83 => {
+            let n = usize::from(l0 & 0x7F);
+            let bytes = b.get(i..i + n)?;
+            i += n;
+            bytes.iter().fold(0usize, |a, &x| (a << 8) | usize::from(x))
+        }
+        _ => return None,
+    };
+    Some(i + len)
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn extent_reads_the_header_only() {
+        assert_eq!(extent(&[0x71, 0x03, 1, 2, 3, 0, 0]), Some(5));
+        assert_eq!(extent(&[0x5F, 0x40, 0x81, 0x80]), Some(4 + 0x80));
+        assert_eq!(extent(&[0x77, 0x82, 0x04, 0x00]), Some(4 + 0x400));
+        assert_eq!(extent(&[0x7F, 0x60]), None);
+        assert_eq!(extent(&[0x00, 0x01]), None);
+        assert_eq!(extent(&[0x30, 0x84, 0, 0, 0, 1]), None);
+        assert_eq!(extent(&[0x1F, 0x81, 0x81, 0x01, 0x00]), None);
+        assert_eq!(extent(&[]), None);
+    }
     use super::*;
     use proptest::prelude::*;
 

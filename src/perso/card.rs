@@ -88,8 +88,8 @@ pub fn select_aid(ex: &mut Exchange<'_>, aid: &[u8]) -> Result<(), ExchangeError
     Ok(())
 }
 
-/// Select EF `fid` in the current DF and read all of it (size from the FCP).
-pub fn read_ef(ex: &mut Exchange<'_>, fid: u16) -> Result<Vec<u8>, ExchangeError> {
+/// Select EF `fid` in the current DF; its size from the FCP.
+fn select_ef_size(ex: &mut Exchange<'_>, fid: u16) -> Result<usize, ExchangeError> {
     let what = format!("SELECT EF {fid:04X}");
     let fcp = ex.expect_ok(&cmd::select_ef(fid, cmd::SelectReturn::Fcp))?;
     let nodes = tlv::decode(&fcp);
@@ -103,7 +103,40 @@ pub fn read_ef(ex: &mut Exchange<'_>, fid: u16) -> Result<Vec<u8>, ExchangeError
     if size > 1 << 20 {
         return Err(bad(&what, format!("file size {size} is implausible")));
     }
+    Ok(size)
+}
+
+/// Select EF `fid` in the current DF and read all of it (size from the FCP).
+pub fn read_ef(ex: &mut Exchange<'_>, fid: u16) -> Result<Vec<u8>, ExchangeError> {
+    let size = select_ef_size(ex, fid)?;
     ex.read_binary(0, size)
+}
+
+/// Select EF `fid` in the current DF and read the one data object it holds:
+/// its header first, then exactly the rest, so the padding after it is not
+/// transferred. An EF whose start is not a TLV header is read whole.
+pub fn read_tlv_ef(ex: &mut Exchange<'_>, fid: u16) -> Result<Vec<u8>, ExchangeError> {
+    let size = select_ef_size(ex, fid)?;
+    let head = ex.read_binary(0, size.min(8))?;
+    match tlv::extent(&head) {
+        Some(n) if n <= size => {
+            if n <= head.len() {
+                return Ok(head.get(..n).unwrap_or_default().to_vec());
+            }
+            let mut all = head;
+            let rest = ex.read_binary(all.len(), n - all.len())?;
+            all.extend(rest);
+            Ok(all)
+        }
+        _ => {
+            let mut all = head;
+            if size > all.len() {
+                let rest = ex.read_binary(all.len(), size - all.len())?;
+                all.extend(rest);
+            }
+            Ok(all)
+        }
+    }
 }
 
 /// Select EF `fid` in the current DF and write `data` at offset 0.

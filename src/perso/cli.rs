@@ -417,8 +417,9 @@ fn synthetic_finger(person: u64, position: FingerPosition) -> biometric::Synthet
     )
 }
 
-/// An ISO/IEC 19794-2 capture of a synthetic finger, labelled with its position.
-fn capture(person: u64, position: FingerPosition, capture_seed: u64) -> Vec<u8> {
+/// An ISO/IEC 19794-2 capture of person `person`'s synthetic finger at
+/// `position`, labelled with the position; `capture_seed` picks the distortion.
+pub fn synthetic_capture(person: u64, position: FingerPosition, capture_seed: u64) -> Vec<u8> {
     let finger = synthetic_finger(person, position);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(capture_seed);
     let d = biometric::Distortion::genuine_typical(&mut rng);
@@ -431,6 +432,18 @@ fn capture(person: u64, position: FingerPosition, capture_seed: u64) -> Vec<u8> 
     biometric::encode_2005(&rec).unwrap_or_default()
 }
 
+/// Capture seeds (xor the person's seed) for the enrolment template in a
+/// sample record and for the later "live" capture at the counter.
+pub const ENROLMENT_CAPTURE: u64 = 0x5EED_0001;
+pub const LIVE_CAPTURE: u64 = 0x11FE_C0DE;
+
+/// Sample records as JSON lines, with synthetic enrolment templates.
+pub fn sample_lines(count: usize, seed: u64, date: JalaliDate) -> Vec<String> {
+    record::sample_records(count, seed, date, &mut |person, pos| {
+        synthetic_capture(person, pos, ENROLMENT_CAPTURE ^ person)
+    })
+}
+
 pub fn sample_records(a: SampleArgs) -> Result<i32> {
     let date = match &a.request_date {
         Some(s) => JalaliDate::parse(s)
@@ -440,7 +453,7 @@ pub fn sample_records(a: SampleArgs) -> Result<i32> {
     let mut persons: Vec<(u64, FingerPosition)> = Vec::new();
     let lines = record::sample_records(a.count, a.seed, date, &mut |person, pos| {
         persons.push((person, pos));
-        capture(person, pos, person ^ 0x5EED_0001)
+        synthetic_capture(person, pos, ENROLMENT_CAPTURE ^ person)
     });
     let mut out: Box<dyn std::io::Write> = match &a.out {
         Some(p) => Box::new(std::io::BufWriter::new(
@@ -465,8 +478,11 @@ pub fn sample_records(a: SampleArgs) -> Result<i32> {
                     break;
                 };
                 let path = dir.join(format!("{id}-{}.iso", pos.as_str()));
-                std::fs::write(&path, capture(*person, *pos, person ^ 0x11FE_C0DE))
-                    .with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(
+                    &path,
+                    synthetic_capture(*person, *pos, LIVE_CAPTURE ^ person),
+                )
+                .with_context(|| format!("writing {}", path.display()))?;
             }
         }
     }

@@ -502,11 +502,11 @@ fn read_back(ch: &mut Channel, p: &Profile) -> Result<ReadBack, ExchangeError> {
         for dg in &p.data_groups {
             rb.dgs.insert(dg.number, soft(card::read_ef(ex, dg.fid))?);
         }
-        rb.sod = Some(soft(card::read_ef(ex, p.sod_fid))?);
+        rb.sod = Some(soft(card::read_tlv_ef(ex, p.sod_fid))?);
         card::select_aid(ex, &p.pki_aid)?;
         for k in &p.keys {
             rb.certs
-                .insert(k.reference, soft(card::read_ef(ex, k.certificate_fid))?);
+                .insert(k.reference, soft(card::read_tlv_ef(ex, k.certificate_fid))?);
             rb.points
                 .insert(k.reference, soft(card::read_public_key(ex, k))?);
         }
@@ -527,10 +527,8 @@ fn soft(r: Result<Vec<u8>, ExchangeError>) -> Result<Result<Vec<u8>, String>, Ex
 /// Strip trailing zero padding from an EF that is larger than its content:
 /// the content is one TLV, so its own length says where it ends.
 fn trim_to_tlv(b: &[u8]) -> &[u8] {
-    match tlv::decode(b).first() {
-        Some(n) if matches!(n.kind, tlv::NodeKind::Tlv { .. }) && n.offset == 0 => {
-            b.get(..n.size()).unwrap_or(b)
-        }
+    match tlv::extent(b) {
+        Some(n) if n <= b.len() => b.get(..n).unwrap_or(b),
         _ => b,
     }
 }

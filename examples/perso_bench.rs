@@ -1,0 +1,970 @@
+//! Benchmark (not a test): host CPU time per card for `personalize` and
+//! `verify`, with the card's own time excluded, and the APDUs per card
+//! compared with the minimum the payload sizes allow.
+//!
+//! Run with `bench/perso.sh` (or `cargo run --release --example perso_bench -- --help`).
+//!
+//! How time is measured. Everything runs on one thread (the simulated card
+//! is in-process and runs inside `Session::transmit`). The clock is the
+//! thread CPU clock, `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, declared here
+//! with `extern "C"` because std already links the C library (no new
+//! dependency; `libc` is not one). It has nanosecond resolution and does not
+//! count time the thread is descheduled, unlike wall time; `/proc/self/stat`
+//! would also be CPU time but only in 10 ms ticks, too coarse for one card.
+//! A wrapper `Transport`/`Session` reads the clock just before and just after
+//! the inner (simulated card's) `transmit`; that interval is card time.
+//! Host time = CPU time of the `personalize`/`verify` call minus card time,
+//! corrected for the cost of the clock reads themselves (calibrated in the
+//! same run: each APDU adds about one clock read to each side).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use cardsmith::perso::card as pcard;
+use cardsmith::perso::cli::{compact_template, CardArgs, IsoTemplates, IssuerSide};
+use cardsmith::perso::engine::{self, CardInput};
+use cardsmith::perso::input;
+use cardsmith::record::{self, date::JalaliDate};
+use cardsmith::sim::{SimCard, SimConfig};
+use cardsmith::transport::sim::SimTransport;
+use cardsmith::transport::{
+    Channel, ExchangeOptions, Protocol, Session, Transport, TransportError,
+};
+
+// ---------------------------------------------------------------------------
+// Thread CPU clock
+
+#[repr(C)]
+struct Timespec {
+    tv_sec: i64,
+    tv_nsec: i64,
+}
+
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+extern "C" {
+    fn clock_gettime(clk: i32, ts: *mut Timespec) -> i32;
+}
+
+/// Thread CPU time in ns (Linux); elsewhere monotonic wall time.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+fn cpu_ns() -> u64 {
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut ts = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec (two 64-bit fields on 64-bit Linux).
+    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+fn cpu_ns() -> u64 {
+    use std::sync::OnceLock;
+    static T0: OnceLock<Instant> = OnceLock::new();
+    T0.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+const CLOCK_NAME: &str = if cfg!(all(target_os = "linux", target_pointer_width = "64")) {
+    "thread CPU time (clock_gettime CLOCK_THREAD_CPUTIME_ID)"
+} else {
+    "wall time (Instant; no thread CPU clock on this platform)"
+};
+
+/// Cost of one clock read, ns (median of batches).
+fn calibrate_clock() -> f64 {
+    let mut per = Vec::new();
+    for _ in 0..21 {
+        let n = 20_000u64;
+        let t0 = cpu_ns();
+        let mut x = 0u64;
+        for _ in 0..n {
+            x = x.wrapping_add(cpu_ns());
+        }
+        let t1 = cpu_ns();
+        std::hint::black_box(x);
+        per.push((t1 - t0) as f64 / n as f64);
+    }
+    median(&mut per)
+}
+
+// ---------------------------------------------------------------------------
+// Metering transport
+
+/// One APDU on the wire.
+#[derive(Clone, Debug)]
+struct Wire {
+    cmd: Vec<u8>,
+    resp_len: usize,
+    sw: u16,
+    /// Host CPU time since the previous APDU ended (or the phase started).
+    gap_ns: u64,
+    /// Time inside the card's transmit.
+    card_ns: u64,
+}
+
+#[derive(Default)]
+struct Meter {
+    log: Vec<Wire>,
+    last_end: u64,
+}
+
+impl Meter {
+    fn start_phase(&mut self) {
+        self.log.clear();
+        self.last_end = cpu_ns();
+    }
+}
+
+struct Metered {
+    inner: SimTransport,
+    meter: Arc<Mutex<Meter>>,
+}
+
+struct MeteredSession<'a> {
+    inner: Box<dyn Session + 'a>,
+    meter: Arc<Mutex<Meter>>,
+}
+
+impl Session for MeteredSession<'_> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let t0 = cpu_ns();
+        let r = self.inner.transmit(apdu);
+        let t1 = cpu_ns();
+        let mut m = self.meter.lock().unwrap_or_else(|e| e.into_inner());
+        let gap_ns = t0.saturating_sub(m.last_end);
+        let (resp_len, sw) = match &r {
+            Ok(b) if b.len() >= 2 => (
+                b.len(),
+                u16::from_be_bytes([b[b.len() - 2], b[b.len() - 1]]),
+            ),
+            Ok(b) => (b.len(), 0),
+            Err(_) => (0, 0),
+        };
+        m.log.push(Wire {
+            cmd: apdu.to_vec(),
+            resp_len,
+            sw,
+            gap_ns,
+            card_ns: t1 - t0,
+        });
+        m.last_end = cpu_ns();
+        r
+    }
+}
+
+impl Transport for Metered {
+    fn begin(&mut self) -> Result<Box<dyn Session + '_>, TransportError> {
+        let meter = self.meter.clone();
+        let inner = self.inner.begin()?;
+        Ok(Box::new(MeteredSession { inner, meter }))
+    }
+    fn reconnect(&mut self, reset: bool) -> Result<(), TransportError> {
+        self.inner.reconnect(reset)
+    }
+    fn atr(&self) -> Vec<u8> {
+        self.inner.atr()
+    }
+    fn protocol(&self) -> Protocol {
+        self.inner.protocol()
+    }
+    fn reader(&self) -> String {
+        self.inner.reader()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// APDU decoding (just enough to classify and size)
+
+struct Cmd<'a> {
+    cla: u8,
+    ins: u8,
+    p1: u8,
+    p2: u8,
+    data: &'a [u8],
+}
+
+fn parse_cmd(b: &[u8]) -> Cmd<'_> {
+    let (cla, ins, p1, p2) = (b[0], b[1], b[2], b[3]);
+    let data: &[u8] = if b.len() <= 5 {
+        &[]
+    } else if b[4] != 0 {
+        let lc = usize::from(b[4]);
+        b.get(5..5 + lc).unwrap_or(&[])
+    } else if b.len() > 7 {
+        let lc = usize::from(u16::from_be_bytes([b[5], b[6]]));
+        b.get(7..7 + lc).unwrap_or(&[])
+    } else {
+        &[]
+    };
+    Cmd {
+        cla,
+        ins,
+        p1,
+        p2,
+        data,
+    }
+}
+
+fn label(c: &Cmd<'_>) -> String {
+    let chain = if c.cla & 0x10 != 0 {
+        " (chained part)"
+    } else {
+        ""
+    };
+    let s = match (c.ins, c.p1) {
+        (0xA4, 0x00) if c.data == [0x3F, 0x00] || c.data.is_empty() => "SELECT MF".to_string(),
+        (0xA4, 0x04) => format!("SELECT AID {}", cardsmith::hex::compact(c.data)),
+        (0xA4, 0x00) => format!("SELECT DF {}", cardsmith::hex::compact(c.data)),
+        (0xA4, 0x02) => format!(
+            "SELECT EF {} ({})",
+            cardsmith::hex::compact(c.data),
+            if c.p2 == 0x04 { "FCP" } else { "no data" }
+        ),
+        (0xA4, _) => "SELECT".into(),
+        (0xCA, _) => format!("GET DATA {:02X}{:02X}", c.p1, c.p2),
+        (0x84, _) => "GET CHALLENGE".into(),
+        (0x82, _) => "EXTERNAL AUTHENTICATE".into(),
+        (0xDA, 0x01) => format!("PUT DATA create PIN {:02X}", c.p2),
+        (0xDA, 0x02) => format!("PUT DATA enrol finger {:02X}", c.p2),
+        (0xE0, _) => "CREATE FILE".into(),
+        (0xD6, _) | (0xD7, _) => "UPDATE BINARY".into(),
+        (0xB0, _) | (0xB1, _) => "READ BINARY".into(),
+        (0x46, 0x00) => "GENERATE KEY PAIR".into(),
+        (0x46, _) => "READ PUBLIC KEY".into(),
+        (0x22, _) => "MSE SET".into(),
+        (0x2A, _) => "PSO COMPUTE DIGITAL SIGNATURE".into(),
+        (0x88, _) => "INTERNAL AUTHENTICATE".into(),
+        (0x44, _) => "ACTIVATE FILE".into(),
+        (0x21, _) => "VERIFY (biometric)".into(),
+        (0x20, _) => "VERIFY (PIN)".into(),
+        (0xC0, _) => "GET RESPONSE".into(),
+        (i, _) => format!("INS {i:02X}"),
+    };
+    format!("{s}{chain}")
+}
+
+/// Coarse class of a command, for the APDU breakdown.
+fn class(c: &Cmd<'_>) -> &'static str {
+    match c.ins {
+        0xA4 => "SELECT",
+        0xCA => "GET DATA",
+        0x84 | 0x82 => "issuer auth",
+        0xDA | 0xE0 => "create (script) / enrol",
+        0xD6 | 0xD7 => "UPDATE BINARY",
+        0xB0 | 0xB1 => "READ BINARY",
+        0x46 => "key pair (gen/read)",
+        0x22 | 0x2A | 0x88 => "MSE + sign",
+        0x44 => "ACTIVATE",
+        0x21 | 0x20 => "VERIFY",
+        0xC0 => "GET RESPONSE",
+        _ => "other",
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Minimum APDU count
+
+/// What one phase (perso or verify) needs at least, given payload sizes.
+#[derive(Default, Clone)]
+struct Minimum {
+    /// (item, payload bytes): each needs ceil(bytes / max) APDUs.
+    payload: Vec<(String, usize)>,
+    /// (item, count): commands without a bulk payload that cannot be avoided.
+    fixed: Vec<(String, usize)>,
+}
+
+impl Minimum {
+    fn count(&self, max: usize) -> usize {
+        self.payload
+            .iter()
+            .map(|(_, n)| n.div_ceil(max).max(1))
+            .sum::<usize>()
+            + self.fixed.iter().map(|(_, n)| n).sum::<usize>()
+    }
+}
+
+/// Per-EF content bytes written in a perso log: UPDATE BINARY data summed
+/// by the EF selected before it (chained parts included).
+fn writes_by_ef(log: &[Wire]) -> BTreeMap<String, usize> {
+    let mut cur = String::from("?");
+    let mut out = BTreeMap::new();
+    for w in log {
+        let c = parse_cmd(&w.cmd);
+        match (c.ins, c.p1) {
+            (0xA4, 0x02) => cur = cardsmith::hex::compact(c.data),
+            (0xD6, _) | (0xD7, _) => *out.entry(cur.clone()).or_insert(0) += c.data.len(),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn perso_minimum(log: &[Wire], keys: usize) -> Minimum {
+    let mut m = Minimum::default();
+    for (ef, n) in writes_by_ef(log) {
+        m.payload.push((format!("EF {ef} content"), n));
+    }
+    // Payload-carrying commands of the profile script and enrolment: each
+    // carries its own (small) data object; count them from the wire, one
+    // logical command each (chained parts of one command are one item).
+    let mut creates = 0;
+    let mut pins = 0;
+    let mut fingers = 0;
+    for w in log {
+        let c = parse_cmd(&w.cmd);
+        if c.cla & 0x10 != 0 {
+            continue; // a non-final chained part; counted with its final part
+        }
+        match (c.ins, c.p1) {
+            (0xE0, _) => creates += 1,
+            (0xDA, 0x01) => pins += 1,
+            (0xDA, 0x02) => fingers += 1,
+            _ => {}
+        }
+    }
+    for (n, what) in [
+        (creates, "CREATE FILE"),
+        (pins, "PIN object"),
+        (fingers, "finger enrolment"),
+    ] {
+        for i in 0..n {
+            // Their data is < 255 bytes: one APDU each in any length form.
+            m.payload.push((format!("{what} #{}", i + 1), 1));
+        }
+    }
+    let efs = writes_by_ef(log).len();
+    m.fixed = vec![
+        ("GET DATA life cycle + CPLC serial".into(), 2),
+        ("GET CHALLENGE + EXTERNAL AUTHENTICATE".into(), 2),
+        ("GENERATE KEY PAIR, 1 per key".into(), keys),
+        ("MSE SET + sign (CSR), 2 per key".into(), 2 * keys),
+        ("SELECT EF before each EF written".into(), efs),
+        // The DFs are created by the script, then used: identity (enrol, DGs,
+        // SOD) and PKI (keys, certs) once each if the work is grouped by DF,
+        // plus MF for ACTIVATE. Selecting the MF at power-on is implicit.
+        ("SELECT DF: identity, PKI, MF (close)".into(), 3),
+        ("ACTIVATE FILE (close)".into(), 1),
+    ];
+    m
+}
+
+/// `contents` = (item, content bytes really used) for each EF verify reads.
+fn verify_minimum(contents: &[(String, usize)], keys: usize, fingers: usize) -> Minimum {
+    let mut m = Minimum::default();
+    for (n, b) in contents {
+        // Extended: one READ BINARY with Ne = 65536 returns up to EOF (6282),
+        // so the content length need not be known. Short: ceil(content/256)
+        // (max Ne is 256, counted with the same divisor as the rows say).
+        m.payload.push((n.clone(), *b));
+    }
+    m.fixed = vec![
+        ("GET DATA life cycle + CPLC serial".into(), 2),
+        ("SELECT EF before each EF read".into(), contents.len()),
+        ("SELECT DF: identity, PKI, MF".into(), 3),
+        ("READ PUBLIC KEY, 1 per key".into(), keys),
+        ("MSE SET + sign challenge, 2 per key".into(), 2 * keys),
+        (
+            "GET CHALLENGE + EXT AUTH (sign key before activation; closed check)".into(),
+            2,
+        ),
+        ("VERIFY per finger".into(), fingers),
+        ("GET DATA PIN/bio status".into(), 1),
+        ("CREATE FILE refused (closed check)".into(), 1),
+    ];
+    m
+}
+
+// ---------------------------------------------------------------------------
+// Statistics
+
+fn median(v: &mut [f64]) -> f64 {
+    pct(v, 0.5)
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let i = ((v.len() - 1) as f64 * p).round() as usize;
+    v[i]
+}
+
+fn us(ns: f64) -> String {
+    format!("{:.1}", ns / 1000.0)
+}
+
+// ---------------------------------------------------------------------------
+// Records
+
+fn write_records(path: &Path, count: usize, seed: u64, date: JalaliDate) -> Result<()> {
+    let lines = cardsmith::perso::cli::sample_lines(count, seed, date);
+    std::fs::write(path, lines.join("\n") + "\n")
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+// ---------------------------------------------------------------------------
+// Main
+
+struct Opts {
+    cards: usize,
+    seed: u64,
+    short: bool,
+    rtt_loops: usize,
+    records: Option<PathBuf>,
+    detail: bool,
+}
+
+fn parse_args() -> Result<Opts> {
+    let mut o = Opts {
+        cards: 50,
+        seed: 1,
+        short: false,
+        rtt_loops: 5000,
+        records: None,
+        detail: true,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut val = || it.next().ok_or_else(|| anyhow!("{a} needs a value"));
+        match a.as_str() {
+            "--cards" | "-n" => o.cards = val()?.parse()?,
+            "--seed" => o.seed = val()?.parse()?,
+            "--short" => o.short = true,
+            "--rtt-loops" => o.rtt_loops = val()?.parse()?,
+            "--records" => o.records = Some(PathBuf::from(val()?)),
+            "--no-detail" => o.detail = false,
+            "-h" | "--help" => {
+                println!(
+                    "perso_bench [--cards N=50] [--seed S=1] [--short] [--rtt-loops N=5000] [--records FILE] [--no-detail]\n\
+                     --short: also run every card on a simulated card without extended length (short APDUs + chaining)"
+                );
+                std::process::exit(0);
+            }
+            _ => bail!("unknown argument {a:?} (try --help)"),
+        }
+    }
+    if o.cards == 0 {
+        bail!("--cards must be at least 1");
+    }
+    Ok(o)
+}
+
+/// One card's measurements.
+#[derive(Default, Clone)]
+struct CardRun {
+    prep_ns: u64,
+    perso_total_ns: u64,
+    perso_card_ns: u64,
+    perso_apdus: usize,
+    perso_apdus_engine: usize,
+    perso_cmd_bytes: usize,
+    perso_resp_bytes: usize,
+    bytes_written: usize,
+    verify_total_ns: u64,
+    verify_card_ns: u64,
+    verify_apdus: usize,
+    verify_cmd_bytes: usize,
+    verify_resp_bytes: usize,
+    perso_min_ext: usize,
+    perso_min_short: usize,
+    verify_min_ext: usize,
+    verify_min_short: usize,
+    perso_log: Vec<Wire>,
+    verify_log: Vec<Wire>,
+    ef_reads: Vec<(String, usize, usize)>,
+}
+
+fn new_channel(side: &IssuerSide, cfg: SimConfig, meter: &Arc<Mutex<Meter>>) -> Result<Channel> {
+    let card = SimCard::blank_with_issuer_key(cfg, side.key.expose())
+        .map_err(|e| anyhow!("simulated card: {e:?}"))?;
+    let mut card = card;
+    card.power_on();
+    Ok(Channel::new(
+        Box::new(Metered {
+            inner: SimTransport::new(card),
+            meter: meter.clone(),
+        }),
+        ExchangeOptions::default(),
+    ))
+}
+
+fn run_card(
+    side: &IssuerSide,
+    rec: &record::Record,
+    cfg: SimConfig,
+    meter: &Arc<Mutex<Meter>>,
+    clock_ns: f64,
+) -> Result<CardRun> {
+    let p = &side.profile;
+    let iss = side.issuer();
+    let mut r = CardRun::default();
+
+    let t0 = cpu_ns();
+    let inp: CardInput = input::card_input(rec, p, input::today(), &compact_template)
+        .map_err(|e| anyhow!("record {}: {e}", rec.record_id()))?;
+    r.prep_ns = cpu_ns() - t0;
+
+    let mut ch = new_channel(side, cfg, meter)?;
+
+    // Personalize.
+    meter.lock().unwrap().start_phase();
+    let t0 = cpu_ns();
+    let done = engine::personalize(&mut ch, &iss, &inp).map_err(|e| anyhow!("{e}"))?;
+    let t1 = cpu_ns();
+    r.perso_log = std::mem::take(&mut meter.lock().unwrap().log);
+    r.perso_total_ns = t1 - t0;
+    r.perso_card_ns = r.perso_log.iter().map(|w| w.card_ns).sum();
+    r.perso_apdus = r.perso_log.len();
+    r.perso_apdus_engine = done.apdus;
+    r.bytes_written = done.bytes_written;
+    r.perso_cmd_bytes = r.perso_log.iter().map(|w| w.cmd.len()).sum();
+    r.perso_resp_bytes = r.perso_log.iter().map(|w| w.resp_len).sum();
+
+    // Verify, on the same channel (as `cardsmith perso` does).
+    meter.lock().unwrap().start_phase();
+    let t0 = cpu_ns();
+    let rep = engine::verify(&mut ch, &iss, &inp).map_err(|e| anyhow!("verify: {e}"))?;
+    let t1 = cpu_ns();
+    r.verify_log = std::mem::take(&mut meter.lock().unwrap().log);
+    if !rep.passed {
+        bail!("verify failed for {}: {:?}", inp.record_id, rep.failures());
+    }
+    r.verify_total_ns = t1 - t0;
+    r.verify_card_ns = r.verify_log.iter().map(|w| w.card_ns).sum();
+    r.verify_apdus = r.verify_log.len();
+    r.verify_cmd_bytes = r.verify_log.iter().map(|w| w.cmd.len()).sum();
+    r.verify_resp_bytes = r.verify_log.iter().map(|w| w.resp_len).sum();
+
+    // Clock-read correction: about one read per APDU lands in each side.
+    let c = clock_ns as u64;
+    r.perso_card_ns = r.perso_card_ns.saturating_sub(c * r.perso_apdus as u64);
+    r.verify_card_ns = r.verify_card_ns.saturating_sub(c * r.verify_apdus as u64);
+    r.perso_total_ns = r
+        .perso_total_ns
+        .saturating_sub(2 * c * r.perso_apdus as u64);
+    r.verify_total_ns = r
+        .verify_total_ns
+        .saturating_sub(2 * c * r.verify_apdus as u64);
+
+    // Minimums.
+    let keys = p.keys.len();
+    let pm = perso_minimum(&r.perso_log, keys);
+    r.perso_min_ext = pm.count(65_535);
+    r.perso_min_short = pm.count(255);
+    let written = writes_by_ef(&r.perso_log);
+    r.ef_reads = reads_of(&r.verify_log)
+        .into_iter()
+        .map(|(ef, read, _)| {
+            let c = written.get(&ef).copied().unwrap_or(read);
+            (ef, read, c)
+        })
+        .collect();
+    let contents: Vec<(String, usize)> = r
+        .ef_reads
+        .iter()
+        .map(|(n, _, c)| (format!("EF {n}"), *c))
+        .collect();
+    let vm = verify_minimum(&contents, keys, inp.fingers.len());
+    r.verify_min_ext = vm.count(65_536);
+    r.verify_min_short = vm.count(256);
+    Ok(r)
+}
+
+/// Bytes verify read per EF (READ BINARY / GET RESPONSE data after a SELECT EF).
+fn reads_of(log: &[Wire]) -> Vec<(String, usize, usize)> {
+    // Allocated bytes read per EF, from READ BINARY response lengths.
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut read = 0usize;
+    for w in log {
+        let c = parse_cmd(&w.cmd);
+        match c.ins {
+            0xA4 => {
+                if !cur.is_empty() && read > 0 {
+                    out.push((cur.clone(), read, 0));
+                }
+                read = 0;
+                cur = if c.p1 == 0x02 {
+                    cardsmith::hex::compact(c.data)
+                } else {
+                    String::new()
+                };
+            }
+            0xB0 | 0xB1 | 0xC0 if !cur.is_empty() => read += w.resp_len.saturating_sub(2),
+            _ => {}
+        }
+    }
+    if !cur.is_empty() && read > 0 {
+        out.push((cur, read, 0));
+    }
+    out
+}
+
+fn main() -> Result<()> {
+    let o = parse_args()?;
+    if std::env::var_os("CARDSMITH_ISSUER_KEY").is_some() {
+        bail!("unset CARDSMITH_ISSUER_KEY: the benchmark uses a fresh issuer key in its temp data dir");
+    }
+    let tmp = tempfile::tempdir()?;
+    let data_dir = tmp.path().join("data");
+    std::fs::create_dir_all(&data_dir)?;
+    let side = IssuerSide::load(&CardArgs {
+        data_dir: Some(data_dir.clone()),
+        ..Default::default()
+    })?;
+    let p = &side.profile;
+
+    // Records: deterministic for the seed (fixed request date).
+    let rec_path = match &o.records {
+        Some(p) => p.clone(),
+        None => {
+            let path = tmp.path().join("records.jsonl");
+            let date = JalaliDate::new(1404, 1, 15).map_err(|e| anyhow!("{e}"))?;
+            write_records(&path, o.cards, o.seed, date)?;
+            path
+        }
+    };
+    let batch = record::load_records(
+        &rec_path,
+        &IsoTemplates {
+            max_minutiae: usize::from(p.max_minutiae),
+        },
+    )?;
+    if !batch.bad.is_empty() {
+        bail!("sample records refused: {:?}", batch.bad.first());
+    }
+    let records: Vec<record::Record> = batch
+        .good
+        .into_iter()
+        .map(|(_, r)| r)
+        .take(o.cards)
+        .collect();
+    let meter = Arc::new(Mutex::new(Meter::default()));
+    let clock_ns = calibrate_clock();
+
+    // Warm-up: one card, not counted (page faults, lazy statics, CA key load).
+    run_card(&side, &records[0], SimConfig::default(), &meter, clock_ns)?;
+
+    // ---- Baselines, same run, same wrapper ----
+    // B1: one bare round trip: Channel::run + SELECT MF (no data) through the
+    // metered session, card time excluded. This is the host's fixed cost per
+    // APDU/transaction (encode, parse, trace entry, session setup).
+    let mut ch = new_channel(&side, SimConfig::default(), &meter)?;
+    let mut b1 = Vec::new();
+    for _ in 0..5 {
+        meter.lock().unwrap().start_phase();
+        let t0 = cpu_ns();
+        for _ in 0..o.rtt_loops {
+            ch.run(pcard::select_mf).map_err(|e| anyhow!("{e}"))?;
+        }
+        let t1 = cpu_ns();
+        let card: u64 = meter.lock().unwrap().log.iter().map(|w| w.card_ns).sum();
+        let n = o.rtt_loops as f64;
+        let host = (t1 - t0) as f64 - card as f64 - clock_ns * n; // net: see run_card
+        b1.push(host / n);
+        meter.lock().unwrap().log.clear();
+    }
+    let rtt_ns = median(&mut b1);
+    // B2: the host's unit of crypto work in both phases: one ECDSA P-256
+    // SHA-256 signature verification (ring) over a 1 KiB message; verify does
+    // several (SOD, certificate chain, card challenges), perso does them for
+    // the CA's certificate checks.
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &rng,
+    )
+    .map_err(|_| anyhow!("ring keygen"))?;
+    let kp = ring::signature::EcdsaKeyPair::from_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        pkcs8.as_ref(),
+        &rng,
+    )
+    .map_err(|_| anyhow!("ring key"))?;
+    let msg = vec![0x5Au8; 1024];
+    let sig = kp.sign(&rng, &msg).map_err(|_| anyhow!("ring sign"))?;
+    use ring::signature::KeyPair as _;
+    let pk = ring::signature::UnparsedPublicKey::new(
+        &ring::signature::ECDSA_P256_SHA256_FIXED,
+        kp.public_key().as_ref().to_vec(),
+    );
+    let mut b2 = Vec::new();
+    for _ in 0..5 {
+        let n = 400;
+        let t0 = cpu_ns();
+        for _ in 0..n {
+            pk.verify(std::hint::black_box(&msg), sig.as_ref())
+                .map_err(|_| anyhow!("verify"))?;
+        }
+        b2.push((cpu_ns() - t0) as f64 / n as f64);
+    }
+    let ecdsa_ns = median(&mut b2);
+
+    // ---- The cards ----
+    let mut variants: Vec<(&str, SimConfig)> =
+        vec![("extended length (sim default)", SimConfig::default())];
+    if o.short {
+        variants.push((
+            "short APDUs + chaining (extended_length=false)",
+            SimConfig {
+                extended_length: false,
+                ..SimConfig::default()
+            },
+        ));
+    }
+
+    println!("cardsmith perso benchmark");
+    println!(
+        "  {} cards (sample records, seed {}), profile: {}; clock: {CLOCK_NAME}",
+        records.len(),
+        o.seed,
+        p.name
+    );
+    println!(
+        "  clock read cost {:.0} ns (calibrated; subtracted per APDU); host = CPU time of the call - time inside the card's transmit",
+        clock_ns
+    );
+    println!("baselines (same run):");
+    println!(
+        "  RTT   = host CPU of one bare round trip (Channel::run + SELECT MF, card excluded): {} us",
+        us(rtt_ns)
+    );
+    println!(
+        "  ECDSA = one P-256 ECDSA-SHA256 verify of 1 KiB (ring):                         {} us",
+        us(ecdsa_ns)
+    );
+
+    for (vname, cfg) in variants {
+        let wall0 = Instant::now();
+        let mut runs = Vec::new();
+        for rec in &records {
+            runs.push(run_card(&side, rec, cfg.clone(), &meter, clock_ns)?);
+        }
+        let wall = wall0.elapsed();
+        report(vname, &runs, rtt_ns, ecdsa_ns, wall, o.detail);
+    }
+    Ok(())
+}
+
+fn col(runs: &[CardRun], f: impl Fn(&CardRun) -> f64) -> (f64, f64) {
+    let mut v: Vec<f64> = runs.iter().map(f).collect();
+    (median(&mut v), pct(&mut v, 0.9))
+}
+
+fn report(
+    name: &str,
+    runs: &[CardRun],
+    rtt: f64,
+    ecdsa: f64,
+    wall: std::time::Duration,
+    detail: bool,
+) {
+    println!();
+    println!(
+        "== card: {name} — {} cards, {:.2} s wall for the loop",
+        runs.len(),
+        wall.as_secs_f64()
+    );
+    println!(
+        "{:<34} {:>10} {:>10} {:>9} {:>9}",
+        "time per card", "median us", "p90 us", "x RTT", "x ECDSA"
+    );
+    let row = |label: &str, (m, p9): (f64, f64)| {
+        println!(
+            "{:<34} {:>10} {:>10} {:>9.1} {:>9.2}",
+            label,
+            us(m),
+            us(p9),
+            m / rtt,
+            m / ecdsa
+        );
+    };
+    row(
+        "perso host (card excluded)",
+        col(runs, |r| (r.perso_total_ns - r.perso_card_ns) as f64),
+    );
+    row(
+        "verify host (card excluded)",
+        col(runs, |r| (r.verify_total_ns - r.verify_card_ns) as f64),
+    );
+    row(
+        "perso+verify host",
+        col(runs, |r| {
+            (r.perso_total_ns - r.perso_card_ns + r.verify_total_ns - r.verify_card_ns) as f64
+        }),
+    );
+    row(
+        "record -> CardInput (host, before)",
+        col(runs, |r| r.prep_ns as f64),
+    );
+    row("perso card time", col(runs, |r| r.perso_card_ns as f64));
+    row("verify card time", col(runs, |r| r.verify_card_ns as f64));
+    row(
+        "APDU machinery share (APDUs x RTT)",
+        col(runs, |r| (r.perso_apdus + r.verify_apdus) as f64 * rtt),
+    );
+
+    println!();
+    println!(
+        "{:<34} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8}",
+        "APDUs per card", "actual", "min ext", "act/min", "min short", "act/min", "engine"
+    );
+    let apdu_row = |label: &str, a: f64, me: f64, ms: f64, eng: String| {
+        println!(
+            "{:<34} {:>8.0} {:>8.0} {:>9.2} {:>9.0} {:>8.2} {:>8}",
+            label,
+            a,
+            me,
+            a / me,
+            ms,
+            a / ms,
+            eng
+        );
+    };
+    let (pa, _) = col(runs, |r| r.perso_apdus as f64);
+    let (pme, _) = col(runs, |r| r.perso_min_ext as f64);
+    let (pms, _) = col(runs, |r| r.perso_min_short as f64);
+    let (pe, _) = col(runs, |r| r.perso_apdus_engine as f64);
+    apdu_row("perso (median)", pa, pme, pms, format!("{pe:.0}"));
+    let (va, _) = col(runs, |r| r.verify_apdus as f64);
+    let (vme, _) = col(runs, |r| r.verify_min_ext as f64);
+    let (vms, _) = col(runs, |r| r.verify_min_short as f64);
+    apdu_row("verify (median)", va, vme, vms, "-".into());
+    let mismatch = runs
+        .iter()
+        .filter(|r| r.perso_apdus != r.perso_apdus_engine)
+        .count();
+    if mismatch > 0 {
+        println!("  note: PersoResult.apdus differs from the wire count on {mismatch} cards");
+    }
+
+    println!();
+    println!(
+        "{:<34} {:>10} {:>10} {:>10}",
+        "bytes per card (median)", "command", "response", "EF content"
+    );
+    let (a, _) = col(runs, |r| r.perso_cmd_bytes as f64);
+    let (b, _) = col(runs, |r| r.perso_resp_bytes as f64);
+    let (c, _) = col(runs, |r| r.bytes_written as f64);
+    println!("{:<34} {:>10.0} {:>10.0} {:>10.0}", "perso", a, b, c);
+    let (a, _) = col(runs, |r| r.verify_cmd_bytes as f64);
+    let (b, _) = col(runs, |r| r.verify_resp_bytes as f64);
+    println!("{:<34} {:>10.0} {:>10.0} {:>10}", "verify", a, b, "-");
+
+    if !detail {
+        return;
+    }
+    // The first card in detail: APDUs by class, and where host time goes.
+    let r = &runs[runs.len() / 2];
+    for (phase, log) in [("perso", &r.perso_log), ("verify", &r.verify_log)] {
+        println!();
+        println!("-- {phase}, one card (the median-index record): APDUs by command, host CPU before each");
+        println!(
+            "{:<44} {:>5} {:>11} {:>11}",
+            "command (host time = gap before it)", "count", "host us", "card us"
+        );
+        let mut by: BTreeMap<String, (usize, u64, u64)> = BTreeMap::new();
+        for w in log.iter() {
+            let c = parse_cmd(&w.cmd);
+            let e = by.entry(label(&c)).or_default();
+            e.0 += 1;
+            e.1 += w.gap_ns;
+            e.2 += w.card_ns;
+        }
+        let mut rows: Vec<_> = by.into_iter().collect();
+        rows.sort_by_key(|r| std::cmp::Reverse(r.1 .1));
+        for (l, (n, h, c)) in rows {
+            println!(
+                "{:<44} {:>5} {:>11} {:>11}",
+                l,
+                n,
+                us(h as f64),
+                us(c as f64)
+            );
+        }
+        // The largest single gaps, with the commands either side: the host
+        // work between two APDUs (CA issuing, SOD signing, checks...).
+        let mut gaps: Vec<(u64, String, String)> = log
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let before = if i == 0 {
+                    "(phase start)".to_string()
+                } else {
+                    label(&parse_cmd(&log[i - 1].cmd))
+                };
+                (w.gap_ns, before, label(&parse_cmd(&w.cmd)))
+            })
+            .collect();
+        gaps.sort_by_key(|g| std::cmp::Reverse(g.0));
+        let total: u64 = log.iter().map(|w| w.gap_ns).sum();
+        println!(
+            "  largest host gaps (of {} us between APDUs):",
+            us(total as f64)
+        );
+        for (g, a, b) in gaps.iter().take(6) {
+            println!("    {:>8} us  after {a:<30} before {b}", us(*g as f64));
+        }
+        let mut classes: BTreeMap<&str, usize> = BTreeMap::new();
+        for w in log.iter() {
+            *classes.entry(class(&parse_cmd(&w.cmd))).or_default() += 1;
+        }
+        println!(
+            "  by class: {}",
+            classes
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        // Redundant SELECTs: a SELECT of the DF that is already current.
+        let mut cur_df: Option<Vec<u8>> = Some(vec![0x3F, 0x00]);
+        let mut redundant = 0;
+        for w in log.iter() {
+            let c = parse_cmd(&w.cmd);
+            if c.ins == 0xA4 && c.p1 != 0x02 {
+                let target = if c.data.is_empty() {
+                    vec![0x3F, 0x00]
+                } else {
+                    c.data.to_vec()
+                };
+                if cur_df.as_deref() == Some(target.as_slice()) && w.sw == 0x9000 {
+                    redundant += 1;
+                }
+                if w.sw == 0x9000 {
+                    cur_df = Some(target);
+                }
+            } else if c.ins == 0xE0 && w.sw == 0x9000 {
+                // CREATE FILE selects what it created.
+                cur_df = None;
+            }
+        }
+        println!("  SELECTs of the DF/AID that was already current: {redundant}");
+        if phase == "perso" {
+            let ef = writes_by_ef(log);
+            println!(
+                "  EF contents written (bytes): {}",
+                ef.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        } else {
+            println!(
+                "  EF bytes read (allocated EF size, padding included): {}",
+                r.ef_reads
+                    .iter()
+                    .map(|(k, v, _)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+}
