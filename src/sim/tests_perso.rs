@@ -132,8 +132,19 @@ fn life_cycle(c: &mut SimCard) -> u8 {
 }
 
 /// A minutiae set of `n` random minutiae.
+/// `n` random minutiae in the compact card format: X, Y, then the type
+/// (01 ending or 10 bifurcation, never the reserved 11) and a 6-bit angle.
 fn minutiae(n: usize) -> Vec<u8> {
     random(3 * n)
+        .chunks(3)
+        .flat_map(|m| {
+            [
+                m[0],
+                m[1],
+                (if m[2] & 0x80 != 0 { 0x40 } else { 0x80 }) | (m[2] & 0x3F),
+            ]
+        })
+        .collect()
 }
 
 /// Enrolment data for a fingerprint with `template` and optional try limit.
