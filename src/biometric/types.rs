@@ -47,6 +47,22 @@ impl FingerPosition {
         self as u8
     }
 
+    /// The ISO/IEC 19794-2 code (same as [`FingerPosition::code`]).
+    pub fn iso_code(self) -> u8 {
+        self.code()
+    }
+
+    /// The record format's spelling, e.g. `right_index` (same as [`FingerPosition::name`]).
+    pub fn as_str(self) -> &'static str {
+        self.name()
+    }
+
+    /// Parses the record format's spelling exactly (no case or separator
+    /// folding, unlike `FromStr`).
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == s)
+    }
+
     /// The snake_case name used by serde, `Display` and `FromStr`.
     pub fn name(self) -> &'static str {
         match self {

@@ -424,10 +424,8 @@ pub fn synthetic_capture(person: u64, position: FingerPosition, capture_seed: u6
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(capture_seed);
     let d = biometric::Distortion::genuine_typical(&mut rng);
     let mut rec = finger.capture(capture_seed, &d);
-    if let Some(pos) = biometric::FingerPosition::from_code(position.iso_code()) {
-        for v in &mut rec.views {
-            v.position = pos;
-        }
+    for v in &mut rec.views {
+        v.position = position;
     }
     biometric::encode_2005(&rec).unwrap_or_default()
 }

@@ -1070,9 +1070,7 @@ pub fn read(ch: &mut Channel, p: &Profile) -> Result<CardDump, ExchangeError> {
                                 let st = pins.iter().find(|s| s.biometric && s.reference == r);
                                 fingers.push(DumpFinger {
                                     reference: r,
-                                    position: crate::record::FingerPosition::ALL
-                                        .iter()
-                                        .find(|f| f.iso_code() == code)
+                                    position: crate::biometric::FingerPosition::from_code(code)
                                         .map(|f| f.as_str().to_string())
                                         .unwrap_or_else(|| format!("finger code {code}")),
                                     tries_left: st.map(|s| s.tries_left),

@@ -150,82 +150,9 @@ pub enum Request {
     },
 }
 
-/// Finger positions, with their ISO/IEC 19794-2 codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum FingerPosition {
-    /// code 0
-    Unknown,
-    /// code 1
-    RightThumb,
-    /// code 2
-    RightIndex,
-    /// code 3
-    RightMiddle,
-    /// code 4
-    RightRing,
-    /// code 5
-    RightLittle,
-    /// code 6
-    LeftThumb,
-    /// code 7
-    LeftIndex,
-    /// code 8
-    LeftMiddle,
-    /// code 9
-    LeftRing,
-    /// code 10
-    LeftLittle,
-}
-
-impl FingerPosition {
-    /// All positions, in ISO code order.
-    pub const ALL: [FingerPosition; 11] = [
-        FingerPosition::Unknown,
-        FingerPosition::RightThumb,
-        FingerPosition::RightIndex,
-        FingerPosition::RightMiddle,
-        FingerPosition::RightRing,
-        FingerPosition::RightLittle,
-        FingerPosition::LeftThumb,
-        FingerPosition::LeftIndex,
-        FingerPosition::LeftMiddle,
-        FingerPosition::LeftRing,
-        FingerPosition::LeftLittle,
-    ];
-
-    /// The JSON spelling, e.g. `right_index`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FingerPosition::Unknown => "unknown",
-            FingerPosition::RightThumb => "right_thumb",
-            FingerPosition::RightIndex => "right_index",
-            FingerPosition::RightMiddle => "right_middle",
-            FingerPosition::RightRing => "right_ring",
-            FingerPosition::RightLittle => "right_little",
-            FingerPosition::LeftThumb => "left_thumb",
-            FingerPosition::LeftIndex => "left_index",
-            FingerPosition::LeftMiddle => "left_middle",
-            FingerPosition::LeftRing => "left_ring",
-            FingerPosition::LeftLittle => "left_little",
-        }
-    }
-
-    /// Parses the JSON spelling.
-    pub fn from_name(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.as_str() == s)
-    }
-
-    /// ISO/IEC 19794-2 finger position code (0..=10).
-    pub fn iso_code(self) -> u8 {
-        self as u8
-    }
-}
-
-impl fmt::Display for FingerPosition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Finger positions, with their ISO/IEC 19794-2 codes (one type for records
+/// and templates).
+pub use crate::biometric::FingerPosition;
 
 /// What a [`TemplateValidator`] reports about an accepted template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
