@@ -10,15 +10,15 @@ use proptest::prelude::*;
 use serde_json::Value;
 use std::path::PathBuf;
 
-/// Shared test data: `CARDSMITH_TESTDATA`, then `<manifest>/../shared/testdata`,
-/// then `/work/shared/testdata`.
+/// Test data: `CARDSMITH_TESTDATA`, then the copy kept in the repository
+/// (`tests/data`, so a fresh clone has it), then `<manifest>/../shared/testdata`.
 fn testdata_dir() -> PathBuf {
     let mut candidates = Vec::new();
     if let Some(dir) = std::env::var_os("CARDSMITH_TESTDATA") {
         candidates.push(PathBuf::from(dir));
     }
+    candidates.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data"));
     candidates.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata"));
-    candidates.push(PathBuf::from("/work/shared/testdata"));
     candidates
         .iter()
         .find(|d| d.join("fingerprints").is_dir())
