@@ -9,6 +9,7 @@ pub mod apdu;
 pub mod atr;
 pub mod biometric;
 pub mod cli;
+pub mod crypto;
 pub mod hex;
 pub mod perso;
 pub mod pki;

@@ -926,6 +926,22 @@ pub fn children(n: &Node) -> &[Node] {
     }
 }
 
+/// The value of the first primitive child of `n` with tag `tag`.
+pub fn child_value<'n>(n: &'n Node, tag: &[u8]) -> Option<&'n [u8]> {
+    children(n)
+        .iter()
+        .filter_map(tag_value)
+        .find(|(t, _)| *t == tag)
+        .map(|(_, v)| v)
+}
+
+/// The first child of `n` with tag `tag`.
+pub fn child<'n>(n: &'n Node, tag: &[u8]) -> Option<&'n Node> {
+    children(n)
+        .iter()
+        .find(|c| matches!(&c.kind, NodeKind::Tlv { tag: t, .. } if t.as_slice() == tag))
+}
+
 /// The tag and primitive value of a node, if it is a TLV.
 pub fn tag_value(n: &Node) -> Option<(&[u8], &[u8])> {
     match &n.kind {

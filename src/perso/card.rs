@@ -94,22 +94,14 @@ fn select_ef_size(ex: &mut Exchange<'_>, fid: u16) -> Result<usize, ExchangeErro
     let fcp = ex.expect_ok(&cmd::select_ef(fid, cmd::SelectReturn::Fcp))?;
     let nodes = tlv::decode(&fcp);
     let top = tlv::expect_one(&nodes, &[0x62]).map_err(|e| bad(&what, e))?;
-    let size = tlv::children(top)
-        .iter()
-        .filter_map(tlv::tag_value)
-        .find(|(t, _)| *t == [0x80] || *t == [0x81])
-        .map(|(_, v)| v.iter().fold(0usize, |a, &b| (a << 8) | usize::from(b)))
+    let size = tlv::child_value(top, &[0x80])
+        .or_else(|| tlv::child_value(top, &[0x81]))
+        .map(|v| v.iter().fold(0usize, |a, &b| (a << 8) | usize::from(b)))
         .ok_or_else(|| bad(&what, "the FCP has no file size (80)"))?;
     if size > 1 << 20 {
         return Err(bad(&what, format!("file size {size} is implausible")));
     }
     Ok(size)
-}
-
-/// Select EF `fid` in the current DF and read all of it (size from the FCP).
-pub fn read_ef(ex: &mut Exchange<'_>, fid: u16) -> Result<Vec<u8>, ExchangeError> {
-    let size = select_ef_size(ex, fid)?;
-    ex.read_binary(0, size)
 }
 
 /// Select EF `fid` in the current DF and read the one data object it holds:
@@ -209,7 +201,7 @@ pub fn status_list(ex: &mut Exchange<'_>, p: &Profile) -> Result<Vec<RefStatus>,
     };
     let mut out = Vec::new();
     for n in entries {
-        let tlv::NodeKind::Tlv { tag, children, .. } = &n.kind else {
+        let tlv::NodeKind::Tlv { tag, .. } = &n.kind else {
             return Err(bad(what, format!("malformed entry at byte {}", n.offset)));
         };
         let biometric = match tag.as_slice() {
@@ -218,11 +210,8 @@ pub fn status_list(ex: &mut Exchange<'_>, p: &Profile) -> Result<Vec<RefStatus>,
             _ => continue,
         };
         let get = |t: u8| -> Result<u8, ExchangeError> {
-            children
-                .iter()
-                .filter_map(tlv::tag_value)
-                .find(|(tt, _)| *tt == [t])
-                .and_then(|(_, v)| match v {
+            tlv::child_value(n, &[t])
+                .and_then(|v| match v {
                     [b] => Some(*b),
                     _ => None,
                 })
@@ -264,11 +253,8 @@ fn key_crt(k: &KeySpec, with_policy: bool) -> Vec<u8> {
 fn parse_public_key(data: &[u8], what: &str) -> Result<Vec<u8>, ExchangeError> {
     let nodes = tlv::decode(data);
     let top = tlv::expect_one(&nodes, &[0x7F, 0x49]).map_err(|e| bad(what, e))?;
-    let point = tlv::children(top)
-        .iter()
-        .filter_map(tlv::tag_value)
-        .find(|(t, _)| *t == [0x86])
-        .map(|(_, v)| v.to_vec())
+    let point = tlv::child_value(top, &[0x86])
+        .map(<[u8]>::to_vec)
         .ok_or_else(|| bad(what, "no public point (86) in 7F49"))?;
     if point.len() != 65 || point.first() != Some(&0x04) {
         return Err(bad(

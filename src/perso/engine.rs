@@ -68,16 +68,20 @@ pub enum Stage {
     Keys,
     SecurityObject,
     Close,
-    Verify,
 }
 
 impl std::fmt::Display for Stage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let s = serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        f.write_str(&s.replace('_', " "))
+        f.write_str(match self {
+            Stage::CheckBlank => "check blank",
+            Stage::IssuerAuth => "issuer auth",
+            Stage::Scripts => "scripts",
+            Stage::Enrol => "enrol",
+            Stage::DataGroups => "data groups",
+            Stage::Keys => "keys",
+            Stage::SecurityObject => "security object",
+            Stage::Close => "close",
+        })
     }
 }
 
@@ -500,7 +504,8 @@ fn read_back(ch: &mut Channel, p: &Profile) -> Result<ReadBack, ExchangeError> {
         let mut rb = ReadBack::default();
         card::select_aid(ex, &p.identity_aid)?;
         for dg in &p.data_groups {
-            rb.dgs.insert(dg.number, soft(card::read_ef(ex, dg.fid))?);
+            rb.dgs
+                .insert(dg.number, soft(card::read_tlv_ef(ex, dg.fid))?);
         }
         rb.sod = Some(soft(card::read_tlv_ef(ex, p.sod_fid))?);
         card::select_aid(ex, &p.pki_aid)?;
@@ -886,12 +891,7 @@ fn describe_bits(dg: &super::profile::DataGroup, bytes: &[u8], expected: &[u8]) 
     };
     let exp_nodes = tlv::decode(expected);
     let by_ref = |n: &tlv::Node, all: &[u8]| -> (u8, Vec<u8>) {
-        let r = tlv::children(n)
-            .iter()
-            .filter_map(tlv::tag_value)
-            .find(|(t, _)| *t == [0x83])
-            .and_then(|(_, v)| v.first().copied())
-            .unwrap_or(0);
+        let r = bit_reference(n);
         (
             r,
             all.get(n.offset..n.offset + n.size())
@@ -944,26 +944,20 @@ fn read_bits(top: &tlv::Node) -> Vec<(u8, u8)> {
         .iter()
         .filter(|n| matches!(&n.kind, tlv::NodeKind::Tlv { tag, .. } if tag == &[0x7F, 0x60]))
         .map(|bit| {
-            let kids = tlv::children(bit);
-            let reference = kids
-                .iter()
-                .filter_map(tlv::tag_value)
-                .find(|(t, _)| *t == [0x83])
-                .and_then(|(_, v)| v.first().copied())
+            let subtype = tlv::child(bit, &[0xA1])
+                .and_then(|bht| tlv::child_value(bht, &[0x82]))
+                .and_then(|v| v.first().copied())
                 .unwrap_or(0);
-            let subtype = kids
-                .iter()
-                .find(|n| matches!(&n.kind, tlv::NodeKind::Tlv { tag, .. } if tag == &[0xA1]))
-                .map(tlv::children)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(tlv::tag_value)
-                .find(|(t, _)| *t == [0x82])
-                .and_then(|(_, v)| v.first().copied())
-                .unwrap_or(0);
-            (reference, card::subtype_position(subtype))
+            (bit_reference(bit), card::subtype_position(subtype))
         })
         .collect()
+}
+
+/// The biometric reference a BIT names (its 83), or 0.
+fn bit_reference(bit: &tlv::Node) -> u8 {
+    tlv::child_value(bit, &[0x83])
+        .and_then(|v| v.first().copied())
+        .unwrap_or(0)
 }
 
 // ---------------------------------------------------------------------------

@@ -7,9 +7,6 @@
 //! GET DATA objects DF70 (life cycle register) and DF71 (status of the
 //! PIN and biometric objects, no secrets).
 
-use aes::{Aes128, Aes192, Aes256};
-use cmac::{Cmac, Mac};
-
 use super::apdu::{sw, Command};
 use super::card::{CmdResult, LeRule, Resp, SimCard};
 use super::fs::ISSUER_TRY_LIMIT;
@@ -22,21 +19,6 @@ pub(super) const ISSUER_KEY_REF: u8 = 0x01;
 
 /// Length of the cryptogram (one AES block).
 const CRYPTOGRAM_LEN: usize = 16;
-
-/// AES-CMAC of `msg` under `key` (16, 24 or 32 bytes).
-fn cmac(key: &[u8], msg: &[u8]) -> Option<Vec<u8>> {
-    fn run<M: Mac + cmac::digest::KeyInit>(key: &[u8], msg: &[u8]) -> Option<Vec<u8>> {
-        let mut m = <M as cmac::digest::KeyInit>::new_from_slice(key).ok()?;
-        m.update(msg);
-        Some(m.finalize().into_bytes().to_vec())
-    }
-    match key.len() {
-        16 => run::<Cmac<Aes128>>(key, msg),
-        24 => run::<Cmac<Aes192>>(key, msg),
-        32 => run::<Cmac<Aes256>>(key, msg),
-        _ => None,
-    }
-}
 
 impl SimCard {
     /// EXTERNAL AUTHENTICATE `00 82 00 01 10 <cryptogram>`, cryptogram =
@@ -70,7 +52,7 @@ impl SimCard {
             .ok_or(sw::CONDITIONS_NOT_SATISFIED)?;
         let mut msg = challenge;
         msg.extend_from_slice(&self.serial());
-        let expected = cmac(key.expose(), &msg).ok_or(sw::NO_DIAGNOSIS)?;
+        let expected = crate::crypto::aes_cmac(key.expose(), &msg).ok_or(sw::NO_DIAGNOSIS)?;
         let left = self.state.issuer_tries_left.saturating_sub(1);
         self.mutate(|s| s.issuer_tries_left = left)?;
         if super::security::ct_eq(&expected, &c.data) {

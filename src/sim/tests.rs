@@ -15,7 +15,7 @@ use std::path::Path;
 
 // ---------------------------------------------------------------- helpers
 
-fn h(s: &str) -> Vec<u8> {
+pub(super) fn h(s: &str) -> Vec<u8> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
     assert!(s.len().is_multiple_of(2), "odd hex: {s}");
     (0..s.len())
@@ -24,16 +24,16 @@ fn h(s: &str) -> Vec<u8> {
         .collect()
 }
 
-fn hx(b: &[u8]) -> String {
+pub(super) fn hx(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02X}")).collect()
 }
 
 /// Send a hex APDU, return the hex response.
-fn tx(c: &mut SimCard, apdu: &str) -> String {
+pub(super) fn tx(c: &mut SimCard, apdu: &str) -> String {
     hx(&c.transmit(&h(apdu)))
 }
 
-fn sw_of(r: &[u8]) -> u16 {
+pub(super) fn sw_of(r: &[u8]) -> u16 {
     assert!(r.len() >= 2);
     u16::from_be_bytes([r[r.len() - 2], r[r.len() - 1]])
 }
@@ -44,13 +44,13 @@ fn sw(c: &mut SimCard, apdu: &str) -> u16 {
 }
 
 /// Send raw bytes, expect 9000, return the data.
-fn ok_raw(c: &mut SimCard, apdu: &[u8]) -> Vec<u8> {
+pub(super) fn ok_raw(c: &mut SimCard, apdu: &[u8]) -> Vec<u8> {
     let r = c.transmit(apdu);
     assert_eq!(sw_of(&r), 0x9000, "APDU {} → {}", hx(apdu), hx(&r));
     r[..r.len() - 2].to_vec()
 }
 
-fn ok(c: &mut SimCard, apdu: &str) -> Vec<u8> {
+pub(super) fn ok(c: &mut SimCard, apdu: &str) -> Vec<u8> {
     ok_raw(c, &h(apdu))
 }
 
@@ -108,7 +108,7 @@ fn df_fcp(fid: u16, name: Option<&[u8]>, extra: &[u8]) -> Vec<u8> {
     tlv(0x62, &b)
 }
 
-fn create(c: &mut SimCard, fcp: &[u8]) -> u16 {
+pub(super) fn create(c: &mut SimCard, fcp: &[u8]) -> u16 {
     sw_of(&c.transmit(&apdu([0, 0xE0, 0, 0], fcp, None)))
 }
 

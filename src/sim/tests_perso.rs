@@ -9,45 +9,12 @@
     clippy::panic
 )]
 
+use super::tests::{create, h, hx, ok, ok_raw, sw_of, tx};
 use super::*;
-use aes::{Aes128, Aes192, Aes256};
-use cmac::{Cmac, Mac};
 use ring::rand::SecureRandom;
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
 
 // ---------------------------------------------------------------- helpers
-
-fn h(s: &str) -> Vec<u8> {
-    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    assert!(s.len().is_multiple_of(2), "odd hex: {s}");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn hx(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02X}")).collect()
-}
-
-fn tx(c: &mut SimCard, apdu: &str) -> String {
-    hx(&c.transmit(&h(apdu)))
-}
-
-fn sw_of(r: &[u8]) -> u16 {
-    assert!(r.len() >= 2);
-    u16::from_be_bytes([r[r.len() - 2], r[r.len() - 1]])
-}
-
-fn ok_raw(c: &mut SimCard, apdu: &[u8]) -> Vec<u8> {
-    let r = c.transmit(apdu);
-    assert_eq!(sw_of(&r), 0x9000, "APDU {} → {}", hx(apdu), hx(&r));
-    r[..r.len() - 2].to_vec()
-}
-
-fn ok(c: &mut SimCard, apdu: &str) -> Vec<u8> {
-    ok_raw(c, &h(apdu))
-}
 
 /// Short APDU (data ≤ 255 bytes).
 fn apdu(hdr: [u8; 4], data: &[u8], le: Option<u8>) -> Vec<u8> {
@@ -80,17 +47,7 @@ const KEY16: &str = "000102030405060708090A0B0C0D0E0F";
 fn cryptogram(key: &[u8], challenge: &[u8], serial: &[u8; 8]) -> Vec<u8> {
     let mut msg = challenge.to_vec();
     msg.extend_from_slice(serial);
-    fn run<M: Mac + cmac::digest::KeyInit>(key: &[u8], msg: &[u8]) -> Vec<u8> {
-        let mut m = <M as cmac::digest::KeyInit>::new_from_slice(key).unwrap();
-        m.update(msg);
-        m.finalize().into_bytes().to_vec()
-    }
-    match key.len() {
-        16 => run::<Cmac<Aes128>>(key, &msg),
-        24 => run::<Cmac<Aes192>>(key, &msg),
-        32 => run::<Cmac<Aes256>>(key, &msg),
-        _ => unreachable!(),
-    }
+    crate::crypto::aes_cmac(key, &msg).unwrap().to_vec()
 }
 
 fn ext_auth_apdu(crypt: &[u8]) -> Vec<u8> {
@@ -120,10 +77,6 @@ fn ef_fcp(fid: u16, size: u16, extra: &[u8]) -> Vec<u8> {
     tlv(0x62, &b)
 }
 
-fn create(c: &mut SimCard, fcp: &[u8]) -> u16 {
-    swx(c, [0, 0xE0, 0, 0], fcp, None)
-}
-
 fn life_cycle(c: &mut SimCard) -> u8 {
     let r = ok(c, "00 CA DF 70 00");
     assert_eq!(r.len(), 4);
@@ -131,7 +84,6 @@ fn life_cycle(c: &mut SimCard) -> u8 {
     r[3]
 }
 
-/// A minutiae set of `n` random minutiae.
 /// `n` random minutiae in the compact card format: X, Y, then the type
 /// (01 ending or 10 bifurcation, never the reserved 11) and a 6-bit angle.
 fn minutiae(n: usize) -> Vec<u8> {
