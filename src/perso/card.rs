@@ -104,12 +104,17 @@ fn select_ef_size(ex: &mut Exchange<'_>, fid: u16) -> Result<usize, ExchangeErro
     Ok(size)
 }
 
+/// How much the first READ BINARY of a data object asks for: small data
+/// groups come back whole in one short APDU, larger ones need one more.
+const FIRST_READ: usize = 256;
+
 /// Select EF `fid` in the current DF and read the one data object it holds:
-/// its header first, then exactly the rest, so the padding after it is not
-/// transferred. An EF whose start is not a TLV header is read whole.
+/// a first chunk, then exactly the rest its header announces, so the padding
+/// after it is not transferred. An EF whose start is not a TLV header is
+/// read whole.
 pub fn read_tlv_ef(ex: &mut Exchange<'_>, fid: u16) -> Result<Vec<u8>, ExchangeError> {
     let size = select_ef_size(ex, fid)?;
-    let head = ex.read_binary(0, size.min(8))?;
+    let head = ex.read_binary(0, size.min(FIRST_READ))?;
     match tlv::extent(&head) {
         Some(n) if n <= size => {
             if n <= head.len() {
