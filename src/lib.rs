@@ -11,6 +11,7 @@ pub mod biometric;
 pub mod cli;
 pub mod crypto;
 pub mod hex;
+pub mod line;
 pub mod perso;
 pub mod pki;
 pub mod record;

@@ -116,6 +116,8 @@ pub struct SimCard {
     pub(super) vol: Volatile,
     image: Option<PathBuf>,
     rng: SystemRandom,
+    /// What the last command would have cost a real card (timing model).
+    cost: std::time::Duration,
 }
 
 fn sw_bytes(sw: u16) -> Vec<u8> {
@@ -192,6 +194,7 @@ impl SimCard {
             vol: Volatile::default(),
             image: None,
             rng,
+            cost: std::time::Duration::ZERO,
         }
     }
 
@@ -236,6 +239,7 @@ impl SimCard {
                 vol: Volatile::default(),
                 image: Some(path.to_path_buf()),
                 rng: SystemRandom::new(),
+                cost: std::time::Duration::ZERO,
             })
         } else {
             let mut card = match issuer_key_if_new {
@@ -286,8 +290,36 @@ impl SimCard {
     }
 
     /// Process one command APDU; returns response data followed by SW1 SW2.
-    /// Never panics, whatever the input.
+    /// Never panics, whatever the input. With a timing model, what the
+    /// command would cost a real card is kept for [`SimCard::take_cost`].
     pub fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
+        let resp = self.execute(apdu);
+        if let Some(t) = self.state.config.timing {
+            let ins = apdu.get(1).copied().unwrap_or(0);
+            let ok = resp.ends_with(&[0x90, 0x00]);
+            let data_len = apdu.len().saturating_sub(5);
+            let written = super::timing::written_bytes(ins, data_len, ok);
+            let keygen = u32::from(ins == 0x46 && ok);
+            self.cost = self
+                .cost
+                .saturating_add(t.cost(apdu.len(), resp.len(), written, keygen));
+        }
+        resp
+    }
+
+    /// The time the commands since the last call would have taken a real
+    /// card (zero without a timing model). The server of the card sleeps
+    /// it before answering, outside any lock.
+    pub fn take_cost(&mut self) -> std::time::Duration {
+        std::mem::take(&mut self.cost)
+    }
+
+    /// Set or clear the card's timing model (kept in its image).
+    pub fn set_timing(&mut self, t: Option<super::timing::Timing>) {
+        self.state.config.timing = t;
+    }
+
+    fn execute(&mut self, apdu: &[u8]) -> Vec<u8> {
         let cmd = match apdu::parse(apdu, self.state.config.extended_length) {
             Ok(c) => c,
             Err(e) => {

@@ -43,6 +43,7 @@ mod misc_cmds;
 mod perso_cmds;
 mod pin_cmds;
 mod security;
+pub mod timing;
 mod tlv;
 pub mod vpcd;
 
@@ -83,6 +84,9 @@ pub struct SimConfig {
     pub force_get_response: bool,
     /// Size of the card's non-volatile memory, used for CREATE FILE / PINs.
     pub memory_bytes: usize,
+    /// How long the card takes per command (none: answer at once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timing: Option<timing::Timing>,
 }
 
 impl Default for SimConfig {
@@ -93,6 +97,7 @@ impl Default for SimConfig {
             command_chaining: true,
             force_get_response: false,
             memory_bytes: 256 * 1024,
+            timing: None,
         }
     }
 }

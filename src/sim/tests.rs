@@ -962,6 +962,7 @@ mod fuzz {
             command_chaining: ch,
             force_get_response: f,
             memory_bytes: 64 * 1024,
+            timing: None,
         })
     }
 

@@ -243,7 +243,14 @@ fn serve_connection(
                 if let Some(d) = opts.faults.delay {
                     std::thread::sleep(d);
                 }
-                let resp = lock()?.transmit(apdu);
+                let (resp, cost) = {
+                    let mut c = lock()?;
+                    let r = c.transmit(apdu);
+                    (r, c.take_cost())
+                };
+                if !cost.is_zero() {
+                    std::thread::sleep(cost);
+                }
                 send(stream, &resp)?;
             }
         }

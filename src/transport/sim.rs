@@ -94,7 +94,14 @@ impl Session for SimSession<'_> {
         if let Some(d) = t.faults.delay {
             std::thread::sleep(d);
         }
-        t.with_card(|c| c.transmit(apdu))
+        let (resp, cost) = t.with_card(|c| {
+            let r = c.transmit(apdu);
+            (r, c.take_cost())
+        })?;
+        if !cost.is_zero() {
+            std::thread::sleep(cost);
+        }
+        Ok(resp)
     }
 }
 

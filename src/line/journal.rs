@@ -1,0 +1,392 @@
+//! The line's journal: every batch, record, attempt and operator action.
+//!
+//! The journal is the arbiter of the line's guarantee: a record is on a
+//! good card only once the journal has durably committed that attempt as
+//! `good`, and the journal refuses a second good attempt for the same
+//! record (and a second good record for the same card). Everything else —
+//! which record goes on which card, what happened after a crash — is
+//! decided by claiming and finishing attempts through this interface.
+//!
+//! [`Journal`] is the interface; [`super::sqlite::SqliteJournal`] is the
+//! default implementation (one file in the data directory). A shared
+//! server-backed journal (PostgreSQL) implements the same trait: claims
+//! are single transactions that take the lowest pending record (`FOR UPDATE
+//! SKIP LOCKED` there, `BEGIN IMMEDIATE` in SQLite), so several stations
+//! can draw from one batch without handing out a record twice.
+//!
+//! No secret goes into the journal: records are referenced by id and line,
+//! never by content (the batch file holds portraits and fingerprint
+//! templates); transcripts are stored as a SHA-256 digest of the redacted
+//! APDU trace.
+
+use serde::Serialize;
+
+/// Milliseconds since the Unix epoch (UTC).
+pub type Millis = i64;
+
+/// Now, in journal time.
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Render journal time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn iso_time(ms: Millis) -> String {
+    let secs = ms.div_euclid(1000);
+    let milli = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Who does something, and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Who {
+    /// The line station (host name unless configured).
+    pub station: String,
+    /// The technician or supervisor logged in.
+    pub operator: String,
+    /// The reader, when the action concerns one.
+    pub reader: Option<String>,
+}
+
+impl Who {
+    pub fn at_reader(&self, reader: &str) -> Who {
+        Who {
+            reader: Some(reader.to_string()),
+            ..self.clone()
+        }
+    }
+}
+
+/// A batch as the journal knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchInfo {
+    pub id: i64,
+    pub name: String,
+    /// Where the batch file was loaded from (resume reads it again).
+    pub path: String,
+    /// SHA-256 of the batch file, hex.
+    pub digest: String,
+    pub loaded_at: Millis,
+    pub loaded_by: String,
+    /// Valid records taken into the queue.
+    pub records: u64,
+    /// Records set aside when the batch was loaded.
+    pub invalid: u64,
+}
+
+/// A valid record to queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRecord {
+    pub record_id: String,
+    /// 1-based line in the batch file.
+    pub line: u64,
+}
+
+/// A record set aside at load time, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SetAside {
+    pub record_id: Option<String>,
+    pub line: u64,
+    pub reason: String,
+}
+
+/// Why an attempt was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptKind {
+    /// A blank card gets a pending record.
+    Perso,
+    /// A card whose attempt was interrupted (crash, pull, pcscd restart)
+    /// came back; it is verified against its record and kept if complete.
+    Recovery,
+}
+
+impl AttemptKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptKind::Perso => "perso",
+            AttemptKind::Recovery => "recovery",
+        }
+    }
+}
+
+/// A record handed to a reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub attempt_id: i64,
+    pub record_id: String,
+    pub line: u64,
+    pub kind: AttemptKind,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Personalized and verified; the record is done.
+    Good,
+    /// The card or the data said no; the card is rejected and the record
+    /// goes back to the queue (or is held after too many rejections).
+    Rejected,
+    /// The card, reader or service went away mid-attempt; the record goes
+    /// back to the queue, and the card is recovered if it comes back.
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Good => "good",
+            Outcome::Rejected => "rejected",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// What the journal writes when an attempt ends.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Finish {
+    pub outcome: Option<Outcome>,
+    /// Short reason class, for "rejects by reason" (e.g. `verify: DG1`).
+    pub reason_class: Option<String>,
+    /// The full reason (no secrets: it comes from redacted errors).
+    pub reason: Option<String>,
+    /// When each stage was reached, in order.
+    pub stages: Vec<(String, Millis)>,
+    pub apdus: u64,
+    /// SHA-256 of the redacted APDU transcript, hex.
+    pub transcript_sha256: Option<String>,
+    /// After this many rejections the record is held for a supervisor
+    /// instead of going back to the queue.
+    pub max_rejects: u32,
+    /// The card was terminated (made unusable) after the rejection.
+    pub card_terminated: bool,
+}
+
+/// What the journal knows about a card serial.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum CardKnown {
+    Unknown,
+    Good {
+        record_id: String,
+        attempt_id: i64,
+    },
+    Rejected {
+        record_id: Option<String>,
+        reason: String,
+        terminated: bool,
+    },
+    Interrupted {
+        record_id: String,
+        attempt_id: i64,
+    },
+    /// An attempt on this card is running right now (another worker, or
+    /// a station that crashed and has not resumed).
+    InProgress {
+        record_id: String,
+        attempt_id: i64,
+        station: String,
+    },
+}
+
+/// A row of the attempts table, for queries and reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttemptRow {
+    pub id: i64,
+    pub record_id: String,
+    pub batch_id: i64,
+    pub kind: String,
+    pub station: String,
+    pub reader: String,
+    pub operator: String,
+    pub card_serial: Option<String>,
+    pub started_at: Millis,
+    pub finished_at: Option<Millis>,
+    pub outcome: String,
+    pub reason_class: Option<String>,
+    pub reason: Option<String>,
+    pub stages: Vec<(String, Millis)>,
+    pub apdus: u64,
+    pub transcript_sha256: Option<String>,
+}
+
+/// Where a record stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordRow {
+    pub record_id: String,
+    pub batch_id: i64,
+    pub line: u64,
+    pub state: String,
+    pub rejects: u64,
+    pub card_serial: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// Counts for one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Summary {
+    pub records: u64,
+    pub pending: u64,
+    pub in_progress: u64,
+    pub good: u64,
+    pub held: u64,
+    pub invalid: u64,
+    pub attempts: u64,
+    pub rejected: u64,
+    pub interrupted: u64,
+}
+
+impl Summary {
+    /// Nothing is left to put on a card.
+    pub fn finished(&self) -> bool {
+        self.pending == 0 && self.in_progress == 0
+    }
+}
+
+/// Good and rejected cards per reader and hour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ThroughputRow {
+    pub reader: String,
+    /// Start of the hour, journal time.
+    pub hour: Millis,
+    pub good: u64,
+    pub rejected: u64,
+    pub interrupted: u64,
+}
+
+/// An operator or line event (reader added, taken out of rotation, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventRow {
+    pub at: Millis,
+    pub station: String,
+    pub operator: String,
+    pub reader: Option<String>,
+    pub kind: String,
+    pub detail: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("record {record_id} is already on good card {serial}; the journal keeps one good card per record")]
+    AlreadyGood { record_id: String, serial: String },
+    #[error("card {serial} already holds good record {record_id}")]
+    CardTaken { serial: String, record_id: String },
+    #[error("no attempt {0} in progress")]
+    NoSuchAttempt(i64),
+    #[error("no record {0} in the journal")]
+    NoSuchRecord(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error("journal {path}: {detail}")]
+    Storage { path: String, detail: String },
+}
+
+pub type Result<T> = std::result::Result<T, JournalError>;
+
+/// The journal interface the line, the queries and the reports use.
+///
+/// Every method is one transaction. Implementations are shared between the
+/// line's worker threads (`Send + Sync`).
+pub trait Journal: Send + Sync {
+    /// Where the journal lives (for messages).
+    fn location(&self) -> String;
+
+    /// Load a batch: queue `records`, remember `set_aside`. A batch file
+    /// already loaded (same digest) is not loaded twice: its existing entry
+    /// is returned. Records whose id is already in the journal (another
+    /// batch) are set aside too; they are returned with the reason.
+    fn load_batch(
+        &self,
+        name: &str,
+        path: &str,
+        digest: &str,
+        who: &Who,
+        records: &[NewRecord],
+        set_aside: &[SetAside],
+    ) -> Result<(BatchInfo, Vec<SetAside>)>;
+
+    /// A batch by id, or the latest one.
+    fn batch(&self, id: Option<i64>) -> Result<Option<BatchInfo>>;
+
+    /// Records set aside when `batch` was loaded.
+    fn set_aside(&self, batch: i64) -> Result<Vec<SetAside>>;
+
+    /// Attempts of `station` still marked in progress (the station
+    /// crashed) become interrupted and their records go back to the queue.
+    fn recover_interrupted(&self, who: &Who) -> Result<Vec<AttemptRow>>;
+
+    /// What the journal knows about this card.
+    fn card(&self, serial: &str) -> Result<CardKnown>;
+
+    /// Hand the lowest pending record of `batch` to the card `serial` in
+    /// `who.reader`, and start an attempt. `None`: nothing is pending.
+    fn claim(&self, batch: i64, who: &Who, serial: &str) -> Result<Option<Claim>>;
+
+    /// A card whose last attempt was interrupted came back: start a
+    /// recovery attempt for its record if the record is still pending.
+    /// `None`: the record was meanwhile taken by another card or is done.
+    fn claim_recovery(&self, who: &Who, serial: &str) -> Result<Option<Claim>>;
+
+    /// End an attempt. A good outcome is committed and synced before this
+    /// returns; it fails with [`JournalError::AlreadyGood`] if the record is
+    /// already on another good card.
+    fn finish(&self, attempt_id: i64, f: &Finish) -> Result<()>;
+
+    /// Record a card the line rejected without an attempt (not blank,
+    /// unreadable, …); `terminated` when the line made it unusable.
+    fn reject_card(&self, who: &Who, serial: &str, reason: &str, terminated: bool) -> Result<()>;
+
+    /// Log an operator or line event.
+    fn event(&self, who: &Who, kind: &str, detail: &str) -> Result<()>;
+
+    /// Put a held record back in the queue (a supervisor's decision).
+    fn requeue(&self, who: &Who, record_id: &str) -> Result<()>;
+
+    fn summary(&self, batch: i64) -> Result<Summary>;
+    fn record(&self, record_id: &str) -> Result<Option<RecordRow>>;
+    fn records(&self, batch: i64) -> Result<Vec<RecordRow>>;
+    fn attempts_for_record(&self, record_id: &str) -> Result<Vec<AttemptRow>>;
+    fn attempts_for_card(&self, serial: &str) -> Result<Vec<AttemptRow>>;
+    fn attempts(&self, batch: i64) -> Result<Vec<AttemptRow>>;
+    fn rejects_by_reason(&self, batch: Option<i64>) -> Result<Vec<(String, u64)>>;
+    fn throughput(&self, batch: Option<i64>) -> Result<Vec<ThroughputRow>>;
+    fn events(&self, since: Millis) -> Result<Vec<EventRow>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_time_renders_utc() {
+        assert_eq!(iso_time(0), "1970-01-01T00:00:00.000Z");
+        // 2026-11-21T10:20:30.456Z
+        assert_eq!(iso_time(1_795_256_430_456), "2026-11-21T10:20:30.456Z");
+        assert_eq!(iso_time(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+}

@@ -1,0 +1,5 @@
+//! The personalization line: a batch of records across many readers, with
+//! a journal that loses nothing. See `docs/line.md`.
+
+pub mod journal;
+pub mod sqlite;
