@@ -60,6 +60,9 @@ pub enum Command {
     SampleRecords(crate::perso::cli::SampleArgs),
     /// Measure the match-on-card matcher's false-match and false-non-match rates on synthetic fingers.
     BioRates(crate::perso::cli::BioRatesArgs),
+    /// The personalization line: a batch across many readers, with a journal that loses nothing.
+    #[command(subcommand)]
+    Line(crate::line::cli::LineCommand),
     /// Run APDU scripts (scriptor-compatible, with expectations, variables, test cases).
     Run(crate::script::RunArgs),
     /// Replay a transcript recorded with `run --record` against a fresh simulated card.
@@ -258,6 +261,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Read(args) => return crate::perso::cli::read(args, json),
         Command::SampleRecords(args) => return crate::perso::cli::sample_records(args),
         Command::BioRates(args) => return crate::perso::cli::bio_rates(args, json),
+        Command::Line(cmd) => return crate::line::cli::line(cmd, json),
         _ => {}
     }
     run_wire(cli).map(|()| 0)
@@ -273,7 +277,8 @@ fn run_wire(cli: Cli) -> Result<()> {
         | Command::Verify(_)
         | Command::Read(_)
         | Command::SampleRecords(_)
-        | Command::BioRates(_) => Ok(()),
+        | Command::BioRates(_)
+        | Command::Line(_) => Ok(()),
         Command::Readers {
             wait,
             reader,

@@ -3,3 +3,9 @@
 
 pub mod journal;
 pub mod sqlite;
+pub mod progress;
+pub mod run;
+pub mod slot;
+pub mod station;
+pub mod cli;
+pub mod report;

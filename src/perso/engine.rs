@@ -138,7 +138,19 @@ pub fn personalize(
     iss: &Issuer<'_>,
     input: &CardInput,
 ) -> Result<PersoResult, PersoError> {
+    personalize_staged(ch, iss, input, &mut |_| {})
+}
+
+/// [`personalize`], calling `on_stage` as each stage begins (the line
+/// journals a timestamp per stage).
+pub fn personalize_staged(
+    ch: &mut Channel,
+    iss: &Issuer<'_>,
+    input: &CardInput,
+    on_stage: &mut dyn FnMut(Stage),
+) -> Result<PersoResult, PersoError> {
     let p = iss.profile;
+    on_stage(Stage::CheckBlank);
     let apdus = std::cell::Cell::new(0usize);
     let count = |ex: &mut Exchange<'_>| apdus.set(apdus.get() + ex.take_trace().len());
 
@@ -163,6 +175,7 @@ pub fn personalize(
             }
         })?;
     let serial_hex = hex::compact(&serial);
+    on_stage(Stage::IssuerAuth);
     ch.run(|ex| {
         let r = card::issuer_authenticate(ex, p, iss.key, &serial);
         count(ex);
@@ -180,6 +193,7 @@ pub fn personalize(
     })?;
 
     // Stage: the profile's scripts (file system, PINs in transport state).
+    on_stage(Stage::Scripts);
     let dgs = build_data_groups(p, input, &serial_hex);
     let photo_size = p
         .data_group(2)
@@ -259,6 +273,7 @@ pub fn personalize(
     }
 
     // Stage: fingerprints.
+    on_stage(Stage::Enrol);
     if input.fingers.len() > p.bio_references.len() {
         return Err(PersoError::msg(
             Stage::Enrol,
@@ -280,6 +295,7 @@ pub fn personalize(
     .map_err(PersoError::at(Stage::Enrol))?;
 
     // Stage: data groups.
+    on_stage(Stage::DataGroups);
     let mut bytes_written = 0;
     ch.run(|ex| {
         card::select_aid(ex, &p.identity_aid)?;
@@ -295,6 +311,7 @@ pub fn personalize(
     bytes_written += dgs.values().map(Vec::len).sum::<usize>();
 
     // Stage: keys and certificates.
+    on_stage(Stage::Keys);
     let mut certificates = Vec::new();
     for k in &p.keys {
         let point = ch
@@ -350,6 +367,7 @@ pub fn personalize(
     }
 
     // Stage: the security object over the data groups.
+    on_stage(Stage::SecurityObject);
     let covered: Vec<(u8, &[u8])> = p
         .sod_data_groups
         .iter()
@@ -367,6 +385,7 @@ pub fn personalize(
     bytes_written += sod.len();
 
     // Stage: close personalization.
+    on_stage(Stage::Close);
     let (sw, lc) = ch
         .run(|ex| {
             let sw = card::activate_mf(ex)?;

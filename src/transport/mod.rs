@@ -99,6 +99,8 @@ pub trait Transport: Send {
     fn atr(&self) -> Vec<u8>;
     fn protocol(&self) -> Protocol;
     fn reader(&self) -> String;
+    /// The host is done with the card: power it down (best effort).
+    fn release(&mut self) {}
 }
 
 /// One transaction: raw bytes in, raw bytes out.
@@ -207,12 +209,61 @@ fn ser_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Erro
     s.serialize_u64(d.as_micros() as u64)
 }
 
+/// A running SHA-256 over the redacted APDU trace of a [`Channel`]: what
+/// a journal keeps as proof of the exchange without keeping the exchange
+/// (commands are already redacted when they reach it).
+#[derive(Clone)]
+pub struct Transcript {
+    ctx: ring::digest::Context,
+    apdus: u64,
+}
+
+impl Default for Transcript {
+    fn default() -> Self {
+        Transcript {
+            ctx: ring::digest::Context::new(&ring::digest::SHA256),
+            apdus: 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for Transcript {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Transcript({} APDUs)", self.apdus)
+    }
+}
+
+impl Transcript {
+    fn absorb(&mut self, e: &TraceEntry) {
+        self.ctx.update(e.command.as_bytes());
+        self.ctx.update(b"\n");
+        self.ctx.update(e.response.as_bytes());
+        self.ctx.update(&e.sw.bytes());
+        self.ctx.update(b"\n");
+        self.apdus += 1;
+    }
+
+    /// APDUs absorbed so far.
+    pub fn apdus(&self) -> u64 {
+        self.apdus
+    }
+
+    /// SHA-256 of everything so far, lower-case hex.
+    pub fn sha256_hex(&self) -> String {
+        hex::compact(self.ctx.clone().finish().as_ref()).to_ascii_lowercase()
+    }
+}
+
+/// A transcript several owners can feed (the channel and whoever reads it).
+pub type SharedTranscript = std::sync::Arc<std::sync::Mutex<Transcript>>;
+
 /// Runs commands over a [`Session`]: encoding, 61xx/6Cxx, chaining, trace.
 pub struct Exchange<'s> {
     session: Box<dyn Session + 's>,
     opts: ExchangeOptions,
     caps: CardCaps,
     trace: Vec<TraceEntry>,
+    transcript: Option<SharedTranscript>,
 }
 
 /// Upper bound on GET RESPONSE rounds: 65,536 bytes at 256 a round, with slack.
@@ -225,7 +276,14 @@ impl<'s> Exchange<'s> {
             opts,
             caps,
             trace: Vec::new(),
+            transcript: None,
         }
+    }
+
+    /// Also feed every APDU into `t`.
+    pub fn with_transcript(mut self, t: Option<SharedTranscript>) -> Self {
+        self.transcript = t;
+        self
     }
 
     /// The physical APDUs so far, oldest first.
@@ -263,12 +321,18 @@ impl<'s> Exchange<'s> {
         let resp = Response::from_bytes(&raw)?;
         tracing::trace!(target: "cardsmith::apdu", "> {shown}");
         tracing::trace!(target: "cardsmith::apdu", "< {} {} ({:?})", hex::spaced(&resp.data), resp.sw, elapsed);
-        self.trace.push(TraceEntry {
+        let entry = TraceEntry {
             command: shown,
             response: hex::spaced(&resp.data),
             sw: resp.sw,
             elapsed,
-        });
+        };
+        if let Some(t) = &self.transcript {
+            if let Ok(mut t) = t.lock() {
+                t.absorb(&entry);
+            }
+        }
+        self.trace.push(entry);
         Ok(resp)
     }
 
@@ -526,6 +590,7 @@ pub struct Channel {
     pub opts: ExchangeOptions,
     caps: CardCaps,
     resets_recovered: u32,
+    transcript: Option<SharedTranscript>,
 }
 
 /// Errors of a logical operation: the exchange failed, or the operation itself did.
@@ -550,7 +615,20 @@ impl Channel {
             opts,
             caps,
             resets_recovered: 0,
+            transcript: None,
         }
+    }
+
+    /// Feed every APDU from now on into `t` (None: stop).
+    pub fn set_transcript(&mut self, t: Option<SharedTranscript>) {
+        self.transcript = t;
+    }
+
+    /// The host is done with the card: power it down. A card handler (a
+    /// personalization machine's transport) moves the card on when this
+    /// happens. Errors are ignored: the card may already be gone.
+    pub fn release(&mut self) {
+        self.transport.release();
     }
 
     /// How many times [`Channel::run`] reconnected after a reset by another process.
@@ -596,7 +674,8 @@ impl Channel {
             attempt += 1;
             let result = match self.transport.begin() {
                 Ok(session) => {
-                    let mut ex = Exchange::new(session, self.opts, self.caps);
+                    let mut ex = Exchange::new(session, self.opts, self.caps)
+                        .with_transcript(self.transcript.clone());
                     op(&mut ex)
                 }
                 Err(e) => Err(E::from(ExchangeError::Transport(e))),

@@ -319,6 +319,17 @@ impl Transport for PcscTransport {
     fn reader(&self) -> String {
         self.reader.clone()
     }
+
+    fn release(&mut self) {
+        // SCardReconnect with SCARD_UNPOWER_CARD powers the card down (and
+        // up again if it is still there); a card handler ejects it on the
+        // power-down.
+        let _ = self.card.reconnect(
+            share(&self.opts),
+            protocols(&self.opts),
+            pcsc::Disposition::UnpowerCard,
+        );
+    }
 }
 
 /// What to wait for.

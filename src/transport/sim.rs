@@ -46,6 +46,12 @@ impl SimTransport {
         self.card.clone()
     }
 
+    /// Name the reader this card sits in (for messages and journals).
+    pub fn with_name(mut self, name: &str) -> SimTransport {
+        self.name = name.to_string();
+        self
+    }
+
     /// Put the card back after a removal: power-on, fresh APDU count.
     pub fn reinsert(&mut self, faults: Faults) {
         self.removed = false;
@@ -137,5 +143,9 @@ impl Transport for SimTransport {
 
     fn reader(&self) -> String {
         self.name.clone()
+    }
+
+    fn release(&mut self) {
+        let _ = self.with_card(|c| c.power_off());
     }
 }

@@ -1,0 +1,589 @@
+//! `cardsmith line …`: run a batch across readers, resume it, and ask the
+//! journal what happened.
+
+use super::journal::{iso_time, AttemptRow, BatchInfo, CardKnown, Journal, NewRecord, SetAside, Who};
+use super::progress::Progress;
+use super::run::{self, Readers, RunOptions};
+use super::slot::{CardSlot, SimFeed, SimSlot};
+use super::sqlite::SqliteJournal;
+use super::station::StationCtx;
+use super::report;
+use crate::perso::cli::{compact_template, CardArgs, IsoTemplates, IssuerSide, RecordRefused};
+use crate::perso::input;
+use crate::record;
+use crate::sim::faults::Faults;
+use crate::sim::timing::Timing;
+use crate::sim::{SimCard, SimConfig};
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::json;
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Where the journal is and who is working.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct JournalArgs {
+    /// The journal (default: <data dir>/line/journal.sqlite).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Where the journal, the local CA and the issuer key live (default: $CARDSMITH_DATA_DIR, $XDG_DATA_HOME/cardsmith or ~/.local/share/cardsmith).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Who is at the station (default: $CARDSMITH_OPERATOR, else $USER).
+    #[arg(long)]
+    pub operator: Option<String>,
+    /// This line station's name (default: the host name).
+    #[arg(long)]
+    pub station: Option<String>,
+}
+
+/// Options of `line run` and `line resume`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub journal: JournalArgs,
+    /// Use PC/SC readers whose name contains this (repeatable; default: every reader).
+    #[arg(long = "reader", short = 'r', value_name = "PATTERN")]
+    pub readers: Vec<String>,
+    /// Instead of PC/SC, run N in-process readers fed with simulated blank cards.
+    #[arg(long, value_name = "N", conflicts_with = "readers")]
+    pub sim_readers: Option<usize>,
+    /// Timing model of the in-process simulated cards: typical, slow, fast, none, or e.g. latency=20ms,baud=115200,page=64,page-write=3ms,keygen=120ms.
+    #[arg(long, default_value = "typical", requires = "sim_readers")]
+    pub timing: String,
+    /// The card profile (default: the built-in reference card).
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// The issuer transport key file (hex, mode 600). Default: $CARDSMITH_ISSUER_KEY, else <data dir>/issuer-key.
+    #[arg(long, value_name = "FILE")]
+    pub issuer_key: Option<PathBuf>,
+    /// Rejections after which a record is held for a supervisor instead of requeued.
+    #[arg(long, default_value_t = 3)]
+    pub max_rejects: u32,
+    /// Consecutive failures after which a reader is taken out of rotation.
+    #[arg(long, default_value_t = 3)]
+    pub misbehave_after: u32,
+    /// Write the end-of-batch report (JSON, CSV, HTML) into this directory (default: <data dir>/line/reports).
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
+    /// Plain progress lines even on a terminal.
+    #[arg(long)]
+    pub plain: bool,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum LineCommand {
+    /// Load a batch of records and personalize them across the readers.
+    #[command(
+        after_help = "Examples:\n  cardsmith line run batch.jsonl --reader \"Cardsmith Line\"\n  cardsmith line run batch.jsonl --sim-readers 4 --timing typical\n\nExit codes: 0 every valid record is on a good card, 4 records were set aside or are held, 2 bad batch/profile/key, 1 other failure."
+    )]
+    Run {
+        /// The batch file (JSON lines, see docs/record-format.md).
+        batch: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Go on with an unfinished batch after a crash, kill or stop.
+    #[command(after_help = "Example:\n  cardsmith line resume --reader \"Cardsmith Line\"")]
+    Resume {
+        /// The batch (default: the latest one).
+        #[arg(long)]
+        batch: Option<i64>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Counts for a batch.
+    #[command(after_help = "Example:\n  cardsmith line status --json")]
+    Status {
+        #[arg(long)]
+        batch: Option<i64>,
+        #[command(flatten)]
+        journal: JournalArgs,
+    },
+    /// What happened to a record: every attempt, card and reason.
+    #[command(after_help = "Example:\n  cardsmith line record R-0000001")]
+    Record {
+        record_id: String,
+        #[command(flatten)]
+        journal: JournalArgs,
+    },
+    /// What is on a card (by serial), and its history.
+    #[command(after_help = "Example:\n  cardsmith line card 4A3F00112233AABB")]
+    Card {
+        serial: String,
+        #[command(flatten)]
+        journal: JournalArgs,
+    },
+    /// Rejected and interrupted attempts by reason.
+    #[command(after_help = "Example:\n  cardsmith line rejects --batch 1")]
+    Rejects {
+        #[arg(long)]
+        batch: Option<i64>,
+        #[command(flatten)]
+        journal: JournalArgs,
+    },
+    /// Good, rejected and interrupted cards by reader and hour.
+    #[command(after_help = "Example:\n  cardsmith line throughput --json")]
+    Throughput {
+        #[arg(long)]
+        batch: Option<i64>,
+        #[command(flatten)]
+        journal: JournalArgs,
+    },
+    /// Write the batch report (JSON, CSV, HTML) again.
+    #[command(after_help = "Example:\n  cardsmith line report --out /tmp/report")]
+    Report {
+        #[arg(long)]
+        batch: Option<i64>,
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        journal: JournalArgs,
+    },
+    /// Put a held record back in the queue (journaled with the operator).
+    #[command(after_help = "Example:\n  cardsmith line requeue R-0000007 --operator supervisor1")]
+    Requeue {
+        record_id: String,
+        #[command(flatten)]
+        journal: JournalArgs,
+    },
+    /// Operator and line events (readers added, removed, out of rotation, resumes).
+    #[command(after_help = "Example:\n  cardsmith line events")]
+    Events {
+        #[command(flatten)]
+        journal: JournalArgs,
+    },
+}
+
+fn data_dir(a: &JournalArgs) -> PathBuf {
+    a.data_dir.clone().unwrap_or_else(crate::cli::default_data_dir)
+}
+
+fn open_journal(a: &JournalArgs) -> Result<Arc<dyn Journal>> {
+    let path = a
+        .journal
+        .clone()
+        .unwrap_or_else(|| data_dir(a).join("line").join("journal.sqlite"));
+    let j = SqliteJournal::open(&path).map_err(|e| anyhow!(e))?;
+    Ok(Arc::new(j))
+}
+
+fn who(a: &JournalArgs) -> Who {
+    let operator = a
+        .operator
+        .clone()
+        .or_else(|| std::env::var("CARDSMITH_OPERATOR").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    let station = a
+        .station
+        .clone()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_string()))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "station".into());
+    Who {
+        station,
+        operator,
+        reader: None,
+    }
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading batch file {}", path.display()))?;
+    Ok(crate::hex::compact(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref()).to_ascii_lowercase())
+}
+
+fn line_of(location: &str) -> u64 {
+    location
+        .rsplit(':')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Validate the whole batch file: good records by id, and the set-aside
+/// ones with every problem of each.
+fn load_file(path: &Path, side: &IssuerSide) -> Result<(Vec<NewRecord>, HashMap<String, record::Record>, Vec<SetAside>)> {
+    let v = IsoTemplates {
+        max_minutiae: usize::from(side.profile.max_minutiae),
+    };
+    let batch = record::load_records(path, &v)
+        .with_context(|| format!("reading batch file {}", path.display()))?;
+    let mut aside: Vec<SetAside> = Vec::new();
+    for e in &batch.bad {
+        let line = line_of(&e.location);
+        let what = if e.field.is_empty() {
+            e.rule.clone()
+        } else {
+            format!("{}: {}", e.field, e.rule)
+        };
+        match aside.iter_mut().find(|a| a.line == line) {
+            Some(a) => {
+                a.reason.push_str("; ");
+                a.reason.push_str(&what);
+            }
+            None => aside.push(SetAside {
+                record_id: e.record_id.clone(),
+                line,
+                reason: what,
+            }),
+        }
+    }
+    let mut queued = Vec::new();
+    let mut records = HashMap::new();
+    for (line, r) in batch.good {
+        queued.push(NewRecord {
+            record_id: r.record_id().to_string(),
+            line: line as u64,
+        });
+        records.insert(r.record_id().to_string(), r);
+    }
+    Ok((queued, records, aside))
+}
+
+fn print_set_aside(batch: &BatchInfo, aside: &[SetAside]) {
+    if aside.is_empty() {
+        return;
+    }
+    eprintln!(
+        "batch {} ({}): {} record(s) set aside, the rest proceed:",
+        batch.id,
+        batch.name,
+        aside.len()
+    );
+    for a in aside {
+        eprintln!(
+            "  {}:{} record {}: {}",
+            batch.path,
+            a.line,
+            a.record_id.as_deref().unwrap_or("?"),
+            a.reason
+        );
+    }
+}
+
+fn sim_slots(n: usize, timing: Option<Timing>, key: &[u8]) -> Result<(Vec<Box<dyn CardSlot>>, Arc<Mutex<SimFeed>>)> {
+    let key = key.to_vec();
+    // Check the key once; every card gets it.
+    SimCard::blank_with_issuer_key(SimConfig::default(), &key).map_err(|e| anyhow!("{e}"))?;
+    let feed = SimFeed::new(Box::new(move |_reader: &str| {
+        let config = SimConfig {
+            timing,
+            ..SimConfig::default()
+        };
+        let card = SimCard::blank_with_issuer_key(config, &key).ok()?;
+        Some((Arc::new(Mutex::new(card)), Faults::none()))
+    }));
+    let slots = (0..n)
+        .map(|i| Box::new(SimSlot::new(&format!("sim reader {:02}", i + 1), feed.clone())) as Box<dyn CardSlot>)
+        .collect();
+    Ok((slots, feed))
+}
+
+fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -> Result<i32> {
+    let side = IssuerSide::load(&CardArgs {
+        reader: None,
+        sim_image: None,
+        profile: a.profile.clone(),
+        issuer_key: a.issuer_key.clone(),
+        data_dir: a.journal.data_dir.clone(),
+    })?;
+    let journal = open_journal(&a.journal)?;
+    let who = who(&a.journal);
+    // A previous run of this station that died left attempts in progress.
+    let recovered = journal.recover_interrupted(&who).map_err(|e| anyhow!(e))?;
+    for r in &recovered {
+        eprintln!(
+            "resume: attempt {} (record {}, card {}, reader {}) was interrupted by the stop; the record is back in the queue and the card will be recovered if it comes back",
+            r.id,
+            r.record_id,
+            r.card_serial.as_deref().unwrap_or("?"),
+            r.reader
+        );
+    }
+    let (info, records) = match batch {
+        Some(path) => {
+            let digest = sha256_file(path)?;
+            let (queued, records, aside) = load_file(path, &side)?;
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "batch".into());
+            let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+            let (info, aside) = journal
+                .load_batch(&name, &abs.display().to_string(), &digest, &who, &queued, &aside)
+                .map_err(|e| anyhow!(e))?;
+            print_set_aside(&info, &aside);
+            (info, records)
+        }
+        None => {
+            let info = journal
+                .batch(resume_id)
+                .map_err(|e| anyhow!(e))?
+                .ok_or_else(|| anyhow!(RecordRefused("no batch in the journal to resume".into())))?;
+            let path = PathBuf::from(&info.path);
+            let digest = sha256_file(&path)?;
+            if digest != info.digest {
+                bail!(RecordRefused(format!(
+                    "batch file {} changed since batch {} was loaded (SHA-256 {} then, {} now); load the new file as a new batch",
+                    info.path, info.id, info.digest, digest
+                )));
+            }
+            let (_, records, _) = load_file(&path, &side)?;
+            (info, records)
+        }
+    };
+    let today = input::today();
+    let ctx = Arc::new(StationCtx {
+        journal: journal.clone(),
+        batch_id: info.id,
+        records,
+        input: Box::new(move |r, p| input::card_input(r, p, today, &compact_template)),
+        issuer: side,
+        who: who.clone(),
+        max_rejects: a.max_rejects,
+        poll: Duration::from_millis(200),
+        stop: AtomicBool::new(false),
+    });
+    let before = journal.summary(info.id).map_err(|e| anyhow!(e))?;
+    eprintln!(
+        "batch {} ({}): {} records, {} good, {} pending, {} held, {} set aside; journal {}; station {}, operator {}",
+        info.id,
+        info.name,
+        before.records,
+        before.good,
+        before.pending + before.in_progress,
+        before.held,
+        before.invalid,
+        journal.location(),
+        who.station,
+        who.operator
+    );
+    let readers = match a.sim_readers {
+        Some(n) => {
+            let timing = Timing::parse(&a.timing).map_err(|e| anyhow!(RecordRefused(e)))?;
+            let (slots, _feed) = sim_slots(n, timing, ctx.issuer.key.expose())?;
+            Readers::Slots(slots)
+        }
+        None => Readers::Pcsc {
+            patterns: a.readers.clone(),
+        },
+    };
+    let progress = Arc::new(Progress::new(!a.plain && std::io::stderr().is_terminal()));
+    let opts = RunOptions {
+        misbehave_after: a.misbehave_after.max(1),
+        ..RunOptions::default()
+    };
+    let summary = run::run(ctx, readers, progress.clone(), opts).map_err(|e| anyhow!(e))?;
+    let rep = report::build(journal.as_ref(), &info).map_err(|e| anyhow!(e))?;
+    let dir = a
+        .report_dir
+        .clone()
+        .unwrap_or_else(|| data_dir(&a.journal).join("line").join("reports"));
+    let files = write_report(&rep, &dir)?;
+    if json {
+        println!("{}", json!({"batch": info, "summary": summary, "report": files}));
+    } else {
+        println!("batch {} ({}): {}", info.id, info.name, progress.batch_line(&summary));
+        println!("report: {}", files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+    }
+    Ok(if summary.finished() && summary.held == 0 && summary.invalid == 0 {
+        0
+    } else {
+        crate::cli::EXIT_CARD_STATUS
+    })
+}
+
+fn write_report(rep: &report::LineReport, dir: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let base = format!("batch-{}", rep.batch.id);
+    let mut out = Vec::new();
+    for (ext, text) in [
+        ("json", serde_json::to_string_pretty(rep).unwrap_or_default()),
+        ("csv", report::to_csv(rep)),
+        ("html", report::to_html(rep)),
+    ] {
+        let p = dir.join(format!("{base}.{ext}"));
+        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+        out.push(p);
+    }
+    Ok(out)
+}
+
+fn batch_or_latest(j: &dyn Journal, id: Option<i64>) -> Result<BatchInfo> {
+    j.batch(id)
+        .map_err(|e| anyhow!(e))?
+        .ok_or_else(|| anyhow!("no such batch in the journal"))
+}
+
+fn print_attempts(rows: &[AttemptRow]) {
+    for a in rows {
+        println!(
+            "  attempt {} {} {}: {} on card {} in {} by {} at {}, {} s{}{}",
+            a.id,
+            a.kind,
+            a.record_id,
+            a.outcome.to_uppercase(),
+            a.card_serial.as_deref().unwrap_or("?"),
+            a.reader,
+            a.operator,
+            iso_time(a.started_at),
+            a.finished_at
+                .map(|f| format!("{:.1}", (f - a.started_at) as f64 / 1000.0))
+                .unwrap_or_else(|| "-".into()),
+            a.reason_class
+                .as_deref()
+                .map(|c| format!(" [{c}]"))
+                .unwrap_or_default(),
+            a.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+        );
+    }
+}
+
+pub fn line(cmd: LineCommand, json: bool) -> Result<i32> {
+    match cmd {
+        LineCommand::Run { batch, run } => start(Some(&batch), None, run, json),
+        LineCommand::Resume { batch, run } => start(None, batch, run, json),
+        LineCommand::Status { batch, journal } => {
+            let j = open_journal(&journal)?;
+            let b = batch_or_latest(j.as_ref(), batch)?;
+            let s = j.summary(b.id).map_err(|e| anyhow!(e))?;
+            if json {
+                println!("{}", json!({"batch": b, "summary": s}));
+            } else {
+                println!(
+                    "batch {} ({}), loaded {} by {}: {} records: {} good, {} pending, {} in progress, {} held, {} set aside; {} attempts ({} rejected, {} interrupted){}",
+                    b.id, b.name, iso_time(b.loaded_at), b.loaded_by, s.records, s.good, s.pending, s.in_progress, s.held, s.invalid, s.attempts, s.rejected, s.interrupted,
+                    if s.finished() { "; finished" } else { "; not finished (cardsmith line resume)" }
+                );
+            }
+            Ok(0)
+        }
+        LineCommand::Record { record_id, journal } => {
+            let j = open_journal(&journal)?;
+            let Some(r) = j.record(&record_id).map_err(|e| anyhow!(e))? else {
+                eprintln!("error: record {record_id} is not in the journal");
+                return Ok(crate::cli::EXIT_ABSENT);
+            };
+            let attempts = j.attempts_for_record(&record_id).map_err(|e| anyhow!(e))?;
+            if json {
+                println!("{}", json!({"record": r, "attempts": attempts}));
+            } else {
+                println!(
+                    "record {} (batch {}, line {}): {}{}{}",
+                    r.record_id,
+                    r.batch_id,
+                    r.line,
+                    r.state.to_uppercase(),
+                    r.card_serial.as_deref().map(|s| format!(" on card {s}")).unwrap_or_default(),
+                    r.reason.as_deref().map(|s| format!("; last reason: {s}")).unwrap_or_default()
+                );
+                print_attempts(&attempts);
+            }
+            Ok(0)
+        }
+        LineCommand::Card { serial, journal } => {
+            let j = open_journal(&journal)?;
+            let serial = serial.to_ascii_uppercase();
+            let known = j.card(&serial).map_err(|e| anyhow!(e))?;
+            let attempts = j.attempts_for_card(&serial).map_err(|e| anyhow!(e))?;
+            if json {
+                println!("{}", json!({"serial": serial, "card": known, "attempts": attempts}));
+            } else {
+                let what = match &known {
+                    CardKnown::Unknown => "unknown to the journal".to_string(),
+                    CardKnown::Good { record_id, .. } => format!("GOOD: holds record {record_id}"),
+                    CardKnown::Rejected { record_id, reason, terminated } => format!(
+                        "REJECTED{}{}: {reason}",
+                        record_id.as_deref().map(|r| format!(" (record {r})")).unwrap_or_default(),
+                        if *terminated { ", terminated" } else { "" }
+                    ),
+                    CardKnown::Interrupted { record_id, .. } => format!(
+                        "INTERRUPTED while personalizing record {record_id}; not a good card (recovered or rejected if it comes back)"
+                    ),
+                    CardKnown::InProgress { record_id, station, .. } => {
+                        format!("IN PROGRESS: record {record_id} at station {station}")
+                    }
+                };
+                println!("card {serial}: {what}");
+                print_attempts(&attempts);
+            }
+            Ok(if known == CardKnown::Unknown { crate::cli::EXIT_ABSENT } else { 0 })
+        }
+        LineCommand::Rejects { batch, journal } => {
+            let j = open_journal(&journal)?;
+            let rows = j.rejects_by_reason(batch).map_err(|e| anyhow!(e))?;
+            if json {
+                println!("{}", json!(rows.iter().map(|(r, n)| json!({"reason": r, "count": n})).collect::<Vec<_>>()));
+            } else if rows.is_empty() {
+                println!("no rejects");
+            } else {
+                for (r, n) in rows {
+                    println!("{n:>6}  {r}");
+                }
+            }
+            Ok(0)
+        }
+        LineCommand::Throughput { batch, journal } => {
+            let j = open_journal(&journal)?;
+            let rows = j.throughput(batch).map_err(|e| anyhow!(e))?;
+            if json {
+                println!("{}", json!(rows));
+            } else {
+                println!("{:<20} {:<32} {:>6} {:>9} {:>12}", "hour (UTC)", "reader", "good", "rejected", "interrupted");
+                for r in rows {
+                    println!(
+                        "{:<20} {:<32} {:>6} {:>9} {:>12}",
+                        iso_time(r.hour).get(..16).unwrap_or(""),
+                        r.reader,
+                        r.good,
+                        r.rejected,
+                        r.interrupted
+                    );
+                }
+            }
+            Ok(0)
+        }
+        LineCommand::Report { batch, out, journal } => {
+            let j = open_journal(&journal)?;
+            let b = batch_or_latest(j.as_ref(), batch)?;
+            let rep = report::build(j.as_ref(), &b).map_err(|e| anyhow!(e))?;
+            let dir = out.unwrap_or_else(|| data_dir(&journal).join("line").join("reports"));
+            let files = write_report(&rep, &dir)?;
+            for f in files {
+                println!("{}", f.display());
+            }
+            Ok(0)
+        }
+        LineCommand::Requeue { record_id, journal } => {
+            let j = open_journal(&journal)?;
+            j.requeue(&who(&journal), &record_id).map_err(|e| anyhow!(e))?;
+            println!("record {record_id} is back in the queue");
+            Ok(0)
+        }
+        LineCommand::Events { journal } => {
+            let j = open_journal(&journal)?;
+            let rows = j.events(0).map_err(|e| anyhow!(e))?;
+            if json {
+                println!("{}", json!(rows));
+            } else {
+                for e in rows {
+                    println!(
+                        "{} {} {} {}{}: {}",
+                        iso_time(e.at),
+                        e.station,
+                        e.operator,
+                        e.kind,
+                        e.reader.as_deref().map(|r| format!(" [{r}]")).unwrap_or_default(),
+                        e.detail
+                    );
+                }
+            }
+            Ok(0)
+        }
+    }
+}

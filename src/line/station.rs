@@ -1,0 +1,482 @@
+//! What the line does with one card in one reader: identify it, decide
+//! (new blank card, a card coming back after an interruption, a card the
+//! line must not touch), personalize and verify, and journal every step.
+
+use super::journal::{AttemptKind, CardKnown, Claim, Finish, Journal, JournalError, Outcome, Who};
+use crate::apdu::{Command, StatusWord};
+use crate::perso::card::{self, LifeCycle};
+use crate::perso::cli::IssuerSide;
+use crate::perso::engine::{self, CardInput, Stage};
+use crate::record::Record;
+use crate::transport::{Channel, ExchangeError, SharedTranscript, Transcript};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Builds the card input for a record (dates, compact templates).
+pub type InputFn = dyn Fn(&Record, &crate::perso::profile::Profile) -> Result<CardInput, String> + Send + Sync;
+
+/// Everything the workers share.
+pub struct StationCtx {
+    pub journal: Arc<dyn Journal>,
+    pub batch_id: i64,
+    pub records: HashMap<String, Record>,
+    pub issuer: IssuerSide,
+    pub input: Box<InputFn>,
+    pub who: Who,
+    /// Rejections after which a record is held for a supervisor.
+    pub max_rejects: u32,
+    /// How often a worker holding a blank card looks for work.
+    pub poll: Duration,
+    pub stop: AtomicBool,
+}
+
+/// What became of one card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CardResult {
+    /// Personalized (or recovered) and verified; journaled good.
+    Good {
+        record_id: String,
+        serial: String,
+        recovered: bool,
+    },
+    /// Rejected; the record went back to the queue (or was held).
+    Rejected {
+        record_id: Option<String>,
+        serial: Option<String>,
+        reason: String,
+        terminated: bool,
+    },
+    /// The card went away mid-attempt; the record went back to the queue.
+    Interrupted {
+        record_id: String,
+        serial: String,
+        reason: String,
+    },
+    /// The line did not touch the card (already good, another station's, …).
+    Skipped { serial: String, reason: String },
+    /// The card could not even be identified (counts against the reader).
+    Unreadable { reason: String },
+    /// A blank card, but nothing left to put on it.
+    NoWork,
+}
+
+impl CardResult {
+    /// Should the card leave the reader (power down → card handler moves it on)?
+    pub fn release(&self) -> bool {
+        !matches!(self, CardResult::NoWork)
+    }
+}
+
+fn stage_name(s: Stage) -> &'static str {
+    match s {
+        Stage::CheckBlank => "check_blank",
+        Stage::IssuerAuth => "issuer_auth",
+        Stage::Scripts => "scripts",
+        Stage::Enrol => "enrol",
+        Stage::DataGroups => "data_groups",
+        Stage::Keys => "keys",
+        Stage::SecurityObject => "security_object",
+        Stage::Close => "close",
+    }
+}
+
+/// Stage timestamps and the transcript of one attempt.
+struct AttemptLog {
+    stages: Vec<(String, i64)>,
+    transcript: SharedTranscript,
+}
+
+impl AttemptLog {
+    fn new(ch: &mut Channel) -> AttemptLog {
+        let transcript: SharedTranscript = Arc::new(Mutex::new(Transcript::default()));
+        ch.set_transcript(Some(transcript.clone()));
+        AttemptLog {
+            stages: vec![("claimed".into(), super::journal::now_ms())],
+            transcript,
+        }
+    }
+
+    fn mark(&mut self, name: &str) {
+        self.stages
+            .push((name.to_string(), super::journal::now_ms()));
+    }
+
+    fn finish(&self, outcome: Outcome, class: Option<String>, reason: Option<String>) -> Finish {
+        let t = self
+            .transcript
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default();
+        Finish {
+            outcome: Some(outcome),
+            reason_class: class,
+            reason,
+            stages: self.stages.clone(),
+            apdus: t.apdus(),
+            transcript_sha256: Some(t.sha256_hex()),
+            max_rejects: 0,
+            card_terminated: false,
+        }
+    }
+}
+
+/// Make a rejected card unusable: TERMINATE CARD USAGE on the MF, with
+/// issuer authentication first if the blank card asks for it.
+pub fn terminate(ch: &mut Channel, side: &IssuerSide, serial: &[u8; 8]) -> bool {
+    let term = Command::new(0x00, 0xFE, 0x00, 0x00);
+    for attempt in 0..2 {
+        let r = ch.run(|ex| {
+            card::select_mf(ex)?;
+            if attempt == 1 {
+                card::issuer_authenticate(ex, &side.profile, &side.key, serial)?;
+            }
+            Ok::<_, ExchangeError>(ex.transmit(&term)?.sw)
+        });
+        match r {
+            Ok(StatusWord::Ok) => return true,
+            Ok(StatusWord::SecurityNotSatisfied) if attempt == 0 => continue,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// Handle the card now connected in `reader`.
+pub fn process_card(ctx: &StationCtx, ch: &mut Channel, reader: &str) -> CardResult {
+    let who = ctx.who.at_reader(reader);
+    let p = &ctx.issuer.profile;
+    let ident = ch.run(|ex| {
+        card::select_mf(ex)?;
+        Ok::<_, ExchangeError>((card::life_cycle(ex, p)?, card::serial(ex)?))
+    });
+    let (lc, serial) = match ident {
+        Ok(x) => x,
+        Err(e) => {
+            return CardResult::Unreadable {
+                reason: format!("cannot identify the card: {e}"),
+            }
+        }
+    };
+    let serial_hex = crate::hex::compact(&serial);
+    let known = match ctx.journal.card(&serial_hex) {
+        Ok(k) => k,
+        Err(e) => {
+            return CardResult::Skipped {
+                serial: serial_hex,
+                reason: format!("journal unavailable: {e}"),
+            }
+        }
+    };
+    match known {
+        CardKnown::Good { record_id, .. } => CardResult::Skipped {
+            serial: serial_hex,
+            reason: format!("already a good card for record {record_id}; not touched"),
+        },
+        CardKnown::Rejected { reason, .. } => CardResult::Skipped {
+            serial: serial_hex,
+            reason: format!("rejected before ({reason}); not touched"),
+        },
+        CardKnown::InProgress {
+            record_id, station, ..
+        } => CardResult::Skipped {
+            serial: serial_hex,
+            reason: format!("an attempt for record {record_id} runs at station {station}"),
+        },
+        CardKnown::Interrupted { record_id, .. } => {
+            recover(ctx, ch, &who, lc, serial, &serial_hex, &record_id)
+        }
+        CardKnown::Unknown if lc == LifeCycle::Blank => new_card(ctx, ch, &who, serial, &serial_hex),
+        CardKnown::Unknown => {
+            let reason = format!("not a blank card: it is {lc}");
+            let _ = ctx.journal.reject_card(&who, &serial_hex, &reason, false);
+            CardResult::Rejected {
+                record_id: None,
+                serial: Some(serial_hex),
+                reason,
+                terminated: false,
+            }
+        }
+    }
+}
+
+/// Wait for a pending record for this blank card.
+fn claim_for(ctx: &StationCtx, who: &Who, serial_hex: &str) -> Option<Claim> {
+    loop {
+        match ctx.journal.claim(ctx.batch_id, who, serial_hex) {
+            Ok(Some(c)) => return Some(c),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("claiming a record: {e}"),
+        }
+        let finished = ctx
+            .journal
+            .summary(ctx.batch_id)
+            .map(|s| s.finished())
+            .unwrap_or(false);
+        if finished || ctx.stop.load(Ordering::SeqCst) {
+            return None;
+        }
+        std::thread::sleep(ctx.poll);
+    }
+}
+
+fn new_card(
+    ctx: &StationCtx,
+    ch: &mut Channel,
+    who: &Who,
+    serial: [u8; 8],
+    serial_hex: &str,
+) -> CardResult {
+    let Some(claim) = claim_for(ctx, who, serial_hex) else {
+        return CardResult::NoWork;
+    };
+    let mut log = AttemptLog::new(ch);
+    let input = match ctx
+        .records
+        .get(&claim.record_id)
+        .ok_or_else(|| format!("record {} is not in the loaded batch file", claim.record_id))
+        .and_then(|r| (ctx.input)(r, &ctx.issuer.profile))
+    {
+        Ok(i) => i,
+        Err(e) => {
+            return reject(ctx, ch, &claim, &log, serial, serial_hex, "record".into(), e, false)
+        }
+    };
+    let iss = ctx.issuer.issuer();
+    let result = engine::personalize_staged(ch, &iss, &input, &mut |s| log.mark(stage_name(s)));
+    match result {
+        Ok(_) => {}
+        Err(e) if e.transport => {
+            return interrupted(ctx, &claim, &log, serial_hex, format!("card lost at {}", e.stage), e.detail)
+        }
+        Err(e) => {
+            return reject(
+                ctx,
+                ch,
+                &claim,
+                &log,
+                serial,
+                serial_hex,
+                format!("perso: {}", e.stage),
+                e.detail,
+                true,
+            )
+        }
+    }
+    verify_and_finish(ctx, ch, &claim, &mut log, serial, serial_hex, &input)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn verify_and_finish(
+    ctx: &StationCtx,
+    ch: &mut Channel,
+    claim: &Claim,
+    log: &mut AttemptLog,
+    serial: [u8; 8],
+    serial_hex: &str,
+    input: &CardInput,
+) -> CardResult {
+    log.mark("verify");
+    let iss = ctx.issuer.issuer();
+    match engine::verify(ch, &iss, input) {
+        Err(e) if matches!(e, ExchangeError::Transport(_)) => interrupted(
+            ctx,
+            claim,
+            log,
+            serial_hex,
+            "card lost at verify".into(),
+            e.to_string(),
+        ),
+        Err(e) => reject(
+            ctx,
+            ch,
+            claim,
+            log,
+            serial,
+            serial_hex,
+            "verify: card error".into(),
+            e.to_string(),
+            true,
+        ),
+        Ok(rep) if !rep.passed => {
+            let failed = rep.failures();
+            let class = format!("verify: {}", failed.first().copied().unwrap_or("?"));
+            let detail = rep
+                .checks
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| format!("{}: {}", c.name, c.detail))
+                .collect::<Vec<_>>()
+                .join("; ");
+            reject(ctx, ch, claim, log, serial, serial_hex, class, detail, true)
+        }
+        Ok(_) => {
+            log.mark("verified");
+            let f = log.finish(Outcome::Good, None, None);
+            match ctx.journal.finish(claim.attempt_id, &f) {
+                Ok(()) => CardResult::Good {
+                    record_id: claim.record_id.clone(),
+                    serial: serial_hex.to_string(),
+                    recovered: claim.kind == AttemptKind::Recovery,
+                },
+                Err(e @ JournalError::AlreadyGood { .. }) | Err(e @ JournalError::CardTaken { .. }) => {
+                    reject(
+                        ctx,
+                        ch,
+                        claim,
+                        log,
+                        serial,
+                        serial_hex,
+                        "duplicate".into(),
+                        e.to_string(),
+                        true,
+                    )
+                }
+                Err(e) => {
+                    // Not durable: the card must not count as good. It stays
+                    // interrupted in the journal if the journal comes back.
+                    let terminated = terminate(ch, &ctx.issuer, &serial);
+                    CardResult::Rejected {
+                        record_id: Some(claim.record_id.clone()),
+                        serial: Some(serial_hex.to_string()),
+                        reason: format!("the journal could not record the good card: {e}"),
+                        terminated,
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn reject(
+    ctx: &StationCtx,
+    ch: &mut Channel,
+    claim: &Claim,
+    log: &AttemptLog,
+    serial: [u8; 8],
+    serial_hex: &str,
+    class: String,
+    reason: String,
+    terminate_card: bool,
+) -> CardResult {
+    let terminated = terminate_card && terminate(ch, &ctx.issuer, &serial);
+    let mut f = log.finish(Outcome::Rejected, Some(class.clone()), Some(reason.clone()));
+    f.max_rejects = ctx.max_rejects;
+    f.card_terminated = terminated;
+    let finished = ctx.journal.finish(claim.attempt_id, &f);
+    // A duplicate's attempt cannot be "rejected" through finish if the
+    // record is good elsewhere; the rejected-cards list still gets it.
+    if finished.is_err() || class == "duplicate" {
+        let _ = ctx.journal.reject_card(
+            &ctx.who.at_reader(&ch.reader()),
+            serial_hex,
+            &format!("{class}: {reason}"),
+            terminated,
+        );
+    }
+    CardResult::Rejected {
+        record_id: Some(claim.record_id.clone()),
+        serial: Some(serial_hex.to_string()),
+        reason: format!("{class}: {reason}"),
+        terminated,
+    }
+}
+
+fn interrupted(
+    ctx: &StationCtx,
+    claim: &Claim,
+    log: &AttemptLog,
+    serial_hex: &str,
+    class: String,
+    reason: String,
+) -> CardResult {
+    let f = log.finish(Outcome::Interrupted, Some(class.clone()), Some(reason.clone()));
+    if let Err(e) = ctx.journal.finish(claim.attempt_id, &f) {
+        tracing::warn!("journal: finishing interrupted attempt {}: {e}", claim.attempt_id);
+    }
+    CardResult::Interrupted {
+        record_id: claim.record_id.clone(),
+        serial: serial_hex.to_string(),
+        reason: format!("{class}: {reason}"),
+    }
+}
+
+/// A card whose last attempt was interrupted is back in a reader.
+fn recover(
+    ctx: &StationCtx,
+    ch: &mut Channel,
+    who: &Who,
+    lc: LifeCycle,
+    serial: [u8; 8],
+    serial_hex: &str,
+    record_id: &str,
+) -> CardResult {
+    let p = &ctx.issuer.profile;
+    match lc {
+        LifeCycle::Blank => {
+            // Interrupted before the scripts created anything: the card is
+            // as it came, and takes the next record like any blank card.
+            let fresh = matches!(
+                ch.run(|ex| card::select_aid(ex, &p.identity_aid)),
+                Err(ExchangeError::Status { .. })
+            );
+            if fresh {
+                return new_card(ctx, ch, who, serial, serial_hex);
+            }
+            let terminated = terminate(ch, &ctx.issuer, &serial);
+            let reason = format!(
+                "interrupted part-way through personalization for record {record_id}; a partly written card is not reused"
+            );
+            let _ = ctx.journal.reject_card(who, serial_hex, &reason, terminated);
+            CardResult::Rejected {
+                record_id: Some(record_id.to_string()),
+                serial: Some(serial_hex.to_string()),
+                reason,
+                terminated,
+            }
+        }
+        LifeCycle::Personalized => {
+            let claim = match ctx.journal.claim_recovery(who, serial_hex) {
+                Ok(Some(c)) => c,
+                Ok(None) | Err(_) => {
+                    let terminated = terminate(ch, &ctx.issuer, &serial);
+                    let reason = format!(
+                        "interrupted card for record {record_id}, which meanwhile went to another card or was done"
+                    );
+                    let _ = ctx.journal.reject_card(who, serial_hex, &reason, terminated);
+                    return CardResult::Rejected {
+                        record_id: Some(record_id.to_string()),
+                        serial: Some(serial_hex.to_string()),
+                        reason,
+                        terminated,
+                    };
+                }
+            };
+            let mut log = AttemptLog::new(ch);
+            let input = match ctx
+                .records
+                .get(&claim.record_id)
+                .ok_or_else(|| format!("record {} is not in the loaded batch file", claim.record_id))
+                .and_then(|r| (ctx.input)(r, &ctx.issuer.profile))
+            {
+                Ok(i) => i,
+                Err(e) => {
+                    return reject(ctx, ch, &claim, &log, serial, serial_hex, "record".into(), e, true)
+                }
+            };
+            verify_and_finish(ctx, ch, &claim, &mut log, serial, serial_hex, &input)
+        }
+        other => {
+            let reason = format!("interrupted card for record {record_id} is {other}; not touched");
+            let _ = ctx.journal.reject_card(who, serial_hex, &reason, false);
+            CardResult::Rejected {
+                record_id: Some(record_id.to_string()),
+                serial: Some(serial_hex.to_string()),
+                reason,
+                terminated: false,
+            }
+        }
+    }
+}
