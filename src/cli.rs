@@ -185,6 +185,18 @@ pub enum Command {
         /// New blank cards get no issuer key (anyone may personalize them).
         #[arg(long, conflicts_with = "issuer_key")]
         no_issuer_key: bool,
+        /// Card handler mode: keep feeding fresh blank cards into the readers; a card leaves when the host powers it down after using it, and is saved in DIR.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["image", "fresh", "remove_at", "mute_from"])]
+        feed: Option<PathBuf>,
+        /// With --feed: stop after this many cards in total.
+        #[arg(long, requires = "feed")]
+        feed_count: Option<u64>,
+        /// With --feed: time to move a card out and the next one in, in milliseconds.
+        #[arg(long, default_value_t = 200, requires = "feed")]
+        handling_ms: u64,
+        /// The cards' timing model: none, typical, slow, fast, or e.g. latency=20ms,baud=115200,page=64,page-write=3ms,keygen=120ms.
+        #[arg(long, default_value = "none")]
+        timing: String,
     },
 }
 
@@ -351,8 +363,15 @@ fn run_wire(cli: Cli) -> Result<()> {
             seconds,
             issuer_key,
             no_issuer_key,
+            feed,
+            feed_count,
+            handling_ms,
+            timing,
         } => {
+            let timing = sim::timing::Timing::parse(&timing)
+                .map_err(|e| anyhow::anyhow!(crate::perso::cli::RecordRefused(e)))?;
             let config = SimConfig {
+                timing,
                 protocol: if t0 {
                     sim::SimProtocol::T0
                 } else {
@@ -378,6 +397,18 @@ fn run_wire(cli: Cli) -> Result<()> {
                     )?,
                 )
             };
+            if let Some(dir) = feed {
+                return feed_cards(
+                    json,
+                    &slots,
+                    dir,
+                    feed_count,
+                    Duration::from_millis(handling_ms),
+                    config,
+                    seconds,
+                    key.as_ref().map(|k| k.expose().to_vec()),
+                );
+            }
             run_sim(
                 json,
                 &slots,
@@ -625,6 +656,66 @@ pub fn default_data_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
     home.join(".local/share/cardsmith")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn feed_cards(
+    json: bool,
+    slots: &[u16],
+    dir: PathBuf,
+    count: Option<u64>,
+    handling: Duration,
+    config: SimConfig,
+    seconds: Option<f64>,
+    issuer_key: Option<Vec<u8>>,
+) -> Result<()> {
+    let readers: Vec<(String, std::net::SocketAddr)> = slots
+        .iter()
+        .map(|&s| (format!("Virtual PCD 00 {s:02}"), sim::vpcd::slot_addr(s)))
+        .collect();
+    let names: Vec<String> = readers.iter().map(|r| r.0.clone()).collect();
+    let feeder = sim::feeder::Feeder::start(sim::feeder::FeedOptions {
+        readers,
+        out_dir: dir.clone(),
+        count,
+        timing: config.timing,
+        config,
+        issuer_key,
+        handling,
+    })
+    .with_context(|| format!("creating {}", dir.display()))?;
+    eprintln!(
+        "feeding blank cards into {}; used cards are saved in {}",
+        names.join(", "),
+        dir.display()
+    );
+    let started = Instant::now();
+    let mut shown = 0;
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let fed = feeder.fed();
+        for f in fed.iter().skip(shown) {
+            if json {
+                println!(
+                    "{}",
+                    json!({"card": f.number, "reader": f.reader, "serial": f.serial, "image": f.image, "ended": f.ended})
+                );
+            } else {
+                println!(
+                    "card {} ({}) left {}: {}",
+                    f.number, f.serial, f.reader, f.ended
+                );
+            }
+        }
+        shown = fed.len();
+        if seconds.is_some_and(|s| started.elapsed().as_secs_f64() >= s)
+            || count.is_some_and(|c| shown as u64 >= c)
+        {
+            break;
+        }
+    }
+    feeder.stop();
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

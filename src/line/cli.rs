@@ -1,13 +1,15 @@
 //! `cardsmith line …`: run a batch across readers, resume it, and ask the
 //! journal what happened.
 
-use super::journal::{iso_time, AttemptRow, BatchInfo, CardKnown, Journal, NewRecord, SetAside, Who};
+use super::journal::{
+    iso_time, AttemptRow, BatchInfo, CardKnown, Journal, NewRecord, SetAside, Who,
+};
 use super::progress::Progress;
+use super::report;
 use super::run::{self, Readers, RunOptions};
 use super::slot::{CardSlot, SimFeed, SimSlot};
 use super::sqlite::SqliteJournal;
 use super::station::StationCtx;
-use super::report;
 use crate::perso::cli::{compact_template, CardArgs, IsoTemplates, IssuerSide, RecordRefused};
 use crate::perso::input;
 use crate::record;
@@ -159,7 +161,9 @@ pub enum LineCommand {
 }
 
 fn data_dir(a: &JournalArgs) -> PathBuf {
-    a.data_dir.clone().unwrap_or_else(crate::cli::default_data_dir)
+    a.data_dir
+        .clone()
+        .unwrap_or_else(crate::cli::default_data_dir)
 }
 
 fn open_journal(a: &JournalArgs) -> Result<Arc<dyn Journal>> {
@@ -182,7 +186,11 @@ fn who(a: &JournalArgs) -> Who {
     let station = a
         .station
         .clone()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_string()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "station".into());
     Who {
@@ -193,8 +201,12 @@ fn who(a: &JournalArgs) -> Who {
 }
 
 fn sha256_file(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading batch file {}", path.display()))?;
-    Ok(crate::hex::compact(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref()).to_ascii_lowercase())
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading batch file {}", path.display()))?;
+    Ok(
+        crate::hex::compact(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref())
+            .to_ascii_lowercase(),
+    )
 }
 
 fn line_of(location: &str) -> u64 {
@@ -207,7 +219,14 @@ fn line_of(location: &str) -> u64 {
 
 /// Validate the whole batch file: good records by id, and the set-aside
 /// ones with every problem of each.
-fn load_file(path: &Path, side: &IssuerSide) -> Result<(Vec<NewRecord>, HashMap<String, record::Record>, Vec<SetAside>)> {
+fn load_file(
+    path: &Path,
+    side: &IssuerSide,
+) -> Result<(
+    Vec<NewRecord>,
+    HashMap<String, record::Record>,
+    Vec<SetAside>,
+)> {
     let v = IsoTemplates {
         max_minutiae: usize::from(side.profile.max_minutiae),
     };
@@ -266,7 +285,11 @@ fn print_set_aside(batch: &BatchInfo, aside: &[SetAside]) {
     }
 }
 
-fn sim_slots(n: usize, timing: Option<Timing>, key: &[u8]) -> Result<(Vec<Box<dyn CardSlot>>, Arc<Mutex<SimFeed>>)> {
+fn sim_slots(
+    n: usize,
+    timing: Option<Timing>,
+    key: &[u8],
+) -> Result<(Vec<Box<dyn CardSlot>>, Arc<Mutex<SimFeed>>)> {
     let key = key.to_vec();
     // Check the key once; every card gets it.
     SimCard::blank_with_issuer_key(SimConfig::default(), &key).map_err(|e| anyhow!("{e}"))?;
@@ -279,7 +302,12 @@ fn sim_slots(n: usize, timing: Option<Timing>, key: &[u8]) -> Result<(Vec<Box<dy
         Some((Arc::new(Mutex::new(card)), Faults::none()))
     }));
     let slots = (0..n)
-        .map(|i| Box::new(SimSlot::new(&format!("sim reader {:02}", i + 1), feed.clone())) as Box<dyn CardSlot>)
+        .map(|i| {
+            Box::new(SimSlot::new(
+                &format!("sim reader {:02}", i + 1),
+                feed.clone(),
+            )) as Box<dyn CardSlot>
+        })
         .collect();
     Ok((slots, feed))
 }
@@ -315,7 +343,14 @@ fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -
                 .unwrap_or_else(|| "batch".into());
             let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
             let (info, aside) = journal
-                .load_batch(&name, &abs.display().to_string(), &digest, &who, &queued, &aside)
+                .load_batch(
+                    &name,
+                    &abs.display().to_string(),
+                    &digest,
+                    &who,
+                    &queued,
+                    &aside,
+                )
                 .map_err(|e| anyhow!(e))?;
             print_set_aside(&info, &aside);
             (info, records)
@@ -324,7 +359,9 @@ fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -
             let info = journal
                 .batch(resume_id)
                 .map_err(|e| anyhow!(e))?
-                .ok_or_else(|| anyhow!(RecordRefused("no batch in the journal to resume".into())))?;
+                .ok_or_else(|| {
+                    anyhow!(RecordRefused("no batch in the journal to resume".into()))
+                })?;
             let path = PathBuf::from(&info.path);
             let digest = sha256_file(&path)?;
             if digest != info.digest {
@@ -386,16 +423,33 @@ fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -
         .unwrap_or_else(|| data_dir(&a.journal).join("line").join("reports"));
     let files = write_report(&rep, &dir)?;
     if json {
-        println!("{}", json!({"batch": info, "summary": summary, "report": files}));
+        println!(
+            "{}",
+            json!({"batch": info, "summary": summary, "report": files})
+        );
     } else {
-        println!("batch {} ({}): {}", info.id, info.name, progress.batch_line(&summary));
-        println!("report: {}", files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+        println!(
+            "batch {} ({}): {}",
+            info.id,
+            info.name,
+            progress.batch_line(&summary)
+        );
+        println!(
+            "report: {}",
+            files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
-    Ok(if summary.finished() && summary.held == 0 && summary.invalid == 0 {
-        0
-    } else {
-        crate::cli::EXIT_CARD_STATUS
-    })
+    Ok(
+        if summary.finished() && summary.held == 0 && summary.invalid == 0 {
+            0
+        } else {
+            crate::cli::EXIT_CARD_STATUS
+        },
+    )
 }
 
 fn write_report(rep: &report::LineReport, dir: &Path) -> Result<Vec<PathBuf>> {
@@ -403,7 +457,10 @@ fn write_report(rep: &report::LineReport, dir: &Path) -> Result<Vec<PathBuf>> {
     let base = format!("batch-{}", rep.batch.id);
     let mut out = Vec::new();
     for (ext, text) in [
-        ("json", serde_json::to_string_pretty(rep).unwrap_or_default()),
+        (
+            "json",
+            serde_json::to_string_pretty(rep).unwrap_or_default(),
+        ),
         ("csv", report::to_csv(rep)),
         ("html", report::to_html(rep)),
     ] {
@@ -439,7 +496,10 @@ fn print_attempts(rows: &[AttemptRow]) {
                 .as_deref()
                 .map(|c| format!(" [{c}]"))
                 .unwrap_or_default(),
-            a.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+            a.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
         );
     }
 }
@@ -479,8 +539,14 @@ pub fn line(cmd: LineCommand, json: bool) -> Result<i32> {
                     r.batch_id,
                     r.line,
                     r.state.to_uppercase(),
-                    r.card_serial.as_deref().map(|s| format!(" on card {s}")).unwrap_or_default(),
-                    r.reason.as_deref().map(|s| format!("; last reason: {s}")).unwrap_or_default()
+                    r.card_serial
+                        .as_deref()
+                        .map(|s| format!(" on card {s}"))
+                        .unwrap_or_default(),
+                    r.reason
+                        .as_deref()
+                        .map(|s| format!("; last reason: {s}"))
+                        .unwrap_or_default()
                 );
                 print_attempts(&attempts);
             }
@@ -492,7 +558,10 @@ pub fn line(cmd: LineCommand, json: bool) -> Result<i32> {
             let known = j.card(&serial).map_err(|e| anyhow!(e))?;
             let attempts = j.attempts_for_card(&serial).map_err(|e| anyhow!(e))?;
             if json {
-                println!("{}", json!({"serial": serial, "card": known, "attempts": attempts}));
+                println!(
+                    "{}",
+                    json!({"serial": serial, "card": known, "attempts": attempts})
+                );
             } else {
                 let what = match &known {
                     CardKnown::Unknown => "unknown to the journal".to_string(),
@@ -512,13 +581,23 @@ pub fn line(cmd: LineCommand, json: bool) -> Result<i32> {
                 println!("card {serial}: {what}");
                 print_attempts(&attempts);
             }
-            Ok(if known == CardKnown::Unknown { crate::cli::EXIT_ABSENT } else { 0 })
+            Ok(if known == CardKnown::Unknown {
+                crate::cli::EXIT_ABSENT
+            } else {
+                0
+            })
         }
         LineCommand::Rejects { batch, journal } => {
             let j = open_journal(&journal)?;
             let rows = j.rejects_by_reason(batch).map_err(|e| anyhow!(e))?;
             if json {
-                println!("{}", json!(rows.iter().map(|(r, n)| json!({"reason": r, "count": n})).collect::<Vec<_>>()));
+                println!(
+                    "{}",
+                    json!(rows
+                        .iter()
+                        .map(|(r, n)| json!({"reason": r, "count": n}))
+                        .collect::<Vec<_>>())
+                );
             } else if rows.is_empty() {
                 println!("no rejects");
             } else {
@@ -534,7 +613,10 @@ pub fn line(cmd: LineCommand, json: bool) -> Result<i32> {
             if json {
                 println!("{}", json!(rows));
             } else {
-                println!("{:<20} {:<32} {:>6} {:>9} {:>12}", "hour (UTC)", "reader", "good", "rejected", "interrupted");
+                println!(
+                    "{:<20} {:<32} {:>6} {:>9} {:>12}",
+                    "hour (UTC)", "reader", "good", "rejected", "interrupted"
+                );
                 for r in rows {
                     println!(
                         "{:<20} {:<32} {:>6} {:>9} {:>12}",
@@ -548,7 +630,11 @@ pub fn line(cmd: LineCommand, json: bool) -> Result<i32> {
             }
             Ok(0)
         }
-        LineCommand::Report { batch, out, journal } => {
+        LineCommand::Report {
+            batch,
+            out,
+            journal,
+        } => {
             let j = open_journal(&journal)?;
             let b = batch_or_latest(j.as_ref(), batch)?;
             let rep = report::build(j.as_ref(), &b).map_err(|e| anyhow!(e))?;
@@ -561,7 +647,8 @@ pub fn line(cmd: LineCommand, json: bool) -> Result<i32> {
         }
         LineCommand::Requeue { record_id, journal } => {
             let j = open_journal(&journal)?;
-            j.requeue(&who(&journal), &record_id).map_err(|e| anyhow!(e))?;
+            j.requeue(&who(&journal), &record_id)
+                .map_err(|e| anyhow!(e))?;
             println!("record {record_id} is back in the queue");
             Ok(0)
         }
@@ -578,7 +665,10 @@ pub fn line(cmd: LineCommand, json: bool) -> Result<i32> {
                         e.station,
                         e.operator,
                         e.kind,
-                        e.reader.as_deref().map(|r| format!(" [{r}]")).unwrap_or_default(),
+                        e.reader
+                            .as_deref()
+                            .map(|r| format!(" [{r}]"))
+                            .unwrap_or_default(),
                         e.detail
                     );
                 }

@@ -103,7 +103,11 @@ impl Progress {
                 recovered,
             } => format!(
                 "good: record {record_id} on card {serial}{}",
-                if *recovered { " (recovered after an interruption)" } else { "" }
+                if *recovered {
+                    " (recovered after an interruption)"
+                } else {
+                    ""
+                }
             ),
             CardResult::Rejected {
                 record_id,
@@ -130,7 +134,9 @@ impl Progress {
             CardResult::Unreadable { reason } => format!("unreadable card: {reason}"),
             CardResult::NoWork => "blank card waiting: no record left to put on it".into(),
         };
-        let tail = summary.map(|s| format!(" — {}", self.batch_line(s))).unwrap_or_default();
+        let tail = summary
+            .map(|s| format!(" — {}", self.batch_line(s)))
+            .unwrap_or_default();
         self.note(&format!(
             "{} [{reader}] {what}{tail}",
             super::journal::iso_time(super::journal::now_ms())
@@ -151,7 +157,9 @@ impl Progress {
         let eta = if per_hour > 0.0 && remaining > 0 {
             format!(
                 ", ETA {}",
-                fmt_duration(Duration::from_secs_f64(remaining as f64 * 3600.0 / per_hour))
+                fmt_duration(Duration::from_secs_f64(
+                    remaining as f64 * 3600.0 / per_hour
+                ))
             )
         } else {
             String::new()

@@ -99,7 +99,11 @@ pub fn build(j: &dyn Journal, batch: &BatchInfo) -> Result<LineReport> {
             rejected: rj,
             interrupted: i,
             cards_per_hour: rate(g, l - f),
-            mean_good_seconds: if g > 0 { total as f64 / g as f64 / 1000.0 } else { 0.0 },
+            mean_good_seconds: if g > 0 {
+                total as f64 / g as f64 / 1000.0
+            } else {
+                0.0
+            },
         })
         .collect();
     let width = bin_width(span);
@@ -242,7 +246,13 @@ fn rejects_svg(r: &LineReport) -> String {
     let rows = r.rejects_by_reason.len().max(1) as f64;
     let (w, row_h, label) = (720.0f64, 22.0f64, 300.0f64);
     let h = rows * row_h + 8.0;
-    let max = r.rejects_by_reason.iter().map(|x| x.1).max().unwrap_or(1).max(1) as f64;
+    let max = r
+        .rejects_by_reason
+        .iter()
+        .map(|x| x.1)
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
     let mut s = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="rejects by reason">"#
     );
@@ -370,13 +380,18 @@ mod tests {
                 }],
             )
             .expect("load");
-        for (serial, outcome) in [("S1", Outcome::Good), ("S2", Outcome::Rejected), ("S3", Outcome::Good)] {
+        for (serial, outcome) in [
+            ("S1", Outcome::Good),
+            ("S2", Outcome::Rejected),
+            ("S3", Outcome::Good),
+        ] {
             let c = j.claim(b.id, &who, serial).expect("claim").expect("some");
             j.finish(
                 c.attempt_id,
                 &Finish {
                     outcome: Some(outcome),
-                    reason_class: (outcome == Outcome::Rejected).then(|| "verify: DG1, \"names\"".to_string()),
+                    reason_class: (outcome == Outcome::Rejected)
+                        .then(|| "verify: DG1, \"names\"".to_string()),
                     max_rejects: 3,
                     ..Finish::default()
                 },
@@ -384,8 +399,14 @@ mod tests {
             .expect("finish");
         }
         let r = build(&j, &b).expect("report");
-        assert_eq!((r.summary.good, r.summary.rejected, r.summary.invalid), (2, 1, 1));
-        assert_eq!(r.rejects_by_reason, vec![("verify: DG1, \"names\"".to_string(), 1)]);
+        assert_eq!(
+            (r.summary.good, r.summary.rejected, r.summary.invalid),
+            (2, 1, 1)
+        );
+        assert_eq!(
+            r.rejects_by_reason,
+            vec![("verify: DG1, \"names\"".to_string(), 1)]
+        );
         assert_eq!(r.readers.len(), 1);
         assert_eq!(r.throughput.iter().map(|b| b.good).sum::<u64>(), 2);
         let csv = to_csv(&r);
@@ -393,7 +414,10 @@ mod tests {
         assert!(csv.contains("\"verify: DG1, \"\"names\"\"\""), "{csv}");
         let html = to_html(&r);
         assert!(html.contains("<svg") && html.contains("rejects by reason"));
-        assert!(html.contains("R &quot;1&quot; &lt;a&gt;"), "reader name escaped");
+        assert!(
+            html.contains("R &quot;1&quot; &lt;a&gt;"),
+            "reader name escaped"
+        );
         assert!(!html.contains("<a>"));
         // The HTML is well-formed XML apart from the doctype.
         let body = html.trim_start_matches("<!DOCTYPE html>");

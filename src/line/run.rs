@@ -156,7 +156,8 @@ pub fn run(
         Readers::Slots(slots) => {
             for s in slots {
                 let name = s.name().to_string();
-                let h = spawn(s).map_err(|e| JournalError::Refused(format!("starting a worker: {e}")))?;
+                let h = spawn(s)
+                    .map_err(|e| JournalError::Refused(format!("starting a worker: {e}")))?;
                 workers.insert(name, h);
             }
             None
@@ -187,9 +188,11 @@ pub fn run(
                             JournalError::Refused(format!("starting a worker: {e}"))
                         })?;
                         workers.insert(name.clone(), h);
-                        let _ = ctx
-                            .journal
-                            .event(&ctx.who.at_reader(name), "reader added", "worker started");
+                        let _ = ctx.journal.event(
+                            &ctx.who.at_reader(name),
+                            "reader added",
+                            "worker started",
+                        );
                         progress.note(&format!("reader added: {name}"));
                     }
                 }

@@ -183,3 +183,10 @@ impl CardSlot for SimSlot {
         Ok(true)
     }
 }
+
+impl Drop for SimSlot {
+    /// Cards still in the slot when the line stops go to the hopper too.
+    fn drop(&mut self) {
+        let _ = self.wait_removed(Duration::ZERO);
+    }
+}

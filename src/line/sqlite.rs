@@ -114,7 +114,8 @@ fn stages_from(s: &str) -> Vec<(String, Millis)> {
     serde_json::from_str(s).unwrap_or_default()
 }
 
-const ATTEMPT_COLS: &str = "id, record_id, batch_id, kind, station, reader, operator, card_serial, \
+const ATTEMPT_COLS: &str =
+    "id, record_id, batch_id, kind, station, reader, operator, card_serial, \
      started_at, finished_at, outcome, reason_class, reason, stages, apdus, transcript_sha256";
 
 fn attempt_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AttemptRow> {
@@ -717,8 +718,9 @@ impl Journal for SqliteJournal {
         self.with(|c| {
             let mut s = Summary::default();
             {
-                let mut st = c
-                    .prepare("SELECT state, COUNT(*) FROM records WHERE batch_id = ?1 GROUP BY state")?;
+                let mut st = c.prepare(
+                    "SELECT state, COUNT(*) FROM records WHERE batch_id = ?1 GROUP BY state",
+                )?;
                 let rows = st.query_map([batch], |r| {
                     Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
                 })?;
@@ -734,14 +736,16 @@ impl Journal for SqliteJournal {
                     }
                 }
             }
-            s.invalid = c.query_row(
-                "SELECT COUNT(*) FROM set_aside WHERE batch_id = ?1",
-                [batch],
-                |r| r.get::<_, i64>(0),
-            )?
-            .max(0) as u64;
-            let mut st = c
-                .prepare("SELECT outcome, COUNT(*) FROM attempts WHERE batch_id = ?1 GROUP BY outcome")?;
+            s.invalid = c
+                .query_row(
+                    "SELECT COUNT(*) FROM set_aside WHERE batch_id = ?1",
+                    [batch],
+                    |r| r.get::<_, i64>(0),
+                )?
+                .max(0) as u64;
+            let mut st = c.prepare(
+                "SELECT outcome, COUNT(*) FROM attempts WHERE batch_id = ?1 GROUP BY outcome",
+            )?;
             let rows = st.query_map([batch], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
             })?;
@@ -894,9 +898,16 @@ mod tests {
                 line: i as u64 + 1,
             })
             .collect();
-        j.load_batch("b", "/tmp/b.jsonl", &format!("d-{}", ids.join(",")), &who("-"), &recs, &[])
-            .expect("load")
-            .0
+        j.load_batch(
+            "b",
+            "/tmp/b.jsonl",
+            &format!("d-{}", ids.join(",")),
+            &who("-"),
+            &recs,
+            &[],
+        )
+        .expect("load")
+        .0
     }
 
     fn good() -> Finish {
@@ -931,10 +942,16 @@ mod tests {
             },
         )
         .expect("interrupted");
-        let c2 = j.claim(b.id, &who("B"), "S2").expect("claim").expect("again");
+        let c2 = j
+            .claim(b.id, &who("B"), "S2")
+            .expect("claim")
+            .expect("again");
         j.finish(c2.attempt_id, &good()).expect("good");
         // The first card comes back: its record is no longer pending.
-        assert!(j.claim_recovery(&who("A"), "S1").expect("recovery").is_none());
+        assert!(j
+            .claim_recovery(&who("A"), "S1")
+            .expect("recovery")
+            .is_none());
         // Even forced through SQL, a second good attempt is refused.
         let forced = j.with(|c| {
             c.execute(
@@ -962,9 +979,18 @@ mod tests {
         let rec = j.recover_interrupted(&who("-")).expect("recover");
         assert_eq!(rec.len(), 1);
         assert_eq!(rec[0].id, c1.attempt_id);
-        assert!(matches!(j.card("S1").expect("card"), CardKnown::Interrupted { .. }));
-        let r = j.claim_recovery(&who("A"), "S1").expect("recovery").expect("claimed");
-        assert_eq!((r.record_id.as_str(), r.kind), ("r1", AttemptKind::Recovery));
+        assert!(matches!(
+            j.card("S1").expect("card"),
+            CardKnown::Interrupted { .. }
+        ));
+        let r = j
+            .claim_recovery(&who("A"), "S1")
+            .expect("recovery")
+            .expect("claimed");
+        assert_eq!(
+            (r.record_id.as_str(), r.kind),
+            ("r1", AttemptKind::Recovery)
+        );
         j.finish(r.attempt_id, &good()).expect("good");
         // The queue hands out r2 next, never r1 again.
         let c2 = j.claim(b.id, &who("A"), "S2").expect("claim").expect("r2");
@@ -981,7 +1007,10 @@ mod tests {
         let (_d, j) = journal();
         let b = load(&j, &["r1"]);
         for (n, serial) in ["S1", "S2"].iter().enumerate() {
-            let c = j.claim(b.id, &who("A"), serial).expect("claim").expect("r1");
+            let c = j
+                .claim(b.id, &who("A"), serial)
+                .expect("claim")
+                .expect("r1");
             j.finish(
                 c.attempt_id,
                 &Finish {
@@ -1003,7 +1032,10 @@ mod tests {
         );
         j.requeue(&who("-"), "r1").expect("requeue");
         assert!(j.claim(b.id, &who("A"), "S3").expect("claim").is_some());
-        assert!(j.requeue(&who("-"), "r1").is_err(), "in progress is not held");
+        assert!(
+            j.requeue(&who("-"), "r1").is_err(),
+            "in progress is not held"
+        );
     }
 
     #[test]
@@ -1034,7 +1066,11 @@ mod tests {
             .expect("load");
         assert_eq!(b3.records, 1);
         assert_eq!(aside.len(), 1);
-        assert!(aside[0].reason.contains("already in batch"), "{}", aside[0].reason);
+        assert!(
+            aside[0].reason.contains("already in batch"),
+            "{}",
+            aside[0].reason
+        );
     }
 
     #[test]
@@ -1049,8 +1085,13 @@ mod tests {
         }
         let j = SqliteJournal::open(&p).expect("reopen");
         assert_eq!(j.record("r1").expect("r").expect("r1").state, "good");
-        j.with(|c| c.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'", []))
-            .expect("bump");
+        j.with(|c| {
+            c.execute(
+                "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
+                [],
+            )
+        })
+        .expect("bump");
         drop(j);
         let e = SqliteJournal::open(&p).err().expect("refused").to_string();
         assert!(e.contains("schema version 99"), "{e}");

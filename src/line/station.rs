@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Builds the card input for a record (dates, compact templates).
-pub type InputFn = dyn Fn(&Record, &crate::perso::profile::Profile) -> Result<CardInput, String> + Send + Sync;
+pub type InputFn =
+    dyn Fn(&Record, &crate::perso::profile::Profile) -> Result<CardInput, String> + Send + Sync;
 
 /// Everything the workers share.
 pub struct StationCtx {
@@ -174,6 +175,25 @@ pub fn process_card(ctx: &StationCtx, ch: &mut Channel, reader: &str) -> CardRes
             serial: serial_hex,
             reason: format!("already a good card for record {record_id}; not touched"),
         },
+        // Rejected while holding citizen data, but it left before it could
+        // be terminated: finish the job now.
+        CardKnown::Rejected {
+            record_id: Some(record_id),
+            terminated: false,
+            reason,
+        } if lc != LifeCycle::Terminated => {
+            let terminated = terminate(ch, &ctx.issuer, &serial);
+            let why = format!(
+                "came back after being rejected for record {record_id} ({reason}); terminated now"
+            );
+            let _ = ctx.journal.reject_card(&who, &serial_hex, &why, terminated);
+            CardResult::Rejected {
+                record_id: None,
+                serial: Some(serial_hex),
+                reason: why,
+                terminated,
+            }
+        }
         CardKnown::Rejected { reason, .. } => CardResult::Skipped {
             serial: serial_hex,
             reason: format!("rejected before ({reason}); not touched"),
@@ -187,7 +207,9 @@ pub fn process_card(ctx: &StationCtx, ch: &mut Channel, reader: &str) -> CardRes
         CardKnown::Interrupted { record_id, .. } => {
             recover(ctx, ch, &who, lc, serial, &serial_hex, &record_id)
         }
-        CardKnown::Unknown if lc == LifeCycle::Blank => new_card(ctx, ch, &who, serial, &serial_hex),
+        CardKnown::Unknown if lc == LifeCycle::Blank => {
+            new_card(ctx, ch, &who, serial, &serial_hex)
+        }
         CardKnown::Unknown => {
             let reason = format!("not a blank card: it is {lc}");
             let _ = ctx.journal.reject_card(&who, &serial_hex, &reason, false);
@@ -240,7 +262,17 @@ fn new_card(
     {
         Ok(i) => i,
         Err(e) => {
-            return reject(ctx, ch, &claim, &log, serial, serial_hex, "record".into(), e, false)
+            return reject(
+                ctx,
+                ch,
+                &claim,
+                &log,
+                serial,
+                serial_hex,
+                "record".into(),
+                e,
+                false,
+            )
         }
     };
     let iss = ctx.issuer.issuer();
@@ -248,7 +280,14 @@ fn new_card(
     match result {
         Ok(_) => {}
         Err(e) if e.transport => {
-            return interrupted(ctx, &claim, &log, serial_hex, format!("card lost at {}", e.stage), e.detail)
+            return interrupted(
+                ctx,
+                &claim,
+                &log,
+                serial_hex,
+                format!("card lost at {}", e.stage),
+                e.detail,
+            )
         }
         Err(e) => {
             return reject(
@@ -320,19 +359,18 @@ fn verify_and_finish(
                     serial: serial_hex.to_string(),
                     recovered: claim.kind == AttemptKind::Recovery,
                 },
-                Err(e @ JournalError::AlreadyGood { .. }) | Err(e @ JournalError::CardTaken { .. }) => {
-                    reject(
-                        ctx,
-                        ch,
-                        claim,
-                        log,
-                        serial,
-                        serial_hex,
-                        "duplicate".into(),
-                        e.to_string(),
-                        true,
-                    )
-                }
+                Err(e @ JournalError::AlreadyGood { .. })
+                | Err(e @ JournalError::CardTaken { .. }) => reject(
+                    ctx,
+                    ch,
+                    claim,
+                    log,
+                    serial,
+                    serial_hex,
+                    "duplicate".into(),
+                    e.to_string(),
+                    true,
+                ),
                 Err(e) => {
                     // Not durable: the card must not count as good. It stays
                     // interrupted in the journal if the journal comes back.
@@ -392,9 +430,16 @@ fn interrupted(
     class: String,
     reason: String,
 ) -> CardResult {
-    let f = log.finish(Outcome::Interrupted, Some(class.clone()), Some(reason.clone()));
+    let f = log.finish(
+        Outcome::Interrupted,
+        Some(class.clone()),
+        Some(reason.clone()),
+    );
     if let Err(e) = ctx.journal.finish(claim.attempt_id, &f) {
-        tracing::warn!("journal: finishing interrupted attempt {}: {e}", claim.attempt_id);
+        tracing::warn!(
+            "journal: finishing interrupted attempt {}: {e}",
+            claim.attempt_id
+        );
     }
     CardResult::Interrupted {
         record_id: claim.record_id.clone(),
@@ -429,7 +474,9 @@ fn recover(
             let reason = format!(
                 "interrupted part-way through personalization for record {record_id}; a partly written card is not reused"
             );
-            let _ = ctx.journal.reject_card(who, serial_hex, &reason, terminated);
+            let _ = ctx
+                .journal
+                .reject_card(who, serial_hex, &reason, terminated);
             CardResult::Rejected {
                 record_id: Some(record_id.to_string()),
                 serial: Some(serial_hex.to_string()),
@@ -445,7 +492,9 @@ fn recover(
                     let reason = format!(
                         "interrupted card for record {record_id}, which meanwhile went to another card or was done"
                     );
-                    let _ = ctx.journal.reject_card(who, serial_hex, &reason, terminated);
+                    let _ = ctx
+                        .journal
+                        .reject_card(who, serial_hex, &reason, terminated);
                     return CardResult::Rejected {
                         record_id: Some(record_id.to_string()),
                         serial: Some(serial_hex.to_string()),
@@ -458,12 +507,24 @@ fn recover(
             let input = match ctx
                 .records
                 .get(&claim.record_id)
-                .ok_or_else(|| format!("record {} is not in the loaded batch file", claim.record_id))
+                .ok_or_else(|| {
+                    format!("record {} is not in the loaded batch file", claim.record_id)
+                })
                 .and_then(|r| (ctx.input)(r, &ctx.issuer.profile))
             {
                 Ok(i) => i,
                 Err(e) => {
-                    return reject(ctx, ch, &claim, &log, serial, serial_hex, "record".into(), e, true)
+                    return reject(
+                        ctx,
+                        ch,
+                        &claim,
+                        &log,
+                        serial,
+                        serial_hex,
+                        "record".into(),
+                        e,
+                        true,
+                    )
                 }
             };
             verify_and_finish(ctx, ch, &claim, &mut log, serial, serial_hex, &input)

@@ -331,11 +331,10 @@ pub fn personalize_staged(
                 count(ex);
                 r.map_err(StepErr)
             })
-            .map_err(|e| {
-                PersoError::msg(
-                    Stage::Keys,
-                    format!("key {}: signing the request: {}", k.name, e.0),
-                )
+            .map_err(|e| PersoError {
+                stage: Stage::Keys,
+                transport: matches!(&e.0, StepError::Exchange(ExchangeError::Transport(_))),
+                detail: format!("key {}: signing the request: {}", k.name, e.0),
             })?;
         let csr = pki::assemble_csr(&info, &signature)
             .map_err(|e| PersoError::msg(Stage::Keys, format!("key {}: {e}", k.name)))?;

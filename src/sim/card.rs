@@ -118,6 +118,8 @@ pub struct SimCard {
     rng: SystemRandom,
     /// What the last command would have cost a real card (timing model).
     cost: std::time::Duration,
+    /// Command APDUs processed since the card object was made.
+    apdus: u64,
 }
 
 fn sw_bytes(sw: u16) -> Vec<u8> {
@@ -195,6 +197,7 @@ impl SimCard {
             image: None,
             rng,
             cost: std::time::Duration::ZERO,
+            apdus: 0,
         }
     }
 
@@ -240,6 +243,7 @@ impl SimCard {
                 image: Some(path.to_path_buf()),
                 rng: SystemRandom::new(),
                 cost: std::time::Duration::ZERO,
+                apdus: 0,
             })
         } else {
             let mut card = match issuer_key_if_new {
@@ -293,6 +297,7 @@ impl SimCard {
     /// Never panics, whatever the input. With a timing model, what the
     /// command would cost a real card is kept for [`SimCard::take_cost`].
     pub fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
+        self.apdus = self.apdus.saturating_add(1);
         let resp = self.execute(apdu);
         if let Some(t) = self.state.config.timing {
             let ins = apdu.get(1).copied().unwrap_or(0);
@@ -312,6 +317,11 @@ impl SimCard {
     /// it before answering, outside any lock.
     pub fn take_cost(&mut self) -> std::time::Duration {
         std::mem::take(&mut self.cost)
+    }
+
+    /// Command APDUs this card object has processed (not kept in the image).
+    pub fn apdus_processed(&self) -> u64 {
+        self.apdus
     }
 
     /// Set or clear the card's timing model (kept in its image).
@@ -531,6 +541,12 @@ impl SimCard {
             out.extend_from_slice(&sw_61(p.data.len()).to_be_bytes());
         }
         out
+    }
+
+    /// Write the card's state as an image file at `path` (the card keeps
+    /// its own image, if any).
+    pub fn save_image_to(&self, path: &Path) -> Result<(), ImageError> {
+        image::save(path, &self.state)
     }
 
     /// Write the image (if any). Failure → 6581.

@@ -35,6 +35,7 @@ mod bio;
 mod card;
 pub mod faults;
 mod fcp;
+pub mod feeder;
 mod file_cmds;
 mod fs;
 mod image;

@@ -127,7 +127,13 @@ impl Timing {
 
     /// The cost of one APDU: `command` in, `response_len` bytes out (data
     /// and SW), `written` bytes of EEPROM changed, `keygen` key pairs made.
-    pub fn cost(&self, command_len: usize, response_len: usize, written: usize, keygen: u32) -> Duration {
+    pub fn cost(
+        &self,
+        command_len: usize,
+        response_len: usize,
+        written: usize,
+        keygen: u32,
+    ) -> Duration {
         Duration::from_micros(self.apdu_latency_us)
             + self.transfer(command_len.saturating_add(response_len))
             + self.eeprom(written)
@@ -143,7 +149,9 @@ fn micros(v: &str) -> Result<u64, String> {
     } else if let Some(n) = v.strip_suffix('s') {
         (n, 1_000_000)
     } else {
-        return Err(format!("timing {v:?}: expected a time with a unit (us, ms or s), e.g. 20ms"));
+        return Err(format!(
+            "timing {v:?}: expected a time with a unit (us, ms or s), e.g. 20ms"
+        ));
     };
     let n: f64 = num
         .trim()
@@ -185,7 +193,14 @@ mod tests {
         assert_eq!(t.keygen_us, 1_500_000);
         assert_eq!(t.page_bytes, 32);
         assert_eq!(t.page_write_us, 500);
-        for bad in ["latency=12", "baud=0", "speed=1", "latency", "keygen=-1ms", "page=x"] {
+        for bad in [
+            "latency=12",
+            "baud=0",
+            "speed=1",
+            "latency",
+            "keygen=-1ms",
+            "page=x",
+        ] {
             let e = Timing::parse(bad).expect_err(bad);
             assert!(e.starts_with("timing"), "{bad}: {e}");
         }

@@ -40,6 +40,9 @@ pub struct VpcdOptions {
     pub reconnect: bool,
     /// Give up if vpcd cannot be reached for this long (None: keep trying).
     pub connect_timeout: Option<Duration>,
+    /// Act like a card handler: when the host powers the card down after
+    /// using it (at least one APDU), the card leaves the reader.
+    pub eject_on_power_off: bool,
 }
 
 impl VpcdOptions {
@@ -49,6 +52,7 @@ impl VpcdOptions {
             faults: Faults::none(),
             reconnect: true,
             connect_timeout: Some(Duration::from_secs(10)),
+            eject_on_power_off: false,
         }
     }
 }
@@ -62,6 +66,9 @@ pub enum Ended {
     Removed { at: u64 },
     /// vpcd closed the connection and `reconnect` was off.
     Disconnected,
+    /// The host powered the card down after `apdus` APDUs and
+    /// `eject_on_power_off` was set: the card handler took it out.
+    Ejected { apdus: u64 },
 }
 
 /// Counters a caller can watch while the card is served.
@@ -221,7 +228,12 @@ fn serve_connection(
             });
         }
         match msg.as_slice() {
-            [0x00] => lock()?.power_off(),
+            [0x00] => {
+                lock()?.power_off();
+                if opts.eject_on_power_off && count > 0 {
+                    return Ok(Ended::Ejected { apdus: count });
+                }
+            }
             [0x01] => lock()?.power_on(),
             [0x02] => lock()?.reset(),
             [0x04] => {
