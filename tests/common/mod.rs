@@ -109,3 +109,32 @@ pub fn write_issuer_key(dir: &std::path::Path, key: &[u8]) {
     let hex: String = key.iter().map(|b| format!("{b:02X}")).collect();
     writeln!(f, "# test issuer transport key\n{hex}").expect("write the issuer key");
 }
+
+/// Stop pcscd and start it again (as `scripts/setup.sh` starts it), then
+/// wait until the vpcd readers are back. Needs root (CI and the test
+/// command run as root).
+pub fn restart_pcscd() {
+    let _ = Command::new("pkill").args(["-x", "pcscd"]).status();
+    for _ in 0..100 {
+        let running = Command::new("pgrep")
+            .args(["-x", "pcscd"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !running {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let st = Command::new("pcscd").status().expect("start pcscd");
+    assert!(st.success(), "pcscd did not start");
+    for _ in 0..100 {
+        if let Ok(list) = pc::list_readers() {
+            if list.iter().any(|r| r.name == reader(0)) {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("pcscd restarted but the vpcd readers did not come back");
+}
