@@ -40,6 +40,7 @@ mod file_cmds;
 mod fs;
 mod image;
 mod keys;
+pub mod line_readers;
 mod misc_cmds;
 mod perso_cmds;
 mod pin_cmds;

@@ -126,7 +126,13 @@ pub fn restart_pcscd() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let st = Command::new("pcscd").status().expect("start pcscd");
+    // pcscd daemonizes; keep it off the test's pipes.
+    let st = Command::new("pcscd")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("start pcscd");
     assert!(st.success(), "pcscd did not start");
     for _ in 0..100 {
         if let Ok(list) = pc::list_readers() {
@@ -137,4 +143,70 @@ pub fn restart_pcscd() {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("pcscd restarted but the vpcd readers did not come back");
+}
+
+/// Take the PC/SC lock (as [`pcsc`]) and check the cardsmith line readers
+/// (`scripts/setup.sh`, `ifd/`) are all listed and empty.
+pub fn pcsc_lines() -> PcscGuard {
+    use cardsmith::sim::line_readers::{line_reader_name, LINE_READERS};
+    let guard = pcsc();
+    let listed: Vec<String> = pc::list_readers()
+        .expect("list readers")
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    for i in 0..LINE_READERS {
+        let name = line_reader_name(i);
+        assert!(
+            listed.contains(&name),
+            "pcscd does not list {name:?} (run scripts/setup.sh); it lists {listed:?}"
+        );
+    }
+    for i in 0..LINE_READERS {
+        pc::wait_for(
+            Some(&line_reader_name(i)),
+            CardEvent::Removed,
+            Duration::from_secs(10),
+        )
+        .expect("a previous card leaves the line reader");
+    }
+    guard
+}
+
+/// Options to serve a card on line reader `i` (no reconnect, like [`insert`]).
+pub fn line_opts(i: u16, faults: Faults) -> VpcdOptions {
+    let mut opts = VpcdOptions::slot(0);
+    opts.addr = cardsmith::sim::line_readers::line_reader_addr(i);
+    opts.faults = faults;
+    opts.reconnect = false;
+    opts
+}
+
+/// Insert `card` into line reader `i` and wait until pcscd reports it present.
+pub fn insert_line(card: SimCard, i: u16, faults: Faults) -> VpcdCard {
+    let name = cardsmith::sim::line_readers::line_reader_name(i);
+    pc::wait_for(Some(&name), CardEvent::Removed, Duration::from_secs(10))
+        .expect("the previous card leaves the line reader");
+    let served = VpcdCard::start(card, line_opts(i, faults)).expect("connect to the line reader");
+    pc::wait_for(Some(&name), CardEvent::Inserted, Duration::from_secs(10))
+        .expect("pcscd sees the card in the line reader");
+    served
+}
+
+/// A PC/SC channel to the card in the reader named `name` (exact name).
+pub fn channel(name: &str) -> cardsmith::transport::Channel {
+    use cardsmith::transport::pcsc::{ConnectOptions, PcscTransport};
+    use cardsmith::transport::{Channel, ExchangeOptions};
+    let t = PcscTransport::connect(Some(name), ConnectOptions::default())
+        .unwrap_or_else(|e| panic!("connect to {name}: {e}"));
+    Channel::new(Box::new(t), ExchangeOptions::default())
+}
+
+/// Whether something accepts TCP connections on 127.0.0.1:`port`.
+pub fn listening(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(500),
+    )
+    .is_ok()
 }
