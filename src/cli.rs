@@ -188,6 +188,9 @@ pub enum Command {
         /// Card handler mode: keep feeding fresh blank cards into the readers; a card leaves when the host powers it down after using it, and is saved in DIR.
         #[arg(long, value_name = "DIR", conflicts_with_all = ["image", "fresh", "remove_at", "mute_from"])]
         feed: Option<PathBuf>,
+        /// With --feed: use the first N cardsmith line readers ("Cardsmith Line 01" …, see scripts/setup.sh) instead of the vpcd slots.
+        #[arg(long, value_name = "N", requires = "feed")]
+        line_readers: Option<u16>,
         /// With --feed: stop after this many cards in total.
         #[arg(long, requires = "feed")]
         feed_count: Option<u64>,
@@ -364,6 +367,7 @@ fn run_wire(cli: Cli) -> Result<()> {
             issuer_key,
             no_issuer_key,
             feed,
+            line_readers,
             feed_count,
             handling_ms,
             timing,
@@ -398,9 +402,23 @@ fn run_wire(cli: Cli) -> Result<()> {
                 )
             };
             if let Some(dir) = feed {
+                let readers: Vec<(String, std::net::SocketAddr)> = match line_readers {
+                    Some(n) => (0..n.min(sim::line_readers::LINE_READERS))
+                        .map(|i| {
+                            (
+                                sim::line_readers::line_reader_name(i),
+                                sim::line_readers::line_reader_addr(i),
+                            )
+                        })
+                        .collect(),
+                    None => slots
+                        .iter()
+                        .map(|&s| (format!("Virtual PCD 00 {s:02}"), sim::vpcd::slot_addr(s)))
+                        .collect(),
+                };
                 return feed_cards(
                     json,
-                    &slots,
+                    readers,
                     dir,
                     feed_count,
                     Duration::from_millis(handling_ms),
@@ -661,7 +679,7 @@ pub fn default_data_dir() -> PathBuf {
 #[allow(clippy::too_many_arguments)]
 fn feed_cards(
     json: bool,
-    slots: &[u16],
+    readers: Vec<(String, std::net::SocketAddr)>,
     dir: PathBuf,
     count: Option<u64>,
     handling: Duration,
@@ -669,10 +687,6 @@ fn feed_cards(
     seconds: Option<f64>,
     issuer_key: Option<Vec<u8>>,
 ) -> Result<()> {
-    let readers: Vec<(String, std::net::SocketAddr)> = slots
-        .iter()
-        .map(|&s| (format!("Virtual PCD 00 {s:02}"), sim::vpcd::slot_addr(s)))
-        .collect();
     let names: Vec<String> = readers.iter().map(|r| r.0.clone()).collect();
     let feeder = sim::feeder::Feeder::start(sim::feeder::FeedOptions {
         readers,

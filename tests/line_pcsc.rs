@@ -17,14 +17,24 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The readers the line uses in these tests, with their vpcd addresses.
+/// The readers the line uses in these tests: three of the project's own
+/// line readers (`ifd/`), with the addresses their cards connect to.
 fn readers() -> Vec<(String, std::net::SocketAddr)> {
-    (0..2)
-        .map(|s| (common::reader(s), cardsmith::sim::vpcd::slot_addr(s)))
+    use cardsmith::sim::line_readers::{line_reader_addr, line_reader_name};
+    (0..3)
+        .map(|i| (line_reader_name(i), line_reader_addr(i)))
         .collect()
 }
 
-const READER_PATTERN: &str = "Virtual PCD";
+/// Matches "Cardsmith Line 01 00 00" … "Cardsmith Line 03 02 00" only.
+const READER_PATTERNS: [&str; 6] = [
+    "--reader",
+    "Cardsmith Line 01",
+    "--reader",
+    "Cardsmith Line 02",
+    "--reader",
+    "Cardsmith Line 03",
+];
 
 fn feeder(data: &Path, out: &Path) -> Feeder {
     let key = line_support::issuer(data).key.expose().to_vec();
@@ -44,7 +54,8 @@ fn line(data: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cardsmith"));
     c.arg("line")
         .args(args)
-        .args(["--reader", READER_PATTERN, "--plain", "--operator", "line-tester"])
+        .args(READER_PATTERNS)
+        .args(["--plain", "--operator", "line-tester"])
         .env("CARDSMITH_DATA_DIR", data)
         .env_remove("CARDSMITH_ISSUER_KEY")
         .stdout(Stdio::piped())
@@ -100,7 +111,7 @@ fn next(seed: &mut u64) -> u64 {
 
 #[test]
 fn sigkill_at_random_points_then_resume_accounts_for_every_record() {
-    let _g = common::pcsc();
+    let _g = common::pcsc_lines();
     let data = tempfile::tempdir().expect("tempdir");
     let batch = data.path().join("batch.jsonl");
     let records = line_support::batch(&batch, 5, 61);
@@ -157,7 +168,7 @@ fn sigkill_at_random_points_then_resume_accounts_for_every_record() {
 /// service, picks the readers up again and finishes by itself.
 #[test]
 fn pcscd_restart_mid_batch_recovers_without_operator_action() {
-    let _g = common::pcsc();
+    let _g = common::pcsc_lines();
     let data = tempfile::tempdir().expect("tempdir");
     let batch = data.path().join("batch.jsonl");
     let records = line_support::batch(&batch, 5, 62);

@@ -118,6 +118,7 @@ pub fn restart_pcscd() {
     for _ in 0..100 {
         let running = Command::new("pgrep")
             .args(["-x", "pcscd"])
+            .stdout(std::process::Stdio::null())
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
