@@ -76,7 +76,14 @@ fn journal_with(dir: &Path, recs: &HashMap<String, Record>) -> (Arc<SqliteJourna
         })
         .collect();
     let (b, _) = j
-        .load_batch("bench", "bench.jsonl", &format!("{}", recs.len()), &who(), &queued, &[])
+        .load_batch(
+            "bench",
+            "bench.jsonl",
+            &format!("{}", recs.len()),
+            &who(),
+            &queued,
+            &[],
+        )
         .expect("load");
     (j, b.id)
 }
@@ -87,7 +94,13 @@ enum Where {
 }
 
 /// Run one batch; returns (wall seconds, cards good, process CPU seconds).
-fn line_run(data: &Path, readers: usize, cards: usize, timing: Option<Timing>, place: Where) -> (f64, u64, f64) {
+fn line_run(
+    data: &Path,
+    readers: usize,
+    cards: usize,
+    timing: Option<Timing>,
+    place: Where,
+) -> (f64, u64, f64) {
     let run_dir = tempfile::tempdir().expect("tempdir");
     let recs = records(run_dir.path(), cards);
     let (journal, batch_id) = journal_with(run_dir.path(), &recs);
@@ -123,7 +136,10 @@ fn line_run(data: &Path, readers: usize, cards: usize, timing: Option<Timing>, p
                 Some((Arc::new(Mutex::new(c)), Faults::none()))
             }));
             let slots: Vec<Box<dyn CardSlot>> = (0..readers)
-                .map(|i| Box::new(SimSlot::new(&format!("sim {i:02}"), feed.clone())) as Box<dyn CardSlot>)
+                .map(|i| {
+                    Box::new(SimSlot::new(&format!("sim {i:02}"), feed.clone()))
+                        as Box<dyn CardSlot>
+                })
                 .collect();
             Readers::Slots(slots)
         }
@@ -182,7 +198,10 @@ fn main() {
     let t0 = Instant::now();
     for r in recs.values() {
         let card = SimCard::blank_with_issuer_key(SimConfig::default(), &key).expect("card");
-        let mut ch = Channel::new(Box::new(SimTransport::new(card)), ExchangeOptions::default());
+        let mut ch = Channel::new(
+            Box::new(SimTransport::new(card)),
+            ExchangeOptions::default(),
+        );
         let input = input::card_input(r, &issuer.profile, today, &compact_template).expect("input");
         engine::personalize(&mut ch, &issuer.issuer(), &input).expect("perso");
         let rep = engine::verify(&mut ch, &issuer.issuer(), &input).expect("verify");
@@ -200,7 +219,10 @@ fn main() {
     for i in 0..jrecs.len() {
         let serial = format!("{i:016X}");
         let _ = j.card(&serial).expect("card");
-        let c = j.claim(bid, &who(), &serial).expect("claim").expect("record");
+        let c = j
+            .claim(bid, &who(), &serial)
+            .expect("claim")
+            .expect("record");
         j.finish(
             c.attempt_id,
             &Finish {
@@ -219,7 +241,12 @@ fn main() {
     let (wall0, good0, cpu_line) = line_run(data.path(), 1, 20, None, Where::InProcess);
     let line_cpu = cpu_line / good0 as f64;
 
-    println!("# cardsmith line benchmark (release build, {} cores)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "# cardsmith line benchmark (release build, {} cores)",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
     println!();
     println!("baselines, measured in this run:");
     println!("  perso + verify through the engine, in process, no timing model: {:.1} ms wall, {:.1} ms CPU per card (host and simulated card)", engine_wall * 1e3, engine_cpu * 1e3);
@@ -237,7 +264,10 @@ fn main() {
     );
     let mut rows = Vec::new();
     let places: Vec<(&str, Vec<usize>)> = if pcscd {
-        vec![("pcscd + line readers", vec![1, 2, 4, 8, 14]), ("in process", vec![1, 2, 4, 8, 16])]
+        vec![
+            ("pcscd + line readers", vec![1, 2, 4, 8, 14]),
+            ("in process", vec![1, 2, 4, 8, 16]),
+        ]
     } else {
         vec![("in process", vec![1, 2, 4, 8, 16])]
     };
@@ -245,7 +275,11 @@ fn main() {
         let mut base = 0.0;
         for n in ns {
             let cards = n * per_reader;
-            let w = if place == "in process" { Where::InProcess } else { Where::Pcscd };
+            let w = if place == "in process" {
+                Where::InProcess
+            } else {
+                Where::Pcscd
+            };
             let (wall, good, cpu) = line_run(data.path(), n, cards, Some(t), w);
             let cph = good as f64 * 3600.0 / wall;
             if n == 1 {

@@ -219,14 +219,14 @@ fn line_of(location: &str) -> u64 {
 
 /// Validate the whole batch file: good records by id, and the set-aside
 /// ones with every problem of each.
-fn load_file(
-    path: &Path,
-    side: &IssuerSide,
-) -> Result<(
+/// Valid records to queue, the parsed records by id, and the set-aside ones.
+type LoadedBatch = (
     Vec<NewRecord>,
     HashMap<String, record::Record>,
     Vec<SetAside>,
-)> {
+);
+
+fn load_file(path: &Path, side: &IssuerSide) -> Result<LoadedBatch> {
     let v = IsoTemplates {
         max_minutiae: usize::from(side.profile.max_minutiae),
     };
@@ -285,11 +285,10 @@ fn print_set_aside(batch: &BatchInfo, aside: &[SetAside]) {
     }
 }
 
-fn sim_slots(
-    n: usize,
-    timing: Option<Timing>,
-    key: &[u8],
-) -> Result<(Vec<Box<dyn CardSlot>>, Arc<Mutex<SimFeed>>)> {
+/// In-process slots and the feed that gives them cards.
+type SimReaders = (Vec<Box<dyn CardSlot>>, Arc<Mutex<SimFeed>>);
+
+fn sim_slots(n: usize, timing: Option<Timing>, key: &[u8]) -> Result<SimReaders> {
     let key = key.to_vec();
     // Check the key once; every card gets it.
     SimCard::blank_with_issuer_key(SimConfig::default(), &key).map_err(|e| anyhow!("{e}"))?;

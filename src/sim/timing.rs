@@ -178,6 +178,7 @@ pub fn written_bytes(ins: u8, data_len: usize, sw_ok: bool) -> usize {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used)]
 mod tests {
     use super::*;
 
