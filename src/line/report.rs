@@ -283,7 +283,7 @@ pub fn to_html(r: &LineReport) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
-        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>cardsmith line report: batch {id} {name}</title>
+        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"/><title>cardsmith line report: batch {id} {name}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:60em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:right}}th:first-child,td:first-child{{text-align:left}}</style></head><body>
 <h1>Batch {id}: {name}</h1>
 <p>File <code>{path}</code> (SHA-256 <code>{digest}</code>), loaded {loaded} by {by}.</p>
