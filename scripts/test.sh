@@ -8,6 +8,8 @@ source scripts/setup.sh
 # serialise themselves on a lock because the vpcd slots are shared.
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 cargo build --locked --all-targets
+# The pcscd driver (ifd/) is its own package: its unit tests need no pcscd.
+cargo test --locked --manifest-path ifd/Cargo.toml -q
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --locked --no-fail-fast --test-threads 2
 else
