@@ -1,20 +1,29 @@
 //! AES-CMAC (RFC 4493, NIST SP 800-38B), for the issuer cryptogram on both
-//! sides of the card edge: the host computes it, the simulated card checks it.
+//! sides of the card edge (the host computes it, the simulated card checks
+//! it) and for SCP03 (`crate::scp03`).
 
 use aes::{Aes128, Aes192, Aes256};
 use cmac::{Cmac, Mac};
 
 /// AES-CMAC of `data` under `key`; `None` unless the key has 16, 24 or 32 bytes.
 pub fn aes_cmac(key: &[u8], data: &[u8]) -> Option<[u8; 16]> {
-    fn run<M: Mac + cmac::digest::KeyInit>(key: &[u8], data: &[u8]) -> Option<[u8; 16]> {
+    aes_cmac_parts(key, &[data])
+}
+
+/// AES-CMAC over the concatenation of `parts` (no copy of the message);
+/// `None` unless the key has 16, 24 or 32 bytes.
+pub fn aes_cmac_parts(key: &[u8], parts: &[&[u8]]) -> Option<[u8; 16]> {
+    fn run<M: Mac + cmac::digest::KeyInit>(key: &[u8], parts: &[&[u8]]) -> Option<[u8; 16]> {
         let mut m = <M as cmac::digest::KeyInit>::new_from_slice(key).ok()?;
-        m.update(data);
+        for p in parts {
+            m.update(p);
+        }
         m.finalize().into_bytes().as_slice().try_into().ok()
     }
     match key.len() {
-        16 => run::<Cmac<Aes128>>(key, data),
-        24 => run::<Cmac<Aes192>>(key, data),
-        32 => run::<Cmac<Aes256>>(key, data),
+        16 => run::<Cmac<Aes128>>(key, parts),
+        24 => run::<Cmac<Aes192>>(key, parts),
+        32 => run::<Cmac<Aes256>>(key, parts),
         _ => None,
     }
 }

@@ -15,6 +15,7 @@ pub mod line;
 pub mod perso;
 pub mod pki;
 pub mod record;
+pub mod scp03;
 pub mod script;
 pub mod secret;
 pub mod sim;

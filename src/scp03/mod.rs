@@ -1,0 +1,47 @@
+//! GlobalPlatform Secure Channel Protocol '03' (SCP03): GlobalPlatform Card
+//! Specification v2.3.1 Amendment D, host and card sides.
+//!
+//! * [`kdf`]: the NIST SP 800-108 / AES-CMAC data derivation scheme (§4.1.5)
+//!   and its derivation constants, plus GlobalPlatformPro's "KDF3" master
+//!   key diversification.
+//! * [`keys`]: static key sets ([`keys::StaticKeys`], with KVN, wiped on drop,
+//!   never printed), session keys, key check values, diversification.
+//! * [`channel`]: S8/S16 mode, "i" parameter, security levels, the
+//!   INITIALIZE UPDATE response, and the secure messaging shared by both sides.
+//! * [`host`]: [`host::HostSession`], the off-card entity: INITIALIZE UPDATE,
+//!   card cryptogram check, EXTERNAL AUTHENTICATE, `wrap` / `unwrap`.
+//! * [`card`]: [`card::CardSession`], the security domain for the simulated
+//!   card: answers INITIALIZE UPDATE, verifies EXTERNAL AUTHENTICATE,
+//!   `unwrap_command` / `wrap_response`.
+//! * [`commands`]: PUT KEY (AES keys under Key-DEK) and STORE DATA (DGI
+//!   blocks), with card-side parsers.
+//! * [`apdu`]: the small command/response types used here.
+//!
+//! Spec sections cited as "§x.y" are Amendment D v1.1.1 unless marked GPCS
+//! (Card Specification v2.3.1). S16 mode (16-byte challenges, cryptograms and
+//! MACs; "i" bit b1) comes from later Amendment D versions.
+//!
+//! Written to move into cardsmith as `src/scp03/` unchanged: modules refer to
+//! each other with `super::`, never through the crate root.
+
+pub mod apdu;
+pub mod card;
+pub mod channel;
+pub mod commands;
+pub mod error;
+pub mod host;
+pub mod kdf;
+pub mod keys;
+
+mod crypto;
+mod reader;
+
+pub use apdu::{Command, Response};
+pub use card::{CardSession, ChallengeSource, Incoming};
+pub use channel::{InitUpdateResponse, Mode, SecurityLevel};
+pub use error::Error;
+pub use host::HostSession;
+pub use keys::{AesKey, Diversification, KeySource, SessionKeys, StaticKeys};
+
+#[cfg(test)]
+mod tests;
