@@ -21,7 +21,6 @@ use cardsmith::transport::sim::SimTransport;
 use cardsmith::transport::{Channel, ExchangeOptions};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -106,18 +105,9 @@ fn line_run(
     let (journal, batch_id) = journal_with(run_dir.path(), &recs);
     let issuer = side(data);
     let key = issuer.key.expose().to_vec();
-    let today = input::today();
-    let ctx = Arc::new(StationCtx {
-        journal: journal.clone(),
-        batch_id,
-        records: recs,
-        issuer,
-        input: Box::new(move |r, p| input::card_input(r, p, today, &compact_template)),
-        who: who(),
-        max_rejects: 3,
-        poll: Duration::from_millis(20),
-        stop: AtomicBool::new(false),
-    });
+    let mut ctx = StationCtx::new(journal.clone(), batch_id, recs, issuer, who());
+    ctx.poll = Duration::from_millis(20);
+    let ctx = Arc::new(ctx);
     let opts = RunOptions {
         wait_slice: Duration::from_millis(100),
         tick: Duration::from_millis(50),

@@ -10,8 +10,6 @@ use cardsmith::line::run::{self, Readers, RunOptions};
 use cardsmith::line::slot::{CardSlot, SimFeed, SimSlot, SlotError};
 use cardsmith::line::sqlite::SqliteJournal;
 use cardsmith::line::station::StationCtx;
-use cardsmith::perso::cli::compact_template;
-use cardsmith::perso::input;
 use cardsmith::record::Record;
 use cardsmith::sim::faults::Faults;
 use cardsmith::sim::vpcd::SharedCard;
@@ -19,7 +17,6 @@ use cardsmith::sim::{SimCard, SimConfig};
 use cardsmith::transport::Channel;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -65,18 +62,15 @@ fn run_line(
     records: &HashMap<String, Record>,
     slots: Vec<Box<dyn CardSlot>>,
 ) {
-    let today = input::today();
-    let ctx = Arc::new(StationCtx {
-        journal: line.journal.clone(),
-        batch_id: line.batch_id,
-        records: records.clone(),
-        issuer: line_support::issuer(data_dir),
-        input: Box::new(move |r, p| input::card_input(r, p, today, &compact_template)),
-        who: who(),
-        max_rejects: 3,
-        poll: Duration::from_millis(20),
-        stop: AtomicBool::new(false),
-    });
+    let mut ctx = StationCtx::new(
+        line.journal.clone(),
+        line.batch_id,
+        records.clone(),
+        line_support::issuer(data_dir),
+        who(),
+    );
+    ctx.poll = Duration::from_millis(20);
+    let ctx = Arc::new(ctx);
     let opts = RunOptions {
         wait_slice: Duration::from_millis(50),
         tick: Duration::from_millis(20),

@@ -10,8 +10,7 @@ use super::run::{self, Readers, RunOptions};
 use super::slot::{CardSlot, SimFeed, SimSlot};
 use super::sqlite::SqliteJournal;
 use super::station::StationCtx;
-use crate::perso::cli::{compact_template, CardArgs, IsoTemplates, IssuerSide, RecordRefused};
-use crate::perso::input;
+use crate::perso::cli::{CardArgs, IsoTemplates, IssuerSide, RecordRefused};
 use crate::record;
 use crate::sim::faults::Faults;
 use crate::sim::timing::Timing;
@@ -21,9 +20,7 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// Where the journal is and who is working.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -285,10 +282,8 @@ fn print_set_aside(batch: &BatchInfo, aside: &[SetAside]) {
     }
 }
 
-/// In-process slots and the feed that gives them cards.
-type SimReaders = (Vec<Box<dyn CardSlot>>, Arc<Mutex<SimFeed>>);
-
-fn sim_slots(n: usize, timing: Option<Timing>, key: &[u8]) -> Result<SimReaders> {
+/// `n` in-process slots sharing one feed of blank cards.
+fn sim_slots(n: usize, timing: Option<Timing>, key: &[u8]) -> Result<Vec<Box<dyn CardSlot>>> {
     let key = key.to_vec();
     // Check the key once; every card gets it.
     SimCard::blank_with_issuer_key(SimConfig::default(), &key).map_err(|e| anyhow!("{e}"))?;
@@ -308,7 +303,7 @@ fn sim_slots(n: usize, timing: Option<Timing>, key: &[u8]) -> Result<SimReaders>
             )) as Box<dyn CardSlot>
         })
         .collect();
-    Ok((slots, feed))
+    Ok(slots)
 }
 
 fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -> Result<i32> {
@@ -373,18 +368,9 @@ fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -
             (info, records)
         }
     };
-    let today = input::today();
-    let ctx = Arc::new(StationCtx {
-        journal: journal.clone(),
-        batch_id: info.id,
-        records,
-        input: Box::new(move |r, p| input::card_input(r, p, today, &compact_template)),
-        issuer: side,
-        who: who.clone(),
-        max_rejects: a.max_rejects,
-        poll: Duration::from_millis(200),
-        stop: AtomicBool::new(false),
-    });
+    let mut ctx = StationCtx::new(journal.clone(), info.id, records, side, who.clone());
+    ctx.max_rejects = a.max_rejects;
+    let ctx = Arc::new(ctx);
     let before = journal.summary(info.id).map_err(|e| anyhow!(e))?;
     eprintln!(
         "batch {} ({}): {} records, {} good, {} pending, {} held, {} set aside; journal {}; station {}, operator {}",
@@ -402,7 +388,7 @@ fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -
     let readers = match a.sim_readers {
         Some(n) => {
             let timing = Timing::parse(&a.timing).map_err(|e| anyhow!(RecordRefused(e)))?;
-            let (slots, _feed) = sim_slots(n, timing, ctx.issuer.key.expose())?;
+            let slots = sim_slots(n, timing, ctx.issuer.key.expose())?;
             Readers::Slots(slots)
         }
         None => Readers::Pcsc {

@@ -66,6 +66,12 @@ fn worker(
             WorkerExit::OutOfRotation(format!("{} failures in a row; last: {why}", *failures))
         })
     };
+    // Gone and service errors end the worker; other failures count.
+    let slot_error = |e: SlotError, failures: &mut u32| match e {
+        SlotError::Gone(e) => Some(WorkerExit::Gone(e)),
+        SlotError::Service(e) => Some(WorkerExit::Service(e)),
+        SlotError::Failed(e) => fail(e, failures),
+    };
     loop {
         if ctx.stop.load(Ordering::SeqCst) {
             return WorkerExit::Stopped;
@@ -74,10 +80,8 @@ fn worker(
         let mut ch = match slot.wait_card(opts.wait_slice) {
             Ok(Some(ch)) => ch,
             Ok(None) => continue,
-            Err(SlotError::Gone(e)) => return WorkerExit::Gone(e),
-            Err(SlotError::Service(e)) => return WorkerExit::Service(e),
-            Err(SlotError::Failed(e)) => {
-                if let Some(x) = fail(e, &mut failures) {
+            Err(e) => {
+                if let Some(x) = slot_error(e, &mut failures) {
                     return x;
                 }
                 std::thread::sleep(opts.wait_slice);
@@ -118,10 +122,8 @@ fn worker(
             match slot.wait_removed(opts.wait_slice) {
                 Ok(true) => break,
                 Ok(false) => {}
-                Err(SlotError::Gone(e)) => return WorkerExit::Gone(e),
-                Err(SlotError::Service(e)) => return WorkerExit::Service(e),
-                Err(SlotError::Failed(e)) => {
-                    if let Some(x) = fail(e, &mut failures) {
+                Err(e) => {
+                    if let Some(x) = slot_error(e, &mut failures) {
                         return x;
                     }
                     std::thread::sleep(opts.wait_slice);

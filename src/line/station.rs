@@ -33,6 +33,41 @@ pub struct StationCtx {
     pub stop: AtomicBool,
 }
 
+impl StationCtx {
+    /// The shared state of a line's workers, with the defaults: card input
+    /// dated today, held after 3 rejections, looking for work every 200 ms.
+    pub fn new(
+        journal: Arc<dyn Journal>,
+        batch_id: i64,
+        records: HashMap<String, Record>,
+        issuer: IssuerSide,
+        who: Who,
+    ) -> StationCtx {
+        let today = crate::perso::input::today();
+        StationCtx {
+            journal,
+            batch_id,
+            records,
+            issuer,
+            input: Box::new(move |r, p| {
+                crate::perso::input::card_input(r, p, today, &crate::perso::cli::compact_template)
+            }),
+            who,
+            max_rejects: 3,
+            poll: Duration::from_millis(200),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    /// The card input for a claimed record.
+    fn input_for(&self, claim: &Claim) -> Result<CardInput, String> {
+        self.records
+            .get(&claim.record_id)
+            .ok_or_else(|| format!("record {} is not in the loaded batch file", claim.record_id))
+            .and_then(|r| (self.input)(r, &self.issuer.profile))
+    }
+}
+
 /// What became of one card.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CardResult {
@@ -254,12 +289,7 @@ fn new_card(
         return CardResult::NoWork;
     };
     let mut log = AttemptLog::new(ch);
-    let input = match ctx
-        .records
-        .get(&claim.record_id)
-        .ok_or_else(|| format!("record {} is not in the loaded batch file", claim.record_id))
-        .and_then(|r| (ctx.input)(r, &ctx.issuer.profile))
-    {
+    let input = match ctx.input_for(&claim) {
         Ok(i) => i,
         Err(e) => {
             return reject(
@@ -403,10 +433,9 @@ fn reject(
     let mut f = log.finish(Outcome::Rejected, Some(class.clone()), Some(reason.clone()));
     f.max_rejects = ctx.max_rejects;
     f.card_terminated = terminated;
-    let finished = ctx.journal.finish(claim.attempt_id, &f);
-    // A duplicate's attempt cannot be "rejected" through finish if the
-    // record is good elsewhere; the rejected-cards list still gets it.
-    if finished.is_err() || class == "duplicate" {
+    // If the journal cannot end the attempt, the rejected-cards list still
+    // gets the card.
+    if ctx.journal.finish(claim.attempt_id, &f).is_err() {
         let _ = ctx.journal.reject_card(
             &ctx.who.at_reader(&ch.reader()),
             serial_hex,
@@ -504,14 +533,7 @@ fn recover(
                 }
             };
             let mut log = AttemptLog::new(ch);
-            let input = match ctx
-                .records
-                .get(&claim.record_id)
-                .ok_or_else(|| {
-                    format!("record {} is not in the loaded batch file", claim.record_id)
-                })
-                .and_then(|r| (ctx.input)(r, &ctx.issuer.profile))
-            {
+            let input = match ctx.input_for(&claim) {
                 Ok(i) => i,
                 Err(e) => {
                     return reject(

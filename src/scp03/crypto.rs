@@ -138,17 +138,7 @@ pub(super) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate_hex::h;
-
-    // Hex helper local to this file so the module stays self-contained.
-    mod crate_hex {
-        pub fn h(s: &str) -> Vec<u8> {
-            let s: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-            s.chunks(2)
-                .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
-                .collect()
-        }
-    }
+    use crate::scp03::tests::h;
 
     #[test]
     fn cmac_rfc4493_and_sp800_38b_vectors() {

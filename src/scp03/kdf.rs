@@ -112,12 +112,7 @@ pub fn gppro_kdf3(master: &[u8], key_id: u8, kdd: &[u8]) -> Result<Zeroizing<Vec
 mod tests {
     use super::*;
 
-    fn h(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::scp03::tests::h;
 
     #[test]
     fn output_length_and_block_split() {

@@ -302,12 +302,7 @@ fn bit_length(len: usize) -> Result<u16> {
 mod tests {
     use super::*;
 
-    fn h(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::scp03::tests::h;
 
     #[test]
     fn kcv_vectors() {

@@ -15,14 +15,9 @@ pub(super) use super::error::Error;
 pub(super) use super::host::HostSession;
 pub(super) use super::keys::{AesKey, Diversification, KeySource, StaticKeys};
 
-/// Hex to bytes; whitespace ignored. Test input only.
+/// Hex to bytes (the crate's parser). Test input only.
 pub(super) fn h(s: &str) -> Vec<u8> {
-    let digits: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-    assert!(digits.len().is_multiple_of(2), "odd hex length: {s}");
-    digits
-        .chunks(2)
-        .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
-        .collect()
+    crate::hex::parse(s).expect("test hex")
 }
 
 /// Bytes to upper-case hex.
