@@ -325,3 +325,62 @@ fn foreign_and_returning_cards_are_not_touched() {
         line_support::account(&line.journal, line.batch_id, &records, &good, &side)
     );
 }
+
+/// `cardsmith line run`: a bad record in the batch is reported with its
+/// line, field and rule and set aside before any card; the others are
+/// personalized; the exit code says something needs a supervisor.
+#[test]
+fn bad_records_are_set_aside_and_the_rest_proceed() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let batch = data.path().join("b.jsonl");
+    line_support::batch(&batch, 3, 54);
+    let text = std::fs::read_to_string(&batch).expect("read");
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    // Break line 2's national ID check digit.
+    let v: serde_json::Value = serde_json::from_str(&lines[1]).expect("json");
+    let nid = v["national_id"].as_str().expect("nid").to_string();
+    let last = nid
+        .chars()
+        .last()
+        .expect("digit")
+        .to_digit(10)
+        .expect("digit");
+    let bad = format!("{}{}", &nid[..9], (last + 1) % 10);
+    lines[1] = lines[1].replace(&nid, &bad);
+    std::fs::write(&batch, lines.join("\n") + "\n").expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cardsmith"))
+        .args(["line", "run"])
+        .arg(&batch)
+        .args([
+            "--sim-readers",
+            "2",
+            "--timing",
+            "none",
+            "--plain",
+            "--operator",
+            "t",
+        ])
+        .env("CARDSMITH_DATA_DIR", data.path())
+        .env_remove("CARDSMITH_ISSUER_KEY")
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("1 record(s) set aside"), "{err}");
+    assert!(
+        err.contains(":2 record ") && err.contains("national_id"),
+        "{err}"
+    );
+    let j = SqliteJournal::open(&data.path().join("line/journal.sqlite")).expect("journal");
+    let b = j.batch(None).expect("batch").expect("one");
+    let s = j.summary(b.id).expect("summary");
+    assert_eq!((s.records, s.good, s.invalid), (2, 2, 1), "{s:?}");
+    let aside = j.set_aside(b.id).expect("aside");
+    assert_eq!(aside.len(), 1);
+    assert_eq!(aside[0].line, 2);
+    assert!(
+        aside[0].reason.contains("national_id"),
+        "{}",
+        aside[0].reason
+    );
+}
