@@ -203,14 +203,15 @@ fn pull_at_every_apdu_index() {
     assert_eq!(outcomes.len(), 3, "all three fates occur: {outcomes:?}");
 }
 
-/// A slot that never gives a card.
-struct Broken;
+/// A slot that never gives a card; counts how often it was asked.
+struct Broken(Arc<std::sync::atomic::AtomicU32>);
 
 impl CardSlot for Broken {
     fn name(&self) -> &str {
         "broken reader"
     }
     fn wait_card(&mut self, _t: Duration) -> Result<Option<Channel>, SlotError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Err(SlotError::Failed("the reader answers garbage".into()))
     }
     fn wait_removed(&mut self, _t: Duration) -> Result<bool, SlotError> {
@@ -225,11 +226,15 @@ fn misbehaving_reader_leaves_the_rotation_and_the_batch_finishes() {
     let records = line_support::batch(&data.path().join("b.jsonl"), 3, 52);
     let line = new_line(data.path(), &records);
     let key = key(data.path());
+    // No blank card reaches the good readers until the broken one has failed
+    // often enough to leave the rotation, so the batch cannot finish first.
+    let asked = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let seen = asked.clone();
     let feed = SimFeed::new(Box::new(move |_r: &str| {
-        Some((blank(&key), Faults::none()))
+        (seen.load(std::sync::atomic::Ordering::SeqCst) >= 3).then(|| (blank(&key), Faults::none()))
     }));
     let slots: Vec<Box<dyn CardSlot>> = vec![
-        Box::new(Broken),
+        Box::new(Broken(asked)),
         Box::new(SimSlot::new("good reader 1", feed.clone())),
         Box::new(SimSlot::new("good reader 2", feed.clone())),
     ];

@@ -52,6 +52,41 @@ enum WorkerExit {
     OutOfRotation(String),
 }
 
+/// Journal and show why a worker ended; true when its reader is now out of
+/// rotation.
+fn ended_worker(
+    ctx: &StationCtx,
+    progress: &Progress,
+    name: &str,
+    exit: WorkerExit,
+    service_down: &mut bool,
+) -> bool {
+    let who = ctx.who.at_reader(name);
+    match exit {
+        WorkerExit::Stopped => false,
+        WorkerExit::Gone(e) => {
+            let _ = ctx.journal.event(&who, "reader removed", &e);
+            progress.reader_state(name, "gone", false);
+            progress.note(&format!("reader removed: {name}"));
+            false
+        }
+        WorkerExit::Service(e) => {
+            progress.reader_state(name, "PC/SC service down", false);
+            if !*service_down {
+                progress.note(&format!("PC/SC service unavailable: {e}"));
+                *service_down = true;
+            }
+            false
+        }
+        WorkerExit::OutOfRotation(e) => {
+            let _ = ctx.journal.event(&who, "reader out of rotation", &e);
+            progress.reader_state(name, "out of rotation", false);
+            progress.note(&format!("reader taken out of rotation: {name}: {e}"));
+            true
+        }
+    }
+}
+
 fn worker(
     ctx: Arc<StationCtx>,
     mut slot: Box<dyn CardSlot>,
@@ -219,27 +254,8 @@ pub fn run(
             let exit = h
                 .join()
                 .unwrap_or_else(|_| WorkerExit::OutOfRotation("the worker panicked".into()));
-            let who = ctx.who.at_reader(&name);
-            match exit {
-                WorkerExit::Stopped => {}
-                WorkerExit::Gone(e) => {
-                    let _ = ctx.journal.event(&who, "reader removed", &e);
-                    progress.reader_state(&name, "gone", false);
-                    progress.note(&format!("reader removed: {name}"));
-                }
-                WorkerExit::Service(e) => {
-                    progress.reader_state(&name, "PC/SC service down", false);
-                    if !service_down {
-                        progress.note(&format!("PC/SC service unavailable: {e}"));
-                        service_down = true;
-                    }
-                }
-                WorkerExit::OutOfRotation(e) => {
-                    let _ = ctx.journal.event(&who, "reader out of rotation", &e);
-                    progress.reader_state(&name, "out of rotation", false);
-                    progress.note(&format!("reader taken out of rotation: {name}: {e}"));
-                    benched.insert(name);
-                }
+            if ended_worker(&ctx, &progress, &name, exit, &mut service_down) {
+                benched.insert(name);
             }
         }
         summary = ctx.journal.summary(ctx.batch_id)?;
@@ -254,8 +270,14 @@ pub fn run(
         std::thread::sleep(opts.tick);
     }
     ctx.stop.store(true, Ordering::SeqCst);
-    for (_, h) in workers {
-        let _ = h.join();
+    // Workers that ended on their own while the batch finished are
+    // accounted for like any other: a reader taken out of rotation in the
+    // last moments is still journaled.
+    for (name, h) in workers {
+        let exit = h
+            .join()
+            .unwrap_or_else(|_| WorkerExit::OutOfRotation("the worker panicked".into()));
+        ended_worker(&ctx, &progress, &name, exit, &mut service_down);
     }
     summary = ctx.journal.summary(ctx.batch_id)?;
     progress.draw(&summary);
