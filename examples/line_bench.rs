@@ -16,7 +16,7 @@ use cardsmith::record::{self, Record};
 use cardsmith::sim::faults::Faults;
 use cardsmith::sim::feeder::{FeedOptions, Feeder};
 use cardsmith::sim::timing::Timing;
-use cardsmith::sim::{SimCard, SimConfig};
+use cardsmith::sim::{Provision, SimCard, SimConfig};
 use cardsmith::transport::sim::SimTransport;
 use cardsmith::transport::{Channel, ExchangeOptions};
 use std::collections::HashMap;
@@ -105,6 +105,7 @@ fn line_run(
     let (journal, batch_id) = journal_with(run_dir.path(), &recs);
     let issuer = side(data);
     let key = issuer.key.expose().to_vec();
+    let scp03 = issuer.scp03.clone();
     let mut ctx = StationCtx::new(journal.clone(), batch_id, recs, issuer, who());
     ctx.poll = Duration::from_millis(20);
     let ctx = Arc::new(ctx);
@@ -117,12 +118,20 @@ fn line_run(
     let source = match place {
         Where::InProcess => {
             let k = key.clone();
+            let sd = scp03.clone();
             let feed = SimFeed::new(Box::new(move |_r: &str| {
                 let config = SimConfig {
                     timing,
                     ..SimConfig::default()
                 };
-                let c = SimCard::blank_with_issuer_key(config, &k).ok()?;
+                let c = SimCard::blank_provisioned(
+                    config,
+                    Provision {
+                        issuer_key: Some(&k),
+                        scp03: sd.as_ref(),
+                    },
+                )
+                .ok()?;
                 Some((Arc::new(Mutex::new(c)), Faults::none()))
             }));
             let slots: Vec<Box<dyn CardSlot>> = (0..readers)
@@ -147,6 +156,7 @@ fn line_run(
                     config: SimConfig::default(),
                     timing,
                     issuer_key: Some(key),
+                    scp03,
                     handling: Duration::from_millis(100),
                 })
                 .expect("feeder"),
@@ -187,7 +197,14 @@ fn main() {
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
     for r in recs.values() {
-        let card = SimCard::blank_with_issuer_key(SimConfig::default(), &key).expect("card");
+        let card = SimCard::blank_provisioned(
+            SimConfig::default(),
+            Provision {
+                issuer_key: Some(&key),
+                scp03: issuer.scp03.as_ref(),
+            },
+        )
+        .expect("card");
         let mut ch = Channel::new(
             Box::new(SimTransport::new(card)),
             ExchangeOptions::default(),

@@ -482,8 +482,14 @@ struct CardRun {
 }
 
 fn new_channel(side: &IssuerSide, cfg: SimConfig, meter: &Arc<Mutex<Meter>>) -> Result<Channel> {
-    let card = SimCard::blank_with_issuer_key(cfg, side.key.expose())
-        .map_err(|e| anyhow!("simulated card: {e:?}"))?;
+    let card = SimCard::blank_provisioned(
+        cfg,
+        cardsmith::sim::Provision {
+            issuer_key: Some(side.key.expose()),
+            scp03: side.scp03.as_ref(),
+        },
+    )
+    .map_err(|e| anyhow!("simulated card: {e:?}"))?;
     let mut card = card;
     card.power_on();
     Ok(Channel::new(

@@ -63,6 +63,9 @@ pub enum Command {
     /// The personalization line: a batch across many readers, with a journal that loses nothing.
     #[command(subcommand)]
     Line(crate::line::cli::LineCommand),
+    /// GlobalPlatform SCP03 with a card's security domain: check the keys, rotate them.
+    #[command(subcommand)]
+    Scp03(crate::scp03::cli::Scp03Command),
     /// Run APDU scripts (scriptor-compatible, with expectations, variables, test cases).
     Run(crate::script::RunArgs),
     /// Replay a transcript recorded with `run --record` against a fresh simulated card.
@@ -182,9 +185,15 @@ pub enum Command {
         /// The issuer transport key new blank cards get (hex file, mode 600). Default: $CARDSMITH_ISSUER_KEY, else <data dir>/issuer-key.
         #[arg(long, value_name = "FILE")]
         issuer_key: Option<PathBuf>,
-        /// New blank cards get no issuer key (anyone may personalize them).
+        /// New blank cards get no issuer key and no security domain (anyone may personalize them).
         #[arg(long, conflicts_with = "issuer_key")]
         no_issuer_key: bool,
+        /// The SCP03 keys new blank cards' security domain gets (key file, mode 600; docs/scp03.md). Default: $CARDSMITH_SCP03_KEYS, else <data dir>/scp03-keys.
+        #[arg(long, value_name = "FILE", conflicts_with = "no_issuer_key")]
+        scp03_keys: Option<PathBuf>,
+        /// New blank cards get no security domain (personalization in clear).
+        #[arg(long, conflicts_with = "scp03_keys")]
+        no_security_domain: bool,
         /// Card handler mode: keep feeding fresh blank cards into the readers; a card leaves when the host powers it down after using it, and is saved in DIR.
         #[arg(long, value_name = "DIR", conflicts_with_all = ["image", "fresh", "remove_at", "mute_from"])]
         feed: Option<PathBuf>,
@@ -242,10 +251,16 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
                     EXIT_CARD_STATUS
                 }
                 ExchangeError::Encode(_) | ExchangeError::TooLong { .. } => EXIT_USAGE,
-                ExchangeError::GetResponseLoop { .. } => EXIT_TRANSPORT,
+                ExchangeError::GetResponseLoop { .. } | ExchangeError::SecureChannel { .. } => {
+                    EXIT_TRANSPORT
+                }
             };
         }
-        if cause.downcast_ref::<CardStatusError>().is_some() {
+        if cause.downcast_ref::<CardStatusError>().is_some()
+            || cause
+                .downcast_ref::<crate::scp03::cli::ChannelRefused>()
+                .is_some()
+        {
             return EXIT_CARD_STATUS;
         }
         if cause
@@ -277,6 +292,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::SampleRecords(args) => return crate::perso::cli::sample_records(args),
         Command::BioRates(args) => return crate::perso::cli::bio_rates(args, json),
         Command::Line(cmd) => return crate::line::cli::line(cmd, json),
+        Command::Scp03(cmd) => return crate::scp03::cli::run(cmd, json),
         _ => {}
     }
     run_wire(cli).map(|()| 0)
@@ -293,7 +309,8 @@ fn run_wire(cli: Cli) -> Result<()> {
         | Command::Read(_)
         | Command::SampleRecords(_)
         | Command::BioRates(_)
-        | Command::Line(_) => Ok(()),
+        | Command::Line(_)
+        | Command::Scp03(_) => Ok(()),
         Command::Readers {
             wait,
             reader,
@@ -366,6 +383,8 @@ fn run_wire(cli: Cli) -> Result<()> {
             seconds,
             issuer_key,
             no_issuer_key,
+            scp03_keys,
+            no_security_domain,
             feed,
             line_readers,
             feed_count,
@@ -401,6 +420,16 @@ fn run_wire(cli: Cli) -> Result<()> {
                     )?,
                 )
             };
+            let scp03 = if no_issuer_key || no_security_domain {
+                None
+            } else {
+                let dir = data_dir.clone().unwrap_or_else(default_data_dir);
+                Some(
+                    crate::scp03::keyfile::Scp03Keys::locate(scp03_keys.as_deref(), &dir).map_err(
+                        |e| anyhow::anyhow!(crate::perso::cli::RecordRefused(e.to_string())),
+                    )?,
+                )
+            };
             if let Some(dir) = feed {
                 let readers: Vec<(String, std::net::SocketAddr)> = match line_readers {
                     Some(n) => (0..n.min(sim::line_readers::LINE_READERS))
@@ -425,6 +454,7 @@ fn run_wire(cli: Cli) -> Result<()> {
                     config,
                     seconds,
                     key.as_ref().map(|k| k.expose().to_vec()),
+                    scp03,
                 );
             }
             run_sim(
@@ -436,7 +466,10 @@ fn run_wire(cli: Cli) -> Result<()> {
                 config,
                 faults,
                 seconds,
-                key.as_ref().map(|k| k.expose()),
+                sim::Provision {
+                    issuer_key: key.as_ref().map(|k| k.expose()),
+                    scp03: scp03.as_ref(),
+                },
             )
         }
     }
@@ -686,6 +719,7 @@ fn feed_cards(
     config: SimConfig,
     seconds: Option<f64>,
     issuer_key: Option<Vec<u8>>,
+    scp03: Option<crate::scp03::keyfile::Scp03Keys>,
 ) -> Result<()> {
     let names: Vec<String> = readers.iter().map(|r| r.0.clone()).collect();
     let feeder = sim::feeder::Feeder::start(sim::feeder::FeedOptions {
@@ -695,6 +729,7 @@ fn feed_cards(
         timing: config.timing,
         config,
         issuer_key,
+        scp03,
         handling,
     })
     .with_context(|| format!("creating {}", dir.display()))?;
@@ -742,7 +777,7 @@ fn run_sim(
     config: SimConfig,
     faults: sim::faults::Faults,
     seconds: Option<f64>,
-    issuer_key: Option<&[u8]>,
+    provision: sim::Provision<'_>,
 ) -> Result<()> {
     let dir = data_dir.unwrap_or_else(default_data_dir).join("sim");
     let mut cards = Vec::new();
@@ -759,7 +794,7 @@ fn run_sim(
         if fresh && path.exists() {
             std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         }
-        let card = SimCard::open_image_with(&path, config.clone(), issuer_key)
+        let card = SimCard::open_image_provisioned(&path, config.clone(), provision)
             .with_context(|| format!("opening card image {}", path.display()))?;
         let serial = hex::compact(&card.serial());
         let atr_hex = hex::spaced(&card.atr());

@@ -13,7 +13,7 @@ use cardsmith::line::station::StationCtx;
 use cardsmith::record::Record;
 use cardsmith::sim::faults::Faults;
 use cardsmith::sim::vpcd::SharedCard;
-use cardsmith::sim::{SimCard, SimConfig};
+use cardsmith::sim::SimConfig;
 use cardsmith::transport::Channel;
 use std::collections::HashMap;
 use std::path::Path;
@@ -85,14 +85,12 @@ fn run_line(
     .expect("run");
 }
 
-fn key(dir: &Path) -> Vec<u8> {
-    line_support::issuer(dir).key.expose().to_vec()
+fn key(dir: &Path) -> line_support::BlankKeys {
+    line_support::BlankKeys::of(dir)
 }
 
-fn blank(key: &[u8]) -> SharedCard {
-    Arc::new(Mutex::new(
-        SimCard::blank_with_issuer_key(SimConfig::default(), key).expect("card"),
-    ))
+fn blank(keys: &line_support::BlankKeys) -> SharedCard {
+    Arc::new(Mutex::new(keys.card(SimConfig::default())))
 }
 
 fn unique(cards: Vec<(String, SharedCard)>) -> Vec<SharedCard> {
@@ -367,6 +365,7 @@ fn bad_records_are_set_aside_and_the_rest_proceed() {
         ])
         .env("CARDSMITH_DATA_DIR", data.path())
         .env_remove("CARDSMITH_ISSUER_KEY")
+        .env_remove("CARDSMITH_SCP03_KEYS")
         .output()
         .expect("run");
     let err = String::from_utf8_lossy(&out.stderr);

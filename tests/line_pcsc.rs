@@ -37,14 +37,15 @@ const READER_PATTERNS: [&str; 6] = [
 ];
 
 fn feeder(data: &Path, out: &Path) -> Feeder {
-    let key = line_support::issuer(data).key.expose().to_vec();
+    let keys = line_support::BlankKeys::of(data);
     Feeder::start(FeedOptions {
         readers: readers(),
         out_dir: out.to_path_buf(),
         count: None,
         config: SimConfig::default(),
         timing: Some(Timing::FAST),
-        issuer_key: Some(key),
+        issuer_key: Some(keys.key),
+        scp03: keys.scp03,
         handling: Duration::from_millis(100),
     })
     .expect("feeder")
@@ -58,6 +59,7 @@ fn line(data: &Path, args: &[&str]) -> Command {
         .args(["--plain", "--operator", "line-tester"])
         .env("CARDSMITH_DATA_DIR", data)
         .env_remove("CARDSMITH_ISSUER_KEY")
+        .env_remove("CARDSMITH_SCP03_KEYS")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     c

@@ -6,8 +6,9 @@
 mod common;
 
 use base64::Engine as _;
+use cardsmith::scp03::keyfile::Scp03Keys;
 use cardsmith::sim::faults::Faults;
-use cardsmith::sim::{SimCard, SimConfig};
+use cardsmith::sim::{Provision, SimCard, SimConfig};
 use common::*;
 use serde_json::Value;
 use std::ops::Range;
@@ -23,6 +24,8 @@ const PKI_DF: &str = "6000";
 struct Setup {
     dir: tempfile::TempDir,
     key: Vec<u8>,
+    /// The data directory's SCP03 keys (the CLI finds the same file).
+    scp03: Scp03Keys,
 }
 
 impl Setup {
@@ -30,7 +33,8 @@ impl Setup {
         let dir = tempfile::tempdir().unwrap();
         let key: Vec<u8> = (0..16u8).map(|i| i.wrapping_mul(17) ^ key_byte).collect();
         write_issuer_key(&dir.path().join("data"), &key);
-        Setup { dir, key }
+        let scp03 = Scp03Keys::locate(None, &dir.path().join("data")).unwrap();
+        Setup { dir, key, scp03 }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -74,8 +78,21 @@ impl Setup {
 
     /// A blank card kept in the image file `name`, with this setup's issuer key.
     fn image_card(&self, name: &str) -> SimCard {
-        SimCard::open_image_with(&self.path(name), SimConfig::default(), Some(&self.key))
+        SimCard::open_image_provisioned(&self.path(name), SimConfig::default(), self.provision())
             .expect("open the card image")
+    }
+
+    /// What this setup's blank cards ship with.
+    fn provision(&self) -> Provision<'_> {
+        Provision {
+            issuer_key: Some(&self.key),
+            scp03: Some(&self.scp03),
+        }
+    }
+
+    /// A fresh blank card with this setup's keys.
+    fn blank(&self) -> SimCard {
+        SimCard::blank_provisioned(SimConfig::default(), self.provision()).unwrap()
     }
 
     /// Personalize the blank card in image `image` with `record` through
@@ -281,7 +298,7 @@ fn perso_then_verify_passes() {
     let s = Setup::new(0x11);
     let (rec_path, rec) = s.records(1, 21).remove(0);
     let rec_arg = rec_path.to_str().unwrap();
-    let card = SimCard::blank_with_issuer_key(SimConfig::default(), &s.key).unwrap();
+    let card = s.blank();
     let card = insert(card, 0, Faults::default());
 
     let o = s.run(&["perso", "--record", rec_arg, "--reader", READER, "--json"]);

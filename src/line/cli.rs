@@ -12,9 +12,10 @@ use super::sqlite::SqliteJournal;
 use super::station::StationCtx;
 use crate::perso::cli::{CardArgs, IsoTemplates, IssuerSide, RecordRefused};
 use crate::record;
+use crate::scp03::keyfile::Scp03Keys;
 use crate::sim::faults::Faults;
 use crate::sim::timing::Timing;
-use crate::sim::{SimCard, SimConfig};
+use crate::sim::{Provision, SimCard, SimConfig};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 use std::collections::HashMap;
@@ -59,6 +60,9 @@ pub struct RunArgs {
     /// The issuer transport key file (hex, mode 600). Default: $CARDSMITH_ISSUER_KEY, else <data dir>/issuer-key.
     #[arg(long, value_name = "FILE")]
     pub issuer_key: Option<PathBuf>,
+    /// The SCP03 key file of the blank cards' security domain (mode 600). Default: $CARDSMITH_SCP03_KEYS, else <data dir>/scp03-keys.
+    #[arg(long, value_name = "FILE")]
+    pub scp03_keys: Option<PathBuf>,
     /// Rejections after which a record is held for a supervisor instead of requeued.
     #[arg(long, default_value_t = 3)]
     pub max_rejects: u32,
@@ -283,16 +287,30 @@ fn print_set_aside(batch: &BatchInfo, aside: &[SetAside]) {
 }
 
 /// `n` in-process slots sharing one feed of blank cards.
-fn sim_slots(n: usize, timing: Option<Timing>, key: &[u8]) -> Result<Vec<Box<dyn CardSlot>>> {
+fn sim_slots(
+    n: usize,
+    timing: Option<Timing>,
+    key: &[u8],
+    scp03: Option<Scp03Keys>,
+) -> Result<Vec<Box<dyn CardSlot>>> {
     let key = key.to_vec();
-    // Check the key once; every card gets it.
-    SimCard::blank_with_issuer_key(SimConfig::default(), &key).map_err(|e| anyhow!("{e}"))?;
+    let provision = move |config| {
+        SimCard::blank_provisioned(
+            config,
+            Provision {
+                issuer_key: Some(&key),
+                scp03: scp03.as_ref(),
+            },
+        )
+    };
+    // Check the keys once; every card gets them.
+    provision(SimConfig::default()).map_err(|e| anyhow!("{e}"))?;
     let feed = SimFeed::new(Box::new(move |_reader: &str| {
         let config = SimConfig {
             timing,
             ..SimConfig::default()
         };
-        let card = SimCard::blank_with_issuer_key(config, &key).ok()?;
+        let card = provision(config).ok()?;
         Some((Arc::new(Mutex::new(card)), Faults::none()))
     }));
     let slots = (0..n)
@@ -312,6 +330,8 @@ fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -
         sim_image: None,
         profile: a.profile.clone(),
         issuer_key: a.issuer_key.clone(),
+        scp03_keys: a.scp03_keys.clone(),
+        no_secure_channel: false,
         data_dir: a.journal.data_dir.clone(),
     })?;
     let journal = open_journal(&a.journal)?;
@@ -388,7 +408,7 @@ fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -
     let readers = match a.sim_readers {
         Some(n) => {
             let timing = Timing::parse(&a.timing).map_err(|e| anyhow!(RecordRefused(e)))?;
-            let slots = sim_slots(n, timing, ctx.issuer.key.expose())?;
+            let slots = sim_slots(n, timing, ctx.issuer.key.expose(), ctx.issuer.scp03.clone())?;
             Readers::Slots(slots)
         }
         None => Readers::Pcsc {

@@ -8,6 +8,7 @@ use crate::perso::card::{self, LifeCycle};
 use crate::perso::cli::IssuerSide;
 use crate::perso::engine::{self, CardInput, Stage};
 use crate::record::Record;
+use crate::scp03::link;
 use crate::transport::{Channel, ExchangeError, SharedTranscript, Transcript};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -108,6 +109,7 @@ impl CardResult {
 fn stage_name(s: Stage) -> &'static str {
     match s {
         Stage::CheckBlank => "check_blank",
+        Stage::SecureChannel => "secure_channel",
         Stage::IssuerAuth => "issuer_auth",
         Stage::Scripts => "scripts",
         Stage::Enrol => "enrol",
@@ -163,6 +165,13 @@ impl AttemptLog {
 pub fn terminate(ch: &mut Channel, side: &IssuerSide, serial: &[u8; 8]) -> bool {
     let term = Command::new(0x00, 0xFE, 0x00, 0x00);
     for attempt in 0..2 {
+        // A blank card with a security domain takes it only over SCP03.
+        let sd = side.profile.security_domain.as_ref().map(|sd| sd.options());
+        let secure = attempt == 1
+            && match (&sd, &side.scp03) {
+                (Some(o), Some(keys)) => link::open(ch, keys, o).is_ok(),
+                _ => false,
+            };
         let r = ch.run(|ex| {
             card::select_mf(ex)?;
             if attempt == 1 {
@@ -170,6 +179,9 @@ pub fn terminate(ch: &mut Channel, side: &IssuerSide, serial: &[u8; 8]) -> bool 
             }
             Ok::<_, ExchangeError>(ex.transmit(&term)?.sw)
         });
+        if let (true, Some(o)) = (secure, &sd) {
+            link::close(ch, o);
+        }
         match r {
             Ok(StatusWord::Ok) => return true,
             Ok(StatusWord::SecurityNotSatisfied) if attempt == 0 => continue,

@@ -142,6 +142,27 @@ pub fn write_ef(ex: &mut Exchange<'_>, fid: u16, data: &[u8]) -> Result<(), Exch
     ex.update_binary(0, data)
 }
 
+/// Write EFs of the current DF with GlobalPlatform STORE DATA in DGI
+/// format (DGI = FID), as many blocks as the channel needs. Only a card's
+/// security domain answers it, over its secure channel.
+pub fn store_data(ex: &mut Exchange<'_>, dgis: &[(u16, Vec<u8>)]) -> Result<(), ExchangeError> {
+    let what = "STORE DATA".to_string();
+    let cmds = crate::scp03::commands::store_data(dgis, ex.max_data_per_apdu()).map_err(|e| {
+        ExchangeError::BadResponseData {
+            command: what.clone(),
+            detail: e.to_string(),
+        }
+    })?;
+    for c in cmds {
+        let bytes = c.to_bytes().map_err(|e| ExchangeError::BadResponseData {
+            command: what.clone(),
+            detail: e.to_string(),
+        })?;
+        ex.expect_ok(&Command::parse(&bytes)?)?;
+    }
+    Ok(())
+}
+
 pub fn life_cycle(ex: &mut Exchange<'_>, p: &Profile) -> Result<LifeCycle, ExchangeError> {
     let what = "GET DATA (card life cycle)";
     let v = get_data_value(ex, p.life_cycle_tag, what)?;

@@ -20,6 +20,7 @@ use super::engine::{self, CardInput, Issuer, VerifyReport};
 use super::input;
 use super::keys::IssuerKey;
 use super::profile::Profile;
+use crate::scp03::keyfile::Scp03Keys;
 
 /// Where the card is and what to use with it.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -37,6 +38,12 @@ pub struct CardArgs {
     /// The issuer transport key file (hex, mode 600). Default: $CARDSMITH_ISSUER_KEY, else <data dir>/issuer-key.
     #[arg(long, value_name = "FILE")]
     pub issuer_key: Option<PathBuf>,
+    /// The SCP03 key file of the cards' security domain (mode 600; docs/scp03.md). Default: $CARDSMITH_SCP03_KEYS, else <data dir>/scp03-keys. Used when the profile names a security domain.
+    #[arg(long, value_name = "FILE")]
+    pub scp03_keys: Option<PathBuf>,
+    /// Personalize in clear even though the profile names a security domain (a card with one refuses; for testing).
+    #[arg(long)]
+    pub no_secure_channel: bool,
     /// Where the local CA and the default issuer key live (default: $CARDSMITH_DATA_DIR, $XDG_DATA_HOME/cardsmith or ~/.local/share/cardsmith).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -185,6 +192,8 @@ pub struct IssuerSide {
     pub profile: Profile,
     pub key: IssuerKey,
     pub ca: LocalCa,
+    /// The security domain keys, when the profile names a security domain.
+    pub scp03: Option<Scp03Keys>,
 }
 
 impl IssuerSide {
@@ -196,13 +205,26 @@ impl IssuerSide {
             .map_err(|e| anyhow!(RecordRefused(e.to_string())))?;
         let ca = LocalCa::open_or_create(&dir.join("ca"))
             .map_err(|e| anyhow!(RecordRefused(format!("local CA: {e}"))))?;
-        Ok(IssuerSide { profile, key, ca })
+        let scp03 = match &profile.security_domain {
+            Some(_) if !a.no_secure_channel => Some(
+                Scp03Keys::locate(a.scp03_keys.as_deref(), &dir)
+                    .map_err(|e| anyhow!(RecordRefused(e.to_string())))?,
+            ),
+            _ => None,
+        };
+        Ok(IssuerSide {
+            profile,
+            key,
+            ca,
+            scp03,
+        })
     }
 
     pub fn issuer(&self) -> Issuer<'_> {
         Issuer {
             profile: &self.profile,
             key: &self.key,
+            scp03: self.scp03.as_ref(),
             ca: &self.ca,
             signer: self.ca.document_signer(),
         }
@@ -210,9 +232,13 @@ impl IssuerSide {
 }
 
 /// Open the card: a reader, or an in-process simulated card image.
-pub fn open_channel(a: &CardArgs, key: &IssuerKey) -> Result<Channel> {
+pub fn open_channel(a: &CardArgs, side: &IssuerSide) -> Result<Channel> {
     if let Some(img) = &a.sim_image {
-        let card = SimCard::open_image_with(img, SimConfig::default(), Some(key.expose()))
+        let provision = crate::sim::Provision {
+            issuer_key: Some(side.key.expose()),
+            scp03: side.scp03.as_ref(),
+        };
+        let card = SimCard::open_image_provisioned(img, SimConfig::default(), provision)
             .with_context(|| format!("opening simulated card image {}", img.display()))?;
         let mut card = card;
         card.power_on();
@@ -267,7 +293,7 @@ pub fn perso(a: PersoArgs, json: bool) -> Result<i32> {
     let side = IssuerSide::load(&a.card)?;
     let rec = load_one(&a.record, &side.profile)?;
     let input = card_input(&side, &rec)?;
-    let mut ch = open_channel(&a.card, &side.key)?;
+    let mut ch = open_channel(&a.card, &side)?;
     let iss = side.issuer();
     let started = std::time::Instant::now();
     let result = engine::personalize(&mut ch, &iss, &input);
@@ -324,7 +350,7 @@ pub fn verify(a: VerifyArgs, json: bool) -> Result<i32> {
     let side = IssuerSide::load(&a.card)?;
     let rec = load_one(&a.record, &side.profile)?;
     let input = card_input(&side, &rec)?;
-    let mut ch = open_channel(&a.card, &side.key)?;
+    let mut ch = open_channel(&a.card, &side)?;
     let rep = engine::verify(&mut ch, &side.issuer(), &input)?;
     if json {
         println!("{}", serde_json::to_string(&rep)?);
@@ -338,10 +364,8 @@ pub fn read(a: ReadArgs, json: bool) -> Result<i32> {
     let profile = Profile::load_or_reference(a.card.profile.as_deref())
         .map_err(|e| anyhow!(RecordRefused(e.to_string())))?;
     let mut ch = if a.card.sim_image.is_some() {
-        let dir = a.card.data_dir.clone().unwrap_or_else(default_data_dir);
-        let key = IssuerKey::locate(a.card.issuer_key.as_deref(), &dir)
-            .map_err(|e| anyhow!(RecordRefused(e.to_string())))?;
-        open_channel(&a.card, &key)?
+        let side = IssuerSide::load(&a.card)?;
+        open_channel(&a.card, &side)?
     } else {
         let t = PcscTransport::connect(a.card.reader.as_deref(), ConnectOptions::default())?;
         Channel::new(Box::new(t), ExchangeOptions::default())

@@ -26,11 +26,17 @@ use super::card::{self, LifeCycle, StepError};
 use super::datagroups::{self, DatePair, Fields};
 use super::keys::IssuerKey;
 use super::profile::{CertKind, KeySpec, KeyUsage, Profile};
+use crate::scp03::keyfile::Scp03Keys;
+use crate::scp03::link;
 
 /// What the issuer brings to personalization.
 pub struct Issuer<'a> {
     pub profile: &'a Profile,
     pub key: &'a IssuerKey,
+    /// The security domain's SCP03 keys; needed when the profile names a
+    /// security domain (`None` then sends everything in clear, which such a
+    /// card refuses).
+    pub scp03: Option<&'a Scp03Keys>,
     pub ca: &'a dyn pki::CertificateAuthority,
     pub signer: &'a dyn pki::DocumentSigner,
 }
@@ -61,6 +67,7 @@ pub struct CardInput {
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     CheckBlank,
+    SecureChannel,
     IssuerAuth,
     Scripts,
     Enrol,
@@ -74,6 +81,7 @@ impl std::fmt::Display for Stage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Stage::CheckBlank => "check blank",
+            Stage::SecureChannel => "secure channel",
             Stage::IssuerAuth => "issuer auth",
             Stage::Scripts => "scripts",
             Stage::Enrol => "enrol",
@@ -149,6 +157,21 @@ pub fn personalize_staged(
     input: &CardInput,
     on_stage: &mut dyn FnMut(Stage),
 ) -> Result<PersoResult, PersoError> {
+    let r = personalize_inner(ch, iss, input, on_stage);
+    // Whatever happened, the channel goes back to plain commands and the
+    // card's session ends.
+    if let Some(sd) = &iss.profile.security_domain {
+        link::close(ch, &sd.options());
+    }
+    r
+}
+
+fn personalize_inner(
+    ch: &mut Channel,
+    iss: &Issuer<'_>,
+    input: &CardInput,
+    on_stage: &mut dyn FnMut(Stage),
+) -> Result<PersoResult, PersoError> {
     let p = iss.profile;
     on_stage(Stage::CheckBlank);
     let apdus = std::cell::Cell::new(0usize);
@@ -175,22 +198,49 @@ pub fn personalize_staged(
             }
         })?;
     let serial_hex = hex::compact(&serial);
-    on_stage(Stage::IssuerAuth);
-    ch.run(|ex| {
-        let r = card::issuer_authenticate(ex, p, iss.key, &serial);
-        count(ex);
-        r
-    })
-    .map_err(|e| match e {
-        ExchangeError::Status { sw, .. } => PersoError::msg(
-            Stage::IssuerAuth,
-            format!(
-                "the card refused the issuer key from {} ({sw}); is it the transport key of this batch of cards?",
-                iss.key.source
+    // The issuer proves itself with the security domain's secure channel
+    // when the card has one, else with EXTERNAL AUTHENTICATE.
+    if let Some(sd) = &p.security_domain {
+        on_stage(Stage::SecureChannel);
+        let keys = iss.scp03.ok_or_else(|| {
+            PersoError::msg(
+                Stage::SecureChannel,
+                format!(
+                    "the profile names a security domain ({}) but no SCP03 keys were given",
+                    hex::compact(&sd.aid)
+                ),
+            )
+        })?;
+        let before = ch.resets_recovered();
+        match link::open(ch, keys, &sd.options()) {
+            Ok(o) => apdus.set(apdus.get() + o.apdus),
+            Err(e) => {
+                return Err(PersoError {
+                    stage: Stage::SecureChannel,
+                    transport: e.transport() || ch.resets_recovered() != before,
+                    detail: e.to_string(),
+                })
+            }
+        }
+    }
+    if p.security_domain.is_none() {
+        on_stage(Stage::IssuerAuth);
+        ch.run(|ex| {
+            let r = card::issuer_authenticate(ex, p, iss.key, &serial);
+            count(ex);
+            r
+        })
+        .map_err(|e| match e {
+            ExchangeError::Status { sw, .. } => PersoError::msg(
+                Stage::IssuerAuth,
+                format!(
+                    "the card refused the issuer key from {} ({sw}); is it the transport key of this batch of cards?",
+                    iss.key.source
+                ),
             ),
-        ),
-        e => PersoError::at(Stage::IssuerAuth)(e),
-    })?;
+            e => PersoError::at(Stage::IssuerAuth)(e),
+        })?;
+    }
 
     // Stage: the profile's scripts (file system, PINs in transport state).
     on_stage(Stage::Scripts);
@@ -297,11 +347,21 @@ pub fn personalize_staged(
     // Stage: data groups.
     on_stage(Stage::DataGroups);
     let mut bytes_written = 0;
+    let store_data = p.security_domain.as_ref().is_some_and(|sd| sd.store_data);
     ch.run(|ex| {
         card::select_aid(ex, &p.identity_aid)?;
-        for dg in &p.data_groups {
-            if let Some(b) = dgs.get(&dg.number) {
-                card::write_ef(ex, dg.fid, b)?;
+        if store_data {
+            let dgis: Vec<(u16, Vec<u8>)> = p
+                .data_groups
+                .iter()
+                .filter_map(|dg| dgs.get(&dg.number).map(|b| (dg.fid, b.clone())))
+                .collect();
+            card::store_data(ex, &dgis)?;
+        } else {
+            for dg in &p.data_groups {
+                if let Some(b) = dgs.get(&dg.number) {
+                    card::write_ef(ex, dg.fid, b)?;
+                }
             }
         }
         count(ex);

@@ -182,8 +182,9 @@ impl IssuerKey {
     }
 }
 
+/// Refuse a key file that group or others may read.
 #[cfg(unix)]
-fn check_private(path: &Path, source: &str) -> Result<(), KeyError> {
+pub(crate) fn check_private(path: &Path, source: &str) -> Result<(), KeyError> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).map_err(|error| KeyError::Read {
         source_name: source.into(),
@@ -204,7 +205,7 @@ fn check_private(path: &Path, source: &str) -> Result<(), KeyError> {
 }
 
 #[cfg(not(unix))]
-fn check_private(_: &Path, _: &str) -> Result<(), KeyError> {
+pub(crate) fn check_private(_: &Path, _: &str) -> Result<(), KeyError> {
     Ok(())
 }
 
@@ -213,13 +214,6 @@ fn check_private(_: &Path, _: &str) -> Result<(), KeyError> {
 /// nothing or the whole key (and then keeps the first one).
 fn create_default(path: &Path) -> Result<(), KeyError> {
     let source = format!("file {}", path.display());
-    let err = |error| KeyError::Read {
-        source_name: source.clone(),
-        error,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
     let mut key = zeroize::Zeroizing::new([0u8; 16]);
     SystemRandom::new()
         .fill(key.as_mut())
@@ -231,6 +225,20 @@ fn create_default(path: &Path) -> Result<(), KeyError> {
         "# cardsmith issuer transport key (AES-128) for simulated cards; keep private\n{}\n",
         crate::hex::compact(key.as_ref())
     ));
+    write_private_once(path, &text, &source)
+}
+
+/// Write a new private file (mode 0600) atomically: a temporary file,
+/// synced, then linked into place. If another process created `path`
+/// first, theirs is kept.
+pub(crate) fn write_private_once(path: &Path, text: &str, source: &str) -> Result<(), KeyError> {
+    let err = |error| KeyError::Read {
+        source_name: source.to_string(),
+        error,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
     let tmp: PathBuf = path.with_extension(format!("tmp{}", std::process::id()));
     {
         let mut opts = std::fs::OpenOptions::new();

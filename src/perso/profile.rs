@@ -53,6 +53,23 @@ struct RawProfile {
     biometric: RawBio,
     data_groups: Vec<RawDataGroup>,
     security_object: RawSod,
+    #[serde(default)]
+    security_domain: Option<RawSd>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSd {
+    aid: String,
+    level: Vec<String>,
+    #[serde(default = "default_mode")]
+    mode: String,
+    #[serde(default)]
+    store_data: bool,
+}
+
+fn default_mode() -> String {
+    "S8".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -274,6 +291,30 @@ pub struct Profile {
     pub data_groups: Vec<DataGroup>,
     pub sod_fid: u16,
     pub sod_data_groups: Vec<u8>,
+    /// The card's issuer security domain: personalization goes over SCP03.
+    pub security_domain: Option<SecurityDomain>,
+}
+
+/// `[security_domain]`: the card's GlobalPlatform issuer security domain.
+#[derive(Debug, Clone)]
+pub struct SecurityDomain {
+    pub aid: Vec<u8>,
+    /// The SCP03 security level personalization asks for.
+    pub level: crate::scp03::SecurityLevel,
+    pub mode: crate::scp03::Mode,
+    /// Write the data groups with STORE DATA (DGI = the EF's FID).
+    pub store_data: bool,
+}
+
+impl SecurityDomain {
+    /// The link options for opening a channel with it.
+    pub fn options(&self) -> crate::scp03::link::Options {
+        crate::scp03::link::Options {
+            aid: self.aid.clone(),
+            level: self.level,
+            mode: self.mode,
+        }
+    }
 }
 
 /// Record fields a data group may name (see `docs/record-format.md`), plus
@@ -657,6 +698,52 @@ impl Profile {
                 ));
             }
         }
+        let security_domain = match &raw.security_domain {
+            None => None,
+            Some(sd) => {
+                let mut p1 = 0u8;
+                for l in &sd.level {
+                    p1 |= match l.as_str() {
+                        "C-MAC" => 0x01,
+                        "C-DECRYPTION" | "C-ENC" => 0x02,
+                        "R-MAC" => 0x10,
+                        "R-ENCRYPTION" | "R-ENC" => 0x20,
+                        other => {
+                            return Err(bad(
+                                "security_domain.level",
+                                format!(
+                                    "{other:?}: expected C-MAC, C-DECRYPTION, R-MAC or R-ENCRYPTION"
+                                ),
+                            ))
+                        }
+                    };
+                }
+                if p1 & 0x01 == 0 {
+                    return Err(bad(
+                        "security_domain.level",
+                        "personalization needs at least C-MAC".into(),
+                    ));
+                }
+                let level = crate::scp03::SecurityLevel::from_p1(p1)
+                    .map_err(|e| bad("security_domain.level", e.to_string()))?;
+                let mode = match sd.mode.as_str() {
+                    "S8" => crate::scp03::Mode::S8,
+                    "S16" => crate::scp03::Mode::S16,
+                    other => {
+                        return Err(bad(
+                            "security_domain.mode",
+                            format!("{other:?}: expected \"S8\" or \"S16\""),
+                        ))
+                    }
+                };
+                Some(SecurityDomain {
+                    aid: aid("security_domain.aid", &sd.aid)?,
+                    level,
+                    mode,
+                    store_data: sd.store_data,
+                })
+            }
+        };
         Ok(Profile {
             name: raw.name,
             source: file.to_string(),
@@ -684,6 +771,7 @@ impl Profile {
             data_groups,
             sod_fid: fid("security_object.fid", &raw.security_object.fid)?,
             sod_data_groups: raw.security_object.data_groups,
+            security_domain,
         })
     }
 }

@@ -27,11 +27,14 @@
 pub mod apdu;
 pub mod card;
 pub mod channel;
+pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod host;
 pub mod kdf;
+pub mod keyfile;
 pub mod keys;
+pub mod link;
 
 mod crypto;
 mod reader;

@@ -53,6 +53,15 @@ pub(super) struct Volatile {
     /// Key reference set by MANAGE SECURITY ENVIRONMENT for INTERNAL
     /// AUTHENTICATE (AT, CRT A4).
     pub at_kid: Option<u8>,
+    /// The security domain was selected in this session.
+    pub sd_selected: bool,
+    /// The security domain's secure channel session (see `sd.rs`).
+    pub sd: Option<crate::scp03::CardSession>,
+    /// Security level (SCP03 P1 bits) the command being processed arrived
+    /// under; 0 for a plain command.
+    pub sm_level: u8,
+    /// STORE DATA blocks received so far.
+    pub store: Option<crate::scp03::commands::StoreDataAssembler>,
 }
 
 impl Default for Volatile {
@@ -69,6 +78,10 @@ impl Default for Volatile {
             issuer_authenticated: false,
             dst_kid: None,
             at_kid: None,
+            sd_selected: false,
+            sd: None,
+            sm_level: 0,
+            store: None,
         }
     }
 }
@@ -131,7 +144,7 @@ fn sw_61(remaining: usize) -> u16 {
     0x6100 | u16::from(u8::try_from(remaining).unwrap_or(0))
 }
 
-fn known_ins(ins: u8) -> bool {
+pub(super) fn known_ins(ins: u8) -> bool {
     matches!(
         ins,
         0x04 | 0x20
@@ -192,6 +205,7 @@ impl SimCard {
                 issuer_tries_left: ISSUER_TRY_LIMIT,
                 keys: Vec::new(),
                 bios: Vec::new(),
+                sd: None,
             },
             vol: Volatile::default(),
             image: None,
@@ -231,6 +245,40 @@ impl SimCard {
         config_if_new: SimConfig,
         issuer_key_if_new: Option<&[u8]>,
     ) -> Result<SimCard, ImageError> {
+        SimCard::open_image_provisioned(
+            path,
+            config_if_new,
+            Provision {
+                issuer_key: issuer_key_if_new,
+                scp03: None,
+            },
+        )
+    }
+
+    /// A fresh blank card as a card vendor ships it: with the issuer
+    /// transport key and, given SCP03 keys, an issuer security domain
+    /// holding this card's keys (diversified from a master key with the
+    /// card's KDD).
+    pub fn blank_provisioned(config: SimConfig, p: Provision<'_>) -> Result<SimCard, String> {
+        let mut card = match p.issuer_key {
+            None => SimCard::blank(config),
+            Some(k) => SimCard::blank_with_issuer_key(config, k).map_err(|e| e.to_string())?,
+        };
+        if let Some(keys) = p.scp03 {
+            card.provision_security_domain(keys)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(card)
+    }
+
+    /// As [`SimCard::open_image`]; a card created here (no image at `path`
+    /// yet) is provisioned with `p` (see [`SimCard::blank_provisioned`]).
+    /// An existing image keeps its own keys (or lack of them).
+    pub fn open_image_provisioned(
+        path: &Path,
+        config_if_new: SimConfig,
+        p: Provision<'_>,
+    ) -> Result<SimCard, ImageError> {
         let exists = path.try_exists().map_err(|source| ImageError::Read {
             path: path.to_path_buf(),
             source,
@@ -246,15 +294,12 @@ impl SimCard {
                 apdus: 0,
             })
         } else {
-            let mut card = match issuer_key_if_new {
-                None => SimCard::blank(config_if_new),
-                Some(k) => SimCard::blank_with_issuer_key(config_if_new, k).map_err(|e| {
-                    ImageError::Invalid {
-                        path: path.to_path_buf(),
-                        reason: e.to_string(),
-                    }
-                })?,
-            };
+            let mut card = SimCard::blank_provisioned(config_if_new, p).map_err(|reason| {
+                ImageError::Invalid {
+                    path: path.to_path_buf(),
+                    reason,
+                }
+            })?;
             image::save(path, &card.state)?;
             card.image = Some(path.to_path_buf());
             Ok(card)
@@ -330,6 +375,11 @@ impl SimCard {
     }
 
     fn execute(&mut self, apdu: &[u8]) -> Vec<u8> {
+        if !lcs::terminated(self.state.mf_lcs()) {
+            if let Some(out) = self.sd_route(apdu) {
+                return out;
+            }
+        }
         let cmd = match apdu::parse(apdu, self.state.config.extended_length) {
             Ok(c) => c,
             Err(e) => {
@@ -408,14 +458,13 @@ impl SimCard {
         }
     }
 
-    /// While a card with an issuer key is BLANK, only reading,
-    /// authenticating and status queries work without EXTERNAL
-    /// AUTHENTICATE.
+    /// While a card is BLANK, only reading, authenticating and status
+    /// queries are free. Everything else must come from the issuer: on a
+    /// card with a security domain, through its secure channel at the
+    /// personalization level; otherwise after EXTERNAL AUTHENTICATE with
+    /// the issuer key (if the card has one).
     fn issuer_gate(&self, c: &Command) -> Result<(), u16> {
-        if self.state.issuer_key.is_none()
-            || self.state.life_cycle != card_lc::BLANK
-            || self.vol.issuer_authenticated
-        {
+        if self.state.life_cycle != card_lc::BLANK {
             return Ok(());
         }
         let free = match c.ins {
@@ -424,21 +473,28 @@ impl SimCard {
             _ => false,
         };
         if free {
-            Ok(())
-        } else {
-            Err(sw::SECURITY_NOT_SATISFIED)
+            return Ok(());
         }
+        if self.state.sd.is_some() {
+            return self.sd_gate();
+        }
+        if self.state.issuer_key.is_some() && !self.vol.issuer_authenticated {
+            return Err(sw::SECURITY_NOT_SATISFIED);
+        }
+        Ok(())
     }
 
-    /// The security status access rules are checked against.
+    /// The security status access rules are checked against. A command
+    /// that came through the security domain's channel at the
+    /// personalization level comes from the issuer.
     pub(super) fn sec_status(&self) -> SecStatus {
         SecStatus {
             verified: self.vol.verified | self.vol.bio_verified,
-            issuer: self.vol.issuer_authenticated,
+            issuer: self.vol.issuer_authenticated || self.sd_issuer(),
         }
     }
 
-    fn dispatch(&mut self, c: &Command) -> CmdResult {
+    pub(super) fn dispatch(&mut self, c: &Command) -> CmdResult {
         self.issuer_gate(c)?;
         match c.ins {
             0xA4 => self.cmd_select(c),
@@ -577,6 +633,15 @@ impl SimCard {
         self.rng.fill(&mut v).ok()?;
         Some(v)
     }
+}
+
+/// The keys a blank card ships with.
+#[derive(Clone, Copy, Default)]
+pub struct Provision<'a> {
+    /// The issuer transport key (16, 24 or 32 bytes).
+    pub issuer_key: Option<&'a [u8]>,
+    /// SCP03 keys for an issuer security domain.
+    pub scp03: Option<&'a crate::scp03::keyfile::Scp03Keys>,
 }
 
 /// An issuer key of a length AES does not have.

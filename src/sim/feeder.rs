@@ -31,6 +31,8 @@ pub struct FeedOptions {
     pub timing: Option<Timing>,
     /// The issuer transport key blank cards carry.
     pub issuer_key: Option<Vec<u8>>,
+    /// SCP03 keys for the blank cards' security domain (none: no security domain).
+    pub scp03: Option<crate::scp03::keyfile::Scp03Keys>,
     /// Time between a card leaving and the next one being inserted.
     pub handling: Duration,
 }
@@ -164,15 +166,16 @@ fn feed_reader(
             timing: opts.timing,
             ..opts.config.clone()
         };
-        let card = match &opts.issuer_key {
-            Some(k) => match SimCard::blank_with_issuer_key(config, k) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!("feeder: {e}");
-                    return;
-                }
-            },
-            None => SimCard::blank(config),
+        let provision = super::Provision {
+            issuer_key: opts.issuer_key.as_deref(),
+            scp03: opts.scp03.as_ref(),
+        };
+        let card = match SimCard::blank_provisioned(config, provision) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("feeder: {e}");
+                return;
+            }
         };
         let card: SharedCard = Arc::new(Mutex::new(card));
         if let Ok(mut cur) = current.lock() {

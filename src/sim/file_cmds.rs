@@ -302,7 +302,7 @@ impl SimCard {
     /// Write `bytes` at `offset` in EF `id` after the usual checks. Offset
     /// past the end → 6B00; data running past the end → 6A84 (not enough
     /// memory space in the file: EFs never grow).
-    fn write_ef(&mut self, id: u32, offset: usize, bytes: &[u8]) -> CmdResult {
+    pub(super) fn write_ef(&mut self, id: u32, offset: usize, bytes: &[u8]) -> CmdResult {
         let size = self.ef_data_access(id, ef_am::UPDATE)?;
         if offset > size {
             return Err(sw::OFFSET_OUTSIDE);

@@ -182,6 +182,9 @@ pub(super) struct CardState {
     /// order.
     #[serde(default)]
     pub bios: Vec<BioObject>,
+    /// The issuer security domain (SCP03), if the card has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sd: Option<super::sd::SdState>,
 }
 
 impl CardState {

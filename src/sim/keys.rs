@@ -248,11 +248,12 @@ impl SimCard {
     }
 
     /// Whether key `k` may be used now (see the docs: BLANK → issuer
-    /// authentication if the card has an issuer key; PERSONALIZED → the
+    /// authentication if the card has an issuer key, or the security
+    /// domain's channel at the personalization level; PERSONALIZED → the
     /// same for signatures, free for INTERNAL AUTHENTICATE; ACTIVATED → the
     /// key's PIN, if it has one).
     fn key_use_allowed(&self, k: &KeyObject) -> bool {
-        let issuer_ok = self.state.issuer_key.is_none() || self.vol.issuer_authenticated;
+        let issuer_ok = self.state.issuer_key.is_none() || self.sec_status().issuer;
         match self.state.life_cycle {
             card_lc::BLANK => issuer_ok,
             card_lc::PERSONALIZED => k.usage == USAGE_AUTH || issuer_ok,

@@ -44,6 +44,7 @@ pub mod line_readers;
 mod misc_cmds;
 mod perso_cmds;
 mod pin_cmds;
+mod sd;
 mod security;
 pub mod timing;
 mod tlv;
@@ -54,8 +55,9 @@ mod tests;
 #[cfg(test)]
 mod tests_perso;
 
-pub use card::{BadIssuerKey, SimCard};
+pub use card::{BadIssuerKey, Provision, SimCard};
 pub use image::ImageError;
+pub use sd::{SdError, SdInfo, AUTH_TRY_LIMIT as SD_AUTH_TRY_LIMIT, DEFAULT_AID as SD_DEFAULT_AID};
 
 use serde::{Deserialize, Serialize};
 

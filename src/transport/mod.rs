@@ -193,6 +193,24 @@ pub enum ExchangeError {
     BadResponseData { command: String, detail: String },
     #[error("{command}: GET RESPONSE loop exceeded {limit} rounds; the card keeps answering 61xx")]
     GetResponseLoop { command: String, limit: usize },
+    #[error("{command}: secure channel: {detail}")]
+    SecureChannel { command: String, detail: String },
+}
+
+/// Secure messaging for every command of a [`Channel`] (a GlobalPlatform
+/// SCP03 session, for instance): commands are protected before they go on
+/// the wire and responses checked and opened before anyone sees them. The
+/// trace shows the plain, redacted command and the plain response, marked
+/// as protected: what went over the wire is ciphertext and MACs.
+pub trait SecureMessaging: Send {
+    /// Protect a plain command APDU (its encoded bytes).
+    fn wrap(&mut self, plain: &[u8]) -> Result<Vec<u8>, String>;
+    /// Check and open the response to the last wrapped command.
+    fn unwrap(&mut self, data: &[u8], sw: u16) -> Result<(Vec<u8>, u16), String>;
+    /// Longest plain data field whose protected form fits `max_wrapped`.
+    fn max_plain(&self, max_wrapped: usize) -> usize;
+    /// A short label for traces and messages, e.g. "SCP03 C-MAC C-DEC R-MAC".
+    fn label(&self) -> String;
 }
 
 /// One physical APDU on the wire, for the trace. Sensitive data is already redacted.
@@ -264,6 +282,7 @@ pub struct Exchange<'s> {
     caps: CardCaps,
     trace: Vec<TraceEntry>,
     transcript: Option<SharedTranscript>,
+    secure: Option<&'s mut (dyn SecureMessaging + 's)>,
 }
 
 /// Upper bound on GET RESPONSE rounds: 65,536 bytes at 256 a round, with slack.
@@ -277,7 +296,19 @@ impl<'s> Exchange<'s> {
             caps,
             trace: Vec::new(),
             transcript: None,
+            secure: None,
         }
+    }
+
+    /// Protect every command with `sm` (see [`SecureMessaging`]).
+    pub fn with_secure(mut self, sm: Option<&'s mut (dyn SecureMessaging + 's)>) -> Self {
+        self.secure = sm;
+        self
+    }
+
+    /// The secure messaging in force, if any (its label).
+    pub fn secure_label(&self) -> Option<String> {
+        self.secure.as_ref().map(|s| s.label())
     }
 
     /// Also feed every APDU into `t`.
@@ -297,10 +328,14 @@ impl<'s> Exchange<'s> {
 
     /// Largest data field the card takes in one APDU.
     pub fn max_data_per_apdu(&self) -> usize {
-        if self.caps.extended_length && self.opts.allow_extended {
+        let wire = if self.caps.extended_length && self.opts.allow_extended {
             crate::apdu::EXTENDED_MAX_NC
         } else {
             crate::apdu::SHORT_MAX_NC
+        };
+        match &self.secure {
+            Some(sm) => sm.max_plain(wire),
+            None => wire,
         }
     }
 
@@ -319,6 +354,11 @@ impl<'s> Exchange<'s> {
         let raw = self.session.transmit(apdu)?;
         let elapsed = t.elapsed();
         let resp = Response::from_bytes(&raw)?;
+        self.record(shown, &resp, elapsed);
+        Ok(resp)
+    }
+
+    fn record(&mut self, shown: String, resp: &Response, elapsed: Duration) {
         tracing::trace!(target: "cardsmith::apdu", "> {shown}");
         tracing::trace!(target: "cardsmith::apdu", "< {} {} ({:?})", hex::spaced(&resp.data), resp.sw, elapsed);
         let entry = TraceEntry {
@@ -333,7 +373,76 @@ impl<'s> Exchange<'s> {
             }
         }
         self.trace.push(entry);
-        Ok(resp)
+    }
+
+    /// One command under secure messaging: protect, send (collecting 61xx
+    /// with GET RESPONSE, which travels unprotected), check and open the
+    /// response. The trace gets one entry: the plain redacted command and
+    /// the plain response, marked with the channel's label.
+    fn secure_transmit(&mut self, c: &Command) -> Result<Response, ExchangeError> {
+        let Some(sm) = self.secure.as_mut() else {
+            return Err(ExchangeError::SecureChannel {
+                command: describe(c),
+                detail: "no secure channel".into(),
+            });
+        };
+        let label = sm.label();
+        let plain = c.encode()?;
+        let wrapped = sm
+            .wrap(&plain)
+            .map_err(|detail| ExchangeError::SecureChannel {
+                command: describe(c),
+                detail,
+            })?;
+        let ext_ok = self.caps.extended_length && self.opts.allow_extended;
+        if wrapped.len() > 5 + crate::apdu::SHORT_MAX_NC + 1 && !ext_ok {
+            return Err(ExchangeError::TooLong {
+                what: format!("{} under {label}", describe(c)),
+                needed: wrapped.len().saturating_sub(5),
+                max: crate::apdu::SHORT_MAX_NC,
+            });
+        }
+        let t = Instant::now();
+        let raw = self.session.transmit(&wrapped)?;
+        let mut resp = Response::from_bytes(&raw)?;
+        let mut rounds = 0;
+        while let StatusWord::MoreData { available } = resp.sw {
+            rounds += 1;
+            if rounds > MAX_GET_RESPONSE_ROUNDS {
+                return Err(ExchangeError::GetResponseLoop {
+                    command: describe(c),
+                    limit: MAX_GET_RESPONSE_ROUNDS,
+                });
+            }
+            let mut gr = crate::apdu::cmd::get_response(available as usize);
+            gr.cla = c.cla & 0x03;
+            let next = Response::from_bytes(&self.session.transmit(&gr.encode()?)?)?;
+            let mut data = std::mem::take(&mut resp.data);
+            data.extend_from_slice(&next.data);
+            resp = Response { data, sw: next.sw };
+        }
+        let sw = u16::from_be_bytes(resp.sw.bytes());
+        let (data, sw) = match self.secure.as_mut() {
+            Some(sm) => sm.unwrap(&resp.data, sw),
+            None => Err("the secure channel went away".into()),
+        }
+        .map_err(|detail| ExchangeError::SecureChannel {
+            command: describe(c),
+            detail,
+        })?;
+        // The card saw Le '00' (the protected response is longer than the
+        // plain one), so a READ BINARY may bring more than was asked: the
+        // plain Ne still bounds what the caller gets.
+        let mut data = data;
+        if let Some(ne) = c.ne {
+            data.truncate(ne);
+        }
+        let open = Response {
+            data,
+            sw: StatusWord::from_u16(sw),
+        };
+        self.record(format!("{} [{label}]", c.redacted()), &open, t.elapsed());
+        Ok(open)
     }
 
     fn wire_cmd(&mut self, c: &Command) -> Result<Response, ExchangeError> {
@@ -343,6 +452,9 @@ impl<'s> Exchange<'s> {
 
     /// Send a command with the automatic behaviour the options allow.
     pub fn transmit(&mut self, c: &Command) -> Result<Response, ExchangeError> {
+        if self.secure.is_some() {
+            return self.secure_transmit(c);
+        }
         let ext_ok = self.caps.extended_length && self.opts.allow_extended;
         let nc = c.data().len();
         let mut to_send = c.clone();
@@ -380,6 +492,9 @@ impl<'s> Exchange<'s> {
             Ok(mut c) => {
                 if sensitive {
                     c.data = Data::Sensitive(crate::secret::Secret::new(c.data().to_vec()));
+                }
+                if self.secure.is_some() {
+                    return self.secure_transmit(&c);
                 }
                 let first = self.wire(apdu, c.redacted())?;
                 self.finish(&c, first)
@@ -591,6 +706,7 @@ pub struct Channel {
     caps: CardCaps,
     resets_recovered: u32,
     transcript: Option<SharedTranscript>,
+    secure: Option<Box<dyn SecureMessaging>>,
 }
 
 /// Errors of a logical operation: the exchange failed, or the operation itself did.
@@ -616,7 +732,20 @@ impl Channel {
             caps,
             resets_recovered: 0,
             transcript: None,
+            secure: None,
         }
+    }
+
+    /// Protect every command from now on with `sm` (None: back to plain).
+    /// A reset or reconnect ends a card's secure channel session, so
+    /// [`Channel::reconnect`] drops it too.
+    pub fn set_secure(&mut self, sm: Option<Box<dyn SecureMessaging>>) {
+        self.secure = sm;
+    }
+
+    /// The label of the secure messaging in force, if any.
+    pub fn secure_label(&self) -> Option<String> {
+        self.secure.as_ref().map(|s| s.label())
     }
 
     /// Feed every APDU from now on into `t` (None: stop).
@@ -658,6 +787,7 @@ impl Channel {
     }
 
     pub fn reconnect(&mut self, reset: bool) -> Result<(), TransportError> {
+        self.secure = None;
         self.transport.reconnect(reset)?;
         self.caps = CardCaps::from_atr(&self.transport.atr());
         Ok(())
@@ -675,13 +805,20 @@ impl Channel {
             let result = match self.transport.begin() {
                 Ok(session) => {
                     let mut ex = Exchange::new(session, self.opts, self.caps)
-                        .with_transcript(self.transcript.clone());
+                        .with_transcript(self.transcript.clone())
+                        .with_secure(self.secure.as_deref_mut().map(|s| s as _));
                     op(&mut ex)
                 }
                 Err(e) => Err(E::from(ExchangeError::Transport(e))),
             };
             match result {
                 Err(e) if e.card_reset() && attempt == 1 => {
+                    if self.secure.is_some() {
+                        // The card's secure channel session is gone with
+                        // the reset; running again in clear would be wrong.
+                        self.secure = None;
+                        return Err(e);
+                    }
                     tracing::info!("card was reset by another process; reconnecting and running the operation again");
                     self.transport
                         .reconnect(false)

@@ -87,7 +87,9 @@ pub fn stderr(o: &Output) -> String {
 /// (`CARDSMITH_ISSUER_KEY`) is not passed on.
 pub fn cardsmith_env<V: AsRef<std::ffi::OsStr>>(args: &[&str], envs: &[(&str, V)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cardsmith"));
-    c.args(args).env_remove("CARDSMITH_ISSUER_KEY");
+    c.args(args)
+        .env_remove("CARDSMITH_ISSUER_KEY")
+        .env_remove("CARDSMITH_SCP03_KEYS");
     for (k, v) in envs {
         c.env(k, v);
     }

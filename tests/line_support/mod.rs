@@ -34,6 +34,36 @@ pub fn issuer(data_dir: &Path) -> IssuerSide {
     .expect("issuer side")
 }
 
+/// What the blank cards of a data directory ship with: its issuer key and
+/// its SCP03 keys (the same files the CLI finds there).
+#[derive(Clone)]
+pub struct BlankKeys {
+    pub key: Vec<u8>,
+    pub scp03: Option<cardsmith::scp03::keyfile::Scp03Keys>,
+}
+
+impl BlankKeys {
+    pub fn of(data_dir: &Path) -> BlankKeys {
+        let side = issuer(data_dir);
+        BlankKeys {
+            key: side.key.expose().to_vec(),
+            scp03: side.scp03.clone(),
+        }
+    }
+
+    /// A fresh blank card with these keys.
+    pub fn card(&self, config: cardsmith::sim::SimConfig) -> cardsmith::sim::SimCard {
+        cardsmith::sim::SimCard::blank_provisioned(
+            config,
+            cardsmith::sim::Provision {
+                issuer_key: Some(&self.key),
+                scp03: self.scp03.as_ref(),
+            },
+        )
+        .expect("blank card")
+    }
+}
+
 /// What a card that came out of a reader is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CardState {
