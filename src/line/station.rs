@@ -174,7 +174,8 @@ pub fn terminate(ch: &mut Channel, side: &IssuerSide, serial: &[u8; 8]) -> bool 
             };
         let r = ch.run(|ex| {
             card::select_mf(ex)?;
-            if attempt == 1 {
+            // Over the secure channel the card knows the issuer already.
+            if attempt == 1 && !secure {
                 card::issuer_authenticate(ex, &side.profile, &side.key, serial)?;
             }
             Ok::<_, ExchangeError>(ex.transmit(&term)?.sw)

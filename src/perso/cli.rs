@@ -329,12 +329,13 @@ pub fn perso(a: PersoArgs, json: bool) -> Result<i32> {
         );
     } else {
         println!(
-            "personalized card {} with record {} ({} APDUs, {} bytes written, {} ms)",
+            "personalized card {} with record {} ({} APDUs, {} bytes written, {} ms, {})",
             done.serial,
             input.record_id,
             done.apdus,
             done.bytes_written,
-            perso_time.as_millis()
+            perso_time.as_millis(),
+            done.secure_channel.as_deref().unwrap_or("in clear")
         );
         if let Some(r) = &rep {
             print_verify(r);

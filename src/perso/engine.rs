@@ -132,6 +132,9 @@ pub struct PersoResult {
     pub apdus: usize,
     /// Bytes written into EFs (data groups, certificates, security object).
     pub bytes_written: usize,
+    /// The secure channel personalization went over, e.g. "SCP03 C-MAC
+    /// C-ENC R-MAC R-ENC, KVN 30"; `None` in clear.
+    pub secure_channel: Option<String>,
 }
 
 fn sha256(b: &[u8]) -> [u8; 32] {
@@ -198,6 +201,7 @@ fn personalize_inner(
             }
         })?;
     let serial_hex = hex::compact(&serial);
+    let mut secure_channel = None;
     // The issuer proves itself with the security domain's secure channel
     // when the card has one, else with EXTERNAL AUTHENTICATE.
     if let Some(sd) = &p.security_domain {
@@ -213,7 +217,10 @@ fn personalize_inner(
         })?;
         let before = ch.resets_recovered();
         match link::open(ch, keys, &sd.options()) {
-            Ok(o) => apdus.set(apdus.get() + o.apdus),
+            Ok(o) => {
+                apdus.set(apdus.get() + o.apdus);
+                secure_channel = ch.secure_label().map(|l| format!("{l}, KVN {:02X}", o.kvn));
+            }
             Err(e) => {
                 return Err(PersoError {
                     stage: Stage::SecureChannel,
@@ -464,6 +471,7 @@ fn personalize_inner(
         certificates,
         apdus: apdus.get(),
         bytes_written,
+        secure_channel,
     })
 }
 
@@ -827,18 +835,50 @@ pub fn verify(
         rep.push(format!("{name} proof"), result);
     }
 
-    // Fingerprints: the record's own template matches on the card.
+    // Fingerprints: the record's own template matches on the card. A
+    // template goes to a card with a security domain only over its secure
+    // channel.
     let mut verified = Vec::new();
-    for (f, r) in input.fingers.iter().zip(&p.bio_references) {
-        let sw = ch.run(|ex| {
-            card::select_aid(ex, &p.identity_aid)?;
-            card::verify_finger(ex, *r, &f.minutiae)
-        })?;
-        verified.push((f.position.clone(), *r, sw));
+    let secure = match (&p.security_domain, iss.scp03) {
+        (None, _) => Ok(None),
+        (Some(sd), Some(keys)) => match link::open(ch, keys, &sd.options()) {
+            Ok(_) => Ok(Some(sd.options())),
+            Err(e) if e.transport() => return Err(e.into()),
+            Err(e) => Err(format!(
+                "the secure channel did not open, so no template was sent: {e}"
+            )),
+        },
+        (Some(_), None) => Err(
+            "the card has a security domain but no SCP03 keys were given, so no template was sent"
+                .to_string(),
+        ),
+    };
+    if let Ok(opts) = &secure {
+        let mut failed = None;
+        for (f, r) in input.fingers.iter().zip(&p.bio_references) {
+            match ch.run(|ex| {
+                card::select_aid(ex, &p.identity_aid)?;
+                card::verify_finger(ex, *r, &f.minutiae)
+            }) {
+                Ok(sw) => verified.push((f.position.clone(), *r, sw)),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(o) = opts {
+            link::close(ch, o);
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
     }
     rep.push(
         "fingerprint templates",
-        if verified.iter().all(|(_, _, sw)| *sw == StatusWord::Ok) {
+        if let Err(why) = secure {
+            Err(why)
+        } else if verified.iter().all(|(_, _, sw)| *sw == StatusWord::Ok) {
             Ok(format!(
                 "the record's template matches on the card for {}",
                 verified

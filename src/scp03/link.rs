@@ -214,6 +214,18 @@ pub fn close(ch: &mut Channel, opts: &Options) {
     let _ = ch.run(|ex| ex.transmit(&cmd::select_by_aid(&opts.aid, cmd::SelectReturn::Fci)));
 }
 
+impl From<OpenError> for ExchangeError {
+    fn from(e: OpenError) -> ExchangeError {
+        match e {
+            OpenError::Exchange(x) => x,
+            other => ExchangeError::SecureChannel {
+                command: "opening the secure channel".into(),
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
 impl crate::transport::FromExchange for OpenError {
     fn card_reset(&self) -> bool {
         matches!(self, OpenError::Exchange(e) if e.card_reset())

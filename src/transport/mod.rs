@@ -431,11 +431,23 @@ impl<'s> Exchange<'s> {
             detail,
         })?;
         // The card saw Le '00' (the protected response is longer than the
-        // plain one), so a READ BINARY may bring more than was asked: the
-        // plain Ne still bounds what the caller gets.
+        // plain one), so it may answer more than the plain Ne. For READ
+        // BINARY the extra bytes are simply the rest of the file; for any
+        // other command (GET CHALLENGE above all, whose answer the card
+        // remembers) the difference matters, so it is an error.
         let mut data = data;
-        if let Some(ne) = c.ne {
-            data.truncate(ne);
+        if let Some(ne) = c.ne.filter(|ne| data.len() > *ne) {
+            if matches!(c.ins, 0xB0 | 0xB1) {
+                data.truncate(ne);
+            } else {
+                return Err(ExchangeError::SecureChannel {
+                    command: describe(c),
+                    detail: format!(
+                        "asked for {ne} bytes but the card, which sees Le 00 under secure messaging, answered {}",
+                        data.len()
+                    ),
+                });
+            }
         }
         let open = Response {
             data,
