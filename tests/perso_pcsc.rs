@@ -307,6 +307,12 @@ fn perso_then_verify_passes() {
     assert_eq!(v["personalized"], true, "{v}");
     assert_eq!(v["record_id"], rec["record_id"], "{v}");
     assert_all_passed(&v["verify"]);
+    // Through pcscd, over the card's security domain.
+    let sc = v["perso"]["secure_channel"].as_str().unwrap_or_default();
+    assert!(
+        sc.starts_with("SCP03 C-MAC C-ENC R-MAC R-ENC, KVN 30"),
+        "{v}"
+    );
     let serial = v["perso"]["serial"].as_str().unwrap().to_string();
     assert_eq!(serial.len(), 16, "{v}");
     assert_eq!(v["verify"]["serial"], serial.as_str());
