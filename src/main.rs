@@ -3,6 +3,15 @@
 use clap::Parser;
 
 fn main() {
+    // Like other command-line tools, end quietly when the reader of our
+    // output goes away (`cardsmith read … | head`) instead of panicking on
+    // a failed print.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any
+    // thread starts; no handler is installed.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
