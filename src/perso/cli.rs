@@ -41,7 +41,7 @@ pub struct CardArgs {
     /// The SCP03 key file of the cards' security domain (mode 600; docs/scp03.md). Default: $CARDSMITH_SCP03_KEYS, else <data dir>/scp03-keys. Used when the profile names a security domain.
     #[arg(long, value_name = "FILE")]
     pub scp03_keys: Option<PathBuf>,
-    /// Personalize in clear even though the profile names a security domain (a card with one refuses; for testing).
+    /// Personalize in clear, as for a card without a security domain (a card with one refuses with 6982; a new --sim-image card is made without one).
     #[arg(long)]
     pub no_secure_channel: bool,
     /// Where the local CA and the default issuer key live (default: $CARDSMITH_DATA_DIR, $XDG_DATA_HOME/cardsmith or ~/.local/share/cardsmith).
@@ -199,14 +199,19 @@ pub struct IssuerSide {
 impl IssuerSide {
     pub fn load(a: &CardArgs) -> Result<IssuerSide> {
         let dir = a.data_dir.clone().unwrap_or_else(default_data_dir);
-        let profile = Profile::load_or_reference(a.profile.as_deref())
+        let mut profile = Profile::load_or_reference(a.profile.as_deref())
             .map_err(|e| anyhow!(RecordRefused(e.to_string())))?;
+        if a.no_secure_channel {
+            // Treat the card as if it had no security domain: everything
+            // in clear, issuer EXTERNAL AUTHENTICATE instead.
+            profile.security_domain = None;
+        }
         let key = IssuerKey::locate(a.issuer_key.as_deref(), &dir)
             .map_err(|e| anyhow!(RecordRefused(e.to_string())))?;
         let ca = LocalCa::open_or_create(&dir.join("ca"))
             .map_err(|e| anyhow!(RecordRefused(format!("local CA: {e}"))))?;
         let scp03 = match &profile.security_domain {
-            Some(_) if !a.no_secure_channel => Some(
+            Some(_) => Some(
                 Scp03Keys::locate(a.scp03_keys.as_deref(), &dir)
                     .map_err(|e| anyhow!(RecordRefused(e.to_string())))?,
             ),
