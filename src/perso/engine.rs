@@ -160,11 +160,14 @@ pub fn personalize_staged(
     input: &CardInput,
     on_stage: &mut dyn FnMut(Stage),
 ) -> Result<PersoResult, PersoError> {
-    let r = personalize_inner(ch, iss, input, on_stage);
+    let mut r = personalize_inner(ch, iss, input, on_stage);
     // Whatever happened, the channel goes back to plain commands and the
     // card's session ends.
     if let Some(sd) = &iss.profile.security_domain {
-        link::close(ch, &sd.options());
+        let sent = link::close(ch, &sd.options());
+        if let Ok(done) = &mut r {
+            done.apdus += sent;
+        }
     }
     r
 }

@@ -205,13 +205,15 @@ pub fn open(ch: &mut Channel, keys: &Scp03Keys, opts: &Options) -> Result<Opened
 /// End the session: back to plain commands, and SELECT the security
 /// domain again in clear, which ends the card's session (a plain command
 /// into an open session would abort it instead). Errors are ignored: the
-/// card may be gone, and a reset ends the session too.
-pub fn close(ch: &mut Channel, opts: &Options) {
+/// card may be gone, and a reset ends the session too. Returns the APDUs
+/// sent (0 or 1).
+pub fn close(ch: &mut Channel, opts: &Options) -> usize {
     if ch.secure_label().is_none() {
-        return;
+        return 0;
     }
     ch.set_secure(None);
     let _ = ch.run(|ex| ex.transmit(&cmd::select_by_aid(&opts.aid, cmd::SelectReturn::Fci)));
+    1
 }
 
 impl From<OpenError> for ExchangeError {
