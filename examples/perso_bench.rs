@@ -733,11 +733,7 @@ fn main() -> Result<()> {
             SimConfig::default(),
             &side,
         ),
-        (
-            "in clear, extended length",
-            SimConfig::default(),
-            &clear,
-        ),
+        ("in clear, extended length", SimConfig::default(), &clear),
     ];
     if o.short {
         variants.push((

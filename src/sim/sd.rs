@@ -201,7 +201,7 @@ impl SimCard {
             fci.extend_from_slice(&[0xA5, 0x03, 0x9F, 0x65, 0xFF]);
             return Some(self.shape(Resp::data(fci, sw::OK, LeRule::Fixed), c.le));
         }
-        let gp_cla = matches!(cla, 0x80..=0x83 | 0x84..=0x87);
+        let gp_cla = matches!(cla, 0x80..=0x87);
         let sm = cla & 0x0C != 0 && cla & 0x40 == 0;
         let live = self
             .vol
