@@ -56,6 +56,14 @@ impl Setup {
             &[("CARDSMITH_DATA_DIR", self.dir.path().join("data"))],
         )
     }
+    /// `scp03 check` on the card in the reader, with `keys` or the default.
+    fn check(&self, keys: Option<&Path>) -> std::process::Output {
+        let mut args = vec!["scp03", "check", "--reader", READER];
+        if let Some(k) = keys {
+            args.extend(["--scp03-keys", k.to_str().unwrap()]);
+        }
+        self.run(&args)
+    }
 }
 
 fn json(o: &std::process::Output) -> Value {
@@ -85,14 +93,7 @@ fn check_and_rotate_through_pcscd() {
         &wrong,
         "kvn = 30\nmaster = 000102030405060708090A0B0C0D0E0F\n",
     );
-    let o = s.run(&[
-        "scp03",
-        "check",
-        "--reader",
-        READER,
-        "--scp03-keys",
-        wrong.to_str().unwrap(),
-    ]);
+    let o = s.check(Some(&wrong));
     assert_eq!(o.status.code(), Some(4), "{}\n{}", stdout(&o), stderr(&o));
     let err = stderr(&o);
     assert!(err.contains("EXTERNAL AUTHENTICATE was not sent"), "{err}");
@@ -100,14 +101,7 @@ fn check_and_rotate_through_pcscd() {
     // A key file others can read is refused before any card is touched.
     let open = s.dir.path().join("open-keys");
     std::fs::write(&open, "kvn = 30\nkey = 000102030405060708090A0B0C0D0E0F\n").unwrap();
-    let o = s.run(&[
-        "scp03",
-        "check",
-        "--reader",
-        READER,
-        "--scp03-keys",
-        open.to_str().unwrap(),
-    ]);
+    let o = s.check(Some(&open));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("chmod 600"), "{}", stderr(&o));
 
@@ -134,16 +128,9 @@ fn check_and_rotate_through_pcscd() {
     assert!(!out.contains("101112") && !out.contains("303132"), "{out}");
 
     // The old keys no longer open it; the new ones do.
-    let o = s.run(&["scp03", "check", "--reader", READER]);
+    let o = s.check(None);
     assert_eq!(o.status.code(), Some(4), "{}\n{}", stdout(&o), stderr(&o));
-    let o = s.run(&[
-        "scp03",
-        "check",
-        "--reader",
-        READER,
-        "--scp03-keys",
-        new.to_str().unwrap(),
-    ]);
+    let o = s.check(Some(&new));
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
     card.remove().unwrap();
     let info = SimCard::open_image(&s.image(), SimConfig::default())
