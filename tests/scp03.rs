@@ -395,3 +395,66 @@ fn diversified_keys_differ_per_card_and_the_master_opens_each() {
         link::open(&mut ch, &scp03_of(dir.path()), &sd_options(dir.path())).expect("open");
     }
 }
+
+/// AES-192 and AES-256 keys, S8 and S16: personalization over each, end to
+/// end, with the card answering in the mode its "i" parameter says.
+#[test]
+fn personalization_over_every_key_length_and_mode() {
+    use cardsmith::scp03::Mode;
+    let dir = tempfile::tempdir().unwrap();
+    let recs = line_support::batch(&dir.path().join("b.jsonl"), 1, 73);
+    let rec = recs.values().next().unwrap();
+    let base = line_support::issuer(dir.path());
+    let keys = line_support::BlankKeys::of(dir.path());
+    for (len, mode) in [(24usize, Mode::S8), (32, Mode::S16), (16, Mode::S16)] {
+        let k =
+            StaticKeys::new(0x20, &vec![0x31; len], &vec![0x32; len], &vec![0x33; len]).unwrap();
+        let mut side = line_support::issuer(dir.path());
+        let sd = side.profile.security_domain.as_mut().unwrap();
+        sd.mode = mode;
+        let level = sd.level;
+        let aid = sd.aid.clone();
+        side.scp03 = Some(Scp03Keys {
+            keys: KeySource::Static(k.clone()),
+            origin: format!("AES-{} {mode:?}", len * 8),
+        });
+        let mut card = SimCard::blank_provisioned(
+            SimConfig::default(),
+            Provision {
+                issuer_key: Some(&keys.key),
+                scp03: None,
+            },
+        )
+        .unwrap();
+        card.install_security_domain_mode(&aid, &k, level, mode)
+            .unwrap();
+        let card: SharedCard = Arc::new(Mutex::new(card));
+        let (mut ch, _) = tapped(&card);
+        let input =
+            input::card_input(rec, &base.profile, input::today(), &compact_template).unwrap();
+        let done = engine::personalize(&mut ch, &side.issuer(), &input)
+            .unwrap_or_else(|e| panic!("AES-{} {mode:?}: {e}", len * 8));
+        assert!(done.secure_channel.is_some());
+        let rep = engine::verify(&mut ch, &side.issuer(), &input).unwrap();
+        assert!(rep.passed, "AES-{} {mode:?}: {:?}", len * 8, rep.failures());
+        // A host in the other mode is stopped at INITIALIZE UPDATE: the
+        // card refuses its challenge length (or the host the card's mode).
+        let other = if mode == Mode::S8 {
+            Mode::S16
+        } else {
+            Mode::S8
+        };
+        let mut o = side.profile.security_domain.as_ref().unwrap().options();
+        o.mode = other;
+        let e = link::open(&mut ch, side.scp03.as_ref().unwrap(), &o).unwrap_err();
+        let m = e.to_string();
+        assert!(
+            matches!(
+                e,
+                OpenError::InitializeUpdate { .. } | OpenError::Protocol(_)
+            ) && (m.contains("6700") || m.contains("S8/S16 mode")),
+            "{m}"
+        );
+        link::close(&mut ch, &o);
+    }
+}

@@ -132,6 +132,18 @@ fn check_and_rotate_through_pcscd() {
     assert_eq!(o.status.code(), Some(4), "{}\n{}", stdout(&o), stderr(&o));
     let o = s.check(Some(&new));
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    // The same keys from the environment, `;`-separated.
+    let o = cardsmith_env(
+        &["scp03", "check", "--reader", READER],
+        &[
+            ("CARDSMITH_DATA_DIR", s.dir.path().join("data").display().to_string()),
+            (
+                "CARDSMITH_SCP03_KEYS",
+                "kvn=31; enc=101112131415161718191A1B1C1D1E1F; mac=202122232425262728292A2B2C2D2E2F; dek=303132333435363738393A3B3C3D3E3F".to_string(),
+            ),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
     card.remove().unwrap();
     let info = SimCard::open_image(&s.image(), SimConfig::default())
         .unwrap()

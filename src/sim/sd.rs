@@ -48,7 +48,8 @@ use crate::scp03::{CardSession, ChallengeSource, Incoming, SecurityLevel, Static
 pub const DEFAULT_AID: [u8; 8] = [0xA0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00, 0x00];
 /// EXTERNAL AUTHENTICATE failures before the security domain locks.
 pub const AUTH_TRY_LIMIT: u8 = 10;
-/// "i" parameter: S8, pseudo-random card challenge, R-MAC and R-ENC.
+/// "i" parameter: S8, pseudo-random card challenge, R-MAC and R-ENC (S16
+/// adds '01').
 const I_PARAM: u8 = 0x70;
 
 /// The security domain in non-volatile memory (and in the image).
@@ -106,6 +107,18 @@ impl SimCard {
         keys: &StaticKeys,
         perso_level: SecurityLevel,
     ) -> Result<(), SdError> {
+        self.install_security_domain_mode(aid, keys, perso_level, crate::scp03::Mode::S8)
+    }
+
+    /// As [`SimCard::install_security_domain`], answering in S8 or S16 mode
+    /// ("i" = '70' or '71').
+    pub fn install_security_domain_mode(
+        &mut self,
+        aid: &[u8],
+        keys: &StaticKeys,
+        perso_level: SecurityLevel,
+        mode: crate::scp03::Mode,
+    ) -> Result<(), SdError> {
         if !(5..=16).contains(&aid.len()) {
             return Err(SdError("the AID must have 5 to 16 bytes".into()));
         }
@@ -121,7 +134,10 @@ impl SimCard {
             mac: SecretHex::new(keys.mac().expose().to_vec()),
             dek: SecretHex::new(keys.dek().expose().to_vec()),
             kdd: self.kdd().to_vec(),
-            i_param: I_PARAM,
+            i_param: match mode {
+                crate::scp03::Mode::S8 => I_PARAM,
+                crate::scp03::Mode::S16 => I_PARAM | crate::scp03::channel::I_S16,
+            },
             sequence_counter: 0,
             perso_level: perso_level.p1(),
             auth_tries_left: AUTH_TRY_LIMIT,
