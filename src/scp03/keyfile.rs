@@ -136,12 +136,21 @@ impl Scp03Keys {
                 "mac" => &mut mac,
                 "dek" => &mut dek,
                 other => {
+                    // Quote the name only if it cannot be key material
+                    // (a value typed on the wrong side of the `=`).
+                    let shown = if other.len() <= 20
+                        && other.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c == '-')
+                    {
+                        format!("{other:?}")
+                    } else {
+                        format!("({} characters, not shown)", other.chars().count())
+                    };
                     return Err(invalid(
                         origin,
                         format!(
-                            "line {line}: unknown entry {other:?}; expected kvn, master, diversification, key, enc, mac or dek"
+                            "line {line}: unknown entry {shown}; expected kvn, master, diversification, key, enc, mac or dek"
                         ),
-                    ))
+                    ));
                 }
             };
             if slot.is_some() {
@@ -274,6 +283,7 @@ mod tests {
             (format!("kvn=30\nenc={K}\nmac={K}"), "either"),
             (format!("kvn=30\nmaster={K}\nmaster={K}"), "twice"),
             ("kvn=30\njust text".to_string(), "name = value"),
+            (format!("kvn=30\n{K} = master"), "not shown"),
         ] {
             let e = Scp03Keys::parse(&text, "file k").unwrap_err().to_string();
             assert!(e.contains(want), "{e} (wanted {want})");
