@@ -63,6 +63,9 @@ pub enum Command {
     /// The personalization line: a batch across many readers, with a journal that loses nothing.
     #[command(subcommand)]
     Line(crate::line::cli::LineCommand),
+    /// The pickup counter: activate a card with its holder, journal the delivery, replacements and PIN unblock.
+    #[command(subcommand)]
+    Activate(crate::activate::cli::ActivateCommand),
     /// Run APDU scripts (scriptor-compatible, with expectations, variables, test cases).
     Run(crate::script::RunArgs),
     /// Replay a transcript recorded with `run --record` against a fresh simulated card.
@@ -277,6 +280,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::SampleRecords(args) => return crate::perso::cli::sample_records(args),
         Command::BioRates(args) => return crate::perso::cli::bio_rates(args, json),
         Command::Line(cmd) => return crate::line::cli::line(cmd, json),
+        Command::Activate(cmd) => return crate::activate::cli::activate(cmd, json),
         _ => {}
     }
     run_wire(cli).map(|()| 0)
@@ -293,7 +297,8 @@ fn run_wire(cli: Cli) -> Result<()> {
         | Command::Read(_)
         | Command::SampleRecords(_)
         | Command::BioRates(_)
-        | Command::Line(_) => Ok(()),
+        | Command::Line(_)
+        | Command::Activate(_) => Ok(()),
         Command::Readers {
             wait,
             reader,

@@ -13,6 +13,8 @@
 //! - [`counter`]: one card's activation as the counter runs it, talking to
 //!   the operator through a small `Screen` trait; [`cli`]: the commands.
 
+pub mod cli;
+pub mod counter;
 pub mod display;
 pub mod ops;
 pub mod pinentry;
