@@ -1,0 +1,501 @@
+//! The pickup counter end to end through the real pcscd: the line
+//! personalizes a batch on a cardsmith line reader (`cardsmith line run`,
+//! cards fed by the simulated card handler), the cards are shipped with
+//! `cardsmith activate ship`, and each card is then put into vpcd's reader
+//! and handled by the real binary (`activate card`, `replace`, `send`).
+
+mod activate_support;
+mod common;
+
+use activate_support::Holder;
+use cardsmith::line::journal::{CardStatus, Journal};
+use cardsmith::line::sqlite::SqliteJournal;
+use cardsmith::perso::cli::{CardArgs, IssuerSide};
+use cardsmith::sim::faults::Faults;
+use cardsmith::sim::feeder::{FeedOptions, Feeder};
+use cardsmith::sim::timing::Timing;
+use cardsmith::sim::{SimCard, SimConfig};
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const COUNTER: &str = "Virtual PCD 00 00";
+
+struct Env {
+    dir: tempfile::TempDir,
+    holders: Vec<Holder>,
+    /// Card image by record id.
+    images: HashMap<String, PathBuf>,
+    serials: HashMap<String, String>,
+    _guard: common::PcscGuard,
+}
+
+fn side(data: &Path) -> IssuerSide {
+    IssuerSide::load(&CardArgs {
+        data_dir: Some(data.to_path_buf()),
+        ..CardArgs::default()
+    })
+    .expect("issuer side")
+}
+
+fn run(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cardsmith"));
+    c.args(args)
+        .env("CARDSMITH_DATA_DIR", data)
+        .env_remove("CARDSMITH_ISSUER_KEY")
+        .env_remove("CARDSMITH_OPERATOR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("run cardsmith");
+    if let Some(mut si) = child.stdin.take() {
+        if let Some(text) = stdin {
+            si.write_all(text.as_bytes()).expect("stdin");
+        }
+    }
+    child.wait_with_output().expect("wait")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Personalize `count` sample records through pcscd with the line.
+fn setup(count: usize, seed: u64, extra: Option<&dyn Fn(&[Holder]) -> String>) -> Env {
+    let guard = common::pcsc_lines();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (batch, holders) = activate_support::batch(dir.path(), count, seed);
+    if let Some(f) = extra {
+        let line = f(&holders);
+        let mut all = std::fs::read_to_string(&batch).expect("batch");
+        all.push_str(&line);
+        all.push('\n');
+        std::fs::write(&batch, all).expect("batch");
+    }
+    personalize(dir.path(), &batch);
+    let j = SqliteJournal::open(&dir.path().join("line/journal.sqlite")).expect("journal");
+    let mut serials = HashMap::new();
+    let mut images = HashMap::new();
+    for f in std::fs::read_dir(dir.path().join("hopper")).expect("hopper") {
+        let f = f.expect("entry").path();
+        let card = SimCard::open_image(&f, SimConfig::default()).expect("image");
+        let serial = cardsmith::hex::compact(&card.serial());
+        if let cardsmith::line::journal::CardKnown::Good { record_id, .. } =
+            j.card(&serial).expect("journal")
+        {
+            serials.insert(record_id.clone(), serial);
+            images.insert(record_id, f);
+        }
+    }
+    Env {
+        dir,
+        holders,
+        images,
+        serials,
+        _guard: guard,
+    }
+}
+
+/// `cardsmith line run` on "Cardsmith Line 01" with a card handler.
+fn personalize(data: &Path, batch: &Path) {
+    use cardsmith::sim::line_readers::{line_reader_addr, line_reader_name};
+    let key = side(data).key.expose().to_vec();
+    let feeder = Feeder::start(FeedOptions {
+        readers: vec![(line_reader_name(0), line_reader_addr(0))],
+        out_dir: data.join("hopper"),
+        count: None,
+        config: SimConfig::default(),
+        timing: Some(Timing::FAST),
+        issuer_key: Some(key),
+        handling: Duration::from_millis(100),
+    })
+    .expect("feeder");
+    let o = run(
+        data,
+        &[
+            "line",
+            "run",
+            batch.to_str().expect("path"),
+            "--reader",
+            "Cardsmith Line 01",
+            "--plain",
+            "--operator",
+            "line-tester",
+        ],
+        None,
+    );
+    feeder.stop();
+    assert_eq!(o.status.code(), Some(0), "line run:\n{}", text(&o));
+}
+
+impl Env {
+    fn data(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn first_issues(&self) -> Vec<&Holder> {
+        activate_support::first_issues(&self.holders)
+    }
+
+    fn ship(&self, h: &Holder) {
+        let o = run(
+            self.data(),
+            &[
+                "activate",
+                "ship",
+                "--office",
+                &h.office(),
+                "--record",
+                h.id(),
+                "--operator",
+                "dispatch1",
+            ],
+            None,
+        );
+        assert_eq!(o.status.code(), Some(0), "ship:\n{}", text(&o));
+        assert!(text(&o).contains("shipped card"), "{}", text(&o));
+    }
+
+    /// Put `h`'s card in the counter's reader for the duration of `f`.
+    fn with_card<T>(&self, h: &Holder, f: impl FnOnce() -> T) -> T {
+        let card = SimCard::open_image(&self.images[h.id()], SimConfig::default()).expect("image");
+        let served = common::insert(card, 0, Faults::none());
+        let out = f();
+        served.remove().expect("remove the card");
+        out
+    }
+
+    fn activate(&self, h: &Holder, office: &str, template: &Path, pins: &str) -> Output {
+        self.with_card(h, || {
+            run(
+                self.data(),
+                &[
+                    "activate",
+                    "card",
+                    "--office",
+                    office,
+                    "--reader",
+                    COUNTER,
+                    "--template",
+                    template.to_str().expect("path"),
+                    "--pins-from-fd",
+                    "0",
+                    "--operator",
+                    "clerk7",
+                ],
+                Some(pins),
+            )
+        })
+    }
+
+    fn journal(&self) -> SqliteJournal {
+        SqliteJournal::open(&self.data().join("line/journal.sqlite")).expect("journal")
+    }
+}
+
+const PINS: &str = "480913\n480913\n73920461\n73920461\n";
+
+fn assert_no_pins(out: &str) {
+    for pin in ["480913", "73920461"] {
+        assert!(!out.contains(pin), "a PIN was printed:\n{out}");
+    }
+}
+
+#[test]
+fn activation_through_pcscd_genuine_capture_impostor_office_policy_and_signing() {
+    let env = setup(8, 21, None);
+    let fi = env.first_issues();
+    assert!(fi.len() >= 2, "need two first-issue records");
+    let (a, b) = (fi[0], fi[1]);
+    env.ship(a);
+    env.ship(b);
+
+    // An impostor: refused, and the card used up a try.
+    let o = env.activate(a, &a.office(), &a.impostor, PINS);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(4), "{t}");
+    assert!(t.contains("NO MATCH") && t.contains("4 tries left"), "{t}");
+    let finger = a.finger.as_str().replace('_', " ").to_uppercase();
+    assert!(t.contains(&format!("place their {finger} finger")), "{t}");
+    assert_no_pins(&t);
+
+    // The holder's own finger, captured differently (rotated, shifted, partial).
+    let o = env.activate(a, &a.office(), &a.live, PINS);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("ACTIVATED"), "{t}");
+    assert!(t.contains("Solar Hijri") && t.contains("Gregorian"), "{t}");
+    assert!(t.contains("Photo saved to"), "{t}");
+    assert_no_pins(&t);
+    let serial_a = &env.serials[a.id()];
+    let d = env
+        .journal()
+        .delivered(serial_a)
+        .expect("q")
+        .expect("delivered");
+    assert_eq!(
+        (d.status, d.delivered_by.as_str()),
+        (CardStatus::Activated, "clerk7")
+    );
+
+    // Signing through pcscd: refused without the PIN, verified with it.
+    env.with_card(a, || {
+        let side = side(env.data());
+        let p = &side.profile;
+        let k = p
+            .key(cardsmith::perso::profile::KeyUsage::Sign)
+            .expect("key");
+        let mut ch = common::channel(COUNTER);
+        let digest = [0x5Au8; 32];
+        let refused = ch
+            .run(|ex| {
+                cardsmith::perso::card::select_aid(ex, &p.pki_aid)?;
+                Ok::<_, cardsmith::transport::ExchangeError>(cardsmith::perso::card::sign_digest(
+                    ex, k, &digest,
+                ))
+            })
+            .expect("exchange");
+        assert!(refused.is_err(), "signed without the PIN");
+        let ins = cardsmith::activate::ops::inspect(&mut ch, p, &{
+            use cardsmith::pki::CertificateAuthority as _;
+            side.ca.chain()
+        })
+        .expect("inspect");
+        let cert = ins
+            .certificates
+            .iter()
+            .find(|c| c.key == k.name)
+            .expect("cert")
+            .der
+            .clone();
+        let proof = cardsmith::activate::ops::test_signature(
+            &mut ch,
+            p,
+            &cardsmith::secret::Secret::new(b"73920461".to_vec()),
+            &cert,
+        )
+        .expect("signature with the PIN");
+        assert!(proof.verified);
+        let wrong = cardsmith::activate::ops::test_signature(
+            &mut ch,
+            p,
+            &cardsmith::secret::Secret::new(b"11112222".to_vec()),
+            &cert,
+        );
+        assert!(wrong.is_err(), "signed with a wrong PIN");
+    });
+
+    // A card meant for another office is refused there.
+    let other = if b.office() == "1021" { "2034" } else { "1021" };
+    let o = env.activate(b, other, &b.live, PINS);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(4), "{t}");
+    assert!(
+        t.contains(&format!("meant for office {}", b.office())),
+        "{t}"
+    );
+    // A PIN that breaks the policy is refused; the card stays personalized.
+    let o = env.activate(b, &b.office(), &b.live, "123456\n123456\n");
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(4), "{t}");
+    assert!(t.contains("ascending digits"), "{t}");
+    assert!(!t.contains("123456"), "{t}");
+    assert!(env
+        .journal()
+        .delivered(&env.serials[b.id()])
+        .expect("q")
+        .is_none());
+    let events = env.journal().events(0).expect("events");
+    assert!(events.iter().any(|e| e.kind == "activation refused"
+        && e.detail.contains("wrong_office")
+        && e.operator == "clerk7"));
+    assert!(events.iter().any(|e| e.kind == "pin refused"));
+}
+
+#[test]
+fn replacement_rules_through_pcscd_and_a_terminated_card_refuses_everything() {
+    // A replacement record for the first first-issue holder, personalized in
+    // the same batch (its previous card serial is filled in below).
+    let env = setup(6, 22, None);
+    let fi = env.first_issues();
+    assert!(fi.len() >= 3, "need three first-issue records");
+    let (a, b, c) = (fi[0], fi[1], fi[2]);
+    for h in [a, b, c] {
+        env.ship(h);
+    }
+    for h in [a, c] {
+        let o = env.activate(h, &h.office(), &h.live, PINS);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
+
+    // b was shipped but never delivered: no replacement, and b is untouched.
+    let o = env.with_card(b, || {
+        run(
+            env.data(),
+            &[
+                "activate",
+                "replace",
+                "--office",
+                &b.office(),
+                "--reason",
+                "damage",
+                "--reader",
+                COUNTER,
+                "--operator",
+                "clerk7",
+            ],
+            None,
+        )
+    });
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(4), "{t}");
+    assert!(t.contains("never delivered"), "{t}");
+    let o = env.activate(b, &b.office(), &b.live, PINS);
+    assert_eq!(o.status.code(), Some(0), "b still activates: {}", text(&o));
+
+    // a is at hand: terminated on the card, certificates listed.
+    let o = env.with_card(a, || {
+        run(
+            env.data(),
+            &[
+                "activate",
+                "replace",
+                "--office",
+                &a.office(),
+                "--reason",
+                "damage",
+                "--reader",
+                COUNTER,
+                "--operator",
+                "clerk7",
+                "--json",
+            ],
+            None,
+        )
+    });
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let certs = v["certificates_to_revoke"].as_array().expect("certs");
+    assert_eq!(certs.len(), 2, "{t}");
+    for cert in certs {
+        assert!(!cert["serial"].as_str().unwrap_or("").is_empty());
+        assert!(
+            cert["subject"].as_str().unwrap_or("").contains(a.nid()),
+            "{cert}"
+        );
+    }
+    assert_eq!(
+        env.journal()
+            .delivered(&env.serials[a.id()])
+            .expect("q")
+            .expect("a")
+            .status,
+        CardStatus::Terminated
+    );
+    // The terminated card refuses everything.
+    env.with_card(a, || {
+        let o = run(
+            env.data(),
+            &["send", "--reader", COUNTER, "00 A4 00 0C 02 3F 00"],
+            None,
+        );
+        assert!(text(&o).contains("6A81"), "{}", text(&o));
+        let o = run(
+            env.data(),
+            &["send", "--reader", COUNTER, "00 84 00 00 08"],
+            None,
+        );
+        assert!(text(&o).contains("6A81"), "{}", text(&o));
+        let o = run(env.data(), &["read", "--reader", COUNTER], None);
+        assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+        let o = run(
+            env.data(),
+            &[
+                "activate",
+                "card",
+                "--office",
+                &a.office(),
+                "--reader",
+                COUNTER,
+                "--template",
+                a.live.to_str().expect("p"),
+                "--pins-from-fd",
+                "0",
+            ],
+            Some(PINS),
+        );
+        assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+        assert!(text(&o).contains("terminated"), "{}", text(&o));
+        // And it cannot be replaced twice.
+        let o = run(
+            env.data(),
+            &[
+                "activate",
+                "replace",
+                "--office",
+                &a.office(),
+                "--reason",
+                "damage",
+                "--reader",
+                COUNTER,
+            ],
+            None,
+        );
+        assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    });
+
+    // c is lost: marked lost, certificates listed from the journal.
+    let o = run(
+        env.data(),
+        &[
+            "activate",
+            "replace",
+            "--office",
+            &c.office(),
+            "--reason",
+            "loss",
+            "--lost",
+            "--national-id",
+            c.nid(),
+            "--operator",
+            "clerk7",
+        ],
+        None,
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("lost") && t.contains("certificates to revoke (2)"),
+        "{t}"
+    );
+    let o = run(
+        env.data(),
+        &[
+            "activate",
+            "replace",
+            "--office",
+            &c.office(),
+            "--reason",
+            "loss",
+            "--lost",
+            "--national-id",
+            c.nid(),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(text(&o).contains("no active card"), "{}", text(&o));
+    let events = env.journal().events(0).expect("events");
+    assert!(events
+        .iter()
+        .any(|e| e.kind == "replacement refused" && e.operator == "clerk7"));
+    assert!(events.iter().any(|e| e.kind == "card lost"));
+    assert!(events.iter().any(|e| e.kind == "card terminated"));
+}
