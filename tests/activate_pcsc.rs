@@ -67,39 +67,20 @@ fn text(o: &Output) -> String {
 }
 
 /// Personalize `count` sample records through pcscd with the line.
-fn setup(count: usize, seed: u64, extra: Option<&dyn Fn(&[Holder]) -> String>) -> Env {
+fn setup(count: usize, seed: u64) -> Env {
     let guard = common::pcsc_lines();
     let dir = tempfile::tempdir().expect("tempdir");
     let (batch, holders) = activate_support::batch(dir.path(), count, seed);
-    if let Some(f) = extra {
-        let line = f(&holders);
-        let mut all = std::fs::read_to_string(&batch).expect("batch");
-        all.push_str(&line);
-        all.push('\n');
-        std::fs::write(&batch, all).expect("batch");
-    }
     personalize(dir.path(), &batch);
-    let j = SqliteJournal::open(&dir.path().join("line/journal.sqlite")).expect("journal");
-    let mut serials = HashMap::new();
-    let mut images = HashMap::new();
-    for f in std::fs::read_dir(dir.path().join("hopper")).expect("hopper") {
-        let f = f.expect("entry").path();
-        let card = SimCard::open_image(&f, SimConfig::default()).expect("image");
-        let serial = cardsmith::hex::compact(&card.serial());
-        if let cardsmith::line::journal::CardKnown::Good { record_id, .. } =
-            j.card(&serial).expect("journal")
-        {
-            serials.insert(record_id.clone(), serial);
-            images.insert(record_id, f);
-        }
-    }
-    Env {
+    let mut env = Env {
         dir,
         holders,
-        images,
-        serials,
+        images: HashMap::new(),
+        serials: HashMap::new(),
         _guard: guard,
-    }
+    };
+    env.find_cards();
+    env
 }
 
 /// `cardsmith line run` on "Cardsmith Line 01" with a card handler.
@@ -139,6 +120,44 @@ impl Env {
         self.dir.path()
     }
 
+    /// Which card image holds which record (the journal's good cards).
+    fn find_cards(&mut self) {
+        let j = self.journal();
+        for f in std::fs::read_dir(self.data().join("hopper")).expect("hopper") {
+            let f = f.expect("entry").path();
+            let card = SimCard::open_image(&f, SimConfig::default()).expect("image");
+            let serial = cardsmith::hex::compact(&card.serial());
+            if let cardsmith::line::journal::CardKnown::Good { record_id, .. } =
+                j.card(&serial).expect("journal")
+            {
+                self.serials.insert(record_id.clone(), serial);
+                self.images.insert(record_id, f);
+            }
+        }
+    }
+
+    /// A replacement record for `h` (same person, same fingers), with
+    /// record id `<id>-R` and `previous` as the card it replaces.
+    fn replacement_line(&self, h: &Holder, previous: &str) -> String {
+        let batch = std::fs::read_to_string(self.data().join("batch.jsonl")).expect("batch");
+        let line = batch
+            .lines()
+            .find(|l| l.contains(&format!("\"record_id\":\"{}\"", h.id())))
+            .expect("the holder's line");
+        let mut v: serde_json::Value = serde_json::from_str(line).expect("json");
+        v["record_id"] = serde_json::Value::String(format!("{}-R", h.id()));
+        v["request"] = serde_json::json!({"type": "replacement", "reason": "damage", "previous_card_serial": previous});
+        v.to_string()
+    }
+
+    /// Personalize a second batch of `lines` with the line.
+    fn personalize_more(&mut self, name: &str, lines: &[String]) {
+        let path = self.data().join(name);
+        std::fs::write(&path, lines.join("\n") + "\n").expect("batch 2");
+        personalize(self.data(), &path);
+        self.find_cards();
+    }
+
     fn first_issues(&self) -> Vec<&Holder> {
         activate_support::first_issues(&self.holders)
     }
@@ -164,15 +183,28 @@ impl Env {
 
     /// Put `h`'s card in the counter's reader for the duration of `f`.
     fn with_card<T>(&self, h: &Holder, f: impl FnOnce() -> T) -> T {
-        let card = SimCard::open_image(&self.images[h.id()], SimConfig::default()).expect("image");
+        self.with_image(&self.images[h.id()], f)
+    }
+
+    fn with_image<T>(&self, image: &Path, f: impl FnOnce() -> T) -> T {
+        let card = SimCard::open_image(image, SimConfig::default()).expect("image");
         let served = common::insert(card, 0, Faults::none());
         let out = f();
         served.remove().expect("remove the card");
         out
     }
 
+    /// Activate the card in `image` for holder `h` at `h`'s office.
+    fn activate_image(&self, h: &Holder, image: &Path) -> Output {
+        self.with_image(image, || self.run_activate(&h.office(), &h.live, PINS))
+    }
+
     fn activate(&self, h: &Holder, office: &str, template: &Path, pins: &str) -> Output {
-        self.with_card(h, || {
+        self.with_card(h, || self.run_activate(office, template, pins))
+    }
+
+    fn run_activate(&self, office: &str, template: &Path, pins: &str) -> Output {
+        {
             run(
                 self.data(),
                 &[
@@ -191,7 +223,7 @@ impl Env {
                 ],
                 Some(pins),
             )
-        })
+        }
     }
 
     fn journal(&self) -> SqliteJournal {
@@ -209,7 +241,7 @@ fn assert_no_pins(out: &str) {
 
 #[test]
 fn activation_through_pcscd_genuine_capture_impostor_office_policy_and_signing() {
-    let env = setup(8, 21, None);
+    let env = setup(8, 21);
     let fi = env.first_issues();
     assert!(fi.len() >= 2, "need two first-issue records");
     let (a, b) = (fi[0], fi[1]);
@@ -320,9 +352,7 @@ fn activation_through_pcscd_genuine_capture_impostor_office_policy_and_signing()
 
 #[test]
 fn replacement_rules_through_pcscd_and_a_terminated_card_refuses_everything() {
-    // A replacement record for the first first-issue holder, personalized in
-    // the same batch (its previous card serial is filled in below).
-    let env = setup(6, 22, None);
+    let env = setup(6, 22);
     let fi = env.first_issues();
     assert!(fi.len() >= 3, "need three first-issue records");
     let (a, b, c) = (fi[0], fi[1], fi[2]);
@@ -498,4 +528,83 @@ fn replacement_rules_through_pcscd_and_a_terminated_card_refuses_everything() {
         .any(|e| e.kind == "replacement refused" && e.operator == "clerk7"));
     assert!(events.iter().any(|e| e.kind == "card lost"));
     assert!(events.iter().any(|e| e.kind == "card terminated"));
+}
+
+#[test]
+fn a_replacement_card_activates_only_after_the_replacement_was_requested() {
+    let mut env = setup(6, 23);
+    let fi: Vec<String> = env
+        .first_issues()
+        .iter()
+        .map(|h| h.id().to_string())
+        .collect();
+    assert!(fi.len() >= 2, "need two first-issue records");
+    let holder = |id: &str| {
+        env.holders
+            .iter()
+            .position(|h| h.id() == id)
+            .expect("holder")
+    };
+    let (ia, ib) = (holder(&fi[0]), holder(&fi[1]));
+    for i in [ia, ib] {
+        let h = &env.holders[i];
+        env.ship(h);
+        let o = env.activate(h, &h.office(), &h.live, PINS);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
+    let serial_a = env.serials[env.holders[ia].id()].clone();
+    let serial_b = env.serials[env.holders[ib].id()].clone();
+    // a's card is damaged and handed in; b asks for nothing.
+    let a = &env.holders[ia];
+    let o = env.with_card(a, || {
+        run(
+            env.data(),
+            &[
+                "activate",
+                "replace",
+                "--office",
+                &a.office(),
+                "--reason",
+                "damage",
+                "--reader",
+                COUNTER,
+                "--operator",
+                "clerk7",
+            ],
+            None,
+        )
+    });
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // The registry issues replacement records for both; the line makes them.
+    let lines = vec![
+        env.replacement_line(&env.holders[ia], &serial_a),
+        env.replacement_line(&env.holders[ib], &serial_b),
+    ];
+    env.personalize_more("replacements.jsonl", &lines);
+    let (ra, rb) = (format!("{}-R", fi[0]), format!("{}-R", fi[1]));
+    for (r, i) in [(&ra, ia), (&rb, ib)] {
+        let office = env.holders[i].office();
+        let o = run(
+            env.data(),
+            &["activate", "ship", "--office", &office, "--record", r],
+            None,
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
+    // The new cards carry the same holder and fingers: the live captures
+    // work on them.
+    let o = env.activate_image(&env.holders[ia], &env.images[&ra]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains(&format!("Replacement for card {serial_a}")),
+        "{t}"
+    );
+    let old = env.journal().delivered(&serial_a).expect("q").expect("a");
+    assert_eq!(old.replaced_by.as_deref(), Some(env.serials[&ra].as_str()));
+    // b's replacement was never requested: refused.
+    let o = env.activate_image(&env.holders[ib], &env.images[&rb]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(4), "{t}");
+    assert!(t.contains("no replacement was requested"), "{t}");
 }
