@@ -608,3 +608,178 @@ fn a_replacement_card_activates_only_after_the_replacement_was_requested() {
     assert_eq!(o.status.code(), Some(4), "{t}");
     assert!(t.contains("no replacement was requested"), "{t}");
 }
+
+/// A tmux server of this test's own (its own socket), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(command: &str) -> Tmux {
+        let socket = format!("cardsmith-counter-{}", std::process::id());
+        let st = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "-u",
+                "new-session",
+                "-d",
+                "-s",
+                "counter",
+                "-x",
+                "220",
+                "-y",
+                "60",
+                command,
+            ])
+            .env("LANG", "C.UTF-8")
+            .status()
+            .expect("tmux (scripts/setup.sh installs it)");
+        assert!(st.success(), "tmux did not start");
+        Tmux { socket }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let st = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "counter"])
+            .args(keys)
+            .status()
+            .expect("send-keys");
+        assert!(st.success());
+    }
+
+    /// Type a line (literally) and Enter.
+    fn line(&self, text: &str) {
+        self.keys(&["-l", text]);
+        self.keys(&["Enter"]);
+    }
+
+    /// The whole pane, history included.
+    fn screen(&self) -> String {
+        let o = Command::new("tmux")
+            .args([
+                "-L",
+                &self.socket,
+                "capture-pane",
+                "-p",
+                "-J",
+                "-S",
+                "-",
+                "-t",
+                "counter",
+            ])
+            .output()
+            .expect("capture-pane");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Wait until the screen shows `text` `times` times; the screen.
+    fn wait_for(&self, text: &str, times: usize) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            let s = self.screen();
+            if s.matches(text).count() >= times {
+                return s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the counter never showed {text:?} ({times}x); the screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+#[test]
+fn the_counter_in_a_real_terminal_hides_pins_and_says_what_to_do_next() {
+    let env = setup(4, 24);
+    let h = env.first_issues()[0];
+    env.ship(h);
+    let command = format!(
+        "env -u CARDSMITH_ISSUER_KEY CARDSMITH_DATA_DIR='{}' '{}' activate counter --office {} --reader '{COUNTER}' --operator clerk9; sleep 60",
+        env.data().display(),
+        env!("CARGO_BIN_EXE_cardsmith"),
+        h.office()
+    );
+    let tmux = Tmux::start(&command);
+    tmux.wait_for("Insert the holder's card", 1);
+    let card = SimCard::open_image(&env.images[h.id()], SimConfig::default()).expect("image");
+    let served = common::insert(card, 0, Faults::none());
+
+    // Step 3: the screen names the finger; an impostor's scan first.
+    let finger = h.finger.as_str().replace('_', " ").to_uppercase();
+    tmux.wait_for(&format!("Scanner file for the {finger} finger"), 1);
+    tmux.line(h.impostor.to_str().expect("path"));
+    tmux.wait_for("4 tries left on the card. Ask the holder", 1);
+    tmux.wait_for(&format!("Scanner file for the {finger} finger"), 2);
+    tmux.wait_for("4 tries left on the card).", 1);
+    tmux.line(h.live.to_str().expect("path"));
+
+    // Step 4: PINs, typed into the terminal, never shown. A sequence first.
+    tmux.wait_for("Holder: choose your new ID PIN", 1);
+    tmux.line("123456");
+    tmux.wait_for("Holder: enter the new ID PIN again", 1);
+    tmux.line("123456");
+    tmux.wait_for("ID PIN REFUSED: it is a run of ascending digits", 1);
+    tmux.wait_for("Holder: choose your new ID PIN", 2);
+    tmux.line("480913");
+    tmux.wait_for("Holder: enter the new ID PIN again", 2);
+    tmux.line("480913");
+    tmux.wait_for("Holder: choose your new signature PIN", 1);
+    tmux.line("73920461");
+    tmux.wait_for("Holder: enter the new signature PIN again", 1);
+    tmux.line("73920461");
+    let screen = tmux.wait_for("Remove the card and hand it to the holder", 1);
+    served.remove().expect("remove");
+    // Back to waiting for the next card.
+    let screen_after = tmux.wait_for("Insert the holder's card", 2);
+
+    for shown in [&screen, &screen_after] {
+        for secret in ["123456", "480913", "73920461"] {
+            assert!(
+                !shown.contains(secret),
+                "{secret} is on the screen:\n{shown}"
+            );
+        }
+    }
+    for step in [
+        "[1/5] Reading the card",
+        "[2/5] Checking the issuance record",
+        &format!("[3/5] Ask the holder to place their {finger} finger on the scanner"),
+        "[4/5] Turn the PIN pad to the holder",
+        "[5/5] Activating the card",
+        "ACTIVATED: card",
+        "Waiting for the card to be removed",
+    ] {
+        assert!(
+            screen_after.contains(step),
+            "missing {step:?}:\n{screen_after}"
+        );
+    }
+    // The holder's Persian name, shaped and in visual order.
+    let name = cardsmith::activate::display::for_terminal(
+        &h.record.given_name().fa,
+        cardsmith::activate::display::RtlMode::Visual,
+    );
+    assert!(
+        screen_after.contains(&name),
+        "{name:?} not on the screen:\n{screen_after}"
+    );
+    let d = env
+        .journal()
+        .delivered(&env.serials[h.id()])
+        .expect("q")
+        .expect("delivered");
+    assert_eq!(d.delivered_by, "clerk9");
+    if std::env::var_os("CARDSMITH_SHOW_SCREEN").is_some() {
+        eprintln!("{screen_after}");
+    }
+}

@@ -487,10 +487,11 @@ impl Counter<'_> {
         templates: &mut Templates,
     ) -> Result<Finger, Refusal> {
         let p = &self.side.profile;
-        let usable: Vec<&Finger> = ins
+        let mut usable: Vec<Finger> = ins
             .fingers
             .iter()
             .filter(|f| f.tries_left != Some(0))
+            .cloned()
             .collect();
         if usable.is_empty() {
             return Err(Refusal::new(
@@ -504,7 +505,7 @@ impl Counter<'_> {
             Templates::Ask => None,
         };
         loop {
-            let Some(finger) = usable.get(which).copied() else {
+            let Some(finger) = usable.get(which).cloned() else {
                 return Err(Refusal::new(
                     "fingerprint_blocked",
                     "no enrolled finger has tries left",
@@ -561,7 +562,7 @@ impl Counter<'_> {
                     }
                 }
             };
-            let probe = match load_live_template(&path, finger, usize::from(p.max_minutiae)) {
+            let probe = match load_live_template(&path, &finger, usize::from(p.max_minutiae)) {
                 Ok(t) => t,
                 Err(e) => {
                     screen.say(&format!("  {e}"));
@@ -587,9 +588,12 @@ impl Counter<'_> {
                             ins.serial, finger.position, finger.reference
                         ),
                     );
-                    return Ok(finger.clone());
+                    return Ok(finger);
                 }
                 FingerResult::NoMatch { tries_left } => {
+                    if let Some(f) = usable.get_mut(which) {
+                        f.tries_left = Some(tries_left);
+                    }
                     self.event(
                         "fingerprint no match",
                         &format!(
