@@ -41,7 +41,12 @@ fn side(data: &Path) -> IssuerSide {
 }
 
 fn run(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    run_env(data, args, stdin, &[])
+}
+
+fn run_env(data: &Path, args: &[&str], stdin: Option<&str>, envs: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cardsmith"));
+    c.envs(envs.iter().copied());
     c.args(args)
         .env("CARDSMITH_DATA_DIR", data)
         .env_remove("CARDSMITH_ISSUER_KEY")
@@ -343,6 +348,40 @@ fn activation_through_pcscd_genuine_capture_impostor_office_policy_and_signing()
         .delivered(&env.serials[b.id()])
         .expect("q")
         .is_none());
+    // With every APDU traced, no PIN, PUK or template reaches the log.
+    let o = env.with_card(b, || {
+        run_env(
+            env.data(),
+            &[
+                "activate",
+                "card",
+                "--office",
+                &b.office(),
+                "--reader",
+                COUNTER,
+                "--template",
+                b.live.to_str().expect("p"),
+                "--pins-from-fd",
+                "0",
+                "--operator",
+                "clerk7",
+            ],
+            Some(PINS),
+            &[("RUST_LOG", "cardsmith::apdu=trace")],
+        )
+    });
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("REDACTED"), "no APDU trace:\n{t}");
+    assert_no_pins(&t);
+    for pin in ["480913", "73920461"] {
+        let hex: String = pin.bytes().map(|b| format!("{b:02X}")).collect();
+        let spaced: Vec<String> = pin.bytes().map(|b| format!("{b:02X}")).collect();
+        assert!(
+            !t.contains(&hex) && !t.contains(&spaced.join(" ")),
+            "{pin} in the trace:\n{t}"
+        );
+    }
     let events = env.journal().events(0).expect("events");
     assert!(events.iter().any(|e| e.kind == "activation refused"
         && e.detail.contains("wrong_office")

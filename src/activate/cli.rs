@@ -932,3 +932,18 @@ fn status(
         0
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn office_codes_are_checked_before_anything_else() {
+        assert_eq!(check_office("1021").ok().as_deref(), Some("1021"));
+        assert_eq!(check_office("AE-DXB").ok().as_deref(), Some("AE-DXB"));
+        for bad in ["102", "10210", "ae-dxb", "IR-THR", "AE_DXB", "", "۱۰۲۱"] {
+            let e = check_office(bad).expect_err(bad).to_string();
+            assert!(e.contains("--office") && e.contains("CC-XXX"), "{bad}: {e}");
+        }
+    }
+}

@@ -1000,3 +1000,20 @@ pub fn cert_rows(ins: &Inspection) -> Vec<CertRow> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_show_in_both_calendars() {
+        assert_eq!(
+            both_calendars("13430217"),
+            "1343/02/17 (17 Ordibehesht 1343, Solar Hijri) = 1964-05-07 (Gregorian)"
+        );
+        // 1 Farvardin 1403 is 20 March 2024 (a leap-year Nowruz).
+        assert!(both_calendars("14030101").ends_with("2024-03-20 (Gregorian)"));
+        assert!(both_calendars("13431317").contains("not a Solar Hijri date"));
+        assert!(both_calendars("").contains("not a Solar Hijri date"));
+    }
+}

@@ -463,8 +463,9 @@ pub fn verify_finger(
 /// The holder's new values replace the transport values: CHANGE
 /// REFERENCE DATA with P1=01 (new value only), which the card allows for a
 /// PIN in transport state once a fingerprint matched in this session.
-/// All in one transaction, so no other process can come between the
-/// fingerprint match and the changes.
+/// The changes are one transaction; if the card was reset since the
+/// fingerprint match (another process, a pulled card), the match is gone
+/// and the card answers 6982, which the counter reports.
 pub fn set_pins(ch: &mut Channel, values: &[(u8, &Secret)]) -> Result<(), CardError> {
     ch.run(|ex| {
         for (reference, v) in values {
