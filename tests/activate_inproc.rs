@@ -426,3 +426,47 @@ fn a_blocked_pin_is_unblocked_with_a_fingerprint_and_the_issuer_s_puk() {
         .iter()
         .any(|e| e.kind == "pin unblocked" && e.operator == "clerk7"));
 }
+
+#[test]
+fn a_card_pulled_after_its_pins_were_set_is_activated_at_the_next_visit() {
+    let env = setup(6, 14);
+    let h = env.first();
+    env.ship(h, &h.office());
+    // The first visit got as far as the PINs, then the card was pulled.
+    let p = &env.side.profile;
+    let mut ch = channel(&env.cards[h.id()]);
+    let probe = cardsmith::activate::counter::load_live_template(
+        &h.live,
+        &ops::Finger {
+            reference: p.bio_references[0],
+            position_code: h.finger.iso_code(),
+            position: h.finger.as_str().into(),
+            tries_left: None,
+            try_limit: None,
+        },
+        60,
+    )
+    .expect("template");
+    assert_eq!(
+        ops::verify_finger(&mut ch, p, p.bio_references[0], &probe).expect("verify"),
+        ops::FingerResult::Match
+    );
+    let (id, sig) = (
+        Secret::new(b"480913".to_vec()),
+        Secret::new(b"73920461".to_vec()),
+    );
+    ops::set_pins(&mut ch, &[(0x81, &id), (0x82, &sig)]).expect("set pins");
+    env.cards[h.id()].lock().expect("card").power_off();
+    // The next visit: finger again, then only the signature PIN.
+    let (r, log) = env.activate(h, &h.office(), vec![h.live.clone()], &["73920461"]);
+    let a = r.unwrap_or_else(|e| panic!("{e:?}\n{}", log.0.join("\n")));
+    assert!(log.0.join("\n").contains("earlier, interrupted visit"));
+    assert_eq!(env.life_cycle(h), LifeCycle::Activated);
+    assert!(env.journal.delivered(&a.serial).expect("q").is_some());
+    let mut ch = channel(&env.cards[h.id()]);
+    let st = ch.run(|ex| pcard::status_list(ex, p)).expect("status");
+    assert!(
+        st.iter().filter(|s| !s.biometric).all(|s| !s.transport),
+        "{st:?}"
+    );
+}

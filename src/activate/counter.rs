@@ -738,42 +738,43 @@ impl Counter<'_> {
         );
         let t_puk = key.transport_pin(p.puk.reference, &nid, p.puk.transport_digits);
         let in_transport = |r: u8| ins.pin(r).is_none_or(|s| s.transport);
-        let sig_pin = if in_transport(p.id_pin.reference) || in_transport(p.signature_pin.reference)
-        {
+        let (need_id, need_sig, need_puk) = (
+            in_transport(p.id_pin.reference),
+            in_transport(p.signature_pin.reference),
+            in_transport(p.puk.reference),
+        );
+        let transport = [
+            (&t_id, "it is a transport PIN of this card"),
+            (&t_sig, "it is a transport PIN of this card"),
+            (&t_puk, "it is a transport PIN of this card"),
+        ];
+        if need_id || need_sig {
             screen.step(
                 4,
                 "Turn the PIN pad to the holder: the holder chooses the ID PIN and the signature PIN.",
             );
-            let transport = [
-                (&t_id, "it is a transport PIN of this card"),
-                (&t_sig, "it is a transport PIN of this card"),
-                (&t_puk, "it is a transport PIN of this card"),
-            ];
-            let id_pin = self
-                .new_pin(screen, pins, "ID PIN", &transport)
-                .map_err(|r| self.refuse(&serial, r))?;
-            let mut forbidden = transport.to_vec();
-            forbidden.push((&id_pin, "it is the same as the ID PIN"));
-            let sig_pin = self
-                .new_pin(screen, pins, "signature PIN", &forbidden)
-                .map_err(|r| self.refuse(&serial, r))?;
-            let puk = ops::issuer_puk(key, p, &nid);
-            ops::set_pins(
-                ch,
-                &[
-                    (p.id_pin.reference, &id_pin),
-                    (p.signature_pin.reference, &sig_pin),
-                    (p.puk.reference, &puk),
-                ],
-            )
-            .map_err(|e| self.refuse(&serial, Refusal::card("set_pins", e)))?;
-            screen.say("  ok   the card took the holder's PINs; the transport PINs are gone");
-            sig_pin
         } else {
             screen.step(
                 4,
                 "The holder's PINs were set at an earlier, interrupted visit: the holder enters the signature PIN.",
             );
+        }
+        let id_pin = if need_id {
+            Some(
+                self.new_pin(screen, pins, "ID PIN", &transport)
+                    .map_err(|r| self.refuse(&serial, r))?,
+            )
+        } else {
+            None
+        };
+        let sig_pin = if need_sig {
+            let mut forbidden = transport.to_vec();
+            if let Some(id) = &id_pin {
+                forbidden.push((id, "it is the same as the ID PIN"));
+            }
+            self.new_pin(screen, pins, "signature PIN", &forbidden)
+                .map_err(|r| self.refuse(&serial, r))?
+        } else {
             match pins.secret("Holder: enter your signature PIN; it is not shown: ") {
                 Ok(Some(s)) => s,
                 _ => {
@@ -784,6 +785,22 @@ impl Counter<'_> {
                 }
             }
         };
+        let puk = ops::issuer_puk(key, p, &nid);
+        let mut changes: Vec<(u8, &Secret)> = Vec::new();
+        if let Some(id) = &id_pin {
+            changes.push((p.id_pin.reference, id));
+        }
+        if need_sig {
+            changes.push((p.signature_pin.reference, &sig_pin));
+        }
+        if need_puk {
+            changes.push((p.puk.reference, &puk));
+        }
+        if !changes.is_empty() {
+            ops::set_pins(ch, &changes)
+                .map_err(|e| self.refuse(&serial, Refusal::card("set_pins", e)))?;
+            screen.say("  ok   the card took the holder's PINs; the transport PINs are gone");
+        }
 
         // Step 5: activate, prove the signature key, record the delivery.
         screen.step(5, "Activating the card and proving the signature key …");
