@@ -561,6 +561,17 @@ fn replacement_rules_through_pcscd_and_a_terminated_card_refuses_everything() {
     );
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     assert!(text(&o).contains("no active card"), "{}", text(&o));
+    let o = run(
+        env.data(),
+        &["activate", "status", "--national-id", a.nid()],
+        None,
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("status TERMINATED (damage") && t.contains("replacement request"),
+        "{t}"
+    );
     let events = env.journal().events(0).expect("events");
     assert!(events
         .iter()
@@ -741,7 +752,36 @@ impl Drop for Tmux {
 fn the_counter_in_a_real_terminal_hides_pins_and_says_what_to_do_next() {
     let env = setup(4, 24);
     let h = env.first_issues()[0];
-    env.ship(h);
+    // Ship the whole batch's cards for this office at once.
+    let o = run(
+        env.data(),
+        &[
+            "activate",
+            "ship",
+            "--office",
+            &h.office(),
+            "--batch",
+            "1",
+            "--operator",
+            "dispatch1",
+        ],
+        None,
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    for other in &env.holders {
+        let line = format!(
+            "shipped card {} (record {})",
+            env.serials[other.id()],
+            other.id()
+        );
+        assert_eq!(
+            t.contains(&line),
+            other.office() == h.office(),
+            "{}: {t}",
+            other.id()
+        );
+    }
     let command = format!(
         "env -u CARDSMITH_ISSUER_KEY CARDSMITH_DATA_DIR='{}' '{}' activate counter --office {} --reader '{COUNTER}' --operator clerk9; sleep 60",
         env.data().display(),
