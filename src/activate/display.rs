@@ -126,10 +126,11 @@ mod tests {
         // زهرا: zain isolated (it does not join forward) is the rightmost cell.
         assert_eq!(words[1].chars().last(), Some('\u{FEAF}'), "{out:?}");
         assert_eq!(cells(&out), 10);
-        // The whole line, as the counter sends it (a regression guard).
+        // The whole line, as the counter sends it: alef after reh (which
+        // does not join forward) is isolated (FE8D), not final.
         assert_eq!(
             out,
-            "\u{FBFD}\u{FEE4}\u{FBFE}\u{FEAE}\u{FB90} \u{FE8E}\u{FEAE}\u{FEEB}\u{FEAF}"
+            "\u{FBFD}\u{FEE4}\u{FBFE}\u{FEAE}\u{FB90} \u{FE8D}\u{FEAE}\u{FEEB}\u{FEAF}"
         );
     }
 
