@@ -86,9 +86,15 @@ fn setup(count: usize, seed: u64) -> Env {
         who("line"),
     );
     let mut cards = HashMap::new();
-    for _ in &holders {
-        let card = SimCard::blank_with_issuer_key(SimConfig::default(), ctx.issuer.key.expose())
-            .expect("blank");
+    std::fs::create_dir_all(dir.path().join("cards")).expect("cards dir");
+    for (i, _) in holders.iter().enumerate() {
+        // Each card keeps its state in an image file (a test may edit it).
+        let card = SimCard::open_image_with(
+            &dir.path().join("cards").join(format!("{i}.json")),
+            SimConfig::default(),
+            Some(ctx.issuer.key.expose()),
+        )
+        .expect("blank");
         let card: SharedCard = Arc::new(Mutex::new(card));
         let mut ch = channel(&card);
         match process_card(&ctx, &mut ch, "sim reader") {
@@ -469,4 +475,54 @@ fn a_card_pulled_after_its_pins_were_set_is_activated_at_the_next_visit() {
         st.iter().filter(|s| !s.biometric).all(|s| !s.transport),
         "{st:?}"
     );
+}
+
+#[test]
+fn a_card_whose_data_was_changed_is_not_genuine_and_is_refused() {
+    let mut env = setup(6, 15);
+    let h = env.first();
+    let id = h.id().to_string();
+    let office = h.office();
+    let latin = h.record.given_name().latin.clone();
+    env.ship(h, &office);
+    let image = {
+        let serial = env.serial(h);
+        std::fs::read_dir(env.dir.path().join("cards"))
+            .expect("cards")
+            .map(|e| e.expect("entry").path())
+            .find(|p| {
+                SimCard::open_image(p, SimConfig::default())
+                    .map(|c| cardsmith::hex::compact(&c.serial()) == serial)
+                    .unwrap_or(false)
+            })
+            .expect("the card's image")
+    };
+    env.cards.remove(&id);
+    // One letter of the Latin given name in EF.DG1, changed in the image.
+    let text = std::fs::read_to_string(&image).expect("image");
+    let name_hex = cardsmith::hex::compact(latin.as_bytes());
+    let first = &name_hex[..2];
+    let swapped = if first == "51" { "5A" } else { "51" };
+    let changed = text.replacen(&name_hex, &format!("{swapped}{}", &name_hex[2..]), 1);
+    assert_ne!(changed, text, "the name is in the image");
+    std::fs::write(&image, changed).expect("write image");
+    let card = SimCard::open_image(&image, SimConfig::default()).expect("reopen");
+    env.cards.insert(id.clone(), Arc::new(Mutex::new(card)));
+
+    let h = env.holders.iter().find(|x| x.id() == id).expect("holder");
+    let (r, log) = env.activate(h, &office, vec![h.live.clone()], &PINS);
+    let refusal = r.expect_err("tampered");
+    assert_eq!(refusal.class, "not_genuine", "{refusal:?}");
+    assert!(
+        refusal.reason.contains("DG1 was changed"),
+        "{}",
+        refusal.reason
+    );
+    assert!(
+        log.0.iter().any(|l| l.contains("FAIL data group hashes")),
+        "{:?}",
+        log.0
+    );
+    assert_eq!(env.finger_tries(h), 5, "no fingerprint was asked for");
+    assert_eq!(env.life_cycle(h), LifeCycle::Personalized);
 }

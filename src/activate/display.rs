@@ -162,4 +162,21 @@ mod tests {
         assert_eq!(v("Zahra Karimi 1358/04/12"), "Zahra Karimi 1358/04/12");
         assert_eq!(for_terminal("زهرا", RtlMode::Logical), "زهرا");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_shown_without_panic_and_without_losing_letters(
+            s in "[\u{0600}-\u{06FF}\u{FB50}-\u{FEFF}\u{200C}-\u{200F}\u{202A}-\u{202E} a-z0-9/()-]{0,40}"
+        ) {
+            let out = for_terminal(&s, RtlMode::Visual);
+            // Shaping may join lam-alef and drops ZWNJ, nothing more.
+            proptest::prop_assert!(out.chars().count() <= s.chars().count());
+            let _ = cells(&out);
+        }
+
+        #[test]
+        fn any_unicode_is_shown_without_panic(s in "\\PC{0,60}") {
+            let _ = for_terminal(&s, RtlMode::Visual);
+        }
+    }
 }
