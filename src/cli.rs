@@ -66,6 +66,9 @@ pub enum Command {
     /// GlobalPlatform SCP03 with a card's security domain: check the keys, rotate them.
     #[command(subcommand)]
     Scp03(crate::scp03::cli::Scp03Command),
+    /// The pickup counter: activate a card with its holder, journal the delivery, replacements and PIN unblock.
+    #[command(subcommand)]
+    Activate(crate::activate::cli::ActivateCommand),
     /// Run APDU scripts (scriptor-compatible, with expectations, variables, test cases).
     Run(crate::script::RunArgs),
     /// Replay a transcript recorded with `run --record` against a fresh simulated card.
@@ -293,6 +296,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::BioRates(args) => return crate::perso::cli::bio_rates(args, json),
         Command::Line(cmd) => return crate::line::cli::line(cmd, json),
         Command::Scp03(cmd) => return crate::scp03::cli::run(cmd, json),
+        Command::Activate(cmd) => return crate::activate::cli::activate(cmd, json),
         _ => {}
     }
     run_wire(cli).map(|()| 0)
@@ -310,7 +314,8 @@ fn run_wire(cli: Cli) -> Result<()> {
         | Command::SampleRecords(_)
         | Command::BioRates(_)
         | Command::Line(_)
-        | Command::Scp03(_) => Ok(()),
+        | Command::Scp03(_)
+        | Command::Activate(_) => Ok(()),
         Command::Readers {
             wait,
             reader,

@@ -5,6 +5,7 @@
 //! Card side: [`sim`], a software ISO 7816-4 card that shares nothing with
 //! the host side but APDU bytes.
 
+pub mod activate;
 pub mod apdu;
 pub mod atr;
 pub mod biometric;

@@ -161,13 +161,13 @@ pub enum LineCommand {
     },
 }
 
-fn data_dir(a: &JournalArgs) -> PathBuf {
+pub(crate) fn data_dir(a: &JournalArgs) -> PathBuf {
     a.data_dir
         .clone()
         .unwrap_or_else(crate::cli::default_data_dir)
 }
 
-fn open_journal(a: &JournalArgs) -> Result<Arc<dyn Journal>> {
+pub(crate) fn open_journal(a: &JournalArgs) -> Result<Arc<dyn Journal>> {
     let path = a
         .journal
         .clone()
@@ -176,7 +176,7 @@ fn open_journal(a: &JournalArgs) -> Result<Arc<dyn Journal>> {
     Ok(Arc::new(j))
 }
 
-fn who(a: &JournalArgs) -> Who {
+pub(crate) fn who(a: &JournalArgs) -> Who {
     let operator = a
         .operator
         .clone()

@@ -290,6 +290,114 @@ pub struct EventRow {
     pub detail: String,
 }
 
+/// A good card sent to an office for delivery to its holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Shipment {
+    pub id: i64,
+    pub card_serial: String,
+    pub record_id: String,
+    pub national_id: String,
+    /// The office code (`1021`, `AE-DXB`).
+    pub office: String,
+    pub at: Millis,
+    pub station: String,
+    pub operator: String,
+}
+
+/// A certificate of a delivered card (public data), kept so that a lost
+/// card's certificates can still be listed for revocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CertRow {
+    /// The card key it certifies (`authentication`, `signature`).
+    pub key: String,
+    /// Certificate serial number, hex.
+    pub serial: String,
+    pub subject: String,
+    pub issuer: String,
+    pub key_usage: String,
+    pub not_after: String,
+    /// SHA-256 fingerprint, `AB:CD:…`.
+    pub sha256: String,
+}
+
+/// A card handed to its holder and activated at the counter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub card_serial: String,
+    pub record_id: String,
+    pub national_id: String,
+    pub office: String,
+    pub certificates: Vec<CertRow>,
+}
+
+/// What became of a delivered card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CardStatus {
+    /// Delivered and activated: in the holder's hands.
+    Activated,
+    /// Reported lost by its holder (replacement requested).
+    Lost,
+    /// Terminated on the card at the counter (replacement requested).
+    Terminated,
+}
+
+impl CardStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CardStatus::Activated => "activated",
+            CardStatus::Lost => "lost",
+            CardStatus::Terminated => "terminated",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<CardStatus> {
+        [
+            CardStatus::Activated,
+            CardStatus::Lost,
+            CardStatus::Terminated,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+}
+
+/// A delivered card and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveredCard {
+    pub card_serial: String,
+    pub record_id: String,
+    pub national_id: String,
+    pub office: String,
+    pub delivered_at: Millis,
+    pub delivered_by: String,
+    pub station: String,
+    pub status: CardStatus,
+    /// Why it left the holder's hands (replacement reason).
+    pub reason: Option<String>,
+    pub status_at: Millis,
+    pub status_by: String,
+    /// The card that replaced it, once that one was delivered.
+    pub replaced_by: Option<String>,
+}
+
+/// A replacement request taken at a counter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Replacement {
+    pub id: i64,
+    pub national_id: String,
+    pub previous_card: String,
+    /// `loss`, `damage`, `civil_data_change`.
+    pub reason: String,
+    /// What was done with the previous card: terminated or lost.
+    pub previous_card_status: CardStatus,
+    pub office: String,
+    pub at: Millis,
+    pub station: String,
+    pub operator: String,
+    /// The replacement card, once delivered.
+    pub new_card: Option<String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("record {record_id} is already on good card {serial}; the journal keeps one good card per record")]
@@ -376,6 +484,55 @@ pub trait Journal: Send + Sync {
     fn rejects_by_reason(&self, batch: Option<i64>) -> Result<Vec<(String, u64)>>;
     fn throughput(&self, batch: Option<i64>) -> Result<Vec<ThroughputRow>>;
     fn events(&self, since: Millis) -> Result<Vec<EventRow>>;
+
+    // --- The pickup counter (`cardsmith activate`) ---
+
+    /// Send good card `serial` (holding `record_id`) to `office`. Refused
+    /// unless the journal has the card good for that record; shipping the
+    /// same card to the same office again returns the first shipment, to
+    /// another office is refused.
+    fn ship(
+        &self,
+        who: &Who,
+        serial: &str,
+        record_id: &str,
+        national_id: &str,
+        office: &str,
+    ) -> Result<Shipment>;
+
+    /// The shipment of a card, if any.
+    fn shipment(&self, serial: &str) -> Result<Option<Shipment>>;
+
+    /// The card was handed over and activated: record the delivery (office,
+    /// operator, station, time), its certificates, and its status
+    /// `activated`. If the holder has an open replacement request, the new
+    /// card closes it and the previous card is marked replaced by this one.
+    /// Refused if the card was delivered before.
+    fn deliver(&self, who: &Who, d: &Delivery) -> Result<()>;
+
+    /// A delivered card and its status.
+    fn delivered(&self, serial: &str) -> Result<Option<DeliveredCard>>;
+
+    /// Every card delivered to the holder of `national_id`, oldest first.
+    fn delivered_to(&self, national_id: &str) -> Result<Vec<DeliveredCard>>;
+
+    /// The certificates recorded when the card was delivered.
+    fn certificates(&self, serial: &str) -> Result<Vec<CertRow>>;
+
+    /// Take a replacement request for delivered card `previous_card`, which
+    /// was `status` (terminated at the counter, or lost). One transaction:
+    /// refused unless the card is delivered and still activated.
+    fn request_replacement(
+        &self,
+        who: &Who,
+        previous_card: &str,
+        reason: &str,
+        status: CardStatus,
+        office: &str,
+    ) -> Result<Replacement>;
+
+    /// Replacement requests for the holder of `national_id`, oldest first.
+    fn replacements(&self, national_id: &str) -> Result<Vec<Replacement>>;
 }
 
 #[cfg(test)]

@@ -13,8 +13,9 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
+/// Version 1: the personalization line.
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -93,6 +94,68 @@ CREATE TABLE IF NOT EXISTS events (
 );
 "#;
 
+/// Version 2: the pickup counter (`cardsmith activate`): shipments to
+/// offices, deliveries, the status of delivered cards, their certificates
+/// (for revocation), and replacement requests. Additive only: a version 1
+/// journal keeps every row and gains these tables.
+const MIGRATION_V2: &str = r#"
+CREATE TABLE IF NOT EXISTS shipments (
+    id          INTEGER PRIMARY KEY,
+    card_serial TEXT NOT NULL UNIQUE,
+    record_id   TEXT NOT NULL REFERENCES records(record_id),
+    national_id TEXT NOT NULL,
+    office      TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    station     TEXT NOT NULL,
+    operator    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shipments_by_office ON shipments(office);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id          INTEGER PRIMARY KEY,
+    card_serial TEXT NOT NULL UNIQUE REFERENCES shipments(card_serial),
+    record_id   TEXT NOT NULL,
+    national_id TEXT NOT NULL,
+    office      TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    station     TEXT NOT NULL,
+    operator    TEXT NOT NULL,
+    reader      TEXT,
+    status      TEXT NOT NULL CHECK (status IN ('activated', 'lost', 'terminated')),
+    reason      TEXT,
+    status_at   INTEGER NOT NULL,
+    status_by   TEXT NOT NULL,
+    replaced_by TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_holder ON deliveries(national_id);
+CREATE TABLE IF NOT EXISTS card_certificates (
+    card_serial TEXT NOT NULL REFERENCES deliveries(card_serial),
+    key         TEXT NOT NULL,
+    serial      TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    issuer      TEXT NOT NULL,
+    key_usage   TEXT NOT NULL,
+    not_after   TEXT NOT NULL,
+    sha256      TEXT NOT NULL,
+    PRIMARY KEY (card_serial, key)
+);
+CREATE TABLE IF NOT EXISTS replacements (
+    id            INTEGER PRIMARY KEY,
+    national_id   TEXT NOT NULL,
+    previous_card TEXT NOT NULL UNIQUE REFERENCES deliveries(card_serial),
+    reason        TEXT NOT NULL,
+    previous_card_status TEXT NOT NULL CHECK (previous_card_status IN ('lost', 'terminated')),
+    office        TEXT NOT NULL,
+    at            INTEGER NOT NULL,
+    station       TEXT NOT NULL,
+    operator      TEXT NOT NULL,
+    new_card      TEXT
+);
+CREATE INDEX IF NOT EXISTS replacements_by_holder ON replacements(national_id);
+"#;
+
+/// Schema upgrades, in order: (version reached, SQL).
+const MIGRATIONS: &[(i64, &str)] = &[(2, MIGRATION_V2)];
+
 /// The SQLite journal.
 pub struct SqliteJournal {
     path: PathBuf,
@@ -166,6 +229,53 @@ fn batch_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BatchInfo> {
 
 const BATCH_COLS: &str = "id, name, path, digest, loaded_at, loaded_by, records, invalid";
 
+const SHIPMENT_COLS: &str =
+    "id, card_serial, record_id, national_id, office, at, station, operator";
+
+fn shipment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Shipment> {
+    Ok(Shipment {
+        id: r.get(0)?,
+        card_serial: r.get(1)?,
+        record_id: r.get(2)?,
+        national_id: r.get(3)?,
+        office: r.get(4)?,
+        at: r.get(5)?,
+        station: r.get(6)?,
+        operator: r.get(7)?,
+    })
+}
+
+const DELIVERY_COLS: &str = "card_serial, record_id, national_id, office, at, operator, station, \
+     status, reason, status_at, status_by, replaced_by";
+
+fn status_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<CardStatus> {
+    let s: String = r.get(i)?;
+    CardStatus::from_name(&s).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown card status {s:?}").into(),
+        )
+    })
+}
+
+fn delivered_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveredCard> {
+    Ok(DeliveredCard {
+        card_serial: r.get(0)?,
+        record_id: r.get(1)?,
+        national_id: r.get(2)?,
+        office: r.get(3)?,
+        delivered_at: r.get(4)?,
+        delivered_by: r.get(5)?,
+        station: r.get(6)?,
+        status: status_col(r, 7)?,
+        reason: r.get(8)?,
+        status_at: r.get(9)?,
+        status_by: r.get(10)?,
+        replaced_by: r.get(11)?,
+    })
+}
+
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _)
         if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
@@ -181,7 +291,7 @@ impl SqliteJournal {
             })?;
         }
         let err = storage(path);
-        let conn = Connection::open(path).map_err(&err)?;
+        let mut conn = Connection::open(path).map_err(&err)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(&err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -191,32 +301,7 @@ impl SqliteJournal {
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(&err)?;
         conn.execute_batch(SCHEMA).map_err(&err)?;
-        let version: Option<String> = conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'schema_version'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(&err)?;
-        match version.as_deref() {
-            None => {
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
-                    [SCHEMA_VERSION.to_string()],
-                )
-                .map_err(&err)?;
-            }
-            Some(v) if v == SCHEMA_VERSION.to_string() => {}
-            Some(v) => {
-                return Err(JournalError::Storage {
-                    path: path.display().to_string(),
-                    detail: format!(
-                        "schema version {v}; this cardsmith understands version {SCHEMA_VERSION}"
-                    ),
-                })
-            }
-        }
+        migrate(&mut conn, path)?;
         Ok(SqliteJournal {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
@@ -240,6 +325,61 @@ impl SqliteJournal {
     fn err(&self) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
         storage(&self.path)
     }
+}
+
+/// Bring the schema to [`SCHEMA_VERSION`] in one immediate transaction (so
+/// two processes opening an old journal at once migrate it once). A journal
+/// from a newer cardsmith is refused, never downgraded.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let err = storage(path);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(&err)?;
+    let version: Option<String> = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(&err)?;
+    let current = match version.as_deref() {
+        // A new journal: version 1 was just created.
+        None => 1,
+        Some(v) => v.parse::<i64>().map_err(|_| JournalError::Storage {
+            path: path.display().to_string(),
+            detail: format!("schema version {v:?} is not a number"),
+        })?,
+    };
+    if current > SCHEMA_VERSION {
+        return Err(JournalError::Storage {
+            path: path.display().to_string(),
+            detail: format!(
+                "schema version {current}; this cardsmith understands version {SCHEMA_VERSION}"
+            ),
+        });
+    }
+    for (to, sql) in MIGRATIONS {
+        if *to > current {
+            tx.execute_batch(sql).map_err(&err)?;
+        }
+    }
+    if version.as_deref() != Some(SCHEMA_VERSION.to_string().as_str()) {
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [SCHEMA_VERSION.to_string()],
+        )
+        .map_err(&err)?;
+        if version.is_some() {
+            tx.execute(
+                "INSERT INTO events (at, station, operator, reader, kind, detail) VALUES (?1, '', 'cardsmith', NULL, 'journal upgraded', ?2)",
+                params![now_ms(), format!("schema version {current} to {SCHEMA_VERSION}")],
+            )
+            .map_err(&err)?;
+        }
+    }
+    tx.commit().map_err(&err)
 }
 
 fn insert_attempt(
@@ -869,6 +1009,342 @@ impl Journal for SqliteJournal {
             rows.collect()
         })
     }
+
+    fn ship(
+        &self,
+        who: &Who,
+        serial: &str,
+        record_id: &str,
+        national_id: &str,
+        office: &str,
+    ) -> Result<Shipment> {
+        let err = self.err();
+        self.with_j(|c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(&err)?;
+            let good: Option<String> = tx
+                .query_row(
+                    "SELECT record_id FROM attempts WHERE card_serial = ?1 AND outcome = 'good'",
+                    [serial],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(&err)?;
+            match good {
+                None => {
+                    return Err(JournalError::Refused(format!(
+                        "card {serial} is not a good card of the line: the journal has no good personalization for it"
+                    )))
+                }
+                Some(r) if r != record_id => {
+                    return Err(JournalError::Refused(format!(
+                        "card {serial} holds record {r}, not {record_id}"
+                    )))
+                }
+                Some(_) => {}
+            }
+            if let Some(s) = tx
+                .query_row(
+                    &format!("SELECT {SHIPMENT_COLS} FROM shipments WHERE card_serial = ?1"),
+                    [serial],
+                    shipment_row,
+                )
+                .optional()
+                .map_err(&err)?
+            {
+                if s.office == office {
+                    return Ok(s);
+                }
+                return Err(JournalError::Refused(format!(
+                    "card {serial} was already shipped to office {} on {} by {}",
+                    s.office,
+                    iso_time(s.at),
+                    s.operator
+                )));
+            }
+            let now = now_ms();
+            tx.execute(
+                "INSERT INTO shipments (card_serial, record_id, national_id, office, at, station, operator)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![serial, record_id, national_id, office, now, who.station, who.operator],
+            )
+            .map_err(&err)?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO events (at, station, operator, reader, kind, detail) VALUES (?1, ?2, ?3, ?4, 'shipped', ?5)",
+                params![now, who.station, who.operator, who.reader, format!("card {serial} (record {record_id}) to office {office}")],
+            )
+            .map_err(&err)?;
+            tx.commit().map_err(&err)?;
+            Ok(Shipment {
+                id,
+                card_serial: serial.to_string(),
+                record_id: record_id.to_string(),
+                national_id: national_id.to_string(),
+                office: office.to_string(),
+                at: now,
+                station: who.station.clone(),
+                operator: who.operator.clone(),
+            })
+        })
+    }
+
+    fn shipment(&self, serial: &str) -> Result<Option<Shipment>> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {SHIPMENT_COLS} FROM shipments WHERE card_serial = ?1"),
+                [serial],
+                shipment_row,
+            )
+            .optional()
+        })
+    }
+
+    fn deliver(&self, who: &Who, d: &Delivery) -> Result<()> {
+        let err = self.err();
+        self.with_j(|c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(&err)?;
+            let shipped: Option<String> = tx
+                .query_row(
+                    "SELECT office FROM shipments WHERE card_serial = ?1",
+                    [&d.card_serial],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(&err)?;
+            match shipped {
+                None => {
+                    return Err(JournalError::Refused(format!(
+                        "card {} was never shipped",
+                        d.card_serial
+                    )))
+                }
+                Some(o) if o != d.office => {
+                    return Err(JournalError::Refused(format!(
+                        "card {} was shipped to office {o}, not {}",
+                        d.card_serial, d.office
+                    )))
+                }
+                Some(_) => {}
+            }
+            let now = now_ms();
+            let inserted = tx.execute(
+                "INSERT INTO deliveries (card_serial, record_id, national_id, office, at, station, operator, reader, status, status_at, status_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'activated', ?5, ?7)",
+                params![d.card_serial, d.record_id, d.national_id, d.office, now, who.station, who.operator, who.reader],
+            );
+            match inserted {
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(JournalError::Refused(format!(
+                        "card {} was already delivered",
+                        d.card_serial
+                    )))
+                }
+                r => r.map_err(&err)?,
+            };
+            for cert in &d.certificates {
+                tx.execute(
+                    "INSERT INTO card_certificates (card_serial, key, serial, subject, issuer, key_usage, not_after, sha256)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![d.card_serial, cert.key, cert.serial, cert.subject, cert.issuer, cert.key_usage, cert.not_after, cert.sha256],
+                )
+                .map_err(&err)?;
+            }
+            let open: Option<(i64, String)> = tx
+                .query_row(
+                    "SELECT id, previous_card FROM replacements WHERE national_id = ?1 AND new_card IS NULL ORDER BY id LIMIT 1",
+                    [&d.national_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(&err)?;
+            let mut detail = format!(
+                "card {} (record {}) delivered and activated at office {}",
+                d.card_serial, d.record_id, d.office
+            );
+            if let Some((id, previous)) = open {
+                tx.execute(
+                    "UPDATE replacements SET new_card = ?2 WHERE id = ?1",
+                    params![id, d.card_serial],
+                )
+                .map_err(&err)?;
+                tx.execute(
+                    "UPDATE deliveries SET replaced_by = ?2 WHERE card_serial = ?1",
+                    params![previous, d.card_serial],
+                )
+                .map_err(&err)?;
+                detail.push_str(&format!("; replaces card {previous} (request {id})"));
+            }
+            tx.execute(
+                "INSERT INTO events (at, station, operator, reader, kind, detail) VALUES (?1, ?2, ?3, ?4, 'delivered', ?5)",
+                params![now, who.station, who.operator, who.reader, detail],
+            )
+            .map_err(&err)?;
+            tx.commit().map_err(&err)
+        })
+    }
+
+    fn delivered(&self, serial: &str) -> Result<Option<DeliveredCard>> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE card_serial = ?1"),
+                [serial],
+                delivered_row,
+            )
+            .optional()
+        })
+    }
+
+    fn delivered_to(&self, national_id: &str) -> Result<Vec<DeliveredCard>> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {DELIVERY_COLS} FROM deliveries WHERE national_id = ?1 ORDER BY id"
+            ))?;
+            let rows = st.query_map([national_id], delivered_row)?;
+            rows.collect()
+        })
+    }
+
+    fn certificates(&self, serial: &str) -> Result<Vec<CertRow>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT key, serial, subject, issuer, key_usage, not_after, sha256 FROM card_certificates WHERE card_serial = ?1 ORDER BY key",
+            )?;
+            let rows = st.query_map([serial], |r| {
+                Ok(CertRow {
+                    key: r.get(0)?,
+                    serial: r.get(1)?,
+                    subject: r.get(2)?,
+                    issuer: r.get(3)?,
+                    key_usage: r.get(4)?,
+                    not_after: r.get(5)?,
+                    sha256: r.get(6)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn request_replacement(
+        &self,
+        who: &Who,
+        previous_card: &str,
+        reason: &str,
+        status: CardStatus,
+        office: &str,
+    ) -> Result<Replacement> {
+        if status == CardStatus::Activated {
+            return Err(JournalError::Refused(
+                "a replaced card is either terminated or lost".into(),
+            ));
+        }
+        let err = self.err();
+        self.with_j(|c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(&err)?;
+            let card = tx
+                .query_row(
+                    &format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE card_serial = ?1"),
+                    [previous_card],
+                    delivered_row,
+                )
+                .optional()
+                .map_err(&err)?;
+            let Some(card) = card else {
+                let why = match tx
+                    .query_row(
+                        "SELECT office FROM shipments WHERE card_serial = ?1",
+                        [previous_card],
+                        |r| r.get::<_, String>(0),
+                    )
+                    .optional()
+                    .map_err(&err)?
+                {
+                    Some(o) => format!(
+                        "card {previous_card} was shipped to office {o} but never delivered to its holder and activated"
+                    ),
+                    None => format!(
+                        "card {previous_card} was never delivered to a holder (the journal has no delivery of it)"
+                    ),
+                };
+                return Err(JournalError::Refused(why));
+            };
+            if card.status != CardStatus::Activated {
+                return Err(JournalError::Refused(format!(
+                    "card {previous_card} is already {} (since {}, by {}); it was replaced before",
+                    card.status.as_str(),
+                    iso_time(card.status_at),
+                    card.status_by
+                )));
+            }
+            let now = now_ms();
+            tx.execute(
+                "UPDATE deliveries SET status = ?2, reason = ?3, status_at = ?4, status_by = ?5 WHERE card_serial = ?1",
+                params![previous_card, status.as_str(), reason, now, who.operator],
+            )
+            .map_err(&err)?;
+            tx.execute(
+                "INSERT INTO replacements (national_id, previous_card, reason, previous_card_status, office, at, station, operator)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![card.national_id, previous_card, reason, status.as_str(), office, now, who.station, who.operator],
+            )
+            .map_err(&err)?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO events (at, station, operator, reader, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    now,
+                    who.station,
+                    who.operator,
+                    who.reader,
+                    format!("card {}", status.as_str()),
+                    format!("card {previous_card}: replacement request {id} ({reason}) at office {office}")
+                ],
+            )
+            .map_err(&err)?;
+            tx.commit().map_err(&err)?;
+            Ok(Replacement {
+                id,
+                national_id: card.national_id,
+                previous_card: previous_card.to_string(),
+                reason: reason.to_string(),
+                previous_card_status: status,
+                office: office.to_string(),
+                at: now,
+                station: who.station.clone(),
+                operator: who.operator.clone(),
+                new_card: None,
+            })
+        })
+    }
+
+    fn replacements(&self, national_id: &str) -> Result<Vec<Replacement>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT id, national_id, previous_card, reason, previous_card_status, office, at, station, operator, new_card
+                 FROM replacements WHERE national_id = ?1 ORDER BY id",
+            )?;
+            let rows = st.query_map([national_id], |r| {
+                Ok(Replacement {
+                    id: r.get(0)?,
+                    national_id: r.get(1)?,
+                    previous_card: r.get(2)?,
+                    reason: r.get(3)?,
+                    previous_card_status: status_col(r, 4)?,
+                    office: r.get(5)?,
+                    at: r.get(6)?,
+                    station: r.get(7)?,
+                    operator: r.get(8)?,
+                    new_card: r.get(9)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
 }
 
 #[cfg(test)]
@@ -1095,5 +1571,180 @@ mod tests {
         drop(j);
         let e = SqliteJournal::open(&p).err().expect("refused").to_string();
         assert!(e.contains("schema version 99"), "{e}");
+    }
+    #[test]
+    fn a_version_1_journal_is_upgraded_in_place() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("j.sqlite");
+        {
+            // A journal as cardsmith with schema version 1 left it.
+            let c = Connection::open(&p).expect("open");
+            c.execute_batch(SCHEMA).expect("v1 schema");
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', '1')",
+                [],
+            )
+            .expect("v1");
+            c.execute(
+                "INSERT INTO events (at, station, operator, reader, kind, detail) VALUES (1, 's', 'o', NULL, 'k', 'kept')",
+                [],
+            )
+            .expect("row");
+        }
+        let j = SqliteJournal::open(&p).expect("upgrade");
+        let v: String = j
+            .with(|c| {
+                c.query_row(
+                    "SELECT value FROM meta WHERE key = 'schema_version'",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+            .expect("version");
+        assert_eq!(v, "2");
+        let ev = j.events(0).expect("events");
+        assert_eq!(ev[0].detail, "kept");
+        assert!(ev
+            .iter()
+            .any(|e| e.kind == "journal upgraded" && e.detail.contains("1 to 2")));
+        // The new tables work on the upgraded journal.
+        assert!(j.shipment("S1").expect("query").is_none());
+        drop(j);
+        // Opening again changes nothing.
+        let j = SqliteJournal::open(&p).expect("reopen");
+        assert_eq!(
+            j.events(0)
+                .expect("events")
+                .iter()
+                .filter(|e| e.kind == "journal upgraded")
+                .count(),
+            1
+        );
+    }
+
+    fn delivered(j: &SqliteJournal, record: &str, serial: &str, nid: &str) {
+        let b = load(j, &[record]);
+        let c = j
+            .claim(b.id, &who("A"), serial)
+            .expect("claim")
+            .expect("claimed");
+        j.finish(c.attempt_id, &good()).expect("good");
+        j.ship(&who("A"), serial, record, nid, "1021")
+            .expect("ship");
+        j.deliver(
+            &who("counter"),
+            &Delivery {
+                card_serial: serial.into(),
+                record_id: record.into(),
+                national_id: nid.into(),
+                office: "1021".into(),
+                certificates: vec![CertRow {
+                    key: "signature".into(),
+                    serial: "0a".into(),
+                    subject: "CN=x".into(),
+                    issuer: "CN=ca".into(),
+                    key_usage: "nonRepudiation".into(),
+                    not_after: "2031".into(),
+                    sha256: "AB".into(),
+                }],
+            },
+        )
+        .expect("deliver");
+    }
+
+    #[test]
+    fn shipping_needs_a_good_card_and_one_office() {
+        let (_d, j) = journal();
+        let b = load(&j, &["r1"]);
+        let e = j
+            .ship(&who("A"), "S1", "r1", "0000000000", "1021")
+            .expect_err("not good");
+        assert!(e.to_string().contains("no good personalization"), "{e}");
+        let c = j.claim(b.id, &who("A"), "S1").expect("claim").expect("r1");
+        j.finish(c.attempt_id, &good()).expect("good");
+        let e = j
+            .ship(&who("A"), "S1", "r9", "0000000000", "1021")
+            .expect_err("other record");
+        assert!(e.to_string().contains("holds record r1"), "{e}");
+        let s = j
+            .ship(&who("A"), "S1", "r1", "0000000000", "1021")
+            .expect("ship");
+        assert_eq!(
+            j.ship(&who("A"), "S1", "r1", "0000000000", "1021")
+                .expect("again"),
+            s
+        );
+        let e = j
+            .ship(&who("A"), "S1", "r1", "0000000000", "2034")
+            .expect_err("elsewhere");
+        assert!(
+            e.to_string().contains("already shipped to office 1021"),
+            "{e}"
+        );
+        let e = j
+            .deliver(
+                &who("counter"),
+                &Delivery {
+                    card_serial: "S1".into(),
+                    record_id: "r1".into(),
+                    national_id: "0000000000".into(),
+                    office: "2034".into(),
+                    certificates: vec![],
+                },
+            )
+            .expect_err("wrong office");
+        assert!(
+            e.to_string().contains("shipped to office 1021, not 2034"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_replacement_needs_a_delivered_active_card_and_closes_it_once() {
+        let (_d, j) = journal();
+        // Shipped but never delivered: refused.
+        let b = load(&j, &["r0"]);
+        let c = j.claim(b.id, &who("A"), "S0").expect("claim").expect("r0");
+        j.finish(c.attempt_id, &good()).expect("good");
+        j.ship(&who("A"), "S0", "r0", "1111111111", "1021")
+            .expect("ship");
+        let e = j
+            .request_replacement(&who("c"), "S0", "loss", CardStatus::Lost, "1021")
+            .expect_err("not delivered");
+        assert!(e.to_string().contains("never delivered"), "{e}");
+        let e = j
+            .request_replacement(&who("c"), "S9", "loss", CardStatus::Lost, "1021")
+            .expect_err("unknown");
+        assert!(e.to_string().contains("never delivered"), "{e}");
+
+        delivered(&j, "r1", "S1", "2222222222");
+        assert_eq!(j.certificates("S1").expect("certs").len(), 1);
+        let r = j
+            .request_replacement(&who("c"), "S1", "loss", CardStatus::Lost, "1021")
+            .expect("replacement");
+        assert_eq!(r.national_id, "2222222222");
+        let card = j.delivered("S1").expect("q").expect("S1");
+        assert_eq!(card.status, CardStatus::Lost);
+        let e = j
+            .request_replacement(&who("c"), "S1", "damage", CardStatus::Terminated, "1021")
+            .expect_err("twice");
+        assert!(e.to_string().contains("already lost"), "{e}");
+        // The new card's delivery closes the request.
+        delivered(&j, "r2", "S2", "2222222222");
+        assert_eq!(
+            j.delivered("S1")
+                .expect("q")
+                .expect("S1")
+                .replaced_by
+                .as_deref(),
+            Some("S2")
+        );
+        assert_eq!(
+            j.replacements("2222222222").expect("q")[0]
+                .new_card
+                .as_deref(),
+            Some("S2")
+        );
+        assert_eq!(j.delivered_to("2222222222").expect("q").len(), 2);
     }
 }

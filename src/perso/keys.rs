@@ -169,8 +169,22 @@ impl IssuerKey {
     /// HMAC-SHA-256(K, "cardsmith transport PIN" ‖ reference ‖ national ID).
     /// Only someone holding the issuer key can compute it.
     pub fn transport_pin(&self, reference: u8, national_id: &str, digits: u8) -> Secret {
+        self.derived_pin(b"cardsmith transport PIN", reference, national_id, digits)
+    }
+
+    /// A PIN value only the issuer can compute: `digits` decimal digits of
+    /// HMAC-SHA-256(K, label ‖ reference ‖ national ID). Different labels
+    /// give unrelated values (the transport PINs, the issuer's PUK of an
+    /// activated card).
+    pub fn derived_pin(
+        &self,
+        label: &[u8],
+        reference: u8,
+        national_id: &str,
+        digits: u8,
+    ) -> Secret {
         let k = hmac::Key::new(hmac::HMAC_SHA256, self.key.expose());
-        let mut msg = b"cardsmith transport PIN".to_vec();
+        let mut msg = label.to_vec();
         msg.push(reference);
         msg.extend_from_slice(national_id.as_bytes());
         let tag = hmac::sign(&k, &msg);

@@ -112,7 +112,9 @@ impl Scp03Keys {
                         .ok_or_else(|| {
                             invalid(
                                 origin,
-                                format!("line {line}: kvn: expected a key version number, hex 01 to 7F"),
+                                format!(
+                                    "line {line}: kvn: expected a key version number, hex 01 to 7F"
+                                ),
                             )
                         })?;
                     kvn = Some(v);
@@ -139,7 +141,9 @@ impl Scp03Keys {
                     // Quote the name only if it cannot be key material
                     // (a value typed on the wrong side of the `=`).
                     let shown = if other.len() <= 20
-                        && other.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c == '-')
+                        && other
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c == '_' || c == '-')
                     {
                         format!("{other:?}")
                     } else {

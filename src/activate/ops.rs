@@ -1,0 +1,646 @@
+//! The card side of the pickup counter: each step a few APDUs over a
+//! [`Channel`], named after what it does for the holder.
+//!
+//! - [`inspect`]: is this a genuine card of ours, and whose is it? Reads
+//!   the data groups, checks the security object's signature and its chain
+//!   to the CA, each data group's hash, each certificate against the CA and
+//!   the card's own key, and has the authentication key sign a fresh
+//!   challenge. It never presents a fingerprint or a PIN: activation must
+//!   be unlocked by the holder's live finger, not by the enrolment data.
+//! - [`verify_finger`]: the holder's live template matched on the card.
+//! - [`set_pins`], [`activate`], [`test_signature`]: the holder's PINs
+//!   replace the transport values, the card leaves its transport state,
+//!   and the signature key proves itself with the holder's PIN.
+//! - [`unblock`]: the issuer's PUK resets a blocked PIN to a new value.
+//!
+//! Every function keeps the card's answer as a typed status word, so the
+//! counter can say "no match, 3 tries left" rather than "error".
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use ring::digest::{digest, SHA256};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::Serialize;
+
+use crate::apdu::{cmd, Command, StatusWord};
+use crate::biometric::FingerPosition;
+use crate::hex;
+use crate::perso::card::{self, LifeCycle, RefStatus, StepError};
+use crate::perso::datagroups;
+use crate::perso::keys::IssuerKey;
+use crate::perso::profile::{CertKind, Encoding, KeyUsage, Profile};
+use crate::pki;
+use crate::secret::Secret;
+use crate::tlv;
+use crate::transport::{Channel, ExchangeError, FromExchange};
+
+/// One genuineness check and its verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// An enrolled finger, as DG4 and the status list tell it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finger {
+    pub reference: u8,
+    /// ISO/IEC 19794-2 position code (0: unknown).
+    pub position_code: u8,
+    /// `right_index`, …
+    pub position: String,
+    pub tries_left: Option<u8>,
+    pub try_limit: Option<u8>,
+}
+
+impl Finger {
+    /// `RIGHT INDEX`, for the operator's screen.
+    pub fn shout(&self) -> String {
+        self.position.replace('_', " ").to_uppercase()
+    }
+}
+
+/// A certificate on the card, summarized (public data).
+#[derive(Debug, Clone, Serialize)]
+pub struct CardCert {
+    pub key: String,
+    #[serde(skip)]
+    pub der: Vec<u8>,
+    pub summary: Option<pki::CertSummary>,
+}
+
+/// What the counter learned about the card in the reader.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    pub serial: String,
+    #[serde(skip)]
+    pub serial_bytes: [u8; 8],
+    pub life_cycle: LifeCycle,
+    /// Record fields as stored on the card (text; dates `YYYYMMDD`), by the
+    /// profile's field names; Gregorian dates under `<field>.gregorian`.
+    pub fields: BTreeMap<String, String>,
+    #[serde(skip)]
+    pub photo: Option<Vec<u8>>,
+    pub fingers: Vec<Finger>,
+    pub pins: Vec<RefStatus>,
+    pub certificates: Vec<CardCert>,
+    pub checks: Vec<Check>,
+}
+
+impl Inspection {
+    /// Every genuineness check passed.
+    pub fn genuine(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.passed)
+    }
+
+    pub fn field(&self, name: &str) -> &str {
+        self.fields.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    fn push(&mut self, name: &str, r: Result<String, String>) {
+        let (passed, detail) = match r {
+            Ok(d) => (true, d),
+            Err(d) => (false, d),
+        };
+        self.checks.push(Check {
+            name: name.into(),
+            passed,
+            detail,
+        });
+    }
+
+    /// The PIN state of `reference`.
+    pub fn pin(&self, reference: u8) -> Option<&RefStatus> {
+        self.pins
+            .iter()
+            .find(|s| !s.biometric && s.reference & 0x0F == reference & 0x0F)
+    }
+}
+
+/// Why a card step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CardError {
+    /// Every command is answered 6A81: TERMINATE CARD USAGE was done.
+    #[error("the card is terminated: it answers 6A81 (function not supported) to every command")]
+    Terminated,
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
+    #[error("{what}: the card refused: {sw}")]
+    Refused { what: String, sw: StatusWord },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl CardError {
+    /// The card, reader or service went away (as opposed to the card saying no).
+    pub fn is_transport(&self) -> bool {
+        matches!(self, CardError::Exchange(ExchangeError::Transport(_)))
+    }
+}
+
+impl From<StepError> for CardError {
+    fn from(e: StepError) -> Self {
+        match e {
+            StepError::Exchange(e) => CardError::Exchange(e),
+            StepError::Refused(sw) => CardError::Refused {
+                what: "signature".into(),
+                sw,
+            },
+        }
+    }
+}
+
+impl FromExchange for CardError {
+    fn card_reset(&self) -> bool {
+        matches!(self, CardError::Exchange(e) if e.card_reset())
+    }
+}
+
+fn sha256(b: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest(&SHA256, b).as_ref());
+    out
+}
+
+/// A terminated card answers 6A81 to the very first SELECT.
+fn terminated_or(e: ExchangeError) -> CardError {
+    match &e {
+        ExchangeError::Status {
+            sw: StatusWord::FunctionNotSupported,
+            ..
+        } => CardError::Terminated,
+        _ => CardError::Exchange(e),
+    }
+}
+
+/// Serial and life cycle, the first thing asked of any card.
+pub fn identify(ch: &mut Channel, p: &Profile) -> Result<([u8; 8], LifeCycle), CardError> {
+    ch.run(|ex| {
+        card::select_mf(ex)?;
+        Ok::<_, ExchangeError>((card::serial(ex)?, card::life_cycle(ex, p)?))
+    })
+    .map_err(terminated_or)
+}
+
+fn date_text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Read the card and check that it is genuine (see the module doc).
+pub fn inspect(ch: &mut Channel, p: &Profile, chain: &[Vec<u8>]) -> Result<Inspection, CardError> {
+    let (serial, lc) = identify(ch, p)?;
+    let serial_hex = hex::compact(&serial);
+    let mut ins = Inspection {
+        serial: serial_hex.clone(),
+        serial_bytes: serial,
+        life_cycle: lc,
+        fields: BTreeMap::new(),
+        photo: None,
+        fingers: vec![],
+        pins: vec![],
+        certificates: vec![],
+        checks: vec![],
+    };
+    if !matches!(lc, LifeCycle::Personalized | LifeCycle::Activated) {
+        return Ok(ins);
+    }
+    type Soft = Result<Vec<u8>, String>;
+    let soft = |r: Result<Vec<u8>, ExchangeError>| -> Result<Soft, ExchangeError> {
+        match r {
+            Ok(v) => Ok(Ok(v)),
+            Err(e @ ExchangeError::Transport(_)) => Err(e),
+            Err(e) => Ok(Err(e.to_string())),
+        }
+    };
+    let (dgs, sod, certs, points) = ch.run(|ex| {
+        let mut dgs: BTreeMap<u8, Soft> = BTreeMap::new();
+        card::select_aid(ex, &p.identity_aid)?;
+        for dg in &p.data_groups {
+            dgs.insert(dg.number, soft(card::read_tlv_ef(ex, dg.fid))?);
+        }
+        let sod = soft(card::read_tlv_ef(ex, p.sod_fid))?;
+        card::select_aid(ex, &p.pki_aid)?;
+        let mut certs: BTreeMap<u8, Soft> = BTreeMap::new();
+        let mut points: BTreeMap<u8, Soft> = BTreeMap::new();
+        for k in &p.keys {
+            certs.insert(k.reference, soft(card::read_tlv_ef(ex, k.certificate_fid))?);
+            points.insert(k.reference, soft(card::read_public_key(ex, k))?);
+        }
+        Ok::<_, ExchangeError>((dgs, sod, certs, points))
+    })?;
+    ins.pins = ch.run(|ex| card::status_list(ex, p))?;
+
+    // The holder's data, as stored.
+    let mut problems = Vec::new();
+    for dg in &p.data_groups {
+        let Some(Ok(bytes)) = dgs.get(&dg.number) else {
+            problems.push(format!("DG{} {} could not be read", dg.number, dg.name));
+            continue;
+        };
+        let objects = match datagroups::parse(dg, bytes) {
+            Ok(o) => o,
+            Err(e) => {
+                problems.push(format!("DG{} {}: {e}", dg.number, dg.name));
+                continue;
+            }
+        };
+        for f in &dg.fields {
+            let Some(v) = datagroups::field_bytes(&objects, dg, &f.field, f.encoding) else {
+                continue;
+            };
+            match f.encoding {
+                Encoding::Utf8 => {
+                    ins.fields
+                        .insert(f.field.clone(), String::from_utf8_lossy(v).into_owned());
+                }
+                Encoding::Date => {
+                    ins.fields.insert(f.field.clone(), date_text(v));
+                }
+                Encoding::Gregorian => {
+                    ins.fields
+                        .insert(format!("{}.gregorian", f.field), date_text(v));
+                }
+                Encoding::Bytes => {
+                    if f.field == "photo" {
+                        ins.photo = Some(v.to_vec());
+                    }
+                }
+            }
+        }
+        if dg.number == 4 {
+            let nodes = tlv::decode(bytes);
+            if let Ok(top) = tlv::expect_one(&nodes, &dg.tag) {
+                for bit in tlv::children(top) {
+                    let reference = tlv::child_value(bit, &[0x83])
+                        .and_then(|v| v.first().copied())
+                        .unwrap_or(0);
+                    let subtype = tlv::child(bit, &[0xA1])
+                        .and_then(|bht| tlv::child_value(bht, &[0x82]))
+                        .and_then(|v| v.first().copied())
+                        .unwrap_or(0);
+                    let code = card::subtype_position(subtype);
+                    let st = ins
+                        .pins
+                        .iter()
+                        .find(|s| s.biometric && s.reference == reference);
+                    ins.fingers.push(Finger {
+                        reference,
+                        position_code: code,
+                        position: FingerPosition::from_code(code)
+                            .map(|f| f.as_str().to_string())
+                            .unwrap_or_else(|| format!("finger code {code}")),
+                        tries_left: st.map(|s| s.tries_left),
+                        try_limit: st.map(|s| s.try_limit),
+                    });
+                }
+            }
+        }
+    }
+    ins.push(
+        "data groups",
+        if problems.is_empty() {
+            Ok(format!("{} data groups read", p.data_groups.len()))
+        } else {
+            Err(problems.join("; "))
+        },
+    );
+
+    // The security object and the hashes it vouches for.
+    let now = SystemTime::now();
+    match &sod {
+        Ok(b) => match pki::verify_sod(b, chain, now) {
+            Ok(s) => {
+                ins.push(
+                    "security object",
+                    Ok("signed by the document signer; chain to the CA verified".into()),
+                );
+                let mut bad = Vec::new();
+                for n in &p.sod_data_groups {
+                    match (s.hashes.get(n), dgs.get(n)) {
+                        (Some(h), Some(Ok(b))) if h.as_slice() == sha256(b) => {}
+                        (Some(_), Some(Ok(_))) => bad.push(format!("DG{n} was changed")),
+                        (None, _) => bad.push(format!("no hash for DG{n}")),
+                        (_, _) => bad.push(format!("DG{n} could not be read")),
+                    }
+                }
+                ins.push(
+                    "data group hashes",
+                    if bad.is_empty() {
+                        Ok(format!(
+                            "DG{} match the security object",
+                            p.sod_data_groups
+                                .iter()
+                                .map(u8::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", DG")
+                        ))
+                    } else {
+                        Err(bad.join("; "))
+                    },
+                );
+            }
+            Err(e) => ins.push("security object", Err(e.to_string())),
+        },
+        Err(e) => ins.push("security object", Err(e.clone())),
+    }
+
+    // The data belongs to this chip.
+    let on_card = ins.field("card.serial").to_string();
+    ins.push(
+        "card serial",
+        if on_card.eq_ignore_ascii_case(&serial_hex) {
+            Ok(format!("DG3 names this chip ({serial_hex})"))
+        } else {
+            Err(format!(
+                "DG3 names card {on_card:?} but the chip is {serial_hex}: the data was copied from another card"
+            ))
+        },
+    );
+
+    // Certificates, and a fresh challenge for the authentication key.
+    let rng = SystemRandom::new();
+    for k in &p.keys {
+        let cert = match certs.get(&k.reference) {
+            Some(Ok(c)) => c.clone(),
+            Some(Err(e)) => {
+                ins.push(&format!("{} certificate", k.name), Err(e.clone()));
+                continue;
+            }
+            None => continue,
+        };
+        ins.certificates.push(CardCert {
+            key: k.name.clone(),
+            summary: pki::describe_certificate(&cert).ok(),
+            der: cert.clone(),
+        });
+        let profile = match k.certificate {
+            CertKind::Authentication => pki::CertProfile::Authentication,
+            CertKind::Signature => pki::CertProfile::Signature,
+        };
+        let checked = match points.get(&k.reference) {
+            Some(Ok(pt)) => pki::check_certificate(&cert, pt, profile, chain, now)
+                .map(|_| {
+                    "issued by the CA for this card's key; usage and validity right".to_string()
+                })
+                .map_err(|e| e.to_string()),
+            Some(Err(e)) => Err(format!("reading the card's public key: {e}")),
+            None => Err("no public key".into()),
+        };
+        ins.push(&format!("{} certificate", k.name), checked);
+        if k.usage != KeyUsage::Authenticate {
+            continue;
+        }
+        let mut challenge = [0u8; 32];
+        if rng.fill(&mut challenge).is_err() {
+            ins.push(
+                &format!("{} key proof", k.name),
+                Err("the random generator failed".into()),
+            );
+            continue;
+        }
+        let sig = ch.run(|ex| {
+            card::select_aid(ex, &p.pki_aid)?;
+            card::sign_digest(ex, k, &sha256(&challenge)).map_err(CardError::from)
+        });
+        let proof = match sig {
+            Ok(sig) => verify_with_cert(&cert, &challenge, &sig)
+                .map(|_| "the card signed a fresh 32-byte challenge; it verifies with the certificate's key".to_string()),
+            Err(e) if e.is_transport() => return Err(e),
+            Err(e) => Err(e.to_string()),
+        };
+        ins.push(&format!("{} key proof", k.name), proof);
+    }
+    Ok(ins)
+}
+
+/// Check an ECDSA P-256 signature (r ‖ s) over `message` with the key in `cert`.
+pub fn verify_with_cert(cert: &[u8], message: &[u8], sig: &[u8]) -> Result<(), String> {
+    let point = pki::certificate_public_key(cert)
+        .map_err(|e| format!("cannot take the public key from the certificate: {e}"))?;
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, &point)
+        .verify(message, sig)
+        .map_err(|_| "the signature does not verify with the certificate's public key".to_string())
+}
+
+/// What the card said to a live fingerprint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum FingerResult {
+    Match,
+    NoMatch { tries_left: u8 },
+    Blocked,
+}
+
+/// VERIFY the holder's live template (compact card format) against
+/// biometric reference `reference`.
+pub fn verify_finger(
+    ch: &mut Channel,
+    p: &Profile,
+    reference: u8,
+    minutiae: &Secret,
+) -> Result<FingerResult, CardError> {
+    let sw = ch.run(|ex| {
+        card::select_aid(ex, &p.identity_aid)?;
+        card::verify_finger(ex, reference, minutiae)
+    })?;
+    match sw {
+        StatusWord::Ok => Ok(FingerResult::Match),
+        StatusWord::WrongPin { retries: 0 } | StatusWord::AuthenticationBlocked => {
+            Ok(FingerResult::Blocked)
+        }
+        StatusWord::WrongPin { retries } => Ok(FingerResult::NoMatch {
+            tries_left: retries,
+        }),
+        sw => Err(CardError::Refused {
+            what: format!("fingerprint VERIFY (reference {reference:02X})"),
+            sw,
+        }),
+    }
+}
+
+/// The holder's new values replace the transport values: CHANGE
+/// REFERENCE DATA with P1=01 (new value only), which the card allows for a
+/// PIN in transport state once a fingerprint matched in this session.
+/// The changes are one transaction; if the card was reset since the
+/// fingerprint match (another process, a pulled card), the match is gone
+/// and the card answers 6982, which the counter reports.
+pub fn set_pins(ch: &mut Channel, values: &[(u8, &Secret)]) -> Result<(), CardError> {
+    ch.run(|ex| {
+        for (reference, v) in values {
+            let c = Command::new(0x00, 0x24, 0x01, *reference).with_secret((*v).clone());
+            let r = ex.transmit(&c)?;
+            if r.sw != StatusWord::Ok {
+                return Err(CardError::Refused {
+                    what: format!("CHANGE REFERENCE DATA (reference {reference:02X})"),
+                    sw: r.sw,
+                });
+            }
+        }
+        Ok(())
+    })
+}
+
+/// ACTIVATE FILE on the MF: personalized → activated. The card allows it
+/// only after a fingerprint match in this session, with no PIN but the PUK
+/// in transport state.
+pub fn activate(ch: &mut Channel, p: &Profile) -> Result<LifeCycle, CardError> {
+    let (sw, lc) = ch.run(|ex| {
+        let sw = card::activate_mf(ex)?;
+        Ok::<_, ExchangeError>((sw, card::life_cycle(ex, p)?))
+    })?;
+    if sw != StatusWord::Ok {
+        return Err(CardError::Refused {
+            what: "ACTIVATE (holder activation)".into(),
+            sw,
+        });
+    }
+    Ok(lc)
+}
+
+/// What the test signature showed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignatureProof {
+    /// SHA-256 of the test message, hex (the message is random).
+    pub digest: String,
+    /// The signature verified with the certificate's key (ring).
+    pub verified: bool,
+    /// What the card answered to a second signature without the PIN.
+    pub without_pin: String,
+}
+
+/// Sign a fresh random message with the signature key after VERIFY of the
+/// signature PIN, check it against the signature certificate, then ask
+/// again without the PIN: the card must refuse (one PIN entry per
+/// signature).
+pub fn test_signature(
+    ch: &mut Channel,
+    p: &Profile,
+    pin: &Secret,
+    cert: &[u8],
+) -> Result<SignatureProof, CardError> {
+    let k = p
+        .key(KeyUsage::Sign)
+        .ok_or_else(|| CardError::Other("the profile has no signature key".into()))?;
+    let mut message = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut message)
+        .map_err(|_| CardError::Other("the random generator failed".into()))?;
+    let d = sha256(&message);
+    let pin_ref = p.signature_pin.reference;
+    let sig = ch.run(|ex| {
+        card::select_aid(ex, &p.pki_aid)?;
+        let r = ex.transmit(&cmd::verify(pin_ref, pin.clone()))?;
+        if r.sw != StatusWord::Ok {
+            return Err(CardError::Refused {
+                what: "VERIFY signature PIN".into(),
+                sw: r.sw,
+            });
+        }
+        card::sign_digest(ex, k, &d).map_err(CardError::from)
+    })?;
+    verify_with_cert(cert, &message, &sig).map_err(CardError::Other)?;
+    let again = ch.run(|ex| {
+        card::select_aid(ex, &p.pki_aid)?;
+        Ok::<_, CardError>(card::sign_digest(ex, k, &d))
+    })?;
+    let without_pin = match again {
+        Err(StepError::Refused(sw)) => sw,
+        Ok(_) => {
+            return Err(CardError::Other(
+                "the card signed a second time without the signature PIN".into(),
+            ))
+        }
+        Err(StepError::Exchange(e)) => return Err(e.into()),
+    };
+    Ok(SignatureProof {
+        digest: hex::compact(&d),
+        verified: true,
+        without_pin: without_pin.to_string(),
+    })
+}
+
+/// What RESET RETRY COUNTER did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum UnblockResult {
+    Done,
+    /// The PUK was refused; tries left on the PUK.
+    WrongPuk {
+        tries_left: u8,
+    },
+    PukBlocked,
+}
+
+/// RESET RETRY COUNTER with the PUK and the new PIN (P1=00).
+pub fn unblock(
+    ch: &mut Channel,
+    pin_reference: u8,
+    puk: &Secret,
+    new_pin: &Secret,
+) -> Result<UnblockResult, CardError> {
+    let sw = ch.run(|ex| {
+        card::select_mf(ex)?;
+        Ok::<_, ExchangeError>(
+            ex.transmit(&cmd::reset_retry_counter(pin_reference, puk, new_pin))?
+                .sw,
+        )
+    })?;
+    match sw {
+        StatusWord::Ok => Ok(UnblockResult::Done),
+        StatusWord::WrongPin { retries: 0 } | StatusWord::AuthenticationBlocked => {
+            Ok(UnblockResult::PukBlocked)
+        }
+        StatusWord::WrongPin { retries } => Ok(UnblockResult::WrongPuk {
+            tries_left: retries,
+        }),
+        sw => Err(CardError::Refused {
+            what: format!("RESET RETRY COUNTER (reference {pin_reference:02X})"),
+            sw,
+        }),
+    }
+}
+
+/// The PUK the issuer keeps for a card once it is activated: like the
+/// transport values, derived from the issuer key and the national ID, but
+/// with its own label, so knowing the transport PUK (which travelled with
+/// the card) does not give it.
+pub fn issuer_puk(key: &IssuerKey, p: &Profile, national_id: &str) -> Secret {
+    key.derived_pin(
+        b"cardsmith issuer PUK",
+        p.puk.reference,
+        national_id,
+        p.puk.transport_digits,
+    )
+}
+
+/// TERMINATE CARD USAGE (with issuer authentication if the card asks for it).
+pub fn terminate(
+    ch: &mut Channel,
+    p: &Profile,
+    key: &IssuerKey,
+    serial: &[u8; 8],
+) -> Result<(), CardError> {
+    for attempt in 0..2 {
+        let sw = ch.run(|ex| {
+            card::select_mf(ex)?;
+            if attempt == 1 {
+                card::issuer_authenticate(ex, p, key, serial)?;
+            }
+            Ok::<_, ExchangeError>(ex.transmit(&cmd::terminate_card_usage())?.sw)
+        })?;
+        match sw {
+            StatusWord::Ok => return Ok(()),
+            StatusWord::SecurityNotSatisfied if attempt == 0 => continue,
+            sw => {
+                return Err(CardError::Refused {
+                    what: "TERMINATE CARD USAGE".into(),
+                    sw,
+                })
+            }
+        }
+    }
+    Err(CardError::Other(
+        "TERMINATE CARD USAGE was not accepted".into(),
+    ))
+}

@@ -1,0 +1,531 @@
+//! The pickup counter's flow over the in-process simulated card: the line
+//! personalizes the cards (real line code, real SQLite journal), and the
+//! counter activates them through the same transport seam as PC/SC. The
+//! same scenarios run through pcscd with the real binary in
+//! `activate_pcsc.rs`; these are the fast, fine-grained checks.
+
+mod activate_support;
+
+use activate_support::Holder;
+use cardsmith::activate::counter::{Counter, PinChoice, Refusal, Screen, Templates};
+use cardsmith::activate::display::RtlMode;
+use cardsmith::activate::ops;
+use cardsmith::activate::pinentry::LinePins;
+use cardsmith::activate::policy::PinPolicy;
+use cardsmith::apdu::{cmd, StatusWord};
+use cardsmith::line::journal::{CardStatus, Journal, NewRecord, Who};
+use cardsmith::line::sqlite::SqliteJournal;
+use cardsmith::line::station::{process_card, CardResult, StationCtx};
+use cardsmith::perso::card::{self as pcard, LifeCycle};
+use cardsmith::perso::cli::{CardArgs, IssuerSide};
+use cardsmith::secret::Secret;
+use cardsmith::sim::vpcd::SharedCard;
+use cardsmith::sim::{SimCard, SimConfig};
+use cardsmith::transport::sim::SimTransport;
+use cardsmith::transport::{Channel, ExchangeOptions};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+struct Env {
+    dir: tempfile::TempDir,
+    side: IssuerSide,
+    journal: Arc<SqliteJournal>,
+    holders: Vec<Holder>,
+    cards: HashMap<String, SharedCard>,
+}
+
+fn who(op: &str) -> Who {
+    Who {
+        station: "test-station".into(),
+        operator: op.into(),
+        reader: None,
+    }
+}
+
+fn issuer(dir: &std::path::Path) -> IssuerSide {
+    IssuerSide::load(&CardArgs {
+        data_dir: Some(dir.to_path_buf()),
+        ..CardArgs::default()
+    })
+    .expect("issuer side")
+}
+
+/// `count` records personalized by the line, each on its own card.
+fn setup(count: usize, seed: u64) -> Env {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, holders) = activate_support::batch(dir.path(), count, seed);
+    let journal =
+        Arc::new(SqliteJournal::open(&dir.path().join("journal.sqlite")).expect("journal"));
+    let recs: Vec<NewRecord> = holders
+        .iter()
+        .enumerate()
+        .map(|(i, h)| NewRecord {
+            record_id: h.id().to_string(),
+            line: i as u64 + 1,
+        })
+        .collect();
+    let (b, _) = journal
+        .load_batch(
+            "batch",
+            &path.display().to_string(),
+            "digest",
+            &who("line"),
+            &recs,
+            &[],
+        )
+        .expect("load");
+    let records = holders
+        .iter()
+        .map(|h| (h.id().to_string(), h.record.clone()))
+        .collect();
+    let ctx = StationCtx::new(
+        journal.clone(),
+        b.id,
+        records,
+        issuer(dir.path()),
+        who("line"),
+    );
+    let mut cards = HashMap::new();
+    std::fs::create_dir_all(dir.path().join("cards")).expect("cards dir");
+    for (i, _) in holders.iter().enumerate() {
+        // Each card keeps its state in an image file (a test may edit it).
+        let card = SimCard::open_image_provisioned(
+            &dir.path().join("cards").join(format!("{i}.json")),
+            SimConfig::default(),
+            cardsmith::sim::Provision {
+                issuer_key: Some(ctx.issuer.key.expose()),
+                scp03: ctx.issuer.scp03.as_ref(),
+            },
+        )
+        .expect("blank");
+        let card: SharedCard = Arc::new(Mutex::new(card));
+        let mut ch = channel(&card);
+        match process_card(&ctx, &mut ch, "sim reader") {
+            CardResult::Good { record_id, .. } => {
+                cards.insert(record_id, card);
+            }
+            other => panic!("personalization: {other:?}"),
+        }
+    }
+    Env {
+        side: issuer(dir.path()),
+        dir,
+        journal,
+        holders,
+        cards,
+    }
+}
+
+fn channel(card: &SharedCard) -> Channel {
+    Channel::new(
+        Box::new(SimTransport::shared(card.clone(), Default::default())),
+        ExchangeOptions::default(),
+    )
+}
+
+#[derive(Default)]
+struct Log(Vec<String>);
+
+impl Screen for Log {
+    fn say(&mut self, text: &str) {
+        self.0.push(text.to_string());
+    }
+    fn step(&mut self, n: u8, what: &str) {
+        self.0.push(format!("[{n}] {what}"));
+    }
+    fn ask(&mut self, _: &str) -> std::io::Result<Option<String>> {
+        Ok(None)
+    }
+}
+
+impl Env {
+    fn counter(&self, office: &str) -> Counter<'_> {
+        Counter {
+            side: &self.side,
+            journal: self.journal.as_ref(),
+            who: who("clerk7"),
+            office: office.to_string(),
+            policy: PinPolicy::default(),
+            rtl: RtlMode::Visual,
+            photo_dir: self.dir.path().join("photos"),
+            pin_rounds: 5,
+        }
+    }
+
+    fn first(&self) -> &Holder {
+        activate_support::first_issues(&self.holders)
+            .into_iter()
+            .next()
+            .expect("a first-issue record")
+    }
+
+    fn ship(&self, h: &Holder, office: &str) {
+        let serial = self.serial(h);
+        self.journal
+            .ship(&who("dispatch"), &serial, h.id(), h.nid(), office)
+            .expect("ship");
+    }
+
+    fn serial(&self, h: &Holder) -> String {
+        cardsmith::hex::compact(&self.cards[h.id()].lock().expect("card").serial())
+    }
+
+    fn activate(
+        &self,
+        h: &Holder,
+        office: &str,
+        templates: Vec<std::path::PathBuf>,
+        pins: &[&str],
+    ) -> (
+        Result<cardsmith::activate::counter::Activated, Refusal>,
+        Log,
+    ) {
+        let mut ch = channel(&self.cards[h.id()]);
+        let text = pins.join("\n") + "\n";
+        let mut input = LinePins::new(Box::new(std::io::Cursor::new(text.into_bytes())), "test");
+        input.echo_prompts = false;
+        let mut log = Log::default();
+        let r = self.counter(office).activate(
+            &mut ch,
+            &mut log,
+            &mut input,
+            &mut Templates::Files(templates),
+        );
+        (r, log)
+    }
+
+    fn finger_tries(&self, h: &Holder) -> u8 {
+        let mut ch = channel(&self.cards[h.id()]);
+        let st = ch
+            .run(|ex| pcard::status_list(ex, &self.side.profile))
+            .expect("status");
+        st.iter()
+            .find(|s| s.biometric && s.reference == self.side.profile.bio_references[0])
+            .expect("bio ref")
+            .tries_left
+    }
+
+    fn life_cycle(&self, h: &Holder) -> LifeCycle {
+        ops::identify(&mut channel(&self.cards[h.id()]), &self.side.profile)
+            .expect("identify")
+            .1
+    }
+}
+
+const PINS: [&str; 4] = ["480913", "480913", "73920461", "73920461"];
+
+#[test]
+fn the_holder_s_other_capture_activates_and_an_impostor_uses_a_try() {
+    let env = setup(6, 11);
+    let h = env.first();
+    env.ship(h, &h.office());
+    assert_eq!(env.finger_tries(h), 5);
+
+    let (r, log) = env.activate(h, &h.office(), vec![h.impostor.clone()], &PINS);
+    let refusal = r.expect_err("an impostor");
+    assert_eq!(refusal.class, "fingerprint", "{refusal:?}");
+    assert!(
+        refusal.reason.contains("4 tries left"),
+        "{}",
+        refusal.reason
+    );
+    assert_eq!(env.finger_tries(h), 4);
+    assert_eq!(env.life_cycle(h), LifeCycle::Personalized);
+    let shown = log.0.join("\n");
+    assert!(
+        shown.contains(&h.finger.as_str().replace('_', " ").to_uppercase()),
+        "{shown}"
+    );
+
+    let (r, log) = env.activate(h, &h.office(), vec![h.live.clone()], &PINS);
+    let a = r.unwrap_or_else(|e| panic!("{e:?}\n{}", log.0.join("\n")));
+    assert_eq!(a.record_id, h.id());
+    assert_eq!(env.life_cycle(h), LifeCycle::Activated);
+    assert_eq!(env.finger_tries(h), 5, "a match restores the counter");
+    let shown = log.0.join("\n");
+    for pin in ["480913", "73920461"] {
+        assert!(!shown.contains(pin), "a PIN reached the screen:\n{shown}");
+    }
+    // The photo is a JPEG, private to the operator.
+    let photo = a.photo.expect("photo");
+    let bytes = std::fs::read(&photo).expect("photo file");
+    assert_eq!(&bytes[..2], &[0xFF, 0xD8]);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&photo)
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    // The journal: delivery, status, certificates, events with who.
+    let d = env
+        .journal
+        .delivered(&a.serial)
+        .expect("q")
+        .expect("delivered");
+    assert_eq!(d.status, CardStatus::Activated);
+    assert_eq!(d.delivered_by, "clerk7");
+    assert_eq!(d.office, h.office());
+    assert_eq!(env.journal.certificates(&a.serial).expect("certs").len(), 2);
+    let events = env.journal.events(0).expect("events");
+    assert!(events
+        .iter()
+        .any(|e| e.kind == "fingerprint no match" && e.operator == "clerk7"));
+    assert!(events.iter().any(|e| e.kind == "delivered"));
+    for e in &events {
+        assert!(
+            !e.detail.contains("480913") && !e.detail.contains("73920461"),
+            "{e:?}"
+        );
+    }
+
+    // Signing: with the signature PIN yes, without it no.
+    let p = &env.side.profile;
+    let k = p
+        .key(cardsmith::perso::profile::KeyUsage::Sign)
+        .expect("sig key");
+    let mut ch = channel(&env.cards[h.id()]);
+    let refused = ch
+        .run(|ex| {
+            pcard::select_aid(ex, &p.pki_aid)?;
+            Ok::<_, cardsmith::transport::ExchangeError>(pcard::sign_digest(ex, k, &[7u8; 32]))
+        })
+        .expect("exchange");
+    assert!(
+        matches!(
+            refused,
+            Err(pcard::StepError::Refused(StatusWord::SecurityNotSatisfied))
+        ),
+        "{refused:?}"
+    );
+    let signed = ch
+        .run(|ex| {
+            pcard::select_aid(ex, &p.pki_aid)?;
+            let sw = ex
+                .transmit(&cmd::verify(
+                    p.signature_pin.reference,
+                    Secret::new(b"73920461".to_vec()),
+                ))?
+                .sw;
+            assert_eq!(sw, StatusWord::Ok);
+            Ok::<_, cardsmith::transport::ExchangeError>(pcard::sign_digest(ex, k, &[7u8; 32]))
+        })
+        .expect("exchange");
+    assert!(signed.is_ok(), "{signed:?}");
+
+    // A second activation of the same card is refused.
+    let (r, _) = env.activate(h, &h.office(), vec![h.live.clone()], &PINS);
+    assert_eq!(r.expect_err("again").class, "already_activated");
+}
+
+#[test]
+fn another_office_unshipped_cards_and_bad_pins_are_refused() {
+    let env = setup(6, 12);
+    let h = env.first();
+    // Not shipped.
+    let (r, _) = env.activate(h, &h.office(), vec![h.live.clone()], &PINS);
+    assert_eq!(r.expect_err("unshipped").class, "not_shipped");
+    // Shipped elsewhere: refused at this office before any finger is asked.
+    env.ship(h, &h.office());
+    let other = if h.office() == "1021" { "2034" } else { "1021" };
+    let (r, _) = env.activate(h, other, vec![h.live.clone()], &PINS);
+    let refusal = r.expect_err("wrong office");
+    assert_eq!(refusal.class, "wrong_office", "{refusal:?}");
+    assert!(refusal.reason.contains(&h.office()), "{}", refusal.reason);
+    assert_eq!(env.finger_tries(h), 5, "no try used");
+
+    // PINs that break the policy: each refused with its reason; the card
+    // keeps its transport state.
+    let transport = env.side.key.transport_pin(0x81, h.nid(), 6);
+    let transport = String::from_utf8(transport.expose().to_vec()).expect("digits");
+    for (pins, why) in [
+        (vec!["111111", "111111"], "same"),
+        (vec!["234567", "234567"], "ascending"),
+        (vec!["12345", "12345"], "5 digits"),
+        (vec!["480913", "480914"], "differ"),
+        (vec![transport.as_str(), transport.as_str()], "transport"),
+        (
+            vec!["480913", "480913", "480913", "480913"],
+            "same as the ID PIN",
+        ),
+    ] {
+        let (r, log) = env.activate(h, &h.office(), vec![h.live.clone()], &pins);
+        let refusal = r.expect_err("policy");
+        assert_eq!(refusal.class, "pin_policy", "{refusal:?}");
+        assert!(refusal.reason.contains(why), "{why}: {}", refusal.reason);
+        assert!(!log.0.join("\n").contains(pins[0]), "the PIN was shown");
+        assert_eq!(env.life_cycle(h), LifeCycle::Personalized);
+        let mut ch = channel(&env.cards[h.id()]);
+        let st = ch
+            .run(|ex| pcard::status_list(ex, &env.side.profile))
+            .expect("status");
+        assert!(
+            st.iter().filter(|s| !s.biometric).all(|s| s.transport),
+            "{st:?}"
+        );
+    }
+    // A bad scanner file costs no try and names the file.
+    let bad = env.dir.path().join("not-a-template.iso");
+    std::fs::write(&bad, b"hello").expect("write");
+    let (r, _) = env.activate(h, &h.office(), vec![bad.clone()], &PINS);
+    let refusal = r.expect_err("bad file");
+    assert_eq!(refusal.class, "bad_template");
+    assert!(
+        refusal.reason.contains("not-a-template.iso") && refusal.reason.contains("19794-2"),
+        "{}",
+        refusal.reason
+    );
+    assert_eq!(env.finger_tries(h), 5);
+    // Then it works.
+    let (r, log) = env.activate(h, &h.office(), vec![h.live.clone()], &PINS);
+    r.unwrap_or_else(|e| panic!("{e:?}\n{}", log.0.join("\n")));
+}
+
+#[test]
+fn a_blocked_pin_is_unblocked_with_a_fingerprint_and_the_issuer_s_puk() {
+    let env = setup(6, 13);
+    let h = env.first();
+    env.ship(h, &h.office());
+    let (r, log) = env.activate(h, &h.office(), vec![h.live.clone()], &PINS);
+    r.unwrap_or_else(|e| panic!("{e:?}\n{}", log.0.join("\n")));
+    // The holder forgets the ID PIN: three wrong tries block it.
+    let mut ch = channel(&env.cards[h.id()]);
+    for _ in 0..3 {
+        ch.run(|ex| ex.transmit(&cmd::verify(0x81, Secret::new(b"000999".to_vec()))))
+            .expect("verify");
+    }
+    let sw = ch
+        .run(|ex| ex.transmit(&cmd::verify(0x81, Secret::new(b"480913".to_vec()))))
+        .expect("verify")
+        .sw;
+    assert_eq!(sw, StatusWord::AuthenticationBlocked);
+    // Unblock: an impostor's finger is refused first.
+    let unblock = |templates: Vec<std::path::PathBuf>, pins: &str| {
+        let mut input = LinePins::new(
+            Box::new(std::io::Cursor::new(pins.as_bytes().to_vec())),
+            "t",
+        );
+        input.echo_prompts = false;
+        let mut log = Log::default();
+        let r = env.counter(&h.office()).unblock(
+            &mut channel(&env.cards[h.id()]),
+            &mut log,
+            &mut input,
+            &mut Templates::Files(templates),
+            PinChoice::Id,
+        );
+        (r, log)
+    };
+    let (r, _) = unblock(vec![h.impostor.clone()], "592730\n592730\n");
+    assert_eq!(r.expect_err("impostor").class, "fingerprint");
+    let (r, log) = unblock(vec![h.live.clone()], "592730\n592730\n");
+    r.unwrap_or_else(|e| panic!("{e:?}\n{}", log.0.join("\n")));
+    let sw = ch
+        .run(|ex| ex.transmit(&cmd::verify(0x81, Secret::new(b"592730".to_vec()))))
+        .expect("verify")
+        .sw;
+    assert_eq!(sw, StatusWord::Ok);
+    assert!(env
+        .journal
+        .events(0)
+        .expect("events")
+        .iter()
+        .any(|e| e.kind == "pin unblocked" && e.operator == "clerk7"));
+}
+
+#[test]
+fn a_card_pulled_after_its_pins_were_set_is_activated_at_the_next_visit() {
+    let env = setup(6, 14);
+    let h = env.first();
+    env.ship(h, &h.office());
+    // The first visit got as far as the PINs, then the card was pulled.
+    let p = &env.side.profile;
+    let mut ch = channel(&env.cards[h.id()]);
+    let probe = cardsmith::activate::counter::load_live_template(
+        &h.live,
+        &ops::Finger {
+            reference: p.bio_references[0],
+            position_code: h.finger.iso_code(),
+            position: h.finger.as_str().into(),
+            tries_left: None,
+            try_limit: None,
+        },
+        60,
+    )
+    .expect("template");
+    assert_eq!(
+        ops::verify_finger(&mut ch, p, p.bio_references[0], &probe).expect("verify"),
+        ops::FingerResult::Match
+    );
+    let (id, sig) = (
+        Secret::new(b"480913".to_vec()),
+        Secret::new(b"73920461".to_vec()),
+    );
+    ops::set_pins(&mut ch, &[(0x81, &id), (0x82, &sig)]).expect("set pins");
+    env.cards[h.id()].lock().expect("card").power_off();
+    // The next visit: finger again, then only the signature PIN.
+    let (r, log) = env.activate(h, &h.office(), vec![h.live.clone()], &["73920461"]);
+    let a = r.unwrap_or_else(|e| panic!("{e:?}\n{}", log.0.join("\n")));
+    assert!(log.0.join("\n").contains("earlier, interrupted visit"));
+    assert_eq!(env.life_cycle(h), LifeCycle::Activated);
+    assert!(env.journal.delivered(&a.serial).expect("q").is_some());
+    let mut ch = channel(&env.cards[h.id()]);
+    let st = ch.run(|ex| pcard::status_list(ex, p)).expect("status");
+    assert!(
+        st.iter().filter(|s| !s.biometric).all(|s| !s.transport),
+        "{st:?}"
+    );
+}
+
+#[test]
+fn a_card_whose_data_was_changed_is_not_genuine_and_is_refused() {
+    let mut env = setup(6, 15);
+    let h = env.first();
+    let id = h.id().to_string();
+    let office = h.office();
+    let latin = h.record.given_name().latin.clone();
+    env.ship(h, &office);
+    let image = {
+        let serial = env.serial(h);
+        std::fs::read_dir(env.dir.path().join("cards"))
+            .expect("cards")
+            .map(|e| e.expect("entry").path())
+            .find(|p| {
+                SimCard::open_image(p, SimConfig::default())
+                    .map(|c| cardsmith::hex::compact(&c.serial()) == serial)
+                    .unwrap_or(false)
+            })
+            .expect("the card's image")
+    };
+    env.cards.remove(&id);
+    // One letter of the Latin given name in EF.DG1, changed in the image.
+    let text = std::fs::read_to_string(&image).expect("image");
+    let name_hex = cardsmith::hex::compact(latin.as_bytes());
+    let first = &name_hex[..2];
+    let swapped = if first == "51" { "5A" } else { "51" };
+    let changed = text.replacen(&name_hex, &format!("{swapped}{}", &name_hex[2..]), 1);
+    assert_ne!(changed, text, "the name is in the image");
+    std::fs::write(&image, changed).expect("write image");
+    let card = SimCard::open_image(&image, SimConfig::default()).expect("reopen");
+    env.cards.insert(id.clone(), Arc::new(Mutex::new(card)));
+
+    let h = env.holders.iter().find(|x| x.id() == id).expect("holder");
+    let (r, log) = env.activate(h, &office, vec![h.live.clone()], &PINS);
+    let refusal = r.expect_err("tampered");
+    assert_eq!(refusal.class, "not_genuine", "{refusal:?}");
+    assert!(
+        refusal.reason.contains("DG1 was changed"),
+        "{}",
+        refusal.reason
+    );
+    assert!(
+        log.0.iter().any(|l| l.contains("FAIL data group hashes")),
+        "{:?}",
+        log.0
+    );
+    assert_eq!(env.finger_tries(h), 5, "no fingerprint was asked for");
+    assert_eq!(env.life_cycle(h), LifeCycle::Personalized);
+}
