@@ -301,6 +301,17 @@ fn connect(reader: &str) -> Result<Channel> {
     Ok(Channel::new(Box::new(t), ExchangeOptions::default()))
 }
 
+/// Report a refusal of a one-shot command (`what`: the JSON key that would
+/// have been true) and give its exit code.
+fn refused(json: bool, what: &str, r: &Refusal) -> i32 {
+    if json {
+        println!("{}", json!({what: false, "refusal": r}));
+    } else {
+        eprintln!("\nREFUSED: {}", r.reason);
+    }
+    refusal_code(r)
+}
+
 fn refusal_code(r: &Refusal) -> i32 {
     if r.transport {
         EXIT_TRANSPORT
@@ -345,14 +356,7 @@ pub fn activate(cmd: ActivateCommand, json: bool) -> Result<i32> {
                     }
                     Ok(0)
                 }
-                Err(r) => {
-                    if json {
-                        println!("{}", json!({"activated": false, "refusal": r}));
-                    } else {
-                        eprintln!("\nREFUSED: {}", r.reason);
-                    }
-                    Ok(refusal_code(&r))
-                }
+                Err(r) => Ok(refused(json, "activated", &r)),
             }
         }
         ActivateCommand::Counter {
@@ -416,14 +420,7 @@ pub fn activate(cmd: ActivateCommand, json: bool) -> Result<i32> {
                     }
                     Ok(0)
                 }
-                Err(r) => {
-                    if json {
-                        println!("{}", json!({"unblocked": false, "refusal": r}));
-                    } else {
-                        eprintln!("\nREFUSED: {}", r.reason);
-                    }
-                    Ok(refusal_code(&r))
-                }
+                Err(r) => Ok(refused(json, "unblocked", &r)),
             }
         }
         ActivateCommand::Status {

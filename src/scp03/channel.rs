@@ -123,6 +123,22 @@ impl SecurityLevel {
         self.0 & 0x20 != 0
     }
 
+    /// The protections in force, in the order C-MAC, C-DECRYPTION, R-MAC,
+    /// R-ENCRYPTION, as Amendment D names them (`short`: the abbreviations
+    /// C-MAC, C-ENC, R-MAC, R-ENC).
+    pub fn names(self, short: bool) -> Vec<&'static str> {
+        [
+            (self.c_mac(), "C-MAC", "C-MAC"),
+            (self.c_dec(), "C-DECRYPTION", "C-ENC"),
+            (self.r_mac(), "R-MAC", "R-MAC"),
+            (self.r_enc(), "R-ENCRYPTION", "R-ENC"),
+        ]
+        .into_iter()
+        .filter(|(on, _, _)| *on)
+        .map(|(_, long, abbr)| if short { abbr } else { long })
+        .collect()
+    }
+
     /// Whether a card with this "i" parameter supports this level.
     pub fn supported_by(self, i_param: u8) -> bool {
         (!self.r_mac() || i_param & I_R_MAC != 0) && (!self.r_enc() || i_param & I_R_ENC != 0)

@@ -102,18 +102,7 @@ fn open(t: &mut Target) -> Result<Opened> {
 }
 
 fn level_text(l: SecurityLevel) -> String {
-    let mut v = Vec::new();
-    for (on, n) in [
-        (l.c_mac(), "C-MAC"),
-        (l.c_dec(), "C-DECRYPTION"),
-        (l.r_mac(), "R-MAC"),
-        (l.r_enc(), "R-ENCRYPTION"),
-    ] {
-        if on {
-            v.push(n);
-        }
-    }
-    v.join(" ")
+    l.names(false).join(" ")
 }
 
 fn kcv_hex(k: &super::StaticKeys) -> Vec<String> {

@@ -101,18 +101,9 @@ impl SecureMessaging for Scp03Link {
 
     fn label(&self) -> String {
         let mut s = String::from("SCP03");
-        if let Some(l) = self.host.level() {
-            for (on, name) in [
-                (l.c_mac(), "C-MAC"),
-                (l.c_dec(), "C-ENC"),
-                (l.r_mac(), "R-MAC"),
-                (l.r_enc(), "R-ENC"),
-            ] {
-                if on {
-                    s.push(' ');
-                    s.push_str(name);
-                }
-            }
+        for name in self.host.level().map(|l| l.names(true)).unwrap_or_default() {
+            s.push(' ');
+            s.push_str(name);
         }
         s
     }

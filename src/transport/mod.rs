@@ -404,23 +404,9 @@ impl<'s> Exchange<'s> {
         }
         let t = Instant::now();
         let raw = self.session.transmit(&wrapped)?;
-        let mut resp = Response::from_bytes(&raw)?;
-        let mut rounds = 0;
-        while let StatusWord::MoreData { available } = resp.sw {
-            rounds += 1;
-            if rounds > MAX_GET_RESPONSE_ROUNDS {
-                return Err(ExchangeError::GetResponseLoop {
-                    command: describe(c),
-                    limit: MAX_GET_RESPONSE_ROUNDS,
-                });
-            }
-            let mut gr = crate::apdu::cmd::get_response(available as usize);
-            gr.cla = c.cla & 0x03;
-            let next = Response::from_bytes(&self.session.transmit(&gr.encode()?)?)?;
-            let mut data = std::mem::take(&mut resp.data);
-            data.extend_from_slice(&next.data);
-            resp = Response { data, sw: next.sw };
-        }
+        // The protected response is opened whole, so its GET RESPONSE
+        // rounds are not traced on their own.
+        let resp = self.get_more(c, Response::from_bytes(&raw)?, false)?;
         let sw = u16::from_be_bytes(resp.sw.bytes());
         let (data, sw) = match self.secure.as_mut() {
             Some(sm) => sm.unwrap(&resp.data, sw),
@@ -533,27 +519,46 @@ impl<'s> Exchange<'s> {
             }
         }
         if self.opts.auto_get_response {
-            let mut rounds = 0;
-            while let StatusWord::MoreData { available } = resp.sw {
-                rounds += 1;
-                if rounds > MAX_GET_RESPONSE_ROUNDS {
-                    return Err(ExchangeError::GetResponseLoop {
-                        command: describe(sent),
-                        limit: MAX_GET_RESPONSE_ROUNDS,
-                    });
-                }
-                let cla = sent.cla & 0x03; // keep the logical channel, drop chaining/SM bits
-                let mut gr = crate::apdu::cmd::get_response(available as usize);
-                gr.cla = cla;
-                let mut next = self.wire_cmd(&gr)?;
-                // Some cards answer GET RESPONSE's Le with 6Cxx.
-                if let StatusWord::WrongLe { exact } = next.sw {
-                    next = self.wire_cmd(&gr.with_ne(exact as usize))?;
-                }
-                let mut data = std::mem::take(&mut resp.data);
-                data.extend_from_slice(&next.data);
-                resp = Response { data, sw: next.sw };
+            resp = self.get_more(sent, resp, true)?;
+        }
+        Ok(resp)
+    }
+
+    /// Fetch the rest of a 61xx response with GET RESPONSE rounds (traced
+    /// one by one when `traced`) and join the data.
+    fn get_more(
+        &mut self,
+        sent: &Command,
+        mut resp: Response,
+        traced: bool,
+    ) -> Result<Response, ExchangeError> {
+        let mut rounds = 0;
+        while let StatusWord::MoreData { available } = resp.sw {
+            rounds += 1;
+            if rounds > MAX_GET_RESPONSE_ROUNDS {
+                return Err(ExchangeError::GetResponseLoop {
+                    command: describe(sent),
+                    limit: MAX_GET_RESPONSE_ROUNDS,
+                });
             }
+            let cla = sent.cla & 0x03; // keep the logical channel, drop chaining/SM bits
+            let mut gr = crate::apdu::cmd::get_response(available as usize);
+            gr.cla = cla;
+            let send = |ex: &mut Self, c: &Command| {
+                if traced {
+                    ex.wire_cmd(c)
+                } else {
+                    Ok(Response::from_bytes(&ex.session.transmit(&c.encode()?)?)?)
+                }
+            };
+            let mut next = send(self, &gr)?;
+            // Some cards answer GET RESPONSE's Le with 6Cxx.
+            if let StatusWord::WrongLe { exact } = next.sw {
+                next = send(self, &gr.with_ne(exact as usize))?;
+            }
+            let mut data = std::mem::take(&mut resp.data);
+            data.extend_from_slice(&next.data);
+            resp = Response { data, sw: next.sw };
         }
         Ok(resp)
     }
