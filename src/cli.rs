@@ -63,6 +63,9 @@ pub enum Command {
     /// The personalization line: a batch across many readers, with a journal that loses nothing.
     #[command(subcommand)]
     Line(crate::line::cli::LineCommand),
+    /// The journal itself: schema migrations, register logins, the one-time copy of an SQLite journal into PostgreSQL.
+    #[command(subcommand)]
+    Journal(crate::line::register_cli::JournalCommand),
     /// GlobalPlatform SCP03 with a card's security domain: check the keys, rotate them.
     #[command(subcommand)]
     Scp03(crate::scp03::cli::Scp03Command),
@@ -295,6 +298,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::SampleRecords(args) => return crate::perso::cli::sample_records(args),
         Command::BioRates(args) => return crate::perso::cli::bio_rates(args, json),
         Command::Line(cmd) => return crate::line::cli::line(cmd, json),
+        Command::Journal(cmd) => return crate::line::register_cli::journal(cmd, json),
         Command::Scp03(cmd) => return crate::scp03::cli::run(cmd, json),
         Command::Activate(cmd) => return crate::activate::cli::activate(cmd, json),
         _ => {}
@@ -314,6 +318,7 @@ fn run_wire(cli: Cli) -> Result<()> {
         | Command::SampleRecords(_)
         | Command::BioRates(_)
         | Command::Line(_)
+        | Command::Journal(_)
         | Command::Scp03(_)
         | Command::Activate(_) => Ok(()),
         Command::Readers {

@@ -24,6 +24,13 @@ use serde::Serialize;
 /// Milliseconds since the Unix epoch (UTC).
 pub type Millis = i64;
 
+/// How long a claim is held without renewal, unless configured
+/// (`--lease`). A card takes seconds; a station renews every third of it.
+pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The reason written on an attempt whose lease ran out.
+pub const LEASE_EXPIRED: &str = "lease expired";
+
 /// Now, in journal time.
 pub fn now_ms() -> Millis {
     std::time::SystemTime::now()
@@ -141,6 +148,10 @@ pub struct Claim {
     pub record_id: String,
     pub line: u64,
     pub kind: AttemptKind,
+    /// The fencing token: grows with every claim of the record. The good
+    /// commit names it, so a claim that was taken away (lease expired and
+    /// the record handed to another card) can never be made good.
+    pub token: i64,
 }
 
 /// How an attempt ended.
@@ -410,6 +421,16 @@ pub enum JournalError {
     NoSuchRecord(String),
     #[error("{0}")]
     Refused(String),
+    /// The claim was no longer held when the attempt ended: its lease ran
+    /// out (station stopped, paused or cut off from the register) and the
+    /// record may be on its way to another card. The card must not be
+    /// reported good; the line terminates it.
+    #[error("attempt {attempt_id} for record {record_id} lost its claim: {why}")]
+    ClaimLost {
+        attempt_id: i64,
+        record_id: String,
+        why: String,
+    },
     #[error("journal {path}: {detail}")]
     Storage { path: String, detail: String },
 }
@@ -453,6 +474,12 @@ pub trait Journal: Send + Sync {
 
     /// Hand the lowest pending record of `batch` to the card `serial` in
     /// `who.reader`, and start an attempt. `None`: nothing is pending.
+    ///
+    /// A claim is a lease of [`Journal::lease`]: the station renews it
+    /// ([`Journal::renew`]) while it works. Attempts whose lease ran out
+    /// are returned to the queue by the next claim of any station (they end
+    /// `interrupted`, reason class `lease expired`). The same card asking
+    /// again while its claim is held gets the same claim back.
     fn claim(&self, batch: i64, who: &Who, serial: &str) -> Result<Option<Claim>>;
 
     /// A card whose last attempt was interrupted came back: start a
@@ -462,8 +489,19 @@ pub trait Journal: Send + Sync {
 
     /// End an attempt. A good outcome is committed and synced before this
     /// returns; it fails with [`JournalError::AlreadyGood`] if the record is
-    /// already on another good card.
+    /// already on another good card, and with [`JournalError::ClaimLost`]
+    /// unless the claim is still held: the attempt in progress, its lease
+    /// not expired (by the register's clock) and its fencing token the
+    /// record's current one. Ending an attempt again with the outcome it
+    /// already has is not an error (a retry after a lost connection).
     fn finish(&self, attempt_id: i64, f: &Finish) -> Result<()>;
+
+    /// Extend the leases of `who.station`'s attempts in progress that have
+    /// not expired yet (an expired lease is never revived). Returns how many.
+    fn renew(&self, who: &Who) -> Result<u64>;
+
+    /// How long a claim is held without renewal.
+    fn lease(&self) -> std::time::Duration;
 
     /// Record a card the line rejected without an attempt (not blank,
     /// unreadable, …); `terminated` when the line made it unusable.

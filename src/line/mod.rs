@@ -2,8 +2,13 @@
 //! a journal that loses nothing. See `docs/line.md`.
 
 pub mod cli;
+pub mod copy;
 pub mod journal;
+pub mod pg;
+pub mod pgconf;
+pub mod pgschema;
 pub mod progress;
+pub mod register_cli;
 pub mod report;
 pub mod run;
 pub mod slot;

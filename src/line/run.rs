@@ -7,10 +7,10 @@ use super::slot::{CardSlot, PcscSlot, SlotError};
 use super::station::{process_card, CardResult, StationCtx};
 use crate::transport::pcsc as pc;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Where the readers come from.
 pub enum Readers {
@@ -180,6 +180,7 @@ pub fn run(
     progress: Arc<Progress>,
     opts: RunOptions,
 ) -> Result<Summary, JournalError> {
+    let heartbeat = Heartbeat::start(&ctx);
     let mut workers: BTreeMap<String, JoinHandle<WorkerExit>> = BTreeMap::new();
     let mut benched: BTreeSet<String> = BTreeSet::new();
     let mut service_down = false;
@@ -279,7 +280,50 @@ pub fn run(
             .unwrap_or_else(|_| WorkerExit::OutOfRotation("the worker panicked".into()));
         ended_worker(&ctx, &progress, &name, exit, &mut service_down);
     }
+    drop(heartbeat);
     summary = ctx.journal.summary(ctx.batch_id)?;
     progress.draw(&summary);
     Ok(summary)
+}
+
+/// Renews the station's claims every third of the lease, on a thread of
+/// its own so that a worker busy with a card (or a slow journal call)
+/// never lets a live claim expire. A station that is stopped, paused or
+/// cut off stops renewing, and its claims go back to the queue.
+struct Heartbeat {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Heartbeat {
+    fn start(ctx: &Arc<StationCtx>) -> Heartbeat {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, s) = (ctx.clone(), stop.clone());
+        let every = (c.journal.lease() / 3).max(Duration::from_millis(20));
+        let handle = std::thread::Builder::new()
+            .name("lease renewal".into())
+            .spawn(move || {
+                let mut last = Instant::now();
+                while !s.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(20).min(every));
+                    if last.elapsed() >= every {
+                        if let Err(e) = c.journal.renew(&c.who) {
+                            tracing::warn!("renewing the station's claims: {e}");
+                        }
+                        last = Instant::now();
+                    }
+                }
+            })
+            .ok();
+        Heartbeat { stop, handle }
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
 }

@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Version 1: the personalization line.
 const SCHEMA: &str = r#"
@@ -153,13 +153,25 @@ CREATE TABLE IF NOT EXISTS replacements (
 CREATE INDEX IF NOT EXISTS replacements_by_holder ON replacements(national_id);
 "#;
 
+/// Version 3: claims are leases with fencing tokens (shared registers,
+/// several stations on one batch). Rows of older journals get token 0 and
+/// no lease: their attempts in progress are recovered by their station's
+/// resume, as before.
+const MIGRATION_V3: &str = r#"
+ALTER TABLE records ADD COLUMN claim_token INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE attempts ADD COLUMN token INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE attempts ADD COLUMN lease_until INTEGER;
+CREATE INDEX IF NOT EXISTS attempts_in_progress ON attempts(outcome, lease_until);
+"#;
+
 /// Schema upgrades, in order: (version reached, SQL).
-const MIGRATIONS: &[(i64, &str)] = &[(2, MIGRATION_V2)];
+const MIGRATIONS: &[(i64, &str)] = &[(2, MIGRATION_V2), (3, MIGRATION_V3)];
 
 /// The SQLite journal.
 pub struct SqliteJournal {
     path: PathBuf,
     conn: Mutex<Connection>,
+    lease: std::time::Duration,
 }
 
 fn storage(path: &Path) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
@@ -305,7 +317,18 @@ impl SqliteJournal {
         Ok(SqliteJournal {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
+            lease: DEFAULT_LEASE,
         })
+    }
+
+    /// The same journal with claims leased for `lease`.
+    pub fn with_lease(mut self, lease: std::time::Duration) -> SqliteJournal {
+        self.lease = lease.max(std::time::Duration::from_millis(1));
+        self
+    }
+
+    fn lease_ms(&self) -> i64 {
+        i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX / 2)
     }
 
     fn with<T>(
@@ -382,6 +405,9 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     tx.commit().map_err(&err)
 }
 
+/// Start an attempt: the record goes in progress with a new fencing token,
+/// and the attempt holds it for `lease_ms`. Returns (attempt id, token).
+#[allow(clippy::too_many_arguments)]
 fn insert_attempt(
     tx: &rusqlite::Transaction<'_>,
     record_id: &str,
@@ -389,15 +415,18 @@ fn insert_attempt(
     kind: AttemptKind,
     who: &Who,
     serial: &str,
-) -> rusqlite::Result<i64> {
+    lease_ms: i64,
+) -> rusqlite::Result<(i64, i64)> {
     let now = now_ms();
-    tx.execute(
-        "UPDATE records SET state = 'in_progress', updated_at = ?2 WHERE record_id = ?1",
+    let token: i64 = tx.query_row(
+        "UPDATE records SET state = 'in_progress', updated_at = ?2, claim_token = claim_token + 1
+         WHERE record_id = ?1 RETURNING claim_token",
         params![record_id, now],
+        |r| r.get(0),
     )?;
     tx.execute(
-        "INSERT INTO attempts (record_id, batch_id, kind, station, reader, operator, card_serial, started_at, outcome)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'in_progress')",
+        "INSERT INTO attempts (record_id, batch_id, kind, station, reader, operator, card_serial, started_at, outcome, token, lease_until)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'in_progress', ?9, ?10)",
         params![
             record_id,
             batch_id,
@@ -406,10 +435,65 @@ fn insert_attempt(
             who.reader.as_deref().unwrap_or(""),
             who.operator,
             serial,
-            now
+            now,
+            token,
+            now.saturating_add(lease_ms)
         ],
     )?;
-    Ok(tx.last_insert_rowid())
+    Ok((tx.last_insert_rowid(), token))
+}
+
+/// Attempts of `batch` (any batch when `None`) whose lease ran out end
+/// interrupted, and their records go back to the queue (only if no later
+/// claim took them). Returns the record ids.
+fn reap_expired(
+    tx: &rusqlite::Transaction<'_>,
+    batch: Option<i64>,
+    now: Millis,
+) -> rusqlite::Result<Vec<String>> {
+    let expired: Vec<(i64, String, i64, String)> = {
+        let mut st = tx.prepare(
+            "SELECT id, record_id, token, station FROM attempts
+             WHERE outcome = 'in_progress' AND lease_until IS NOT NULL AND lease_until < ?2
+               AND (?1 IS NULL OR batch_id = ?1)",
+        )?;
+        let rows = st.query_map(params![batch, now], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (id, record_id, token, station) in &expired {
+        tx.execute(
+            "UPDATE attempts SET outcome = 'interrupted', finished_at = ?2, reason_class = ?3,
+                 reason = ?4
+             WHERE id = ?1 AND outcome = 'in_progress'",
+            params![
+                id,
+                now,
+                LEASE_EXPIRED,
+                format!("station {station} held the claim past its lease (stopped, paused or cut off from the journal); the record went back to the queue")
+            ],
+        )?;
+        tx.execute(
+            "UPDATE records SET state = 'pending', updated_at = ?2
+             WHERE record_id = ?1 AND state = 'in_progress' AND claim_token = ?3",
+            params![record_id, now, token],
+        )?;
+    }
+    if !expired.is_empty() {
+        tx.execute(
+            "INSERT INTO events (at, station, operator, reader, kind, detail) VALUES (?1, '', 'cardsmith', NULL, 'lease expired', ?2)",
+            params![
+                now,
+                format!(
+                    "{} claim(s) expired; records back in the queue: {}",
+                    expired.len(),
+                    expired.iter().map(|e| e.1.as_str()).collect::<Vec<_>>().join(", ")
+                )
+            ],
+        )?;
+    }
+    Ok(expired.into_iter().map(|e| e.1).collect())
 }
 
 impl Journal for SqliteJournal {
@@ -647,8 +731,37 @@ impl Journal for SqliteJournal {
     }
 
     fn claim(&self, batch: i64, who: &Who, serial: &str) -> Result<Option<Claim>> {
+        let lease = self.lease_ms();
         self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let now = now_ms();
+            // The same card asking again (a retry) keeps its live claim.
+            let held = tx
+                .query_row(
+                    "SELECT a.id, a.record_id, r.line, a.token FROM attempts a
+                     JOIN records r ON r.record_id = a.record_id
+                     WHERE a.card_serial = ?1 AND a.station = ?2 AND a.batch_id = ?3 AND a.kind = 'perso'
+                       AND a.outcome = 'in_progress' AND a.lease_until >= ?4
+                     ORDER BY a.id DESC LIMIT 1",
+                    params![serial, who.station, batch, now],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?)),
+                )
+                .optional()?;
+            if let Some((attempt_id, record_id, line, token)) = held {
+                tx.execute(
+                    "UPDATE attempts SET lease_until = ?2 WHERE id = ?1",
+                    params![attempt_id, now.saturating_add(lease)],
+                )?;
+                tx.commit()?;
+                return Ok(Some(Claim {
+                    attempt_id,
+                    record_id,
+                    line: line.max(0) as u64,
+                    kind: AttemptKind::Perso,
+                    token,
+                }));
+            }
+            reap_expired(&tx, Some(batch), now)?;
             let next = tx
                 .query_row(
                     "SELECT record_id, line FROM records WHERE batch_id = ?1 AND state = 'pending' ORDER BY line LIMIT 1",
@@ -657,20 +770,24 @@ impl Journal for SqliteJournal {
                 )
                 .optional()?;
             let Some((record_id, line)) = next else {
+                tx.commit()?;
                 return Ok(None);
             };
-            let attempt_id = insert_attempt(&tx, &record_id, batch, AttemptKind::Perso, who, serial)?;
+            let (attempt_id, token) =
+                insert_attempt(&tx, &record_id, batch, AttemptKind::Perso, who, serial, lease)?;
             tx.commit()?;
             Ok(Some(Claim {
                 attempt_id,
                 record_id,
                 line: line.max(0) as u64,
                 kind: AttemptKind::Perso,
+                token,
             }))
         })
     }
 
     fn claim_recovery(&self, who: &Who, serial: &str) -> Result<Option<Claim>> {
+        let lease = self.lease_ms();
         self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let last = tx
@@ -696,14 +813,22 @@ impl Journal for SqliteJournal {
             if outcome != "interrupted" || state != "pending" {
                 return Ok(None);
             }
-            let attempt_id =
-                insert_attempt(&tx, &record_id, batch, AttemptKind::Recovery, who, serial)?;
+            let (attempt_id, token) = insert_attempt(
+                &tx,
+                &record_id,
+                batch,
+                AttemptKind::Recovery,
+                who,
+                serial,
+                lease,
+            )?;
             tx.commit()?;
             Ok(Some(Claim {
                 attempt_id,
                 record_id,
                 line: line.max(0) as u64,
                 kind: AttemptKind::Recovery,
+                token,
             }))
         })
     }
@@ -714,20 +839,53 @@ impl Journal for SqliteJournal {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(&err)?;
-            let (record_id, serial, outcome): (String, String, String) = tx
+            type Row = (String, String, String, i64, Option<i64>, Option<String>);
+            let (record_id, serial, outcome, token, lease_until, reason_class): Row = tx
                 .query_row(
-                    "SELECT record_id, card_serial, outcome FROM attempts WHERE id = ?1",
+                    "SELECT record_id, card_serial, outcome, token, lease_until, reason_class FROM attempts WHERE id = ?1",
                     [attempt_id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
                 )
                 .optional()
                 .map_err(&err)?
                 .ok_or(JournalError::NoSuchAttempt(attempt_id))?;
-            if outcome != "in_progress" {
-                return Err(JournalError::NoSuchAttempt(attempt_id));
-            }
             let o = f.outcome.unwrap_or(Outcome::Interrupted);
             let now = now_ms();
+            let lost = |why: String| JournalError::ClaimLost {
+                attempt_id,
+                record_id: record_id.clone(),
+                why,
+            };
+            if outcome == o.as_str() {
+                // Already ended this way: a retry of a commit that went through.
+                return Ok(());
+            }
+            if outcome != "in_progress" {
+                return Err(if reason_class.as_deref() == Some(LEASE_EXPIRED) {
+                    lost("its lease expired and the record went back to the queue".into())
+                } else {
+                    JournalError::NoSuchAttempt(attempt_id)
+                });
+            }
+            let current: i64 = tx
+                .query_row(
+                    "SELECT claim_token FROM records WHERE record_id = ?1",
+                    [&record_id],
+                    |r| r.get(0),
+                )
+                .map_err(&err)?;
+            let expired = lease_until.is_some_and(|l| l < now);
+            if current != token || expired {
+                let why = if current != token {
+                    format!("the record was claimed again since (token {current}, this attempt holds {token})")
+                } else {
+                    "its lease expired before the attempt ended".to_string()
+                };
+                // The attempt is over either way; a later claim reaps it.
+                reap_expired(&tx, None, now).map_err(&err)?;
+                tx.commit().map_err(&err)?;
+                return Err(lost(why));
+            }
             let r = tx.execute(
                 "UPDATE attempts SET outcome = ?2, finished_at = ?3, reason_class = ?4, reason = ?5,
                      stages = ?6, apdus = ?7, transcript_sha256 = ?8, card_terminated = ?9
@@ -769,8 +927,8 @@ impl Journal for SqliteJournal {
             }
             match o {
                 Outcome::Good => tx.execute(
-                    "UPDATE records SET state = 'good', card_serial = ?2, reason = NULL, updated_at = ?3 WHERE record_id = ?1",
-                    params![record_id, serial, now],
+                    "UPDATE records SET state = 'good', card_serial = ?2, reason = NULL, updated_at = ?3 WHERE record_id = ?1 AND claim_token = ?4",
+                    params![record_id, serial, now, token],
                 ),
                 Outcome::Rejected => tx.execute(
                     "UPDATE records SET rejects = rejects + 1, reason = ?2, updated_at = ?3,
@@ -787,6 +945,23 @@ impl Journal for SqliteJournal {
             tx.commit().map_err(&err)?;
             Ok(())
         })
+    }
+
+    fn renew(&self, who: &Who) -> Result<u64> {
+        let lease = self.lease_ms();
+        self.with(|c| {
+            let now = now_ms();
+            let n = c.execute(
+                "UPDATE attempts SET lease_until = ?2
+                 WHERE station = ?1 AND outcome = 'in_progress' AND lease_until >= ?3",
+                params![who.station, now.saturating_add(lease), now],
+            )?;
+            Ok(n as u64)
+        })
+    }
+
+    fn lease(&self) -> std::time::Duration {
+        self.lease
     }
 
     fn reject_card(&self, who: &Who, serial: &str, reason: &str, terminated: bool) -> Result<()> {
@@ -1601,12 +1776,12 @@ mod tests {
                 )
             })
             .expect("version");
-        assert_eq!(v, "2");
+        assert_eq!(v, SCHEMA_VERSION.to_string());
         let ev = j.events(0).expect("events");
         assert_eq!(ev[0].detail, "kept");
         assert!(ev
             .iter()
-            .any(|e| e.kind == "journal upgraded" && e.detail.contains("1 to 2")));
+            .any(|e| e.kind == "journal upgraded" && e.detail.contains("1 to 3")));
         // The new tables work on the upgraded journal.
         assert!(j.shipment("S1").expect("query").is_none());
         drop(j);

@@ -414,15 +414,36 @@ fn verify_and_finish(
                     e.to_string(),
                     true,
                 ),
-                Err(e) => {
-                    // Not durable: the card must not count as good. It stays
-                    // interrupted in the journal if the journal comes back.
+                Err(e @ JournalError::ClaimLost { .. }) => {
+                    // Fencing: the claim was taken away while this station
+                    // worked (lease expired: stopped, paused or cut off).
+                    // The record may already be on another card; this one
+                    // is never made good.
                     let terminated = terminate(ch, &ctx.issuer, &serial);
+                    let reason = format!("fenced: {e}");
+                    let _ = ctx.journal.reject_card(
+                        &ctx.who.at_reader(&ch.reader()),
+                        serial_hex,
+                        &reason,
+                        terminated,
+                    );
                     CardResult::Rejected {
                         record_id: Some(claim.record_id.clone()),
                         serial: Some(serial_hex.to_string()),
-                        reason: format!("the journal could not record the good card: {e}"),
+                        reason,
                         terminated,
+                    }
+                }
+                Err(e) => {
+                    // Not known to be durable: the card does not count as
+                    // good here, and it is not terminated either, since the
+                    // commit may have gone through. The journal decides when
+                    // the card comes back: good (skipped), or interrupted
+                    // (recovered, or terminated if the record went elsewhere).
+                    CardResult::Interrupted {
+                        record_id: claim.record_id.clone(),
+                        serial: serial_hex.to_string(),
+                        reason: format!("the journal could not record the good card: {e}"),
                     }
                 }
             }

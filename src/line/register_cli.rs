@@ -1,0 +1,196 @@
+//! `cardsmith journal …`: the register itself — its schema, its logins,
+//! and the one-time move of a station's SQLite journal into it.
+
+use super::cli::{journal_location, pg_target, JournalArgs};
+use super::pgconf;
+use super::pgschema::{self, RoleKind};
+use super::sqlite::SqliteJournal;
+use crate::perso::cli::RecordRefused;
+use anyhow::{anyhow, Context, Result};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum RoleArg {
+    /// A personalization line station.
+    Line,
+    /// A pickup counter (domestic office or consulate): needs --office.
+    Counter,
+    /// A supervisor: every office, overrides.
+    Supervisor,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum JournalCommand {
+    /// Create or upgrade the journal's schema. On PostgreSQL: the numbered migrations not applied yet, each once, and the programme's roles; run it as the database owner. Safe to run again.
+    #[command(
+        after_help = "Examples:\n  cardsmith journal migrate --journal postgresql://cardsmith@db.registry:5432/register\n  cardsmith journal migrate --journal /var/lib/cardsmith/line/journal.sqlite"
+    )]
+    Migrate {
+        #[command(flatten)]
+        journal: JournalArgs,
+    },
+    /// Create (or update) a login of the shared register for a line station, a counter or a supervisor (PostgreSQL only).
+    #[command(
+        after_help = "Example:\n  cardsmith journal grant counter_dxb --role counter --office AE-DXB --password-file dxb.pw --journal postgresql://cardsmith@db.registry/register\n\nThe password file holds the password on its first line; it is sent to the server only as a SCRAM-SHA-256 verifier."
+    )]
+    Grant {
+        /// The login name (lower-case letters, digits, _).
+        login: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// The office a counter login records deliveries for (office code, e.g. 1021 or AE-DXB).
+        #[arg(long)]
+        office: Option<String>,
+        /// Set the login's password from this file (first line).
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        #[command(flatten)]
+        journal: JournalArgs,
+    },
+    /// Copy a station's SQLite journal into the (migrated, empty) PostgreSQL register, once; every table is checked by row count and SHA-256 before the copy commits.
+    #[command(
+        after_help = "Example:\n  cardsmith journal copy ~/.local/share/cardsmith/line/journal.sqlite --journal postgresql://cardsmith@db.registry/register"
+    )]
+    Copy {
+        /// The SQLite journal to copy.
+        from: PathBuf,
+        #[command(flatten)]
+        journal: JournalArgs,
+    },
+}
+
+fn refused(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!(RecordRefused(e.to_string()))
+}
+
+fn pg_client(a: &JournalArgs) -> Result<(postgres::Client, String)> {
+    let (location, argv) = journal_location(a);
+    if !pgconf::is_url(&location) {
+        return Err(refused(format!(
+            "journal {location}: this command works on the shared register; give --journal postgresql://USER@HOST:PORT/DB"
+        )));
+    }
+    let t = pg_target(a, &location, argv)?;
+    let c = super::pg::connect(&t).map_err(|e| anyhow!(e))?;
+    Ok((c, t.display))
+}
+
+fn read_password(path: &Path) -> Result<zeroize::Zeroizing<String>> {
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("password file {}", path.display()))?,
+    );
+    let first = text.lines().next().unwrap_or("").trim_end_matches('\r');
+    if first.is_empty() {
+        return Err(refused(format!(
+            "password file {}: the first line is empty; expected the password",
+            path.display()
+        )));
+    }
+    Ok(zeroize::Zeroizing::new(first.to_string()))
+}
+
+pub fn journal(cmd: JournalCommand, json: bool) -> Result<i32> {
+    match cmd {
+        JournalCommand::Migrate { journal } => {
+            let (location, _) = journal_location(&journal);
+            if !pgconf::is_url(&location) {
+                // Opening an SQLite journal brings it to the current schema.
+                drop(SqliteJournal::open(Path::new(&location)).map_err(|e| anyhow!(e))?);
+                if json {
+                    println!(
+                        "{}",
+                        json!({"journal": location, "backend": "sqlite", "migrated": true})
+                    );
+                } else {
+                    println!("journal {location}: SQLite schema is current");
+                }
+                return Ok(0);
+            }
+            let (mut c, display) = pg_client(&journal)?;
+            let m = pgschema::migrate(&mut c, &display).map_err(|e| anyhow!(e))?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"journal": display, "backend": "postgresql", "migrated": m})
+                );
+            } else if m.applied.is_empty() {
+                println!(
+                    "register {display}: schema version {} is current; nothing to apply",
+                    m.to
+                );
+            } else {
+                println!(
+                    "register {display}: schema version {} -> {}; applied {}",
+                    m.from,
+                    m.to,
+                    m.applied.join(", ")
+                );
+            }
+            Ok(0)
+        }
+        JournalCommand::Grant {
+            login,
+            role,
+            office,
+            password_file,
+            journal,
+        } => {
+            let kind = match role {
+                RoleArg::Line => RoleKind::Line,
+                RoleArg::Counter => RoleKind::Counter,
+                RoleArg::Supervisor => RoleKind::Supervisor,
+            };
+            let pw = password_file.as_deref().map(read_password).transpose()?;
+            let (mut c, display) = pg_client(&journal)?;
+            pgschema::grant(
+                &mut c,
+                &display,
+                &login,
+                kind,
+                office.as_deref(),
+                pw.as_ref().map(|p| p.as_bytes()),
+            )
+            .map_err(|e| match e {
+                super::journal::JournalError::Refused(m) => refused(m),
+                e => anyhow!(e),
+            })?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"journal": display, "login": login, "role": kind.group(), "office": office, "password_set": pw.is_some()})
+                );
+            } else {
+                println!(
+                    "register {display}: login {login} is {}{}{}",
+                    kind.group(),
+                    office
+                        .map(|o| format!(" for office {o}"))
+                        .unwrap_or_default(),
+                    if pw.is_some() { "; password set" } else { "" }
+                );
+            }
+            Ok(0)
+        }
+        JournalCommand::Copy { from, journal } => {
+            let (mut c, display) = pg_client(&journal)?;
+            let v = pgschema::version(&mut c).map_err(|e| anyhow!("register {display}: {e}"))?;
+            pgschema::check_version(v, &display).map_err(|e| anyhow!(e))?;
+            let done = super::copy::copy(&from, &mut c, &display).map_err(|e| anyhow!(e))?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"from": from, "journal": display, "tables": done})
+                );
+            } else {
+                println!("copied {} into {display}:", from.display());
+                for d in &done {
+                    println!("  {:<18} {:>8} rows  SHA-256 {}", d.table, d.rows, d.sha256);
+                }
+                println!("every table matches the source by count and digest");
+            }
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! The same journal tests on both backends: SQLite (a station's own file)
+//! and PostgreSQL (the programme's shared register, a real server started
+//! for the test). What the line and the counter rely on — claims, leases,
+//! fencing, one good card per record, shipments, deliveries and the
+//! replacement rule — must hold identically on either.
+
+mod pg_support;
+
+use cardsmith::line::journal::*;
+use cardsmith::line::pg::{PgJournal, PgOptions};
+use cardsmith::line::pgconf;
+use cardsmith::line::sqlite::SqliteJournal;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Keeps whatever backs the journal alive for the test.
+#[allow(dead_code)]
+enum Backing {
+    Dir(tempfile::TempDir),
+    Pg(pg_support::Cluster),
+}
+
+fn sqlite(lease: Duration) -> (Backing, Arc<dyn Journal>) {
+    let d = tempfile::tempdir().expect("tempdir");
+    let j = SqliteJournal::open(&d.path().join("j.sqlite"))
+        .expect("open")
+        .with_lease(lease);
+    (Backing::Dir(d), Arc::new(j))
+}
+
+fn pg(lease: Duration) -> (Backing, Arc<dyn Journal>) {
+    let c = pg_support::Cluster::start();
+    let url = c.register("register");
+    let t = pgconf::parse(&url, false).expect("url");
+    let j = PgJournal::open(
+        t,
+        PgOptions {
+            lease,
+            retry_for: Duration::from_secs(60),
+            max_connections: 4,
+        },
+    )
+    .expect("open");
+    (Backing::Pg(c), Arc::new(j))
+}
+
+fn who(station: &str, reader: &str) -> Who {
+    Who {
+        station: station.into(),
+        operator: "tester".into(),
+        reader: Some(reader.into()),
+    }
+}
+
+fn load(j: &dyn Journal, ids: &[&str]) -> BatchInfo {
+    let recs: Vec<NewRecord> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| NewRecord {
+            record_id: id.to_string(),
+            line: i as u64 + 1,
+        })
+        .collect();
+    j.load_batch(
+        "b",
+        "/b.jsonl",
+        &format!("digest-{}", ids.join(",")),
+        &who("s1", "r"),
+        &recs,
+        &[],
+    )
+    .expect("load")
+    .0
+}
+
+fn good() -> Finish {
+    Finish {
+        outcome: Some(Outcome::Good),
+        stages: vec![("claimed".into(), 1)],
+        apdus: 50,
+        transcript_sha256: Some("ab".into()),
+        ..Finish::default()
+    }
+}
+
+fn claims_in_line_order_never_twice_across_stations(
+    make: fn(Duration) -> (Backing, Arc<dyn Journal>),
+) {
+    let (_b, j) = make(Duration::from_secs(30));
+    let ids: Vec<String> = (1..=40).map(|i| format!("R-{i:03}")).collect();
+    let refs: Vec<&str> = ids.iter().map(|s| s.as_str()).collect();
+    let b = load(j.as_ref(), &refs);
+    // Three stations of two readers each draw concurrently.
+    let mut handles = vec![];
+    for s in 0..3 {
+        for r in 0..2 {
+            let j = j.clone();
+            handles.push(std::thread::spawn(move || {
+                let w = who(&format!("station-{s}"), &format!("reader-{r}"));
+                let mut got = vec![];
+                for n in 0.. {
+                    let serial = format!("S{s}{r}{n:04}");
+                    match j.claim(b.id, &w, &serial).expect("claim") {
+                        Some(c) => {
+                            j.finish(c.attempt_id, &good()).expect("finish");
+                            got.push(c.record_id);
+                        }
+                        None => break,
+                    }
+                }
+                got
+            }));
+        }
+    }
+    let mut all: Vec<String> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("thread"))
+        .collect();
+    all.sort();
+    assert_eq!(all, ids, "every record handed out exactly once");
+    let s = j.summary(b.id).expect("summary");
+    assert_eq!((s.good, s.pending, s.in_progress), (40, 0, 0));
+}
+
+fn an_expired_claim_goes_back_and_its_station_cannot_make_the_card_good(
+    make: fn(Duration) -> (Backing, Arc<dyn Journal>),
+) {
+    let (_b, j) = make(Duration::from_millis(400));
+    let b = load(j.as_ref(), &["R-1", "R-2"]);
+    let paused = who("paused", "r1");
+    let other = who("other", "r1");
+    let c1 = j
+        .claim(b.id, &paused, "CARD-A")
+        .expect("claim")
+        .expect("some");
+    assert_eq!(c1.record_id, "R-1");
+    // While the lease holds, the other station gets the next record.
+    let c2 = j
+        .claim(b.id, &other, "CARD-B")
+        .expect("claim")
+        .expect("some");
+    assert_eq!(c2.record_id, "R-2");
+    j.finish(c2.attempt_id, &good()).expect("good");
+    // The paused station neither renews nor finishes in time.
+    std::thread::sleep(Duration::from_millis(700));
+    let c3 = j
+        .claim(b.id, &other, "CARD-C")
+        .expect("claim")
+        .expect("reaped");
+    assert_eq!(
+        c3.record_id, "R-1",
+        "the expired claim went back to the queue"
+    );
+    assert!(c3.token > c1.token, "a new claim has a new fencing token");
+    // The paused station wakes up and tries to make its card good: fenced.
+    let e = j.finish(c1.attempt_id, &good()).expect_err("fenced");
+    assert!(matches!(e, JournalError::ClaimLost { .. }), "{e}");
+    assert!(e.to_string().contains("lease expired"), "{e}");
+    j.finish(c3.attempt_id, &good()).expect("good elsewhere");
+    let goods: Vec<AttemptRow> = j
+        .attempts_for_record("R-1")
+        .expect("attempts")
+        .into_iter()
+        .filter(|a| a.outcome == "good")
+        .collect();
+    assert_eq!(goods.len(), 1);
+    assert_eq!(goods[0].card_serial.as_deref(), Some("CARD-C"));
+    let first = &j.attempts_for_record("R-1").expect("attempts")[0];
+    assert_eq!(first.outcome, "interrupted");
+    assert_eq!(first.reason_class.as_deref(), Some(LEASE_EXPIRED));
+    assert!(first.reason.as_deref().unwrap_or("").contains("paused"));
+}
+
+fn an_expired_lease_is_never_revived_even_unclaimed(
+    make: fn(Duration) -> (Backing, Arc<dyn Journal>),
+) {
+    let (_b, j) = make(Duration::from_millis(300));
+    let b = load(j.as_ref(), &["R-1"]);
+    let w = who("slow", "r1");
+    let c = j.claim(b.id, &w, "CARD-A").expect("claim").expect("some");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        j.renew(&w).expect("renew"),
+        0,
+        "an expired lease is not renewed"
+    );
+    let e = j.finish(c.attempt_id, &good()).expect_err("fenced");
+    assert!(matches!(e, JournalError::ClaimLost { .. }), "{e}");
+    let r = j.record("R-1").expect("record").expect("some");
+    assert_eq!(r.state, "pending", "the record is back in the queue");
+}
+
+fn renewal_keeps_a_working_station_s_claim(make: fn(Duration) -> (Backing, Arc<dyn Journal>)) {
+    let (_b, j) = make(Duration::from_millis(400));
+    let b = load(j.as_ref(), &["R-1", "R-2"]);
+    let w = who("busy", "r1");
+    let c = j.claim(b.id, &w, "CARD-A").expect("claim").expect("some");
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(j.renew(&w).expect("renew"), 1);
+    }
+    let o = j
+        .claim(b.id, &who("other", "r"), "CARD-B")
+        .expect("claim")
+        .expect("some");
+    assert_eq!(o.record_id, "R-2", "a renewed claim is not taken away");
+    j.finish(c.attempt_id, &good())
+        .expect("good after 800 ms on a 400 ms lease");
+}
+
+fn retries_are_answered_like_the_first_call(make: fn(Duration) -> (Backing, Arc<dyn Journal>)) {
+    let (_b, j) = make(Duration::from_secs(30));
+    let b = load(j.as_ref(), &["R-1", "R-2"]);
+    let w = who("s", "r1");
+    let c = j.claim(b.id, &w, "CARD-A").expect("claim").expect("some");
+    let again = j.claim(b.id, &w, "CARD-A").expect("claim").expect("some");
+    assert_eq!(again, c, "the same card asking again keeps its claim");
+    j.finish(c.attempt_id, &good()).expect("good");
+    j.finish(c.attempt_id, &good())
+        .expect("finishing again with the same outcome is not an error");
+    let s = j.summary(b.id).expect("summary");
+    assert_eq!((s.good, s.pending, s.attempts), (1, 1, 1));
+}
+
+fn one_good_card_per_record_and_record_per_card(make: fn(Duration) -> (Backing, Arc<dyn Journal>)) {
+    let (_b, j) = make(Duration::from_secs(30));
+    let b = load(j.as_ref(), &["R-1", "R-2"]);
+    let w = who("s", "r1");
+    let c1 = j.claim(b.id, &w, "CARD-A").expect("claim").expect("some");
+    j.finish(c1.attempt_id, &good()).expect("good");
+    let c2 = j.claim(b.id, &w, "CARD-A").expect("claim").expect("some");
+    let e = j.finish(c2.attempt_id, &good()).expect_err("card taken");
+    assert!(matches!(e, JournalError::CardTaken { .. }), "{e}");
+    assert!(matches!(
+        j.card("CARD-A").expect("card"),
+        CardKnown::Good { .. }
+    ));
+}
+
+fn deliveries_and_replacements_meet_across_offices(
+    make: fn(Duration) -> (Backing, Arc<dyn Journal>),
+) {
+    let (_b, j) = make(Duration::from_secs(30));
+    let b = load(j.as_ref(), &["R-1", "R-2"]);
+    let line = who("line-1", "r1");
+    for (rec, card) in [("R-1", "CARD-A"), ("R-2", "CARD-B")] {
+        let c = j.claim(b.id, &line, card).expect("claim").expect("some");
+        assert_eq!(c.record_id, rec);
+        j.finish(c.attempt_id, &good()).expect("good");
+    }
+    // Card A goes to a domestic counter, card B (the replacement) later.
+    j.ship(&line, "CARD-A", "R-1", "0012345678", "1021")
+        .expect("ship");
+    let tehran = who("counter-1021", "c");
+    // Not delivered yet: a consulate cannot take a replacement for it.
+    let dubai = who("consulate-dxb", "c");
+    let e = j
+        .request_replacement(&dubai, "CARD-A", "loss", CardStatus::Lost, "AE-DXB")
+        .expect_err("refused");
+    assert!(e.to_string().contains("never delivered"), "{e}");
+    j.deliver(
+        &tehran,
+        &Delivery {
+            card_serial: "CARD-A".into(),
+            record_id: "R-1".into(),
+            national_id: "0012345678".into(),
+            office: "1021".into(),
+            certificates: vec![],
+        },
+    )
+    .expect("deliver");
+    // Delivered at home, reported lost at the consulate: checked against
+    // that delivery.
+    let r = j
+        .request_replacement(&dubai, "CARD-A", "loss", CardStatus::Lost, "AE-DXB")
+        .expect("replacement");
+    assert_eq!(r.office, "AE-DXB");
+    let e = j
+        .request_replacement(&dubai, "CARD-A", "damage", CardStatus::Terminated, "AE-DXB")
+        .expect_err("only once");
+    assert!(e.to_string().contains("already lost"), "{e}");
+    j.ship(&line, "CARD-B", "R-2", "0012345678", "AE-DXB")
+        .expect("ship");
+    j.deliver(
+        &dubai,
+        &Delivery {
+            card_serial: "CARD-B".into(),
+            record_id: "R-2".into(),
+            national_id: "0012345678".into(),
+            office: "AE-DXB".into(),
+            certificates: vec![],
+        },
+    )
+    .expect("deliver the replacement");
+    let old = j.delivered("CARD-A").expect("delivered").expect("some");
+    assert_eq!(old.status, CardStatus::Lost);
+    assert_eq!(old.replaced_by.as_deref(), Some("CARD-B"));
+    let reps = j.replacements("0012345678").expect("replacements");
+    assert_eq!(reps.len(), 1);
+    assert_eq!(reps[0].new_card.as_deref(), Some("CARD-B"));
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_backend {
+            $( #[test] fn $name() { super::$name(super::sqlite) } )*
+        }
+        mod postgresql_backend {
+            $( #[test] fn $name() { super::$name(super::pg) } )*
+        }
+    };
+}
+
+both!(
+    claims_in_line_order_never_twice_across_stations,
+    an_expired_claim_goes_back_and_its_station_cannot_make_the_card_good,
+    an_expired_lease_is_never_revived_even_unclaimed,
+    renewal_keeps_a_working_station_s_claim,
+    retries_are_answered_like_the_first_call,
+    one_good_card_per_record_and_record_per_card,
+    deliveries_and_replacements_meet_across_offices,
+);
