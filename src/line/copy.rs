@@ -266,12 +266,14 @@ fn read_sqlite(
                 (Value::Null, _) => V::Null,
                 (Value::Integer(n), Int | Bool) => V::Int(n),
                 (Value::Text(s), Text) => V::Text(s),
-                (other, _) => return Err(storage(
-                    src,
-                    format!(
+                (other, _) => {
+                    return Err(storage(
+                        src,
+                        format!(
                         "{table}.{name}: unexpected value {other:?} for the register's column type"
                     ),
-                )),
+                    ))
+                }
             });
         }
         rows.push(row);
@@ -364,7 +366,7 @@ pub fn copy(src: &Path, c: &mut Client, dst: &str) -> Result<Vec<Copied>> {
             .iter()
             .enumerate()
             .map(|(i, (_, k))| match k {
-                Bool => format!("(${} <> 0)", i + 1),
+                Bool => format!("(${}::BIGINT <> 0)", i + 1),
                 _ => format!("${}", i + 1),
             })
             .collect();
