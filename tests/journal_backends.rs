@@ -300,6 +300,129 @@ fn deliveries_and_replacements_meet_across_offices(
     assert_eq!(reps[0].new_card.as_deref(), Some("CARD-B"));
 }
 
+fn recovery_finishes_the_interrupted_record_on_the_same_card(
+    make: fn(Duration) -> (Backing, Arc<dyn Journal>),
+) {
+    let (_b, j) = make(Duration::from_secs(30));
+    let b = load(j.as_ref(), &["r1", "r2"]);
+    let c1 = j
+        .claim(b.id, &who("st1", "A"), "S1")
+        .expect("claim")
+        .expect("r1");
+    // Another station's resume leaves this station's attempt alone.
+    assert!(j
+        .recover_interrupted(&who("st2", "-"))
+        .expect("recover")
+        .is_empty());
+    // The station dies; on its resume its attempt is interrupted.
+    let rec = j.recover_interrupted(&who("st1", "-")).expect("recover");
+    assert_eq!(rec.len(), 1);
+    assert_eq!(rec[0].id, c1.attempt_id);
+    assert!(matches!(
+        j.card("S1").expect("card"),
+        CardKnown::Interrupted { .. }
+    ));
+    let r = j
+        .claim_recovery(&who("st1", "A"), "S1")
+        .expect("recovery")
+        .expect("claimed");
+    assert_eq!(
+        (r.record_id.as_str(), r.kind),
+        ("r1", AttemptKind::Recovery)
+    );
+    j.finish(r.attempt_id, &good()).expect("good");
+    let c2 = j
+        .claim(b.id, &who("st1", "A"), "S2")
+        .expect("claim")
+        .expect("r2");
+    assert_eq!(c2.record_id, "r2");
+    let hist = j.attempts_for_record("r1").expect("history");
+    assert_eq!(
+        hist.iter().map(|a| a.outcome.as_str()).collect::<Vec<_>>(),
+        ["interrupted", "good"]
+    );
+    // Nothing is left to claim: r1 is good, r2 is in progress.
+    let c3 = j.claim(b.id, &who("st1", "A"), "S3");
+    assert!(c3.expect("claim").is_none());
+}
+
+fn rejections_requeue_until_the_record_is_held(make: fn(Duration) -> (Backing, Arc<dyn Journal>)) {
+    let (_b, j) = make(Duration::from_secs(30));
+    let b = load(j.as_ref(), &["r1"]);
+    for (n, serial) in ["S1", "S2"].iter().enumerate() {
+        let c = j
+            .claim(b.id, &who("st1", "A"), serial)
+            .expect("claim")
+            .expect("r1");
+        j.finish(
+            c.attempt_id,
+            &Finish {
+                outcome: Some(Outcome::Rejected),
+                reason_class: Some("keys".into()),
+                reason: Some("the CA refused".into()),
+                max_rejects: 2,
+                ..Finish::default()
+            },
+        )
+        .expect("rejected");
+        let r = j.record("r1").expect("record").expect("r1");
+        assert_eq!(r.state, if n == 0 { "pending" } else { "held" });
+    }
+    assert!(j
+        .claim(b.id, &who("st1", "A"), "S3")
+        .expect("claim")
+        .is_none());
+    assert_eq!(
+        j.rejects_by_reason(Some(b.id)).expect("rejects"),
+        vec![("keys".to_string(), 2)]
+    );
+    j.requeue(&who("st1", "-"), "r1").expect("requeue");
+    assert!(j
+        .claim(b.id, &who("st1", "A"), "S3")
+        .expect("claim")
+        .is_some());
+    assert!(
+        j.requeue(&who("st1", "-"), "r1").is_err(),
+        "in progress is not held"
+    );
+    let s = j.summary(b.id).expect("summary");
+    assert_eq!((s.attempts, s.rejected, s.in_progress), (3, 2, 1));
+}
+
+fn loading_the_same_file_again_is_the_same_batch(
+    make: fn(Duration) -> (Backing, Arc<dyn Journal>),
+) {
+    let (_b, j) = make(Duration::from_secs(30));
+    let b1 = load(j.as_ref(), &["r1", "r2"]);
+    let b2 = load(j.as_ref(), &["r1", "r2"]);
+    assert_eq!(b1, b2);
+    let nr = |id: &str, line| NewRecord {
+        record_id: id.into(),
+        line,
+    };
+    let (b3, aside) = j
+        .load_batch(
+            "c",
+            "/c.jsonl",
+            "other",
+            &who("st1", "-"),
+            &[nr("r1", 1), nr("r3", 2), nr("r3", 3)],
+            &[SetAside {
+                record_id: None,
+                line: 4,
+                reason: "birth_date: not a Solar Hijri date".into(),
+            }],
+        )
+        .expect("load");
+    assert_eq!(b3.records, 1);
+    assert_eq!(b3.invalid, 3);
+    let reasons: Vec<&str> = aside.iter().map(|a| a.reason.as_str()).collect();
+    assert!(reasons[0].contains("already in batch"), "{reasons:?}");
+    assert!(reasons[1].contains("appears twice"), "{reasons:?}");
+    assert_eq!(j.set_aside(b3.id).expect("aside"), aside);
+    assert_eq!(j.batch(None).expect("latest"), Some(b3));
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -319,4 +442,7 @@ both!(
     retries_are_answered_like_the_first_call,
     one_good_card_per_record_and_record_per_card,
     deliveries_and_replacements_meet_across_offices,
+    recovery_finishes_the_interrupted_record_on_the_same_card,
+    rejections_requeue_until_the_record_is_held,
+    loading_the_same_file_again_is_the_same_batch,
 );
