@@ -73,6 +73,13 @@ fn load(j: &dyn Journal, ids: &[&str]) -> BatchInfo {
     .0
 }
 
+/// The audit trail covers everything the test did, unbroken.
+fn intact(j: &dyn Journal) {
+    let r = j.audit().expect("audit");
+    assert!(r.intact, "{:#?}", r.findings);
+    assert!(r.entries > 0);
+}
+
 fn good() -> Finish {
     Finish {
         outcome: Some(Outcome::Good),
@@ -120,6 +127,7 @@ fn claims_in_line_order_never_twice_across_stations(
     assert_eq!(all, ids, "every record handed out exactly once");
     let s = j.summary(b.id).expect("summary");
     assert_eq!((s.good, s.pending, s.in_progress), (40, 0, 0));
+    intact(j.as_ref());
 }
 
 fn an_expired_claim_goes_back_and_its_station_cannot_make_the_card_good(
@@ -169,6 +177,7 @@ fn an_expired_claim_goes_back_and_its_station_cannot_make_the_card_good(
     assert_eq!(first.outcome, "interrupted");
     assert_eq!(first.reason_class.as_deref(), Some(LEASE_EXPIRED));
     assert!(first.reason.as_deref().unwrap_or("").contains("paused"));
+    intact(j.as_ref());
 }
 
 fn an_expired_lease_is_never_revived_even_unclaimed(
@@ -188,6 +197,7 @@ fn an_expired_lease_is_never_revived_even_unclaimed(
     assert!(matches!(e, JournalError::ClaimLost { .. }), "{e}");
     let r = j.record("R-1").expect("record").expect("some");
     assert_eq!(r.state, "pending", "the record is back in the queue");
+    intact(j.as_ref());
 }
 
 fn renewal_keeps_a_working_station_s_claim(make: fn(Duration) -> (Backing, Arc<dyn Journal>)) {
@@ -206,6 +216,7 @@ fn renewal_keeps_a_working_station_s_claim(make: fn(Duration) -> (Backing, Arc<d
     assert_eq!(o.record_id, "R-2", "a renewed claim is not taken away");
     j.finish(c.attempt_id, &good())
         .expect("good after 800 ms on a 400 ms lease");
+    intact(j.as_ref());
 }
 
 fn retries_are_answered_like_the_first_call(make: fn(Duration) -> (Backing, Arc<dyn Journal>)) {
@@ -220,6 +231,7 @@ fn retries_are_answered_like_the_first_call(make: fn(Duration) -> (Backing, Arc<
         .expect("finishing again with the same outcome is not an error");
     let s = j.summary(b.id).expect("summary");
     assert_eq!((s.good, s.pending, s.attempts), (1, 1, 1));
+    intact(j.as_ref());
 }
 
 fn one_good_card_per_record_and_record_per_card(make: fn(Duration) -> (Backing, Arc<dyn Journal>)) {
@@ -235,6 +247,7 @@ fn one_good_card_per_record_and_record_per_card(make: fn(Duration) -> (Backing, 
         j.card("CARD-A").expect("card"),
         CardKnown::Good { .. }
     ));
+    intact(j.as_ref());
 }
 
 fn deliveries_and_replacements_meet_across_offices(
@@ -298,6 +311,7 @@ fn deliveries_and_replacements_meet_across_offices(
     let reps = j.replacements("0012345678").expect("replacements");
     assert_eq!(reps.len(), 1);
     assert_eq!(reps[0].new_card.as_deref(), Some("CARD-B"));
+    intact(j.as_ref());
 }
 
 fn recovery_finishes_the_interrupted_record_on_the_same_card(
@@ -344,6 +358,7 @@ fn recovery_finishes_the_interrupted_record_on_the_same_card(
     // Nothing is left to claim: r1 is good, r2 is in progress.
     let c3 = j.claim(b.id, &who("st1", "A"), "S3");
     assert!(c3.expect("claim").is_none());
+    intact(j.as_ref());
 }
 
 fn rejections_requeue_until_the_record_is_held(make: fn(Duration) -> (Backing, Arc<dyn Journal>)) {
@@ -387,6 +402,7 @@ fn rejections_requeue_until_the_record_is_held(make: fn(Duration) -> (Backing, A
     );
     let s = j.summary(b.id).expect("summary");
     assert_eq!((s.attempts, s.rejected, s.in_progress), (3, 2, 1));
+    intact(j.as_ref());
 }
 
 fn loading_the_same_file_again_is_the_same_batch(
@@ -421,6 +437,7 @@ fn loading_the_same_file_again_is_the_same_batch(
     assert!(reasons[1].contains("appears twice"), "{reasons:?}");
     assert_eq!(j.set_aside(b3.id).expect("aside"), aside);
     assert_eq!(j.batch(None).expect("latest"), Some(b3));
+    intact(j.as_ref());
 }
 
 macro_rules! both {

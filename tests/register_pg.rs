@@ -250,6 +250,10 @@ fn an_sqlite_journal_is_copied_once_and_checked_table_by_table() {
         .expect("claim")
         .expect("some");
     assert!(cl.attempt_id > 4);
+    // The station's audit trail came along and goes on unbroken.
+    let audit = p.audit().expect("audit");
+    assert!(audit.intact, "{:?}", audit.findings);
+    assert!(audit.entries > 10);
     // A second copy is refused: the register is not empty any more.
     let e = copy::copy(&src, &mut db, "register")
         .expect_err("once")
@@ -278,7 +282,7 @@ fn the_copy_command_reports_counts_and_digests() {
     );
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
     let tables = v["tables"].as_array().expect("tables");
-    assert_eq!(tables.len(), 10);
+    assert_eq!(tables.len(), 12);
     assert!(tables
         .iter()
         .all(|t| t["sha256"].as_str().is_some_and(|s| s.len() == 64)));

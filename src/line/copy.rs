@@ -13,222 +13,9 @@ use super::journal::{JournalError, Result};
 use super::sqlite::SqliteJournal;
 use postgres::types::ToSql;
 use postgres::Client;
-use rusqlite::types::Value;
 use std::path::Path;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Col {
-    Int,
-    Text,
-    Bool,
-}
-
-use Col::*;
-
-/// A table to copy: name, row order, columns with their types.
-type TableSpec = (&'static str, &'static str, &'static [(&'static str, Col)]);
-
-/// The tables, in foreign-key order.
-const TABLES: &[TableSpec] = &[
-    (
-        "batches",
-        "id",
-        &[
-            ("id", Int),
-            ("name", Text),
-            ("path", Text),
-            ("digest", Text),
-            ("loaded_at", Int),
-            ("loaded_by", Text),
-            ("station", Text),
-            ("records", Int),
-            ("invalid", Int),
-        ],
-    ),
-    (
-        "set_aside",
-        "batch_id, line, record_id, reason",
-        &[
-            ("batch_id", Int),
-            ("line", Int),
-            ("record_id", Text),
-            ("reason", Text),
-        ],
-    ),
-    (
-        "records",
-        "record_id",
-        &[
-            ("record_id", Text),
-            ("batch_id", Int),
-            ("line", Int),
-            ("state", Text),
-            ("rejects", Int),
-            ("card_serial", Text),
-            ("reason", Text),
-            ("updated_at", Int),
-            ("claim_token", Int),
-        ],
-    ),
-    (
-        "attempts",
-        "id",
-        &[
-            ("id", Int),
-            ("record_id", Text),
-            ("batch_id", Int),
-            ("kind", Text),
-            ("station", Text),
-            ("reader", Text),
-            ("operator", Text),
-            ("card_serial", Text),
-            ("started_at", Int),
-            ("finished_at", Int),
-            ("outcome", Text),
-            ("reason_class", Text),
-            ("reason", Text),
-            ("stages", Text),
-            ("apdus", Int),
-            ("transcript_sha256", Text),
-            ("card_terminated", Bool),
-            ("token", Int),
-            ("lease_until", Int),
-        ],
-    ),
-    (
-        "rejected_cards",
-        "id",
-        &[
-            ("id", Int),
-            ("serial", Text),
-            ("at", Int),
-            ("station", Text),
-            ("operator", Text),
-            ("reader", Text),
-            ("reason", Text),
-            ("terminated", Bool),
-        ],
-    ),
-    (
-        "events",
-        "id",
-        &[
-            ("id", Int),
-            ("at", Int),
-            ("station", Text),
-            ("operator", Text),
-            ("reader", Text),
-            ("kind", Text),
-            ("detail", Text),
-        ],
-    ),
-    (
-        "shipments",
-        "id",
-        &[
-            ("id", Int),
-            ("card_serial", Text),
-            ("record_id", Text),
-            ("national_id", Text),
-            ("office", Text),
-            ("at", Int),
-            ("station", Text),
-            ("operator", Text),
-        ],
-    ),
-    (
-        "deliveries",
-        "id",
-        &[
-            ("id", Int),
-            ("card_serial", Text),
-            ("record_id", Text),
-            ("national_id", Text),
-            ("office", Text),
-            ("at", Int),
-            ("station", Text),
-            ("operator", Text),
-            ("reader", Text),
-            ("status", Text),
-            ("reason", Text),
-            ("status_at", Int),
-            ("status_by", Text),
-            ("replaced_by", Text),
-        ],
-    ),
-    (
-        "card_certificates",
-        "card_serial, key",
-        &[
-            ("card_serial", Text),
-            ("key", Text),
-            ("serial", Text),
-            ("subject", Text),
-            ("issuer", Text),
-            ("key_usage", Text),
-            ("not_after", Text),
-            ("sha256", Text),
-        ],
-    ),
-    (
-        "replacements",
-        "id",
-        &[
-            ("id", Int),
-            ("national_id", Text),
-            ("previous_card", Text),
-            ("reason", Text),
-            ("previous_card_status", Text),
-            ("office", Text),
-            ("at", Int),
-            ("station", Text),
-            ("operator", Text),
-            ("new_card", Text),
-        ],
-    ),
-];
-
-/// One value in a form both databases give the same way.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum V {
-    Null,
-    Int(i64),
-    Text(String),
-}
-
-impl V {
-    fn render(&self, out: &mut Vec<u8>) {
-        match self {
-            V::Null => out.extend_from_slice(b"N;"),
-            V::Int(i) => out.extend_from_slice(format!("I{i};").as_bytes()),
-            V::Text(s) => {
-                out.extend_from_slice(format!("T{}:", s.len()).as_bytes());
-                out.extend_from_slice(s.as_bytes());
-                out.push(b';');
-            }
-        }
-    }
-}
-
-/// Rows, count and digest of one table on one side.
-struct Table {
-    rows: Vec<Vec<V>>,
-    digest: String,
-}
-
-fn digest(rows: &[Vec<V>]) -> String {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buf = vec![];
-    for r in rows {
-        buf.clear();
-        for v in r {
-            v.render(&mut buf);
-        }
-        buf.push(b'\n');
-        ctx.update(&buf);
-    }
-    crate::hex::compact(ctx.finish().as_ref()).to_lowercase()
-}
+use super::rows::{digest, pg_rows, sqlite_rows, Col::*, Table, TABLES, V};
 
 /// What was copied, table by table.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -248,36 +35,10 @@ fn storage(place: &str, detail: String) -> JournalError {
 fn read_sqlite(
     c: &rusqlite::Connection,
     src: &str,
-    table: &str,
-    order: &str,
-    cols: &[(&str, Col)],
+    spec: &super::rows::TableSpec,
 ) -> Result<Table> {
-    let names: Vec<&str> = cols.iter().map(|c| c.0).collect();
-    let sql = format!("SELECT {} FROM {table} ORDER BY {order}", names.join(", "));
-    let err = |e: rusqlite::Error| storage(src, format!("reading {table}: {e}"));
-    let mut st = c.prepare(&sql).map_err(err)?;
-    let mut rows = vec![];
-    let mut q = st.query([]).map_err(err)?;
-    while let Some(r) = q.next().map_err(err)? {
-        let mut row = Vec::with_capacity(cols.len());
-        for (i, (name, kind)) in cols.iter().enumerate() {
-            let v: Value = r.get(i).map_err(err)?;
-            row.push(match (v, kind) {
-                (Value::Null, _) => V::Null,
-                (Value::Integer(n), Int | Bool) => V::Int(n),
-                (Value::Text(s), Text) => V::Text(s),
-                (other, _) => {
-                    return Err(storage(
-                        src,
-                        format!(
-                        "{table}.{name}: unexpected value {other:?} for the register's column type"
-                    ),
-                    ))
-                }
-            });
-        }
-        rows.push(row);
-    }
+    let rows =
+        sqlite_rows(c, spec, None).map_err(|e| storage(src, format!("reading {}: {e}", spec.0)))?;
     let digest = digest(&rows);
     Ok(Table { rows, digest })
 }
@@ -285,52 +46,10 @@ fn read_sqlite(
 fn read_pg(
     t: &mut postgres::Transaction<'_>,
     dst: &str,
-    table: &str,
-    order: &str,
-    cols: &[(&str, Col)],
+    spec: &super::rows::TableSpec,
 ) -> Result<Table> {
-    let names: Vec<String> = cols
-        .iter()
-        .map(|(n, k)| match k {
-            // Booleans compare as 0/1, as SQLite keeps them.
-            Bool => format!("{n}::INT::BIGINT"),
-            _ => n.to_string(),
-        })
-        .collect();
-    // Byte order for text keys, whatever the database's collation.
-    let order: Vec<String> = order
-        .split(',')
-        .map(|k| {
-            let k = k.trim();
-            match cols.iter().find(|c| c.0 == k) {
-                Some((_, Text)) => format!("{k} COLLATE \"C\""),
-                _ => k.to_string(),
-            }
-        })
-        .collect();
-    let sql = format!(
-        "SELECT {} FROM {table} ORDER BY {}",
-        names.join(", "),
-        order.join(", ")
-    );
-    let rows = t
-        .query(&sql, &[])
-        .map_err(|e| storage(dst, format!("reading back {table}: {e}")))?;
-    let rows: Vec<Vec<V>> = rows
-        .iter()
-        .map(|r| {
-            cols.iter()
-                .enumerate()
-                .map(|(i, (_, k))| match k {
-                    Text => r
-                        .get::<_, Option<String>>(i)
-                        .map(V::Text)
-                        .unwrap_or(V::Null),
-                    Int | Bool => r.get::<_, Option<i64>>(i).map(V::Int).unwrap_or(V::Null),
-                })
-                .collect()
-        })
-        .collect();
+    let rows = pg_rows(t, spec, None)
+        .map_err(|e| storage(dst, format!("reading back {}: {e}", spec.0)))?;
     let digest = digest(&rows);
     Ok(Table { rows, digest })
 }
@@ -346,7 +65,7 @@ pub fn copy(src: &Path, c: &mut Client, dst: &str) -> Result<Vec<Copied>> {
     drop(SqliteJournal::open(src)?);
     let s = rusqlite::Connection::open_with_flags(src, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| storage(&src_name, e.to_string()))?;
-    let perr = |e: postgres::Error| storage(dst, format!("copying: {e}"));
+    let perr = |e: postgres::Error| storage(dst, format!("copying: {}", super::pg::describe(&e)));
     let mut t = c.transaction().map_err(perr)?;
     let batches: i64 = t
         .query_one("SELECT COUNT(*) FROM batches", &[])
@@ -358,9 +77,12 @@ pub fn copy(src: &Path, c: &mut Client, dst: &str) -> Result<Vec<Copied>> {
             format!("the register already holds {batches} batch(es); a journal is copied only into an empty register, once"),
         ));
     }
+    // The copy brings the station's trail and its head.
+    t.execute("DELETE FROM audit_head", &[]).map_err(perr)?;
     let mut done = vec![];
-    for (table, order, cols) in TABLES {
-        let from = read_sqlite(&s, &src_name, table, order, cols)?;
+    for spec in TABLES {
+        let (table, _, cols) = spec;
+        let from = read_sqlite(&s, &src_name, spec)?;
         let names: Vec<&str> = cols.iter().map(|c| c.0).collect();
         let params: Vec<String> = cols
             .iter()
@@ -391,10 +113,11 @@ pub fn copy(src: &Path, c: &mut Client, dst: &str) -> Result<Vec<Copied>> {
                 })
                 .collect();
             let refs: Vec<&(dyn ToSql + Sync)> = vals.iter().map(|b| b.as_ref()).collect();
-            t.execute(&ins, &refs)
-                .map_err(|e| storage(dst, format!("copying {table}: {e}")))?;
+            t.execute(&ins, &refs).map_err(|e| {
+                storage(dst, format!("copying {table}: {}", super::pg::describe(&e)))
+            })?;
         }
-        if cols.first().is_some_and(|c| c.0 == "id") {
+        if cols.first().is_some_and(|c| c.0 == "id") && *table != "audit_head" {
             t.execute(
                 &format!(
                     "SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM {table}"
@@ -403,7 +126,7 @@ pub fn copy(src: &Path, c: &mut Client, dst: &str) -> Result<Vec<Copied>> {
             )
             .map_err(perr)?;
         }
-        let back = read_pg(&mut t, dst, table, order, cols)?;
+        let back = read_pg(&mut t, dst, spec)?;
         if back.rows.len() != from.rows.len() || back.digest != from.digest {
             return Err(storage(
                 dst,
@@ -422,18 +145,32 @@ pub fn copy(src: &Path, c: &mut Client, dst: &str) -> Result<Vec<Copied>> {
             sha256: from.digest,
         });
     }
-    t.execute(
-        "INSERT INTO events (at, station, operator, reader, kind, detail)
-         VALUES (cardsmith_now_ms(), '', 'cardsmith', NULL, 'journal copied', $1)",
-        &[&format!(
-            "copied from {src_name}: {}",
-            done.iter()
-                .map(|d| format!("{} {}", d.table, d.rows))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )],
+    let note = format!(
+        "copied from {src_name}: {}",
+        done.iter()
+            .map(|d| format!("{} {}", d.table, d.rows))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let r = t
+        .query_one(
+            "INSERT INTO events (at, station, operator, reader, kind, detail)
+             VALUES (cardsmith_now_ms(), '', 'cardsmith', NULL, 'journal copied', $1) RETURNING id, at",
+            &[&note],
+        )
+        .map_err(perr)?;
+    super::pg::audit_row(
+        &mut t,
+        "",
+        "cardsmith",
+        r.get(1),
+        "events",
+        &[V::Int(r.get(0))],
     )
-    .map_err(perr)?;
+    .map_err(|f| match f {
+        super::pg::Fail::Pg(e) => perr(e),
+        super::pg::Fail::J(j) => j,
+    })?;
     t.commit().map_err(perr)?;
     Ok(done)
 }

@@ -503,6 +503,11 @@ pub trait Journal: Send + Sync {
     /// How long a claim is held without renewal.
     fn lease(&self) -> std::time::Duration;
 
+    /// Walk the audit trail and compare every audited table with it
+    /// ([`super::audit`]): the first place the history was changed,
+    /// removed or inserted behind the journal's back.
+    fn audit(&self) -> Result<super::audit::Report>;
+
     /// Record a card the line rejected without an attempt (not blank,
     /// unreadable, …); `terminated` when the line made it unusable.
     fn reject_card(&self, who: &Who, serial: &str, reason: &str, terminated: bool) -> Result<()>;

@@ -1,6 +1,7 @@
 //! The personalization line: a batch of records across many readers, with
 //! a journal that loses nothing. See `docs/line.md`.
 
+pub mod audit;
 pub mod cli;
 pub mod copy;
 pub mod journal;
@@ -10,6 +11,7 @@ pub mod pgschema;
 pub mod progress;
 pub mod register_cli;
 pub mod report;
+pub(crate) mod rows;
 pub mod run;
 pub mod slot;
 pub mod sqlite;

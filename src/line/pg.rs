@@ -21,9 +21,11 @@
 //! the right thing: finishing an attempt again with its outcome, shipping
 //! a card again to its office, asking for the same claim again.
 
+use super::audit;
 use super::journal::*;
 use super::pgconf::PgTarget;
 use super::pgschema;
+use super::rows::{self, V};
 use postgres::{Client, NoTls, Row, Transaction};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -64,7 +66,7 @@ struct Pool {
 
 /// A failure inside a transaction: the database's (maybe retryable) or a
 /// journal refusal (final).
-pub(crate) enum Fail {
+pub enum Fail {
     Pg(postgres::Error),
     J(JournalError),
 }
@@ -108,7 +110,7 @@ pub(crate) fn retryable(e: &postgres::Error) -> bool {
 }
 
 /// A message for a database error that never repeats a secret.
-fn describe(e: &postgres::Error) -> String {
+pub(crate) fn describe(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
             let mut s = format!("{} ({})", db.message(), db.code().code());
@@ -454,9 +456,61 @@ fn event(
     kind: &str,
     detail: &str,
 ) -> F<()> {
+    let id: i64 = t
+        .query_one(
+            "INSERT INTO events (at, station, operator, reader, kind, detail) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            &[&at, &who.station, &who.operator, &reader, &kind, &detail],
+        )?
+        .get(0);
+    audit_row(t, &who.station, &who.operator, at, "events", &[V::Int(id)])
+}
+
+/// Append the row `key` of `table`, as it is now, to the audit trail. The
+/// head row is locked last thing before the commit, so concurrent stations
+/// chain one after the other without forking the trail.
+pub(crate) fn audit_row(
+    t: &mut impl postgres::GenericClient,
+    station: &str,
+    operator: &str,
+    at: Millis,
+    table: &str,
+    key: &[V],
+) -> F<()> {
+    let spec = rows::spec(table)
+        .ok_or_else(|| Fail::J(JournalError::Refused(format!("no audited table {table}"))))?;
+    let row = rows::pg_rows(t, spec, Some(key))?.into_iter().next();
+    let h = t.query_one(
+        "SELECT seq, sha256 FROM audit_head WHERE id = 1 FOR UPDATE",
+        &[],
+    )?;
+    let e = audit::next(
+        h.get(0),
+        h.get(1),
+        at,
+        station,
+        operator,
+        table,
+        audit::key_json(key),
+        audit::row_json(spec, row.as_deref()),
+    );
     t.execute(
-        "INSERT INTO events (at, station, operator, reader, kind, detail) VALUES ($1, $2, $3, $4, $5, $6)",
-        &[&at, &who.station, &who.operator, &reader, &kind, &detail],
+        "INSERT INTO audit (seq, at, station, operator, tbl, row_key, row, prev_sha256, sha256)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &[
+            &e.seq,
+            &e.at,
+            &e.station,
+            &e.operator,
+            &e.table,
+            &e.row_key,
+            &e.row,
+            &e.prev_sha256,
+            &e.sha256,
+        ],
+    )?;
+    t.execute(
+        "UPDATE audit_head SET seq = $1, sha256 = $2 WHERE id = 1",
+        &[&e.seq, &e.sha256],
     )?;
     Ok(())
 }
@@ -499,6 +553,14 @@ fn insert_attempt(
             ],
         )?
         .get(0);
+    audit_row(
+        t,
+        &who.station,
+        &who.operator,
+        now,
+        "attempts",
+        &[V::Int(id)],
+    )?;
     Ok((id, token))
 }
 
@@ -510,14 +572,18 @@ fn reap_expired(t: &mut Transaction<'_>, batch: Option<i64>, now: Millis) -> F<V
              UPDATE attempts SET outcome = 'interrupted', finished_at = $2, reason_class = $3,
                  reason = 'station ' || station || ' held the claim past its lease (stopped, paused or cut off from the register); the record went back to the queue'
              WHERE outcome = 'in_progress' AND lease_until < $2 AND ($1::BIGINT IS NULL OR batch_id = $1)
-             RETURNING record_id, token)
-         UPDATE records r SET state = 'pending', updated_at = $2
-         FROM expired e
-         WHERE r.record_id = e.record_id AND r.state = 'in_progress' AND r.claim_token = e.token
-         RETURNING r.record_id",
+             RETURNING id, record_id, token),
+         requeued AS (
+             UPDATE records r SET state = 'pending', updated_at = $2
+             FROM expired e
+             WHERE r.record_id = e.record_id AND r.state = 'in_progress' AND r.claim_token = e.token)
+         SELECT id, record_id FROM expired ORDER BY id",
         &[&batch, &now, &LEASE_EXPIRED],
     )?;
-    let ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    for r in &rows {
+        audit_row(t, "", "cardsmith", now, "attempts", &[V::Int(r.get(0))])?;
+    }
+    let ids: Vec<String> = rows.iter().map(|r| r.get(1)).collect();
     if !ids.is_empty() {
         let who = Who {
             station: String::new(),
@@ -623,6 +689,7 @@ impl Journal for PgJournal {
                 ),
                 &[&id, &queued, &(aside.len() as i64)],
             )?;
+            audit_row(t, &who.station, &who.operator, now, "batches", &[V::Int(id)])?;
             event(
                 t,
                 now,
@@ -684,16 +751,24 @@ impl Journal for PgJournal {
                 .iter()
                 .map(attempt_row)
                 .collect();
+            let mut rows = rows;
+            rows.sort_by_key(|a| a.id);
             for a in &rows {
                 t.execute(
                     "UPDATE records SET state = 'pending', updated_at = $2
                      WHERE record_id = $1 AND state = 'in_progress'",
                     &[&a.record_id, &now],
                 )?;
+                audit_row(
+                    t,
+                    &who.station,
+                    &who.operator,
+                    now,
+                    "attempts",
+                    &[V::Int(a.id)],
+                )?;
             }
             if !rows.is_empty() {
-                let mut ids: Vec<&AttemptRow> = rows.iter().collect();
-                ids.sort_by_key(|a| a.id);
                 event(
                     t,
                     now,
@@ -703,15 +778,13 @@ impl Journal for PgJournal {
                     &format!(
                         "{} attempt(s) interrupted by the stop; records back in the queue: {}",
                         rows.len(),
-                        ids.iter()
+                        rows.iter()
                             .map(|a| a.record_id.as_str())
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),
                 )?;
             }
-            let mut rows = rows;
-            rows.sort_by_key(|a| a.id);
             Ok(rows)
         })
     }
@@ -980,6 +1053,11 @@ impl Journal for PgJournal {
                     &[&record_id, &now],
                 )?,
             };
+            let who = t.query_one(
+                "SELECT station, operator FROM attempts WHERE id = $1",
+                &[&attempt_id],
+            )?;
+            audit_row(t, who.get(0), who.get(1), now, "attempts", &[V::Int(attempt_id)])?;
             Ok(())
         })
         .map_err(|e| {
@@ -1009,15 +1087,52 @@ impl Journal for PgJournal {
         self.opts.lease
     }
 
+    fn audit(&self) -> Result<audit::Report> {
+        self.tx(|t| {
+            // One consistent snapshot of the trail and the tables.
+            t.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+            let entries: Vec<audit::Entry> = t
+                .query(
+                    "SELECT seq, at, station, operator, tbl, row_key, row, prev_sha256, sha256 FROM audit ORDER BY seq",
+                    &[],
+                )?
+                .iter()
+                .map(|r| audit::Entry {
+                    seq: r.get(0),
+                    at: r.get(1),
+                    station: r.get(2),
+                    operator: r.get(3),
+                    table: r.get(4),
+                    row_key: r.get(5),
+                    row: r.get(6),
+                    prev_sha256: r.get(7),
+                    sha256: r.get(8),
+                })
+                .collect();
+            let head = t
+                .query_opt("SELECT seq, sha256 FROM audit_head WHERE id = 1", &[])?
+                .map(|r| (r.get(0), r.get(1)));
+            let mut tables = vec![];
+            for name in audit::AUDITED {
+                if let Some(spec) = rows::spec(name) {
+                    tables.push((spec, rows::pg_rows(t, spec, None)?));
+                }
+            }
+            Ok(audit::check(&entries, head, &tables))
+        })
+    }
+
     fn reject_card(&self, who: &Who, serial: &str, reason: &str, terminated: bool) -> Result<()> {
         self.tx(|t| {
             let now = now(t)?;
-            t.execute(
-                "INSERT INTO rejected_cards (serial, at, station, operator, reader, reason, terminated)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[&serial, &now, &who.station, &who.operator, &who.reader, &reason, &terminated],
-            )?;
-            Ok(())
+            let id: i64 = t
+                .query_one(
+                    "INSERT INTO rejected_cards (serial, at, station, operator, reader, reason, terminated)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                    &[&serial, &now, &who.station, &who.operator, &who.reader, &reason, &terminated],
+                )?
+                .get(0);
+            audit_row(t, &who.station, &who.operator, now, "rejected_cards", &[V::Int(id)])
         })
     }
 
@@ -1270,6 +1385,7 @@ impl Journal for PgJournal {
                 ),
                 &[&serial, &record_id, &national_id, &office, &now, &who.station, &who.operator],
             )?;
+            audit_row(t, &who.station, &who.operator, now, "shipments", &[V::Int(r.get(0))])?;
             event(
                 t,
                 now,
@@ -1333,18 +1449,23 @@ impl Journal for PgJournal {
                 .into());
             }
             let now = now(t)?;
-            t.execute(
-                "INSERT INTO deliveries (card_serial, record_id, national_id, office, at, station, operator, reader,
-                                         status, status_at, status_by)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'activated', $5, $7)",
-                &[&d.card_serial, &d.record_id, &d.national_id, &d.office, &now, &who.station, &who.operator, &who.reader],
-            )?;
+            let did: i64 = t
+                .query_one(
+                    "INSERT INTO deliveries (card_serial, record_id, national_id, office, at, station, operator, reader,
+                                             status, status_at, status_by)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'activated', $5, $7) RETURNING id",
+                    &[&d.card_serial, &d.record_id, &d.national_id, &d.office, &now, &who.station, &who.operator, &who.reader],
+                )?
+                .get(0);
+            audit_row(t, &who.station, &who.operator, now, "deliveries", &[V::Int(did)])?;
             for c in &d.certificates {
                 t.execute(
                     "INSERT INTO card_certificates (card_serial, key, serial, subject, issuer, key_usage, not_after, sha256)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     &[&d.card_serial, &c.key, &c.serial, &c.subject, &c.issuer, &c.key_usage, &c.not_after, &c.sha256],
                 )?;
+                let key = [V::Text(d.card_serial.clone()), V::Text(c.key.clone())];
+                audit_row(t, &who.station, &who.operator, now, "card_certificates", &key)?;
             }
             let open = t.query_opt(
                 "SELECT id, previous_card FROM replacements WHERE national_id = $1 AND new_card IS NULL
@@ -1361,10 +1482,14 @@ impl Journal for PgJournal {
                     "UPDATE replacements SET new_card = $2 WHERE id = $1",
                     &[&id, &d.card_serial],
                 )?;
-                t.execute(
-                    "UPDATE deliveries SET replaced_by = $2 WHERE card_serial = $1",
-                    &[&previous, &d.card_serial],
-                )?;
+                audit_row(t, &who.station, &who.operator, now, "replacements", &[V::Int(id)])?;
+                let prev_id: i64 = t
+                    .query_one(
+                        "UPDATE deliveries SET replaced_by = $2 WHERE card_serial = $1 RETURNING id",
+                        &[&previous, &d.card_serial],
+                    )?
+                    .get(0);
+                audit_row(t, &who.station, &who.operator, now, "deliveries", &[V::Int(prev_id)])?;
                 detail.push_str(&format!("; replaces card {previous} (request {id})"));
             }
             event(t, now, who, who.reader.as_deref(), "delivered", &detail)
@@ -1482,10 +1607,13 @@ impl Journal for PgJournal {
                 .into());
             }
             let now = now(t)?;
-            t.execute(
-                "UPDATE deliveries SET status = $2, reason = $3, status_at = $4, status_by = $5 WHERE card_serial = $1",
-                &[&previous_card, &status.as_str(), &reason, &now, &who.operator],
-            )?;
+            let did: i64 = t
+                .query_one(
+                    "UPDATE deliveries SET status = $2, reason = $3, status_at = $4, status_by = $5 WHERE card_serial = $1 RETURNING id",
+                    &[&previous_card, &status.as_str(), &reason, &now, &who.operator],
+                )?
+                .get(0);
+            audit_row(t, &who.station, &who.operator, now, "deliveries", &[V::Int(did)])?;
             let r = t.query_one(
                 &format!(
                     "INSERT INTO replacements (national_id, previous_card, reason, previous_card_status, office, at, station, operator)
@@ -1494,6 +1622,7 @@ impl Journal for PgJournal {
                 &[&card.national_id, &previous_card, &reason, &status.as_str(), &office, &now, &who.station, &who.operator],
             )?;
             let rep = replacement_row(&r)?;
+            audit_row(t, &who.station, &who.operator, now, "replacements", &[V::Int(rep.id)])?;
             event(
                 t,
                 now,

@@ -23,6 +23,7 @@ use postgres::Client;
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "register", MIGRATION_1),
     (2, "roles and row-level security", MIGRATION_2),
+    (3, "audit trail", MIGRATION_3),
 ];
 
 /// The schema this program needs.
@@ -219,6 +220,31 @@ CREATE POLICY counter_records_its_deliveries ON card_certificates FOR INSERT TO 
 CREATE POLICY supervisor_all ON card_certificates FOR ALL TO cardsmith_supervisor USING (true) WITH CHECK (true);
 "#;
 
+/// The tamper-evident audit trail ([`super::audit`]). Rows already in the
+/// register are adopted into the trail when this migration is applied.
+const MIGRATION_3: &str = r#"
+CREATE TABLE audit (
+    seq         BIGINT PRIMARY KEY,
+    at          BIGINT NOT NULL,
+    station     TEXT NOT NULL,
+    operator    TEXT NOT NULL,
+    tbl         TEXT NOT NULL,
+    row_key     TEXT NOT NULL,
+    row         TEXT NOT NULL,
+    prev_sha256 TEXT NOT NULL,
+    sha256      TEXT NOT NULL
+);
+CREATE TABLE audit_head (
+    id     BIGINT PRIMARY KEY CHECK (id = 1),
+    seq    BIGINT NOT NULL,
+    sha256 TEXT NOT NULL
+);
+INSERT INTO audit_head (id, seq, sha256)
+    VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+GRANT SELECT, INSERT ON audit TO cardsmith_line, cardsmith_counter, cardsmith_supervisor;
+GRANT SELECT, UPDATE ON audit_head TO cardsmith_line, cardsmith_counter, cardsmith_supervisor;
+"#;
+
 /// The kinds of login the programme has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoleKind {
@@ -334,6 +360,9 @@ pub fn migrate(c: &mut Client, display: &str) -> Result<Migrated> {
             None => {}
         }
         t.batch_execute(sql).map_err(err)?;
+        if *v == 3 {
+            adopt_into_trail(&mut t, display)?;
+        }
         t.execute(
             "INSERT INTO schema_migrations (version, name, sha256) VALUES ($1, $2, $3)",
             &[v, name, &sum],
@@ -347,6 +376,41 @@ pub fn migrate(c: &mut Client, display: &str) -> Result<Migrated> {
         to: version(c).map_err(err)?,
         applied,
     })
+}
+
+/// Every row of the audited tables, adopted into the trail.
+fn adopt_into_trail(t: &mut postgres::Transaction<'_>, display: &str) -> Result<()> {
+    use super::pg::Fail;
+    let fail = |f: Fail| match f {
+        Fail::Pg(e) => JournalError::Storage {
+            path: display.to_string(),
+            detail: format!("adopting rows into the audit trail: {e}"),
+        },
+        Fail::J(j) => j,
+    };
+    let now: i64 = t
+        .query_one("SELECT cardsmith_now_ms()", &[])
+        .map_err(|e| fail(Fail::Pg(e)))?
+        .get(0);
+    for table in super::audit::AUDITED {
+        let Some(spec) = super::rows::spec(table) else {
+            continue;
+        };
+        let rows = super::rows::pg_rows(t, spec, None).map_err(|e| fail(Fail::Pg(e)))?;
+        for r in rows {
+            let key = super::audit::key_of(spec, &r);
+            super::pg::audit_row(
+                t,
+                "",
+                "cardsmith (adopted into the audit trail)",
+                now,
+                table,
+                &key,
+            )
+            .map_err(fail)?;
+        }
+    }
+    Ok(())
 }
 
 /// A login name: lower-case letters, digits and `_`, starting with a

@@ -48,6 +48,14 @@ pub enum JournalCommand {
         #[command(flatten)]
         journal: JournalArgs,
     },
+    /// Walk the journal's tamper-evident audit trail and compare every audited table with it: names the first entry or row that was changed, removed or inserted behind the journal's back. Exit 4 when the history is broken.
+    #[command(
+        after_help = "Examples:\n  cardsmith journal audit\n  cardsmith journal audit --journal postgresql://auditor@db.registry/register --json"
+    )]
+    Audit {
+        #[command(flatten)]
+        journal: JournalArgs,
+    },
     /// Copy a station's SQLite journal into the (migrated, empty) PostgreSQL register, once; every table is checked by row count and SHA-256 before the copy commits.
     #[command(
         after_help = "Example:\n  cardsmith journal copy ~/.local/share/cardsmith/line/journal.sqlite --journal postgresql://cardsmith@db.registry/register"
@@ -172,6 +180,37 @@ pub fn journal(cmd: JournalCommand, json: bool) -> Result<i32> {
                 );
             }
             Ok(0)
+        }
+        JournalCommand::Audit { journal } => {
+            let j = super::cli::open_journal(&journal)?;
+            let rep = j.audit().map_err(|e| anyhow!(e))?;
+            if json {
+                println!("{}", json!({"journal": j.location(), "audit": rep}));
+            } else if rep.intact {
+                println!(
+                    "journal {}: audit trail intact: {} entries, {} rows of the audited tables match it",
+                    j.location(),
+                    rep.entries,
+                    rep.rows
+                );
+            } else {
+                println!(
+                    "journal {}: the history was changed ({} finding(s); {} entries, {} rows)",
+                    j.location(),
+                    rep.findings.len(),
+                    rep.entries,
+                    rep.rows
+                );
+                for (i, f) in rep.findings.iter().enumerate() {
+                    let lead = if i == 0 { "first" } else { "     " };
+                    println!("  {lead}: {}", f.what);
+                }
+            }
+            Ok(if rep.intact {
+                0
+            } else {
+                crate::cli::EXIT_CARD_STATUS
+            })
         }
         JournalCommand::Copy { from, journal } => {
             let (mut c, display) = pg_client(&journal)?;

@@ -8,12 +8,14 @@
 //! `BEGIN IMMEDIATE` transactions, so concurrent workers (threads here, or
 //! processes sharing the file) never draw the same record.
 
+use super::audit;
 use super::journal::*;
+use super::rows::{self, V};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// Version 1: the personalization line.
 const SCHEMA: &str = r#"
@@ -164,8 +166,134 @@ ALTER TABLE attempts ADD COLUMN lease_until INTEGER;
 CREATE INDEX IF NOT EXISTS attempts_in_progress ON attempts(outcome, lease_until);
 "#;
 
+/// Version 4: the tamper-evident audit trail (see [`super::audit`]). The
+/// rows an older journal holds are adopted into the trail when it is
+/// upgraded, so the trail covers the whole journal from then on.
+const MIGRATION_V4: &str = r#"
+CREATE TABLE IF NOT EXISTS audit (
+    seq         INTEGER PRIMARY KEY,
+    at          INTEGER NOT NULL,
+    station     TEXT NOT NULL,
+    operator    TEXT NOT NULL,
+    tbl         TEXT NOT NULL,
+    row_key     TEXT NOT NULL,
+    row         TEXT NOT NULL,
+    prev_sha256 TEXT NOT NULL,
+    sha256      TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_head (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    seq    INTEGER NOT NULL,
+    sha256 TEXT NOT NULL
+);
+INSERT OR IGNORE INTO audit_head (id, seq, sha256)
+    VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+"#;
+
 /// Schema upgrades, in order: (version reached, SQL).
-const MIGRATIONS: &[(i64, &str)] = &[(2, MIGRATION_V2), (3, MIGRATION_V3)];
+const MIGRATIONS: &[(i64, &str)] = &[(2, MIGRATION_V2), (3, MIGRATION_V3), (4, MIGRATION_V4)];
+
+/// Append the row `key` of `table`, as it is now, to the audit trail.
+fn audit(
+    tx: &rusqlite::Connection,
+    station: &str,
+    operator: &str,
+    at: Millis,
+    table: &str,
+    key: &[V],
+) -> rusqlite::Result<()> {
+    let spec = rows::spec(table).ok_or_else(|| {
+        rusqlite::Error::InvalidParameterName(format!("no audited table {table}"))
+    })?;
+    let row = rows::sqlite_rows(tx, spec, Some(key))?.into_iter().next();
+    let (seq, prev): (i64, String) =
+        tx.query_row("SELECT seq, sha256 FROM audit_head WHERE id = 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let e = audit::next(
+        seq,
+        &prev,
+        at,
+        station,
+        operator,
+        table,
+        audit::key_json(key),
+        audit::row_json(spec, row.as_deref()),
+    );
+    tx.execute(
+        "INSERT INTO audit (seq, at, station, operator, tbl, row_key, row, prev_sha256, sha256)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            e.seq,
+            e.at,
+            e.station,
+            e.operator,
+            e.table,
+            e.row_key,
+            e.row,
+            e.prev_sha256,
+            e.sha256
+        ],
+    )?;
+    tx.execute(
+        "UPDATE audit_head SET seq = ?1, sha256 = ?2 WHERE id = 1",
+        params![e.seq, e.sha256],
+    )?;
+    Ok(())
+}
+
+/// [`audit`] for `who`.
+fn audit_by(
+    tx: &rusqlite::Connection,
+    who: &Who,
+    at: Millis,
+    table: &str,
+    key: &[V],
+) -> rusqlite::Result<()> {
+    audit(tx, &who.station, &who.operator, at, table, key)
+}
+
+/// An event row, audited.
+#[allow(clippy::too_many_arguments)]
+fn log_event(
+    tx: &rusqlite::Connection,
+    at: Millis,
+    station: &str,
+    operator: &str,
+    reader: Option<&str>,
+    kind: &str,
+    detail: &str,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO events (at, station, operator, reader, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![at, station, operator, reader, kind, detail],
+    )?;
+    let id = tx.last_insert_rowid();
+    audit(tx, station, operator, at, "events", &[V::Int(id)])
+}
+
+/// Every row of the audited tables, adopted into the trail (an upgrade
+/// from a journal without one).
+fn adopt_into_trail(tx: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let now = now_ms();
+    for table in audit::AUDITED {
+        let Some(spec) = rows::spec(table) else {
+            continue;
+        };
+        for r in rows::sqlite_rows(tx, spec, None)? {
+            let key = audit::key_of(spec, &r);
+            audit(
+                tx,
+                "",
+                "cardsmith (adopted into the audit trail)",
+                now,
+                table,
+                &key,
+            )?;
+        }
+    }
+    Ok(())
+}
 
 /// The SQLite journal.
 pub struct SqliteJournal {
@@ -387,6 +515,9 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
             tx.execute_batch(sql).map_err(&err)?;
         }
     }
+    if current < 4 {
+        adopt_into_trail(&tx).map_err(&err)?;
+    }
     if version.as_deref() != Some(SCHEMA_VERSION.to_string().as_str()) {
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
@@ -395,9 +526,14 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
         )
         .map_err(&err)?;
         if version.is_some() {
-            tx.execute(
-                "INSERT INTO events (at, station, operator, reader, kind, detail) VALUES (?1, '', 'cardsmith', NULL, 'journal upgraded', ?2)",
-                params![now_ms(), format!("schema version {current} to {SCHEMA_VERSION}")],
+            log_event(
+                &tx,
+                now_ms(),
+                "",
+                "cardsmith",
+                None,
+                "journal upgraded",
+                &format!("schema version {current} to {SCHEMA_VERSION}"),
             )
             .map_err(&err)?;
         }
@@ -440,7 +576,9 @@ fn insert_attempt(
             now.saturating_add(lease_ms)
         ],
     )?;
-    Ok((tx.last_insert_rowid(), token))
+    let id = tx.last_insert_rowid();
+    audit_by(tx, who, now, "attempts", &[V::Int(id)])?;
+    Ok((id, token))
 }
 
 /// Attempts of `batch` (any batch when `None`) whose lease ran out end
@@ -474,6 +612,7 @@ fn reap_expired(
                 format!("station {station} held the claim past its lease (stopped, paused or cut off from the journal); the record went back to the queue")
             ],
         )?;
+        audit(tx, "", "cardsmith", now, "attempts", &[V::Int(*id)])?;
         tx.execute(
             "UPDATE records SET state = 'pending', updated_at = ?2
              WHERE record_id = ?1 AND state = 'in_progress' AND claim_token = ?3",
@@ -481,16 +620,22 @@ fn reap_expired(
         )?;
     }
     if !expired.is_empty() {
-        tx.execute(
-            "INSERT INTO events (at, station, operator, reader, kind, detail) VALUES (?1, '', 'cardsmith', NULL, 'lease expired', ?2)",
-            params![
-                now,
-                format!(
-                    "{} claim(s) expired; records back in the queue: {}",
-                    expired.len(),
-                    expired.iter().map(|e| e.1.as_str()).collect::<Vec<_>>().join(", ")
-                )
-            ],
+        log_event(
+            tx,
+            now,
+            "",
+            "cardsmith",
+            None,
+            "lease expired",
+            &format!(
+                "{} claim(s) expired; records back in the queue: {}",
+                expired.len(),
+                expired
+                    .iter()
+                    .map(|e| e.1.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         )?;
     }
     Ok(expired.into_iter().map(|e| e.1).collect())
@@ -577,9 +722,15 @@ impl Journal for SqliteJournal {
                 params![id, queued as i64, aside.len() as i64],
             )
             .map_err(&err)?;
-            tx.execute(
-                "INSERT INTO events (at, station, operator, reader, kind, detail) VALUES (?1, ?2, ?3, NULL, 'batch loaded', ?4)",
-                params![now, who.station, who.operator, format!("batch {id} {name}: {queued} queued, {} set aside", aside.len())],
+            audit_by(&tx, who, now, "batches", &[V::Int(id)]).map_err(&err)?;
+            log_event(
+                &tx,
+                now,
+                &who.station,
+                &who.operator,
+                None,
+                "batch loaded",
+                &format!("batch {id} {name}: {queued} queued, {} set aside", aside.len()),
             )
             .map_err(&err)?;
             let b = tx
@@ -647,24 +798,25 @@ impl Journal for SqliteJournal {
                      WHERE id = ?1",
                     params![a.id, now],
                 )?;
+                audit_by(&tx, who, now, "attempts", &[V::Int(a.id)])?;
                 tx.execute(
                     "UPDATE records SET state = 'pending', updated_at = ?2 WHERE record_id = ?1 AND state = 'in_progress'",
                     params![a.record_id, now],
                 )?;
             }
             if !rows.is_empty() {
-                tx.execute(
-                    "INSERT INTO events (at, station, operator, reader, kind, detail) VALUES (?1, ?2, ?3, NULL, 'resume', ?4)",
-                    params![
-                        now,
-                        who.station,
-                        who.operator,
-                        format!(
-                            "{} attempt(s) interrupted by the stop; records back in the queue: {}",
-                            rows.len(),
-                            rows.iter().map(|a| a.record_id.as_str()).collect::<Vec<_>>().join(", ")
-                        )
-                    ],
+                log_event(
+                    &tx,
+                    now,
+                    &who.station,
+                    &who.operator,
+                    None,
+                    "resume",
+                    &format!(
+                        "{} attempt(s) interrupted by the stop; records back in the queue: {}",
+                        rows.len(),
+                        rows.iter().map(|a| a.record_id.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
                 )?;
             }
             tx.commit()?;
@@ -942,6 +1094,14 @@ impl Journal for SqliteJournal {
                 ),
             }
             .map_err(&err)?;
+            let (st, op): (String, String) = tx
+                .query_row(
+                    "SELECT station, operator FROM attempts WHERE id = ?1",
+                    [attempt_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(&err)?;
+            audit(&tx, &st, &op, now, "attempts", &[V::Int(attempt_id)]).map_err(&err)?;
             tx.commit().map_err(&err)?;
             Ok(())
         })
@@ -964,32 +1124,71 @@ impl Journal for SqliteJournal {
         self.lease
     }
 
+    fn audit(&self) -> Result<audit::Report> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let entries: Vec<audit::Entry> = {
+                let mut st = tx.prepare(
+                    "SELECT seq, at, station, operator, tbl, row_key, row, prev_sha256, sha256 FROM audit ORDER BY seq",
+                )?;
+                let rows = st.query_map([], |r| {
+                    Ok(audit::Entry {
+                        seq: r.get(0)?,
+                        at: r.get(1)?,
+                        station: r.get(2)?,
+                        operator: r.get(3)?,
+                        table: r.get(4)?,
+                        row_key: r.get(5)?,
+                        row: r.get(6)?,
+                        prev_sha256: r.get(7)?,
+                        sha256: r.get(8)?,
+                    })
+                })?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let head = tx
+                .query_row("SELECT seq, sha256 FROM audit_head WHERE id = 1", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            let mut tables = vec![];
+            for t in audit::AUDITED {
+                if let Some(spec) = rows::spec(t) {
+                    tables.push((spec, rows::sqlite_rows(&tx, spec, None)?));
+                }
+            }
+            Ok(audit::check(&entries, head, &tables))
+        })
+    }
+
     fn reject_card(&self, who: &Who, serial: &str, reason: &str, terminated: bool) -> Result<()> {
         self.with(|c| {
-            c.execute(
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let now = now_ms();
+            tx.execute(
                 "INSERT INTO rejected_cards (serial, at, station, operator, reader, reason, terminated)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    serial,
-                    now_ms(),
-                    who.station,
-                    who.operator,
-                    who.reader,
-                    reason,
-                    terminated
-                ],
+                params![serial, now, who.station, who.operator, who.reader, reason, terminated],
             )?;
-            Ok(())
+            let id = tx.last_insert_rowid();
+            audit_by(&tx, who, now, "rejected_cards", &[V::Int(id)])?;
+            tx.commit()
         })
     }
 
     fn event(&self, who: &Who, kind: &str, detail: &str) -> Result<()> {
         self.with(|c| {
-            c.execute(
-                "INSERT INTO events (at, station, operator, reader, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![now_ms(), who.station, who.operator, who.reader, kind, detail],
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            log_event(
+                &tx,
+                now_ms(),
+                &who.station,
+                &who.operator,
+                who.reader.as_deref(),
+                kind,
+                detail,
             )?;
-            Ok(())
+            tx.commit()
         })
     }
 
@@ -1019,9 +1218,14 @@ impl Journal for SqliteJournal {
                 params![record_id, now],
             )
             .map_err(&err)?;
-            tx.execute(
-                "INSERT INTO events (at, station, operator, reader, kind, detail) VALUES (?1, ?2, ?3, NULL, 'requeue', ?4)",
-                params![now, who.station, who.operator, format!("record {record_id} put back in the queue")],
+            log_event(
+                &tx,
+                now,
+                &who.station,
+                &who.operator,
+                None,
+                "requeue",
+                &format!("record {record_id} put back in the queue"),
             )
             .map_err(&err)?;
             tx.commit().map_err(&err)?;
@@ -1246,9 +1450,15 @@ impl Journal for SqliteJournal {
             )
             .map_err(&err)?;
             let id = tx.last_insert_rowid();
-            tx.execute(
-                "INSERT INTO events (at, station, operator, reader, kind, detail) VALUES (?1, ?2, ?3, ?4, 'shipped', ?5)",
-                params![now, who.station, who.operator, who.reader, format!("card {serial} (record {record_id}) to office {office}")],
+            audit_by(&tx, who, now, "shipments", &[V::Int(id)]).map_err(&err)?;
+            log_event(
+                &tx,
+                now,
+                &who.station,
+                &who.operator,
+                who.reader.as_deref(),
+                "shipped",
+                &format!("card {serial} (record {record_id}) to office {office}"),
             )
             .map_err(&err)?;
             tx.commit().map_err(&err)?;
@@ -1320,6 +1530,8 @@ impl Journal for SqliteJournal {
                 }
                 r => r.map_err(&err)?,
             };
+            let did = tx.last_insert_rowid();
+            audit_by(&tx, who, now, "deliveries", &[V::Int(did)]).map_err(&err)?;
             for cert in &d.certificates {
                 tx.execute(
                     "INSERT INTO card_certificates (card_serial, key, serial, subject, issuer, key_usage, not_after, sha256)
@@ -1327,6 +1539,8 @@ impl Journal for SqliteJournal {
                     params![d.card_serial, cert.key, cert.serial, cert.subject, cert.issuer, cert.key_usage, cert.not_after, cert.sha256],
                 )
                 .map_err(&err)?;
+                let key = [V::Text(d.card_serial.clone()), V::Text(cert.key.clone())];
+                audit_by(&tx, who, now, "card_certificates", &key).map_err(&err)?;
             }
             let open: Option<(i64, String)> = tx
                 .query_row(
@@ -1346,16 +1560,25 @@ impl Journal for SqliteJournal {
                     params![id, d.card_serial],
                 )
                 .map_err(&err)?;
-                tx.execute(
-                    "UPDATE deliveries SET replaced_by = ?2 WHERE card_serial = ?1",
-                    params![previous, d.card_serial],
-                )
-                .map_err(&err)?;
+                audit_by(&tx, who, now, "replacements", &[V::Int(id)]).map_err(&err)?;
+                let prev_id: i64 = tx
+                    .query_row(
+                        "UPDATE deliveries SET replaced_by = ?2 WHERE card_serial = ?1 RETURNING id",
+                        params![previous, d.card_serial],
+                        |r| r.get(0),
+                    )
+                    .map_err(&err)?;
+                audit_by(&tx, who, now, "deliveries", &[V::Int(prev_id)]).map_err(&err)?;
                 detail.push_str(&format!("; replaces card {previous} (request {id})"));
             }
-            tx.execute(
-                "INSERT INTO events (at, station, operator, reader, kind, detail) VALUES (?1, ?2, ?3, ?4, 'delivered', ?5)",
-                params![now, who.station, who.operator, who.reader, detail],
+            log_event(
+                &tx,
+                now,
+                &who.station,
+                &who.operator,
+                who.reader.as_deref(),
+                "delivered",
+                &detail,
             )
             .map_err(&err)?;
             tx.commit().map_err(&err)
@@ -1457,11 +1680,14 @@ impl Journal for SqliteJournal {
                 )));
             }
             let now = now_ms();
-            tx.execute(
-                "UPDATE deliveries SET status = ?2, reason = ?3, status_at = ?4, status_by = ?5 WHERE card_serial = ?1",
-                params![previous_card, status.as_str(), reason, now, who.operator],
-            )
-            .map_err(&err)?;
+            let did: i64 = tx
+                .query_row(
+                    "UPDATE deliveries SET status = ?2, reason = ?3, status_at = ?4, status_by = ?5 WHERE card_serial = ?1 RETURNING id",
+                    params![previous_card, status.as_str(), reason, now, who.operator],
+                    |r| r.get(0),
+                )
+                .map_err(&err)?;
+            audit_by(&tx, who, now, "deliveries", &[V::Int(did)]).map_err(&err)?;
             tx.execute(
                 "INSERT INTO replacements (national_id, previous_card, reason, previous_card_status, office, at, station, operator)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -1469,16 +1695,15 @@ impl Journal for SqliteJournal {
             )
             .map_err(&err)?;
             let id = tx.last_insert_rowid();
-            tx.execute(
-                "INSERT INTO events (at, station, operator, reader, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    now,
-                    who.station,
-                    who.operator,
-                    who.reader,
-                    format!("card {}", status.as_str()),
-                    format!("card {previous_card}: replacement request {id} ({reason}) at office {office}")
-                ],
+            audit_by(&tx, who, now, "replacements", &[V::Int(id)]).map_err(&err)?;
+            log_event(
+                &tx,
+                now,
+                &who.station,
+                &who.operator,
+                who.reader.as_deref(),
+                &format!("card {}", status.as_str()),
+                &format!("card {previous_card}: replacement request {id} ({reason}) at office {office}"),
             )
             .map_err(&err)?;
             tx.commit().map_err(&err)?;
@@ -1779,9 +2004,8 @@ mod tests {
         assert_eq!(v, SCHEMA_VERSION.to_string());
         let ev = j.events(0).expect("events");
         assert_eq!(ev[0].detail, "kept");
-        assert!(ev
-            .iter()
-            .any(|e| e.kind == "journal upgraded" && e.detail.contains("1 to 3")));
+        assert!(ev.iter().any(|e| e.kind == "journal upgraded"
+            && e.detail.contains(&format!("1 to {SCHEMA_VERSION}"))));
         // The new tables work on the upgraded journal.
         assert!(j.shipment("S1").expect("query").is_none());
         drop(j);
