@@ -306,8 +306,14 @@ pub fn var_from_arg(kv: &str, secret: bool) -> Result<(String, Value), String> {
 
 /// A record file: a JSON object of name → value.
 pub fn vars_from_json(text: &str) -> Result<Vec<(String, Value)>, String> {
-    let v: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| format!("line {}, column {}: {e}", e.line(), e.column()))?;
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        format!(
+            "line {}, column {}: {}",
+            e.line(),
+            e.column(),
+            crate::errors::json_message(&e)
+        )
+    })?;
     let serde_json::Value::Object(map) = v else {
         return Err("expected a JSON object of variables, e.g. {\"aid\": \"A000000003\", \"name\": {\"text\": \"ALICE\"}}".into());
     };

@@ -90,8 +90,14 @@ impl Transcript {
     }
 
     pub fn from_json(text: &str) -> Result<Transcript, String> {
-        let t: Transcript = serde_json::from_str(text)
-            .map_err(|e| format!("line {}, column {}: {e}", e.line(), e.column()))?;
+        let t: Transcript = serde_json::from_str(text).map_err(|e| {
+            format!(
+                "line {}, column {}: {}",
+                e.line(),
+                e.column(),
+                crate::errors::json_message(&e)
+            )
+        })?;
         if t.format != FORMAT {
             return Err(format!(
                 "not a transcript: format is {:?}, expected {FORMAT:?}",
