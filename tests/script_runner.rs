@@ -920,6 +920,10 @@ fn a_failed_reset_is_an_error_of_its_case() {
     let step = &b["steps"][0];
     assert_eq!(step["kind"], "reset", "{b}");
     assert_eq!(step["ok"], false, "{b}");
+    // The transcript has the command that was answered, and no reset.
+    let t = Transcript::from_report(&r);
+    assert_eq!(t.entries.len(), 1, "{:?}", t.entries);
+    assert_eq!(t.entries[0].kind, "apdu");
     let cases = junit_cases(&r.to_junit()).unwrap();
     assert_eq!(cases.len(), 3);
 }

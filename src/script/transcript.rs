@@ -50,7 +50,8 @@ impl Transcript {
             .flat_map(|s| &s.cases)
             .flat_map(|c| &c.steps)
         {
-            if s.kind == "reset" {
+            // A reset that failed (the card was gone) did not happen.
+            if s.kind == "reset" && s.ok {
                 entries.push(Entry {
                     file: s.file.clone(),
                     line: s.line,
