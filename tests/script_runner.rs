@@ -791,6 +791,7 @@ fn assert_interrupted_in_two(
         Some("1"),
         "{x}"
     );
+    assert!(x.contains("type=\"transport\""), "{x}");
 }
 
 #[test]
@@ -999,4 +1000,61 @@ fn counts_match_the_script() {
     assert_eq!(cases[0].outcome, "failure");
     assert_eq!(cases.len(), 5);
     assert!(cases[1..].iter().all(|c| c.outcome == "skipped"));
+}
+
+/// A card that answers one byte (no status word) from APDU number 2 on.
+struct Garbled {
+    n: Arc<AtomicU64>,
+}
+
+struct GarbledSession(Arc<AtomicU64>);
+
+impl Session for GarbledSession {
+    fn transmit(&mut self, _apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+        Ok(if n >= 2 { vec![0x90] } else { vec![0x90, 0x00] })
+    }
+}
+
+impl Transport for Garbled {
+    fn begin(&mut self) -> Result<Box<dyn Session + '_>, TransportError> {
+        Ok(Box::new(GarbledSession(self.n.clone())))
+    }
+    fn reconnect(&mut self, _reset: bool) -> Result<(), TransportError> {
+        Ok(())
+    }
+    fn atr(&self) -> Vec<u8> {
+        vec![0x3B, 0x00]
+    }
+    fn protocol(&self) -> Protocol {
+        Protocol::T1
+    }
+    fn reader(&self) -> String {
+        "garbled".into()
+    }
+}
+
+#[test]
+fn a_malformed_answer_is_an_exchange_error() {
+    let t = Garbled {
+        n: Arc::new(AtomicU64::new(0)),
+    };
+    let (r, err) = run_over(Box::new(t), &[("s.apdu", FOUR_CASES)], false);
+    assert_eq!(cardsmith::cli::exit_code(&err.unwrap()), 5);
+    let x = r.to_junit();
+    let cases = junit_cases(&x).unwrap_or_else(|e| panic!("{e}\n{x}"));
+    assert_eq!(
+        outcomes(&cases),
+        pairs(&[
+            ("one", "error"),
+            ("two", "skipped"),
+            ("three", "skipped"),
+            ("four", "skipped")
+        ])
+    );
+    assert!(x.contains("type=\"exchange\""), "{x}");
+    assert!(
+        cases[0].message.as_deref().unwrap().contains("malformed"),
+        "{x}"
+    );
 }

@@ -70,8 +70,30 @@ pub struct Case {
     pub micros: u64,
     pub steps: Vec<Step>,
     pub failures: Vec<Failure>,
-    /// The transport failure that interrupted this case (status `error`).
+    /// The failure that interrupted this case (status `error`).
     pub error: Option<String>,
+    /// What failed: `transport` (the card was removed or reset, a mute
+    /// card, the PC/SC service gone) or `exchange` (the card's answer could
+    /// not be used: malformed, an endless GET RESPONSE loop).
+    pub error_type: Option<String>,
+}
+
+impl Case {
+    /// A case with nothing recorded yet.
+    pub fn new(name: String, top: bool, file: String, line: usize, status: CaseStatus) -> Case {
+        Case {
+            name,
+            top,
+            file,
+            line,
+            status,
+            micros: 0,
+            steps: Vec::new(),
+            failures: Vec::new(),
+            error: None,
+            error_type: None,
+        }
+    }
 }
 
 /// One thing sent (or done) and what came back.
@@ -238,8 +260,9 @@ impl Report {
                         body.push_str(&failures_text(&c.failures));
                         let _ = writeln!(
                             x,
-                            ">\n      <error message=\"{}\" type=\"transport\">{}</error>",
+                            ">\n      <error message=\"{}\" type=\"{}\">{}</error>",
                             xml_escape(msg),
+                            xml_escape(c.error_type.as_deref().unwrap_or("transport")),
                             xml_text(&body)
                         );
                         x.push_str("    </testcase>\n");

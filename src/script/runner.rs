@@ -717,21 +717,17 @@ impl Exec<'_> {
         } else {
             String::new()
         };
-        self.case = Some(Case {
+        self.case = Some(Case::new(
             name,
             top,
-            file: file.to_string(),
+            file.to_string(),
             line,
-            status: if self.stop {
+            if self.stop {
                 CaseStatus::Skipped
             } else {
                 CaseStatus::Passed
             },
-            micros: 0,
-            steps: Vec::new(),
-            failures: Vec::new(),
-            error: None,
-        });
+        ));
         self.case_start = Instant::now();
     }
 
@@ -749,17 +745,13 @@ impl Exec<'_> {
     fn ensure_case(&mut self) {
         if self.case.is_none() {
             let file = self.file.clone();
-            self.case = Some(Case {
-                name: format!("{file} (top level)"),
-                top: true,
+            self.case = Some(Case::new(
+                format!("{file} (top level)"),
+                true,
                 file,
-                line: 1,
-                status: CaseStatus::Passed,
-                micros: 0,
-                steps: Vec::new(),
-                failures: Vec::new(),
-                error: None,
-            });
+                1,
+                CaseStatus::Passed,
+            ));
             self.case_start = Instant::now();
         }
     }
@@ -782,17 +774,13 @@ impl Exec<'_> {
         for st in rest {
             if let StmtKind::Test { name } = &st.kind {
                 self.close_case();
-                self.case = Some(Case {
-                    name: name.clone(),
-                    top: false,
-                    file: st.loc.file.to_string(),
-                    line: st.loc.line,
-                    status: CaseStatus::Skipped,
-                    micros: 0,
-                    steps: Vec::new(),
-                    failures: Vec::new(),
-                    error: None,
-                });
+                self.case = Some(Case::new(
+                    name.clone(),
+                    false,
+                    st.loc.file.to_string(),
+                    st.loc.line,
+                    CaseStatus::Skipped,
+                ));
             }
         }
     }
@@ -832,6 +820,13 @@ impl Exec<'_> {
         if let Some(c) = self.case.as_mut() {
             c.status = CaseStatus::Error;
             c.error = Some(e.to_string());
+            c.error_type = Some(
+                match e {
+                    ExchangeError::Transport(_) => "transport",
+                    _ => "exchange",
+                }
+                .into(),
+            );
         }
         if !failing {
             // No step shows it: the transaction could not begin.
