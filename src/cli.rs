@@ -805,7 +805,7 @@ fn run_sim(
             std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         }
         let card = SimCard::open_image_provisioned(&path, config.clone(), provision)
-            .with_context(|| format!("opening card image {}", path.display()))?;
+            .context("opening the simulated card image")?;
         let serial = hex::compact(&card.serial());
         let atr_hex = hex::spaced(&card.atr());
         let mut opts = sim::vpcd::VpcdOptions::slot(slot);

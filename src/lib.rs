@@ -11,6 +11,7 @@ pub mod atr;
 pub mod biometric;
 pub mod cli;
 pub mod crypto;
+pub mod errors;
 pub mod hex;
 pub mod line;
 pub mod perso;

@@ -23,7 +23,7 @@ fn main() {
         Ok(0) => {}
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cardsmith::errors::error_text(&e));
             std::process::exit(cardsmith::cli::exit_code(&e));
         }
     }

@@ -54,7 +54,7 @@ fn smoke() {
 #[test]
 fn filesystem() {
     let r = run_file("filesystem.apdu");
-    assert_eq!(r.summary.tests, 6);
+    assert_eq!(r.summary.tests, 5);
     // The 700-byte write with max=100 is seven UPDATE BINARY commands.
     let chunks = r
         .suites
@@ -69,7 +69,7 @@ fn filesystem() {
 #[test]
 fn pin_life_cycle() {
     let r = run_file("pin.apdu");
-    assert_eq!(r.summary.tests, 8);
+    assert_eq!(r.summary.tests, 7);
     let json = r.to_json();
     for needle in ["31 32 33 34", "31323334", "38 37 36 35", "34 33 32 31"] {
         assert!(!json.contains(needle), "{needle} in report");

@@ -165,7 +165,14 @@ fn apdu_scripts_suite_passes_through_pcscd() {
             stderr(&o)
         );
         let x = std::fs::read_to_string(&junit).unwrap();
-        assert!(x.contains("failures=\"0\""), "{x}");
+        let cases = script_support::junit_cases(&x).unwrap_or_else(|e| panic!("{e}\n{x}"));
+        assert!(cases.iter().all(|c| c.outcome == "passed"), "{x}");
+        // One testcase per `test` line, and one for the top level of
+        // smoke.apdu, which sends commands before its first test.
+        let text = std::fs::read_to_string(&s).unwrap();
+        let tests = text.lines().filter(|l| l.starts_with("test ")).count();
+        let top = usize::from(s.ends_with("smoke.apdu"));
+        assert_eq!(cases.len(), tests + top, "{}: {x}", s.display());
     }
 }
 
@@ -233,4 +240,170 @@ fn transcript_recorded_through_pcscd_replays_in_process() {
         let b = transcript_pairs(&replayed);
         assert_eq!(a, b, "{name}");
     }
+}
+
+#[path = "script_support/mod.rs"]
+mod script_support;
+
+/// Four test cases; the top level only binds a variable. APDUs: 1–2 in
+/// "one", 3–4 in "two", 5 in "three", 6 in "four".
+const FOUR_CASES: &str = "let mf = 3F 00\ntest \"one\"\n00 A4 00 0C 02 ${mf} => 9000\n00 84 00 00 08 => 9000\ntest \"two\"\n00 A4 00 0C 02 3F 00 => 9000\n00 84 00 00 08 => 9000\ntest \"three\"\n00 84 00 00 08 => 9000\ntest \"four\"\n00 84 00 00 08 => 9000\n";
+
+#[test]
+fn card_pulled_mid_run_through_pcscd_is_an_error_in_every_report() {
+    let _g = pcsc();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("four.apdu");
+    std::fs::write(&script, FOUR_CASES).unwrap();
+    let junit = dir.path().join("junit.xml");
+    let json = dir.path().join("report.json");
+    let faults = Faults {
+        remove_at: Some(4),
+        ..Faults::none()
+    };
+    let card = insert(blank(SimConfig::default()), 0, faults);
+    let o = cardsmith(&[
+        "run",
+        "--reader",
+        "0",
+        "--junit",
+        junit.to_str().unwrap(),
+        "--report-json",
+        json.to_str().unwrap(),
+        script.to_str().unwrap(),
+    ]);
+    drop(card);
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert_eq!(o.status.code(), Some(3), "{all}");
+    assert!(all.contains("was removed"), "{all}");
+    assert!(
+        all.contains("4 tests, 0 failed, 1 error, 2 skipped"),
+        "{all}"
+    );
+    assert!(all.contains("ERROR two"), "{all}");
+
+    let x = std::fs::read_to_string(&junit).unwrap();
+    let cases = script_support::junit_cases(&x).unwrap_or_else(|e| panic!("{e}\n{x}"));
+    let got: Vec<(&str, &str)> = cases
+        .iter()
+        .map(|c| (c.name.as_str(), c.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("one", "passed"),
+            ("two", "error"),
+            ("three", "skipped"),
+            ("four", "skipped")
+        ],
+        "{x}"
+    );
+    assert!(
+        cases[1].message.as_deref().unwrap().contains("was removed"),
+        "{x}"
+    );
+
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let s = &j["summary"];
+    assert_eq!(s["passed"], false, "{s}");
+    assert_eq!(s["tests"], 4, "{s}");
+    assert_eq!(s["errors"], 1, "{s}");
+    assert_eq!(s["failures"], 0, "{s}");
+    assert_eq!(s["skipped"], 2, "{s}");
+}
+
+/// The trace of a run; when `marker` appears in it, another PC/SC
+/// connection resets the card in reader 0 (the run holds no transaction
+/// while it writes a script's `== FILE` line).
+struct ResetOn {
+    marker: &'static str,
+    seen: String,
+    done: bool,
+}
+
+impl std::io::Write for ResetOn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.seen.push_str(&String::from_utf8_lossy(buf));
+        if !self.done && self.seen.contains(self.marker) {
+            self.done = true;
+            let mut other = PcscTransport::connect(Some(&reader(0)), ConnectOptions::default())
+                .expect("a second connection to the card");
+            other
+                .reconnect(true)
+                .expect("the other process resets the card");
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+use cardsmith::script::eval::Env;
+use cardsmith::script::{execute, parse_str, RunConfig, Target};
+use cardsmith::transport::pcsc::{ConnectOptions, PcscTransport};
+use cardsmith::transport::{Channel, ExchangeOptions, Transport};
+
+#[test]
+fn card_reset_by_another_process_mid_run_through_pcscd_is_an_error() {
+    let _g = pcsc();
+    let card = insert(blank(SimConfig::default()), 0, Faults::none());
+    let a = "test \"a1\"\n00 A4 00 0C 02 3F 00 => 9000\n00 84 00 00 08 => 9000\ntest \"a2\"\n00 84 00 00 08 => 9000\n";
+    let b = "test \"b1\"\n00 84 00 00 08 => 9000\ntest \"b2\"\n00 84 00 00 08 => 9000\n";
+    let scripts = vec![
+        ("a.apdu".to_string(), parse_str(a, "a.apdu").unwrap()),
+        ("b.apdu".to_string(), parse_str(b, "b.apdu").unwrap()),
+    ];
+    let t = PcscTransport::connect(Some(&reader(0)), ConnectOptions::default()).unwrap();
+    let mut ch = Channel::new(Box::new(t) as Box<dyn Transport>, ExchangeOptions::raw());
+    let mut trace = ResetOn {
+        marker: "== b.apdu",
+        seen: String::new(),
+        done: false,
+    };
+    let (r, err) = execute(
+        &scripts,
+        Env::new(),
+        Target::Card(&mut ch),
+        RunConfig::default(),
+        &mut trace,
+    );
+    drop(ch);
+    drop(card);
+    assert!(trace.done, "{}", trace.seen);
+    let err = err.expect("the run ends with the reset");
+    assert!(
+        format!("{err:#}").contains("reset by another process"),
+        "{err:#}"
+    );
+    assert_eq!(cardsmith::cli::exit_code(&err), 5);
+    let x = r.to_junit();
+    let cases = script_support::junit_cases(&x).unwrap_or_else(|e| panic!("{e}\n{x}"));
+    let got: Vec<(&str, &str, &str)> = cases
+        .iter()
+        .map(|c| (c.suite.as_str(), c.name.as_str(), c.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a.apdu", "a1", "passed"),
+            ("a.apdu", "a2", "passed"),
+            ("b.apdu", "b1", "error"),
+            ("b.apdu", "b2", "skipped")
+        ],
+        "{x}"
+    );
+    assert!(
+        cases[2]
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("reset by another process"),
+        "{x}"
+    );
+    let j: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(j["summary"]["passed"], false);
+    assert_eq!(j["summary"]["errors"], 1);
+    assert_eq!(j["summary"]["tests"], 4);
 }

@@ -23,7 +23,9 @@ fn expectations_pass_and_fail_with_location_and_details() {
     );
     assert!(!r.summary.passed);
     assert_eq!(r.summary.failures, 1);
-    let case = &r.suites[0].cases[1];
+    // The top level sends nothing: "one" is the only case.
+    assert_eq!(r.suites[0].cases.len(), 1);
+    let case = &r.suites[0].cases[0];
     assert_eq!(case.name, "one");
     assert_eq!(case.status, CaseStatus::Failed);
     let f = &case.failures[0];
@@ -51,7 +53,7 @@ fn keep_going_runs_everything_and_skips_nothing() {
     let (r, _) = run_default(text);
     assert_eq!(r.summary.failures, 1);
     assert_eq!(r.summary.skipped, 2);
-    assert_eq!(r.summary.tests, 4);
+    assert_eq!(r.summary.tests, 3);
 }
 
 #[test]
@@ -390,7 +392,7 @@ fn exit_codes_and_report_files() {
     assert_eq!(run(a.clone(), true).unwrap(), 0);
     let j: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
-    assert_eq!(j["summary"]["tests"], 2);
+    assert_eq!(j["summary"]["tests"], 1);
     assert_eq!(j["format"], "cardsmith-script-report");
     check_xml(&std::fs::read_to_string(dir.path().join("r.xml")).unwrap()).unwrap();
     let rec = Transcript::from_json(&std::fs::read_to_string(dir.path().join("rec.json")).unwrap())
@@ -556,4 +558,503 @@ fn chunked_update_binary_past_offset_32767_uses_odd_ins() {
         })
         .collect();
     assert_eq!(back, data, "{trace}");
+}
+
+// ------------------------------------------- the card goes away mid-run
+
+use cardsmith::sim::faults::Faults;
+use cardsmith::sim::SimCard;
+use cardsmith::transport::sim::SimTransport;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Four test cases; the top level only binds a variable. APDUs: 1–2 in
+/// "one", 3–4 in "two", 5 in "three", 6 in "four".
+const FOUR_CASES: &str = "let mf = 3F 00\ntest \"one\"\n00 A4 00 0C 02 ${mf} => 9000\n00 84 00 00 08 => 9000\ntest \"two\"\n00 A4 00 0C 02 3F 00 => 9000\n00 84 00 00 08 => 9000\ntest \"three\"\n00 84 00 00 08 => 9000\ntest \"four\"\n00 84 00 00 08 => 9000\n";
+
+/// When [`PcscFault`] strikes.
+#[derive(Clone, Copy)]
+enum When {
+    /// At APDU number k (1-based).
+    Apdu(u64),
+    /// At transaction number k (1-based).
+    Begin(u64),
+    /// At the first reconnect (a `reset` line).
+    Reconnect,
+}
+
+/// The simulated card with a PC/SC error injected at the transport seam:
+/// from the moment `when` on, every transmit, new transaction and
+/// reconnect fails with `code`, turned into a `TransportError` by the PC/SC
+/// transport's own mapping. This is how the kinds the simulated card cannot
+/// produce itself reach the runner: a reset by another process
+/// (`ResetCard`) and pcscd going away (`ServiceStopped`).
+struct PcscFault {
+    inner: SimTransport,
+    code: pcsc::Error,
+    when: When,
+    sent: Arc<AtomicU64>,
+    begun: u64,
+    fired: Arc<Mutex<bool>>,
+}
+
+fn injected(op: &'static str, code: pcsc::Error) -> TransportError {
+    cardsmith::transport::pcsc::map_error(op, "Injected Reader 00", code)
+}
+
+impl PcscFault {
+    fn new(code: pcsc::Error, when: When) -> PcscFault {
+        PcscFault {
+            inner: SimTransport::new(SimCard::blank(SimConfig::default())),
+            code,
+            when,
+            sent: Arc::new(AtomicU64::new(0)),
+            begun: 0,
+            fired: Arc::new(Mutex::new(false)),
+        }
+    }
+    fn fired(&self) -> bool {
+        *self.fired.lock().unwrap()
+    }
+    fn fire(&self) {
+        *self.fired.lock().unwrap() = true;
+    }
+}
+
+struct PcscFaultSession<'a> {
+    inner: Box<dyn Session + 'a>,
+    code: pcsc::Error,
+    at: Option<u64>,
+    sent: Arc<AtomicU64>,
+    fired: Arc<Mutex<bool>>,
+}
+
+impl Session for PcscFaultSession<'_> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let n = self.sent.fetch_add(1, Ordering::SeqCst) + 1;
+        if *self.fired.lock().unwrap() || self.at.is_some_and(|k| n >= k) {
+            *self.fired.lock().unwrap() = true;
+            return Err(injected("transmit", self.code));
+        }
+        self.inner.transmit(apdu)
+    }
+}
+
+impl Transport for PcscFault {
+    fn begin(&mut self) -> Result<Box<dyn Session + '_>, TransportError> {
+        self.begun += 1;
+        if self.fired() || matches!(self.when, When::Begin(k) if self.begun >= k) {
+            self.fire();
+            return Err(injected("begin transaction", self.code));
+        }
+        let at = match self.when {
+            When::Apdu(k) => Some(k),
+            _ => None,
+        };
+        let (code, sent, fired) = (self.code, self.sent.clone(), self.fired.clone());
+        Ok(Box::new(PcscFaultSession {
+            inner: self.inner.begin()?,
+            code,
+            at,
+            sent,
+            fired,
+        }))
+    }
+    fn reconnect(&mut self, reset: bool) -> Result<(), TransportError> {
+        if self.fired() || matches!(self.when, When::Reconnect) {
+            self.fire();
+            return Err(injected("reconnect", self.code));
+        }
+        self.inner.reconnect(reset)
+    }
+    fn atr(&self) -> Vec<u8> {
+        self.inner.atr()
+    }
+    fn protocol(&self) -> Protocol {
+        self.inner.protocol()
+    }
+    fn reader(&self) -> String {
+        "Injected Reader 00".into()
+    }
+}
+
+fn sim_with(faults: Faults) -> Box<dyn Transport> {
+    let card = Arc::new(Mutex::new(SimCard::blank(SimConfig::default())));
+    Box::new(SimTransport::shared(card, faults))
+}
+
+/// Run scripts (name, text) over `transport`: the report and the error that ended the run.
+fn run_over(
+    transport: Box<dyn Transport>,
+    scripts: &[(&str, &str)],
+    keep_going: bool,
+) -> (cardsmith::script::Report, Option<anyhow::Error>) {
+    let parsed: Vec<_> = scripts
+        .iter()
+        .map(|(name, text)| (name.to_string(), parse_str(text, name).unwrap()))
+        .collect();
+    let mut ch = Channel::new(transport, ExchangeOptions::raw());
+    execute(
+        &parsed,
+        Env::new(),
+        Target::Card(&mut ch),
+        RunConfig {
+            keep_going,
+            dry_run: false,
+        },
+        &mut std::io::sink(),
+    )
+}
+
+/// (name, status) of every case in the JSON report.
+fn json_statuses(j: &serde_json::Value) -> Vec<(String, String)> {
+    j["suites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["cases"].as_array().unwrap())
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+/// The reports of a run that the card left during "two" of FOUR_CASES:
+/// "one" passed, "two" an error carrying the transport failure, "three"
+/// and "four" skipped once each, the summary failed, 4 tests; the error
+/// leads to exit code `exit`.
+fn assert_interrupted_in_two(
+    r: &cardsmith::script::Report,
+    err: Option<anyhow::Error>,
+    failure: &str,
+    exit: i32,
+) {
+    let err = err.expect("the run ends with the transport error");
+    assert!(format!("{err:#}").contains(failure), "{err:#}");
+    assert_eq!(cardsmith::cli::exit_code(&err), exit, "{err:#}");
+    let j: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    let s = &j["summary"];
+    assert_eq!(s["passed"], false, "{s}");
+    assert_eq!(s["tests"], 4, "{s}");
+    assert_eq!(s["errors"], 1, "{s}");
+    assert_eq!(s["failures"], 0, "{s}");
+    assert_eq!(s["skipped"], 2, "{s}");
+    assert_eq!(
+        json_statuses(&j),
+        pairs(&[
+            ("one", "passed"),
+            ("two", "error"),
+            ("three", "skipped"),
+            ("four", "skipped")
+        ])
+    );
+    let two = &j["suites"][0]["cases"][1];
+    assert!(
+        two["error"].as_str().unwrap_or("").contains(failure),
+        "{two}"
+    );
+    // The command that was on its way is in the case, with the failure.
+    let last = two["steps"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["command"], "00 84 00 00 08", "{last}");
+    assert_eq!(last["ok"], false, "{last}");
+    assert!(
+        last["message"].as_str().unwrap().contains(failure),
+        "{last}"
+    );
+
+    let x = r.to_junit();
+    let cases = junit_cases(&x).unwrap_or_else(|e| panic!("{e}\n{x}"));
+    assert_eq!(
+        outcomes(&cases),
+        pairs(&[
+            ("one", "passed"),
+            ("two", "error"),
+            ("three", "skipped"),
+            ("four", "skipped")
+        ]),
+        "{x}"
+    );
+    assert!(
+        cases[1].message.as_deref().unwrap().contains(failure),
+        "{x}"
+    );
+    assert_eq!(
+        attr(&x, "testsuites", "errors").as_deref(),
+        Some("1"),
+        "{x}"
+    );
+    assert!(x.contains("type=\"transport\""), "{x}");
+}
+
+#[test]
+fn card_removed_mid_run_is_an_error_in_every_report() {
+    let (r, err) = run_over(
+        sim_with(Faults {
+            remove_at: Some(4),
+            ..Faults::none()
+        }),
+        &[("s.apdu", FOUR_CASES)],
+        false,
+    );
+    assert_interrupted_in_two(&r, err, "was removed", 3);
+}
+
+#[test]
+fn mute_card_mid_run_is_an_error_in_every_report() {
+    let (r, err) = run_over(
+        sim_with(Faults {
+            mute_from: Some(4),
+            ..Faults::none()
+        }),
+        &[("s.apdu", FOUR_CASES)],
+        false,
+    );
+    assert_interrupted_in_two(&r, err, "did not answer", 5);
+}
+
+#[test]
+fn card_reset_by_another_process_mid_run_is_an_error_in_every_report() {
+    let t = PcscFault::new(pcsc::Error::ResetCard, When::Apdu(4));
+    let (r, err) = run_over(Box::new(t), &[("s.apdu", FOUR_CASES)], false);
+    assert_interrupted_in_two(&r, err, "was reset by another process", 5);
+}
+
+#[test]
+fn pcscd_gone_mid_run_is_an_error_in_every_report() {
+    let t = PcscFault::new(pcsc::Error::ServiceStopped, When::Apdu(4));
+    let (r, err) = run_over(Box::new(t), &[("s.apdu", FOUR_CASES)], false);
+    assert_interrupted_in_two(&r, err, "PC/SC service is not running", 3);
+}
+
+#[test]
+fn keep_going_does_not_hide_a_transport_error() {
+    // "one" fails an expectation, then the card is pulled in "two".
+    let text = FOUR_CASES.replace("${mf} => 9000", "${mf} => 6A82");
+    let (r, err) = run_over(
+        sim_with(Faults {
+            remove_at: Some(4),
+            ..Faults::none()
+        }),
+        &[("s.apdu", &text)],
+        true,
+    );
+    assert_eq!(cardsmith::cli::exit_code(&err.unwrap()), 3);
+    let j: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(
+        json_statuses(&j),
+        pairs(&[
+            ("one", "failed"),
+            ("two", "error"),
+            ("three", "skipped"),
+            ("four", "skipped")
+        ])
+    );
+    assert_eq!(j["summary"]["failures"], 1);
+    assert_eq!(j["summary"]["errors"], 1);
+    assert_eq!(j["summary"]["passed"], false);
+    let cases = junit_cases(&r.to_junit()).unwrap();
+    assert_eq!(cases[0].outcome, "failure");
+    assert_eq!(cases[1].outcome, "error");
+}
+
+#[test]
+fn transaction_refused_between_cases_is_an_error_of_the_next_case() {
+    // `option` lines split the script into transactions; the second one
+    // cannot begin. "one" had run completely: it passed. "two" is where the
+    // run was when the card went away.
+    let text = FOUR_CASES.replace("test \"two\"", "option resend-6c off\ntest \"two\"");
+    let t = PcscFault::new(pcsc::Error::RemovedCard, When::Begin(2));
+    let (r, err) = run_over(Box::new(t), &[("s.apdu", &text)], false);
+    assert_eq!(cardsmith::cli::exit_code(&err.unwrap()), 3);
+    let j: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(
+        json_statuses(&j),
+        pairs(&[
+            ("one", "passed"),
+            ("two", "error"),
+            ("three", "skipped"),
+            ("four", "skipped")
+        ])
+    );
+    assert!(junit_cases(&r.to_junit()).is_ok());
+    // Refused in the middle of "two": "two" is the error, not "three".
+    let text = FOUR_CASES.replace(
+        "00 A4 00 0C 02 3F 00 => 9000\n",
+        "00 A4 00 0C 02 3F 00 => 9000\noption resend-6c off\n",
+    );
+    let t = PcscFault::new(pcsc::Error::RemovedCard, When::Begin(2));
+    let (r, _) = run_over(Box::new(t), &[("s.apdu", &text)], false);
+    let j: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(
+        json_statuses(&j),
+        pairs(&[
+            ("one", "passed"),
+            ("two", "error"),
+            ("three", "skipped"),
+            ("four", "skipped")
+        ])
+    );
+}
+
+#[test]
+fn a_failed_reset_is_an_error_of_its_case() {
+    // The card is gone when the `reset` line of "b" reconnects.
+    let text = "test \"a\"\n00 A4 00 0C 02 3F 00 => 9000\ntest \"b\"\nreset\n00 84 00 00 08 => 9000\ntest \"c\"\n00 84 00 00 08\n";
+    let t = PcscFault::new(pcsc::Error::RemovedCard, When::Reconnect);
+    let (r, err) = run_over(Box::new(t), &[("s.apdu", text)], false);
+    assert_eq!(cardsmith::cli::exit_code(&err.unwrap()), 3);
+    let j: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(
+        json_statuses(&j),
+        pairs(&[("a", "passed"), ("b", "error"), ("c", "skipped")])
+    );
+    let b = &j["suites"][0]["cases"][1];
+    assert!(b["error"].as_str().unwrap().contains("was removed"), "{b}");
+    let step = &b["steps"][0];
+    assert_eq!(step["kind"], "reset", "{b}");
+    assert_eq!(step["ok"], false, "{b}");
+    // The transcript has the command that was answered, and no reset.
+    let t = Transcript::from_report(&r);
+    assert_eq!(t.entries.len(), 1, "{:?}", t.entries);
+    assert_eq!(t.entries[0].kind, "apdu");
+    let cases = junit_cases(&r.to_junit()).unwrap();
+    assert_eq!(cases.len(), 3);
+}
+
+#[test]
+fn later_scripts_are_skipped_once_after_a_transport_error() {
+    let (r, err) = run_over(
+        sim_with(Faults {
+            remove_at: Some(4),
+            ..Faults::none()
+        }),
+        &[
+            ("s.apdu", FOUR_CASES),
+            (
+                "t.apdu",
+                "00 A4 00 0C 02 3F 00\ntest \"t1\"\n00 84 00 00 08\n",
+            ),
+            (
+                "u.apdu",
+                "let x = 01\ntest \"u1\"\n00 84 00 00 08\ntest \"u2\"\n",
+            ),
+        ],
+        false,
+    );
+    assert!(err.is_some());
+    let j: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(
+        json_statuses(&j),
+        pairs(&[
+            ("one", "passed"),
+            ("two", "error"),
+            ("three", "skipped"),
+            ("four", "skipped"),
+            ("t.apdu (top level)", "skipped"),
+            ("t1", "skipped"),
+            ("u1", "skipped"),
+            ("u2", "skipped"),
+        ])
+    );
+    assert_eq!(j["summary"]["tests"], 8);
+    assert_eq!(j["summary"]["skipped"], 6);
+    let cases = junit_cases(&r.to_junit()).unwrap();
+    assert_eq!(cases.len(), 8);
+}
+
+#[test]
+fn counts_match_the_script() {
+    // Four test cases and a top level that only binds a variable: 4 tests.
+    let (r, trace) = run_default(FOUR_CASES);
+    let j: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(j["summary"]["tests"], 4, "{trace}");
+    assert_eq!(j["summary"]["passed"], true);
+    let cases = junit_cases(&r.to_junit()).unwrap();
+    assert_eq!(cases.len(), 4);
+    assert!(cases.iter().all(|c| c.outcome == "passed"));
+    // Commands before the first test are a case of their own.
+    let (r, _) = run_default(&format!("00 A4 00 0C 02 3F 00 => 9000\n{FOUR_CASES}"));
+    let cases = junit_cases(&r.to_junit()).unwrap();
+    assert_eq!(cases.len(), 5);
+    assert_eq!(cases[0].name, "inline.apdu (top level)");
+    // A script without tests is one case; an empty script none.
+    let (r, _) = run_default("00 A4 00 0C 02 3F 00 => 9000\n");
+    assert_eq!(junit_cases(&r.to_junit()).unwrap().len(), 1);
+    let (r, _) = run_default("# nothing\n");
+    assert_eq!(junit_cases(&r.to_junit()).unwrap().len(), 0);
+    // A `let` that fails at the top level is reported, in the top-level case.
+    let (r, _) = run_default(&format!(
+        "let big = len({})\n{FOUR_CASES}",
+        "00 ".repeat(300)
+    ));
+    let cases = junit_cases(&r.to_junit()).unwrap();
+    assert_eq!(cases[0].name, "inline.apdu (top level)");
+    assert_eq!(cases[0].outcome, "failure");
+    assert_eq!(cases.len(), 5);
+    assert!(cases[1..].iter().all(|c| c.outcome == "skipped"));
+}
+
+/// A card that answers one byte (no status word) from APDU number 2 on.
+struct Garbled {
+    n: Arc<AtomicU64>,
+}
+
+struct GarbledSession(Arc<AtomicU64>);
+
+impl Session for GarbledSession {
+    fn transmit(&mut self, _apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+        Ok(if n >= 2 { vec![0x90] } else { vec![0x90, 0x00] })
+    }
+}
+
+impl Transport for Garbled {
+    fn begin(&mut self) -> Result<Box<dyn Session + '_>, TransportError> {
+        Ok(Box::new(GarbledSession(self.n.clone())))
+    }
+    fn reconnect(&mut self, _reset: bool) -> Result<(), TransportError> {
+        Ok(())
+    }
+    fn atr(&self) -> Vec<u8> {
+        vec![0x3B, 0x00]
+    }
+    fn protocol(&self) -> Protocol {
+        Protocol::T1
+    }
+    fn reader(&self) -> String {
+        "garbled".into()
+    }
+}
+
+#[test]
+fn a_malformed_answer_is_an_exchange_error() {
+    let t = Garbled {
+        n: Arc::new(AtomicU64::new(0)),
+    };
+    let (r, err) = run_over(Box::new(t), &[("s.apdu", FOUR_CASES)], false);
+    assert_eq!(cardsmith::cli::exit_code(&err.unwrap()), 5);
+    let x = r.to_junit();
+    let cases = junit_cases(&x).unwrap_or_else(|e| panic!("{e}\n{x}"));
+    assert_eq!(
+        outcomes(&cases),
+        pairs(&[
+            ("one", "error"),
+            ("two", "skipped"),
+            ("three", "skipped"),
+            ("four", "skipped")
+        ])
+    );
+    assert!(x.contains("type=\"exchange\""), "{x}");
+    assert!(
+        cases[0].message.as_deref().unwrap().contains("malformed"),
+        "{x}"
+    );
 }

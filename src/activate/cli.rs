@@ -504,7 +504,8 @@ fn run_counter(c: &CounterArgs, reader: &str, pins: &PinArgs, show: &ShowArgs) -
                 ch.release();
             }
             Err(e) => screen.say(&format!(
-                "\nThe card cannot be read: {e:#}. Remove the card."
+                "\nThe card cannot be read: {}. Remove the card.",
+                crate::errors::error_text(&e)
             )),
         }
         screen.say("Waiting for the card to be removed …");

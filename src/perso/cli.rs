@@ -244,7 +244,7 @@ pub fn open_channel(a: &CardArgs, side: &IssuerSide) -> Result<Channel> {
             scp03: side.scp03.as_ref(),
         };
         let card = SimCard::open_image_provisioned(img, SimConfig::default(), provision)
-            .with_context(|| format!("opening simulated card image {}", img.display()))?;
+            .context("opening the simulated card image")?;
         let mut card = card;
         card.power_on();
         return Ok(Channel::new(

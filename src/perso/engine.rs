@@ -313,7 +313,7 @@ fn personalize_inner(
     if let Some(e) = err {
         return Err(PersoError {
             stage: Stage::Scripts,
-            detail: format!("{e:#}"),
+            detail: crate::errors::error_text(&e),
             transport: true,
         });
     }

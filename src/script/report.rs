@@ -19,13 +19,19 @@ pub struct Report {
     pub dry_run: bool,
     pub suites: Vec<Suite>,
     pub warnings: Vec<Warning>,
+    /// The transport failure that ended the run (card removed or reset,
+    /// mute card, PC/SC service gone), if one did.
+    pub error: Option<String>,
     pub summary: Summary,
 }
 
 #[derive(Debug, Clone, Serialize, Default, PartialEq, Eq)]
 pub struct Summary {
     pub tests: usize,
+    /// Cases with an unmet expectation.
     pub failures: usize,
+    /// Cases interrupted by a transport failure.
+    pub errors: usize,
     pub skipped: usize,
     pub commands: usize,
     pub passed: bool,
@@ -45,7 +51,10 @@ pub struct Suite {
 pub enum CaseStatus {
     Passed,
     Failed,
-    /// Not run: an earlier failure stopped the run, or `exit` ended it.
+    /// The run was in this case when the transport failed (card removed
+    /// or reset, mute card, PC/SC service gone): `Case::error` says how.
+    Error,
+    /// Not started: an earlier failure stopped the run, or `exit` ended it.
     Skipped,
 }
 
@@ -61,6 +70,30 @@ pub struct Case {
     pub micros: u64,
     pub steps: Vec<Step>,
     pub failures: Vec<Failure>,
+    /// The failure that interrupted this case (status `error`).
+    pub error: Option<String>,
+    /// What failed: `transport` (the card was removed or reset, a mute
+    /// card, the PC/SC service gone) or `exchange` (the card's answer could
+    /// not be used: malformed, an endless GET RESPONSE loop).
+    pub error_type: Option<String>,
+}
+
+impl Case {
+    /// A case with nothing recorded yet.
+    pub fn new(name: String, top: bool, file: String, line: usize, status: CaseStatus) -> Case {
+        Case {
+            name,
+            top,
+            file,
+            line,
+            status,
+            micros: 0,
+            steps: Vec::new(),
+            failures: Vec::new(),
+            error: None,
+            error_type: None,
+        }
+    }
 }
 
 /// One thing sent (or done) and what came back.
@@ -130,6 +163,10 @@ impl Report {
             .clone()
             .filter(|c| c.status == CaseStatus::Failed)
             .count();
+        self.summary.errors = cases
+            .clone()
+            .filter(|c| c.status == CaseStatus::Error)
+            .count();
         self.summary.skipped = cases
             .clone()
             .filter(|c| c.status == CaseStatus::Skipped)
@@ -138,40 +175,49 @@ impl Report {
             .flat_map(|c| &c.steps)
             .filter(|s| (s.kind == "command" || s.kind == "chunk") && s.command.is_some())
             .count();
-        self.summary.passed = self.summary.failures == 0;
+        self.summary.passed =
+            self.summary.failures == 0 && self.summary.errors == 0 && self.error.is_none();
     }
 
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
 
-    /// JUnit XML: one `testsuite` per script, one `testcase` per case.
+    /// JUnit XML: one `testsuite` per script, one `testcase` per case. A
+    /// case has at most one outcome element: `<failure>` (unmet
+    /// expectations), `<error>` (the transport failed during it; any unmet
+    /// expectations before that are listed in its text) or `<skipped/>`;
+    /// the `tests`, `failures`, `errors` and `skipped` counts of every
+    /// suite and of the whole report are the counts of those elements.
     pub fn to_junit(&self) -> String {
         let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let count =
+            |cases: &[Case], st: CaseStatus| cases.iter().filter(|c| c.status == st).count();
+        let total_time: u64 = self
+            .suites
+            .iter()
+            .flat_map(|s| &s.cases)
+            .map(|c| c.micros)
+            .sum();
         let _ = writeln!(
             x,
-            "<testsuites name=\"cardsmith run\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" errors=\"0\">",
-            self.summary.tests, self.summary.failures, self.summary.skipped
+            "<testsuites name=\"cardsmith run\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.6}\">",
+            self.summary.tests,
+            self.summary.failures,
+            self.summary.errors,
+            self.summary.skipped,
+            total_time as f64 / 1e6
         );
         for s in &self.suites {
-            let failures = s
-                .cases
-                .iter()
-                .filter(|c| c.status == CaseStatus::Failed)
-                .count();
-            let skipped = s
-                .cases
-                .iter()
-                .filter(|c| c.status == CaseStatus::Skipped)
-                .count();
             let time: u64 = s.cases.iter().map(|c| c.micros).sum();
             let _ = writeln!(
                 x,
-                "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" errors=\"0\" time=\"{:.6}\">",
+                "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.6}\">",
                 xml_escape(&s.file),
                 s.cases.len(),
-                failures,
-                skipped,
+                count(&s.cases, CaseStatus::Failed),
+                count(&s.cases, CaseStatus::Error),
+                count(&s.cases, CaseStatus::Skipped),
                 time as f64 / 1e6
             );
             for c in &s.cases {
@@ -190,26 +236,33 @@ impl Report {
                         x.push_str(">\n      <skipped/>\n    </testcase>\n");
                     }
                     CaseStatus::Failed => {
-                        x.push_str(">\n");
-                        let first = c.failures.first();
-                        let msg = first.map(|f| f.headline()).unwrap_or_default();
-                        let mut body = String::new();
-                        for f in &c.failures {
-                            let _ = writeln!(body, "{}", f.headline());
-                            if let Some(cmd) = &f.command {
-                                let _ = writeln!(body, "  command:  {cmd}");
-                            }
-                            if let Some(e) = &f.expected {
-                                let _ = writeln!(body, "  expected: {e}");
-                            }
-                            if let Some(g) = &f.got {
-                                let _ = writeln!(body, "  got:      {g}");
-                            }
-                        }
+                        let msg = c.failures.first().map(|f| f.headline()).unwrap_or_default();
                         let _ = writeln!(
                             x,
-                            "      <failure message=\"{}\" type=\"expectation\">{}</failure>",
+                            ">\n      <failure message=\"{}\" type=\"expectation\">{}</failure>",
                             xml_escape(&msg),
+                            xml_text(&failures_text(&c.failures))
+                        );
+                        x.push_str("    </testcase>\n");
+                    }
+                    CaseStatus::Error => {
+                        let msg = c.error.as_deref().unwrap_or("the transport failed");
+                        let mut body = String::new();
+                        // Where it happened: the step that met the failure.
+                        if let Some(st) = c.steps.last().filter(|st| !st.ok) {
+                            let _ = writeln!(body, "{}:{}: {msg}", st.file, st.line);
+                            if let Some(cmd) = &st.command {
+                                let _ = writeln!(body, "  command:  {cmd}");
+                            }
+                        } else {
+                            let _ = writeln!(body, "{msg}");
+                        }
+                        body.push_str(&failures_text(&c.failures));
+                        let _ = writeln!(
+                            x,
+                            ">\n      <error message=\"{}\" type=\"{}\">{}</error>",
+                            xml_escape(msg),
+                            xml_escape(c.error_type.as_deref().unwrap_or("transport")),
                             xml_text(&body)
                         );
                         x.push_str("    </testcase>\n");
@@ -221,6 +274,24 @@ impl Report {
         x.push_str("</testsuites>\n");
         x
     }
+}
+
+/// Every unmet expectation, with the command, what was expected and what came back.
+fn failures_text(failures: &[Failure]) -> String {
+    let mut body = String::new();
+    for f in failures {
+        let _ = writeln!(body, "{}", f.headline());
+        if let Some(cmd) = &f.command {
+            let _ = writeln!(body, "  command:  {cmd}");
+        }
+        if let Some(e) = &f.expected {
+            let _ = writeln!(body, "  expected: {e}");
+        }
+        if let Some(g) = &f.got {
+            let _ = writeln!(body, "  got:      {g}");
+        }
+    }
+    body
 }
 
 /// Escape for XML text and attribute values. Characters XML 1.0 cannot
@@ -263,6 +334,15 @@ pub fn step_text(s: &Step) -> String {
     let mut t = String::new();
     let at = format!("{}:{}", s.file, s.line);
     match s.kind.as_str() {
+        "reset" if !s.ok => {
+            let _ = writeln!(
+                t,
+                "> RESET  [{at}]\n  FAILED: {}",
+                s.message
+                    .as_deref()
+                    .unwrap_or("the card could not be reset")
+            );
+        }
         "reset" => {
             let _ = writeln!(t, "> RESET  [{at}]\n< {}", s.data.as_deref().unwrap_or(""));
         }

@@ -201,12 +201,27 @@ fn print_summary(r: &Report) {
                     }
                 }
             }
+            if c.status == CaseStatus::Error {
+                println!("ERROR {} ({}:{})", c.name, c.file, c.line);
+                if let Some(st) = c.steps.last().filter(|st| !st.ok) {
+                    println!(
+                        "  {}:{}: {}",
+                        st.file,
+                        st.line,
+                        c.error.as_deref().unwrap_or("")
+                    );
+                } else {
+                    println!("  {}", c.error.as_deref().unwrap_or(""));
+                }
+            }
         }
     }
     println!(
-        "{} tests, {} failed, {} skipped, {} commands{}{}",
+        "{} tests, {} failed, {} {}, {} skipped, {} commands{}{}",
         s.tests,
         s.failures,
+        s.errors,
+        if s.errors == 1 { "error" } else { "errors" },
         s.skipped,
         s.commands,
         if r.dry_run { " (dry run)" } else { "" },
@@ -291,8 +306,14 @@ pub fn var_from_arg(kv: &str, secret: bool) -> Result<(String, Value), String> {
 
 /// A record file: a JSON object of name → value.
 pub fn vars_from_json(text: &str) -> Result<Vec<(String, Value)>, String> {
-    let v: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| format!("line {}, column {}: {e}", e.line(), e.column()))?;
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        format!(
+            "line {}, column {}: {}",
+            e.line(),
+            e.column(),
+            crate::errors::json_message(&e)
+        )
+    })?;
     let serde_json::Value::Object(map) = v else {
         return Err("expected a JSON object of variables, e.g. {\"aid\": \"A000000003\", \"name\": {\"text\": \"ALICE\"}}".into());
     };
@@ -471,7 +492,30 @@ struct Exec<'w> {
     last_resp: Option<(Vec<u8>, [u8; 2])>,
     secret_names: BTreeSet<String>,
     stop: bool,
+    /// The script being run (for its top-level case).
+    file: String,
+    /// Index, within the segment being run, of the statement under way.
+    at: Option<usize>,
     out: &'w mut dyn Write,
+}
+
+/// Whether a statement needs the card: these alone are run inside a card
+/// transaction, and commands before a script's first `test` make its
+/// top-level case.
+fn touches_card(st: &Stmt) -> bool {
+    matches!(
+        st.kind,
+        StmtKind::Command { .. } | StmtKind::Chunked { .. } | StmtKind::Reset
+    )
+}
+
+/// Whether the statements before a script's first `test` send anything:
+/// only then is "FILE (top level)" a test case of its own.
+fn has_top_level_case(stmts: &[Stmt]) -> bool {
+    stmts
+        .iter()
+        .take_while(|s| !matches!(s.kind, StmtKind::Test { .. }))
+        .any(touches_card)
 }
 
 /// Run (or, with [`Target::DryRun`], render) scripts. `scripts` are
@@ -501,6 +545,8 @@ pub fn execute(
         last_resp: None,
         secret_names: BTreeSet::new(),
         stop: false,
+        file: String::new(),
+        at: None,
         out: trace,
     };
     // `secret NAME` applies to the whole run, wherever it is written.
@@ -541,12 +587,16 @@ pub fn execute(
             cases: Vec::new(),
         });
         let _ = writeln!(ex.out, "== {file}");
-        ex.open_case(file, 1, true);
+        ex.file = file.clone();
+        let stmts = &script.stmts;
+        if has_top_level_case(stmts) {
+            ex.open_case(file, 1, true);
+        }
         if ex.stop {
-            ex.skip_rest(&script.stmts);
+            ex.skip_rest(stmts);
+            ex.close_case();
             continue;
         }
-        let stmts = &script.stmts;
         let mut i = 0;
         while i < stmts.len() && !ex.stop {
             let Some(st) = stmts.get(i) else { break };
@@ -554,9 +604,21 @@ pub fn execute(
                 (StmtKind::Reset, Target::Card(ch)) => {
                     ex.flush();
                     let t0 = Instant::now();
-                    if let Err(e) = ch.reconnect(true) {
-                        error = Some(anyhow::Error::new(ExchangeError::Transport(e)));
-                        ex.stop = true;
+                    let reconnected = ch.reconnect(true);
+                    let micros = t0.elapsed().as_micros() as u64;
+                    if let Err(e) = reconnected {
+                        let e = ExchangeError::Transport(e);
+                        ex.push_step(Step {
+                            file: st.loc.file.to_string(),
+                            line: st.loc.line,
+                            kind: "reset".into(),
+                            ok: false,
+                            message: Some(e.to_string()),
+                            micros,
+                            ..Step::default()
+                        });
+                        ex.interrupt(stmts.get(i..).unwrap_or(&[]), true, &e);
+                        error = Some(anyhow::Error::new(e));
                         break;
                     }
                     let atr = hex::spaced(&ch.atr());
@@ -566,7 +628,7 @@ pub fn execute(
                         kind: "reset".into(),
                         data: Some(atr),
                         ok: true,
-                        micros: t0.elapsed().as_micros() as u64,
+                        micros,
                         ..Step::default()
                     });
                     i += 1;
@@ -604,16 +666,28 @@ pub fn execute(
                     let seg = stmts.get(i..end).unwrap_or(&[]);
                     let mut done = 0;
                     match t {
-                        Target::DryRun => done = ex.run_stmts(None, seg, file),
+                        // Statements that do not need the card (variables,
+                        // test names, exit) need no transaction either.
+                        Target::Card(_) if !seg.iter().any(touches_card) => {
+                            done = ex.run_stmts(None, seg)
+                        }
+                        Target::DryRun => done = ex.run_stmts(None, seg),
                         Target::Card(ch) => {
+                            ex.at = None;
                             let r = ch.run(|x| -> Result<(), SegErr> {
-                                done = ex.run_stmts_live(x, seg, file)?;
+                                done = ex.run_stmts_live(x, seg)?;
                                 Ok(())
                             });
                             if let Err(SegErr(e)) = r {
-                                ex.flush();
+                                // Either a statement met the failure, or the
+                                // transaction could not begin (nothing ran).
+                                let (from, failing) = match ex.at {
+                                    Some(k) => (i + k, true),
+                                    None => (i, false),
+                                };
+                                ex.interrupt(stmts.get(from..).unwrap_or(&[]), failing, &e);
                                 error = Some(anyhow::Error::new(e));
-                                ex.stop = true;
+                                break;
                             }
                         }
                     }
@@ -629,6 +703,7 @@ pub fn execute(
     }
     ex.flush();
     ex.close_case();
+    ex.report.error = error.as_ref().map(|e| e.to_string());
     ex.report.finish();
     (ex.report, error)
 }
@@ -642,21 +717,43 @@ impl Exec<'_> {
         } else {
             String::new()
         };
-        self.case = Some(Case {
+        self.case = Some(Case::new(
             name,
             top,
-            file: file.to_string(),
+            file.to_string(),
             line,
-            status: if self.stop {
+            if self.stop {
                 CaseStatus::Skipped
             } else {
                 CaseStatus::Passed
             },
-            micros: 0,
-            steps: Vec::new(),
-            failures: Vec::new(),
-        });
+        ));
         self.case_start = Instant::now();
+    }
+
+    /// Start the case of a `test` line.
+    fn open_test(&mut self, st: &Stmt, name: &str) {
+        self.open_case(&st.loc.file, st.loc.line, false);
+        if let Some(c) = self.case.as_mut() {
+            c.name = name.to_string();
+        }
+    }
+
+    /// The case to record into: the open one, or else the script's
+    /// top-level case (for a top level that only binds variables, it is
+    /// opened when one of them fails).
+    fn ensure_case(&mut self) {
+        if self.case.is_none() {
+            let file = self.file.clone();
+            self.case = Some(Case::new(
+                format!("{file} (top level)"),
+                true,
+                file,
+                1,
+                CaseStatus::Passed,
+            ));
+            self.case_start = Instant::now();
+        }
     }
 
     fn close_case(&mut self) {
@@ -670,29 +767,79 @@ impl Exec<'_> {
         }
     }
 
-    /// Mark named tests among `rest` as skipped (the run stopped before them).
+    /// Mark named tests among `rest` as skipped (the run stopped before
+    /// they started). The open case is closed as it is.
     fn skip_rest(&mut self, rest: &[Stmt]) {
         self.flush();
         for st in rest {
             if let StmtKind::Test { name } = &st.kind {
                 self.close_case();
-                self.case = Some(Case {
-                    name: name.clone(),
-                    top: false,
-                    file: st.loc.file.to_string(),
-                    line: st.loc.line,
-                    status: CaseStatus::Skipped,
-                    micros: 0,
-                    steps: Vec::new(),
-                    failures: Vec::new(),
-                });
+                self.case = Some(Case::new(
+                    name.clone(),
+                    false,
+                    st.loc.file.to_string(),
+                    st.loc.line,
+                    CaseStatus::Skipped,
+                ));
             }
         }
+    }
+
+    /// The transport failed. `rest` are the script's statements that did
+    /// not finish, from the one that met the failure (`failing`), or from
+    /// the first of a transaction that could not begin. The case holding
+    /// the first of them that needs the card is where the run was: it is
+    /// an error with the failure as its message. Cases before it that have
+    /// nothing for the card and cases after it never started: skipped.
+    fn interrupt(&mut self, rest: &[Stmt], failing: bool, e: &ExchangeError) {
+        self.flush();
+        let k = if failing {
+            0
+        } else {
+            rest.iter().position(touches_card).unwrap_or(0)
+        };
+        let upto = rest.get(..=k).unwrap_or(rest);
+        match upto
+            .iter()
+            .rposition(|s| matches!(s.kind, StmtKind::Test { .. }))
+        {
+            Some(t) => {
+                self.skip_rest(upto.get(..t).unwrap_or(&[]));
+                if let Some(
+                    st @ Stmt {
+                        kind: StmtKind::Test { name },
+                        ..
+                    },
+                ) = upto.get(t)
+                {
+                    self.open_test(st, name);
+                }
+            }
+            None => self.ensure_case(),
+        }
+        if let Some(c) = self.case.as_mut() {
+            c.status = CaseStatus::Error;
+            c.error = Some(e.to_string());
+            c.error_type = Some(
+                match e {
+                    ExchangeError::Transport(_) => "transport",
+                    _ => "exchange",
+                }
+                .into(),
+            );
+        }
+        if !failing {
+            // No step shows it: the transaction could not begin.
+            let _ = writeln!(self.out, "! {e}");
+        }
+        self.stop = true;
+        self.skip_rest(rest.get(k + 1..).unwrap_or(&[]));
     }
 
     fn flush(&mut self) {
         if let Some(s) = self.pending.take() {
             let _ = write!(self.out, "{}", report::step_text(&s));
+            self.ensure_case();
             if let Some(c) = self.case.as_mut() {
                 c.steps.push(s);
             }
@@ -706,6 +853,7 @@ impl Exec<'_> {
     }
 
     fn fail(&mut self, f: Failure) {
+        self.ensure_case();
         if let Some(c) = self.case.as_mut() {
             c.status = CaseStatus::Failed;
             c.failures.push(f);
@@ -719,14 +867,13 @@ impl Exec<'_> {
         &mut self,
         x: &mut Exchange<'_>,
         seg: &[Stmt],
-        file: &str,
     ) -> Result<usize, ExchangeError> {
-        self.run_inner(Some(x), seg, file)
+        self.run_inner(Some(x), seg)
     }
 
-    fn run_stmts(&mut self, x: Option<&mut Exchange<'_>>, seg: &[Stmt], file: &str) -> usize {
+    fn run_stmts(&mut self, x: Option<&mut Exchange<'_>>, seg: &[Stmt]) -> usize {
         // Without an exchange nothing can fail at the transport level.
-        self.run_inner(x, seg, file).unwrap_or(seg.len())
+        self.run_inner(x, seg).unwrap_or(seg.len())
     }
 
     /// Run statements; returns how many ran.
@@ -734,19 +881,15 @@ impl Exec<'_> {
         &mut self,
         mut x: Option<&mut Exchange<'_>>,
         seg: &[Stmt],
-        file: &str,
     ) -> Result<usize, ExchangeError> {
         for (k, st) in seg.iter().enumerate() {
             if self.stop {
                 return Ok(k);
             }
+            self.at = Some(k);
             match &st.kind {
                 StmtKind::Test { name } => {
-                    self.open_case(file, st.loc.line, false);
-                    if let Some(c) = self.case.as_mut() {
-                        c.name = name.clone();
-                        c.file = st.loc.file.to_string();
-                    }
+                    self.open_test(st, name);
                     let _ = writeln!(self.out, "-- test \"{name}\"  [{}]", st.loc);
                 }
                 StmtKind::Let { name, value } => {
@@ -927,11 +1070,62 @@ impl Exec<'_> {
             return Ok(());
         };
         let t0 = Instant::now();
-        let resp = x.transmit_bytes(v.expose(), sensitive)?;
+        let sent = x.transmit_bytes(v.expose(), sensitive);
         let micros = t0.elapsed().as_micros() as u64;
         let wire = x.take_trace();
-        self.finish_step(st, "command", shown, &resp, micros, wire, expect);
-        Ok(())
+        match sent {
+            Ok(resp) => {
+                self.finish_step(st, "command", shown, &resp, micros, wire, expect);
+                Ok(())
+            }
+            Err(e) => {
+                self.transport_step(st, "command", shown, micros, wire, expect, &e);
+                Err(e)
+            }
+        }
+    }
+
+    /// The APDUs on the wire, response data redacted.
+    fn wire(&self, wire: Vec<TraceEntry>) -> Vec<Wire> {
+        wire.iter()
+            .map(|w| Wire {
+                command: w.command.clone(),
+                data: match hex::parse(&w.response) {
+                    Ok(b) => self.redactor.show(&b).0,
+                    Err(_) => String::new(),
+                },
+                sw: hex::compact(&w.sw.bytes()),
+                micros: w.elapsed.as_micros() as u64,
+            })
+            .collect()
+    }
+
+    /// The step of a command that met a transport failure: no response, the
+    /// failure as its message. (The case becomes an error in `interrupt`.)
+    #[allow(clippy::too_many_arguments)]
+    fn transport_step(
+        &mut self,
+        st: &Stmt,
+        kind: &str,
+        shown: String,
+        micros: u64,
+        wire: Vec<TraceEntry>,
+        expect: Option<&Expect>,
+        e: &ExchangeError,
+    ) {
+        let wire = self.wire(wire);
+        self.push_step(Step {
+            file: st.loc.file.to_string(),
+            line: st.loc.line,
+            kind: kind.into(),
+            command: Some(shown),
+            expected: expect.map(eval::describe_expect),
+            ok: false,
+            message: Some(e.to_string()),
+            micros,
+            wire,
+            ..Step::default()
+        });
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -950,18 +1144,7 @@ impl Exec<'_> {
         let nodes = tlv::decode(&resp.data);
         let tlv_text = (!resp.data.is_empty() && !hidden && tlv::is_clean(&nodes))
             .then(|| tlv::render(&nodes));
-        let wire: Vec<Wire> = wire
-            .iter()
-            .map(|w| Wire {
-                command: w.command.clone(),
-                data: match hex::parse(&w.response) {
-                    Ok(b) => self.redactor.show(&b).0,
-                    Err(_) => String::new(),
-                },
-                sw: hex::compact(&w.sw.bytes()),
-                micros: w.elapsed.as_micros() as u64,
-            })
-            .collect();
+        let wire = self.wire(wire);
         let check = expect.map(|e| self.check(e, resp));
         let ok = !matches!(check, Some(Err(_)));
         let message = match &check {
@@ -1226,9 +1409,16 @@ impl Exec<'_> {
         };
         for c in &cmds {
             let t0 = Instant::now();
-            let resp = x.transmit(c)?;
+            let sent = x.transmit(c);
             let micros = t0.elapsed().as_micros() as u64;
             let wire = x.take_trace();
+            let resp = match sent {
+                Ok(resp) => resp,
+                Err(e) => {
+                    self.transport_step(st, "chunk", c.redacted(), micros, wire, Some(expect), &e);
+                    return Err(e);
+                }
+            };
             let failed_before = self.case.as_ref().map(|c| c.failures.len()).unwrap_or(0);
             self.finish_step(st, "chunk", c.redacted(), &resp, micros, wire, Some(expect));
             let failed_after = self.case.as_ref().map(|c| c.failures.len()).unwrap_or(0);

@@ -50,7 +50,8 @@ impl Transcript {
             .flat_map(|s| &s.cases)
             .flat_map(|c| &c.steps)
         {
-            if s.kind == "reset" {
+            // A reset that failed (the card was gone) did not happen.
+            if s.kind == "reset" && s.ok {
                 entries.push(Entry {
                     file: s.file.clone(),
                     line: s.line,
@@ -90,8 +91,14 @@ impl Transcript {
     }
 
     pub fn from_json(text: &str) -> Result<Transcript, String> {
-        let t: Transcript = serde_json::from_str(text)
-            .map_err(|e| format!("line {}, column {}: {e}", e.line(), e.column()))?;
+        let t: Transcript = serde_json::from_str(text).map_err(|e| {
+            format!(
+                "line {}, column {}: {}",
+                e.line(),
+                e.column(),
+                crate::errors::json_message(&e)
+            )
+        })?;
         if t.format != FORMAT {
             return Err(format!(
                 "not a transcript: format is {:?}, expected {FORMAT:?}",

@@ -81,7 +81,7 @@ fn json_err(path: &Path, e: serde_json::Error) -> ImageError {
         path: path.to_path_buf(),
         line: e.line(),
         column: e.column(),
-        message: e.to_string(),
+        message: crate::errors::json_message(&e),
     }
 }
 

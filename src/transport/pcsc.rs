@@ -13,6 +13,13 @@ use serde::Serialize;
 use std::ffi::{CStr, CString};
 use std::time::{Duration, Instant};
 
+/// The [`TransportError`] for a PC/SC error of operation `op` on `reader`:
+/// the one mapping every PC/SC call goes through (public so that tests can
+/// inject a PC/SC failure, such as pcscd going away, at the transport seam).
+pub fn map_error(op: &'static str, reader: &str, e: pcsc::Error) -> TransportError {
+    pcsc_err(op, reader, e)
+}
+
 fn pcsc_err(op: &'static str, reader: &str, e: pcsc::Error) -> TransportError {
     use pcsc::Error as E;
     let reader = reader.to_string();

@@ -134,3 +134,144 @@ pub fn attr(x: &str, elem: &str, name: &str) -> Option<String> {
     let v = &tag[tag.find(&key)? + key.len()..];
     Some(v[..v.find('"')?].to_string())
 }
+
+/// One `<testcase>` of a JUnit report: its suite, name, outcome
+/// ("passed", "failure", "error", "skipped") and the message of its
+/// failure or error element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JunitCase {
+    pub suite: String,
+    pub name: String,
+    pub outcome: String,
+    pub message: Option<String>,
+    pub body: String,
+}
+
+/// Parse a JUnit report and check the structure CI systems (Jenkins,
+/// GitLab, GitHub test reporters) rely on: a `testsuites` root whose
+/// `tests`/`failures`/`errors`/`skipped` are the sums over its suites; every
+/// `testsuite` with those four counts equal to its `testcase` children with
+/// a `failure`, `error` or `skipped` child; every `testcase` with `name`,
+/// `classname` and `time`, and at most one outcome element; `failure` and
+/// `error` with a non-empty `message` and `type`. Returns the cases in order.
+pub fn junit_cases(x: &str) -> Result<Vec<JunitCase>, String> {
+    let doc = roxmltree::Document::parse(x).map_err(|e| format!("not well-formed XML: {e}"))?;
+    let root = doc.root_element();
+    if root.tag_name().name() != "testsuites" {
+        return Err(format!(
+            "root is <{}>, not <testsuites>",
+            root.tag_name().name()
+        ));
+    }
+    let num = |n: roxmltree::Node, a: &str| -> Result<usize, String> {
+        n.attribute(a)
+            .ok_or(format!("<{}> has no {a} attribute", n.tag_name().name()))?
+            .parse::<usize>()
+            .map_err(|e| format!("<{}> {a}: {e}", n.tag_name().name()))
+    };
+    let mut cases = Vec::new();
+    let mut totals = [0usize; 4];
+    for suite in root.children().filter(|n| n.is_element()) {
+        if suite.tag_name().name() != "testsuite" {
+            return Err(format!("<{}> inside <testsuites>", suite.tag_name().name()));
+        }
+        let sname = suite
+            .attribute("name")
+            .ok_or("testsuite without name")?
+            .to_string();
+        let mut counts = [0usize; 4];
+        for tc in suite.children().filter(|n| n.is_element()) {
+            if tc.tag_name().name() != "testcase" {
+                return Err(format!("<{}> inside <testsuite>", tc.tag_name().name()));
+            }
+            let name = tc
+                .attribute("name")
+                .ok_or("testcase without name")?
+                .to_string();
+            for a in ["classname", "time"] {
+                if tc.attribute(a).is_none() {
+                    return Err(format!("testcase {name:?} has no {a}"));
+                }
+            }
+            tc.attribute("time")
+                .unwrap_or("")
+                .parse::<f64>()
+                .map_err(|e| format!("testcase {name:?} time: {e}"))?;
+            let outcomes: Vec<_> = tc
+                .children()
+                .filter(|n| {
+                    n.is_element() && ["failure", "error", "skipped"].contains(&n.tag_name().name())
+                })
+                .collect();
+            if outcomes.len() > 1 {
+                return Err(format!(
+                    "testcase {name:?} has {} outcome elements",
+                    outcomes.len()
+                ));
+            }
+            counts[0] += 1;
+            let (outcome, message, body) = match outcomes.first() {
+                None => ("passed".to_string(), None, String::new()),
+                Some(o) => {
+                    let kind = o.tag_name().name().to_string();
+                    match kind.as_str() {
+                        "failure" => counts[1] += 1,
+                        "error" => counts[2] += 1,
+                        _ => counts[3] += 1,
+                    }
+                    let message = o.attribute("message").map(str::to_string);
+                    if kind != "skipped" {
+                        if message.as_deref().unwrap_or("").is_empty() {
+                            return Err(format!("testcase {name:?}: <{kind}> without a message"));
+                        }
+                        if o.attribute("type").unwrap_or("").is_empty() {
+                            return Err(format!("testcase {name:?}: <{kind}> without a type"));
+                        }
+                    }
+                    (kind, message, o.text().unwrap_or("").to_string())
+                }
+            };
+            cases.push(JunitCase {
+                suite: sname.clone(),
+                name,
+                outcome,
+                message,
+                body,
+            });
+        }
+        for (i, a) in ["tests", "failures", "errors", "skipped"]
+            .iter()
+            .enumerate()
+        {
+            let n = num(suite, a)?;
+            if n != counts[i] {
+                return Err(format!(
+                    "testsuite {sname:?} says {a}=\"{n}\" but has {}",
+                    counts[i]
+                ));
+            }
+            totals[i] += n;
+        }
+    }
+    for (i, a) in ["tests", "failures", "errors", "skipped"]
+        .iter()
+        .enumerate()
+    {
+        let n = num(root, a)?;
+        if n != totals[i] {
+            return Err(format!(
+                "testsuites says {a}=\"{n}\" but its suites add up to {}",
+                totals[i]
+            ));
+        }
+    }
+    Ok(cases)
+}
+
+/// (name, outcome) of every case, for compact assertions.
+pub fn outcomes(cases: &[JunitCase]) -> Vec<(String, String)> {
+    cases
+        .iter()
+        .map(|c| (c.name.clone(), c.outcome.clone()))
+        .collect()
+}

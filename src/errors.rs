@@ -1,0 +1,105 @@
+//! Error text for people: every cause said once.
+//!
+//! cardsmith's error types name their cause in their own message (so that
+//! `{e}` alone is complete, e.g. in JSON output and journals) and also
+//! expose it as [`std::error::Error::source`]. Printing the chain the usual
+//! way (`{e:#}`: each message, then each source's) would therefore say the
+//! cause twice — `cannot write: No such file or directory (os error 2): No
+//! such file or directory (os error 2)`. [`error_text`] prints the chain with
+//! every cause once.
+
+/// The error and its causes, outermost first, joined with `": "`; a cause
+/// whose text is already part of what was said is not repeated.
+pub fn error_text(e: &anyhow::Error) -> String {
+    chain_text(e.chain())
+}
+
+/// [`error_text`] for any error and its `source()` chain.
+pub fn chain_text<'a>(
+    chain: impl Iterator<Item = &'a (dyn std::error::Error + 'static)>,
+) -> String {
+    let mut out = String::new();
+    for cause in chain {
+        let t = cause.to_string();
+        if t.is_empty() || out.contains(&t) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&t);
+    }
+    out
+}
+
+/// A serde_json error's message without the ` at line L column C` that
+/// its `Display` appends, for messages that give the position themselves.
+pub fn json_message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    match text.strip_suffix(&suffix) {
+        Some(m) => m.to_string(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context as _;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("card image {path}: cannot write: {source}")]
+    struct Names {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    }
+
+    fn enoent() -> std::io::Error {
+        std::io::Error::from_raw_os_error(2)
+    }
+
+    #[test]
+    fn a_cause_the_message_already_names_is_said_once() {
+        let e = Err::<(), _>(Names {
+            path: "/x/y.json".into(),
+            source: enoent(),
+        })
+        .context("opening the simulated card image")
+        .unwrap_err();
+        // The usual chain says the OS error twice.
+        let os = enoent().to_string();
+        assert_eq!(format!("{e:#}").matches(&os).count(), 2);
+        let t = error_text(&e);
+        assert_eq!(t.matches(&os).count(), 1, "{t}");
+        assert_eq!(
+            t,
+            format!("opening the simulated card image: card image /x/y.json: cannot write: {os}")
+        );
+    }
+
+    #[test]
+    fn causes_not_named_are_kept_in_order() {
+        let e = Err::<(), _>(enoent())
+            .context("reading batch file b.jsonl")
+            .context("loading the batch")
+            .unwrap_err();
+        assert_eq!(
+            error_text(&e),
+            format!(
+                "loading the batch: reading batch file b.jsonl: {}",
+                enoent()
+            )
+        );
+    }
+
+    #[test]
+    fn json_position_is_not_repeated() {
+        let e = serde_json::from_str::<serde_json::Value>("{\n  x").unwrap_err();
+        assert_eq!((e.line(), e.column()), (2, 3));
+        let m = json_message(&e);
+        assert!(!m.contains("line"), "{m}");
+        assert!(e.to_string().starts_with(&m));
+    }
+}
