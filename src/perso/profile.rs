@@ -12,6 +12,8 @@ use serde::Deserialize;
 
 use crate::hex;
 
+use super::datagroups::DatePair;
+
 /// The reference profile, built into the binary.
 pub const REFERENCE_PROFILE: &str = include_str!("../../apdu-scripts/reference-card/profile.toml");
 /// The reference profile's personalization script, built into the binary.
@@ -50,6 +52,7 @@ struct RawProfile {
     pins: RawPins,
     identity: RawApp,
     pki: RawPki,
+    certificates: RawCerts,
     biometric: RawBio,
     data_groups: Vec<RawDataGroup>,
     security_object: RawSod,
@@ -137,6 +140,23 @@ struct RawKey {
     pin: Option<String>,
     #[serde(default)]
     pin_per_use: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCerts {
+    #[serde(default)]
+    end_before_card_days: u16,
+    #[serde(default = "default_tolerance_days")]
+    tolerance_days: u16,
+    crl_distribution_points: Vec<String>,
+    policy_oid: String,
+    #[serde(default)]
+    cps_uri: Option<String>,
+}
+
+fn default_tolerance_days() -> u16 {
+    1
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -246,6 +266,82 @@ pub struct KeySpec {
     pub pin_per_use: bool,
 }
 
+/// `[certificates]`: how the holder's certificates relate to the card
+/// (docs/card-profile.md, "Certificate validity and revocation").
+#[derive(Debug, Clone)]
+pub struct CertRules {
+    /// Certificates end this many days before the card expires.
+    pub end_before_card_days: u16,
+    /// `verify` also accepts a certificate that ends up to this many days
+    /// earlier than the rule says.
+    pub tolerance_days: u16,
+    /// URIs of the CRL distribution points, in order.
+    pub crl_distribution_points: Vec<String>,
+    pub policy: crate::pki::CertPolicy,
+}
+
+impl CertRules {
+    /// The moment a card expires: 00:00:00 UTC of its expiry date (the
+    /// Gregorian day of DG3's Solar Hijri `card.expiry_date`).
+    pub fn card_end(expiry: &DatePair) -> Result<i64, String> {
+        let g = expiry.gregorian.as_bytes();
+        let num = |r: std::ops::Range<usize>| -> Option<u32> {
+            let part = g.get(r)?;
+            if !part.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            std::str::from_utf8(part).ok()?.parse().ok()
+        };
+        match (g.len(), num(0..4), num(4..6), num(6..8)) {
+            (8, Some(y), Some(m), Some(d))
+                if (1..=12).contains(&m)
+                    && (1..=crate::pki::der::days_in_month(i64::from(y), m)).contains(&d) =>
+            {
+                Ok(crate::pki::der::days_from_civil(i64::from(y), m, d) * 86_400)
+            }
+            _ => Err(format!(
+                "the card's expiry date {:?} is not a Gregorian YYYYMMDD date",
+                expiry.gregorian
+            )),
+        }
+    }
+
+    /// The card's expiry for messages: `1412/09/13 (2033-12-04 00:00:00 UTC)`.
+    pub fn show_card_expiry(expiry: &DatePair, card_end: i64) -> String {
+        let j = &expiry.jalali;
+        let jalali = match (j.get(..4), j.get(4..6), j.get(6..8)) {
+            (Some(y), Some(m), Some(d)) if j.len() == 8 => format!("{y}/{m}/{d}"),
+            _ => j.clone(),
+        };
+        format!("{jalali} ({})", crate::pki::der::format_unix(card_end))
+    }
+
+    /// What to ask the CA for, for a card that expires on `card_expiry`.
+    pub fn issue_terms(&self, card_expiry: &DatePair) -> Result<crate::pki::IssueTerms, String> {
+        let end = Self::card_end(card_expiry)?;
+        Ok(crate::pki::IssueTerms {
+            not_after: end - i64::from(self.end_before_card_days) * 86_400,
+            crl_distribution_points: self.crl_distribution_points.clone(),
+            policy: Some(self.policy.clone()),
+        })
+    }
+
+    /// What `verify` (and personalization, on the CA's answer) checks.
+    pub fn card_terms<'a>(
+        &'a self,
+        card_end: i64,
+        card_expiry: &'a str,
+    ) -> crate::pki::CardTerms<'a> {
+        crate::pki::CardTerms {
+            card_end,
+            card_expiry,
+            max_days_before: i64::from(self.end_before_card_days) + i64::from(self.tolerance_days),
+            crl_distribution_points: &self.crl_distribution_points,
+            policy: &self.policy,
+        }
+    }
+}
+
 /// A PIN object.
 #[derive(Debug, Clone, Copy)]
 pub struct PinSpec {
@@ -283,6 +379,7 @@ pub struct Profile {
     pub pki_aid: Vec<u8>,
     pub pki_fid: u16,
     pub keys: Vec<KeySpec>,
+    pub certificates: CertRules,
     pub bio_references: Vec<u8>,
     pub bio_try_limit: u8,
     pub max_minutiae: u16,
@@ -539,6 +636,7 @@ impl Profile {
                 return Err(bad(k, "reference used twice".into()));
             }
         }
+        let certificates = cert_rules(&raw.certificates, raw.card.validity_years, &bad)?;
         let mut keys = Vec::new();
         for (i, k) in raw.pki.keys.iter().enumerate() {
             let key = format!("pki.keys[{i}]");
@@ -763,6 +861,7 @@ impl Profile {
             pki_aid: aid("pki.aid", &raw.pki.aid)?,
             pki_fid: fid("pki.fid", &raw.pki.fid)?,
             keys,
+            certificates,
             bio_references: raw.biometric.references,
             bio_try_limit: raw.biometric.try_limit,
             max_minutiae: raw.biometric.max_minutiae,
@@ -774,6 +873,98 @@ impl Profile {
             security_domain,
         })
     }
+}
+
+/// An absolute URI of one of `schemes`, written as the URL standard
+/// serializes it (so that the certificate says exactly what the profile
+/// does), with a host for http and https.
+fn profile_uri(v: &str, schemes: &[&str]) -> Result<String, String> {
+    let want = format!(
+        "an absolute {} URI, e.g. \"http://pki.example/ca.crl\"",
+        match schemes {
+            [a, b] => format!("{a} or {b}"),
+            [a, b, c] => format!("{a}, {b} or {c}"),
+            _ => schemes.join(", "),
+        }
+    );
+    let u = url::Url::parse(v).map_err(|e| format!("expected {want}, found {v:?} ({e})"))?;
+    if !schemes.contains(&u.scheme()) {
+        return Err(format!(
+            "expected {want}, found the scheme {:?} in {v:?}",
+            u.scheme()
+        ));
+    }
+    if matches!(u.scheme(), "http" | "https") && u.host_str().is_none_or(str::is_empty) {
+        return Err(format!("expected {want}, found no host in {v:?}"));
+    }
+    if u.as_str() != v {
+        return Err(format!(
+            "expected {want} in its normal form: write {:?} (found {v:?})",
+            u.as_str()
+        ));
+    }
+    Ok(v.to_string())
+}
+
+/// `[certificates]`, validated against the card's validity.
+fn cert_rules(
+    raw: &RawCerts,
+    validity_years: u8,
+    bad: &dyn Fn(&str, String) -> ProfileError,
+) -> Result<CertRules, ProfileError> {
+    let card_days = u32::from(validity_years) * 365;
+    if u32::from(raw.end_before_card_days) >= card_days {
+        return Err(bad(
+            "certificates.end_before_card_days",
+            format!(
+                "{} days before the card's expiry is before the card is issued (card.validity_years = {validity_years}); expected fewer than {card_days} days",
+                raw.end_before_card_days
+            ),
+        ));
+    }
+    if raw.tolerance_days > 366 {
+        return Err(bad(
+            "certificates.tolerance_days",
+            format!("{} is too many: expected 0 to 366 days", raw.tolerance_days),
+        ));
+    }
+    if raw.crl_distribution_points.is_empty() {
+        return Err(bad(
+            "certificates.crl_distribution_points",
+            "expected at least one URI, e.g. [\"http://pki.example/ca.crl\"]".into(),
+        ));
+    }
+    let mut crl = Vec::new();
+    for (i, u) in raw.crl_distribution_points.iter().enumerate() {
+        crl.push(
+            profile_uri(u, &["http", "https", "ldap"])
+                .map_err(|e| bad(&format!("certificates.crl_distribution_points[{i}]"), e))?,
+        );
+    }
+    crate::pki::der::parse_dotted_oid(&raw.policy_oid).map_err(|e| {
+        bad(
+            "certificates.policy_oid",
+            format!(
+                "expected a dotted OID such as \"2.999.364.1.1\", found {:?}: {e}",
+                raw.policy_oid
+            ),
+        )
+    })?;
+    let cps_uri = match &raw.cps_uri {
+        Some(u) => {
+            Some(profile_uri(u, &["http", "https"]).map_err(|e| bad("certificates.cps_uri", e))?)
+        }
+        None => None,
+    };
+    Ok(CertRules {
+        end_before_card_days: raw.end_before_card_days,
+        tolerance_days: raw.tolerance_days,
+        crl_distribution_points: crl,
+        policy: crate::pki::CertPolicy {
+            oid: raw.policy_oid.clone(),
+            cps_uri,
+        },
+    })
 }
 
 /// A TOML error as "line L, column C: message".

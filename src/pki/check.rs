@@ -14,7 +14,7 @@ use ring::digest;
 use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::ca::CertProfile;
+use super::ca::{CertPolicy, CertProfile};
 use super::csr::parse_p256_spki;
 use super::der::{self, oids, Der, TAG_BIT_STRING, TAG_SEQUENCE};
 
@@ -84,6 +84,22 @@ pub enum CertProblem {
         subject: String,
         detail: String,
     },
+    #[error("the certificate outlives the card: the certificate ends {not_after}, the card expires {card_expiry}")]
+    OutlivesCard {
+        not_after: String,
+        card_expiry: String,
+    },
+    #[error("the certificate ends {days} days before the card, and the profile allows at most {allowed}: the certificate ends {not_after}, the card expires {card_expiry}")]
+    EndsTooEarly {
+        days: i64,
+        allowed: String,
+        not_after: String,
+        card_expiry: String,
+    },
+    #[error("CRL distribution points are {found}, the profile says {expected}")]
+    CrlDistributionPoints { found: String, expected: String },
+    #[error("certificate policies are {found}, the profile says {expected}")]
+    Policies { found: String, expected: String },
 }
 
 /// Human-readable summary of a certificate.
@@ -102,6 +118,10 @@ pub struct CertSummary {
     /// extKeyUsage purposes (names for common ones, else dotted OIDs).
     pub extended_key_usage: Vec<String>,
     pub is_ca: bool,
+    /// cRLDistributionPoints URIs, empty if absent.
+    pub crl_distribution_points: Vec<String>,
+    /// certificatePolicies, each `OID` or `OID (CPS uri)`; empty if absent.
+    pub policies: Vec<String>,
     /// SHA-256 of the whole certificate, `AB:CD:…`.
     pub sha256_fingerprint: String,
 }
@@ -116,6 +136,8 @@ impl fmt::Display for CertSummary {
         writeln!(f, "Key usage:   {}", list(&self.key_usage))?;
         writeln!(f, "Ext. usage:  {}", list(&self.extended_key_usage))?;
         writeln!(f, "CA:          {}", if self.is_ca { "yes" } else { "no" })?;
+        writeln!(f, "CRL:         {}", list(&self.crl_distribution_points))?;
+        writeln!(f, "Policy:      {}", list(&self.policies))?;
         write!(f, "SHA-256:     {}", self.sha256_fingerprint)
     }
 }
@@ -493,6 +515,178 @@ pub fn check_certificate(
     check_chain(&cas, &names, now)
 }
 
+/// The extension with `arcs`, if present.
+fn find_extension<'a, 'c>(
+    c: &'c X509Certificate<'a>,
+    arcs: &[u64],
+) -> Option<&'c x509_parser::extensions::X509Extension<'a>> {
+    let want = der::oid_content(arcs);
+    c.extensions()
+        .iter()
+        .find(|e| e.oid.as_bytes() == want.as_slice())
+}
+
+/// The URIs of the cRLDistributionPoints extension (fullName URIs of every
+/// distribution point); empty when the extension is absent.
+fn crl_uris(c: &X509Certificate<'_>) -> Result<Vec<String>, String> {
+    use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
+    let Some(ext) = find_extension(c, oids::EXT_CRL_DISTRIBUTION_POINTS) else {
+        return Ok(vec![]);
+    };
+    let ParsedExtension::CRLDistributionPoints(points) = ext.parsed_extension() else {
+        return Err("the extension could not be parsed".into());
+    };
+    let mut out = Vec::new();
+    for (i, p) in points.iter().enumerate() {
+        match &p.distribution_point {
+            Some(DistributionPointName::FullName(names)) => {
+                for n in names {
+                    match n {
+                        GeneralName::URI(u) => out.push(u.to_string()),
+                        other => out.push(format!("{other}")),
+                    }
+                }
+            }
+            Some(DistributionPointName::NameRelativeToCRLIssuer(_)) => out.push(format!(
+                "distribution point {i}: a name relative to the CRL issuer"
+            )),
+            None => out.push(format!("distribution point {i}: no distributionPoint")),
+        }
+    }
+    Ok(out)
+}
+
+/// The certificatePolicies extension as policies with their CPS URI (a
+/// policy with other qualifiers keeps only its OID and first CPS).
+fn policies(c: &X509Certificate<'_>) -> Result<Vec<CertPolicy>, String> {
+    use x509_parser::extensions::ParsedExtension;
+    let Some(ext) = find_extension(c, oids::EXT_CERTIFICATE_POLICIES) else {
+        return Ok(vec![]);
+    };
+    let ParsedExtension::CertificatePolicies(list) = ext.parsed_extension() else {
+        return Err("the extension could not be parsed".into());
+    };
+    let cps_oid = der::oid_content(oids::QT_CPS);
+    let mut out = Vec::new();
+    for p in list {
+        let mut cps_uri = None;
+        for q in p.policy_qualifiers.iter().flatten() {
+            if q.policy_qualifier_id.as_bytes() == cps_oid.as_slice() && cps_uri.is_none() {
+                let mut r = Der::new(q.qualifier);
+                let v = r
+                    .read(der::TAG_IA5_STRING, "CPS URI")
+                    .map_err(|e| e.to_string())?;
+                let uri = std::str::from_utf8(v.content)
+                    .ok()
+                    .filter(|u| u.is_ascii())
+                    .ok_or("the CPS URI is not ASCII")?;
+                cps_uri = Some(uri.to_string());
+            }
+        }
+        // Our own decoder: asn1-rs's to_id_string misreads OIDs whose first
+        // subidentifier takes more than one byte (2.999 comes out 3.16.55).
+        let oid = der::oid_to_string(p.policy_id.as_bytes())
+            .ok_or("the policy identifier is not a valid OID")?;
+        out.push(CertPolicy { oid, cps_uri });
+    }
+    Ok(out)
+}
+
+/// What a holder's certificate must say beyond key, usage and chain: it
+/// ends no later than the card and at most `max_days_before` days before
+/// it, and carries the profile's CRL distribution points and policy.
+#[derive(Debug, Clone)]
+pub struct CardTerms<'a> {
+    /// The moment the card expires (Unix seconds).
+    pub card_end: i64,
+    /// The card's expiry as people read it, for messages.
+    pub card_expiry: &'a str,
+    /// How many days before `card_end` the certificate may end at most.
+    pub max_days_before: i64,
+    pub crl_distribution_points: &'a [String],
+    pub policy: &'a CertPolicy,
+}
+
+fn days(n: i64) -> String {
+    if n == 1 {
+        "1 day".into()
+    } else {
+        format!("{n} days")
+    }
+}
+
+fn show_list(v: &[String]) -> String {
+    if v.is_empty() {
+        "(none)".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// Checks `cert_der` against `t`. Every difference is reported; on success
+/// the answer says when the certificate ends relative to the card.
+pub fn check_card_terms(cert_der: &[u8], t: &CardTerms<'_>) -> Result<String, Vec<CertProblem>> {
+    let bad = |expected: &str, detail: String| CertProblem::Malformed {
+        which: "end-entity certificate".into(),
+        expected: expected.into(),
+        detail,
+    };
+    let c = parse_cert(cert_der, "end-entity certificate").map_err(|e| vec![e])?;
+    let mut problems = Vec::new();
+    let not_after = c.validity().not_after.timestamp();
+    let before = t.card_end - not_after;
+    let ends = if before < 0 {
+        problems.push(CertProblem::OutlivesCard {
+            not_after: der::format_unix(not_after),
+            card_expiry: t.card_expiry.to_string(),
+        });
+        String::new()
+    } else if before > t.max_days_before * 86_400 {
+        problems.push(CertProblem::EndsTooEarly {
+            days: (before + 86_399) / 86_400,
+            allowed: days(t.max_days_before),
+            not_after: der::format_unix(not_after),
+            card_expiry: t.card_expiry.to_string(),
+        });
+        String::new()
+    } else if before == 0 {
+        format!("ends with the card, {}", der::format_unix(not_after))
+    } else {
+        format!(
+            "ends {} before the card, {}",
+            if before % 86_400 == 0 {
+                days(before / 86_400)
+            } else {
+                format!("{before} s")
+            },
+            der::format_unix(not_after)
+        )
+    };
+    match crl_uris(&c) {
+        Ok(found) if found == t.crl_distribution_points => {}
+        Ok(found) => problems.push(CertProblem::CrlDistributionPoints {
+            found: show_list(&found),
+            expected: show_list(t.crl_distribution_points),
+        }),
+        Err(e) => problems.push(bad("a valid cRLDistributionPoints extension", e)),
+    }
+    match policies(&c) {
+        Ok(found) if found.as_slice() == std::slice::from_ref(t.policy) => {}
+        Ok(found) => problems.push(CertProblem::Policies {
+            found: show_list(&found.iter().map(|p| p.to_string()).collect::<Vec<_>>()),
+            expected: t.policy.to_string(),
+        }),
+        Err(e) => problems.push(bad("a valid certificatePolicies extension", e)),
+    }
+    if problems.is_empty() {
+        Ok(format!(
+            "{ends}; CRL distribution point and policy as the profile says"
+        ))
+    } else {
+        Err(problems)
+    }
+}
+
 /// The subject public key of a certificate (for EC keys, the point as
 /// written in the certificate: 04 ‖ X ‖ Y for P-256).
 pub fn certificate_public_key(cert_der: &[u8]) -> Result<Vec<u8>, CertProblem> {
@@ -529,6 +723,13 @@ pub fn describe_certificate(cert_der: &[u8]) -> Result<CertSummary, CertProblem>
             .map_err(|e| bad("a valid extKeyUsage", e))?
             .unwrap_or_default(),
         is_ca: is_ca(&c, "certificate")?,
+        crl_distribution_points: crl_uris(&c)
+            .map_err(|e| bad("a valid cRLDistributionPoints", e))?,
+        policies: policies(&c)
+            .map_err(|e| bad("a valid certificatePolicies", e))?
+            .iter()
+            .map(|p| p.to_string())
+            .collect(),
         sha256_fingerprint: der::hex_colon(digest::digest(&digest::SHA256, cert_der).as_ref()),
     })
 }
@@ -538,7 +739,7 @@ mod tests {
     use super::*;
     use crate::pki::ca::{CertificateAuthority, LocalCa};
     use crate::pki::sod::DocumentSigner;
-    use crate::pki::test_support::{card_key, card_point, make_csr, new_ca, subject};
+    use crate::pki::test_support::{card_key, card_point, make_csr, new_ca, subject, terms};
     use std::time::Duration;
 
     struct Fixture {
@@ -554,8 +755,10 @@ mod tests {
         let key = card_key();
         let csr = make_csr(&key, &subject());
         Fixture {
-            auth: ca.issue(&csr, CertProfile::Authentication).unwrap(),
-            sig: ca.issue(&csr, CertProfile::Signature).unwrap(),
+            auth: ca
+                .issue(&csr, CertProfile::Authentication, &terms())
+                .unwrap(),
+            sig: ca.issue(&csr, CertProfile::Signature, &terms()).unwrap(),
             point: card_point(&key).to_vec(),
             ca,
             _tmp: tmp,

@@ -13,7 +13,7 @@ use super::ca::{
 use super::check::check_certificate;
 use super::der::{self, Der};
 use super::sod::{build_sod, lds_security_object, verify_sod, DocumentSigner, SOD_TAG};
-use super::test_support::{card_key, card_point, make_csr, subject};
+use super::test_support::{card_key, card_point, make_csr, subject, terms};
 
 fn openssl_bin() -> String {
     std::env::var("OPENSSL_BIN").unwrap_or_else(|_| "openssl".to_string())
@@ -125,7 +125,7 @@ fn openssl_verifies_issued_certificates() {
         (CertProfile::Authentication, "auth.pem"),
         (CertProfile::Signature, "sig.pem"),
     ] {
-        let cert = env.ca.issue(&csr, profile).unwrap();
+        let cert = env.ca.issue(&csr, profile, &terms()).unwrap();
         env.write(file, certificate_pem(&cert));
         let out = openssl(env.dir(), &["verify", "-x509_strict", "-CAfile", &ca, file]);
         assert!(
