@@ -1022,6 +1022,162 @@ mod tests {
         assert!(e.contains("data group 9"), "{e}");
     }
 
+    /// The reference profile with `from` replaced by `to`, parsed: the error.
+    fn refused(from: &str, to: &str) -> String {
+        assert!(REFERENCE_PROFILE.contains(from), "{from}");
+        let text = REFERENCE_PROFILE.replace(from, to);
+        Profile::parse(&text, "custom/profile.toml", None)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn certificate_rules_of_the_reference_profile() {
+        let p = Profile::parse(REFERENCE_PROFILE, REFERENCE_PATH, None).unwrap();
+        let c = &p.certificates;
+        assert_eq!((c.end_before_card_days, c.tolerance_days), (0, 1));
+        assert_eq!(
+            c.crl_distribution_points,
+            vec!["http://pki.national-id.example/crl/card-ca.crl"]
+        );
+        assert_eq!(c.policy.oid, "2.999.364.1.1");
+        assert_eq!(
+            c.policy.cps_uri.as_deref(),
+            Some("https://pki.national-id.example/cps")
+        );
+        // The card's end: 00:00 UTC of the Gregorian expiry date.
+        let expiry = DatePair {
+            jalali: "14120913".into(),
+            gregorian: "20331203".into(),
+        };
+        let end = CertRules::card_end(&expiry).unwrap();
+        assert_eq!(end, 2_017_180_800);
+        assert_eq!(
+            CertRules::show_card_expiry(&expiry, end),
+            "1412/09/13 (2033-12-03 00:00:00 UTC)"
+        );
+        let t = c.issue_terms(&expiry).unwrap();
+        assert_eq!(t.not_after, end);
+        assert_eq!(t.crl_distribution_points, c.crl_distribution_points);
+        assert_eq!(t.policy.as_ref(), Some(&c.policy));
+        let ct = c.card_terms(end, "x");
+        assert_eq!(ct.max_days_before, 1);
+        // N days before the card.
+        let text =
+            REFERENCE_PROFILE.replace("end_before_card_days = 0", "end_before_card_days = 30");
+        let p = Profile::parse(&text, "x", None).unwrap();
+        let t = p.certificates.issue_terms(&expiry).unwrap();
+        assert_eq!(t.not_after, end - 30 * 86_400);
+        assert_eq!(p.certificates.card_terms(end, "x").max_days_before, 31);
+        // Defaults when the keys are left out.
+        let text = REFERENCE_PROFILE
+            .replace("end_before_card_days = 0\n", "")
+            .replace("tolerance_days = 1\n", "")
+            .replace("cps_uri = \"https://pki.national-id.example/cps\"\n", "");
+        let p = Profile::parse(&text, "x", None).unwrap();
+        assert_eq!(p.certificates.end_before_card_days, 0);
+        assert_eq!(p.certificates.tolerance_days, 1);
+        assert_eq!(p.certificates.policy.cps_uri, None);
+    }
+
+    #[test]
+    fn a_card_expiry_that_is_not_a_date_is_an_error() {
+        for g in [
+            "",
+            "2033120",
+            "203312031",
+            "20331303",
+            "20330230",
+            "2033-1-3",
+            "２０３３１２０３",
+        ] {
+            let e = CertRules::card_end(&DatePair {
+                jalali: "14120913".into(),
+                gregorian: g.into(),
+            })
+            .unwrap_err();
+            assert!(e.contains("not a Gregorian YYYYMMDD date"), "{g}: {e}");
+        }
+    }
+
+    #[test]
+    fn malformed_certificate_rules_name_file_key_and_what_was_expected() {
+        let oid = "policy_oid = \"2.999.364.1.1\"";
+        let crl = "\"http://pki.national-id.example/crl/card-ca.crl\"]";
+        for (from, to, key, expected) in [
+            (oid, "policy_oid = \"2.999..1\"", "certificates.policy_oid", "dotted OID"),
+            (oid, "policy_oid = \"3.1\"", "certificates.policy_oid", "must be 0, 1 or 2"),
+            (oid, "policy_oid = \"\"", "certificates.policy_oid", "dotted OID"),
+            (
+                crl,
+                "\"crl.example/ca.crl\"]",
+                "certificates.crl_distribution_points[0]",
+                "absolute http, https or ldap URI",
+            ),
+            (
+                crl,
+                "\"http://pki.example/a.crl\", \"ftp://pki.example/ca.crl\"]",
+                "certificates.crl_distribution_points[1]",
+                "the scheme \"ftp\"",
+            ),
+            (
+                crl,
+                "\"HTTP://PKI.example/ca crl\"]",
+                "certificates.crl_distribution_points[0]",
+                "write \"http://pki.example/ca%20crl\"",
+            ),
+            (
+                crl,
+                "\"http:ca.crl\"]",
+                "certificates.crl_distribution_points[0]",
+                "absolute http",
+            ),
+            (
+                "crl_distribution_points = [\"http://pki.national-id.example/crl/card-ca.crl\"]",
+                "crl_distribution_points = []",
+                "certificates.crl_distribution_points",
+                "at least one URI",
+            ),
+            (
+                "cps_uri = \"https://pki.national-id.example/cps\"",
+                "cps_uri = \"ldap://pki.example/cps\"",
+                "certificates.cps_uri",
+                "absolute http or https URI",
+            ),
+            (
+                "end_before_card_days = 0",
+                "end_before_card_days = 2555",
+                "certificates.end_before_card_days",
+                "before the card is issued (card.validity_years = 7); expected fewer than 2555 days",
+            ),
+            (
+                "tolerance_days = 1",
+                "tolerance_days = 400",
+                "certificates.tolerance_days",
+                "expected 0 to 366",
+            ),
+        ] {
+            let e = refused(from, to);
+            assert!(
+                e.starts_with("card profile custom/profile.toml: ")
+                    && e.contains(&format!("{key}: "))
+                    && e.contains(expected),
+                "{to}: {e}"
+            );
+        }
+        // A rule that fits a 7-year card is impossible for a 1-year one.
+        let text = REFERENCE_PROFILE
+            .replace("validity_years = 7", "validity_years = 1")
+            .replace("end_before_card_days = 0", "end_before_card_days = 400");
+        let e = Profile::parse(&text, "x", None).unwrap_err().to_string();
+        assert!(e.contains("certificates.end_before_card_days"), "{e}");
+        // A missing section or key is named too.
+        let e = refused("policy_oid = \"2.999.364.1.1\"\n", "");
+        assert!(e.contains("policy_oid"), "{e}");
+        let e = refused("end_before_card_days = 0", "end_before_card_days = -1");
+        assert!(e.contains("line ") && e.contains("expected u16"), "{e}");
+    }
+
     #[test]
     fn arbitrary_text_never_panics() {
         for s in ["", "name = 1", "[[data_groups]]\nnumber = 300", "\u{0}"] {

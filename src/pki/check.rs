@@ -971,12 +971,141 @@ mod tests {
         assert!(describe_certificate(&f.auth[..f.auth.len() - 1]).is_err());
     }
 
+    /// Rules for a card that ends at `card_end`, with the test CRL and policy.
+    fn card_terms<'a>(
+        card_end: i64,
+        crl: &'a [String],
+        policy: &'a CertPolicy,
+        max_days_before: i64,
+    ) -> CardTerms<'a> {
+        CardTerms {
+            card_end,
+            card_expiry: "1412/09/13 (2033-12-03 00:00:00 UTC)",
+            max_days_before,
+            crl_distribution_points: crl,
+            policy,
+        }
+    }
+
+    #[test]
+    fn card_terms_end_crl_and_policy() {
+        use crate::pki::test_support::{terms_ending, TEST_CPS, TEST_CRL, TEST_POLICY};
+        let (_tmp, ca) = new_ca();
+        let csr = make_csr(&card_key(), &subject());
+        let day = 86_400;
+        let card_end = (der::unix_secs(now()) / day + 7 * 365) * day;
+        let issue = |end: i64| {
+            ca.issue(&csr, CertProfile::Signature, &terms_ending(end))
+                .unwrap()
+        };
+        let crl = vec![TEST_CRL.to_string()];
+        let policy = CertPolicy {
+            oid: TEST_POLICY.into(),
+            cps_uri: Some(TEST_CPS.into()),
+        };
+        let rules = card_terms(card_end, &crl, &policy, 1);
+
+        let ok = check_card_terms(&issue(card_end), &rules).unwrap();
+        assert!(ok.starts_with("ends with the card"), "{ok}");
+        let ok = check_card_terms(&issue(card_end - day), &rules).unwrap();
+        assert!(ok.starts_with("ends 1 day before the card"), "{ok}");
+
+        // One second after the card: outlives it, both dates named.
+        let e = check_card_terms(&issue(card_end + 1), &rules).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        let msg = e[0].to_string();
+        assert!(matches!(e[0], CertProblem::OutlivesCard { .. }), "{msg}");
+        assert!(
+            msg.contains(&der::format_unix(card_end + 1))
+                && msg.contains("1412/09/13 (2033-12-03 00:00:00 UTC)"),
+            "{msg}"
+        );
+        // One second earlier than the tolerance allows.
+        let e = check_card_terms(&issue(card_end - day - 1), &rules).unwrap_err();
+        let msg = e[0].to_string();
+        assert!(
+            msg.contains("ends 2 days before the card")
+                && msg.contains("allows at most 1 day")
+                && msg.contains(&der::format_unix(card_end - day - 1)),
+            "{msg}"
+        );
+        // Five years, as this CA used to issue for a 7-year card.
+        let e = check_card_terms(&issue(card_end - 2 * 365 * day), &rules).unwrap_err();
+        assert!(
+            e[0].to_string().contains("730 days before the card"),
+            "{e:?}"
+        );
+
+        // Other CRL and policy: each difference named with both values, and
+        // the end checked as well.
+        let other_crl = vec!["ldap://ldap.example/cn=CA?certificateRevocationList".to_string()];
+        let other_policy = CertPolicy {
+            oid: "2.999.1".into(),
+            cps_uri: None,
+        };
+        let rules2 = card_terms(card_end - 10 * day, &other_crl, &other_policy, 1);
+        let e = check_card_terms(&issue(card_end), &rules2).unwrap_err();
+        let msgs: Vec<String> = e.iter().map(|p| p.to_string()).collect();
+        assert_eq!(msgs.len(), 3, "{msgs:?}");
+        assert!(msgs[0].contains("outlives the card"), "{msgs:?}");
+        assert!(
+            msgs[1].contains(TEST_CRL) && msgs[1].contains(&other_crl[0]),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[2].contains("2.999.364.1.1 (CPS https://pki.national-id.example/cps)")
+                && msgs[2].contains("the profile says 2.999.1"),
+            "{msgs:?}"
+        );
+        // The same policy with another CPS is a difference too.
+        let other_cps = CertPolicy {
+            oid: TEST_POLICY.into(),
+            cps_uri: Some("https://other.example/cps".into()),
+        };
+        let e = check_card_terms(&issue(card_end), &card_terms(card_end, &crl, &other_cps, 1))
+            .unwrap_err();
+        assert!(matches!(e[0], CertProblem::Policies { .. }), "{e:?}");
+
+        // A certificate without the extensions (as the CA issued before).
+        let bare = ca
+            .issue(
+                &csr,
+                CertProfile::Signature,
+                &crate::pki::IssueTerms {
+                    not_after: card_end,
+                    crl_distribution_points: vec![],
+                    policy: None,
+                },
+            )
+            .unwrap();
+        let e = check_card_terms(&bare, &rules).unwrap_err();
+        let msgs: Vec<String> = e.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            msgs,
+            vec![
+                format!("CRL distribution points are (none), the profile says {TEST_CRL}"),
+                format!("certificate policies are (none), the profile says {policy}"),
+            ]
+        );
+        // Garbage is a parse error, not a panic.
+        let e = check_card_terms(b"\x30\x03\x02\x01\x00", &rules).unwrap_err();
+        assert!(matches!(e[0], CertProblem::Malformed { .. }), "{e:?}");
+    }
+
     #[test]
     fn summary_display() {
         let f = fixture();
         let s = describe_certificate(&f.sig).unwrap();
         let text = s.to_string();
         assert!(text.contains("nonRepudiation"), "{text}");
+        assert!(
+            text.contains("CRL:         http://pki.national-id.example/crl/card-ca.crl"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Policy:      2.999.364.1.1 (CPS https://pki.national-id.example/cps)"),
+            "{text}"
+        );
         assert!(text.contains("Issuer:      C=IR, O=cardsmith test, CN=cardsmith local test CA"));
         assert_eq!(s.sha256_fingerprint.len(), 32 * 3 - 1);
     }
