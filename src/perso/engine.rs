@@ -23,9 +23,10 @@ use crate::tlv;
 use crate::transport::{Channel, Exchange, ExchangeError};
 
 use super::card::{self, LifeCycle, StepError};
+use super::certs;
 use super::datagroups::{self, DatePair, Fields};
 use super::keys::IssuerKey;
-use super::profile::{CertKind, CertRules, Encoding, KeySpec, KeyUsage, Profile};
+use super::profile::{CertKind, KeySpec, KeyUsage, Profile};
 use crate::scp03::keyfile::Scp03Keys;
 use crate::scp03::link;
 
@@ -389,8 +390,8 @@ fn personalize_inner(
         .certificates
         .issue_terms(&input.expiry_date)
         .map_err(|e| PersoError::msg(Stage::Keys, e))?;
-    let (card_end, card_expiry) =
-        card_expiry_of(&input.expiry_date).map_err(|e| PersoError::msg(Stage::Keys, e))?;
+    let expiry =
+        certs::card_expiry(&input.expiry_date).map_err(|e| PersoError::msg(Stage::Keys, e))?;
     for k in &p.keys {
         let point = ch
             .run(|ex| {
@@ -432,18 +433,15 @@ fn personalize_inner(
                 format!("key {}: the CA's certificate is not right: {e}", k.name),
             )
         })?;
-        pki::check_card_terms(&cert, &p.certificates.card_terms(card_end, &card_expiry)).map_err(
-            |e| {
-                PersoError::msg(
-                    Stage::Keys,
-                    format!(
-                        "key {}: the CA's certificate does not follow the profile: {}",
-                        k.name,
-                        join_problems(&e)
-                    ),
-                )
-            },
-        )?;
+        certs::check(p, &cert, &expiry).map_err(|e| {
+            PersoError::msg(
+                Stage::Keys,
+                format!(
+                    "key {}: the CA's certificate does not follow the profile: {e}",
+                    k.name
+                ),
+            )
+        })?;
         ch.run(|ex| {
             card::select_aid(ex, &p.pki_aid)?;
             let r = card::write_ef(ex, k.certificate_fid, &cert);
@@ -511,62 +509,6 @@ impl crate::transport::FromExchange for StepErr {
     fn card_reset(&self) -> bool {
         matches!(&self.0, StepError::Exchange(e) if e.card_reset())
     }
-}
-
-/// The moment a card with this expiry date expires, and how to show it.
-fn card_expiry_of(expiry: &DatePair) -> Result<(i64, String), String> {
-    let end = CertRules::card_end(expiry)?;
-    Ok((end, CertRules::show_card_expiry(expiry, end)))
-}
-
-fn join_problems(e: &[pki::CertProblem]) -> String {
-    e.iter()
-        .map(|p| p.to_string())
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// The card's expiry date as the card itself says it (the data group that
-/// maps `card.expiry_date`), or the record's when the profile maps none.
-fn card_expiry_on_card(
-    p: &Profile,
-    dgs: &BTreeMap<u8, Result<Vec<u8>, String>>,
-    input: &CardInput,
-) -> Result<(i64, String), String> {
-    let field = "card.expiry_date";
-    let Some(dg) = p.data_groups.iter().find(|d| {
-        d.fields
-            .iter()
-            .any(|f| f.field == field && f.encoding == Encoding::Date)
-    }) else {
-        return card_expiry_of(&input.expiry_date);
-    };
-    let unknown = |why: String| {
-        format!(
-            "cannot tell when the card expires: DG{} {field}: {why}",
-            dg.number
-        )
-    };
-    let bytes = match dgs.get(&dg.number) {
-        Some(Ok(b)) => trim_to_tlv(b),
-        Some(Err(e)) => return Err(unknown(e.clone())),
-        None => return Err(unknown("not read".into())),
-    };
-    let objects = datagroups::parse(dg, bytes).map_err(unknown)?;
-    let value = datagroups::field_bytes(&objects, dg, field, Encoding::Date)
-        .ok_or_else(|| unknown("absent".into()))?;
-    let text = std::str::from_utf8(value)
-        .ok()
-        .filter(|t| t.len() == 8 && t.bytes().all(|b| b.is_ascii_digit()))
-        .ok_or_else(|| unknown(format!("{} is not YYYYMMDD", hex::spaced(value))))?;
-    let (y, m, d) = (
-        text[..4].parse().unwrap_or(0),
-        text[4..6].parse().unwrap_or(0),
-        text[6..].parse().unwrap_or(0),
-    );
-    let j = crate::record::JalaliDate::new(y, m, d)
-        .map_err(|e| unknown(format!("{text} is not a Solar Hijri date ({e})")))?;
-    card_expiry_of(&super::input::date_pair(j))
 }
 
 fn cert_profile(k: &KeySpec) -> pki::CertProfile {
@@ -842,7 +784,7 @@ pub fn verify(
         }
         Ok(auth.clone().unwrap_or(Ok(())))
     };
-    let card_expiry = card_expiry_on_card(p, &rb.dgs, input);
+    let card_expiry = certs::card_expiry_on_card(p, &rb.dgs, &input.expiry_date);
     for k in &p.keys {
         let name = format!("{} key", k.name);
         let cert = match rb.certs.get(&k.reference) {
@@ -868,10 +810,7 @@ pub fn verify(
             pki::check_certificate(&cert, &point, cert_profile(k), &chain, SystemTime::now())
                 .map_err(|e| e.to_string());
         let terms = match &card_expiry {
-            Ok((end, shown)) => {
-                pki::check_card_terms(&cert, &p.certificates.card_terms(*end, shown))
-                    .map_err(|e| join_problems(&e))
-            }
+            Ok(expiry) => certs::check(p, &cert, expiry),
             Err(e) => Err(e.clone()),
         };
         rep.push(
