@@ -427,3 +427,30 @@ fn a_malformed_certificate_rule_is_refused_naming_file_and_key() {
         assert!(!s.path("never.json").exists(), "the card was touched");
     }
 }
+
+/// A card valid longer than the CA: perso stops before it writes anything,
+/// naming both ends, so the blank card is not spoilt.
+#[test]
+fn a_card_that_would_outlive_the_ca_is_left_blank() {
+    let s = Setup::new();
+    let long = s.profile("long", |t| {
+        t.replace("validity_years = 7", "validity_years = 20")
+    });
+    let image = s.path("card.json");
+    let o = s.card_cmd("perso", &image, &["--profile", long.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(4), "{}\n{}", stdout(&o), stderr(&o));
+    let v = json(&o);
+    assert_eq!(v["personalized"], false, "{v}");
+    assert_eq!(v["stage"], "check_blank", "{v}");
+    let e = v["error"].as_str().unwrap();
+    assert!(
+        e.contains("the CA cannot issue this card's certificates")
+            && e.contains("cannot outlive its issuer")
+            && e.contains("ca-cert.pem"),
+        "{e}"
+    );
+    // Still blank (life cycle 01): the same card takes a profile the CA can
+    // serve.
+    assert_eq!(load_image(&image)["life_cycle"], 1, "{v}");
+    s.perso("card.json", &[]);
+}

@@ -181,6 +181,18 @@ fn personalize_inner(
 ) -> Result<PersoResult, PersoError> {
     let p = iss.profile;
     on_stage(Stage::CheckBlank);
+    // Before the card is touched: the CA issues certificates that end with
+    // this card (profile [certificates]), or the card would be spoilt.
+    let terms = p
+        .certificates
+        .issue_terms(&input.expiry_date)
+        .and_then(|t| iss.ca.accepts(&t).map(|()| t).map_err(|e| e.to_string()))
+        .map_err(|e| {
+            PersoError::msg(
+                Stage::CheckBlank,
+                format!("the CA cannot issue this card's certificates: {e}"),
+            )
+        })?;
     let apdus = std::cell::Cell::new(0usize);
     let count = |ex: &mut Exchange<'_>| apdus.set(apdus.get() + ex.take_trace().len());
 
@@ -386,10 +398,6 @@ fn personalize_inner(
     let mut certificates = Vec::new();
     // The certificates' end follows from the card's expiry (profile
     // [certificates]); the CA's answer is checked against the same rule.
-    let terms = p
-        .certificates
-        .issue_terms(&input.expiry_date)
-        .map_err(|e| PersoError::msg(Stage::Keys, e))?;
     let expiry =
         certs::card_expiry(&input.expiry_date).map_err(|e| PersoError::msg(Stage::Keys, e))?;
     for k in &p.keys {

@@ -99,6 +99,9 @@ pub trait CertificateAuthority {
         profile: CertProfile,
         terms: &IssueTerms,
     ) -> Result<Vec<u8>, PkiError>;
+    /// Whether it would issue with `terms` now, asked before a card is
+    /// touched so that a card is not half personalized for nothing.
+    fn accepts(&self, terms: &IssueTerms) -> Result<(), PkiError>;
     /// DER CA certificates, issuing CA first, root last.
     fn chain(&self) -> Vec<Vec<u8>>;
 }
@@ -625,19 +628,10 @@ impl LocalCa {
         &self.ds
     }
 
-    /// Issues with an explicit issuance time (validity starts one minute
-    /// before `now` and ends at `terms.not_after`).
-    pub fn issue_at(
-        &self,
-        csr_der: &[u8],
-        profile: CertProfile,
-        terms: &IssueTerms,
-        now: SystemTime,
-    ) -> Result<Vec<u8>, PkiError> {
-        let info = verify_csr(csr_der)?;
-        let subject_name = info.subject.to_der()?;
-        let ca = parse_cert(&self.ca_cert, "CA certificate")?;
-        let now = der::unix_secs(now);
+    /// [`CertificateAuthority::accepts`] at `now` (Unix seconds): the end is
+    /// after `now` and not after the CA certificate's; the CRL URIs, the
+    /// policy OID and its CPS URI can be written.
+    pub fn accepts_at(&self, terms: &IssueTerms, now: i64) -> Result<(), PkiError> {
         let not_after = terms.not_after;
         if not_after <= now {
             return Err(PkiError::InvalidInput {
@@ -660,6 +654,27 @@ impl LocalCa {
                 ),
             });
         }
+        crl_distribution_points_ext(&terms.crl_distribution_points)?;
+        if let Some(p) = &terms.policy {
+            certificate_policies_ext(p)?;
+        }
+        Ok(())
+    }
+
+    /// Issues with an explicit issuance time (validity starts one minute
+    /// before `now` and ends at `terms.not_after`).
+    pub fn issue_at(
+        &self,
+        csr_der: &[u8],
+        profile: CertProfile,
+        terms: &IssueTerms,
+        now: SystemTime,
+    ) -> Result<Vec<u8>, PkiError> {
+        let info = verify_csr(csr_der)?;
+        let subject_name = info.subject.to_der()?;
+        let ca = parse_cert(&self.ca_cert, "CA certificate")?;
+        let now = der::unix_secs(now);
+        self.accepts_at(terms, now)?;
         let mut extensions = vec![extension(oids::EXT_BASIC_CONSTRAINTS, true, &der::seq(&[]))];
         match profile {
             CertProfile::Authentication => {
@@ -685,7 +700,7 @@ impl LocalCa {
                 subject_name: &subject_name,
                 subject_point: &info.public_point,
                 not_before: now - BACKDATE_SECS,
-                not_after,
+                not_after: terms.not_after,
                 extensions,
             },
             &self.ca_key,
@@ -702,6 +717,10 @@ impl CertificateAuthority for LocalCa {
         terms: &IssueTerms,
     ) -> Result<Vec<u8>, PkiError> {
         self.issue_at(csr_der, profile, terms, SystemTime::now())
+    }
+
+    fn accepts(&self, terms: &IssueTerms) -> Result<(), PkiError> {
+        self.accepts_at(terms, der::unix_secs(SystemTime::now()))
     }
 
     fn chain(&self) -> Vec<Vec<u8>> {
@@ -952,7 +971,11 @@ mod tests {
             .unwrap()
             .not_after_unix;
         let why = |t: &IssueTerms| match ca.issue(&csr, CertProfile::Authentication, t) {
-            Err(e @ PkiError::InvalidInput { .. }) => e.to_string(),
+            Err(e @ PkiError::InvalidInput { .. }) => {
+                // Asked beforehand, the CA says the same.
+                assert_eq!(ca.accepts(t).unwrap_err().to_string(), e.to_string());
+                e.to_string()
+            }
             other => panic!("expected InvalidInput, got {other:?}"),
         };
         let e = why(&terms_ending(ca_end + 1));
@@ -980,6 +1003,7 @@ mod tests {
         });
         assert!(why(&t).contains("CPS URI"));
         // The largest end the CA allows is accepted.
+        ca.accepts(&terms_ending(ca_end)).unwrap();
         ca.issue(&csr, CertProfile::Authentication, &terms_ending(ca_end))
             .unwrap();
     }
