@@ -961,6 +961,37 @@ mod tests {
         assert_eq!(s.policies, vec!["1.2.3.4"]);
     }
 
+    /// OIDs under 2.48 and above (first subidentifier of two bytes) are
+    /// shown as written, in extKeyUsage as in certificatePolicies.
+    #[test]
+    fn oids_under_the_example_arc_are_shown_as_written() {
+        let (_tmp, ca) = new_ca();
+        let key = card_key();
+        let point = card_point(&key).to_vec();
+        let ca_cert = parse_cert(ca.ca_certificate(), "CA").unwrap();
+        let now = der::unix_secs(SystemTime::now());
+        let cert = sign_certificate(
+            Template {
+                issuer_name: ca_cert.subject().as_raw(),
+                issuer_point: ca.ca_key.public_key().as_ref(),
+                subject_name: &name("eku test"),
+                subject_point: &point,
+                not_before: now,
+                not_after: now + 86_400,
+                extensions: vec![extension(
+                    oids::EXT_EXT_KEY_USAGE,
+                    false,
+                    &der::seq(&[&der::oid(&[2, 999, 1]), &der::oid(oids::KP_CLIENT_AUTH)]),
+                )],
+            },
+            &ca.ca_key,
+            &ca.rng,
+        )
+        .unwrap();
+        let s = describe_certificate(&cert).unwrap();
+        assert_eq!(s.extended_key_usage, vec!["clientAuth", "2.999.1"]);
+    }
+
     #[test]
     fn refuses_terms_it_cannot_honour() {
         let (_tmp, ca) = new_ca();

@@ -295,7 +295,12 @@ fn ext_key_usage_names(c: &X509Certificate<'_>) -> Result<Option<Vec<String>>, S
         .filter(|(set, _)| *set)
         .map(|(_, n)| n.to_string())
         .collect();
-        v.extend(e.other.iter().map(|o| o.to_id_string()));
+        // Our own decoder (asn1-rs prints 2.999.1 as 3.16.55.1).
+        v.extend(
+            e.other
+                .iter()
+                .map(|o| der::oid_to_string(o.as_bytes()).unwrap_or_else(|| o.to_id_string())),
+        );
         v
     }))
 }
