@@ -306,7 +306,7 @@ impl CertRules {
         }
     }
 
-    /// The card's expiry for messages: `1412/09/13 (2033-12-04 00:00:00 UTC)`.
+    /// The card's expiry for messages: `1412/09/13 (2033-12-03 00:00:00 UTC)`.
     pub fn show_card_expiry(expiry: &DatePair, card_end: i64) -> String {
         let j = &expiry.jalali;
         let jalali = match (j.get(..4), j.get(4..6), j.get(6..8)) {
