@@ -628,6 +628,44 @@ fn openssl_accepts_the_results() {
             format!("{}: OK", p(&format!("{name}.pem")))
         );
     }
+    // They end when the card does (00:00 UTC of DG3's expiry date) and name
+    // the reference profile's CRL distribution point and policy.
+    let dg3 = ef_data(&img, IDENTITY_DF, "0103");
+    let (_, top) = tlv_at(&dg3, 0);
+    let expiry = String::from_utf8(dg3[child(&dg3, top, &[0x92])].to_vec()).unwrap();
+    let g = cardsmith::record::JalaliDate::new(
+        expiry[..4].parse().unwrap(),
+        expiry[4..6].parse().unwrap(),
+        expiry[6..].parse().unwrap(),
+    )
+    .unwrap()
+    .to_gregorian();
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let not_after = format!(
+        "Not After : {} {:>2} 00:00:00 {} GMT",
+        MONTHS[usize::from(g.month()) - 1],
+        g.day(),
+        g.year()
+    );
+    for name in ["auth", "sig"] {
+        let o = openssl(&["x509", "-in", &p(&format!("{name}.pem")), "-noout", "-text"]);
+        assert_ok(&o, "openssl x509 -text");
+        let t = stdout(&o);
+        assert!(t.contains(&not_after), "{name}: want {not_after:?}:\n{t}");
+        assert!(
+            t.contains("X509v3 CRL Distribution Points")
+                && t.contains("URI:http://pki.national-id.example/crl/card-ca.crl"),
+            "{name}:\n{t}"
+        );
+        assert!(
+            t.contains("X509v3 Certificate Policies")
+                && t.contains("Policy: 2.999.364.1.1")
+                && t.contains("CPS: https://pki.national-id.example/cps"),
+            "{name}:\n{t}"
+        );
+    }
     let o = openssl(&[
         "x509",
         "-in",

@@ -23,6 +23,7 @@ use crate::tlv;
 use crate::transport::{Channel, Exchange, ExchangeError};
 
 use super::card::{self, LifeCycle, StepError};
+use super::certs;
 use super::datagroups::{self, DatePair, Fields};
 use super::keys::IssuerKey;
 use super::profile::{CertKind, KeySpec, KeyUsage, Profile};
@@ -180,6 +181,18 @@ fn personalize_inner(
 ) -> Result<PersoResult, PersoError> {
     let p = iss.profile;
     on_stage(Stage::CheckBlank);
+    // Before the card is touched: the CA issues certificates that end with
+    // this card (profile [certificates]), or the card would be spoilt.
+    let terms = p
+        .certificates
+        .issue_terms(&input.expiry_date)
+        .and_then(|t| iss.ca.accepts(&t).map(|()| t).map_err(|e| e.to_string()))
+        .map_err(|e| {
+            PersoError::msg(
+                Stage::CheckBlank,
+                format!("the CA cannot issue this card's certificates: {e}"),
+            )
+        })?;
     let apdus = std::cell::Cell::new(0usize);
     let count = |ex: &mut Exchange<'_>| apdus.set(apdus.get() + ex.take_trace().len());
 
@@ -383,6 +396,10 @@ fn personalize_inner(
     // Stage: keys and certificates.
     on_stage(Stage::Keys);
     let mut certificates = Vec::new();
+    // The certificates' end follows from the card's expiry (profile
+    // [certificates]); the CA's answer is checked against the same rule.
+    let expiry =
+        certs::card_expiry(&input.expiry_date).map_err(|e| PersoError::msg(Stage::Keys, e))?;
     for k in &p.keys {
         let point = ch
             .run(|ex| {
@@ -408,7 +425,7 @@ fn personalize_inner(
             })?;
         let csr = pki::assemble_csr(&info, &signature)
             .map_err(|e| PersoError::msg(Stage::Keys, format!("key {}: {e}", k.name)))?;
-        let cert = iss.ca.issue(&csr, cert_profile(k)).map_err(|e| {
+        let cert = iss.ca.issue(&csr, cert_profile(k), &terms).map_err(|e| {
             PersoError::msg(Stage::Keys, format!("key {}: the CA refused: {e}", k.name))
         })?;
         pki::check_certificate(
@@ -422,6 +439,15 @@ fn personalize_inner(
             PersoError::msg(
                 Stage::Keys,
                 format!("key {}: the CA's certificate is not right: {e}", k.name),
+            )
+        })?;
+        certs::check(p, &cert, &expiry).map_err(|e| {
+            PersoError::msg(
+                Stage::Keys,
+                format!(
+                    "key {}: the CA's certificate does not follow the profile: {e}",
+                    k.name
+                ),
             )
         })?;
         ch.run(|ex| {
@@ -766,6 +792,7 @@ pub fn verify(
         }
         Ok(auth.clone().unwrap_or(Ok(())))
     };
+    let card_expiry = certs::card_expiry_on_card(p, &rb.dgs, &input.expiry_date);
     for k in &p.keys {
         let name = format!("{} key", k.name);
         let cert = match rb.certs.get(&k.reference) {
@@ -787,13 +814,25 @@ pub fn verify(
             }
             None => continue,
         };
+        let basic =
+            pki::check_certificate(&cert, &point, cert_profile(k), &chain, SystemTime::now())
+                .map_err(|e| e.to_string());
+        let terms = match &card_expiry {
+            Ok(expiry) => certs::check(p, &cert, expiry),
+            Err(e) => Err(e.clone()),
+        };
         rep.push(
             format!("{name} certificate"),
-            pki::check_certificate(&cert, &point, cert_profile(k), &chain, SystemTime::now())
-                .map(|_| {
-                    "issued by the CA for this card's key; key usage and validity right".into()
-                })
-                .map_err(|e| e.to_string()),
+            match (basic, terms) {
+                (Ok(()), Ok(t)) => Ok(format!(
+                    "issued by the CA for this card's key; key usage and validity right; {t}"
+                )),
+                (b, t) => Err([b.err(), t.err()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join("; ")),
+            },
         );
         let mut challenge = [0u8; 32];
         if rng.fill(&mut challenge).is_err() {

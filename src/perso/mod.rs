@@ -2,6 +2,7 @@
 //! reading back: the host side of `cardsmith perso`, `verify` and `read`.
 
 pub mod card;
+mod certs;
 pub mod cli;
 pub mod datagroups;
 pub mod engine;

@@ -12,6 +12,8 @@ use serde::Deserialize;
 
 use crate::hex;
 
+use super::datagroups::DatePair;
+
 /// The reference profile, built into the binary.
 pub const REFERENCE_PROFILE: &str = include_str!("../../apdu-scripts/reference-card/profile.toml");
 /// The reference profile's personalization script, built into the binary.
@@ -50,6 +52,7 @@ struct RawProfile {
     pins: RawPins,
     identity: RawApp,
     pki: RawPki,
+    certificates: RawCerts,
     biometric: RawBio,
     data_groups: Vec<RawDataGroup>,
     security_object: RawSod,
@@ -137,6 +140,23 @@ struct RawKey {
     pin: Option<String>,
     #[serde(default)]
     pin_per_use: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCerts {
+    #[serde(default)]
+    end_before_card_days: u16,
+    #[serde(default = "default_tolerance_days")]
+    tolerance_days: u16,
+    crl_distribution_points: Vec<String>,
+    policy_oid: String,
+    #[serde(default)]
+    cps_uri: Option<String>,
+}
+
+fn default_tolerance_days() -> u16 {
+    1
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -246,6 +266,82 @@ pub struct KeySpec {
     pub pin_per_use: bool,
 }
 
+/// `[certificates]`: how the holder's certificates relate to the card
+/// (docs/card-profile.md, "Certificate validity and revocation").
+#[derive(Debug, Clone)]
+pub struct CertRules {
+    /// Certificates end this many days before the card expires.
+    pub end_before_card_days: u16,
+    /// `verify` also accepts a certificate that ends up to this many days
+    /// earlier than the rule says.
+    pub tolerance_days: u16,
+    /// URIs of the CRL distribution points, in order.
+    pub crl_distribution_points: Vec<String>,
+    pub policy: crate::pki::CertPolicy,
+}
+
+impl CertRules {
+    /// The moment a card expires: 00:00:00 UTC of its expiry date (the
+    /// Gregorian day of DG3's Solar Hijri `card.expiry_date`).
+    pub fn card_end(expiry: &DatePair) -> Result<i64, String> {
+        let g = expiry.gregorian.as_bytes();
+        let num = |r: std::ops::Range<usize>| -> Option<u32> {
+            let part = g.get(r)?;
+            if !part.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            std::str::from_utf8(part).ok()?.parse().ok()
+        };
+        match (g.len(), num(0..4), num(4..6), num(6..8)) {
+            (8, Some(y), Some(m), Some(d))
+                if (1..=12).contains(&m)
+                    && (1..=crate::pki::der::days_in_month(i64::from(y), m)).contains(&d) =>
+            {
+                Ok(crate::pki::der::days_from_civil(i64::from(y), m, d) * 86_400)
+            }
+            _ => Err(format!(
+                "the card's expiry date {:?} is not a Gregorian YYYYMMDD date",
+                expiry.gregorian
+            )),
+        }
+    }
+
+    /// The card's expiry for messages: `1412/09/13 (2033-12-03 00:00:00 UTC)`.
+    pub fn show_card_expiry(expiry: &DatePair, card_end: i64) -> String {
+        let j = &expiry.jalali;
+        let jalali = match (j.get(..4), j.get(4..6), j.get(6..8)) {
+            (Some(y), Some(m), Some(d)) if j.len() == 8 => format!("{y}/{m}/{d}"),
+            _ => j.clone(),
+        };
+        format!("{jalali} ({})", crate::pki::der::format_unix(card_end))
+    }
+
+    /// What to ask the CA for, for a card that expires on `card_expiry`.
+    pub fn issue_terms(&self, card_expiry: &DatePair) -> Result<crate::pki::IssueTerms, String> {
+        let end = Self::card_end(card_expiry)?;
+        Ok(crate::pki::IssueTerms {
+            not_after: end - i64::from(self.end_before_card_days) * 86_400,
+            crl_distribution_points: self.crl_distribution_points.clone(),
+            policy: Some(self.policy.clone()),
+        })
+    }
+
+    /// What `verify` (and personalization, on the CA's answer) checks.
+    pub fn card_terms<'a>(
+        &'a self,
+        card_end: i64,
+        card_expiry: &'a str,
+    ) -> crate::pki::CardTerms<'a> {
+        crate::pki::CardTerms {
+            card_end,
+            card_expiry,
+            max_days_before: i64::from(self.end_before_card_days) + i64::from(self.tolerance_days),
+            crl_distribution_points: &self.crl_distribution_points,
+            policy: &self.policy,
+        }
+    }
+}
+
 /// A PIN object.
 #[derive(Debug, Clone, Copy)]
 pub struct PinSpec {
@@ -283,6 +379,7 @@ pub struct Profile {
     pub pki_aid: Vec<u8>,
     pub pki_fid: u16,
     pub keys: Vec<KeySpec>,
+    pub certificates: CertRules,
     pub bio_references: Vec<u8>,
     pub bio_try_limit: u8,
     pub max_minutiae: u16,
@@ -539,6 +636,7 @@ impl Profile {
                 return Err(bad(k, "reference used twice".into()));
             }
         }
+        let certificates = cert_rules(&raw.certificates, raw.card.validity_years, &bad)?;
         let mut keys = Vec::new();
         for (i, k) in raw.pki.keys.iter().enumerate() {
             let key = format!("pki.keys[{i}]");
@@ -763,6 +861,7 @@ impl Profile {
             pki_aid: aid("pki.aid", &raw.pki.aid)?,
             pki_fid: fid("pki.fid", &raw.pki.fid)?,
             keys,
+            certificates,
             bio_references: raw.biometric.references,
             bio_try_limit: raw.biometric.try_limit,
             max_minutiae: raw.biometric.max_minutiae,
@@ -774,6 +873,98 @@ impl Profile {
             security_domain,
         })
     }
+}
+
+/// An absolute URI of one of `schemes`, written as the URL standard
+/// serializes it (so that the certificate says exactly what the profile
+/// does), with a host for http and https.
+fn profile_uri(v: &str, schemes: &[&str]) -> Result<String, String> {
+    let want = format!(
+        "an absolute {} URI, e.g. \"http://pki.example/ca.crl\"",
+        match schemes {
+            [a, b] => format!("{a} or {b}"),
+            [a, b, c] => format!("{a}, {b} or {c}"),
+            _ => schemes.join(", "),
+        }
+    );
+    let u = url::Url::parse(v).map_err(|e| format!("expected {want}, found {v:?} ({e})"))?;
+    if !schemes.contains(&u.scheme()) {
+        return Err(format!(
+            "expected {want}, found the scheme {:?} in {v:?}",
+            u.scheme()
+        ));
+    }
+    if matches!(u.scheme(), "http" | "https") && u.host_str().is_none_or(str::is_empty) {
+        return Err(format!("expected {want}, found no host in {v:?}"));
+    }
+    if u.as_str() != v {
+        return Err(format!(
+            "expected {want} in its normal form: write {:?} (found {v:?})",
+            u.as_str()
+        ));
+    }
+    Ok(v.to_string())
+}
+
+/// `[certificates]`, validated against the card's validity.
+fn cert_rules(
+    raw: &RawCerts,
+    validity_years: u8,
+    bad: &dyn Fn(&str, String) -> ProfileError,
+) -> Result<CertRules, ProfileError> {
+    let card_days = u32::from(validity_years) * 365;
+    if u32::from(raw.end_before_card_days) >= card_days {
+        return Err(bad(
+            "certificates.end_before_card_days",
+            format!(
+                "{} days before the card's expiry is before the card is issued (card.validity_years = {validity_years}); expected fewer than {card_days} days",
+                raw.end_before_card_days
+            ),
+        ));
+    }
+    if raw.tolerance_days > 366 {
+        return Err(bad(
+            "certificates.tolerance_days",
+            format!("{} is too many: expected 0 to 366 days", raw.tolerance_days),
+        ));
+    }
+    if raw.crl_distribution_points.is_empty() {
+        return Err(bad(
+            "certificates.crl_distribution_points",
+            "expected at least one URI, e.g. [\"http://pki.example/ca.crl\"]".into(),
+        ));
+    }
+    let mut crl = Vec::new();
+    for (i, u) in raw.crl_distribution_points.iter().enumerate() {
+        crl.push(
+            profile_uri(u, &["http", "https", "ldap"])
+                .map_err(|e| bad(&format!("certificates.crl_distribution_points[{i}]"), e))?,
+        );
+    }
+    crate::pki::der::parse_dotted_oid(&raw.policy_oid).map_err(|e| {
+        bad(
+            "certificates.policy_oid",
+            format!(
+                "expected a dotted OID such as \"2.999.364.1.1\", found {:?}: {e}",
+                raw.policy_oid
+            ),
+        )
+    })?;
+    let cps_uri = match &raw.cps_uri {
+        Some(u) => {
+            Some(profile_uri(u, &["http", "https"]).map_err(|e| bad("certificates.cps_uri", e))?)
+        }
+        None => None,
+    };
+    Ok(CertRules {
+        end_before_card_days: raw.end_before_card_days,
+        tolerance_days: raw.tolerance_days,
+        crl_distribution_points: crl,
+        policy: crate::pki::CertPolicy {
+            oid: raw.policy_oid.clone(),
+            cps_uri,
+        },
+    })
 }
 
 /// A TOML error as "line L, column C: message".
@@ -829,6 +1020,162 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("data group 9"), "{e}");
+    }
+
+    /// The reference profile with `from` replaced by `to`, parsed: the error.
+    fn refused(from: &str, to: &str) -> String {
+        assert!(REFERENCE_PROFILE.contains(from), "{from}");
+        let text = REFERENCE_PROFILE.replace(from, to);
+        Profile::parse(&text, "custom/profile.toml", None)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn certificate_rules_of_the_reference_profile() {
+        let p = Profile::parse(REFERENCE_PROFILE, REFERENCE_PATH, None).unwrap();
+        let c = &p.certificates;
+        assert_eq!((c.end_before_card_days, c.tolerance_days), (0, 1));
+        assert_eq!(
+            c.crl_distribution_points,
+            vec!["http://pki.national-id.example/crl/card-ca.crl"]
+        );
+        assert_eq!(c.policy.oid, "2.999.364.1.1");
+        assert_eq!(
+            c.policy.cps_uri.as_deref(),
+            Some("https://pki.national-id.example/cps")
+        );
+        // The card's end: 00:00 UTC of the Gregorian expiry date.
+        let expiry = DatePair {
+            jalali: "14120913".into(),
+            gregorian: "20331203".into(),
+        };
+        let end = CertRules::card_end(&expiry).unwrap();
+        assert_eq!(end, 2_017_180_800);
+        assert_eq!(
+            CertRules::show_card_expiry(&expiry, end),
+            "1412/09/13 (2033-12-03 00:00:00 UTC)"
+        );
+        let t = c.issue_terms(&expiry).unwrap();
+        assert_eq!(t.not_after, end);
+        assert_eq!(t.crl_distribution_points, c.crl_distribution_points);
+        assert_eq!(t.policy.as_ref(), Some(&c.policy));
+        let ct = c.card_terms(end, "x");
+        assert_eq!(ct.max_days_before, 1);
+        // N days before the card.
+        let text =
+            REFERENCE_PROFILE.replace("end_before_card_days = 0", "end_before_card_days = 30");
+        let p = Profile::parse(&text, "x", None).unwrap();
+        let t = p.certificates.issue_terms(&expiry).unwrap();
+        assert_eq!(t.not_after, end - 30 * 86_400);
+        assert_eq!(p.certificates.card_terms(end, "x").max_days_before, 31);
+        // Defaults when the keys are left out.
+        let text = REFERENCE_PROFILE
+            .replace("end_before_card_days = 0\n", "")
+            .replace("tolerance_days = 1\n", "")
+            .replace("cps_uri = \"https://pki.national-id.example/cps\"\n", "");
+        let p = Profile::parse(&text, "x", None).unwrap();
+        assert_eq!(p.certificates.end_before_card_days, 0);
+        assert_eq!(p.certificates.tolerance_days, 1);
+        assert_eq!(p.certificates.policy.cps_uri, None);
+    }
+
+    #[test]
+    fn a_card_expiry_that_is_not_a_date_is_an_error() {
+        for g in [
+            "",
+            "2033120",
+            "203312031",
+            "20331303",
+            "20330230",
+            "2033-1-3",
+            "２０３３１２０３",
+        ] {
+            let e = CertRules::card_end(&DatePair {
+                jalali: "14120913".into(),
+                gregorian: g.into(),
+            })
+            .unwrap_err();
+            assert!(e.contains("not a Gregorian YYYYMMDD date"), "{g}: {e}");
+        }
+    }
+
+    #[test]
+    fn malformed_certificate_rules_name_file_key_and_what_was_expected() {
+        let oid = "policy_oid = \"2.999.364.1.1\"";
+        let crl = "\"http://pki.national-id.example/crl/card-ca.crl\"]";
+        for (from, to, key, expected) in [
+            (oid, "policy_oid = \"2.999..1\"", "certificates.policy_oid", "dotted OID"),
+            (oid, "policy_oid = \"3.1\"", "certificates.policy_oid", "must be 0, 1 or 2"),
+            (oid, "policy_oid = \"\"", "certificates.policy_oid", "dotted OID"),
+            (
+                crl,
+                "\"crl.example/ca.crl\"]",
+                "certificates.crl_distribution_points[0]",
+                "absolute http, https or ldap URI",
+            ),
+            (
+                crl,
+                "\"http://pki.example/a.crl\", \"ftp://pki.example/ca.crl\"]",
+                "certificates.crl_distribution_points[1]",
+                "the scheme \"ftp\"",
+            ),
+            (
+                crl,
+                "\"HTTP://PKI.example/ca crl\"]",
+                "certificates.crl_distribution_points[0]",
+                "write \"http://pki.example/ca%20crl\"",
+            ),
+            (
+                crl,
+                "\"http:ca.crl\"]",
+                "certificates.crl_distribution_points[0]",
+                "absolute http",
+            ),
+            (
+                "crl_distribution_points = [\"http://pki.national-id.example/crl/card-ca.crl\"]",
+                "crl_distribution_points = []",
+                "certificates.crl_distribution_points",
+                "at least one URI",
+            ),
+            (
+                "cps_uri = \"https://pki.national-id.example/cps\"",
+                "cps_uri = \"ldap://pki.example/cps\"",
+                "certificates.cps_uri",
+                "absolute http or https URI",
+            ),
+            (
+                "end_before_card_days = 0",
+                "end_before_card_days = 2555",
+                "certificates.end_before_card_days",
+                "before the card is issued (card.validity_years = 7); expected fewer than 2555 days",
+            ),
+            (
+                "tolerance_days = 1",
+                "tolerance_days = 400",
+                "certificates.tolerance_days",
+                "expected 0 to 366",
+            ),
+        ] {
+            let e = refused(from, to);
+            assert!(
+                e.starts_with("card profile custom/profile.toml: ")
+                    && e.contains(&format!("{key}: "))
+                    && e.contains(expected),
+                "{to}: {e}"
+            );
+        }
+        // A rule that fits a 7-year card is impossible for a 1-year one.
+        let text = REFERENCE_PROFILE
+            .replace("validity_years = 7", "validity_years = 1")
+            .replace("end_before_card_days = 0", "end_before_card_days = 400");
+        let e = Profile::parse(&text, "x", None).unwrap_err().to_string();
+        assert!(e.contains("certificates.end_before_card_days"), "{e}");
+        // A missing section or key is named too.
+        let e = refused("policy_oid = \"2.999.364.1.1\"\n", "");
+        assert!(e.contains("policy_oid"), "{e}");
+        let e = refused("end_before_card_days = 0", "end_before_card_days = -1");
+        assert!(e.contains("line ") && e.contains("expected u16"), "{e}");
     }
 
     #[test]

@@ -4,8 +4,11 @@
 //! # Profiles
 //!
 //! Both profiles get: X.509 v3, a random positive 128-bit serial, validity
-//! from one minute before issuance to five calendar years later (never past
-//! the CA's own notAfter), basicConstraints `cA=FALSE` (critical),
+//! from one minute before issuance to the end the issuer asks for in
+//! [`IssueTerms`] (the card profile derives it from the card's expiry; the CA
+//! refuses an end past its own notAfter or before issuance),
+//! basicConstraints `cA=FALSE` (critical), cRLDistributionPoints and
+//! certificatePolicies (non-critical) as [`IssueTerms`] gives them,
 //! subjectKeyIdentifier and authorityKeyIdentifier (RFC 7093 method 1: the
 //! leftmost 160 bits of SHA-256 over the public key bits).
 //!
@@ -54,11 +57,51 @@ impl fmt::Display for CertProfile {
     }
 }
 
+/// A certificate policy (RFC 5280 4.2.1.4): its OID, and optionally the
+/// URI of the certification practice statement (an id-qt-cps qualifier).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertPolicy {
+    /// Dotted OID, e.g. `2.999.364.1.1`.
+    pub oid: String,
+    pub cps_uri: Option<String>,
+}
+
+impl fmt::Display for CertPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.cps_uri {
+            Some(u) => write!(f, "{} (CPS {u})", self.oid),
+            None => f.write_str(&self.oid),
+        }
+    }
+}
+
+/// What the issuer asks of one certificate beyond the request and the
+/// profile: when it ends, and where relying parties find its revocation
+/// status and policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueTerms {
+    /// notAfter, Unix seconds (UTC).
+    pub not_after: i64,
+    /// cRLDistributionPoints: one distribution point (fullName) per URI;
+    /// empty leaves the extension out.
+    pub crl_distribution_points: Vec<String>,
+    /// certificatePolicies; `None` leaves the extension out.
+    pub policy: Option<CertPolicy>,
+}
+
 /// Something that turns a PKCS#10 request into a certificate.
 pub trait CertificateAuthority {
     /// Verifies the request's proof of possession and issues a DER
-    /// certificate with the given profile.
-    fn issue(&self, csr_der: &[u8], profile: CertProfile) -> Result<Vec<u8>, PkiError>;
+    /// certificate with the given profile and terms.
+    fn issue(
+        &self,
+        csr_der: &[u8],
+        profile: CertProfile,
+        terms: &IssueTerms,
+    ) -> Result<Vec<u8>, PkiError>;
+    /// Whether it would issue with `terms` now, asked before a card is
+    /// touched so that a card is not half personalized for nothing.
+    fn accepts(&self, terms: &IssueTerms) -> Result<(), PkiError>;
     /// DER CA certificates, issuing CA first, root last.
     fn chain(&self) -> Vec<Vec<u8>>;
 }
@@ -73,7 +116,6 @@ const ALL_FILES: [&str; 4] = [CA_CERT_FILE, CA_KEY_FILE, DS_CERT_FILE, DS_KEY_FI
 
 const CA_YEARS: i64 = 15;
 const DS_YEARS: i64 = 10;
-const EE_YEARS: i64 = 5;
 const BACKDATE_SECS: i64 = 60;
 
 // keyUsage bit numbers (RFC 5280 4.2.1.3)
@@ -192,6 +234,63 @@ fn key_usage_ext(bits: &[u8]) -> Vec<u8> {
         true,
         &der::bit_string(unused, &bytes[..n]),
     )
+}
+
+/// An absolute URI for an IA5String GeneralName or qualifier: ASCII, no
+/// spaces or controls, `scheme:` first.
+fn check_uri(what: &'static str, uri: &str) -> Result<(), PkiError> {
+    let scheme_ok = uri.split_once(':').is_some_and(|(s, rest)| {
+        !rest.is_empty()
+            && s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    if !uri.bytes().all(|b| b.is_ascii_graphic()) || !scheme_ok {
+        return Err(PkiError::InvalidInput {
+            what,
+            reason: format!("{uri:?} is not an absolute URI in ASCII"),
+        });
+    }
+    Ok(())
+}
+
+/// cRLDistributionPoints with one DistributionPoint per URI, each
+/// `distributionPoint [0] { fullName [0] { uniformResourceIdentifier [6] } }`.
+fn crl_distribution_points_ext(uris: &[String]) -> Result<Vec<u8>, PkiError> {
+    let mut points = Vec::new();
+    for u in uris {
+        check_uri("CRL distribution point", u)?;
+        let general_name = der::tlv(der::ctx_prim(6), u.as_bytes());
+        let full_name = der::tlv(der::ctx_cons(0), &general_name);
+        points.push(der::seq(&[&der::tlv(der::ctx_cons(0), &full_name)]));
+    }
+    let refs: Vec<&[u8]> = points.iter().map(Vec::as_slice).collect();
+    Ok(extension(
+        oids::EXT_CRL_DISTRIBUTION_POINTS,
+        false,
+        &der::seq(&refs),
+    ))
+}
+
+/// certificatePolicies with one PolicyInformation, and its CPS pointer.
+fn certificate_policies_ext(p: &CertPolicy) -> Result<Vec<u8>, PkiError> {
+    let arcs = der::parse_dotted_oid(&p.oid).map_err(|e| PkiError::InvalidInput {
+        what: "certificate policy OID",
+        reason: format!("{:?}: {e}", p.oid),
+    })?;
+    let info = match &p.cps_uri {
+        Some(u) => {
+            check_uri("certificate policy CPS URI", u)?;
+            let qualifier = der::seq(&[&der::oid(oids::QT_CPS), &der::ia5_string(u)]);
+            der::seq(&[&der::oid(&arcs), &der::seq(&[&qualifier])])
+        }
+        None => der::seq(&[&der::oid(&arcs)]),
+    };
+    Ok(extension(
+        oids::EXT_CERTIFICATE_POLICIES,
+        false,
+        &der::seq(&[&info]),
+    ))
 }
 
 fn name(cn: &str) -> Vec<u8> {
@@ -529,22 +628,53 @@ impl LocalCa {
         &self.ds
     }
 
+    /// [`CertificateAuthority::accepts`] at `now` (Unix seconds): the end is
+    /// after `now` and not after the CA certificate's; the CRL URIs, the
+    /// policy OID and its CPS URI can be written.
+    pub fn accepts_at(&self, terms: &IssueTerms, now: i64) -> Result<(), PkiError> {
+        let not_after = terms.not_after;
+        if not_after <= now {
+            return Err(PkiError::InvalidInput {
+                what: "certificate end",
+                reason: format!(
+                    "notAfter {} is not after the issuance time {}",
+                    der::format_unix(not_after),
+                    der::format_unix(now)
+                ),
+            });
+        }
+        if not_after > self.ca_not_after {
+            return Err(PkiError::InvalidInput {
+                what: "certificate end",
+                reason: format!(
+                    "notAfter {} is after the end of the CA certificate in {} ({}): a certificate cannot outlive its issuer",
+                    der::format_unix(not_after),
+                    self.dir.join(CA_CERT_FILE).display(),
+                    der::format_unix(self.ca_not_after)
+                ),
+            });
+        }
+        crl_distribution_points_ext(&terms.crl_distribution_points)?;
+        if let Some(p) = &terms.policy {
+            certificate_policies_ext(p)?;
+        }
+        Ok(())
+    }
+
     /// Issues with an explicit issuance time (validity starts one minute
-    /// before `now`).
+    /// before `now` and ends at `terms.not_after`).
     pub fn issue_at(
         &self,
         csr_der: &[u8],
         profile: CertProfile,
+        terms: &IssueTerms,
         now: SystemTime,
     ) -> Result<Vec<u8>, PkiError> {
         let info = verify_csr(csr_der)?;
         let subject_name = info.subject.to_der()?;
         let ca = parse_cert(&self.ca_cert, "CA certificate")?;
         let now = der::unix_secs(now);
-        let not_after = Civil::from_unix(now)
-            .add_years(EE_YEARS)
-            .to_unix()
-            .min(self.ca_not_after);
+        self.accepts_at(terms, now)?;
         let mut extensions = vec![extension(oids::EXT_BASIC_CONSTRAINTS, true, &der::seq(&[]))];
         match profile {
             CertProfile::Authentication => {
@@ -557,6 +687,12 @@ impl LocalCa {
             }
             CertProfile::Signature => extensions.push(key_usage_ext(&[KU_NON_REPUDIATION])),
         }
+        if !terms.crl_distribution_points.is_empty() {
+            extensions.push(crl_distribution_points_ext(&terms.crl_distribution_points)?);
+        }
+        if let Some(p) = &terms.policy {
+            extensions.push(certificate_policies_ext(p)?);
+        }
         sign_certificate(
             Template {
                 issuer_name: ca.subject().as_raw(),
@@ -564,7 +700,7 @@ impl LocalCa {
                 subject_name: &subject_name,
                 subject_point: &info.public_point,
                 not_before: now - BACKDATE_SECS,
-                not_after,
+                not_after: terms.not_after,
                 extensions,
             },
             &self.ca_key,
@@ -574,8 +710,17 @@ impl LocalCa {
 }
 
 impl CertificateAuthority for LocalCa {
-    fn issue(&self, csr_der: &[u8], profile: CertProfile) -> Result<Vec<u8>, PkiError> {
-        self.issue_at(csr_der, profile, SystemTime::now())
+    fn issue(
+        &self,
+        csr_der: &[u8],
+        profile: CertProfile,
+        terms: &IssueTerms,
+    ) -> Result<Vec<u8>, PkiError> {
+        self.issue_at(csr_der, profile, terms, SystemTime::now())
+    }
+
+    fn accepts(&self, terms: &IssueTerms) -> Result<(), PkiError> {
+        self.accepts_at(terms, der::unix_secs(SystemTime::now()))
     }
 
     fn chain(&self) -> Vec<Vec<u8>> {
@@ -587,7 +732,9 @@ impl CertificateAuthority for LocalCa {
 mod tests {
     use super::*;
     use crate::pki::check::{check_certificate, describe_certificate};
-    use crate::pki::test_support::{card_key, card_point, card_sign, make_csr, new_ca, subject};
+    use crate::pki::test_support::{
+        card_key, card_point, card_sign, make_csr, new_ca, subject, terms, terms_ending,
+    };
 
     #[test]
     fn key_usage_encoding() {
@@ -737,7 +884,7 @@ mod tests {
         let key = card_key();
         let csr = make_csr(&key, &subject());
         for profile in [CertProfile::Authentication, CertProfile::Signature] {
-            let cert = ca.issue(&csr, profile).unwrap();
+            let cert = ca.issue(&csr, profile, &terms()).unwrap();
             check_certificate(
                 &cert,
                 card_point(&key),
@@ -751,7 +898,7 @@ mod tests {
             assert_eq!(s.serial_hex.len(), 32, "{}", s.serial_hex);
             assert!(s.subject.contains("PNOIR-0012345679"), "{}", s.subject);
             let span = s.not_after_unix - s.not_before_unix;
-            assert!((5 * 365 * 86400..=5 * 366 * 86400 + 60).contains(&span));
+            assert!((5 * 365 * 86400..=5 * 365 * 86400 + 61).contains(&span));
             match profile {
                 CertProfile::Authentication => {
                     assert_eq!(s.key_usage, vec!["digitalSignature"]);
@@ -764,9 +911,132 @@ mod tests {
             }
         }
         // Serials differ.
-        let a = describe_certificate(&ca.issue(&csr, CertProfile::Signature).unwrap()).unwrap();
-        let b = describe_certificate(&ca.issue(&csr, CertProfile::Signature).unwrap()).unwrap();
+        let a = describe_certificate(&ca.issue(&csr, CertProfile::Signature, &terms()).unwrap())
+            .unwrap();
+        let b = describe_certificate(&ca.issue(&csr, CertProfile::Signature, &terms()).unwrap())
+            .unwrap();
         assert_ne!(a.serial_hex, b.serial_hex);
+    }
+
+    #[test]
+    fn certificate_ends_when_the_terms_say_and_carries_crl_and_policy() {
+        let (_tmp, ca) = new_ca();
+        let key = card_key();
+        let csr = make_csr(&key, &subject());
+        let now = der::unix_secs(SystemTime::now());
+        // Seven years and a day: past the five years this CA used to give.
+        let end = (now / 86_400 + 7 * 365 + 1) * 86_400;
+        for profile in [CertProfile::Authentication, CertProfile::Signature] {
+            let cert = ca.issue(&csr, profile, &terms_ending(end)).unwrap();
+            let s = describe_certificate(&cert).unwrap();
+            assert_eq!(s.not_after_unix, end);
+            assert_eq!(
+                s.crl_distribution_points,
+                vec!["http://pki.national-id.example/crl/card-ca.crl"]
+            );
+            assert_eq!(
+                s.policies,
+                vec!["2.999.364.1.1 (CPS https://pki.national-id.example/cps)"]
+            );
+        }
+        // Without CRL and policy, neither extension is written.
+        let bare = IssueTerms {
+            not_after: end,
+            crl_distribution_points: vec![],
+            policy: None,
+        };
+        let s =
+            describe_certificate(&ca.issue(&csr, CertProfile::Signature, &bare).unwrap()).unwrap();
+        assert!(s.crl_distribution_points.is_empty() && s.policies.is_empty());
+        // A policy without a CPS.
+        let no_cps = IssueTerms {
+            policy: Some(CertPolicy {
+                oid: "1.2.3.4".into(),
+                cps_uri: None,
+            }),
+            ..bare
+        };
+        let s = describe_certificate(&ca.issue(&csr, CertProfile::Signature, &no_cps).unwrap())
+            .unwrap();
+        assert_eq!(s.policies, vec!["1.2.3.4"]);
+    }
+
+    /// OIDs under 2.48 and above (first subidentifier of two bytes) are
+    /// shown as written, in extKeyUsage as in certificatePolicies.
+    #[test]
+    fn oids_under_the_example_arc_are_shown_as_written() {
+        let (_tmp, ca) = new_ca();
+        let key = card_key();
+        let point = card_point(&key).to_vec();
+        let ca_cert = parse_cert(ca.ca_certificate(), "CA").unwrap();
+        let now = der::unix_secs(SystemTime::now());
+        let cert = sign_certificate(
+            Template {
+                issuer_name: ca_cert.subject().as_raw(),
+                issuer_point: ca.ca_key.public_key().as_ref(),
+                subject_name: &name("eku test"),
+                subject_point: &point,
+                not_before: now,
+                not_after: now + 86_400,
+                extensions: vec![extension(
+                    oids::EXT_EXT_KEY_USAGE,
+                    false,
+                    &der::seq(&[&der::oid(&[2, 999, 1]), &der::oid(oids::KP_CLIENT_AUTH)]),
+                )],
+            },
+            &ca.ca_key,
+            &ca.rng,
+        )
+        .unwrap();
+        let s = describe_certificate(&cert).unwrap();
+        assert_eq!(s.extended_key_usage, vec!["clientAuth", "2.999.1"]);
+    }
+
+    #[test]
+    fn refuses_terms_it_cannot_honour() {
+        let (_tmp, ca) = new_ca();
+        let key = card_key();
+        let csr = make_csr(&key, &subject());
+        let now = der::unix_secs(SystemTime::now());
+        let ca_end = describe_certificate(ca.ca_certificate())
+            .unwrap()
+            .not_after_unix;
+        let why = |t: &IssueTerms| match ca.issue(&csr, CertProfile::Authentication, t) {
+            Err(e @ PkiError::InvalidInput { .. }) => {
+                // Asked beforehand, the CA says the same.
+                assert_eq!(ca.accepts(t).unwrap_err().to_string(), e.to_string());
+                e.to_string()
+            }
+            other => panic!("expected InvalidInput, got {other:?}"),
+        };
+        let e = why(&terms_ending(ca_end + 1));
+        assert!(
+            e.contains("cannot outlive its issuer") && e.contains(CA_CERT_FILE),
+            "{e}"
+        );
+        let e = why(&terms_ending(now - 10));
+        assert!(e.contains("is not after the issuance time"), "{e}");
+        let mut t = terms();
+        t.crl_distribution_points = vec!["http://crl.example/ca crl".into()];
+        assert!(why(&t).contains("CRL distribution point"));
+        t.crl_distribution_points = vec!["crl.example/ca.crl".into()];
+        assert!(why(&t).contains("not an absolute URI"));
+        let mut t = terms();
+        t.policy = Some(CertPolicy {
+            oid: "2.999.x".into(),
+            cps_uri: None,
+        });
+        let e = why(&t);
+        assert!(e.contains("policy OID") && e.contains("arc 3"), "{e}");
+        t.policy = Some(CertPolicy {
+            oid: "2.999".into(),
+            cps_uri: Some("https://pki.example/cps\u{e9}".into()),
+        });
+        assert!(why(&t).contains("CPS URI"));
+        // The largest end the CA allows is accepted.
+        ca.accepts(&terms_ending(ca_end)).unwrap();
+        ca.issue(&csr, CertProfile::Authentication, &terms_ending(ca_end))
+            .unwrap();
     }
 
     #[test]
@@ -777,11 +1047,11 @@ mod tests {
         let info = crate::pki::csr::request_info_der(&subject(), card_point(&key)).unwrap();
         let csr = crate::pki::csr::assemble_csr(&info, &card_sign(&other, &info)).unwrap();
         assert!(matches!(
-            ca.issue(&csr, CertProfile::Authentication),
+            ca.issue(&csr, CertProfile::Authentication, &terms()),
             Err(PkiError::CsrSignatureInvalid)
         ));
         assert!(matches!(
-            ca.issue(b"\x30\x00", CertProfile::Authentication),
+            ca.issue(b"\x30\x00", CertProfile::Authentication, &terms()),
             Err(PkiError::CsrMalformed(_))
         ));
     }

@@ -14,7 +14,7 @@ use ring::digest;
 use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::ca::CertProfile;
+use super::ca::{CertPolicy, CertProfile};
 use super::csr::parse_p256_spki;
 use super::der::{self, oids, Der, TAG_BIT_STRING, TAG_SEQUENCE};
 
@@ -84,6 +84,22 @@ pub enum CertProblem {
         subject: String,
         detail: String,
     },
+    #[error("the certificate outlives the card: the certificate ends {not_after}, the card expires {card_expiry}")]
+    OutlivesCard {
+        not_after: String,
+        card_expiry: String,
+    },
+    #[error("the certificate ends {days} days before the card, and the profile allows at most {allowed}: the certificate ends {not_after}, the card expires {card_expiry}")]
+    EndsTooEarly {
+        days: i64,
+        allowed: String,
+        not_after: String,
+        card_expiry: String,
+    },
+    #[error("CRL distribution points are {found}, the profile says {expected}")]
+    CrlDistributionPoints { found: String, expected: String },
+    #[error("certificate policies are {found}, the profile says {expected}")]
+    Policies { found: String, expected: String },
 }
 
 /// Human-readable summary of a certificate.
@@ -102,6 +118,10 @@ pub struct CertSummary {
     /// extKeyUsage purposes (names for common ones, else dotted OIDs).
     pub extended_key_usage: Vec<String>,
     pub is_ca: bool,
+    /// cRLDistributionPoints URIs, empty if absent.
+    pub crl_distribution_points: Vec<String>,
+    /// certificatePolicies, each `OID` or `OID (CPS uri)`; empty if absent.
+    pub policies: Vec<String>,
     /// SHA-256 of the whole certificate, `AB:CD:…`.
     pub sha256_fingerprint: String,
 }
@@ -116,6 +136,8 @@ impl fmt::Display for CertSummary {
         writeln!(f, "Key usage:   {}", list(&self.key_usage))?;
         writeln!(f, "Ext. usage:  {}", list(&self.extended_key_usage))?;
         writeln!(f, "CA:          {}", if self.is_ca { "yes" } else { "no" })?;
+        writeln!(f, "CRL:         {}", list(&self.crl_distribution_points))?;
+        writeln!(f, "Policy:      {}", list(&self.policies))?;
         write!(f, "SHA-256:     {}", self.sha256_fingerprint)
     }
 }
@@ -273,7 +295,12 @@ fn ext_key_usage_names(c: &X509Certificate<'_>) -> Result<Option<Vec<String>>, S
         .filter(|(set, _)| *set)
         .map(|(_, n)| n.to_string())
         .collect();
-        v.extend(e.other.iter().map(|o| o.to_id_string()));
+        // Our own decoder (asn1-rs prints 2.999.1 as 3.16.55.1).
+        v.extend(
+            e.other
+                .iter()
+                .map(|o| der::oid_to_string(o.as_bytes()).unwrap_or_else(|| o.to_id_string())),
+        );
         v
     }))
 }
@@ -493,6 +520,178 @@ pub fn check_certificate(
     check_chain(&cas, &names, now)
 }
 
+/// The extension with `arcs`, if present.
+fn find_extension<'a, 'c>(
+    c: &'c X509Certificate<'a>,
+    arcs: &[u64],
+) -> Option<&'c x509_parser::extensions::X509Extension<'a>> {
+    let want = der::oid_content(arcs);
+    c.extensions()
+        .iter()
+        .find(|e| e.oid.as_bytes() == want.as_slice())
+}
+
+/// The URIs of the cRLDistributionPoints extension (fullName URIs of every
+/// distribution point); empty when the extension is absent.
+fn crl_uris(c: &X509Certificate<'_>) -> Result<Vec<String>, String> {
+    use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
+    let Some(ext) = find_extension(c, oids::EXT_CRL_DISTRIBUTION_POINTS) else {
+        return Ok(vec![]);
+    };
+    let ParsedExtension::CRLDistributionPoints(points) = ext.parsed_extension() else {
+        return Err("the extension could not be parsed".into());
+    };
+    let mut out = Vec::new();
+    for (i, p) in points.iter().enumerate() {
+        match &p.distribution_point {
+            Some(DistributionPointName::FullName(names)) => {
+                for n in names {
+                    match n {
+                        GeneralName::URI(u) => out.push(u.to_string()),
+                        other => out.push(format!("{other}")),
+                    }
+                }
+            }
+            Some(DistributionPointName::NameRelativeToCRLIssuer(_)) => out.push(format!(
+                "distribution point {i}: a name relative to the CRL issuer"
+            )),
+            None => out.push(format!("distribution point {i}: no distributionPoint")),
+        }
+    }
+    Ok(out)
+}
+
+/// The certificatePolicies extension as policies with their CPS URI (a
+/// policy with other qualifiers keeps only its OID and first CPS).
+fn policies(c: &X509Certificate<'_>) -> Result<Vec<CertPolicy>, String> {
+    use x509_parser::extensions::ParsedExtension;
+    let Some(ext) = find_extension(c, oids::EXT_CERTIFICATE_POLICIES) else {
+        return Ok(vec![]);
+    };
+    let ParsedExtension::CertificatePolicies(list) = ext.parsed_extension() else {
+        return Err("the extension could not be parsed".into());
+    };
+    let cps_oid = der::oid_content(oids::QT_CPS);
+    let mut out = Vec::new();
+    for p in list {
+        let mut cps_uri = None;
+        for q in p.policy_qualifiers.iter().flatten() {
+            if q.policy_qualifier_id.as_bytes() == cps_oid.as_slice() && cps_uri.is_none() {
+                let mut r = Der::new(q.qualifier);
+                let v = r
+                    .read(der::TAG_IA5_STRING, "CPS URI")
+                    .map_err(|e| e.to_string())?;
+                let uri = std::str::from_utf8(v.content)
+                    .ok()
+                    .filter(|u| u.is_ascii())
+                    .ok_or("the CPS URI is not ASCII")?;
+                cps_uri = Some(uri.to_string());
+            }
+        }
+        // Our own decoder: asn1-rs's to_id_string misreads OIDs whose first
+        // subidentifier takes more than one byte (2.999 comes out 3.16.55).
+        let oid = der::oid_to_string(p.policy_id.as_bytes())
+            .ok_or("the policy identifier is not a valid OID")?;
+        out.push(CertPolicy { oid, cps_uri });
+    }
+    Ok(out)
+}
+
+/// What a holder's certificate must say beyond key, usage and chain: it
+/// ends no later than the card and at most `max_days_before` days before
+/// it, and carries the profile's CRL distribution points and policy.
+#[derive(Debug, Clone)]
+pub struct CardTerms<'a> {
+    /// The moment the card expires (Unix seconds).
+    pub card_end: i64,
+    /// The card's expiry as people read it, for messages.
+    pub card_expiry: &'a str,
+    /// How many days before `card_end` the certificate may end at most.
+    pub max_days_before: i64,
+    pub crl_distribution_points: &'a [String],
+    pub policy: &'a CertPolicy,
+}
+
+fn days(n: i64) -> String {
+    if n == 1 {
+        "1 day".into()
+    } else {
+        format!("{n} days")
+    }
+}
+
+fn show_list(v: &[String]) -> String {
+    if v.is_empty() {
+        "(none)".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// Checks `cert_der` against `t`. Every difference is reported; on success
+/// the answer says when the certificate ends relative to the card.
+pub fn check_card_terms(cert_der: &[u8], t: &CardTerms<'_>) -> Result<String, Vec<CertProblem>> {
+    let bad = |expected: &str, detail: String| CertProblem::Malformed {
+        which: "end-entity certificate".into(),
+        expected: expected.into(),
+        detail,
+    };
+    let c = parse_cert(cert_der, "end-entity certificate").map_err(|e| vec![e])?;
+    let mut problems = Vec::new();
+    let not_after = c.validity().not_after.timestamp();
+    let before = t.card_end - not_after;
+    let ends = if before < 0 {
+        problems.push(CertProblem::OutlivesCard {
+            not_after: der::format_unix(not_after),
+            card_expiry: t.card_expiry.to_string(),
+        });
+        String::new()
+    } else if before > t.max_days_before * 86_400 {
+        problems.push(CertProblem::EndsTooEarly {
+            days: (before + 86_399) / 86_400,
+            allowed: days(t.max_days_before),
+            not_after: der::format_unix(not_after),
+            card_expiry: t.card_expiry.to_string(),
+        });
+        String::new()
+    } else if before == 0 {
+        format!("ends with the card, {}", der::format_unix(not_after))
+    } else {
+        format!(
+            "ends {} before the card, {}",
+            if before % 86_400 == 0 {
+                days(before / 86_400)
+            } else {
+                format!("{before} s")
+            },
+            der::format_unix(not_after)
+        )
+    };
+    match crl_uris(&c) {
+        Ok(found) if found == t.crl_distribution_points => {}
+        Ok(found) => problems.push(CertProblem::CrlDistributionPoints {
+            found: show_list(&found),
+            expected: show_list(t.crl_distribution_points),
+        }),
+        Err(e) => problems.push(bad("a valid cRLDistributionPoints extension", e)),
+    }
+    match policies(&c) {
+        Ok(found) if found.as_slice() == std::slice::from_ref(t.policy) => {}
+        Ok(found) => problems.push(CertProblem::Policies {
+            found: show_list(&found.iter().map(|p| p.to_string()).collect::<Vec<_>>()),
+            expected: t.policy.to_string(),
+        }),
+        Err(e) => problems.push(bad("a valid certificatePolicies extension", e)),
+    }
+    if problems.is_empty() {
+        Ok(format!(
+            "{ends}; CRL distribution point and policy as the profile says"
+        ))
+    } else {
+        Err(problems)
+    }
+}
+
 /// The subject public key of a certificate (for EC keys, the point as
 /// written in the certificate: 04 ‖ X ‖ Y for P-256).
 pub fn certificate_public_key(cert_der: &[u8]) -> Result<Vec<u8>, CertProblem> {
@@ -529,6 +728,13 @@ pub fn describe_certificate(cert_der: &[u8]) -> Result<CertSummary, CertProblem>
             .map_err(|e| bad("a valid extKeyUsage", e))?
             .unwrap_or_default(),
         is_ca: is_ca(&c, "certificate")?,
+        crl_distribution_points: crl_uris(&c)
+            .map_err(|e| bad("a valid cRLDistributionPoints", e))?,
+        policies: policies(&c)
+            .map_err(|e| bad("a valid certificatePolicies", e))?
+            .iter()
+            .map(|p| p.to_string())
+            .collect(),
         sha256_fingerprint: der::hex_colon(digest::digest(&digest::SHA256, cert_der).as_ref()),
     })
 }
@@ -538,7 +744,7 @@ mod tests {
     use super::*;
     use crate::pki::ca::{CertificateAuthority, LocalCa};
     use crate::pki::sod::DocumentSigner;
-    use crate::pki::test_support::{card_key, card_point, make_csr, new_ca, subject};
+    use crate::pki::test_support::{card_key, card_point, make_csr, new_ca, subject, terms};
     use std::time::Duration;
 
     struct Fixture {
@@ -554,8 +760,10 @@ mod tests {
         let key = card_key();
         let csr = make_csr(&key, &subject());
         Fixture {
-            auth: ca.issue(&csr, CertProfile::Authentication).unwrap(),
-            sig: ca.issue(&csr, CertProfile::Signature).unwrap(),
+            auth: ca
+                .issue(&csr, CertProfile::Authentication, &terms())
+                .unwrap(),
+            sig: ca.issue(&csr, CertProfile::Signature, &terms()).unwrap(),
             point: card_point(&key).to_vec(),
             ca,
             _tmp: tmp,
@@ -768,12 +976,141 @@ mod tests {
         assert!(describe_certificate(&f.auth[..f.auth.len() - 1]).is_err());
     }
 
+    /// Rules for a card that ends at `card_end`, with the test CRL and policy.
+    fn card_terms<'a>(
+        card_end: i64,
+        crl: &'a [String],
+        policy: &'a CertPolicy,
+        max_days_before: i64,
+    ) -> CardTerms<'a> {
+        CardTerms {
+            card_end,
+            card_expiry: "1412/09/13 (2033-12-03 00:00:00 UTC)",
+            max_days_before,
+            crl_distribution_points: crl,
+            policy,
+        }
+    }
+
+    #[test]
+    fn card_terms_end_crl_and_policy() {
+        use crate::pki::test_support::{terms_ending, TEST_CPS, TEST_CRL, TEST_POLICY};
+        let (_tmp, ca) = new_ca();
+        let csr = make_csr(&card_key(), &subject());
+        let day = 86_400;
+        let card_end = (der::unix_secs(now()) / day + 7 * 365) * day;
+        let issue = |end: i64| {
+            ca.issue(&csr, CertProfile::Signature, &terms_ending(end))
+                .unwrap()
+        };
+        let crl = vec![TEST_CRL.to_string()];
+        let policy = CertPolicy {
+            oid: TEST_POLICY.into(),
+            cps_uri: Some(TEST_CPS.into()),
+        };
+        let rules = card_terms(card_end, &crl, &policy, 1);
+
+        let ok = check_card_terms(&issue(card_end), &rules).unwrap();
+        assert!(ok.starts_with("ends with the card"), "{ok}");
+        let ok = check_card_terms(&issue(card_end - day), &rules).unwrap();
+        assert!(ok.starts_with("ends 1 day before the card"), "{ok}");
+
+        // One second after the card: outlives it, both dates named.
+        let e = check_card_terms(&issue(card_end + 1), &rules).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        let msg = e[0].to_string();
+        assert!(matches!(e[0], CertProblem::OutlivesCard { .. }), "{msg}");
+        assert!(
+            msg.contains(&der::format_unix(card_end + 1))
+                && msg.contains("1412/09/13 (2033-12-03 00:00:00 UTC)"),
+            "{msg}"
+        );
+        // One second earlier than the tolerance allows.
+        let e = check_card_terms(&issue(card_end - day - 1), &rules).unwrap_err();
+        let msg = e[0].to_string();
+        assert!(
+            msg.contains("ends 2 days before the card")
+                && msg.contains("allows at most 1 day")
+                && msg.contains(&der::format_unix(card_end - day - 1)),
+            "{msg}"
+        );
+        // Five years, as this CA used to issue for a 7-year card.
+        let e = check_card_terms(&issue(card_end - 2 * 365 * day), &rules).unwrap_err();
+        assert!(
+            e[0].to_string().contains("730 days before the card"),
+            "{e:?}"
+        );
+
+        // Other CRL and policy: each difference named with both values, and
+        // the end checked as well.
+        let other_crl = vec!["ldap://ldap.example/cn=CA?certificateRevocationList".to_string()];
+        let other_policy = CertPolicy {
+            oid: "2.999.1".into(),
+            cps_uri: None,
+        };
+        let rules2 = card_terms(card_end - 10 * day, &other_crl, &other_policy, 1);
+        let e = check_card_terms(&issue(card_end), &rules2).unwrap_err();
+        let msgs: Vec<String> = e.iter().map(|p| p.to_string()).collect();
+        assert_eq!(msgs.len(), 3, "{msgs:?}");
+        assert!(msgs[0].contains("outlives the card"), "{msgs:?}");
+        assert!(
+            msgs[1].contains(TEST_CRL) && msgs[1].contains(&other_crl[0]),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[2].contains("2.999.364.1.1 (CPS https://pki.national-id.example/cps)")
+                && msgs[2].contains("the profile says 2.999.1"),
+            "{msgs:?}"
+        );
+        // The same policy with another CPS is a difference too.
+        let other_cps = CertPolicy {
+            oid: TEST_POLICY.into(),
+            cps_uri: Some("https://other.example/cps".into()),
+        };
+        let e = check_card_terms(&issue(card_end), &card_terms(card_end, &crl, &other_cps, 1))
+            .unwrap_err();
+        assert!(matches!(e[0], CertProblem::Policies { .. }), "{e:?}");
+
+        // A certificate without the extensions (as the CA issued before).
+        let bare = ca
+            .issue(
+                &csr,
+                CertProfile::Signature,
+                &crate::pki::IssueTerms {
+                    not_after: card_end,
+                    crl_distribution_points: vec![],
+                    policy: None,
+                },
+            )
+            .unwrap();
+        let e = check_card_terms(&bare, &rules).unwrap_err();
+        let msgs: Vec<String> = e.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            msgs,
+            vec![
+                format!("CRL distribution points are (none), the profile says {TEST_CRL}"),
+                format!("certificate policies are (none), the profile says {policy}"),
+            ]
+        );
+        // Garbage is a parse error, not a panic.
+        let e = check_card_terms(b"\x30\x03\x02\x01\x00", &rules).unwrap_err();
+        assert!(matches!(e[0], CertProblem::Malformed { .. }), "{e:?}");
+    }
+
     #[test]
     fn summary_display() {
         let f = fixture();
         let s = describe_certificate(&f.sig).unwrap();
         let text = s.to_string();
         assert!(text.contains("nonRepudiation"), "{text}");
+        assert!(
+            text.contains("CRL:         http://pki.national-id.example/crl/card-ca.crl"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Policy:      2.999.364.1.1 (CPS https://pki.national-id.example/cps)"),
+            "{text}"
+        );
         assert!(text.contains("Issuer:      C=IR, O=cardsmith test, CN=cardsmith local test CA"));
         assert_eq!(s.sha256_fingerprint.len(), 32 * 3 - 1);
     }

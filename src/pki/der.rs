@@ -16,6 +16,7 @@ pub(crate) const TAG_OCTET_STRING: u8 = 0x04;
 pub(crate) const TAG_NULL: u8 = 0x05;
 pub(crate) const TAG_OID: u8 = 0x06;
 pub(crate) const TAG_UTF8_STRING: u8 = 0x0c;
+pub(crate) const TAG_IA5_STRING: u8 = 0x16;
 pub(crate) const TAG_PRINTABLE_STRING: u8 = 0x13;
 pub(crate) const TAG_UTC_TIME: u8 = 0x17;
 pub(crate) const TAG_GENERALIZED_TIME: u8 = 0x18;
@@ -61,6 +62,10 @@ pub(crate) mod oids {
     pub const EXT_AUTHORITY_KEY_ID: &[u64] = &[2, 5, 29, 35];
     pub const EXT_EXT_KEY_USAGE: &[u64] = &[2, 5, 29, 37];
     pub const KP_CLIENT_AUTH: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 3, 2];
+    pub const EXT_CRL_DISTRIBUTION_POINTS: &[u64] = &[2, 5, 29, 31];
+    pub const EXT_CERTIFICATE_POLICIES: &[u64] = &[2, 5, 29, 32];
+    /// id-qt-cps: a CPS pointer qualifier (RFC 5280 4.2.1.4).
+    pub const QT_CPS: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 2, 1];
 
     pub const CMS_SIGNED_DATA: &[u64] = &[1, 2, 840, 113549, 1, 7, 2];
     pub const CMS_CONTENT_TYPE: &[u64] = &[1, 2, 840, 113549, 1, 9, 3];
@@ -127,6 +132,41 @@ pub(crate) fn oid_to_string(content: &[u8]) -> Option<String> {
         s.push_str(&x.to_string());
     }
     Some(s)
+}
+
+/// The arcs of a dotted OID such as `2.999.1`: at least two arcs, decimal
+/// without leading zeros, the first 0, 1 or 2, the second below 40 unless
+/// the first is 2. The error says what is wrong.
+pub(crate) fn parse_dotted_oid(s: &str) -> Result<Vec<u64>, String> {
+    let mut arcs = Vec::new();
+    for (i, part) in s.split('.').enumerate() {
+        let digits = !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+        if !digits {
+            return Err(format!("arc {} ({part:?}) is not a decimal number", i + 1));
+        }
+        if part.len() > 1 && part.starts_with('0') {
+            return Err(format!("arc {} ({part:?}) has a leading zero", i + 1));
+        }
+        let v: u64 = part
+            .parse()
+            .map_err(|_| format!("arc {} ({part}) is too large", i + 1))?;
+        arcs.push(v);
+    }
+    match arcs.as_slice() {
+        [] | [_] => Err("an OID has at least two arcs".into()),
+        [a, ..] if *a > 2 => Err(format!("the first arc is {a}; it must be 0, 1 or 2")),
+        [a, b, ..] if *a < 2 && *b >= 40 => Err(format!(
+            "the second arc is {b}; under {a} it must be below 40"
+        )),
+        [2, b, ..] if *b > u64::MAX - 80 => Err(format!("the second arc ({b}) is too large")),
+        _ => Ok(arcs),
+    }
+}
+
+/// IA5String (ASCII) of a string already checked to be ASCII.
+pub(crate) fn ia5_string(s: &str) -> Vec<u8> {
+    debug_assert!(s.is_ascii());
+    tlv(TAG_IA5_STRING, s.as_bytes())
 }
 
 pub(crate) fn dotted(arcs: &[u64]) -> String {
@@ -715,6 +755,30 @@ pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dotted_oids_parse_or_say_why_not() {
+        for good in ["2.999.364.1.1", "1.3.6.1.5.5.7.2.1", "0.0", "2.100.3"] {
+            let arcs = parse_dotted_oid(good).unwrap();
+            assert_eq!(dotted(&arcs), good);
+            assert_eq!(oid_to_string(&oid_content(&arcs)).unwrap(), good);
+        }
+        for (bad, why) in [
+            ("", "not a decimal number"),
+            ("2", "at least two arcs"),
+            ("2.999.", "arc 3"),
+            ("2.x.1", "arc 2 (\"x\")"),
+            ("1.3.06", "leading zero"),
+            ("3.1", "must be 0, 1 or 2"),
+            ("1.40", "below 40"),
+            ("2.18446744073709551615", "too large"),
+            ("1.2.99999999999999999999", "too large"),
+            (" 1.2", "not a decimal number"),
+        ] {
+            let e = parse_dotted_oid(bad).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+    }
 
     #[test]
     fn oid_encoding_known_values() {

@@ -5,7 +5,9 @@
 //! * [`ca`] — the [`CertificateAuthority`] trait and [`LocalCa`], a file-backed
 //!   test CA with a document signer.
 //! * [`check`] — checks of a returned certificate against the card's key, the
-//!   profile and the CA chain (x509-parser for parsing, ring for signatures).
+//!   profile and the CA chain (x509-parser for parsing, ring for signatures),
+//!   and against the card: validity ending with the card's, the profile's CRL
+//!   distribution points and policy ([`check_card_terms`]).
 //! * [`sod`] — ICAO Doc 9303 part 10 EF.SOD (CMS SignedData over an
 //!   LDSSecurityObject).
 //!
@@ -27,9 +29,12 @@ mod tests_openssl;
 
 use std::path::PathBuf;
 
-pub use ca::{CertProfile, CertificateAuthority, LocalCa, LocalDocumentSigner};
+pub use ca::{
+    CertPolicy, CertProfile, CertificateAuthority, IssueTerms, LocalCa, LocalDocumentSigner,
+};
 pub use check::{
-    certificate_public_key, check_certificate, describe_certificate, CertProblem, CertSummary,
+    certificate_public_key, check_card_terms, check_certificate, describe_certificate, CardTerms,
+    CertProblem, CertSummary,
 };
 pub use csr::{
     assemble_csr, der_to_raw_sig, raw_to_der_sig, request_info_der, verify_csr, CsrInfo,

@@ -613,7 +613,7 @@ pub fn verify_sod(
 mod tests {
     use super::*;
     use crate::pki::ca::{CertProfile, CertificateAuthority, LocalCa};
-    use crate::pki::test_support::{make_csr, new_ca, subject};
+    use crate::pki::test_support::{make_csr, new_ca, subject, terms};
     use ring::rand::SystemRandom;
     use ring::signature::{
         EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P256_SHA256_FIXED_SIGNING,
@@ -821,7 +821,11 @@ mod tests {
         let (_t, ca) = new_ca();
         let (asn1, fixed) = asn1_and_fixed_keys();
         let cert = ca
-            .issue(&make_csr(&fixed, &subject()), CertProfile::Signature)
+            .issue(
+                &make_csr(&fixed, &subject()),
+                CertProfile::Signature,
+                &terms(),
+            )
             .unwrap();
         let signer = TestSigner { cert, key: asn1 };
         let sod = build_sod(&dgs(), &signer).unwrap();

@@ -3,7 +3,7 @@
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 
-use super::ca::LocalCa;
+use super::ca::{CertPolicy, IssueTerms, LocalCa};
 use super::csr::{assemble_csr, request_info_der, SubjectName};
 
 /// A fresh P-256 key pair producing raw `r‖s` signatures, like the card.
@@ -38,4 +38,26 @@ pub fn new_ca() -> (tempfile::TempDir, LocalCa) {
     let dir = tempfile::tempdir().unwrap();
     let ca = LocalCa::open_or_create(&dir.path().join("ca")).unwrap();
     (dir, ca)
+}
+
+pub const TEST_CRL: &str = "http://pki.national-id.example/crl/card-ca.crl";
+pub const TEST_POLICY: &str = "2.999.364.1.1";
+pub const TEST_CPS: &str = "https://pki.national-id.example/cps";
+
+/// Terms ending at `not_after` (Unix seconds), with a CRL distribution
+/// point and a policy with its CPS.
+pub fn terms_ending(not_after: i64) -> IssueTerms {
+    IssueTerms {
+        not_after,
+        crl_distribution_points: vec![TEST_CRL.to_string()],
+        policy: Some(CertPolicy {
+            oid: TEST_POLICY.to_string(),
+            cps_uri: Some(TEST_CPS.to_string()),
+        }),
+    }
+}
+
+/// Terms for a certificate that ends 5 × 365 days from now.
+pub fn terms() -> IssueTerms {
+    terms_ending(super::der::unix_secs(std::time::SystemTime::now()) + 5 * 365 * 86_400)
 }

@@ -7,10 +7,10 @@ use std::time::SystemTime;
 use proptest::prelude::*;
 
 use super::ca::{CertProfile, CertificateAuthority, LocalCa};
-use super::check::{check_certificate, describe_certificate};
+use super::check::{check_card_terms, check_certificate, describe_certificate, CardTerms};
 use super::csr::{der_to_raw_sig, verify_csr, SubjectName};
 use super::sod::{build_sod, verify_sod};
-use super::test_support::{card_key, card_point, make_csr, new_ca, subject};
+use super::test_support::{card_key, card_point, make_csr, new_ca, subject, terms};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -27,7 +27,9 @@ fn fixture() -> &'static Fixture {
         let (dir, ca) = new_ca();
         let key = card_key();
         let csr = make_csr(&key, &subject());
-        let cert = ca.issue(&csr, CertProfile::Authentication).unwrap();
+        let cert = ca
+            .issue(&csr, CertProfile::Authentication, &terms())
+            .unwrap();
         let sod = build_sod(&[(1, b"dg1".as_slice()), (2, b"dg2")], ca.document_signer()).unwrap();
         Fixture {
             point: card_point(&key).to_vec(),
@@ -109,6 +111,17 @@ proptest! {
                 prop_assert_eq!(a.serial_hex, b.serial_hex);
             }
         }
+        // The card's rules (end, CRL, policy) on mutated bytes.
+        let t = terms();
+        let policy = t.policy.clone().unwrap();
+        let rules = CardTerms {
+            card_end: t.not_after,
+            card_expiry: "x",
+            max_days_before: 1,
+            crl_distribution_points: &t.crl_distribution_points,
+            policy: &policy,
+        };
+        let _ = check_card_terms(&m, &rules);
         // Mutated CA chain.
         let _ = check_certificate(&f.cert, &f.point, CertProfile::Authentication, &[m], SystemTime::now());
     }
@@ -121,7 +134,7 @@ proptest! {
             prop_assert_eq!(info.public_point, f.point.clone());
             prop_assert_eq!(info.subject, subject());
         }
-        let _ = f.ca.issue(&m, CertProfile::Signature);
+        let _ = f.ca.issue(&m, CertProfile::Signature, &terms());
         let _ = SubjectName::from_der(&m);
     }
 

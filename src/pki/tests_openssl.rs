@@ -13,7 +13,7 @@ use super::ca::{
 use super::check::check_certificate;
 use super::der::{self, Der};
 use super::sod::{build_sod, lds_security_object, verify_sod, DocumentSigner, SOD_TAG};
-use super::test_support::{card_key, card_point, make_csr, subject};
+use super::test_support::{card_key, card_point, make_csr, subject, terms};
 
 fn openssl_bin() -> String {
     std::env::var("OPENSSL_BIN").unwrap_or_else(|_| "openssl".to_string())
@@ -115,6 +115,80 @@ fn openssl_verifies_csr_and_parses_it() {
     assert!(!out.status.success() || !text(&out).contains("verify OK"));
 }
 
+/// `openssl x509 -text` shows the CRL distribution point, the policy and
+/// its CPS on a certificate the CA really issued; its notAfter is the one
+/// asked for; and OpenSSL's policy processing accepts the policy (and
+/// refuses another one).
+#[test]
+fn openssl_shows_crl_policy_and_end() {
+    use super::test_support::{terms_ending, TEST_CPS, TEST_CRL, TEST_POLICY};
+    let env = Env::new();
+    let csr = make_csr(&card_key(), &subject());
+    let ca = env.ca_pem();
+    // 2033-12-03 00:00:00 UTC.
+    let end = 2_017_180_800;
+    for (profile, file) in [
+        (CertProfile::Authentication, "auth.pem"),
+        (CertProfile::Signature, "sig.pem"),
+    ] {
+        let cert = env.ca.issue(&csr, profile, &terms_ending(end)).unwrap();
+        env.write(file, certificate_pem(&cert));
+        let t = text(&openssl(
+            env.dir(),
+            &["x509", "-in", file, "-noout", "-text"],
+        ));
+        let ext = |name: &str| {
+            let i = t.find(name).unwrap_or_else(|| panic!("no {name} in:\n{t}"));
+            t[i..].lines().take(3).collect::<Vec<_>>().join("\n")
+        };
+        let crl = ext("X509v3 CRL Distribution Points");
+        assert!(crl.contains(&format!("URI:{TEST_CRL}")), "{crl}");
+        let pol = ext("X509v3 Certificate Policies");
+        assert!(
+            pol.contains(&format!("Policy: {TEST_POLICY}"))
+                && pol.contains(&format!("CPS: {TEST_CPS}")),
+            "{pol}"
+        );
+        assert!(t.contains("Not After : Dec  3 00:00:00 2033 GMT"), "{t}");
+        let out = openssl(
+            env.dir(),
+            &[
+                "verify",
+                "-x509_strict",
+                "-explicit_policy",
+                "-policy",
+                TEST_POLICY,
+                "-CAfile",
+                &ca,
+                file,
+            ],
+        );
+        assert!(
+            text(&out).contains(&format!("{file}: OK")),
+            "{}",
+            text(&out)
+        );
+        let out = Command::new(openssl_bin())
+            .args([
+                "verify",
+                "-explicit_policy",
+                "-policy",
+                "2.999.364.1.2",
+                "-CAfile",
+                &ca,
+                file,
+            ])
+            .current_dir(env.dir())
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "another policy was accepted: {}",
+            text(&out)
+        );
+    }
+}
+
 #[test]
 fn openssl_verifies_issued_certificates() {
     let env = Env::new();
@@ -125,7 +199,7 @@ fn openssl_verifies_issued_certificates() {
         (CertProfile::Authentication, "auth.pem"),
         (CertProfile::Signature, "sig.pem"),
     ] {
-        let cert = env.ca.issue(&csr, profile).unwrap();
+        let cert = env.ca.issue(&csr, profile, &terms()).unwrap();
         env.write(file, certificate_pem(&cert));
         let out = openssl(env.dir(), &["verify", "-x509_strict", "-CAfile", &ca, file]);
         assert!(
