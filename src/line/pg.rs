@@ -516,7 +516,8 @@ fn insert_attempt(
         .query_one(
             "INSERT INTO attempts (record_id, batch_id, kind, station, reader, operator, card_serial,
                                    started_at, outcome, token, lease_until)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'in_progress', $9, $10) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'in_progress', $9, cardsmith_now_ms() + $10)
+             RETURNING id",
             &[
                 &record_id,
                 &batch_id,
@@ -527,7 +528,10 @@ fn insert_attempt(
                 &serial,
                 &now,
                 &token,
-                &now.saturating_add(lease_ms),
+                // The lease runs from now, not from the start of the
+                // transaction: a claim that waited on a lock (another
+                // station's stalled transaction) is not born expired.
+                &lease_ms,
             ],
         )?
         .get(0);
