@@ -1012,3 +1012,139 @@ fn station_paused_inside_its_lease_renewal_does_not_hold_up_the_others() {
 fn station_paused_inside_its_good_commit_is_fenced_when_it_wakes() {
     paused_station_is_fenced(Pause::InsideGoodCommit);
 }
+
+/// A TCP front for the cluster that passes connections through, except
+/// that while `refuse` is above zero it answers a new connection's startup
+/// as a PostgreSQL server that is starting up does (FATAL 57P03) and closes
+/// it, counting down.
+struct Front {
+    port: u16,
+    refuse: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Front {
+    fn start(server_port: u16) -> Front {
+        use std::io::Write;
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let refuse = Arc::new(AtomicUsize::new(0));
+        let refused = Arc::new(AtomicUsize::new(0));
+        let (rf, rd) = (refuse.clone(), refused.clone());
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                let take = rf
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+                if take {
+                    // The startup packet (after a refused SSL request,
+                    // if the client asks for one).
+                    let Some(body) = startup_packet(&mut s) else {
+                        continue;
+                    };
+                    if body == [0x04, 0xd2, 0x16, 0x2f] {
+                        let _ = s.write_all(b"N");
+                        if startup_packet(&mut s).is_none() {
+                            continue;
+                        }
+                    }
+                    let mut fields = Vec::new();
+                    for (k, v) in [
+                        (b'S', "FATAL"),
+                        (b'V', "FATAL"),
+                        (b'C', "57P03"),
+                        (b'M', "the database system is starting up"),
+                    ] {
+                        fields.push(k);
+                        fields.extend_from_slice(v.as_bytes());
+                        fields.push(0);
+                    }
+                    fields.push(0);
+                    let mut msg = vec![b'E'];
+                    msg.extend_from_slice(&((fields.len() + 4) as u32).to_be_bytes());
+                    msg.extend_from_slice(&fields);
+                    let _ = s.write_all(&msg);
+                    rd.fetch_add(1, Ordering::SeqCst);
+                    continue;
+                }
+                let Ok(up) = TcpStream::connect(("127.0.0.1", server_port)) else {
+                    continue;
+                };
+                let (Ok(mut s2), Ok(mut up2)) = (s.try_clone(), up.try_clone()) else {
+                    continue;
+                };
+                let mut up = up;
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s2, &mut up);
+                    let _ = up.shutdown(std::net::Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut up2, &mut s);
+                    let _ = s.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        Front {
+            port,
+            refuse,
+            refused,
+        }
+    }
+}
+
+/// One length-prefixed packet of a client's startup.
+fn startup_packet(s: &mut std::net::TcpStream) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).ok()?;
+    let n = u32::from_be_bytes(len) as usize;
+    let mut body = vec![0u8; n.checked_sub(4)?];
+    s.read_exact(&mut body).ok()?;
+    Some(body)
+}
+
+/// A register that restarts answers new connections with "the database
+/// system is starting up" for a moment. A station's call waits that out
+/// and reconnects, as it does for a refused connection, instead of failing
+/// (which ended a station, or left a good card unjournaled, when it fell
+/// in the window of a restart).
+#[test]
+fn a_station_waits_for_a_register_that_is_starting_up() {
+    use cardsmith::line::journal::Journal;
+    use cardsmith::line::pg::{PgJournal, PgOptions};
+    use std::sync::atomic::Ordering;
+    let cluster = Cluster::start();
+    let admin = cluster.register("register");
+    let front = Front::start(cluster.port);
+    let url = admin.replace(
+        &format!("@127.0.0.1:{}/", cluster.port),
+        &format!("@127.0.0.1:{}/", front.port),
+    );
+    assert_ne!(url, admin);
+    let mut t = cardsmith::line::pgconf::parse(&url, false).expect("url");
+    t.config.application_name("cardsmith front-test");
+    let j = PgJournal::open(
+        t,
+        PgOptions {
+            lease: Duration::from_secs(30),
+            retry_for: Duration::from_secs(60),
+            max_connections: 1,
+        },
+    )
+    .expect("open through the front");
+    assert_eq!(j.batch(None).expect("batch"), None);
+    // Cut the station's connection; the next three connections meet a
+    // server that is starting up.
+    front.refuse.store(3, Ordering::SeqCst);
+    assert!(cluster.terminate("front-test") >= 1);
+    let r = j.batch(None);
+    assert!(
+        matches!(r, Ok(None)),
+        "the call gave up while the register was starting up: {r:?}"
+    );
+    assert_eq!(front.refused.load(Ordering::SeqCst), 3);
+}

@@ -329,6 +329,8 @@ pub fn connect(t: &PgTarget) -> Result<Client> {
                 "database {} does not exist on the server; create it (createdb) and run `cardsmith journal migrate`",
                 t.config.get_dbname().unwrap_or("?")
             ),
+            // Starting up, shutting down (a restart): waited for.
+            Some(_) if retryable(&e) => format!("{UNREACHABLE}: {}", describe(&e)),
             Some(_) => describe(&e),
             None if e.to_string().contains("password missing") => format!(
                 "no password for user {}: put it in a password file (PGPASSFILE, ~/.pgpass, mode 600) or PGPASSWORD",
