@@ -101,6 +101,10 @@ pub(crate) fn retryable(e: &postgres::Error) -> bool {
         Some("40001") | Some("40P01") => true,
         // Admin/crash shutdown, cannot connect now.
         Some(c) if c.starts_with("57P") => true,
+        // The server ended a session that sat inside a transaction
+        // ([`IDLE_IN_TRANSACTION`]: the station was paused or cut off);
+        // the transaction rolled back, so it is safe to run again.
+        Some("25P03") => true,
         // Connection exceptions.
         Some(c) if c.starts_with("08") => true,
         Some(_) => false,
@@ -158,8 +162,28 @@ impl PgJournal {
     }
 
     /// Connect once, mapping login and database errors to clear messages.
+    /// The session is ended by the server when it sits inside a
+    /// transaction for [`IDLE_IN_TRANSACTION`].
     pub fn connect(&self) -> Result<Client> {
-        connect(&self.target)
+        let mut c = connect(&self.target)?;
+        c.batch_execute(&format!(
+            "SET idle_in_transaction_session_timeout = {}",
+            IDLE_IN_TRANSACTION.as_millis()
+        ))
+        .map_err(|e| {
+            if retryable(&e) {
+                // The server went away between the login and this
+                // statement (it is restarting): waited for like a refused
+                // connection.
+                JournalError::Storage {
+                    path: self.target.display.clone(),
+                    detail: format!("{UNREACHABLE}: {}", describe(&e)),
+                }
+            } else {
+                self.storage(&e)
+            }
+        })?;
+        Ok(c)
     }
 
     fn storage(&self, e: &postgres::Error) -> JournalError {
@@ -283,6 +307,16 @@ impl PgJournal {
 }
 
 const UNREACHABLE: &str = "cannot reach the register";
+
+/// How long the server lets a station's session sit inside a transaction
+/// before it ends the session. A working station sends the statements of
+/// a transaction back to back; one that sits there was stopped, paused or
+/// cut off in the middle, and its open transaction holds rows (its
+/// attempt, its record) that the other stations must update to take its
+/// expired claims back. Without a limit they would wait for it for as long
+/// as it is gone. The transaction rolls back; a station that wakes up
+/// retries it on a fresh connection.
+pub const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(5);
 
 /// Connect to a register, with messages that name what went wrong.
 pub fn connect(t: &PgTarget) -> Result<Client> {
@@ -538,7 +572,8 @@ fn insert_attempt(
         .query_one(
             "INSERT INTO attempts (record_id, batch_id, kind, station, reader, operator, card_serial,
                                    started_at, outcome, token, lease_until)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'in_progress', $9, $10) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'in_progress', $9, cardsmith_now_ms() + $10)
+             RETURNING id",
             &[
                 &record_id,
                 &batch_id,
@@ -549,7 +584,10 @@ fn insert_attempt(
                 &serial,
                 &now,
                 &token,
-                &now.saturating_add(lease_ms),
+                // The lease runs from now, not from the start of the
+                // transaction: a claim that waited on a lock (another
+                // station's stalled transaction) is not born expired.
+                &lease_ms,
             ],
         )?
         .get(0);
