@@ -895,8 +895,8 @@ impl Journal for PgJournal {
             )? {
                 let attempt_id: i64 = r.get(0);
                 t.execute(
-                    "UPDATE attempts SET lease_until = $2 WHERE id = $1",
-                    &[&attempt_id, &now.saturating_add(lease)],
+                    "UPDATE attempts SET lease_until = cardsmith_now_ms() + $2 WHERE id = $1",
+                    &[&attempt_id, &lease],
                 )?;
                 return Ok(Some(Claim {
                     attempt_id,
