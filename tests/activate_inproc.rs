@@ -52,6 +52,10 @@ fn issuer(dir: &std::path::Path) -> IssuerSide {
 
 /// `count` records personalized by the line, each on its own card.
 fn setup(count: usize, seed: u64) -> Env {
+    setup_with(count, seed, SimConfig::default())
+}
+
+fn setup_with(count: usize, seed: u64, config: SimConfig) -> Env {
     let dir = tempfile::tempdir().expect("tempdir");
     let (path, holders) = activate_support::batch(dir.path(), count, seed);
     let journal =
@@ -91,7 +95,7 @@ fn setup(count: usize, seed: u64) -> Env {
         // Each card keeps its state in an image file (a test may edit it).
         let card = SimCard::open_image_provisioned(
             &dir.path().join("cards").join(format!("{i}.json")),
-            SimConfig::default(),
+            config.clone(),
             cardsmith::sim::Provision {
                 issuer_key: Some(ctx.issuer.key.expose()),
                 scp03: ctx.issuer.scp03.as_ref(),
@@ -229,6 +233,20 @@ fn the_holder_s_other_capture_activates_and_an_impostor_uses_a_try() {
         "{}",
         refusal.reason
     );
+    // The refusal's JSON gives the card's verdict for the finger tried;
+    // this card reports no score, so there is no debug field.
+    let j = serde_json::to_value(&refusal).expect("json");
+    assert_eq!(
+        j["fingerprint"],
+        serde_json::json!([{
+            "finger": h.finger.as_str(),
+            "reference": format!("{:02X}", env.side.profile.bio_references[0]),
+            "verdict": "no_match",
+            "tries_left": 4,
+            "status": "63C4",
+        }]),
+        "{j}"
+    );
     assert_eq!(env.finger_tries(h), 4);
     assert_eq!(env.life_cycle(h), LifeCycle::Personalized);
     let shown = log.0.join("\n");
@@ -240,6 +258,9 @@ fn the_holder_s_other_capture_activates_and_an_impostor_uses_a_try() {
     let (r, log) = env.activate(h, &h.office(), vec![h.live.clone()], &PINS);
     let a = r.unwrap_or_else(|e| panic!("{e:?}\n{}", log.0.join("\n")));
     assert_eq!(a.record_id, h.id());
+    let j = serde_json::to_value(&a).expect("json");
+    assert_eq!(j["fingerprint"][0]["verdict"], "match", "{j}");
+    assert!(j["fingerprint"][0].get("debug").is_none(), "{j}");
     assert_eq!(env.life_cycle(h), LifeCycle::Activated);
     assert_eq!(env.finger_tries(h), 5, "a match restores the counter");
     let shown = log.0.join("\n");
@@ -528,4 +549,46 @@ fn a_card_whose_data_was_changed_is_not_genuine_and_is_refused() {
     );
     assert_eq!(env.finger_tries(h), 5, "no fingerprint was asked for");
     assert_eq!(env.life_cycle(h), LifeCycle::Personalized);
+}
+
+#[test]
+fn a_card_with_diagnostics_gives_its_score_in_debug_never_on_screen() {
+    let env = setup_with(
+        6,
+        15,
+        SimConfig {
+            match_score_diagnostics: true,
+            ..SimConfig::default()
+        },
+    );
+    let h = env.first();
+    env.ship(h, &h.office());
+    let (r, log) = env.activate(
+        h,
+        &h.office(),
+        vec![h.impostor.clone(), h.live.clone()],
+        &PINS,
+    );
+    let a = r.unwrap_or_else(|e| panic!("{e:?}\n{}", log.0.join("\n")));
+    let j = serde_json::to_value(&a).expect("json");
+    let tries = j["fingerprint"].as_array().expect("verdicts");
+    assert_eq!(tries.len(), 2, "{j}");
+    assert_eq!(tries[0]["verdict"], "no_match", "{j}");
+    assert_eq!(tries[1]["verdict"], "match", "{j}");
+    let score = |t: &serde_json::Value| t["debug"]["score"].as_f64().expect("score");
+    let threshold = tries[1]["debug"]["threshold"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{j}"));
+    assert!(score(&tries[0]) < threshold, "{j}");
+    assert!(score(&tries[1]) >= threshold, "{j}");
+    // Nothing of it reaches the screen or the journal.
+    let shown = log.0.join("\n").to_lowercase();
+    assert!(!shown.contains("score"), "{shown}");
+    for t in tries {
+        let s = format!("{:.4}", score(t));
+        assert!(!shown.contains(&s), "{shown}");
+    }
+    for e in env.journal.events(0).expect("events") {
+        assert!(!e.detail.to_lowercase().contains("score"), "{e:?}");
+    }
 }

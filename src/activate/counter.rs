@@ -20,6 +20,7 @@ use crate::biometric;
 use crate::line::journal::{CardKnown, CertRow, Delivery, Journal, Who};
 use crate::perso::card::LifeCycle;
 use crate::perso::cli::IssuerSide;
+use crate::perso::engine::FingerVerdict;
 use crate::pki::CertificateAuthority;
 use crate::record::date::JalaliDate;
 use crate::secret::Secret;
@@ -73,6 +74,9 @@ pub struct Refusal {
     /// The card itself refused or failed (exit 4), as opposed to the
     /// transport (exit 5).
     pub transport: bool,
+    /// The card's verdict on each finger tried before the refusal.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fingerprint: Vec<FingerVerdict>,
 }
 
 impl Refusal {
@@ -81,6 +85,7 @@ impl Refusal {
             class: class.into(),
             reason: reason.into(),
             transport: false,
+            fingerprint: Vec::new(),
         }
     }
     fn card(class: &str, e: CardError) -> Refusal {
@@ -88,6 +93,7 @@ impl Refusal {
             class: class.into(),
             transport: e.is_transport(),
             reason: e.to_string(),
+            fingerprint: Vec::new(),
         }
     }
 }
@@ -106,6 +112,8 @@ pub struct Activated {
     pub national_id: String,
     pub office: String,
     pub finger: String,
+    /// The card's verdict on each try, in order (the last one matched).
+    pub fingerprint: Vec<FingerVerdict>,
     pub photo: Option<PathBuf>,
     pub signature: ops::SignatureProof,
     pub replaces: Option<String>,
@@ -478,13 +486,33 @@ impl Counter<'_> {
 
     /// Step 3: the holder's live finger, matched on the card. Each try
     /// uses up one of the card's tries only when the card compares; a bad
-    /// file costs nothing.
+    /// file costs nothing. Gives the card's verdict on every try (also in
+    /// the refusal); a comparison score, when the card gives one for
+    /// diagnostics, goes only into the verdict's `debug`, never on screen.
     pub fn verify_holder(
         &self,
         ch: &mut Channel,
         ins: &Inspection,
         screen: &mut dyn Screen,
         templates: &mut Templates,
+    ) -> Result<(Finger, Vec<FingerVerdict>), Refusal> {
+        let mut verdicts = Vec::new();
+        match self.try_fingers(ch, ins, screen, templates, &mut verdicts) {
+            Ok(f) => Ok((f, verdicts)),
+            Err(mut r) => {
+                r.fingerprint = verdicts;
+                Err(r)
+            }
+        }
+    }
+
+    fn try_fingers(
+        &self,
+        ch: &mut Channel,
+        ins: &Inspection,
+        screen: &mut dyn Screen,
+        templates: &mut Templates,
+        verdicts: &mut Vec<FingerVerdict>,
     ) -> Result<Finger, Refusal> {
         let p = &self.side.profile;
         let mut usable: Vec<Finger> = ins
@@ -573,9 +601,15 @@ impl Counter<'_> {
                     continue;
                 }
             };
-            match ops::verify_finger(ch, p, finger.reference, &probe)
-                .map_err(|e| Refusal::card("fingerprint", e))?
-            {
+            let (result, sw, debug) = ops::verify_finger_diagnosed(ch, p, finger.reference, &probe)
+                .map_err(|e| Refusal::card("fingerprint", e))?;
+            verdicts.push(FingerVerdict::new(
+                &finger.position,
+                finger.reference,
+                sw,
+                debug,
+            ));
+            match result {
                 FingerResult::Match => {
                     screen.say(&format!(
                         "  ok   the {} finger matched on the card",
@@ -723,7 +757,7 @@ impl Counter<'_> {
         let (record_id, replaces) = self
             .check_issuance(&ins, screen)
             .map_err(|r| self.refuse(&serial, r))?;
-        let finger = self
+        let (finger, fingerprint) = self
             .verify_holder(ch, &ins, screen, templates)
             .map_err(|r| self.refuse(&serial, r))?;
 
@@ -866,6 +900,7 @@ impl Counter<'_> {
             national_id: nid,
             office: self.office.clone(),
             finger: finger.position,
+            fingerprint,
             photo,
             signature: proof,
             replaces,
@@ -934,7 +969,7 @@ impl Counter<'_> {
                 if s.blocked { ", BLOCKED" } else { "" }
             ));
         }
-        let finger = self
+        let (finger, _) = self
             .verify_holder(ch, &ins, screen, templates)
             .map_err(|r| self.refuse_unblock(&serial, r))?;
         screen.step(
