@@ -476,7 +476,8 @@ fn a_card_pulled_after_its_pins_were_set_is_activated_at_the_next_visit() {
         },
         60,
     )
-    .expect("template");
+    .expect("template")
+    .0;
     assert_eq!(
         ops::verify_finger(&mut ch, p, p.bio_references[0], &probe).expect("verify"),
         ops::FingerResult::Match
@@ -591,4 +592,28 @@ fn a_card_with_diagnostics_gives_its_score_in_debug_never_on_screen() {
     for e in env.journal.events(0).expect("events") {
         assert!(!e.detail.to_lowercase().contains("score"), "{e:?}");
     }
+}
+
+#[test]
+fn a_zero_padded_live_capture_matches_and_the_operator_is_told() {
+    let env = setup(6, 16);
+    let h = env.first();
+    env.ship(h, &h.office());
+    // A capture SDK's fixed-size buffer: the record, then zero bytes.
+    let mut bytes = std::fs::read(&h.live).expect("live capture");
+    let declared = bytes.len();
+    bytes.resize(1024, 0);
+    let padded = env.dir.path().join("padded.iso");
+    std::fs::write(&padded, &bytes).expect("write");
+    let (r, log) = env.activate(h, &h.office(), vec![padded], &PINS);
+    let shown = log.0.join("\n");
+    r.unwrap_or_else(|e| panic!("{e:?}\n{shown}"));
+    assert!(
+        shown.contains(&format!(
+            "warning: {}: {} zero bytes of padding after the declared record length (bytes {declared}..1024) were ignored",
+            env.dir.path().join("padded.iso").display(),
+            1024 - declared
+        )),
+        "{shown}"
+    );
 }

@@ -209,13 +209,15 @@ impl Holder {
     }
 }
 
-/// Load a scanner file and turn it into the card's compact format. The
-/// error names the file and what was expected; it never shows the template.
+/// Load a scanner file and turn it into the card's compact format, with
+/// what was accepted with a warning (zero padding after the record, as some
+/// capture SDKs write). The error names the file and what was expected; it
+/// never shows the template.
 pub fn load_live_template(
     path: &Path,
     expected: &Finger,
     max_minutiae: usize,
-) -> Result<Secret, String> {
+) -> Result<(Secret, Vec<String>), String> {
     const MAX_FILE: u64 = 64 * 1024;
     let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if meta.len() > MAX_FILE {
@@ -228,12 +230,18 @@ pub fn load_live_template(
     let bytes = zeroize::Zeroizing::new(
         std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?,
     );
-    let rec = biometric::parse(&bytes).map_err(|e| {
+    let parsed = biometric::parse_with_warnings(&bytes).map_err(|e| {
         format!(
             "{}: not an ISO/IEC 19794-2 finger minutiae record: {e}",
             path.display()
         )
     })?;
+    let warnings = parsed
+        .warnings
+        .iter()
+        .map(|w| format!("{}: {w}", path.display()))
+        .collect();
+    let rec = parsed.record;
     if let Some(v) = rec.views.first() {
         let code = v.position.iso_code();
         if code != 0 && expected.position_code != 0 && code != expected.position_code {
@@ -247,7 +255,7 @@ pub fn load_live_template(
         }
     }
     biometric::to_compact(&rec, 0, max_minutiae)
-        .map(Secret::new)
+        .map(|t| (Secret::new(t), warnings))
         .map_err(|e| {
             format!(
                 "{}: cannot be converted to the card's compact format: {e}",
@@ -591,7 +599,12 @@ impl Counter<'_> {
                 }
             };
             let probe = match load_live_template(&path, &finger, usize::from(p.max_minutiae)) {
-                Ok(t) => t,
+                Ok((t, warnings)) => {
+                    for w in warnings {
+                        screen.say(&format!("  warning: {w}"));
+                    }
+                    t
+                }
                 Err(e) => {
                     screen.say(&format!("  {e}"));
                     screen.say("  (no try was used)");
