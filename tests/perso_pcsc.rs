@@ -265,6 +265,7 @@ const ALL_CHECKS: [&str; 16] = [
     "signature key certificate",
     "signature key proof",
     "fingerprint templates",
+    "biometric information templates on the card",
     "PIN states",
     "closed for personalization",
 ];
