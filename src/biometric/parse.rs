@@ -158,9 +158,12 @@ pub fn parse(bytes: &[u8]) -> Result<FingerRecord> {
     parse_inner(bytes, false).map(|p| p.record)
 }
 
-/// [`parse`], except that zero bytes after the declared record length are
-/// accepted with a [`ParseWarning::ZeroPadding`]. Trailing bytes that are
-/// not all zero stay an error that names the first non-zero byte.
+/// [`parse`], except that it accepts, each with a [`ParseWarning`], what
+/// real writers get wrong in a known way: zero bytes after the declared
+/// record length ([`ParseWarning::ZeroPadding`]), and extended data block
+/// lengths that count only the data when the blocks then add up exactly
+/// ([`ParseWarning::DataOnlyBlockLengths`]). Trailing bytes that are not
+/// all zero stay an error that names the first non-zero byte.
 pub fn parse_with_warnings(bytes: &[u8]) -> Result<Parsed> {
     parse_inner(bytes, true)
 }
