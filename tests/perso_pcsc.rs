@@ -250,7 +250,7 @@ fn failed_checks(rep: &Value) -> Vec<String> {
 }
 
 /// Every check `verify` makes on the reference card.
-const ALL_CHECKS: [&str; 16] = [
+const ALL_CHECKS: [&str; 17] = [
     "DG1 demographics",
     "DG2 photo",
     "DG3 issuance",
