@@ -441,9 +441,14 @@ fn a_blocked_pin_is_unblocked_with_a_fingerprint_and_the_issuer_s_puk() {
         (r, log)
     };
     let (r, _) = unblock(vec![h.impostor.clone()], "592730\n592730\n");
-    assert_eq!(r.expect_err("impostor").class, "fingerprint");
+    let refusal = r.expect_err("impostor");
+    assert_eq!(refusal.class, "fingerprint");
+    assert_eq!(refusal.fingerprint.len(), 1);
+    assert_eq!(refusal.fingerprint[0].verdict, "no_match");
     let (r, log) = unblock(vec![h.live.clone()], "592730\n592730\n");
-    r.unwrap_or_else(|e| panic!("{e:?}\n{}", log.0.join("\n")));
+    let u = r.unwrap_or_else(|e| panic!("{e:?}\n{}", log.0.join("\n")));
+    let verdicts: Vec<&str> = u.fingerprint.iter().map(|v| v.verdict).collect();
+    assert_eq!(verdicts, ["match"]);
     let sw = ch
         .run(|ex| ex.transmit(&cmd::verify(0x81, Secret::new(b"592730".to_vec()))))
         .expect("verify")

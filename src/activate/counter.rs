@@ -119,6 +119,15 @@ pub struct Activated {
     pub replaces: Option<String>,
 }
 
+/// A PIN unblocked at the counter.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unblocked {
+    /// What was done, as journaled.
+    pub detail: String,
+    /// The card's verdict on each fingerprint try, in order.
+    pub fingerprint: Vec<FingerVerdict>,
+}
+
 /// The holder's data as the counter shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Holder {
@@ -930,7 +939,7 @@ impl Counter<'_> {
         pins: &mut dyn PinInput,
         templates: &mut Templates,
         which: PinChoice,
-    ) -> Result<String, Refusal> {
+    ) -> Result<Unblocked, Refusal> {
         let p = &self.side.profile;
         let (ins, _) = self
             .authenticate(ch, screen)
@@ -982,7 +991,7 @@ impl Counter<'_> {
                 if s.blocked { ", BLOCKED" } else { "" }
             ));
         }
-        let (finger, _) = self
+        let (finger, fingerprint) = self
             .verify_holder(ch, &ins, screen, templates)
             .map_err(|r| self.refuse_unblock(&serial, r))?;
         screen.step(
@@ -1015,7 +1024,10 @@ impl Counter<'_> {
                 );
                 self.event("pin unblocked", &d);
                 screen.say(&format!("  ok   the {label} is unblocked and has the holder's new value"));
-                Ok(d)
+                Ok(Unblocked {
+                    detail: d,
+                    fingerprint,
+                })
             }
             UnblockResult::WrongPuk { tries_left } => Err(self.refuse_unblock(
                 &serial,
