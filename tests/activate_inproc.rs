@@ -52,6 +52,10 @@ fn issuer(dir: &std::path::Path) -> IssuerSide {
 
 /// `count` records personalized by the line, each on its own card.
 fn setup(count: usize, seed: u64) -> Env {
+    setup_with(count, seed, SimConfig::default())
+}
+
+fn setup_with(count: usize, seed: u64, config: SimConfig) -> Env {
     let dir = tempfile::tempdir().expect("tempdir");
     let (path, holders) = activate_support::batch(dir.path(), count, seed);
     let journal =
@@ -91,7 +95,7 @@ fn setup(count: usize, seed: u64) -> Env {
         // Each card keeps its state in an image file (a test may edit it).
         let card = SimCard::open_image_provisioned(
             &dir.path().join("cards").join(format!("{i}.json")),
-            SimConfig::default(),
+            config.clone(),
             cardsmith::sim::Provision {
                 issuer_key: Some(ctx.issuer.key.expose()),
                 scp03: ctx.issuer.scp03.as_ref(),
@@ -229,6 +233,20 @@ fn the_holder_s_other_capture_activates_and_an_impostor_uses_a_try() {
         "{}",
         refusal.reason
     );
+    // The refusal's JSON gives the card's verdict for the finger tried;
+    // this card reports no score, so there is no debug field.
+    let j = serde_json::to_value(&refusal).expect("json");
+    assert_eq!(
+        j["fingerprint"],
+        serde_json::json!([{
+            "finger": h.finger.as_str(),
+            "reference": format!("{:02X}", env.side.profile.bio_references[0]),
+            "verdict": "no_match",
+            "tries_left": 4,
+            "status": "63C4",
+        }]),
+        "{j}"
+    );
     assert_eq!(env.finger_tries(h), 4);
     assert_eq!(env.life_cycle(h), LifeCycle::Personalized);
     let shown = log.0.join("\n");
@@ -240,6 +258,9 @@ fn the_holder_s_other_capture_activates_and_an_impostor_uses_a_try() {
     let (r, log) = env.activate(h, &h.office(), vec![h.live.clone()], &PINS);
     let a = r.unwrap_or_else(|e| panic!("{e:?}\n{}", log.0.join("\n")));
     assert_eq!(a.record_id, h.id());
+    let j = serde_json::to_value(&a).expect("json");
+    assert_eq!(j["fingerprint"][0]["verdict"], "match", "{j}");
+    assert!(j["fingerprint"][0].get("debug").is_none(), "{j}");
     assert_eq!(env.life_cycle(h), LifeCycle::Activated);
     assert_eq!(env.finger_tries(h), 5, "a match restores the counter");
     let shown = log.0.join("\n");
@@ -420,9 +441,14 @@ fn a_blocked_pin_is_unblocked_with_a_fingerprint_and_the_issuer_s_puk() {
         (r, log)
     };
     let (r, _) = unblock(vec![h.impostor.clone()], "592730\n592730\n");
-    assert_eq!(r.expect_err("impostor").class, "fingerprint");
+    let refusal = r.expect_err("impostor");
+    assert_eq!(refusal.class, "fingerprint");
+    assert_eq!(refusal.fingerprint.len(), 1);
+    assert_eq!(refusal.fingerprint[0].verdict, "no_match");
     let (r, log) = unblock(vec![h.live.clone()], "592730\n592730\n");
-    r.unwrap_or_else(|e| panic!("{e:?}\n{}", log.0.join("\n")));
+    let u = r.unwrap_or_else(|e| panic!("{e:?}\n{}", log.0.join("\n")));
+    let verdicts: Vec<&str> = u.fingerprint.iter().map(|v| v.verdict).collect();
+    assert_eq!(verdicts, ["match"]);
     let sw = ch
         .run(|ex| ex.transmit(&cmd::verify(0x81, Secret::new(b"592730".to_vec()))))
         .expect("verify")
@@ -455,7 +481,8 @@ fn a_card_pulled_after_its_pins_were_set_is_activated_at_the_next_visit() {
         },
         60,
     )
-    .expect("template");
+    .expect("template")
+    .0;
     assert_eq!(
         ops::verify_finger(&mut ch, p, p.bio_references[0], &probe).expect("verify"),
         ops::FingerResult::Match
@@ -528,4 +555,70 @@ fn a_card_whose_data_was_changed_is_not_genuine_and_is_refused() {
     );
     assert_eq!(env.finger_tries(h), 5, "no fingerprint was asked for");
     assert_eq!(env.life_cycle(h), LifeCycle::Personalized);
+}
+
+#[test]
+fn a_card_with_diagnostics_gives_its_score_in_debug_never_on_screen() {
+    let env = setup_with(
+        6,
+        15,
+        SimConfig {
+            match_score_diagnostics: true,
+            ..SimConfig::default()
+        },
+    );
+    let h = env.first();
+    env.ship(h, &h.office());
+    let (r, log) = env.activate(
+        h,
+        &h.office(),
+        vec![h.impostor.clone(), h.live.clone()],
+        &PINS,
+    );
+    let a = r.unwrap_or_else(|e| panic!("{e:?}\n{}", log.0.join("\n")));
+    let j = serde_json::to_value(&a).expect("json");
+    let tries = j["fingerprint"].as_array().expect("verdicts");
+    assert_eq!(tries.len(), 2, "{j}");
+    assert_eq!(tries[0]["verdict"], "no_match", "{j}");
+    assert_eq!(tries[1]["verdict"], "match", "{j}");
+    let score = |t: &serde_json::Value| t["debug"]["score"].as_f64().expect("score");
+    let threshold = tries[1]["debug"]["threshold"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{j}"));
+    assert!(score(&tries[0]) < threshold, "{j}");
+    assert!(score(&tries[1]) >= threshold, "{j}");
+    // Nothing of it reaches the screen or the journal.
+    let shown = log.0.join("\n").to_lowercase();
+    assert!(!shown.contains("score"), "{shown}");
+    for t in tries {
+        let s = format!("{:.4}", score(t));
+        assert!(!shown.contains(&s), "{shown}");
+    }
+    for e in env.journal.events(0).expect("events") {
+        assert!(!e.detail.to_lowercase().contains("score"), "{e:?}");
+    }
+}
+
+#[test]
+fn a_zero_padded_live_capture_matches_and_the_operator_is_told() {
+    let env = setup(6, 16);
+    let h = env.first();
+    env.ship(h, &h.office());
+    // A capture SDK's fixed-size buffer: the record, then zero bytes.
+    let mut bytes = std::fs::read(&h.live).expect("live capture");
+    let declared = bytes.len();
+    bytes.resize(1024, 0);
+    let padded = env.dir.path().join("padded.iso");
+    std::fs::write(&padded, &bytes).expect("write");
+    let (r, log) = env.activate(h, &h.office(), vec![padded], &PINS);
+    let shown = log.0.join("\n");
+    r.unwrap_or_else(|e| panic!("{e:?}\n{shown}"));
+    assert!(
+        shown.contains(&format!(
+            "warning: {}: {} zero bytes of padding after the declared record length (bytes {declared}..1024) were ignored",
+            env.dir.path().join("padded.iso").display(),
+            1024 - declared
+        )),
+        "{shown}"
+    );
 }

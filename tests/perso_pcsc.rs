@@ -250,7 +250,7 @@ fn failed_checks(rep: &Value) -> Vec<String> {
 }
 
 /// Every check `verify` makes on the reference card.
-const ALL_CHECKS: [&str; 16] = [
+const ALL_CHECKS: [&str; 17] = [
     "DG1 demographics",
     "DG2 photo",
     "DG3 issuance",
@@ -265,6 +265,7 @@ const ALL_CHECKS: [&str; 16] = [
     "signature key certificate",
     "signature key proof",
     "fingerprint templates",
+    "biometric information templates on the card",
     "PIN states",
     "closed for personalization",
 ];
@@ -324,6 +325,25 @@ fn perso_then_verify_passes() {
     let v = json(&o);
     assert_all_passed(&v);
     assert_eq!(v["serial"], serial.as_str());
+    // The card's BITs (GET DATA 7F61) were checked against DG4's.
+    assert_eq!(
+        check(&v, "biometric information templates on the card")["passed"],
+        true,
+        "{v}"
+    );
+    // The card's verdict per finger; a card without diagnostics gives no
+    // score, so there is no debug field.
+    let fingers = v["fingers"].as_array().expect("fingers");
+    assert_eq!(
+        fingers.len(),
+        rec["fingerprints"].as_array().unwrap().len(),
+        "{v}"
+    );
+    for (f, r) in fingers.iter().zip(rec["fingerprints"].as_array().unwrap()) {
+        assert_eq!(f["finger"], r["position"], "{v}");
+        assert_eq!(f["verdict"], "match", "{v}");
+        assert!(f.get("debug").is_none(), "{v}");
+    }
 
     // read: the record's identity, and the photo byte for byte.
     let photo = s.path("photo.jpg");
@@ -401,12 +421,14 @@ fn tamper(dg: u8, data: &mut [u8]) -> String {
             String::from_utf8(data[v].to_vec()).unwrap()
         }
         4 => {
-            // The first BIT's "at most 60 minutiae" parameter.
+            // The first BIT's "at most 60 minutiae" parameter: B1 inside
+            // the biometric header template A1, 81 = minimum, maximum.
             let bit = child(data, top, &[0x7F, 0x60]);
-            let params = child(data, bit, &[0xB1]);
+            let bht = child(data, bit, &[0xA1]);
+            let params = child(data, bht, &[0xB1]);
             let max = child(data, params, &[0x81]);
-            assert_eq!(data[max.start], 60);
-            data[max.start] = 59;
+            assert_eq!(data[max.start + 1], 60);
+            data[max.start + 1] = 59;
             "max minutiae 59".into()
         }
         _ => unreachable!(),
@@ -466,7 +488,10 @@ fn tampering_with_each_data_group_is_named() {
         if n == 4 {
             // The first BIT's minutiae limit was changed: 3C → 3B.
             assert!(d.contains("the BIT for reference 85 differs"), "{d}");
-            assert!(d.contains("81 01 3C") && d.contains("81 01 3B"), "{d}");
+            assert!(
+                d.contains("81 02 07 3C") && d.contains("81 02 07 3B"),
+                "{d}"
+            );
         }
         if n == 1 {
             assert!(d.contains("given_name.latin"), "{d}");
@@ -731,4 +756,47 @@ fn openssl_accepts_the_results() {
     ]);
     assert!(!o.status.success(), "{}", stdout(&o));
     assert_eq!(stdout(&o).trim(), "Verification failure");
+}
+
+#[test]
+fn verify_json_gives_the_score_of_a_card_with_diagnostics_only_as_debug() {
+    let _g = pcsc();
+    let s = Setup::new(0x33);
+    let (rec, _) = s.records(1, 23).remove(0);
+    s.personalize_image(&rec, "card.json");
+    let mut img = load_image(&s.path("card.json"));
+    img["config"]["match_score_diagnostics"] = Value::Bool(true);
+    let path = s.path("diag.json");
+    save_image(&path, &img);
+    let (code, rep) = s.verify_image(&rec, &path);
+    assert_eq!(code, Some(0), "{rep}");
+    let fingers = rep["fingers"].as_array().expect("fingers");
+    assert!(!fingers.is_empty(), "{rep}");
+    for f in fingers {
+        assert_eq!(f["verdict"], "match", "{rep}");
+        let d = &f["debug"];
+        let (score, threshold) = (
+            d["score"].as_f64().unwrap(),
+            d["threshold"].as_f64().unwrap(),
+        );
+        assert!(score >= threshold && score <= 1.0, "{rep}");
+        assert!(d["paired"].as_u64().unwrap() >= 7, "{rep}");
+    }
+    // The text report (what an operator reads) carries no score.
+    let card = SimCard::open_image_with(&path, SimConfig::default(), None).unwrap();
+    let card = insert(card, 0, Faults::default());
+    let o = s.run(&[
+        "verify",
+        "--record",
+        rec.to_str().unwrap(),
+        "--reader",
+        READER,
+    ]);
+    card.remove().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        !stdout(&o).to_lowercase().contains("score"),
+        "{}",
+        stdout(&o)
+    );
 }

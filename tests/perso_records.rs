@@ -362,3 +362,100 @@ fn verify_with_the_wrong_issuer_key_reports_and_costs_one_try() {
     let img: Value = serde_json::from_slice(&std::fs::read(s.path("card.json")).unwrap()).unwrap();
     assert_eq!(img["issuer_tries_left"], 9);
 }
+
+/// The good record's first template, edited by `edit`, `perso`ed: accepted.
+fn accepted(s: &Setup, edit: impl FnOnce(&mut Vec<u8>)) -> Output {
+    let mut rec = s.good.clone();
+    let mut t = b64_decode(&rec["fingerprints"][0]["data"]);
+    edit(&mut t);
+    rec["fingerprints"][0]["data"] = b64(&t);
+    let o = s.perso(&rec);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["verify"]["passed"], true, "{v}");
+    // The card matched the record's own templates, finger by finger.
+    let fingers = v["verify"]["fingers"].as_array().unwrap();
+    assert_eq!(
+        fingers.len(),
+        rec["fingerprints"].as_array().unwrap().len(),
+        "{v}"
+    );
+    assert!(fingers.iter().all(|f| f["verdict"] == "match"), "{v}");
+    o
+}
+
+#[test]
+fn zero_padded_fingerprint_template_is_accepted_with_a_warning() {
+    let s = Setup::new();
+    let mut declared = 0;
+    let o = accepted(&s, |t| {
+        declared = t.len();
+        t.extend_from_slice(&[0; 64]);
+    });
+    let err = stderr(&o);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("warning: ") && l.contains("fingerprints[0].data"))
+        .unwrap_or_else(|| panic!("no warning names the template: {err}"));
+    assert!(
+        line.contains(&format!(
+            "64 zero bytes of padding after the declared record length (bytes {declared}..{}) were ignored",
+            declared + 64
+        )),
+        "{line}"
+    );
+}
+
+#[test]
+fn trailing_bytes_that_are_not_zero_padding_are_refused() {
+    refused(
+        |r| {
+            let mut t = b64_decode(&r["fingerprints"][0]["data"]);
+            t.extend_from_slice(&[0, 0, 0, 9, 0]);
+            r["fingerprints"][0]["data"] = b64(&t);
+        },
+        "fingerprints[0].data",
+        "is not zero padding",
+    );
+}
+
+#[test]
+fn ansi_378_template_is_named() {
+    refused(
+        |r| {
+            // The same finger view as an ANSI/INCITS 378-2004 record: a
+            // 2-byte record length and a CBEFF product identifier where ISO
+            // has a 4-byte length.
+            let t = b64_decode(&r["fingerprints"][0]["data"]);
+            assert_eq!(&t[..8], b"FMR\0 20\0");
+            let mut a = t[..8].to_vec();
+            a.extend_from_slice(&((t.len() + 2) as u16).to_be_bytes());
+            a.extend_from_slice(&[0x00, 0x33, 0x00, 0x01]);
+            a.extend_from_slice(&t[12..]);
+            r["fingerprints"][0]["data"] = b64(&a);
+        },
+        "fingerprints[0].data",
+        "this is an ANSI/INCITS 378 record, not ISO/IEC 19794-2",
+    );
+}
+
+#[test]
+fn template_with_standard_extended_data_is_accepted() {
+    let s = Setup::new();
+    accepted(&s, |t| {
+        // One view: its extended data block length is the record's last
+        // two bytes. Add a ridge count block (type 1: method 1, then one
+        // (index, index, count)) and a core and delta block (type 2: one
+        // core with angle, no delta), each length counting its 4-byte header.
+        assert_eq!(t[22], 1, "one view");
+        let n = t.len();
+        assert_eq!(&t[n - 2..], &[0, 0], "no extended data yet");
+        let mut ext = vec![0x00, 0x01, 0x00, 0x08, 0x01, 0x01, 0x02, 0x03];
+        ext.extend_from_slice(&[0x00, 0x02, 0x00, 0x0A, 0x41, 0x00, 0x20, 0x00, 0x30, 0x40]);
+        t.truncate(n - 2);
+        t.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+        t.extend_from_slice(&ext);
+        let len = t.len() as u32;
+        t[8..12].copy_from_slice(&len.to_be_bytes());
+    });
+}

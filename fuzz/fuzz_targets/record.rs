@@ -6,9 +6,12 @@ use libfuzzer_sys::fuzz_target;
 struct Iso;
 impl TemplateValidator for Iso {
     fn validate(&self, _: FingerPosition, bytes: &[u8]) -> Result<TemplateSummary, String> {
-        let r = cardsmith::biometric::parse(bytes).map_err(|e| e.to_string())?;
-        let c = cardsmith::biometric::to_compact(&r, 0, 60).map_err(|e| e.to_string())?;
-        Ok(TemplateSummary { minutiae: c.len() / 3 })
+        let p = cardsmith::biometric::parse_with_warnings(bytes).map_err(|e| e.to_string())?;
+        let c = cardsmith::biometric::to_compact(&p.record, 0, 60).map_err(|e| e.to_string())?;
+        Ok(TemplateSummary {
+            minutiae: c.len() / 3,
+            warnings: p.warnings.iter().map(|w| w.to_string()).collect(),
+        })
     }
 }
 

@@ -412,11 +412,14 @@ pub fn activate(cmd: ActivateCommand, json: bool) -> Result<i32> {
                 interactive,
             };
             match ct.unblock(&mut ch, &mut screen, pin_in.as_mut(), &mut templates, pin) {
-                Ok(d) => {
+                Ok(u) => {
                     if json {
-                        println!("{}", json!({"unblocked": true, "detail": d}));
+                        println!(
+                            "{}",
+                            json!({"unblocked": true, "detail": u.detail, "fingerprint": u.fingerprint})
+                        );
                     } else {
-                        println!("\nUNBLOCKED: {d}");
+                        println!("\nUNBLOCKED: {}", u.detail);
                     }
                     Ok(0)
                 }
@@ -488,7 +491,7 @@ fn run_counter(c: &CounterArgs, reader: &str, pins: &PinArgs, show: &ShowArgs) -
                         if let Some(which) = which {
                             let mut templates = Templates::Ask;
                             match ct.unblock(&mut ch, &mut screen, pin_in.as_mut(), &mut templates, which) {
-                                Ok(d) => screen.say(&format!("\nUNBLOCKED: {d}. Remove the card and hand it to the holder.")),
+                                Ok(u) => screen.say(&format!("\nUNBLOCKED: {}. Remove the card and hand it to the holder.", u.detail)),
                                 Err(r) => screen.say(&format!("\nREFUSED: {}. Remove the card.", r.reason)),
                             }
                         } else {

@@ -20,6 +20,7 @@ use crate::biometric;
 use crate::line::journal::{CardKnown, CertRow, Delivery, Journal, Who};
 use crate::perso::card::LifeCycle;
 use crate::perso::cli::IssuerSide;
+use crate::perso::engine::FingerVerdict;
 use crate::pki::CertificateAuthority;
 use crate::record::date::JalaliDate;
 use crate::secret::Secret;
@@ -73,6 +74,9 @@ pub struct Refusal {
     /// The card itself refused or failed (exit 4), as opposed to the
     /// transport (exit 5).
     pub transport: bool,
+    /// The card's verdict on each finger tried before the refusal.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fingerprint: Vec<FingerVerdict>,
 }
 
 impl Refusal {
@@ -81,6 +85,7 @@ impl Refusal {
             class: class.into(),
             reason: reason.into(),
             transport: false,
+            fingerprint: Vec::new(),
         }
     }
     fn card(class: &str, e: CardError) -> Refusal {
@@ -88,6 +93,7 @@ impl Refusal {
             class: class.into(),
             transport: e.is_transport(),
             reason: e.to_string(),
+            fingerprint: Vec::new(),
         }
     }
 }
@@ -106,9 +112,20 @@ pub struct Activated {
     pub national_id: String,
     pub office: String,
     pub finger: String,
+    /// The card's verdict on each try, in order (the last one matched).
+    pub fingerprint: Vec<FingerVerdict>,
     pub photo: Option<PathBuf>,
     pub signature: ops::SignatureProof,
     pub replaces: Option<String>,
+}
+
+/// A PIN unblocked at the counter.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unblocked {
+    /// What was done, as journaled.
+    pub detail: String,
+    /// The card's verdict on each fingerprint try, in order.
+    pub fingerprint: Vec<FingerVerdict>,
 }
 
 /// The holder's data as the counter shows it.
@@ -201,13 +218,15 @@ impl Holder {
     }
 }
 
-/// Load a scanner file and turn it into the card's compact format. The
-/// error names the file and what was expected; it never shows the template.
+/// Load a scanner file and turn it into the card's compact format, with
+/// what was accepted with a warning (zero padding after the record, as some
+/// capture SDKs write). The error names the file and what was expected; it
+/// never shows the template.
 pub fn load_live_template(
     path: &Path,
     expected: &Finger,
     max_minutiae: usize,
-) -> Result<Secret, String> {
+) -> Result<(Secret, Vec<String>), String> {
     const MAX_FILE: u64 = 64 * 1024;
     let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if meta.len() > MAX_FILE {
@@ -220,12 +239,18 @@ pub fn load_live_template(
     let bytes = zeroize::Zeroizing::new(
         std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?,
     );
-    let rec = biometric::parse(&bytes).map_err(|e| {
+    let parsed = biometric::parse_with_warnings(&bytes).map_err(|e| {
         format!(
             "{}: not an ISO/IEC 19794-2 finger minutiae record: {e}",
             path.display()
         )
     })?;
+    let warnings = parsed
+        .warnings
+        .iter()
+        .map(|w| format!("{}: {w}", path.display()))
+        .collect();
+    let rec = parsed.record;
     if let Some(v) = rec.views.first() {
         let code = v.position.iso_code();
         if code != 0 && expected.position_code != 0 && code != expected.position_code {
@@ -239,7 +264,7 @@ pub fn load_live_template(
         }
     }
     biometric::to_compact(&rec, 0, max_minutiae)
-        .map(Secret::new)
+        .map(|t| (Secret::new(t), warnings))
         .map_err(|e| {
             format!(
                 "{}: cannot be converted to the card's compact format: {e}",
@@ -478,13 +503,33 @@ impl Counter<'_> {
 
     /// Step 3: the holder's live finger, matched on the card. Each try
     /// uses up one of the card's tries only when the card compares; a bad
-    /// file costs nothing.
+    /// file costs nothing. Gives the card's verdict on every try (also in
+    /// the refusal); a comparison score, when the card gives one for
+    /// diagnostics, goes only into the verdict's `debug`, never on screen.
     pub fn verify_holder(
         &self,
         ch: &mut Channel,
         ins: &Inspection,
         screen: &mut dyn Screen,
         templates: &mut Templates,
+    ) -> Result<(Finger, Vec<FingerVerdict>), Refusal> {
+        let mut verdicts = Vec::new();
+        match self.try_fingers(ch, ins, screen, templates, &mut verdicts) {
+            Ok(f) => Ok((f, verdicts)),
+            Err(mut r) => {
+                r.fingerprint = verdicts;
+                Err(r)
+            }
+        }
+    }
+
+    fn try_fingers(
+        &self,
+        ch: &mut Channel,
+        ins: &Inspection,
+        screen: &mut dyn Screen,
+        templates: &mut Templates,
+        verdicts: &mut Vec<FingerVerdict>,
     ) -> Result<Finger, Refusal> {
         let p = &self.side.profile;
         let mut usable: Vec<Finger> = ins
@@ -563,7 +608,12 @@ impl Counter<'_> {
                 }
             };
             let probe = match load_live_template(&path, &finger, usize::from(p.max_minutiae)) {
-                Ok(t) => t,
+                Ok((t, warnings)) => {
+                    for w in warnings {
+                        screen.say(&format!("  warning: {w}"));
+                    }
+                    t
+                }
                 Err(e) => {
                     screen.say(&format!("  {e}"));
                     screen.say("  (no try was used)");
@@ -573,9 +623,15 @@ impl Counter<'_> {
                     continue;
                 }
             };
-            match ops::verify_finger(ch, p, finger.reference, &probe)
-                .map_err(|e| Refusal::card("fingerprint", e))?
-            {
+            let (result, sw, debug) = ops::verify_finger_diagnosed(ch, p, finger.reference, &probe)
+                .map_err(|e| Refusal::card("fingerprint", e))?;
+            verdicts.push(FingerVerdict::new(
+                &finger.position,
+                finger.reference,
+                sw,
+                debug,
+            ));
+            match result {
                 FingerResult::Match => {
                     screen.say(&format!(
                         "  ok   the {} finger matched on the card",
@@ -723,7 +779,7 @@ impl Counter<'_> {
         let (record_id, replaces) = self
             .check_issuance(&ins, screen)
             .map_err(|r| self.refuse(&serial, r))?;
-        let finger = self
+        let (finger, fingerprint) = self
             .verify_holder(ch, &ins, screen, templates)
             .map_err(|r| self.refuse(&serial, r))?;
 
@@ -866,6 +922,7 @@ impl Counter<'_> {
             national_id: nid,
             office: self.office.clone(),
             finger: finger.position,
+            fingerprint,
             photo,
             signature: proof,
             replaces,
@@ -882,7 +939,7 @@ impl Counter<'_> {
         pins: &mut dyn PinInput,
         templates: &mut Templates,
         which: PinChoice,
-    ) -> Result<String, Refusal> {
+    ) -> Result<Unblocked, Refusal> {
         let p = &self.side.profile;
         let (ins, _) = self
             .authenticate(ch, screen)
@@ -934,7 +991,7 @@ impl Counter<'_> {
                 if s.blocked { ", BLOCKED" } else { "" }
             ));
         }
-        let finger = self
+        let (finger, fingerprint) = self
             .verify_holder(ch, &ins, screen, templates)
             .map_err(|r| self.refuse_unblock(&serial, r))?;
         screen.step(
@@ -967,7 +1024,10 @@ impl Counter<'_> {
                 );
                 self.event("pin unblocked", &d);
                 screen.say(&format!("  ok   the {label} is unblocked and has the holder's new value"));
-                Ok(d)
+                Ok(Unblocked {
+                    detail: d,
+                    fingerprint,
+                })
             }
             UnblockResult::WrongPuk { tries_left } => Err(self.refuse_unblock(
                 &serial,

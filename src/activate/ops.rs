@@ -445,6 +445,26 @@ pub fn verify_finger(
         card::select_aid(ex, &p.identity_aid)?;
         card::verify_finger(ex, reference, minutiae)
     })?;
+    finger_result(reference, sw)
+}
+
+/// [`verify_finger`], also giving the card's status word and, from a card
+/// that reports it for diagnostics, the comparison score (never for the
+/// holder's eyes).
+pub fn verify_finger_diagnosed(
+    ch: &mut Channel,
+    p: &Profile,
+    reference: u8,
+    minutiae: &Secret,
+) -> Result<(FingerResult, StatusWord, Option<card::MatchDiagnostics>), CardError> {
+    let (sw, debug) = ch.run(|ex| {
+        card::select_aid(ex, &p.identity_aid)?;
+        card::verify_finger_diagnosed(ex, reference, minutiae)
+    })?;
+    Ok((finger_result(reference, sw)?, sw, debug))
+}
+
+fn finger_result(reference: u8, sw: StatusWord) -> Result<FingerResult, CardError> {
     match sw {
         StatusWord::Ok => Ok(FingerResult::Match),
         StatusWord::WrongPin { retries: 0 } | StatusWord::AuthenticationBlocked => {

@@ -142,7 +142,8 @@ pub fn encode_2005(record: &FingerRecord) -> Result<Vec<u8>, TemplateError> {
         out.extend_from_slice(&(total as u16).to_be_bytes());
         for b in &view.extended_data {
             out.extend_from_slice(&b.type_code.to_be_bytes());
-            out.extend_from_slice(&(b.data.len() as u16).to_be_bytes());
+            // The block length counts its 4-byte header (ISO/IEC 19794-2:2005 §7.5).
+            out.extend_from_slice(&((4 + b.data.len()) as u16).to_be_bytes());
             out.extend_from_slice(&b.data);
         }
     }

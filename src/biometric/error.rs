@@ -80,6 +80,10 @@ pub enum ErrorKind {
         dimension: &'static str,
         limit: u64,
     },
+    /// An ANSI/INCITS 378 record: same format identifier and version, but a
+    /// 2- or 6-byte record length followed by a CBEFF product identifier.
+    #[error("this is an ANSI/INCITS 378 record, not ISO/IEC 19794-2 (its record length, {declared_length} bytes, is in ANSI's 2- or 6-byte form and a CBEFF product identifier follows it); ask the capture software for an ISO/IEC 19794-2 record")]
+    AnsiRecord { declared_length: u64 },
     /// Bytes follow the last view.
     #[error("{count} bytes follow the last view, expected none")]
     TrailingBytes { count: usize },

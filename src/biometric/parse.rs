@@ -8,8 +8,10 @@
 //! Per view: finger position (1), view number (4 bits) and impression type
 //! (4 bits), finger quality (1), minutia count (1), then 6 bytes per minutia
 //! (type 2 bits and x 14 bits, reserved 2 bits and y 14 bits, angle, quality),
-//! then the extended data length (2) and that many bytes of blocks, each a
-//! type (2), a data length (2) and the data.
+//! then the extended data block length (2) and that many bytes of blocks,
+//! each a type (2), a length (2) and the data. A block's length counts the
+//! whole block, its 4-byte type and length header included (ISO/IEC
+//! 19794-2:2005 §7.5; NIST's reference reader, libfmr, reads it so).
 //!
 //! 2011 header: `"FMR\0"`, `"030\0"`, record length (4), number of
 //! representations (2), certification flag (1). Per representation: length
@@ -18,9 +20,17 @@
 //! 3 each; only when the flag is set), finger position (1), representation
 //! number (1), resolutions (2 each), impression type (1), width (2), height
 //! (2), minutia size (4 bits: 5 or 6) and ridge ending type (4 bits), minutia
-//! count (1), minutiae, extended data as in 2005 except that a block's length
-//! field counts the whole block, its 4-byte header included (2005: the data
-//! only). Both conventions are those of the shared sample records.
+//! count (1), minutiae, extended data as in 2005.
+//!
+//! Capture SDKs that write into a fixed-size buffer leave zero bytes after
+//! the declared record length: [`parse_with_warnings`] accepts them and says
+//! so ([`ParseWarning::ZeroPadding`]); any other disagreement between the
+//! record length field and the input is an error at byte 8.
+//!
+//! ANSI/INCITS 378-2004 records share the format identifier and version but
+//! have a 2-byte (or 0 + 4-byte) record length followed by a CBEFF product
+//! identifier; such a record is named as what it is
+//! ([`ErrorKind::AnsiRecord`]) instead of failing on its length.
 #![deny(
     clippy::indexing_slicing,
     clippy::unwrap_used,
@@ -40,6 +50,9 @@ type Result<T> = std::result::Result<T, TemplateError>;
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// Accept what real writers get wrong in a known way, with a warning.
+    lenient: bool,
+    warnings: Vec<ParseWarning>,
 }
 
 impl<'a> Reader<'a> {
@@ -101,11 +114,67 @@ fn out_of_range(
     )
 }
 
+/// Something accepted but worth telling the user about.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseWarning {
+    /// Zero bytes follow the declared record length (a capture SDK's
+    /// fixed-size buffer); they were ignored.
+    #[error(
+        "{count} zero bytes of padding after the declared record length (bytes {offset}..{end}) were ignored",
+        end = offset + count
+    )]
+    ZeroPadding {
+        /// The declared record length: where the padding starts.
+        offset: usize,
+        /// How many padding bytes.
+        count: usize,
+    },
+    /// A view's extended data block lengths count only the data, not the
+    /// 4-byte type and length header the standard includes; the blocks were
+    /// read that way because they then add up exactly.
+    #[error(
+        "view {view}: the extended data block lengths at byte {offset} count only the data, not the 4-byte block header that ISO/IEC 19794-2 includes; read them that way"
+    )]
+    DataOnlyBlockLengths {
+        view: usize,
+        /// Offset of the view's extended data block length field.
+        offset: usize,
+    },
+}
+
+/// A record and what was accepted with a warning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    pub record: FingerRecord,
+    pub warnings: Vec<ParseWarning>,
+}
+
 /// Parses an ISO/IEC 19794-2:2005 (`" 20\0"`) or :2011 (`"030\0"`) finger
 /// minutiae record, checking every field (see the module documentation of
-/// `biometric` for the list of rules). Never panics.
+/// `biometric` for the list of rules). The record length field must equal
+/// the input length: trailing zero padding is refused here (see
+/// [`parse_with_warnings`]). Never panics.
 pub fn parse(bytes: &[u8]) -> Result<FingerRecord> {
-    let mut r = Reader { bytes, pos: 0 };
+    parse_inner(bytes, false).map(|p| p.record)
+}
+
+/// [`parse`], except that it accepts, each with a [`ParseWarning`], what
+/// real writers get wrong in a known way: zero bytes after the declared
+/// record length ([`ParseWarning::ZeroPadding`]), and extended data block
+/// lengths that count only the data when the blocks then add up exactly
+/// ([`ParseWarning::DataOnlyBlockLengths`]). Trailing bytes that are not
+/// all zero stay an error that names the first non-zero byte.
+pub fn parse_with_warnings(bytes: &[u8]) -> Result<Parsed> {
+    parse_inner(bytes, true)
+}
+
+fn parse_inner(bytes: &[u8], lenient: bool) -> Result<Parsed> {
+    let mut r = Reader {
+        bytes,
+        pos: 0,
+        lenient,
+        warnings: Vec::new(),
+    };
     let h = Location::Header;
     let magic = r.u32("format identifier", h)?;
     if magic != MAGIC {
@@ -128,17 +197,74 @@ pub fn parse(bytes: &[u8]) -> Result<FingerRecord> {
         }
     };
     let length = r.u32("record length", h)?;
-    if u64::from(length) != bytes.len() as u64 {
-        return Err(TemplateError::at(
-            8,
-            h,
-            ErrorKind::LengthMismatch {
-                field: "record length",
-                found: u64::from(length),
-                expected: format!("the record is {} bytes long", bytes.len()),
-            },
-        ));
-    }
+    let mut warnings = Vec::new();
+    let body = if u64::from(length) == bytes.len() as u64 {
+        bytes
+    } else {
+        if version == Version::V2005 {
+            if let Some(declared) = ansi_378_length(bytes) {
+                return Err(TemplateError::at(
+                    8,
+                    h,
+                    ErrorKind::AnsiRecord {
+                        declared_length: declared as u64,
+                    },
+                ));
+            }
+        }
+        let declared = usize::try_from(length).unwrap_or(usize::MAX);
+        let tail = bytes.get(declared..).filter(|_| declared >= 12);
+        let first_nonzero = tail.map(|t| t.iter().position(|b| *b != 0));
+        match first_nonzero {
+            Some(None) if lenient => {
+                warnings.push(ParseWarning::ZeroPadding {
+                    offset: declared,
+                    count: bytes.len() - declared,
+                });
+                bytes.get(..declared).unwrap_or(bytes)
+            }
+            Some(nonzero) => {
+                let why = match nonzero {
+                    Some(i) => format!(
+                        "the record is {} bytes long and byte {} after the declared end is not zero padding",
+                        bytes.len(),
+                        declared + i
+                    ),
+                    None => format!(
+                        "the record is {} bytes long ({} bytes of zero padding follow the declared end)",
+                        bytes.len(),
+                        bytes.len() - declared
+                    ),
+                };
+                return Err(TemplateError::at(
+                    8,
+                    h,
+                    ErrorKind::LengthMismatch {
+                        field: "record length",
+                        found: u64::from(length),
+                        expected: why,
+                    },
+                ));
+            }
+            None => {
+                return Err(TemplateError::at(
+                    8,
+                    h,
+                    ErrorKind::LengthMismatch {
+                        field: "record length",
+                        found: u64::from(length),
+                        expected: format!("the record is {} bytes long", bytes.len()),
+                    },
+                ))
+            }
+        }
+    };
+    let mut r = Reader {
+        bytes: body,
+        pos: r.pos,
+        lenient,
+        warnings,
+    };
     let record = match version {
         Version::V2005 => parse_2005_body(&mut r)?,
         Version::V2011 => parse_2011_body(&mut r)?,
@@ -152,7 +278,55 @@ pub fn parse(bytes: &[u8]) -> Result<FingerRecord> {
             },
         ));
     }
-    Ok(record)
+    Ok(Parsed {
+        record,
+        warnings: r.warnings,
+    })
+}
+
+/// The declared length of `bytes` read as an ANSI/INCITS 378-2004 record,
+/// when its whole structure fits that layout: record length in 2 bytes (or
+/// 2 zero bytes and 4 bytes), CBEFF product identifier (4), capture
+/// equipment (2), width, height, x and y resolution (2 each), number of
+/// views (1, at least one), reserved (1, zero); then per view a 4-byte
+/// header, 6 bytes per minutia and an extended data area whose length comes
+/// first, the views ending exactly at the declared length, followed by
+/// nothing or zero padding.
+fn ansi_378_length(bytes: &[u8]) -> Option<usize> {
+    let be16 = |at: usize| -> Option<usize> {
+        let b = bytes.get(at..at + 2)?;
+        Some(usize::from(u16::from_be_bytes([*b.first()?, *b.get(1)?])))
+    };
+    let (declared, header) = match be16(8)? {
+        0 => {
+            let b = bytes.get(10..14)?;
+            let mut n = 0usize;
+            for x in b {
+                n = (n << 8) | usize::from(*x);
+            }
+            (n, 30)
+        }
+        n => (n, 26),
+    };
+    let tail = bytes.get(declared..)?;
+    if declared < header || tail.iter().any(|b| *b != 0) {
+        return None;
+    }
+    let views = usize::from(*bytes.get(header - 2)?);
+    if views == 0 || *bytes.get(header - 1)? != 0 {
+        return None;
+    }
+    let mut pos = header;
+    for _ in 0..views {
+        let minutiae = usize::from(*bytes.get(pos + 3)?);
+        pos += 4 + 6 * minutiae;
+        let ext = be16(pos)?;
+        pos += 2 + ext;
+        if pos > declared {
+            return None;
+        }
+    }
+    (pos == declared).then_some(declared)
 }
 
 fn check_resolution(offset: usize, loc: Location, field: &'static str, v: u16) -> Result<()> {
@@ -248,7 +422,7 @@ fn parse_2005_body(r: &mut Reader<'_>) -> Result<FingerRecord> {
             ));
         }
         let minutiae = parse_minutiae(r, v, width, height, Version::V2005, true)?;
-        let (extended_data_len, extended_data) = parse_extended(r, v, Version::V2005)?;
+        let (extended_data_len, extended_data) = parse_extended(r, v)?;
         views.push(FingerView {
             position,
             view_number,
@@ -398,11 +572,7 @@ fn parse_minutiae(
     Ok(minutiae)
 }
 
-fn parse_extended(
-    r: &mut Reader<'_>,
-    view: usize,
-    version: Version,
-) -> Result<(u16, Vec<ExtendedDataBlock>)> {
+fn parse_extended(r: &mut Reader<'_>, view: usize) -> Result<(u16, Vec<ExtendedDataBlock>)> {
     let vloc = Location::View { view };
     let len_at = r.pos;
     let total = r.u16("extended data block length", vloc)?;
@@ -418,6 +588,57 @@ fn parse_extended(
         ));
     }
     let end = r.pos + usize::from(total);
+    let start = r.pos;
+    let standard = read_blocks(r, view, total, end, true);
+    let e = match standard {
+        Ok(blocks) => return Ok((total, blocks)),
+        Err(e) => e,
+    };
+    // Some writers count only the data in a block's length. Read that way
+    // too; if the area then adds up exactly, say so (lenient: a warning;
+    // strict: an error that names the convention).
+    let mut trial = Reader {
+        bytes: r.bytes,
+        pos: start,
+        lenient: r.lenient,
+        warnings: Vec::new(),
+    };
+    match read_blocks(&mut trial, view, total, end, false) {
+        Ok(blocks) if r.lenient => {
+            r.pos = trial.pos;
+            r.warnings.push(ParseWarning::DataOnlyBlockLengths {
+                view,
+                offset: len_at,
+            });
+            Ok((total, blocks))
+        }
+        Ok(_) => {
+            let first = r.bytes.get(start + 2..start + 4).map_or(0, |b| {
+                b.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x))
+            });
+            Err(TemplateError::at(
+                start + 2,
+                Location::Extension { view, block: 1 },
+                ErrorKind::LengthMismatch {
+                    field: "extended data length",
+                    found: first,
+                    expected: "a block length that counts the block's 4-byte type and length header too (ISO/IEC 19794-2 §7.5); this view's block lengths count only the data".into(),
+                },
+            ))
+        }
+        Err(_) => Err(e),
+    }
+}
+
+/// The extended data blocks from `r.pos` to `end`; a block's length counts
+/// its 4-byte header when `header_included` (the standard), else only its data.
+fn read_blocks(
+    r: &mut Reader<'_>,
+    view: usize,
+    total: u16,
+    end: usize,
+    header_included: bool,
+) -> Result<Vec<ExtendedDataBlock>> {
     let mut blocks = Vec::new();
     let mut n = 0;
     while r.pos < end {
@@ -450,19 +671,21 @@ fn parse_extended(
         }
         let dlen_at = r.pos;
         let field = r.u16("extended data length", loc)?;
-        // 2005 counts the data only; 2011 counts the whole block, header included.
-        let dlen = match version {
-            Version::V2005 => field,
-            Version::V2011 => field.checked_sub(4).ok_or_else(|| {
-                out_of_range(
-                    dlen_at,
-                    loc,
-                    "extended data length",
-                    field,
-                    "at least 4 (the block header)",
-                )
-            })?,
+        // Both editions count the whole block, its 4-byte header included.
+        let dlen = if header_included {
+            field.checked_sub(4)
+        } else {
+            Some(field)
         };
+        let dlen = dlen.ok_or_else(|| {
+            out_of_range(
+                dlen_at,
+                loc,
+                "extended data length",
+                field,
+                "at least 4 (the length counts the block's 4-byte type and length header)",
+            )
+        })?;
         if usize::from(dlen) > end - r.pos {
             return Err(TemplateError::at(
                 dlen_at,
@@ -471,8 +694,8 @@ fn parse_extended(
                     field: "extended data length",
                     found: u64::from(field),
                     expected: format!(
-                        "only {} bytes remain in the view's extended data",
-                        end - r.pos
+                        "the block (header included) is longer than the {} bytes left in the view's extended data",
+                        end - r.pos + 4
                     ),
                 },
             ));
@@ -480,7 +703,7 @@ fn parse_extended(
         let data = r.take(usize::from(dlen), "extended data", loc)?.to_vec();
         blocks.push(ExtendedDataBlock { type_code, data });
     }
-    Ok((total, blocks))
+    Ok(blocks)
 }
 
 fn parse_2011_body(r: &mut Reader<'_>) -> Result<FingerRecord> {
@@ -647,7 +870,7 @@ fn parse_2011_body(r: &mut Reader<'_>) -> Result<FingerRecord> {
             ));
         }
         let minutiae = parse_minutiae(r, v, width, height, Version::V2011, size == 6)?;
-        let (extended_data_len, extended_data) = parse_extended(r, v, Version::V2011)?;
+        let (extended_data_len, extended_data) = parse_extended(r, v)?;
         let consumed = r.pos - start;
         if consumed != rep_len as usize {
             return Err(TemplateError::at(

@@ -98,7 +98,26 @@ fn check_extensions(view: &FingerView, json: &Value) {
 #[test]
 fn sample_2005_matches_json() {
     let (dat, json) = sample("iso19794-2-2005-sample");
-    let r = parse(&dat).unwrap();
+    // The sample's one extended data block (view 2, vendor type 0x0221, 6
+    // data bytes) has the length 6: the data only. ISO/IEC 19794-2:2005
+    // counts the 4-byte block header too, so the strict parser refuses it
+    // and names the convention; the lenient one reads it with a warning.
+    let strict = parse(&dat).unwrap_err();
+    assert_eq!(strict.offset, Some(332));
+    assert_eq!(strict.location, Location::Extension { view: 2, block: 1 });
+    assert!(
+        strict.to_string().contains("count only the data"),
+        "{strict}"
+    );
+    let parsed = parse_with_warnings(&dat).unwrap();
+    assert_eq!(
+        parsed.warnings,
+        vec![ParseWarning::DataOnlyBlockLengths {
+            view: 2,
+            offset: 328
+        }]
+    );
+    let r = parsed.record;
     assert_eq!(r.version, Version::V2005);
     assert_eq!(u64::from(r.width), int(&json["width"]));
     assert_eq!(u64::from(r.height), int(&json["height"]));
@@ -125,8 +144,14 @@ fn sample_2005_matches_json() {
     }
     assert_eq!(r.views[0].minutiae.len(), 27);
     assert_eq!(r.views[1].minutiae.len(), 22);
-    // Round trip through the encoder reproduces the file byte for byte.
-    assert_eq!(encode_2005(&r).unwrap(), dat);
+    // The encoder writes the standard's block length (4 + 6 = 10); apart
+    // from that byte the file is reproduced, and the result parses strictly.
+    let again = encode_2005(&r).unwrap();
+    assert_eq!(again.len(), dat.len());
+    assert_eq!((dat[333], again[333]), (6, 10));
+    let differing: Vec<usize> = (0..dat.len()).filter(|&i| dat[i] != again[i]).collect();
+    assert_eq!(differing, vec![333]);
+    assert_eq!(parse(&again).unwrap(), r);
 }
 
 #[test]
@@ -180,7 +205,7 @@ fn sample_2011_matches_json() {
     }
     // Both editions of the sample hold the same minutiae.
     let (dat05, _) = sample("iso19794-2-2005-sample");
-    let r05 = parse(&dat05).unwrap();
+    let r05 = parse_with_warnings(&dat05).unwrap().record;
     for (a, b) in r.views.iter().zip(&r05.views) {
         assert_eq!(a.minutiae, b.minutiae);
     }
@@ -326,7 +351,7 @@ fn rejects_extended_data_that_does_not_fit() {
     // A block whose own length overruns the area.
     let mut b = minimal();
     b.truncate(40);
-    b.extend_from_slice(&[0x00, 0x06, 0x01, 0x01, 0x00, 0x03, 0xaa, 0xbb]);
+    b.extend_from_slice(&[0x00, 0x06, 0x01, 0x01, 0x00, 0x07, 0xaa, 0xbb]);
     let e = err(&fix_len(b));
     assert!(
         matches!(
@@ -350,7 +375,7 @@ fn rejects_extended_data_that_does_not_fit() {
     // A reserved block type.
     let mut b = minimal();
     b.truncate(40);
-    b.extend_from_slice(&[0x00, 0x05, 0x00, 0x07, 0x00, 0x01, 0xaa]);
+    b.extend_from_slice(&[0x00, 0x05, 0x00, 0x07, 0x00, 0x05, 0xaa]);
     assert!(matches!(
         err(&fix_len(b)).kind,
         ErrorKind::OutOfRange {
@@ -361,7 +386,7 @@ fn rejects_extended_data_that_does_not_fit() {
     // A valid vendor block parses and round-trips.
     let mut b = minimal();
     b.truncate(40);
-    b.extend_from_slice(&[0x00, 0x05, 0x01, 0x01, 0x00, 0x01, 0xaa]);
+    b.extend_from_slice(&[0x00, 0x05, 0x01, 0x01, 0x00, 0x05, 0xaa]);
     let b = fix_len(b);
     let r = parse(&b).unwrap();
     assert_eq!(r.views[0].extended_data_len, 5);
@@ -445,6 +470,224 @@ fn rejects_zero_resolution_and_size() {
             matches!(e.kind, ErrorKind::OutOfRange { field: f, .. } if f == field),
             "{e}"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Extended data blocks as the standard lays them out (ISO/IEC 19794-2:2005
+// §7.5): the view's extended data block length, then blocks of type (2),
+// length (2) counting the whole block with its 4-byte header, and data.
+
+/// `minimal()` with the given extended data blocks on its view.
+fn with_blocks(blocks: &[(u16, Vec<u8>)]) -> Vec<u8> {
+    let mut b = minimal();
+    b.truncate(40);
+    let total: usize = blocks.iter().map(|(_, d)| 4 + d.len()).sum();
+    b.extend_from_slice(&(total as u16).to_be_bytes());
+    for (ty, data) in blocks {
+        b.extend_from_slice(&ty.to_be_bytes());
+        b.extend_from_slice(&((4 + data.len()) as u16).to_be_bytes());
+        b.extend_from_slice(data);
+    }
+    fix_len(b)
+}
+
+/// Ridge count data (type 0x0001, §7.5.2): extraction method (1 = four
+/// neighbours), then (index 1, index 2, count) per ridge count.
+fn ridge_counts() -> (u16, Vec<u8>) {
+    (0x0001, vec![0x01, 0x01, 0x02, 0x05])
+}
+
+/// Core and delta data (type 0x0002, §7.5.3): core information type 01
+/// (with angle) and one core at (120, 200) angle 64; delta information type
+/// 01 and one delta at (60, 300) with its three angles.
+fn cores_and_deltas() -> (u16, Vec<u8>) {
+    let mut d = vec![0x41];
+    d.extend_from_slice(&120u16.to_be_bytes());
+    d.extend_from_slice(&200u16.to_be_bytes());
+    d.push(64);
+    d.push(0x41);
+    d.extend_from_slice(&60u16.to_be_bytes());
+    d.extend_from_slice(&300u16.to_be_bytes());
+    d.extend_from_slice(&[10, 90, 170]);
+    (0x0002, d)
+}
+
+/// A vendor-defined block (type 0x0101..=0xFFFF with a non-zero low byte).
+fn vendor_block() -> (u16, Vec<u8>) {
+    (0x1234, b"vendor data".to_vec())
+}
+
+#[test]
+fn extended_data_blocks_count_their_header() {
+    let cases = [
+        vec![ridge_counts()],
+        vec![cores_and_deltas()],
+        vec![vendor_block()],
+        vec![ridge_counts(), cores_and_deltas(), vendor_block()],
+        // A block with no data is its header alone: length 4.
+        vec![(0x0101, Vec::new())],
+    ];
+    for blocks in cases {
+        let b = with_blocks(&blocks);
+        let r = parse(&b).unwrap_or_else(|e| panic!("{blocks:02x?}: {e}"));
+        let view = &r.views[0];
+        assert_eq!(view.extended_data.len(), blocks.len());
+        for (got, (ty, data)) in view.extended_data.iter().zip(&blocks) {
+            assert_eq!(got.type_code, *ty);
+            assert_eq!(&got.data, data);
+        }
+        assert_eq!(
+            usize::from(view.extended_data_len),
+            view.computed_extended_data_len()
+        );
+        // Re-encoding gives the same bytes, and they parse to the same record.
+        let again = encode_2005(&r).unwrap();
+        assert_eq!(again, b);
+        assert_eq!(parse(&again).unwrap(), r);
+    }
+}
+
+#[test]
+fn extended_data_block_shorter_than_its_header_is_refused() {
+    let mut b = minimal();
+    b.truncate(40);
+    b.extend_from_slice(&[0x00, 0x07, 0x00, 0x01, 0x00, 0x02, 0x01, 0x01, 0x02]);
+    let e = err(&fix_len(b));
+    assert_eq!(e.offset, Some(44));
+    assert_eq!(e.location, Location::Extension { view: 1, block: 1 });
+    assert!(e.to_string().contains("at least 4"), "{e}");
+}
+
+// ---------------------------------------------------------------------------
+// Trailing zero padding from capture SDKs' fixed-size buffers.
+
+#[test]
+fn zero_padding_is_accepted_with_a_warning() {
+    let mut b = minimal();
+    b.extend_from_slice(&[0; 22]);
+    let p = parse_with_warnings(&b).unwrap();
+    assert_eq!(p.record, parse(&minimal()).unwrap());
+    assert_eq!(
+        p.warnings,
+        vec![ParseWarning::ZeroPadding {
+            offset: 42,
+            count: 22
+        }]
+    );
+    assert_eq!(
+        p.warnings[0].to_string(),
+        "22 zero bytes of padding after the declared record length (bytes 42..64) were ignored"
+    );
+    // The strict parser still refuses it, and says it is zero padding.
+    let e = err(&b);
+    assert_eq!(e.offset, Some(8));
+    assert!(e.to_string().contains("zero padding"), "{e}");
+    // The shared samples padded to a 1 KiB buffer.
+    for name in ["iso19794-2-2005-sample", "iso19794-2-2011-sample"] {
+        let (dat, _) = sample(name);
+        let mut padded = dat.clone();
+        padded.resize(1024, 0);
+        let p = parse_with_warnings(&padded).unwrap();
+        let plain = parse_with_warnings(&dat).unwrap();
+        assert_eq!(p.record, plain.record);
+        let mut want = vec![ParseWarning::ZeroPadding {
+            offset: dat.len(),
+            count: 1024 - dat.len(),
+        }];
+        want.extend(plain.warnings);
+        assert_eq!(p.warnings, want);
+    }
+    // No padding, no warning.
+    assert!(parse_with_warnings(&minimal()).unwrap().warnings.is_empty());
+}
+
+#[test]
+fn trailing_bytes_that_are_not_zero_stay_an_error_with_the_offset() {
+    let mut b = minimal();
+    b.extend_from_slice(&[0, 0, 0x07, 0]);
+    let e = parse_with_warnings(&b).unwrap_err();
+    assert_eq!(e.offset, Some(8));
+    assert_eq!(
+        e.to_string(),
+        "byte 8: header: record length = 42, but the record is 46 bytes long and byte 44 after the declared end is not zero padding"
+    );
+    // A declared length beyond the input is no padding either.
+    let mut b = minimal();
+    b[11] = 50;
+    let e = parse_with_warnings(&b).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "byte 8: header: record length = 50, but the record is 42 bytes long"
+    );
+    // A record cut inside its declared length is refused even when zero
+    // bytes follow the cut (the length field then names the zeros).
+    let mut b = minimal();
+    b.truncate(36);
+    b[8..12].copy_from_slice(&36u32.to_be_bytes());
+    b.extend_from_slice(&[0; 8]);
+    assert!(parse_with_warnings(&b).is_err());
+}
+
+// ---------------------------------------------------------------------------
+// ANSI/INCITS 378-2004 records: same "FMR\0" and " 20\0".
+
+/// An ANSI/INCITS 378-2004 record of `minimal()`'s view: 2-byte record
+/// length (or 0 and a 4-byte length when `long`), CBEFF product identifier,
+/// capture equipment, width, height, resolutions, views, reserved, then the
+/// view as in ISO 2005 (ANSI angles are in 2° units).
+fn ansi_378(long: bool) -> Vec<u8> {
+    let mut b = b"FMR\0 20\0".to_vec();
+    let header = if long { 30 } else { 26 };
+    let total = header + 4 + 12 + 2;
+    if long {
+        b.extend_from_slice(&[0, 0]);
+        b.extend_from_slice(&(total as u32).to_be_bytes());
+    } else {
+        b.extend_from_slice(&(total as u16).to_be_bytes());
+    }
+    b.extend_from_slice(&[0x00, 0x33, 0x00, 0x01]); // CBEFF product identifier
+    b.extend_from_slice(&[0x00, 0xb5]); // capture equipment
+    b.extend_from_slice(&[0x02, 0x00, 0x02, 0x00, 0x00, 0xc5, 0x00, 0xc5, 0x01, 0x00]);
+    b.extend_from_slice(&[0x07, 0x00, 0x5a, 0x02]);
+    b.extend_from_slice(&[0x40, 0x64, 0x00, 0x0e, 0x38, 0x5a]);
+    b.extend_from_slice(&[0x80, 0x37, 0x00, 0x12, 0x0b, 0x5a]);
+    b.extend_from_slice(&[0x00, 0x00]);
+    assert_eq!(b.len(), total);
+    b
+}
+
+#[test]
+fn ansi_378_records_are_named() {
+    for long in [false, true] {
+        let b = ansi_378(long);
+        let e = parse(&b).unwrap_err();
+        assert_eq!(e.offset, Some(8));
+        assert_eq!(
+            e.kind,
+            ErrorKind::AnsiRecord {
+                declared_length: b.len() as u64
+            }
+        );
+        assert!(
+            e.to_string()
+                .contains("this is an ANSI/INCITS 378 record, not ISO/IEC 19794-2"),
+            "{e}"
+        );
+        // Also when the capture SDK padded it.
+        let mut padded = b.clone();
+        padded.extend_from_slice(&[0; 10]);
+        assert!(matches!(
+            parse_with_warnings(&padded).unwrap_err().kind,
+            ErrorKind::AnsiRecord { .. }
+        ));
+        // A damaged ANSI record is not guessed to be one: plain length error.
+        let mut bad = b.clone();
+        bad.push(0x01);
+        assert!(matches!(
+            parse(&bad).unwrap_err().kind,
+            ErrorKind::LengthMismatch { .. }
+        ));
     }
 }
 
@@ -696,7 +939,7 @@ fn compact_errors() {
 #[test]
 fn sample_converts_to_compact() {
     let (dat, _) = sample("iso19794-2-2005-sample");
-    let r = parse(&dat).unwrap();
+    let r = parse_with_warnings(&dat).unwrap().record;
     let c = to_compact(&r, 0, 20).unwrap();
     assert_eq!(c.len(), 60);
     assert_eq!(compact_match(&c, &c), Some(true));
@@ -918,6 +1161,17 @@ proptest! {
         if let Ok(r) = parse(&b) {
             if r.version == Version::V2005 {
                 prop_assert_eq!(parse(&encode_2005(&r).unwrap()).unwrap(), r);
+            }
+        }
+        // Whatever the lenient parser accepts (padding, data-only block
+        // lengths) re-encodes to a record the strict parser takes as is.
+        let mut padded = b.clone();
+        padded.extend_from_slice(&[0; 7]);
+        for input in [&b, &padded] {
+            if let Ok(p) = parse_with_warnings(input) {
+                if p.record.version == Version::V2005 {
+                    prop_assert_eq!(parse(&encode_2005(&p.record).unwrap()).unwrap(), p.record);
+                }
             }
         }
     }

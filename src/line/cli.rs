@@ -301,6 +301,9 @@ fn load_file(path: &Path, side: &IssuerSide) -> Result<LoadedBatch> {
     };
     let batch = record::load_records(path, &v)
         .with_context(|| format!("reading batch file {}", path.display()))?;
+    for w in &batch.warnings {
+        eprintln!("warning: {w}");
+    }
     let mut aside: Vec<SetAside> = Vec::new();
     for e in &batch.bad {
         let line = line_of(&e.location);

@@ -350,18 +350,38 @@ pub enum StepError {
     Refused(StatusWord),
 }
 
-/// An ISO/IEC 7816-11 biometric information template for one finger.
+/// Smallest probe, in minutiae, that the card's comparison can match:
+/// fewer than [`crate::biometric::MIN_PAIRED`] minutiae never pair enough.
+pub const MIN_PROBE_MINUTIAE: u8 = crate::biometric::MIN_PAIRED as u8;
+
+/// Minutiae order of the compact templates cardsmith writes (ISO/IEC
+/// 19794-2:2005 §8.3): 00, no particular order (best quality first).
+pub const MINUTIAE_ORDER_NONE: u8 = 0x00;
+
+/// An ISO/IEC 7816-11 biometric information template for one finger, laid
+/// out as ISO/IEC 7816-11 Annex C, ISO/IEC 19794-2:2005 §8.3 and the NIST
+/// MINEX II / SP 800-73-4 match-on-card profile have it:
+///
+/// ```text
+/// 7F60 { 83 01 reference,
+///        A1 { 81 01 08, 82 01 subtype, 87 02 owner, 88 02 type,
+///             B1 { 81 02 min max, 82 01 order } } }
+/// ```
+///
+/// The biometric matching algorithm parameters (B1) sit inside the
+/// biometric header template (A1); 81 in B1 is two bytes, the minimum and
+/// the maximum number of minutiae.
 pub fn bit(p: &Profile, reference: u8, position_code: u8) -> Vec<u8> {
+    let max = u8::try_from(p.max_minutiae).unwrap_or(u8::MAX);
+    let mut params = tlv::build(&[0x81], &[MIN_PROBE_MINUTIAE.min(max), max]);
+    params.extend(tlv::build(&[0x82], &[MINUTIAE_ORDER_NONE]));
     let mut bht = tlv::build(&[0x81], &[0x08]);
     bht.extend(tlv::build(&[0x82], &[finger_subtype(position_code)]));
     bht.extend(tlv::build(&[0x87], &p.bio_format_owner.to_be_bytes()));
     bht.extend(tlv::build(&[0x88], &p.bio_format_type.to_be_bytes()));
+    bht.extend(tlv::build(&[0xB1], &params));
     let mut inner = tlv::build(&[0x83], &[reference]);
     inner.extend(tlv::build(&[0xA1], &bht));
-    inner.extend(tlv::build(
-        &[0xB1],
-        &tlv::build(&[0x81], &[p.max_minutiae as u8]),
-    ));
     tlv::build(&[0x7F, 0x60], &inner)
 }
 
@@ -411,6 +431,121 @@ pub fn verify_finger(
     let body = tlv::build(&[0x7F, 0x2E], &tlv::build(&[0x81], minutiae.expose()));
     let c = Command::new(0x00, 0x21, 0x00, reference).with_secret(Secret::new(body));
     Ok(ex.transmit(&c)?.sw)
+}
+
+/// GET DATA tag of the card's BIT group template (SP 800-73-4, MINEX II).
+pub const BIT_GROUP_TAG: u16 = 0x7F61;
+/// GET DATA tag of the last comparison's score, answered only by a
+/// simulated card with its diagnostics on (docs/simulated-card.md).
+pub const SCORE_TAG: u16 = 0xDF72;
+
+/// The card's comparison score, for diagnostics (test benches): never shown
+/// to the holder, never journaled.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct MatchDiagnostics {
+    /// 0..=1.
+    pub score: f64,
+    /// The card's decision threshold, 0..=1.
+    pub threshold: f64,
+    /// Minutiae paired under the best alignment.
+    pub paired: u8,
+}
+
+/// [`verify_finger`], then the card's score of that comparison when it
+/// gives one (GET DATA DF72; a card without it answers 6A88 and this is
+/// `None`).
+pub fn verify_finger_diagnosed(
+    ex: &mut Exchange<'_>,
+    reference: u8,
+    minutiae: &Secret,
+) -> Result<(StatusWord, Option<MatchDiagnostics>), ExchangeError> {
+    let sw = verify_finger(ex, reference, minutiae)?;
+    let r = ex.transmit(&cmd::get_data(SCORE_TAG, 256))?;
+    if r.sw != StatusWord::Ok {
+        return Ok((sw, None));
+    }
+    // The answer is the data objects themselves (DF72 is primitive).
+    let nodes = tlv::decode(&r.data);
+    let field = |t: u8| {
+        let mut found = nodes.iter().filter_map(|n| match &n.kind {
+            tlv::NodeKind::Tlv {
+                tag,
+                header_len,
+                length,
+                ..
+            } if tag.as_slice() == [t] => r
+                .data
+                .get(n.offset + header_len..n.offset + header_len + length),
+            _ => None,
+        });
+        let first = found.next();
+        found.next().is_none().then_some(first).flatten()
+    };
+    let diag = match (field(0x83), field(0x80), field(0x81), field(0x82)) {
+        (Some([r]), Some([s1, s2]), Some([t1, t2]), Some([paired])) if *r == reference => {
+            Some(MatchDiagnostics {
+                score: f64::from(u16::from_be_bytes([*s1, *s2])) / 10_000.0,
+                threshold: f64::from(u16::from_be_bytes([*t1, *t2])) / 10_000.0,
+                paired: *paired,
+            })
+        }
+        _ => None,
+    };
+    Ok((sw, diag))
+}
+
+/// The card's BIT group template (GET DATA 7F61): its BITs, each as the
+/// whole 7F60 data object. `None` when the card has no such object (6A88).
+pub fn bit_group(ex: &mut Exchange<'_>) -> Result<Option<Vec<Vec<u8>>>, ExchangeError> {
+    let what = "GET DATA (biometric information template group)";
+    let r = ex.transmit(&cmd::get_data(BIT_GROUP_TAG, 256))?;
+    if matches!(
+        r.sw,
+        StatusWord::ReferenceNotFound | StatusWord::FileNotFound
+    ) {
+        return Ok(None);
+    }
+    if r.sw != StatusWord::Ok {
+        return Err(bad(what, format!("the card answered {}", r.sw)));
+    }
+    let nodes = tlv::decode(&r.data);
+    let top = tlv::expect_one(&nodes, &BIT_GROUP_TAG.to_be_bytes())
+        .map_err(|_| bad(what, "not one 7F61 template".to_string()))?;
+    let mut bits = Vec::new();
+    let mut count = None;
+    for n in tlv::children(top) {
+        match &n.kind {
+            tlv::NodeKind::Tlv { tag, .. } if tag.as_slice() == [0x02] => {
+                count = tlv::child_value(top, &[0x02]).and_then(|v| v.first().copied());
+            }
+            tlv::NodeKind::Tlv { tag, .. } if tag.as_slice() == [0x7F, 0x60] => {
+                // Node offsets count from the start of the response.
+                bits.push(
+                    r.data
+                        .get(n.offset..n.offset + n.size())
+                        .unwrap_or_default()
+                        .to_vec(),
+                );
+            }
+            _ => {
+                return Err(bad(
+                    what,
+                    format!("unexpected data object at byte {}", n.offset),
+                ))
+            }
+        }
+    }
+    if count.map(usize::from) != Some(bits.len()) {
+        return Err(bad(
+            what,
+            format!(
+                "the number of BITs (02) says {}, the template holds {}",
+                count.map_or("nothing".to_string(), |c| c.to_string()),
+                bits.len()
+            ),
+        ));
+    }
+    Ok(Some(bits))
 }
 
 /// ACTIVATE FILE on the MF: closes personalization on a blank card.

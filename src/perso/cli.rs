@@ -135,18 +135,22 @@ pub struct IsoTemplates {
 
 impl TemplateValidator for IsoTemplates {
     fn validate(&self, _position: FingerPosition, bytes: &[u8]) -> Result<TemplateSummary, String> {
-        let rec = biometric::parse(bytes).map_err(|e| e.to_string())?;
-        let compact = biometric::to_compact(&rec, 0, self.max_minutiae)
+        let parsed = biometric::parse_with_warnings(bytes).map_err(|e| e.to_string())?;
+        let compact = biometric::to_compact(&parsed.record, 0, self.max_minutiae)
             .map_err(|e| format!("cannot be converted to the card's compact format: {e}"))?;
         Ok(TemplateSummary {
             minutiae: compact.len() / 3,
+            warnings: parsed.warnings.iter().map(|w| w.to_string()).collect(),
         })
     }
 }
 
-/// A record's ISO template in the card's compact format.
+/// A record's ISO template in the card's compact format. Warnings were
+/// shown when the record was validated ([`IsoTemplates`]).
 pub fn compact_template(bytes: &[u8], max: usize) -> Result<Vec<u8>, String> {
-    let rec = biometric::parse(bytes).map_err(|e| e.to_string())?;
+    let rec = biometric::parse_with_warnings(bytes)
+        .map_err(|e| e.to_string())?
+        .record;
     biometric::to_compact(&rec, 0, max).map_err(|e| e.to_string())
 }
 
@@ -157,6 +161,9 @@ fn load_one(path: &Path, p: &Profile) -> Result<record::Record> {
     };
     let batch = record::load_records(path, &v)
         .with_context(|| format!("reading record file {}", path.display()))?;
+    for w in &batch.warnings {
+        eprintln!("warning: {w}");
+    }
     if !batch.bad.is_empty() {
         let list: Vec<String> = batch.bad.iter().map(|e| format!("  {e}")).collect();
         return Err(anyhow!(RecordRefused(format!(

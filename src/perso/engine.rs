@@ -572,6 +572,52 @@ pub struct Check {
     pub detail: String,
 }
 
+/// The card's verdict on one finger.
+#[derive(Debug, Clone, Serialize)]
+pub struct FingerVerdict {
+    /// Finger position name, e.g. `right_index`.
+    pub finger: String,
+    /// Biometric reference, two hex digits (VERIFY P2).
+    pub reference: String,
+    /// `match`, `no_match`, `blocked` or `refused` (another status word).
+    pub verdict: &'static str,
+    /// Tries left after a `no_match`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tries_left: Option<u8>,
+    /// The card's status word, 4 hex digits.
+    pub status: String,
+    /// Diagnostics from a card that gives its comparison score (the
+    /// simulated card with `match_score_diagnostics`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub debug: Option<card::MatchDiagnostics>,
+}
+
+impl FingerVerdict {
+    pub fn new(
+        finger: &str,
+        reference: u8,
+        sw: StatusWord,
+        debug: Option<card::MatchDiagnostics>,
+    ) -> FingerVerdict {
+        let (verdict, tries_left) = match sw {
+            StatusWord::Ok => ("match", None),
+            StatusWord::WrongPin { retries: 0 } | StatusWord::AuthenticationBlocked => {
+                ("blocked", None)
+            }
+            StatusWord::WrongPin { retries } => ("no_match", Some(retries)),
+            _ => ("refused", None),
+        };
+        FingerVerdict {
+            finger: finger.to_string(),
+            reference: format!("{reference:02X}"),
+            verdict,
+            tries_left,
+            status: format!("{:04X}", sw.to_u16()),
+            debug,
+        }
+    }
+}
+
 /// The verdict of `cardsmith verify`.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
@@ -579,6 +625,9 @@ pub struct VerifyReport {
     pub record_id: String,
     pub life_cycle: Option<LifeCycle>,
     pub checks: Vec<Check>,
+    /// The card's match verdict for each of the record's fingers (empty
+    /// when no template could be sent).
+    pub fingers: Vec<FingerVerdict>,
     pub passed: bool,
 }
 
@@ -665,6 +714,7 @@ pub fn verify(
         record_id: input.record_id.clone(),
         life_cycle: None,
         checks: vec![],
+        fingers: vec![],
         passed: false,
     };
     let (lc, serial) = ch.run(|ex| {
@@ -900,9 +950,13 @@ pub fn verify(
         for (f, r) in input.fingers.iter().zip(&p.bio_references) {
             match ch.run(|ex| {
                 card::select_aid(ex, &p.identity_aid)?;
-                card::verify_finger(ex, *r, &f.minutiae)
+                card::verify_finger_diagnosed(ex, *r, &f.minutiae)
             }) {
-                Ok(sw) => verified.push((f.position.clone(), *r, sw)),
+                Ok((sw, diag)) => {
+                    rep.fingers
+                        .push(FingerVerdict::new(&f.position, *r, sw, diag));
+                    verified.push((f.position.clone(), *r, sw));
+                }
                 Err(e) => {
                     failed = Some(e);
                     break;
@@ -936,6 +990,24 @@ pub fn verify(
                 .map(|(p, r, sw)| format!("{p} (reference {r:02X}): the card answered {sw}"))
                 .collect::<Vec<_>>()
                 .join("; "))
+        },
+    );
+
+    // The card's own BITs (GET DATA 7F61) are the ones DG4 lists, in the
+    // layout of ISO/IEC 7816-11 / MINEX II (B1 inside A1).
+    let on_card = ch.run(|ex| {
+        card::select_aid(ex, &p.identity_aid)?;
+        card::bit_group(ex)
+    });
+    rep.push(
+        "biometric information templates on the card",
+        match on_card {
+            Err(e @ ExchangeError::Transport(_)) => return Err(e),
+            Err(e) => Err(e.to_string()),
+            Ok(None) => {
+                Err("the card has no BIT group template (GET DATA 7F61 answered 6A88)".into())
+            }
+            Ok(Some(card_bits)) => compare_card_bits(p, input, &card_bits),
         },
     );
 
@@ -1059,16 +1131,10 @@ fn describe_bits(dg: &super::profile::DataGroup, bytes: &[u8], expected: &[u8]) 
                 .to_vec(),
         )
     };
-    let value_start = match &top.kind {
-        tlv::NodeKind::Tlv { header_len, .. } => top.offset + header_len,
-        _ => 0,
-    };
-    let card_value = bytes
-        .get(value_start..top.offset + top.size())
-        .unwrap_or_default();
+    // Node offsets count from the start of the decoded input.
     let card_bits: Vec<(u8, Vec<u8>)> = tlv::children(top)
         .iter()
-        .map(|n| by_ref(n, card_value))
+        .map(|n| by_ref(n, bytes))
         .collect();
     let want_bits: Vec<(u8, Vec<u8>)> = exp_nodes.iter().map(|n| by_ref(n, expected)).collect();
     let mut out = Vec::new();
@@ -1096,6 +1162,50 @@ fn describe_bits(dg: &super::profile::DataGroup, bytes: &[u8], expected: &[u8]) 
         );
     }
     format!("DG{}: {}", dg.number, out.join("; "))
+}
+
+/// The card's BITs against the expected ones, per reference.
+fn compare_card_bits(
+    p: &Profile,
+    input: &CardInput,
+    card_bits: &[Vec<u8>],
+) -> Result<String, String> {
+    let reference_of = |bit: &[u8]| -> u8 {
+        let nodes = tlv::decode(bit);
+        nodes.first().map_or(0, bit_reference)
+    };
+    let mut problems = Vec::new();
+    for (f, r) in input.fingers.iter().zip(&p.bio_references) {
+        let want = card::bit(p, *r, f.position_code);
+        match card_bits.iter().find(|b| reference_of(b) == *r) {
+            None => problems.push(format!("no BIT for reference {r:02X}")),
+            Some(got) if *got != want => problems.push(format!(
+                "the BIT for reference {r:02X} differs: expected {}, card has {}",
+                hex::spaced(&want),
+                hex::spaced(got)
+            )),
+            Some(_) => {}
+        }
+    }
+    for b in card_bits {
+        let r = reference_of(b);
+        if !p
+            .bio_references
+            .iter()
+            .take(input.fingers.len())
+            .any(|x| *x == r)
+        {
+            problems.push(format!("an unexpected BIT for reference {r:02X}"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(format!(
+            "{} BIT(s), as in DG4 (algorithm parameters inside the biometric header template)",
+            card_bits.len()
+        ))
+    } else {
+        Err(problems.join("; "))
+    }
 }
 
 /// (reference, finger position code) of each BIT in a DG4 template.

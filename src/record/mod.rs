@@ -155,10 +155,14 @@ pub enum Request {
 pub use crate::biometric::FingerPosition;
 
 /// What a [`TemplateValidator`] reports about an accepted template.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct TemplateSummary {
     /// Number of minutiae in the template.
     pub minutiae: usize,
+    /// What was accepted but deserves a word (e.g. trailing zero padding
+    /// after the record); shown to the user by [`load_records`]' callers
+    /// through [`Batch::warnings`]. Never template bytes.
+    pub warnings: Vec<String>,
 }
 
 /// Checks one fingerprint template (the ISO 19794-2 parser is plugged in
@@ -215,8 +219,8 @@ impl Fingerprint {
         &self.template
     }
     /// What the validator reported.
-    pub fn summary(&self) -> TemplateSummary {
-        self.summary
+    pub fn summary(&self) -> &TemplateSummary {
+        &self.summary
     }
 }
 
@@ -983,6 +987,10 @@ pub struct Batch {
     pub good: Vec<(usize, Record)>,
     /// Errors of refused records (several per record are possible).
     pub bad: Vec<RecordError>,
+    /// Warnings about accepted records, in the shape of an error (where,
+    /// which record and field, what): e.g. a fingerprint template with zero
+    /// padding after its declared length.
+    pub warnings: Vec<RecordError>,
 }
 
 /// Loads a file of records. A file holding one (pretty-printed) JSON object
@@ -1070,6 +1078,16 @@ pub fn load_records(path: &Path, v: &dyn TemplateValidator) -> std::io::Result<B
                 ids.entry(record.record_id.clone()).or_insert(n);
                 nids.entry(record.national_id.clone()).or_insert(n);
                 if !dup {
+                    for (i, f) in record.fingerprints.iter().enumerate() {
+                        for w in &f.summary.warnings {
+                            batch.warnings.push(RecordError {
+                                location: loc.clone(),
+                                record_id: Some(record.record_id.clone()),
+                                field: format!("fingerprints[{i}].data"),
+                                rule: format!("template accepted with a warning: {w}"),
+                            });
+                        }
+                    }
                     batch.good.push((n, record));
                 }
             }

@@ -17,6 +17,7 @@ impl TemplateValidator for TestValidator {
         if bytes.len() >= 8 && bytes.starts_with(b"FMR\0") {
             Ok(TemplateSummary {
                 minutiae: usize::from(bytes[7]),
+                warnings: Vec::new(),
             })
         } else {
             Err("no ISO 19794-2 record header".into())

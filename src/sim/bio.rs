@@ -1,21 +1,31 @@
 //! Biometric reference objects: enrolment and VERIFY with match-on-card.
 //!
-//! ISO/IEC 7816-11:2017 style: a biometric information template (7F60 with
-//! the biometric header template A1) and reference data (5F2E) at
-//! enrolment, a biometric data template (7F2E) with the probe at VERIFY
-//! (INS 21). Templates are ISO/IEC 19794-2 compact card format minutiae, 3
-//! bytes each; the comparison is [`crate::biometric::compact_match`].
-//! Biometric objects share the number space 1..=15 with PINs. The retry
-//! counter is protected against tearing exactly like a PIN's.
+//! ISO/IEC 7816-11: a biometric information template (BIT, 7F60) and
+//! reference data (5F2E) at enrolment, a biometric data template (7F2E)
+//! with the probe at VERIFY (INS 21). The BIT's layout is the one of
+//! ISO/IEC 7816-11 §6 / Annex C as profiled for match-on-card by ISO/IEC
+//! 19794-2:2005 §8.3, NIST MINEX II and SP 800-73-4 (the BIT group template
+//! 7F61): the biometric matching algorithm parameters (B1: 81 minimum and
+//! maximum number of minutiae, 82 minutiae order, 83 feature handling) are
+//! nested INSIDE the biometric header template (A1), not beside it.
+//! GET DATA 7F61 returns the card's BIT group template, one BIT per
+//! enrolled finger, so the host can read how to format a probe.
+//!
+//! Templates are ISO/IEC 19794-2 compact card format minutiae, 3 bytes
+//! each; the comparison is [`crate::biometric::match_score`]. Biometric
+//! objects share the number space 1..=15 with PINs. The retry counter is
+//! protected against tearing exactly like a PIN's. The comparison score
+//! never leaves the card, except through GET DATA DF72 on a simulated card
+//! whose `match_score_diagnostics` is on (test benches only).
 
 use serde::{Deserialize, Serialize};
 
 use super::apdu::{sw, Command};
-use super::card::{CmdResult, Resp, SimCard};
+use super::card::{CmdResult, LeRule, Resp, SimCard};
 use super::fs::{card_lc, BIO_OVERHEAD};
 use super::pin_cmds::sw_tries;
 use super::security::{pin_number, SecretHex};
-use super::tlv::parse_all;
+use super::tlv::{parse_all, tlv};
 
 /// Biometric type "fingerprint" (ISO/IEC 7816-11, tag 81 in A1).
 pub(super) const BIO_TYPE_FINGERPRINT: u8 = 0x08;
@@ -24,6 +34,27 @@ const FORMAT_OWNER_SC37: u16 = 0x0101;
 /// Largest number of minutiae in a template.
 pub(super) const MAX_MINUTIAE: usize = 60;
 const DEFAULT_TRY_LIMIT: u8 = 5;
+/// GET DATA tag of the BIT group template (SP 800-73-4, MINEX II).
+pub(super) const BIT_GROUP_TAG: u16 = 0x7F61;
+/// GET DATA tag of the last comparison's score (diagnostics only).
+pub(super) const SCORE_TAG: u16 = 0xDF72;
+
+fn default_max_minutiae() -> u8 {
+    MAX_MINUTIAE as u8
+}
+
+/// The outcome of the last comparison in this session, kept for GET DATA
+/// DF72 (diagnostics). Never persisted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Comparison {
+    pub number: u8,
+    /// Score in units of 1/10000 (0..=10000).
+    pub score: u16,
+    /// The decision threshold in the same units.
+    pub threshold: u16,
+    /// Minutiae paired under the best alignment.
+    pub paired: u8,
+}
 
 /// A persistent biometric reference object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +68,16 @@ pub(super) struct BioObject {
     /// Format owner (87) and format type (88).
     pub format_owner: u16,
     pub format_type: u16,
+    /// Algorithm parameters (A1 / B1): minimum and maximum number of
+    /// minutiae (81), minutiae order (82), feature handling (83).
+    #[serde(default)]
+    pub min_minutiae: u8,
+    #[serde(default = "default_max_minutiae")]
+    pub max_minutiae: u8,
+    #[serde(default)]
+    pub minutiae_order: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_handling: Option<u8>,
     /// Reference minutiae, 3 bytes each.
     pub template: SecretHex,
     pub try_limit: u8,
@@ -48,12 +89,39 @@ pub(super) fn minutiae_ok(b: &[u8]) -> bool {
     !b.is_empty() && b.len().is_multiple_of(3) && b.len() / 3 <= MAX_MINUTIAE
 }
 
-/// Parse the BIT inside 7F60: exactly one A1 header template with 81 01 08
-/// (required), 82 01 subtype (optional), 87 02 0101 (required), 88 02
-/// format (required); beside it, at most one each of 80 (version), 83
-/// (reference qualifier) and B1 (algorithm parameters), which are kept in
-/// the BIT but not interpreted.
-fn parse_header(value: &[u8]) -> Result<(u8, u8, u16, u16), ()> {
+/// What a BIT says (ISO/IEC 7816-11 BIT with the match-on-card algorithm
+/// parameters of ISO/IEC 19794-2:2005 §8.3 / MINEX II).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BitFields {
+    bio_type: u8,
+    subtype: u8,
+    format_owner: u16,
+    format_type: u16,
+    min_minutiae: u8,
+    max_minutiae: u8,
+    minutiae_order: u8,
+    feature_handling: Option<u8>,
+}
+
+/// A minutiae order byte of ISO/IEC 19794-2 §8.3: b2-b1 00 none / 01
+/// ascending / 10 descending, b5-b3 000 none / 001 x-y / 010 y-x / 011
+/// angle / 100 polar; the rest zero.
+fn order_ok(order: u8) -> bool {
+    let direction = order & 0x03;
+    let method = (order >> 2) & 0x07;
+    order & 0xE0 == 0 && direction != 3 && method <= 4 && (direction == 0) == (method == 0)
+}
+
+/// Parse the BIT's content (inside 7F60): exactly one biometric header
+/// template A1, beside it at most one each of 80 (algorithm reference) and
+/// 83 (reference data qualifier). In A1: 81 01 08 (type fingerprint,
+/// required), 82 01 subtype (optional), 87 02 0101 (format owner, required),
+/// 88 02 format type (required) and the biometric matching algorithm
+/// parameters B1 (required on a match-on-card object): 81 02 minimum and
+/// maximum number of minutiae (required; min <= max, max 1..=60), 82 01
+/// minutiae order (required), 83 01 feature handling (optional). Anything
+/// else, a repeated tag, or B1 beside A1 instead of inside it, is refused.
+fn parse_bit(value: &[u8]) -> Result<BitFields, ()> {
     let items = parse_all(value)?;
     let mut a1 = None;
     let mut seen: Vec<u32> = Vec::new();
@@ -64,24 +132,63 @@ fn parse_header(value: &[u8]) -> Result<(u8, u8, u16, u16), ()> {
         seen.push(t.tag);
         match t.tag {
             0xA1 => a1 = Some(t),
-            0x80 | 0x83 | 0xB1 => {}
+            0x80 | 0x83 => {}
             _ => return Err(()),
         }
     }
     let a1 = a1.ok_or(())?;
-    let (mut ty, mut sub, mut owner, mut format) = (None, None, None, None);
+    let (mut ty, mut sub, mut owner, mut format, mut b1) = (None, None, None, None, None);
     for t in parse_all(a1.value)? {
         match (t.tag, t.value) {
             (0x81, [b]) if ty.is_none() => ty = Some(*b),
             (0x82, [b]) if sub.is_none() => sub = Some(*b),
             (0x87, [a, b]) if owner.is_none() => owner = Some(u16::from_be_bytes([*a, *b])),
             (0x88, [a, b]) if format.is_none() => format = Some(u16::from_be_bytes([*a, *b])),
+            (0xB1, v) if b1.is_none() => b1 = Some(v),
             _ => return Err(()),
         }
     }
-    let ty = ty.filter(|t| *t == BIO_TYPE_FINGERPRINT).ok_or(())?;
-    let owner = owner.filter(|o| *o == FORMAT_OWNER_SC37).ok_or(())?;
-    Ok((ty, sub.unwrap_or(0), owner, format.ok_or(())?))
+    let (mut minmax, mut order, mut handling) = (None, None, None);
+    for t in parse_all(b1.ok_or(())?)? {
+        match (t.tag, t.value) {
+            (0x81, [lo, hi]) if minmax.is_none() => minmax = Some((*lo, *hi)),
+            (0x82, [o]) if order.is_none() => order = Some(*o),
+            (0x83, [f]) if handling.is_none() => handling = Some(*f),
+            _ => return Err(()),
+        }
+    }
+    let (min_minutiae, max_minutiae) = minmax
+        .filter(|(lo, hi)| lo <= hi && *hi >= 1 && usize::from(*hi) <= MAX_MINUTIAE)
+        .ok_or(())?;
+    Ok(BitFields {
+        bio_type: ty.filter(|t| *t == BIO_TYPE_FINGERPRINT).ok_or(())?,
+        subtype: sub.unwrap_or(0),
+        format_owner: owner.filter(|o| *o == FORMAT_OWNER_SC37).ok_or(())?,
+        format_type: format.ok_or(())?,
+        min_minutiae,
+        max_minutiae,
+        minutiae_order: order.filter(|o| order_ok(*o)).ok_or(())?,
+        feature_handling: handling,
+    })
+}
+
+impl BioObject {
+    /// The object's BIT as the card gives it in its BIT group template.
+    fn bit(&self) -> Vec<u8> {
+        let mut b1 = tlv(0x81, &[self.min_minutiae, self.max_minutiae]);
+        b1.extend(tlv(0x82, &[self.minutiae_order]));
+        if let Some(f) = self.feature_handling {
+            b1.extend(tlv(0x83, &[f]));
+        }
+        let mut a1 = tlv(0x81, &[self.bio_type]);
+        a1.extend(tlv(0x82, &[self.subtype]));
+        a1.extend(tlv(0x87, &self.format_owner.to_be_bytes()));
+        a1.extend(tlv(0x88, &self.format_type.to_be_bytes()));
+        a1.extend(tlv(0xB1, &b1));
+        let mut bit = tlv(0x83, &[0x80 | self.number]);
+        bit.extend(tlv(0xA1, &a1));
+        tlv(0x7F60, &bit)
+    }
 }
 
 /// The probe minutiae from VERIFY data `7F2E L { 81 L <minutiae> }`.
@@ -125,15 +232,17 @@ impl SimCard {
         for t in parse_all(&c.data).map_err(|_| bad)? {
             match (t.tag, t.value) {
                 (0x7F60, v) if header.is_none() => {
-                    header = Some(parse_header(v).map_err(|_| bad)?);
+                    header = Some(parse_bit(v).map_err(|_| bad)?);
                 }
                 (0x5F2E, v) if template.is_none() => template = Some(v),
                 (0x91, [b]) if limit.is_none() => limit = Some(*b),
                 _ => return Err(bad),
             }
         }
-        let (bio_type, subtype, format_owner, format_type) = header.ok_or(bad)?;
-        let template = template.filter(|t| minutiae_ok(t)).ok_or(bad)?;
+        let bit = header.ok_or(bad)?;
+        let template = template
+            .filter(|t| minutiae_ok(t) && t.len() / 3 <= usize::from(bit.max_minutiae))
+            .ok_or(bad)?;
         let try_limit = limit.unwrap_or(DEFAULT_TRY_LIMIT);
         if !(1..=15).contains(&try_limit) {
             return Err(bad);
@@ -148,10 +257,14 @@ impl SimCard {
         }
         let obj = BioObject {
             number,
-            bio_type,
-            subtype,
-            format_owner,
-            format_type,
+            bio_type: bit.bio_type,
+            subtype: bit.subtype,
+            format_owner: bit.format_owner,
+            format_type: bit.format_type,
+            min_minutiae: bit.min_minutiae,
+            max_minutiae: bit.max_minutiae,
+            minutiae_order: bit.minutiae_order,
+            feature_handling: bit.feature_handling,
             template: SecretHex::new(template.to_vec()),
             try_limit,
             tries_left: try_limit,
@@ -214,17 +327,25 @@ impl SimCard {
         if b.tries_left == 0 {
             return Err(sw::AUTH_BLOCKED);
         }
-        let probe = parse_probe(&c.data).ok_or(sw::WRONG_DATA)?;
+        let probe = parse_probe(&c.data)
+            .filter(|p| p.len() / 3 <= usize::from(b.max_minutiae))
+            .ok_or(sw::WRONG_DATA)?;
         let limit = b.try_limit;
         let left = b.tries_left.saturating_sub(1);
         let before = b.tries_left;
         // Anti-tearing: the try is spent on the image before comparing.
         self.set_bio_tries(number, left)?;
-        let outcome = self
+        let score = self
             .state
             .bio(number)
-            .and_then(|b| crate::biometric::compact_match(b.template.expose(), probe));
-        match outcome {
+            .and_then(|b| crate::biometric::match_score(b.template.expose(), probe));
+        self.vol.last_comparison = score.map(|s| Comparison {
+            number,
+            score: (s.value.clamp(0.0, 1.0) * 10_000.0).round() as u16,
+            threshold: (crate::biometric::THRESHOLD * 10_000.0).round() as u16,
+            paired: u8::try_from(s.paired).unwrap_or(u8::MAX),
+        });
+        match score.map(|s| s.is_match()) {
             None => {
                 self.set_bio_tries(number, before)?;
                 Err(sw::WRONG_DATA)
@@ -238,6 +359,43 @@ impl SimCard {
                 self.set_bio_verified(number, false);
                 Ok(Resp::status(sw_tries(left)))
             }
+        }
+    }
+}
+
+impl SimCard {
+    /// GET DATA 7F61: the BIT group template, `7F61 { 02 01 n, 7F60 … }`
+    /// with one BIT per biometric object in number order (SP 800-73-4 /
+    /// MINEX II). GET DATA DF72 (diagnostics on only): the last comparison
+    /// of this session, `83 01 reference, 80 02 score, 81 02 threshold, 82
+    /// 01 paired minutiae` (no outer wrapper: DF72 is a primitive tag, as
+    /// DF71's answer), scores in units of 1/10000; none yet → 6A88. `None`
+    /// for another tag.
+    pub(super) fn bio_get_data(&self, tag: u16) -> Option<CmdResult> {
+        match tag {
+            BIT_GROUP_TAG => {
+                let count = u8::try_from(self.state.bios.len()).unwrap_or(u8::MAX);
+                let mut v = tlv(0x02, &[count]);
+                for b in &self.state.bios {
+                    v.extend(b.bit());
+                }
+                Some(Ok(Resp::data(
+                    tlv(BIT_GROUP_TAG, &v),
+                    sw::OK,
+                    LeRule::Fixed,
+                )))
+            }
+            SCORE_TAG if self.state.config.match_score_diagnostics => {
+                let Some(c) = self.vol.last_comparison else {
+                    return Some(Err(sw::REF_NOT_FOUND));
+                };
+                let mut v = tlv(0x83, &[0x80 | c.number]);
+                v.extend(tlv(0x80, &c.score.to_be_bytes()));
+                v.extend(tlv(0x81, &c.threshold.to_be_bytes()));
+                v.extend(tlv(0x82, &[c.paired]));
+                Some(Ok(Resp::data(v, sw::OK, LeRule::Fixed)))
+            }
+            _ => None,
         }
     }
 }

@@ -62,6 +62,9 @@ pub(super) struct Volatile {
     pub sm_level: u8,
     /// STORE DATA blocks received so far.
     pub store: Option<crate::scp03::commands::StoreDataAssembler>,
+    /// The last biometric comparison of this session (for GET DATA DF72
+    /// when the card's diagnostics are on).
+    pub last_comparison: Option<super::bio::Comparison>,
 }
 
 impl Default for Volatile {
@@ -82,6 +85,7 @@ impl Default for Volatile {
             sd: None,
             sm_level: 0,
             store: None,
+            last_comparison: None,
         }
     }
 }

@@ -54,15 +54,19 @@ impl SimCard {
     }
 
     /// GET DATA (CLA 00 or 80, INS CA): P1-P2 9F7F → CPLC; DF70 → card
-    /// life cycle register; DF71 → PIN and biometric object status; any
-    /// other data object → 6A88. A data field → 6700.
+    /// life cycle register; DF71 → PIN and biometric object status; 7F61 →
+    /// BIT group template; DF72 → last comparison score (diagnostics only);
+    /// any other data object → 6A88. A data field → 6700.
     pub(super) fn cmd_get_data(&mut self, c: &Command) -> CmdResult {
         if !c.data.is_empty() {
             return Err(sw::WRONG_LENGTH);
         }
         match c.p1p2() {
             0x9F7F => Ok(Resp::data(tlv(0x9F7F, &self.cplc()), sw::OK, LeRule::Fixed)),
-            tag => self.perso_get_data(tag).ok_or(sw::REF_NOT_FOUND),
+            tag => match self.bio_get_data(tag) {
+                Some(r) => r,
+                None => self.perso_get_data(tag).ok_or(sw::REF_NOT_FOUND),
+            },
         }
     }
 }

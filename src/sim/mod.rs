@@ -91,6 +91,11 @@ pub struct SimConfig {
     /// How long the card takes per command (none: answer at once).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timing: Option<timing::Timing>,
+    /// Diagnostics for test benches, never for a card that is issued: GET
+    /// DATA DF72 answers the score of the last biometric comparison. Off,
+    /// DF72 is not found (6A88), as on a real card.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub match_score_diagnostics: bool,
 }
 
 impl Default for SimConfig {
@@ -102,6 +107,7 @@ impl Default for SimConfig {
             force_get_response: false,
             memory_bytes: 256 * 1024,
             timing: None,
+            match_score_diagnostics: false,
         }
     }
 }

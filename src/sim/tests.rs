@@ -963,6 +963,7 @@ mod fuzz {
             force_get_response: f,
             memory_bytes: 64 * 1024,
             timing: None,
+            match_score_diagnostics: false,
         })
     }
 

@@ -99,12 +99,18 @@ fn minutiae(n: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Biometric matching algorithm parameters: 7..=60 minutiae, no order.
+const B1: &str = "B1 07 8102073C 820100";
+
 /// Enrolment data for a fingerprint with `template` and optional try limit.
+/// The BIT nests the algorithm parameters B1 inside the header template A1
+/// (ISO/IEC 7816-11 / 19794-2 §8.3 / MINEX II).
 fn enrol_data(template: &[u8], limit: Option<u8>) -> Vec<u8> {
     let mut a1 = tlv(0x81, &[0x08]);
     a1.extend(tlv(0x82, &[0x05]));
     a1.extend(tlv(0x87, &[0x01, 0x01]));
     a1.extend(tlv(0x88, &[0x00, 0x06]));
+    a1.extend(h(B1));
     let mut d = tlv(0x7F60, &tlv(0xA1, &a1));
     d.extend(tlv(0x5F2E, template));
     if let Some(l) = limit {
@@ -805,20 +811,53 @@ fn biometric_enrolment_rules() {
         d
     };
     assert_eq!(
-        enrol_raw(&mut c, 0x81, &header("810108 870201 01 880200 06")),
+        enrol_raw(
+            &mut c,
+            0x81,
+            &header(&format!("810108 870201 01 880200 06 {B1}"))
+        ),
         0x9000
     ); // 82 optional
     for bad in [
-        "810109 870201 01 880200 06",        // not a fingerprint
-        "810108 870201 02 880200 06",        // format owner
-        "810108 870201 01",                  // no format type
-        "870201 01 880200 06",               // no type
-        "810108 810108 870201 01 880200 06", // duplicate
-        "810108 870201 01 880200 06 990100", // unknown
+        format!("810109 870201 01 880200 06 {B1}"), // not a fingerprint
+        format!("810108 870201 02 880200 06 {B1}"), // format owner
+        format!("810108 870201 01 {B1}"),           // no format type
+        format!("870201 01 880200 06 {B1}"),        // no type
+        format!("810108 810108 870201 01 880200 06 {B1}"), // duplicate
+        format!("810108 870201 01 880200 06 990100 {B1}"), // unknown
+        "810108 870201 01 880200 06".to_string(),   // no algorithm parameters
+        format!("810108 870201 01 880200 06 {B1} {B1}"), // two B1
+        "810108 870201 01 880200 06 B1 03 820100".into(), // no min/max
+        "810108 870201 01 880200 06 B1 03 81013C".into(), // 81 of one byte (the old layout)
+        "810108 870201 01 880200 06 B1 04 8102073C".into(), // no order
+        "810108 870201 01 880200 06 B1 07 8102073D 820100".into(), // max 61 > the card's 60
+        "810108 870201 01 880200 06 B1 07 81020807 820100".into(), // min > max
+        "810108 870201 01 880200 06 B1 07 8102073C 820103".into(), // order: ascending, no method
+        "810108 870201 01 880200 06 B1 07 8102073C 820107".into(), // order: reserved direction
+        "810108 870201 01 880200 06 B1 07 8102073C 820120".into(), // order: reserved bit
+        "810108 870201 01 880200 06 B1 0A 8102073C 820100 990100".into(), // unknown in B1
     ] {
-        assert_eq!(enrol_raw(&mut c, 0x81, &header(bad)), 0x6A80, "{bad}");
+        assert_eq!(enrol_raw(&mut c, 0x81, &header(&bad)), 0x6A80, "{bad}");
     }
-    let mut no_template = tlv(0x7F60, &tlv(0xA1, &h("810108 870201 01 880200 06")));
+    // B1 beside A1 (in the BIT, not in the header template) is not the
+    // standard's layout: refused.
+    let a1 = h("810108 870201 01 880200 06");
+    let mut beside = tlv(0xA1, &a1);
+    beside.extend(h(B1));
+    let mut d = tlv(0x7F60, &beside);
+    d.extend(tlv(0x5F2E, &m));
+    assert_eq!(enrol_raw(&mut c, 0x81, &d), 0x6A80);
+    // A template longer than the BIT's maximum is refused.
+    let mut d = tlv(
+        0x7F60,
+        &tlv(0xA1, &h("810108 870201 01 880200 06 B1 07 8102070A 820100")),
+    );
+    d.extend(tlv(0x5F2E, &minutiae(11)));
+    assert_eq!(enrol_raw(&mut c, 0x81, &d), 0x6A80);
+    let mut no_template = tlv(
+        0x7F60,
+        &tlv(0xA1, &h(&format!("810108 870201 01 880200 06 {B1}"))),
+    );
     assert_eq!(enrol_raw(&mut c, 0x82, &no_template), 0x6A80);
     no_template.extend(tlv(0x5F2E, &m));
     no_template.extend(tlv(0x5F2E, &m));
@@ -1213,4 +1252,69 @@ mod fuzz {
             prop_assert!(r.len() >= 2);
         }
     }
+}
+
+#[test]
+fn bit_group_template_gives_each_bit_in_the_standard_layout() {
+    let mut c = SimCard::blank(SimConfig::default());
+    // No biometric object: an empty group.
+    assert_eq!(hx(&ok(&mut c, "00 CA 7F 61 00")), "7F6103020100");
+    assert_eq!(enrol(&mut c, 6, &minutiae(20), None), 0x9000);
+    let mut d = tlv(
+        0x7F60,
+        &tlv(
+            0xA1,
+            &h("810108 82010A 870201 01 880200 07 B1 0A 81020A28 820105 830101"),
+        ),
+    );
+    d.extend(tlv(0x5F2E, &minutiae(30)));
+    assert_eq!(swx(&mut c, [0, 0xDA, 0x02, 0x85], &d, None), 0x9000);
+    let got = hx(&ok(&mut c, "00 CA 7F 61 00"));
+    let bit5 = "7F601F 830185 A11A 810108 82010A 870201 01 880200 07 B10A 81020A28 820105 830101";
+    let bit6 = "7F601C 830186 A117 810108 820105 870201 01 880200 06 B107 8102073C 820100";
+    let want = format!("7F61 44 020102 {bit5} {bit6}").replace(' ', "");
+    assert_eq!(got, want);
+    // A probe longer than the BIT's maximum (40) is malformed: 6A80, no try.
+    let probe = tlv(0x7F2E, &tlv(0x81, &minutiae(41)));
+    assert_eq!(swx(&mut c, [0, 0x21, 0, 0x85], &probe, None), 0x6A80);
+    assert_eq!(tx(&mut c, "00 21 00 85"), "63C5");
+}
+
+#[test]
+fn comparison_score_only_with_diagnostics_on() {
+    let finger = minutiae(30);
+    // Off (the default): DF72 does not exist, before and after a VERIFY.
+    let mut c = SimCard::blank(SimConfig::default());
+    assert_eq!(enrol(&mut c, 5, &finger, None), 0x9000);
+    assert_eq!(tx(&mut c, "00 CA DF 72 00"), "6A88");
+    assert_eq!(verify_bio(&mut c, 5, &finger), 0x9000);
+    assert_eq!(tx(&mut c, "00 CA DF 72 00"), "6A88");
+    // On: nothing before the first comparison, then the last one.
+    let mut c = SimCard::blank(SimConfig {
+        match_score_diagnostics: true,
+        ..SimConfig::default()
+    });
+    assert_eq!(enrol(&mut c, 5, &finger, None), 0x9000);
+    assert_eq!(tx(&mut c, "00 CA DF 72 00"), "6A88");
+    assert_eq!(verify_bio(&mut c, 5, &finger), 0x9000);
+    let same = crate::biometric::match_score(&finger, &finger).unwrap();
+    let score = (same.value * 10_000.0).round() as u16;
+    let thr = (crate::biometric::THRESHOLD * 10_000.0).round() as u16;
+    let want = format!(
+        "830185 8002{score:04X} 8102{thr:04X} 8201{:02X}",
+        same.paired
+    )
+    .replace(' ', "");
+    assert_eq!(hx(&ok(&mut c, "00 CA DF 72 00")), want);
+    let other = minutiae(30);
+    assert_eq!(verify_bio(&mut c, 5, &other), 0x63C4);
+    let d = ok(&mut c, "00 CA DF 72 00");
+    let s = u16::from_be_bytes([d[5], d[6]]);
+    assert!(
+        s < thr,
+        "an impostor's score {s} is below the threshold {thr}"
+    );
+    // Volatile: a reset forgets it.
+    c.reset();
+    assert_eq!(tx(&mut c, "00 CA DF 72 00"), "6A88");
 }
