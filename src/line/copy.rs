@@ -266,12 +266,14 @@ fn read_sqlite(
                 (Value::Null, _) => V::Null,
                 (Value::Integer(n), Int | Bool) => V::Int(n),
                 (Value::Text(s), Text) => V::Text(s),
-                (other, _) => return Err(storage(
-                    src,
-                    format!(
+                (other, _) => {
+                    return Err(storage(
+                        src,
+                        format!(
                         "{table}.{name}: unexpected value {other:?} for the register's column type"
                     ),
-                )),
+                    ))
+                }
             });
         }
         rows.push(row);
