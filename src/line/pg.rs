@@ -296,10 +296,14 @@ pub fn connect(t: &PgTarget) -> Result<Client> {
                 t.config.get_dbname().unwrap_or("?")
             ),
             Some(_) => describe(&e),
-            None if e.to_string().contains("password missing") => format!(
+            // The client's own configuration error ("invalid
+            // configuration") says why only in its source: no password.
+            // It is final, not a server to wait for.
+            None if describe(&e).contains("password missing") => format!(
                 "no password for user {}: put it in a password file (PGPASSFILE, ~/.pgpass, mode 600) or PGPASSWORD",
                 t.config.get_user().unwrap_or("?")
             ),
+            None if e.to_string().starts_with("invalid configuration") => describe(&e),
             None => format!("{UNREACHABLE}: {}", describe(&e)),
         };
         JournalError::Storage {
