@@ -399,6 +399,24 @@ pub fn grant(
         t.batch_execute(&format!("CREATE ROLE {login} LOGIN"))
             .map_err(err)?;
     }
+    // One role per login: a login moved from one kind to another loses
+    // what the previous kind allowed (a line station's login that becomes
+    // a counter's must no longer claim work).
+    for other in [RoleKind::Line, RoleKind::Counter, RoleKind::Supervisor] {
+        if other != kind {
+            let member = t
+                .query_one(
+                    "SELECT pg_has_role($1, $2, 'MEMBER')",
+                    &[&login, &other.group()],
+                )
+                .map_err(err)?
+                .get::<_, bool>(0);
+            if member {
+                t.batch_execute(&format!("REVOKE {} FROM {login}", other.group()))
+                    .map_err(err)?;
+            }
+        }
+    }
     t.batch_execute(&format!("GRANT {} TO {login}", kind.group()))
         .map_err(err)?;
     if let Some(pw) = password {
