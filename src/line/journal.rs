@@ -571,6 +571,17 @@ pub trait Journal: Send + Sync {
 
     /// Replacement requests for the holder of `national_id`, oldest first.
     fn replacements(&self, national_id: &str) -> Result<Vec<Replacement>>;
+
+    /// May this journal's login record deliveries and replacement requests
+    /// at `office`? Asked by a counter before an irreversible step on a
+    /// card (activating it, terminating it), so that no card is activated
+    /// or terminated whose journaling the register would then refuse. The
+    /// register enforces the rule itself either way; a station's own
+    /// SQLite journal has no logins and allows everything.
+    fn may_record_at(&self, office: &str) -> Result<()> {
+        let _ = office;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1511,6 +1511,50 @@ impl Journal for PgJournal {
         })
     }
 
+    fn may_record_at(&self, office: &str) -> Result<()> {
+        let row = self.tx(|t| {
+            Ok(t.query_one(
+                "SELECT current_user::TEXT,
+                        has_table_privilege('deliveries', 'INSERT')
+                            AND has_table_privilege('replacements', 'INSERT'),
+                        r.rolsuper OR r.rolbypassrls
+                            OR pg_has_role('cardsmith_supervisor', 'USAGE')
+                            OR pg_has_role((SELECT relowner FROM pg_class WHERE oid = 'deliveries'::regclass), 'USAGE'),
+                        pg_has_role('cardsmith_counter', 'USAGE'),
+                        cardsmith_office()
+                 FROM pg_roles r WHERE r.rolname = current_user",
+                &[],
+            )?)
+        })?;
+        let (login, may_insert, everywhere, counter, own): (
+            String,
+            bool,
+            bool,
+            bool,
+            Option<String>,
+        ) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+        if !may_insert {
+            return Err(JournalError::Refused(format!(
+                "register {}: login {login} may not record deliveries or replacement requests (the register grants it no INSERT on them; a line station's login cannot); a counter needs its own login: `cardsmith journal grant LOGIN --role counter --office {office}`",
+                self.target.display
+            )));
+        }
+        if everywhere || !counter {
+            return Ok(());
+        }
+        match own {
+            Some(o) if o == office => Ok(()),
+            Some(o) => Err(JournalError::Refused(format!(
+                "register {}: login {login} records deliveries and replacement requests for office {o} only, not {office}; the register would refuse them (row-level security). Use office {office}'s own login",
+                self.target.display
+            ))),
+            None => Err(JournalError::Refused(format!(
+                "register {}: counter login {login} has no office in the register; give it one: `cardsmith journal grant {login} --role counter --office {office}`",
+                self.target.display
+            ))),
+        }
+    }
+
     fn replacements(&self, national_id: &str) -> Result<Vec<Replacement>> {
         self.tx(|t| {
             t.query(
