@@ -428,17 +428,12 @@ fn a_consulate_activates_through_pcscd_and_replacements_at_another_office_follow
         (DXB, "clerk-dxb", "counter_dxb-station")
     );
     assert_eq!(d.status, CardStatus::Activated);
+    assert_eq!(
+        d.login.as_deref(),
+        Some("counter_dxb"),
+        "the register names the login that delivered"
+    );
     assert_eq!(sup.certificates(&serial_a).expect("certs").len(), 2);
-    // The row is the register's, written under the consulate's login.
-    let mut admin = postgres::Client::connect(&reg.admin, postgres::NoTls).expect("admin");
-    let n: i64 = admin
-        .query_one(
-            "SELECT COUNT(*) FROM deliveries WHERE card_serial = $1 AND office = 'AE-DXB'",
-            &[&serial_a],
-        )
-        .expect("q")
-        .get(0);
-    assert_eq!(n, 1);
 
     // Reported lost at home (office 1021): taken, because it was delivered.
     let o = run(
@@ -474,6 +469,43 @@ fn a_consulate_activates_through_pcscd_and_replacements_at_another_office_follow
     assert_eq!(
         (d.status, d.status_by.as_str()),
         (CardStatus::Lost, "clerk-thr")
+    );
+    // Who did what, as the server authenticated them.
+    let mut admin = postgres::Client::connect(&reg.admin, postgres::NoTls).expect("admin");
+    let row = admin
+        .query_one(
+            "SELECT s.office, s.login, d.office, d.login, r.office, r.login
+             FROM shipments s JOIN deliveries d USING (card_serial)
+             JOIN replacements r ON r.previous_card = s.card_serial
+             WHERE s.card_serial = $1",
+            &[&serial_a],
+        )
+        .expect("q");
+    let got: Vec<String> = (0..6).map(|i| row.get(i)).collect();
+    assert_eq!(
+        got,
+        [DXB, "line1", DXB, "counter_dxb", "1021", "counter_1021"]
+    );
+    let o = run(
+        data,
+        &reg.passfile,
+        &[
+            "activate",
+            "status",
+            "--card",
+            &serial_a,
+            "--journal",
+            &reg.url("sup1"),
+        ],
+        None,
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("delivered at office AE-DXB")
+            && t.contains("by clerk-dxb (station counter_dxb-station, register login counter_dxb)")
+            && t.contains("status LOST"),
+        "{t}"
     );
 
     // b was shipped to the consulate but never delivered: refused with the
@@ -704,6 +736,14 @@ fn the_database_refuses_what_each_role_may_not_do() {
     // request changes nothing (one transaction).
     dxb.deliver(&who("dxb"), &delivery("CARD-A", "R-1", DXB))
         .expect("its own office");
+    assert_eq!(
+        sup.delivered("CARD-A")
+            .expect("q")
+            .expect("a")
+            .login
+            .as_deref(),
+        Some("counter_dxb")
+    );
     let e = thr
         .request_replacement(&who("thr"), "CARD-A", "loss", CardStatus::Lost, DXB)
         .expect_err("other office");
@@ -715,18 +755,47 @@ fn the_database_refuses_what_each_role_may_not_do() {
     thr.request_replacement(&who("thr"), "CARD-A", "loss", CardStatus::Lost, "1021")
         .expect("at its own office, for a card delivered elsewhere");
 
+    // The login is the server's to write: a counter naming another login
+    // in its own row is overruled, and cannot change it afterwards.
+    reg.sql("counter_1021")
+        .execute(
+            "INSERT INTO deliveries (card_serial, record_id, national_id, office, at, station, operator, status, status_at, status_by, login)
+             VALUES ('CARD-B', 'R-2', '00R-2', '1021', 0, 's', 'o', 'activated', 0, 'o', 'sup1')",
+            &[],
+        )
+        .expect("its own office");
+    assert_eq!(
+        sup.delivered("CARD-B")
+            .expect("q")
+            .expect("b")
+            .login
+            .as_deref(),
+        Some("counter_1021")
+    );
+    denied(
+        reg.sql("counter_1021").execute(
+            "UPDATE deliveries SET login = 'sup1' WHERE card_serial = 'CARD-B'",
+            &[],
+        ),
+        "permission denied for table deliveries",
+    );
+
     // A supervisor may do both: claim line work and deliver at any office.
     let c = sup
         .claim(b.id, &who("sup"), "CARD-D")
         .expect("claim")
         .expect("some");
     assert_eq!(c.record_id, "R-4");
-    sup.may_record_at("1021").expect("any office");
-    sup.deliver(&who("sup"), &delivery("CARD-B", "R-2", "1021"))
+    sup.finish(c.attempt_id, &good()).expect("good");
+    sup.ship(&who("sup"), "CARD-D", "R-4", "00R-4", "2034")
+        .expect("ship");
+    sup.may_record_at("2034").expect("any office");
+    sup.deliver(&who("sup"), &delivery("CARD-D", "R-4", "2034"))
         .expect("any office");
+    let d = sup.delivered("CARD-D").expect("q").expect("d");
     assert_eq!(
-        sup.delivered("CARD-B").expect("q").expect("b").office,
-        "1021"
+        (d.office.as_str(), d.login.as_deref()),
+        ("2034", Some("sup1"))
     );
 }
 

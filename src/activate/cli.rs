@@ -885,11 +885,15 @@ fn status(
             match &delivered {
                 Some(d) => {
                     println!(
-                        "  delivered at office {} at {} by {} (station {})",
+                        "  delivered at office {} at {} by {} (station {}{})",
                         d.office,
                         iso_time(d.delivered_at),
                         d.delivered_by,
-                        d.station
+                        d.station,
+                        d.login
+                            .as_deref()
+                            .map(|l| format!(", register login {l}"))
+                            .unwrap_or_default()
                     );
                     println!(
                         "  status {}{}{}",

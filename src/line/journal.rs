@@ -389,6 +389,10 @@ pub struct DeliveredCard {
     pub status_by: String,
     /// The card that replaced it, once that one was delivered.
     pub replaced_by: Option<String>,
+    /// The register login that recorded the delivery, as the server
+    /// authenticated it (PostgreSQL; a station's SQLite journal has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
 }
 
 /// A replacement request taken at a counter.

@@ -403,7 +403,7 @@ fn shipment_row(r: &Row) -> Shipment {
 }
 
 const DELIVERY_COLS: &str = "card_serial, record_id, national_id, office, at, operator, station, \
-     status, reason, status_at, status_by, replaced_by";
+     status, reason, status_at, status_by, replaced_by, login";
 
 fn status(s: &str) -> F<CardStatus> {
     CardStatus::from_name(s).ok_or_else(|| {
@@ -427,6 +427,7 @@ fn delivered_row(r: &Row) -> F<DeliveredCard> {
         status_at: r.get(9),
         status_by: r.get(10),
         replaced_by: r.get(11),
+        login: Some(r.get(12)),
     })
 }
 
