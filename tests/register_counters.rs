@@ -210,7 +210,9 @@ fn to_consulate(batch: &Path, ids: &[&str]) {
 }
 
 /// `cardsmith line run` through pcscd on "Cardsmith Line 01", logged in to
-/// the register as `line1`.
+/// the register as `line1` with the whole URL, password included, in
+/// `CARDSMITH_JOURNAL`; the password is in neither its output nor its
+/// report.
 fn personalize(data: &Path, reg: &Register, batch: &Path) {
     use cardsmith::sim::line_readers::{line_reader_addr, line_reader_name};
     let side = side(data);
@@ -225,9 +227,14 @@ fn personalize(data: &Path, reg: &Register, batch: &Path) {
         handling: Duration::from_millis(100),
     })
     .expect("feeder");
-    let o = run(
+    let url = format!(
+        "postgresql://line1:{}@127.0.0.1:{}/register",
+        password("line1"),
+        reg.cluster.port
+    );
+    let o = run_env(
         data,
-        &reg.passfile,
+        &data.join("no-pgpass"),
         &[
             "line",
             "run",
@@ -239,15 +246,23 @@ fn personalize(data: &Path, reg: &Register, batch: &Path) {
             "line-tester",
             "--station",
             "line-station-1",
-            "--journal",
-            &reg.url("line1"),
         ],
         None,
+        &[("CARDSMITH_JOURNAL", &url)],
     );
     feeder.stop();
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "line run:\n{t}");
+    assert!(t.contains(&reg.url("line1")), "the register is named:\n{t}");
     assert_no_password(&t);
+    let reports: Vec<PathBuf> = std::fs::read_dir(data.join("line/reports"))
+        .expect("reports")
+        .map(|f| f.expect("entry").path())
+        .collect();
+    assert!(!reports.is_empty());
+    for f in reports {
+        assert_no_password(&std::fs::read_to_string(&f).expect("report"));
+    }
 }
 
 /// Card image and serial of each good record (the register's good cards).
@@ -657,6 +672,27 @@ fn the_database_refuses_what_each_role_may_not_do() {
         .expect("the line ships");
     line.ship(&who("line"), "CARD-B", "R-2", "00R-2", "1021")
         .expect("the line ships");
+    // And through the binary: the message says it is the role.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = run(
+        dir.path(),
+        &reg.passfile,
+        &[
+            "line",
+            "requeue",
+            "R-4",
+            "--journal",
+            &reg.url("counter_dxb"),
+        ],
+        None,
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("error: the register refused it: permission denied for table records (the role this station logs in with may not do this)"),
+        "{t}"
+    );
+    assert_no_password(&t);
     assert_eq!(
         line.record("R-3").expect("q").expect("R-3").state,
         "in_progress",
