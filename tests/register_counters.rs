@@ -937,6 +937,42 @@ fn bad_register_configuration_is_named_with_the_password_masked() {
     );
     assert_eq!(code, Some(0), "{t}");
 
+    // A counter login's office must be one a counter can give; a line or
+    // supervisor login has none. Nothing is created.
+    for (role, office, why) in [
+        (
+            "counter",
+            "ae-dxb",
+            "--office \"ae-dxb\": expected 4 digits",
+        ),
+        ("counter", "1021 ", "--office \"1021 \": expected 4 digits"),
+        ("line", "1021", "--office is for a counter login"),
+    ] {
+        let o = run_env(
+            data,
+            &nofile,
+            &[
+                "journal",
+                "grant",
+                "typo_login",
+                "--role",
+                role,
+                "--office",
+                office,
+            ],
+            None,
+            &[("CARDSMITH_JOURNAL", reg.admin.as_str())],
+        );
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{t}");
+        assert!(t.contains(why), "{t}");
+    }
+    let mut admin = postgres::Client::connect(&reg.admin, postgres::NoTls).expect("admin");
+    assert!(admin
+        .query_opt("SELECT 1 FROM pg_roles WHERE rolname = 'typo_login'", &[])
+        .expect("q")
+        .is_none());
+
     // A password on the command line is refused (ps shows argv) and not
     // repeated.
     let (code, t) = status(Some(&whole), &reg.passfile, &[]);
@@ -1019,7 +1055,6 @@ fn bad_register_configuration_is_named_with_the_password_masked() {
     );
 
     // A register newer than this program.
-    let mut admin = postgres::Client::connect(&reg.admin, postgres::NoTls).expect("admin");
     admin
         .execute(
             "INSERT INTO schema_migrations (version, name, sha256) VALUES (99, 'from the future', 'x')",

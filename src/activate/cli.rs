@@ -174,7 +174,7 @@ pub enum ActivateCommand {
 }
 
 /// An office code as records write it.
-fn check_office(s: &str) -> Result<String> {
+pub(crate) fn check_office(s: &str) -> Result<String> {
     let b = s.as_bytes();
     let domestic = b.len() == 4 && b.iter().all(u8::is_ascii_digit);
     let consulate = b.len() == 6
