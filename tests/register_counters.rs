@@ -790,6 +790,37 @@ fn the_database_refuses_what_each_role_may_not_do() {
     );
     thr.request_replacement(&who("thr"), "CARD-A", "loss", CardStatus::Lost, "1021")
         .expect("at its own office, for a card delivered elsewhere");
+    // The replacement card (the line's claim on R-3, made good) is handed
+    // out at the consulate: its delivery closes the request taken at 1021
+    // and marks the lost card replaced, both rows of another office.
+    line.finish(open.attempt_id, &good()).expect("good");
+    line.ship(&who("line"), "CARD-C", "R-3", "00R-1", DXB)
+        .expect("ship the replacement");
+    dxb.deliver(
+        &who("dxb"),
+        &Delivery {
+            card_serial: "CARD-C".into(),
+            record_id: "R-3".into(),
+            national_id: "00R-1".into(),
+            office: DXB.into(),
+            certificates: vec![],
+        },
+    )
+    .expect("the replacement is delivered");
+    let old = sup.delivered("CARD-A").expect("q").expect("a");
+    assert_eq!(
+        (old.status, old.replaced_by.as_deref()),
+        (CardStatus::Lost, Some("CARD-C"))
+    );
+    let reqs = sup.replacements("00R-1").expect("q");
+    assert_eq!(
+        (
+            reqs.len(),
+            reqs[0].office.as_str(),
+            reqs[0].new_card.as_deref()
+        ),
+        (1, "1021", Some("CARD-C"))
+    );
 
     // The login is the server's to write: a counter naming another login
     // in its own row is overruled, and cannot change it afterwards.
