@@ -174,7 +174,7 @@ pub enum ActivateCommand {
 }
 
 /// An office code as records write it.
-fn check_office(s: &str) -> Result<String> {
+pub(crate) fn check_office(s: &str) -> Result<String> {
     let b = s.as_bytes();
     let domestic = b.len() == 4 && b.iter().all(u8::is_ascii_digit);
     let consulate = b.len() == 6
@@ -269,6 +269,17 @@ fn station(c: &CounterArgs) -> Result<Station> {
     })
 }
 
+/// Before a card is touched: the journal's login may record this
+/// office's deliveries and replacement requests (on the shared register a
+/// counter's login is bound to its office, and a line station's login
+/// records none). Refused as a bad argument, nothing touched.
+fn check_may_record(st: &Station) -> Result<()> {
+    st.journal.may_record_at(&st.office).map_err(|e| match e {
+        crate::line::journal::JournalError::Refused(m) => anyhow!(RecordRefused(m)),
+        e => anyhow!(e),
+    })
+}
+
 fn counter<'a>(
     st: &'a Station,
     c: &CounterArgs,
@@ -331,6 +342,7 @@ pub fn activate(cmd: ActivateCommand, json: bool) -> Result<i32> {
         } => {
             let mut pin_in = pin_source(&pins)?;
             let st = station(&c)?;
+            check_may_record(&st)?;
             let mut ct = counter(&st, &c, &pins, &show)?;
             let mut ch = connect(&reader)?;
             ct.who = ct.who.at_reader(&ch.reader());
@@ -438,6 +450,7 @@ pub fn activate(cmd: ActivateCommand, json: bool) -> Result<i32> {
 fn run_counter(c: &CounterArgs, reader: &str, pins: &PinArgs, show: &ShowArgs) -> Result<i32> {
     let mut pin_in = pin_source(pins)?;
     let st = station(c)?;
+    check_may_record(&st)?;
     let mut ct = counter(&st, c, pins, show)?;
     let mut screen = Term {
         out: Box::new(std::io::stdout()),
@@ -691,6 +704,7 @@ fn replace(
         ));
     }
     let st = station(c)?;
+    check_may_record(&st)?;
     let j = st.journal.as_ref();
     let mut who = st.who.clone();
     let refuse = |who: &Who, why: String| -> Result<i32> {
@@ -875,11 +889,15 @@ fn status(
             match &delivered {
                 Some(d) => {
                     println!(
-                        "  delivered at office {} at {} by {} (station {})",
+                        "  delivered at office {} at {} by {} (station {}{})",
                         d.office,
                         iso_time(d.delivered_at),
                         d.delivered_by,
-                        d.station
+                        d.station,
+                        d.login
+                            .as_deref()
+                            .map(|l| format!(", register login {l}"))
+                            .unwrap_or_default()
                     );
                     println!(
                         "  status {}{}{}",

@@ -389,6 +389,10 @@ pub struct DeliveredCard {
     pub status_by: String,
     /// The card that replaced it, once that one was delivered.
     pub replaced_by: Option<String>,
+    /// The register login that recorded the delivery, as the server
+    /// authenticated it (PostgreSQL; a station's SQLite journal has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
 }
 
 /// A replacement request taken at a counter.
@@ -576,6 +580,17 @@ pub trait Journal: Send + Sync {
 
     /// Replacement requests for the holder of `national_id`, oldest first.
     fn replacements(&self, national_id: &str) -> Result<Vec<Replacement>>;
+
+    /// May this journal's login record deliveries and replacement requests
+    /// at `office`? Asked by a counter before an irreversible step on a
+    /// card (activating it, terminating it), so that no card is activated
+    /// or terminated whose journaling the register would then refuse. The
+    /// register enforces the rule itself either way; a station's own
+    /// SQLite journal has no logins and allows everything.
+    fn may_record_at(&self, office: &str) -> Result<()> {
+        let _ = office;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -334,10 +334,14 @@ pub fn connect(t: &PgTarget) -> Result<Client> {
             // Shutting down, starting up, connection failures: wait.
             Some(_) if retryable(&e) => format!("{UNREACHABLE}: {}", describe(&e)),
             Some(_) => describe(&e),
-            None if e.to_string().contains("password missing") => format!(
+            // The client's own configuration error ("invalid
+            // configuration") says why only in its source: no password.
+            // It is final, not a server to wait for.
+            None if describe(&e).contains("password missing") => format!(
                 "no password for user {}: put it in a password file (PGPASSFILE, ~/.pgpass, mode 600) or PGPASSWORD",
                 t.config.get_user().unwrap_or("?")
             ),
+            None if e.to_string().starts_with("invalid configuration") => describe(&e),
             None => format!("{UNREACHABLE}: {}", describe(&e)),
         };
         JournalError::Storage {
@@ -437,7 +441,7 @@ fn shipment_row(r: &Row) -> Shipment {
 }
 
 const DELIVERY_COLS: &str = "card_serial, record_id, national_id, office, at, operator, station, \
-     status, reason, status_at, status_by, replaced_by";
+     status, reason, status_at, status_by, replaced_by, login";
 
 fn status(s: &str) -> F<CardStatus> {
     CardStatus::from_name(s).ok_or_else(|| {
@@ -461,6 +465,7 @@ fn delivered_row(r: &Row) -> F<DeliveredCard> {
         status_at: r.get(9),
         status_by: r.get(10),
         replaced_by: r.get(11),
+        login: Some(r.get(12)),
     })
 }
 
@@ -1674,6 +1679,50 @@ impl Journal for PgJournal {
             )?;
             Ok(rep)
         })
+    }
+
+    fn may_record_at(&self, office: &str) -> Result<()> {
+        let row = self.tx(|t| {
+            Ok(t.query_one(
+                "SELECT current_user::TEXT,
+                        has_table_privilege('deliveries', 'INSERT')
+                            AND has_table_privilege('replacements', 'INSERT'),
+                        r.rolsuper OR r.rolbypassrls
+                            OR pg_has_role('cardsmith_supervisor', 'USAGE')
+                            OR pg_has_role((SELECT relowner FROM pg_class WHERE oid = 'deliveries'::regclass), 'USAGE'),
+                        pg_has_role('cardsmith_counter', 'USAGE'),
+                        cardsmith_office()
+                 FROM pg_roles r WHERE r.rolname = current_user",
+                &[],
+            )?)
+        })?;
+        let (login, may_insert, everywhere, counter, own): (
+            String,
+            bool,
+            bool,
+            bool,
+            Option<String>,
+        ) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+        if !may_insert {
+            return Err(JournalError::Refused(format!(
+                "register {}: login {login} may not record deliveries or replacement requests (the register grants it no INSERT on them; a line station's login cannot); a counter needs its own login: `cardsmith journal grant LOGIN --role counter --office {office}`",
+                self.target.display
+            )));
+        }
+        if everywhere || !counter {
+            return Ok(());
+        }
+        match own {
+            Some(o) if o == office => Ok(()),
+            Some(o) => Err(JournalError::Refused(format!(
+                "register {}: login {login} records deliveries and replacement requests for office {o} only, not {office}; the register would refuse them (row-level security). Use office {office}'s own login",
+                self.target.display
+            ))),
+            None => Err(JournalError::Refused(format!(
+                "register {}: counter login {login} has no office in the register; give it one: `cardsmith journal grant {login} --role counter --office {office}`",
+                self.target.display
+            ))),
+        }
     }
 
     fn replacements(&self, national_id: &str) -> Result<Vec<Replacement>> {

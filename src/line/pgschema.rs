@@ -14,7 +14,9 @@
 //!   card delivered at home); it cannot claim, finish or mark line work;
 //! - `cardsmith_supervisor`: everything, for any office.
 //!
-//! Login roles are members of one of these (`cardsmith journal grant`).
+//! Login roles are members of exactly one of these (`cardsmith journal
+//! grant`). Shipments, deliveries and replacement requests carry the login
+//! that wrote them (`login`), stamped by the server on insert.
 
 use super::journal::{JournalError, Result};
 use postgres::Client;
@@ -170,6 +172,21 @@ const MIGRATION_2: &str = r#"
 DO $$ BEGIN CREATE ROLE cardsmith_line NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
 DO $$ BEGIN CREATE ROLE cardsmith_counter NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
 DO $$ BEGIN CREATE ROLE cardsmith_supervisor NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+
+-- Who recorded a shipment, a delivery or a replacement request, as the
+-- server authenticated them (the operator column is only what the client
+-- says): stamped by the server on insert, whatever the client sends.
+ALTER TABLE shipments ADD COLUMN login TEXT NOT NULL DEFAULT session_user;
+ALTER TABLE deliveries ADD COLUMN login TEXT NOT NULL DEFAULT session_user;
+ALTER TABLE replacements ADD COLUMN login TEXT NOT NULL DEFAULT session_user;
+CREATE FUNCTION cardsmith_stamp_login() RETURNS trigger LANGUAGE plpgsql
+    AS $$ BEGIN NEW.login := session_user; RETURN NEW; END $$;
+CREATE TRIGGER stamp_login BEFORE INSERT ON shipments
+    FOR EACH ROW EXECUTE FUNCTION cardsmith_stamp_login();
+CREATE TRIGGER stamp_login BEFORE INSERT ON deliveries
+    FOR EACH ROW EXECUTE FUNCTION cardsmith_stamp_login();
+CREATE TRIGGER stamp_login BEFORE INSERT ON replacements
+    FOR EACH ROW EXECUTE FUNCTION cardsmith_stamp_login();
 
 CREATE TABLE office_accounts (
     role_name TEXT PRIMARY KEY,
@@ -462,6 +479,24 @@ pub fn grant(
     if !exists {
         t.batch_execute(&format!("CREATE ROLE {login} LOGIN"))
             .map_err(err)?;
+    }
+    // One role per login: a login moved from one kind to another loses
+    // what the previous kind allowed (a line station's login that becomes
+    // a counter's must no longer claim work).
+    for other in [RoleKind::Line, RoleKind::Counter, RoleKind::Supervisor] {
+        if other != kind {
+            let member = t
+                .query_one(
+                    "SELECT pg_has_role($1, $2, 'MEMBER')",
+                    &[&login, &other.group()],
+                )
+                .map_err(err)?
+                .get::<_, bool>(0);
+            if member {
+                t.batch_execute(&format!("REVOKE {} FROM {login}", other.group()))
+                    .map_err(err)?;
+            }
+        }
     }
     t.batch_execute(&format!("GRANT {} TO {login}", kind.group()))
         .map_err(err)?;

@@ -150,6 +150,22 @@ pub fn journal(cmd: JournalCommand, json: bool) -> Result<i32> {
                 RoleArg::Counter => RoleKind::Counter,
                 RoleArg::Supervisor => RoleKind::Supervisor,
             };
+            // The office binds a counter's deliveries (row-level security
+            // compares it with the counter's --office): a code the counter
+            // could never give would leave the login unable to deliver.
+            match (kind, office.as_deref()) {
+                (RoleKind::Counter, Some(o)) => {
+                    crate::activate::cli::check_office(o)?;
+                }
+                (RoleKind::Counter, None) => {}
+                (_, Some(_)) => {
+                    return Err(refused(format!(
+                        "--office is for a counter login; a {} login works for every office",
+                        kind.group()
+                    )))
+                }
+                (_, None) => {}
+            }
             let pw = password_file.as_deref().map(read_password).transpose()?;
             let (mut c, display) = pg_client(&journal)?;
             pgschema::grant(

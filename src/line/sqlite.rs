@@ -413,6 +413,7 @@ fn delivered_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveredCard> {
         status_at: r.get(9)?,
         status_by: r.get(10)?,
         replaced_by: r.get(11)?,
+        login: None,
     })
 }
 
