@@ -793,7 +793,7 @@ fn run_sim(
             None => dir.join(format!("slot{slot}.json")),
         };
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
+            crate::private::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
         if fresh && path.exists() {

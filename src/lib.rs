@@ -15,6 +15,7 @@ pub mod hex;
 pub mod line;
 pub mod perso;
 pub mod pki;
+pub mod private;
 pub mod record;
 pub mod scp03;
 pub mod script;

@@ -458,7 +458,7 @@ fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -
 }
 
 fn write_report(rep: &report::LineReport, dir: &Path) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::private::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let base = format!("batch-{}", rep.batch.id);
     let mut out = Vec::new();
     for (ext, text) in [
@@ -470,7 +470,9 @@ fn write_report(rep: &report::LineReport, dir: &Path) -> Result<Vec<PathBuf>> {
         ("html", report::to_html(rep)),
     ] {
         let p = dir.join(format!("{base}.{ext}"));
-        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+        let w = crate::private::write(&p, text.as_bytes())
+            .with_context(|| format!("writing {}", p.display()))?;
+        crate::private::warn_tightened(&p, w);
         out.push(p);
     }
     Ok(out)

@@ -378,7 +378,9 @@ pub fn read(a: ReadArgs, json: bool) -> Result<i32> {
     };
     let dump = engine::read(&mut ch, &profile)?;
     if let (Some(path), Some(photo)) = (&a.photo, &dump.photo) {
-        std::fs::write(path, photo).with_context(|| format!("writing {}", path.display()))?;
+        let w = crate::private::write(path, photo)
+            .with_context(|| format!("writing {}", path.display()))?;
+        crate::private::warn_tightened(path, w);
     }
     if json {
         println!("{}", serde_json::to_string(&dump)?);
@@ -484,9 +486,12 @@ pub fn sample_records(a: SampleArgs) -> Result<i32> {
         synthetic_capture(person, pos, ENROLMENT_CAPTURE ^ person)
     });
     let mut out: Box<dyn std::io::Write> = match &a.out {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
-        )),
+        Some(p) => {
+            let (f, w) =
+                crate::private::create(p).with_context(|| format!("creating {}", p.display()))?;
+            crate::private::warn_tightened(p, w);
+            Box::new(std::io::BufWriter::new(f))
+        }
         None => Box::new(std::io::stdout().lock()),
     };
     for l in &lines {
@@ -494,7 +499,8 @@ pub fn sample_records(a: SampleArgs) -> Result<i32> {
     }
     out.flush()?;
     if let Some(dir) = &a.live_captures {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        crate::private::create_dir_all(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
         // The callback ran once per finger, in record order.
         let mut it = persons.iter();
         for l in &lines {
@@ -506,11 +512,12 @@ pub fn sample_records(a: SampleArgs) -> Result<i32> {
                     break;
                 };
                 let path = dir.join(format!("{id}-{}.iso", pos.as_str()));
-                std::fs::write(
+                let w = crate::private::write(
                     &path,
-                    synthetic_capture(*person, *pos, LIVE_CAPTURE ^ person),
+                    &synthetic_capture(*person, *pos, LIVE_CAPTURE ^ person),
                 )
                 .with_context(|| format!("writing {}", path.display()))?;
+                crate::private::warn_tightened(&path, w);
             }
         }
     }

@@ -154,16 +154,16 @@ pub fn run(args: RunArgs, json: bool) -> anyhow::Result<i32> {
         execute(&scripts, env, Target::Card(&mut ch), cfg, trace)
     };
     if let Some(p) = &args.report_json {
-        std::fs::write(p, report.to_json())
+        crate::private::write(p, report.to_json().as_bytes())
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
     }
     if let Some(p) = &args.junit {
-        std::fs::write(p, report.to_junit())
+        crate::private::write(p, report.to_junit().as_bytes())
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
     }
     if let Some(p) = &args.record {
         let t = Transcript::from_report(&report);
-        std::fs::write(p, t.to_json())
+        crate::private::write(p, t.to_json().as_bytes())
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
     }
     if json {

@@ -286,7 +286,7 @@ pub fn replay_cmd(args: ReplayArgs, json: bool) -> anyhow::Result<i32> {
     let t = read(&args.transcript)?;
     let again = replay(&t, SimCard::blank(SimConfig::default()))?;
     if let Some(p) = &args.out {
-        std::fs::write(p, again.to_json())
+        crate::private::write(p, again.to_json().as_bytes())
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
     }
     // The ATR and reader differ by nature between a card and the simulator.
