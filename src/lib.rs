@@ -12,6 +12,7 @@ pub mod biometric;
 pub mod cli;
 pub mod crypto;
 pub mod hex;
+pub mod json_error;
 pub mod line;
 pub mod perso;
 pub mod pki;

@@ -18,12 +18,27 @@ fn main() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let cli = cardsmith::cli::Cli::parse();
+    let cli = match cardsmith::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // Under --json a usage error is a JSON document too; help and
+        // version (not errors) print as usual.
+        Err(e) if e.use_stderr() && cardsmith::json_error::wants_json(std::env::args_os()) => {
+            let err = cardsmith::json_error::usage(&e);
+            let _ = e.print();
+            println!("{}", cardsmith::json_error::document(&err));
+            std::process::exit(e.exit_code());
+        }
+        Err(e) => e.exit(),
+    };
+    let json = cli.json;
     match cardsmith::cli::run(cli) {
         Ok(0) => {}
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("error: {e:#}");
+            if json {
+                println!("{}", cardsmith::json_error::document(&e));
+            }
             std::process::exit(cardsmith::cli::exit_code(&e));
         }
     }

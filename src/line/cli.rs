@@ -458,7 +458,8 @@ fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -
 }
 
 fn write_report(rep: &report::LineReport, dir: &Path) -> Result<Vec<PathBuf>> {
-    crate::private::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::private::create_dir_all(dir)
+        .with_context(|| crate::json_error::file("creating", &dir))?;
     let base = format!("batch-{}", rep.batch.id);
     let mut out = Vec::new();
     for (ext, text) in [
@@ -471,7 +472,7 @@ fn write_report(rep: &report::LineReport, dir: &Path) -> Result<Vec<PathBuf>> {
     ] {
         let p = dir.join(format!("{base}.{ext}"));
         let w = crate::private::write(&p, text.as_bytes())
-            .with_context(|| format!("writing {}", p.display()))?;
+            .with_context(|| crate::json_error::file("writing", &p))?;
         crate::private::warn_tightened(&p, w);
         out.push(p);
     }

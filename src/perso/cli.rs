@@ -156,13 +156,16 @@ fn load_one(path: &Path, p: &Profile) -> Result<record::Record> {
         max_minutiae: usize::from(p.max_minutiae),
     };
     let batch = record::load_records(path, &v)
-        .with_context(|| format!("reading record file {}", path.display()))?;
+        .with_context(|| crate::json_error::file("reading record file", &path))?;
     if !batch.bad.is_empty() {
         let list: Vec<String> = batch.bad.iter().map(|e| format!("  {e}")).collect();
-        return Err(anyhow!(RecordRefused(format!(
-            "the record was refused before any card was touched:\n{}",
-            list.join("\n")
-        ))));
+        return Err(anyhow!(crate::json_error::RecordsRefused {
+            message: format!(
+                "the record was refused before any card was touched:\n{}",
+                list.join("\n")
+            ),
+            errors: batch.bad,
+        }));
     }
     match batch.good.len() {
         1 => Ok(batch
@@ -207,13 +210,13 @@ impl IssuerSide {
             profile.security_domain = None;
         }
         let key = IssuerKey::locate(a.issuer_key.as_deref(), &dir)
-            .map_err(|e| anyhow!(RecordRefused(e.to_string())))?;
+            .map_err(crate::json_error::key_refused)?;
         let ca = LocalCa::open_or_create(&dir.join("ca"))
             .map_err(|e| anyhow!(RecordRefused(format!("local CA: {e}"))))?;
         let scp03 = match &profile.security_domain {
             Some(_) => Some(
                 Scp03Keys::locate(a.scp03_keys.as_deref(), &dir)
-                    .map_err(|e| anyhow!(RecordRefused(e.to_string())))?,
+                    .map_err(crate::json_error::key_refused)?,
             ),
             _ => None,
         };
@@ -306,19 +309,26 @@ pub fn perso(a: PersoArgs, json: bool) -> Result<i32> {
     let done = match result {
         Ok(r) => r,
         Err(e) => {
-            if json {
-                println!(
-                    "{}",
-                    json!({"record_id": input.record_id, "personalized": false, "stage": e.stage, "error": e.detail})
-                );
-            } else {
-                eprintln!("error: record {}: {e}", input.record_id);
-            }
-            return Ok(if e.transport {
+            let code = if e.transport {
                 EXIT_TRANSPORT
             } else {
                 EXIT_CARD_STATUS
-            });
+            };
+            let message = format!("record {}: {e}", input.record_id);
+            if json {
+                // The error document (README, "Errors under --json"), with
+                // the stage that failed.
+                println!(
+                    "{}",
+                    json!({"record_id": input.record_id, "personalized": false,
+                           "error": {"kind": if e.transport { "transport" } else { "card_status" },
+                                     "exit_code": code, "message": message,
+                                     "stage": e.stage, "record_id": input.record_id}})
+                );
+            } else {
+                eprintln!("error: {message}");
+            }
+            return Ok(code);
         }
     };
     let rep = if a.no_verify {
@@ -379,7 +389,7 @@ pub fn read(a: ReadArgs, json: bool) -> Result<i32> {
     let dump = engine::read(&mut ch, &profile)?;
     if let (Some(path), Some(photo)) = (&a.photo, &dump.photo) {
         let w = crate::private::write(path, photo)
-            .with_context(|| format!("writing {}", path.display()))?;
+            .with_context(|| crate::json_error::file("writing", &path))?;
         crate::private::warn_tightened(path, w);
     }
     if json {
@@ -487,8 +497,8 @@ pub fn sample_records(a: SampleArgs) -> Result<i32> {
     });
     let mut out: Box<dyn std::io::Write> = match &a.out {
         Some(p) => {
-            let (f, w) =
-                crate::private::create(p).with_context(|| format!("creating {}", p.display()))?;
+            let (f, w) = crate::private::create(p)
+                .with_context(|| crate::json_error::file("creating", &p))?;
             crate::private::warn_tightened(p, w);
             Box::new(std::io::BufWriter::new(f))
         }
@@ -500,7 +510,7 @@ pub fn sample_records(a: SampleArgs) -> Result<i32> {
     out.flush()?;
     if let Some(dir) = &a.live_captures {
         crate::private::create_dir_all(dir)
-            .with_context(|| format!("creating {}", dir.display()))?;
+            .with_context(|| crate::json_error::file("creating", &dir))?;
         // The callback ran once per finger, in record order.
         let mut it = persons.iter();
         for l in &lines {
@@ -516,7 +526,7 @@ pub fn sample_records(a: SampleArgs) -> Result<i32> {
                     &path,
                     &synthetic_capture(*person, *pos, LIVE_CAPTURE ^ person),
                 )
-                .with_context(|| format!("writing {}", path.display()))?;
+                .with_context(|| crate::json_error::file("writing", &path))?;
                 crate::private::warn_tightened(&path, w);
             }
         }

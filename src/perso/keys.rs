@@ -45,16 +45,53 @@ impl std::fmt::Debug for IssuerKey {
 /// Why the issuer key could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("issuer key {source_name}: cannot read: {error}")]
+    #[error("{}: cannot read: {error}", named(source_name))]
     Read {
         source_name: String,
         error: std::io::Error,
     },
-    #[error("issuer key {source_name}: {problem}")]
+    #[error("{}: {problem}", named(source_name))]
     Invalid {
         source_name: String,
         problem: String,
     },
+}
+
+/// The key a source holds, named: "issuer key file /x/issuer-key", or the
+/// source name as given when it names its key itself ("SCP03 key file …").
+fn named(source_name: &str) -> String {
+    if source_name.starts_with("SCP03 ") {
+        source_name.to_string()
+    } else {
+        format!("issuer key {source_name}")
+    }
+}
+
+impl KeyError {
+    fn source_name(&self) -> &str {
+        match self {
+            KeyError::Read { source_name, .. } | KeyError::Invalid { source_name, .. } => {
+                source_name
+            }
+        }
+    }
+
+    /// The key file the error is about, when the key came from a file.
+    pub fn file(&self) -> Option<&str> {
+        let s = self.source_name();
+        s.find("file ").map(|i| &s[i + "file ".len()..])
+    }
+
+    /// The line of the key file or variable the error is about, if it names one.
+    pub fn line(&self) -> Option<u64> {
+        match self {
+            KeyError::Invalid { problem, .. } => problem
+                .strip_prefix("line ")
+                .and_then(|r| r.split(':').next())
+                .and_then(|n| n.parse().ok()),
+            KeyError::Read { .. } => None,
+        }
+    }
 }
 
 impl IssuerKey {

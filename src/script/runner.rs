@@ -112,18 +112,9 @@ pub fn run(args: RunArgs, json: bool) -> anyhow::Result<i32> {
     let prepared = prepare(&args, opts);
     let (scripts, env) = match prepared {
         Ok(x) => x,
-        Err(e) => {
-            if json {
-                let detail = match &e {
-                    UsageError::Parse(p) => serde_json::json!(p),
-                    UsageError::Var(m) => serde_json::json!({ "message": m }),
-                };
-                println!("{}", serde_json::json!({ "error": detail }));
-            } else {
-                eprintln!("error: {e}");
-            }
-            return Ok(EXIT_USAGE);
-        }
+        // Exit code 2; under --json the error document names the file,
+        // line and column.
+        Err(e) => return Err(anyhow::Error::new(e)),
     };
     if !json {
         for (_, s) in &scripts {
@@ -153,23 +144,32 @@ pub fn run(args: RunArgs, json: bool) -> anyhow::Result<i32> {
         let mut ch = Channel::new(transport, ExchangeOptions::raw());
         execute(&scripts, env, Target::Card(&mut ch), cfg, trace)
     };
+    if json {
+        // Should anything below fail, the one JSON document on stdout is
+        // the error's, with the report in it.
+        crate::json_error::attach(
+            "report",
+            serde_json::from_str(&report.to_json()).unwrap_or_default(),
+        );
+    }
     if let Some(p) = &args.report_json {
         crate::private::write(p, report.to_json().as_bytes())
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
+            .map_err(|e| anyhow::Error::new(e).context(crate::json_error::file("writing", p)))?;
     }
     if let Some(p) = &args.junit {
         crate::private::write(p, report.to_junit().as_bytes())
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
+            .map_err(|e| anyhow::Error::new(e).context(crate::json_error::file("writing", p)))?;
     }
     if let Some(p) = &args.record {
         let t = Transcript::from_report(&report);
         crate::private::write(p, t.to_json().as_bytes())
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
+            .map_err(|e| anyhow::Error::new(e).context(crate::json_error::file("writing", p)))?;
     }
-    if json {
-        println!("{}", report.to_json());
-    } else {
-        print_summary(&report);
+    match (&err, json) {
+        // The error document carries the report (attached above).
+        (Some(_), true) => {}
+        (None, true) => println!("{}", report.to_json()),
+        (_, false) => print_summary(&report),
     }
     if let Some(e) = err {
         return Err(e);
