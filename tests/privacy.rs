@@ -533,3 +533,79 @@ fn scp03_key_file_errors_name_the_scp03_key_file() {
     );
     assert!(!err.contains("issuer key"), "{err}");
 }
+
+/// A script that marks values personal (`personal(…)` and a `--vars` entry
+/// with `"personal": true`): its trace, report and transcript show
+/// PERSONAL(n bytes) instead of them, unless --trace-personal-data.
+#[test]
+fn scripts_mark_values_personal() {
+    let s = Setup::new();
+    let script = s.path("personal.apdu");
+    std::fs::write(
+        &script,
+        "# the holder's name goes to the card\n\
+         let name = personal(\"Mina Abbasi\")\n\
+         apdu(00 DA 01 01, ${name})\n\
+         apdu(00 DA 01 02, ${nid})\n\
+         00 84 00 00 08\n",
+    )
+    .unwrap();
+    let vars = s.path("vars.json");
+    std::fs::write(
+        &vars,
+        r#"{"nid": {"text": "5328297441", "personal": true}}"#,
+    )
+    .unwrap();
+    let values = ["Mina Abbasi", "5328297441"];
+    let run = |flag: bool, tag: &str| {
+        let rec = s.p(&format!("{tag}-transcript.json"));
+        let rep = s.p(&format!("{tag}-report.json"));
+        let mut args = vec![
+            "run",
+            "--sim",
+            "--keep-going",
+            "--vars",
+            vars.to_str().unwrap(),
+            "--record",
+            &rec,
+            "--report-json",
+            &rep,
+            script.to_str().unwrap(),
+        ];
+        if flag {
+            args.insert(0, "--trace-personal-data");
+        }
+        let o = s.run_env(&args, &[("RUST_LOG", "cardsmith::apdu=trace")]);
+        assert!(
+            matches!(o.status.code(), Some(0) | Some(4)),
+            "{}",
+            stderr(&o)
+        );
+        format!(
+            "{}{}{}{}",
+            stdout(&o),
+            stderr(&o),
+            std::fs::read_to_string(&rec).unwrap(),
+            std::fs::read_to_string(&rep).unwrap()
+        )
+    };
+    let plain = run(false, "plain");
+    for v in values {
+        for f in forms(v.as_bytes()) {
+            assert!(!plain.contains(&f), "{v:?} shows as {f:?}:\n{plain}");
+        }
+    }
+    assert!(plain.contains("PERSONAL(11 bytes)"), "{plain}");
+    assert!(plain.contains("PERSONAL(10 bytes)"), "{plain}");
+    // The unmarked command is shown as it is.
+    assert!(plain.contains("00 84 00 00 08"), "{plain}");
+
+    let shown = run(true, "shown");
+    for v in values {
+        let spaced = cardsmith::hex::spaced(v.as_bytes());
+        assert!(
+            shown.contains(&spaced),
+            "{v:?} not shown with the flag:\n{shown}"
+        );
+    }
+}

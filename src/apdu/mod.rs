@@ -665,6 +665,23 @@ mod tests {
     }
 
     #[test]
+    fn personal_data_is_sent_but_shown_as_personal() {
+        let c = cmd::update_binary(0, b"Mina").personal();
+        assert!(c.data.is_personal());
+        assert_eq!(enc(&c), h("00 D6 00 00 04 4D 69 6E 61").unwrap());
+        assert_eq!(c.redacted(), "00 D6 00 00 04 PERSONAL(4 bytes)");
+        assert_eq!(format!("{:?}", c.data), "PERSONAL(4 bytes)");
+        assert!(!format!("{c:?}").contains("4D 69"));
+        // Chunks of a personal command stay personal; a secret stays secret.
+        assert!(c.data.same_kind(vec![1]).is_personal());
+        let s = Command::new(0, 0x20, 0, 1)
+            .with_secret(Secret::new(b"1234".to_vec()))
+            .personal();
+        assert!(s.data.is_sensitive());
+        assert_eq!(s.redacted(), "00 20 00 01 04 REDACTED(4 bytes)");
+    }
+
+    #[test]
     fn case_1() {
         let c = Command::new(0x00, 0x44, 0, 0);
         assert_eq!(c.case(), Case::C1);

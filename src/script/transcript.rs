@@ -71,7 +71,9 @@ impl Transcript {
                     response: w.data.clone(),
                     sw: w.sw.clone(),
                     micros: w.micros,
-                    redacted: w.command.contains("REDACTED") || w.data.contains("**"),
+                    redacted: w.command.contains("REDACTED")
+                        || w.command.contains("PERSONAL(")
+                        || w.data.contains("**"),
                 });
             }
         }

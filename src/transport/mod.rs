@@ -544,10 +544,28 @@ impl<'s> Exchange<'s> {
         apdu: &[u8],
         sensitive: bool,
     ) -> Result<Response, ExchangeError> {
+        self.transmit_bytes_as(apdu, sensitive, false)
+    }
+
+    /// [`Exchange::transmit_bytes`] for a command whose data field is a
+    /// citizen's personal data (a script's `personal(…)`): traced as
+    /// `PERSONAL(n bytes)` unless the session asked for personal data.
+    pub fn transmit_bytes_personal(&mut self, apdu: &[u8]) -> Result<Response, ExchangeError> {
+        self.transmit_bytes_as(apdu, false, true)
+    }
+
+    fn transmit_bytes_as(
+        &mut self,
+        apdu: &[u8],
+        sensitive: bool,
+        personal: bool,
+    ) -> Result<Response, ExchangeError> {
         match Command::parse(apdu) {
             Ok(mut c) => {
                 if sensitive {
                     c.data = Data::Sensitive(crate::secret::Secret::new(c.data().to_vec()));
+                } else if personal {
+                    c = c.personal();
                 }
                 if self.secure.is_some() {
                     return self.secure_transmit(&c);
@@ -559,11 +577,16 @@ impl<'s> Exchange<'s> {
             // the card's error handling), without automatic behaviour.
             Err(_) => {
                 let shown = if sensitive {
-                    format!("REDACTED({} bytes)", apdu.len())
+                    Shown::same(format!("REDACTED({} bytes)", apdu.len()))
+                } else if personal {
+                    Shown {
+                        redacted: crate::apdu::personal_placeholder(apdu.len()),
+                        traced: crate::apdu::traced_personal(apdu),
+                    }
                 } else {
-                    hex::spaced(apdu)
+                    Shown::same(hex::spaced(apdu))
                 };
-                self.wire(apdu, Shown::same(shown))
+                self.wire(apdu, shown)
             }
         }
     }
