@@ -660,14 +660,19 @@ fn send(
                 })
             })
             .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "reader": reader_name,
-                "protocol": protocol,
-                "responses": items,
-            }))?
-        );
+        let doc = json!({
+            "reader": reader_name,
+            "protocol": protocol,
+            "responses": items,
+        });
+        if first_error.is_some() {
+            // One document: the error's, with the responses in it.
+            crate::json_error::attach("reader", json!(reader_name));
+            crate::json_error::attach("protocol", json!(protocol));
+            crate::json_error::attach("responses", json!(items));
+        } else {
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
     } else {
         println!("reader: {reader_name} ({protocol})");
         for (apdu, resp, el, wire) in &results {
