@@ -130,7 +130,7 @@ fn every_file_cardsmith_creates_is_private() {
         ),
         "sample-records --out",
     );
-    let image = data.join("cards/perso-card.json");
+    let image = data.join("perso-card.json");
     ok(
         &run(
             &data,
@@ -139,7 +139,7 @@ fn every_file_cardsmith_creates_is_private() {
         ),
         "perso",
     );
-    let photo = data.join("photos/holder.jpg");
+    let photo = data.join("holder.jpg");
     ok(
         &run(
             &data,
@@ -240,7 +240,7 @@ fn every_file_cardsmith_creates_is_private() {
 
     // Script reports and transcripts.
     let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("apdu-scripts/smoke.apdu");
-    let transcript = data.join("scripts/transcript.json");
+    let transcript = data.join("transcript.json");
     ok(
         &run(
             &data,
@@ -250,9 +250,9 @@ fn every_file_cardsmith_creates_is_private() {
                 "--record",
                 s(&transcript),
                 "--report-json",
-                s(&data.join("scripts/report.json")),
+                s(&data.join("report.json")),
                 "--junit",
-                s(&data.join("scripts/junit.xml")),
+                s(&data.join("junit.xml")),
                 s(&smoke),
             ],
             None,
@@ -265,7 +265,7 @@ fn every_file_cardsmith_creates_is_private() {
             "replay",
             s(&transcript),
             "--out",
-            s(&data.join("scripts/replayed.json")),
+            s(&data.join("replayed.json")),
         ],
         None,
     );
@@ -288,16 +288,16 @@ fn every_file_cardsmith_creates_is_private() {
         "one.json",
         "issuer-key",
         "scp03-keys",
-        "cards/perso-card.json",
-        "photos/holder.jpg",
+        "perso-card.json",
+        "holder.jpg",
         "line/journal.sqlite",
         "line/reports/batch-1.json",
         "line/reports/batch-1.csv",
         "line/reports/batch-1.html",
-        "scripts/transcript.json",
-        "scripts/report.json",
-        "scripts/junit.xml",
-        "scripts/replayed.json",
+        "transcript.json",
+        "report.json",
+        "junit.xml",
+        "replayed.json",
     ] {
         assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
     }
