@@ -190,8 +190,14 @@ fn sync_dir(dir: &Path) {
 /// rules): parents 700, mode 600 for a new file, an existing file's mode
 /// kept within 600.
 pub fn write(path: &Path, data: &[u8]) -> std::io::Result<Written> {
+    create_dir_all(&parent_of(path))?;
+    replace(path, data)
+}
+
+/// [`write`] into a directory that must exist already (a card image: a
+/// directory that went away is a failed write, as EEPROM that fails).
+pub fn replace(path: &Path, data: &[u8]) -> std::io::Result<Written> {
     let dir = parent_of(path);
-    create_dir_all(&dir)?;
     #[cfg(unix)]
     let (before, mode) = (mode_of(path), kept_mode(path).unwrap_or(FILE_MODE));
     #[cfg(not(unix))]

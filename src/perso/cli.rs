@@ -242,6 +242,10 @@ impl IssuerSide {
 /// Open the card: a reader, or an in-process simulated card image.
 pub fn open_channel(a: &CardArgs, side: &IssuerSide) -> Result<Channel> {
     if let Some(img) = &a.sim_image {
+        if let Some(dir) = img.parent() {
+            crate::private::create_dir_all(dir)
+                .with_context(|| crate::json_error::file("creating", dir))?;
+        }
         let provision = crate::sim::Provision {
             issuer_key: Some(side.key.expose()),
             scp03: side.scp03.as_ref(),

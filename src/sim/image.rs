@@ -275,7 +275,9 @@ pub(super) fn save(path: &Path, state: &CardState) -> Result<(), ImageError> {
     let mut json =
         serde_json::to_vec_pretty(state).map_err(|e| werr(std::io::Error::other(e.to_string())))?;
     json.push(b'\n');
-    crate::private::write(path, &json).map(|_| ()).map_err(werr)
+    crate::private::replace(path, &json)
+        .map(|_| ())
+        .map_err(werr)
 }
 
 pub(super) fn to_hex(b: &[u8]) -> String {
