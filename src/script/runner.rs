@@ -112,9 +112,16 @@ pub fn run(args: RunArgs, json: bool) -> anyhow::Result<i32> {
     let prepared = prepare(&args, opts);
     let (scripts, env) = match prepared {
         Ok(x) => x,
-        // Exit code 2; under --json the error document names the file,
-        // line and column.
-        Err(e) => return Err(anyhow::Error::new(e)),
+        // Exit code 2; under --json the error document (README, "Errors
+        // under --json") names the file, line and column.
+        Err(e) => {
+            if json {
+                println!("{}", crate::json_error::document(&anyhow::Error::new(e)));
+            } else {
+                eprintln!("error: {e}");
+            }
+            return Ok(EXIT_USAGE);
+        }
     };
     if !json {
         for (_, s) in &scripts {
