@@ -278,13 +278,13 @@ fn locate(e: &anyhow::Error, m: &mut Map<String, Value>) {
                 put(m, "line", json!(l));
             }
         }
-        if let Some(p) = cause.downcast_ref::<crate::pki::PkiError>() {
-            match p {
-                crate::pki::PkiError::Io { path, .. }
-                | crate::pki::PkiError::BadFile { path, .. }
-                | crate::pki::PkiError::InsecureKeyFile { path, .. } => put(m, "file", json!(path)),
-                _ => {}
-            }
+        if let Some(
+            crate::pki::PkiError::Io { path, .. }
+            | crate::pki::PkiError::BadFile { path, .. }
+            | crate::pki::PkiError::InsecureKeyFile { path, .. },
+        ) = cause.downcast_ref::<crate::pki::PkiError>()
+        {
+            put(m, "file", json!(path));
         }
         let t = cause.downcast_ref::<TransportError>().or_else(|| {
             match cause.downcast_ref::<ExchangeError>() {

@@ -459,7 +459,7 @@ fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -
 
 fn write_report(rep: &report::LineReport, dir: &Path) -> Result<Vec<PathBuf>> {
     crate::private::create_dir_all(dir)
-        .with_context(|| crate::json_error::file("creating", &dir))?;
+        .with_context(|| crate::json_error::file("creating", dir))?;
     let base = format!("batch-{}", rep.batch.id);
     let mut out = Vec::new();
     for (ext, text) in [

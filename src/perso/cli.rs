@@ -156,7 +156,7 @@ fn load_one(path: &Path, p: &Profile) -> Result<record::Record> {
         max_minutiae: usize::from(p.max_minutiae),
     };
     let batch = record::load_records(path, &v)
-        .with_context(|| crate::json_error::file("reading record file", &path))?;
+        .with_context(|| crate::json_error::file("reading record file", path))?;
     if !batch.bad.is_empty() {
         let list: Vec<String> = batch.bad.iter().map(|e| format!("  {e}")).collect();
         return Err(anyhow!(crate::json_error::RecordsRefused {
@@ -393,7 +393,7 @@ pub fn read(a: ReadArgs, json: bool) -> Result<i32> {
     let dump = engine::read(&mut ch, &profile)?;
     if let (Some(path), Some(photo)) = (&a.photo, &dump.photo) {
         let w = crate::private::write(path, photo)
-            .with_context(|| crate::json_error::file("writing", &path))?;
+            .with_context(|| crate::json_error::file("writing", path))?;
         crate::private::warn_tightened(path, w);
     }
     if json {
@@ -502,7 +502,7 @@ pub fn sample_records(a: SampleArgs) -> Result<i32> {
     let mut out: Box<dyn std::io::Write> = match &a.out {
         Some(p) => {
             let (f, w) = crate::private::create(p)
-                .with_context(|| crate::json_error::file("creating", &p))?;
+                .with_context(|| crate::json_error::file("creating", p))?;
             crate::private::warn_tightened(p, w);
             Box::new(std::io::BufWriter::new(f))
         }
@@ -514,7 +514,7 @@ pub fn sample_records(a: SampleArgs) -> Result<i32> {
     out.flush()?;
     if let Some(dir) = &a.live_captures {
         crate::private::create_dir_all(dir)
-            .with_context(|| crate::json_error::file("creating", &dir))?;
+            .with_context(|| crate::json_error::file("creating", dir))?;
         // The callback ran once per finger, in record order.
         let mut it = persons.iter();
         for l in &lines {
