@@ -365,9 +365,12 @@ fn json_errors_of_line_and_activate() {
     ]);
     // No delivered card for that holder: refused, exit 4, one document.
     assert_eq!(o.status.code(), Some(4), "{}\n{}", stdout(&o), stderr(&o));
-    let out = stdout(&o);
-    let v: Value = serde_json::from_str(out.trim()).expect("one JSON document");
-    assert!(v.is_object(), "{out}");
+    let d = expect(&o, 4, "refused");
+    assert_eq!(d["replacement"], false, "{d}");
+    // A record the journal does not have: exit 3.
+    let o = s.run(&["line", "record", "R-404", "--json", "--journal", &s.p("j.sqlite")]);
+    let d = expect(&o, 3, "not_found");
+    assert_eq!(d["error"]["record_id"], "R-404", "{d}");
     let o = s.run(&[
         "activate",
         "card",

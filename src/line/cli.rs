@@ -534,7 +534,15 @@ pub fn line(cmd: LineCommand, json: bool) -> Result<i32> {
         LineCommand::Record { record_id, journal } => {
             let j = open_journal(&journal)?;
             let Some(r) = j.record(&record_id).map_err(|e| anyhow!(e))? else {
-                eprintln!("error: record {record_id} is not in the journal");
+                let message = format!("record {record_id} is not in the journal");
+                eprintln!("error: {message}");
+                if json {
+                    println!(
+                        "{}",
+                        json!({"error": {"kind": "not_found", "exit_code": crate::cli::EXIT_ABSENT,
+                                         "message": message, "record_id": record_id}})
+                    );
+                }
                 return Ok(crate::cli::EXIT_ABSENT);
             };
             let attempts = j.attempts_for_record(&record_id).map_err(|e| anyhow!(e))?;
