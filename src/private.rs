@@ -197,6 +197,23 @@ pub fn write(path: &Path, data: &[u8]) -> std::io::Result<Written> {
 /// [`write`] into a directory that must exist already (a card image: a
 /// directory that went away is a failed write, as EEPROM that fails).
 pub fn replace(path: &Path, data: &[u8]) -> std::io::Result<Written> {
+    // A symbolic link is written through (its target is replaced), and a
+    // device or pipe (`--report-json /dev/stdout`) is written to as it is.
+    let resolved;
+    let path = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            resolved = std::fs::canonicalize(path)?;
+            resolved.as_path()
+        }
+        _ => path,
+    };
+    if let Ok(m) = std::fs::metadata(path) {
+        if !m.is_file() {
+            let mut f = OpenOptions::new().write(true).open(path)?;
+            f.write_all(data)?;
+            return Ok(Written::default());
+        }
+    }
     let dir = parent_of(path);
     #[cfg(unix)]
     let (before, mode) = (mode_of(path), kept_mode(path).unwrap_or(FILE_MODE));
@@ -385,6 +402,24 @@ mod tests {
         }
         assert_eq!(mode(&d.join("line")), 0o700);
         drop(j);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn links_are_written_through_and_devices_written_to() {
+        let d = tmpdir("links");
+        let target = d.join("target.json");
+        std::fs::write(&target, b"old").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = d.join("link.json");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write(&link, b"new").unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        write(Path::new("/dev/null"), b"x").unwrap();
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

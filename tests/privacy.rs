@@ -368,7 +368,14 @@ fn json_errors_of_line_and_activate() {
     let d = expect(&o, 4, "refused");
     assert_eq!(d["replacement"], false, "{d}");
     // A record the journal does not have: exit 3.
-    let o = s.run(&["line", "record", "R-404", "--json", "--journal", &s.p("j.sqlite")]);
+    let o = s.run(&[
+        "line",
+        "record",
+        "R-404",
+        "--json",
+        "--journal",
+        &s.p("j.sqlite"),
+    ]);
     let d = expect(&o, 3, "not_found");
     assert_eq!(d["error"]["record_id"], "R-404", "{d}");
     let o = s.run(&[
