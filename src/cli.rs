@@ -33,17 +33,23 @@ pub const EXIT_ABSENT: i32 = 3;
 pub const EXIT_CARD_STATUS: i32 = 4;
 pub const EXIT_TRANSPORT: i32 = 5;
 
+/// What `--trace-personal-data` says on stderr before anything else.
+pub const PERSONAL_DATA_WARNING: &str = "warning: --trace-personal-data: APDU traces and script transcripts of this session show citizens' personal data (names, dates, national ID, photo, certificates) in clear; do not attach them to a ticket or keep them. Secrets (PINs, keys, templates) stay redacted.";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "cardsmith",
     version,
     about = "Personalize, read and test smart cards over PC/SC",
-    after_help = "Exit codes: 0 ok, 1 other failure, 2 bad usage, 3 no reader/card/service, 4 card error status, 5 transport failure.\nSet RUST_LOG=cardsmith::apdu=trace to log every APDU (secrets are redacted)."
+    after_help = "Exit codes: 0 ok, 1 other failure, 2 bad usage, 3 no reader/card/service, 4 card error status, 5 transport failure.\nSet RUST_LOG=cardsmith::apdu=trace to log every APDU (secrets are redacted, personal data shows as PERSONAL(n bytes))."
 )]
 pub struct Cli {
-    /// Machine-readable output (one JSON document on stdout).
+    /// Machine-readable output (one JSON document on stdout, errors included).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Show citizens' personal data (names, dates, national ID, photo, certificates) in APDU traces and script transcripts, for a debugging session. Secrets stay redacted.
+    #[arg(long, global = true)]
+    pub trace_personal_data: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -272,6 +278,18 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
         if cause
             .downcast_ref::<crate::perso::cli::RecordRefused>()
             .is_some()
+            || cause
+                .downcast_ref::<crate::json_error::RecordsRefused>()
+                .is_some()
+            || cause
+                .downcast_ref::<crate::json_error::UsageError>()
+                .is_some()
+            || cause
+                .downcast_ref::<crate::json_error::KeyRefused>()
+                .is_some()
+            || cause
+                .downcast_ref::<crate::script::runner::UsageError>()
+                .is_some()
         {
             return EXIT_USAGE;
         }
@@ -288,6 +306,10 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
 /// own verdict (scripts: 4 when an expectation failed).
 pub fn run(cli: Cli) -> Result<i32> {
     let json = cli.json;
+    if cli.trace_personal_data {
+        crate::apdu::show_personal_data(true);
+        eprintln!("{PERSONAL_DATA_WARNING}");
+    }
     match cli.command {
         Command::Run(args) => return crate::script::run(args, json),
         Command::Replay(args) => return crate::script::transcript::replay_cmd(args, json),
@@ -425,9 +447,8 @@ fn run_wire(cli: Cli) -> Result<()> {
             } else {
                 let dir = data_dir.clone().unwrap_or_else(default_data_dir);
                 Some(
-                    crate::perso::keys::IssuerKey::locate(issuer_key.as_deref(), &dir).map_err(
-                        |e| anyhow::anyhow!(crate::perso::cli::RecordRefused(e.to_string())),
-                    )?,
+                    crate::perso::keys::IssuerKey::locate(issuer_key.as_deref(), &dir)
+                        .map_err(crate::json_error::key_refused)?,
                 )
             };
             let scp03 = if no_issuer_key || no_security_domain {
@@ -435,9 +456,8 @@ fn run_wire(cli: Cli) -> Result<()> {
             } else {
                 let dir = data_dir.clone().unwrap_or_else(default_data_dir);
                 Some(
-                    crate::scp03::keyfile::Scp03Keys::locate(scp03_keys.as_deref(), &dir).map_err(
-                        |e| anyhow::anyhow!(crate::perso::cli::RecordRefused(e.to_string())),
-                    )?,
+                    crate::scp03::keyfile::Scp03Keys::locate(scp03_keys.as_deref(), &dir)
+                        .map_err(crate::json_error::key_refused)?,
                 )
             };
             if let Some(dir) = feed {
@@ -645,14 +665,19 @@ fn send(
                 })
             })
             .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "reader": reader_name,
-                "protocol": protocol,
-                "responses": items,
-            }))?
-        );
+        let doc = json!({
+            "reader": reader_name,
+            "protocol": protocol,
+            "responses": items,
+        });
+        if first_error.is_some() {
+            // One document: the error's, with the responses in it.
+            crate::json_error::attach("reader", json!(reader_name));
+            crate::json_error::attach("protocol", json!(protocol));
+            crate::json_error::attach("responses", json!(items));
+        } else {
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
     } else {
         println!("reader: {reader_name} ({protocol})");
         for (apdu, resp, el, wire) in &results {
@@ -742,7 +767,7 @@ fn feed_cards(
         scp03,
         handling,
     })
-    .with_context(|| format!("creating {}", dir.display()))?;
+    .with_context(|| crate::json_error::file("creating", &dir))?;
     eprintln!(
         "feeding blank cards into {}; used cards are saved in {}",
         names.join(", "),
@@ -798,11 +823,12 @@ fn run_sim(
             None => dir.join(format!("slot{slot}.json")),
         };
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
+            crate::private::create_dir_all(parent)
+                .with_context(|| crate::json_error::file("creating", parent))?;
         }
         if fresh && path.exists() {
-            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            std::fs::remove_file(&path)
+                .with_context(|| crate::json_error::file("removing", &path))?;
         }
         let card = SimCard::open_image_provisioned(&path, config.clone(), provision)
             .context("opening the simulated card image")?;

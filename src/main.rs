@@ -12,18 +12,41 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // The PostgreSQL client logs every statement with its parameters at
+    // debug level: card serials, national IDs, password verifiers. The
+    // register's traffic is never logged below info, whatever RUST_LOG asks.
+    for target in ["tokio_postgres=info", "postgres=info"] {
+        if let Ok(d) = target.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let cli = cardsmith::cli::Cli::parse();
+    let cli = match cardsmith::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // Under --json a usage error is a JSON document too; help and
+        // version (not errors) print as usual.
+        Err(e) if e.use_stderr() && cardsmith::json_error::wants_json(std::env::args_os()) => {
+            let err = cardsmith::json_error::usage(&e);
+            let _ = e.print();
+            println!("{}", cardsmith::json_error::document(&err));
+            std::process::exit(e.exit_code());
+        }
+        Err(e) => e.exit(),
+    };
+    let json = cli.json;
     match cardsmith::cli::run(cli) {
         Ok(0) => {}
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("error: {}", cardsmith::errors::error_text(&e));
+            if json {
+                println!("{}", cardsmith::json_error::document(&e));
+            }
             std::process::exit(cardsmith::cli::exit_code(&e));
         }
     }

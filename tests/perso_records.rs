@@ -94,7 +94,20 @@ fn refused(edit: impl FnOnce(&mut Value), field: &str, message: &str) {
     // Errors never show the photo or template bytes.
     let photo = s.good["photo"]["data"].as_str().unwrap();
     assert!(!err.contains(&photo[..40]), "photo base64 in the error");
-    assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+    // Under --json, stdout is the error document, naming the field.
+    let doc: Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON document");
+    assert_eq!(doc["error"]["exit_code"], 2, "{doc}");
+    assert_eq!(doc["error"]["kind"], "record_refused", "{doc}");
+    assert!(
+        doc["error"]["problems"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["field"] == field)),
+        "{doc}"
+    );
+    assert!(
+        !stdout(&o).contains(&photo[..40]),
+        "photo base64 in the document"
+    );
 }
 
 fn b64(bytes: &[u8]) -> Value {

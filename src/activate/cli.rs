@@ -315,12 +315,19 @@ fn connect(reader: &str) -> Result<Channel> {
 /// Report a refusal of a one-shot command (`what`: the JSON key that would
 /// have been true) and give its exit code.
 fn refused(json: bool, what: &str, r: &Refusal) -> i32 {
+    let code = refusal_code(r);
     if json {
-        println!("{}", json!({what: false, "refusal": r}));
+        // With the common error object (README, "Errors under --json").
+        let kind = if r.transport { "transport" } else { "refused" };
+        println!(
+            "{}",
+            json!({what: false, "refusal": r,
+                   "error": {"kind": kind, "exit_code": code, "message": r.reason, "class": r.class}})
+        );
     } else {
         eprintln!("\nREFUSED: {}", r.reason);
     }
-    refusal_code(r)
+    code
 }
 
 fn refusal_code(r: &Refusal) -> i32 {
@@ -710,7 +717,11 @@ fn replace(
     let refuse = |who: &Who, why: String| -> Result<i32> {
         let _ = j.event(who, "replacement refused", &why);
         if json {
-            println!("{}", json!({"replacement": false, "reason": why}));
+            println!(
+                "{}",
+                json!({"replacement": false, "reason": why,
+                       "error": {"kind": "refused", "exit_code": EXIT_CARD_STATUS, "message": why}})
+            );
         } else {
             eprintln!("REFUSED: {why}");
         }

@@ -276,19 +276,8 @@ pub fn load_live_template(
 /// Save the holder's photo as `<dir>/<serial>.jpg`, readable only by the
 /// operator's account.
 fn save_photo(dir: &Path, serial: &str, jpeg: &[u8]) -> Result<PathBuf, String> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let path = dir.join(format!("{serial}.jpg"));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| format!("writing {}: {e}", path.display()))?;
-    f.write_all(jpeg)
-        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    crate::private::write(&path, jpeg).map_err(|e| format!("writing {}: {e}", path.display()))?;
     Ok(path)
 }
 

@@ -218,14 +218,17 @@ pub fn inspect(ch: &mut Channel, p: &Profile, chain: &[Vec<u8>]) -> Result<Inspe
         let mut dgs: BTreeMap<u8, Soft> = BTreeMap::new();
         card::select_aid(ex, &p.identity_aid)?;
         for dg in &p.data_groups {
-            dgs.insert(dg.number, soft(card::read_tlv_ef(ex, dg.fid))?);
+            dgs.insert(dg.number, soft(card::read_personal_ef(ex, dg.fid))?);
         }
         let sod = soft(card::read_tlv_ef(ex, p.sod_fid))?;
         card::select_aid(ex, &p.pki_aid)?;
         let mut certs: BTreeMap<u8, Soft> = BTreeMap::new();
         let mut points: BTreeMap<u8, Soft> = BTreeMap::new();
         for k in &p.keys {
-            certs.insert(k.reference, soft(card::read_tlv_ef(ex, k.certificate_fid))?);
+            certs.insert(
+                k.reference,
+                soft(card::read_personal_ef(ex, k.certificate_fid))?,
+            );
             points.insert(k.reference, soft(card::read_public_key(ex, k))?);
         }
         Ok::<_, ExchangeError>((dgs, sod, certs, points))

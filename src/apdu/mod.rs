@@ -9,6 +9,13 @@
 //! Command data is either plain or [`Secret`]. A secret data field prints as
 //! `REDACTED` in `Debug`, in [`Command::redacted`] (what traces use), and in
 //! every error, so a PIN never reaches a log by accident.
+//!
+//! Command data may also be [`Data::Personal`]: a citizen's names, dates,
+//! national ID, photo or certificates. It goes to the card like any data,
+//! and shows as `PERSONAL(n bytes)` wherever a secret shows as `REDACTED`,
+//! except in the APDU trace of a session started with
+//! `--trace-personal-data` ([`show_personal_data`]), which is for debugging
+//! with synthetic records. Secrets are never shown, flag or not.
 
 mod status;
 
@@ -25,22 +32,38 @@ pub const SHORT_MAX_NE: usize = 256;
 pub const EXTENDED_MAX_NC: usize = 65_535;
 pub const EXTENDED_MAX_NE: usize = 65_536;
 
-/// The data field of a command: shown, or never shown.
+/// The data field of a command: shown, never shown (secret), or shown only
+/// in traces of a session that asked for personal data.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Data {
     Plain(Vec<u8>),
     Sensitive(Secret),
+    /// A citizen's personal data (names, dates, national ID, photo,
+    /// certificates): `PERSONAL(n bytes)` unless [`show_personal_data`].
+    Personal(Vec<u8>),
 }
 
 impl Data {
     pub fn bytes(&self) -> &[u8] {
         match self {
-            Data::Plain(v) => v,
+            Data::Plain(v) | Data::Personal(v) => v,
             Data::Sensitive(s) => s.expose(),
         }
     }
     pub fn is_sensitive(&self) -> bool {
         matches!(self, Data::Sensitive(_))
+    }
+    pub fn is_personal(&self) -> bool {
+        matches!(self, Data::Personal(_))
+    }
+    /// The same kind of data field holding `bytes` (for pieces of a
+    /// chained or chunked command).
+    pub fn same_kind(&self, bytes: Vec<u8>) -> Data {
+        match self {
+            Data::Plain(_) => Data::Plain(bytes),
+            Data::Sensitive(_) => Data::Sensitive(Secret::new(bytes)),
+            Data::Personal(_) => Data::Personal(bytes),
+        }
     }
 }
 
@@ -49,7 +72,36 @@ impl std::fmt::Debug for Data {
         match self {
             Data::Plain(v) => write!(f, "{}", hex::spaced(v)),
             Data::Sensitive(s) => write!(f, "{s:?}"),
+            Data::Personal(v) => write!(f, "{}", personal_placeholder(v.len())),
         }
+    }
+}
+
+static SHOW_PERSONAL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Show personal data in APDU traces and script transcripts from now on
+/// (`--trace-personal-data`). Secrets stay redacted.
+pub fn show_personal_data(on: bool) {
+    SHOW_PERSONAL.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether traces show personal data (see [`show_personal_data`]).
+pub fn personal_data_shown() -> bool {
+    SHOW_PERSONAL.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// What a trace shows in place of `n` bytes of personal data.
+pub fn personal_placeholder(n: usize) -> String {
+    format!("PERSONAL({n} bytes)")
+}
+
+/// Personal bytes as a trace shows them: spaced hex when the session asked
+/// for personal data, the placeholder otherwise.
+pub fn traced_personal(bytes: &[u8]) -> String {
+    if personal_data_shown() {
+        hex::spaced(bytes)
+    } else {
+        personal_placeholder(bytes.len())
     }
 }
 
@@ -126,6 +178,16 @@ impl Command {
 
     pub fn with_secret(mut self, data: Secret) -> Command {
         self.data = Data::Sensitive(data);
+        self
+    }
+
+    /// Mark the data field as a citizen's personal data (see [`Data::Personal`]).
+    pub fn personal(mut self) -> Command {
+        self.data = match self.data {
+            Data::Plain(v) => Data::Personal(v),
+            // A secret stays a secret.
+            other => other,
+        };
         self
     }
 
@@ -298,16 +360,36 @@ impl Command {
     }
 
     /// The encoded APDU as spaced hex, with a sensitive data field replaced by
-    /// `REDACTED`. This is what traces and logs show.
+    /// `REDACTED` and a personal one by `PERSONAL(n bytes)`, always. This is
+    /// what errors, logs and the journal's transcript digests use.
     pub fn redacted(&self) -> String {
-        match (&self.data, self.encode()) {
-            (Data::Plain(_), Ok(bytes)) => hex::spaced(&bytes),
-            (Data::Sensitive(s), Ok(bytes)) => {
-                let data_at = bytes.len() - s.len() - self.le_field_len();
+        self.shown(false)
+    }
+
+    /// The command as an APDU trace shows it: like [`Command::redacted`],
+    /// but personal data in clear when the session asked for it
+    /// ([`show_personal_data`]).
+    pub fn traced(&self) -> String {
+        self.shown(personal_data_shown())
+    }
+
+    fn shown(&self, personal_in_clear: bool) -> String {
+        let placeholder = match &self.data {
+            Data::Plain(_) => None,
+            Data::Personal(_) if personal_in_clear => None,
+            Data::Personal(v) => Some(personal_placeholder(v.len())),
+            Data::Sensitive(s) => Some(format!("REDACTED({} bytes)", s.len())),
+        };
+        match (placeholder, self.encode()) {
+            (None, Ok(bytes)) => hex::spaced(&bytes),
+            (Some(shown), Ok(bytes)) => {
+                let n = self.data().len();
+                let data_at = bytes.len() - n - self.le_field_len();
                 let head = &bytes[..data_at];
-                let tail = &bytes[data_at + s.len()..];
+                let tail = &bytes[data_at + n..];
                 let mut out = hex::spaced(head);
-                out.push_str(&format!(" REDACTED({} bytes)", s.len()));
+                out.push(' ');
+                out.push_str(&shown);
                 if !tail.is_empty() {
                     out.push(' ');
                     out.push_str(&hex::spaced(tail));
@@ -580,6 +662,23 @@ mod tests {
 
     fn enc(c: &Command) -> Vec<u8> {
         c.encode().unwrap()
+    }
+
+    #[test]
+    fn personal_data_is_sent_but_shown_as_personal() {
+        let c = cmd::update_binary(0, b"Mina").personal();
+        assert!(c.data.is_personal());
+        assert_eq!(enc(&c), h("00 D6 00 00 04 4D 69 6E 61").unwrap());
+        assert_eq!(c.redacted(), "00 D6 00 00 04 PERSONAL(4 bytes)");
+        assert_eq!(format!("{:?}", c.data), "PERSONAL(4 bytes)");
+        assert!(!format!("{c:?}").contains("4D 69"));
+        // Chunks of a personal command stay personal; a secret stays secret.
+        assert!(c.data.same_kind(vec![1]).is_personal());
+        let s = Command::new(0, 0x20, 0, 1)
+            .with_secret(Secret::new(b"1234".to_vec()))
+            .personal();
+        assert!(s.data.is_sensitive());
+        assert_eq!(s.redacted(), "00 20 00 01 04 REDACTED(4 bytes)");
     }
 
     #[test]

@@ -529,7 +529,8 @@ fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -
 }
 
 fn write_report(rep: &report::LineReport, dir: &Path) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::private::create_dir_all(dir)
+        .with_context(|| crate::json_error::file("creating", dir))?;
     let base = format!("batch-{}", rep.batch.id);
     let mut out = Vec::new();
     for (ext, text) in [
@@ -541,7 +542,9 @@ fn write_report(rep: &report::LineReport, dir: &Path) -> Result<Vec<PathBuf>> {
         ("html", report::to_html(rep)),
     ] {
         let p = dir.join(format!("{base}.{ext}"));
-        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+        let w = crate::private::write(&p, text.as_bytes())
+            .with_context(|| crate::json_error::file("writing", &p))?;
+        crate::private::warn_tightened(&p, w);
         out.push(p);
     }
     Ok(out)
@@ -602,7 +605,15 @@ pub fn line(cmd: LineCommand, json: bool) -> Result<i32> {
         LineCommand::Record { record_id, journal } => {
             let j = open_journal(&journal)?;
             let Some(r) = j.record(&record_id).map_err(|e| anyhow!(e))? else {
-                eprintln!("error: record {record_id} is not in the journal");
+                let message = format!("record {record_id} is not in the journal");
+                eprintln!("error: {message}");
+                if json {
+                    println!(
+                        "{}",
+                        json!({"error": {"kind": "not_found", "exit_code": crate::cli::EXIT_ABSENT,
+                                         "message": message, "record_id": record_id}})
+                    );
+                }
                 return Ok(crate::cli::EXIT_ABSENT);
             };
             let attempts = j.attempts_for_record(&record_id).map_err(|e| anyhow!(e))?;

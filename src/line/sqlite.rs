@@ -425,12 +425,12 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 impl SqliteJournal {
     /// Open (creating if needed) the journal at `path`.
     pub fn open(path: &Path) -> Result<SqliteJournal> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| JournalError::Storage {
-                path: path.display().to_string(),
-                detail: format!("creating {}: {e}", dir.display()),
-            })?;
-        }
+        // Created private (600, directories 700) before SQLite opens it;
+        // its -wal and -shm files take the database file's mode.
+        crate::private::prepare(path).map_err(|e| JournalError::Storage {
+            path: path.display().to_string(),
+            detail: format!("creating it private: {e}"),
+        })?;
         let err = storage(path);
         let mut conn = Connection::open(path).map_err(&err)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))

@@ -114,6 +114,19 @@ const FIRST_READ: usize = 256;
 /// read whole.
 pub fn read_tlv_ef(ex: &mut Exchange<'_>, fid: u16) -> Result<Vec<u8>, ExchangeError> {
     let size = select_ef_size(ex, fid)?;
+    read_tlv_rest(ex, size)
+}
+
+/// [`read_tlv_ef`] for an EF that holds a citizen's personal data (a data
+/// group, a certificate): the trace shows `PERSONAL(n bytes)` for what the
+/// card answers to the READ BINARY commands.
+pub fn read_personal_ef(ex: &mut Exchange<'_>, fid: u16) -> Result<Vec<u8>, ExchangeError> {
+    let size = select_ef_size(ex, fid)?;
+    ex.personal(|ex| read_tlv_rest(ex, size))
+}
+
+/// The data object of the selected EF of `size` bytes.
+fn read_tlv_rest(ex: &mut Exchange<'_>, size: usize) -> Result<Vec<u8>, ExchangeError> {
     let head = ex.read_binary(0, size.min(FIRST_READ))?;
     match tlv::extent(&head) {
         Some(n) if n <= size => {
@@ -142,9 +155,21 @@ pub fn write_ef(ex: &mut Exchange<'_>, fid: u16, data: &[u8]) -> Result<(), Exch
     ex.update_binary(0, data)
 }
 
+/// [`write_ef`] for a citizen's personal data (a data group, a
+/// certificate): the commands' data fields are marked personal.
+pub fn write_personal_ef(
+    ex: &mut Exchange<'_>,
+    fid: u16,
+    data: &[u8],
+) -> Result<(), ExchangeError> {
+    ex.expect_ok(&cmd::select_ef(fid, cmd::SelectReturn::Nothing))?;
+    ex.update_binary_personal(0, data)
+}
+
 /// Write EFs of the current DF with GlobalPlatform STORE DATA in DGI
 /// format (DGI = FID), as many blocks as the channel needs. Only a card's
-/// security domain answers it, over its secure channel.
+/// security domain answers it, over its secure channel. The data groups
+/// are a citizen's personal data: every block is marked personal.
 pub fn store_data(ex: &mut Exchange<'_>, dgis: &[(u16, Vec<u8>)]) -> Result<(), ExchangeError> {
     let what = "STORE DATA".to_string();
     let cmds = crate::scp03::commands::store_data(dgis, ex.max_data_per_apdu()).map_err(|e| {
@@ -158,7 +183,7 @@ pub fn store_data(ex: &mut Exchange<'_>, dgis: &[(u16, Vec<u8>)]) -> Result<(), 
             command: what.clone(),
             detail: e.to_string(),
         })?;
-        ex.expect_ok(&Command::parse(&bytes)?)?;
+        ex.expect_ok(&Command::parse(&bytes)?.personal())?;
     }
     Ok(())
 }

@@ -160,16 +160,19 @@ fn load_one(path: &Path, p: &Profile) -> Result<record::Record> {
         max_minutiae: usize::from(p.max_minutiae),
     };
     let batch = record::load_records(path, &v)
-        .with_context(|| format!("reading record file {}", path.display()))?;
+        .with_context(|| crate::json_error::file("reading record file", path))?;
     for w in &batch.warnings {
         eprintln!("warning: {w}");
     }
     if !batch.bad.is_empty() {
         let list: Vec<String> = batch.bad.iter().map(|e| format!("  {e}")).collect();
-        return Err(anyhow!(RecordRefused(format!(
-            "the record was refused before any card was touched:\n{}",
-            list.join("\n")
-        ))));
+        return Err(anyhow!(crate::json_error::RecordsRefused {
+            message: format!(
+                "the record was refused before any card was touched:\n{}",
+                list.join("\n")
+            ),
+            errors: batch.bad,
+        }));
     }
     match batch.good.len() {
         1 => Ok(batch
@@ -214,13 +217,13 @@ impl IssuerSide {
             profile.security_domain = None;
         }
         let key = IssuerKey::locate(a.issuer_key.as_deref(), &dir)
-            .map_err(|e| anyhow!(RecordRefused(e.to_string())))?;
+            .map_err(crate::json_error::key_refused)?;
         let ca = LocalCa::open_or_create(&dir.join("ca"))
             .map_err(|e| anyhow!(RecordRefused(format!("local CA: {e}"))))?;
         let scp03 = match &profile.security_domain {
             Some(_) => Some(
                 Scp03Keys::locate(a.scp03_keys.as_deref(), &dir)
-                    .map_err(|e| anyhow!(RecordRefused(e.to_string())))?,
+                    .map_err(crate::json_error::key_refused)?,
             ),
             _ => None,
         };
@@ -246,6 +249,10 @@ impl IssuerSide {
 /// Open the card: a reader, or an in-process simulated card image.
 pub fn open_channel(a: &CardArgs, side: &IssuerSide) -> Result<Channel> {
     if let Some(img) = &a.sim_image {
+        if let Some(dir) = img.parent() {
+            crate::private::create_dir_all(dir)
+                .with_context(|| crate::json_error::file("creating", dir))?;
+        }
         let provision = crate::sim::Provision {
             issuer_key: Some(side.key.expose()),
             scp03: side.scp03.as_ref(),
@@ -313,19 +320,26 @@ pub fn perso(a: PersoArgs, json: bool) -> Result<i32> {
     let done = match result {
         Ok(r) => r,
         Err(e) => {
-            if json {
-                println!(
-                    "{}",
-                    json!({"record_id": input.record_id, "personalized": false, "stage": e.stage, "error": e.detail})
-                );
-            } else {
-                eprintln!("error: record {}: {e}", input.record_id);
-            }
-            return Ok(if e.transport {
+            let code = if e.transport {
                 EXIT_TRANSPORT
             } else {
                 EXIT_CARD_STATUS
-            });
+            };
+            let message = format!("record {}: {e}", input.record_id);
+            if json {
+                // The error document (README, "Errors under --json"), with
+                // the stage that failed.
+                println!(
+                    "{}",
+                    json!({"record_id": input.record_id, "personalized": false,
+                           "error": {"kind": if e.transport { "transport" } else { "card_status" },
+                                     "exit_code": code, "message": message,
+                                     "stage": e.stage, "record_id": input.record_id}})
+                );
+            } else {
+                eprintln!("error: {message}");
+            }
+            return Ok(code);
         }
     };
     let rep = if a.no_verify {
@@ -385,7 +399,9 @@ pub fn read(a: ReadArgs, json: bool) -> Result<i32> {
     };
     let dump = engine::read(&mut ch, &profile)?;
     if let (Some(path), Some(photo)) = (&a.photo, &dump.photo) {
-        std::fs::write(path, photo).with_context(|| format!("writing {}", path.display()))?;
+        let w = crate::private::write(path, photo)
+            .with_context(|| crate::json_error::file("writing", path))?;
+        crate::private::warn_tightened(path, w);
     }
     if json {
         println!("{}", serde_json::to_string(&dump)?);
@@ -491,9 +507,12 @@ pub fn sample_records(a: SampleArgs) -> Result<i32> {
         synthetic_capture(person, pos, ENROLMENT_CAPTURE ^ person)
     });
     let mut out: Box<dyn std::io::Write> = match &a.out {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
-        )),
+        Some(p) => {
+            let (f, w) = crate::private::create(p)
+                .with_context(|| crate::json_error::file("creating", p))?;
+            crate::private::warn_tightened(p, w);
+            Box::new(std::io::BufWriter::new(f))
+        }
         None => Box::new(std::io::stdout().lock()),
     };
     for l in &lines {
@@ -501,7 +520,8 @@ pub fn sample_records(a: SampleArgs) -> Result<i32> {
     }
     out.flush()?;
     if let Some(dir) = &a.live_captures {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        crate::private::create_dir_all(dir)
+            .with_context(|| crate::json_error::file("creating", dir))?;
         // The callback ran once per finger, in record order.
         let mut it = persons.iter();
         for l in &lines {
@@ -513,11 +533,12 @@ pub fn sample_records(a: SampleArgs) -> Result<i32> {
                     break;
                 };
                 let path = dir.join(format!("{id}-{}.iso", pos.as_str()));
-                std::fs::write(
+                let w = crate::private::write(
                     &path,
-                    synthetic_capture(*person, *pos, LIVE_CAPTURE ^ person),
+                    &synthetic_capture(*person, *pos, LIVE_CAPTURE ^ person),
                 )
-                .with_context(|| format!("writing {}", path.display()))?;
+                .with_context(|| crate::json_error::file("writing", &path))?;
+                crate::private::warn_tightened(&path, w);
             }
         }
     }

@@ -383,7 +383,7 @@ fn personalize_inner(
         } else {
             for dg in &p.data_groups {
                 if let Some(b) = dgs.get(&dg.number) {
-                    card::write_ef(ex, dg.fid, b)?;
+                    card::write_personal_ef(ex, dg.fid, b)?;
                 }
             }
         }
@@ -452,7 +452,7 @@ fn personalize_inner(
         })?;
         ch.run(|ex| {
             card::select_aid(ex, &p.pki_aid)?;
-            let r = card::write_ef(ex, k.certificate_fid, &cert);
+            let r = card::write_personal_ef(ex, k.certificate_fid, &cert);
             count(ex);
             r
         })
@@ -669,13 +669,15 @@ fn read_back(ch: &mut Channel, p: &Profile) -> Result<ReadBack, ExchangeError> {
         card::select_aid(ex, &p.identity_aid)?;
         for dg in &p.data_groups {
             rb.dgs
-                .insert(dg.number, soft(card::read_tlv_ef(ex, dg.fid))?);
+                .insert(dg.number, soft(card::read_personal_ef(ex, dg.fid))?);
         }
         rb.sod = Some(soft(card::read_tlv_ef(ex, p.sod_fid))?);
         card::select_aid(ex, &p.pki_aid)?;
         for k in &p.keys {
-            rb.certs
-                .insert(k.reference, soft(card::read_tlv_ef(ex, k.certificate_fid))?);
+            rb.certs.insert(
+                k.reference,
+                soft(card::read_personal_ef(ex, k.certificate_fid))?,
+            );
             rb.points
                 .insert(k.reference, soft(card::read_public_key(ex, k))?);
         }

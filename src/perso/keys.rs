@@ -11,8 +11,7 @@
 //! The key never appears in any output: [`IssuerKey`] holds a [`Secret`],
 //! and errors say which source was wrong and how, never what it held.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -46,16 +45,53 @@ impl std::fmt::Debug for IssuerKey {
 /// Why the issuer key could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("issuer key {source_name}: cannot read: {error}")]
+    #[error("{}: cannot read: {error}", named(source_name))]
     Read {
         source_name: String,
         error: std::io::Error,
     },
-    #[error("issuer key {source_name}: {problem}")]
+    #[error("{}: {problem}", named(source_name))]
     Invalid {
         source_name: String,
         problem: String,
     },
+}
+
+/// The key a source holds, named: "issuer key file /x/issuer-key", or the
+/// source name as given when it names its key itself ("SCP03 key file …").
+fn named(source_name: &str) -> String {
+    if source_name.starts_with("SCP03 ") {
+        source_name.to_string()
+    } else {
+        format!("issuer key {source_name}")
+    }
+}
+
+impl KeyError {
+    fn source_name(&self) -> &str {
+        match self {
+            KeyError::Read { source_name, .. } | KeyError::Invalid { source_name, .. } => {
+                source_name
+            }
+        }
+    }
+
+    /// The key file the error is about, when the key came from a file.
+    pub fn file(&self) -> Option<&str> {
+        let s = self.source_name();
+        s.find("file ").map(|i| &s[i + "file ".len()..])
+    }
+
+    /// The line of the key file or variable the error is about, if it names one.
+    pub fn line(&self) -> Option<u64> {
+        match self {
+            KeyError::Invalid { problem, .. } => problem
+                .strip_prefix("line ")
+                .and_then(|r| r.split(':').next())
+                .and_then(|n| n.parse().ok()),
+            KeyError::Read { .. } => None,
+        }
+    }
 }
 
 impl IssuerKey {
@@ -242,38 +278,15 @@ fn create_default(path: &Path) -> Result<(), KeyError> {
     write_private_once(path, &text, &source)
 }
 
-/// Write a new private file (mode 0600) atomically: a temporary file,
-/// synced, then linked into place. If another process created `path`
-/// first, theirs is kept.
+/// Write a new private file (mode 0600, through [`crate::private`])
+/// atomically. If another process created `path` first, theirs is kept.
 pub(crate) fn write_private_once(path: &Path, text: &str, source: &str) -> Result<(), KeyError> {
-    let err = |error| KeyError::Read {
-        source_name: source.to_string(),
-        error,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    let tmp: PathBuf = path.with_extension(format!("tmp{}", std::process::id()));
-    {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp).map_err(err)?;
-        f.write_all(text.as_bytes()).map_err(err)?;
-        f.sync_all().map_err(err)?;
-    }
-    // hard_link fails if another process created the key first: keep theirs.
-    let linked = std::fs::hard_link(&tmp, path);
-    let _ = std::fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(err(e)),
-    }
+    crate::private::write_new(path, text.as_bytes())
+        .map(|_| ())
+        .map_err(|error| KeyError::Read {
+            source_name: source.to_string(),
+            error,
+        })
 }
 
 #[cfg(test)]

@@ -72,7 +72,7 @@ fn target(a: &SdArgs) -> Result<Target> {
     let dir = a.data_dir.clone().unwrap_or_else(default_data_dir);
     let refused = |e: String| anyhow!(RecordRefused(e));
     let keys =
-        Scp03Keys::locate(a.scp03_keys.as_deref(), &dir).map_err(|e| refused(e.to_string()))?;
+        Scp03Keys::locate(a.scp03_keys.as_deref(), &dir).map_err(crate::json_error::key_refused)?;
     let profile =
         Profile::load_or_reference(a.profile.as_deref()).map_err(|e| refused(e.to_string()))?;
     let opts = match (&a.aid, &profile.security_domain) {
@@ -119,8 +119,7 @@ pub fn run(cmd: Scp03Command, json: bool) -> Result<i32> {
         }
         Scp03Command::Rotate { card, new_keys } => {
             let mut t = target(&card)?;
-            let new = Scp03Keys::from_file(&new_keys)
-                .map_err(|e| anyhow!(RecordRefused(e.to_string())))?;
+            let new = Scp03Keys::from_file(&new_keys).map_err(crate::json_error::key_refused)?;
             let o = open(&mut t)?;
             let new_static = new
                 .for_card(&o.kdd)

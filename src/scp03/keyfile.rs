@@ -56,7 +56,7 @@ impl std::fmt::Debug for Scp03Keys {
 
 fn invalid(origin: &str, problem: impl Into<String>) -> KeyError {
     KeyError::Invalid {
-        source_name: format!("SCP03 keys {origin}"),
+        source_name: format!("SCP03 key {origin}"),
         problem: problem.into(),
     }
 }
@@ -191,11 +191,11 @@ impl Scp03Keys {
     /// Load from a file that must be private to its owner.
     pub fn from_file(path: &Path) -> Result<Scp03Keys, KeyError> {
         let origin = format!("file {}", path.display());
-        check_private(path, &format!("SCP03 keys {origin}"))?;
+        check_private(path, &format!("SCP03 key {origin}"))?;
         let text =
             Zeroizing::new(
                 std::fs::read_to_string(path).map_err(|error| KeyError::Read {
-                    source_name: format!("SCP03 keys {origin}"),
+                    source_name: format!("SCP03 key {origin}"),
                     error,
                 })?,
             );
@@ -214,7 +214,7 @@ impl Scp03Keys {
         }
         let path = data_dir.join(DEFAULT_FILE);
         if !path.exists() {
-            let origin = format!("SCP03 keys file {}", path.display());
+            let origin = format!("file {}", path.display());
             let mut key = Zeroizing::new([0u8; 16]);
             SystemRandom::new()
                 .fill(key.as_mut())
@@ -226,7 +226,7 @@ impl Scp03Keys {
                  diversification = kdf3\n",
                 crate::hex::compact(key.as_ref())
             ));
-            write_private_once(&path, &text, &origin)?;
+            write_private_once(&path, &text, &format!("SCP03 key {origin}"))?;
         }
         Scp03Keys::from_file(&path)
     }

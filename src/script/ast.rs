@@ -58,6 +58,8 @@ pub enum Term {
     Len { of: Box<Expr>, loc: Loc },
     /// `secret(x)`: x, marked sensitive.
     Secret(Box<Expr>),
+    /// `personal(x)`: x, marked as a citizen's personal data.
+    Personal(Box<Expr>),
     /// `apdu(header, data[, le])`: a command with Lc (and Le) computed.
     Apdu {
         header: Box<Expr>,

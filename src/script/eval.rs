@@ -2,7 +2,10 @@
 //!
 //! A [`Value`] keeps its bytes in a zeroizing [`Secret`] and knows, byte by
 //! byte, which of them are sensitive, so that a PIN concatenated into an APDU
-//! is still known to be a PIN when the APDU is shown.
+//! is still known to be a PIN when the APDU is shown. It knows in the same
+//! way which bytes are a citizen's personal data (`personal(…)`), which an
+//! APDU shows as `PERSONAL(n bytes)` unless the session was started with
+//! `--trace-personal-data`.
 
 use super::ast::*;
 use crate::apdu::{cmd::ber_length, Command, Data, LengthForm};
@@ -12,11 +15,12 @@ use crate::tlv;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
-/// Bytes plus which of them are sensitive.
+/// Bytes plus which of them are sensitive, and which are personal data.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Value {
     bytes: Secret,
     mask: Vec<bool>,
+    personal: Vec<bool>,
 }
 
 impl Value {
@@ -24,6 +28,7 @@ impl Value {
         let mask = vec![false; v.len()];
         Value {
             bytes: Secret::new(v),
+            personal: mask.clone(),
             mask,
         }
     }
@@ -32,8 +37,25 @@ impl Value {
         let mask = vec![true; v.len()];
         Value {
             bytes: Secret::new(v),
+            personal: vec![false; mask.len()],
             mask,
         }
+    }
+
+    /// Whether any byte is a citizen's personal data.
+    pub fn is_personal(&self) -> bool {
+        self.personal.iter().any(|m| *m)
+    }
+
+    /// Whether any byte in `range` is personal data.
+    pub fn personal_in(&self, range: std::ops::Range<usize>) -> bool {
+        self.personal
+            .get(range)
+            .is_some_and(|m| m.iter().any(|x| *x))
+    }
+
+    pub fn mark_personal(&mut self) {
+        self.personal.iter_mut().for_each(|m| *m = true);
     }
 
     pub fn empty() -> Value {
@@ -69,13 +91,16 @@ impl Value {
     fn concat(parts: &[Value]) -> Value {
         let mut v = Vec::with_capacity(parts.iter().map(Value::len).sum());
         let mut mask = Vec::with_capacity(v.capacity());
+        let mut personal = Vec::with_capacity(v.capacity());
         for p in parts {
             v.extend_from_slice(p.expose());
             mask.extend_from_slice(&p.mask);
+            personal.extend_from_slice(&p.personal);
         }
         Value {
             bytes: Secret::new(v),
             mask,
+            personal,
         }
     }
 
@@ -86,6 +111,7 @@ impl Value {
         Value {
             bytes: Secret::new(self.expose().get(start..end).unwrap_or(&[]).to_vec()),
             mask: self.mask.get(start..end).unwrap_or(&[]).to_vec(),
+            personal: self.personal.get(start..end).unwrap_or(&[]).to_vec(),
         }
     }
 
@@ -218,6 +244,11 @@ impl Env {
                 v.mark_sensitive();
                 Ok(v)
             }
+            Term::Personal(e) => {
+                let mut v = self.eval(e)?;
+                v.mark_personal();
+                Ok(v)
+            }
             Term::Len { of, loc } => {
                 let v = self.eval(of)?;
                 u8::try_from(v.len())
@@ -266,6 +297,8 @@ impl Env {
                 let mut c = Command::new(cla, ins, p1, p2);
                 c.data = if d.is_sensitive() {
                     Data::Sensitive(Secret::new(d.expose().to_vec()))
+                } else if d.is_personal() {
+                    Data::Personal(d.expose().to_vec())
                 } else {
                     Data::Plain(d.expose().to_vec())
                 };
@@ -295,14 +328,20 @@ impl Env {
                     5
                 };
                 let mut mask = vec![false; bytes.len()];
+                let mut personal = vec![false; bytes.len()];
                 if d.is_sensitive() {
                     for m in mask.iter_mut().skip(data_at).take(d.len()) {
+                        *m = true;
+                    }
+                } else if d.is_personal() {
+                    for m in personal.iter_mut().skip(data_at).take(d.len()) {
                         *m = true;
                     }
                 }
                 Ok(Value {
                     bytes: Secret::new(bytes),
                     mask,
+                    personal,
                 })
             }
         }
@@ -419,6 +458,7 @@ pub fn describe_expr(e: &Expr) -> String {
             }
             Term::Len { of, .. } => format!("len({})", describe_expr(of)),
             Term::Secret(_) => "secret(…)".into(),
+            Term::Personal(_) => "personal(…)".into(),
             Term::Apdu {
                 header, data, le, ..
             } => match le {

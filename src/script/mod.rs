@@ -220,7 +220,9 @@ fn vars_in(e: &ast::Expr, used: &mut Vec<(String, Loc)>) {
                 vars_in(tag, used);
                 vars_in(value, used);
             }
-            ast::Term::Len { of, .. } | ast::Term::Secret(of) => vars_in(of, used),
+            ast::Term::Len { of, .. } | ast::Term::Secret(of) | ast::Term::Personal(of) => {
+                vars_in(of, used)
+            }
             ast::Term::Apdu {
                 header, data, le, ..
             } => {

@@ -570,6 +570,12 @@ impl<'a> Parser<'a> {
                 }
                 Ok(Term::Secret(arg()))
             }
+            "personal" => {
+                if n != 1 {
+                    return Err(arity("one argument"));
+                }
+                Ok(Term::Personal(arg()))
+            }
             "apdu" => {
                 if !(2..=3).contains(&n) {
                     return Err(arity(
@@ -604,7 +610,7 @@ impl<'a> Parser<'a> {
             }
             _ => Err(self.err_at(
                 name_tok,
-                format!("unknown function `{name}`; expected tlv, len, secret or apdu"),
+                format!("unknown function `{name}`; expected tlv, len, secret, personal or apdu"),
             )),
         }
     }

@@ -56,7 +56,7 @@ pub struct RunArgs {
     /// Like --var, but the value is sensitive: never shown in traces or reports.
     #[arg(long = "secret-var", value_name = "NAME=VALUE")]
     pub secret_vars: Vec<String>,
-    /// A record file: a JSON object of variables ("name": "hex", or {"text"|"utf8"|"hex": …, "secret": true}).
+    /// A record file: a JSON object of variables ("name": "hex", or {"text"|"utf8"|"hex": …, "secret": true} or "personal": true).
     #[arg(long = "vars", value_name = "FILE")]
     pub vars_file: Option<PathBuf>,
     /// Go on after an unmet expectation (the exit code is still 4).
@@ -112,13 +112,11 @@ pub fn run(args: RunArgs, json: bool) -> anyhow::Result<i32> {
     let prepared = prepare(&args, opts);
     let (scripts, env) = match prepared {
         Ok(x) => x,
+        // Exit code 2; under --json the error document (README, "Errors
+        // under --json") names the file, line and column.
         Err(e) => {
             if json {
-                let detail = match &e {
-                    UsageError::Parse(p) => serde_json::json!(p),
-                    UsageError::Var(m) => serde_json::json!({ "message": m }),
-                };
-                println!("{}", serde_json::json!({ "error": detail }));
+                println!("{}", crate::json_error::document(&anyhow::Error::new(e)));
             } else {
                 eprintln!("error: {e}");
             }
@@ -153,23 +151,32 @@ pub fn run(args: RunArgs, json: bool) -> anyhow::Result<i32> {
         let mut ch = Channel::new(transport, ExchangeOptions::raw());
         execute(&scripts, env, Target::Card(&mut ch), cfg, trace)
     };
+    if json {
+        // Should anything below fail, the one JSON document on stdout is
+        // the error's, with the report in it.
+        crate::json_error::attach(
+            "report",
+            serde_json::from_str(&report.to_json()).unwrap_or_default(),
+        );
+    }
     if let Some(p) = &args.report_json {
-        std::fs::write(p, report.to_json())
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
+        crate::private::write(p, report.to_json().as_bytes())
+            .map_err(|e| anyhow::Error::new(e).context(crate::json_error::file("writing", p)))?;
     }
     if let Some(p) = &args.junit {
-        std::fs::write(p, report.to_junit())
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
+        crate::private::write(p, report.to_junit().as_bytes())
+            .map_err(|e| anyhow::Error::new(e).context(crate::json_error::file("writing", p)))?;
     }
     if let Some(p) = &args.record {
         let t = Transcript::from_report(&report);
-        std::fs::write(p, t.to_json())
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
+        crate::private::write(p, t.to_json().as_bytes())
+            .map_err(|e| anyhow::Error::new(e).context(crate::json_error::file("writing", p)))?;
     }
-    if json {
-        println!("{}", report.to_json());
-    } else {
-        print_summary(&report);
+    match (&err, json) {
+        // The error document carries the report (attached above).
+        (Some(_), true) => {}
+        (None, true) => println!("{}", report.to_json()),
+        (_, false) => print_summary(&report),
     }
     if let Some(e) = err {
         return Err(e);
@@ -320,6 +327,7 @@ pub fn vars_from_json(text: &str) -> Result<Vec<(String, Value)>, String> {
     let mut out = Vec::new();
     for (name, val) in map {
         let bad = |m: &str| format!("variable {name:?}: {m}");
+        let mut personal = false;
         let (bytes, secret) = match &val {
             serde_json::Value::String(s) => (hex_or_empty(s, false).map_err(|e| bad(&e))?, false),
             serde_json::Value::Object(o) => {
@@ -327,6 +335,11 @@ pub fn vars_from_json(text: &str) -> Result<Vec<(String, Value)>, String> {
                     None => false,
                     Some(serde_json::Value::Bool(b)) => *b,
                     Some(_) => return Err(bad("\"secret\" must be true or false")),
+                };
+                personal = match o.get("personal") {
+                    None => false,
+                    Some(serde_json::Value::Bool(b)) => *b,
+                    Some(_) => return Err(bad("\"personal\" must be true or false")),
                 };
                 let forms: Vec<&str> = ["hex", "text", "utf8"]
                     .into_iter()
@@ -339,10 +352,10 @@ pub fn vars_from_json(text: &str) -> Result<Vec<(String, Value)>, String> {
                 };
                 if let Some(k) = o
                     .keys()
-                    .find(|k| !["hex", "text", "utf8", "secret"].contains(&k.as_str()))
+                    .find(|k| !["hex", "text", "utf8", "secret", "personal"].contains(&k.as_str()))
                 {
                     return Err(bad(&format!(
-                        "unknown key {k:?}; expected hex, text, utf8, secret"
+                        "unknown key {k:?}; expected hex, text, utf8, secret, personal"
                     )));
                 }
                 let Some(serde_json::Value::String(s)) = o.get(*form) else {
@@ -382,6 +395,10 @@ pub fn vars_from_json(text: &str) -> Result<Vec<(String, Value)>, String> {
                 name.clone(),
                 if secret {
                     Value::secret(bytes)
+                } else if personal {
+                    let mut v = Value::plain(bytes);
+                    v.mark_personal();
+                    v
                 } else {
                     Value::plain(bytes)
                 },
@@ -416,11 +433,16 @@ struct Redactor {
 impl Redactor {
     const MIN: usize = 3;
 
+    /// Learn the sensitive runs of `v`, and its personal ones unless the
+    /// session asked for personal data (`--trace-personal-data`): a card
+    /// echoing them back shows `**` in their place.
     fn learn(&mut self, v: &Value) {
         let bytes = v.expose();
+        let hide_personal = !crate::apdu::personal_data_shown();
         let mut run_start = None;
         for i in 0..=bytes.len() {
-            let s = i < bytes.len() && v.sensitive_in(i..i + 1);
+            let s = i < bytes.len()
+                && (v.sensitive_in(i..i + 1) || (hide_personal && v.personal_in(i..i + 1)));
             match (s, run_start) {
                 (true, None) => run_start = Some(i),
                 (false, Some(st)) => {
@@ -967,9 +989,33 @@ impl Exec<'_> {
         });
     }
 
-    /// The APDU as shown: sensitive data field as REDACTED.
+    /// The APDU as shown: sensitive data field as REDACTED, personal data
+    /// as PERSONAL(n bytes) unless the session asked for personal data.
     fn show_apdu(v: &Value) -> Result<(String, bool), String> {
         let bytes = v.expose();
+        if !v.is_sensitive() && v.is_personal() {
+            return match Command::parse(bytes) {
+                Ok(c) => {
+                    let nc = c.data().len();
+                    let data_start = if nc == 0 {
+                        bytes.len()
+                    } else if c.needs_extended() {
+                        7
+                    } else {
+                        5
+                    };
+                    let data_range = data_start..data_start + nc;
+                    let outside = (0..bytes.len())
+                        .filter(|i| !data_range.contains(i))
+                        .any(|i| v.personal_in(i..i + 1));
+                    if outside {
+                        return Err("a personal value is in the APDU header or length fields; only the data field can be marked personal".into());
+                    }
+                    Ok((c.personal().traced(), false))
+                }
+                Err(_) => Ok((crate::apdu::traced_personal(bytes), false)),
+            };
+        }
         if !v.is_sensitive() {
             return Ok((hex::spaced(bytes), false));
         }
@@ -1070,7 +1116,11 @@ impl Exec<'_> {
             return Ok(());
         };
         let t0 = Instant::now();
-        let sent = x.transmit_bytes(v.expose(), sensitive);
+        let sent = if !sensitive && v.is_personal() {
+            x.transmit_bytes_personal(v.expose())
+        } else {
+            x.transmit_bytes(v.expose(), sensitive)
+        };
         let micros = t0.elapsed().as_micros() as u64;
         let wire = x.take_trace();
         match sent {
@@ -1363,6 +1413,8 @@ impl Exec<'_> {
                             let mut c = Command::new(0x00, 0xD7, 0x00, 0x00);
                             c.data = if piece.is_sensitive() {
                                 Data::Sensitive(Secret::new(body))
+                            } else if piece.is_personal() {
+                                Data::Personal(body)
                             } else {
                                 Data::Plain(body)
                             };
@@ -1386,6 +1438,8 @@ impl Exec<'_> {
             };
             c.data = if piece.is_sensitive() {
                 Data::Sensitive(Secret::new(piece.expose().to_vec()))
+            } else if piece.is_personal() {
+                Data::Personal(piece.expose().to_vec())
             } else {
                 Data::Plain(piece.expose().to_vec())
             };
@@ -1399,7 +1453,7 @@ impl Exec<'_> {
                     file: st.loc.file.to_string(),
                     line: st.loc.line,
                     kind: "chunk".into(),
-                    command: Some(c.redacted()),
+                    command: Some(c.traced()),
                     expected: Some(eval::describe_expect(expect)),
                     ok: true,
                     ..Step::default()
@@ -1415,12 +1469,12 @@ impl Exec<'_> {
             let resp = match sent {
                 Ok(resp) => resp,
                 Err(e) => {
-                    self.transport_step(st, "chunk", c.redacted(), micros, wire, Some(expect), &e);
+                    self.transport_step(st, "chunk", c.traced(), micros, wire, Some(expect), &e);
                     return Err(e);
                 }
             };
             let failed_before = self.case.as_ref().map(|c| c.failures.len()).unwrap_or(0);
-            self.finish_step(st, "chunk", c.redacted(), &resp, micros, wire, Some(expect));
+            self.finish_step(st, "chunk", c.traced(), &resp, micros, wire, Some(expect));
             let failed_after = self.case.as_ref().map(|c| c.failures.len()).unwrap_or(0);
             if failed_after > failed_before {
                 break;

@@ -72,7 +72,9 @@ impl Transcript {
                     response: w.data.clone(),
                     sw: w.sw.clone(),
                     micros: w.micros,
-                    redacted: w.command.contains("REDACTED") || w.data.contains("**"),
+                    redacted: w.command.contains("REDACTED")
+                        || w.command.contains("PERSONAL(")
+                        || w.data.contains("**"),
                 });
             }
         }
@@ -269,9 +271,11 @@ pub struct DiffArgs {
 }
 
 fn read(p: &PathBuf) -> anyhow::Result<Transcript> {
-    let text =
-        std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))?;
-    Transcript::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+    use anyhow::Context as _;
+    let text = std::fs::read_to_string(p).with_context(|| crate::json_error::file("reading", p))?;
+    Transcript::from_json(&text)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| crate::json_error::file("transcript", p))
 }
 
 fn print_diff(d: &[Difference], json: bool) {
@@ -293,8 +297,8 @@ pub fn replay_cmd(args: ReplayArgs, json: bool) -> anyhow::Result<i32> {
     let t = read(&args.transcript)?;
     let again = replay(&t, SimCard::blank(SimConfig::default()))?;
     if let Some(p) = &args.out {
-        std::fs::write(p, again.to_json())
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
+        crate::private::write(p, again.to_json().as_bytes())
+            .map_err(|e| anyhow::Error::new(e).context(crate::json_error::file("writing", p)))?;
     }
     // The ATR and reader differ by nature between a card and the simulator.
     let d: Vec<_> = diff(&t, &again)

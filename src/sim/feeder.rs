@@ -82,7 +82,7 @@ fn save(
 impl Feeder {
     /// Start one feeding thread per reader.
     pub fn start(opts: FeedOptions) -> std::io::Result<Feeder> {
-        std::fs::create_dir_all(&opts.out_dir)?;
+        crate::private::create_dir_all(&opts.out_dir)?;
         let stop = Arc::new(AtomicBool::new(false));
         let fed = Arc::new(Mutex::new(Vec::new()));
         let current = Arc::new(Mutex::new(Vec::new()));

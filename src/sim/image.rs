@@ -9,10 +9,8 @@
 //! the directory is fsynced, so a crash leaves either the old or the new
 //! image, never a torn one.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Deserialize;
 
@@ -267,50 +265,19 @@ fn validate(s: &CardState) -> Result<(), String> {
     Ok(())
 }
 
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Write `state` to `path` atomically (temp file, fsync, rename, dir fsync).
+/// Write `state` to `path` atomically, as a private file (mode 600,
+/// through [`crate::private`]): a card image holds the holder's data.
 pub(super) fn save(path: &Path, state: &CardState) -> Result<(), ImageError> {
     let werr = |source| ImageError::Write {
         path: path.to_path_buf(),
         source,
     };
-    let json =
+    let mut json =
         serde_json::to_vec_pretty(state).map_err(|e| werr(std::io::Error::other(e.to_string())))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "image".into());
-    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
-    let result = (|| {
-        let mut opts = OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp)?;
-        f.write_all(&json)?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        // Make the rename durable; not every platform can open a directory.
-        if let Ok(d) = File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(werr)
+    json.push(b'\n');
+    crate::private::replace(path, &json)
+        .map(|_| ())
+        .map_err(werr)
 }
 
 pub(super) fn to_hex(b: &[u8]) -> String {

@@ -283,6 +283,31 @@ pub struct Exchange<'s> {
     trace: Vec<TraceEntry>,
     transcript: Option<SharedTranscript>,
     secure: Option<&'s mut (dyn SecureMessaging + 's)>,
+    /// Responses are a citizen's personal data (see [`Exchange::personal`]).
+    personal_responses: bool,
+}
+
+/// How a command shows: always redacted (errors, journal digests), and as
+/// the trace shows it (personal data in clear only with
+/// `--trace-personal-data`).
+struct Shown {
+    redacted: String,
+    traced: String,
+}
+
+impl Shown {
+    fn of(c: &Command) -> Shown {
+        Shown {
+            redacted: c.redacted(),
+            traced: c.traced(),
+        }
+    }
+    fn same(s: String) -> Shown {
+        Shown {
+            redacted: s.clone(),
+            traced: s,
+        }
+    }
 }
 
 /// Upper bound on GET RESPONSE rounds: 65,536 bytes at 256 a round, with slack.
@@ -297,7 +322,18 @@ impl<'s> Exchange<'s> {
             trace: Vec::new(),
             transcript: None,
             secure: None,
+            personal_responses: false,
         }
+    }
+
+    /// Run `f` with every response marked as a citizen's personal data: the
+    /// trace shows `PERSONAL(n bytes)` for their data unless the session
+    /// asked for personal data (reads of data groups and certificates).
+    pub fn personal<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        let before = std::mem::replace(&mut self.personal_responses, true);
+        let r = f(self);
+        self.personal_responses = before;
+        r
     }
 
     /// Protect every command with `sm` (see [`SecureMessaging`]).
@@ -349,7 +385,7 @@ impl<'s> Exchange<'s> {
     }
 
     /// Send one raw APDU exactly as given; record it. No automatic behaviour.
-    fn wire(&mut self, apdu: &[u8], shown: String) -> Result<Response, ExchangeError> {
+    fn wire(&mut self, apdu: &[u8], shown: Shown) -> Result<Response, ExchangeError> {
         let t = Instant::now();
         let raw = self.session.transmit(apdu)?;
         let elapsed = t.elapsed();
@@ -358,18 +394,35 @@ impl<'s> Exchange<'s> {
         Ok(resp)
     }
 
-    fn record(&mut self, shown: String, resp: &Response, elapsed: Duration) {
-        tracing::trace!(target: "cardsmith::apdu", "> {shown}");
-        tracing::trace!(target: "cardsmith::apdu", "< {} {} ({:?})", hex::spaced(&resp.data), resp.sw, elapsed);
+    fn record(&mut self, shown: Shown, resp: &Response, elapsed: Duration) {
+        let (response_redacted, response_traced) =
+            if self.personal_responses && !resp.data.is_empty() {
+                (
+                    crate::apdu::personal_placeholder(resp.data.len()),
+                    crate::apdu::traced_personal(&resp.data),
+                )
+            } else {
+                let h = hex::spaced(&resp.data);
+                (h.clone(), h)
+            };
+        tracing::trace!(target: "cardsmith::apdu", "> {}", shown.traced);
+        tracing::trace!(target: "cardsmith::apdu", "< {} {} ({:?})", response_traced, resp.sw, elapsed);
         let entry = TraceEntry {
-            command: shown,
-            response: hex::spaced(&resp.data),
+            command: shown.traced,
+            response: response_traced,
             sw: resp.sw,
             elapsed,
         };
+        // The journal's digest is over the redacted form, whatever the
+        // session shows.
         if let Some(t) = &self.transcript {
             if let Ok(mut t) = t.lock() {
-                t.absorb(&entry);
+                t.absorb(&TraceEntry {
+                    command: shown.redacted,
+                    response: response_redacted,
+                    sw: resp.sw,
+                    elapsed,
+                });
             }
         }
         self.trace.push(entry);
@@ -439,13 +492,18 @@ impl<'s> Exchange<'s> {
             data,
             sw: StatusWord::from_u16(sw),
         };
-        self.record(format!("{} [{label}]", c.redacted()), &open, t.elapsed());
+        let shown = Shown::of(c);
+        let shown = Shown {
+            redacted: format!("{} [{label}]", shown.redacted),
+            traced: format!("{} [{label}]", shown.traced),
+        };
+        self.record(shown, &open, t.elapsed());
         Ok(open)
     }
 
     fn wire_cmd(&mut self, c: &Command) -> Result<Response, ExchangeError> {
         let bytes = c.encode()?;
-        self.wire(&bytes, c.redacted())
+        self.wire(&bytes, Shown::of(c))
     }
 
     /// Send a command with the automatic behaviour the options allow.
@@ -486,24 +544,47 @@ impl<'s> Exchange<'s> {
         apdu: &[u8],
         sensitive: bool,
     ) -> Result<Response, ExchangeError> {
+        self.transmit_bytes_as(apdu, sensitive, false)
+    }
+
+    /// [`Exchange::transmit_bytes`] for a command whose data field is a
+    /// citizen's personal data (a script's `personal(…)`): traced as
+    /// `PERSONAL(n bytes)` unless the session asked for personal data.
+    pub fn transmit_bytes_personal(&mut self, apdu: &[u8]) -> Result<Response, ExchangeError> {
+        self.transmit_bytes_as(apdu, false, true)
+    }
+
+    fn transmit_bytes_as(
+        &mut self,
+        apdu: &[u8],
+        sensitive: bool,
+        personal: bool,
+    ) -> Result<Response, ExchangeError> {
         match Command::parse(apdu) {
             Ok(mut c) => {
                 if sensitive {
                     c.data = Data::Sensitive(crate::secret::Secret::new(c.data().to_vec()));
+                } else if personal {
+                    c = c.personal();
                 }
                 if self.secure.is_some() {
                     return self.secure_transmit(&c);
                 }
-                let first = self.wire(apdu, c.redacted())?;
+                let first = self.wire(apdu, Shown::of(&c))?;
                 self.finish(&c, first)
             }
             // Not a well-formed command: still send it (the user may be testing
             // the card's error handling), without automatic behaviour.
             Err(_) => {
                 let shown = if sensitive {
-                    format!("REDACTED({} bytes)", apdu.len())
+                    Shown::same(format!("REDACTED({} bytes)", apdu.len()))
+                } else if personal {
+                    Shown {
+                        redacted: crate::apdu::personal_placeholder(apdu.len()),
+                        traced: crate::apdu::traced_personal(apdu),
+                    }
                 } else {
-                    hex::spaced(apdu)
+                    Shown::same(hex::spaced(apdu))
                 };
                 self.wire(apdu, shown)
             }
@@ -629,6 +710,26 @@ impl<'s> Exchange<'s> {
     /// length or chaining carries it, otherwise chunked UPDATE BINARY commands
     /// at increasing offsets. Offsets above 32767 use odd INS D7.
     pub fn update_binary(&mut self, offset: usize, data: &[u8]) -> Result<(), ExchangeError> {
+        self.update_binary_as(offset, data, false)
+    }
+
+    /// [`Exchange::update_binary`] for a citizen's personal data: every
+    /// command's data field is marked [`Data::Personal`].
+    pub fn update_binary_personal(
+        &mut self,
+        offset: usize,
+        data: &[u8],
+    ) -> Result<(), ExchangeError> {
+        self.update_binary_as(offset, data, true)
+    }
+
+    fn update_binary_as(
+        &mut self,
+        offset: usize,
+        data: &[u8],
+        personal: bool,
+    ) -> Result<(), ExchangeError> {
+        let mark = |c: Command| if personal { c.personal() } else { c };
         let one_apdu = self.max_data_per_apdu() >= data.len()
             || (self.caps.chaining && self.opts.allow_chaining);
         let chunk = if one_apdu {
@@ -642,17 +743,17 @@ impl<'s> Exchange<'s> {
             let end = (done + chunk).min(data.len());
             // Odd INS carries 54/53 headers: keep the piece small enough for them.
             if at <= 0x7FFF {
-                self.expect_ok(&crate::apdu::cmd::update_binary(
+                self.expect_ok(&mark(crate::apdu::cmd::update_binary(
                     at as u16,
                     &data[done..end],
-                ))?;
+                )))?;
                 done = end;
             } else {
                 let end = (done + chunk.saturating_sub(10).max(1)).min(data.len());
-                self.expect_ok(&crate::apdu::cmd::update_binary_odd(
+                self.expect_ok(&mark(crate::apdu::cmd::update_binary_odd(
                     at as u32,
                     &data[done..end],
-                ))?;
+                )))?;
                 done = end;
             }
         }
@@ -666,10 +767,7 @@ impl<'s> Exchange<'s> {
         for (i, chunk) in chunks.iter().enumerate() {
             let last = i + 1 == n;
             let mut part = Command::new(if last { c.cla } else { c.cla | 0x10 }, c.ins, c.p1, c.p2);
-            part.data = match &c.data {
-                Data::Plain(_) => Data::Plain(chunk.to_vec()),
-                Data::Sensitive(_) => Data::Sensitive(crate::secret::Secret::new(chunk.to_vec())),
-            };
+            part.data = c.data.same_kind(chunk.to_vec());
             if last {
                 part.ne = c.ne;
                 return self.wire_cmd(&part);
