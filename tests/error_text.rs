@@ -31,26 +31,31 @@ fn said_once(o: &Output, needle: &str) -> String {
     e
 }
 
-const ENOENT: &str = "No such file or directory (os error 2)";
+const EEXIST: &str = "File exists (os error 17)";
 
 #[test]
-fn sim_image_in_a_missing_directory_says_the_os_error_once() {
+fn sim_image_where_no_directory_can_be_made_says_the_os_error_once() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let o = cardsmith(&data, &["sample-records", "--count", "1", "--seed", "1"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let record = dir.path().join("r.json");
     std::fs::write(&record, &o.stdout).unwrap();
-    let image = dir.path().join("missing").join("x.json");
+    // A missing directory is created (private, 700) for a new card image;
+    // one that cannot be created (a file is in the way) is an OS error.
+    let blocker = dir.path().join("not-a-dir");
+    std::fs::write(&blocker, "x").unwrap();
+    let image = blocker.join("x.json");
     let (record, image) = (record.to_str().unwrap(), image.to_str().unwrap());
     for args in [
         vec!["perso", "--record", record, "--sim-image", image],
         vec!["verify", "--record", record, "--sim-image", image],
         vec!["read", "--sim-image", image],
     ] {
-        let e = said_once(&cardsmith(&data, &args), ENOENT);
-        // The image path is named, once.
-        assert_eq!(e.matches(image).count(), 1, "{args:?}: {e}");
+        let e = said_once(&cardsmith(&data, &args), EEXIST);
+        // The path in the way is named, once.
+        let blocker = blocker.to_str().unwrap();
+        assert_eq!(e.matches(blocker).count(), 1, "{args:?}: {e}");
     }
 }
 

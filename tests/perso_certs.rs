@@ -441,8 +441,8 @@ fn a_card_that_would_outlive_the_ca_is_left_blank() {
     assert_eq!(o.status.code(), Some(4), "{}\n{}", stdout(&o), stderr(&o));
     let v = json(&o);
     assert_eq!(v["personalized"], false, "{v}");
-    assert_eq!(v["stage"], "check_blank", "{v}");
-    let e = v["error"].as_str().unwrap();
+    assert_eq!(v["error"]["stage"], "check_blank", "{v}");
+    let e = v["error"]["message"].as_str().unwrap();
     assert!(
         e.contains("the CA cannot issue this card's certificates")
             && e.contains("cannot outlive its issuer")
