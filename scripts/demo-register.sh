@@ -93,10 +93,15 @@ echo "records on more than one good card (must be none):"
 "${ADMIN_PSQL[@]}" -d register -c "SELECT record_id, COUNT(*) FROM attempts WHERE outcome = 'good' GROUP BY 1 HAVING COUNT(*) > 1"
 
 echo
-for office in 1021 AE-DXB; do
+# Every good card goes to the office its record names (domestic offices
+# and consulates alike).
+for office in $(python3 -c 'import json,sys; print("\n".join(sorted({json.loads(l)["issuing_office"]["code"] for l in open(sys.argv[1]) if l.strip()})))' "$DEMO/batch.jsonl"); do
   echo "\$ cardsmith activate ship --office $office --batch $BATCH --journal $(url line1)"
-  "$CS" activate ship --office "$office" --batch "$BATCH" --journal "$(url line1)" --station line1 || true
+  "$CS" activate ship --office "$office" --batch "$BATCH" --journal "$(url line1)" --station line1 --operator dispatcher
 done
+echo
+echo "cards shipped, by office (psql):"
+"${ADMIN_PSQL[@]}" -d register -c "SELECT office, COUNT(*) AS cards, MIN(login) AS shipped_by FROM shipments GROUP BY 1 ORDER BY 1"
 echo
 echo "a counter may not claim line work: the database refuses it"
 PGAPPNAME=demo psql -X -q -h 127.0.0.1 -p "$PORT" -U counter_dxb -d register \

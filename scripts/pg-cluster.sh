@@ -11,6 +11,9 @@
 #   pg-cluster.sh remove DIR                 stop and delete
 #
 # The superuser password is random, kept in DIR/superuser-password (600).
+# With CARDSMITH_PG_TLS=1 at the first start, the cluster gets its own test
+# CA (DIR/tls/ca.pem) and a server certificate for localhost and 127.0.0.1,
+# and accepts TCP logins over TLS only (hostssl).
 # Without "durable" the cluster runs with fsync off: it is thrown away, and
 # only the tests use it that way. Benchmarks pass "durable".
 set -euo pipefail
@@ -61,11 +64,31 @@ start)
       echo "unix_socket_directories = '$dir'"
       echo "max_connections = 200"
       echo "shared_buffers = 64MB"
+      if [ "${CARDSMITH_PG_TLS:-}" = "1" ]; then
+        tls="$dir/tls"
+        mkdir -p "$tls"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3 \
+          -subj "/CN=cardsmith test register CA" -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+          -subj "/CN=localhost" -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$tls/san.ext"
+        openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
+          -CAcreateserial -days 3 -extfile "$tls/san.ext" -out "$tls/server.crt" 2>/dev/null
+        chmod 600 "$tls/server.key" "$tls/ca.key"
+        chmod 644 "$tls/ca.pem"
+        if [ "$(id -u)" -eq 0 ]; then chown -R postgres: "$tls"; fi
+        echo "ssl = on"
+        echo "ssl_cert_file = '$tls/server.crt'"
+        echo "ssl_key_file = '$tls/server.key'"
+      fi
       if [ "$durable" != "durable" ]; then
         echo "fsync = off"
         echo "full_page_writes = off"
       fi
     } | as_owner tee -a "$data/postgresql.conf" >/dev/null
+    if [ "${CARDSMITH_PG_TLS:-}" = "1" ]; then
+      as_owner sed -i 's/^host /hostssl /' "$data/pg_hba.conf"
+    fi
   fi
   if ! as_owner "$pgbin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     as_owner "$pgbin/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 60 start >/dev/null

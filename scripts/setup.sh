@@ -10,7 +10,7 @@ set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-PKGS=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc python3-pyscard pkg-config gcc openssl tmux postgresql sqlite3)
+PKGS=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc python3-pyscard pkg-config gcc openssl tmux postgresql sqlite3 libssl-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -305,3 +305,77 @@ fn the_copy_command_reports_counts_and_digests() {
         "the password is not in the output"
     );
 }
+
+#[test]
+fn the_register_over_tls_verifies_the_server_certificate() {
+    let refused = |t: &pgconf::PgTarget| match cardsmith::line::pg::connect(t) {
+        Ok(_) => panic!("connected"),
+        Err(e) => e.to_string(),
+    };
+    let c = pg_support::Cluster::start_tls();
+    let ca = c.path().join("tls/ca.pem");
+    let pw = c
+        .admin
+        .split(':')
+        .nth(2)
+        .and_then(|s| s.split('@').next())
+        .expect("password")
+        .to_string();
+    let url =
+        |host: &str, q: &str| format!("postgresql://postgres:{pw}@{host}:{}/postgres?{q}", c.port);
+    // The programme's CA, the name checked: encrypted, as the server sees it.
+    for (host, mode) in [
+        ("localhost", "verify-full"),
+        ("127.0.0.1", "require"),
+        ("localhost", "verify-ca"),
+    ] {
+        let t = pgconf::parse(
+            &url(
+                host,
+                &format!("sslmode={mode}&sslrootcert={}", ca.display()),
+            ),
+            false,
+        )
+        .expect("url");
+        let mut db = cardsmith::line::pg::connect(&t).expect("TLS connection");
+        let ssl: bool = db
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .expect("pg_stat_ssl")
+            .get(0);
+        assert!(ssl, "{host} {mode}: not encrypted");
+    }
+    // Without the CA the server's certificate is not trusted: refused at
+    // once (not waited for as an unreachable server), password not shown.
+    let t = pgconf::parse(&url("localhost", "sslmode=require"), false).expect("url");
+    let e = refused(&t);
+    assert!(
+        e.contains("TLS") && e.contains("certificate verify failed"),
+        "{e}"
+    );
+    assert!(!e.contains(&pw), "{e}");
+    // Plain TCP is refused by the server (hostssl only).
+    let t = pgconf::parse(&url("localhost", "sslmode=disable"), false).expect("url");
+    let e = refused(&t);
+    assert!(e.contains("no encryption"), "{e}");
+    // A CA file that is not one is named.
+    let junk = c.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").expect("write");
+    let t = pgconf::parse(
+        &url(
+            "localhost",
+            &format!("sslmode=require&sslrootcert={}", junk.display()),
+        ),
+        false,
+    )
+    .expect("url");
+    let e = refused(&t);
+    assert!(e.contains("sslrootcert") && e.contains("junk.pem"), "{e}");
+    // An unknown mode is refused with the ones there are.
+    let e = pgconf::parse(&url("localhost", "sslmode=maybe"), false)
+        .expect_err("mode")
+        .to_string();
+    assert!(e.contains("verify-full"), "{e}");
+}

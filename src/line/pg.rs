@@ -26,7 +26,7 @@ use super::journal::*;
 use super::pgconf::PgTarget;
 use super::pgschema;
 use super::rows::{self, V};
-use postgres::{Client, NoTls, Row, Transaction};
+use postgres::{Client, Row, Transaction};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -320,7 +320,8 @@ pub const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(5);
 
 /// Connect to a register, with messages that name what went wrong.
 pub fn connect(t: &PgTarget) -> Result<Client> {
-    t.config.connect(NoTls).map_err(|e| {
+    let tls = tls_connector(t)?;
+    t.config.connect(tls).map_err(|e| {
         let detail = match sqlstate(&e) {
             Some("28P01") | Some("28000") => format!(
                 "login refused for user {} ({}); check the password in PGPASSFILE/~/.pgpass or PGPASSWORD",
@@ -337,6 +338,11 @@ pub fn connect(t: &PgTarget) -> Result<Client> {
             // The client's own configuration error ("invalid
             // configuration") says why only in its source: no password.
             // It is final, not a server to wait for.
+            None if describe(&e).contains("TLS") => format!(
+                "TLS with the register failed (sslmode {}): {}; the server's certificate must be signed by the CA in sslrootcert= (or a system root) and name the host",
+                t.tls.mode,
+                describe(&e)
+            ),
             None if describe(&e).contains("password missing") => format!(
                 "no password for user {}: put it in a password file (PGPASSFILE, ~/.pgpass, mode 600) or PGPASSWORD",
                 t.config.get_user().unwrap_or("?")
@@ -349,6 +355,34 @@ pub fn connect(t: &PgTarget) -> Result<Client> {
             detail,
         }
     })
+}
+
+/// The TLS side of a connection: the server's certificate is always
+/// verified when TLS is used (see [`super::pgconf::TlsSettings`]).
+fn tls_connector(t: &PgTarget) -> Result<postgres_openssl::MakeTlsConnector> {
+    use openssl::ssl::{SslConnector, SslMethod};
+    let bad = |detail: String| JournalError::Storage {
+        path: t.display.clone(),
+        detail,
+    };
+    let mut b =
+        SslConnector::builder(SslMethod::tls()).map_err(|e| bad(format!("setting up TLS: {e}")))?;
+    if let Some(ca) = &t.tls.root_cert {
+        b.set_ca_file(ca).map_err(|e| {
+            bad(format!(
+                "sslrootcert {}: cannot read it as a PEM CA certificate ({e})",
+                ca.display()
+            ))
+        })?;
+    }
+    let mut c = postgres_openssl::MakeTlsConnector::new(b.build());
+    if !t.tls.verify_hostname {
+        c.set_callback(|cfg, _| {
+            cfg.set_verify_hostname(false);
+            Ok(())
+        });
+    }
+    Ok(c)
 }
 
 /// Permission errors are the database refusing what the role may not do.

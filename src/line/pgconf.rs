@@ -28,6 +28,74 @@ pub struct PgTarget {
     /// `postgresql://user@host:port/db`: no password, safe to print.
     pub display: String,
     pub password_source: PasswordSource,
+    pub tls: TlsSettings,
+}
+
+/// How the connection is encrypted (libpq's `sslmode` and `sslrootcert`).
+///
+/// Whenever TLS is used, the server's certificate is verified: against
+/// `sslrootcert` (the programme's CA) or else the system's trusted roots,
+/// and its name against the host (`verify-ca` skips only the name check).
+/// `sslmode=require` and `verify-full` insist on TLS; `prefer` (the
+/// default) uses it when the server offers it; `disable` never does.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsSettings {
+    pub root_cert: Option<std::path::PathBuf>,
+    pub verify_hostname: bool,
+    /// The mode as given (for messages).
+    pub mode: String,
+}
+
+/// Take out of the URL's query what the client crate does not read
+/// (`sslrootcert`, libpq's `verify-ca`/`verify-full` modes), returning the
+/// URL it can parse and the TLS settings.
+fn split_tls(url: &str) -> Result<(String, TlsSettings), String> {
+    let mut tls = TlsSettings {
+        root_cert: None,
+        verify_hostname: true,
+        mode: "prefer".into(),
+    };
+    let Some((head, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), tls));
+    };
+    let mut kept = vec![];
+    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        match k {
+            "sslrootcert" => {
+                if v.is_empty() {
+                    return Err(
+                        "sslrootcert is empty; expected the path of the CA certificate (PEM)"
+                            .into(),
+                    );
+                }
+                tls.root_cert = Some(std::path::PathBuf::from(v));
+            }
+            "sslmode" => {
+                tls.mode = v.to_string();
+                match v {
+                    "disable" | "prefer" | "require" => kept.push(kv.to_string()),
+                    "verify-full" => kept.push("sslmode=require".into()),
+                    "verify-ca" => {
+                        tls.verify_hostname = false;
+                        kept.push("sslmode=require".into());
+                    }
+                    other => {
+                        return Err(format!(
+                            "sslmode={other}: expected disable, prefer, require, verify-ca or verify-full"
+                        ))
+                    }
+                }
+            }
+            _ => kept.push(kv.to_string()),
+        }
+    }
+    let url = if kept.is_empty() {
+        head.to_string()
+    } else {
+        format!("{head}?{}", kept.join("&"))
+    };
+    Ok((url, tls))
 }
 
 impl std::fmt::Debug for PgTarget {
@@ -107,7 +175,8 @@ pub fn parse(url: &str, from_command_line: bool) -> Result<PgTarget, JournalErro
         path: mask(url),
         detail,
     };
-    let mut config = postgres::Config::from_str(url).map_err(|e| {
+    let (plain, tls) = split_tls(url).map_err(&bad)?;
+    let mut config = postgres::Config::from_str(&plain).map_err(|e| {
         bad(format!(
             "not a valid PostgreSQL URL ({}); expected postgresql://USER@HOST:PORT/DATABASE",
             strip_secrets(&e.to_string(), url)
@@ -146,6 +215,7 @@ pub fn parse(url: &str, from_command_line: bool) -> Result<PgTarget, JournalErro
         config,
         display,
         password_source: source,
+        tls,
     })
 }
 

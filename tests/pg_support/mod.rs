@@ -25,6 +25,16 @@ fn free_port() -> u16 {
 
 impl Cluster {
     pub fn start() -> Cluster {
+        Cluster::start_with(false)
+    }
+
+    /// A cluster with its own test CA (`tls/ca.pem` in its directory) that
+    /// takes TCP logins over TLS only.
+    pub fn start_tls() -> Cluster {
+        Cluster::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("cardsmith-pg")
             .tempdir()
@@ -35,6 +45,7 @@ impl Cluster {
             .arg("start")
             .arg(dir.path())
             .arg(port.to_string())
+            .env("CARDSMITH_PG_TLS", if tls { "1" } else { "0" })
             .output()
             .expect("pg-cluster.sh");
         assert!(
