@@ -16,6 +16,7 @@
 
 pub mod ca;
 pub mod check;
+pub mod crl;
 pub mod csr;
 pub(crate) mod der;
 pub mod sod;
@@ -83,6 +84,9 @@ pub enum PkiError {
     /// A signing / key generation / randomness primitive failed.
     #[error("cryptographic operation failed: {0}")]
     Crypto(&'static str),
+    /// The register that keeps the CA's revocations refused or failed.
+    #[error("register: {0}")]
+    Register(String),
     /// A certificate we rely on (e.g. the document signer's) is unusable.
     #[error("certificate problem: {0}")]
     Certificate(#[from] CertProblem),
