@@ -117,7 +117,8 @@ pub trait CertificateAuthority {
         card_serial: &str,
         reason: RevocationReason,
     ) -> Result<Revocation, PkiError>;
-    /// The revocation of certificate `serial` (hex), if it is revoked.
+    /// The revocation of certificate `serial` (hex), if it is revoked;
+    /// [`PkiError::NoRegister`] when the CA keeps no revocations here.
     fn revocation(&self, serial: &str) -> Result<Option<Revocation>, PkiError>;
     /// Issue a signed DER CRL of every certificate revoked so far, with
     /// the next CRL number, valid from now for `valid_for`.
@@ -644,13 +645,42 @@ impl LocalCa {
         self
     }
 
+    /// Keep revocations and CRL numbers in `register` from now on.
+    pub fn set_register(&mut self, register: Arc<dyn Journal>) {
+        self.register = Some(register);
+    }
+
+    /// [`CertificateAuthority::revoke`], kept in `register` (a counter
+    /// revokes through the register it journals in).
+    pub fn revoke_in(
+        &self,
+        register: &dyn Journal,
+        who: &Who,
+        serial: &str,
+        card_serial: &str,
+        reason: RevocationReason,
+    ) -> Result<Revocation, PkiError> {
+        crl::serial_from_hex(serial)?;
+        register
+            .record_revocation(
+                who,
+                &Revocation {
+                    serial: serial.to_ascii_lowercase(),
+                    issuer: self.issuer()?,
+                    reason,
+                    revoked_at: 0,
+                    card_serial: card_serial.to_string(),
+                    station: who.station.clone(),
+                    operator: who.operator.clone(),
+                },
+            )
+            .map_err(|e| PkiError::Register(e.to_string()))
+    }
+
     fn register(&self) -> Result<&dyn Journal, PkiError> {
         self.register
             .as_deref()
-            .ok_or_else(|| PkiError::Register(format!(
-                "the local CA in {} has no register to keep its revocations in",
-                self.dir.display()
-            )))
+            .ok_or_else(|| PkiError::NoRegister(self.dir.clone()))
     }
 
     /// The CA's subject as text (the issuer of its revocations).
@@ -840,21 +870,7 @@ impl CertificateAuthority for LocalCa {
         card_serial: &str,
         reason: RevocationReason,
     ) -> Result<Revocation, PkiError> {
-        crl::serial_from_hex(serial)?;
-        let j = self.register()?;
-        j.record_revocation(
-            who,
-            &Revocation {
-                serial: serial.to_ascii_lowercase(),
-                issuer: self.issuer()?,
-                reason,
-                revoked_at: 0,
-                card_serial: card_serial.to_string(),
-                station: who.station.clone(),
-                operator: who.operator.clone(),
-            },
-        )
-        .map_err(|e| PkiError::Register(e.to_string()))
+        self.revoke_in(self.register()?, who, serial, card_serial, reason)
     }
 
     fn revocation(&self, serial: &str) -> Result<Option<Revocation>, PkiError> {

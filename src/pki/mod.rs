@@ -15,6 +15,7 @@
 //! strictly read by the small in-crate codec in `der`.
 
 pub mod ca;
+pub mod ca_cli;
 pub mod check;
 pub mod crl;
 pub mod csr;
@@ -84,6 +85,9 @@ pub enum PkiError {
     /// A signing / key generation / randomness primitive failed.
     #[error("cryptographic operation failed: {0}")]
     Crypto(&'static str),
+    /// The CA was given no register, so it knows no revocations.
+    #[error("the local CA in {} has no register to keep its revocations in", .0.display())]
+    NoRegister(PathBuf),
     /// The register that keeps the CA's revocations refused or failed.
     #[error("register: {0}")]
     Register(String),
