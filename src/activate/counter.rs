@@ -949,11 +949,19 @@ impl Counter<'_> {
     }
 
     /// The replacement `new_card` was delivered: the certificates of the
-    /// card it replaces are revoked as superseded, unless they were revoked
-    /// already (a lost card's stay keyCompromise, a terminated card's
-    /// cessationOfOperation). The new card is activated either way; a
-    /// failure is shown and journaled as an event for the supervisor.
+    /// card it replaces that are not revoked yet (the request's revocation
+    /// failed or was never made) are revoked now: keyCompromise if that card
+    /// was lost (a loss is never downgraded), superseded otherwise. A
+    /// certificate revoked already keeps its reason. The new card is
+    /// activated either way; a failure is shown and journaled as an event
+    /// for the supervisor.
     fn supersede(&self, previous: &str, new_card: &str, screen: &mut dyn Screen) {
+        let reason = match self.journal.delivered(previous) {
+            Ok(Some(d)) if d.status == crate::line::journal::CardStatus::Lost => {
+                RevocationReason::KeyCompromise
+            }
+            _ => RevocationReason::Superseded,
+        };
         let certs = match self.journal.certificates(previous) {
             Ok(c) => c,
             Err(e) => {
@@ -971,7 +979,7 @@ impl Counter<'_> {
                 &self.who,
                 &c.serial,
                 previous,
-                RevocationReason::Superseded,
+                reason,
             ) {
                 Ok(r) => screen.say(&format!(
                     "  ok   card {previous}'s {} certificate {} revoked: {}",
