@@ -679,7 +679,11 @@ impl Env {
             &cardsmith::perso::cli::IsoTemplates { max_minutiae: 60 },
         )
         .expect("load");
-        let (_, rec) = loaded.good.into_iter().next().expect("the replacement record");
+        let (_, rec) = loaded
+            .good
+            .into_iter()
+            .next()
+            .expect("the replacement record");
         let (b, _) = self
             .journal
             .load_batch(
@@ -820,7 +824,11 @@ fn replaced_cards_are_revoked_on_the_crl_and_refused_when_they_come_back() {
     let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
     assert_eq!(v["revoked"].as_array().map(Vec::len), Some(2), "{v}");
     for c in env.journal.certificates(&serial_a).expect("certs") {
-        let r = env.journal.revocation(&c.serial).expect("q").expect("revoked");
+        let r = env
+            .journal
+            .revocation(&c.serial)
+            .expect("q")
+            .expect("revoked");
         assert_eq!(r.reason, RevocationReason::KeyCompromise);
         assert_eq!(r.card_serial, serial_a);
     }
@@ -853,7 +861,13 @@ fn replaced_cards_are_revoked_on_the_crl_and_refused_when_they_come_back() {
             .certificates(serial)
             .expect("certs")
             .iter()
-            .map(|c| env.journal.revocation(&c.serial).expect("q").expect("revoked").reason)
+            .map(|c| {
+                env.journal
+                    .revocation(&c.serial)
+                    .expect("q")
+                    .expect("revoked")
+                    .reason
+            })
             .collect()
     };
     assert_eq!(reasons(&serial_a), vec![RevocationReason::KeyCompromise; 2]);
@@ -865,14 +879,26 @@ fn replaced_cards_are_revoked_on_the_crl_and_refused_when_they_come_back() {
     let crl = env.dir.path().join("crl.pem");
     let o = cardsmith(
         &env,
-        &["ca", "crl", "--out", &crl.display().to_string(), "--next-update", "2d"],
+        &[
+            "ca",
+            "crl",
+            "--out",
+            &crl.display().to_string(),
+            "--next-update",
+            "2d",
+        ],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let ca = env.dir.path().join("ca").join("ca-cert.pem");
     let (crl_s, ca_s) = (crl.display().to_string(), ca.display().to_string());
-    let (ok, t) = openssl(&["crl", "-in", &crl_s, "-CAfile", &ca_s, "-verify", "-noout", "-text"]);
+    let (ok, t) = openssl(&[
+        "crl", "-in", &crl_s, "-CAfile", &ca_s, "-verify", "-noout", "-text",
+    ]);
     assert!(ok && t.contains("verify OK"), "{t}");
-    assert!(t.contains("X509v3 CRL Number") && t.contains("Next Update"), "{t}");
+    assert!(
+        t.contains("X509v3 CRL Number") && t.contains("Next Update"),
+        "{t}"
+    );
     assert_eq!(t.matches("Key Compromise").count(), 2, "{t}");
     assert_eq!(t.matches("Superseded").count(), 2, "{t}");
     for old in old_a.iter().chain(&old_b) {
@@ -885,7 +911,11 @@ fn replaced_cards_are_revoked_on_the_crl_and_refused_when_they_come_back() {
             &ca_s,
             &old.display().to_string(),
         ]);
-        assert!(!ok && t.contains("certificate revoked"), "{}: {t}", old.display());
+        assert!(
+            !ok && t.contains("certificate revoked"),
+            "{}: {t}",
+            old.display()
+        );
     }
     for new in new_a.iter().chain(&new_b) {
         let (ok, t) = openssl(&[
@@ -901,7 +931,12 @@ fn replaced_cards_are_revoked_on_the_crl_and_refused_when_they_come_back() {
     }
 
     // The old card comes back to the counter: refused before anything else.
-    let (r, _) = env.activate(&env.holders[ia], &env.holders[ia].office(), vec![env.holders[ia].live.clone()], &PINS);
+    let (r, _) = env.activate(
+        &env.holders[ia],
+        &env.holders[ia].office(),
+        vec![env.holders[ia].live.clone()],
+        &PINS,
+    );
     let refusal = r.expect_err("a revoked card");
     assert_eq!(refusal.class, "revoked", "{refusal:?}");
     assert!(
@@ -909,7 +944,12 @@ fn replaced_cards_are_revoked_on_the_crl_and_refused_when_they_come_back() {
         "{}",
         refusal.reason
     );
-    let (r, _) = env.activate(&env.holders[ib], &env.holders[ib].office(), vec![env.holders[ib].live.clone()], &PINS);
+    let (r, _) = env.activate(
+        &env.holders[ib],
+        &env.holders[ib].office(),
+        vec![env.holders[ib].live.clone()],
+        &PINS,
+    );
     let refusal = r.expect_err("a revoked card");
     assert_eq!(refusal.class, "revoked", "{refusal:?}");
     assert!(refusal.reason.contains("superseded"), "{}", refusal.reason);

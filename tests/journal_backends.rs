@@ -446,7 +446,10 @@ fn revocations_once_per_certificate_and_crl_numbers_grow(
     let (_b, j) = make(Duration::from_secs(30));
     let b = load(j.as_ref(), &["R-1"]);
     let line = who("line-1", "r1");
-    let c = j.claim(b.id, &line, "CARD-A").expect("claim").expect("some");
+    let c = j
+        .claim(b.id, &line, "CARD-A")
+        .expect("claim")
+        .expect("some");
     j.finish(c.attempt_id, &good()).expect("good");
     j.ship(&line, "CARD-A", "R-1", "0012345678", "1021")
         .expect("ship");
@@ -467,10 +470,7 @@ fn revocations_once_per_certificate_and_crl_numbers_grow(
             record_id: "R-1".into(),
             national_id: "0012345678".into(),
             office: "1021".into(),
-            certificates: vec![
-                cert("authentication", "4a01"),
-                cert("signature", "4a02"),
-            ],
+            certificates: vec![cert("authentication", "4a01"), cert("signature", "4a02")],
         },
     )
     .expect("deliver");
@@ -495,7 +495,10 @@ fn revocations_once_per_certificate_and_crl_numbers_grow(
     assert!(first.revoked_at > 0);
     // Once per certificate: the first revocation stands.
     let again = j
-        .record_revocation(&who("counter-9", "c"), &rev("4a01", RevocationReason::Superseded))
+        .record_revocation(
+            &who("counter-9", "c"),
+            &rev("4a01", RevocationReason::Superseded),
+        )
         .expect("again");
     assert_eq!(again, first);
     j.record_revocation(&counter, &rev("4a02", RevocationReason::KeyCompromise))
@@ -510,13 +513,20 @@ fn revocations_once_per_certificate_and_crl_numbers_grow(
     assert!(j.revocations("CN=another CA").expect("list").is_empty());
     let events = j.events(0).expect("events");
     assert_eq!(
-        events.iter().filter(|e| e.kind == "certificate revoked").count(),
+        events
+            .iter()
+            .filter(|e| e.kind == "certificate revoked")
+            .count(),
         2
     );
     // CRL numbers: 1, 2, … per issuer, never twice.
     let now = now_ms();
-    let n1 = j.record_crl(&counter, issuer, now, now + 1000, 2).expect("crl");
-    let n2 = j.record_crl(&counter, issuer, now, now + 1000, 2).expect("crl");
+    let n1 = j
+        .record_crl(&counter, issuer, now, now + 1000, 2)
+        .expect("crl");
+    let n2 = j
+        .record_crl(&counter, issuer, now, now + 1000, 2)
+        .expect("crl");
     let other = j
         .record_crl(&counter, "CN=another CA", now, now + 1000, 0)
         .expect("crl");

@@ -883,7 +883,11 @@ fn replace(
             eprintln!("WARNING: not revoked: {why}");
         }
     }
-    Ok(if not_revoked.is_empty() { 0 } else { EXIT_CARD_STATUS })
+    Ok(if not_revoked.is_empty() {
+        0
+    } else {
+        EXIT_CARD_STATUS
+    })
 }
 
 fn status(

@@ -974,13 +974,11 @@ impl Counter<'_> {
             }
         };
         for c in certs {
-            match self.side.ca.revoke_in(
-                self.journal,
-                &self.who,
-                &c.serial,
-                previous,
-                reason,
-            ) {
+            match self
+                .side
+                .ca
+                .revoke_in(self.journal, &self.who, &c.serial, previous, reason)
+            {
                 Ok(r) => screen.say(&format!(
                     "  ok   card {previous}'s {} certificate {} revoked: {}",
                     c.key,

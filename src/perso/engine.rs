@@ -715,7 +715,9 @@ pub fn not_revoked(ca: &dyn pki::CertificateAuthority, cert: &[u8]) -> Result<St
         Ok(None) => Ok("not revoked".into()),
         Ok(Some(r)) => Err(revoked_message(&r)),
         Err(e @ pki::PkiError::NoRegister(_)) => Ok(format!("revocation not checked ({e})")),
-        Err(e) => Err(format!("certificate {serial}: its revocation status is unknown: {e}")),
+        Err(e) => Err(format!(
+            "certificate {serial}: its revocation status is unknown: {e}"
+        )),
     }
 }
 

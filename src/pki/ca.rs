@@ -35,12 +35,12 @@ use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
 use x509_parser::prelude::X509Certificate;
 
 use super::check::{self, parse_cert};
+use super::crl::{self, CrlEntry, CrlTemplate};
 use super::csr::{p256_spki, parse_p256_spki, verify_csr};
 use super::der::{self, oids, Civil};
-use super::crl::{self, CrlEntry, CrlTemplate};
 use super::sod::DocumentSigner;
-use crate::line::journal::{CrlIssued, Journal, Revocation, RevocationReason, Who};
 use super::PkiError;
+use crate::line::journal::{CrlIssued, Journal, Revocation, RevocationReason, Who};
 
 /// Which of the card's two keys a certificate is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -206,10 +206,7 @@ impl fmt::Debug for LocalCa {
             )
             .field("ca_key", &"<redacted>")
             .field("document_signer", &self.ds)
-            .field(
-                "register",
-                &self.register.as_ref().map(|j| j.location()),
-            )
+            .field("register", &self.register.as_ref().map(|j| j.location()))
             .finish()
     }
 }
@@ -685,7 +682,9 @@ impl LocalCa {
 
     /// The CA's subject as text (the issuer of its revocations).
     pub fn issuer(&self) -> Result<String, PkiError> {
-        Ok(parse_cert(&self.ca_cert, "CA certificate")?.subject().to_string())
+        Ok(parse_cert(&self.ca_cert, "CA certificate")?
+            .subject()
+            .to_string())
     }
 
     /// [`CertificateAuthority::crl`] at `now` (Unix seconds).

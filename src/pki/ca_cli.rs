@@ -117,10 +117,22 @@ mod tests {
 
     #[test]
     fn validity_units() {
-        assert_eq!(parse_validity("7d").unwrap(), Duration::from_secs(7 * 86_400));
+        assert_eq!(
+            parse_validity("7d").unwrap(),
+            Duration::from_secs(7 * 86_400)
+        );
         assert_eq!(parse_validity("12h").unwrap(), Duration::from_secs(43_200));
         assert_eq!(parse_validity("90m").unwrap(), Duration::from_secs(5400));
-        for bad in ["", "7", "0d", "7w", "-1d", "367d", "99999999999999999999d", "1.5d"] {
+        for bad in [
+            "",
+            "7",
+            "0d",
+            "7w",
+            "-1d",
+            "367d",
+            "99999999999999999999d",
+            "1.5d",
+        ] {
             assert!(parse_validity(bad).is_err(), "{bad}");
         }
     }

@@ -54,7 +54,7 @@ pub fn serial_from_hex(hex: &str) -> Result<Vec<u8>, PkiError> {
         what: "certificate serial",
         reason: format!("{hex:?} is not a serial number in hexadecimal (e.g. 4f1a…)"),
     };
-    if hex.is_empty() || hex.len() > 40 || hex.len() % 2 != 0 {
+    if hex.is_empty() || hex.len() > 40 || !hex.len().is_multiple_of(2) {
         return Err(bad());
     }
     (0..hex.len())
@@ -110,7 +110,13 @@ pub(crate) fn sign_crl(
     let this_update = der::time(t.this_update);
     let next_update = der::time(t.next_update);
     let revoked = der::seq(&entry_refs);
-    let mut parts: Vec<&[u8]> = vec![&version, &sig_alg, t.issuer_name, &this_update, &next_update];
+    let mut parts: Vec<&[u8]> = vec![
+        &version,
+        &sig_alg,
+        t.issuer_name,
+        &this_update,
+        &next_update,
+    ];
     if !entries.is_empty() {
         parts.push(&revoked);
     }
@@ -119,7 +125,11 @@ pub(crate) fn sign_crl(
     let sig = key
         .sign(rng, &tbs)
         .map_err(|_| PkiError::Crypto("CRL signing failed"))?;
-    Ok(der::seq(&[&tbs, &sig_alg, &der::bit_string(0, sig.as_ref())]))
+    Ok(der::seq(&[
+        &tbs,
+        &sig_alg,
+        &der::bit_string(0, sig.as_ref()),
+    ]))
 }
 
 /// PEM (`X509 CRL`) of a DER CRL.
@@ -238,9 +248,12 @@ mod tests {
             vec![("0d", 5), ("4a0102", 1), ("c0ffee", 4)]
         );
         assert_eq!(got, want);
-        ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, &ca_point)
-            .verify(crl.tbs_cert_list.as_ref(), &crl.signature_value.data)
-            .expect("signed by the CA key");
+        ring::signature::UnparsedPublicKey::new(
+            &ring::signature::ECDSA_P256_SHA256_ASN1,
+            &ca_point,
+        )
+        .verify(crl.tbs_cert_list.as_ref(), &crl.signature_value.data)
+        .expect("signed by the CA key");
         assert!(j.audit().unwrap().intact);
     }
 
@@ -253,7 +266,10 @@ mod tests {
         let (_, der) = ca.crl(&who(), Duration::from_secs(60)).unwrap();
         let (_, crl) = CertificateRevocationList::from_der(&der).unwrap();
         assert_eq!(crl.iter_revoked_certificates().count(), 0);
-        let e = ca.crl(&who(), Duration::from_secs(0)).unwrap_err().to_string();
+        let e = ca
+            .crl(&who(), Duration::from_secs(0))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("CRL next update"), "{e}");
         let e = ca
             .crl(&who(), Duration::from_secs(100 * 365 * 86_400))
