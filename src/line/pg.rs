@@ -1770,8 +1770,13 @@ impl Journal for PgJournal {
     ) -> Result<CrlIssued> {
         let n_entries = i64::try_from(entries).unwrap_or(i64::MAX);
         self.tx(|t| {
-            // One CRL number at a time per register.
-            t.execute("LOCK TABLE crls IN SHARE ROW EXCLUSIVE MODE", &[])?;
+            // One CRL number at a time per register: a transaction-level
+            // advisory lock (LOCK TABLE would need UPDATE on crls, which no
+            // role has: CRL rows are never changed).
+            t.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('cardsmith crl number'))",
+                &[],
+            )?;
             let number: i64 = t
                 .query_one(
                     "SELECT COALESCE(MAX(number), 0) + 1 FROM crls WHERE issuer = $1",
