@@ -930,6 +930,63 @@ fn replaced_cards_are_revoked_on_the_crl_and_refused_when_they_come_back() {
         assert!(ok, "{}: {t}", new.display());
     }
 
+    // `cardsmith verify` with the register: the old card's certificates
+    // fail, naming serial, date and reason; the new card's pass.
+    let verify = |record: &std::path::Path, image: &std::path::Path| -> serde_json::Value {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_cardsmith"))
+            .args(["--json", "verify", "--record"])
+            .arg(record)
+            .arg("--sim-image")
+            .arg(image)
+            .arg("--data-dir")
+            .arg(env.dir.path())
+            .arg("--journal")
+            .arg(env.dir.path().join("journal.sqlite"))
+            .env_remove("CARDSMITH_JOURNAL")
+            .output()
+            .expect("verify");
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+            panic!("{e}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+        })
+    };
+    let cert_checks = |v: &serde_json::Value| -> Vec<(bool, String)> {
+        v["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .filter(|c| c["name"].as_str().is_some_and(|n| n.ends_with("key certificate")))
+            .map(|c| (c["passed"].as_bool().expect("passed"), c["detail"].as_str().expect("detail").to_string()))
+            .collect()
+    };
+    let line_a = std::fs::read_to_string(env.dir.path().join("batch.jsonl"))
+        .expect("batch")
+        .lines()
+        .find(|l| l.contains(&format!("\"record_id\":\"{id_a}\"")))
+        .expect("a's line")
+        .to_string();
+    let rec_a = env.dir.path().join("rec-a.jsonl");
+    std::fs::write(&rec_a, line_a + "\n").expect("record");
+    let v = verify(&rec_a, &env.dir.path().join("cards").join(format!("{ia}.json")));
+    let checks = cert_checks(&v);
+    assert_eq!(checks.len(), 2, "{v}");
+    for (passed, detail) in &checks {
+        assert!(!passed, "{detail}");
+        assert!(
+            detail.contains("was revoked on") && detail.contains("keyCompromise"),
+            "{detail}"
+        );
+    }
+    assert_eq!(v["passed"], false);
+    let v = verify(
+        &env.dir.path().join(format!("{ra}.jsonl")),
+        &env.dir.path().join("cards").join(format!("{ra}.json")),
+    );
+    let checks = cert_checks(&v);
+    assert_eq!(checks.len(), 2, "{v}");
+    for (passed, detail) in &checks {
+        assert!(*passed && detail.contains("not revoked"), "{detail}");
+    }
+
     // The old card comes back to the counter: refused before anything else.
     let (r, _) = env.activate(
         &env.holders[ia],
