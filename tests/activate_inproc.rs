@@ -946,7 +946,11 @@ fn replaced_cards_are_revoked_on_the_crl_and_refused_when_they_come_back() {
             .output()
             .expect("verify");
         serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-            panic!("{e}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+            panic!(
+                "{e}: {}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
         })
     };
     let cert_checks = |v: &serde_json::Value| -> Vec<(bool, String)> {
@@ -954,8 +958,17 @@ fn replaced_cards_are_revoked_on_the_crl_and_refused_when_they_come_back() {
             .as_array()
             .expect("checks")
             .iter()
-            .filter(|c| c["name"].as_str().is_some_and(|n| n.ends_with("key certificate")))
-            .map(|c| (c["passed"].as_bool().expect("passed"), c["detail"].as_str().expect("detail").to_string()))
+            .filter(|c| {
+                c["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with("key certificate"))
+            })
+            .map(|c| {
+                (
+                    c["passed"].as_bool().expect("passed"),
+                    c["detail"].as_str().expect("detail").to_string(),
+                )
+            })
             .collect()
     };
     let line_a = std::fs::read_to_string(env.dir.path().join("batch.jsonl"))
@@ -966,7 +979,10 @@ fn replaced_cards_are_revoked_on_the_crl_and_refused_when_they_come_back() {
         .to_string();
     let rec_a = env.dir.path().join("rec-a.jsonl");
     std::fs::write(&rec_a, line_a + "\n").expect("record");
-    let v = verify(&rec_a, &env.dir.path().join("cards").join(format!("{ia}.json")));
+    let v = verify(
+        &rec_a,
+        &env.dir.path().join("cards").join(format!("{ia}.json")),
+    );
     let checks = cert_checks(&v);
     assert_eq!(checks.len(), 2, "{v}");
     for (passed, detail) in &checks {

@@ -905,18 +905,27 @@ fn a_counter_revokes_only_through_a_replacement_at_its_office() {
     let policy = "row-level security policy for table \"revocations\"";
     // No replacement: no counter revokes, not even the delivering one.
     let e = dxb
-        .record_revocation(&who("dxb"), &rev("a1", "CARD-A", RevocationReason::KeyCompromise))
+        .record_revocation(
+            &who("dxb"),
+            &rev("a1", "CARD-A", RevocationReason::KeyCompromise),
+        )
         .expect_err("no replacement");
     refused_by_register(&e, policy);
     dxb.request_replacement(&who("dxb"), "CARD-A", "loss", CardStatus::Lost, DXB)
         .expect("replacement at the consulate");
     // Replaced at Dubai: Dubai revokes, Tehran (no part in it) does not.
     let r = dxb
-        .record_revocation(&who("dxb"), &rev("a1", "CARD-A", RevocationReason::KeyCompromise))
+        .record_revocation(
+            &who("dxb"),
+            &rev("a1", "CARD-A", RevocationReason::KeyCompromise),
+        )
         .expect("the replacing office revokes");
     assert_eq!(r.station, "dxb");
     let e = thr
-        .record_revocation(&who("thr"), &rev("a2", "CARD-A", RevocationReason::Superseded))
+        .record_revocation(
+            &who("thr"),
+            &rev("a2", "CARD-A", RevocationReason::Superseded),
+        )
         .expect_err("another office");
     refused_by_register(&e, policy);
     // Tehran delivers the replacement: now it may supersede what is left.
@@ -928,11 +937,17 @@ fn a_counter_revokes_only_through_a_replacement_at_its_office() {
         },
     )
     .expect("deliver the replacement");
-    thr.record_revocation(&who("thr"), &rev("a2", "CARD-A", RevocationReason::Superseded))
-        .expect("the delivering office supersedes");
+    thr.record_revocation(
+        &who("thr"),
+        &rev("a2", "CARD-A", RevocationReason::Superseded),
+    )
+    .expect("the delivering office supersedes");
     // The line only reads; CRL numbers are the supervisor's.
     let e = line
-        .record_revocation(&who("line"), &rev("b1", "CARD-B", RevocationReason::Superseded))
+        .record_revocation(
+            &who("line"),
+            &rev("b1", "CARD-B", RevocationReason::Superseded),
+        )
         .expect_err("line");
     refused_by_register(&e, "permission denied for table revocations");
     assert_eq!(line.revocations("CN=CA").expect("reads").len(), 2);
@@ -941,12 +956,17 @@ fn a_counter_revokes_only_through_a_replacement_at_its_office() {
         .expect_err("counter");
     refused_by_register(&e, "permission denied for table crls");
     assert_eq!(
-        sup.record_crl(&who("sup"), "CN=CA", 1, 2, 2).expect("sup").number,
+        sup.record_crl(&who("sup"), "CN=CA", 1, 2, 2)
+            .expect("sup")
+            .number,
         1
     );
     // The supervisor revokes anywhere.
-    sup.record_revocation(&who("sup"), &rev("b1", "CARD-B", RevocationReason::Superseded))
-        .expect("supervisor");
+    sup.record_revocation(
+        &who("sup"),
+        &rev("b1", "CARD-B", RevocationReason::Superseded),
+    )
+    .expect("supervisor");
     let audit = sup.audit().expect("audit");
     assert!(audit.intact, "{:?}", audit.findings);
 }

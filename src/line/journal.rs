@@ -662,9 +662,12 @@ pub trait Journal: Send + Sync {
 
     // --- Revocation (the local test CA keeps its revocations here) ---
 
-    /// Record that certificate `r.serial` is revoked. Once per certificate:
-    /// a certificate already revoked keeps its first revocation (reason and
-    /// time), which is returned, whatever reason is asked now.
+    /// Record that certificate `r.serial` (hex, stored lower-case) of card
+    /// `r.card_serial` was revoked by `r.issuer` for `r.reason`, now (the
+    /// register's clock), by `who` (`r.revoked_at`, `r.station` and
+    /// `r.operator` are not read). Once per certificate: a certificate
+    /// already revoked keeps its first revocation (reason and time), which
+    /// is returned, whatever reason is asked now.
     fn record_revocation(&self, who: &Who, r: &Revocation) -> Result<Revocation>;
 
     /// The revocation of a certificate (serial, lower-case hex), if any.
