@@ -1003,6 +1003,12 @@ fn replaced_cards_are_revoked_on_the_crl_and_refused_when_they_come_back() {
         assert!(*passed && detail.contains("not revoked"), "{detail}");
     }
 
+    // `activate status` shows them.
+    let o = cardsmith(&env, &["--json", "activate", "status", "--card", &serial_b]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("status json");
+    let shown = v.to_string();
+    assert_eq!(shown.matches("\"superseded\"").count(), 2, "{shown}");
+
     // The old card comes back to the counter: refused before anything else.
     let (r, _) = env.activate(
         &env.holders[ia],

@@ -913,8 +913,15 @@ fn status(
         let shipment = j.shipment(s).map_err(|e| anyhow!(e))?;
         let delivered = j.delivered(s).map_err(|e| anyhow!(e))?;
         let certs = j.certificates(s).map_err(|e| anyhow!(e))?;
+        let mut revocations = Vec::new();
+        for c in &certs {
+            if let Some(r) = j.revocation(&c.serial).map_err(|e| anyhow!(e))? {
+                revocations.push(r);
+            }
+        }
         out.push(
-            json!({"card": s, "shipment": shipment, "delivery": delivered, "certificates": certs}),
+            json!({"card": s, "shipment": shipment, "delivery": delivered,
+                        "certificates": certs, "revocations": revocations}),
         );
         if !json {
             println!("card {s}");
@@ -959,6 +966,15 @@ fn status(
                     );
                 }
                 None => println!("  not delivered"),
+            }
+            for r in &revocations {
+                println!(
+                    "  certificate {} revoked ({}) at {} by {}",
+                    r.serial,
+                    r.reason.as_str(),
+                    iso_time(r.revoked_at),
+                    r.operator
+                );
             }
         }
     }
