@@ -72,6 +72,9 @@ pub enum Command {
     /// The journal itself: schema migrations, register logins, the one-time copy of an SQLite journal into PostgreSQL.
     #[command(subcommand)]
     Journal(crate::line::register_cli::JournalCommand),
+    /// The local test CA: `ca crl` issues a signed revocation list of the certificates it revoked.
+    #[command(subcommand)]
+    Ca(crate::pki::ca_cli::CaCommand),
     /// GlobalPlatform SCP03 with a card's security domain: check the keys, rotate them.
     #[command(subcommand)]
     Scp03(crate::scp03::cli::Scp03Command),
@@ -321,6 +324,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::BioRates(args) => return crate::perso::cli::bio_rates(args, json),
         Command::Line(cmd) => return crate::line::cli::line(cmd, json),
         Command::Journal(cmd) => return crate::line::register_cli::journal(cmd, json),
+        Command::Ca(cmd) => return crate::pki::ca_cli::ca(cmd, json),
         Command::Scp03(cmd) => return crate::scp03::cli::run(cmd, json),
         Command::Activate(cmd) => return crate::activate::cli::activate(cmd, json),
         _ => {}
@@ -341,6 +345,7 @@ fn run_wire(cli: Cli) -> Result<()> {
         | Command::BioRates(_)
         | Command::Line(_)
         | Command::Journal(_)
+        | Command::Ca(_)
         | Command::Scp03(_)
         | Command::Activate(_) => Ok(()),
         Command::Readers {

@@ -622,3 +622,415 @@ fn a_zero_padded_live_capture_matches_and_the_operator_is_told() {
         "{shown}"
     );
 }
+
+/// The real binary, on this test's data directory and journal.
+fn cardsmith(env: &Env, args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cardsmith"))
+        .args(args)
+        .args([
+            "--data-dir",
+            &env.dir.path().display().to_string(),
+            "--journal",
+            &env.dir.path().join("journal.sqlite").display().to_string(),
+            "--operator",
+            "clerk7",
+            "--station",
+            "counter1",
+        ])
+        .env_remove("CARDSMITH_JOURNAL")
+        .output()
+        .expect("run cardsmith");
+    out
+}
+
+fn openssl(args: &[&str]) -> (bool, String) {
+    let o = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl");
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+impl Env {
+    /// The line makes a replacement card for `h` (record `<id>-R`, the
+    /// same person and fingers) and ships it to `h`'s office.
+    fn replacement_card(&mut self, h_index: usize, previous: &str) -> String {
+        let h = &self.holders[h_index];
+        let batch = std::fs::read_to_string(self.dir.path().join("batch.jsonl")).expect("batch");
+        let line = batch
+            .lines()
+            .find(|l| l.contains(&format!("\"record_id\":\"{}\"", h.id())))
+            .expect("the holder's line");
+        let mut v: serde_json::Value = serde_json::from_str(line).expect("json");
+        let id = format!("{}-R", h.id());
+        v["record_id"] = serde_json::Value::String(id.clone());
+        v["request"] = serde_json::json!({"type": "replacement", "reason": "damage", "previous_card_serial": previous});
+        let path = self.dir.path().join(format!("{id}.jsonl"));
+        std::fs::write(&path, v.to_string() + "\n").expect("write");
+        let loaded = cardsmith::record::load_records(
+            &path,
+            &cardsmith::perso::cli::IsoTemplates { max_minutiae: 60 },
+        )
+        .expect("load");
+        let (_, rec) = loaded
+            .good
+            .into_iter()
+            .next()
+            .expect("the replacement record");
+        let (b, _) = self
+            .journal
+            .load_batch(
+                &id,
+                &path.display().to_string(),
+                &id,
+                &who("line"),
+                &[NewRecord {
+                    record_id: id.clone(),
+                    line: 1,
+                }],
+                &[],
+            )
+            .expect("load batch");
+        let ctx = StationCtx::new(
+            self.journal.clone(),
+            b.id,
+            [(id.clone(), rec)].into_iter().collect(),
+            issuer(self.dir.path()),
+            who("line"),
+        );
+        let card = SimCard::open_image_provisioned(
+            &self.dir.path().join("cards").join(format!("{id}.json")),
+            SimConfig::default(),
+            cardsmith::sim::Provision {
+                issuer_key: Some(ctx.issuer.key.expose()),
+                scp03: ctx.issuer.scp03.as_ref(),
+            },
+        )
+        .expect("blank");
+        let card: SharedCard = Arc::new(Mutex::new(card));
+        match process_card(&ctx, &mut channel(&card), "sim reader") {
+            CardResult::Good { .. } => {}
+            other => panic!("personalization: {other:?}"),
+        }
+        let office = h.office();
+        let nid = h.nid().to_string();
+        self.cards.insert(id.clone(), card);
+        let serial = cardsmith::hex::compact(&self.cards[&id].lock().expect("card").serial());
+        self.journal
+            .ship(&who("dispatch"), &serial, &id, &nid, &office)
+            .expect("ship");
+        id
+    }
+
+    /// Activate the card of record `id` for holder `h`.
+    fn activate_record(
+        &self,
+        h: &Holder,
+        id: &str,
+    ) -> (
+        Result<cardsmith::activate::counter::Activated, Refusal>,
+        Log,
+    ) {
+        let mut ch = channel(&self.cards[id]);
+        let text = PINS.join("\n") + "\n";
+        let mut input = LinePins::new(Box::new(std::io::Cursor::new(text.into_bytes())), "test");
+        input.echo_prompts = false;
+        let mut log = Log::default();
+        let r = self.counter(&h.office()).activate(
+            &mut ch,
+            &mut log,
+            &mut input,
+            &mut Templates::Files(vec![h.live.clone()]),
+        );
+        (r, log)
+    }
+
+    /// The card's certificates, PEM files named `<name>-<key>.pem`.
+    fn certificate_files(&self, id: &str, name: &str) -> Vec<std::path::PathBuf> {
+        let ins = ops::inspect(
+            &mut channel(&self.cards[id]),
+            &self.side.profile,
+            &cardsmith::pki::CertificateAuthority::chain(&self.side.ca),
+        )
+        .expect("inspect");
+        assert_eq!(ins.certificates.len(), 2);
+        ins.certificates
+            .iter()
+            .map(|c| {
+                let p = self.dir.path().join(format!("{name}-{}.pem", c.key));
+                std::fs::write(&p, cardsmith::pki::ca::certificate_pem(&c.der)).expect("pem");
+                p
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn replaced_cards_are_revoked_on_the_crl_and_refused_when_they_come_back() {
+    use cardsmith::line::journal::RevocationReason;
+    let mut env = setup(6, 31);
+    let fi: Vec<usize> = env
+        .holders
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| *h.record.request() == cardsmith::record::Request::FirstIssue)
+        .map(|(i, _)| i)
+        .collect();
+    assert!(fi.len() >= 2, "need two first-issue records");
+    let (ia, ib) = (fi[0], fi[1]);
+    for i in [ia, ib] {
+        let h = &env.holders[i];
+        env.ship(h, &h.office());
+        let (r, log) = env.activate(h, &h.office(), vec![h.live.clone()], &PINS);
+        r.unwrap_or_else(|e| panic!("{e:?}\n{}", log.0.join("\n")));
+    }
+    let (id_a, id_b) = (
+        env.holders[ia].id().to_string(),
+        env.holders[ib].id().to_string(),
+    );
+    let (serial_a, serial_b) = (env.serial(&env.holders[ia]), env.serial(&env.holders[ib]));
+    let old_a = env.certificate_files(&id_a, "old-a");
+    let old_b = env.certificate_files(&id_b, "old-b");
+
+    // a's card is lost: the real binary takes the request and revokes.
+    let o = cardsmith(
+        &env,
+        &[
+            "--json",
+            "activate",
+            "replace",
+            "--lost",
+            "--card",
+            &serial_a,
+            "--reason",
+            "loss",
+            "--office",
+            &env.holders[ia].office(),
+        ],
+    );
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["revoked"].as_array().map(Vec::len), Some(2), "{v}");
+    for c in env.journal.certificates(&serial_a).expect("certs") {
+        let r = env
+            .journal
+            .revocation(&c.serial)
+            .expect("q")
+            .expect("revoked");
+        assert_eq!(r.reason, RevocationReason::KeyCompromise);
+        assert_eq!(r.card_serial, serial_a);
+    }
+    // b's replacement was requested where no CA was at hand (the journal
+    // only): its certificates are not revoked yet.
+    env.journal
+        .request_replacement(
+            &who("clerk9"),
+            &serial_b,
+            "damage",
+            CardStatus::Terminated,
+            &env.holders[ib].office(),
+        )
+        .expect("request");
+    for c in env.journal.certificates(&serial_b).expect("certs") {
+        assert!(env.journal.revocation(&c.serial).expect("q").is_none());
+    }
+
+    // The replacement cards are delivered: b's old certificates are
+    // superseded, a's stay keyCompromise.
+    let ra = env.replacement_card(ia, &serial_a);
+    let rb = env.replacement_card(ib, &serial_b);
+    for (i, r, prev) in [(ia, &ra, &serial_a), (ib, &rb, &serial_b)] {
+        let (res, log) = env.activate_record(&env.holders[i], r);
+        let a = res.unwrap_or_else(|e| panic!("{e:?}\n{}", log.0.join("\n")));
+        assert_eq!(a.replaces.as_deref(), Some(prev.as_str()));
+    }
+    let reasons = |serial: &str| -> Vec<RevocationReason> {
+        env.journal
+            .certificates(serial)
+            .expect("certs")
+            .iter()
+            .map(|c| {
+                env.journal
+                    .revocation(&c.serial)
+                    .expect("q")
+                    .expect("revoked")
+                    .reason
+            })
+            .collect()
+    };
+    assert_eq!(reasons(&serial_a), vec![RevocationReason::KeyCompromise; 2]);
+    assert_eq!(reasons(&serial_b), vec![RevocationReason::Superseded; 2]);
+    let new_a = env.certificate_files(&ra, "new-a");
+    let new_b = env.certificate_files(&rb, "new-b");
+
+    // The CRL, through the real binary; openssl checks it.
+    let crl = env.dir.path().join("crl.pem");
+    let o = cardsmith(
+        &env,
+        &[
+            "ca",
+            "crl",
+            "--out",
+            &crl.display().to_string(),
+            "--next-update",
+            "2d",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ca = env.dir.path().join("ca").join("ca-cert.pem");
+    let (crl_s, ca_s) = (crl.display().to_string(), ca.display().to_string());
+    let (ok, t) = openssl(&[
+        "crl", "-in", &crl_s, "-CAfile", &ca_s, "-verify", "-noout", "-text",
+    ]);
+    assert!(ok && t.contains("verify OK"), "{t}");
+    assert!(
+        t.contains("X509v3 CRL Number") && t.contains("Next Update"),
+        "{t}"
+    );
+    assert_eq!(t.matches("Key Compromise").count(), 2, "{t}");
+    assert_eq!(t.matches("Superseded").count(), 2, "{t}");
+    for old in old_a.iter().chain(&old_b) {
+        let (ok, t) = openssl(&[
+            "verify",
+            "-crl_check",
+            "-CRLfile",
+            &crl_s,
+            "-CAfile",
+            &ca_s,
+            &old.display().to_string(),
+        ]);
+        assert!(
+            !ok && t.contains("certificate revoked"),
+            "{}: {t}",
+            old.display()
+        );
+    }
+    for new in new_a.iter().chain(&new_b) {
+        let (ok, t) = openssl(&[
+            "verify",
+            "-crl_check",
+            "-CRLfile",
+            &crl_s,
+            "-CAfile",
+            &ca_s,
+            &new.display().to_string(),
+        ]);
+        assert!(ok, "{}: {t}", new.display());
+    }
+
+    // `cardsmith verify` with the register: the old card's certificates
+    // fail, naming serial, date and reason; the new card's pass.
+    let verify = |record: &std::path::Path, image: &std::path::Path| -> serde_json::Value {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_cardsmith"))
+            .args(["--json", "verify", "--record"])
+            .arg(record)
+            .arg("--sim-image")
+            .arg(image)
+            .arg("--data-dir")
+            .arg(env.dir.path())
+            .arg("--journal")
+            .arg(env.dir.path().join("journal.sqlite"))
+            .env_remove("CARDSMITH_JOURNAL")
+            .output()
+            .expect("verify");
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{e}: {}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })
+    };
+    let cert_checks = |v: &serde_json::Value| -> Vec<(bool, String)> {
+        v["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .filter(|c| {
+                c["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with("key certificate"))
+            })
+            .map(|c| {
+                (
+                    c["passed"].as_bool().expect("passed"),
+                    c["detail"].as_str().expect("detail").to_string(),
+                )
+            })
+            .collect()
+    };
+    let line_a = std::fs::read_to_string(env.dir.path().join("batch.jsonl"))
+        .expect("batch")
+        .lines()
+        .find(|l| l.contains(&format!("\"record_id\":\"{id_a}\"")))
+        .expect("a's line")
+        .to_string();
+    let rec_a = env.dir.path().join("rec-a.jsonl");
+    std::fs::write(&rec_a, line_a + "\n").expect("record");
+    let v = verify(
+        &rec_a,
+        &env.dir.path().join("cards").join(format!("{ia}.json")),
+    );
+    let checks = cert_checks(&v);
+    assert_eq!(checks.len(), 2, "{v}");
+    for (passed, detail) in &checks {
+        assert!(!passed, "{detail}");
+        assert!(
+            detail.contains("was revoked on") && detail.contains("keyCompromise"),
+            "{detail}"
+        );
+    }
+    assert_eq!(v["passed"], false);
+    let v = verify(
+        &env.dir.path().join(format!("{ra}.jsonl")),
+        &env.dir.path().join("cards").join(format!("{ra}.json")),
+    );
+    let checks = cert_checks(&v);
+    assert_eq!(checks.len(), 2, "{v}");
+    for (passed, detail) in &checks {
+        assert!(*passed && detail.contains("not revoked"), "{detail}");
+    }
+
+    // `activate status` shows them.
+    let o = cardsmith(&env, &["--json", "activate", "status", "--card", &serial_b]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("status json");
+    let shown = v.to_string();
+    assert_eq!(shown.matches("\"superseded\"").count(), 2, "{shown}");
+
+    // The old card comes back to the counter: refused before anything else.
+    let (r, _) = env.activate(
+        &env.holders[ia],
+        &env.holders[ia].office(),
+        vec![env.holders[ia].live.clone()],
+        &PINS,
+    );
+    let refusal = r.expect_err("a revoked card");
+    assert_eq!(refusal.class, "revoked", "{refusal:?}");
+    assert!(
+        refusal.reason.contains("keyCompromise") && refusal.reason.contains(&serial_a),
+        "{}",
+        refusal.reason
+    );
+    let (r, _) = env.activate(
+        &env.holders[ib],
+        &env.holders[ib].office(),
+        vec![env.holders[ib].live.clone()],
+        &PINS,
+    );
+    let refusal = r.expect_err("a revoked card");
+    assert_eq!(refusal.class, "revoked", "{refusal:?}");
+    assert!(refusal.reason.contains("superseded"), "{}", refusal.reason);
+    assert!(env.journal.audit().expect("audit").intact);
+}

@@ -8,7 +8,7 @@ mod activate_support;
 mod common;
 
 use activate_support::Holder;
-use cardsmith::line::journal::{CardStatus, Journal};
+use cardsmith::line::journal::{CardStatus, Journal, RevocationReason};
 use cardsmith::line::sqlite::SqliteJournal;
 use cardsmith::perso::cli::{CardArgs, IssuerSide};
 use cardsmith::sim::faults::Faults;
@@ -580,6 +580,30 @@ fn replacement_rules_through_pcscd_and_a_terminated_card_refuses_everything() {
         .any(|e| e.kind == "replacement refused" && e.operator == "clerk7"));
     assert!(events.iter().any(|e| e.kind == "card lost"));
     assert!(events.iter().any(|e| e.kind == "card terminated"));
+
+    // Both were revoked at the CA: a terminated, c lost.
+    let j = env.journal();
+    for (h, reason) in [
+        (a, RevocationReason::CessationOfOperation),
+        (c, RevocationReason::KeyCompromise),
+    ] {
+        let certs = j.certificates(&env.serials[h.id()]).expect("certs");
+        assert_eq!(certs.len(), 2);
+        for cert in certs {
+            let r = j.revocation(&cert.serial).expect("q").expect("revoked");
+            assert_eq!(r.reason, reason);
+            assert_eq!(r.operator, "clerk7");
+        }
+    }
+    // The lost card is found and comes back to the counter through pcscd:
+    // refused at the first step, naming the certificate and the reason.
+    let o = env.activate(c, &c.office(), &c.live, PINS);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(4), "{t}");
+    assert!(
+        t.contains("was revoked on") && t.contains("keyCompromise"),
+        "{t}"
+    );
 }
 
 #[test]

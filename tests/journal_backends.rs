@@ -440,6 +440,100 @@ fn loading_the_same_file_again_is_the_same_batch(
     intact(j.as_ref());
 }
 
+fn revocations_once_per_certificate_and_crl_numbers_grow(
+    make: fn(Duration) -> (Backing, Arc<dyn Journal>),
+) {
+    let (_b, j) = make(Duration::from_secs(30));
+    let b = load(j.as_ref(), &["R-1"]);
+    let line = who("line-1", "r1");
+    let c = j
+        .claim(b.id, &line, "CARD-A")
+        .expect("claim")
+        .expect("some");
+    j.finish(c.attempt_id, &good()).expect("good");
+    j.ship(&line, "CARD-A", "R-1", "0012345678", "1021")
+        .expect("ship");
+    let counter = who("counter-1021", "c");
+    let cert = |key: &str, serial: &str| CertRow {
+        key: key.into(),
+        serial: serial.into(),
+        subject: "CN=Reza Ahmadi".into(),
+        issuer: "CN=cardsmith local test CA".into(),
+        key_usage: "digitalSignature".into(),
+        not_after: "2031-01-01".into(),
+        sha256: "AB:CD".into(),
+    };
+    j.deliver(
+        &counter,
+        &Delivery {
+            card_serial: "CARD-A".into(),
+            record_id: "R-1".into(),
+            national_id: "0012345678".into(),
+            office: "1021".into(),
+            certificates: vec![cert("authentication", "4a01"), cert("signature", "4a02")],
+        },
+    )
+    .expect("deliver");
+    j.request_replacement(&counter, "CARD-A", "loss", CardStatus::Lost, "1021")
+        .expect("replacement");
+    let issuer = "C=IR, O=cardsmith test, CN=cardsmith local test CA";
+    let rev = |serial: &str, reason| Revocation {
+        serial: serial.into(),
+        issuer: issuer.into(),
+        reason,
+        revoked_at: 0,
+        card_serial: "CARD-A".into(),
+        station: String::new(),
+        operator: String::new(),
+    };
+    let first = j
+        .record_revocation(&counter, &rev("4A01", RevocationReason::KeyCompromise))
+        .expect("revoke");
+    assert_eq!(first.serial, "4a01");
+    assert_eq!(first.reason, RevocationReason::KeyCompromise);
+    assert_eq!(first.station, "counter-1021");
+    assert!(first.revoked_at > 0);
+    // Once per certificate: the first revocation stands.
+    let again = j
+        .record_revocation(
+            &who("counter-9", "c"),
+            &rev("4a01", RevocationReason::Superseded),
+        )
+        .expect("again");
+    assert_eq!(again, first);
+    j.record_revocation(&counter, &rev("4a02", RevocationReason::KeyCompromise))
+        .expect("revoke");
+    assert_eq!(j.revocation("4A01").expect("q"), Some(first.clone()));
+    assert_eq!(j.revocation("ffff").expect("q"), None);
+    let all = j.revocations(issuer).expect("list");
+    assert_eq!(
+        all.iter().map(|r| r.serial.as_str()).collect::<Vec<_>>(),
+        vec!["4a01", "4a02"]
+    );
+    assert!(j.revocations("CN=another CA").expect("list").is_empty());
+    let events = j.events(0).expect("events");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind == "certificate revoked")
+            .count(),
+        2
+    );
+    // CRL numbers: 1, 2, … per issuer, never twice.
+    let now = now_ms();
+    let n1 = j
+        .record_crl(&counter, issuer, now, now + 1000, 2)
+        .expect("crl");
+    let n2 = j
+        .record_crl(&counter, issuer, now, now + 1000, 2)
+        .expect("crl");
+    let other = j
+        .record_crl(&counter, "CN=another CA", now, now + 1000, 0)
+        .expect("crl");
+    assert_eq!((n1.number, n2.number, other.number), (1, 2, 1));
+    intact(j.as_ref());
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -462,4 +556,5 @@ both!(
     recovery_finishes_the_interrupted_record_on_the_same_card,
     rejections_requeue_until_the_record_is_held,
     loading_the_same_file_again_is_the_same_batch,
+    revocations_once_per_certificate_and_crl_numbers_grow,
 );

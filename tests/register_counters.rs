@@ -867,6 +867,111 @@ fn the_database_refuses_what_each_role_may_not_do() {
 }
 
 #[test]
+fn a_counter_revokes_only_through_a_replacement_at_its_office() {
+    let reg = Register::start();
+    reg.grant_all();
+    let line = reg.journal("line1");
+    let dxb = reg.journal("counter_dxb");
+    let thr = reg.journal("counter_1021");
+    let sup = reg.journal("sup1");
+    let b = load(&line, &who("line"), &["R-1", "R-2", "R-3"]);
+    for card in ["CARD-A", "CARD-B", "CARD-C"] {
+        let c = line
+            .claim(b.id, &who("line"), card)
+            .expect("claim")
+            .expect("some");
+        line.finish(c.attempt_id, &good()).expect("good");
+    }
+    line.ship(&who("line"), "CARD-A", "R-1", "00R-1", DXB)
+        .expect("ship");
+    line.ship(&who("line"), "CARD-B", "R-2", "00R-2", "1021")
+        .expect("ship");
+    // CARD-C is the replacement of the holder of CARD-A, delivered at home.
+    line.ship(&who("line"), "CARD-C", "R-3", "00R-1", "1021")
+        .expect("ship");
+    dxb.deliver(&who("dxb"), &delivery("CARD-A", "R-1", DXB))
+        .expect("deliver");
+    thr.deliver(&who("thr"), &delivery("CARD-B", "R-2", "1021"))
+        .expect("deliver");
+    let rev = |serial: &str, card: &str, reason| Revocation {
+        serial: serial.into(),
+        issuer: "CN=CA".into(),
+        reason,
+        revoked_at: 0,
+        card_serial: card.into(),
+        station: String::new(),
+        operator: String::new(),
+    };
+    let policy = "row-level security policy for table \"revocations\"";
+    // No replacement: no counter revokes, not even the delivering one.
+    let e = dxb
+        .record_revocation(
+            &who("dxb"),
+            &rev("a1", "CARD-A", RevocationReason::KeyCompromise),
+        )
+        .expect_err("no replacement");
+    refused_by_register(&e, policy);
+    dxb.request_replacement(&who("dxb"), "CARD-A", "loss", CardStatus::Lost, DXB)
+        .expect("replacement at the consulate");
+    // Replaced at Dubai: Dubai revokes, Tehran (no part in it) does not.
+    let r = dxb
+        .record_revocation(
+            &who("dxb"),
+            &rev("a1", "CARD-A", RevocationReason::KeyCompromise),
+        )
+        .expect("the replacing office revokes");
+    assert_eq!(r.station, "dxb");
+    let e = thr
+        .record_revocation(
+            &who("thr"),
+            &rev("a2", "CARD-A", RevocationReason::Superseded),
+        )
+        .expect_err("another office");
+    refused_by_register(&e, policy);
+    // Tehran delivers the replacement: now it may supersede what is left.
+    thr.deliver(
+        &who("thr"),
+        &Delivery {
+            national_id: "00R-1".into(),
+            ..delivery("CARD-C", "R-3", "1021")
+        },
+    )
+    .expect("deliver the replacement");
+    thr.record_revocation(
+        &who("thr"),
+        &rev("a2", "CARD-A", RevocationReason::Superseded),
+    )
+    .expect("the delivering office supersedes");
+    // The line only reads; CRL numbers are the supervisor's.
+    let e = line
+        .record_revocation(
+            &who("line"),
+            &rev("b1", "CARD-B", RevocationReason::Superseded),
+        )
+        .expect_err("line");
+    refused_by_register(&e, "permission denied for table revocations");
+    assert_eq!(line.revocations("CN=CA").expect("reads").len(), 2);
+    let e = dxb
+        .record_crl(&who("dxb"), "CN=CA", 1, 2, 2)
+        .expect_err("counter");
+    refused_by_register(&e, "permission denied for table crls");
+    assert_eq!(
+        sup.record_crl(&who("sup"), "CN=CA", 1, 2, 2)
+            .expect("sup")
+            .number,
+        1
+    );
+    // The supervisor revokes anywhere.
+    sup.record_revocation(
+        &who("sup"),
+        &rev("b1", "CARD-B", RevocationReason::Superseded),
+    )
+    .expect("supervisor");
+    let audit = sup.audit().expect("audit");
+    assert!(audit.intact, "{:?}", audit.findings);
+}
+
+#[test]
 fn a_login_given_another_role_loses_the_previous_one() {
     let reg = Register::start();
     let mut admin = postgres::Client::connect(&reg.admin, postgres::NoTls).expect("admin");

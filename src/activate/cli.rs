@@ -18,7 +18,7 @@ use super::pinentry::{LinePins, PinInput, TtyPins};
 use super::policy::PinPolicy;
 use crate::cli::{EXIT_CARD_STATUS, EXIT_TRANSPORT};
 use crate::line::cli::{data_dir, open_journal, who, JournalArgs};
-use crate::line::journal::{iso_time, CardStatus, CertRow, Journal, Who};
+use crate::line::journal::{iso_time, CardStatus, CertRow, Journal, RevocationReason, Who};
 use crate::perso::cli::{CardArgs, IsoTemplates, IssuerSide, RecordRefused};
 use crate::pki::CertificateAuthority as _;
 use crate::transport::pcsc::{self as pc, CardEvent, ConnectOptions, PcscTransport};
@@ -838,10 +838,26 @@ fn replace(
     if certs.is_empty() {
         certs = certs_from_card.unwrap_or_default();
     }
+    // Revoked at the CA now: a lost card's keys may be in other hands
+    // (keyCompromise), a terminated card ceased operation.
+    let mut revoked = Vec::new();
+    let mut not_revoked = Vec::new();
+    if let Some(why) = RevocationReason::for_status(status) {
+        for c in &certs {
+            match st.side.ca.revoke_in(j, &who, &c.serial, &serial, why) {
+                Ok(r) => revoked.push(r),
+                Err(e) => not_revoked.push(format!("certificate {}: {e}", c.serial)),
+            }
+        }
+    }
+    for why in &not_revoked {
+        let _ = j.event(&who, "revocation failed", why);
+    }
     if json {
         println!(
             "{}",
-            json!({"replacement": true, "request": req, "certificates_to_revoke": certs})
+            json!({"replacement": true, "request": req, "certificates_to_revoke": certs,
+                   "revoked": revoked, "not_revoked": not_revoked})
         );
     } else {
         println!(
@@ -855,8 +871,23 @@ fn replace(
             reason
         );
         print_certs(&certs);
+        for r in &revoked {
+            println!(
+                "  revoked: certificate {} ({}) at {}",
+                r.serial,
+                r.reason.as_str(),
+                iso_time(r.revoked_at)
+            );
+        }
+        for why in &not_revoked {
+            eprintln!("WARNING: not revoked: {why}");
+        }
     }
-    Ok(0)
+    Ok(if not_revoked.is_empty() {
+        0
+    } else {
+        EXIT_CARD_STATUS
+    })
 }
 
 fn status(
@@ -882,8 +913,15 @@ fn status(
         let shipment = j.shipment(s).map_err(|e| anyhow!(e))?;
         let delivered = j.delivered(s).map_err(|e| anyhow!(e))?;
         let certs = j.certificates(s).map_err(|e| anyhow!(e))?;
+        let mut revocations = Vec::new();
+        for c in &certs {
+            if let Some(r) = j.revocation(&c.serial).map_err(|e| anyhow!(e))? {
+                revocations.push(r);
+            }
+        }
         out.push(
-            json!({"card": s, "shipment": shipment, "delivery": delivered, "certificates": certs}),
+            json!({"card": s, "shipment": shipment, "delivery": delivered,
+                        "certificates": certs, "revocations": revocations}),
         );
         if !json {
             println!("card {s}");
@@ -928,6 +966,15 @@ fn status(
                     );
                 }
                 None => println!("  not delivered"),
+            }
+            for r in &revocations {
+                println!(
+                    "  certificate {} revoked ({}) at {} by {}",
+                    r.serial,
+                    r.reason.as_str(),
+                    iso_time(r.revoked_at),
+                    r.operator
+                );
             }
         }
     }

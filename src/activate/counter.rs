@@ -17,7 +17,7 @@ use super::ops::{self, CardError, Finger, FingerResult, Inspection, UnblockResul
 use super::pinentry::PinInput;
 use super::policy::PinPolicy;
 use crate::biometric;
-use crate::line::journal::{CardKnown, CertRow, Delivery, Journal, Who};
+use crate::line::journal::{CardKnown, CertRow, Delivery, Journal, RevocationReason, Who};
 use crate::perso::card::LifeCycle;
 use crate::perso::cli::IssuerSide;
 use crate::perso::engine::FingerVerdict;
@@ -342,6 +342,33 @@ impl Counter<'_> {
                 ),
             ));
         }
+        // A revoked certificate: the card was lost, terminated or replaced.
+        for c in cert_rows(&ins) {
+            match self.journal.revocation(&c.serial) {
+                Ok(None) => {}
+                Ok(Some(r)) => {
+                    return Err(Refusal::new(
+                        "revoked",
+                        format!(
+                            "the card's {} {}; card {} must not be used",
+                            c.key,
+                            crate::perso::engine::revoked_message(&r),
+                            r.card_serial
+                        ),
+                    ))
+                }
+                Err(e) => {
+                    return Err(Refusal::new(
+                        "journal",
+                        format!(
+                            "the revocation status of the card's {} certificate {} is unknown: {e}",
+                            c.key, c.serial
+                        ),
+                    ))
+                }
+            }
+        }
+        screen.say("  ok   no certificate of the card is revoked");
         screen.say("  Holder:");
         for l in Holder::from(&ins).lines(self.rtl) {
             screen.say(&l);
@@ -905,6 +932,9 @@ impl Counter<'_> {
             "  ok   delivery journaled: card {serial}, record {record_id}, office {}, operator {}",
             self.office, self.who.operator
         ));
+        if let Some(previous) = &replaces {
+            self.supersede(previous, &serial, screen);
+        }
         Ok(Activated {
             serial,
             record_id,
@@ -916,6 +946,55 @@ impl Counter<'_> {
             signature: proof,
             replaces,
         })
+    }
+
+    /// The replacement `new_card` was delivered: the certificates of the
+    /// card it replaces that are not revoked yet (the request's revocation
+    /// failed or was never made) are revoked now: keyCompromise if that card
+    /// was lost (a loss is never downgraded), superseded otherwise. A
+    /// certificate revoked already keeps its reason. The new card is
+    /// activated either way; a failure is shown and journaled as an event
+    /// for the supervisor.
+    fn supersede(&self, previous: &str, new_card: &str, screen: &mut dyn Screen) {
+        let reason = match self.journal.delivered(previous) {
+            Ok(Some(d)) if d.status == crate::line::journal::CardStatus::Lost => {
+                RevocationReason::KeyCompromise
+            }
+            _ => RevocationReason::Superseded,
+        };
+        let certs = match self.journal.certificates(previous) {
+            Ok(c) => c,
+            Err(e) => {
+                let why = format!(
+                    "card {previous} replaced by {new_card}: its certificates could not be listed for revocation: {e}"
+                );
+                screen.say(&format!("  WARNING {why}"));
+                let _ = self.journal.event(&self.who, "revocation failed", &why);
+                return;
+            }
+        };
+        for c in certs {
+            match self
+                .side
+                .ca
+                .revoke_in(self.journal, &self.who, &c.serial, previous, reason)
+            {
+                Ok(r) => screen.say(&format!(
+                    "  ok   card {previous}'s {} certificate {} revoked: {}",
+                    c.key,
+                    r.serial,
+                    r.reason.as_str()
+                )),
+                Err(e) => {
+                    let why = format!(
+                        "card {previous}'s {} certificate {} could not be revoked as superseded: {e}",
+                        c.key, c.serial
+                    );
+                    screen.say(&format!("  WARNING {why}"));
+                    let _ = self.journal.event(&self.who, "revocation failed", &why);
+                }
+            }
+        }
     }
 
     /// PIN unblock at the counter: genuine, delivered card; the holder's

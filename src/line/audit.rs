@@ -39,6 +39,8 @@ pub const AUDITED: &[&str] = &[
     "deliveries",
     "card_certificates",
     "replacements",
+    "revocations",
+    "crls",
 ];
 
 /// Columns left out of the audited row.

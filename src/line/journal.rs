@@ -413,6 +413,85 @@ pub struct Replacement {
     pub new_card: Option<String>,
 }
 
+/// Why a certificate was revoked (RFC 5280 5.3.1 CRLReason), the reasons
+/// the programme uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum RevocationReason {
+    /// The card was lost: its keys may be in someone else's hands.
+    #[serde(rename = "keyCompromise")]
+    KeyCompromise,
+    /// A replacement card was delivered to the holder.
+    #[serde(rename = "superseded")]
+    Superseded,
+    /// The card was terminated at a counter.
+    #[serde(rename = "cessationOfOperation")]
+    CessationOfOperation,
+}
+
+impl RevocationReason {
+    /// The CRLReason code.
+    pub fn code(self) -> u8 {
+        match self {
+            RevocationReason::KeyCompromise => 1,
+            RevocationReason::Superseded => 4,
+            RevocationReason::CessationOfOperation => 5,
+        }
+    }
+    /// The RFC 5280 name (`keyCompromise`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevocationReason::KeyCompromise => "keyCompromise",
+            RevocationReason::Superseded => "superseded",
+            RevocationReason::CessationOfOperation => "cessationOfOperation",
+        }
+    }
+    pub fn from_code(code: i64) -> Option<RevocationReason> {
+        [
+            RevocationReason::KeyCompromise,
+            RevocationReason::Superseded,
+            RevocationReason::CessationOfOperation,
+        ]
+        .into_iter()
+        .find(|r| i64::from(r.code()) == code)
+    }
+    /// The reason for the certificates of a card that left its holder's
+    /// hands with `status`: a lost card's keys are compromised, a
+    /// terminated card ceased operation.
+    pub fn for_status(status: CardStatus) -> Option<RevocationReason> {
+        match status {
+            CardStatus::Activated => None,
+            CardStatus::Lost => Some(RevocationReason::KeyCompromise),
+            CardStatus::Terminated => Some(RevocationReason::CessationOfOperation),
+        }
+    }
+}
+
+/// A certificate revoked by the CA, as the register keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Revocation {
+    /// Certificate serial number, lower-case hex (as [`CertRow::serial`]).
+    pub serial: String,
+    /// The issuing CA's subject, as text.
+    pub issuer: String,
+    pub reason: RevocationReason,
+    pub revoked_at: Millis,
+    /// The card that held the certificate.
+    pub card_serial: String,
+    pub station: String,
+    pub operator: String,
+}
+
+/// A CRL the CA issued: its number and validity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CrlIssued {
+    pub number: i64,
+    pub issuer: String,
+    pub this_update: Millis,
+    pub next_update: Millis,
+    /// Revoked certificates it lists.
+    pub entries: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("record {record_id} is already on good card {serial}; the journal keeps one good card per record")]
@@ -580,6 +659,33 @@ pub trait Journal: Send + Sync {
 
     /// Replacement requests for the holder of `national_id`, oldest first.
     fn replacements(&self, national_id: &str) -> Result<Vec<Replacement>>;
+
+    // --- Revocation (the local test CA keeps its revocations here) ---
+
+    /// Record that certificate `r.serial` (hex, stored lower-case) of card
+    /// `r.card_serial` was revoked by `r.issuer` for `r.reason`, now (the
+    /// register's clock), by `who` (`r.revoked_at`, `r.station` and
+    /// `r.operator` are not read). Once per certificate: a certificate
+    /// already revoked keeps its first revocation (reason and time), which
+    /// is returned, whatever reason is asked now.
+    fn record_revocation(&self, who: &Who, r: &Revocation) -> Result<Revocation>;
+
+    /// The revocation of a certificate (serial, lower-case hex), if any.
+    fn revocation(&self, serial: &str) -> Result<Option<Revocation>>;
+
+    /// Every revocation by `issuer`, oldest first.
+    fn revocations(&self, issuer: &str) -> Result<Vec<Revocation>>;
+
+    /// Take the next CRL number of `issuer` (1, 2, …; never given twice)
+    /// and record the CRL's validity and size.
+    fn record_crl(
+        &self,
+        who: &Who,
+        issuer: &str,
+        this_update: Millis,
+        next_update: Millis,
+        entries: u64,
+    ) -> Result<CrlIssued>;
 
     /// May this journal's login record deliveries and replacement requests
     /// at `office`? Asked by a counter before an irreversible step on a

@@ -538,6 +538,26 @@ fn event(
     audit_row(t, &who.station, &who.operator, at, "events", &[V::Int(id)])
 }
 
+const REVOCATION_COLS: &str = "serial, issuer, reason, revoked_at, card_serial, station, operator";
+
+fn revocation_row(r: &postgres::Row) -> F<Revocation> {
+    let code: i64 = r.get(2);
+    Ok(Revocation {
+        serial: r.get(0),
+        issuer: r.get(1),
+        reason: RevocationReason::from_code(code).ok_or_else(|| {
+            Fail::J(JournalError::Storage {
+                path: "revocations".into(),
+                detail: format!("reason {code} is not keyCompromise (1), superseded (4) or cessationOfOperation (5)"),
+            })
+        })?,
+        revoked_at: r.get(3),
+        card_serial: r.get(4),
+        station: r.get(5),
+        operator: r.get(6),
+    })
+}
+
 /// Append the row `key` of `table`, as it is now, to the audit trail. The
 /// head row is locked last thing before the commit, so concurrent stations
 /// chain one after the other without forking the trail.
@@ -1712,6 +1732,111 @@ impl Journal for PgJournal {
                 ),
             )?;
             Ok(rep)
+        })
+    }
+
+    fn record_revocation(&self, who: &Who, r: &Revocation) -> Result<Revocation> {
+        let serial = r.serial.to_ascii_lowercase();
+        self.tx(|t| {
+            let q = format!("SELECT {REVOCATION_COLS} FROM revocations WHERE serial = $1");
+            if let Some(first) = t.query_opt(&q, &[&serial])? {
+                return revocation_row(&first);
+            }
+            let now = now(t)?;
+            let inserted = t.execute(
+                "INSERT INTO revocations (serial, issuer, reason, revoked_at, card_serial, station, operator)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (serial) DO NOTHING",
+                &[&serial, &r.issuer, &i64::from(r.reason.code()), &now, &r.card_serial, &who.station, &who.operator],
+            )?;
+            if inserted == 1 {
+                audit_row(t, &who.station, &who.operator, now, "revocations", &[V::Text(serial.clone())])?;
+                event(
+                    t,
+                    now,
+                    who,
+                    who.reader.as_deref(),
+                    "certificate revoked",
+                    &format!(
+                        "certificate {serial} of card {} revoked ({})",
+                        r.card_serial,
+                        r.reason.as_str()
+                    ),
+                )?;
+            }
+            revocation_row(&t.query_one(&q, &[&serial])?)
+        })
+    }
+
+    fn revocation(&self, serial: &str) -> Result<Option<Revocation>> {
+        let serial = serial.to_ascii_lowercase();
+        self.tx(|t| {
+            t.query_opt(
+                &format!("SELECT {REVOCATION_COLS} FROM revocations WHERE serial = $1"),
+                &[&serial],
+            )?
+            .as_ref()
+            .map(revocation_row)
+            .transpose()
+        })
+    }
+
+    fn revocations(&self, issuer: &str) -> Result<Vec<Revocation>> {
+        self.tx(|t| {
+            t.query(
+                &format!(
+                    "SELECT {REVOCATION_COLS} FROM revocations WHERE issuer = $1 ORDER BY revoked_at, serial COLLATE \"C\""
+                ),
+                &[&issuer],
+            )?
+            .iter()
+            .map(revocation_row)
+            .collect()
+        })
+    }
+
+    fn record_crl(
+        &self,
+        who: &Who,
+        issuer: &str,
+        this_update: Millis,
+        next_update: Millis,
+        entries: u64,
+    ) -> Result<CrlIssued> {
+        let n_entries = i64::try_from(entries).unwrap_or(i64::MAX);
+        self.tx(|t| {
+            // One CRL number at a time per register: a transaction-level
+            // advisory lock (LOCK TABLE would need UPDATE on crls, which no
+            // role has: CRL rows are never changed).
+            t.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('cardsmith crl number'))",
+                &[],
+            )?;
+            let number: i64 = t
+                .query_one(
+                    "SELECT COALESCE(MAX(number), 0) + 1 FROM crls WHERE issuer = $1",
+                    &[&issuer],
+                )?
+                .get(0);
+            t.execute(
+                "INSERT INTO crls (issuer, number, this_update, next_update, entries, station, operator)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&issuer, &number, &this_update, &next_update, &n_entries, &who.station, &who.operator],
+            )?;
+            audit_row(
+                t,
+                &who.station,
+                &who.operator,
+                this_update,
+                "crls",
+                &[V::Text(issuer.to_string()), V::Int(number)],
+            )?;
+            Ok(CrlIssued {
+                number,
+                issuer: issuer.to_string(),
+                this_update,
+                next_update,
+                entries,
+            })
         })
     }
 

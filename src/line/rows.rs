@@ -175,6 +175,32 @@ pub(crate) const TABLES: &[TableSpec] = &[
         ],
     ),
     (
+        "revocations",
+        "serial",
+        &[
+            ("serial", Text),
+            ("issuer", Text),
+            ("reason", Int),
+            ("revoked_at", Int),
+            ("card_serial", Text),
+            ("station", Text),
+            ("operator", Text),
+        ],
+    ),
+    (
+        "crls",
+        "issuer, number",
+        &[
+            ("issuer", Text),
+            ("number", Int),
+            ("this_update", Int),
+            ("next_update", Int),
+            ("entries", Int),
+            ("station", Text),
+            ("operator", Text),
+        ],
+    ),
+    (
         "audit",
         "seq",
         &[

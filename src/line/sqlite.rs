@@ -15,7 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// Version 1: the personalization line.
 const SCHEMA: &str = r#"
@@ -190,8 +190,59 @@ INSERT OR IGNORE INTO audit_head (id, seq, sha256)
     VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
 "#;
 
+/// Version 5: certificates revoked by the CA, and the CRLs it issued
+/// (their numbers grow by one per issuer).
+const MIGRATION_V5: &str = r#"
+CREATE TABLE IF NOT EXISTS revocations (
+    serial      TEXT PRIMARY KEY,
+    issuer      TEXT NOT NULL,
+    reason      INTEGER NOT NULL CHECK (reason IN (1, 4, 5)),
+    revoked_at  INTEGER NOT NULL,
+    card_serial TEXT NOT NULL,
+    station     TEXT NOT NULL,
+    operator    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS revocations_by_issuer ON revocations(issuer, revoked_at);
+CREATE TABLE IF NOT EXISTS crls (
+    issuer      TEXT NOT NULL,
+    number      INTEGER NOT NULL CHECK (number > 0),
+    this_update INTEGER NOT NULL,
+    next_update INTEGER NOT NULL,
+    entries     INTEGER NOT NULL,
+    station     TEXT NOT NULL,
+    operator    TEXT NOT NULL,
+    PRIMARY KEY (issuer, number)
+);
+"#;
+
 /// Schema upgrades, in order: (version reached, SQL).
-const MIGRATIONS: &[(i64, &str)] = &[(2, MIGRATION_V2), (3, MIGRATION_V3), (4, MIGRATION_V4)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (2, MIGRATION_V2),
+    (3, MIGRATION_V3),
+    (4, MIGRATION_V4),
+    (5, MIGRATION_V5),
+];
+
+fn revocation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Revocation> {
+    let code: i64 = r.get(2)?;
+    Ok(Revocation {
+        serial: r.get(0)?,
+        issuer: r.get(1)?,
+        reason: RevocationReason::from_code(code).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                2,
+                rusqlite::types::Type::Integer,
+                format!("revocations.reason: {code} is not keyCompromise (1), superseded (4) or cessationOfOperation (5)").into(),
+            )
+        })?,
+        revoked_at: r.get(3)?,
+        card_serial: r.get(4)?,
+        station: r.get(5)?,
+        operator: r.get(6)?,
+    })
+}
+
+const REVOCATION_COLS: &str = "serial, issuer, reason, revoked_at, card_serial, station, operator";
 
 /// Append the row `key` of `table`, as it is now, to the audit trail.
 fn audit(
@@ -1719,6 +1770,110 @@ impl Journal for SqliteJournal {
                 station: who.station.clone(),
                 operator: who.operator.clone(),
                 new_card: None,
+            })
+        })
+    }
+
+    fn record_revocation(&self, who: &Who, r: &Revocation) -> Result<Revocation> {
+        let err = self.err();
+        let serial = r.serial.to_ascii_lowercase();
+        self.with_j(|c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(&err)?;
+            let q = format!("SELECT {REVOCATION_COLS} FROM revocations WHERE serial = ?1");
+            if let Some(first) = tx
+                .query_row(&q, [&serial], revocation_row)
+                .optional()
+                .map_err(&err)?
+            {
+                return Ok(first);
+            }
+            let now = now_ms();
+            tx.execute(
+                "INSERT INTO revocations (serial, issuer, reason, revoked_at, card_serial, station, operator)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![serial, r.issuer, i64::from(r.reason.code()), now, r.card_serial, who.station, who.operator],
+            )
+            .map_err(&err)?;
+            audit_by(&tx, who, now, "revocations", &[V::Text(serial.clone())]).map_err(&err)?;
+            let row = tx.query_row(&q, [&serial], revocation_row).map_err(&err)?;
+            log_event(
+                &tx,
+                now,
+                &who.station,
+                &who.operator,
+                who.reader.as_deref(),
+                "certificate revoked",
+                &format!(
+                    "certificate {serial} of card {} revoked ({})",
+                    r.card_serial,
+                    r.reason.as_str()
+                ),
+            )
+            .map_err(&err)?;
+            tx.commit().map_err(&err)?;
+            Ok(row)
+        })
+    }
+
+    fn revocation(&self, serial: &str) -> Result<Option<Revocation>> {
+        let serial = serial.to_ascii_lowercase();
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {REVOCATION_COLS} FROM revocations WHERE serial = ?1"),
+                [&serial],
+                revocation_row,
+            )
+            .optional()
+        })
+    }
+
+    fn revocations(&self, issuer: &str) -> Result<Vec<Revocation>> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {REVOCATION_COLS} FROM revocations WHERE issuer = ?1 ORDER BY revoked_at, serial"
+            ))?;
+            let rows = st.query_map([issuer], revocation_row)?;
+            rows.collect()
+        })
+    }
+
+    fn record_crl(
+        &self,
+        who: &Who,
+        issuer: &str,
+        this_update: Millis,
+        next_update: Millis,
+        entries: u64,
+    ) -> Result<CrlIssued> {
+        let err = self.err();
+        self.with_j(|c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(&err)?;
+            let number: i64 = tx
+                .query_row(
+                    "SELECT COALESCE(MAX(number), 0) + 1 FROM crls WHERE issuer = ?1",
+                    [issuer],
+                    |r| r.get(0),
+                )
+                .map_err(&err)?;
+            tx.execute(
+                "INSERT INTO crls (issuer, number, this_update, next_update, entries, station, operator)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![issuer, number, this_update, next_update, entries as i64, who.station, who.operator],
+            )
+            .map_err(&err)?;
+            let key = [V::Text(issuer.to_string()), V::Int(number)];
+            audit_by(&tx, who, this_update, "crls", &key).map_err(&err)?;
+            tx.commit().map_err(&err)?;
+            Ok(CrlIssued {
+                number,
+                issuer: issuer.to_string(),
+                this_update,
+                next_update,
+                entries,
             })
         })
     }

@@ -73,6 +73,9 @@ pub struct PersoArgs {
 pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     pub record: PathBuf,
+    /// The register that keeps the CA's revocations (SQLite file or postgresql:// URL). Default: $CARDSMITH_JOURNAL, else <data dir>/line/journal.sqlite when it exists; without one, revocation is not checked and the report says so.
+    #[arg(long, value_name = "FILE|URL")]
+    pub journal: Option<String>,
     #[command(flatten)]
     pub card: CardArgs,
 }
@@ -374,7 +377,18 @@ pub fn perso(a: PersoArgs, json: bool) -> Result<i32> {
 }
 
 pub fn verify(a: VerifyArgs, json: bool) -> Result<i32> {
-    let side = IssuerSide::load(&a.card)?;
+    let mut side = IssuerSide::load(&a.card)?;
+    let ja = crate::line::cli::JournalArgs {
+        journal: a.journal.clone(),
+        lease: None,
+        data_dir: a.card.data_dir.clone(),
+        operator: None,
+        station: None,
+    };
+    let (location, named) = crate::line::cli::journal_location(&ja);
+    if named || crate::line::pgconf::is_url(&location) || std::path::Path::new(&location).exists() {
+        side.ca.set_register(crate::line::cli::open_journal(&ja)?);
+    }
     let rec = load_one(&a.record, &side.profile)?;
     let input = card_input(&side, &rec)?;
     let mut ch = open_channel(&a.card, &side)?;

@@ -705,6 +705,36 @@ fn trim_to_tlv(b: &[u8]) -> &[u8] {
 }
 
 /// Verify a personalized card against its record.
+/// Whether the CA revoked `cert`: Err names the serial, the reason and
+/// the date; Ok says what was checked.
+pub fn not_revoked(ca: &dyn pki::CertificateAuthority, cert: &[u8]) -> Result<String, String> {
+    let serial = pki::describe_certificate(cert)
+        .map_err(|e| e.to_string())?
+        .serial_hex;
+    match ca.revocation(&serial) {
+        Ok(None) => Ok("not revoked".into()),
+        Ok(Some(r)) => Err(revoked_message(&r)),
+        Err(pki::PkiError::NoRegister(_)) => {
+            Ok("revocation not checked (no register of the CA's revocations)".into())
+        }
+        Err(e) => Err(format!(
+            "certificate {serial}: its revocation status is unknown: {e}"
+        )),
+    }
+}
+
+/// "certificate … was revoked on … (reason)".
+pub fn revoked_message(r: &crate::line::journal::Revocation) -> String {
+    format!(
+        "certificate {} was revoked on {} ({}, by {} at {})",
+        r.serial,
+        crate::line::journal::iso_time(r.revoked_at),
+        r.reason.as_str(),
+        r.operator,
+        r.station
+    )
+}
+
 pub fn verify(
     ch: &mut Channel,
     iss: &Issuer<'_>,
@@ -868,7 +898,8 @@ pub fn verify(
         };
         let basic =
             pki::check_certificate(&cert, &point, cert_profile(k), &chain, SystemTime::now())
-                .map_err(|e| e.to_string());
+                .map_err(|e| e.to_string())
+                .and_then(|()| not_revoked(iss.ca, &cert));
         let terms = match &card_expiry {
             Ok(expiry) => certs::check(p, &cert, expiry),
             Err(e) => Err(e.clone()),
@@ -876,8 +907,8 @@ pub fn verify(
         rep.push(
             format!("{name} certificate"),
             match (basic, terms) {
-                (Ok(()), Ok(t)) => Ok(format!(
-                    "issued by the CA for this card's key; key usage and validity right; {t}"
+                (Ok(revocation), Ok(t)) => Ok(format!(
+                    "issued by the CA for this card's key; key usage and validity right; {revocation}; {t}"
                 )),
                 (b, t) => Err([b.err(), t.err()]
                     .into_iter()

@@ -26,7 +26,8 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use ring::digest;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -34,10 +35,12 @@ use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
 use x509_parser::prelude::X509Certificate;
 
 use super::check::{self, parse_cert};
+use super::crl::{self, CrlEntry, CrlTemplate};
 use super::csr::{p256_spki, parse_p256_spki, verify_csr};
 use super::der::{self, oids, Civil};
 use super::sod::DocumentSigner;
 use super::PkiError;
+use crate::line::journal::{CrlIssued, Journal, Revocation, RevocationReason, Who};
 
 /// Which of the card's two keys a certificate is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -104,6 +107,22 @@ pub trait CertificateAuthority {
     fn accepts(&self, terms: &IssueTerms) -> Result<(), PkiError>;
     /// DER CA certificates, issuing CA first, root last.
     fn chain(&self) -> Vec<Vec<u8>>;
+    /// Revoke certificate `serial` (hex) of card `card_serial`. A
+    /// certificate is revoked once: revoking it again returns the first
+    /// revocation, whose reason stands.
+    fn revoke(
+        &self,
+        who: &Who,
+        serial: &str,
+        card_serial: &str,
+        reason: RevocationReason,
+    ) -> Result<Revocation, PkiError>;
+    /// The revocation of certificate `serial` (hex), if it is revoked;
+    /// [`PkiError::NoRegister`] when the CA keeps no revocations here.
+    fn revocation(&self, serial: &str) -> Result<Option<Revocation>, PkiError>;
+    /// Issue a signed DER CRL of every certificate revoked so far, with
+    /// the next CRL number, valid from now for `valid_for`.
+    fn crl(&self, who: &Who, valid_for: Duration) -> Result<(CrlIssued, Vec<u8>), PkiError>;
 }
 
 /// File names inside a [`LocalCa`] directory.
@@ -173,6 +192,8 @@ pub struct LocalCa {
     ca_not_after: i64,
     ds: LocalDocumentSigner,
     rng: SystemRandom,
+    /// Where revocations and CRL numbers are kept.
+    register: Option<Arc<dyn Journal>>,
 }
 
 impl fmt::Debug for LocalCa {
@@ -185,6 +206,7 @@ impl fmt::Debug for LocalCa {
             )
             .field("ca_key", &"<redacted>")
             .field("document_signer", &self.ds)
+            .field("register", &self.register.as_ref().map(|j| j.location()))
             .finish()
     }
 }
@@ -610,7 +632,120 @@ impl LocalCa {
                 rng: SystemRandom::new(),
             },
             rng,
+            register: None,
         })
+    }
+
+    /// The register that keeps this CA's revocations and CRL numbers.
+    pub fn with_register(mut self, register: Arc<dyn Journal>) -> LocalCa {
+        self.register = Some(register);
+        self
+    }
+
+    /// Keep revocations and CRL numbers in `register` from now on.
+    pub fn set_register(&mut self, register: Arc<dyn Journal>) {
+        self.register = Some(register);
+    }
+
+    /// [`CertificateAuthority::revoke`], kept in `register` (a counter
+    /// revokes through the register it journals in).
+    pub fn revoke_in(
+        &self,
+        register: &dyn Journal,
+        who: &Who,
+        serial: &str,
+        card_serial: &str,
+        reason: RevocationReason,
+    ) -> Result<Revocation, PkiError> {
+        crl::serial_from_hex(serial)?;
+        register
+            .record_revocation(
+                who,
+                &Revocation {
+                    serial: serial.to_ascii_lowercase(),
+                    issuer: self.issuer()?,
+                    reason,
+                    revoked_at: 0,
+                    card_serial: card_serial.to_string(),
+                    station: who.station.clone(),
+                    operator: who.operator.clone(),
+                },
+            )
+            .map_err(|e| PkiError::Register(e.to_string()))
+    }
+
+    fn register(&self) -> Result<&dyn Journal, PkiError> {
+        self.register
+            .as_deref()
+            .ok_or_else(|| PkiError::NoRegister(self.dir.clone()))
+    }
+
+    /// The CA's subject as text (the issuer of its revocations).
+    pub fn issuer(&self) -> Result<String, PkiError> {
+        Ok(parse_cert(&self.ca_cert, "CA certificate")?
+            .subject()
+            .to_string())
+    }
+
+    /// [`CertificateAuthority::crl`] at `now` (Unix seconds).
+    pub fn crl_at(
+        &self,
+        who: &Who,
+        now: i64,
+        valid_for: Duration,
+    ) -> Result<(CrlIssued, Vec<u8>), PkiError> {
+        let j = self.register()?;
+        let ca = parse_cert(&self.ca_cert, "CA certificate")?;
+        let issuer = ca.subject().to_string();
+        let next_update = i64::try_from(valid_for.as_secs())
+            .ok()
+            .and_then(|v| now.checked_add(v))
+            .filter(|n| *n > now && *n <= self.ca_not_after)
+            .ok_or_else(|| PkiError::InvalidInput {
+                what: "CRL next update",
+                reason: format!(
+                    "{}s from {} is not a time between now and the end of the CA certificate ({})",
+                    valid_for.as_secs(),
+                    der::format_unix(now),
+                    der::format_unix(self.ca_not_after)
+                ),
+            })?;
+        let revoked = j
+            .revocations(&issuer)
+            .map_err(|e| PkiError::Register(e.to_string()))?;
+        let mut entries = Vec::with_capacity(revoked.len());
+        for r in &revoked {
+            entries.push(CrlEntry {
+                serial: crl::serial_from_hex(&r.serial)?,
+                revoked_at: r.revoked_at.div_euclid(1000),
+                reason: r.reason,
+            });
+        }
+        let issued = j
+            .record_crl(
+                who,
+                &issuer,
+                now.saturating_mul(1000),
+                next_update.saturating_mul(1000),
+                entries.len() as u64,
+            )
+            .map_err(|e| PkiError::Register(e.to_string()))?;
+        let number = u64::try_from(issued.number).map_err(|_| {
+            PkiError::Register(format!("CRL number {} is not positive", issued.number))
+        })?;
+        let der = crl::sign_crl(
+            &CrlTemplate {
+                issuer_name: ca.subject().as_raw(),
+                issuer_point: self.ca_key.public_key().as_ref(),
+                number,
+                this_update: now,
+                next_update,
+                entries: &entries,
+            },
+            &self.ca_key,
+            &self.rng,
+        )?;
+        Ok((issued, der))
     }
 
     /// Directory holding the CA files.
@@ -725,6 +860,26 @@ impl CertificateAuthority for LocalCa {
 
     fn chain(&self) -> Vec<Vec<u8>> {
         vec![self.ca_cert.clone()]
+    }
+
+    fn revoke(
+        &self,
+        who: &Who,
+        serial: &str,
+        card_serial: &str,
+        reason: RevocationReason,
+    ) -> Result<Revocation, PkiError> {
+        self.revoke_in(self.register()?, who, serial, card_serial, reason)
+    }
+
+    fn revocation(&self, serial: &str) -> Result<Option<Revocation>, PkiError> {
+        self.register()?
+            .revocation(serial)
+            .map_err(|e| PkiError::Register(e.to_string()))
+    }
+
+    fn crl(&self, who: &Who, valid_for: Duration) -> Result<(CrlIssued, Vec<u8>), PkiError> {
+        self.crl_at(who, der::unix_secs(SystemTime::now()), valid_for)
     }
 }
 

@@ -15,7 +15,9 @@
 //! strictly read by the small in-crate codec in `der`.
 
 pub mod ca;
+pub mod ca_cli;
 pub mod check;
+pub mod crl;
 pub mod csr;
 pub(crate) mod der;
 pub mod sod;
@@ -83,6 +85,12 @@ pub enum PkiError {
     /// A signing / key generation / randomness primitive failed.
     #[error("cryptographic operation failed: {0}")]
     Crypto(&'static str),
+    /// The CA was given no register, so it knows no revocations.
+    #[error("the local CA in {} has no register to keep its revocations in", .0.display())]
+    NoRegister(PathBuf),
+    /// The register that keeps the CA's revocations refused or failed.
+    #[error("register: {0}")]
+    Register(String),
     /// A certificate we rely on (e.g. the document signer's) is unusable.
     #[error("certificate problem: {0}")]
     Certificate(#[from] CertProblem),
