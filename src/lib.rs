@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod errors;
 pub mod hex;
 pub mod json_error;
+pub mod keyfile;
 pub mod line;
 pub mod perso;
 pub mod pki;
