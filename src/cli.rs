@@ -498,7 +498,7 @@ fn run_wire(cli: Cli) -> Result<()> {
                 seconds,
                 sim::Provision {
                     issuer_key: key.as_ref().map(|k| k.expose()),
-                    scp03: scp03.as_ref(),
+                    scp03: scp03.as_ref().map(|k| &k.keys),
                 },
             )
         }
@@ -764,7 +764,7 @@ fn feed_cards(
         timing: config.timing,
         config,
         issuer_key,
-        scp03,
+        scp03: scp03.map(|k| k.keys),
         handling,
     })
     .with_context(|| crate::json_error::file("creating", &dir))?;

@@ -330,7 +330,7 @@ fn put_key_rotates_the_keys_and_the_image_keeps_them() {
     let image = dir.path().join("card.json");
     let provision = Provision {
         issuer_key: Some(&keys.key),
-        scp03: keys.scp03.as_ref(),
+        scp03: keys.scp03.as_ref().map(|k| &k.keys),
     };
     let card = SimCard::open_image_provisioned(&image, SimConfig::default(), provision).unwrap();
     let card: SharedCard = Arc::new(Mutex::new(card));

@@ -45,7 +45,7 @@ impl Setup {
             SimConfig::default(),
             Provision {
                 issuer_key: Some(&self.key),
-                scp03: Some(&self.scp03),
+                scp03: Some(&self.scp03.keys),
             },
         )
         .unwrap()

@@ -370,7 +370,7 @@ fn sim_slots(
             config,
             Provision {
                 issuer_key: Some(&key),
-                scp03: scp03.as_ref(),
+                scp03: scp03.as_ref().map(|k| &k.keys),
             },
         )
     };

@@ -255,7 +255,7 @@ pub fn open_channel(a: &CardArgs, side: &IssuerSide) -> Result<Channel> {
         }
         let provision = crate::sim::Provision {
             issuer_key: Some(side.key.expose()),
-            scp03: side.scp03.as_ref(),
+            scp03: side.scp03.as_ref().map(|k| &k.keys),
         };
         let card = SimCard::open_image_provisioned(img, SimConfig::default(), provision)
             .context("opening the simulated card image")?;
