@@ -10,6 +10,7 @@ pub mod apdu;
 pub mod atr;
 pub mod biometric;
 pub mod cli;
+pub mod cli_common;
 pub mod crypto;
 pub mod errors;
 pub mod hex;

@@ -9,3 +9,4 @@ pub mod engine;
 pub mod input;
 pub mod keys;
 pub mod profile;
+pub mod side;
