@@ -77,7 +77,7 @@ pub enum Command {
     #[command(subcommand)]
     Activate(crate::activate::cli::ActivateCommand),
     /// Run APDU scripts (scriptor-compatible, with expectations, variables, test cases).
-    Run(crate::script::RunArgs),
+    Run(crate::script::cli::RunArgs),
     /// Replay a transcript recorded with `run --record` against a fresh simulated card.
     #[command(
         after_help = "Examples:\n  cardsmith run --reader 0 --record card.json apdu-scripts/smoke.apdu\n  cardsmith replay card.json --out replayed.json"
@@ -243,7 +243,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         eprintln!("{PERSONAL_DATA_WARNING}");
     }
     match cli.command {
-        Command::Run(args) => return crate::script::run(args, json),
+        Command::Run(args) => return crate::script::cli::run(args, json),
         Command::Replay(args) => return crate::script::transcript::replay_cmd(args, json),
         Command::Diff(args) => return crate::script::transcript::diff_cmd(args, json),
         Command::Perso(args) => return crate::perso::cli::perso(args, json),
