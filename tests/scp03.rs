@@ -17,7 +17,7 @@ use cardsmith::sim::vpcd::SharedCard;
 use cardsmith::sim::{Provision, SimCard, SimConfig, SD_AUTH_TRY_LIMIT};
 use cardsmith::transport::sim::SimTransport;
 use cardsmith::transport::{
-    Channel, ExchangeOptions, Protocol, SecureMessaging, Session, Transport, TransportError,
+    Channel, ExchangeOptions, Protocol, Session, Transport, TransportError,
 };
 use std::path::Path;
 use std::sync::{Arc, Mutex};
