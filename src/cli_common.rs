@@ -12,11 +12,7 @@ use anyhow::{anyhow, Result};
 
 use crate::apdu::{ApduError, StatusWord};
 use crate::hex;
-use crate::perso::keys::IssuerKey;
-use crate::perso::profile::Profile;
-use crate::perso::side::IssuerSide;
-use crate::pki::LocalCa;
-use crate::scp03::keyfile::Scp03Keys;
+use crate::perso::side::{IssuerSide, SideConfig, SideError};
 use crate::transport::{ExchangeError, TransportError};
 
 pub const EXIT_OTHER: i32 = 1;
@@ -161,28 +157,27 @@ pub struct CardArgs {
     pub data_dir: Option<PathBuf>,
 }
 
-impl IssuerSide {
-    pub fn load(a: &CardArgs) -> Result<IssuerSide> {
-        let dir = a.data_dir.clone().unwrap_or_else(default_data_dir);
-        let mut profile = Profile::load_or_reference(a.profile.as_deref())
-            .map_err(|e| anyhow!(RecordRefused(e.to_string())))?;
-        if a.no_secure_channel {
-            // Treat the card as if it had no security domain: everything
-            // in clear, issuer EXTERNAL AUTHENTICATE instead.
-            profile.security_domain = None;
+impl CardArgs {
+    /// The issuer side's configuration: these arguments, with the data
+    /// directory's default.
+    pub fn side_config(&self) -> SideConfig {
+        SideConfig {
+            profile: self.profile.clone(),
+            issuer_key: self.issuer_key.clone(),
+            scp03_keys: self.scp03_keys.clone(),
+            no_secure_channel: self.no_secure_channel,
+            data_dir: self.data_dir.clone().unwrap_or_else(default_data_dir),
         }
-        let key = IssuerKey::locate(a.issuer_key.as_deref(), &dir).map_err(key_refused)?;
-        let ca = LocalCa::open_or_create(&dir.join("ca"))
-            .map_err(|e| anyhow!(RecordRefused(format!("local CA: {e}"))))?;
-        let scp03 = match &profile.security_domain {
-            Some(_) => Some(Scp03Keys::locate(a.scp03_keys.as_deref(), &dir).map_err(key_refused)?),
-            _ => None,
-        };
-        Ok(IssuerSide {
-            profile,
-            key,
-            ca,
-            scp03,
+    }
+}
+
+impl IssuerSide {
+    /// [`IssuerSide::open`] from the command line: a bad profile or CA is
+    /// refused input, a bad key a refused key (exit code 2 for both).
+    pub fn load(a: &CardArgs) -> Result<IssuerSide> {
+        IssuerSide::open(&a.side_config()).map_err(|e| match e {
+            SideError::Key(k) => key_refused(k),
+            other => anyhow!(RecordRefused(other.to_string())),
         })
     }
 }
