@@ -461,3 +461,38 @@ fn the_checker_sees_use_trees_inline_paths_and_super() {
     assert!(code.contains("crate::a") && !code.contains("crate::b") && !code.contains("crate::c"));
     assert_eq!(mods, vec!["more".to_string()]);
 }
+
+/// The cycle search finds a cycle through several modules, and none in a
+/// graph without one.
+#[test]
+fn the_checker_finds_cycles() {
+    let graph = |edges: &[(&str, &str)]| {
+        let mut g = Graph {
+            edges: BTreeMap::new(),
+        };
+        for (a, b) in edges {
+            g.edges
+                .entry(a.to_string())
+                .or_default()
+                .entry(b.to_string())
+                .or_default()
+                .insert("x.rs".into());
+        }
+        g
+    };
+    let g = graph(&[
+        ("cli", "perso::cli"),
+        ("perso::cli", "cli_common"),
+        ("perso::cli", "perso"),
+    ]);
+    assert_eq!(find_cycle(&g), None);
+    let g = graph(&[
+        ("cli", "perso::cli"),
+        ("perso::cli", "line::cli"),
+        ("line::cli", "cli"),
+        ("line::cli", "line"),
+    ]);
+    let c = find_cycle(&g).expect("a cycle");
+    assert_eq!(c.first(), c.last());
+    assert_eq!(c.len(), 4, "{c:?}");
+}
