@@ -128,7 +128,7 @@ fn line_run(
                     config,
                     Provision {
                         issuer_key: Some(&k),
-                        scp03: sd.as_ref(),
+                        scp03: sd.as_ref().map(|k| &k.keys),
                     },
                 )
                 .ok()?;
@@ -156,7 +156,7 @@ fn line_run(
                     config: SimConfig::default(),
                     timing,
                     issuer_key: Some(key),
-                    scp03,
+                    scp03: scp03.map(|k| k.keys),
                     handling: Duration::from_millis(100),
                 })
                 .expect("feeder"),
@@ -201,7 +201,7 @@ fn main() {
             SimConfig::default(),
             Provision {
                 issuer_key: Some(&key),
-                scp03: issuer.scp03.as_ref(),
+                scp03: issuer.scp03.as_ref().map(|k| &k.keys),
             },
         )
         .expect("card");

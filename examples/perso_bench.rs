@@ -486,7 +486,7 @@ fn new_channel(side: &IssuerSide, cfg: SimConfig, meter: &Arc<Mutex<Meter>>) -> 
         cfg,
         cardsmith::sim::Provision {
             issuer_key: Some(side.key.expose()),
-            scp03: side.scp03.as_ref(),
+            scp03: side.scp03.as_ref().map(|k| &k.keys),
         },
     )
     .map_err(|e| anyhow!("simulated card: {e:?}"))?;

@@ -197,7 +197,7 @@ fn stations_run(
                         },
                         Provision {
                             issuer_key: Some(&key),
-                            scp03: scp03.as_ref(),
+                            scp03: scp03.as_ref().map(|k| &k.keys),
                         },
                     )
                     .ok()?;

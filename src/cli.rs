@@ -14,8 +14,12 @@
 //! | 4 | the card answered an error status word |
 //! | 5 | transport failure (card reset, mute, PC/SC error) |
 
-use crate::apdu::{ApduError, StatusWord};
+use crate::apdu::StatusWord;
 use crate::atr;
+pub use crate::cli_common::{
+    default_data_dir, exit_code, CardStatusError, EXIT_ABSENT, EXIT_CARD_STATUS, EXIT_OTHER,
+    EXIT_TRANSPORT, EXIT_USAGE,
+};
 use crate::hex;
 use crate::sim::{self, SimCard, SimConfig};
 use crate::tlv;
@@ -26,12 +30,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-pub const EXIT_OTHER: i32 = 1;
-pub const EXIT_USAGE: i32 = 2;
-pub const EXIT_ABSENT: i32 = 3;
-pub const EXIT_CARD_STATUS: i32 = 4;
-pub const EXIT_TRANSPORT: i32 = 5;
 
 /// What `--trace-personal-data` says on stderr before anything else.
 pub const PERSONAL_DATA_WARNING: &str = "warning: --trace-personal-data: APDU traces and script transcripts of this session show citizens' personal data (names, dates, national ID, photo, certificates) in clear; do not attach them to a ticket or keep them. Secrets (PINs, keys, templates) stay redacted.";
@@ -82,7 +80,7 @@ pub enum Command {
     #[command(subcommand)]
     Activate(crate::activate::cli::ActivateCommand),
     /// Run APDU scripts (scriptor-compatible, with expectations, variables, test cases).
-    Run(crate::script::RunArgs),
+    Run(crate::script::cli::RunArgs),
     /// Replay a transcript recorded with `run --record` against a fresh simulated card.
     #[command(
         after_help = "Examples:\n  cardsmith run --reader 0 --record card.json apdu-scripts/smoke.apdu\n  cardsmith replay card.json --out replayed.json"
@@ -239,72 +237,6 @@ pub enum ProtoArg {
     T1,
 }
 
-/// A card answered an error status (exit code 4).
-#[derive(Debug, thiserror::Error)]
-#[error("card answered {sw}")]
-pub struct CardStatusError {
-    pub sw: StatusWord,
-}
-
-/// Pick the exit code for an error from anywhere below.
-pub fn exit_code(e: &anyhow::Error) -> i32 {
-    for cause in e.chain() {
-        if let Some(t) = cause.downcast_ref::<TransportError>() {
-            return if t.is_absence() {
-                EXIT_ABSENT
-            } else {
-                EXIT_TRANSPORT
-            };
-        }
-        if let Some(x) = cause.downcast_ref::<ExchangeError>() {
-            return match x {
-                ExchangeError::Transport(t) if t.is_absence() => EXIT_ABSENT,
-                ExchangeError::Transport(_)
-                | ExchangeError::Response(_)
-                | ExchangeError::BadResponseData { .. } => EXIT_TRANSPORT,
-                ExchangeError::ChainBroken { .. } | ExchangeError::Status { .. } => {
-                    EXIT_CARD_STATUS
-                }
-                ExchangeError::Encode(_) | ExchangeError::TooLong { .. } => EXIT_USAGE,
-                ExchangeError::GetResponseLoop { .. } | ExchangeError::SecureChannel { .. } => {
-                    EXIT_TRANSPORT
-                }
-            };
-        }
-        if cause.downcast_ref::<CardStatusError>().is_some()
-            || cause
-                .downcast_ref::<crate::scp03::cli::ChannelRefused>()
-                .is_some()
-        {
-            return EXIT_CARD_STATUS;
-        }
-        if cause
-            .downcast_ref::<crate::perso::cli::RecordRefused>()
-            .is_some()
-            || cause
-                .downcast_ref::<crate::json_error::RecordsRefused>()
-                .is_some()
-            || cause
-                .downcast_ref::<crate::json_error::UsageError>()
-                .is_some()
-            || cause
-                .downcast_ref::<crate::json_error::KeyRefused>()
-                .is_some()
-            || cause
-                .downcast_ref::<crate::script::runner::UsageError>()
-                .is_some()
-        {
-            return EXIT_USAGE;
-        }
-        if cause.downcast_ref::<ApduError>().is_some()
-            || cause.downcast_ref::<hex::HexError>().is_some()
-        {
-            return EXIT_USAGE;
-        }
-    }
-    EXIT_OTHER
-}
-
 /// Run the command; Ok carries the exit code for commands that have their
 /// own verdict (scripts: 4 when an expectation failed).
 pub fn run(cli: Cli) -> Result<i32> {
@@ -314,7 +246,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         eprintln!("{PERSONAL_DATA_WARNING}");
     }
     match cli.command {
-        Command::Run(args) => return crate::script::run(args, json),
+        Command::Run(args) => return crate::script::cli::run(args, json),
         Command::Replay(args) => return crate::script::transcript::replay_cmd(args, json),
         Command::Diff(args) => return crate::script::transcript::diff_cmd(args, json),
         Command::Perso(args) => return crate::perso::cli::perso(args, json),
@@ -503,7 +435,7 @@ fn run_wire(cli: Cli) -> Result<()> {
                 seconds,
                 sim::Provision {
                     issuer_key: key.as_ref().map(|k| k.expose()),
-                    scp03: scp03.as_ref(),
+                    scp03: scp03.as_ref().map(|k| &k.keys),
                 },
             )
         }
@@ -734,21 +666,6 @@ fn wrap_hex(data: &[u8]) -> Vec<String> {
     data.chunks(16).map(hex::spaced).collect()
 }
 
-/// Where cardsmith keeps its state: `$CARDSMITH_DATA_DIR`, else
-/// `$XDG_DATA_HOME/cardsmith`, else `~/.local/share/cardsmith`.
-pub fn default_data_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("CARDSMITH_DATA_DIR") {
-        return PathBuf::from(d);
-    }
-    if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
-        return PathBuf::from(d).join("cardsmith");
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    home.join(".local/share/cardsmith")
-}
-
 #[allow(clippy::too_many_arguments)]
 fn feed_cards(
     json: bool,
@@ -769,7 +686,7 @@ fn feed_cards(
         timing: config.timing,
         config,
         issuer_key,
-        scp03,
+        scp03: scp03.map(|k| k.keys),
         handling,
     })
     .with_context(|| crate::json_error::file("creating", &dir))?;

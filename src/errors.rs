@@ -7,6 +7,11 @@
 //! cause twice — `cannot write: No such file or directory (os error 2): No
 //! such file or directory (os error 2)`. [`error_text`] prints the chain with
 //! every cause once.
+//!
+//! [`FileContext`] names the file an I/O error happened on, for the error
+//! document and for people.
+
+use std::path::{Path, PathBuf};
 
 /// The error and its causes, outermost first, joined with `": "`; a cause
 /// whose text is already part of what was said is not repeated.
@@ -40,6 +45,24 @@ pub fn json_message(e: &serde_json::Error) -> String {
     match text.strip_suffix(&suffix) {
         Some(m) => m.to_string(),
         None => text,
+    }
+}
+
+/// A file the command was working on when an I/O error happened: a typed
+/// context, so that the error document can name the file. Displays as
+/// "`action` `path`", e.g. "writing out/batch.jsonl".
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {}", path.display())]
+pub struct FileContext {
+    pub action: &'static str,
+    pub path: PathBuf,
+}
+
+/// `FileContext` for `path` (for `with_context`).
+pub fn file(action: &'static str, path: impl AsRef<Path>) -> FileContext {
+    FileContext {
+        action,
+        path: path.as_ref().to_path_buf(),
     }
 }
 

@@ -16,60 +16,14 @@
 //! every error, the document never holds a PIN, a key or a template: it is
 //! built from the same redacted errors.
 
-use std::path::{Path, PathBuf};
-
 use serde_json::{json, Map, Value};
 
 use crate::apdu::ApduError;
-use crate::cli::{exit_code, CardStatusError};
+use crate::cli_common::{exit_code, CardStatusError};
+pub use crate::cli_common::{key_refused, KeyRefused, RecordsRefused, UsageError};
+pub use crate::errors::{file, FileContext};
 use crate::hex::HexError;
 use crate::transport::{ExchangeError, TransportError};
-
-/// A file the command was working on when an I/O error happened: a typed
-/// context, so that the error document can name the file. Displays as
-/// "`action` `path`", e.g. "writing out/batch.jsonl".
-#[derive(Debug, thiserror::Error)]
-#[error("{action} {}", path.display())]
-pub struct FileContext {
-    pub action: &'static str,
-    pub path: PathBuf,
-}
-
-/// `FileContext` for `path` (for `with_context`).
-pub fn file(action: &'static str, path: impl AsRef<Path>) -> FileContext {
-    FileContext {
-        action,
-        path: path.as_ref().to_path_buf(),
-    }
-}
-
-/// Citizen records refused before any card was touched (exit code 2), each
-/// with its file, line, record and field.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct RecordsRefused {
-    pub message: String,
-    pub errors: Vec<crate::record::RecordError>,
-}
-
-/// A key that could not be had, found before any card was touched (exit
-/// code 2); the error document names its file and line.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct KeyRefused(pub crate::perso::keys::KeyError);
-
-/// `KeyRefused` as an `anyhow::Error` (for `map_err`).
-pub fn key_refused(e: crate::perso::keys::KeyError) -> anyhow::Error {
-    anyhow::Error::new(KeyRefused(e))
-}
-
-/// A usage error found by the argument parser (exit code 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct UsageError {
-    pub message: String,
-    pub argument: Option<String>,
-}
 
 /// The `kind` of an error: what went wrong, finer than the exit code.
 ///
@@ -97,7 +51,7 @@ pub fn kind(e: &anyhow::Error) -> &'static str {
             return "card_status";
         }
         if cause
-            .downcast_ref::<crate::scp03::cli::ChannelRefused>()
+            .downcast_ref::<crate::cli_common::ChannelRefused>()
             .is_some()
         {
             return "secure_channel_refused";
@@ -112,7 +66,7 @@ pub fn kind(e: &anyhow::Error) -> &'static str {
             return "key_file";
         }
         if cause
-            .downcast_ref::<crate::perso::cli::RecordRefused>()
+            .downcast_ref::<crate::cli_common::RecordRefused>()
             .is_some()
         {
             return "bad_input";
@@ -144,10 +98,7 @@ pub fn kind(e: &anyhow::Error) -> &'static str {
         if cause.downcast_ref::<crate::sim::ImageError>().is_some() {
             return "card_image";
         }
-        if cause
-            .downcast_ref::<crate::perso::keys::KeyError>()
-            .is_some()
-        {
+        if cause.downcast_ref::<crate::keyfile::KeyError>().is_some() {
             return "key_file";
         }
         if cause.downcast_ref::<crate::pki::PkiError>().is_some() {
@@ -269,7 +220,7 @@ fn locate(e: &anyhow::Error, m: &mut Map<String, Value>) {
         let key = cause
             .downcast_ref::<KeyRefused>()
             .map(|k| &k.0)
-            .or_else(|| cause.downcast_ref::<crate::perso::keys::KeyError>());
+            .or_else(|| cause.downcast_ref::<crate::keyfile::KeyError>());
         if let Some(k) = key {
             if let Some(f) = k.file() {
                 put(m, "file", json!(f));
@@ -379,6 +330,7 @@ pub fn usage(e: &clap::Error) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn a_record_refusal_names_file_line_and_field() {

@@ -3,17 +3,22 @@
 //! Host side: [`apdu`] (commands, responses, status words), [`transport`]
 //! (the seam to PC/SC and to the in-process simulator), [`atr`], [`tlv`].
 //! Card side: [`sim`], a software ISO 7816-4 card that shares nothing with
-//! the host side but APDU bytes.
+//! the host side but APDU bytes; it takes plain keys, never host
+//! configuration. Command line: [`cli`] and the `cli` module of each area,
+//! sharing [`cli_common`]; no engine imports them. `tests/module_graph.rs`
+//! fails on an import cycle or an upward import.
 
 pub mod activate;
 pub mod apdu;
 pub mod atr;
 pub mod biometric;
 pub mod cli;
+pub mod cli_common;
 pub mod crypto;
 pub mod errors;
 pub mod hex;
 pub mod json_error;
+pub mod keyfile;
 pub mod line;
 pub mod perso;
 pub mod pki;

@@ -98,7 +98,7 @@ fn setup_with(count: usize, seed: u64, config: SimConfig) -> Env {
             config.clone(),
             cardsmith::sim::Provision {
                 issuer_key: Some(ctx.issuer.key.expose()),
-                scp03: ctx.issuer.scp03.as_ref(),
+                scp03: ctx.issuer.scp03.as_ref().map(|k| &k.keys),
             },
         )
         .expect("blank");
@@ -710,7 +710,7 @@ impl Env {
             SimConfig::default(),
             cardsmith::sim::Provision {
                 issuer_key: Some(ctx.issuer.key.expose()),
-                scp03: ctx.issuer.scp03.as_ref(),
+                scp03: ctx.issuer.scp03.as_ref().map(|k| &k.keys),
             },
         )
         .expect("blank");

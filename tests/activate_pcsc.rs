@@ -100,7 +100,7 @@ fn personalize(data: &Path, batch: &Path) {
         config: SimConfig::default(),
         timing: Some(Timing::FAST),
         issuer_key: Some(key),
-        scp03: side.scp03.clone(),
+        scp03: side.scp03.as_ref().map(|k| k.keys.clone()),
         handling: Duration::from_millis(100),
     })
     .expect("feeder");

@@ -45,7 +45,7 @@ fn feeder(data: &Path, out: &Path) -> Feeder {
         config: SimConfig::default(),
         timing: Some(Timing::FAST),
         issuer_key: Some(keys.key),
-        scp03: keys.scp03,
+        scp03: keys.scp03.map(|k| k.keys),
         handling: Duration::from_millis(100),
     })
     .expect("feeder")

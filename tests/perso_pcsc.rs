@@ -86,7 +86,7 @@ impl Setup {
     fn provision(&self) -> Provision<'_> {
         Provision {
             issuer_key: Some(&self.key),
-            scp03: Some(&self.scp03),
+            scp03: Some(&self.scp03.keys),
         }
     }
 

@@ -164,7 +164,7 @@ fn every_file_cardsmith_creates_is_private() {
         config: SimConfig::default(),
         timing: Some(Timing::FAST),
         issuer_key: Some(side.key.expose().to_vec()),
-        scp03: side.scp03.clone(),
+        scp03: side.scp03.as_ref().map(|k| k.keys.clone()),
         handling: Duration::from_millis(100),
     })
     .expect("feeder");

@@ -223,7 +223,7 @@ fn personalize(data: &Path, reg: &Register, batch: &Path) {
         config: SimConfig::default(),
         timing: Some(Timing::FAST),
         issuer_key: Some(side.key.expose().to_vec()),
-        scp03: side.scp03.clone(),
+        scp03: side.scp03.as_ref().map(|k| k.keys.clone()),
         handling: Duration::from_millis(100),
     })
     .expect("feeder");

@@ -17,7 +17,7 @@ use cardsmith::sim::vpcd::SharedCard;
 use cardsmith::sim::{Provision, SimCard, SimConfig, SD_AUTH_TRY_LIMIT};
 use cardsmith::transport::sim::SimTransport;
 use cardsmith::transport::{
-    Channel, ExchangeOptions, Protocol, SecureMessaging, Session, Transport, TransportError,
+    Channel, ExchangeOptions, Protocol, Session, Transport, TransportError,
 };
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -330,7 +330,7 @@ fn put_key_rotates_the_keys_and_the_image_keeps_them() {
     let image = dir.path().join("card.json");
     let provision = Provision {
         issuer_key: Some(&keys.key),
-        scp03: keys.scp03.as_ref(),
+        scp03: keys.scp03.as_ref().map(|k| &k.keys),
     };
     let card = SimCard::open_image_provisioned(&image, SimConfig::default(), provision).unwrap();
     let card: SharedCard = Arc::new(Mutex::new(card));

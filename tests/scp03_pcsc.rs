@@ -8,7 +8,6 @@ use cardsmith::scp03::keyfile::Scp03Keys;
 use cardsmith::scp03::link;
 use cardsmith::sim::faults::Faults;
 use cardsmith::sim::{Provision, SimCard, SimConfig, SD_AUTH_TRY_LIMIT};
-use cardsmith::transport::SecureMessaging;
 use common::*;
 use serde_json::Value;
 use std::path::Path;
@@ -45,7 +44,7 @@ impl Setup {
             SimConfig::default(),
             Provision {
                 issuer_key: Some(&self.key),
-                scp03: Some(&self.scp03),
+                scp03: Some(&self.scp03.keys),
             },
         )
         .unwrap()

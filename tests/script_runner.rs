@@ -4,10 +4,11 @@
 #[path = "script_support/mod.rs"]
 mod common;
 
+use cardsmith::script::cli::{run, RunArgs};
 use cardsmith::script::eval::{Env, Value};
 use cardsmith::script::report::CaseStatus;
 use cardsmith::script::transcript::{self, Transcript};
-use cardsmith::script::{execute, parse_str, run, RunArgs, RunConfig, Target};
+use cardsmith::script::{execute, parse_str, RunConfig, Target};
 use cardsmith::sim::SimConfig;
 use cardsmith::transport::{Channel, ExchangeOptions};
 use cardsmith::transport::{Protocol, Session, Transport, TransportError};

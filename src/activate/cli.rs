@@ -16,10 +16,11 @@ use super::display::RtlMode;
 use super::ops;
 use super::pinentry::{LinePins, PinInput, TtyPins};
 use super::policy::PinPolicy;
-use crate::cli::{EXIT_CARD_STATUS, EXIT_TRANSPORT};
+use crate::cli_common::{check_office, CardArgs, RecordRefused, EXIT_CARD_STATUS, EXIT_TRANSPORT};
 use crate::line::cli::{data_dir, open_journal, who, JournalArgs};
 use crate::line::journal::{iso_time, CardStatus, CertRow, Journal, RevocationReason, Who};
-use crate::perso::cli::{CardArgs, IsoTemplates, IssuerSide, RecordRefused};
+use crate::perso::input::IsoTemplates;
+use crate::perso::side::IssuerSide;
 use crate::pki::CertificateAuthority as _;
 use crate::transport::pcsc::{self as pc, CardEvent, ConnectOptions, PcscTransport};
 use crate::transport::{Channel, ExchangeOptions};
@@ -171,24 +172,6 @@ pub enum ActivateCommand {
         #[command(flatten)]
         journal: JournalArgs,
     },
-}
-
-/// An office code as records write it.
-pub(crate) fn check_office(s: &str) -> Result<String> {
-    let b = s.as_bytes();
-    let domestic = b.len() == 4 && b.iter().all(u8::is_ascii_digit);
-    let consulate = b.len() == 6
-        && b[2] == b'-'
-        && b[..2].iter().all(u8::is_ascii_uppercase)
-        && b[3..].iter().all(u8::is_ascii_uppercase)
-        && &b[..2] != b"IR";
-    if domestic || consulate {
-        Ok(s.to_string())
-    } else {
-        Err(anyhow!(RecordRefused(format!(
-            "--office {s:?}: expected 4 digits for an office at home (1021) or CC-XXX for a consulate (AE-DXB)"
-        ))))
-    }
 }
 
 fn pin_source(a: &PinArgs) -> Result<Box<dyn PinInput>> {
@@ -1006,7 +989,7 @@ fn status(
         }
     }
     Ok(if serials.is_empty() {
-        crate::cli::EXIT_ABSENT
+        crate::cli_common::EXIT_ABSENT
     } else {
         0
     })

@@ -12,7 +12,9 @@ use super::run::{self, Readers, RunOptions};
 use super::slot::{CardSlot, SimFeed, SimSlot};
 use super::sqlite::SqliteJournal;
 use super::station::StationCtx;
-use crate::perso::cli::{CardArgs, IsoTemplates, IssuerSide, RecordRefused};
+use crate::cli_common::{CardArgs, RecordRefused};
+use crate::perso::input::IsoTemplates;
+use crate::perso::side::IssuerSide;
 use crate::record;
 use crate::scp03::keyfile::Scp03Keys;
 use crate::sim::faults::Faults;
@@ -169,7 +171,7 @@ pub enum LineCommand {
 pub(crate) fn data_dir(a: &JournalArgs) -> PathBuf {
     a.data_dir
         .clone()
-        .unwrap_or_else(crate::cli::default_data_dir)
+        .unwrap_or_else(crate::cli_common::default_data_dir)
 }
 
 /// A duration as `30s`, `500ms`, `2m` or plain seconds.
@@ -370,7 +372,7 @@ fn sim_slots(
             config,
             Provision {
                 issuer_key: Some(&key),
-                scp03: scp03.as_ref(),
+                scp03: scp03.as_ref().map(|k| &k.keys),
             },
         )
     };
@@ -523,7 +525,7 @@ fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -
         if summary.finished() && summary.held == 0 && summary.invalid == 0 {
             0
         } else {
-            crate::cli::EXIT_CARD_STATUS
+            crate::cli_common::EXIT_CARD_STATUS
         },
     )
 }
@@ -610,11 +612,11 @@ pub fn line(cmd: LineCommand, json: bool) -> Result<i32> {
                 if json {
                     println!(
                         "{}",
-                        json!({"error": {"kind": "not_found", "exit_code": crate::cli::EXIT_ABSENT,
+                        json!({"error": {"kind": "not_found", "exit_code": crate::cli_common::EXIT_ABSENT,
                                          "message": message, "record_id": record_id}})
                     );
                 }
-                return Ok(crate::cli::EXIT_ABSENT);
+                return Ok(crate::cli_common::EXIT_ABSENT);
             };
             let attempts = j.attempts_for_record(&record_id).map_err(|e| anyhow!(e))?;
             if json {
@@ -669,7 +671,7 @@ pub fn line(cmd: LineCommand, json: bool) -> Result<i32> {
                 print_attempts(&attempts);
             }
             Ok(if known == CardKnown::Unknown {
-                crate::cli::EXIT_ABSENT
+                crate::cli_common::EXIT_ABSENT
             } else {
                 0
             })

@@ -5,7 +5,7 @@ use super::cli::{journal_location, pg_target, JournalArgs};
 use super::pgconf;
 use super::pgschema::{self, RoleKind};
 use super::sqlite::SqliteJournal;
-use crate::perso::cli::RecordRefused;
+use crate::cli_common::{check_office, RecordRefused};
 use anyhow::{anyhow, Context, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -155,7 +155,7 @@ pub fn journal(cmd: JournalCommand, json: bool) -> Result<i32> {
             // could never give would leave the login unable to deliver.
             match (kind, office.as_deref()) {
                 (RoleKind::Counter, Some(o)) => {
-                    crate::activate::cli::check_office(o)?;
+                    check_office(o)?;
                 }
                 (RoleKind::Counter, None) => {}
                 (_, Some(_)) => {
@@ -225,7 +225,7 @@ pub fn journal(cmd: JournalCommand, json: bool) -> Result<i32> {
             Ok(if rep.intact {
                 0
             } else {
-                crate::cli::EXIT_CARD_STATUS
+                crate::cli_common::EXIT_CARD_STATUS
             })
         }
         JournalCommand::Copy { from, journal } => {

@@ -5,8 +5,8 @@
 use super::journal::{AttemptKind, CardKnown, Claim, Finish, Journal, JournalError, Outcome, Who};
 use crate::apdu::{Command, StatusWord};
 use crate::perso::card::{self, LifeCycle};
-use crate::perso::cli::IssuerSide;
 use crate::perso::engine::{self, CardInput, Stage};
+use crate::perso::side::IssuerSide;
 use crate::record::Record;
 use crate::scp03::link;
 use crate::transport::{Channel, ExchangeError, SharedTranscript, Transcript};
@@ -51,7 +51,7 @@ impl StationCtx {
             records,
             issuer,
             input: Box::new(move |r, p| {
-                crate::perso::input::card_input(r, p, today, &crate::perso::cli::compact_template)
+                crate::perso::input::card_input(r, p, today, &crate::perso::input::compact_template)
             }),
             who,
             max_rejects: 3,

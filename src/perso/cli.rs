@@ -8,46 +8,23 @@ use rand::SeedableRng;
 use serde_json::json;
 
 use crate::biometric;
-use crate::cli::{default_data_dir, EXIT_CARD_STATUS, EXIT_TRANSPORT, EXIT_USAGE};
-use crate::pki::LocalCa;
-use crate::record::{self, date::JalaliDate, FingerPosition, TemplateSummary, TemplateValidator};
+use crate::cli_common::{EXIT_CARD_STATUS, EXIT_TRANSPORT, EXIT_USAGE};
+use crate::record::{self, date::JalaliDate, FingerPosition};
 use crate::sim::{SimCard, SimConfig};
 use crate::transport::pcsc::{ConnectOptions, PcscTransport};
 use crate::transport::sim::SimTransport;
 use crate::transport::{Channel, ExchangeOptions};
 
-use super::engine::{self, CardInput, Issuer, VerifyReport};
+use super::engine::{self, CardInput, VerifyReport};
 use super::input;
-use super::keys::IssuerKey;
 use super::profile::Profile;
-use crate::scp03::keyfile::Scp03Keys;
 
-/// Where the card is and what to use with it.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct CardArgs {
-    /// The reader (index, exact name, or unique part of the name).
-    #[arg(long, short)]
-    pub reader: Option<String>,
-    /// Use an in-process simulated card kept in this image file (created blank
-    /// with the issuer key when missing) instead of a reader.
-    #[arg(long, value_name = "FILE", conflicts_with = "reader")]
-    pub sim_image: Option<PathBuf>,
-    /// The card profile (default: the built-in reference card).
-    #[arg(long, value_name = "FILE")]
-    pub profile: Option<PathBuf>,
-    /// The issuer transport key file (hex, mode 600). Default: $CARDSMITH_ISSUER_KEY, else <data dir>/issuer-key.
-    #[arg(long, value_name = "FILE")]
-    pub issuer_key: Option<PathBuf>,
-    /// The SCP03 key file of the cards' security domain (mode 600; docs/scp03.md). Default: $CARDSMITH_SCP03_KEYS, else <data dir>/scp03-keys. Used when the profile names a security domain.
-    #[arg(long, value_name = "FILE")]
-    pub scp03_keys: Option<PathBuf>,
-    /// Personalize in clear, as for a card without a security domain (a card with one refuses with 6982; a new --sim-image card is made without one).
-    #[arg(long)]
-    pub no_secure_channel: bool,
-    /// Where the local CA and the default issuer key live (default: $CARDSMITH_DATA_DIR, $XDG_DATA_HOME/cardsmith or ~/.local/share/cardsmith).
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-}
+// Moved out of this module (re-exported so that callers keep their paths):
+// the shared command-line pieces to `cli_common`, the issuer side and the
+// template validator to the engine level.
+pub use super::input::{compact_template, IsoTemplates};
+pub use super::side::IssuerSide;
+pub use crate::cli_common::{CardArgs, RecordRefused};
 
 /// `cardsmith perso`
 #[derive(clap::Args, Debug, Clone)]
@@ -130,33 +107,6 @@ pub struct BioRatesArgs {
     pub max_minutiae: usize,
 }
 
-/// Validates templates with the strict ISO/IEC 19794-2 parser, and checks
-/// they convert to the card's compact format.
-pub struct IsoTemplates {
-    pub max_minutiae: usize,
-}
-
-impl TemplateValidator for IsoTemplates {
-    fn validate(&self, _position: FingerPosition, bytes: &[u8]) -> Result<TemplateSummary, String> {
-        let parsed = biometric::parse_with_warnings(bytes).map_err(|e| e.to_string())?;
-        let compact = biometric::to_compact(&parsed.record, 0, self.max_minutiae)
-            .map_err(|e| format!("cannot be converted to the card's compact format: {e}"))?;
-        Ok(TemplateSummary {
-            minutiae: compact.len() / 3,
-            warnings: parsed.warnings.iter().map(|w| w.to_string()).collect(),
-        })
-    }
-}
-
-/// A record's ISO template in the card's compact format. Warnings were
-/// shown when the record was validated ([`IsoTemplates`]).
-pub fn compact_template(bytes: &[u8], max: usize) -> Result<Vec<u8>, String> {
-    let rec = biometric::parse_with_warnings(bytes)
-        .map_err(|e| e.to_string())?
-        .record;
-    biometric::to_compact(&rec, 0, max).map_err(|e| e.to_string())
-}
-
 /// Load exactly one valid record from `path`; every problem is reported.
 fn load_one(path: &Path, p: &Profile) -> Result<record::Record> {
     let v = IsoTemplates {
@@ -195,60 +145,6 @@ fn load_one(path: &Path, p: &Profile) -> Result<record::Record> {
     }
 }
 
-/// Bad input found before any card was touched (exit code 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct RecordRefused(pub String);
-
-/// Everything the issuer side needs, loaded before the card is touched.
-pub struct IssuerSide {
-    pub profile: Profile,
-    pub key: IssuerKey,
-    pub ca: LocalCa,
-    /// The security domain keys, when the profile names a security domain.
-    pub scp03: Option<Scp03Keys>,
-}
-
-impl IssuerSide {
-    pub fn load(a: &CardArgs) -> Result<IssuerSide> {
-        let dir = a.data_dir.clone().unwrap_or_else(default_data_dir);
-        let mut profile = Profile::load_or_reference(a.profile.as_deref())
-            .map_err(|e| anyhow!(RecordRefused(e.to_string())))?;
-        if a.no_secure_channel {
-            // Treat the card as if it had no security domain: everything
-            // in clear, issuer EXTERNAL AUTHENTICATE instead.
-            profile.security_domain = None;
-        }
-        let key = IssuerKey::locate(a.issuer_key.as_deref(), &dir)
-            .map_err(crate::json_error::key_refused)?;
-        let ca = LocalCa::open_or_create(&dir.join("ca"))
-            .map_err(|e| anyhow!(RecordRefused(format!("local CA: {e}"))))?;
-        let scp03 = match &profile.security_domain {
-            Some(_) => Some(
-                Scp03Keys::locate(a.scp03_keys.as_deref(), &dir)
-                    .map_err(crate::json_error::key_refused)?,
-            ),
-            _ => None,
-        };
-        Ok(IssuerSide {
-            profile,
-            key,
-            ca,
-            scp03,
-        })
-    }
-
-    pub fn issuer(&self) -> Issuer<'_> {
-        Issuer {
-            profile: &self.profile,
-            key: &self.key,
-            scp03: self.scp03.as_ref(),
-            ca: &self.ca,
-            signer: self.ca.document_signer(),
-        }
-    }
-}
-
 /// Open the card: a reader, or an in-process simulated card image.
 pub fn open_channel(a: &CardArgs, side: &IssuerSide) -> Result<Channel> {
     if let Some(img) = &a.sim_image {
@@ -258,7 +154,7 @@ pub fn open_channel(a: &CardArgs, side: &IssuerSide) -> Result<Channel> {
         }
         let provision = crate::sim::Provision {
             issuer_key: Some(side.key.expose()),
-            scp03: side.scp03.as_ref(),
+            scp03: side.scp03.as_ref().map(|k| &k.keys),
         };
         let card = SimCard::open_image_provisioned(img, SimConfig::default(), provision)
             .context("opening the simulated card image")?;
@@ -307,7 +203,7 @@ pub fn error_code(e: &anyhow::Error) -> i32 {
     if e.downcast_ref::<RecordRefused>().is_some() {
         EXIT_USAGE
     } else {
-        crate::cli::exit_code(e)
+        crate::cli_common::exit_code(e)
     }
 }
 

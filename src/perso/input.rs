@@ -144,6 +144,37 @@ pub fn card_input(
     })
 }
 
+/// Validates templates with the strict ISO/IEC 19794-2 parser, and checks
+/// they convert to the card's compact format.
+pub struct IsoTemplates {
+    pub max_minutiae: usize,
+}
+
+impl crate::record::TemplateValidator for IsoTemplates {
+    fn validate(
+        &self,
+        _position: crate::record::FingerPosition,
+        bytes: &[u8],
+    ) -> Result<crate::record::TemplateSummary, String> {
+        let parsed = crate::biometric::parse_with_warnings(bytes).map_err(|e| e.to_string())?;
+        let compact = crate::biometric::to_compact(&parsed.record, 0, self.max_minutiae)
+            .map_err(|e| format!("cannot be converted to the card's compact format: {e}"))?;
+        Ok(crate::record::TemplateSummary {
+            minutiae: compact.len() / 3,
+            warnings: parsed.warnings.iter().map(|w| w.to_string()).collect(),
+        })
+    }
+}
+
+/// A record's ISO template in the card's compact format. Warnings were
+/// shown when the record was validated ([`IsoTemplates`]).
+pub fn compact_template(bytes: &[u8], max: usize) -> Result<Vec<u8>, String> {
+    let rec = crate::biometric::parse_with_warnings(bytes)
+        .map_err(|e| e.to_string())?
+        .record;
+    crate::biometric::to_compact(&rec, 0, max).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

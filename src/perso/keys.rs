@@ -18,6 +18,11 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::secret::Secret;
 
+// The key-file error and checks are shared with the SCP03 key files; they
+// live below both in `crate::keyfile` (re-exported for existing paths).
+pub use crate::keyfile::KeyError;
+pub(crate) use crate::keyfile::{check_private, write_private_once};
+
 /// Environment variable that may hold the issuer key (hex).
 pub const ENV_VAR: &str = "CARDSMITH_ISSUER_KEY";
 /// Name of the default key file in the data directory.
@@ -39,58 +44,6 @@ impl std::fmt::Debug for IssuerKey {
             self.key.len() * 8,
             self.source
         )
-    }
-}
-
-/// Why the issuer key could not be had.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    #[error("{}: cannot read: {error}", named(source_name))]
-    Read {
-        source_name: String,
-        error: std::io::Error,
-    },
-    #[error("{}: {problem}", named(source_name))]
-    Invalid {
-        source_name: String,
-        problem: String,
-    },
-}
-
-/// The key a source holds, named: "issuer key file /x/issuer-key", or the
-/// source name as given when it names its key itself ("SCP03 key file …").
-fn named(source_name: &str) -> String {
-    if source_name.starts_with("SCP03 ") {
-        source_name.to_string()
-    } else {
-        format!("issuer key {source_name}")
-    }
-}
-
-impl KeyError {
-    fn source_name(&self) -> &str {
-        match self {
-            KeyError::Read { source_name, .. } | KeyError::Invalid { source_name, .. } => {
-                source_name
-            }
-        }
-    }
-
-    /// The key file the error is about, when the key came from a file.
-    pub fn file(&self) -> Option<&str> {
-        let s = self.source_name();
-        s.find("file ").map(|i| &s[i + "file ".len()..])
-    }
-
-    /// The line of the key file or variable the error is about, if it names one.
-    pub fn line(&self) -> Option<u64> {
-        match self {
-            KeyError::Invalid { problem, .. } => problem
-                .strip_prefix("line ")
-                .and_then(|r| r.split(':').next())
-                .and_then(|n| n.parse().ok()),
-            KeyError::Read { .. } => None,
-        }
     }
 }
 
@@ -232,33 +185,6 @@ impl IssuerKey {
     }
 }
 
-/// Refuse a key file that group or others may read.
-#[cfg(unix)]
-pub(crate) fn check_private(path: &Path, source: &str) -> Result<(), KeyError> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|error| KeyError::Read {
-        source_name: source.into(),
-        error,
-    })?;
-    let mode = meta.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(KeyError::Invalid {
-            source_name: source.into(),
-            problem: format!(
-                "readable by group or others (mode {:o}); expected 600: chmod 600 {}",
-                mode & 0o777,
-                path.display()
-            ),
-        });
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-pub(crate) fn check_private(_: &Path, _: &str) -> Result<(), KeyError> {
-    Ok(())
-}
-
 /// Create the default key file: a random AES-128 key, mode 0600, written
 /// to a temporary file and renamed, so a racing second process sees either
 /// nothing or the whole key (and then keeps the first one).
@@ -276,17 +202,6 @@ fn create_default(path: &Path) -> Result<(), KeyError> {
         crate::hex::compact(key.as_ref())
     ));
     write_private_once(path, &text, &source)
-}
-
-/// Write a new private file (mode 0600, through [`crate::private`])
-/// atomically. If another process created `path` first, theirs is kept.
-pub(crate) fn write_private_once(path: &Path, text: &str, source: &str) -> Result<(), KeyError> {
-    crate::private::write_new(path, text.as_bytes())
-        .map(|_| ())
-        .map_err(|error| KeyError::Read {
-            source_name: source.to_string(),
-            error,
-        })
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! Plain command and response APDUs (ISO/IEC 7816-3 §12.1, ISO/IEC 7816-4 §5.1).
 //!
 //! These are deliberately small: cardsmith's `apdu::Command` is richer (secret
-//! data, explicit length form); an adapter converts between the two. Both
-//! encoders make the same short/extended decision: short unless Nc > 255 or
-//! Ne > 256.
+//! data, explicit length form). The host's secure messaging takes that one
+//! directly ([`super::host::HostSession::wrap_apdu`]); these serve the core,
+//! the card side and the published vectors. Both encoders make the same
+//! short/extended decision: short unless Nc > 255 or Ne > 256.
 
 use super::error::{Error, Result};
 

@@ -12,6 +12,14 @@ use super::crypto::{self, BLOCK};
 use super::error::{Error, Result};
 use super::keys::SessionKeys;
 use super::reader::Reader;
+use zeroize::Zeroizing;
+
+/// A command's protected parts (see [`Channel::wrap_parts`]).
+pub(super) struct Wrapped {
+    pub cla: u8,
+    pub data: Zeroizing<Vec<u8>>,
+    pub le: Option<usize>,
+}
 
 /// "i" parameter bit b1: S16 mode (16-byte challenges, cryptograms and MACs).
 /// Not in Amendment D v1.1.1 (where b1 is RFU); added with S16 mode in later
@@ -377,49 +385,83 @@ impl Channel {
     /// * Short form unless the protected data exceeds 255 bytes or the
     ///   caller's Ne exceeds 256.
     pub(super) fn wrap_command(&mut self, cmd: &Command) -> Result<Command> {
-        if let Some(le) = cmd.le {
+        let mut w = self.wrap_parts(cmd.cla, cmd.ins, cmd.p1, cmd.p2, &cmd.data, cmd.le)?;
+        Ok(Command {
+            cla: w.cla,
+            ins: cmd.ins,
+            p1: cmd.p1,
+            p2: cmd.p2,
+            data: std::mem::take(&mut *w.data),
+            le: w.le,
+        })
+    }
+
+    /// [`Channel::wrap_command`] on the parts of a command: the protected
+    /// CLA, data field and Le. The data field is built in a buffer that is
+    /// wiped when dropped, so a secret's plain bytes (C-MAC without
+    /// C-DECRYPTION leaves them in the protected field) are never left in
+    /// freed memory; the caller takes the bytes out with `mem::take`.
+    pub(super) fn wrap_parts(
+        &mut self,
+        cla: u8,
+        ins: u8,
+        p1: u8,
+        p2: u8,
+        plain: &[u8],
+        le: Option<usize>,
+    ) -> Result<Wrapped> {
+        if let Some(le) = le {
             if le == 0 || le > 65_536 {
                 return Err(Error::BadLe { le });
             }
         }
         if !self.level.c_mac() {
-            return Ok(cmd.clone());
+            return Ok(Wrapped {
+                cla,
+                data: Zeroizing::new(plain.to_vec()),
+                le,
+            });
         }
-        let (mac_cla, wire_cla) = secure_cla(cmd.cla)?;
+        let (mac_cla, wire_cla) = secure_cla(cla)?;
         let n = self.mode.len();
-        let protected_len = if self.level.c_dec() && !cmd.data.is_empty() {
-            (cmd.data.len() / BLOCK + 1) * BLOCK + n
+        let encrypt = self.level.c_dec() && !plain.is_empty();
+        let protected_len = if encrypt {
+            (plain.len() / BLOCK + 1) * BLOCK + n
         } else {
-            cmd.data.len() + n
+            plain.len() + n
         };
         if protected_len > EXTENDED_MAX_NC {
             return Err(Error::DataTooLong { len: protected_len });
         }
         self.increment_counter()?;
-        let mut data = if self.level.c_dec() && !cmd.data.is_empty() {
-            self.encrypt(&cmd.data, false)?
+        let mut data = Zeroizing::new(Vec::with_capacity(protected_len));
+        if encrypt {
+            data.extend_from_slice(&self.encrypt(plain, false)?);
         } else {
-            cmd.data.clone()
-        };
-        let extended = protected_len > SHORT_MAX_NC || cmd.le.is_some_and(|le| le > 256);
-        let le = cmd.le.map(|_| if extended { 65_536 } else { 256 });
+            data.extend_from_slice(plain);
+        }
+        let extended = protected_len > SHORT_MAX_NC || le.is_some_and(|le| le > 256);
+        let le = le.map(|_| if extended { 65_536 } else { 256 });
         let body_len = data.len();
         data.resize(protected_len, 0);
-        let mut out = Command {
-            cla: mac_cla,
-            ins: cmd.ins,
-            p1: cmd.p1,
-            p2: cmd.p2,
-            data,
-            le,
-        };
-        let header = out.header_and_lc();
-        let (body, mac_field) = out.data.split_at_mut(body_len);
+        // CLA' INS P1 P2 Lc' as the encoder writes them: Lc' on one byte
+        // (short) or '00' and two bytes (extended); Lc' ≥ n > 0.
+        let mut header = vec![mac_cla, ins, p1, p2];
+        if extended {
+            header.push(0);
+            header.extend_from_slice(&(protected_len as u16).to_be_bytes());
+        } else {
+            header.push(protected_len as u8);
+        }
+        let (body, mac_field) = data.split_at_mut(body_len);
         let mac = crypto::cmac(self.keys.s_mac.expose(), &[&self.chain, &header, body])?;
         self.chain = mac;
         mac_field.copy_from_slice(&mac[..n]);
-        out.cla = wire_cla;
-        Ok(out)
+        Ok(Wrapped {
+            cla: wire_cla,
+            data,
+            le,
+        })
     }
 
     /// Card side: verify and strip the protection of a received command

@@ -10,8 +10,8 @@ use super::commands;
 use super::keyfile::Scp03Keys;
 use super::link::{self, Opened, Options};
 use super::{KeySource, Mode, SecurityLevel};
-use crate::cli::default_data_dir;
-use crate::perso::cli::RecordRefused;
+pub use crate::cli_common::ChannelRefused;
+use crate::cli_common::{default_data_dir, RecordRefused};
 use crate::perso::profile::Profile;
 use crate::transport::pcsc::{ConnectOptions, PcscTransport};
 use crate::transport::{Channel, ExchangeOptions};
@@ -56,11 +56,6 @@ pub enum Scp03Command {
         new_keys: PathBuf,
     },
 }
-
-/// The card refused the channel or the keys are not its (exit code 4).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ChannelRefused(pub String);
 
 struct Target {
     keys: Scp03Keys,

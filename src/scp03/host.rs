@@ -239,6 +239,40 @@ impl HostSession {
         }
     }
 
+    /// [`HostSession::wrap`] for cardsmith's own command type: the
+    /// protected command keeps the kind of the data field, so a secret
+    /// (a PIN, a key) stays a [`crate::secret::Secret`], wiped on drop and
+    /// shown as `REDACTED`, when C-MAC alone leaves it readable in the
+    /// protected field, and personal data stays personal.
+    pub fn wrap_apdu(&mut self, cmd: &crate::apdu::Command) -> Result<crate::apdu::Command> {
+        let mut w = match &mut self.state {
+            State::Open { channel, .. } => {
+                channel.wrap_parts(cmd.cla, cmd.ins, cmd.p1, cmd.p2, cmd.data(), cmd.ne)?
+            }
+            State::Failed => return Err(Error::SessionAborted),
+            _ => return Err(Error::State("secure channel not open")),
+        };
+        Ok(crate::apdu::Command {
+            cla: w.cla,
+            ins: cmd.ins,
+            p1: cmd.p1,
+            p2: cmd.p2,
+            data: cmd.data.same_kind(std::mem::take(&mut *w.data)),
+            ne: w.le,
+            form: crate::apdu::LengthForm::Auto,
+        })
+    }
+
+    /// [`HostSession::unwrap`] for cardsmith's own response type.
+    pub fn unwrap_apdu(&mut self, resp: &crate::apdu::Response) -> Result<crate::apdu::Response> {
+        let gp = Response::new(resp.data.clone(), u16::from_be_bytes(resp.sw.bytes()));
+        let open = self.unwrap(&gp)?;
+        Ok(crate::apdu::Response {
+            data: open.data,
+            sw: crate::apdu::StatusWord::from_u16(open.sw),
+        })
+    }
+
     /// Check and strip the protection of the response to the last wrapped
     /// command: R-MAC ([`Error::RMacMismatch`] if wrong, which also fails the
     /// session), R-ENC decryption. Error status words pass through.

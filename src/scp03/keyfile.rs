@@ -24,7 +24,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
 use super::keys::{AesKey, Diversification, KeySource, StaticKeys};
-use crate::perso::keys::{check_private, write_private_once, KeyError};
+use crate::keyfile::{check_private, write_private_once, KeyError};
 
 /// Environment variable that may hold the SCP03 key entries.
 pub const ENV_VAR: &str = "CARDSMITH_SCP03_KEYS";

@@ -76,21 +76,35 @@ impl Scp03Link {
     pub fn host(&self) -> &HostSession {
         &self.host
     }
-}
 
-impl SecureMessaging for Scp03Link {
-    fn wrap(&mut self, plain: &[u8]) -> Result<Vec<u8>, String> {
-        let c = GpCommand::from_bytes(plain).map_err(|e| e.to_string())?;
-        let w = self.host.wrap(&c).map_err(|e| e.to_string())?;
-        w.to_bytes().map_err(|e| e.to_string())
+    /// Protect an encoded command APDU (for tools and tests that hold raw
+    /// bytes, e.g. to tamper with the result); the channel itself wraps
+    /// commands through [`SecureMessaging::wrap`].
+    pub fn wrap(&mut self, plain: &[u8]) -> Result<Vec<u8>, String> {
+        let c = Command::parse(plain).map_err(|e| e.to_string())?;
+        let w = self.host.wrap_apdu(&c).map_err(|e| e.to_string())?;
+        w.encode().map_err(|e| e.to_string())
     }
 
-    fn unwrap(&mut self, data: &[u8], sw: u16) -> Result<(Vec<u8>, u16), String> {
+    /// Check and open the response to the last wrapped command, given as
+    /// its data field and status word (the raw-bytes side of
+    /// [`Scp03Link::wrap`]).
+    pub fn unwrap(&mut self, data: &[u8], sw: u16) -> Result<(Vec<u8>, u16), String> {
         let r = self
             .host
             .unwrap(&GpResponse::new(data, sw))
             .map_err(|e| e.to_string())?;
         Ok((r.data, r.sw))
+    }
+}
+
+impl SecureMessaging for Scp03Link {
+    fn wrap(&mut self, plain: &Command) -> Result<Command, String> {
+        self.host.wrap_apdu(plain).map_err(|e| e.to_string())
+    }
+
+    fn unwrap(&mut self, resp: &crate::apdu::Response) -> Result<crate::apdu::Response, String> {
+        self.host.unwrap_apdu(resp).map_err(|e| e.to_string())
     }
 
     fn max_plain(&self, max_wrapped: usize) -> usize {

@@ -15,7 +15,14 @@
 //!   `unwrap_command` / `wrap_response`.
 //! * [`commands`]: PUT KEY (AES keys under Key-DEK) and STORE DATA (DGI
 //!   blocks), with card-side parsers.
-//! * [`apdu`]: the small command/response types used here.
+//! * [`apdu`]: the small command/response types the core, the card side
+//!   and the published vectors use. The host's channel protects
+//!   cardsmith's own `crate::apdu::Command` ([`host::HostSession::wrap_apdu`]),
+//!   keeping a secret data field secret.
+//!
+//! Host side, above the core: [`keyfile`] (key files: host configuration),
+//! [`link`] (a session under a `transport::Channel`) and [`cli`]. The core
+//! and the simulated card use neither (`tests/module_graph.rs`).
 //!
 //! Spec sections cited as "§x.y" are Amendment D v1.1.1 unless marked GPCS
 //! (Card Specification v2.3.1). S16 mode (16-byte challenges, cryptograms and

@@ -24,6 +24,7 @@
 )]
 
 pub mod ast;
+pub mod cli;
 pub mod eval;
 pub mod lexer;
 pub mod parser;
@@ -33,7 +34,7 @@ pub mod transcript;
 
 pub use ast::{Loc, Script, Stmt, StmtKind, Warning};
 pub use report::Report;
-pub use runner::{execute, run, RunArgs, RunConfig, Target};
+pub use runner::{execute, RunConfig, Target};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -272,10 +272,10 @@ pub struct DiffArgs {
 
 fn read(p: &PathBuf) -> anyhow::Result<Transcript> {
     use anyhow::Context as _;
-    let text = std::fs::read_to_string(p).with_context(|| crate::json_error::file("reading", p))?;
+    let text = std::fs::read_to_string(p).with_context(|| crate::errors::file("reading", p))?;
     Transcript::from_json(&text)
         .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| crate::json_error::file("transcript", p))
+        .with_context(|| crate::errors::file("transcript", p))
 }
 
 fn print_diff(d: &[Difference], json: bool) {
@@ -298,7 +298,7 @@ pub fn replay_cmd(args: ReplayArgs, json: bool) -> anyhow::Result<i32> {
     let again = replay(&t, SimCard::blank(SimConfig::default()))?;
     if let Some(p) = &args.out {
         crate::private::write(p, again.to_json().as_bytes())
-            .map_err(|e| anyhow::Error::new(e).context(crate::json_error::file("writing", p)))?;
+            .map_err(|e| anyhow::Error::new(e).context(crate::errors::file("writing", p)))?;
     }
     // The ATR and reader differ by nature between a card and the simulator.
     let d: Vec<_> = diff(&t, &again)

@@ -644,8 +644,10 @@ impl SimCard {
 pub struct Provision<'a> {
     /// The issuer transport key (16, 24 or 32 bytes).
     pub issuer_key: Option<&'a [u8]>,
-    /// SCP03 keys for an issuer security domain.
-    pub scp03: Option<&'a crate::scp03::keyfile::Scp03Keys>,
+    /// SCP03 keys for an issuer security domain: the card's own static
+    /// keys, or a master key diversified with the card's KDD. Plain keys,
+    /// never the host's key file.
+    pub scp03: Option<&'a crate::scp03::KeySource>,
 }
 
 /// An issuer key of a length AES does not have.

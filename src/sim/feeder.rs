@@ -32,7 +32,7 @@ pub struct FeedOptions {
     /// The issuer transport key blank cards carry.
     pub issuer_key: Option<Vec<u8>>,
     /// SCP03 keys for the blank cards' security domain (none: no security domain).
-    pub scp03: Option<crate::scp03::keyfile::Scp03Keys>,
+    pub scp03: Option<crate::scp03::KeySource>,
     /// Time between a card leaving and the next one being inserted.
     pub handling: Duration,
 }

@@ -41,8 +41,7 @@ use super::fs::card_lc;
 use super::image::hex_bytes;
 use super::security::SecretHex;
 use crate::scp03::commands::{self as gp, StoreDataAssembler};
-use crate::scp03::keyfile::Scp03Keys;
-use crate::scp03::{CardSession, ChallengeSource, Incoming, SecurityLevel, StaticKeys};
+use crate::scp03::{CardSession, ChallengeSource, Incoming, KeySource, SecurityLevel, StaticKeys};
 
 /// The GlobalPlatform default AID of the issuer security domain.
 pub const DEFAULT_AID: [u8; 8] = [0xA0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00, 0x00];
@@ -151,9 +150,9 @@ impl SimCard {
     /// Install the default security domain (GlobalPlatform ISD AID, C-MAC
     /// and C-DECRYPTION for personalization) with this card's keys from
     /// `keys` (diversified with the card's KDD when it is a master key).
-    pub fn provision_security_domain(&mut self, keys: &Scp03Keys) -> Result<(), SdError> {
+    pub fn provision_security_domain(&mut self, keys: &KeySource) -> Result<(), SdError> {
         let k = keys
-            .for_card(&self.kdd())
+            .resolve(&self.kdd())
             .map_err(|e| SdError(e.to_string()))?;
         let level = SecurityLevel::from_p1(0x03).map_err(|e| SdError(e.to_string()))?;
         self.install_security_domain(&DEFAULT_AID, &k, level)

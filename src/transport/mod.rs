@@ -203,10 +203,13 @@ pub enum ExchangeError {
 /// trace shows the plain, redacted command and the plain response, marked
 /// as protected: what went over the wire is ciphertext and MACs.
 pub trait SecureMessaging: Send {
-    /// Protect a plain command APDU (its encoded bytes).
-    fn wrap(&mut self, plain: &[u8]) -> Result<Vec<u8>, String>;
+    /// Protect a plain command. The protected command keeps the kind of
+    /// the data field ([`Data::Sensitive`] stays sensitive: wiped on drop,
+    /// `REDACTED` wherever it is shown), so a secret never passes through
+    /// plain bytes on its way to the card.
+    fn wrap(&mut self, plain: &Command) -> Result<Command, String>;
     /// Check and open the response to the last wrapped command.
-    fn unwrap(&mut self, data: &[u8], sw: u16) -> Result<(Vec<u8>, u16), String>;
+    fn unwrap(&mut self, resp: &Response) -> Result<Response, String>;
     /// Longest plain data field whose protected form fits `max_wrapped`.
     fn max_plain(&self, max_wrapped: usize) -> usize;
     /// A short label for traces and messages, e.g. "SCP03 C-MAC C-DEC R-MAC".
@@ -440,13 +443,12 @@ impl<'s> Exchange<'s> {
             });
         };
         let label = sm.label();
-        let plain = c.encode()?;
-        let wrapped = sm
-            .wrap(&plain)
-            .map_err(|detail| ExchangeError::SecureChannel {
-                command: describe(c),
-                detail,
-            })?;
+        let protected = sm.wrap(c).map_err(|detail| ExchangeError::SecureChannel {
+            command: describe(c),
+            detail,
+        })?;
+        // The wire bytes of a secret's command are wiped after sending.
+        let wrapped = zeroize::Zeroizing::new(protected.encode()?);
         let ext_ok = self.caps.extended_length && self.opts.allow_extended;
         if wrapped.len() > 5 + crate::apdu::SHORT_MAX_NC + 1 && !ext_ok {
             return Err(ExchangeError::TooLong {
@@ -460,9 +462,8 @@ impl<'s> Exchange<'s> {
         // The protected response is opened whole, so its GET RESPONSE
         // rounds are not traced on their own.
         let resp = self.get_more(c, Response::from_bytes(&raw)?, false)?;
-        let sw = u16::from_be_bytes(resp.sw.bytes());
-        let (data, sw) = match self.secure.as_mut() {
-            Some(sm) => sm.unwrap(&resp.data, sw),
+        let opened = match self.secure.as_mut() {
+            Some(sm) => sm.unwrap(&resp),
             None => Err("the secure channel went away".into()),
         }
         .map_err(|detail| ExchangeError::SecureChannel {
@@ -474,7 +475,7 @@ impl<'s> Exchange<'s> {
         // BINARY the extra bytes are simply the rest of the file; for any
         // other command (GET CHALLENGE above all, whose answer the card
         // remembers) the difference matters, so it is an error.
-        let mut data = data;
+        let Response { mut data, sw } = opened;
         if let Some(ne) = c.ne.filter(|ne| data.len() > *ne) {
             if matches!(c.ins, 0xB0 | 0xB1) {
                 data.truncate(ne);
@@ -488,10 +489,7 @@ impl<'s> Exchange<'s> {
                 });
             }
         }
-        let open = Response {
-            data,
-            sw: StatusWord::from_u16(sw),
-        };
+        let open = Response { data, sw };
         let shown = Shown::of(c);
         let shown = Shown {
             redacted: format!("{} [{label}]", shown.redacted),

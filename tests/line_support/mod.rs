@@ -57,7 +57,7 @@ impl BlankKeys {
             config,
             cardsmith::sim::Provision {
                 issuer_key: Some(&self.key),
-                scp03: self.scp03.as_ref(),
+                scp03: self.scp03.as_ref().map(|k| &k.keys),
             },
         )
         .expect("blank card")

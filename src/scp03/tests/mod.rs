@@ -1,6 +1,7 @@
 //! Cross-module tests: published vectors, host↔card round trips, attacks,
 //! PUT KEY / STORE DATA through the channel, and random-input robustness.
 
+mod apdu_kinds;
 mod attacks;
 mod fuzz;
 mod roundtrip;

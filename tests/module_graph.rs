@@ -1,0 +1,498 @@
+//! The layers the module headers promise, checked on the source: no import
+//! cycle between modules, and no import that points up a layer.
+//!
+//! Every `crate::…` and `super::…` path in the non-test code of `src/`
+//! (use lines, use trees and paths written inline) is an edge from the
+//! file's module to the module it names. Modules are the top-level ones,
+//! with the command-line modules (`cli`, `X::cli`, `line::register_cli`)
+//! and the host-side parts of SCP03 (`scp03::keyfile`, `scp03::link`) as
+//! nodes of their own, since they sit in a different layer from their
+//! parent. Test code (`#[cfg(test)]` modules and their files) is left out:
+//! it moves with its code.
+//!
+//! Run alone: `cargo test --test module_graph`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Modules that are their own node rather than part of their parent.
+const SUB_NODES: &[(&str, &str)] = &[
+    ("perso::cli", "perso::cli"),
+    ("line::cli", "line::cli"),
+    ("line::register_cli", "line::cli"),
+    ("activate::cli", "activate::cli"),
+    ("scp03::cli", "scp03::cli"),
+    ("script::cli", "script::cli"),
+    ("scp03::keyfile", "scp03::keyfile"),
+    ("scp03::link", "scp03::link"),
+];
+
+/// What the simulated card may use: wire types, pure algorithms (the SCP03
+/// core, not its key files or its link to a host channel), and the leaf
+/// helpers for its own image file.
+const SIM_MAY_USE: &[&str] = &[
+    "apdu",
+    "tlv",
+    "hex",
+    "secret",
+    "crypto",
+    "biometric",
+    "scp03",
+    "atr",
+    "errors",
+    "private",
+];
+
+/// The command-line layer: only the binary and other command-line modules
+/// may import these.
+fn is_cli(node: &str) -> bool {
+    node == "cli" || node == "cli_common" || node == "json_error" || node.ends_with("::cli")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("directory entry").path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The module path of a file under `src/` (`perso::engine`, `cli`, `""`
+/// for lib.rs).
+fn module_path(rel: &Path) -> Vec<String> {
+    let mut parts: Vec<String> = rel
+        .iter()
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect();
+    let last = parts.pop().unwrap_or_default();
+    let stem = last.trim_end_matches(".rs");
+    if stem != "mod" && stem != "lib" && stem != "main" {
+        parts.push(stem.to_string());
+    }
+    parts
+}
+
+fn node_of(path: &[String]) -> Option<String> {
+    let first = path.first()?;
+    if let Some(second) = path.get(1) {
+        let two = format!("{first}::{second}");
+        if let Some((_, node)) = SUB_NODES.iter().find(|(m, _)| *m == two) {
+            return Some(node.to_string());
+        }
+    }
+    Some(first.clone())
+}
+
+/// The source without comments and without `#[cfg(test)]` items; the names
+/// of test-only child modules declared as `mod name;`.
+fn strip(src: &str) -> (String, Vec<String>) {
+    let mut out = String::new();
+    let mut test_mods = Vec::new();
+    let lines: Vec<&str> = src.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        if is_test_cfg(line.trim()) {
+            // The item that follows: `mod x;`, or a braced item to skip.
+            let mut j = i + 1;
+            while j < lines.len() && lines[j].trim_start().starts_with("#[") {
+                j += 1;
+            }
+            let item = lines.get(j).map(|l| l.trim()).unwrap_or("");
+            if let Some(name) = item
+                .trim_start_matches("pub ")
+                .strip_prefix("mod ")
+                .and_then(|r| r.strip_suffix(';'))
+            {
+                test_mods.push(name.trim().to_string());
+                i = j + 1;
+                continue;
+            }
+            let mut depth = 0i32;
+            let mut opened = false;
+            while j < lines.len() {
+                let code = lines[j].split("//").next().unwrap_or("");
+                for c in code.chars() {
+                    match c {
+                        '{' => {
+                            depth += 1;
+                            opened = true;
+                        }
+                        '}' => depth -= 1,
+                        _ => {}
+                    }
+                }
+                j += 1;
+                if (opened && depth <= 0) || (!opened && code.trim_end().ends_with(';')) {
+                    break;
+                }
+            }
+            i = j;
+            continue;
+        }
+        out.push_str(line.split("//").next().unwrap_or(""));
+        out.push('\n');
+        i += 1;
+    }
+    (out, test_mods)
+}
+
+/// `#[cfg(test)]`, `#[cfg(all(test, unix))]` and the like.
+fn is_test_cfg(attr: &str) -> bool {
+    attr.starts_with("#[cfg(")
+        && !attr.contains("not(test")
+        && attr
+            .split(|c: char| !is_ident(c))
+            .any(|word| word == "test")
+}
+
+fn is_ident(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// The paths a use tree or inline path starting at `s` names, each as a
+/// list of segments (as far as they go; `{…}` groups expanded).
+fn paths_at(s: &str) -> Vec<Vec<String>> {
+    let s = s.trim_start();
+    if let Some(rest) = s.strip_prefix('{') {
+        let mut depth = 1;
+        let mut end = rest.len();
+        for (k, c) in rest.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = k;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let inner = &rest[..end];
+        let mut items = Vec::new();
+        let mut depth = 0;
+        let mut start = 0;
+        for (k, c) in inner.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                ',' if depth == 0 => {
+                    items.push(&inner[start..k]);
+                    start = k + 1;
+                }
+                _ => {}
+            }
+        }
+        items.push(&inner[start..]);
+        return items
+            .into_iter()
+            .filter(|i| !i.trim().is_empty())
+            .flat_map(paths_at)
+            .collect();
+    }
+    let name: String = s.chars().take_while(|c| is_ident(*c)).collect();
+    if name.is_empty() {
+        return vec![vec![]];
+    }
+    let rest = &s[name.len()..];
+    match rest.strip_prefix("::") {
+        Some(more) => paths_at(more)
+            .into_iter()
+            .map(|mut p| {
+                p.insert(0, name.clone());
+                p
+            })
+            .collect(),
+        None => vec![vec![name]],
+    }
+}
+
+/// Every module path the code names through `crate::` or `super::`.
+fn references(code: &str, module: &[String], is_mod_rs: bool) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for (k, _) in code.match_indices("crate::") {
+        if code[..k].chars().next_back().is_some_and(is_ident) {
+            continue;
+        }
+        out.extend(paths_at(&code[k + "crate::".len()..]));
+    }
+    // `super` in `a/b.rs` is `a`; in `a/mod.rs` (module `a`) it is the root.
+    let parent: Vec<String> = if is_mod_rs || module.len() <= 1 {
+        module[..module.len().saturating_sub(1)].to_vec()
+    } else {
+        module[..module.len() - 1].to_vec()
+    };
+    for (k, _) in code.match_indices("super::") {
+        if code[..k].chars().next_back().is_some_and(is_ident) || code[..k].ends_with("::") {
+            continue;
+        }
+        for p in paths_at(&code[k + "super::".len()..]) {
+            let mut full = parent.clone();
+            full.extend(p);
+            out.push(full);
+        }
+    }
+    out
+}
+
+struct Graph {
+    edges: BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
+}
+
+fn build() -> Graph {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    let mut test_files: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut stripped = Vec::new();
+    for f in &files {
+        let src = std::fs::read_to_string(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let (code, test_mods) = strip(&src);
+        let dir = if f
+            .file_name()
+            .is_some_and(|n| n == "mod.rs" || n == "lib.rs")
+        {
+            f.parent().map(Path::to_path_buf).unwrap_or_default()
+        } else {
+            f.with_extension("")
+        };
+        for m in test_mods {
+            test_files.insert(dir.join(format!("{m}.rs")));
+            test_files.insert(dir.join(&m));
+        }
+        stripped.push((f.clone(), code));
+    }
+    let mut edges: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for (f, code) in stripped {
+        if test_files
+            .iter()
+            .any(|t| f == *t || (t.is_dir() && f.starts_with(t)))
+        {
+            continue;
+        }
+        let rel = f.strip_prefix(&root).expect("under src");
+        if rel == Path::new("main.rs") {
+            continue;
+        }
+        let module = module_path(rel);
+        let Some(from) = node_of(&module) else {
+            continue; // lib.rs
+        };
+        let is_mod_rs = f.file_name().is_some_and(|n| n == "mod.rs");
+        for r in references(&code, &module, is_mod_rs) {
+            let Some(to) = node_of(&r) else { continue };
+            if to != from && to != "self" && to != "super" {
+                edges
+                    .entry(from.clone())
+                    .or_default()
+                    .entry(to)
+                    .or_default()
+                    .insert(rel.display().to_string());
+            }
+        }
+    }
+    Graph { edges }
+}
+
+/// A cycle as a list of nodes, if there is one.
+fn find_cycle(g: &Graph) -> Option<Vec<String>> {
+    fn visit(
+        g: &Graph,
+        n: &str,
+        state: &mut BTreeMap<String, u8>,
+        stack: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        state.insert(n.to_string(), 1);
+        stack.push(n.to_string());
+        for m in g.edges.get(n).map(|e| e.keys()).into_iter().flatten() {
+            match state.get(m.as_str()) {
+                Some(1) => {
+                    let at = stack.iter().position(|s| s == m).unwrap_or(0);
+                    let mut cycle = stack[at..].to_vec();
+                    cycle.push(m.clone());
+                    return Some(cycle);
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(c) = visit(g, m, state, stack) {
+                        return Some(c);
+                    }
+                }
+            }
+        }
+        stack.pop();
+        state.insert(n.to_string(), 2);
+        None
+    }
+    let mut state = BTreeMap::new();
+    for n in g.edges.keys() {
+        if !state.contains_key(n) {
+            let mut stack = Vec::new();
+            if let Some(c) = visit(g, n, &mut state, &mut stack) {
+                return Some(c);
+            }
+        }
+    }
+    None
+}
+
+fn describe(g: &Graph, cycle: &[String]) -> String {
+    cycle
+        .windows(2)
+        .map(|w| {
+            let files = &g.edges[&w[0]][&w[1]];
+            format!(
+                "  {} -> {} ({})",
+                w[0],
+                w[1],
+                files.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn no_import_cycle_between_modules() {
+    let g = build();
+    if let Some(c) = find_cycle(&g) {
+        panic!("import cycle:\n{}", describe(&g, &c));
+    }
+}
+
+#[test]
+fn no_engine_imports_a_command_line_module() {
+    let g = build();
+    let mut bad = Vec::new();
+    for (from, tos) in &g.edges {
+        if is_cli(from) {
+            continue;
+        }
+        for (to, files) in tos {
+            if is_cli(to) {
+                bad.push(format!(
+                    "  {from} -> {to} ({})",
+                    files.iter().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "modules below the command line import it:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn the_simulated_card_uses_no_host_module() {
+    let g = build();
+    let bad: Vec<String> = g
+        .edges
+        .get("sim")
+        .map(|tos| {
+            tos.iter()
+                .filter(|(to, _)| !SIM_MAY_USE.contains(&to.as_str()))
+                .map(|(to, files)| {
+                    format!(
+                        "  sim -> {to} ({})",
+                        files.iter().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        bad.is_empty(),
+        "the simulated card imports host modules:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn the_scp03_core_uses_no_host_module() {
+    // The secure channel core is what the card and the host share; its key
+    // files and its link to a host channel sit above it.
+    let g = build();
+    let allowed = ["apdu", "hex", "secret", "crypto", "errors"];
+    let bad: Vec<String> = g
+        .edges
+        .get("scp03")
+        .map(|tos| {
+            tos.iter()
+                .filter(|(to, _)| !allowed.contains(&to.as_str()))
+                .map(|(to, files)| {
+                    format!(
+                        "  scp03 -> {to} ({})",
+                        files.iter().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        bad.is_empty(),
+        "the SCP03 core imports host modules:\n{}",
+        bad.join("\n")
+    );
+}
+
+/// The checker itself finds what it should.
+#[test]
+fn the_checker_sees_use_trees_inline_paths_and_super() {
+    let code = "use crate::{apdu::cmd, perso::{cli::X, card}};\nfn f() { crate::scp03::link::open(); }\nuse super::cli::Y;\n";
+    let refs = references(code, &["line".into(), "station".into()], false);
+    let nodes: BTreeSet<String> = refs.iter().filter_map(|p| node_of(p)).collect();
+    let want: BTreeSet<String> = ["apdu", "perso::cli", "perso", "scp03::link", "line::cli"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(nodes, want);
+    let (code, mods) = strip("use crate::a;\n// crate::b\n#[cfg(test)]\nmod tests {\n    use crate::c;\n}\n#[cfg(test)]\nmod more;\n");
+    assert!(code.contains("crate::a") && !code.contains("crate::b") && !code.contains("crate::c"));
+    assert_eq!(mods, vec!["more".to_string()]);
+}
+
+/// The cycle search finds a cycle through several modules, and none in a
+/// graph without one.
+#[test]
+fn the_checker_finds_cycles() {
+    let graph = |edges: &[(&str, &str)]| {
+        let mut g = Graph {
+            edges: BTreeMap::new(),
+        };
+        for (a, b) in edges {
+            g.edges
+                .entry(a.to_string())
+                .or_default()
+                .entry(b.to_string())
+                .or_default()
+                .insert("x.rs".into());
+        }
+        g
+    };
+    let g = graph(&[
+        ("cli", "perso::cli"),
+        ("perso::cli", "cli_common"),
+        ("perso::cli", "perso"),
+    ]);
+    assert_eq!(find_cycle(&g), None);
+    let g = graph(&[
+        ("cli", "perso::cli"),
+        ("perso::cli", "line::cli"),
+        ("line::cli", "cli"),
+        ("line::cli", "line"),
+    ]);
+    let c = find_cycle(&g).expect("a cycle");
+    assert_eq!(c.first(), c.last());
+    assert_eq!(c.len(), 4, "{c:?}");
+}
