@@ -4,15 +4,15 @@
 //! card. Every figure is measured in this run; ratios are against the
 //! baselines measured here too. Run with `bash bench/line.sh`.
 
-use cardsmith::line::journal::{Finish, Journal, NewRecord, Outcome, Who};
 use cardsmith::line::progress::Progress;
 use cardsmith::line::run::{self, Readers, RunOptions};
 use cardsmith::line::slot::{CardSlot, SimFeed, SimSlot};
-use cardsmith::line::sqlite::SqliteJournal;
 use cardsmith::line::station::StationCtx;
 use cardsmith::perso::cli::{compact_template, CardArgs, IsoTemplates, IssuerSide};
 use cardsmith::perso::{engine, input};
 use cardsmith::record::{self, Record};
+use cardsmith::register::journal::{Finish, Journal, NewRecord, Outcome, Who};
+use cardsmith::register::sqlite::SqliteJournal;
 use cardsmith::sim::faults::Faults;
 use cardsmith::sim::feeder::{FeedOptions, Feeder};
 use cardsmith::sim::timing::Timing;

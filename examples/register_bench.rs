@@ -7,17 +7,17 @@
 //! Run with `bash bench/register.sh` (it starts a durable throwaway
 //! PostgreSQL cluster and passes its URL in CARDSMITH_BENCH_PG).
 
-use cardsmith::line::journal::{Finish, Journal, NewRecord, Outcome, Who};
-use cardsmith::line::pg::{PgJournal, PgOptions};
-use cardsmith::line::pgconf;
 use cardsmith::line::progress::Progress;
 use cardsmith::line::run::{self, Readers, RunOptions};
 use cardsmith::line::slot::{CardSlot, SimFeed, SimSlot};
-use cardsmith::line::sqlite::SqliteJournal;
 use cardsmith::line::station::StationCtx;
 use cardsmith::perso::cli::{CardArgs, IsoTemplates, IssuerSide};
 use cardsmith::perso::input;
 use cardsmith::record::{self, Record};
+use cardsmith::register::journal::{Finish, Journal, NewRecord, Outcome, Who};
+use cardsmith::register::pg::{PgJournal, PgOptions};
+use cardsmith::register::pgconf;
+use cardsmith::register::sqlite::SqliteJournal;
 use cardsmith::sim::faults::Faults;
 use cardsmith::sim::timing::Timing;
 use cardsmith::sim::{Provision, SimCard, SimConfig};
@@ -245,8 +245,8 @@ fn main() {
         .unwrap_or(2);
     {
         let t = pgconf::parse(&url, false).expect("url");
-        let mut c = cardsmith::line::pg::connect(&t).expect("connect");
-        cardsmith::line::pgschema::migrate(&mut c, &t.display).expect("migrate");
+        let mut c = cardsmith::register::pg::connect(&t).expect("connect");
+        cardsmith::register::pgschema::migrate(&mut c, &t.display).expect("migrate");
     }
     let data = tempfile::tempdir().expect("tempdir");
     let _ = IssuerSide::load(&CardArgs {

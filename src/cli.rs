@@ -72,7 +72,7 @@ pub enum Command {
     Journal(crate::line::register_cli::JournalCommand),
     /// The local test CA: `ca crl` issues a signed revocation list of the certificates it revoked.
     #[command(subcommand)]
-    Ca(crate::pki::ca_cli::CaCommand),
+    Ca(crate::pki::cli::CaCommand),
     /// GlobalPlatform SCP03 with a card's security domain: check the keys, rotate them.
     #[command(subcommand)]
     Scp03(crate::scp03::cli::Scp03Command),
@@ -256,7 +256,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::BioRates(args) => return crate::perso::cli::bio_rates(args, json),
         Command::Line(cmd) => return crate::line::cli::line(cmd, json),
         Command::Journal(cmd) => return crate::line::register_cli::journal(cmd, json),
-        Command::Ca(cmd) => return crate::pki::ca_cli::ca(cmd, json),
+        Command::Ca(cmd) => return crate::pki::cli::ca(cmd, json),
         Command::Scp03(cmd) => return crate::scp03::cli::run(cmd, json),
         Command::Activate(cmd) => return crate::activate::cli::activate(cmd, json),
         _ => {}

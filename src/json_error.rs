@@ -90,7 +90,7 @@ pub fn kind(e: &anyhow::Error) -> &'static str {
     // Exit code 1: the most specific cause first.
     for cause in e.chain() {
         if cause
-            .downcast_ref::<crate::line::journal::JournalError>()
+            .downcast_ref::<crate::register::journal::JournalError>()
             .is_some()
         {
             return "journal";
@@ -212,8 +212,8 @@ fn locate(e: &anyhow::Error, m: &mut Map<String, Value>) {
         if let Some(i) = cause.downcast_ref::<crate::sim::ImageError>() {
             put(m, "file", json!(i.path()));
         }
-        if let Some(crate::line::journal::JournalError::Storage { path, .. }) =
-            cause.downcast_ref::<crate::line::journal::JournalError>()
+        if let Some(crate::register::journal::JournalError::Storage { path, .. }) =
+            cause.downcast_ref::<crate::register::journal::JournalError>()
         {
             put(m, "file", json!(path));
         }

@@ -24,6 +24,7 @@ pub mod perso;
 pub mod pki;
 pub mod private;
 pub mod record;
+pub mod register;
 pub mod scp03;
 pub mod script;
 pub mod secret;

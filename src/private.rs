@@ -383,10 +383,10 @@ mod tests {
 
     #[test]
     fn the_sqlite_journal_and_its_wal_and_shm_files_are_600() {
-        use crate::line::journal::{Journal, Who};
+        use crate::register::journal::{Journal, Who};
         let d = tmpdir("sqlite");
         let p = d.join("line/journal.sqlite");
-        let j = crate::line::sqlite::SqliteJournal::open(&p).unwrap();
+        let j = crate::register::sqlite::SqliteJournal::open(&p).unwrap();
         let who = Who {
             station: "s".into(),
             operator: "o".into(),

@@ -13,11 +13,11 @@ use cardsmith::activate::ops;
 use cardsmith::activate::pinentry::LinePins;
 use cardsmith::activate::policy::PinPolicy;
 use cardsmith::apdu::{cmd, StatusWord};
-use cardsmith::line::journal::{CardStatus, Journal, NewRecord, Who};
-use cardsmith::line::sqlite::SqliteJournal;
 use cardsmith::line::station::{process_card, CardResult, StationCtx};
 use cardsmith::perso::card::{self as pcard, LifeCycle};
 use cardsmith::perso::cli::{CardArgs, IssuerSide};
+use cardsmith::register::journal::{CardStatus, Journal, NewRecord, Who};
+use cardsmith::register::sqlite::SqliteJournal;
 use cardsmith::secret::Secret;
 use cardsmith::sim::vpcd::SharedCard;
 use cardsmith::sim::{SimCard, SimConfig};
@@ -774,7 +774,7 @@ impl Env {
 
 #[test]
 fn replaced_cards_are_revoked_on_the_crl_and_refused_when_they_come_back() {
-    use cardsmith::line::journal::RevocationReason;
+    use cardsmith::register::journal::RevocationReason;
     let mut env = setup(6, 31);
     let fi: Vec<usize> = env
         .holders

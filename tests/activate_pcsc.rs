@@ -8,9 +8,9 @@ mod activate_support;
 mod common;
 
 use activate_support::Holder;
-use cardsmith::line::journal::{CardStatus, Journal, RevocationReason};
-use cardsmith::line::sqlite::SqliteJournal;
 use cardsmith::perso::cli::{CardArgs, IssuerSide};
+use cardsmith::register::journal::{CardStatus, Journal, RevocationReason};
+use cardsmith::register::sqlite::SqliteJournal;
 use cardsmith::sim::faults::Faults;
 use cardsmith::sim::feeder::{FeedOptions, Feeder};
 use cardsmith::sim::timing::Timing;
@@ -134,7 +134,7 @@ impl Env {
             let f = f.expect("entry").path();
             let card = SimCard::open_image(&f, SimConfig::default()).expect("image");
             let serial = cardsmith::hex::compact(&card.serial());
-            if let cardsmith::line::journal::CardKnown::Good { record_id, .. } =
+            if let cardsmith::register::journal::CardKnown::Good { record_id, .. } =
                 j.card(&serial).expect("journal")
             {
                 self.serials.insert(record_id.clone(), serial);

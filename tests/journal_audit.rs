@@ -5,8 +5,8 @@
 
 mod pg_support;
 
-use cardsmith::line::journal::*;
-use cardsmith::line::sqlite::SqliteJournal;
+use cardsmith::register::journal::*;
+use cardsmith::register::sqlite::SqliteJournal;
 use std::path::Path;
 use std::process::Command;
 
@@ -196,8 +196,8 @@ fn removed_and_inserted_rows_and_an_edited_entry_are_found() {
 fn the_register_on_postgresql_finds_an_edited_delivery() {
     let c = pg_support::Cluster::start();
     let url = c.register("register");
-    let t = cardsmith::line::pgconf::parse(&url, false).expect("url");
-    let j = cardsmith::line::pg::PgJournal::open(t, Default::default()).expect("open");
+    let t = cardsmith::register::pgconf::parse(&url, false).expect("url");
+    let j = cardsmith::register::pg::PgJournal::open(t, Default::default()).expect("open");
     fill(&j);
     let r = j.audit().expect("audit");
     assert!(r.intact, "{:?}", r.findings);

@@ -6,10 +6,10 @@
 
 mod pg_support;
 
-use cardsmith::line::journal::*;
-use cardsmith::line::pg::{PgJournal, PgOptions};
-use cardsmith::line::pgconf;
-use cardsmith::line::sqlite::SqliteJournal;
+use cardsmith::register::journal::*;
+use cardsmith::register::pg::{PgJournal, PgOptions};
+use cardsmith::register::pgconf;
+use cardsmith::register::sqlite::SqliteJournal;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -4,13 +4,13 @@
 
 mod line_support;
 
-use cardsmith::line::journal::{Journal, NewRecord, Who};
 use cardsmith::line::progress::Progress;
 use cardsmith::line::run::{self, Readers, RunOptions};
 use cardsmith::line::slot::{CardSlot, SimFeed, SimSlot, SlotError};
-use cardsmith::line::sqlite::SqliteJournal;
 use cardsmith::line::station::StationCtx;
 use cardsmith::record::Record;
+use cardsmith::register::journal::{Journal, NewRecord, Who};
+use cardsmith::register::sqlite::SqliteJournal;
 use cardsmith::sim::faults::Faults;
 use cardsmith::sim::vpcd::SharedCard;
 use cardsmith::sim::SimConfig;
@@ -161,7 +161,7 @@ fn pull_at_every_apdu_index() {
         assert!(s.interrupted == 1 || k <= 3, "k={k}: {summary}");
         let serial = cardsmith::hex::compact(&first.lock().expect("card").serial());
         let fate = match line.journal.card(&serial).expect("card") {
-            cardsmith::line::journal::CardKnown::Good { .. } => {
+            cardsmith::register::journal::CardKnown::Good { .. } => {
                 let attempts = line.journal.attempts_for_card(&serial).expect("attempts");
                 if attempts
                     .iter()
@@ -172,14 +172,14 @@ fn pull_at_every_apdu_index() {
                     "personalized again (nothing had been written)"
                 }
             }
-            cardsmith::line::journal::CardKnown::Rejected { terminated, .. } => {
+            cardsmith::register::journal::CardKnown::Rejected { terminated, .. } => {
                 assert!(
                     terminated,
                     "k={k}: a rejected partly written card is terminated"
                 );
                 "rejected and terminated"
             }
-            cardsmith::line::journal::CardKnown::Unknown if k <= 3 => {
+            cardsmith::register::journal::CardKnown::Unknown if k <= 3 => {
                 // Identification never finished; the card came back and took the record.
                 panic!("k={k}: a card that came back must end in the journal")
             }
@@ -304,7 +304,7 @@ fn foreign_and_returning_cards_are_not_touched() {
     let cards = unique(std::mem::take(&mut feed.lock().expect("feed").hopper));
     let serial = cardsmith::hex::compact(&foreign.lock().expect("card").serial());
     match line.journal.card(&serial).expect("card") {
-        cardsmith::line::journal::CardKnown::Rejected {
+        cardsmith::register::journal::CardKnown::Rejected {
             terminated, reason, ..
         } => {
             assert!(!terminated);

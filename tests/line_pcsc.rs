@@ -6,8 +6,8 @@
 mod common;
 mod line_support;
 
-use cardsmith::line::journal::Journal;
-use cardsmith::line::sqlite::SqliteJournal;
+use cardsmith::register::journal::Journal;
+use cardsmith::register::sqlite::SqliteJournal;
 use cardsmith::sim::feeder::{FeedOptions, Feeder};
 use cardsmith::sim::timing::Timing;
 use cardsmith::sim::vpcd::SharedCard;

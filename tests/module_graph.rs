@@ -23,6 +23,7 @@ const SUB_NODES: &[(&str, &str)] = &[
     ("activate::cli", "activate::cli"),
     ("scp03::cli", "scp03::cli"),
     ("script::cli", "script::cli"),
+    ("pki::cli", "pki::cli"),
     ("scp03::keyfile", "scp03::keyfile"),
     ("scp03::link", "scp03::link"),
 ];

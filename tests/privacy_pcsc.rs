@@ -199,17 +199,18 @@ fn every_file_cardsmith_creates_is_private() {
         ),
         "ship",
     );
-    let journal = cardsmith::line::sqlite::SqliteJournal::open(&data.join("line/journal.sqlite"))
-        .expect("journal");
+    let journal =
+        cardsmith::register::sqlite::SqliteJournal::open(&data.join("line/journal.sqlite"))
+            .expect("journal");
     let card_image = std::fs::read_dir(&hopper)
         .expect("hopper")
         .map(|e| e.expect("entry").path())
         .find(|p| {
             let c = SimCard::open_image(p, SimConfig::default()).expect("image");
             let serial = cardsmith::hex::compact(&c.serial());
-            use cardsmith::line::journal::Journal as _;
+            use cardsmith::register::journal::Journal as _;
             matches!(journal.card(&serial).expect("journal"),
-                cardsmith::line::journal::CardKnown::Good { record_id, .. } if record_id == id)
+                cardsmith::register::journal::CardKnown::Good { record_id, .. } if record_id == id)
         })
         .expect("the first record's card");
     drop(journal);

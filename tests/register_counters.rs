@@ -18,11 +18,11 @@ mod common;
 mod pg_support;
 
 use activate_support::Holder;
-use cardsmith::line::journal::*;
-use cardsmith::line::pg::{PgJournal, PgOptions};
-use cardsmith::line::pgconf;
-use cardsmith::line::pgschema::{self, RoleKind};
 use cardsmith::perso::cli::{CardArgs, IssuerSide};
+use cardsmith::register::journal::*;
+use cardsmith::register::pg::{PgJournal, PgOptions};
+use cardsmith::register::pgconf;
+use cardsmith::register::pgschema::{self, RoleKind};
 use cardsmith::sim::faults::Faults;
 use cardsmith::sim::feeder::{FeedOptions, Feeder};
 use cardsmith::sim::timing::Timing;

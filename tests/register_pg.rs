@@ -4,10 +4,10 @@
 
 mod pg_support;
 
-use cardsmith::line::journal::*;
-use cardsmith::line::pg::{PgJournal, PgOptions};
-use cardsmith::line::sqlite::SqliteJournal;
-use cardsmith::line::{copy, pgconf, pgschema};
+use cardsmith::register::journal::*;
+use cardsmith::register::pg::{PgJournal, PgOptions};
+use cardsmith::register::sqlite::SqliteJournal;
+use cardsmith::register::{copy, pgconf, pgschema};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -309,7 +309,7 @@ fn the_copy_command_reports_counts_and_digests() {
 
 #[test]
 fn the_register_over_tls_verifies_the_server_certificate() {
-    let refused = |t: &pgconf::PgTarget| match cardsmith::line::pg::connect(t) {
+    let refused = |t: &pgconf::PgTarget| match cardsmith::register::pg::connect(t) {
         Ok(_) => panic!("connected"),
         Err(e) => e.to_string(),
     };
@@ -338,7 +338,7 @@ fn the_register_over_tls_verifies_the_server_certificate() {
             false,
         )
         .expect("url");
-        let mut db = cardsmith::line::pg::connect(&t).expect("TLS connection");
+        let mut db = cardsmith::register::pg::connect(&t).expect("TLS connection");
         let ssl: bool = db
             .query_one(
                 "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",

@@ -1114,8 +1114,8 @@ fn startup_packet(s: &mut std::net::TcpStream) -> Option<Vec<u8>> {
 /// in the window of a restart).
 #[test]
 fn a_station_waits_for_a_register_that_is_starting_up() {
-    use cardsmith::line::journal::Journal;
-    use cardsmith::line::pg::{PgJournal, PgOptions};
+    use cardsmith::register::journal::Journal;
+    use cardsmith::register::pg::{PgJournal, PgOptions};
     use std::sync::atomic::Ordering;
     let cluster = Cluster::start();
     let admin = cluster.register("register");
@@ -1125,7 +1125,7 @@ fn a_station_waits_for_a_register_that_is_starting_up() {
         &format!("@127.0.0.1:{}/", front.port),
     );
     assert_ne!(url, admin);
-    let mut t = cardsmith::line::pgconf::parse(&url, false).expect("url");
+    let mut t = cardsmith::register::pgconf::parse(&url, false).expect("url");
     t.config.application_name("cardsmith front-test");
     let j = PgJournal::open(
         t,

@@ -18,10 +18,10 @@ use super::pinentry::{LinePins, PinInput, TtyPins};
 use super::policy::PinPolicy;
 use crate::cli_common::{check_office, CardArgs, RecordRefused, EXIT_CARD_STATUS, EXIT_TRANSPORT};
 use crate::line::cli::{data_dir, open_journal, who, JournalArgs};
-use crate::line::journal::{iso_time, CardStatus, CertRow, Journal, RevocationReason, Who};
 use crate::perso::input::IsoTemplates;
 use crate::perso::side::IssuerSide;
 use crate::pki::CertificateAuthority as _;
+use crate::register::journal::{iso_time, CardStatus, CertRow, Journal, RevocationReason, Who};
 use crate::transport::pcsc::{self as pc, CardEvent, ConnectOptions, PcscTransport};
 use crate::transport::{Channel, ExchangeOptions};
 
@@ -258,7 +258,7 @@ fn station(c: &CounterArgs) -> Result<Station> {
 /// records none). Refused as a bad argument, nothing touched.
 fn check_may_record(st: &Station) -> Result<()> {
     st.journal.may_record_at(&st.office).map_err(|e| match e {
-        crate::line::journal::JournalError::Refused(m) => anyhow!(RecordRefused(m)),
+        crate::register::journal::JournalError::Refused(m) => anyhow!(RecordRefused(m)),
         e => anyhow!(e),
     })
 }
@@ -588,7 +588,9 @@ fn ship(
     for s in cards {
         let s = s.to_ascii_uppercase();
         match j.card(&s).map_err(|e| anyhow!(e))? {
-            crate::line::journal::CardKnown::Good { record_id, .. } => wanted.push((s, record_id)),
+            crate::register::journal::CardKnown::Good { record_id, .. } => {
+                wanted.push((s, record_id))
+            }
             other => bail!(RecordRefused(format!(
                 "card {s} is not a good card of the line ({other:?})"
             ))),

@@ -17,12 +17,12 @@ use super::ops::{self, CardError, Finger, FingerResult, Inspection, UnblockResul
 use super::pinentry::PinInput;
 use super::policy::PinPolicy;
 use crate::biometric;
-use crate::line::journal::{CardKnown, CertRow, Delivery, Journal, RevocationReason, Who};
 use crate::perso::card::LifeCycle;
 use crate::perso::engine::FingerVerdict;
 use crate::perso::side::IssuerSide;
 use crate::pki::CertificateAuthority;
 use crate::record::date::JalaliDate;
+use crate::register::journal::{CardKnown, CertRow, Delivery, Journal, RevocationReason, Who};
 use crate::secret::Secret;
 use crate::transport::Channel;
 
@@ -402,7 +402,7 @@ impl Counter<'_> {
     ) -> Result<(String, Option<String>), Refusal> {
         screen.step(2, "Checking the issuance record …");
         let serial = &ins.serial;
-        let j = |e: crate::line::journal::JournalError| Refusal::new("journal", e.to_string());
+        let j = |e: crate::register::journal::JournalError| Refusal::new("journal", e.to_string());
         let record_id = match self.journal.card(serial).map_err(j)? {
             CardKnown::Good { record_id, .. } => record_id,
             other => {
@@ -441,7 +441,7 @@ impl Counter<'_> {
                     "card {serial} (record {record_id}) is meant for office {}, not this office {}: it was shipped there on {} by {}. Keep the card and send it on",
                     shipment.office,
                     self.office,
-                    crate::line::journal::iso_time(shipment.at),
+                    crate::register::journal::iso_time(shipment.at),
                     shipment.operator
                 ),
             ));
@@ -467,7 +467,7 @@ impl Counter<'_> {
                 "already_delivered",
                 format!(
                     "card {serial} was already delivered on {} by {} at office {} (now {})",
-                    crate::line::journal::iso_time(d.delivered_at),
+                    crate::register::journal::iso_time(d.delivered_at),
                     d.delivered_by,
                     d.office,
                     d.status.as_str()
@@ -489,7 +489,7 @@ impl Counter<'_> {
                         r.previous_card,
                         r.previous_card_status.as_str(),
                         r.id,
-                        crate::line::journal::iso_time(r.at),
+                        crate::register::journal::iso_time(r.at),
                         r.office
                     ));
                     replaces = Some(r.previous_card);
@@ -511,7 +511,7 @@ impl Counter<'_> {
         screen.say(&format!(
             "  ok   record {record_id}, shipped to this office ({}) on {} by {}",
             self.office,
-            crate::line::journal::iso_time(shipment.at),
+            crate::register::journal::iso_time(shipment.at),
             shipment.operator
         ));
         Ok((record_id, replaces))
@@ -957,7 +957,7 @@ impl Counter<'_> {
     /// for the supervisor.
     fn supersede(&self, previous: &str, new_card: &str, screen: &mut dyn Screen) {
         let reason = match self.journal.delivered(previous) {
-            Ok(Some(d)) if d.status == crate::line::journal::CardStatus::Lost => {
+            Ok(Some(d)) if d.status == crate::register::journal::CardStatus::Lost => {
                 RevocationReason::KeyCompromise
             }
             _ => RevocationReason::Superseded,
@@ -1025,9 +1025,9 @@ impl Counter<'_> {
                 ),
             ));
         }
-        let j = |e: crate::line::journal::JournalError| Refusal::new("journal", e.to_string());
+        let j = |e: crate::register::journal::JournalError| Refusal::new("journal", e.to_string());
         match self.journal.delivered(&serial).map_err(j)? {
-            Some(d) if d.status == crate::line::journal::CardStatus::Activated => {}
+            Some(d) if d.status == crate::register::journal::CardStatus::Activated => {}
             Some(d) => {
                 return Err(self.refuse_unblock(
                     &serial,

@@ -1,21 +1,21 @@
 //! `cardsmith line …`: run a batch across readers, resume it, and ask the
 //! journal what happened.
 
-use super::journal::{
-    iso_time, AttemptRow, BatchInfo, CardKnown, Journal, NewRecord, SetAside, Who, DEFAULT_LEASE,
-};
-use super::pg::{PgJournal, PgOptions};
-use super::pgconf::{self, PgTarget};
 use super::progress::Progress;
 use super::report;
 use super::run::{self, Readers, RunOptions};
 use super::slot::{CardSlot, SimFeed, SimSlot};
-use super::sqlite::SqliteJournal;
 use super::station::StationCtx;
 use crate::cli_common::{CardArgs, RecordRefused};
 use crate::perso::input::IsoTemplates;
 use crate::perso::side::IssuerSide;
 use crate::record;
+use crate::register::journal::{
+    iso_time, AttemptRow, BatchInfo, CardKnown, Journal, NewRecord, SetAside, Who, DEFAULT_LEASE,
+};
+use crate::register::pg::{PgJournal, PgOptions};
+use crate::register::pgconf::{self, PgTarget};
+use crate::register::sqlite::SqliteJournal;
 use crate::scp03::keyfile::Scp03Keys;
 use crate::sim::faults::Faults;
 use crate::sim::timing::Timing;

@@ -1,8 +1,8 @@
 //! The live view of the line: one line per reader and one for the batch,
 //! redrawn in place on a terminal; plain event lines otherwise.
 
-use super::journal::Summary;
 use super::station::CardResult;
+use crate::register::journal::Summary;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -139,7 +139,7 @@ impl Progress {
             .unwrap_or_default();
         self.note(&format!(
             "{} [{reader}] {what}{tail}",
-            super::journal::iso_time(super::journal::now_ms())
+            crate::register::journal::iso_time(crate::register::journal::now_ms())
         ));
     }
 

@@ -2,10 +2,10 @@
 //! and the one-time move of a station's SQLite journal into it.
 
 use super::cli::{journal_location, pg_target, JournalArgs};
-use super::pgconf;
-use super::pgschema::{self, RoleKind};
-use super::sqlite::SqliteJournal;
 use crate::cli_common::{check_office, RecordRefused};
+use crate::register::pgconf;
+use crate::register::pgschema::{self, RoleKind};
+use crate::register::sqlite::SqliteJournal;
 use anyhow::{anyhow, Context, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -80,7 +80,7 @@ fn pg_client(a: &JournalArgs) -> Result<(postgres::Client, String)> {
         )));
     }
     let t = pg_target(a, &location, argv)?;
-    let c = super::pg::connect(&t).map_err(|e| anyhow!(e))?;
+    let c = crate::register::pg::connect(&t).map_err(|e| anyhow!(e))?;
     Ok((c, t.display))
 }
 
@@ -177,7 +177,7 @@ pub fn journal(cmd: JournalCommand, json: bool) -> Result<i32> {
                 pw.as_ref().map(|p| p.as_bytes()),
             )
             .map_err(|e| match e {
-                super::journal::JournalError::Refused(m) => refused(m),
+                crate::register::journal::JournalError::Refused(m) => refused(m),
                 e => anyhow!(e),
             })?;
             if json {
@@ -232,7 +232,8 @@ pub fn journal(cmd: JournalCommand, json: bool) -> Result<i32> {
             let (mut c, display) = pg_client(&journal)?;
             let v = pgschema::version(&mut c).map_err(|e| anyhow!("register {display}: {e}"))?;
             pgschema::check_version(v, &display).map_err(|e| anyhow!(e))?;
-            let done = super::copy::copy(&from, &mut c, &display).map_err(|e| anyhow!(e))?;
+            let done =
+                crate::register::copy::copy(&from, &mut c, &display).map_err(|e| anyhow!(e))?;
             if json {
                 println!(
                     "{}",

@@ -3,7 +3,9 @@
 //! rejects by reason. Built from the journal alone, so it can be made
 //! again at any time (`cardsmith line report`).
 
-use super::journal::{iso_time, AttemptRow, BatchInfo, Journal, Result, SetAside, Summary};
+use crate::register::journal::{
+    iso_time, AttemptRow, BatchInfo, Journal, Result, SetAside, Summary,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -348,8 +350,8 @@ pub fn to_html(r: &LineReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::line::journal::*;
-    use crate::line::sqlite::SqliteJournal;
+    use crate::register::journal::*;
+    use crate::register::sqlite::SqliteJournal;
 
     #[test]
     fn report_counts_and_renders() {

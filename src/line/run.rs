@@ -1,10 +1,10 @@
 //! The line's supervisor: one worker thread per reader, readers coming and
 //! going while the line runs, misbehaving readers taken out of rotation.
 
-use super::journal::{JournalError, Summary};
 use super::progress::Progress;
 use super::slot::{CardSlot, PcscSlot, SlotError};
 use super::station::{process_card, CardResult, StationCtx};
+use crate::register::journal::{JournalError, Summary};
 use crate::transport::pcsc as pc;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -2,12 +2,14 @@
 //! (new blank card, a card coming back after an interruption, a card the
 //! line must not touch), personalize and verify, and journal every step.
 
-use super::journal::{AttemptKind, CardKnown, Claim, Finish, Journal, JournalError, Outcome, Who};
 use crate::apdu::{Command, StatusWord};
 use crate::perso::card::{self, LifeCycle};
 use crate::perso::engine::{self, CardInput, Stage};
 use crate::perso::side::IssuerSide;
 use crate::record::Record;
+use crate::register::journal::{
+    AttemptKind, CardKnown, Claim, Finish, Journal, JournalError, Outcome, Who,
+};
 use crate::scp03::link;
 use crate::transport::{Channel, ExchangeError, SharedTranscript, Transcript};
 use std::collections::HashMap;
@@ -131,14 +133,14 @@ impl AttemptLog {
         let transcript: SharedTranscript = Arc::new(Mutex::new(Transcript::default()));
         ch.set_transcript(Some(transcript.clone()));
         AttemptLog {
-            stages: vec![("claimed".into(), super::journal::now_ms())],
+            stages: vec![("claimed".into(), crate::register::journal::now_ms())],
             transcript,
         }
     }
 
     fn mark(&mut self, name: &str) {
         self.stages
-            .push((name.to_string(), super::journal::now_ms()));
+            .push((name.to_string(), crate::register::journal::now_ms()));
     }
 
     fn finish(&self, outcome: Outcome, class: Option<String>, reason: Option<String>) -> Finish {

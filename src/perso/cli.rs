@@ -282,7 +282,10 @@ pub fn verify(a: VerifyArgs, json: bool) -> Result<i32> {
         station: None,
     };
     let (location, named) = crate::line::cli::journal_location(&ja);
-    if named || crate::line::pgconf::is_url(&location) || std::path::Path::new(&location).exists() {
+    if named
+        || crate::register::pgconf::is_url(&location)
+        || std::path::Path::new(&location).exists()
+    {
         side.ca.set_register(crate::line::cli::open_journal(&ja)?);
     }
     let rec = load_one(&a.record, &side.profile)?;

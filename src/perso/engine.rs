@@ -724,11 +724,11 @@ pub fn not_revoked(ca: &dyn pki::CertificateAuthority, cert: &[u8]) -> Result<St
 }
 
 /// "certificate … was revoked on … (reason)".
-pub fn revoked_message(r: &crate::line::journal::Revocation) -> String {
+pub fn revoked_message(r: &crate::register::journal::Revocation) -> String {
     format!(
         "certificate {} was revoked on {} ({}, by {} at {})",
         r.serial,
-        crate::line::journal::iso_time(r.revoked_at),
+        crate::register::journal::iso_time(r.revoked_at),
         r.reason.as_str(),
         r.operator,
         r.station

@@ -40,7 +40,7 @@ use super::csr::{p256_spki, parse_p256_spki, verify_csr};
 use super::der::{self, oids, Civil};
 use super::sod::DocumentSigner;
 use super::PkiError;
-use crate::line::journal::{CrlIssued, Journal, Revocation, RevocationReason, Who};
+use crate::register::journal::{CrlIssued, Journal, Revocation, RevocationReason, Who};
 
 /// Which of the card's two keys a certificate is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -16,7 +16,7 @@ use ring::signature::EcdsaKeyPair;
 
 use super::der;
 use super::PkiError;
-use crate::line::journal::RevocationReason;
+use crate::register::journal::RevocationReason;
 
 /// cRLNumber (RFC 5280 5.2.3).
 pub(crate) const EXT_CRL_NUMBER: &[u64] = &[2, 5, 29, 20];
@@ -140,10 +140,10 @@ pub fn crl_pem(crl_der: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::line::journal::{Journal, Who};
-    use crate::line::sqlite::SqliteJournal;
     use crate::pki::ca::CertificateAuthority;
     use crate::pki::test_support::new_ca;
+    use crate::register::journal::{Journal, Who};
+    use crate::register::sqlite::SqliteJournal;
     use std::sync::Arc;
     use std::time::Duration;
     use x509_parser::extensions::ParsedExtension;

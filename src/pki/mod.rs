@@ -15,8 +15,8 @@
 //! strictly read by the small in-crate codec in `der`.
 
 pub mod ca;
-pub mod ca_cli;
 pub mod check;
+pub mod cli;
 pub mod crl;
 pub mod csr;
 pub(crate) mod der;

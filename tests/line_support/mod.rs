@@ -2,12 +2,12 @@
 //! in the journal and on the cards that came out of the readers.
 #![allow(dead_code)]
 
-use cardsmith::line::journal::{CardKnown, Journal};
-use cardsmith::line::sqlite::SqliteJournal;
 use cardsmith::perso::card::{self as pcard, LifeCycle};
 use cardsmith::perso::cli::{compact_template, CardArgs, IsoTemplates, IssuerSide};
 use cardsmith::perso::{engine, input};
 use cardsmith::record::{self, Record};
+use cardsmith::register::journal::{CardKnown, Journal};
+use cardsmith::register::sqlite::SqliteJournal;
 use cardsmith::sim::vpcd::SharedCard;
 use cardsmith::transport::sim::SimTransport;
 use cardsmith::transport::{Channel, ExchangeError, ExchangeOptions};

@@ -96,7 +96,7 @@ impl Cluster {
     pub fn register(&self, name: &str) -> String {
         let url = self.database(name);
         let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
-        cardsmith::line::pgschema::migrate(&mut c, name).expect("migrate");
+        cardsmith::register::pgschema::migrate(&mut c, name).expect("migrate");
         url
     }
 

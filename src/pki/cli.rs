@@ -9,8 +9,8 @@ use serde_json::json;
 use super::ca::{CertificateAuthority, LocalCa};
 use super::crl::crl_pem;
 use crate::line::cli::{data_dir, open_journal, who, JournalArgs};
-use crate::line::journal::iso_time;
 use crate::perso::cli::RecordRefused;
+use crate::register::journal::iso_time;
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrlFormat {
