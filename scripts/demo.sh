@@ -10,6 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+# What the demo leaves behind holds citizens' data: private to the user.
+umask 077
 cargo build --locked --release -q
 CS=target/release/cardsmith
 export CARDSMITH_DATA_DIR="${CARDSMITH_DATA_DIR:-$HOME/.local/share/cardsmith}"
