@@ -419,6 +419,39 @@ fn the_simulated_card_uses_no_host_module() {
     );
 }
 
+/// What the register (the journal store) may use: it sits below the line,
+/// the counter and the CA, and knows no command line.
+const REGISTER_MAY_USE: &[&str] = &["hex", "private", "crypto", "secret", "errors"];
+
+#[test]
+fn the_register_uses_no_engine_and_no_command_line() {
+    let g = build();
+    let bad: Vec<String> = g
+        .edges
+        .get("register")
+        .map(|tos| {
+            tos.iter()
+                .filter(|(to, _)| !REGISTER_MAY_USE.contains(&to.as_str()))
+                .map(|(to, files)| {
+                    format!(
+                        "  register -> {to} ({})",
+                        files.iter().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        g.edges.contains_key("register"),
+        "the checker found no import of the register at all; is src/register scanned?"
+    );
+    assert!(
+        bad.is_empty(),
+        "the register imports modules above it:\n{}",
+        bad.join("\n")
+    );
+}
+
 #[test]
 fn the_scp03_core_uses_no_host_module() {
     // The secure channel core is what the card and the host share; its key
