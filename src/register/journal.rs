@@ -277,6 +277,28 @@ impl Summary {
     pub fn finished(&self) -> bool {
         self.pending == 0 && self.in_progress == 0
     }
+
+    /// Count `n` records in `state` (the backends' `GROUP BY state` rows).
+    pub fn add_records(&mut self, state: &str, n: u64) {
+        self.records += n;
+        match state {
+            "pending" => self.pending = n,
+            "in_progress" => self.in_progress = n,
+            "good" => self.good = n,
+            "held" => self.held = n,
+            _ => {}
+        }
+    }
+
+    /// Count `n` attempts with `outcome` (the backends' `GROUP BY outcome` rows).
+    pub fn add_attempts(&mut self, outcome: &str, n: u64) {
+        self.attempts += n;
+        match outcome {
+            "rejected" => self.rejected = n,
+            "interrupted" => self.interrupted = n,
+            _ => {}
+        }
+    }
 }
 
 /// Good and rejected cards per reader and hour.

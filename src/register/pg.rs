@@ -304,6 +304,17 @@ impl PgJournal {
     fn lease_ms(&self) -> i64 {
         i64::try_from(self.opts.lease.as_millis()).unwrap_or(i64::MAX / 2)
     }
+
+    /// Attempts whose `column` (a fixed name, never input) equals `value`,
+    /// oldest first.
+    fn attempts_where(
+        &self,
+        column: &str,
+        value: &(dyn postgres::types::ToSql + Sync),
+    ) -> Result<Vec<AttemptRow>> {
+        let sql = format!("SELECT {ATTEMPT_COLS} FROM attempts WHERE {column} = $1 ORDER BY id");
+        self.tx(|t| Ok(t.query(&sql, &[value])?.iter().map(attempt_row).collect()))
+    }
 }
 
 const UNREACHABLE: &str = "cannot reach the register";
@@ -1045,7 +1056,7 @@ impl Journal for PgJournal {
     fn finish(&self, attempt_id: i64, f: &Finish) -> Result<()> {
         self.tx(|t| {
             let Some(a) = t.query_opt(
-                "SELECT record_id, card_serial, outcome, token, lease_until, reason_class
+                "SELECT record_id, card_serial, outcome, token, lease_until, reason_class, station, operator
                  FROM attempts WHERE id = $1 FOR UPDATE",
                 &[&attempt_id],
             )?
@@ -1150,11 +1161,8 @@ impl Journal for PgJournal {
                     &[&record_id, &now],
                 )?,
             };
-            let who = t.query_one(
-                "SELECT station, operator FROM attempts WHERE id = $1",
-                &[&attempt_id],
-            )?;
-            audit_row(t, who.get(0), who.get(1), now, "attempts", &[V::Int(attempt_id)])?;
+            let (station, operator): (String, String) = (a.get(6), a.get(7));
+            audit_row(t, &station, &operator, now, "attempts", &[V::Int(attempt_id)])?;
             Ok(())
         })
         .map_err(|e| {
@@ -1278,15 +1286,7 @@ impl Journal for PgJournal {
                 "SELECT state, COUNT(*) FROM records WHERE batch_id = $1 GROUP BY state",
                 &[&batch],
             )? {
-                let n = u(r.get(1));
-                s.records += n;
-                match r.get::<_, &str>(0) {
-                    "pending" => s.pending = n,
-                    "in_progress" => s.in_progress = n,
-                    "good" => s.good = n,
-                    "held" => s.held = n,
-                    _ => {}
-                }
+                s.add_records(r.get(0), u(r.get(1)));
             }
             s.invalid = u(t
                 .query_one(
@@ -1298,13 +1298,7 @@ impl Journal for PgJournal {
                 "SELECT outcome, COUNT(*) FROM attempts WHERE batch_id = $1 GROUP BY outcome",
                 &[&batch],
             )? {
-                let n = u(r.get(1));
-                s.attempts += n;
-                match r.get::<_, &str>(0) {
-                    "rejected" => s.rejected = n,
-                    "interrupted" => s.interrupted = n,
-                    _ => {}
-                }
+                s.add_attempts(r.get(0), u(r.get(1)));
             }
             Ok(s)
         })
@@ -1334,39 +1328,15 @@ impl Journal for PgJournal {
     }
 
     fn attempts_for_record(&self, record_id: &str) -> Result<Vec<AttemptRow>> {
-        self.tx(|t| {
-            Ok(t.query(
-                &format!("SELECT {ATTEMPT_COLS} FROM attempts WHERE record_id = $1 ORDER BY id"),
-                &[&record_id],
-            )?
-            .iter()
-            .map(attempt_row)
-            .collect())
-        })
+        self.attempts_where("record_id", &record_id)
     }
 
     fn attempts_for_card(&self, serial: &str) -> Result<Vec<AttemptRow>> {
-        self.tx(|t| {
-            Ok(t.query(
-                &format!("SELECT {ATTEMPT_COLS} FROM attempts WHERE card_serial = $1 ORDER BY id"),
-                &[&serial],
-            )?
-            .iter()
-            .map(attempt_row)
-            .collect())
-        })
+        self.attempts_where("card_serial", &serial)
     }
 
     fn attempts(&self, batch: i64) -> Result<Vec<AttemptRow>> {
-        self.tx(|t| {
-            Ok(t.query(
-                &format!("SELECT {ATTEMPT_COLS} FROM attempts WHERE batch_id = $1 ORDER BY id"),
-                &[&batch],
-            )?
-            .iter()
-            .map(attempt_row)
-            .collect())
-        })
+        self.attempts_where("batch_id", &batch)
     }
 
     fn rejects_by_reason(&self, batch: Option<i64>) -> Result<Vec<(String, u64)>> {

@@ -1043,12 +1043,22 @@ impl Journal for SqliteJournal {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(&err)?;
-            type Row = (String, String, String, i64, Option<i64>, Option<String>);
-            let (record_id, serial, outcome, token, lease_until, reason_class): Row = tx
+            type Row = (String, String, String, i64, Option<i64>, Option<String>, (String, String));
+            let (record_id, serial, outcome, token, lease_until, reason_class, (st, op)): Row = tx
                 .query_row(
-                    "SELECT record_id, card_serial, outcome, token, lease_until, reason_class FROM attempts WHERE id = ?1",
+                    "SELECT record_id, card_serial, outcome, token, lease_until, reason_class, station, operator FROM attempts WHERE id = ?1",
                     [attempt_id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+                    |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                            (r.get(6)?, r.get(7)?),
+                        ))
+                    },
                 )
                 .optional()
                 .map_err(&err)?
@@ -1146,13 +1156,6 @@ impl Journal for SqliteJournal {
                 ),
             }
             .map_err(&err)?;
-            let (st, op): (String, String) = tx
-                .query_row(
-                    "SELECT station, operator FROM attempts WHERE id = ?1",
-                    [attempt_id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .map_err(&err)?;
             audit(&tx, &st, &op, now, "attempts", &[V::Int(attempt_id)]).map_err(&err)?;
             tx.commit().map_err(&err)?;
             Ok(())
@@ -1297,14 +1300,7 @@ impl Journal for SqliteJournal {
                 })?;
                 for row in rows {
                     let (state, n) = row?;
-                    s.records += n;
-                    match state.as_str() {
-                        "pending" => s.pending = n,
-                        "in_progress" => s.in_progress = n,
-                        "good" => s.good = n,
-                        "held" => s.held = n,
-                        _ => {}
-                    }
+                    s.add_records(&state, n);
                 }
             }
             s.invalid = c
@@ -1322,12 +1318,7 @@ impl Journal for SqliteJournal {
             })?;
             for row in rows {
                 let (o, n) = row?;
-                s.attempts += n;
-                match o.as_str() {
-                    "rejected" => s.rejected = n,
-                    "interrupted" => s.interrupted = n,
-                    _ => {}
-                }
+                s.add_attempts(&o, n);
             }
             Ok(s)
         })
