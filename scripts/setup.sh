@@ -10,7 +10,12 @@ set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-PKGS=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc python3-pyscard pkg-config gcc openssl tmux postgresql sqlite3 libssl-dev)
+# chromium, chromium-driver and fonts-noto-core: the browser pages (the
+# programme view, the counter in a browser) are tested in headless Chromium,
+# and Noto has the Persian (Arabic-script) faces. gnutls-bin (p11tool),
+# libengine-pkcs11-openssl and openssh: the PKCS#11 module is tested with them.
+PKGS=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc python3-pyscard pkg-config gcc openssl tmux postgresql sqlite3 libssl-dev
+  chromium chromium-driver fonts-noto-core gnutls-bin libengine-pkcs11-openssl openssh-server openssh-client)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
