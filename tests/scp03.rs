@@ -342,10 +342,10 @@ fn put_key_rotates_the_keys_and_the_image_keeps_them() {
     let old_static = old.for_card(&opened.kdd).unwrap();
     let new = StaticKeys::new(0x31, &[0x11; 16], &[0x22; 16], &[0x33; 16]).unwrap();
     let pk = commands::put_key(&new, 0x31, 0x30, old_static.dek()).unwrap();
-    let cmd = cardsmith::apdu::Command::parse(&pk.command.to_bytes().unwrap()).unwrap();
+    let cmd = cardsmith::apdu::Command::parse(&pk.command.encode().unwrap()).unwrap();
     let r = ch.run(|ex| ex.transmit(&cmd)).unwrap();
     assert!(r.sw.is_ok(), "{}", r.sw);
-    pk.check_response(&cardsmith::scp03::Response::new(
+    pk.check_response(&cardsmith::apdu::Response::new(
         r.data.clone(),
         u16::from_be_bytes(r.sw.bytes()),
     ))

@@ -11,7 +11,7 @@ use cardsmith::scp03::keyfile::Scp03Keys;
 use cardsmith::scp03::{KeySource, StaticKeys};
 use cardsmith::sim::{Provision, SimCard};
 use cardsmith::transport::sim::SimTransport;
-use cardsmith::transport::{Channel, ExchangeOptions, SecureMessaging};
+use cardsmith::transport::{Channel, ExchangeOptions};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
         Default::default(),
         Provision {
             issuer_key: Some(&[0; 16]),
-            scp03: Some(&keys),
+            scp03: Some(&keys.keys),
         },
     ) else {
         return;

@@ -424,6 +424,18 @@ pub struct Response {
 }
 
 impl Response {
+    pub fn new(data: impl Into<Vec<u8>>, sw: impl Into<StatusWord>) -> Response {
+        Response {
+            data: data.into(),
+            sw: sw.into(),
+        }
+    }
+
+    /// A response with no data.
+    pub fn status(sw: impl Into<StatusWord>) -> Response {
+        Response::new(Vec::new(), sw)
+    }
+
     /// Split raw response bytes (data || SW1 SW2).
     pub fn from_bytes(raw: &[u8]) -> Result<Response, ResponseError> {
         match raw.split_last_chunk::<2>() {

@@ -214,6 +214,13 @@ impl StatusWord {
         u16::from_be_bytes(self.bytes())
     }
 
+    /// The status words GlobalPlatform secure messaging protects with an
+    /// R-MAC (GPC 2.3 Amd D §6.2.5): 9000 and the warnings 62xx and 63xx.
+    /// Any other status word goes out alone, without data or R-MAC.
+    pub fn is_success_or_warning(self) -> bool {
+        self.is_ok() || self.is_warning()
+    }
+
     /// 9000 only. Warnings (62xx, 63xx) are not success: the caller must decide.
     pub fn is_ok(self) -> bool {
         self == Ok
@@ -287,6 +294,18 @@ impl StatusWord {
             },
         };
         s.to_string()
+    }
+}
+
+impl From<u16> for StatusWord {
+    fn from(sw: u16) -> StatusWord {
+        StatusWord::from_u16(sw)
+    }
+}
+
+impl PartialEq<u16> for StatusWord {
+    fn eq(&self, other: &u16) -> bool {
+        self.to_u16() == *other
     }
 }
 

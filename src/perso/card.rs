@@ -179,11 +179,7 @@ pub fn store_data(ex: &mut Exchange<'_>, dgis: &[(u16, Vec<u8>)]) -> Result<(), 
         }
     })?;
     for c in cmds {
-        let bytes = c.to_bytes().map_err(|e| ExchangeError::BadResponseData {
-            command: what.clone(),
-            detail: e.to_string(),
-        })?;
-        ex.expect_ok(&Command::parse(&bytes)?.personal())?;
+        ex.expect_ok(&c.personal())?;
     }
     Ok(())
 }

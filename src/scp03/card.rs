@@ -20,7 +20,6 @@
 //! next INITIALIZE UPDATE; without a session, plain commands pass through
 //! unchecked and the application applies its own rules using [`CardSession::level`].
 
-use super::apdu::{Command, Response};
 use super::channel::{
     check_i_param, Channel, InitUpdateResponse, Mode, SecurityLevel, I_PSEUDO_RANDOM,
 };
@@ -28,6 +27,7 @@ use super::crypto;
 use super::error::{Error, Result};
 use super::host::{INS_EXTERNAL_AUTHENTICATE, INS_INITIALIZE_UPDATE};
 use super::keys::{pseudo_random_card_challenge, SessionKeys, StaticKeys};
+use crate::apdu::{Command, Response};
 
 /// Largest 3-byte sequence counter value.
 const SEQUENCE_COUNTER_MAX: u32 = 0x00FF_FFFF;
@@ -229,7 +229,7 @@ impl CardSession {
             [cla, ins, ..] => (*cla, *ins),
             _ => {
                 return Incoming::Handled(Response::status(
-                    Error::ApduTooShort { len: apdu.len() }.status_word(),
+                    Error::Apdu(crate::apdu::ApduError::TooShort { len: apdu.len() }).status_word(),
                 ))
             }
         };
@@ -255,7 +255,7 @@ impl CardSession {
     /// counter] with '9000'. Any session in progress ends first.
     pub fn initialize_update(&mut self, apdu: &[u8]) -> Result<Response> {
         self.state = State::Idle;
-        let cmd = Command::from_bytes(apdu)?;
+        let cmd = Command::parse(apdu)?;
         if !matches!(cmd.cla, 0x80..=0x83 | 0xC0..=0xCF) {
             return Err(Error::UnsupportedCla { cla: cmd.cla });
         }
@@ -266,13 +266,13 @@ impl CardSession {
             return Err(Error::KeyNotFound { kvn: cmd.p1 });
         }
         let n = self.mode().len();
-        if cmd.data.len() != n {
+        if cmd.data().len() != n {
             return Err(Error::BadChallengeLength {
                 expected: n,
-                got: cmd.data.len(),
+                got: cmd.data().len(),
             });
         }
-        let host_challenge = cmd.data;
+        let host_challenge = cmd.data().to_vec();
         let (card_challenge, sequence_counter) = match &mut self.challenges {
             ChallengeSource::PseudoRandom {
                 sequence_counter,
@@ -329,7 +329,7 @@ impl CardSession {
                 "EXTERNAL AUTHENTICATE without INITIALIZE UPDATE",
             ));
         };
-        let cmd = Command::from_bytes(apdu)?;
+        let cmd = Command::parse(apdu)?;
         if cmd.ins != INS_EXTERNAL_AUTHENTICATE {
             return Err(Error::UnexpectedCommand("not EXTERNAL AUTHENTICATE"));
         }
@@ -346,7 +346,7 @@ impl CardSession {
             ));
         }
         let n = self.mode().len();
-        if cmd.data.len() != 2 * n {
+        if cmd.data().len() != 2 * n {
             return Err(Error::WrongLength(
                 "EXTERNAL AUTHENTICATE data is host cryptogram and C-MAC",
             ));
@@ -354,7 +354,7 @@ impl CardSession {
         let expected = session.host_cryptogram(&host_challenge, &card_challenge)?;
         let mut channel = Channel::for_external_authenticate(session, self.mode());
         let plain = channel.unwrap_command(apdu)?;
-        if !crypto::ct_eq(&plain.data, &expected) {
+        if !crypto::ct_eq(plain.data(), &expected) {
             return Err(Error::HostCryptogramMismatch);
         }
         channel.open(level);
@@ -381,7 +381,7 @@ impl CardSession {
                 // A command other than EXTERNAL AUTHENTICATE ends a pending
                 // initiation.
                 self.state = State::Idle;
-                let cmd = Command::from_bytes(apdu)?;
+                let cmd = Command::parse(apdu)?;
                 let sm = if cmd.cla & 0x40 == 0 {
                     cmd.cla & 0x0C != 0
                 } else {

@@ -7,18 +7,21 @@
 //! wraps commands and unwraps responses, the card unwraps commands and wraps
 //! responses. Keeping the four in one place keeps the two sides consistent.
 
-use super::apdu::{Command, Response, EXTENDED_MAX_NC, SHORT_MAX_NC};
 use super::crypto::{self, BLOCK};
 use super::error::{Error, Result};
 use super::keys::SessionKeys;
 use super::reader::Reader;
+use crate::apdu::{Command, Data, LengthForm, Response, StatusWord, EXTENDED_MAX_NC, SHORT_MAX_NC};
 use zeroize::Zeroizing;
 
 /// A command's protected parts (see [`Channel::wrap_parts`]).
-pub(super) struct Wrapped {
-    pub cla: u8,
-    pub data: Zeroizing<Vec<u8>>,
-    pub le: Option<usize>,
+struct Wrapped {
+    cla: u8,
+    data: Zeroizing<Vec<u8>>,
+    le: Option<usize>,
+    /// Whether the protected command is in the extended length form (the
+    /// C-MAC covered its Lc that way).
+    extended: bool,
 }
 
 /// "i" parameter bit b1: S16 mode (16-byte challenges, cryptograms and MACs).
@@ -382,17 +385,27 @@ impl Channel {
     /// * A command that had an Le field gets the largest Le of its length
     ///   form (short '00', extended '0000'): R-MAC and R-ENC padding make the
     ///   response longer than the caller's Ne.
-    /// * Short form unless the protected data exceeds 255 bytes or the
-    ///   caller's Ne exceeds 256.
+    /// * Short form unless the protected data exceeds 255 bytes, the
+    ///   caller's Ne exceeds 256 or the caller asked for the extended form.
+    /// * The protected command keeps the kind of the data field: a secret
+    ///   (a PIN, a key) stays a [`crate::secret::Secret`], wiped on drop and
+    ///   shown as `REDACTED`, when C-MAC alone leaves it readable in the
+    ///   protected field, and personal data stays personal.
     pub(super) fn wrap_command(&mut self, cmd: &Command) -> Result<Command> {
-        let mut w = self.wrap_parts(cmd.cla, cmd.ins, cmd.p1, cmd.p2, &cmd.data, cmd.le)?;
+        let extended = cmd.form == LengthForm::Extended;
+        let mut w = self.wrap_parts(cmd.header(), cmd.data(), cmd.ne, extended)?;
         Ok(Command {
             cla: w.cla,
             ins: cmd.ins,
             p1: cmd.p1,
             p2: cmd.p2,
-            data: std::mem::take(&mut *w.data),
-            le: w.le,
+            data: cmd.data.same_kind(std::mem::take(&mut *w.data)),
+            ne: w.le,
+            form: if w.extended {
+                LengthForm::Extended
+            } else {
+                LengthForm::Auto
+            },
         })
     }
 
@@ -401,14 +414,12 @@ impl Channel {
     /// wiped when dropped, so a secret's plain bytes (C-MAC without
     /// C-DECRYPTION leaves them in the protected field) are never left in
     /// freed memory; the caller takes the bytes out with `mem::take`.
-    pub(super) fn wrap_parts(
+    fn wrap_parts(
         &mut self,
-        cla: u8,
-        ins: u8,
-        p1: u8,
-        p2: u8,
+        [cla, ins, p1, p2]: [u8; 4],
         plain: &[u8],
         le: Option<usize>,
+        force_extended: bool,
     ) -> Result<Wrapped> {
         if let Some(le) = le {
             if le == 0 || le > 65_536 {
@@ -420,6 +431,7 @@ impl Channel {
                 cla,
                 data: Zeroizing::new(plain.to_vec()),
                 le,
+                extended: force_extended,
             });
         }
         let (mac_cla, wire_cla) = secure_cla(cla)?;
@@ -440,7 +452,8 @@ impl Channel {
         } else {
             data.extend_from_slice(plain);
         }
-        let extended = protected_len > SHORT_MAX_NC || le.is_some_and(|le| le > 256);
+        let extended =
+            force_extended || protected_len > SHORT_MAX_NC || le.is_some_and(|le| le > 256);
         let le = le.map(|_| if extended { 65_536 } else { 256 });
         let body_len = data.len();
         data.resize(protected_len, 0);
@@ -461,6 +474,7 @@ impl Channel {
             cla: wire_cla,
             data,
             le,
+            extended,
         })
     }
 
@@ -472,23 +486,27 @@ impl Channel {
     /// [`Error::CMacMismatch`] and leaves the chaining value unchanged; the
     /// caller aborts the session.
     pub(super) fn unwrap_command(&mut self, raw: &[u8]) -> Result<Command> {
-        let cmd = Command::from_bytes(raw)?;
+        let cmd = Command::parse(raw)?;
         if !self.level.c_mac() {
             return Ok(cmd);
         }
         let (mac_cla, plain_cla) = received_cla(cmd.cla)?;
         self.increment_counter()?;
         let n = self.mode.len();
-        let Some(body_len) = cmd.data.len().checked_sub(n) else {
+        let Some(body_len) = cmd.data().len().checked_sub(n) else {
             return Err(Error::CMacMismatch);
         };
-        let (body, mac) = cmd.data.split_at(body_len);
+        let (body, mac) = cmd.data().split_at(body_len);
         // Header as transmitted: CLA INS P1 P2 and a 1-byte (short) or 3-byte
         // (extended, first byte '00') Lc; data is non-empty here.
         let lc_len = if raw.get(4) == Some(&0) { 3 } else { 1 };
         let mut header = match raw.get(..4 + lc_len) {
             Some(h) => h.to_vec(),
-            None => return Err(Error::ApduLength("no Lc field")),
+            None => {
+                return Err(Error::Apdu(crate::apdu::ApduError::BadLength {
+                    detail: "no Lc field".into(),
+                }))
+            }
         };
         if let Some(first) = header.first_mut() {
             *first = mac_cla;
@@ -498,18 +516,21 @@ impl Channel {
             return Err(Error::CMacMismatch);
         }
         self.chain = expected;
-        let data = if self.level.c_dec() && !body.is_empty() {
+        // Plain on the card side: which fields are secret is the card
+        // application's knowledge (a PIN, a key), not the channel's.
+        let data = Data::Plain(if self.level.c_dec() && !body.is_empty() {
             self.decrypt(body, false)?
         } else {
             body.to_vec()
-        };
+        });
         Ok(Command {
             cla: plain_cla,
             ins: cmd.ins,
             p1: cmd.p1,
             p2: cmd.p2,
             data,
-            le: cmd.le,
+            ne: cmd.ne,
+            form: cmd.form,
         })
     }
 
@@ -524,7 +545,7 @@ impl Channel {
         if !self.level.r_mac() {
             return Ok(Response::new(data, sw));
         }
-        if !Response::is_protected_status(sw) {
+        if !StatusWord::from_u16(sw).is_success_or_warning() {
             return Ok(Response::status(sw));
         }
         let mut body = if self.level.r_enc() && !data.is_empty() {
@@ -546,7 +567,7 @@ impl Channel {
         if !self.level.r_mac() {
             return Ok(resp.clone());
         }
-        if !Response::is_protected_status(resp.sw) {
+        if !resp.sw.is_success_or_warning() {
             if !resp.data.is_empty() {
                 return Err(Error::MalformedResponse("error status word with data"));
             }
@@ -559,7 +580,7 @@ impl Channel {
         let (body, mac) = resp.data.split_at(body_len);
         let expected = crypto::cmac(
             self.keys.s_rmac.expose(),
-            &[&self.chain, body, &resp.sw.to_be_bytes()],
+            &[&self.chain, body, &resp.sw.bytes()],
         )?;
         if !crypto::ct_eq(&expected[..n], mac) {
             return Err(Error::RMacMismatch);

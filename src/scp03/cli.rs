@@ -125,19 +125,8 @@ pub fn run(cmd: Scp03Command, json: bool) -> Result<i32> {
                 .map_err(|e| anyhow!(RecordRefused(e.to_string())))?;
             let pk = commands::put_key(&new_static, new_static.kvn(), o.kvn, dek.dek())
                 .map_err(|e| anyhow!(RecordRefused(format!("PUT KEY: {e}"))))?;
-            let bytes = pk
-                .command
-                .to_bytes()
-                .map_err(|e| anyhow!(RecordRefused(format!("PUT KEY: {e}"))))?;
-            let resp = t.ch.run(|ex| {
-                let c = crate::apdu::Command::parse(&bytes)?;
-                let mut c = c;
-                c.data =
-                    crate::apdu::Data::Sensitive(crate::secret::Secret::new(c.data().to_vec()));
-                ex.transmit(&c)
-            })?;
-            let gp = super::Response::new(resp.data.clone(), u16::from_be_bytes(resp.sw.bytes()));
-            if let Err(e) = pk.check_response(&gp) {
+            let resp = t.ch.run(|ex| ex.transmit(&pk.command))?;
+            if let Err(e) = pk.check_response(&resp) {
                 bail!(ChannelRefused(format!(
                     "PUT KEY: the card answered {} ({e}); the old keys are still in force",
                     resp.sw

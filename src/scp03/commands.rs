@@ -10,11 +10,11 @@
 
 use zeroize::Zeroizing;
 
-use super::apdu::{Command, Response};
 use super::crypto::{self, BLOCK};
 use super::error::{Error, Result};
 use super::keys::{AesKey, StaticKeys};
 use super::reader::Reader;
+use crate::apdu::{Command, Response};
 
 /// CLA of GlobalPlatform commands on logical channel 0 (before wrapping).
 const CLA_GP: u8 = 0x80;
@@ -47,8 +47,10 @@ impl PutKey {
     /// Check the (unwrapped) response: status '9000', then the new key
     /// version number and the KCVs of ENC, MAC and DEK as sent.
     pub fn check_response(&self, resp: &Response) -> Result<()> {
-        if resp.sw != 0x9000 {
-            return Err(Error::CardStatus { sw: resp.sw });
+        if !resp.sw.is_ok() {
+            return Err(Error::CardStatus {
+                sw: resp.sw.to_u16(),
+            });
         }
         if resp.data.len() != self.expected_response.len() {
             return Err(Error::MalformedResponse(
@@ -117,9 +119,11 @@ pub fn put_key(new_keys: &StaticKeys, new_kvn: u8, old_kvn: u8, dek: &AesKey) ->
         expected.extend_from_slice(&kcv);
     }
     Ok(PutKey {
+        // The keys travel encrypted under the DEK, yet the field is kept a
+        // secret: wiped on drop and never traced.
         command: Command::new(CLA_GP, INS_PUT_KEY, old_kvn, 0x81)
-            .with_data(data)
-            .with_le(256),
+            .with_secret(crate::secret::Secret::new(data))
+            .with_ne(256),
         expected_response: expected,
     })
 }
@@ -189,7 +193,7 @@ pub fn parse_put_key(cmd: &Command, dek: &AesKey) -> Result<ParsedPutKey> {
     if cmd.ins != INS_PUT_KEY {
         return Err(Error::UnexpectedCommand("not PUT KEY"));
     }
-    let mut r = Reader::new(&cmd.data, Error::MalformedPutKey("truncated"));
+    let mut r = Reader::new(cmd.data(), Error::MalformedPutKey("truncated"));
     let new_kvn = r.byte()?;
     if !(0x01..=0x7F).contains(&new_kvn) {
         return Err(Error::BadKvn { kvn: new_kvn });
@@ -373,7 +377,7 @@ impl StoreDataAssembler {
                 "STORE DATA P1 does not announce DGI format",
             ));
         }
-        self.buffer.extend_from_slice(&cmd.data);
+        self.buffer.extend_from_slice(cmd.data());
         self.received += 1;
         if cmd.p1 & STORE_DATA_LAST_BLOCK != 0 {
             return parse_dgis(&self.buffer).map(Some);

@@ -10,12 +10,10 @@
 #[non_exhaustive]
 pub enum Error {
     // ---- APDU framing -------------------------------------------------
-    /// A command APDU shorter than its 4 header bytes.
-    #[error("APDU is {len} bytes; a command needs at least CLA INS P1 P2")]
-    ApduTooShort { len: usize },
-    /// The Lc/Le fields do not match the APDU's size (ISO/IEC 7816-3 §12.1.3).
-    #[error("APDU length fields do not match its size: {0}")]
-    ApduLength(&'static str),
+    /// A command APDU that does not parse: shorter than its 4 header bytes,
+    /// or Lc/Le fields that do not match its size (ISO/IEC 7816-3 §12.1.3).
+    #[error(transparent)]
+    Apdu(#[from] crate::apdu::ApduError),
     /// More command data than an APDU can carry (65 535 bytes), also after
     /// secure messaging added its padding and MAC.
     #[error("command data is {len} bytes; an APDU carries at most 65535")]
@@ -164,8 +162,7 @@ impl Error {
     /// exhausted). Security errors in secure messaging are '6982'.
     pub fn status_word(&self) -> u16 {
         match self {
-            Error::ApduTooShort { .. }
-            | Error::ApduLength(_)
+            Error::Apdu(_)
             | Error::DataTooLong { .. }
             | Error::BadLe { .. }
             | Error::WrongLength(_)

@@ -16,11 +16,11 @@
 //! after that. The host challenge is the caller's: it should be random and
 //! fresh for every session (this module has no random source).
 
-use super::apdu::{Command, Response};
 use super::channel::{Channel, InitUpdateResponse, Mode, SecurityLevel};
 use super::crypto;
 use super::error::{Error, Result};
 use super::keys::{AesKey, KeySource, SessionKeys, StaticKeys};
+use crate::apdu::{Command, Response};
 
 /// CLA of INITIALIZE UPDATE (GlobalPlatform proprietary, logical channel 0).
 const CLA_GP: u8 = 0x80;
@@ -105,7 +105,7 @@ impl HostSession {
     pub fn initialize_update(&self) -> Command {
         Command::new(CLA_GP, INS_INITIALIZE_UPDATE, self.source.kvn(), 0x00)
             .with_data(self.host_challenge.clone())
-            .with_le(256)
+            .with_ne(256)
     }
 
     /// Check the card's answer to INITIALIZE UPDATE: status '9000', SCP '03',
@@ -139,8 +139,10 @@ impl HostSession {
         &self,
         resp: &Response,
     ) -> Result<(InitUpdateResponse, StaticKeys, SessionKeys)> {
-        if resp.sw != 0x9000 {
-            return Err(Error::CardStatus { sw: resp.sw });
+        if !resp.sw.is_ok() {
+            return Err(Error::CardStatus {
+                sw: resp.sw.to_u16(),
+            });
         }
         let parsed = InitUpdateResponse::parse(&resp.data)?;
         let requested = self.source.kvn();
@@ -216,8 +218,10 @@ impl HostSession {
         else {
             return Err(Error::State("no EXTERNAL AUTHENTICATE outstanding"));
         };
-        if resp.sw != 0x9000 {
-            return Err(Error::CardStatus { sw: resp.sw });
+        if !resp.sw.is_ok() {
+            return Err(Error::CardStatus {
+                sw: resp.sw.to_u16(),
+            });
         }
         if !resp.data.is_empty() {
             return Err(Error::MalformedResponse(
@@ -230,47 +234,15 @@ impl HostSession {
     }
 
     /// Protect a command for the open channel (see the channel rules:
-    /// counter, C-DECRYPTION, C-MAC, CLA secure messaging bit, Lc, Le).
+    /// counter, C-DECRYPTION, C-MAC, CLA secure messaging bit, Lc, Le). The
+    /// protected command keeps the kind of the data field (a secret stays a
+    /// [`crate::secret::Secret`], personal data stays personal).
     pub fn wrap(&mut self, cmd: &Command) -> Result<Command> {
         match &mut self.state {
             State::Open { channel, .. } => channel.wrap_command(cmd),
             State::Failed => Err(Error::SessionAborted),
             _ => Err(Error::State("secure channel not open")),
         }
-    }
-
-    /// [`HostSession::wrap`] for cardsmith's own command type: the
-    /// protected command keeps the kind of the data field, so a secret
-    /// (a PIN, a key) stays a [`crate::secret::Secret`], wiped on drop and
-    /// shown as `REDACTED`, when C-MAC alone leaves it readable in the
-    /// protected field, and personal data stays personal.
-    pub fn wrap_apdu(&mut self, cmd: &crate::apdu::Command) -> Result<crate::apdu::Command> {
-        let mut w = match &mut self.state {
-            State::Open { channel, .. } => {
-                channel.wrap_parts(cmd.cla, cmd.ins, cmd.p1, cmd.p2, cmd.data(), cmd.ne)?
-            }
-            State::Failed => return Err(Error::SessionAborted),
-            _ => return Err(Error::State("secure channel not open")),
-        };
-        Ok(crate::apdu::Command {
-            cla: w.cla,
-            ins: cmd.ins,
-            p1: cmd.p1,
-            p2: cmd.p2,
-            data: cmd.data.same_kind(std::mem::take(&mut *w.data)),
-            ne: w.le,
-            form: crate::apdu::LengthForm::Auto,
-        })
-    }
-
-    /// [`HostSession::unwrap`] for cardsmith's own response type.
-    pub fn unwrap_apdu(&mut self, resp: &crate::apdu::Response) -> Result<crate::apdu::Response> {
-        let gp = Response::new(resp.data.clone(), u16::from_be_bytes(resp.sw.bytes()));
-        let open = self.unwrap(&gp)?;
-        Ok(crate::apdu::Response {
-            data: open.data,
-            sw: crate::apdu::StatusWord::from_u16(open.sw),
-        })
     }
 
     /// Check and strip the protection of the response to the last wrapped

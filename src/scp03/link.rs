@@ -13,11 +13,10 @@
 
 use ring::rand::{SecureRandom, SystemRandom};
 
-use super::apdu::{Command as GpCommand, Response as GpResponse};
 use super::channel::{Mode, SecurityLevel};
 use super::host::HostSession;
 use super::keyfile::Scp03Keys;
-use crate::apdu::{cmd, Command};
+use crate::apdu::{cmd, Command, Response};
 use crate::transport::{Channel, Exchange, ExchangeError, SecureMessaging};
 
 /// The security domain and the protection to ask for.
@@ -82,7 +81,7 @@ impl Scp03Link {
     /// commands through [`SecureMessaging::wrap`].
     pub fn wrap(&mut self, plain: &[u8]) -> Result<Vec<u8>, String> {
         let c = Command::parse(plain).map_err(|e| e.to_string())?;
-        let w = self.host.wrap_apdu(&c).map_err(|e| e.to_string())?;
+        let w = self.host.wrap(&c).map_err(|e| e.to_string())?;
         w.encode().map_err(|e| e.to_string())
     }
 
@@ -92,19 +91,19 @@ impl Scp03Link {
     pub fn unwrap(&mut self, data: &[u8], sw: u16) -> Result<(Vec<u8>, u16), String> {
         let r = self
             .host
-            .unwrap(&GpResponse::new(data, sw))
+            .unwrap(&Response::new(data, sw))
             .map_err(|e| e.to_string())?;
-        Ok((r.data, r.sw))
+        Ok((r.data, r.sw.to_u16()))
     }
 }
 
 impl SecureMessaging for Scp03Link {
     fn wrap(&mut self, plain: &Command) -> Result<Command, String> {
-        self.host.wrap_apdu(plain).map_err(|e| e.to_string())
+        self.host.wrap(plain).map_err(|e| e.to_string())
     }
 
-    fn unwrap(&mut self, resp: &crate::apdu::Response) -> Result<crate::apdu::Response, String> {
-        self.host.unwrap_apdu(resp).map_err(|e| e.to_string())
+    fn unwrap(&mut self, resp: &Response) -> Result<Response, String> {
+        self.host.unwrap(resp).map_err(|e| e.to_string())
     }
 
     fn max_plain(&self, max_wrapped: usize) -> usize {
@@ -123,16 +122,8 @@ impl SecureMessaging for Scp03Link {
     }
 }
 
-fn to_gp(r: &crate::apdu::Response) -> GpResponse {
-    GpResponse::new(r.data.clone(), u16::from_be_bytes(r.sw.bytes()))
-}
-
-fn send(ex: &mut Exchange<'_>, c: &GpCommand) -> Result<crate::apdu::Response, OpenError> {
-    let bytes = c
-        .to_bytes()
-        .map_err(|e| OpenError::Protocol(e.to_string()))?;
-    let cmd = Command::parse(&bytes).map_err(|e| OpenError::Protocol(e.to_string()))?;
-    Ok(ex.transmit(&cmd)?)
+fn send(ex: &mut Exchange<'_>, c: &Command) -> Result<Response, OpenError> {
+    Ok(ex.transmit(c)?)
 }
 
 /// Open a session on `ex` (SELECT the security domain, INITIALIZE UPDATE,
@@ -164,7 +155,7 @@ pub fn handshake(
             kvn,
         });
     }
-    let info = match host.process_initialize_update(&to_gp(&r)) {
+    let info = match host.process_initialize_update(&r) {
         Ok(info) => info.clone(),
         Err(super::Error::CardCryptogramMismatch) => {
             return Err(OpenError::WrongKey {
@@ -183,7 +174,7 @@ pub fn handshake(
             sw: r.sw.to_string(),
         });
     }
-    host.process_external_authenticate(&to_gp(&r))
+    host.process_external_authenticate(&r)
         .map_err(|e| OpenError::Protocol(e.to_string()))?;
     let opened = Opened {
         kvn: info.kvn,

@@ -15,10 +15,11 @@
 //!   `unwrap_command` / `wrap_response`.
 //! * [`commands`]: PUT KEY (AES keys under Key-DEK) and STORE DATA (DGI
 //!   blocks), with card-side parsers.
-//! * [`apdu`]: the small command/response types the core, the card side
-//!   and the published vectors use. The host's channel protects
-//!   cardsmith's own `crate::apdu::Command` ([`host::HostSession::wrap_apdu`]),
-//!   keeping a secret data field secret.
+//!
+//! Commands and responses are cardsmith's one APDU type, [`crate::apdu`]:
+//! the host wraps it keeping a secret data field secret, the card side
+//! parses received bytes into it, and the published vectors are checked
+//! against its encoding.
 //!
 //! Host side, above the core: [`keyfile`] (key files: host configuration),
 //! [`link`] (a session under a `transport::Channel`) and [`cli`]. The core
@@ -31,7 +32,6 @@
 //! Written to move into cardsmith as `src/scp03/` unchanged: modules refer to
 //! each other with `super::`, never through the crate root.
 
-pub mod apdu;
 pub mod card;
 pub mod channel;
 pub mod cli;
@@ -46,7 +46,6 @@ pub mod link;
 mod crypto;
 mod reader;
 
-pub use apdu::{Command, Response};
 pub use card::{CardSession, ChallengeSource, Incoming};
 pub use channel::{InitUpdateResponse, Mode, SecurityLevel};
 pub use error::Error;

@@ -260,24 +260,24 @@ impl SimCard {
         let incoming = session.receive(raw);
         let out = match incoming {
             Incoming::Handled(r) => {
-                if let Err(e) = self.after_handshake(ins, gp_cla, r.sw, &session) {
+                if let Err(e) = self.after_handshake(ins, gp_cla, r.sw.to_u16(), &session) {
                     self.vol.sd = Some(session);
                     return Some(e.to_be_bytes().to_vec());
                 }
-                self.shape(Resp::data(r.data, r.sw, LeRule::Variable), le)
+                self.shape(Resp::data(r.data, r.sw.to_u16(), LeRule::Variable), le)
             }
             Incoming::Application(cmd) => {
                 let level = session.level().map_or(0, |l| l.p1());
                 let (data, status) = if cmd.cla & 0x80 != 0 && matches!(cmd.ins, 0xD8 | 0xE2) {
                     self.sd_command(&cmd, &mut session)
                 } else {
-                    match cmd.to_bytes() {
+                    match cmd.encode() {
                         Ok(b) => self.run_protected(&b, level),
                         Err(_) => (Vec::new(), sw::WRONG_LENGTH),
                     }
                 };
                 match session.wrap_response(&data, status) {
-                    Ok(r) => self.shape(Resp::data(r.data, r.sw, LeRule::Variable), le),
+                    Ok(r) => self.shape(Resp::data(r.data, r.sw.to_u16(), LeRule::Variable), le),
                     Err(e) => e.status_word().to_be_bytes().to_vec(),
                 }
             }
@@ -359,7 +359,7 @@ impl SimCard {
     /// PUT KEY and STORE DATA, which only the security domain answers.
     fn sd_command(
         &mut self,
-        cmd: &crate::scp03::Command,
+        cmd: &crate::apdu::Command,
         session: &mut CardSession,
     ) -> (Vec<u8>, u16) {
         let Some(sd) = self.state.sd.clone() else {

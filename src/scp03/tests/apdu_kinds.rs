@@ -1,8 +1,8 @@
-//! SCP03 on cardsmith's own command type (`crate::apdu::Command`), the one
-//! the exchange hands to secure messaging: the protected command is byte
-//! for byte what the channel's own transformation gives, the card accepts
-//! it, and a secret or personal data field keeps its kind (and so stays
-//! wiped on drop and `REDACTED` in traces) through the protection.
+//! SCP03 on cardsmith's one command type (`crate::apdu::Command`), the one
+//! the exchange hands to secure messaging: a secret data field is protected
+//! byte for byte as a plain one would be, the card accepts it, and a secret
+//! or personal data field keeps its kind (and so stays wiped on drop and
+//! `REDACTED` in traces) through the protection.
 
 use super::sim::*;
 use super::*;
@@ -12,7 +12,7 @@ use crate::secret::Secret;
 const LEVELS: [u8; 4] = [0x01, 0x03, 0x13, 0x33];
 
 #[test]
-fn wrap_apdu_gives_the_bytes_of_wrap() {
+fn a_secret_field_wraps_to_the_bytes_of_a_plain_one() {
     let cases: Vec<(Vec<u8>, Option<usize>)> = vec![
         (vec![], None),
         (vec![], Some(256)),
@@ -33,12 +33,12 @@ fn wrap_apdu_gives_the_bytes_of_wrap() {
             let mut b = open(&mut card_b, KeySource::Static(keys.clone()), mode, level, 9);
             for (data, le) in &cases {
                 let mut gp = Command::new(0x00, 0x20, 0x00, 0x81).with_data(data.clone());
-                gp.le = *le;
+                gp.ne = *le;
                 let mut iso =
                     IsoCommand::new(0x00, 0x20, 0x00, 0x81).with_secret(Secret::new(data.clone()));
                 iso.ne = *le;
-                let want = a.wrap(&gp).unwrap().to_bytes().unwrap();
-                let got = b.wrap_apdu(&iso).unwrap().encode().unwrap();
+                let want = a.wrap(&gp).unwrap().encode().unwrap();
+                let got = b.wrap(&iso).unwrap().encode().unwrap();
                 assert_eq!(
                     hx(&got),
                     hx(&want),
@@ -67,7 +67,7 @@ fn a_secret_stays_secret_through_secure_messaging() {
         let pin = IsoCommand::new(0x80, INS_ECHO, 0x00, 0x00)
             .with_secret(Secret::new(b"123456".to_vec()))
             .with_ne(256);
-        let w = host.wrap_apdu(&pin).unwrap();
+        let w = host.wrap(&pin).unwrap();
         assert!(w.data.is_sensitive(), "level {p1:02X}");
         if !level.c_dec() {
             // C-MAC alone leaves the PIN readable in the protected field:
@@ -83,7 +83,7 @@ fn a_secret_stays_secret_through_secure_messaging() {
         // The card takes it, and the answer opens.
         let raw = card.transmit(&w.encode().unwrap());
         let r = host
-            .unwrap_apdu(&IsoResponse::from_bytes(&raw).unwrap())
+            .unwrap(&IsoResponse::from_bytes(&raw).unwrap())
             .unwrap();
         assert_eq!(
             (r.data.as_slice(), r.sw.bytes()),
@@ -93,12 +93,12 @@ fn a_secret_stays_secret_through_secure_messaging() {
         let personal = IsoCommand::new(0x80, INS_ECHO, 0, 0)
             .with_data(b"Mina".to_vec())
             .personal();
-        let w = host.wrap_apdu(&personal).unwrap();
+        let w = host.wrap(&personal).unwrap();
         assert!(w.data.is_personal(), "level {p1:02X}");
         let _ = card.transmit(&w.encode().unwrap());
 
         let plain = IsoCommand::new(0x80, INS_ECHO, 0, 0).with_data(vec![0x3F, 0x00]);
-        let w = host.wrap_apdu(&plain).unwrap();
+        let w = host.wrap(&plain).unwrap();
         assert!(!w.data.is_sensitive() && !w.data.is_personal());
     }
 }

@@ -10,7 +10,7 @@ const ALL: SecurityLevel = SecurityLevel::C_DEC_R_ENC_C_MAC_R_MAC;
 fn echo(data: &[u8]) -> Command {
     Command::new(0x80, INS_ECHO, 0, 0)
         .with_data(data.to_vec())
-        .with_le(256)
+        .with_ne(256)
 }
 
 #[test]
@@ -28,7 +28,7 @@ fn wrong_static_key_is_detected_from_the_card_cryptogram() {
             )
             .unwrap();
             let mut host = HostSession::new(wrong.into(), mode, &vec![7; mode.len()]).unwrap();
-            let resp = card.transmit(&host.initialize_update().to_bytes().unwrap());
+            let resp = card.transmit(&host.initialize_update().encode().unwrap());
             let err = host.process_initialize_update(&Response::from_bytes(&resp).unwrap());
             assert_eq!(err.err(), Some(Error::CardCryptogramMismatch));
             // Nothing more can be sent: no EXTERNAL AUTHENTICATE, no wrap.
@@ -55,7 +55,7 @@ fn wrong_static_key_is_detected_from_the_card_cryptogram() {
         method: Diversification::GpProKdf3,
     };
     let mut host = HostSession::new(src, Mode::S8, &[7; 8]).unwrap();
-    let resp = card.transmit(&host.initialize_update().to_bytes().unwrap());
+    let resp = card.transmit(&host.initialize_update().encode().unwrap());
     assert_eq!(
         host.process_initialize_update(&Response::from_bytes(&resp).unwrap())
             .err(),
@@ -75,13 +75,13 @@ fn tampered_c_mac_aborts_the_session() {
             SecurityLevel::C_MAC,
             1,
         );
-        let mut raw = host.wrap(&echo(b"pay 10")).unwrap().to_bytes().unwrap();
+        let mut raw = host.wrap(&echo(b"pay 10")).unwrap().encode().unwrap();
         let mac_end = raw.len() - 2; // before Le
         raw[mac_end] ^= 0x01;
         assert_eq!(card.transmit(&raw), [0x69, 0x82]);
         assert!(card.sd.is_aborted() && card.sd.level().is_none());
         // Everything after is refused, even a correctly wrapped command.
-        let next = host.wrap(&echo(b"x")).unwrap().to_bytes().unwrap();
+        let next = host.wrap(&echo(b"x")).unwrap().encode().unwrap();
         assert_eq!(card.transmit(&next), [0x69, 0x82]);
         // A new INITIALIZE UPDATE starts over.
         open(&mut card, keys.into(), mode, SecurityLevel::C_MAC, 2);
@@ -99,7 +99,7 @@ fn tampered_data_header_or_ciphertext_is_refused() {
             let mut host = open(&mut card, keys.clone().into(), Mode::S8, level, 3);
             host.wrap(&echo(b"transfer 100 to alice"))
                 .unwrap()
-                .to_bytes()
+                .encode()
                 .unwrap()
                 .len()
         };
@@ -109,7 +109,7 @@ fn tampered_data_header_or_ciphertext_is_refused() {
             let mut raw = host
                 .wrap(&echo(b"transfer 100 to alice"))
                 .unwrap()
-                .to_bytes()
+                .encode()
                 .unwrap();
             raw[pos] ^= 0x20;
             let out = card.sd.unwrap_command(&raw);
@@ -127,7 +127,7 @@ fn replayed_or_reordered_commands_are_refused() {
     let keys = test_keys(0x30, 16, 4);
     let mut card = pseudo_random_card(keys.clone(), Mode::S8);
     let mut host = open(&mut card, keys.clone().into(), Mode::S8, ALL, 4);
-    let first = host.wrap(&echo(b"one")).unwrap().to_bytes().unwrap();
+    let first = host.wrap(&echo(b"one")).unwrap().encode().unwrap();
     let resp = card.transmit(&first);
     host.unwrap(&Response::from_bytes(&resp).unwrap()).unwrap();
     // Replay: same bytes again.
@@ -138,8 +138,8 @@ fn replayed_or_reordered_commands_are_refused() {
 
     let mut card = pseudo_random_card(keys.clone(), Mode::S8);
     let mut host = open(&mut card, keys.into(), Mode::S8, ALL, 5);
-    let a = host.wrap(&echo(b"a")).unwrap().to_bytes().unwrap();
-    let b = host.wrap(&echo(b"b")).unwrap().to_bytes().unwrap();
+    let a = host.wrap(&echo(b"a")).unwrap().encode().unwrap();
+    let b = host.wrap(&echo(b"b")).unwrap().encode().unwrap();
     // Out of order: b before a.
     assert_eq!(card.transmit(&b), [0x69, 0x82]);
     assert_eq!(card.transmit(&a), [0x69, 0x82]);
@@ -156,7 +156,7 @@ fn replay_into_a_new_session_is_refused() {
         SecurityLevel::C_MAC,
         6,
     );
-    let recorded = host.wrap(&echo(b"once")).unwrap().to_bytes().unwrap();
+    let recorded = host.wrap(&echo(b"once")).unwrap().encode().unwrap();
     assert_eq!(card.transmit(&recorded).last(), Some(&0x00));
     // Same host challenge, but the card's pseudo-random challenge moved on.
     open(&mut card, keys.into(), Mode::S8, SecurityLevel::C_MAC, 6);
@@ -185,21 +185,19 @@ fn tampered_r_mac_or_response_is_refused_by_the_host() {
             let resp_len = {
                 let mut card = pseudo_random_card(keys.clone(), mode);
                 let mut host = open(&mut card, keys.clone().into(), mode, level, 8);
-                let raw = host.wrap(&echo(b"balance?")).unwrap().to_bytes().unwrap();
+                let raw = host.wrap(&echo(b"balance?")).unwrap().encode().unwrap();
                 card.transmit(&raw).len()
             };
             for pos in 0..resp_len {
                 let mut card = pseudo_random_card(keys.clone(), mode);
                 let mut host = open(&mut card, keys.clone().into(), mode, level, 8);
-                let raw = host.wrap(&echo(b"balance?")).unwrap().to_bytes().unwrap();
+                let raw = host.wrap(&echo(b"balance?")).unwrap().encode().unwrap();
                 let mut resp = card.transmit(&raw);
                 resp[pos] ^= 0x04;
                 let got = host.unwrap(&Response::from_bytes(&resp).unwrap());
                 let sw_error_flip = pos >= resp_len - 2
-                    && !Response::is_protected_status(u16::from_be_bytes([
-                        resp[resp_len - 2],
-                        resp[resp_len - 1],
-                    ]));
+                    && !crate::apdu::StatusWord::new(resp[resp_len - 2], resp[resp_len - 1])
+                        .is_success_or_warning();
                 if sw_error_flip {
                     // SW turned into an error status: data with an error SW is malformed.
                     assert!(
@@ -244,7 +242,7 @@ fn error_status_words_pass_without_r_mac() {
     let mut card = pseudo_random_card(keys.clone(), Mode::S16);
     let mut host = open(&mut card, keys.into(), Mode::S16, ALL, 10);
     let resp = exchange(&mut host, &mut card, &Command::new(0x80, INS_FAIL, 0, 0));
-    assert_eq!((resp.data.len(), resp.sw), (0, 0x6A82));
+    assert_eq!((resp.data.len(), resp.sw.to_u16()), (0, 0x6A82));
     // The session goes on.
     let resp = exchange(&mut host, &mut card, &echo(b"still here"));
     assert_eq!(resp.data, b"still here");
@@ -258,7 +256,7 @@ fn host_cryptogram_and_external_authenticate_checks() {
     // A valid C-MAC over a wrong host cryptogram: '6300'.
     let mut card = pseudo_random_card(keys.clone(), Mode::S8);
     let mut host = HostSession::new(keys.clone().into(), Mode::S8, &host_challenge).unwrap();
-    let resp = card.transmit(&host.initialize_update().to_bytes().unwrap());
+    let resp = card.transmit(&host.initialize_update().encode().unwrap());
     host.process_initialize_update(&Response::from_bytes(&resp).unwrap())
         .unwrap();
     let session = host.session_keys().unwrap().clone();
@@ -267,7 +265,7 @@ fn host_cryptogram_and_external_authenticate_checks() {
         .wrap_command(&Command::new(0x80, 0x82, 0x01, 0x00).with_data(vec![0; 8]))
         .unwrap();
     assert_eq!(
-        card.sd.external_authenticate(&bad.to_bytes().unwrap()),
+        card.sd.external_authenticate(&bad.encode().unwrap()),
         Err(Error::HostCryptogramMismatch)
     );
     assert_eq!(Error::HostCryptogramMismatch.status_word(), 0x6300);
@@ -276,13 +274,13 @@ fn host_cryptogram_and_external_authenticate_checks() {
     // A tampered EXTERNAL AUTHENTICATE C-MAC: '6982'.
     let mut card = pseudo_random_card(keys.clone(), Mode::S8);
     let mut host = HostSession::new(keys.clone().into(), Mode::S8, &host_challenge).unwrap();
-    let resp = card.transmit(&host.initialize_update().to_bytes().unwrap());
+    let resp = card.transmit(&host.initialize_update().encode().unwrap());
     host.process_initialize_update(&Response::from_bytes(&resp).unwrap())
         .unwrap();
     let mut ea = host
         .external_authenticate(SecurityLevel::C_MAC)
         .unwrap()
-        .to_bytes()
+        .encode()
         .unwrap();
     let last = ea.len() - 1;
     ea[last] ^= 0xFF;
@@ -303,7 +301,7 @@ fn host_cryptogram_and_external_authenticate_checks() {
     };
     let mut card = SimCard::new(CardSession::new(keys.clone(), [0; 10], 0x10, source).unwrap());
     let mut host = HostSession::new(keys.clone().into(), Mode::S8, &host_challenge).unwrap();
-    let resp = card.transmit(&host.initialize_update().to_bytes().unwrap());
+    let resp = card.transmit(&host.initialize_update().encode().unwrap());
     host.process_initialize_update(&Response::from_bytes(&resp).unwrap())
         .unwrap();
     assert_eq!(
@@ -318,16 +316,16 @@ fn host_cryptogram_and_external_authenticate_checks() {
     let ea = forged
         .wrap_command(&Command::new(0x80, 0x82, 0x11, 0x00).with_data(vec![0; 8]))
         .unwrap();
-    assert_eq!(card.transmit(&ea.to_bytes().unwrap()), [0x6A, 0x86]);
+    assert_eq!(card.transmit(&ea.encode().unwrap()), [0x6A, 0x86]);
     // The host can still authenticate at a supported level.
-    let resp = card.transmit(&host.initialize_update().to_bytes().unwrap());
+    let resp = card.transmit(&host.initialize_update().encode().unwrap());
     let mut host = HostSession::new(keys.into(), Mode::S8, &host_challenge).unwrap();
     host.process_initialize_update(&Response::from_bytes(&resp).unwrap())
         .unwrap();
     let ea = host
         .external_authenticate(SecurityLevel::C_DEC_C_MAC)
         .unwrap();
-    assert_eq!(card.transmit(&ea.to_bytes().unwrap()), [0x90, 0x00]);
+    assert_eq!(card.transmit(&ea.encode().unwrap()), [0x90, 0x00]);
 }
 
 #[test]
@@ -337,14 +335,14 @@ fn initialize_update_response_checks() {
     let mut card = pseudo_random_card(keys.clone(), Mode::S8);
     let host = HostSession::new(keys.clone().into(), Mode::S16, &[1; 16]).unwrap();
     assert_eq!(
-        card.transmit(&host.initialize_update().to_bytes().unwrap()),
+        card.transmit(&host.initialize_update().encode().unwrap()),
         [0x67, 0x00]
     );
 
     // A genuine S16 response given to an S8 host, another KVN, another SCP.
     let mut card16 = pseudo_random_card(keys.clone(), Mode::S16);
     let h16 = HostSession::new(keys.clone().into(), Mode::S16, &[1; 16]).unwrap();
-    let raw = card16.transmit(&h16.initialize_update().to_bytes().unwrap());
+    let raw = card16.transmit(&h16.initialize_update().encode().unwrap());
     let resp16 = Response::from_bytes(&raw).unwrap();
     let mut h8 = HostSession::new(keys.clone().into(), Mode::S8, &[1; 8]).unwrap();
     assert_eq!(
@@ -374,7 +372,7 @@ fn initialize_update_response_checks() {
     let stranger = test_keys(0x3F, 16, 12);
     let h = HostSession::new(stranger.into(), Mode::S8, &[1; 8]).unwrap();
     assert_eq!(
-        card.transmit(&h.initialize_update().to_bytes().unwrap()),
+        card.transmit(&h.initialize_update().encode().unwrap()),
         [0x6A, 0x88]
     );
 

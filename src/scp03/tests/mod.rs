@@ -8,13 +8,13 @@ mod roundtrip;
 mod sim;
 mod vectors;
 
-pub(super) use super::apdu::{Command, Response};
 pub(super) use super::card::{CardSession, ChallengeSource, Incoming};
 pub(super) use super::channel::{InitUpdateResponse, Mode, SecurityLevel};
 pub(super) use super::commands::{self, Dgi, StoreDataAssembler};
 pub(super) use super::error::Error;
 pub(super) use super::host::HostSession;
 pub(super) use super::keys::{AesKey, Diversification, KeySource, StaticKeys};
+pub(super) use crate::apdu::{Command, Response};
 
 /// Hex to bytes (the crate's parser). Test input only.
 pub(super) fn h(s: &str) -> Vec<u8> {

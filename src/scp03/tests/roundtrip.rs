@@ -15,22 +15,22 @@ fn workload(max_short: usize) -> Vec<(Command, Vec<u8>, u16)> {
         // case 1: no data, no Le; the card answers nothing.
         (echo(0), vec![], 0x9000),
         // case 2: no data, Le; the card answers 20 bytes.
-        (echo(20).with_le(256), data_p2(20), 0x9000),
+        (echo(20).with_ne(256), data_p2(20), 0x9000),
         // case 2 with a small Le: the wrapped Le is '00' so R-MAC fits.
-        (echo(16).with_le(16), data_p2(16), 0x9000),
+        (echo(16).with_ne(16), data_p2(16), 0x9000),
         // case 3: data, no Le.
         (echo(0).with_data(data(17)), data(17), 0x9000),
         // case 4: data and Le, block-aligned data (a full padding block).
-        (echo(0).with_data(data(32)).with_le(256), data(32), 0x9000),
+        (echo(0).with_data(data(32)).with_ne(256), data(32), 0x9000),
         // largest data that still fits a short APDU at this level.
         (
-            echo(0).with_data(data(max_short)).with_le(256),
+            echo(0).with_data(data(max_short)).with_ne(256),
             data(max_short),
             0x9000,
         ),
         // extended length: 1000 bytes of data, Ne 65536.
         (
-            echo(0).with_data(data(1000)).with_le(65_536),
+            echo(0).with_data(data(1000)).with_ne(65_536),
             data(1000),
             0x9000,
         ),
@@ -43,7 +43,7 @@ fn workload(max_short: usize) -> Vec<(Command, Vec<u8>, u16)> {
         (
             Command::new(0x81, INS_ECHO, 0, 0)
                 .with_data(data(5))
-                .with_le(256),
+                .with_ne(256),
             data(5),
             0x9000,
         ),
@@ -61,7 +61,7 @@ fn workload(max_short: usize) -> Vec<(Command, Vec<u8>, u16)> {
         ),
         // warning status: protected like '9000'.
         (
-            Command::new(0x80, INS_WARN, 0, 0).with_le(256),
+            Command::new(0x80, INS_WARN, 0, 0).with_ne(256),
             vec![1, 2, 3, 4, 5],
             0x63C1,
         ),
@@ -90,9 +90,9 @@ fn every_key_length_mode_and_level() {
                     let max_short = host.max_plain_data_len(255).unwrap();
                     for (i, (cmd, answer, sw)) in workload(max_short).into_iter().enumerate() {
                         let wrapped = host.wrap(&cmd).unwrap();
-                        let raw = wrapped.to_bytes().unwrap();
-                        if cmd.data.len() <= max_short && cmd.le.is_none_or(|le| le <= 256) {
-                            assert!(!wrapped.is_extended(), "{len} {mode:?} {level:?} #{i}");
+                        let raw = wrapped.encode().unwrap();
+                        if cmd.data().len() <= max_short && cmd.ne.is_none_or(|le| le <= 256) {
+                            assert!(!wrapped.needs_extended(), "{len} {mode:?} {level:?} #{i}");
                         }
                         let resp = card.transmit(&raw);
                         let got = host.unwrap(&Response::from_bytes(&resp).unwrap()).unwrap();
@@ -102,7 +102,7 @@ fn every_key_length_mode_and_level() {
                             answer
                         };
                         assert_eq!(
-                            (got.data, got.sw),
+                            (got.data, got.sw.to_u16()),
                             (answer, sw),
                             "{len} {mode:?} {level:?} #{i}"
                         );
@@ -113,22 +113,22 @@ fn every_key_length_mode_and_level() {
                                 seen.ins,
                                 seen.p1,
                                 seen.p2,
-                                &seen.data,
-                                seen.le.is_some()
+                                seen.data(),
+                                seen.ne.is_some()
                             ),
                             (
                                 cmd.cla,
                                 cmd.ins,
                                 cmd.p1,
                                 cmd.p2,
-                                &cmd.data,
-                                cmd.le.is_some()
+                                cmd.data(),
+                                cmd.ne.is_some()
                             ),
                             "{len} {mode:?} {level:?} #{i}"
                         );
-                        if level.c_dec() && !cmd.data.is_empty() {
+                        if level.c_dec() && !cmd.data().is_empty() {
                             // The plain data never appears on the wire.
-                            assert!(!raw.windows(cmd.data.len()).any(|w| w == &cmd.data[..]));
+                            assert!(!raw.windows(cmd.data().len()).any(|w| w == cmd.data()));
                         }
                     }
                     sessions += 1;
@@ -177,7 +177,7 @@ fn counter_exhaustion_is_refused() {
         1,
     );
     let host = HostSession::new(keys.into(), Mode::S8, &[0; 8]).unwrap();
-    let resp = card.transmit(&host.initialize_update().to_bytes().unwrap());
+    let resp = card.transmit(&host.initialize_update().encode().unwrap());
     assert_eq!(resp, [0x69, 0x85]);
 }
 
@@ -246,7 +246,7 @@ fn put_key_round_trip_and_new_keys_work() {
                 let put = commands::put_key(&new, 0x31, 0x30, host.dek().unwrap()).unwrap();
                 // 1 + 3 × (1 type + 1 length + 1 key length + 16/32 + 1 + 3)
                 let block = len.div_ceil(16) * 16;
-                assert_eq!(put.command.data.len(), 1 + 3 * (7 + block));
+                assert_eq!(put.command.data().len(), 1 + 3 * (7 + block));
                 let resp = exchange(&mut host, &mut card, &put.command);
                 put.check_response(&resp).unwrap();
                 assert_eq!(card.sd.keys().kcvs(), new.kcvs());
@@ -256,7 +256,7 @@ fn put_key_round_trip_and_new_keys_work() {
                 // Old keys no longer open a session; new ones do.
                 let mut stale =
                     HostSession::new(old.clone().into(), mode, &vec![1; mode.len()]).unwrap();
-                let raw = card.transmit(&stale.initialize_update().to_bytes().unwrap());
+                let raw = card.transmit(&stale.initialize_update().encode().unwrap());
                 assert_eq!(raw, [0x6A, 0x88], "old KVN is gone");
                 assert!(stale
                     .process_initialize_update(&Response::from_bytes(&raw).unwrap())
@@ -277,14 +277,14 @@ fn put_key_command_layout() {
         let put = commands::put_key(&new, 0x31, 0x00, &dek).unwrap();
         let c = &put.command;
         assert_eq!(
-            (c.cla, c.ins, c.p1, c.p2, c.le),
+            (c.cla, c.ins, c.p1, c.p2, c.ne),
             (0x80, 0xD8, 0x00, 0x81, Some(256))
         );
-        assert_eq!(c.data[0], 0x31);
-        assert_eq!(&c.data[1..4], &[0x88, l1, len as u8]);
+        assert_eq!(c.data()[0], 0x31);
+        assert_eq!(&c.data()[1..4], &[0x88, l1, len as u8]);
         let kcv_at = 4 + (l1 as usize - 1);
-        assert_eq!(c.data[kcv_at], 3);
-        assert_eq!(&c.data[kcv_at + 1..kcv_at + 4], &new.enc().kcv());
+        assert_eq!(c.data()[kcv_at], 3);
+        assert_eq!(&c.data()[kcv_at + 1..kcv_at + 4], &new.enc().kcv());
         let mut expected = vec![0x31];
         for kcv in new.kcvs() {
             expected.extend_from_slice(&kcv);
@@ -309,13 +309,13 @@ fn put_key_bare_ciphertext_format_is_accepted() {
     let new = test_keys(0x31, 16, 9);
     let put = commands::put_key(&new, 0x31, 0x30, &dek).unwrap();
     let mut data = vec![0x31];
-    for chunk in put.command.data[1..].chunks(23) {
+    for chunk in put.command.data()[1..].chunks(23) {
         // 88 11 10 <16> 03 <3>  →  88 10 <16> 03 <3>
         data.extend_from_slice(&[0x88, 0x10]);
         data.extend_from_slice(&chunk[3..]);
     }
     let cmd = Command {
-        data,
+        data: crate::apdu::Data::Plain(data),
         ..put.command.clone()
     };
     let parsed = commands::parse_put_key(&cmd, &dek).unwrap();
@@ -329,8 +329,10 @@ fn put_key_wrong_kcv_or_dek_is_refused() {
     let new = test_keys(0x31, 16, 9);
     let put = commands::put_key(&new, 0x31, 0x30, &dek).unwrap();
     let mut bad = put.command.clone();
-    let last = bad.data.len() - 1;
-    bad.data[last] ^= 1;
+    let mut flipped = bad.data().to_vec();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    bad.data = crate::apdu::Data::Plain(flipped);
     assert_eq!(
         commands::parse_put_key(&bad, &dek).err(),
         Some(Error::KcvMismatch { index: 2 })
@@ -380,9 +382,9 @@ fn store_data_blocks_reassemble() {
                 assert_eq!(b.p2, i as u8);
                 assert_eq!(b.p1, if i + 1 == blocks.len() { 0x88 } else { 0x08 });
                 let wrapped = host.wrap(b).unwrap();
-                let raw = wrapped.to_bytes().unwrap();
+                let raw = wrapped.encode().unwrap();
                 assert!(
-                    raw.len() <= 5 + 255 && !wrapped.is_extended(),
+                    raw.len() <= 5 + 255 && !wrapped.needs_extended(),
                     "{mode:?} {level:?} block {i}"
                 );
                 let resp = card.transmit(&raw);

@@ -41,8 +41,8 @@ impl SimCard {
 
     fn run(&mut self, cmd: &Command) -> (Vec<u8>, u16) {
         match cmd.ins {
-            INS_ECHO if cmd.data.is_empty() => ((0..cmd.p2).collect(), 0x9000),
-            INS_ECHO => (cmd.data.clone(), 0x9000),
+            INS_ECHO if cmd.data().is_empty() => ((0..cmd.p2).collect(), 0x9000),
+            INS_ECHO => (cmd.data().to_vec(), 0x9000),
             INS_FAIL => (b"ignored".to_vec(), 0x6A82),
             INS_WARN => (vec![1, 2, 3, 4, 5], 0x63C1),
             commands::INS_PUT_KEY | commands::INS_STORE_DATA if self.sd.level().is_none() => {
@@ -115,11 +115,11 @@ pub(super) fn open(
 ) -> HostSession {
     let challenge = XorShift::new(seed).bytes(mode.len());
     let mut host = HostSession::new(keys, mode, &challenge).unwrap();
-    let resp = card.transmit(&host.initialize_update().to_bytes().unwrap());
+    let resp = card.transmit(&host.initialize_update().encode().unwrap());
     host.process_initialize_update(&Response::from_bytes(&resp).unwrap())
         .unwrap();
     let ea = host.external_authenticate(level).unwrap();
-    let resp = card.transmit(&ea.to_bytes().unwrap());
+    let resp = card.transmit(&ea.encode().unwrap());
     host.process_external_authenticate(&Response::from_bytes(&resp).unwrap())
         .unwrap();
     assert_eq!(host.level(), Some(level));
@@ -130,6 +130,6 @@ pub(super) fn open(
 /// Wrap, send, unwrap.
 pub(super) fn exchange(host: &mut HostSession, card: &mut SimCard, cmd: &Command) -> Response {
     let wrapped = host.wrap(cmd).unwrap();
-    let raw = card.transmit(&wrapped.to_bytes().unwrap());
+    let raw = card.transmit(&wrapped.encode().unwrap());
     host.unwrap(&Response::from_bytes(&raw).unwrap()).unwrap()
 }

@@ -210,7 +210,7 @@ fn pysim_keys(kvn: u8, len: usize) -> StaticKeys {
 }
 
 fn bytes_of(cmd: &Command) -> String {
-    hx(&cmd.to_bytes().unwrap())
+    hx(&cmd.encode().unwrap())
 }
 
 #[test]
@@ -237,7 +237,7 @@ fn pysim_sessions_host_side() {
         host.process_external_authenticate(&Response::status(0x9000))
             .unwrap();
 
-        let get_eid = Command::from_bytes(&h(PYSIM_GET_EID_PLAIN)).unwrap();
+        let get_eid = Command::parse(&h(PYSIM_GET_EID_PLAIN)).unwrap();
         assert_eq!(
             bytes_of(&host.wrap(&get_eid).unwrap()),
             hx(&h(s.get_eid_cmd)),
@@ -250,7 +250,7 @@ fn pysim_sessions_host_side() {
         assert_eq!(hx(&rsp.data), hx(&h(PYSIM_GET_EID_RSP_PLAIN)), "{}", s.name);
 
         for (plain, wrapped) in PYSIM_CASES_PLAIN.iter().zip(s.cases) {
-            let cmd = Command::from_bytes(&h(plain)).unwrap();
+            let cmd = Command::parse(&h(plain)).unwrap();
             assert_eq!(
                 bytes_of(&host.wrap(&cmd).unwrap()),
                 hx(&h(wrapped)),
@@ -293,7 +293,7 @@ fn pysim_sessions_card_side() {
         let got = card.receive(&h(s.get_eid_cmd));
         assert_eq!(
             got,
-            Incoming::Application(Command::from_bytes(&h(PYSIM_GET_EID_PLAIN)).unwrap()),
+            Incoming::Application(Command::parse(&h(PYSIM_GET_EID_PLAIN)).unwrap()),
             "{}",
             s.name
         );
@@ -306,7 +306,7 @@ fn pysim_sessions_card_side() {
             let got = card.receive(&h(wrapped));
             assert_eq!(
                 got,
-                Incoming::Application(Command::from_bytes(&h(plain)).unwrap()),
+                Incoming::Application(Command::parse(&h(plain)).unwrap()),
                 "{} {plain}",
                 s.name
             );
@@ -659,8 +659,8 @@ fn asterix_mutual_authentication() {
         HostSession::new(asterix_keys().into(), Mode::S8, &h(ASTERIX_HOST_CHALLENGE)).unwrap();
     let iu = host.initialize_update();
     // asterix sends no Le; otherwise the same bytes.
-    assert_eq!(hx(&iu.to_bytes().unwrap()), "8050300008080706050403020100");
-    let Incoming::Handled(resp) = card.receive(&iu.to_bytes().unwrap()) else {
+    assert_eq!(hx(&iu.encode().unwrap()), "8050300008080706050403020100");
+    let Incoming::Handled(resp) = card.receive(&iu.encode().unwrap()) else {
         panic!("INITIALIZE UPDATE not handled")
     };
     assert_eq!(
@@ -690,7 +690,7 @@ fn asterix_mutual_authentication() {
         "49FC4CF184E61DCD4C3928E4C617FBA3"
     );
     assert_eq!(
-        card.receive(&ea.to_bytes().unwrap()),
+        card.receive(&ea.encode().unwrap()),
         Incoming::Handled(Response::status(0x9000))
     );
     host.process_external_authenticate(&Response::status(0x9000))
@@ -704,8 +704,7 @@ fn asterix_command_encryption() {
     let mut card = asterix_card();
     let mut host =
         HostSession::new(asterix_keys().into(), Mode::S8, &h(ASTERIX_HOST_CHALLENGE)).unwrap();
-    let Incoming::Handled(resp) = card.receive(&host.initialize_update().to_bytes().unwrap())
-    else {
+    let Incoming::Handled(resp) = card.receive(&host.initialize_update().encode().unwrap()) else {
         panic!()
     };
     host.process_initialize_update(&resp).unwrap();
@@ -713,23 +712,22 @@ fn asterix_command_encryption() {
         .external_authenticate(SecurityLevel::C_DEC_C_MAC)
         .unwrap();
     assert_eq!(
-        card.receive(&ea.to_bytes().unwrap()),
+        card.receive(&ea.encode().unwrap()),
         Incoming::Handled(Response::status(0x9000))
     );
     host.process_external_authenticate(&Response::status(0x9000))
         .unwrap();
 
-    let plain =
-        Command::from_bytes(&h("80E60200150A45786572636973655236000006EF04C602068200")).unwrap();
+    let plain = Command::parse(&h("80E60200150A45786572636973655236000006EF04C602068200")).unwrap();
     let wrapped = host.wrap(&plain).unwrap();
-    assert_eq!(wrapped.data.len(), 32 + 8);
+    assert_eq!(wrapped.data().len(), 32 + 8);
     assert_eq!(
-        hx(&wrapped.data[..32]),
+        hx(&wrapped.data()[..32]),
         "DF31907FC027482D5DCB7DC028245F7C108CA4D2AFF12275079768E1EFE9429E"
     );
     // test_unwrapAPDU_03: the card recovers the command.
     assert_eq!(
-        card.receive(&wrapped.to_bytes().unwrap()),
+        card.receive(&wrapped.encode().unwrap()),
         Incoming::Application(plain)
     );
 }
