@@ -186,11 +186,14 @@ impl IssuerSide {
 pub fn check_office(s: &str) -> Result<String> {
     let b = s.as_bytes();
     let domestic = b.len() == 4 && b.iter().all(u8::is_ascii_digit);
-    let consulate = b.len() == 6
-        && b[2] == b'-'
-        && b[..2].iter().all(u8::is_ascii_uppercase)
-        && b[3..].iter().all(u8::is_ascii_uppercase)
-        && &b[..2] != b"IR";
+    let consulate = match b {
+        [c1, c2, b'-', rest @ ..] => {
+            rest.len() == 3
+                && [c1, c2].into_iter().chain(rest).all(u8::is_ascii_uppercase)
+                && [*c1, *c2] != *b"IR"
+        }
+        _ => false,
+    };
     if domestic || consulate {
         Ok(s.to_string())
     } else {

@@ -30,8 +30,7 @@ pub fn parse(text: &str) -> Result<Vec<u8>, HexError> {
     let mut out = Vec::with_capacity(text.len() / 2);
     let chars: Vec<char> = text.chars().collect();
     let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
+    while let Some(&c) = chars.get(i) {
         if is_separator(c) {
             i += 1;
             continue;
@@ -43,25 +42,26 @@ pub fn parse(text: &str) -> Result<Vec<u8>, HexError> {
         }
         // A run of hex digits up to the next separator.
         let start = i;
-        while i < chars.len() && !is_separator(chars[i]) {
-            if !chars[i].is_ascii_hexdigit() {
-                return Err(HexError::BadChar {
-                    column: i + 1,
-                    found: chars[i],
-                });
+        let mut digits = Vec::new();
+        while let Some(&d) = chars.get(i).filter(|d| !is_separator(**d)) {
+            match d.to_digit(16) {
+                Some(v) => digits.push(v as u8),
+                None => {
+                    return Err(HexError::BadChar {
+                        column: i + 1,
+                        found: d,
+                    })
+                }
             }
             i += 1;
         }
-        let run = &chars[start..i];
-        if !run.len().is_multiple_of(2) {
+        if !digits.len().is_multiple_of(2) {
             return Err(HexError::OddDigit { column: start + 1 });
         }
-        for pair in run.chunks_exact(2) {
-            // Both are ASCII hex digits, checked above.
-            let hi = pair[0].to_digit(16).unwrap_or(0) as u8;
-            let lo = pair[1].to_digit(16).unwrap_or(0) as u8;
-            out.push(hi << 4 | lo);
-        }
+        out.extend(digits.chunks_exact(2).map(|p| match p {
+            [hi, lo] => hi << 4 | lo,
+            _ => 0,
+        }));
     }
     if out.is_empty() {
         return Err(HexError::Empty);

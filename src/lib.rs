@@ -8,6 +8,14 @@
 //! sharing [`cli_common`]; no engine imports them. `tests/module_graph.rs`
 //! fails on an import cycle or an upward import.
 
+// No panic reachable from input (cards, files, the network): outside tests,
+// no indexing or slicing that can go out of bounds, no unwrap, no expect.
+// An invariant that cannot fail says so with an `allow` and its reason.
+#![cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
+)]
+
 pub mod activate;
 pub mod apdu;
 pub mod atr;

@@ -93,12 +93,14 @@ impl PinPolicy {
                 self.describe()
             ));
         }
-        if b.iter().all(|d| *d == b[0]) {
+        if b.windows(2).all(|w| matches!(w, [x, y] if x == y)) {
             return Err("all its digits are the same".into());
         }
         let step = |d: i16| {
-            b.windows(2)
-                .all(|w| (i16::from(w[1]) - i16::from(w[0]) - d).rem_euclid(10) == 0)
+            b.windows(2).all(|w| match w {
+                [x, y] => (i16::from(*y) - i16::from(*x) - d).rem_euclid(10) == 0,
+                _ => false,
+            })
         };
         if step(1) {
             return Err("it is a run of ascending digits".into());

@@ -306,9 +306,9 @@ impl Command {
                 let nc = *lc as usize;
                 if n == 1 + nc {
                     cmd.data = Data::Plain(rest.to_vec());
-                } else if n == 2 + nc {
-                    cmd.data = Data::Plain(rest[..nc].to_vec());
-                    cmd.ne = rest.get(nc).map(|b| short(*b));
+                } else if let (true, Some((le, data))) = (n == 2 + nc, rest.split_last()) {
+                    cmd.data = Data::Plain(data.to_vec());
+                    cmd.ne = Some(short(*le));
                 } else {
                     return Err(ApduError::BadLength {
                         detail: format!(
@@ -329,9 +329,11 @@ impl Command {
                 cmd.form = LengthForm::Extended;
                 if rest.len() == nc {
                     cmd.data = Data::Plain(rest.to_vec());
-                } else if rest.len() == nc + 2 {
-                    cmd.data = Data::Plain(rest[..nc].to_vec());
-                    cmd.ne = Some(ext(rest[nc], rest[nc + 1]));
+                } else if let (true, Some((data, [hi, lo]))) =
+                    (rest.len() == nc + 2, rest.split_last_chunk::<2>())
+                {
+                    cmd.data = Data::Plain(data.to_vec());
+                    cmd.ne = Some(ext(*hi, *lo));
                 } else {
                     return Err(ApduError::BadLength {
                         detail: format!(
@@ -385,8 +387,8 @@ impl Command {
             (Some(shown), Ok(bytes)) => {
                 let n = self.data().len();
                 let data_at = bytes.len() - n - self.le_field_len();
-                let head = &bytes[..data_at];
-                let tail = &bytes[data_at + n..];
+                let head = bytes.get(..data_at).unwrap_or_default();
+                let tail = bytes.get(data_at + n..).unwrap_or_default();
                 let mut out = hex::spaced(head);
                 out.push(' ');
                 out.push_str(&shown);
@@ -546,7 +548,7 @@ pub mod cmd {
         let b = offset.to_be_bytes();
         let skip = b.iter().take(3).take_while(|x| **x == 0).count();
         let mut v = vec![0x54, (4 - skip) as u8];
-        v.extend_from_slice(&b[skip..]);
+        v.extend_from_slice(b.get(skip..).unwrap_or_default());
         v
     }
 

@@ -68,8 +68,13 @@ fn get_data_value(ex: &mut Exchange<'_>, tag: u16, what: &str) -> Result<Vec<u8>
     let data = ex.expect_ok(&cmd::get_data(tag, 256))?;
     let nodes = tlv::decode(&data);
     let tag_bytes = tag.to_be_bytes();
-    let n = tlv::expect_one(&nodes, &tag_bytes[usize::from(tag <= 0xFF)..])
-        .map_err(|e| bad(what, e))?;
+    let n = tlv::expect_one(
+        &nodes,
+        tag_bytes
+            .get(usize::from(tag <= 0xFF)..)
+            .unwrap_or_default(),
+    )
+    .map_err(|e| bad(what, e))?;
     match &n.kind {
         tlv::NodeKind::Tlv {
             value, children, ..
@@ -199,16 +204,15 @@ pub fn life_cycle(ex: &mut Exchange<'_>, p: &Profile) -> Result<LifeCycle, Excha
 pub fn serial(ex: &mut Exchange<'_>) -> Result<[u8; 8], ExchangeError> {
     let what = "GET DATA 9F7F (CPLC)";
     let v = get_data_value(ex, 0x9F7F, what)?;
-    if v.len() != 42 {
-        return Err(bad(
+    // IC serial number at CPLC offset 12, IC batch identifier at 30.
+    let part = |at: usize| v.get(at..at + 4).and_then(|p| <[u8; 4]>::try_from(p).ok());
+    match (v.len(), part(12), part(30)) {
+        (42, Some([a, b, c, d]), Some([e, f, g, h])) => Ok([a, b, c, d, e, f, g, h]),
+        _ => Err(bad(
             what,
             format!("expected 42 bytes of CPLC, found {}", v.len()),
-        ));
+        )),
     }
-    let mut s = [0u8; 8];
-    s[..4].copy_from_slice(&v[12..16]);
-    s[4..].copy_from_slice(&v[30..34]);
-    Ok(s)
 }
 
 /// GET CHALLENGE and EXTERNAL AUTHENTICATE with the issuer key.

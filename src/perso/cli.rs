@@ -439,8 +439,15 @@ pub fn sample_records(a: SampleArgs) -> Result<i32> {
         let mut it = persons.iter();
         for l in &lines {
             let v: serde_json::Value = serde_json::from_str(l)?;
-            let id = v["record_id"].as_str().unwrap_or("record").to_string();
-            let n = v["fingerprints"].as_array().map_or(0, Vec::len);
+            let id = v
+                .get("record_id")
+                .and_then(|x| x.as_str())
+                .unwrap_or("record")
+                .to_string();
+            let n = v
+                .get("fingerprints")
+                .and_then(|x| x.as_array())
+                .map_or(0, Vec::len);
             for _ in 0..n {
                 let Some((person, pos)) = it.next() else {
                     break;

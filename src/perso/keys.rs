@@ -90,18 +90,11 @@ impl IssuerKey {
                 problem: "an odd number of hex digits".into(),
             });
         }
-        let bytes: Vec<u8> = digits
-            .as_bytes()
-            .chunks(2)
-            .map(|p| {
-                let hi = (p[0] as char).to_digit(16).unwrap_or(0);
-                let lo = p
-                    .get(1)
-                    .and_then(|c| (*c as char).to_digit(16))
-                    .unwrap_or(0);
-                (hi * 16 + lo) as u8
-            })
-            .collect();
+        // Digits only, checked above: the one hex parser takes them.
+        let bytes = crate::hex::parse(&digits).map_err(|_| KeyError::Invalid {
+            source_name: source.into(),
+            problem: "no hex digits (expected e.g. 32 hex digits for AES-128)".into(),
+        })?;
         IssuerKey::from_bytes(bytes, source)
     }
 
@@ -177,8 +170,7 @@ impl IssuerKey {
         msg.push(reference);
         msg.extend_from_slice(national_id.as_bytes());
         let tag = hmac::sign(&k, &msg);
-        let mut v = [0u8; 8];
-        v.copy_from_slice(&tag.as_ref()[..8]);
+        let v = tag.as_ref().first_chunk::<8>().copied().unwrap_or_default();
         let n = u64::from_be_bytes(v) % 10u64.pow(u32::from(digits));
         let text = zeroize::Zeroizing::new(format!("{n:0width$}", width = usize::from(digits)));
         Secret::new(text.as_bytes().to_vec())

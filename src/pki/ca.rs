@@ -227,7 +227,8 @@ fn bad_file(path: &Path, reason: impl Into<String>) -> PkiError {
 
 /// RFC 7093 method 1 key identifier.
 pub(crate) fn key_identifier(point: &[u8]) -> Vec<u8> {
-    digest::digest(&digest::SHA256, point).as_ref()[..20].to_vec()
+    let d = digest::digest(&digest::SHA256, point);
+    d.as_ref().iter().take(20).copied().collect()
 }
 
 fn extension(arcs: &[u64], critical: bool, value: &[u8]) -> Vec<u8> {
@@ -248,14 +249,14 @@ fn key_usage_ext(bits: &[u8]) -> Vec<u8> {
     for &b in bits {
         v |= 0x8000 >> b;
     }
-    let bytes = v.to_be_bytes();
-    let n = if bytes[1] != 0 { 2 } else { 1 };
-    let unused = bytes[n - 1].trailing_zeros() as u8;
-    extension(
-        oids::EXT_KEY_USAGE,
-        true,
-        &der::bit_string(unused, &bytes[..n]),
-    )
+    let [hi, lo] = v.to_be_bytes();
+    let (bytes, last) = if lo != 0 {
+        (vec![hi, lo], lo)
+    } else {
+        (vec![hi], hi)
+    };
+    let unused = last.trailing_zeros() as u8;
+    extension(oids::EXT_KEY_USAGE, true, &der::bit_string(unused, &bytes))
 }
 
 /// An absolute URI for an IA5String GeneralName or qualifier: ASCII, no

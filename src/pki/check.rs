@@ -386,13 +386,13 @@ pub(crate) fn check_chain(
     names: &[String],
     now: i64,
 ) -> Result<(), CertProblem> {
-    for (i, ca) in chain.iter().enumerate() {
-        check_ca(ca, &names[i], now)?;
+    for (i, (ca, name)) in chain.iter().zip(names).enumerate() {
+        check_ca(ca, name, now)?;
         if let Some(next) = chain.get(i + 1) {
-            check_issued_by(ca, &names[i], next)?;
+            check_issued_by(ca, name, next)?;
         } else {
             let root_err = |detail: String| CertProblem::RootNotSelfSigned {
-                which: names[i].clone(),
+                which: name.clone(),
                 subject: subject_str(ca),
                 detail,
             };
@@ -516,7 +516,8 @@ pub fn check_certificate(
     check_validity(&cert, EE, now)?;
 
     // 4. Issuer and signature, then the chain itself.
-    check_issued_by(&cert, EE, &cas[0])?;
+    let issuer = cas.first().ok_or(CertProblem::EmptyChain)?;
+    check_issued_by(&cert, EE, issuer)?;
     check_chain(&cas, &names, now)
 }
 

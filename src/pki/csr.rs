@@ -61,17 +61,20 @@ pub fn is_valid_national_code(code: &str) -> bool {
         return false;
     }
     // A code of ten equal digits passes the arithmetic but is never issued.
-    if d.iter().all(|&x| x == d[0]) {
+    if d.windows(2).all(|w| matches!(w, [x, y] if x == y)) {
         return false;
     }
-    let sum: u32 = d[..9]
+    let Some((&last, body)) = d.split_last() else {
+        return false;
+    };
+    let sum: u32 = body
         .iter()
         .enumerate()
         .map(|(i, &x)| x * (10 - i as u32))
         .sum();
     let r = sum % 11;
     let check = if r < 2 { r } else { 11 - r };
-    check == d[9]
+    check == last
 }
 
 fn check_latin_name(what: &'static str, v: &str) -> Result<(), PkiError> {
@@ -198,6 +201,7 @@ impl SubjectName {
                     der::oid_to_string(ty.content).unwrap_or_default()
                 ))
             })?;
+            let label = labels.get(idx).copied().unwrap_or("attribute");
             let printable = idx == 0 || idx == 3;
             let ok_tag = if printable {
                 der::TAG_PRINTABLE_STRING
@@ -207,19 +211,19 @@ impl SubjectName {
             if val.tag != ok_tag {
                 return Err(PkiError::CsrMalformed(format!(
                     "subject {}: expected {}, found {}",
-                    labels[idx],
+                    label,
                     der::tag_name(ok_tag),
                     der::tag_name(val.tag)
                 )));
             }
-            let s = std::str::from_utf8(val.content).map_err(|_| {
-                PkiError::CsrMalformed(format!("subject {}: invalid UTF-8", labels[idx]))
-            })?;
-            if fields[idx].replace(s.to_string()).is_some() {
-                return Err(PkiError::CsrMalformed(format!(
-                    "subject: attribute {} appears twice",
-                    labels[idx]
-                )));
+            let s = std::str::from_utf8(val.content)
+                .map_err(|_| PkiError::CsrMalformed(format!("subject {label}: invalid UTF-8")))?;
+            if let Some(field) = fields.get_mut(idx) {
+                if field.replace(s.to_string()).is_some() {
+                    return Err(PkiError::CsrMalformed(format!(
+                        "subject: attribute {label} appears twice"
+                    )));
+                }
             }
         }
         let [c, sn, gn, serial, cn] = fields;
@@ -239,7 +243,7 @@ impl SubjectName {
 
 /// Checks that `point` looks like an uncompressed P-256 point.
 pub(crate) fn check_point(point: &[u8]) -> Result<(), PkiError> {
-    if point.len() != P256_POINT_LEN || point[0] != 0x04 {
+    if point.len() != P256_POINT_LEN || point.first() != Some(&0x04) {
         return Err(PkiError::InvalidInput {
             what: "public point",
             reason: format!(
@@ -277,7 +281,9 @@ pub(crate) fn parse_p256_spki(spki: &[u8]) -> Result<Vec<u8>, der::DerError> {
     let bits = r.read(TAG_BIT_STRING, "SubjectPublicKeyInfo.subjectPublicKey")?;
     r.finish("SubjectPublicKeyInfo")?;
     match bits.content {
-        [0, point @ ..] if point.len() == P256_POINT_LEN && point[0] == 4 => Ok(point.to_vec()),
+        [0, point @ ..] if point.len() == P256_POINT_LEN && point.first() == Some(&4) => {
+            Ok(point.to_vec())
+        }
         _ => Err(der::der_err(
             "SubjectPublicKeyInfo.subjectPublicKey",
             "an uncompressed 65-byte P-256 point (04 ‖ X ‖ Y)",
@@ -344,10 +350,13 @@ pub fn der_to_raw_sig(der_sig: &[u8]) -> Result<Vec<u8>, PkiError> {
     let mut out = vec![0u8; RAW_SIG_LEN];
     for (i, name) in ["r", "s"].iter().enumerate() {
         let v = r.read_integer(name).map_err(e)?;
-        if v[0] & 0x80 != 0 {
+        if v.first().is_some_and(|b| b & 0x80 != 0) {
             return Err(PkiError::SignatureEncoding(format!("{name} is negative")));
         }
-        let v = if v[0] == 0 { &v[1..] } else { v };
+        let v = match v {
+            [0, rest @ ..] => rest,
+            _ => v,
+        };
         if v.is_empty() {
             return Err(PkiError::SignatureEncoding(format!("{name} is zero")));
         }
@@ -358,7 +367,9 @@ pub fn der_to_raw_sig(der_sig: &[u8]) -> Result<Vec<u8>, PkiError> {
             )));
         }
         let end = 32 * (i + 1);
-        out[end - v.len()..end].copy_from_slice(v);
+        if let Some(slot) = out.get_mut(end - v.len()..end) {
+            slot.copy_from_slice(v);
+        }
     }
     r.finish("ECDSA-Sig-Value").map_err(e)?;
     Ok(out)

@@ -76,7 +76,6 @@ pub(crate) mod oids {
 
 /// Content octets of an OBJECT IDENTIFIER.
 pub(crate) fn oid_content(arcs: &[u64]) -> Vec<u8> {
-    assert!(arcs.len() >= 2 && arcs[0] <= 2, "invalid OID constant");
     let mut out = Vec::new();
     let mut push_arc = |mut v: u64| {
         let mut tmp = vec![(v & 0x7f) as u8];
@@ -88,16 +87,20 @@ pub(crate) fn oid_content(arcs: &[u64]) -> Vec<u8> {
         tmp.reverse();
         out.extend_from_slice(&tmp);
     };
-    push_arc(arcs[0] * 40 + arcs[1]);
-    for &a in &arcs[2..] {
-        push_arc(a);
+    // The project's own OID constants: at least two arcs, the first 0..=2
+    // (checked by the tests of every constant).
+    if let [a, b, rest @ ..] = arcs {
+        push_arc(a * 40 + b);
+        for &a in rest {
+            push_arc(a);
+        }
     }
     out
 }
 
 /// Dotted text of OID content octets; `None` if they are not a valid OID.
 pub(crate) fn oid_to_string(content: &[u8]) -> Option<String> {
-    if content.is_empty() || content[content.len() - 1] & 0x80 != 0 {
+    if content.last().is_none_or(|b| b & 0x80 != 0) {
         return None;
     }
     let mut arcs: Vec<u64> = Vec::new();
@@ -118,7 +121,7 @@ pub(crate) fn oid_to_string(content: &[u8]) -> Option<String> {
             start = true;
         }
     }
-    let first = arcs[0];
+    let (&first, rest) = arcs.split_first()?;
     let (a, b) = if first < 40 {
         (0, first)
     } else if first < 80 {
@@ -127,7 +130,7 @@ pub(crate) fn oid_to_string(content: &[u8]) -> Option<String> {
         (2, first - 80)
     };
     let mut s = format!("{a}.{b}");
-    for x in &arcs[1..] {
+    for x in rest {
         s.push('.');
         s.push_str(&x.to_string());
     }
@@ -186,8 +189,9 @@ pub(crate) fn encode_length(len: usize, out: &mut Vec<u8>) {
     } else {
         let bytes = len.to_be_bytes();
         let skip = bytes.iter().take_while(|&&b| b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
+        let significant = bytes.get(skip..).unwrap_or_default();
+        out.push(0x80 | significant.len() as u8);
+        out.extend_from_slice(significant);
     }
 }
 
@@ -221,9 +225,9 @@ pub(crate) fn oid(arcs: &[u64]) -> Vec<u8> {
 /// INTEGER from a big-endian unsigned magnitude (minimal, non-negative).
 pub(crate) fn uint(magnitude: &[u8]) -> Vec<u8> {
     let skip = magnitude.iter().take_while(|&&b| b == 0).count();
-    let m = &magnitude[skip..];
+    let m = magnitude.get(skip..).unwrap_or_default();
     let mut content = Vec::with_capacity(m.len() + 1);
-    if m.is_empty() || m[0] & 0x80 != 0 {
+    if m.first().is_none_or(|b| b & 0x80 != 0) {
         content.push(0);
     }
     content.extend_from_slice(m);
@@ -420,7 +424,7 @@ impl<'a> Der<'a> {
             let Some(lb) = d.get(2..2 + n) else {
                 return Err(der_err(element, "length octets", "end of data"));
             };
-            if lb[0] == 0 {
+            if lb.first() == Some(&0) {
                 return Err(der_err(
                     element,
                     "a minimal length encoding",
@@ -440,20 +444,16 @@ impl<'a> Der<'a> {
         let Some(end) = hdr.checked_add(len) else {
             return Err(der_err(element, "a sane length", "overflowing length"));
         };
-        if end > d.len() {
+        let (Some(raw), Some(content), Some(after)) = (d.get(..end), d.get(hdr..end), d.get(end..))
+        else {
             return Err(der_err(
                 element,
                 format!("{len} content octets"),
-                format!("only {} available (truncated)", d.len() - hdr),
+                format!("only {} available (truncated)", d.len().saturating_sub(hdr)),
             ));
-        }
-        let t = Tlv {
-            tag,
-            content: &d[hdr..end],
-            raw: &d[..end],
         };
-        self.data = &d[end..];
-        Ok(t)
+        self.data = after;
+        Ok(Tlv { tag, content, raw })
     }
 
     /// Reads a TLV that must carry `tag`.
@@ -485,7 +485,7 @@ impl<'a> Der<'a> {
                 format!(
                     "{} trailing bytes (next tag {:02X})",
                     self.data.len(),
-                    self.data[0]
+                    self.data.first().copied().unwrap_or_default()
                 ),
             ))
         }
@@ -526,14 +526,17 @@ impl<'a> Der<'a> {
     /// Small non-negative INTEGER.
     pub fn read_u64(&mut self, element: &str) -> Result<u64, DerError> {
         let c = self.read_integer(element)?;
-        if c[0] & 0x80 != 0 {
+        if c.first().is_some_and(|b| b & 0x80 != 0) {
             return Err(der_err(
                 element,
                 "a non-negative INTEGER",
                 "a negative INTEGER",
             ));
         }
-        let c = if c[0] == 0 && c.len() > 1 { &c[1..] } else { c };
+        let c = match c {
+            [0, rest @ ..] if !rest.is_empty() => rest,
+            _ => c,
+        };
         if c.len() > 8 {
             return Err(der_err(
                 element,
@@ -553,7 +556,7 @@ pub(crate) fn check_integer(c: &[u8], element: &str) -> Result<(), DerError> {
     if c.is_empty() {
         return Err(der_err(element, "INTEGER content", "empty INTEGER"));
     }
-    if c.len() > 1 && ((c[0] == 0 && c[1] & 0x80 == 0) || (c[0] == 0xff && c[1] & 0x80 != 0)) {
+    if matches!(c, [0, b, ..] if b & 0x80 == 0) || matches!(c, [0xff, b, ..] if b & 0x80 != 0) {
         return Err(der_err(
             element,
             "a minimally encoded INTEGER",
@@ -729,20 +732,8 @@ pub(crate) fn hex_colon(data: &[u8]) -> String {
 
 /// PEM armour (RFC 7468) with 64-character lines.
 pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut b64 = String::with_capacity(der.len() * 4 / 3 + 4);
-    for chunk in der.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                b64.push(ALPHABET[((n >> (18 - 6 * i)) & 0x3f) as usize] as char);
-            } else {
-                b64.push('=');
-            }
-        }
-    }
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let mut out = format!("-----BEGIN {label}-----\n");
     for line in b64.as_bytes().chunks(64) {
         out.push_str(std::str::from_utf8(line).unwrap_or_default());

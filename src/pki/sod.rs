@@ -206,7 +206,9 @@ pub fn build_sod_at(
             reason: "signature does not verify with the key in its certificate".into(),
         })?;
     let mut signed_attrs = attrs;
-    signed_attrs[0] = der::ctx_cons(0); // SET -> [0] IMPLICIT
+    if let Some(tag) = signed_attrs.first_mut() {
+        *tag = der::ctx_cons(0); // SET -> [0] IMPLICIT
+    }
 
     let sid = der::seq(&[
         cert.issuer().as_raw(),
@@ -541,7 +543,9 @@ pub fn verify_sod(
         )
     })?;
     let mut to_verify = si.signed_attrs_raw.to_vec();
-    to_verify[0] = TAG_SET; // RFC 5652 5.4: signature is over the EXPLICIT SET OF
+    if let Some(tag) = to_verify.first_mut() {
+        *tag = TAG_SET; // RFC 5652 5.4: signature is over the EXPLICIT SET OF
+    }
     UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &ds_point)
         .verify(&to_verify, si.signature)
         .map_err(|_| SodProblem::BadSignature)?;

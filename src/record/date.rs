@@ -54,6 +54,15 @@ const MONTHS_FA: [&str; 12] = [
     "اسفند",
 ];
 
+/// The name of month 1..=12 (months are checked when a date is made).
+fn month_name(names: &'static [&'static str; 12], month: u8) -> &'static str {
+    usize::from(month)
+        .checked_sub(1)
+        .and_then(|i| names.get(i))
+        .copied()
+        .unwrap_or("?")
+}
+
 const MONTHS_LATIN: [&str; 12] = [
     "Farvardin",
     "Ordibehesht",
@@ -108,7 +117,7 @@ impl JalaliDate {
                 month,
                 day,
                 days,
-                month_name: MONTHS_LATIN[usize::from(month - 1)],
+                month_name: month_name(&MONTHS_LATIN, month),
                 leap_note,
             });
         }
@@ -170,14 +179,18 @@ impl JalaliDate {
 
     /// Persian month name, e.g. `مهر`.
     pub fn month_name_fa(&self) -> &'static str {
-        MONTHS_FA[usize::from(self.month - 1)]
+        month_name(&MONTHS_FA, self.month)
     }
 
     /// Latin month name, e.g. `Mehr`.
     pub fn month_name_latin(&self) -> &'static str {
-        MONTHS_LATIN[usize::from(self.month - 1)]
+        month_name(&MONTHS_LATIN, self.month)
     }
 
+    #[allow(
+        clippy::expect_used,
+        reason = "every JalaliDate is checked by ICU when it is made"
+    )]
     fn icu(&self) -> Date<Persian> {
         Date::try_new_persian(self.year, self.month, self.day)
             .expect("JalaliDate is validated on construction")
@@ -245,6 +258,10 @@ impl GregorianDate {
         Ok(GregorianDate { year, month, day })
     }
 
+    #[allow(
+        clippy::expect_used,
+        reason = "every GregorianDate is checked by ICU when it is made"
+    )]
     fn icu(&self) -> Date<Gregorian> {
         Date::try_new_gregorian(self.year, self.month, self.day)
             .expect("GregorianDate is validated on construction")

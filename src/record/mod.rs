@@ -323,9 +323,9 @@ impl Record {
     }
     /// Age in completed Jalali years on the request date (at least 15).
     pub fn age_on_request(&self) -> u32 {
-        self.birth_date
-            .age_on(self.request_date)
-            .expect("birth date is not after the request date")
+        // A record is made only with its birth date on or before its
+        // request date; 0 would be a record that was never checked.
+        self.birth_date.age_on(self.request_date).unwrap_or(0)
     }
 }
 
@@ -554,10 +554,12 @@ impl<'a> Parser<'a> {
             return None;
         }
         let bytes = code.as_bytes();
-        let shaped = bytes.len() == 6
-            && bytes[..2].iter().all(u8::is_ascii_uppercase)
-            && bytes[2] == b'-'
-            && bytes[3..].iter().all(u8::is_ascii_uppercase);
+        let shaped = match bytes {
+            [c1, c2, b'-', rest @ ..] => {
+                rest.len() == 3 && [c1, c2].into_iter().chain(rest).all(u8::is_ascii_uppercase)
+            }
+            _ => false,
+        };
         if !shaped {
             self.err(
                 "issuing_office.code",
@@ -1024,11 +1026,12 @@ pub fn load_records(path: &Path, v: &dyn TemplateValidator) -> std::io::Result<B
     let whole_text = std::str::from_utf8(bytes).ok();
     let single_document = lines.len() > 1
         && whole_text.is_some()
-        && matches!(lines[0].1, Ok(first) if first.trim() == "{");
+        && matches!(lines.first(), Some((_, Ok(first))) if first.trim() == "{");
     let mut results: Vec<(usize, Result<Record, Vec<RecordError>>)> = Vec::new();
     if single_document {
         let text = whole_text.unwrap_or_default();
-        results.push((lines[0].0, parse_record_at(text, &name, 1, v)));
+        let at = lines.first().map_or(1, |(n, _)| *n);
+        results.push((at, parse_record_at(text, &name, 1, v)));
     } else {
         for (n, line) in lines {
             let loc = format!("{name}:{n}");

@@ -24,16 +24,16 @@ pub fn check_national_id(s: &str) -> Result<(), String> {
         return Err("must be exactly 10 digits".into());
     }
     let d: Vec<u8> = s.bytes().map(|b| b - b'0').collect();
-    if d.iter().all(|&x| x == d[0]) {
+    if d.windows(2).all(|w| matches!(w, [x, y] if x == y)) {
         return Err("all ten digits are the same; such numbers are never issued".into());
     }
-    let mut first = [0u8; 9];
-    first.copy_from_slice(&d[..9]);
-    let expected = national_id_check_digit(&first);
-    if d[9] != expected {
+    let Some((first, [last])) = d.split_first_chunk::<9>() else {
+        return Err("must be exactly 10 digits".into());
+    };
+    let expected = national_id_check_digit(first);
+    if *last != expected {
         return Err(format!(
-            "check digit is {} but the first nine digits require {}",
-            d[9], expected
+            "check digit is {last} but the first nine digits require {expected}"
         ));
     }
     Ok(())

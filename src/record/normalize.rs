@@ -105,11 +105,10 @@ pub fn normalize_persian(s: &str) -> String {
     let mut joined = String::with_capacity(s.len());
     let mut prev: Option<char> = None;
     let mut i = 0;
-    while i < mapped.len() {
-        let c = mapped[i];
+    while let Some(&c) = mapped.get(i) {
         if c == ZWNJ {
             let mut j = i;
-            while j < mapped.len() && mapped[j] == ZWNJ {
+            while mapped.get(j) == Some(&ZWNJ) {
                 j += 1;
             }
             let before = prev.is_some_and(is_letterish);

@@ -38,21 +38,21 @@ pub struct PhotoInfo {
 /// Walks the marker segments up to the first SOS and returns the frame
 /// header's marker, width, height and component count.
 fn frame_header(bytes: &[u8]) -> Result<(u8, u16, u16, u8), String> {
-    if bytes.len() < 4 || bytes[0] != 0xFF || bytes[1] != 0xD8 {
+    if bytes.len() < 4 || !bytes.starts_with(&[0xFF, 0xD8]) {
         return Err("is not a JPEG (no SOI marker at the start)".into());
     }
     let mut i = 2;
     let mut frame = None;
     loop {
-        if i >= bytes.len() {
+        let Some(&first) = bytes.get(i) else {
             return Err("is a truncated JPEG (ends before the image data)".into());
-        }
-        if bytes[i] != 0xFF {
+        };
+        if first != 0xFF {
             return Err(format!(
                 "is a malformed JPEG (expected a marker at byte {i})"
             ));
         }
-        while i < bytes.len() && bytes[i] == 0xFF {
+        while bytes.get(i) == Some(&0xFF) {
             i += 1;
         }
         let Some(&marker) = bytes.get(i) else {
@@ -66,26 +66,26 @@ fn frame_header(bytes: &[u8]) -> Result<(u8, u16, u16, u8), String> {
             return Err("is a JPEG without image data (EOI before any scan)".into());
         }
         let Some(len) = bytes
-            .get(i..i + 2)
-            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+            .get(i..)
+            .and_then(|b| b.first_chunk::<2>())
+            .map(|b| usize::from(u16::from_be_bytes(*b)))
         else {
             return Err("is a truncated JPEG (ends inside a segment header)".into());
         };
-        if len < 2 || i + len > bytes.len() {
+        let Some(seg) = bytes.get(i + 2..i + len).filter(|_| len >= 2) else {
             return Err("is a truncated or malformed JPEG (bad segment length)".into());
-        }
-        let seg = &bytes[i + 2..i + len];
+        };
         let is_sof = (0xC0..=0xCF).contains(&marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
         if is_sof {
             if frame.is_some() {
                 return Err("is a malformed JPEG (more than one frame header)".into());
             }
-            if seg.len() < 6 {
+            let [_, h1, h2, w1, w2, n, ..] = *seg else {
                 return Err("is a malformed JPEG (short frame header)".into());
-            }
-            let h = u16::from_be_bytes([seg[1], seg[2]]);
-            let w = u16::from_be_bytes([seg[3], seg[4]]);
-            frame = Some((marker, w, h, seg[5]));
+            };
+            let h = u16::from_be_bytes([h1, h2]);
+            let w = u16::from_be_bytes([w1, w2]);
+            frame = Some((marker, w, h, n));
         }
         if marker == 0xDA {
             return frame.ok_or_else(|| "is a malformed JPEG (scan before frame header)".into());
@@ -129,11 +129,11 @@ pub fn inspect_jpeg(bytes: &[u8]) -> Result<PhotoInfo, String> {
     }
     // The image data must end with EOI: a file cut short is refused even if
     // a lenient decoder could fill in the missing blocks.
-    let mut end = bytes.len();
-    while end > 0 && bytes[end - 1] == 0x00 {
-        end -= 1;
-    }
-    if end < 2 || bytes[end - 2] != 0xFF || bytes[end - 1] != 0xD9 {
+    let trimmed = match bytes.iter().rposition(|b| *b != 0x00) {
+        Some(last) => bytes.get(..=last).unwrap_or_default(),
+        None => &[],
+    };
+    if !trimmed.ends_with(&[0xFF, 0xD9]) {
         return Err("is a truncated JPEG (no EOI marker at the end)".into());
     }
     let options = DecoderOptions::default()

@@ -201,8 +201,10 @@ const CONSULATES: [&str; 12] = [
     "AM-EVN", "OM-MCT", "MY-KUL",
 ];
 
-fn pick<T: Copy>(rng: &mut ChaCha8Rng, items: &[T]) -> T {
-    items[rng.random_range(0..items.len())]
+/// One of a constant, non-empty table.
+#[allow(clippy::indexing_slicing, reason = "k < N")]
+fn pick<T: Copy, const N: usize>(rng: &mut ChaCha8Rng, items: &[T; N]) -> T {
+    items[rng.random_range(0..N)]
 }
 
 fn text(p: Pair) -> WireText {
@@ -282,7 +284,9 @@ impl Canvas {
                 let dy = (y as f32 + 0.5 - cy) / ry;
                 if dx * dx + dy * dy <= 1.0 {
                     let i = (y * self.w + x) * 3;
-                    self.px[i..i + 3].copy_from_slice(&colour);
+                    if let Some(p) = self.px.get_mut(i..i + 3) {
+                        p.copy_from_slice(&colour);
+                    }
                 }
             }
         }
@@ -292,7 +296,9 @@ impl Canvas {
         for y in y0.min(self.h)..y1.min(self.h) {
             for x in x0.min(self.w)..x1.min(self.w) {
                 let i = (y * self.w + x) * 3;
-                self.px[i..i + 3].copy_from_slice(&colour);
+                if let Some(p) = self.px.get_mut(i..i + 3) {
+                    p.copy_from_slice(&colour);
+                }
             }
         }
     }
@@ -409,6 +415,10 @@ pub(crate) fn portrait_jpeg(seed: u64, female: bool) -> Vec<u8> {
     );
 
     let mut out = Vec::new();
+    #[allow(
+        clippy::expect_used,
+        reason = "a fixed-size in-memory RGB image always encodes"
+    )]
     Encoder::new(&mut out, 70)
         .encode(&c.px, w as u16, h as u16, ColorType::Rgb)
         .expect("encoding an in-memory RGB image succeeds");

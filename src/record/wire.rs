@@ -129,6 +129,10 @@ impl WireRecord {
         }
     }
 
+    #[allow(
+        clippy::expect_used,
+        reason = "a record has only string keys and plain values"
+    )]
     pub fn to_line(&self) -> String {
         serde_json::to_string(self).expect("a record always serializes")
     }

@@ -469,7 +469,7 @@ impl Channel {
         let (body, mac_field) = data.split_at_mut(body_len);
         let mac = crypto::cmac(self.keys.s_mac.expose(), &[&self.chain, &header, body])?;
         self.chain = mac;
-        mac_field.copy_from_slice(&mac[..n]);
+        mac_field.copy_from_slice(mac.get(..n).unwrap_or_default());
         Ok(Wrapped {
             cla: wire_cla,
             data,
@@ -512,7 +512,7 @@ impl Channel {
             *first = mac_cla;
         }
         let expected = crypto::cmac(self.keys.s_mac.expose(), &[&self.chain, &header, body])?;
-        if !crypto::ct_eq(&expected[..n], mac) {
+        if !crypto::ct_eq(expected.get(..n).unwrap_or_default(), mac) {
             return Err(Error::CMacMismatch);
         }
         self.chain = expected;
@@ -557,7 +557,7 @@ impl Channel {
             self.keys.s_rmac.expose(),
             &[&self.chain, &body, &sw.to_be_bytes()],
         )?;
-        body.extend_from_slice(&mac[..self.mode.len()]);
+        body.extend_from_slice(mac.get(..self.mode.len()).unwrap_or_default());
         Ok(Response::new(body, sw))
     }
 
@@ -582,7 +582,7 @@ impl Channel {
             self.keys.s_rmac.expose(),
             &[&self.chain, body, &resp.sw.bytes()],
         )?;
-        if !crypto::ct_eq(&expected[..n], mac) {
+        if !crypto::ct_eq(expected.get(..n).unwrap_or_default(), mac) {
             return Err(Error::RMacMismatch);
         }
         let data = if self.level.r_enc() && !body.is_empty() {

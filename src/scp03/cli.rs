@@ -100,8 +100,8 @@ fn level_text(l: SecurityLevel) -> String {
     l.names(false).join(" ")
 }
 
-fn kcv_hex(k: &super::StaticKeys) -> Vec<String> {
-    k.kcvs().iter().map(|c| crate::hex::compact(c)).collect()
+fn kcv_hex(k: &super::StaticKeys) -> [String; 3] {
+    k.kcvs().map(|c| crate::hex::compact(&c))
 }
 
 pub fn run(cmd: Scp03Command, json: bool) -> Result<i32> {
@@ -157,7 +157,9 @@ fn report(json: bool, what: &str, o: &Opened, new: Option<&super::StaticKeys>) {
             "sequence_counter": o.sequence_counter,
         });
         if let Some(k) = new {
-            v["kcv"] = json!(kcv_hex(k));
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("kcv".into(), json!(kcv_hex(k)));
+            }
         }
         println!("{v}");
     } else {
@@ -172,12 +174,10 @@ fn report(json: bool, what: &str, o: &Opened, new: Option<&super::StaticKeys>) {
                 .unwrap_or_default()
         );
         if let Some(k) = new {
+            let [enc, mac, dek] = kcv_hex(k);
             println!(
-                "new key set KVN {:02X} in force; key check values ENC {} MAC {} DEK {}",
+                "new key set KVN {:02X} in force; key check values ENC {enc} MAC {mac} DEK {dek}",
                 k.kvn(),
-                kcv_hex(k)[0],
-                kcv_hex(k)[1],
-                kcv_hex(k)[2]
             );
         }
     }

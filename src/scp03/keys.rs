@@ -24,7 +24,7 @@ impl AesKey {
             return Err(Error::BadKeyLength { len: key.len() });
         }
         let mut bytes = [0u8; 32];
-        bytes[..key.len()].copy_from_slice(key);
+        bytes.iter_mut().zip(key).for_each(|(slot, b)| *slot = *b);
         Ok(AesKey {
             bytes,
             len: key.len() as u8,
@@ -43,7 +43,7 @@ impl AesKey {
 
     /// The key bytes. Call only to hand them to a cipher or a KDF.
     pub fn expose(&self) -> &[u8] {
-        &self.bytes[..self.len()]
+        self.bytes.get(..self.len()).unwrap_or_default()
     }
 
     /// Key check value (Amendment D §7.2.2): the first 3 bytes of

@@ -691,7 +691,7 @@ impl<'s> Exchange<'s> {
                     command: "READ BINARY (odd INS B1)".into(),
                     detail: format!(
                         "expected the data in a DO 53, got {}",
-                        crate::hex::spaced(&wrapped[..wrapped.len().min(8)])
+                        crate::hex::spaced(wrapped.get(..8).unwrap_or(&wrapped))
                     ),
                 })?
             };
@@ -743,14 +743,14 @@ impl<'s> Exchange<'s> {
             if at <= 0x7FFF {
                 self.expect_ok(&mark(crate::apdu::cmd::update_binary(
                     at as u16,
-                    &data[done..end],
+                    data.get(done..end).unwrap_or_default(),
                 )))?;
                 done = end;
             } else {
                 let end = (done + chunk.saturating_sub(10).max(1)).min(data.len());
                 self.expect_ok(&mark(crate::apdu::cmd::update_binary_odd(
                     at as u32,
-                    &data[done..end],
+                    data.get(done..end).unwrap_or_default(),
                 )))?;
                 done = end;
             }
