@@ -1,6 +1,7 @@
 //! AES-CMAC (RFC 4493, NIST SP 800-38B), for the issuer cryptogram on both
 //! sides of the card edge (the host computes it, the simulated card checks
-//! it) and for SCP03 (`crate::scp03`).
+//! it) and for SCP03 (`crate::scp03`); and the one constant-time comparison
+//! of secrets (MACs, cryptograms, PIN hashes), on `subtle`.
 
 use aes::{Aes128, Aes192, Aes256};
 use cmac::{Cmac, Mac};
@@ -28,10 +29,26 @@ pub fn aes_cmac_parts(key: &[u8], parts: &[&[u8]]) -> Option<[u8; 16]> {
     }
 }
 
+/// Equality of two byte strings in time independent of where they differ
+/// (the length is not secret). For MACs, cryptograms and PIN hashes.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::hex::{compact, parse};
+
+    #[test]
+    fn ct_eq_compares_whole_strings() {
+        assert!(ct_eq(b"", b""));
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abc", b"abd"));
+        assert!(!ct_eq(b"abc", b"xbc"));
+        assert!(!ct_eq(b"abc", b"ab"));
+    }
 
     #[test]
     fn rfc4493_aes128_vectors() {

@@ -78,13 +78,59 @@ pub fn spaced(bytes: &[u8]) -> String {
     Spaced(bytes).to_string()
 }
 
-/// Upper-case hex with no separators: `00A40400`.
+/// Upper-case hex with no separators: `00A40400`. Written straight into
+/// the result (no temporary strings), so a caller that wipes the result
+/// leaves no copy of a secret's digits behind.
 pub fn compact(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push_str(&format!("{b:02X}"));
+    digits(bytes, b"0123456789ABCDEF")
+}
+
+/// Lower-case hex with no separators: `00a40400` (digests, as `sha256sum`
+/// shows them).
+pub fn lower(bytes: &[u8]) -> String {
+    digits(bytes, b"0123456789abcdef")
+}
+
+/// Colon-separated upper-case hex, e.g. `AB:CD:01` (certificate serials and
+/// fingerprints, as OpenSSL shows them).
+pub fn colon(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        s.push_str(&digits(&[*b], b"0123456789ABCDEF"));
     }
     s
+}
+
+fn digits(bytes: &[u8], alphabet: &[u8; 16]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    let digit = |n: u8| char::from(alphabet.get(usize::from(n & 0x0F)).copied().unwrap_or(b'0'));
+    for b in bytes {
+        s.push(digit(b >> 4));
+        s.push(digit(*b));
+    }
+    s
+}
+
+/// Strict compact hex (`00A4…`, either case, nothing else, an even number
+/// of digits; empty is empty): for machine-written files such as the
+/// simulated card's image. No intermediate copies, so secrets parse
+/// without leaving digits behind. `None` if anything else is there.
+pub fn parse_compact(s: &str) -> Option<Vec<u8>> {
+    let bytes = s.as_bytes();
+    if !bytes.len().is_multiple_of(2) {
+        return None;
+    }
+    let digit = |c: u8| char::from(c).to_digit(16).map(|d| d as u8);
+    bytes
+        .chunks_exact(2)
+        .map(|p| match p {
+            [a, b] => Some((digit(*a)? << 4) | digit(*b)?),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Display adapter that formats bytes as spaced hex without allocating first.

@@ -39,3 +39,4 @@ pub mod secret;
 pub mod sim;
 pub mod tlv;
 pub mod transport;
+pub mod utc;

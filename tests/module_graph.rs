@@ -421,7 +421,7 @@ fn the_simulated_card_uses_no_host_module() {
 
 /// What the register (the journal store) may use: it sits below the line,
 /// the counter and the CA, and knows no command line.
-const REGISTER_MAY_USE: &[&str] = &["hex", "private", "crypto", "secret", "errors"];
+const REGISTER_MAY_USE: &[&str] = &["hex", "private", "crypto", "secret", "errors", "utc"];
 
 #[test]
 fn the_register_uses_no_engine_and_no_command_line() {

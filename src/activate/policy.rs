@@ -109,18 +109,12 @@ impl PinPolicy {
             return Err("it is a run of descending digits".into());
         }
         for (f, why) in forbidden {
-            if ct_eq(f.expose(), b) {
+            if crate::crypto::ct_eq(f.expose(), b) {
                 return Err((*why).to_string());
             }
         }
         Ok(())
     }
-}
-
-/// Constant-time equality (the length is not secret).
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len()
-        && std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
 }
 
 #[cfg(test)]

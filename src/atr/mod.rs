@@ -43,16 +43,7 @@ pub use list::{AtrList, AtrListEntry, AtrListError, SkippedPattern};
 pub const MAX_ATR_LEN: usize = 33;
 
 /// Upper-case, space-separated hex ("3B 8F 80").
-pub fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 3);
-    for (i, b) in bytes.iter().enumerate() {
-        if i > 0 {
-            s.push(' ');
-        }
-        s.push_str(&format!("{b:02X}"));
-    }
-    s
-}
+pub use crate::hex::spaced as hex;
 
 /// Transmission convention announced by TS (ISO/IEC 7816-3:2006 §8.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -2,8 +2,6 @@
 //! names the profile uses, the certificate subject, the compact templates,
 //! and the card's issue and expiry dates.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use crate::pki;
 use crate::record::date::{GregorianDate, JalaliDate};
 use crate::record::{IssuingOffice, Record, Request};
@@ -24,30 +22,11 @@ pub fn date_pair(j: JalaliDate) -> DatePair {
 
 /// Today in the Solar Hijri calendar (UTC date).
 pub fn today() -> JalaliDate {
-    let days = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() / 86_400)
-        .unwrap_or(0) as i64;
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = crate::utc::today();
     GregorianDate::new(y, m, d)
         .ok()
         .and_then(JalaliDate::from_gregorian)
         .unwrap_or_else(|| JalaliDate::new(1405, 1, 1).unwrap_or_else(|_| unreachable!()))
-}
-
-/// Gregorian (year, month, day) of a count of days since 1970-01-01.
-/// (The standard era-based conversion for the proleptic Gregorian calendar.)
-fn civil_from_days(z: i64) -> (i32, u8, u8) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    let y = (yoe + era * 400 + i64::from(m <= 2)) as i32;
-    (y, m, d)
 }
 
 /// The date `years` Solar Hijri years after `from` (30 Esfand → 29 Esfand
@@ -178,14 +157,6 @@ pub fn compact_template(bytes: &[u8], max: usize) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_802), (2024, 3, 20));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-    }
 
     #[test]
     fn jalali_dates() {

@@ -292,14 +292,19 @@ impl CertRules {
             }
             std::str::from_utf8(part).ok()?.parse().ok()
         };
-        match (g.len(), num(0..4), num(4..6), num(6..8)) {
-            (8, Some(y), Some(m), Some(d))
-                if (1..=12).contains(&m)
-                    && (1..=crate::pki::der::days_in_month(i64::from(y), m)).contains(&d) =>
-            {
-                Ok(crate::pki::der::days_from_civil(i64::from(y), m, d) * 86_400)
-            }
-            _ => Err(format!(
+        let date = match (g.len(), num(0..4), num(4..6), num(6..8)) {
+            (8, Some(y), Some(m), Some(d)) => (|| {
+                crate::utc::unix_of_date(
+                    i32::try_from(y).ok()?,
+                    u8::try_from(m).ok()?,
+                    u8::try_from(d).ok()?,
+                )
+            })(),
+            _ => None,
+        };
+        match date {
+            Some(t) => Ok(t),
+            None => Err(format!(
                 "the card's expiry date {:?} is not a Gregorian YYYYMMDD date",
                 expiry.gregorian
             )),
@@ -313,7 +318,7 @@ impl CertRules {
             (Some(y), Some(m), Some(d)) if j.len() == 8 => format!("{y}/{m}/{d}"),
             _ => j.clone(),
         };
-        format!("{jalali} ({})", crate::pki::der::format_unix(card_end))
+        format!("{jalali} ({})", crate::utc::format_unix(card_end))
     }
 
     /// What to ask the CA for, for a card that expires on `card_expiry`.

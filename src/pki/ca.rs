@@ -37,7 +37,7 @@ use x509_parser::prelude::X509Certificate;
 use super::check::{self, parse_cert};
 use super::crl::{self, CrlEntry, CrlTemplate};
 use super::csr::{p256_spki, parse_p256_spki, verify_csr};
-use super::der::{self, oids, Civil};
+use super::der::{self, oids};
 use super::sod::DocumentSigner;
 use super::PkiError;
 use crate::register::journal::{CrlIssued, Journal, Revocation, RevocationReason, Who};
@@ -133,8 +133,8 @@ pub const DS_KEY_FILE: &str = "ds-key.p8";
 const LOCK_FILE: &str = ".cardsmith-ca.lock";
 const ALL_FILES: [&str; 4] = [CA_CERT_FILE, CA_KEY_FILE, DS_CERT_FILE, DS_KEY_FILE];
 
-const CA_YEARS: i64 = 15;
-const DS_YEARS: i64 = 10;
+const CA_YEARS: i32 = 15;
+const DS_YEARS: i32 = 10;
 const BACKDATE_SECS: i64 = 60;
 
 // keyUsage bit numbers (RFC 5280 4.2.1.3)
@@ -160,7 +160,7 @@ impl fmt::Debug for LocalDocumentSigner {
         f.debug_struct("LocalDocumentSigner")
             .field(
                 "certificate_sha256",
-                &der::hex(digest::digest(&digest::SHA256, &self.cert).as_ref()),
+                &crate::hex::lower(digest::digest(&digest::SHA256, &self.cert).as_ref()),
             )
             .field("key", &"<redacted>")
             .finish()
@@ -202,7 +202,7 @@ impl fmt::Debug for LocalCa {
             .field("dir", &self.dir)
             .field(
                 "ca_certificate_sha256",
-                &der::hex(digest::digest(&digest::SHA256, &self.ca_cert).as_ref()),
+                &crate::hex::lower(digest::digest(&digest::SHA256, &self.ca_cert).as_ref()),
             )
             .field("ca_key", &"<redacted>")
             .field("document_signer", &self.ds)
@@ -515,10 +515,10 @@ impl LocalCa {
         let ca_point = ca_key.public_key().as_ref();
         let ds_point = ds_key.public_key().as_ref();
 
-        let now = der::unix_secs(SystemTime::now());
+        let now = crate::utc::unix_secs(SystemTime::now());
         let not_before = now - BACKDATE_SECS;
         let ca_name = name("cardsmith local test CA");
-        let ca_not_after = Civil::from_unix(now).add_years(CA_YEARS).to_unix();
+        let ca_not_after = crate::utc::add_years(now, CA_YEARS);
         let ca_cert = sign_certificate(
             Template {
                 issuer_name: &ca_name,
@@ -546,10 +546,7 @@ impl LocalCa {
                 subject_name: &name("cardsmith local document signer"),
                 subject_point: ds_point,
                 not_before,
-                not_after: Civil::from_unix(now)
-                    .add_years(DS_YEARS)
-                    .to_unix()
-                    .min(ca_not_after),
+                not_after: crate::utc::add_years(now, DS_YEARS).min(ca_not_after),
                 extensions: vec![
                     extension(oids::EXT_BASIC_CONSTRAINTS, true, &der::seq(&[])),
                     key_usage_ext(&[KU_DIGITAL_SIGNATURE]),
@@ -707,8 +704,8 @@ impl LocalCa {
                 reason: format!(
                     "{}s from {} is not a time between now and the end of the CA certificate ({})",
                     valid_for.as_secs(),
-                    der::format_unix(now),
-                    der::format_unix(self.ca_not_after)
+                    crate::utc::format_unix(now),
+                    crate::utc::format_unix(self.ca_not_after)
                 ),
             })?;
         let revoked = j
@@ -774,8 +771,8 @@ impl LocalCa {
                 what: "certificate end",
                 reason: format!(
                     "notAfter {} is not after the issuance time {}",
-                    der::format_unix(not_after),
-                    der::format_unix(now)
+                    crate::utc::format_unix(not_after),
+                    crate::utc::format_unix(now)
                 ),
             });
         }
@@ -784,9 +781,9 @@ impl LocalCa {
                 what: "certificate end",
                 reason: format!(
                     "notAfter {} is after the end of the CA certificate in {} ({}): a certificate cannot outlive its issuer",
-                    der::format_unix(not_after),
+                    crate::utc::format_unix(not_after),
                     self.dir.join(CA_CERT_FILE).display(),
-                    der::format_unix(self.ca_not_after)
+                    crate::utc::format_unix(self.ca_not_after)
                 ),
             });
         }
@@ -809,7 +806,7 @@ impl LocalCa {
         let info = verify_csr(csr_der)?;
         let subject_name = info.subject.to_der()?;
         let ca = parse_cert(&self.ca_cert, "CA certificate")?;
-        let now = der::unix_secs(now);
+        let now = crate::utc::unix_secs(now);
         self.accepts_at(terms, now)?;
         let mut extensions = vec![extension(oids::EXT_BASIC_CONSTRAINTS, true, &der::seq(&[]))];
         match profile {
@@ -856,7 +853,7 @@ impl CertificateAuthority for LocalCa {
     }
 
     fn accepts(&self, terms: &IssueTerms) -> Result<(), PkiError> {
-        self.accepts_at(terms, der::unix_secs(SystemTime::now()))
+        self.accepts_at(terms, crate::utc::unix_secs(SystemTime::now()))
     }
 
     fn chain(&self) -> Vec<Vec<u8>> {
@@ -880,7 +877,7 @@ impl CertificateAuthority for LocalCa {
     }
 
     fn crl(&self, who: &Who, valid_for: Duration) -> Result<(CrlIssued, Vec<u8>), PkiError> {
-        self.crl_at(who, der::unix_secs(SystemTime::now()), valid_for)
+        self.crl_at(who, crate::utc::unix_secs(SystemTime::now()), valid_for)
     }
 }
 
@@ -945,7 +942,7 @@ mod tests {
         assert!(dbg.contains("<redacted>"));
         let key = fs::read(tmp.path().join("ca").join(CA_KEY_FILE)).unwrap();
         // No long run of the key bytes (hex) appears.
-        let key_hex = der::hex(&key[key.len() - 40..key.len() - 8]);
+        let key_hex = crate::hex::lower(&key[key.len() - 40..key.len() - 8]);
         assert!(!dbg.to_lowercase().contains(&key_hex));
     }
 
@@ -1079,7 +1076,7 @@ mod tests {
         let (_tmp, ca) = new_ca();
         let key = card_key();
         let csr = make_csr(&key, &subject());
-        let now = der::unix_secs(SystemTime::now());
+        let now = crate::utc::unix_secs(SystemTime::now());
         // Seven years and a day: past the five years this CA used to give.
         let end = (now / 86_400 + 7 * 365 + 1) * 86_400;
         for profile in [CertProfile::Authentication, CertProfile::Signature] {
@@ -1125,7 +1122,7 @@ mod tests {
         let key = card_key();
         let point = card_point(&key).to_vec();
         let ca_cert = parse_cert(ca.ca_certificate(), "CA").unwrap();
-        let now = der::unix_secs(SystemTime::now());
+        let now = crate::utc::unix_secs(SystemTime::now());
         let cert = sign_certificate(
             Template {
                 issuer_name: ca_cert.subject().as_raw(),
@@ -1153,7 +1150,7 @@ mod tests {
         let (_tmp, ca) = new_ca();
         let key = card_key();
         let csr = make_csr(&key, &subject());
-        let now = der::unix_secs(SystemTime::now());
+        let now = crate::utc::unix_secs(SystemTime::now());
         let ca_end = describe_certificate(ca.ca_certificate())
             .unwrap()
             .not_after_unix;

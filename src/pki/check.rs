@@ -180,7 +180,7 @@ fn subject_str(c: &X509Certificate<'_>) -> String {
 
 /// SHA-256 of a public key, hex.
 fn key_fingerprint(point: &[u8]) -> String {
-    der::hex(digest::digest(&digest::SHA256, point).as_ref())
+    crate::hex::lower(digest::digest(&digest::SHA256, point).as_ref())
 }
 
 /// Verifies `child`'s signature with `issuer`'s public key.
@@ -325,15 +325,15 @@ pub(crate) fn check_validity(
     if now < nb {
         return Err(CertProblem::NotYetValid {
             which: which.to_string(),
-            not_before: der::format_unix(nb),
-            now: der::format_unix(now),
+            not_before: crate::utc::format_unix(nb),
+            now: crate::utc::format_unix(now),
         });
     }
     if now > na {
         return Err(CertProblem::Expired {
             which: which.to_string(),
-            not_after: der::format_unix(na),
-            now: der::format_unix(now),
+            not_after: crate::utc::format_unix(na),
+            now: crate::utc::format_unix(now),
         });
     }
     Ok(())
@@ -434,7 +434,7 @@ pub fn check_certificate(
         .zip(&names)
         .map(|(c, n)| parse_cert(c, n))
         .collect::<Result<Vec<_>, _>>()?;
-    let now = der::unix_secs(now);
+    let now = crate::utc::unix_secs(now);
 
     // 1. Key.
     let point = parse_p256_spki(cert.tbs_certificate.subject_pki.raw).map_err(|e| {
@@ -643,7 +643,7 @@ pub fn check_card_terms(cert_der: &[u8], t: &CardTerms<'_>) -> Result<String, Ve
     let before = t.card_end - not_after;
     let ends = if before < 0 {
         problems.push(CertProblem::OutlivesCard {
-            not_after: der::format_unix(not_after),
+            not_after: crate::utc::format_unix(not_after),
             card_expiry: t.card_expiry.to_string(),
         });
         String::new()
@@ -651,12 +651,12 @@ pub fn check_card_terms(cert_der: &[u8], t: &CardTerms<'_>) -> Result<String, Ve
         problems.push(CertProblem::EndsTooEarly {
             days: (before + 86_399) / 86_400,
             allowed: days(t.max_days_before),
-            not_after: der::format_unix(not_after),
+            not_after: crate::utc::format_unix(not_after),
             card_expiry: t.card_expiry.to_string(),
         });
         String::new()
     } else if before == 0 {
-        format!("ends with the card, {}", der::format_unix(not_after))
+        format!("ends with the card, {}", crate::utc::format_unix(not_after))
     } else {
         format!(
             "ends {} before the card, {}",
@@ -665,7 +665,7 @@ pub fn check_card_terms(cert_der: &[u8], t: &CardTerms<'_>) -> Result<String, Ve
             } else {
                 format!("{before} s")
             },
-            der::format_unix(not_after)
+            crate::utc::format_unix(not_after)
         )
     };
     match crl_uris(&c) {
@@ -717,9 +717,9 @@ pub fn describe_certificate(cert_der: &[u8]) -> Result<CertSummary, CertProblem>
     Ok(CertSummary {
         subject: c.subject().to_string(),
         issuer: c.issuer().to_string(),
-        serial_hex: der::hex(c.raw_serial()),
-        not_before: der::format_unix(nb),
-        not_after: der::format_unix(na),
+        serial_hex: crate::hex::lower(c.raw_serial()),
+        not_before: crate::utc::format_unix(nb),
+        not_after: crate::utc::format_unix(na),
         not_before_unix: nb,
         not_after_unix: na,
         key_usage: key_usage_names(&c)
@@ -736,7 +736,7 @@ pub fn describe_certificate(cert_der: &[u8]) -> Result<CertSummary, CertProblem>
             .iter()
             .map(|p| p.to_string())
             .collect(),
-        sha256_fingerprint: der::hex_colon(digest::digest(&digest::SHA256, cert_der).as_ref()),
+        sha256_fingerprint: crate::hex::colon(digest::digest(&digest::SHA256, cert_der).as_ref()),
     })
 }
 
@@ -898,7 +898,7 @@ mod tests {
                 .map(|c| parse_cert(c, "x").unwrap())
                 .collect::<Vec<_>>(),
             &["a".into(), "b".into()],
-            crate::pki::der::unix_secs(now()),
+            crate::utc::unix_secs(now()),
         );
         assert!(matches!(e, Err(CertProblem::NotACa { .. })), "{e:?}");
         let e = check_certificate(&f.auth, &f.point, CertProfile::Authentication, &[], now());
@@ -999,7 +999,7 @@ mod tests {
         let (_tmp, ca) = new_ca();
         let csr = make_csr(&card_key(), &subject());
         let day = 86_400;
-        let card_end = (der::unix_secs(now()) / day + 7 * 365) * day;
+        let card_end = (crate::utc::unix_secs(now()) / day + 7 * 365) * day;
         let issue = |end: i64| {
             ca.issue(&csr, CertProfile::Signature, &terms_ending(end))
                 .unwrap()
@@ -1022,7 +1022,7 @@ mod tests {
         let msg = e[0].to_string();
         assert!(matches!(e[0], CertProblem::OutlivesCard { .. }), "{msg}");
         assert!(
-            msg.contains(&der::format_unix(card_end + 1))
+            msg.contains(&crate::utc::format_unix(card_end + 1))
                 && msg.contains("1412/09/13 (2033-12-03 00:00:00 UTC)"),
             "{msg}"
         );
@@ -1032,7 +1032,7 @@ mod tests {
         assert!(
             msg.contains("ends 2 days before the card")
                 && msg.contains("allows at most 1 day")
-                && msg.contains(&der::format_unix(card_end - day - 1)),
+                && msg.contains(&crate::utc::format_unix(card_end - day - 1)),
             "{msg}"
         );
         // Five years, as this CA used to issue for a 7-year card.

@@ -78,8 +78,8 @@ pub(crate) fn sign_crl(
             what: "CRL next update",
             reason: format!(
                 "nextUpdate {} is not after thisUpdate {}",
-                der::format_unix(t.next_update),
-                der::format_unix(t.this_update)
+                crate::utc::format_unix(t.next_update),
+                crate::utc::format_unix(t.this_update)
             ),
         });
     }
@@ -229,7 +229,7 @@ mod tests {
             .iter_revoked_certificates()
             .map(|r| {
                 (
-                    crate::pki::der::hex(r.serial().to_bytes_be().as_slice()),
+                    crate::hex::lower(r.serial().to_bytes_be().as_slice()),
                     r.reason_code().unwrap().1 .0,
                     r.revocation_date.timestamp(),
                 )

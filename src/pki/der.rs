@@ -7,7 +7,6 @@
 //! data, so anything it accepts is DER-shaped at the TLV level.
 
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 pub(crate) const TAG_BOOLEAN: u8 = 0x01;
 pub(crate) const TAG_INTEGER: u8 = 0x02;
@@ -275,22 +274,24 @@ pub(crate) fn algorithm_id(arcs: &[u64]) -> Vec<u8> {
 
 /// Time as RFC 5280 wants it: UTCTime through 2049, GeneralizedTime after.
 pub(crate) fn time(unix: i64) -> Vec<u8> {
-    let c = Civil::from_unix(unix);
-    if (1950..2050).contains(&c.year) {
+    let c = crate::utc::from_unix(unix);
+    let (month, day, hour, minute, second) = (
+        u8::from(c.month()),
+        c.day(),
+        c.hour(),
+        c.minute(),
+        c.second(),
+    );
+    if (1950..2050).contains(&c.year()) {
         let s = format!(
-            "{:02}{:02}{:02}{:02}{:02}{:02}Z",
-            c.year % 100,
-            c.month,
-            c.day,
-            c.hour,
-            c.minute,
-            c.second
+            "{:02}{month:02}{day:02}{hour:02}{minute:02}{second:02}Z",
+            c.year() % 100,
         );
         tlv(TAG_UTC_TIME, s.as_bytes())
     } else {
         let s = format!(
-            "{:04}{:02}{:02}{:02}{:02}{:02}Z",
-            c.year, c.month, c.day, c.hour, c.minute, c.second
+            "{:04}{month:02}{day:02}{hour:02}{minute:02}{second:02}Z",
+            c.year()
         );
         tlv(TAG_GENERALIZED_TIME, s.as_bytes())
     }
@@ -497,7 +498,7 @@ impl<'a> Der<'a> {
             return Err(der_err(
                 element,
                 "a valid OBJECT IDENTIFIER",
-                format!("bytes {}", hex(t.content)),
+                format!("bytes {}", crate::hex::lower(t.content)),
             ));
         }
         Ok(t)
@@ -598,16 +599,20 @@ pub(crate) fn parse_time(t: &Tlv<'_>, element: &str) -> Result<i64, DerError> {
     }
     let f = |i: usize| num(&rest[i..i + 2]).ok_or_else(bad);
     let (mo, d, h, mi, se) = (f(0)?, f(2)?, f(4)?, f(6)?, f(8)?);
-    if !(1..=12).contains(&mo)
-        || d < 1
-        || d > days_in_month(year, mo as u32) as i64
-        || h > 23
-        || mi > 59
-        || se > 59
-    {
-        return Err(bad());
+    let small = |v: i64| u8::try_from(v).ok();
+    match (
+        i32::try_from(year).ok(),
+        small(mo),
+        small(d),
+        small(h),
+        small(mi),
+        small(se),
+    ) {
+        (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(se)) => {
+            crate::utc::unix_of(y, mo, d, h, mi, se).ok_or_else(bad)
+        }
+        _ => Err(bad()),
     }
-    Ok(days_from_civil(year, mo as u32, d as u32) * 86400 + h * 3600 + mi * 60 + se)
 }
 
 fn num(s: &str) -> Option<i64> {
@@ -619,116 +624,8 @@ fn num(s: &str) -> Option<i64> {
 }
 
 // ---------------------------------------------------------------------------
-// Calendar helpers (proleptic Gregorian, UTC)
-// ---------------------------------------------------------------------------
-
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-pub(crate) fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if is_leap(y) => 29,
-        _ => 28,
-    }
-}
-
-/// Days since 1970-01-01 of a civil date.
-pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    // Shift the year so that it starts in March; then each 400-year era
-    // has exactly 146097 days.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (i64::from(m) + 9) % 12; // March = 0
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
-/// Broken-down UTC time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Civil {
-    pub year: i64,
-    pub month: u32,
-    pub day: u32,
-    pub hour: u32,
-    pub minute: u32,
-    pub second: u32,
-}
-
-impl Civil {
-    pub fn from_unix(t: i64) -> Civil {
-        let days = t.div_euclid(86400);
-        let secs = t.rem_euclid(86400);
-        let z = days + 719468;
-        let era = z.div_euclid(146097);
-        let doe = z - era * 146097;
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        Civil {
-            year,
-            month,
-            day,
-            hour: (secs / 3600) as u32,
-            minute: (secs % 3600 / 60) as u32,
-            second: (secs % 60) as u32,
-        }
-    }
-
-    pub fn to_unix(self) -> i64 {
-        days_from_civil(self.year, self.month, self.day) * 86400
-            + i64::from(self.hour) * 3600
-            + i64::from(self.minute) * 60
-            + i64::from(self.second)
-    }
-
-    /// Same date `years` later (29 February becomes 28 February).
-    pub fn add_years(self, years: i64) -> Civil {
-        let year = self.year + years;
-        let day = self.day.min(days_in_month(year, self.month));
-        Civil { year, day, ..self }
-    }
-}
-
-/// Seconds since the Unix epoch (negative before it).
-pub(crate) fn unix_secs(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    }
-}
-
-/// `YYYY-MM-DD HH:MM:SS UTC`.
-pub(crate) fn format_unix(t: i64) -> String {
-    let c = Civil::from_unix(t);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-        c.year, c.month, c.day, c.hour, c.minute, c.second
-    )
-}
-
-// ---------------------------------------------------------------------------
 // Text helpers
 // ---------------------------------------------------------------------------
-
-pub(crate) fn hex(data: &[u8]) -> String {
-    data.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Colon-separated upper-case hex, e.g. `AB:CD:01`.
-pub(crate) fn hex_colon(data: &[u8]) -> String {
-    data.iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
 
 /// PEM armour (RFC 7468) with 64-character lines.
 pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
@@ -816,24 +713,6 @@ mod tests {
         let mut d = Der::new(&[0x02, 0x01, 0x05, 0x00]);
         assert_eq!(d.read_u64("x").unwrap(), 5);
         assert!(d.finish("x").is_err());
-    }
-
-    #[test]
-    fn calendar_round_trip() {
-        for t in [
-            0i64,
-            951_782_400,
-            1_700_000_000,
-            2_524_608_000,
-            -86_400,
-            4_102_444_800,
-        ] {
-            assert_eq!(Civil::from_unix(t).to_unix(), t);
-        }
-        let c = Civil::from_unix(951_782_400); // 2000-02-29
-        assert_eq!((c.year, c.month, c.day), (2000, 2, 29));
-        assert_eq!(c.add_years(1).day, 28);
-        assert_eq!(format_unix(0), "1970-01-01 00:00:00 UTC");
     }
 
     #[test]

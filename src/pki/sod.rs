@@ -114,7 +114,7 @@ fn name_string(raw: &[u8]) -> String {
     use x509_parser::prelude::{FromDer, X509Name};
     match X509Name::from_der(raw) {
         Ok((_, n)) => n.to_string(),
-        Err(_) => der::hex(raw),
+        Err(_) => crate::hex::lower(raw),
     }
 }
 
@@ -194,7 +194,7 @@ pub fn build_sod_at(
         attr(oids::CMS_MESSAGE_DIGEST, der::octet_string(&sha256(&lds))),
         attr(
             oids::CMS_SIGNING_TIME,
-            der::time(der::unix_secs(signing_time)),
+            der::time(crate::utc::unix_secs(signing_time)),
         ),
     ]);
     let sig = signer.sign(&attrs)?;
@@ -503,8 +503,8 @@ pub fn verify_sod(
     let computed = sha256(econtent);
     if si.message_digest != computed.as_slice() {
         return Err(SodProblem::MessageDigestMismatch {
-            signed: der::hex(si.message_digest),
-            computed: der::hex(&computed),
+            signed: crate::hex::lower(si.message_digest),
+            computed: crate::hex::lower(&computed),
         });
     }
 
@@ -524,7 +524,7 @@ pub fn verify_sod(
     }
     let cert_der = cert_der.ok_or_else(|| SodProblem::SignerCertificateNotFound {
         issuer: name_string(si.issuer),
-        serial: der::hex(si.serial),
+        serial: crate::hex::lower(si.serial),
     })?;
     let ds = parse_cert(cert_der, "document signer certificate")
         .map_err(SodProblem::SignerCertificate)?;
@@ -552,7 +552,7 @@ pub fn verify_sod(
 
     // --- document signer certificate -------------------------------------
     const DS: &str = "document signer certificate";
-    let now_s = der::unix_secs(now);
+    let now_s = crate::utc::unix_secs(now);
     check::check_validity(&ds, DS, now_s).map_err(SodProblem::SignerCertificate)?;
     if ds.is_ca() {
         return Err(SodProblem::SignerCertificate(CertProblem::UnexpectedCa {

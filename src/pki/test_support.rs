@@ -59,5 +59,5 @@ pub fn terms_ending(not_after: i64) -> IssueTerms {
 
 /// Terms for a certificate that ends 5 × 365 days from now.
 pub fn terms() -> IssueTerms {
-    terms_ending(super::der::unix_secs(std::time::SystemTime::now()) + 5 * 365 * 86_400)
+    terms_ending(crate::utc::unix_secs(std::time::SystemTime::now()) + 5 * 365 * 86_400)
 }

@@ -23,7 +23,6 @@
 use super::channel::{
     check_i_param, Channel, InitUpdateResponse, Mode, SecurityLevel, I_PSEUDO_RANDOM,
 };
-use super::crypto;
 use super::error::{Error, Result};
 use super::host::{INS_EXTERNAL_AUTHENTICATE, INS_INITIALIZE_UPDATE};
 use super::keys::{pseudo_random_card_challenge, SessionKeys, StaticKeys};
@@ -354,7 +353,7 @@ impl CardSession {
         let expected = session.host_cryptogram(&host_challenge, &card_challenge)?;
         let mut channel = Channel::for_external_authenticate(session, self.mode());
         let plain = channel.unwrap_command(apdu)?;
-        if !crypto::ct_eq(plain.data(), &expected) {
+        if !crate::crypto::ct_eq(plain.data(), &expected) {
             return Err(Error::HostCryptogramMismatch);
         }
         channel.open(level);

@@ -512,7 +512,7 @@ impl Channel {
             *first = mac_cla;
         }
         let expected = crypto::cmac(self.keys.s_mac.expose(), &[&self.chain, &header, body])?;
-        if !crypto::ct_eq(expected.get(..n).unwrap_or_default(), mac) {
+        if !crate::crypto::ct_eq(expected.get(..n).unwrap_or_default(), mac) {
             return Err(Error::CMacMismatch);
         }
         self.chain = expected;
@@ -582,7 +582,7 @@ impl Channel {
             self.keys.s_rmac.expose(),
             &[&self.chain, body, &resp.sw.bytes()],
         )?;
-        if !crypto::ct_eq(expected.get(..n).unwrap_or_default(), mac) {
+        if !crate::crypto::ct_eq(expected.get(..n).unwrap_or_default(), mac) {
             return Err(Error::RMacMismatch);
         }
         let data = if self.level.r_enc() && !body.is_empty() {

@@ -127,14 +127,6 @@ pub(super) fn unpad80(mut data: Vec<u8>) -> Result<Vec<u8>> {
     Ok(data)
 }
 
-/// Equality that takes the same time wherever the first difference is.
-pub(super) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

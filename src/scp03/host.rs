@@ -17,7 +17,6 @@
 //! fresh for every session (this module has no random source).
 
 use super::channel::{Channel, InitUpdateResponse, Mode, SecurityLevel};
-use super::crypto;
 use super::error::{Error, Result};
 use super::keys::{AesKey, KeySource, SessionKeys, StaticKeys};
 use crate::apdu::{Command, Response};
@@ -158,7 +157,7 @@ impl HostSession {
         let keys = self.source.resolve(&parsed.kdd)?;
         let session = SessionKeys::derive(&keys, &self.host_challenge, &parsed.card_challenge)?;
         let expected = session.card_cryptogram(&self.host_challenge, &parsed.card_challenge)?;
-        if !crypto::ct_eq(&expected, &parsed.card_cryptogram) {
+        if !crate::crypto::ct_eq(&expected, &parsed.card_cryptogram) {
             return Err(Error::CardCryptogramMismatch);
         }
         Ok((parsed, keys, session))

@@ -280,47 +280,16 @@ pub(super) fn save(path: &Path, state: &CardState) -> Result<(), ImageError> {
         .map_err(werr)
 }
 
-pub(super) fn to_hex(b: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(b.len().saturating_mul(2));
-    for x in b {
-        let _ = write!(s, "{x:02X}");
-    }
-    s
-}
-
-pub(super) fn from_hex(s: &str) -> Option<Vec<u8>> {
-    let digit = |c: u8| -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    };
-    let bytes = s.as_bytes();
-    if !bytes.len().is_multiple_of(2) {
-        return None;
-    }
-    bytes
-        .chunks_exact(2)
-        .map(|p| match p {
-            [a, b] => Some((digit(*a)? << 4) | digit(*b)?),
-            _ => None,
-        })
-        .collect()
-}
-
 /// serde adapter: `Vec<u8>` as a hex string.
 pub(super) mod hex_bytes {
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::to_hex(v))
+        s.serialize_str(&crate::hex::compact(v))
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
-        super::from_hex(&s).ok_or_else(|| D::Error::custom("invalid hex string"))
+        crate::hex::parse_compact(&s).ok_or_else(|| D::Error::custom("invalid hex string"))
     }
 }
 
@@ -330,13 +299,13 @@ pub(super) mod opt_hex_bytes {
 
     pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
         match v {
-            Some(b) => s.serialize_str(&super::to_hex(b)),
+            Some(b) => s.serialize_str(&crate::hex::compact(b)),
             None => s.serialize_none(),
         }
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
         match Option::<String>::deserialize(d)? {
-            Some(s) => super::from_hex(&s)
+            Some(s) => crate::hex::parse_compact(&s)
                 .map(Some)
                 .ok_or_else(|| D::Error::custom("invalid hex string")),
             None => Ok(None),
@@ -349,11 +318,11 @@ pub(super) mod hex_fid {
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &u16, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::to_hex(&v.to_be_bytes()))
+        s.serialize_str(&crate::hex::compact(&v.to_be_bytes()))
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
         let s = String::deserialize(d)?;
-        match super::from_hex(&s).as_deref() {
+        match crate::hex::parse_compact(&s).as_deref() {
             Some([a, b]) => Ok(u16::from_be_bytes([*a, *b])),
             _ => Err(D::Error::custom("a FID is four hex digits")),
         }

@@ -55,7 +55,7 @@ impl SimCard {
         let expected = crate::crypto::aes_cmac(key.expose(), &msg).ok_or(sw::NO_DIAGNOSIS)?;
         let left = self.state.issuer_tries_left.saturating_sub(1);
         self.mutate(|s| s.issuer_tries_left = left)?;
-        if super::security::ct_eq(&expected, &c.data) {
+        if crate::crypto::ct_eq(&expected, &c.data) {
             self.mutate(|s| s.issuer_tries_left = ISSUER_TRY_LIMIT)?;
             self.vol.issuer_authenticated = true;
             Ok(Resp::ok())

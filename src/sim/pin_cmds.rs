@@ -12,8 +12,9 @@ use zeroize::Zeroizing;
 use super::apdu::{sw, Command};
 use super::card::{CmdResult, Resp, SimCard};
 use super::fs::{card_lc, PIN_OVERHEAD};
-use super::security::{ct_eq, pin_hash, pin_number, PinObject};
+use super::security::{pin_hash, pin_number, PinObject};
 use super::tlv::parse_all;
+use crate::crypto::ct_eq;
 
 /// Outcome of presenting a PIN value.
 enum Check {

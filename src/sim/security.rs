@@ -200,7 +200,7 @@ impl std::fmt::Debug for SecretHex {
 
 impl Serialize for SecretHex {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let text = Zeroizing::new(super::image::to_hex(&self.0));
+        let text = Zeroizing::new(crate::hex::compact(&self.0));
         s.serialize_str(&text)
     }
 }
@@ -209,7 +209,7 @@ impl<'de> Deserialize<'de> for SecretHex {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<SecretHex, D::Error> {
         use serde::de::Error;
         let text = Zeroizing::new(String::deserialize(d)?);
-        super::image::from_hex(&text)
+        crate::hex::parse_compact(&text)
             .map(SecretHex::new)
             .ok_or_else(|| D::Error::custom("invalid hex string"))
     }
@@ -222,17 +222,4 @@ pub(super) fn pin_hash(salt: &[u8], number: u8, pin: &[u8]) -> Vec<u8> {
     buf.push(number);
     buf.extend_from_slice(pin);
     digest::digest(&digest::SHA256, &buf).as_ref().to_vec()
-}
-
-/// Constant-time equality of two byte strings (length is not secret).
-pub(super) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut acc = 0u8;
-    for (x, y) in a.iter().zip(b) {
-        acc |= x ^ y;
-    }
-    // Keep the optimiser from short-circuiting the loop.
-    std::hint::black_box(acc) == 0
 }
