@@ -39,6 +39,7 @@ fn records(n: usize) -> Vec<NewRecord> {
         .map(|i| NewRecord {
             record_id: format!("R-{i:04}"),
             line: i as u64,
+            request: None,
         })
         .collect()
 }

@@ -11,7 +11,8 @@ use crate::perso::input::IsoTemplates;
 use crate::perso::side::IssuerSide;
 use crate::record;
 use crate::register::journal::{
-    iso_time, AttemptRow, BatchInfo, CardKnown, Journal, NewRecord, SetAside, Who, DEFAULT_LEASE,
+    iso_time, AttemptRow, BatchInfo, CardKnown, Journal, NewRecord, RequestInfo, SetAside, Who,
+    DEFAULT_LEASE,
 };
 use crate::register::pg::{PgJournal, PgOptions};
 use crate::register::pgconf::{self, PgTarget};
@@ -332,6 +333,11 @@ fn load_file(path: &Path, side: &IssuerSide) -> Result<LoadedBatch> {
         queued.push(NewRecord {
             record_id: r.record_id().to_string(),
             line: line as u64,
+            request: Some(RequestInfo {
+                day: r.request_date_gregorian().day_number(),
+                office_kind: r.issuing_office().kind().to_string(),
+                office_code: r.issuing_office().code(),
+            }),
         });
         records.insert(r.record_id().to_string(), r);
     }
