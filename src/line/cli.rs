@@ -11,8 +11,7 @@ use crate::perso::input::IsoTemplates;
 use crate::perso::side::IssuerSide;
 use crate::record;
 use crate::register::journal::{
-    iso_time, AttemptRow, BatchInfo, CardKnown, Journal, NewRecord, RequestInfo, SetAside, Who,
-    DEFAULT_LEASE,
+    iso_time, AttemptRow, BatchInfo, CardKnown, Journal, NewRecord, SetAside, Who, DEFAULT_LEASE,
 };
 use crate::register::pg::{PgJournal, PgOptions};
 use crate::register::pgconf::{self, PgTarget};
@@ -330,15 +329,7 @@ fn load_file(path: &Path, side: &IssuerSide) -> Result<LoadedBatch> {
     let mut queued = Vec::new();
     let mut records = HashMap::new();
     for (line, r) in batch.good {
-        queued.push(NewRecord {
-            record_id: r.record_id().to_string(),
-            line: line as u64,
-            request: Some(RequestInfo {
-                day: r.request_date_gregorian().day_number(),
-                office_kind: r.issuing_office().kind().to_string(),
-                office_code: r.issuing_office().code(),
-            }),
-        });
+        queued.push(super::station::new_record(line as u64, &r));
         records.insert(r.record_id().to_string(), r);
     }
     Ok((queued, records, aside))

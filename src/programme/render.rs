@@ -165,7 +165,7 @@ pub fn text(v: &View, cal: Calendar) -> String {
         super::TARGET_DAYS
     ));
     out.push_str(&format!(
-        "{:<9} {:<7} {:<28} {:>7} | {:>5} {:>6} {:>5} {:>4} | {:>6} {:>7} {:>7} | {:>6} {:>4} {:>6} | {:>6}\n",
+        "{:<9} {:<7} {:<40} {:>7} | {:>5} {:>6} {:>5} {:>4} | {:>6} {:>7} {:>7} | {:>6} {:>4} {:>6} | {:>6}\n",
         "level", "code", "name", "reqs", "<1w", "1w-1m", ">1m", "?", "made", "shipped", "deliv.",
         "median", "p90", "<=30d", "uncoll"
     ));
@@ -174,10 +174,10 @@ pub fn text(v: &View, cal: Calendar) -> String {
             out.push('\n');
         }
         out.push_str(&format!(
-            "{:<9} {:<7} {:<28} {:>7} | {:>5} {:>6} {:>5} {:>4} | {:>6} {:>7} {:>7} | {:>6} {:>4} {:>6} | {:>6}\n",
+            "{:<9} {:<7} {:<40} {:>7} | {:>5} {:>6} {:>5} {:>4} | {:>6} {:>7} {:>7} | {:>6} {:>4} {:>6} | {:>6}\n",
             r.level.as_str(),
             clip(&r.code, 7),
-            clip(&label(r), 28),
+            clip(&label(r), 40),
             r.requests,
             r.waiting_under_1w,
             r.waiting_1w_to_1m,
