@@ -764,3 +764,62 @@ fn the_html_page_renders_in_chromium_with_rtl_names_and_charts() {
     let part = b.element_screenshot(&hist).expect("chart screenshot");
     assert!(browser_support::png_size(&part).is_some_and(|(w, h)| w > 100 && h > 100));
 }
+
+/// Bad arguments are refused before the register is read, naming the
+/// option or the file and line, with exit code 2.
+#[test]
+fn bad_arguments_name_what_was_expected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = dir.path().join("journal.sqlite");
+    drop(SqliteJournal::open(&journal).expect("journal"));
+    let bad = dir.path().join("offices.csv");
+    std::fs::write(
+        &bad,
+        "# directory\n1021,domestic,a,b,c\nAE-DXB,office,a,b,c\n",
+    )
+    .expect("write");
+    let bad = bad.display().to_string();
+    let j = journal.display().to_string();
+    let missing = dir.path().join("nope.sqlite").display().to_string();
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec!["--journal", &j, "--from", "1404/13/01"],
+            "--from \"1404/13/01\": month 13 does not exist".into(),
+        ),
+        (
+            vec!["--journal", &j, "--as-of", "2025-02-30"],
+            "--as-of \"2025-02-30\": expected a Jalali date".into(),
+        ),
+        (
+            vec!["--journal", &j, "--from", "2025-10", "--to", "1404/06/31"],
+            "--from 2025-10 is after --to 1404/06/31".into(),
+        ),
+        (
+            vec!["--journal", &j, "--offices", &bad],
+            format!("{bad}:3: kind \"office\"; expected domestic or consulate"),
+        ),
+        (
+            vec!["--journal", &missing],
+            format!("journal {missing}: no such file"),
+        ),
+    ];
+    for (args, want) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_cardsmith"))
+            .args(["programme", "status"])
+            .args(&args)
+            .env_remove("CARDSMITH_JOURNAL")
+            .output()
+            .expect("cardsmith");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(&want), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // The missing journal was not created by asking.
+    assert!(!Path::new(&missing).exists());
+    // An empty register is a programme of zeros, in every format.
+    for f in ["text", "json", "csv", "html"] {
+        let out = cardsmith(&j, &["--format", f]);
+        assert!(!out.is_empty(), "{f}");
+    }
+}

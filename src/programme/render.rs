@@ -128,6 +128,7 @@ pub fn csv(v: &View) -> String {
 fn label(r: &Row) -> String {
     match r.level {
         super::Level::Programme => "whole programme".into(),
+        super::Level::Kind if r.kind == "unknown" => "office unknown (older records)".into(),
         super::Level::Kind => format!("all {} offices", r.kind),
         super::Level::Office => r.name_en.clone().unwrap_or_else(|| "-".into()),
     }
@@ -169,9 +170,11 @@ pub fn text(v: &View, cal: Calendar) -> String {
         "level", "code", "name", "reqs", "<1w", "1w-1m", ">1m", "?", "made", "shipped", "deliv.",
         "median", "p90", "<=30d", "uncoll"
     ));
+    let mut previous = super::Level::Office;
     for r in &v.rows {
-        if r.level != super::Level::Office {
+        if r.level != previous {
             out.push('\n');
+            previous = r.level;
         }
         out.push_str(&format!(
             "{:<9} {:<7} {:<40} {:>7} | {:>5} {:>6} {:>5} {:>4} | {:>6} {:>7} {:>7} | {:>6} {:>4} {:>6} | {:>6}\n",
