@@ -419,24 +419,46 @@ impl Browser {
     /// The first element matching a CSS selector (error `no such element`
     /// if none).
     pub fn find(&self, css: &str) -> Result<Element> {
-        let v = self.command(
-            "POST",
-            "/element",
-            Some(json!({ "using": "css selector", "value": css })),
-        )?;
-        as_element(&v)
+        self.find_by("css selector", css)
     }
 
     /// Every element matching a CSS selector, in document order.
     pub fn find_all(&self, css: &str) -> Result<Vec<Element>> {
+        self.find_all_by("css selector", css)
+    }
+
+    /// The first element by any W3C location strategy: `css selector`,
+    /// `link text`, `partial link text`, `tag name`, `xpath`.
+    pub fn find_by(&self, using: &str, value: &str) -> Result<Element> {
+        let v = self.command(
+            "POST",
+            "/element",
+            Some(json!({ "using": using, "value": value })),
+        )?;
+        as_element(&v)
+    }
+
+    /// Every element by a location strategy, in document order.
+    pub fn find_all_by(&self, using: &str, value: &str) -> Result<Vec<Element>> {
         let v = self.command(
             "POST",
             "/elements",
-            Some(json!({ "using": "css selector", "value": css })),
+            Some(json!({ "using": using, "value": value })),
         )?;
         v.as_array()
             .map(|a| a.iter().map(as_element).collect())
             .unwrap_or_else(|| Ok(Vec::new()))
+    }
+
+    /// The first element whose text contains `text` (XPath `contains`;
+    /// `text` must not hold both quote kinds).
+    pub fn find_by_text(&self, text: &str) -> Result<Element> {
+        let lit = if text.contains('"') {
+            format!("'{text}'")
+        } else {
+            format!("\"{text}\"")
+        };
+        self.find_by("xpath", &format!("//*[contains(text(), {lit})]"))
     }
 
     /// Elements matching a CSS selector inside `parent`.
