@@ -715,7 +715,10 @@ fn the_html_page_renders_in_chromium_with_rtl_names_and_charts() {
     );
     let dubai = b.find_by_text("Consulate General in Dubai").expect("Dubai");
     assert_eq!(b.tag_name(&dubai).expect("tag"), "td");
-    assert_eq!(b.attribute(&dubai, "dir").expect("dir").as_deref(), Some("ltr"));
+    assert_eq!(
+        b.attribute(&dubai, "dir").expect("dir").as_deref(),
+        Some("ltr")
+    );
     let names = b.find_all("table#offices td.name-fa").expect("names");
     assert_eq!(
         names.len(),

@@ -384,11 +384,11 @@ pub fn compute(groups: &[ProgrammeGroup], p: &Params, directory: &offices::Direc
         if delivered {
             row.delivered += n;
             if let (Some(r), Some(d)) = (g.request_day, g.delivered_day) {
-                *row.delivery_days.entry(d - r).or_default() += n;
+                *row.delivery_days.entry(d.saturating_sub(r)).or_default() += n;
             }
         } else {
             match g.request_day {
-                Some(r) => match AgeBucket::of(p.as_of - r) {
+                Some(r) => match AgeBucket::of(p.as_of.saturating_sub(r)) {
                     AgeBucket::UnderWeek => row.waiting_under_1w += n,
                     AgeBucket::WeekToMonth => row.waiting_1w_to_1m += n,
                     AgeBucket::OverMonth => row.waiting_over_1m += n,
@@ -396,7 +396,7 @@ pub fn compute(groups: &[ProgrammeGroup], p: &Params, directory: &offices::Direc
                 None => row.waiting_age_unknown += n,
             }
             if let (Some(office), Some(s)) = (&g.ship_office, g.shipped_day) {
-                if s <= p.as_of && p.as_of - s > p.uncollected_after {
+                if s <= p.as_of && p.as_of.saturating_sub(s) > p.uncollected_after {
                     let k = kind_of_code(office).to_string();
                     by_office
                         .entry((k.clone(), office.clone()))

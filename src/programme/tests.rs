@@ -330,3 +330,38 @@ fn html_escapes_data_and_shows_persian_digits() {
         "{csv}"
     );
 }
+
+#[test]
+fn absurd_days_from_an_edited_register_do_not_panic() {
+    // Rows edited behind cardsmith's back can hold any day number.
+    let groups = vec![
+        g(
+            Some("1021"),
+            Some(i64::MIN),
+            Some(i64::MIN),
+            Some(i64::MIN),
+            Some(i64::MAX),
+            1,
+        ),
+        g(
+            Some("1021"),
+            Some(i64::MIN),
+            Some(0),
+            Some(i64::MIN),
+            None,
+            1,
+        ),
+        g(Some("1021"), Some(i64::MAX), None, None, None, 1),
+    ];
+    for as_of in [i64::MIN, 0, i64::MAX] {
+        let p = Params {
+            from: None,
+            to: None,
+            as_of,
+            uncollected_after: 30,
+        };
+        let v = compute(&groups, &p, &Directory::builtin());
+        let _ = render::text(&v, Calendar::Jalali);
+        let _ = html::page(&v, Calendar::Gregorian);
+    }
+}
