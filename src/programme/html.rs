@@ -93,9 +93,12 @@ h1 .en, h2 .en { display: block; }
 svg { display: block; margin: .3em 0; direction: ltr; }
 svg text { font-size: 12px; fill: #1d2430; }
 table { border-collapse: collapse; margin-top: .6em; }
-th, td { border-bottom: 1px solid #e2e8f0; padding: .3em .6em; vertical-align: top; }
+th, td { border-bottom: 1px solid #e2e8f0; padding: .3em .5em; vertical-align: top; }
+th { font-size: .85em; }
 th { background: #f7fafc; font-weight: 600; }
-td.name-fa { text-align: right; direction: rtl; min-width: 20em; }
+td.name-fa { text-align: right; direction: rtl; min-width: 16em; }
+td.name-en { min-width: 10em; }
+.scroll { overflow-x: auto; max-width: 100%; }
 td.name-en, td.code { direction: ltr; text-align: left; unicode-bidi: isolate; }
 td.num { text-align: left; direction: ltr; unicode-bidi: isolate; font-variant-numeric: tabular-nums; }
 tr.kind td, tr.programme td { font-weight: 600; background: #f7fafc; }
@@ -407,7 +410,7 @@ pub fn page(v: &View, cal: Calendar) -> String {
 </section>
 <section id="table">
 <h2>جدول دفاتر <span class="en" lang="en">Offices</span></h2>
-{table}
+<div class="scroll">{table}</div>
 </section>
 </body>
 </html>
