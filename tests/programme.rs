@@ -27,6 +27,7 @@ use cardsmith::record::{self, GregorianDate, JalaliDate, Record};
 use cardsmith::register::journal::{Journal, NewRecord, Who};
 use cardsmith::register::pg::{PgJournal, PgOptions};
 use cardsmith::register::pgconf;
+use cardsmith::register::pgschema::{self, RoleKind};
 use cardsmith::register::sqlite::SqliteJournal;
 use cardsmith::sim::vpcd::SharedCard;
 use cardsmith::sim::{SimCard, SimConfig};
@@ -584,6 +585,68 @@ fn the_view_matches_independent_counts_on_postgresql() {
     );
     let mut db = Db::Pg(client);
     check_all_views(&mut db, &url);
+
+    // Who reads the view (docs/programme.md): the supervisor, and the line
+    // and the counters, which already read its tables; all see the same.
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("admin");
+    let logins = [
+        ("sup1", RoleKind::Supervisor, None),
+        ("line1", RoleKind::Line, None),
+        ("counter_dxb", RoleKind::Counter, Some("AE-DXB")),
+    ];
+    let mut passwords = Vec::new();
+    for (login, kind, office) in logins {
+        let pw = format!("pw-{login}-0123456789");
+        pgschema::grant(
+            &mut admin,
+            "register",
+            login,
+            kind,
+            office,
+            Some(pw.as_bytes()),
+        )
+        .expect("grant");
+        passwords.push((login, pw));
+    }
+    let pairs: Vec<(&str, &str)> = passwords.iter().map(|(l, p)| (*l, p.as_str())).collect();
+    let passfile = pg_support::passfile(cluster.path(), cluster.port, &pairs);
+    let rows = |journal: &str, passfile: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_cardsmith"))
+            .args(["programme", "status", "--format", "json"])
+            .env("CARDSMITH_JOURNAL", journal)
+            .env("PGPASSFILE", passfile)
+            .output()
+            .expect("cardsmith");
+        assert!(
+            out.status.success(),
+            "{journal}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+        v["rows"].clone()
+    };
+    let want = rows(&url, "/nonexistent");
+    for (login, _, _) in logins {
+        let journal = cluster.url_for(login, "register");
+        assert_eq!(
+            rows(&journal, &passfile.display().to_string()),
+            want,
+            "{login}"
+        );
+    }
+    // Not even the line, which loads the records, changes a request.
+    let mut line = postgres::Client::connect(
+        &format!(
+            "postgresql://line1:{}@127.0.0.1:{}/register",
+            passwords[1].1, cluster.port
+        ),
+        postgres::NoTls,
+    )
+    .expect("line1");
+    let e = line
+        .execute("UPDATE records SET request_day = request_day + 1", &[])
+        .expect_err("request changed by the line");
+    assert!(format!("{e:?}").contains("fixed once loaded"), "{e:?}");
 }
 
 /// The HTML page in a real browser: charts with the bars the data calls
