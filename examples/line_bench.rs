@@ -72,6 +72,7 @@ fn journal_with(dir: &Path, recs: &HashMap<String, Record>) -> (Arc<SqliteJourna
         .map(|(i, id)| NewRecord {
             record_id: (*id).clone(),
             line: i as u64 + 1,
+            request: None,
         })
         .collect();
     let (b, _) = j

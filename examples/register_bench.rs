@@ -77,6 +77,7 @@ fn load(j: &dyn Journal, ids: &[String], digest: &str) -> i64 {
         .map(|(i, id)| NewRecord {
             record_id: id.clone(),
             line: i as u64 + 1,
+            request: None,
         })
         .collect();
     j.load_batch("bench", "bench.jsonl", digest, &who("loader"), &queued, &[])

@@ -73,6 +73,9 @@ pub enum Command {
     /// The local test CA: `ca crl` issues a signed revocation list of the certificates it revoked.
     #[command(subcommand)]
     Ca(crate::pki::cli::CaCommand),
+    /// The programme's view: request-to-card time against the one-month target, backlog by age, uncollected cards, per office and consulate.
+    #[command(subcommand)]
+    Programme(crate::programme::cli::ProgrammeCommand),
     /// GlobalPlatform SCP03 with a card's security domain: check the keys, rotate them.
     #[command(subcommand)]
     Scp03(crate::scp03::cli::Scp03Command),
@@ -257,6 +260,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Line(cmd) => return crate::line::cli::line(cmd, json),
         Command::Journal(cmd) => return crate::line::register_cli::journal(cmd, json),
         Command::Ca(cmd) => return crate::pki::cli::ca(cmd, json),
+        Command::Programme(cmd) => return crate::programme::cli::programme(cmd, json),
         Command::Scp03(cmd) => return crate::scp03::cli::run(cmd, json),
         Command::Activate(cmd) => return crate::activate::cli::activate(cmd, json),
         _ => {}
@@ -278,6 +282,7 @@ fn run_wire(cli: Cli) -> Result<()> {
         | Command::Line(_)
         | Command::Journal(_)
         | Command::Ca(_)
+        | Command::Programme(_)
         | Command::Scp03(_)
         | Command::Activate(_) => Ok(()),
         Command::Readers {

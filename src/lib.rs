@@ -31,6 +31,7 @@ pub mod line;
 pub mod perso;
 pub mod pki;
 pub mod private;
+pub mod programme;
 pub mod record;
 pub mod register;
 pub mod scp03;

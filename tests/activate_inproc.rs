@@ -66,6 +66,7 @@ fn setup_with(count: usize, seed: u64, config: SimConfig) -> Env {
         .map(|(i, h)| NewRecord {
             record_id: h.id().to_string(),
             line: i as u64 + 1,
+            request: None,
         })
         .collect();
     let (b, _) = journal
@@ -694,6 +695,7 @@ impl Env {
                 &[NewRecord {
                     record_id: id.clone(),
                     line: 1,
+                    request: None,
                 }],
                 &[],
             )

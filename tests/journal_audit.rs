@@ -26,6 +26,7 @@ fn fill(j: &dyn Journal) {
         .map(|i| NewRecord {
             record_id: format!("R-{i}"),
             line: i,
+            request: None,
         })
         .collect();
     let (b, _) = j.load_batch("b", "/b", "d", &w, &recs, &[]).expect("load");

@@ -59,6 +59,7 @@ fn load(j: &dyn Journal, ids: &[&str]) -> BatchInfo {
         .map(|(i, id)| NewRecord {
             record_id: id.to_string(),
             line: i as u64 + 1,
+            request: None,
         })
         .collect();
     j.load_batch(
@@ -415,6 +416,7 @@ fn loading_the_same_file_again_is_the_same_batch(
     let nr = |id: &str, line| NewRecord {
         record_id: id.into(),
         line,
+        request: None,
     };
     let (b3, aside) = j
         .load_batch(

@@ -40,6 +40,7 @@ fn new_line(dir: &Path, records: &HashMap<String, Record>) -> Line {
         .map(|id| NewRecord {
             record_id: id.clone(),
             line: 0,
+            request: None,
         })
         .collect();
     queued.sort_by(|a, b| a.record_id.cmp(&b.record_id));

@@ -24,6 +24,7 @@ const SUB_NODES: &[(&str, &str)] = &[
     ("scp03::cli", "scp03::cli"),
     ("script::cli", "script::cli"),
     ("pki::cli", "pki::cli"),
+    ("programme::cli", "programme::cli"),
     ("scp03::keyfile", "scp03::keyfile"),
     ("scp03::link", "scp03::link"),
 ];

@@ -572,6 +572,7 @@ fn load(j: &dyn Journal, who: &Who, ids: &[&str]) -> BatchInfo {
         .map(|(i, id)| NewRecord {
             record_id: id.to_string(),
             line: i as u64 + 1,
+            request: None,
         })
         .collect();
     j.load_batch("b", "/b.jsonl", "digest-b", who, &recs, &[])

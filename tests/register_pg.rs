@@ -34,11 +34,18 @@ fn open(url: &str, app: &str) -> PgJournal {
     .expect("open")
 }
 
+/// `n` records; the even ones carry their request (date and office), the
+/// odd ones none, as records loaded by an older cardsmith.
 fn records(n: usize) -> Vec<NewRecord> {
     (1..=n)
         .map(|i| NewRecord {
             record_id: format!("R-{i:04}"),
             line: i as u64,
+            request: (i % 2 == 0).then(|| RequestInfo {
+                day: 20_000 + i as i64,
+                office_kind: "consulate".into(),
+                office_code: "AE-DXB".into(),
+            }),
         })
         .collect()
 }
@@ -251,6 +258,15 @@ fn an_sqlite_journal_is_copied_once_and_checked_table_by_table() {
         s.replacements("0012345678").expect("r")
     );
     assert_eq!(p.card("CARD-X").expect("c"), s.card("CARD-X").expect("c"));
+    // The requests came along: the programme view's input is the same.
+    let groups = |j: &dyn Journal| {
+        let mut g = j.programme_groups().expect("groups");
+        g.sort_by_key(|g| (g.request_day, g.made_day, g.shipped_day));
+        g
+    };
+    let (pg_groups, sqlite_groups) = (groups(&p), groups(&s));
+    assert!(pg_groups.iter().any(|g| g.request_day == Some(20_002)));
+    assert_eq!(pg_groups, sqlite_groups);
     // The copied ids go on: new rows do not collide.
     let cl = p
         .claim(b.id, &who("new"), "CARD-NEW")

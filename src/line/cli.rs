@@ -329,10 +329,7 @@ fn load_file(path: &Path, side: &IssuerSide) -> Result<LoadedBatch> {
     let mut queued = Vec::new();
     let mut records = HashMap::new();
     for (line, r) in batch.good {
-        queued.push(NewRecord {
-            record_id: r.record_id().to_string(),
-            line: line as u64,
-        });
+        queued.push(super::station::new_record(line as u64, &r));
         records.insert(r.record_id().to_string(), r);
     }
     Ok((queued, records, aside))

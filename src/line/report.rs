@@ -366,6 +366,7 @@ mod tests {
             .map(|i| NewRecord {
                 record_id: format!("r{i}"),
                 line: i,
+                request: None,
             })
             .collect();
         let (b, _) = j

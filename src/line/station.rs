@@ -8,7 +8,8 @@ use crate::perso::engine::{self, CardInput, Stage};
 use crate::perso::side::IssuerSide;
 use crate::record::Record;
 use crate::register::journal::{
-    AttemptKind, CardKnown, Claim, Finish, Journal, JournalError, Outcome, Who,
+    AttemptKind, CardKnown, Claim, Finish, Journal, JournalError, NewRecord, Outcome, RequestInfo,
+    Who,
 };
 use crate::scp03::link;
 use crate::transport::{Channel, ExchangeError, SharedTranscript, Transcript};
@@ -16,6 +17,21 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The register's entry for a valid record at `line` of its batch file:
+/// its id and the request it answers (date and office, for the programme
+/// view).
+pub fn new_record(line: u64, r: &Record) -> NewRecord {
+    NewRecord {
+        record_id: r.record_id().to_string(),
+        line,
+        request: Some(RequestInfo {
+            day: r.request_date_gregorian().day_number(),
+            office_kind: r.issuing_office().kind().to_string(),
+            office_code: r.issuing_office().code(),
+        }),
+    }
+}
 
 /// Builds the card input for a record (dates, compact templates).
 pub type InputFn =

@@ -82,12 +82,51 @@ pub struct BatchInfo {
 }
 
 /// A valid record to queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NewRecord {
     pub record_id: String,
     /// 1-based line in the batch file.
     pub line: u64,
+    /// When and where the citizen asked for the card (the programme view
+    /// reads it). `None` stores nothing: the view shows it as unknown.
+    pub request: Option<RequestInfo>,
 }
+
+/// The request a record answers: its date and the office that took it.
+/// Not secret (no name, no national ID).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestInfo {
+    /// The request date as days since 1970-01-01 (the Gregorian day of
+    /// the record's Solar Hijri `request_date`).
+    pub day: i64,
+    /// `domestic` or `consulate` (the record's `issuing_office.kind`).
+    pub office_kind: String,
+    /// `1021`, `AE-DXB` (the record's `issuing_office.code`).
+    pub office_code: String,
+}
+
+/// One group of the programme view's input: the records that share an
+/// office, a request day and the days each step happened (days since
+/// 1970-01-01 in Iran time, UTC+03:30). `None`: not recorded (old rows)
+/// or the step has not happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProgrammeGroup {
+    pub office_kind: Option<String>,
+    pub office_code: Option<String>,
+    pub request_day: Option<i64>,
+    /// The day the record's good card was made (its good attempt ended).
+    pub made_day: Option<i64>,
+    /// Where and when the good card was shipped.
+    pub ship_office: Option<String>,
+    pub shipped_day: Option<i64>,
+    /// The day the card was delivered to its holder.
+    pub delivered_day: Option<i64>,
+    pub count: u64,
+}
+
+/// Iran Standard Time (UTC+03:30, no daylight saving since 2022), in ms:
+/// the programme counts days in it.
+pub const IRAN_OFFSET_MS: i64 = 12_600_000;
 
 /// A record set aside at load time, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -601,6 +640,12 @@ pub trait Journal: Send + Sync {
 
     fn summary(&self, batch: i64) -> Result<Summary>;
     fn record(&self, record_id: &str) -> Result<Option<RecordRow>>;
+    /// The programme view's input: every record grouped by office, request
+    /// day and the days it was made, shipped and delivered (see
+    /// [`ProgrammeGroup`]), in no particular order. One query with
+    /// `GROUP BY`, so its size grows with offices and days, not with
+    /// records.
+    fn programme_groups(&self) -> Result<Vec<ProgrammeGroup>>;
     fn records(&self, batch: i64) -> Result<Vec<RecordRow>>;
     fn attempts_for_record(&self, record_id: &str) -> Result<Vec<AttemptRow>>;
     fn attempts_for_card(&self, serial: &str) -> Result<Vec<AttemptRow>>;

@@ -759,6 +759,9 @@ impl Journal for PgJournal {
             let mut seen = std::collections::HashSet::new();
             let mut queue_ids = vec![];
             let mut queue_lines = vec![];
+            let mut queue_days: Vec<Option<i64>> = vec![];
+            let mut queue_kinds: Vec<Option<&str>> = vec![];
+            let mut queue_codes: Vec<Option<&str>> = vec![];
             for r in records {
                 if let Some(b) = taken.get(&r.record_id) {
                     aside.push(SetAside {
@@ -775,13 +778,27 @@ impl Journal for PgJournal {
                 } else {
                     queue_ids.push(r.record_id.as_str());
                     queue_lines.push(r.line as i64);
+                    let q = r.request.as_ref();
+                    queue_days.push(q.map(|q| q.day));
+                    queue_kinds.push(q.map(|q| q.office_kind.as_str()));
+                    queue_codes.push(q.map(|q| q.office_code.as_str()));
                 }
             }
             // One statement for the whole queue.
             t.execute(
-                "INSERT INTO records (record_id, batch_id, line, state, updated_at)
-                 SELECT rid, $1, ln, 'pending', $4 FROM unnest($2::TEXT[], $3::BIGINT[]) AS q(rid, ln)",
-                &[&id, &queue_ids, &queue_lines, &now],
+                "INSERT INTO records (record_id, batch_id, line, state, updated_at, request_day, office_kind, office_code)
+                 SELECT rid, $1, ln, 'pending', $4, rday, okind, ocode
+                 FROM unnest($2::TEXT[], $3::BIGINT[], $5::BIGINT[], $6::TEXT[], $7::TEXT[])
+                      AS q(rid, ln, rday, okind, ocode)",
+                &[
+                    &id,
+                    &queue_ids,
+                    &queue_lines,
+                    &now,
+                    &queue_days,
+                    &queue_kinds,
+                    &queue_codes,
+                ],
             )?;
             aside.sort_by_key(|a| a.line);
             for a in &aside {
@@ -1301,6 +1318,25 @@ impl Journal for PgJournal {
                 s.add_attempts(r.get(0), u(r.get(1)));
             }
             Ok(s)
+        })
+    }
+
+    fn programme_groups(&self) -> Result<Vec<ProgrammeGroup>> {
+        let sql = crate::register::sqlite::PROGRAMME_GROUPS_SQL.replace("?1", "$1::BIGINT");
+        self.tx(|t| {
+            Ok(t.query(sql.as_str(), &[&IRAN_OFFSET_MS])?
+                .iter()
+                .map(|r| ProgrammeGroup {
+                    office_kind: r.get(0),
+                    office_code: r.get(1),
+                    request_day: r.get(2),
+                    made_day: r.get(3),
+                    ship_office: r.get(4),
+                    shipped_day: r.get(5),
+                    delivered_day: r.get(6),
+                    count: u(r.get(7)),
+                })
+                .collect())
         })
     }
 

@@ -27,6 +27,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (2, "roles and row-level security", MIGRATION_2),
     (3, "audit trail", MIGRATION_3),
     (4, "revocations and CRLs", MIGRATION_4),
+    (5, "request date and office of each record", MIGRATION_5),
 ];
 
 /// The schema this program needs.
@@ -303,6 +304,34 @@ CREATE POLICY counter_revokes_through_a_replacement ON revocations FOR INSERT TO
                                           WHERE d.card_serial = r.new_card
                                             AND d.office = cardsmith_office()))));
 CREATE POLICY supervisor_all ON revocations FOR ALL TO cardsmith_supervisor USING (true) WITH CHECK (true);
+"#;
+
+/// The request each record answers, for the programme view: its date
+/// (days since 1970-01-01) and the office that took it, written by the
+/// line when it loads a batch. The columns fall under the grants records
+/// already have: the line writes them, and every role reads them (the line
+/// and the counters already read records, attempts, shipments and
+/// deliveries, so none learns anything new from the view; the programme
+/// runs the view as a supervisor). Once written they never change: a
+/// trigger refuses an update that alters them, for every role.
+const MIGRATION_5: &str = r#"
+ALTER TABLE records ADD COLUMN request_day BIGINT;
+ALTER TABLE records ADD COLUMN office_kind TEXT CHECK (office_kind IN ('domestic', 'consulate'));
+ALTER TABLE records ADD COLUMN office_code TEXT;
+CREATE INDEX shipments_by_record ON shipments(record_id);
+CREATE FUNCTION cardsmith_request_is_fixed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF (OLD.request_day IS NOT NULL OR OLD.office_kind IS NOT NULL OR OLD.office_code IS NOT NULL)
+       AND (NEW.request_day IS DISTINCT FROM OLD.request_day
+            OR NEW.office_kind IS DISTINCT FROM OLD.office_kind
+            OR NEW.office_code IS DISTINCT FROM OLD.office_code) THEN
+        RAISE EXCEPTION 'the request date and office of record % are fixed once loaded', OLD.record_id
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER request_is_fixed BEFORE UPDATE ON records
+    FOR EACH ROW EXECUTE FUNCTION cardsmith_request_is_fixed();
 "#;
 
 /// The kinds of login the programme has.

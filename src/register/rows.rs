@@ -56,6 +56,9 @@ pub(crate) const TABLES: &[TableSpec] = &[
             ("reason", Text),
             ("updated_at", Int),
             ("claim_token", Int),
+            ("request_day", Int),
+            ("office_kind", Text),
+            ("office_code", Text),
         ],
     ),
     (

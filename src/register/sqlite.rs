@@ -15,7 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 /// Version 1: the personalization line.
 const SCHEMA: &str = r#"
@@ -215,13 +215,40 @@ CREATE TABLE IF NOT EXISTS crls (
 );
 "#;
 
+/// Version 6: the request each record answers (the programme view): its
+/// date as days since 1970-01-01 and the office that took it. Rows of older
+/// journals keep NULL there and are shown as unknown.
+const MIGRATION_V6: &str = r#"
+ALTER TABLE records ADD COLUMN request_day INTEGER;
+ALTER TABLE records ADD COLUMN office_kind TEXT CHECK (office_kind IN ('domestic', 'consulate'));
+ALTER TABLE records ADD COLUMN office_code TEXT;
+CREATE INDEX IF NOT EXISTS shipments_by_record ON shipments(record_id);
+"#;
+
 /// Schema upgrades, in order: (version reached, SQL).
 const MIGRATIONS: &[(i64, &str)] = &[
     (2, MIGRATION_V2),
     (3, MIGRATION_V3),
     (4, MIGRATION_V4),
     (5, MIGRATION_V5),
+    (6, MIGRATION_V6),
 ];
+
+/// The programme view's groups (see [`Journal::programme_groups`]); `?1`
+/// is the Iran offset in ms. Both backends run the same text.
+pub(crate) const PROGRAMME_GROUPS_SQL: &str = "
+SELECT r.office_kind, r.office_code, r.request_day,
+       (a.finished_at + ?1) / 86400000,
+       s.office, (s.at + ?1) / 86400000,
+       (d.at + ?1) / 86400000,
+       COUNT(*)
+FROM records r
+LEFT JOIN attempts a ON a.record_id = r.record_id AND a.outcome = 'good'
+LEFT JOIN shipments s ON s.record_id = r.record_id AND s.card_serial = a.card_serial
+LEFT JOIN deliveries d ON d.card_serial = s.card_serial
+GROUP BY r.office_kind, r.office_code, r.request_day,
+         (a.finished_at + ?1) / 86400000, s.office, (s.at + ?1) / 86400000,
+         (d.at + ?1) / 86400000";
 
 fn revocation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Revocation> {
     let code: i64 = r.get(2)?;
@@ -754,9 +781,19 @@ impl Journal for SqliteJournal {
                     });
                     continue;
                 }
+                let q = r.request.as_ref();
                 tx.execute(
-                    "INSERT INTO records (record_id, batch_id, line, state, updated_at) VALUES (?1, ?2, ?3, 'pending', ?4)",
-                    params![r.record_id, id, r.line as i64, now],
+                    "INSERT INTO records (record_id, batch_id, line, state, updated_at, request_day, office_kind, office_code)
+                     VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7)",
+                    params![
+                        r.record_id,
+                        id,
+                        r.line as i64,
+                        now,
+                        q.map(|q| q.day),
+                        q.map(|q| q.office_kind.as_str()),
+                        q.map(|q| q.office_code.as_str())
+                    ],
                 )
                 .map_err(&err)?;
                 queued += 1;
@@ -1321,6 +1358,25 @@ impl Journal for SqliteJournal {
                 s.add_attempts(&o, n);
             }
             Ok(s)
+        })
+    }
+
+    fn programme_groups(&self) -> Result<Vec<ProgrammeGroup>> {
+        self.with(|c| {
+            let mut st = c.prepare(PROGRAMME_GROUPS_SQL)?;
+            let rows = st.query_map([IRAN_OFFSET_MS], |r| {
+                Ok(ProgrammeGroup {
+                    office_kind: r.get(0)?,
+                    office_code: r.get(1)?,
+                    request_day: r.get(2)?,
+                    made_day: r.get(3)?,
+                    ship_office: r.get(4)?,
+                    shipped_day: r.get(5)?,
+                    delivered_day: r.get(6)?,
+                    count: r.get::<_, i64>(7)?.max(0) as u64,
+                })
+            })?;
+            rows.collect()
         })
     }
 
@@ -1919,6 +1975,7 @@ mod tests {
             .map(|(i, id)| NewRecord {
                 record_id: id.to_string(),
                 line: i as u64 + 1,
+                request: None,
             })
             .collect();
         j.load_batch(
@@ -2078,10 +2135,12 @@ mod tests {
                     NewRecord {
                         record_id: "r1".into(),
                         line: 1,
+                        request: None,
                     },
                     NewRecord {
                         record_id: "r3".into(),
                         line: 2,
+                        request: None,
                     },
                 ],
                 &[],
@@ -2119,6 +2178,64 @@ mod tests {
         let e = SqliteJournal::open(&p).err().expect("refused").to_string();
         assert!(e.contains("schema version 99"), "{e}");
     }
+    #[test]
+    fn records_of_an_older_journal_have_an_unknown_request_and_new_ones_theirs() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("j.sqlite");
+        {
+            // Version 5: records without request date or office.
+            let c = Connection::open(&p).expect("open");
+            c.execute_batch(SCHEMA).expect("v1 schema");
+            for (_, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 5) {
+                c.execute_batch(sql).expect("to v5");
+            }
+            adopt_into_trail(&c).expect("trail");
+            c.execute_batch(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', '5');
+                 INSERT INTO batches (id, name, path, digest, loaded_at, loaded_by, station, records, invalid)
+                     VALUES (1, 'old', '/old', 'd-old', 1, 'o', 's', 1, 0);
+                 INSERT INTO records (record_id, batch_id, line, state, updated_at)
+                     VALUES ('old-1', 1, 1, 'pending', 1);",
+            )
+            .expect("v5 rows");
+        }
+        let j = SqliteJournal::open(&p).expect("upgrade");
+        j.load_batch(
+            "new",
+            "/new",
+            "d-new",
+            &who("-"),
+            &[NewRecord {
+                record_id: "new-1".into(),
+                line: 1,
+                request: Some(RequestInfo {
+                    day: 20_000,
+                    office_kind: "consulate".into(),
+                    office_code: "AE-DXB".into(),
+                }),
+            }],
+            &[],
+        )
+        .expect("load");
+        let mut g = j.programme_groups().expect("groups");
+        g.sort_by_key(|g| g.request_day);
+        assert_eq!(g.len(), 2, "{g:?}");
+        assert_eq!(
+            (g[0].office_code.as_deref(), g[0].request_day, g[0].count),
+            (None, None, 1)
+        );
+        assert_eq!(
+            (
+                g[1].office_kind.as_deref(),
+                g[1].office_code.as_deref(),
+                g[1].request_day,
+                g[1].made_day,
+                g[1].count
+            ),
+            (Some("consulate"), Some("AE-DXB"), Some(20_000), None, 1)
+        );
+    }
+
     #[test]
     fn a_version_1_journal_is_upgraded_in_place() {
         let d = tempfile::tempdir().expect("tempdir");
