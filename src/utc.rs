@@ -42,6 +42,24 @@ pub fn unix_of_date(year: i32, month: u8, day: u8) -> Option<i64> {
     unix_of(year, month, day, 0, 0, 0)
 }
 
+/// The Julian day number of 1970-01-01.
+const UNIX_EPOCH_JULIAN_DAY: i64 = 2_440_588;
+
+/// Days since 1970-01-01 (negative before) of a date; `None` if there is
+/// no such date.
+pub fn day_number(year: i32, month: u8, day: u8) -> Option<i64> {
+    let date = Date::from_calendar_date(year, Month::try_from(month).ok()?, day).ok()?;
+    Some(i64::from(date.to_julian_day()) - UNIX_EPOCH_JULIAN_DAY)
+}
+
+/// The date (year, month, day) `days` after 1970-01-01; `None` outside
+/// the years `time` represents (±9999).
+pub fn from_day_number(days: i64) -> Option<(i32, u8, u8)> {
+    let jd = i32::try_from(days.checked_add(UNIX_EPOCH_JULIAN_DAY)?).ok()?;
+    let d = Date::from_julian_day(jd).ok()?;
+    Some((d.year(), u8::from(d.month()), d.day()))
+}
+
 /// The same date and time `years` later (29 February becomes 28 February).
 pub fn add_years(t: i64, years: i32) -> i64 {
     let dt = from_unix(t);
@@ -118,6 +136,22 @@ mod tests {
         assert_eq!(unix_of_date(2001, 2, 29), None);
         assert_eq!(unix_of_date(2024, 13, 1), None);
         assert_eq!(unix_of(2024, 1, 1, 24, 0, 0), None);
+    }
+
+    #[test]
+    fn day_numbers() {
+        assert_eq!(day_number(1970, 1, 1), Some(0));
+        assert_eq!(day_number(2024, 3, 20), Some(19_802));
+        assert_eq!(day_number(1969, 12, 31), Some(-1));
+        assert_eq!(day_number(2023, 2, 29), None);
+        assert_eq!(from_day_number(11_016), Some((2000, 2, 29)));
+        assert_eq!(from_day_number(-1), Some((1969, 12, 31)));
+        assert_eq!(from_day_number(i64::MAX), None);
+        assert_eq!(from_day_number(i64::MIN), None);
+        for n in [-800_000, -1, 0, 1, 19_802, 2_000_000] {
+            let (y, m, d) = from_day_number(n).unwrap();
+            assert_eq!(day_number(y, m, d), Some(n));
+        }
     }
 
     #[test]

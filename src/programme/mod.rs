@@ -115,7 +115,9 @@ pub fn parse_day(s: &str, bound: Bound) -> Result<Day, String> {
 }
 
 fn month_parts(parts: &[&str], year_len: usize) -> Option<(i32, u8)> {
-    let (y, m) = (parts[0], parts[1]);
+    let (Some(&y), Some(&m)) = (parts.first(), parts.get(1)) else {
+        return None;
+    };
     if y.len() != year_len
         || !(1..=2).contains(&m.len())
         || !y.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit())
@@ -322,6 +324,7 @@ pub struct View {
 }
 
 impl View {
+    #[allow(clippy::expect_used, reason = "compute always adds the programme row")]
     pub fn programme(&self) -> &Row {
         self.rows
             .iter()
@@ -455,7 +458,9 @@ pub fn histogram(days: &BTreeMap<i64, u64>) -> Vec<u64> {
             .iter()
             .position(|(_, hi)| hi.is_none_or(|hi| *d <= hi))
             .unwrap_or(HISTOGRAM_BINS.len() - 1);
-        out[i] += c;
+        if let Some(slot) = out.get_mut(i) {
+            *slot += c;
+        }
     }
     out
 }

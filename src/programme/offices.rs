@@ -41,6 +41,10 @@ pub struct DirectoryError {
 
 impl Directory {
     /// The directory shipped with cardsmith.
+    #[allow(
+        clippy::expect_used,
+        reason = "the shipped directory is checked by a test"
+    )]
     pub fn builtin() -> Directory {
         Directory::parse(BUILTIN, "data/offices.csv")
             .expect("the shipped directory is checked by a test")
@@ -79,19 +83,20 @@ impl Directory {
                 ));
             }
             let f: Vec<&str> = line.split(',').map(str::trim).collect();
-            if f.len() != 5 {
+            let [code, kind, name_fa, name_en, region] = f.as_slice() else {
                 return Err(err(format!(
                     "{} fields; expected 5: code,kind,name_fa,name_en,region",
                     f.len()
                 )));
-            }
-            let (code, kind) = (f[0], f[1]);
+            };
+            let (code, kind) = (*code, *kind);
             let domestic = code.len() == 4 && code.bytes().all(|b| b.is_ascii_digit());
-            let b = code.as_bytes();
-            let consulate = b.len() == 6
-                && b[..2].iter().all(u8::is_ascii_uppercase)
-                && b[2] == b'-'
-                && b[3..].iter().all(u8::is_ascii_uppercase);
+            let consulate = match code.as_bytes() {
+                [c1, c2, b'-', rest @ ..] => {
+                    rest.len() == 3 && [c1, c2].into_iter().chain(rest).all(u8::is_ascii_uppercase)
+                }
+                _ => false,
+            };
             match kind {
                 "domestic" if !domestic => {
                     return Err(err(format!(
@@ -110,7 +115,7 @@ impl Directory {
                     )))
                 }
             }
-            if f[2].is_empty() || f[3].is_empty() {
+            if name_fa.is_empty() || name_en.is_empty() {
                 return Err(err(format!(
                     "office {code}: name_fa and name_en are required"
                 )));
@@ -118,9 +123,9 @@ impl Directory {
             let o = Office {
                 code: code.to_string(),
                 kind: kind.to_string(),
-                name_fa: f[2].to_string(),
-                name_en: f[3].to_string(),
-                region: f[4].to_string(),
+                name_fa: name_fa.to_string(),
+                name_en: name_en.to_string(),
+                region: region.to_string(),
             };
             if offices.insert(code.to_string(), o).is_some() {
                 return Err(err(format!("office {code} is listed twice")));

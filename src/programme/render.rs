@@ -73,14 +73,22 @@ fn header_json(v: &View, cal: Calendar) -> Value {
 pub fn json(v: &View, cal: Calendar) -> Value {
     let hist = super::histogram(&v.programme().delivery_days);
     let mut head = header_json(v, cal);
-    head["rows"] = Value::Array(v.rows.iter().map(row_json).collect());
-    head["delivery_days_histogram"] = Value::Array(
-        HISTOGRAM_BINS
-            .iter()
-            .zip(hist)
-            .map(|((lo, hi), n)| json!({"from_days": lo, "to_days": hi, "deliveries": n}))
-            .collect(),
-    );
+    if let Some(o) = head.as_object_mut() {
+        o.insert(
+            "rows".into(),
+            Value::Array(v.rows.iter().map(row_json).collect()),
+        );
+        o.insert(
+            "delivery_days_histogram".into(),
+            Value::Array(
+                HISTOGRAM_BINS
+                    .iter()
+                    .zip(hist)
+                    .map(|((lo, hi), n)| json!({"from_days": lo, "to_days": hi, "deliveries": n}))
+                    .collect(),
+            ),
+        );
+    }
     head
 }
 

@@ -283,48 +283,33 @@ impl GregorianDate {
     /// Days since 1970-01-01 (negative before), the form the register
     /// stores dates in.
     pub fn day_number(&self) -> i64 {
-        // H. Hinnant's days_from_civil.
-        let (m, d) = (i64::from(self.month), i64::from(self.day));
-        let y = i64::from(self.year) - i64::from(m <= 2);
-        let era = y.div_euclid(400);
-        let yoe = y.rem_euclid(400);
-        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe - 719_468
+        // A GregorianDate is checked when it is made, so it has a number.
+        crate::utc::day_number(self.year, self.month, self.day).unwrap_or_default()
     }
 
     /// The date `days` after 1970-01-01; `None` outside years
     /// -9999..=9999.
     pub fn from_day_number(days: i64) -> Option<Self> {
-        if !(-4_371_587..=2_932_896).contains(&days) {
-            return None;
-        }
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-        let y = yoe + era * 400 + i64::from(m <= 2);
-        GregorianDate::new(i32::try_from(y).ok()?, m, d).ok()
+        let (y, m, d) = crate::utc::from_day_number(days)?;
+        GregorianDate::new(y, m, d).ok()
     }
 
     /// Parses ISO `YYYY-MM-DD` (ASCII or Persian/Arabic-Indic digits).
     pub fn parse(s: &str) -> Result<Self, DateError> {
         let ascii = normalize_digits(s.trim());
         let parts: Vec<&str> = ascii.split('-').collect();
-        if parts.len() != 3
-            || parts[0].len() != 4
-            || parts[1].len() != 2
-            || parts[2].len() != 2
+        let [y, m, d] = parts.as_slice() else {
+            return Err(DateError::Format);
+        };
+        if y.len() != 4
+            || m.len() != 2
+            || d.len() != 2
             || !parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_digit()))
         {
             return Err(DateError::Format);
         }
         let n = |p: &str| p.parse::<i32>().map_err(|_| DateError::Format);
-        GregorianDate::new(n(parts[0])?, n(parts[1])? as u8, n(parts[2])? as u8)
+        GregorianDate::new(n(y)?, n(m)? as u8, n(d)? as u8)
     }
 }
 
