@@ -610,7 +610,7 @@ fn decode_value(tag: &[u8], value: &[u8], ctx: Ctx<'_>) -> Option<String> {
             format!("FID {hi:02X}{lo:02X}")
         }),
         ([0x88], [b]) if in_fcx && b & 0x07 == 0 => Some(format!("SFI {}", b >> 3)),
-        ([0x8A], [b]) if in_fcx => Some(crate::atr::StatusIndicator::lcs_meaning(*b).to_string()),
+        ([0x8A], [b]) if in_fcx => Some(lcs_meaning(*b).to_string()),
         ([0x9F, 0x65], _) if ctx.parent == Some(&[0xA5]) => {
             be_uint(value).map(|n| format!("{n} bytes"))
         }
@@ -882,12 +882,54 @@ pub fn valid_tag(tag: &[u8]) -> bool {
     Tag::try_from(v).is_ok_and(|t| t.to_bytes() == tag)
 }
 
+/// Meaning of a life cycle status byte (ISO/IEC 7816-4:2013 §7.4.10,
+/// Table 15), as FCP tag 8A and the ATR's status indicator carry it.
+pub fn lcs_meaning(lcs: u8) -> &'static str {
+    match lcs {
+        0x00 => "no information given",
+        0x01 => "creation state",
+        0x03 => "initialisation state",
+        0x05 | 0x07 => "operational state (activated)",
+        0x04 | 0x06 => "operational state (deactivated)",
+        0x0C..=0x0F => "termination state",
+        0x10..=0xFF => "proprietary",
+        _ => "RFU",
+    }
+}
+
 /// One BER-TLV data object: `tag`, minimal definite length, `value`.
+/// The one TLV writer: the host's commands, the script language's `len()`
+/// and the simulated card's answers all write through it.
 pub fn build(tag: &[u8], value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(tag.len() + 4 + value.len());
+    push(&mut out, tag, value);
+    out
+}
+
+/// Append one BER-TLV data object to `out`.
+pub fn push(out: &mut Vec<u8>, tag: &[u8], value: &[u8]) {
     out.extend_from_slice(tag);
-    out.extend_from_slice(&crate::apdu::cmd::ber_length(value.len()));
+    push_len(out, value.len());
     out.extend_from_slice(value);
+}
+
+/// Append a minimal definite BER length (ISO/IEC 7816-4 §6.3): one byte
+/// below 128, else 81, 82 or 83 and the length on 1 to 3 bytes (a length
+/// beyond 16 MiB, which no card takes, is written on 3 bytes truncated).
+pub fn push_len(out: &mut Vec<u8>, n: usize) {
+    let [_, _, _, _, _, b2, b1, b0] = (n as u64).to_be_bytes();
+    match n {
+        0..=0x7F => out.push(b0),
+        0x80..=0xFF => out.extend_from_slice(&[0x81, b0]),
+        0x100..=0xFFFF => out.extend_from_slice(&[0x82, b1, b0]),
+        _ => out.extend_from_slice(&[0x83, b2, b1, b0]),
+    }
+}
+
+/// [`push_len`] as a fresh vector.
+pub fn len_bytes(n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4);
+    push_len(&mut out, n);
     out
 }
 
@@ -1001,6 +1043,25 @@ mod tests {
         assert_eq!(extent(&[]), None);
     }
     use super::*;
+
+    #[test]
+    fn lengths_are_minimal_definite() {
+        for (n, want) in [
+            (0usize, vec![0x00]),
+            (0x7F, vec![0x7F]),
+            (0x80, vec![0x81, 0x80]),
+            (0xFF, vec![0x81, 0xFF]),
+            (0x100, vec![0x82, 0x01, 0x00]),
+            (0xFFFF, vec![0x82, 0xFF, 0xFF]),
+            (0x1_0000, vec![0x83, 0x01, 0x00, 0x00]),
+        ] {
+            assert_eq!(len_bytes(n), want, "{n}");
+        }
+        assert_eq!(build(&[0x5F, 0x20], b"AB"), [0x5F, 0x20, 0x02, b'A', b'B']);
+        let long = build(&[0x53], &[7; 300]);
+        assert_eq!(long.get(..4), Some(&[0x53, 0x82, 0x01, 0x2C][..]));
+        assert_eq!(decode(&long).len(), 1);
+    }
     use proptest::prelude::*;
 
     /// Hex fixture to bytes; whitespace is ignored.

@@ -759,7 +759,13 @@ fn replace(
                 )
             }
         }
-        if let Err(e) = ops::terminate(&mut ch, &st.side.profile, &st.side.key, &ins.serial_bytes) {
+        if let Err(e) = crate::perso::card::terminate(
+            &mut ch,
+            &st.side.profile,
+            &st.side.key,
+            st.side.scp03.as_ref(),
+            &ins.serial_bytes,
+        ) {
             return refuse(
                 &who,
                 format!("card {}: terminating failed: {e}", ins.serial),

@@ -636,34 +636,3 @@ pub fn issuer_puk(key: &IssuerKey, p: &Profile, national_id: &str) -> Secret {
         p.puk.transport_digits,
     )
 }
-
-/// TERMINATE CARD USAGE (with issuer authentication if the card asks for it).
-pub fn terminate(
-    ch: &mut Channel,
-    p: &Profile,
-    key: &IssuerKey,
-    serial: &[u8; 8],
-) -> Result<(), CardError> {
-    for attempt in 0..2 {
-        let sw = ch.run(|ex| {
-            card::select_mf(ex)?;
-            if attempt == 1 {
-                card::issuer_authenticate(ex, p, key, serial)?;
-            }
-            Ok::<_, ExchangeError>(ex.transmit(&cmd::terminate_card_usage())?.sw)
-        })?;
-        match sw {
-            StatusWord::Ok => return Ok(()),
-            StatusWord::SecurityNotSatisfied if attempt == 0 => continue,
-            sw => {
-                return Err(CardError::Refused {
-                    what: "TERMINATE CARD USAGE".into(),
-                    sw,
-                })
-            }
-        }
-    }
-    Err(CardError::Other(
-        "TERMINATE CARD USAGE was not accepted".into(),
-    ))
-}

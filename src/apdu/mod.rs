@@ -569,7 +569,7 @@ pub mod cmd {
     pub fn update_binary_odd(offset: u32, data: &[u8]) -> Command {
         let mut body = offset_do(offset);
         body.push(0x53);
-        body.extend_from_slice(&ber_length(data.len()));
+        crate::tlv::push_len(&mut body, data.len());
         body.extend_from_slice(data);
         Command::new(0x00, 0xD7, 0x00, 0x00).with_data(body)
     }
@@ -577,16 +577,6 @@ pub mod cmd {
     /// Sensitive UPDATE BINARY: for files holding secrets or biometric data.
     pub fn update_binary_secret(offset: u16, data: Secret) -> Command {
         Command::new(0x00, 0xD6, (offset >> 8) as u8 & 0x7F, offset as u8).with_secret(data)
-    }
-
-    /// BER length octets (ISO 7816-4 §6.3).
-    pub fn ber_length(n: usize) -> Vec<u8> {
-        match n {
-            0..=0x7F => vec![n as u8],
-            0x80..=0xFF => vec![0x81, n as u8],
-            0x100..=0xFFFF => vec![0x82, (n >> 8) as u8, n as u8],
-            _ => vec![0x83, (n >> 16) as u8, (n >> 8) as u8, n as u8],
-        }
     }
 
     /// GET RESPONSE (§11.7.1).

@@ -371,18 +371,11 @@ pub struct StatusIndicator {
 }
 
 impl StatusIndicator {
-    /// Meaning of the life cycle status byte (ISO/IEC 7816-4:2013 §7.4.10, Table 15).
+    /// Meaning of the life cycle status byte (ISO/IEC 7816-4:2013 §7.4.10,
+    /// Table 15); the table is [`crate::tlv::lcs_meaning`], shared with the
+    /// FCP decoder.
     pub fn lcs_meaning(lcs: u8) -> &'static str {
-        match lcs {
-            0x00 => "no information given",
-            0x01 => "creation state",
-            0x03 => "initialisation state",
-            0x05 | 0x07 => "operational state (activated)",
-            0x04 | 0x06 => "operational state (deactivated)",
-            0x0C..=0x0F => "termination state",
-            0x10..=0xFF => "proprietary",
-            _ => "RFU",
-        }
+        crate::tlv::lcs_meaning(lcs)
     }
 
     /// Meaning of a status word, as the host side knows it (ISO/IEC 7816-4 §5.6).

@@ -2,7 +2,6 @@
 //! (new blank card, a card coming back after an interruption, a card the
 //! line must not touch), personalize and verify, and journal every step.
 
-use crate::apdu::{Command, StatusWord};
 use crate::perso::card::{self, LifeCycle};
 use crate::perso::engine::{self, CardInput, Stage};
 use crate::perso::side::IssuerSide;
@@ -11,7 +10,6 @@ use crate::register::journal::{
     AttemptKind, CardKnown, Claim, Finish, Journal, JournalError, NewRecord, Outcome, RequestInfo,
     Who,
 };
-use crate::scp03::link;
 use crate::transport::{Channel, ExchangeError, SharedTranscript, Transcript};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -178,36 +176,10 @@ impl AttemptLog {
     }
 }
 
-/// Make a rejected card unusable: TERMINATE CARD USAGE on the MF, with
-/// issuer authentication first if the blank card asks for it.
+/// Make a rejected card unusable (see [`card::terminate`]); whether it
+/// took.
 pub fn terminate(ch: &mut Channel, side: &IssuerSide, serial: &[u8; 8]) -> bool {
-    let term = Command::new(0x00, 0xFE, 0x00, 0x00);
-    for attempt in 0..2 {
-        // A blank card with a security domain takes it only over SCP03.
-        let sd = side.profile.security_domain.as_ref().map(|sd| sd.options());
-        let secure = attempt == 1
-            && match (&sd, &side.scp03) {
-                (Some(o), Some(keys)) => link::open(ch, keys, o).is_ok(),
-                _ => false,
-            };
-        let r = ch.run(|ex| {
-            card::select_mf(ex)?;
-            // Over the secure channel the card knows the issuer already.
-            if attempt == 1 && !secure {
-                card::issuer_authenticate(ex, &side.profile, &side.key, serial)?;
-            }
-            Ok::<_, ExchangeError>(ex.transmit(&term)?.sw)
-        });
-        if let (true, Some(o)) = (secure, &sd) {
-            link::close(ch, o);
-        }
-        match r {
-            Ok(StatusWord::Ok) => return true,
-            Ok(StatusWord::SecurityNotSatisfied) if attempt == 0 => continue,
-            _ => return false,
-        }
-    }
-    false
+    card::terminate(ch, &side.profile, &side.key, side.scp03.as_ref(), serial).is_ok()
 }
 
 /// Handle the card now connected in `reader`.

@@ -6,7 +6,7 @@
 use crate::apdu::{cmd, Command, StatusWord};
 use crate::secret::Secret;
 use crate::tlv;
-use crate::transport::{Exchange, ExchangeError};
+use crate::transport::{Channel, Exchange, ExchangeError};
 
 use super::keys::IssuerKey;
 use super::profile::{KeySpec, Profile};
@@ -577,6 +577,56 @@ pub fn bit_group(ex: &mut Exchange<'_>) -> Result<Option<Vec<Vec<u8>>>, Exchange
 pub fn activate_mf(ex: &mut Exchange<'_>) -> Result<StatusWord, ExchangeError> {
     select_mf(ex)?;
     Ok(ex.transmit(&cmd::activate_file())?.sw)
+}
+
+/// TERMINATE CARD USAGE on the MF (ISO/IEC 7816-9 §8.8): the card refuses
+/// every command from then on. The one way cardsmith ends a card, for a
+/// card the line rejects and for a card the counter retires. If the card
+/// asks for the issuer first (6982), it gets it: over its security
+/// domain's secure channel when the profile names one and its keys are at
+/// hand (a blank card with a security domain takes it only that way), else
+/// by issuer authentication. A refusal is `ExchangeError::Status`.
+pub fn terminate(
+    ch: &mut Channel,
+    p: &Profile,
+    key: &IssuerKey,
+    scp03: Option<&crate::scp03::keyfile::Scp03Keys>,
+    serial: &[u8; 8],
+) -> Result<(), ExchangeError> {
+    let what = "TERMINATE CARD USAGE";
+    let sd = p.security_domain.as_ref().map(|sd| sd.options());
+    for attempt in 0..2 {
+        let secure = attempt == 1
+            && match (&sd, scp03) {
+                (Some(o), Some(keys)) => crate::scp03::link::open(ch, keys, o).is_ok(),
+                _ => false,
+            };
+        let r = ch.run(|ex| {
+            select_mf(ex)?;
+            // Over the secure channel the card knows the issuer already.
+            if attempt == 1 && !secure {
+                issuer_authenticate(ex, p, key, serial)?;
+            }
+            Ok::<_, ExchangeError>(ex.transmit(&cmd::terminate_card_usage())?.sw)
+        });
+        if let (true, Some(o)) = (secure, &sd) {
+            crate::scp03::link::close(ch, o);
+        }
+        match r? {
+            StatusWord::Ok => return Ok(()),
+            StatusWord::SecurityNotSatisfied if attempt == 0 => continue,
+            sw => {
+                return Err(ExchangeError::Status {
+                    command: what.into(),
+                    sw,
+                })
+            }
+        }
+    }
+    Err(ExchangeError::Status {
+        command: what.into(),
+        sw: StatusWord::SecurityNotSatisfied,
+    })
 }
 
 #[cfg(test)]

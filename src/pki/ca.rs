@@ -453,25 +453,15 @@ impl LocalCa {
     /// exclusive advisory lock on `dir/.cardsmith-ca.lock`; files are written
     /// to temporary names and renamed into place.
     pub fn open_or_create(dir: &Path) -> Result<LocalCa, PkiError> {
-        if !dir.exists() {
-            let mut b = fs::DirBuilder::new();
-            b.recursive(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::DirBuilderExt;
-                b.mode(0o700);
-            }
-            b.create(dir).map_err(io_err(dir))?;
-        }
+        crate::private::create_dir_all(dir).map_err(io_err(dir))?;
         let lock_path = dir.join(LOCK_FILE);
-        let mut opts = OpenOptions::new();
-        opts.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let lock: File = opts.open(&lock_path).map_err(io_err(&lock_path))?;
+        let lock: File = crate::private::open_options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
         lock.lock().map_err(io_err(&lock_path))?;
 
         let present: Vec<&'static str> = ALL_FILES

@@ -8,7 +8,7 @@
 //! `--trace-personal-data`.
 
 use super::ast::*;
-use crate::apdu::{cmd::ber_length, Command, Data, LengthForm};
+use crate::apdu::{Command, Data, LengthForm};
 use crate::hex;
 use crate::secret::Secret;
 use crate::tlv;
@@ -270,7 +270,7 @@ impl Env {
                         message: format!("tlv(…): {message}"),
                     });
                 }
-                let len = Value::plain(ber_length(vv.len()));
+                let len = Value::plain(crate::tlv::len_bytes(vv.len()));
                 Ok(Value::concat(&[tv, len, vv]))
             }
             Term::Apdu {

@@ -73,36 +73,15 @@ pub(super) fn len_field_size(len: usize) -> usize {
     }
 }
 
-/// Append a BER length field.
-pub(super) fn push_len(out: &mut Vec<u8>, len: usize) {
-    match len {
-        0..=0x7F => out.push(len as u8),
-        0x80..=0xFF => {
-            out.push(0x81);
-            out.push(len as u8);
-        }
-        0x100..=0xFFFF => {
-            out.push(0x82);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        _ => {
-            out.push(0x83);
-            let b = (len as u32).to_be_bytes();
-            out.extend_from_slice(b.get(1..).unwrap_or(&[]));
-        }
-    }
-}
-
 /// Append a data object with a tag of 1 or 2 bytes (tags above 0xFF are
-/// written as two bytes).
+/// written as two bytes), through the one TLV writer.
 pub(super) fn push_tlv(out: &mut Vec<u8>, tag: u16, value: &[u8]) {
-    if tag > 0xFF {
-        out.extend_from_slice(&tag.to_be_bytes());
+    let [hi, lo] = tag.to_be_bytes();
+    if hi == 0 {
+        crate::tlv::push(out, &[lo], value);
     } else {
-        out.push(tag as u8);
+        crate::tlv::push(out, &[hi, lo], value);
     }
-    push_len(out, value.len());
-    out.extend_from_slice(value);
 }
 
 /// A data object as a fresh vector.
