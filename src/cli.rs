@@ -69,7 +69,7 @@ pub enum Command {
     Line(crate::line::cli::LineCommand),
     /// The journal itself: schema migrations, register logins, the one-time copy of an SQLite journal into PostgreSQL.
     #[command(subcommand)]
-    Journal(crate::line::register_cli::JournalCommand),
+    Journal(crate::register::cli::JournalCommand),
     /// The local test CA: `ca crl` issues a signed revocation list of the certificates it revoked.
     #[command(subcommand)]
     Ca(crate::pki::cli::CaCommand),
@@ -88,12 +88,12 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  cardsmith run --reader 0 --record card.json apdu-scripts/smoke.apdu\n  cardsmith replay card.json --out replayed.json"
     )]
-    Replay(crate::script::transcript::ReplayArgs),
+    Replay(crate::script::cli::ReplayArgs),
     /// Compare two transcripts APDU by APDU.
     #[command(
         after_help = "Examples:\n  cardsmith diff card.json replayed.json\n  cardsmith diff --json a.json b.json"
     )]
-    Diff(crate::script::transcript::DiffArgs),
+    Diff(crate::script::cli::DiffArgs),
     /// List PC/SC readers and whether a card is present.
     #[command(
         after_help = "Examples:\n  cardsmith readers\n  cardsmith readers --wait insert --timeout 30\n  cardsmith readers --wait remove --reader 'Virtual PCD 00 00' --json"
@@ -250,15 +250,15 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
     match cli.command {
         Command::Run(args) => return crate::script::cli::run(args, json),
-        Command::Replay(args) => return crate::script::transcript::replay_cmd(args, json),
-        Command::Diff(args) => return crate::script::transcript::diff_cmd(args, json),
+        Command::Replay(args) => return crate::script::cli::replay_cmd(args, json),
+        Command::Diff(args) => return crate::script::cli::diff_cmd(args, json),
         Command::Perso(args) => return crate::perso::cli::perso(args, json),
         Command::Verify(args) => return crate::perso::cli::verify(args, json),
         Command::Read(args) => return crate::perso::cli::read(args, json),
         Command::SampleRecords(args) => return crate::perso::cli::sample_records(args),
         Command::BioRates(args) => return crate::perso::cli::bio_rates(args, json),
         Command::Line(cmd) => return crate::line::cli::line(cmd, json),
-        Command::Journal(cmd) => return crate::line::register_cli::journal(cmd, json),
+        Command::Journal(cmd) => return crate::register::cli::journal(cmd, json),
         Command::Ca(cmd) => return crate::pki::cli::ca(cmd, json),
         Command::Programme(cmd) => return crate::programme::cli::programme(cmd, json),
         Command::Scp03(cmd) => return crate::scp03::cli::run(cmd, json),

@@ -4,7 +4,7 @@
 //! Every `crate::…` and `super::…` path in the non-test code of `src/`
 //! (use lines, use trees and paths written inline) is an edge from the
 //! file's module to the module it names. Modules are the top-level ones,
-//! with the command-line modules (`cli`, `X::cli`, `line::register_cli`)
+//! with the command-line modules (`cli`, `X::cli`)
 //! and the host-side parts of SCP03 (`scp03::keyfile`, `scp03::link`) as
 //! nodes of their own, since they sit in a different layer from their
 //! parent. Test code (`#[cfg(test)]` modules and their files) is left out:
@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 const SUB_NODES: &[(&str, &str)] = &[
     ("perso::cli", "perso::cli"),
     ("line::cli", "line::cli"),
-    ("line::register_cli", "line::cli"),
+    ("register::cli", "register::cli"),
     ("activate::cli", "activate::cli"),
     ("scp03::cli", "scp03::cli"),
     ("script::cli", "script::cli"),
@@ -250,7 +250,10 @@ struct Graph {
     edges: BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
 }
 
-fn build() -> Graph {
+/// The non-test source files under `src/` (not `main.rs`, not lib.rs):
+/// path relative to `src/`, module path, node, code without comments and
+/// test items.
+fn sources() -> Vec<(PathBuf, Vec<String>, String, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     rust_files(&root, &mut files);
@@ -273,7 +276,7 @@ fn build() -> Graph {
         }
         stripped.push((f.clone(), code));
     }
-    let mut edges: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    let mut out = Vec::new();
     for (f, code) in stripped {
         if test_files
             .iter()
@@ -281,15 +284,23 @@ fn build() -> Graph {
         {
             continue;
         }
-        let rel = f.strip_prefix(&root).expect("under src");
+        let rel = f.strip_prefix(&root).expect("under src").to_path_buf();
         if rel == Path::new("main.rs") {
             continue;
         }
-        let module = module_path(rel);
-        let Some(from) = node_of(&module) else {
+        let module = module_path(&rel);
+        let Some(node) = node_of(&module) else {
             continue; // lib.rs
         };
-        let is_mod_rs = f.file_name().is_some_and(|n| n == "mod.rs");
+        out.push((rel, module, node, code));
+    }
+    out
+}
+
+fn build() -> Graph {
+    let mut edges: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for (rel, module, from, code) in sources() {
+        let is_mod_rs = rel.file_name().is_some_and(|n| n == "mod.rs");
         for r in references(&code, &module, is_mod_rs) {
             let Some(to) = node_of(&r) else { continue };
             if to != from && to != "self" && to != "super" {
@@ -303,6 +314,22 @@ fn build() -> Graph {
         }
     }
     Graph { edges }
+}
+
+#[test]
+fn only_the_command_line_knows_clap() {
+    // Engines take plain configuration values; the command-line modules
+    // parse and validate arguments and build them.
+    let bad: Vec<String> = sources()
+        .into_iter()
+        .filter(|(_, _, node, code)| !is_cli(node) && code.contains("clap"))
+        .map(|(rel, ..)| format!("  {}", rel.display()))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "engine modules that use clap:\n{}",
+        bad.join("\n")
+    );
 }
 
 /// A cycle as a list of nodes, if there is one.

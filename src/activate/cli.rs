@@ -17,15 +17,22 @@ use super::ops;
 use super::pinentry::{LinePins, PinInput, TtyPins};
 use super::policy::PinPolicy;
 use crate::cli_common::{check_office, CardArgs, RecordRefused, EXIT_CARD_STATUS, EXIT_TRANSPORT};
-use crate::line::cli::{data_dir, open_journal, who, JournalArgs};
 use crate::perso::input::IsoTemplates;
 use crate::perso::side::IssuerSide;
 use crate::pki::CertificateAuthority as _;
+use crate::register::cli::{data_dir, open_journal, who, JournalArgs};
 use crate::register::journal::{iso_time, CardStatus, CertRow, Journal, RevocationReason, Who};
 use crate::transport::pcsc::{self as pc, CardEvent, ConnectOptions, PcscTransport};
 use crate::transport::{Channel, ExchangeOptions};
 
 /// Who is at which counter.
+/// Which PIN to unblock, as the command line names it.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum PinArg {
+    Id,
+    Signature,
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct CounterArgs {
     /// This office's code: 4 digits for an office at home (1021), CC-XXX for a consulate (AE-DXB).
@@ -151,7 +158,7 @@ pub enum ActivateCommand {
         reader: String,
         /// Which PIN.
         #[arg(long, value_enum)]
-        pin: PinChoice,
+        pin: PinArg,
         /// The scanner's ISO/IEC 19794-2 file (repeat for further tries); without it, asked for on the terminal.
         #[arg(long, value_name = "FILE")]
         template: Vec<PathBuf>,
@@ -412,6 +419,10 @@ pub fn activate(cmd: ActivateCommand, json: bool) -> Result<i32> {
                     Box::new(std::io::stdout())
                 },
                 interactive,
+            };
+            let pin = match pin {
+                PinArg::Id => PinChoice::Id,
+                PinArg::Signature => PinChoice::Signature,
             };
             match ct.unblock(&mut ch, &mut screen, pin_in.as_mut(), &mut templates, pin) {
                 Ok(u) => {

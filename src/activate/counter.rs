@@ -1121,7 +1121,7 @@ impl Counter<'_> {
 }
 
 /// Which PIN to unblock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PinChoice {
     Id,
     Signature,

@@ -10,12 +10,10 @@ use crate::cli_common::{CardArgs, RecordRefused};
 use crate::perso::input::IsoTemplates;
 use crate::perso::side::IssuerSide;
 use crate::record;
+use crate::register::cli::{data_dir, open_journal, who, JournalArgs};
 use crate::register::journal::{
-    iso_time, AttemptRow, BatchInfo, CardKnown, Journal, NewRecord, SetAside, Who, DEFAULT_LEASE,
+    iso_time, AttemptRow, BatchInfo, CardKnown, Journal, NewRecord, SetAside,
 };
-use crate::register::pg::{PgJournal, PgOptions};
-use crate::register::pgconf::{self, PgTarget};
-use crate::register::sqlite::SqliteJournal;
 use crate::scp03::keyfile::Scp03Keys;
 use crate::sim::faults::Faults;
 use crate::sim::timing::Timing;
@@ -26,26 +24,6 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-
-/// Where the journal is and who is working.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct JournalArgs {
-    /// The journal: an SQLite file, or the shared register as postgresql://USER@HOST:PORT/DB (password from PGPASSFILE, ~/.pgpass or PGPASSWORD, never here). Default: $CARDSMITH_JOURNAL, else <data dir>/line/journal.sqlite.
-    #[arg(long, value_name = "FILE|URL")]
-    pub journal: Option<String>,
-    /// How long a claim is held without renewal (e.g. 30s, 500ms); a station that stops renewing loses its claims after this.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub lease: Option<std::time::Duration>,
-    /// Where the journal, the local CA and the issuer key live (default: $CARDSMITH_DATA_DIR, $XDG_DATA_HOME/cardsmith or ~/.local/share/cardsmith).
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Who is at the station (default: $CARDSMITH_OPERATOR, else $USER).
-    #[arg(long)]
-    pub operator: Option<String>,
-    /// This line station's name (default: the host name).
-    #[arg(long)]
-    pub station: Option<String>,
-}
 
 /// Options of `line run` and `line resume`.
 #[derive(clap::Args, Debug, Clone)]
@@ -166,109 +144,6 @@ pub enum LineCommand {
         #[command(flatten)]
         journal: JournalArgs,
     },
-}
-
-pub(crate) fn data_dir(a: &JournalArgs) -> PathBuf {
-    a.data_dir
-        .clone()
-        .unwrap_or_else(crate::cli_common::default_data_dir)
-}
-
-/// A duration as `30s`, `500ms`, `2m` or plain seconds.
-pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
-    let t = s.trim();
-    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => t.split_at(i),
-        None => (t, "s"),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a duration such as 30s, 500ms or 2m"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" | "min" => n * 60.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}; expected ms, s or m")),
-    };
-    if !(secs > 0.0 && secs < 86_400.0) {
-        return Err(format!("{s:?}: expected more than 0 and less than a day"));
-    }
-    Ok(std::time::Duration::from_secs_f64(secs))
-}
-
-/// Where the journal is: the argument, else `CARDSMITH_JOURNAL`, else the
-/// data directory's SQLite file. The flag says whether it came from the
-/// command line (where a password is refused).
-pub(crate) fn journal_location(a: &JournalArgs) -> (String, bool) {
-    if let Some(j) = &a.journal {
-        return (j.clone(), true);
-    }
-    if let Some(j) = std::env::var("CARDSMITH_JOURNAL")
-        .ok()
-        .filter(|s| !s.trim().is_empty())
-    {
-        return (j, false);
-    }
-    (
-        data_dir(a)
-            .join("line")
-            .join("journal.sqlite")
-            .display()
-            .to_string(),
-        false,
-    )
-}
-
-/// The register target of a `postgresql://` location, named after the
-/// station in `pg_stat_activity`.
-pub(crate) fn pg_target(a: &JournalArgs, location: &str, argv: bool) -> Result<PgTarget> {
-    let mut t = pgconf::parse(location, argv).map_err(|e| anyhow!(RecordRefused(e.to_string())))?;
-    t.config
-        .application_name(&format!("cardsmith {}", who(a).station));
-    Ok(t)
-}
-
-pub(crate) fn open_journal(a: &JournalArgs) -> Result<Arc<dyn Journal>> {
-    let lease = a.lease.unwrap_or(DEFAULT_LEASE);
-    let (location, argv) = journal_location(a);
-    if pgconf::is_url(&location) {
-        let t = pg_target(a, &location, argv)?;
-        let opts = PgOptions {
-            lease,
-            ..PgOptions::default()
-        };
-        let j = PgJournal::open(t, opts).map_err(|e| anyhow!(e))?;
-        return Ok(Arc::new(j));
-    }
-    let j = SqliteJournal::open(Path::new(&location))
-        .map_err(|e| anyhow!(e))?
-        .with_lease(lease);
-    Ok(Arc::new(j))
-}
-
-pub(crate) fn who(a: &JournalArgs) -> Who {
-    let operator = a
-        .operator
-        .clone()
-        .or_else(|| std::env::var("CARDSMITH_OPERATOR").ok())
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| "unknown".into());
-    let station = a
-        .station
-        .clone()
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|s| s.trim().to_string())
-        })
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "station".into());
-    Who {
-        station,
-        operator,
-        reader: None,
-    }
 }
 
 fn sha256_file(path: &Path) -> Result<String> {

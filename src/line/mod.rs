@@ -3,7 +3,7 @@
 
 pub mod cli;
 pub mod progress;
-pub mod register_cli;
+
 pub mod report;
 pub mod run;
 pub mod slot;

@@ -274,19 +274,20 @@ pub fn perso(a: PersoArgs, json: bool) -> Result<i32> {
 
 pub fn verify(a: VerifyArgs, json: bool) -> Result<i32> {
     let mut side = IssuerSide::load(&a.card)?;
-    let ja = crate::line::cli::JournalArgs {
+    let ja = crate::register::cli::JournalArgs {
         journal: a.journal.clone(),
         lease: None,
         data_dir: a.card.data_dir.clone(),
         operator: None,
         station: None,
     };
-    let (location, named) = crate::line::cli::journal_location(&ja);
+    let (location, named) = crate::register::cli::journal_location(&ja);
     if named
         || crate::register::pgconf::is_url(&location)
         || std::path::Path::new(&location).exists()
     {
-        side.ca.set_register(crate::line::cli::open_journal(&ja)?);
+        side.ca
+            .set_register(crate::register::cli::open_journal(&ja)?);
     }
     let rec = load_one(&a.record, &side.profile)?;
     let input = card_input(&side, &rec)?;

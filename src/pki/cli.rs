@@ -8,8 +8,8 @@ use serde_json::json;
 
 use super::ca::{CertificateAuthority, LocalCa};
 use super::crl::crl_pem;
-use crate::line::cli::{data_dir, open_journal, who, JournalArgs};
 use crate::perso::cli::RecordRefused;
+use crate::register::cli::{data_dir, open_journal, who, JournalArgs};
 use crate::register::journal::iso_time;
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

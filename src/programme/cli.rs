@@ -28,6 +28,22 @@ pub enum Format {
     Html,
 }
 
+/// `--calendar`, as the command line names it.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CalendarArg {
+    Jalali,
+    Gregorian,
+}
+
+impl From<CalendarArg> for Calendar {
+    fn from(c: CalendarArg) -> Calendar {
+        match c {
+            CalendarArg::Jalali => Calendar::Jalali,
+            CalendarArg::Gregorian => Calendar::Gregorian,
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct StatusArgs {
     /// The register: an SQLite file, or postgresql://USER@HOST:PORT/DB (password from PGPASSFILE, ~/.pgpass or PGPASSWORD, never here). Default: $CARDSMITH_JOURNAL, else <data dir>/line/journal.sqlite.
@@ -47,7 +63,7 @@ pub struct StatusArgs {
     pub as_of: Option<String>,
     /// Calendar dates are shown in.
     #[arg(long, value_enum, default_value = "jalali")]
-    pub calendar: Calendar,
+    pub calendar: CalendarArg,
     /// Count a card shipped to an office and not collected for more than this many days as uncollected.
     #[arg(long, value_name = "DAYS", default_value_t = 30)]
     pub uncollected_after: u32,
@@ -143,10 +159,12 @@ fn status(a: StatusArgs, json: bool) -> Result<i32> {
         .format
         .unwrap_or(if json { Format::Json } else { Format::Text });
     let out = match format {
-        Format::Text => render::text(&view, a.calendar),
-        Format::Json => serde_json::to_string_pretty(&render::json(&view, a.calendar))? + "\n",
+        Format::Text => render::text(&view, a.calendar.into()),
+        Format::Json => {
+            serde_json::to_string_pretty(&render::json(&view, a.calendar.into()))? + "\n"
+        }
         Format::Csv => render::csv(&view),
-        Format::Html => html::page(&view, a.calendar),
+        Format::Html => html::page(&view, a.calendar.into()),
     };
     match &a.out {
         Some(p) => {

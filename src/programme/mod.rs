@@ -32,7 +32,7 @@ pub fn today() -> Day {
 }
 
 /// Which calendar dates are shown in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Calendar {
     Jalali,

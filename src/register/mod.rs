@@ -10,6 +10,7 @@
 //! command line.
 
 pub mod audit;
+pub mod cli;
 pub mod copy;
 pub mod journal;
 pub mod pg;

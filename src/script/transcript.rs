@@ -8,11 +8,10 @@
 
 use super::report::Report;
 use crate::hex;
-use crate::sim::{SimCard, SimConfig};
+use crate::sim::SimCard;
 use crate::transport::sim::SimTransport;
 use crate::transport::{Channel, ExchangeError, ExchangeOptions, Transport};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
 
 pub const FORMAT: &str = "cardsmith-transcript";
 
@@ -251,67 +250,4 @@ pub fn diff(a: &Transcript, b: &Transcript) -> Vec<Difference> {
         }
     }
     out
-}
-
-/// `cardsmith replay TRANSCRIPT`: against a fresh simulated card.
-#[derive(clap::Args, Debug, Clone)]
-pub struct ReplayArgs {
-    /// A transcript written by `cardsmith run --record`.
-    pub transcript: PathBuf,
-    /// Write the new transcript here.
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-}
-
-/// `cardsmith diff A B`: compare two transcripts.
-#[derive(clap::Args, Debug, Clone)]
-pub struct DiffArgs {
-    pub left: PathBuf,
-    pub right: PathBuf,
-}
-
-fn read(p: &PathBuf) -> anyhow::Result<Transcript> {
-    use anyhow::Context as _;
-    let text = std::fs::read_to_string(p).with_context(|| crate::errors::file("reading", p))?;
-    Transcript::from_json(&text)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| crate::errors::file("transcript", p))
-}
-
-fn print_diff(d: &[Difference], json: bool) {
-    if json {
-        println!("{}", serde_json::json!({ "differences": d }));
-        return;
-    }
-    for x in d {
-        println!(
-            "#{} {}:{} {}\n  - {}\n  + {}",
-            x.index, x.file, x.line, x.what, x.left, x.right
-        );
-    }
-    println!("{} differences", d.len());
-}
-
-/// Replay, print the differences from the recording; exit code 0 when none, 4 otherwise.
-pub fn replay_cmd(args: ReplayArgs, json: bool) -> anyhow::Result<i32> {
-    let t = read(&args.transcript)?;
-    let again = replay(&t, SimCard::blank(SimConfig::default()))?;
-    if let Some(p) = &args.out {
-        crate::private::write(p, again.to_json().as_bytes())
-            .map_err(|e| anyhow::Error::new(e).context(crate::errors::file("writing", p)))?;
-    }
-    // The ATR and reader differ by nature between a card and the simulator.
-    let d: Vec<_> = diff(&t, &again)
-        .into_iter()
-        .filter(|x| x.what != "atr" && x.what != "protocol")
-        .collect();
-    print_diff(&d, json);
-    Ok(if d.is_empty() { 0 } else { 4 })
-}
-
-/// Compare two transcripts; exit code 0 when equal, 4 otherwise.
-pub fn diff_cmd(args: DiffArgs, json: bool) -> anyhow::Result<i32> {
-    let d = diff(&read(&args.left)?, &read(&args.right)?);
-    print_diff(&d, json);
-    Ok(if d.is_empty() { 0 } else { 4 })
 }
