@@ -1,0 +1,289 @@
+//! The module in third-party clients, through the real pcscd, with a card
+//! personalized and activated by cardsmith (the holder's own PINs):
+//! OpenSC's pkcs11-tool lists, reads and signs with both keys (the
+//! signature key with its context-specific PIN), each signature verified
+//! by `openssl dgst -verify` against the certificate read from the card;
+//! gnutls' p11tool lists the token and its objects by PKCS#11 URI; OpenSSL
+//! signs through Debian's PKCS#11 engine; ssh logs into a local sshd with
+//! the authentication key. Each client loads the module by itself, with
+//! the profile given in CARDSMITH_PKCS11_PROFILES.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::{run, run_pty, Issued, ID_PIN, SIG_PIN};
+
+struct Tools {
+    card: Issued,
+    module: PathBuf,
+    profiles: PathBuf,
+}
+
+impl Tools {
+    fn pkcs11_tool(&self, args: &[&str]) -> (bool, String) {
+        run(Command::new("pkcs11-tool")
+            .arg("--module")
+            .arg(&self.module)
+            .args(args)
+            .env(cardsmith_pkcs11::profiles::ENV, &self.profiles))
+    }
+
+    /// pkcs11-tool at a terminal, typing each PIN at its prompt.
+    fn pkcs11_tool_typed(&self, args: &[&str], answers: &[(&str, &str)]) -> (bool, String) {
+        let mut all: Vec<&std::ffi::OsStr> = vec!["--module".as_ref(), self.module.as_os_str()];
+        all.extend(args.iter().map(|a| std::ffi::OsStr::new(a)));
+        run_pty(
+            "pkcs11-tool",
+            &all,
+            &[(cardsmith_pkcs11::profiles::ENV, self.profiles.as_os_str())],
+            answers,
+        )
+    }
+
+    /// `openssl` with the module's profile in its environment.
+    fn openssl(&self, args: &[&str]) -> (bool, String) {
+        run(Command::new("openssl")
+            .args(args)
+            .env(cardsmith_pkcs11::profiles::ENV, &self.profiles)
+            .env("PKCS11_MODULE_PATH", &self.module))
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.card.path(name)
+    }
+
+    fn s(p: &Path) -> &str {
+        p.to_str().expect("utf-8 path")
+    }
+
+    /// The certificate of key `id` read from the card with pkcs11-tool,
+    /// and its public key as PEM.
+    fn public_key(&self, id: &str) -> PathBuf {
+        let der = self.path(&format!("cert-{id}.der"));
+        let (ok, t) = self.pkcs11_tool(&[
+            "--read-object",
+            "--type",
+            "cert",
+            "--id",
+            id,
+            "-o",
+            Self::s(&der),
+        ]);
+        assert!(ok, "{t}");
+        let pem = self.path(&format!("pub-{id}.pem"));
+        let (ok, t) = self.openssl(&[
+            "x509",
+            "-inform",
+            "DER",
+            "-in",
+            Self::s(&der),
+            "-pubkey",
+            "-noout",
+            "-out",
+            Self::s(&pem),
+        ]);
+        assert!(ok, "{t}");
+        pem
+    }
+
+    /// `openssl dgst -verify` of a DER signature over `data`.
+    fn verifies(&self, hash: &str, pubkey: &Path, sig: &Path, data: &Path) -> (bool, String) {
+        self.openssl(&[
+            "dgst",
+            hash,
+            "-verify",
+            Self::s(pubkey),
+            "-signature",
+            Self::s(sig),
+            Self::s(data),
+        ])
+    }
+}
+
+const USER_PROMPT: (&str, &str) = ("Please enter User PIN", ID_PIN);
+const CONTEXT_PROMPT: &str = "Please enter context specific PIN";
+
+fn setup(seed: u64) -> Tools {
+    let card = Issued::new(seed);
+    let profiles = card.profiles_dir();
+    Tools {
+        module: support::module_path(),
+        profiles,
+        card,
+    }
+}
+
+#[test]
+fn pkcs11_tool_lists_reads_and_signs_with_both_keys() {
+    let t = setup(61);
+    let label = format!("cardsmith {}", t.card.serial);
+
+    let (ok, out) = t.pkcs11_tool(&["-L"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("Virtual PCD 00 00"), "{out}");
+    assert!(out.contains(&label), "{out}");
+    assert!(
+        out.contains(&format!("serial num         : {}", t.card.serial)),
+        "{out}"
+    );
+    assert!(out.contains("PIN initialized"), "{out}");
+
+    // Without login: both certificates, both public keys, and the
+    // signature key (guarded by its own PIN at every use); the
+    // authentication key only after login with the ID PIN.
+    let (ok, out) = t.pkcs11_tool(&["-O"]);
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("Certificate Object").count(), 2, "{out}");
+    assert_eq!(out.matches("Public Key Object").count(), 2, "{out}");
+    assert_eq!(out.matches("Private Key Object").count(), 1, "{out}");
+    assert!(out.contains("label:      signature"), "{out}");
+    let (ok, out) = t.pkcs11_tool(&["-O", "--login", "--pin", ID_PIN]);
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("Private Key Object").count(), 2, "{out}");
+    assert!(
+        out.contains("ID:         01") && out.contains("ID:         02"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Access:     sensitive, always sensitive, never extractable, local"),
+        "{out}"
+    );
+    assert!(out.contains("always authenticate"), "{out}");
+
+    let data = t.path("message.txt");
+    std::fs::write(&data, "a document the holder signs\n").expect("data");
+
+    // The authentication key after --login (the ID PIN).
+    let auth_pub = t.public_key("01");
+    let sig = t.path("auth.sig");
+    let (ok, out) = t.pkcs11_tool(&[
+        "--login",
+        "--pin",
+        ID_PIN,
+        "--sign",
+        "--id",
+        "01",
+        "-m",
+        "ECDSA-SHA256",
+        "--signature-format",
+        "openssl",
+        "-i",
+        Tools::s(&data),
+        "-o",
+        Tools::s(&sig),
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = t.verifies("-sha256", &auth_pub, &sig, &data);
+    assert!(ok && out.contains("Verified OK"), "{out}");
+
+    // The signature key with its context-specific PIN, typed as a holder
+    // does. pkcs11-tool logs in first (the token requires login for
+    // signing) and, the key having CKA_ALWAYS_AUTHENTICATE, asks for the
+    // context-specific PIN after C_SignInit. (With --pin it would give
+    // the same value to both logins, which suits only a card whose two
+    // PINs are equal.) Each hash the module offers.
+    let sig_pub = t.public_key("02");
+    for (mech, hash) in [
+        ("ECDSA-SHA256", "-sha256"),
+        ("ECDSA-SHA384", "-sha384"),
+        ("ECDSA-SHA512", "-sha512"),
+    ] {
+        let sig = t.path(&format!("sign-{mech}.sig"));
+        let (ok, out) = t.pkcs11_tool_typed(
+            &[
+                "--sign",
+                "--id",
+                "02",
+                "-m",
+                mech,
+                "--signature-format",
+                "openssl",
+                "-i",
+                Tools::s(&data),
+                "-o",
+                Tools::s(&sig),
+            ],
+            &[USER_PROMPT, (CONTEXT_PROMPT, SIG_PIN)],
+        );
+        assert!(ok, "{out}");
+        assert!(
+            !out.contains(SIG_PIN) && !out.contains(ID_PIN),
+            "a PIN was echoed: {out}"
+        );
+        let (ok, out) = t.verifies(hash, &sig_pub, &sig, &data);
+        assert!(ok && out.contains("Verified OK"), "{mech}: {out}");
+        // Not with the other key's certificate.
+        let (ok, out) = t.verifies(hash, &auth_pub, &sig, &data);
+        assert!(!ok && out.contains("Verification failure"), "{mech}: {out}");
+    }
+
+    // CKM_ECDSA: the caller hashes.
+    let digest = t.path("message.sha256");
+    let (ok, out) = t.openssl(&[
+        "dgst",
+        "-sha256",
+        "-binary",
+        "-out",
+        Tools::s(&digest),
+        Tools::s(&data),
+    ]);
+    assert!(ok, "{out}");
+    let sig = t.path("raw.sig");
+    let (ok, out) = t.pkcs11_tool_typed(
+        &[
+            "--sign",
+            "--id",
+            "02",
+            "-m",
+            "ECDSA",
+            "--signature-format",
+            "openssl",
+            "-i",
+            Tools::s(&digest),
+            "-o",
+            Tools::s(&sig),
+        ],
+        &[USER_PROMPT, (CONTEXT_PROMPT, SIG_PIN)],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = t.verifies("-sha256", &sig_pub, &sig, &data);
+    assert!(ok && out.contains("Verified OK"), "{out}");
+
+    // A wrong signature PIN: CKR_PIN_INCORRECT, and one try used on the
+    // card (the signature PIN's, not the ID PIN's).
+    let sig_ref = t.card.side.profile.signature_pin.reference;
+    let id_ref = t.card.side.profile.id_pin.reference;
+    assert_eq!(t.card.tries(sig_ref), 3);
+    let (ok, out) = t.pkcs11_tool_typed(
+        &[
+            "--sign",
+            "--id",
+            "02",
+            "-m",
+            "ECDSA-SHA256",
+            "-i",
+            Tools::s(&data),
+            "-o",
+            Tools::s(&t.path("wrong.sig")),
+        ],
+        &[USER_PROMPT, (CONTEXT_PROMPT, "11112222")],
+    );
+    assert!(!ok && out.contains("CKR_PIN_INCORRECT"), "{out}");
+    assert_eq!(t.card.tries(sig_ref), 2);
+    assert_eq!(t.card.tries(id_ref), 3);
+    let (ok, out) = t.pkcs11_tool(&["-L"]);
+    assert!(ok, "{out}");
+
+    // A wrong ID PIN: CKR_PIN_INCORRECT, and the token says so in its flags.
+    let (ok, out) = t.pkcs11_tool(&["--login", "--pin", "999999", "-O"]);
+    assert!(!ok && out.contains("CKR_PIN_INCORRECT"), "{out}");
+    assert_eq!(t.card.tries(id_ref), 2);
+    let (ok, out) = t.pkcs11_tool(&["-L"]);
+    assert!(ok && out.contains("user PIN count low"), "{out}");
+    // The right one restores the tries.
+    let (ok, out) = t.pkcs11_tool(&["--login", "--pin", ID_PIN, "-O"]);
+    assert!(ok, "{out}");
+    assert_eq!(t.card.tries(id_ref), 3);
+}
