@@ -237,11 +237,11 @@ pub unsafe extern "C" fn C_GetSlotInfo(id: CK_SLOT_ID, info: *mut CK_SLOT_INFO) 
 pub unsafe extern "C" fn C_GetTokenInfo(id: CK_SLOT_ID, info: *mut CK_TOKEN_INFO) -> CK_RV {
     with(|m| {
         let info = unsafe { out(info) }?;
-        let (_, serial, model, status, _) = m.token_info(id)?;
+        let (_, serial, _, status, _) = m.token_info(id)?;
         let serial_hex = cardsmith::hex::compact(&serial);
         pad(&mut info.label, &format!("cardsmith {serial_hex}"));
         pad(&mut info.manufacturerID, "cardsmith");
-        pad(&mut info.model, &model);
+        pad(&mut info.model, "cardsmith card");
         pad(&mut info.serialNumber, &serial_hex);
         let mut flags = CKF_WRITE_PROTECTED | CKF_LOGIN_REQUIRED | CKF_TOKEN_INITIALIZED;
         if let Some(s) = status {

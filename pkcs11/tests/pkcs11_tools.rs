@@ -287,3 +287,112 @@ fn pkcs11_tool_lists_reads_and_signs_with_both_keys() {
     assert!(ok, "{out}");
     assert_eq!(t.card.tries(id_ref), 3);
 }
+
+#[test]
+fn p11tool_lists_the_token_and_its_objects_by_uri() {
+    let t = setup(62);
+    let run_p11tool = |args: &[&str], pin: Option<&str>| {
+        let mut c = Command::new("p11tool");
+        c.arg("--provider")
+            .arg(&t.module)
+            .args(args)
+            .env(cardsmith_pkcs11::profiles::ENV, &t.profiles);
+        if let Some(p) = pin {
+            c.env("GNUTLS_PIN", p);
+        }
+        run(&mut c)
+    };
+    let token = format!("pkcs11:token=cardsmith%20{}", t.card.serial);
+    let (ok, out) = run_p11tool(&["--list-tokens"], None);
+    assert!(ok, "{out}");
+    assert!(out.contains(&token[7..]), "{out}");
+    assert!(out.contains("manufacturer=cardsmith"), "{out}");
+    assert!(out.contains(&format!("serial={}", t.card.serial)), "{out}");
+
+    // Without login, the certificates; after login (the ID PIN), every
+    // object, each by its URI.
+    let (ok, out) = run_p11tool(&["--list-all-certs", &token], None);
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("type=cert").count(), 2, "{out}");
+    let (ok, out) = run_p11tool(&["--login", "--list-all", &token], Some(ID_PIN));
+    assert!(ok, "{out}");
+    for object in [
+        "id=%01;object=authentication;type=cert",
+        "id=%02;object=signature;type=cert",
+        "id=%01;object=authentication;type=public",
+        "id=%02;object=signature;type=public",
+        "id=%01;object=authentication;type=private",
+        "id=%02;object=signature;type=private",
+    ] {
+        assert!(out.contains(object), "{object}:\n{out}");
+    }
+    assert!(out.contains("model=cardsmith%20card"), "{out}");
+    // The certificate by its URI.
+    let uri = format!("{token};id=%01;object=authentication;type=cert");
+    let (ok, out) = run_p11tool(&["--export", &uri], None);
+    assert!(ok && out.contains("-----BEGIN CERTIFICATE-----"), "{out}");
+}
+
+#[test]
+fn openssl_signs_through_the_pkcs11_engine() {
+    let t = setup(63);
+    let data = t.path("message.txt");
+    std::fs::write(&data, "signed through OpenSSL's PKCS#11 engine\n").expect("data");
+    let digest = t.path("message.sha256");
+    let (ok, out) = t.openssl(&[
+        "dgst",
+        "-sha256",
+        "-binary",
+        "-out",
+        Tools::s(&digest),
+        Tools::s(&data),
+    ]);
+    assert!(ok, "{out}");
+    let token = format!("pkcs11:token=cardsmith%20{}", t.card.serial);
+    // The authentication key with the ID PIN in the key's URI; the
+    // signature key asks for its PIN at every use, and the engine prompts
+    // for it on the terminal.
+    for (id, object, pin) in [
+        ("01", "authentication", ID_PIN),
+        ("02", "signature", SIG_PIN),
+    ] {
+        let public = t.public_key(id);
+        let sig = t.path(&format!("engine-{object}.sig"));
+        let key = match id {
+            "01" => format!("{token};object={object};type=private;pin-value={pin}"),
+            _ => format!("{token};object={object};type=private"),
+        };
+        let args = [
+            "pkeyutl",
+            "-engine",
+            "pkcs11",
+            "-keyform",
+            "engine",
+            "-inkey",
+            &key,
+            "-sign",
+            "-in",
+            Tools::s(&digest),
+            "-out",
+            Tools::s(&sig),
+        ];
+        let (ok, out) = match id {
+            "01" => t.openssl(&args),
+            _ => run_pty(
+                "openssl",
+                &args.map(std::ffi::OsStr::new),
+                &[
+                    (cardsmith_pkcs11::profiles::ENV, t.profiles.as_os_str()),
+                    ("PKCS11_MODULE_PATH", t.module.as_os_str()),
+                ],
+                &[("PIN for signature", pin)],
+            ),
+        };
+        assert!(ok, "{object}: {out}");
+        if id == "02" {
+            assert!(!out.contains(pin), "a PIN was echoed: {out}");
+        }
+        let (ok, out) = t.verifies("-sha256", &public, &sig, &data);
+        assert!(ok && out.contains("Verified OK"), "{object}: {out}");
+    }
+}

@@ -47,11 +47,13 @@ pub fn pcsc() -> PcscGuard {
     PcscGuard { _lock: f }
 }
 
-/// The module built next to this test (target/debug/libcardsmith_pkcs11.so).
+/// The module built with this test: target/debug/deps/libcardsmith_pkcs11.so
+/// (cargo builds the library's cdylib there for the tests; the copy in
+/// target/debug is refreshed only by a build of the package itself).
 pub fn module_path() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
     let deps = exe.parent().expect("deps dir");
-    for dir in [deps.parent().expect("profile dir"), deps] {
+    for dir in [deps, deps.parent().expect("profile dir")] {
         let p = dir.join("libcardsmith_pkcs11.so");
         if p.is_file() {
             return p;
