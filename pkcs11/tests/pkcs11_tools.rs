@@ -396,3 +396,148 @@ fn openssl_signs_through_the_pkcs11_engine() {
         assert!(ok && out.contains("Verified OK"), "{object}: {out}");
     }
 }
+
+/// A throwaway sshd on a free local port, in the foreground, logging to
+/// its standard error; stopped (by its own process id) when dropped.
+struct Sshd {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Sshd {
+    fn start(dir: &Path, authorized_keys: &str) -> Sshd {
+        std::fs::create_dir_all("/run/sshd").expect("sshd's privilege separation directory");
+        let host = dir.join("ssh_host_ed25519_key");
+        let (ok, out) = run(Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&host));
+        assert!(ok, "{out}");
+        let keys = dir.join("authorized_keys");
+        std::fs::write(&keys, authorized_keys).expect("authorized_keys");
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let config = dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile none\n\
+                 AuthorizedKeysFile {}\nPermitRootLogin yes\nUsePAM no\nStrictModes no\n\
+                 PubkeyAuthentication yes\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nAuthenticationMethods publickey\n\
+                 LogLevel VERBOSE\n",
+                host.display(),
+                keys.display()
+            ),
+        )
+        .expect("sshd_config");
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start sshd");
+        let mut sshd = Sshd { child, port };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return sshd;
+            }
+            if let Ok(Some(st)) = sshd.child.try_wait() {
+                panic!("sshd ended: {st}: {}", sshd.log());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("sshd does not listen on port {port}: {}", sshd.log());
+    }
+
+    /// Stop sshd; what it logged.
+    fn log(&mut self) -> String {
+        use std::io::Read as _;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut s = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn ssh_logs_in_with_the_cards_authentication_key() {
+    let t = setup(64);
+    // The authorized key: the authentication certificate's public key,
+    // as ssh-keygen converts it.
+    let pem = t.public_key("01");
+    let (ok, converted) = run(Command::new("ssh-keygen")
+        .args(["-i", "-m", "PKCS8", "-f"])
+        .arg(&pem));
+    assert!(ok, "{converted}");
+    let auth_key = converted
+        .lines()
+        .find(|l| l.starts_with("ecdsa-sha2-nistp256 "))
+        .expect("an ECDSA key")
+        .to_string();
+    let blob = auth_key.split(' ').nth(1).expect("key blob").to_string();
+    // ssh-keygen -D reads both keys from the card through the module.
+    let (ok, out) = run(Command::new("ssh-keygen")
+        .arg("-D")
+        .arg(&t.module)
+        .env(cardsmith_pkcs11::profiles::ENV, &t.profiles));
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("ecdsa-sha2-nistp256 ").count(), 2, "{out}");
+    assert!(out.contains(&blob), "{out}");
+
+    let mut sshd = Sshd::start(t.card.dir.path(), &format!("{auth_key}\n"));
+    // The ID PIN comes from an askpass program: no terminal.
+    let askpass = t.path("askpass.sh");
+    std::fs::write(&askpass, format!("#!/bin/sh\necho {ID_PIN}\n")).expect("askpass");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    }
+    // (Not IdentitiesOnly=yes: OpenSSH then drops PKCS#11 keys that are
+    // not also given as identity files.)
+    let (ok, out) = run(Command::new("ssh")
+        .args(["-F", "/dev/null", "-I"])
+        .arg(&t.module)
+        .args(["-p", &sshd.port.to_string()])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "IdentityAgent=none",
+            "-o",
+            "PreferredAuthentications=publickey",
+            "root@127.0.0.1",
+            "echo logged in with the national card",
+        ])
+        .env(cardsmith_pkcs11::profiles::ENV, &t.profiles)
+        .env("SSH_ASKPASS", &askpass)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .env("DISPLAY", ":0"));
+    let log = sshd.log();
+    assert!(
+        ok && out.contains("logged in with the national card"),
+        "{out}\nsshd:\n{log}"
+    );
+    assert!(log.contains("Accepted publickey for root"), "{log}");
+    assert!(
+        !out.contains(ID_PIN) && !log.contains(ID_PIN),
+        "{out}\n{log}"
+    );
+}
