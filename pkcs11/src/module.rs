@@ -637,7 +637,7 @@ impl Module {
         let user = self.slots[i].token.as_ref().is_some_and(|t| t.user);
         let (key, kind) = objects::parse_handle(o, keys.len()).ok_or(CKR_KEY_HANDLE_INVALID)?;
         let (k, a) = &keys[key];
-        if !objects::kinds(k).contains(&kind) {
+        if !objects::kinds(k).contains(&kind) || kind == Kind::Certificate {
             return Err(CKR_KEY_HANDLE_INVALID);
         }
         if kind != Kind::PrivateKey {
