@@ -541,3 +541,125 @@ fn ssh_logs_in_with_the_cards_authentication_key() {
         "{out}\n{log}"
     );
 }
+
+/// Another programme's card: its PKI application, files, key references,
+/// labels and PIN references differ from the reference card's, and only
+/// its profile says where they are.
+fn other_profile() -> (String, String) {
+    use cardsmith::perso::profile::{REFERENCE_FILESYSTEM, REFERENCE_PROFILE};
+    let mut toml = REFERENCE_PROFILE.to_string();
+    for (from, to) in [
+        (
+            "aid = \"F043534D504B01\"\nfid = \"6000\"",
+            "aid = \"F043534D504B07\"\nfid = \"7000\"",
+        ),
+        ("certificate_fid = \"6101\"", "certificate_fid = \"7101\""),
+        ("certificate_fid = \"6102\"", "certificate_fid = \"7102\""),
+        (
+            "name = \"authentication\"\nreference = 1",
+            "name = \"holder authentication\"\nreference = 3",
+        ),
+        (
+            "name = \"signature\"\nreference = 2",
+            "name = \"qualified signature\"\nreference = 4",
+        ),
+        ("id_pin = { reference = 0x81", "id_pin = { reference = 0x8X"),
+        (
+            "signature_pin = { reference = 0x82",
+            "signature_pin = { reference = 0x81",
+        ),
+        ("id_pin = { reference = 0x8X", "id_pin = { reference = 0x82"),
+    ] {
+        assert!(toml.contains(from), "{from}");
+        toml = toml.replace(from, to);
+    }
+    let mut script = REFERENCE_FILESYSTEM.to_string();
+    for (from, to) in [
+        ("F0 43 53 4D 50 4B 01", "F0 43 53 4D 50 4B 07"),
+        ("tlv(83, 6000)", "tlv(83, 7000)"),
+        ("02 6000", "02 7000"),
+        ("tlv(83, 6101)", "tlv(83, 7101)"),
+        ("tlv(83, 6102)", "tlv(83, 7102)"),
+    ] {
+        assert!(script.contains(from), "{from}");
+        script = script.replace(from, to);
+    }
+    (toml, script)
+}
+
+#[test]
+fn a_card_of_another_profile_works_by_its_profile() {
+    let (toml, script) = other_profile();
+    let card = Issued::with_profile(65, Some(("other-card", &toml, &script)));
+    let reference_only = card.profiles_dir().join("reference-card");
+    let mut t = Tools {
+        module: support::module_path(),
+        profiles: reference_only,
+        card,
+    };
+    // With only the reference profile, the card is no token.
+    let (ok, out) = t.pkcs11_tool(&["-L"]);
+    assert!(ok, "{out}");
+    assert!(
+        !out.contains(&format!("cardsmith {}", t.card.serial)),
+        "{out}"
+    );
+    // With both profiles, it is one, read by its own.
+    t.profiles = t.card.profiles_dir();
+    let (ok, out) = t.pkcs11_tool(&["-O", "--login", "--pin", ID_PIN]);
+    assert!(ok, "{out}");
+    assert!(out.contains("label:      holder authentication"), "{out}");
+    assert!(out.contains("label:      qualified signature"), "{out}");
+    assert!(
+        out.contains("ID:         03") && out.contains("ID:         04"),
+        "{out}"
+    );
+    assert_eq!(out.matches("Private Key Object").count(), 2, "{out}");
+
+    let data = t.path("message.txt");
+    std::fs::write(&data, "signed with another programme's card\n").expect("data");
+    let auth_pub = t.public_key("03");
+    let sig = t.path("auth.sig");
+    let (ok, out) = t.pkcs11_tool(&[
+        "--login",
+        "--pin",
+        ID_PIN,
+        "--sign",
+        "--id",
+        "03",
+        "-m",
+        "ECDSA-SHA256",
+        "--signature-format",
+        "openssl",
+        "-i",
+        Tools::s(&data),
+        "-o",
+        Tools::s(&sig),
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = t.verifies("-sha256", &auth_pub, &sig, &data);
+    assert!(ok && out.contains("Verified OK"), "{out}");
+    // The signature key's PIN is the profile's signature PIN (reference
+    // 81 on this card).
+    let sig_pub = t.public_key("04");
+    let sig = t.path("sign.sig");
+    let (ok, out) = t.pkcs11_tool_typed(
+        &[
+            "--sign",
+            "--id",
+            "04",
+            "-m",
+            "ECDSA-SHA256",
+            "--signature-format",
+            "openssl",
+            "-i",
+            Tools::s(&data),
+            "-o",
+            Tools::s(&sig),
+        ],
+        &[USER_PROMPT, (CONTEXT_PROMPT, SIG_PIN)],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = t.verifies("-sha256", &sig_pub, &sig, &data);
+    assert!(ok && out.contains("Verified OK"), "{out}");
+}

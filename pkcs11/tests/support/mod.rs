@@ -83,10 +83,24 @@ impl Issued {
     /// Personalize a blank card through pcscd and activate it as the
     /// counter does: live finger, the holder's PINs, the issuer's PUK.
     pub fn new(seed: u64) -> Issued {
+        Issued::with_profile(seed, None)
+    }
+
+    /// [`Issued::new`] with another card profile: its `profile.toml` and
+    /// `filesystem.apdu`, written to `<dir>/profiles/<name>/`.
+    pub fn with_profile(seed: u64, profile: Option<(&str, &str, &str)>) -> Issued {
         let guard = pcsc();
         let dir = tempfile::tempdir().expect("tempdir");
+        let profile = profile.map(|(name, toml, script)| {
+            let d = dir.path().join("profiles").join(name);
+            std::fs::create_dir_all(&d).expect("profile dir");
+            std::fs::write(d.join("profile.toml"), toml).expect("profile");
+            std::fs::write(d.join("filesystem.apdu"), script).expect("script");
+            d.join("profile.toml")
+        });
         let side = IssuerSide::load(&CardArgs {
             data_dir: Some(dir.path().to_path_buf()),
+            profile,
             ..CardArgs::default()
         })
         .expect("issuer side");
@@ -180,8 +194,8 @@ impl Issued {
             .tries_left
     }
 
-    /// A directory holding the profile the card was made with, for
-    /// CARDSMITH_PKCS11_PROFILES.
+    /// A directory holding the reference profile (and the card's own, for
+    /// a card made with another), for CARDSMITH_PKCS11_PROFILES.
     pub fn profiles_dir(&self) -> PathBuf {
         let d = self.dir.path().join("profiles/reference-card");
         std::fs::create_dir_all(&d).expect("profiles dir");
