@@ -272,42 +272,40 @@ pub fn sign(
     value: &[u8; 32],
     pin: Option<PinFirst<'_>>,
 ) -> Result<Vec<u8>, CK_RV> {
-    let r = ch
-        .run(|ex| {
-            pcard::select_aid(ex, &p.pki_aid)?;
-            if let Some(pf) = &pin {
-                let sw = ex
-                    .transmit(&cmd::verify(pf.reference, Secret::new(pf.pin.to_vec())))?
-                    .sw;
-                if !sw.is_ok() {
-                    return Ok(Err(verify_rv(sw)));
-                }
-            }
-            let mut mse = tlv::build(&[0x80], &[0x11]);
-            mse.extend(tlv::build(&[0x84], &[k.reference]));
+    ch.run(|ex| {
+        pcard::select_aid(ex, &p.pki_aid)?;
+        if let Some(pf) = &pin {
             let sw = ex
-                .transmit(&Command::new(0x00, 0x22, 0x41, k.usage.crt()).with_data(mse))?
+                .transmit(&cmd::verify(pf.reference, Secret::new(pf.pin.to_vec())))?
                 .sw;
             if !sw.is_ok() {
-                return Ok(Err(CKR_DEVICE_ERROR));
+                return Ok(Err(verify_rv(sw)));
             }
-            let c = match k.usage {
-                KeyUsage::Sign => Command::new(0x00, 0x2A, 0x9E, 0x9A),
-                KeyUsage::Authenticate => Command::new(0x00, 0x88, 0x00, 0x00),
-            }
-            .with_data(value.to_vec())
-            .with_ne(256);
-            let resp = ex.transmit(&c)?;
-            Ok::<_, ExchangeError>(match resp.sw {
-                StatusWord::Ok => raw_signature(&resp.data).ok_or(CKR_DEVICE_ERROR),
-                // The card wants its PIN first.
-                StatusWord::SecurityNotSatisfied => Err(CKR_USER_NOT_LOGGED_IN),
-                StatusWord::AuthenticationBlocked => Err(CKR_PIN_LOCKED),
-                _ => Err(CKR_FUNCTION_FAILED),
-            })
+        }
+        let mut mse = tlv::build(&[0x80], &[0x11]);
+        mse.extend(tlv::build(&[0x84], &[k.reference]));
+        let sw = ex
+            .transmit(&Command::new(0x00, 0x22, 0x41, k.usage.crt()).with_data(mse))?
+            .sw;
+        if !sw.is_ok() {
+            return Ok(Err(CKR_DEVICE_ERROR));
+        }
+        let c = match k.usage {
+            KeyUsage::Sign => Command::new(0x00, 0x2A, 0x9E, 0x9A),
+            KeyUsage::Authenticate => Command::new(0x00, 0x88, 0x00, 0x00),
+        }
+        .with_data(value.to_vec())
+        .with_ne(256);
+        let resp = ex.transmit(&c)?;
+        Ok::<_, ExchangeError>(match resp.sw {
+            StatusWord::Ok => raw_signature(&resp.data).ok_or(CKR_DEVICE_ERROR),
+            // The card wants its PIN first.
+            StatusWord::SecurityNotSatisfied => Err(CKR_USER_NOT_LOGGED_IN),
+            StatusWord::AuthenticationBlocked => Err(CKR_PIN_LOCKED),
+            _ => Err(CKR_FUNCTION_FAILED),
         })
-        .map_err(|e| rv_of(&e))?;
-    r
+    })
+    .map_err(|e| rv_of(&e))?
 }
 
 #[cfg(test)]

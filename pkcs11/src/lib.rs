@@ -237,7 +237,7 @@ pub unsafe extern "C" fn C_GetSlotInfo(id: CK_SLOT_ID, info: *mut CK_SLOT_INFO) 
 pub unsafe extern "C" fn C_GetTokenInfo(id: CK_SLOT_ID, info: *mut CK_TOKEN_INFO) -> CK_RV {
     with(|m| {
         let info = unsafe { out(info) }?;
-        let (_, serial, _, status, _) = m.token_info(id)?;
+        let (serial, status) = m.token_info(id)?;
         let serial_hex = cardsmith::hex::compact(&serial);
         pad(&mut info.label, &format!("cardsmith {serial_hex}"));
         pad(&mut info.manufacturerID, "cardsmith");

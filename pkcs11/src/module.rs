@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::time::Duration;
 
-use cardsmith::perso::card::{LifeCycle, RefStatus};
+use cardsmith::perso::card::RefStatus;
 use cardsmith::perso::profile::{KeySpec, Profile};
 use cardsmith::transport::Channel;
 use cryptoki_sys::*;
@@ -306,11 +306,9 @@ impl Module {
         &self.profiles[t.found.profile]
     }
 
-    /// The token in slot `id`, with the holder's ID PIN state.
-    pub fn token_info(
-        &mut self,
-        id: CK_SLOT_ID,
-    ) -> R<(String, [u8; 8], String, Option<RefStatus>, bool)> {
+    /// The serial of the token in slot `id`, with the holder's ID PIN
+    /// state on the card.
+    pub fn token_info(&mut self, id: CK_SLOT_ID) -> R<([u8; 8], Option<RefStatus>)> {
         let i = self.slot_index(id)?;
         self.refresh(i);
         let profiles = &self.profiles;
@@ -328,15 +326,7 @@ impl Module {
                 return Err(rv);
             }
         };
-        let serial = t.found.serial;
-        let activated = t.found.life_cycle == LifeCycle::Activated;
-        Ok((
-            slot.reader.clone(),
-            serial,
-            p.name.clone(),
-            status,
-            activated,
-        ))
+        Ok((t.found.serial, status))
     }
 
     pub fn open_session(&mut self, id: CK_SLOT_ID, flags: CK_FLAGS) -> R<CK_SESSION_HANDLE> {

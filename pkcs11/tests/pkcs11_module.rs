@@ -9,7 +9,7 @@
 mod support;
 
 use std::ffi::c_void;
-use std::ptr::{null, null_mut};
+use std::ptr::null_mut;
 
 use cryptoki_sys::*;
 use support::{Issued, ID_PIN, READER, SIG_PIN};
@@ -240,7 +240,7 @@ fn the_module_through_its_function_table_with_a_card_behind_pcscd() {
         LockMutex: None,
         UnlockMutex: None,
         flags: CKF_OS_LOCKING_OK,
-        pReserved: 1 as *mut c_void,
+        pReserved: std::ptr::dangling_mut::<c_void>(),
     };
     assert_eq!(
         call!(p, C_Initialize(&mut args as *mut _ as *mut c_void)),
@@ -621,11 +621,13 @@ fn the_module_through_its_function_table_with_a_card_behind_pcscd() {
     assert_eq!(card.tries(id_ref), 0);
     assert_eq!(card.tries(sig_ref), 0);
 
-    assert_eq!(call!(p, C_Finalize(1 as *mut c_void)), CKR_ARGUMENTS_BAD);
+    assert_eq!(
+        call!(p, C_Finalize(std::ptr::dangling_mut::<c_void>())),
+        CKR_ARGUMENTS_BAD
+    );
     assert_eq!(call!(p, C_Finalize(null_mut())), CKR_OK);
     assert_eq!(
         call!(p, C_GetSlotList(CK_TRUE, null_mut(), &mut n)),
         CKR_CRYPTOKI_NOT_INITIALIZED
     );
-    let _ = null::<u8>();
 }

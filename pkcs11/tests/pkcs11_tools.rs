@@ -33,7 +33,7 @@ impl Tools {
     /// pkcs11-tool at a terminal, typing each PIN at its prompt.
     fn pkcs11_tool_typed(&self, args: &[&str], answers: &[(&str, &str)]) -> (bool, String) {
         let mut all: Vec<&std::ffi::OsStr> = vec!["--module".as_ref(), self.module.as_os_str()];
-        all.extend(args.iter().map(|a| std::ffi::OsStr::new(a)));
+        all.extend(args.iter().map(std::ffi::OsStr::new));
         run_pty(
             "pkcs11-tool",
             &all,
