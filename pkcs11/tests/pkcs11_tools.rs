@@ -663,3 +663,45 @@ fn a_card_of_another_profile_works_by_its_profile() {
     let (ok, out) = t.verifies("-sha256", &sig_pub, &sig, &data);
     assert!(ok && out.contains("Verified OK"), "{out}");
 }
+
+#[test]
+fn a_profile_that_does_not_load_is_named_and_the_module_does_not_initialize() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("broken");
+    std::fs::create_dir_all(&bad).expect("dir");
+    std::fs::write(
+        bad.join("profile.toml"),
+        cardsmith::perso::profile::REFERENCE_PROFILE
+            .replace("aid = \"F043534D504B01\"", "aid = \"F04353\""),
+    )
+    .expect("profile");
+    std::fs::write(
+        bad.join("filesystem.apdu"),
+        cardsmith::perso::profile::REFERENCE_FILESYSTEM,
+    )
+    .expect("script");
+    let module = support::module_path();
+    let (ok, out) = run(Command::new("pkcs11-tool")
+        .arg("--module")
+        .arg(&module)
+        .arg("-L")
+        .env(cardsmith_pkcs11::profiles::ENV, &bad));
+    assert!(!ok, "{out}");
+    assert!(out.contains("CKR_GENERAL_ERROR"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "cardsmith-pkcs11: card profile {}: pki.aid: an AID has 5 to 16 bytes, found 3",
+            bad.join("profile.toml").display()
+        )),
+        "{out}"
+    );
+    // An entry that holds no profile at all.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("dir");
+    let (ok, out) = run(Command::new("pkcs11-tool")
+        .arg("--module")
+        .arg(&module)
+        .arg("-L")
+        .env(cardsmith_pkcs11::profiles::ENV, &empty));
+    assert!(!ok && out.contains("no profile.toml there"), "{out}");
+}
