@@ -601,6 +601,48 @@ fn the_module_through_its_function_table_with_a_card_behind_pcscd() {
     assert_eq!(card.tries(sig_ref), 3);
     assert_eq!(p.find(h, CKO_CERTIFICATE, None).len(), 2);
 
+    // The card pulled during the signature's own APDU (INTERNAL
+    // AUTHENTICATE, the third of its transaction): the same removal error.
+    // The same calls are made twice, the first time to count the APDUs.
+    let prepare = |h: CK_SESSION_HANDLE| {
+        assert_eq!(p.token(slot).map(|_| ()), Ok(()));
+        assert_eq!(p.sign_init(h, CKM_ECDSA_SHA256, auth_key), CKR_OK);
+    };
+    card.pull();
+    card.insert();
+    assert_eq!(call!(p, C_CloseSession(h)), CKR_OK);
+    let before = card.apdus();
+    assert!(p.token_slots().contains(&slot));
+    let h = p.open(slot);
+    assert_eq!(p.login(h, CKU_USER, ID_PIN), CKR_OK);
+    let probed = card.apdus();
+    prepare(h);
+    let prepared = card.apdus() - probed;
+    let sig = p.sign(h, b"counted").expect("signature");
+    assert!(verifies(&auth_point, b"counted", &sig));
+    assert_eq!(
+        card.apdus() - probed - prepared,
+        3,
+        "SELECT, MSE SET, INTERNAL AUTHENTICATE"
+    );
+    card.pull();
+    card.insert_with(cardsmith::sim::faults::Faults {
+        remove_at: Some(probed - before + prepared + 3),
+        ..Default::default()
+    });
+    assert!(p.token_slots().contains(&slot));
+    let h2 = p.open(slot);
+    assert_eq!(p.login(h2, CKU_USER, ID_PIN), CKR_OK);
+    prepare(h2);
+    assert!(card.inserted());
+    assert_eq!(p.sign(h2, b"pulled"), Err(CKR_DEVICE_REMOVED));
+    assert!(!card.inserted());
+    assert_eq!(p.token(slot).err(), Some(CKR_TOKEN_NOT_PRESENT));
+    assert_eq!(call!(p, C_CloseSession(h2)), CKR_OK);
+    card.pull();
+    card.insert();
+    let h = p.open(slot);
+
     // PINs blocked: the flags say so, and C_Login says CKR_PIN_LOCKED.
     assert_eq!(p.login(h, CKU_USER, "000000"), CKR_PIN_INCORRECT);
     assert_eq!(p.login(h, CKU_USER, "000000"), CKR_PIN_INCORRECT);

@@ -157,13 +157,32 @@ impl Issued {
 
     /// Put the card into the reader (again) and wait until pcscd sees it.
     pub fn insert(&mut self) {
+        self.insert_with(cardsmith::sim::faults::Faults::none());
+    }
+
+    /// [`Issued::insert`] with faults (the card pulled at APDU k of this
+    /// insertion, …).
+    pub fn insert_with(&mut self, faults: cardsmith::sim::faults::Faults) {
         pc::wait_for(Some(READER), CardEvent::Removed, Duration::from_secs(10))
             .expect("the reader is empty");
         let mut opts = VpcdOptions::slot(0);
         opts.reconnect = false;
+        opts.faults = faults;
         self.served = Some(VpcdCard::start_shared(self.card.clone(), opts).expect("vpcd"));
         pc::wait_for(Some(READER), CardEvent::Inserted, Duration::from_secs(10))
             .expect("pcscd sees the card");
+    }
+
+    /// APDUs the card received in this insertion.
+    pub fn apdus(&self) -> u64 {
+        self.served.as_ref().map_or(0, |s| {
+            s.stats.apdus.load(std::sync::atomic::Ordering::SeqCst)
+        })
+    }
+
+    /// Whether the card is still in the reader (false once a fault pulled it).
+    pub fn inserted(&self) -> bool {
+        self.served.as_ref().is_some_and(|s| s.is_inserted())
     }
 
     /// Pull the card and wait until pcscd sees it gone.
