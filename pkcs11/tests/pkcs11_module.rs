@@ -608,10 +608,13 @@ fn the_module_through_its_function_table_with_a_card_behind_pcscd() {
         assert_eq!(p.token(slot).map(|_| ()), Ok(()));
         assert_eq!(p.sign_init(h, CKM_ECDSA_SHA256, auth_key), CKR_OK);
     };
+    // Pulled and put back between two calls: the module sees a new
+    // insertion (the reader's event count), not the same card going on.
     card.pull();
     card.insert();
-    assert_eq!(call!(p, C_CloseSession(h)), CKR_OK);
     let before = card.apdus();
+    assert_eq!(p.attr(h, cert, CKA_VALUE), Err(CKR_DEVICE_REMOVED));
+    assert_eq!(call!(p, C_CloseSession(h)), CKR_OK);
     assert!(p.token_slots().contains(&slot));
     let h = p.open(slot);
     assert_eq!(p.login(h, CKU_USER, ID_PIN), CKR_OK);

@@ -705,3 +705,31 @@ fn a_profile_that_does_not_load_is_named_and_the_module_does_not_initialize() {
         .env(cardsmith_pkcs11::profiles::ENV, &empty));
     assert!(!ok && out.contains("no profile.toml there"), "{out}");
 }
+
+#[test]
+fn a_card_not_yet_handed_to_its_holder_has_no_user_pin_yet() {
+    let card = Issued::personalized(66);
+    let t = Tools {
+        module: support::module_path(),
+        profiles: card.profiles_dir(),
+        card,
+    };
+    let (ok, out) = t.pkcs11_tool(&["-L"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("cardsmith {}", t.card.serial)),
+        "{out}"
+    );
+    assert!(!out.contains("PIN initialized"), "{out}");
+    // Certificates and public keys are there; no PIN works until the
+    // holder has chosen theirs at a counter, and trying costs no try.
+    let (ok, out) = t.pkcs11_tool(&["-O"]);
+    assert!(
+        ok && out.matches("Certificate Object").count() == 2,
+        "{out}"
+    );
+    let (ok, out) = t.pkcs11_tool(&["--login", "--pin", ID_PIN, "-O"]);
+    assert!(!ok && out.contains("CKR_USER_PIN_NOT_INITIALIZED"), "{out}");
+    let id_ref = t.card.side.profile.id_pin.reference;
+    assert_eq!(t.card.tries(id_ref), 3);
+}

@@ -89,6 +89,16 @@ impl Issued {
     /// [`Issued::new`] with another card profile: its `profile.toml` and
     /// `filesystem.apdu`, written to `<dir>/profiles/<name>/`.
     pub fn with_profile(seed: u64, profile: Option<(&str, &str, &str)>) -> Issued {
+        Issued::make(seed, profile, true)
+    }
+
+    /// A card personalized by the line but not yet handed to its holder:
+    /// its PINs still hold the transport values.
+    pub fn personalized(seed: u64) -> Issued {
+        Issued::make(seed, None, false)
+    }
+
+    fn make(seed: u64, profile: Option<(&str, &str, &str)>, activate: bool) -> Issued {
         let guard = pcsc();
         let dir = tempfile::tempdir().expect("tempdir");
         let profile = profile.map(|(name, toml, script)| {
@@ -134,6 +144,9 @@ impl Issued {
         let p = &issued.side.profile;
         let done = engine::personalize(&mut ch, &issued.side.issuer(), &input).expect("perso");
         issued.serial = done.serial.clone();
+        if !activate {
+            return issued;
+        }
         let live = std::fs::read(&h.live).expect("live capture");
         let probe = input::compact_template(&live, usize::from(p.max_minutiae)).expect("compact");
         let m = ops::verify_finger(&mut ch, p, p.bio_references[0], &Secret::new(probe))
