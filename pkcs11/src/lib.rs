@@ -758,3 +758,36 @@ static FUNCTION_LIST: CK_FUNCTION_LIST = CK_FUNCTION_LIST {
     C_CancelFunction: Some(C_CancelFunction),
     C_WaitForSlotEvent: Some(C_WaitForSlotEvent),
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_a_code_and_the_state_stays_usable() {
+        assert_eq!(guard(|| CKR_OK), CKR_OK);
+        let rv = guard(|| {
+            let _g = lock();
+            panic!("inside the lock");
+        });
+        assert_eq!(rv, CKR_GENERAL_ERROR);
+        // The poisoned lock is taken again; no entry point is stuck.
+        assert!(lock().is_none());
+        let mut n: CK_ULONG = 0;
+        assert_eq!(
+            unsafe { C_GetSlotList(CK_TRUE, std::ptr::null_mut(), &mut n) },
+            CKR_CRYPTOKI_NOT_INITIALIZED
+        );
+    }
+
+    #[test]
+    fn text_fields_are_blank_padded_and_cut_at_a_character() {
+        let mut f = [0u8; 8];
+        pad(&mut f, "ab");
+        assert_eq!(&f, b"ab      ");
+        pad(&mut f, "cardsmith card");
+        assert_eq!(&f, b"cardsmit");
+        pad(&mut f, "کارت ملی");
+        assert!(std::str::from_utf8(f.as_slice()).is_ok());
+    }
+}

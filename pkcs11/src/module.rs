@@ -53,7 +53,7 @@ enum Input {
 
 struct SignOp {
     key: usize,
-    mech: CK_MECHANISM_TYPE,
+    /// What the mechanism makes of the data (CKM_ECDSA or CKM_ECDSA_SHA*).
     input: Input,
     /// The PIN given with CKU_CONTEXT_SPECIFIC for this signature.
     pin: Option<Zeroizing<Vec<u8>>>,
@@ -646,7 +646,6 @@ impl Module {
         if let Some(s) = self.sessions.get_mut(&h) {
             s.sign = Some(SignOp {
                 key,
-                mech,
                 input,
                 pin: None,
             });
@@ -712,7 +711,6 @@ impl Module {
                 finish_value(c.clone().finish().as_ref())?
             }
         };
-        let _ = op.mech;
         let key = op.key;
         let op_pin = op.pin.take();
         let profiles = &self.profiles;
