@@ -7,11 +7,11 @@ source scripts/setup.sh
 # 2 cores: build with both, run test binaries with both; PC/SC tests
 # serialise themselves on a lock because the vpcd slots are shared.
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
-cargo build --locked --all-targets
+cargo build --locked --workspace --all-targets
 # The pcscd driver (ifd/) is its own package: its unit tests need no pcscd.
 cargo test --locked --manifest-path ifd/Cargo.toml -q
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --no-fail-fast --test-threads 2
+  cargo nextest run --locked --workspace --no-fail-fast --test-threads 2
 else
-  cargo test --locked --no-fail-fast -- --test-threads 2
+  cargo test --locked --workspace --no-fail-fast -- --test-threads 2
 fi

@@ -382,7 +382,8 @@ impl Command {
             Data::Personal(v) => Some(personal_placeholder(v.len())),
             Data::Sensitive(s) => Some(format!("REDACTED({} bytes)", s.len())),
         };
-        match (placeholder, self.encode()) {
+        // The encoding holds a secret's bytes (a PIN): wiped when dropped.
+        match (placeholder, self.encode().map(zeroize::Zeroizing::new)) {
             (None, Ok(bytes)) => hex::spaced(&bytes),
             (Some(shown), Ok(bytes)) => {
                 let n = self.data().len();

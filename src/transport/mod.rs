@@ -500,7 +500,8 @@ impl<'s> Exchange<'s> {
     }
 
     fn wire_cmd(&mut self, c: &Command) -> Result<Response, ExchangeError> {
-        let bytes = c.encode()?;
+        // The wire bytes of a secret's command (a PIN) are wiped after sending.
+        let bytes = zeroize::Zeroizing::new(c.encode()?);
         self.wire(&bytes, Shown::of(c))
     }
 

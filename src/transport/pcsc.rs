@@ -223,6 +223,19 @@ impl PcscTransport {
         Ok(t)
     }
 
+    /// Disconnect; `reset` false leaves the card as it is (powered, its
+    /// security state kept). Dropping a transport resets the card (the
+    /// `pcsc` crate's default), which a guest such as the PKCS#11 module
+    /// must not do to a card it only looked at.
+    pub fn disconnect(self, reset: bool) {
+        let disp = if reset {
+            pcsc::Disposition::ResetCard
+        } else {
+            pcsc::Disposition::LeaveCard
+        };
+        let _ = self.card.disconnect(disp);
+    }
+
     fn refresh_status(&mut self) -> Result<(), TransportError> {
         let st = self
             .card

@@ -1,0 +1,350 @@
+//! The card side of the module: what it asks a card, each step one PC/SC
+//! transaction ([`Channel::run`]) over cardsmith's transport, every
+//! number from the card's profile.
+
+use cardsmith::apdu::{cmd, Command, StatusWord};
+use cardsmith::perso::card::{self as pcard, LifeCycle, RefStatus};
+use cardsmith::perso::profile::{KeySpec, KeyUsage, PinSpec, Profile};
+use cardsmith::secret::Secret;
+use cardsmith::tlv;
+use cardsmith::transport::pcsc::{ConnectOptions, PcscTransport};
+use cardsmith::transport::{
+    Channel, ExchangeError, ExchangeOptions, Protocol, Session, Transport, TransportError,
+};
+use cryptoki_sys::*;
+
+/// A PC/SC connection that leaves the card as it is when it ends. The
+/// module is a guest: it must not reset a card it looked at (the `pcsc`
+/// crate resets on drop), nor, for another application's sake, one whose
+/// PIN the holder just gave.
+struct Guest(Option<PcscTransport>);
+
+impl Guest {
+    fn inner(&mut self) -> Result<&mut PcscTransport, TransportError> {
+        self.0.as_mut().ok_or(TransportError::NoReaders)
+    }
+}
+
+impl Transport for Guest {
+    fn begin(&mut self) -> Result<Box<dyn Session + '_>, TransportError> {
+        self.inner()?.begin()
+    }
+    fn reconnect(&mut self, reset: bool) -> Result<(), TransportError> {
+        self.inner()?.reconnect(reset)
+    }
+    fn atr(&self) -> Vec<u8> {
+        self.0.as_ref().map(|t| t.atr()).unwrap_or_default()
+    }
+    fn protocol(&self) -> Protocol {
+        self.0.as_ref().map_or(Protocol::T1, |t| t.protocol())
+    }
+    fn reader(&self) -> String {
+        self.0.as_ref().map(|t| t.reader()).unwrap_or_default()
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            t.disconnect(false);
+        }
+    }
+}
+
+/// The PKCS#11 code for a failed exchange: the card or reader went away,
+/// or the device failed.
+pub fn rv_of(e: &ExchangeError) -> CK_RV {
+    match e {
+        ExchangeError::Transport(t) if t.is_absence() => CKR_DEVICE_REMOVED,
+        _ => CKR_DEVICE_ERROR,
+    }
+}
+
+/// Connect to the card in `reader` (its exact PC/SC name).
+pub fn connect(reader: &str) -> Result<Channel, CK_RV> {
+    let t = PcscTransport::connect(Some(reader), ConnectOptions::default()).map_err(|e| {
+        if e.is_absence() {
+            CKR_TOKEN_NOT_PRESENT
+        } else {
+            CKR_DEVICE_ERROR
+        }
+    })?;
+    Ok(Channel::new(
+        Box::new(Guest(Some(t))),
+        ExchangeOptions::default(),
+    ))
+}
+
+/// One of the card's key pairs, as the profile names it, with what the
+/// card holds for it.
+#[derive(Debug, Clone)]
+pub struct CardKey {
+    pub spec: KeySpec,
+    /// The certificate (DER); `None` when its EF is empty or unreadable.
+    pub cert: Option<Vec<u8>>,
+    /// The uncompressed P-256 point (65 bytes).
+    pub point: Vec<u8>,
+}
+
+/// What the module learned from a card of one of its profiles.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub profile: usize,
+    pub serial: [u8; 8],
+    pub life_cycle: LifeCycle,
+    pub keys: Vec<CardKey>,
+}
+
+/// Whether the card holds a certificate: an EF never written is all
+/// zeros or all FF.
+fn certificate(data: Vec<u8>) -> Option<Vec<u8>> {
+    (data.first() == Some(&0x30)).then_some(data)
+}
+
+/// Is the card in `ch` one of `profiles`' cards, personalized or
+/// activated? Each profile is tried in one transaction: SELECT of its PKI
+/// application, then serial, life cycle, certificates and public keys.
+pub fn probe(ch: &mut Channel, profiles: &[Profile]) -> Result<Option<Found>, CK_RV> {
+    for (i, p) in profiles.iter().enumerate() {
+        let r = ch.run(|ex| {
+            let sel = ex.transmit(&cmd::select_by_aid(&p.pki_aid, cmd::SelectReturn::Nothing))?;
+            if !sel.sw.is_ok() {
+                return Ok(None);
+            }
+            pcard::select_mf(ex)?;
+            let serial = pcard::serial(ex)?;
+            let life_cycle = pcard::life_cycle(ex, p)?;
+            if !matches!(life_cycle, LifeCycle::Personalized | LifeCycle::Activated) {
+                return Ok(None);
+            }
+            pcard::select_aid(ex, &p.pki_aid)?;
+            let mut keys = Vec::new();
+            for k in &p.keys {
+                let cert = pcard::read_personal_ef(ex, k.certificate_fid)
+                    .ok()
+                    .and_then(certificate);
+                pcard::select_aid(ex, &p.pki_aid)?;
+                let point = pcard::read_public_key(ex, k)?;
+                keys.push(CardKey {
+                    spec: k.clone(),
+                    cert,
+                    point,
+                });
+            }
+            Ok::<_, ExchangeError>(Some(Found {
+                profile: i,
+                serial,
+                life_cycle,
+                keys,
+            }))
+        });
+        match r {
+            Ok(Some(f)) => return Ok(Some(f)),
+            Ok(None) => continue,
+            // A card that answers another profile's commands wrongly is
+            // simply not of that profile.
+            Err(ExchangeError::Transport(t)) if t.is_absence() => return Err(CKR_DEVICE_REMOVED),
+            Err(ExchangeError::Transport(_)) => return Err(CKR_DEVICE_ERROR),
+            Err(_) => continue,
+        }
+    }
+    Ok(None)
+}
+
+/// A PIN's state on the card (the profile's status list).
+pub fn pin_status(
+    ch: &mut Channel,
+    p: &Profile,
+    pin: &PinSpec,
+) -> Result<Option<RefStatus>, CK_RV> {
+    let list = ch
+        .run(|ex| {
+            pcard::select_mf(ex)?;
+            pcard::status_list(ex, p)
+        })
+        .map_err(|e| rv_of(&e))?;
+    Ok(list
+        .into_iter()
+        .find(|s| !s.biometric && s.reference & 0x0F == pin.reference & 0x0F))
+}
+
+/// The PKCS#11 code for the card's answer to VERIFY.
+pub fn verify_rv(sw: StatusWord) -> CK_RV {
+    match sw {
+        StatusWord::Ok => CKR_OK,
+        StatusWord::WrongPin { retries: 0 } | StatusWord::AuthenticationBlocked => CKR_PIN_LOCKED,
+        StatusWord::WrongPin { .. } => CKR_PIN_INCORRECT,
+        // The holder has not replaced the transport PIN yet (pickup).
+        StatusWord::ReferenceDataNotUsable => CKR_USER_PIN_NOT_INITIALIZED,
+        StatusWord::WrongLength => CKR_PIN_LEN_RANGE,
+        _ => CKR_DEVICE_ERROR,
+    }
+}
+
+/// VERIFY `pin` against PIN `reference` in the application `aid`; when
+/// `reset_after` and it matched, the card forgets it again at once (the
+/// PIN is given again with the operation it is for).
+pub fn verify_pin(
+    ch: &mut Channel,
+    aid: &[u8],
+    reference: u8,
+    pin: &[u8],
+    reset_after: bool,
+) -> Result<(), CK_RV> {
+    let sw = ch
+        .run(|ex| {
+            pcard::select_aid(ex, aid)?;
+            let sw = ex
+                .transmit(&cmd::verify(reference, Secret::new(pin.to_vec())))?
+                .sw;
+            if sw.is_ok() && reset_after {
+                // Best effort: a card without VERIFY P1=FF keeps the state
+                // until its next signature uses it up.
+                let _ = ex.transmit(&cmd::verify_reset(reference));
+            }
+            Ok::<_, ExchangeError>(sw)
+        })
+        .map_err(|e| rv_of(&e))?;
+    match verify_rv(sw) {
+        CKR_OK => Ok(()),
+        rv => Err(rv),
+    }
+}
+
+/// Forget PIN `reference`'s verification (C_Logout). Best effort.
+pub fn forget_pin(ch: &mut Channel, aid: &[u8], reference: u8) {
+    let _ = ch.run(|ex| {
+        pcard::select_aid(ex, aid)?;
+        ex.transmit(&cmd::verify_reset(reference)).map(|_| ())
+    });
+}
+
+/// r ‖ s from the card's answer: 64 bytes as they are, or a DER
+/// ECDSA-Sig-Value (SEQUENCE of two INTEGERs) converted.
+pub fn raw_signature(answer: &[u8]) -> Option<Vec<u8>> {
+    if answer.len() == 64 {
+        return Some(answer.to_vec());
+    }
+    let nodes = tlv::decode(answer);
+    let [seq] = nodes.as_slice() else { return None };
+    let ints = tlv::children(seq);
+    let [r, s] = ints else { return None };
+    let mut out = Vec::with_capacity(64);
+    for n in [r, s] {
+        let tlv::NodeKind::Tlv {
+            tag,
+            value,
+            children,
+            ..
+        } = &n.kind
+        else {
+            return None;
+        };
+        if tag.as_slice() != [0x02] || !children.is_empty() {
+            return None;
+        }
+        let v: &[u8] = value;
+        let v = match v {
+            [0, rest @ ..] if rest.len() == 32 => rest,
+            v if v.len() <= 32 => v,
+            _ => return None,
+        };
+        out.extend(std::iter::repeat_n(0u8, 32 - v.len()));
+        out.extend_from_slice(v);
+    }
+    Some(out)
+}
+
+/// The PIN a signature needs before it, given again in the signature's
+/// own transaction.
+pub struct PinFirst<'a> {
+    pub reference: u8,
+    pub pin: &'a [u8],
+}
+
+/// Sign a 32-byte value with key `k` in one transaction: SELECT, the PIN
+/// if one is given, MSE SET, then PSO COMPUTE DIGITAL SIGNATURE or
+/// INTERNAL AUTHENTICATE. The raw r ‖ s.
+pub fn sign(
+    ch: &mut Channel,
+    p: &Profile,
+    k: &KeySpec,
+    value: &[u8; 32],
+    pin: Option<PinFirst<'_>>,
+) -> Result<Vec<u8>, CK_RV> {
+    ch.run(|ex| {
+        pcard::select_aid(ex, &p.pki_aid)?;
+        if let Some(pf) = &pin {
+            let sw = ex
+                .transmit(&cmd::verify(pf.reference, Secret::new(pf.pin.to_vec())))?
+                .sw;
+            if !sw.is_ok() {
+                return Ok(Err(verify_rv(sw)));
+            }
+        }
+        let mut mse = tlv::build(&[0x80], &[0x11]);
+        mse.extend(tlv::build(&[0x84], &[k.reference]));
+        let sw = ex
+            .transmit(&Command::new(0x00, 0x22, 0x41, k.usage.crt()).with_data(mse))?
+            .sw;
+        if !sw.is_ok() {
+            return Ok(Err(CKR_DEVICE_ERROR));
+        }
+        let c = match k.usage {
+            KeyUsage::Sign => Command::new(0x00, 0x2A, 0x9E, 0x9A),
+            KeyUsage::Authenticate => Command::new(0x00, 0x88, 0x00, 0x00),
+        }
+        .with_data(value.to_vec())
+        .with_ne(256);
+        let resp = ex.transmit(&c)?;
+        Ok::<_, ExchangeError>(match resp.sw {
+            StatusWord::Ok => raw_signature(&resp.data).ok_or(CKR_DEVICE_ERROR),
+            // The card wants its PIN first.
+            StatusWord::SecurityNotSatisfied => Err(CKR_USER_NOT_LOGGED_IN),
+            StatusWord::AuthenticationBlocked => Err(CKR_PIN_LOCKED),
+            _ => Err(CKR_FUNCTION_FAILED),
+        })
+    })
+    .map_err(|e| rv_of(&e))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn der_signatures_become_raw() {
+        let r = [0x81u8; 32];
+        let s = [0x01u8; 31];
+        let mut der = vec![0x30, 2 + 33 + 2 + 31, 0x02, 33, 0x00];
+        der.extend_from_slice(&r);
+        der.extend_from_slice(&[0x02, 31]);
+        der.extend_from_slice(&s);
+        let raw = raw_signature(&der).unwrap();
+        assert_eq!(&raw[..32], &r);
+        assert_eq!(raw[32], 0);
+        assert_eq!(&raw[33..], &s);
+        assert_eq!(raw_signature(&[7; 64]).unwrap(), vec![7; 64]);
+        assert!(raw_signature(&[0x30, 0x00]).is_none());
+        assert!(raw_signature(&[1, 2, 3]).is_none());
+    }
+
+    #[test]
+    fn verify_answers_map_to_pkcs11_codes() {
+        assert_eq!(
+            verify_rv(StatusWord::WrongPin { retries: 2 }),
+            CKR_PIN_INCORRECT
+        );
+        assert_eq!(
+            verify_rv(StatusWord::WrongPin { retries: 0 }),
+            CKR_PIN_LOCKED
+        );
+        assert_eq!(verify_rv(StatusWord::AuthenticationBlocked), CKR_PIN_LOCKED);
+        assert_eq!(
+            verify_rv(StatusWord::ReferenceDataNotUsable),
+            CKR_USER_PIN_NOT_INITIALIZED
+        );
+        assert_eq!(verify_rv(StatusWord::WrongLength), CKR_PIN_LEN_RANGE);
+        assert_eq!(verify_rv(StatusWord::Ok), CKR_OK);
+    }
+}
