@@ -15,6 +15,12 @@
 //! (redacted in any trace) and are never logged; the module logs nothing.
 
 #![allow(non_snake_case)]
+// No panic reachable from a card or a caller: outside tests, no indexing
+// or slicing that can go out of bounds, no unwrap, no expect.
+#![cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
+)]
 #![allow(clippy::missing_safety_doc)]
 
 pub mod card;
@@ -104,7 +110,9 @@ fn pad(field: &mut [u8], s: &str) {
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    field[..end].copy_from_slice(&s.as_bytes()[..end]);
+    if let (Some(dst), Some(src)) = (field.get_mut(..end), s.as_bytes().get(..end)) {
+        dst.copy_from_slice(src);
+    }
 }
 
 const VERSION: CK_VERSION = CK_VERSION { major: 0, minor: 1 };

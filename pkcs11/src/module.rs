@@ -132,11 +132,13 @@ fn finish_value(h: &[u8]) -> R<[u8; 32]> {
     if !matches!(h.len(), 20 | 28 | 32 | 48 | 64) {
         return Err(CKR_DATA_LEN_RANGE);
     }
+    // Longer hashes are cut to the curve's 32 bytes (FIPS 186-4 §6.4),
+    // shorter ones right-aligned.
     let mut v = [0u8; 32];
-    if h.len() >= 32 {
-        v.copy_from_slice(&h[..32]);
-    } else {
-        v[32 - h.len()..].copy_from_slice(h);
+    let take = h.len().min(32);
+    let src = h.get(..take).unwrap_or_default();
+    if let Some(dst) = v.get_mut(32 - take..) {
+        dst.copy_from_slice(src);
     }
     Ok(v)
 }
@@ -214,7 +216,9 @@ impl Module {
             None => return,
         };
         let state = self.reader_state(&reader);
-        let slot = &mut self.slots[i];
+        let Some(slot) = self.slots.get_mut(i) else {
+            return;
+        };
         let Some((event, atr)) = state else {
             slot.token = None;
             slot.not_ours = None;
@@ -235,17 +239,25 @@ impl Module {
         match card::probe(&mut chan, &self.profiles) {
             Ok(Some(found)) => {
                 self.generations += 1;
-                self.slots[i].token = Some(Token {
+                let generation = self.generations;
+                let Some(slot) = self.slots.get_mut(i) else {
+                    return;
+                };
+                slot.token = Some(Token {
                     chan,
                     event,
                     atr,
                     found,
-                    generation: self.generations,
+                    generation,
                     user: false,
                     id_pin: None,
                 });
             }
-            Ok(None) => self.slots[i].not_ours = Some((event, atr)),
+            Ok(None) => {
+                if let Some(slot) = self.slots.get_mut(i) {
+                    slot.not_ours = Some((event, atr));
+                }
+            }
             // Gone while it was read, or a transient failure: ask again
             // next time.
             Err(_) => {}
@@ -274,18 +286,36 @@ impl Module {
         }
         let mut out = Vec::new();
         for i in 0..self.slots.len() {
-            if !self.slots[i].listed {
+            if !self.slots.get(i).is_some_and(|s| s.listed) {
                 continue;
             }
             if token_present {
                 self.refresh(i);
-                if self.slots[i].token.is_none() {
+                if self.token_of(i).is_none() {
                     continue;
                 }
             }
             out.push(i as CK_SLOT_ID);
         }
         out
+    }
+
+    fn token_of(&self, i: usize) -> Option<&Token> {
+        self.slots.get(i).and_then(|s| s.token.as_ref())
+    }
+
+    fn logged_in(&self, i: usize) -> bool {
+        self.token_of(i).is_some_and(|t| t.user)
+    }
+
+    fn drop_token(&mut self, i: usize) {
+        if let Some(s) = self.slots.get_mut(i) {
+            s.token = None;
+        }
+    }
+
+    fn session(&self, h: CK_SESSION_HANDLE) -> R<&Session> {
+        self.sessions.get(&h).ok_or(CKR_SESSION_HANDLE_INVALID)
     }
 
     fn slot_index(&self, id: CK_SLOT_ID) -> R<usize> {
@@ -299,11 +329,11 @@ impl Module {
     pub fn slot(&mut self, id: CK_SLOT_ID) -> R<&Slot> {
         let i = self.slot_index(id)?;
         self.refresh(i);
-        Ok(&self.slots[i])
+        self.slots.get(i).ok_or(CKR_SLOT_ID_INVALID)
     }
 
-    pub fn profile_of(&self, t: &Token) -> &Profile {
-        &self.profiles[t.found.profile]
+    pub fn profile_of(&self, t: &Token) -> R<&Profile> {
+        self.profiles.get(t.found.profile).ok_or(CKR_GENERAL_ERROR)
     }
 
     /// The serial of the token in slot `id`, with the holder's ID PIN
@@ -312,11 +342,11 @@ impl Module {
         let i = self.slot_index(id)?;
         self.refresh(i);
         let profiles = &self.profiles;
-        let slot = &mut self.slots[i];
+        let slot = self.slots.get_mut(i).ok_or(CKR_SLOT_ID_INVALID)?;
         let Some(t) = slot.token.as_mut() else {
             return Err(CKR_TOKEN_NOT_PRESENT);
         };
-        let p = &profiles[t.found.profile];
+        let p = profiles.get(t.found.profile).ok_or(CKR_GENERAL_ERROR)?;
         let status = match card::pin_status(&mut t.chan, p, &p.id_pin) {
             Ok(s) => s,
             Err(rv) => {
@@ -335,11 +365,7 @@ impl Module {
         }
         let i = self.slot_index(id)?;
         self.refresh(i);
-        let generation = self.slots[i]
-            .token
-            .as_ref()
-            .ok_or(CKR_TOKEN_NOT_PRESENT)?
-            .generation;
+        let generation = self.token_of(i).ok_or(CKR_TOKEN_NOT_PRESENT)?.generation;
         let h = self.next_session;
         self.next_session += 1;
         self.sessions.insert(
@@ -370,8 +396,9 @@ impl Module {
             if t.user {
                 t.user = false;
                 t.id_pin = None;
-                let p = &profiles[t.found.profile];
-                card::forget_pin(&mut t.chan, &p.pki_aid, p.id_pin.reference);
+                if let Some(p) = profiles.get(t.found.profile) {
+                    card::forget_pin(&mut t.chan, &p.pki_aid, p.id_pin.reference);
+                }
             }
         }
     }
@@ -398,7 +425,7 @@ impl Module {
             .map(|s| (s.slot, s.generation))
             .ok_or(CKR_SESSION_HANDLE_INVALID)?;
         self.refresh(i);
-        match &self.slots[i].token {
+        match self.token_of(i) {
             Some(t) if t.generation == generation => Ok(i),
             _ => Err(CKR_DEVICE_REMOVED),
         }
@@ -407,15 +434,15 @@ impl Module {
     /// A card operation failed: when the card is gone, so is the token.
     fn card_failed(&mut self, i: usize, rv: CK_RV) -> CK_RV {
         if rv == CKR_DEVICE_REMOVED {
-            self.slots[i].token = None;
+            self.drop_token(i);
         }
         rv
     }
 
     pub fn session_info(&mut self, h: CK_SESSION_HANDLE) -> R<(CK_SLOT_ID, CK_STATE, CK_FLAGS)> {
         let i = self.live(h)?;
-        let rw = self.sessions[&h].rw;
-        let user = self.slots[i].token.as_ref().is_some_and(|t| t.user);
+        let rw = self.session(h)?.rw;
+        let user = self.logged_in(i);
         let state = match (rw, user) {
             (false, false) => CKS_RO_PUBLIC_SESSION,
             (false, true) => CKS_RO_USER_FUNCTIONS,
@@ -446,13 +473,13 @@ impl Module {
 
     fn login_user(&mut self, i: usize, pin: Zeroizing<Vec<u8>>) -> R<()> {
         let profiles = &self.profiles;
-        let Some(t) = self.slots[i].token.as_mut() else {
+        let Some(t) = self.slots.get_mut(i).and_then(|s| s.token.as_mut()) else {
             return Err(CKR_DEVICE_REMOVED);
         };
         if t.user {
             return Err(CKR_USER_ALREADY_LOGGED_IN);
         }
-        let p = &profiles[t.found.profile];
+        let p = profiles.get(t.found.profile).ok_or(CKR_GENERAL_ERROR)?;
         let r = card::verify_pin(&mut t.chan, &p.pki_aid, p.id_pin.reference, &pin, false);
         if let Err(rv) = r {
             return Err(self.card_failed(i, rv));
@@ -471,11 +498,11 @@ impl Module {
             None => return Err(CKR_OPERATION_NOT_INITIALIZED),
         };
         let profiles = &self.profiles;
-        let Some(t) = self.slots[i].token.as_mut() else {
+        let Some(t) = self.slots.get_mut(i).and_then(|s| s.token.as_mut()) else {
             return Err(CKR_DEVICE_REMOVED);
         };
-        let p = &profiles[t.found.profile];
-        let spec = &t.found.keys[key].spec;
+        let p = profiles.get(t.found.profile).ok_or(CKR_GENERAL_ERROR)?;
+        let spec = &t.found.keys.get(key).ok_or(CKR_KEY_HANDLE_INVALID)?.spec;
         if !access(p, spec).always_authenticate {
             return Err(CKR_OPERATION_NOT_INITIALIZED);
         }
@@ -497,7 +524,7 @@ impl Module {
 
     pub fn logout(&mut self, h: CK_SESSION_HANDLE) -> R<()> {
         let i = self.live(h)?;
-        if !self.slots[i].token.as_ref().is_some_and(|t| t.user) {
+        if !self.logged_in(i) {
             return Err(CKR_USER_NOT_LOGGED_IN);
         }
         self.logout_slot(i);
@@ -506,15 +533,16 @@ impl Module {
 
     /// The keys of the token of slot `i` with their access.
     fn keys(&self, i: usize) -> Vec<(CardKey, Access)> {
-        match &self.slots[i].token {
-            Some(t) => {
-                let p = &self.profiles[t.found.profile];
-                t.found
+        match self.token_of(i) {
+            Some(t) => match self.profiles.get(t.found.profile) {
+                Some(p) => t
+                    .found
                     .keys
                     .iter()
                     .map(|k| (k.clone(), access(p, &k.spec)))
-                    .collect()
-            }
+                    .collect(),
+                None => Vec::new(),
+            },
             None => Vec::new(),
         }
     }
@@ -523,9 +551,9 @@ impl Module {
     /// session may see it.
     fn object(&self, i: usize, o: CK_OBJECT_HANDLE) -> R<(CardKey, Access, Kind)> {
         let keys = self.keys(i);
-        let user = self.slots[i].token.as_ref().is_some_and(|t| t.user);
+        let user = self.logged_in(i);
         let (key, kind) = objects::parse_handle(o, keys.len()).ok_or(CKR_OBJECT_HANDLE_INVALID)?;
-        let (k, a) = keys[key].clone();
+        let (k, a) = keys.get(key).cloned().ok_or(CKR_OBJECT_HANDLE_INVALID)?;
         if !objects::kinds(&k).contains(&kind) || (kind == Kind::PrivateKey && a.private && !user) {
             return Err(CKR_OBJECT_HANDLE_INVALID);
         }
@@ -548,10 +576,10 @@ impl Module {
         template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
     ) -> R<()> {
         let i = self.live(h)?;
-        if self.sessions[&h].find.is_some() {
+        if self.session(h)?.find.is_some() {
             return Err(CKR_OPERATION_ACTIVE);
         }
-        let user = self.slots[i].token.as_ref().is_some_and(|t| t.user);
+        let user = self.logged_in(i);
         let mut found = Vec::new();
         for (n, (k, a)) in self.keys(i).into_iter().enumerate() {
             for kind in objects::kinds(&k) {
@@ -614,7 +642,7 @@ impl Module {
         o: CK_OBJECT_HANDLE,
     ) -> R<()> {
         let i = self.live(h)?;
-        if self.sessions[&h].sign.is_some() {
+        if self.session(h)?.sign.is_some() {
             return Err(CKR_OPERATION_ACTIVE);
         }
         if !objects::MECHANISMS.contains(&mech) {
@@ -624,9 +652,9 @@ impl Module {
             return Err(CKR_MECHANISM_PARAM_INVALID);
         }
         let keys = self.keys(i);
-        let user = self.slots[i].token.as_ref().is_some_and(|t| t.user);
+        let user = self.logged_in(i);
         let (key, kind) = objects::parse_handle(o, keys.len()).ok_or(CKR_KEY_HANDLE_INVALID)?;
-        let (k, a) = &keys[key];
+        let (k, a) = keys.get(key).ok_or(CKR_KEY_HANDLE_INVALID)?;
         if !objects::kinds(k).contains(&kind) || kind == Kind::Certificate {
             return Err(CKR_KEY_HANDLE_INVALID);
         }
@@ -714,11 +742,17 @@ impl Module {
         let key = op.key;
         let op_pin = op.pin.take();
         let profiles = &self.profiles;
-        let Some(t) = self.slots[i].token.as_mut() else {
+        let Some(t) = self.slots.get_mut(i).and_then(|s| s.token.as_mut()) else {
             return Err(CKR_DEVICE_REMOVED);
         };
-        let p = &profiles[t.found.profile];
-        let spec = t.found.keys[key].spec.clone();
+        let p = profiles.get(t.found.profile).ok_or(CKR_GENERAL_ERROR)?;
+        let spec = t
+            .found
+            .keys
+            .get(key)
+            .ok_or(CKR_KEY_HANDLE_INVALID)?
+            .spec
+            .clone();
         let a = access(p, &spec);
         let pin_ref = spec.pin.and_then(|n| pin_reference(p, n));
         let first = if a.always_authenticate {

@@ -27,7 +27,8 @@ pub fn handle(key: usize, kind: Kind) -> CK_OBJECT_HANDLE {
 pub fn parse_handle(h: CK_OBJECT_HANDLE, keys: usize) -> Option<(usize, Kind)> {
     let i = usize::try_from(h).ok()?.checked_sub(1)?;
     let key = i / 3;
-    (key < keys).then(|| (key, KINDS[i % 3]))
+    let kind = *KINDS.get(i % 3)?;
+    (key < keys).then_some((key, kind))
 }
 
 /// The mechanisms every key of the card signs with.
@@ -148,7 +149,7 @@ pub fn attribute(k: &CardKey, access: Access, kind: Kind, t: CK_ATTRIBUTE_TYPE) 
             CKA_CERTIFICATE_CATEGORY => ul(1),
             CKA_CHECK_VALUE => {
                 let d = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, cert);
-                bytes(&d.as_ref()[..3])
+                bytes(d.as_ref().get(..3).unwrap_or_default())
             }
             CKA_START_DATE
             | CKA_END_DATE
