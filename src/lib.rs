@@ -31,3 +31,4 @@ pub mod secret;
 pub mod sim;
 pub mod tlv;
 pub mod transport;
+pub mod web;
