@@ -117,9 +117,7 @@ impl Accounts {
             None => dummy_hash().to_string(),
         };
         let parsed = PasswordHash::new(&hash).ok()?;
-        let ok = Argon2::default()
-            .verify_password(password, &parsed)
-            .is_ok();
+        let ok = Argon2::default().verify_password(password, &parsed).is_ok();
         if ok {
             account
         } else {
@@ -183,7 +181,8 @@ mod tests {
         let d = tempfile::tempdir().expect("tmp");
         let p = d.path().join("counter/operators.json");
         let mut a = Accounts::default();
-        a.set("sup1", Role::Supervisor, b"a long password").expect("set");
+        a.set("sup1", Role::Supervisor, b"a long password")
+            .expect("set");
         a.save(&p).expect("save");
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&p).expect("meta").permissions().mode();

@@ -25,7 +25,7 @@ pub enum CounterCommand {
     #[command(
         after_help = "Example:\n  cardsmith counter operator add clerk7 --role clerk --password-file pw.txt\n  cardsmith counter serve --office 1021 --reader 'Virtual PCD 00 00'\n  # then open http://127.0.0.1:8470/ in the counter PC's browser\n\nA non-loopback --listen address needs --tls-cert and --tls-key (PEM): the station is then served over HTTPS only."
     )]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// The station's operator accounts (Argon2id password hashes, in a mode-600 file).
     #[command(subcommand)]
     Operator(OperatorCommand),
@@ -57,7 +57,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "15m", value_parser = parse_duration, value_name = "DURATION")]
     pub idle: Duration,
     /// A session ends after this long in any case.
-    #[arg(long, default_value = "10h", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "600m", value_parser = parse_duration, value_name = "DURATION")]
     pub session_max: Duration,
     /// PIN length the holder must choose, MIN-MAX digits (within the card's 6-12).
     #[arg(long, default_value = "6-8", value_name = "MIN-MAX")]
@@ -91,7 +91,7 @@ pub enum OperatorCommand {
 
 pub fn counter(cmd: CounterCommand, json: bool) -> Result<i32> {
     match cmd {
-        CounterCommand::Serve(a) => serve(a),
+        CounterCommand::Serve(a) => serve(*a),
         CounterCommand::Operator(OperatorCommand::Add {
             name,
             role,
@@ -128,8 +128,12 @@ pub fn counter(cmd: CounterCommand, json: bool) -> Result<i32> {
 /// The first line of a mode-600 file.
 fn read_password(path: &std::path::Path) -> Result<zeroize::Zeroizing<String>> {
     use std::os::unix::fs::PermissionsExt as _;
-    let meta = std::fs::metadata(path)
-        .map_err(|e| anyhow!(RecordRefused(format!("--password-file {}: {e}", path.display()))))?;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        anyhow!(RecordRefused(format!(
+            "--password-file {}: {e}",
+            path.display()
+        )))
+    })?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         bail!(RecordRefused(format!(
@@ -138,10 +142,12 @@ fn read_password(path: &std::path::Path) -> Result<zeroize::Zeroizing<String>> {
             path.display()
         )));
     }
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| anyhow!(RecordRefused(format!("--password-file {}: {e}", path.display()))))?,
-    );
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        anyhow!(RecordRefused(format!(
+            "--password-file {}: {e}",
+            path.display()
+        )))
+    })?);
     let first = text.lines().next().unwrap_or("");
     if first.is_empty() {
         bail!(RecordRefused(format!(
@@ -206,7 +212,11 @@ fn serve(a: ServeArgs) -> Result<i32> {
         None => tiny_http::Server::http(a.listen),
     }
     .map_err(|e| anyhow!("--listen {}: {e}", a.listen))?;
-    let scheme = if a.tls_cert.is_some() { "https" } else { "http" };
+    let scheme = if a.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let digits = policy.describe();
     let shared = Shared::new(
         &reader,
@@ -233,7 +243,10 @@ fn serve(a: ServeArgs) -> Result<i32> {
     let _ = app.journal.event(
         &st.who.at_reader(&reader),
         "counter opened",
-        &format!("office {}, web station on {scheme}://{}", st.office, a.listen),
+        &format!(
+            "office {}, web station on {scheme}://{}",
+            st.office, a.listen
+        ),
     );
     let make = |operator: &str| Counter {
         side: &st.side,
@@ -272,7 +285,10 @@ mod tests {
         let any: SocketAddr = "0.0.0.0:8470".parse().expect("addr");
         assert!(check_listen(&lo, false).is_ok());
         let e = check_listen(&any, false).expect_err("refused");
-        assert!(e.contains("--tls-cert") && e.contains("0.0.0.0:8470"), "{e}");
+        assert!(
+            e.contains("--tls-cert") && e.contains("0.0.0.0:8470"),
+            "{e}"
+        );
         assert!(check_listen(&any, true).is_ok());
     }
 }

@@ -254,10 +254,19 @@ pub fn pin_reason(lang: Lang, why: &str) -> String {
     }
     const FA: &[(&str, &str)] = &[
         ("the two entries differ", "دو بار واردشده یکسان نیستند"),
-        ("only the digits 0–9 are allowed", "فقط رقم‌های ۰ تا ۹ مجاز است"),
+        (
+            "only the digits 0–9 are allowed",
+            "فقط رقم‌های ۰ تا ۹ مجاز است",
+        ),
         ("all its digits are the same", "همهٔ رقم‌هایش یکسان است"),
-        ("it is a run of ascending digits", "رشته‌ای از رقم‌های پشت‌سرهم صعودی است"),
-        ("it is a run of descending digits", "رشته‌ای از رقم‌های پشت‌سرهم نزولی است"),
+        (
+            "it is a run of ascending digits",
+            "رشته‌ای از رقم‌های پشت‌سرهم صعودی است",
+        ),
+        (
+            "it is a run of descending digits",
+            "رشته‌ای از رقم‌های پشت‌سرهم نزولی است",
+        ),
         ("it is a transport PIN of this card", "رمز حمل این کارت است"),
         ("it is the same as the ID PIN", "همان رمز شناسایی است"),
         ("nothing was entered", "چیزی وارد نشد"),

@@ -44,9 +44,10 @@ pub fn frame(v: &Viewer, office: &str, path: &str, poll: Option<u64>, body: &str
     let other = l.other();
     let mut head = String::new();
     head.push_str(&format!(
-        "<a class=\"lang\" lang=\"{}\" href=\"{}?lang={}\">{}</a>",
+        "<a class=\"lang\" lang=\"{}\" href=\"{}{}lang={}\">{}</a>",
         other.code(),
         esc(path),
+        if path.contains('?') { "&amp;" } else { "?" },
         other.code(),
         esc(t(l, "lang_switch"))
     ));
@@ -160,7 +161,12 @@ fn holder_block(l: Lang, f: &Flow, version: u64) -> String {
         "",
     ));
     b.push_str(&row(l, "issued", &esc(&jalali_date(l, &h.issue_date)), ""));
-    b.push_str(&row(l, "expires", &esc(&jalali_date(l, &h.expiry_date)), ""));
+    b.push_str(&row(
+        l,
+        "expires",
+        &esc(&jalali_date(l, &h.expiry_date)),
+        "",
+    ));
     b.push_str(&row(
         l,
         "card_serial",
@@ -266,13 +272,16 @@ pub fn counter(v: &Viewer, shared: &Shared, f: &Flow) -> String {
                         esc(&digits(l, &tf(l, "tries_left", &[&n.to_string()])))
                     ));
                 }
+                // The folder's path is Latin: isolated from the Persian around it.
                 b.push_str(&format!(
                     "<p class=\"note\">{}</p>",
-                    esc(&tf(
-                        l,
-                        "scanner_waiting",
-                        &[&shared.scanner_dir.display().to_string()]
-                    ))
+                    esc(&tf(l, "scanner_waiting", &["\u{1}"])).replace(
+                        '\u{1}',
+                        &format!(
+                            "<bdi dir=\"ltr\">{}</bdi>",
+                            esc(&shared.scanner_dir.display().to_string())
+                        )
+                    )
                 ));
                 b.push_str(&format!(
                     "<form method=\"post\" action=\"/counter/finger\">{}",
@@ -322,7 +331,10 @@ pub fn counter(v: &Viewer, shared: &Shared, f: &Flow) -> String {
             esc(t(l, "next_card"))
         ));
         if !matches!(o, Outcome::Removed { .. }) {
-            b.push_str(&format!("<p class=\"note\">{}</p>", esc(t(l, "remove_card"))));
+            b.push_str(&format!(
+                "<p class=\"note\">{}</p>",
+                esc(t(l, "remove_card"))
+            ));
         }
     } else {
         b.push_str(&format!(
@@ -352,10 +364,7 @@ fn pin_form(v: &Viewer, shared: &Shared, f: &Flow, p: super::station::PinAsk) ->
         PinWhich::Id => t(l, "id_pin"),
         PinWhich::Signature => t(l, "signature_pin"),
     };
-    let mut b = format!(
-        "<p class=\"note\">{}</p>",
-        esc(t(l, "turn_to_holder"))
-    );
+    let mut b = format!("<p class=\"note\">{}</p>", esc(t(l, "turn_to_holder")));
     if let Some(why) = &f.pin_refused {
         b.push_str(&format!(
             "<p class=\"refusal\" id=\"pin-refused\">{}</p>",
@@ -433,11 +442,19 @@ fn receipt_table(l: Lang, r: &Receipt) -> String {
         &format!("<span dir=\"ltr\" id=\"serial\">{}</span>", esc(&r.serial)),
         "",
     ));
-    b.push_str(&row(l, "office", &esc(&digits(l, &tf(l, "office", &[&r.office]))), ""));
+    b.push_str(&row(
+        l,
+        "office",
+        &esc(&digits(l, &tf(l, "office", &[&r.office]))),
+        "",
+    ));
     b.push_str(&row(
         l,
         "operator",
-        &format!("<span dir=\"ltr\" id=\"receipt-operator\">{}</span>", esc(&r.operator)),
+        &format!(
+            "<span dir=\"ltr\" id=\"receipt-operator\">{}</span>",
+            esc(&r.operator)
+        ),
         "",
     ));
     b.push_str(&row(l, "time", &esc(&receipt_time(l, r.at)), ""));
@@ -489,9 +506,9 @@ pub fn receipt(v: &Viewer, office: &str, r: &Receipt, thermal: bool) -> String {
         qr_svg(&delivery_record(r))
     ));
     let path = if thermal {
-        "/counter/receipt-thermal"
+        "/counter/receipt?layout=thermal"
     } else {
-        "/counter/receipt"
+        "/counter/receipt?layout=a5"
     };
     frame(v, office, path, None, &b)
 }
@@ -548,6 +565,7 @@ mod tests {
         };
         let page = receipt(&v, "1021", &r, true);
         assert!(page.contains("class=\"print thermal\""));
+        assert!(page.contains("href=\"/counter/receipt?layout=thermal&amp;lang=fa\""));
         assert!(page.contains("1 Dey 1348 (Solar Hijri) — 1 January 1970 (Gregorian) 00:00:00 UTC"));
     }
 }

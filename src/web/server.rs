@@ -3,7 +3,7 @@
 //!
 //! Every response carries a strict Content-Security-Policy (`default-src
 //! 'self'`, no inline script or style), `no-store`, `nosniff`,
-//! `no-referrer` and `frame-ancestors 'none'`. Every POST needs the
+//! `Referrer-Policy: same-origin` (with `no-referrer` Chromium posts forms with `Origin: null`) and `frame-ancestors 'none'`. Every POST needs the
 //! session's CSRF token in the form (sign-in: the token of a pre-session
 //! cookie), and is refused when the browser says it comes from another
 //! site. The log line of a request has its method, path (never the query
@@ -181,7 +181,9 @@ impl App<'_> {
         format!(
             "{name}={value}; Path=/; HttpOnly; SameSite=Strict{}{}",
             if self.tls { "; Secure" } else { "" },
-            max_age.map(|s| format!("; Max-Age={s}")).unwrap_or_default()
+            max_age
+                .map(|s| format!("; Max-Age={s}"))
+                .unwrap_or_default()
         )
     }
 
@@ -241,7 +243,7 @@ impl App<'_> {
             ("Content-Security-Policy".into(), CSP.into()),
             ("Cache-Control".into(), "no-store".into()),
             ("X-Content-Type-Options".into(), "nosniff".into()),
-            ("Referrer-Policy".into(), "no-referrer".into()),
+            ("Referrer-Policy".into(), "same-origin".into()),
             ("X-Frame-Options".into(), "DENY".into()),
         ];
         hs.extend(reply.headers);
@@ -257,10 +259,7 @@ impl App<'_> {
         let sid = r.cookies.get("cs_session").cloned().unwrap_or_default();
         let poll = r.path == "/status";
         let session = self.sessions.get(&sid, !poll);
-        if let (Some(l), Some(_)) = (
-            r.query.get("lang").and_then(|l| Lang::parse(l)),
-            &session,
-        ) {
+        if let (Some(l), Some(_)) = (r.query.get("lang").and_then(|l| Lang::parse(l)), &session) {
             self.sessions.set_lang(&sid, l);
         }
         let session = self.sessions.get(&sid, false);
@@ -312,7 +311,10 @@ impl App<'_> {
                     &format!("POST {}: cross-site or without the form's token", r.path),
                 );
                 return (
-                    Reply::text(403, "refused: the request did not come from this station's own page"),
+                    Reply::text(
+                        403,
+                        "refused: the request did not come from this station's own page",
+                    ),
                     op,
                 );
             }
@@ -360,7 +362,11 @@ impl App<'_> {
                 if !self.sessions.signed_in(&s.operator) {
                     sh.release(&s.operator);
                 }
-                self.event(&s.operator, "web sign-out", &format!("office {}", sh.office));
+                self.event(
+                    &s.operator,
+                    "web sign-out",
+                    &format!("office {}", sh.office),
+                );
                 Reply::redirect("/login").cookie(self.cookie("cs_session", "", Some(0)))
             }
             ("POST", "/counter/finger") => match r.field("do") {
@@ -424,7 +430,10 @@ impl App<'_> {
         let pre = r.cookies.get("cs_pre").map(String::as_str).unwrap_or("");
         if !r.field("csrf").is_some_and(|t| same(t, pre)) || !self.same_site(r) {
             return (
-                Reply::text(403, "refused: the sign-in did not come from this station's own page"),
+                Reply::text(
+                    403,
+                    "refused: the sign-in did not come from this station's own page",
+                ),
                 None,
             );
         }

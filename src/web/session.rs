@@ -42,7 +42,10 @@ pub fn token() -> String {
 pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && !a.is_empty()
-        && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 impl Sessions {
@@ -142,7 +145,10 @@ mod tests {
             std::thread::sleep(Duration::from_millis(100));
             let _ = s.get(&id, true);
         }
-        assert!(s.get(&id, true).is_none(), "session outlived its absolute limit");
+        assert!(
+            s.get(&id, true).is_none(),
+            "session outlived its absolute limit"
+        );
         assert!(!s.signed_in("clerk7"));
         assert!(s.get("not a session", true).is_none());
     }

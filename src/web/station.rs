@@ -380,8 +380,7 @@ impl Screen for WebScreen<'_> {
             }
             Shown::NoMatch { finger, tries_left } => {
                 let p = finger.position.clone();
-                self.shared
-                    .change(|f| f.no_match = Some((p, tries_left)));
+                self.shared.change(|f| f.no_match = Some((p, tries_left)));
             }
             Shown::PinRefused { why, .. } => {
                 let w = why.to_string();
@@ -501,10 +500,7 @@ pub fn run<'a>(shared: &Shared, counter: &dyn Fn(&str) -> Counter<'a>) {
         ) {
             Ok(t) => {
                 let mut ch = Channel::new(Box::new(t), ExchangeOptions::default());
-                let mut screen = WebScreen {
-                    shared,
-                    scanner,
-                };
+                let mut screen = WebScreen { shared, scanner };
                 let mut pins = WebPins { shared };
                 let r = ct.activate(&mut ch, &mut screen, &mut pins, &mut Templates::Ask);
                 scanner = screen.scanner;
@@ -512,7 +508,7 @@ pub fn run<'a>(shared: &Shared, counter: &dyn Fn(&str) -> Counter<'a>) {
                 ch.release();
                 let gone = shared.lock().removed || !card_present(&shared.reader);
                 match r {
-                    _ if gone && !matches!(r, Ok(_)) => Outcome::Removed {
+                    _ if gone && r.is_err() => Outcome::Removed {
                         step: shared.lock().step,
                     },
                     Ok(a) => {
