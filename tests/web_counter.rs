@@ -359,6 +359,9 @@ fn a_whole_activation_in_chromium_the_refusals_in_both_languages_and_no_pin_anyw
         }
     }
     assert!(s.pages.len() > 20, "pages kept: {}", s.pages.len());
+    for p in &s.pages {
+        assert!(!p.contains("{}"), "a word left unfilled:\n{p}");
+    }
 }
 
 #[test]

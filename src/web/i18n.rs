@@ -92,6 +92,7 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("receipt_a5", "چاپ A5", "Print A5"),
     ("receipt_thermal", "چاپ حرارتی ۸۰ میلی‌متری", "Print 80 mm thermal"),
     ("time", "زمان", "Time"),
+    ("office_label", "دفتر", "Office"),
     ("operator", "کاربر", "Operator"),
     ("next_card", "کارت بعدی", "Next card"),
     ("refused", "کارت تحویل نشد", "The card was not delivered"),

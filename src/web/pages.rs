@@ -442,12 +442,7 @@ fn receipt_table(l: Lang, r: &Receipt) -> String {
         &format!("<span dir=\"ltr\" id=\"serial\">{}</span>", esc(&r.serial)),
         "",
     ));
-    b.push_str(&row(
-        l,
-        "office",
-        &esc(&digits(l, &tf(l, "office", &[&r.office]))),
-        "",
-    ));
+    b.push_str(&row(l, "office_label", &esc(&digits(l, &r.office)), ""));
     b.push_str(&row(
         l,
         "operator",
@@ -565,6 +560,7 @@ mod tests {
         };
         let page = receipt(&v, "1021", &r, true);
         assert!(page.contains("class=\"print thermal\""));
+        assert!(!page.contains("{}"), "a placeholder left: {page}");
         assert!(page.contains("href=\"/counter/receipt?layout=thermal&amp;lang=fa\""));
         assert!(page.contains("1 Dey 1348 (Solar Hijri) — 1 January 1970 (Gregorian) 00:00:00 UTC"));
     }
