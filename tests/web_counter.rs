@@ -496,4 +496,75 @@ fn the_station_refuses_requests_without_a_session_and_forged_cross_site_posts() 
     );
     assert_eq!(o.status.code(), Some(2), "{}", web_support::text(&o));
     assert!(web_support::text(&o).contains("needs TLS: give --tls-cert"));
+
+    // With a certificate: HTTPS only, and the cookies are Secure.
+    let (cert, key) = (env.data().join("cert.pem"), env.data().join("key.pem"));
+    let o = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-days",
+            "2",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(o.status.success(), "{}", web_support::text(&o));
+    let port = web_support::free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cardsmith"))
+        .args([
+            "counter",
+            "serve",
+            "--office",
+            "1021",
+            "--reader",
+            web_support::COUNTER,
+        ])
+        .args(["--listen", &format!("0.0.0.0:{port}"), "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .env("CARDSMITH_DATA_DIR", env.data())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve over TLS");
+    let start = std::time::Instant::now();
+    while !common::listening(port) {
+        assert!(start.elapsed() < WAIT, "no TLS station on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let curl = |url: &str| {
+        std::process::Command::new("curl")
+            .args(["-s", "-i", "--max-time", "20", "--cacert"])
+            .arg(&cert)
+            .arg(url)
+            .output()
+            .expect("curl")
+    };
+    let o = curl(&format!("https://127.0.0.1:{port}/login"));
+    let t = String::from_utf8_lossy(&o.stdout).to_string();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(t.starts_with("HTTP/1.1 200"), "{t}");
+    assert!(t.contains("HttpOnly; SameSite=Strict; Secure"), "{t}");
+    let _ = child.stdout.take().map(|mut out| {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut out, &mut s).ok();
+        assert!(s.contains(&format!("https://0.0.0.0:{port}/")), "{s}");
+    });
 }
