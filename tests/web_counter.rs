@@ -68,6 +68,15 @@ impl Seen {
         self.b.text(&e).expect("text")
     }
 
+    /// Click `el`, which loads a new page, and wait for the new page.
+    fn click_to_new_page(&mut self, el: &browser_support::Element) {
+        self.b
+            .execute("document.body.setAttribute('data-old', '1');", vec![])
+            .expect("mark the page");
+        self.b.click(el).expect("click");
+        self.wait("body:not([data-old])");
+    }
+
     fn lang(&self) -> String {
         let html = self.b.find("html").expect("html");
         self.b
@@ -185,16 +194,49 @@ fn a_whole_activation_in_chromium_the_refusals_in_both_languages_and_no_pin_anyw
         serde_json::json!([0, 0])
     );
 
-    // The card: authenticated, the holder shown with the Persian name.
-    let card = env.insert(a);
+    // The queue: a's card is expected here; found by name in either script
+    // and by national ID in either digits.
+    let serial = env.serials[a.id()].clone();
+    let row = format!("tr.expected[data-card=\"{serial}\"]");
     let name_fa = format!("{} {}", a.record.given_name().fa, a.record.family_name().fa);
-    s.wait("#finger");
-    assert_eq!(s.text("#name-fa"), name_fa);
     let nid_fa: String = a
         .nid()
         .chars()
         .map(|c| char::from_u32(0x06F0 + c.to_digit(10).expect("digit")).expect("digit"))
         .collect();
+    let nav = s.wait("#nav-queue");
+    s.b.click(&nav).expect("queue");
+    s.wait(&row);
+    let latin = a.record.family_name().latin.to_lowercase();
+    for q in [
+        a.record.family_name().fa.as_str(),
+        &nid_fa,
+        &latin,
+        "0000000000",
+    ] {
+        let field = s.wait("#q");
+        s.b.clear(&field).expect("clear");
+        s.b.send_keys(&field, q).expect("search");
+        let go = s.b.find("#search-go").expect("go");
+        s.click_to_new_page(&go);
+        let hits = s.b.find_all(&row).expect("rows");
+        assert_eq!(hits.len(), usize::from(q != "0000000000"), "search {q:?}");
+    }
+    s.b.goto(&st.url("/queue")).expect("queue");
+    s.both(
+        "#queue-count",
+        "2-queue",
+        "دارندهٔ منتظر",
+        "holders expected at this office",
+    );
+    let nav = s.wait("#nav-counter");
+    s.b.click(&nav).expect("counter");
+    s.wait("#waiting");
+
+    // The card: authenticated, the holder shown with the Persian name.
+    let card = env.insert(a);
+    s.wait("#finger");
+    assert_eq!(s.text("#name-fa"), name_fa);
     assert!(s.text("#holder").contains(&nid_fa), "Persian digits");
     let photo = s.b.find("img.photo").expect("photo");
     let w =
@@ -240,7 +282,6 @@ fn a_whole_activation_in_chromium_the_refusals_in_both_languages_and_no_pin_anyw
     // Activation, test signature, the receipt.
     s.wait("#activated");
     assert_eq!(s.text("#receipt-operator"), "clerk7");
-    let serial = env.serials[a.id()].clone();
     assert_eq!(s.text("#serial"), serial);
     s.both(
         "#activated",
@@ -261,6 +302,12 @@ fn a_whole_activation_in_chromium_the_refusals_in_both_languages_and_no_pin_anyw
         );
     }
     card.remove().expect("remove the card");
+    s.b.goto(&st.url("/queue")).expect("queue");
+    s.wait("#queue-count");
+    assert!(
+        s.b.find_all(&row).expect("rows").is_empty(),
+        "delivered, no longer expected"
+    );
 
     // The register: delivered, by the signed-in operator.
     let d = env

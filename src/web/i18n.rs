@@ -113,6 +113,11 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("details", "جزئیات فنی", "Technical details"),
     ("sign_in_first", "برای ادامه وارد شوید.", "Sign in to continue."),
     ("queue", "صف تحویل", "Pickup queue"),
+    ("counter", "پیشخوان", "Counter"),
+    ("search", "جستجو", "Search"),
+    ("search_hint", "کد ملی یا نام (فارسی یا لاتین)", "National ID or name (Persian or Latin)"),
+    ("queue_count", "{} از {} دارندهٔ منتظر در این دفتر", "{} of {} holders expected at this office"),
+    ("shipped", "ارسال", "Shipped"),
     ("solar_hijri", "هجری خورشیدی", "Solar Hijri"),
     ("gregorian", "میلادی", "Gregorian"),
 ];

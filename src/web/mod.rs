@@ -8,6 +8,7 @@
 //! - [`server`]: routes, cookies, CSRF, security headers;
 //! - [`pages`]: the HTML (every data string escaped), the receipt and its
 //!   QR code;
+//! - [`queue`]: the holders expected at this office, and the search;
 //! - [`i18n`]: the words of both languages in one table, digits, dates;
 //! - [`session`], [`accounts`]: signed-in operators, Argon2id passwords;
 //! - [`cli`]: the commands.
@@ -16,6 +17,7 @@ pub mod accounts;
 pub mod cli;
 pub mod i18n;
 pub mod pages;
+pub mod queue;
 pub mod server;
 pub mod session;
 pub mod station;

@@ -53,6 +53,11 @@ pub fn frame(v: &Viewer, office: &str, path: &str, poll: Option<u64>, body: &str
     ));
     if let Some(op) = v.operator {
         head.push_str(&format!(
+            "<nav><a href=\"/counter\" id=\"nav-counter\">{}</a> <a href=\"/queue\" id=\"nav-queue\">{}</a></nav>",
+            esc(t(l, "counter")),
+            esc(t(l, "queue"))
+        ));
+        head.push_str(&format!(
             "<span class=\"who\">{}</span><form method=\"post\" action=\"/logout\" class=\"inline\">{}<button type=\"submit\" id=\"logout\">{}</button></form>",
             esc(&tf(l, "signed_in_as", &[op])),
             csrf_field(v),
@@ -506,6 +511,63 @@ pub fn receipt(v: &Viewer, office: &str, r: &Receipt, thermal: bool) -> String {
         "/counter/receipt?layout=a5"
     };
     frame(v, office, path, None, &b)
+}
+
+/// The holders expected at this office, with the search (POSTed, so that
+/// names and national IDs stay out of URLs and the browser's history).
+pub fn queue(v: &Viewer, office: &str, all: &[super::queue::Expected], q: &str) -> String {
+    let l = v.lang;
+    let mut b = format!(
+        "<h2>{}</h2><form method=\"post\" action=\"/queue\" id=\"search\">{}<label>{} <input name=\"q\" id=\"q\" value=\"{}\" autocomplete=\"off\"></label><button type=\"submit\" id=\"search-go\">{}</button></form>",
+        esc(t(l, "queue")),
+        csrf_field(v),
+        esc(t(l, "search_hint")),
+        esc(q),
+        esc(t(l, "search"))
+    );
+    let hits: Vec<&super::queue::Expected> =
+        all.iter().filter(|x| super::queue::matches(x, q)).collect();
+    b.push_str(&format!(
+        "<p id=\"queue-count\">{}</p>",
+        esc(&digits(
+            l,
+            &tf(
+                l,
+                "queue_count",
+                &[&hits.len().to_string(), &all.len().to_string()]
+            )
+        ))
+    ));
+    b.push_str(&format!(
+        "<table id=\"queue\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        esc(t(l, "national_id")),
+        esc(t(l, "name")),
+        esc(t(l, "card_serial")),
+        esc(t(l, "shipped"))
+    ));
+    for x in hits {
+        let date = {
+            let iso = crate::register::journal::iso_time(x.shipped_at);
+            (|| {
+                let y = iso.get(0..4)?.parse().ok()?;
+                let m = iso.get(5..7)?.parse().ok()?;
+                let d = iso.get(8..10)?.parse().ok()?;
+                Some(gregorian_date(l, y, m, d))
+            })()
+            .unwrap_or(iso)
+        };
+        b.push_str(&format!(
+            "<tr class=\"expected\" data-card=\"{}\"><td>{}</td><td><span lang=\"fa\" dir=\"rtl\">{}</span> <span lang=\"en\" dir=\"ltr\">{}</span></td><td dir=\"ltr\">{}</td><td>{}</td></tr>",
+            esc(&x.card_serial),
+            esc(&digits(l, &x.national_id)),
+            esc(x.name_fa.as_deref().unwrap_or("—")),
+            esc(&x.name_latin.as_deref().map(|n| format!("({n})")).unwrap_or_default()),
+            esc(&x.card_serial),
+            esc(&date)
+        ));
+    }
+    b.push_str("</tbody></table>");
+    frame(v, office, "/queue", None, &b)
 }
 
 #[cfg(test)]

@@ -391,6 +391,15 @@ impl App<'_> {
                     }
                 }
             }
+            ("GET", "/queue") | ("POST", "/queue") => {
+                match super::queue::expected(self.journal, &sh.office) {
+                    Ok(all) => Reply::html(
+                        200,
+                        pages::queue(&v, &sh.office, &all, r.field("q").unwrap_or("")),
+                    ),
+                    Err(e) => Reply::text(503, &format!("the register cannot be read: {e}")),
+                }
+            }
             ("POST", "/counter/next") => {
                 sh.clear(&s.operator);
                 Reply::redirect("/counter")
