@@ -331,6 +331,34 @@ fn a_whole_activation_in_chromium_the_refusals_in_both_languages_and_no_pin_anyw
     let next = s.wait("#next-card");
     s.b.click(&next).expect("next card");
     s.wait("#waiting");
+
+    // The line dashboard: the batch the line ran, live over Server-Sent
+    // Events, numbers in the page's digits.
+    let good = env.journal().summary(1).expect("summary").good;
+    let nav = s.wait("#nav-line");
+    s.b.click(&nav).expect("line");
+    let good_fa: String = good
+        .to_string()
+        .chars()
+        .map(|c| char::from_u32(0x06F0 + c.to_digit(10).expect("digit")).expect("digit"))
+        .collect();
+    for (lang, want) in [("fa", good_fa.clone()), ("en", good.to_string())] {
+        s.switch(lang);
+        let start = std::time::Instant::now();
+        while s.text("#line-good") != want {
+            assert!(start.elapsed() < WAIT, "{lang}: #line-good never {want}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(!s
+            .b
+            .find_all("#line-readers tr[data-reader^=\"Cardsmith Line 01\"]")
+            .expect("rows")
+            .is_empty());
+        s.shot(&format!("{lang}-10-line"));
+    }
+    s.switch("fa");
+    s.b.goto(&st.url("/counter")).expect("counter");
+    s.wait("#waiting");
     let log_a = st.stop();
 
     // Refused: an impostor's finger (the card used a try), in both
@@ -496,6 +524,42 @@ fn the_station_refuses_requests_without_a_session_and_forged_cross_site_posts() 
         let a = http(p, "POST", "/counter/next", &h, &body);
         assert_eq!(a.status, 403, "{headers:?} {body}");
     }
+    // The line dashboard: refused without a session; live with one.
+    let (status, _) = web_support::EventStream::open(p, "cs_session=nobody");
+    assert_eq!(status, 401);
+    let (status, mut events) = web_support::EventStream::open(p, &cookie);
+    assert_eq!(status, 200);
+    assert_eq!(events.next()["batch"], serde_json::Value::Null);
+    {
+        use cardsmith::register::journal::{NewRecord, Who};
+        let j = env.journal();
+        let w = Who {
+            station: "line-1".into(),
+            operator: "tech1".into(),
+            reader: Some("Cardsmith Line 01".into()),
+        };
+        let recs: Vec<NewRecord> = (1..=3)
+            .map(|i| NewRecord {
+                record_id: format!("R-{i}"),
+                line: i,
+            })
+            .collect();
+        let (b, _) = j
+            .load_batch("b1", "/b1", "d", &w, &recs, &[])
+            .expect("load");
+        let claim = j.claim(b.id, &w, "CARD-1").expect("claim").expect("record");
+        let ev = events.next();
+        assert_eq!(ev["batch"]["records"], 3, "{ev}");
+        assert_eq!(ev["batch"]["in_progress"], 1, "{ev}");
+        assert_eq!(ev["readers"][0]["name"], "Cardsmith Line 01", "{ev}");
+        assert_eq!(
+            ev["readers"][0]["busy_with"],
+            claim.record_id.as_str(),
+            "{ev}"
+        );
+    }
+    drop(events);
+
     // The same POST from the station's own page goes through.
     let a = http(
         p,

@@ -232,6 +232,7 @@ fn serve(a: ServeArgs) -> Result<i32> {
         journal: st.journal.as_ref(),
         who: st.who.clone(),
         tls: scheme == "https",
+        streams: std::sync::atomic::AtomicUsize::new(0),
     };
     println!(
         "cardsmith counter station: {scheme}://{}/ (office {}, reader {reader}, scanner folder {}, {} operator account(s))",
@@ -262,7 +263,7 @@ fn serve(a: ServeArgs) -> Result<i32> {
         pin_rounds: 5,
     };
     std::thread::scope(|s| {
-        for _ in 0..4 {
+        for _ in 0..super::server::THREADS {
             s.spawn(|| {
                 while let Ok(rq) = server.recv() {
                     app.handle(rq);

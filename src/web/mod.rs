@@ -9,12 +9,15 @@
 //! - [`pages`]: the HTML (every data string escaped), the receipt and its
 //!   QR code;
 //! - [`queue`]: the holders expected at this office, and the search;
+//! - [`dashboard`]: the line dashboard's snapshot, streamed as
+//!   Server-Sent Events;
 //! - [`i18n`]: the words of both languages in one table, digits, dates;
 //! - [`session`], [`accounts`]: signed-in operators, Argon2id passwords;
 //! - [`cli`]: the commands.
 
 pub mod accounts;
 pub mod cli;
+pub mod dashboard;
 pub mod i18n;
 pub mod pages;
 pub mod queue;

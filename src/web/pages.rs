@@ -53,9 +53,10 @@ pub fn frame(v: &Viewer, office: &str, path: &str, poll: Option<u64>, body: &str
     ));
     if let Some(op) = v.operator {
         head.push_str(&format!(
-            "<nav><a href=\"/counter\" id=\"nav-counter\">{}</a> <a href=\"/queue\" id=\"nav-queue\">{}</a></nav>",
+            "<nav><a href=\"/counter\" id=\"nav-counter\">{}</a> <a href=\"/queue\" id=\"nav-queue\">{}</a> <a href=\"/line\" id=\"nav-line\">{}</a></nav>",
             esc(t(l, "counter")),
-            esc(t(l, "queue"))
+            esc(t(l, "queue")),
+            esc(t(l, "line"))
         ));
         head.push_str(&format!(
             "<span class=\"who\">{}</span><form method=\"post\" action=\"/logout\" class=\"inline\">{}<button type=\"submit\" id=\"logout\">{}</button></form>",
@@ -568,6 +569,45 @@ pub fn queue(v: &Viewer, office: &str, all: &[super::queue::Expected], q: &str) 
     }
     b.push_str("</tbody></table>");
     frame(v, office, "/queue", None, &b)
+}
+
+/// The line dashboard: filled and kept up to date by `/static/line.js`
+/// from the event stream (text only, never markup).
+pub fn line(v: &Viewer, office: &str) -> String {
+    let l = v.lang;
+    let mut b = format!(
+        "<h2>{}</h2><p class=\"note\" id=\"line-state\" data-live=\"{}\" data-no-batch=\"{}\"></p>",
+        esc(t(l, "line_title")),
+        esc(t(l, "live")),
+        esc(t(l, "no_batch"))
+    );
+    b.push_str("<table id=\"line-summary\"><tbody>");
+    for k in [
+        "batch",
+        "records",
+        "pending",
+        "in_progress",
+        "good",
+        "rejected",
+        "interrupted",
+    ] {
+        b.push_str(&format!(
+            "<tr><th>{}</th><td id=\"line-{k}\"></td></tr>",
+            esc(t(l, k))
+        ));
+    }
+    b.push_str("</tbody></table>");
+    b.push_str(&format!(
+        "<h2>{}</h2><table id=\"line-readers\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody></tbody></table>",
+        esc(t(l, "readers")),
+        esc(t(l, "reader_col")),
+        esc(t(l, "card_in_reader")),
+        esc(t(l, "busy_with")),
+        esc(t(l, "last_attempt")),
+        esc(t(l, "attempts"))
+    ));
+    b.push_str("<script src=\"/static/line.js\" defer></script>");
+    frame(v, office, "/line", None, &b)
 }
 
 #[cfg(test)]

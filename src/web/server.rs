@@ -24,9 +24,14 @@ use crate::register::journal::{Journal, Who};
 use crate::secret::Secret;
 
 const JS: &str = include_str!("counter.js");
+const LINE_JS: &str = include_str!("line.js");
 const CSS: &str = include_str!("counter.css");
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 const MAX_BODY: u64 = 16 * 1024;
+/// Dashboards open at once (each holds a request thread).
+const MAX_STREAMS: usize = 2;
+/// Request threads.
+pub const THREADS: usize = 6;
 
 /// Everything the request threads share.
 pub struct App<'a> {
@@ -37,6 +42,8 @@ pub struct App<'a> {
     /// The station (operator filled in per action).
     pub who: Who,
     pub tls: bool,
+    /// Dashboards streaming now.
+    pub streams: std::sync::atomic::AtomicUsize,
 }
 
 struct Reply {
@@ -218,8 +225,67 @@ impl App<'_> {
         }
     }
 
+    /// The line dashboard's event stream: the latest batch and the line
+    /// readers, sent whenever they change (a comment every ~15 s keeps the
+    /// connection alive), until the session ends or the browser leaves.
+    /// Written on the connection directly, so each event is flushed.
+    fn events(&self, request: Request) {
+        use std::io::Write as _;
+        use std::sync::atomic::Ordering::SeqCst;
+        let sid = header(&request, "Cookie")
+            .and_then(|c| {
+                c.split(';')
+                    .filter_map(|kv| kv.trim().split_once('='))
+                    .find(|(k, _)| *k == "cs_session")
+                    .map(|(_, v)| v.to_string())
+            })
+            .unwrap_or_default();
+        let Some(s) = self.sessions.get(&sid, true) else {
+            eprintln!("web: GET /line/events 401 -");
+            let _ = request.respond(Response::from_string("sign in first").with_status_code(401));
+            return;
+        };
+        if self.streams.fetch_add(1, SeqCst) >= MAX_STREAMS {
+            self.streams.fetch_sub(1, SeqCst);
+            eprintln!("web: GET /line/events 503 {}", s.operator);
+            let _ = request
+                .respond(Response::from_string("too many dashboards open").with_status_code(503));
+            return;
+        }
+        eprintln!("web: GET /line/events 200 {}", s.operator);
+        let mut w = request.into_writer();
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nContent-Security-Policy: {CSP}\r\nConnection: close\r\n\r\n"
+        );
+        let mut last = String::new();
+        let mut quiet = 0u32;
+        let mut ok = w.write_all(head.as_bytes()).and_then(|_| w.flush()).is_ok();
+        while ok && self.sessions.get(&sid, false).is_some() && !self.shared.stopping() {
+            let ev = match super::dashboard::snapshot(self.journal) {
+                Ok(snap) => super::dashboard::event(&snap),
+                Err(e) => format!("event: failure\ndata: {}\n\n", serde_json::Value::String(e)),
+            };
+            let out = if ev != last {
+                quiet = 0;
+                last = ev.clone();
+                Some(ev)
+            } else {
+                quiet += 1;
+                quiet.is_multiple_of(30).then(|| ": keep-alive\n\n".to_string())
+            };
+            if let Some(out) = out {
+                ok = w.write_all(out.as_bytes()).and_then(|_| w.flush()).is_ok();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        self.streams.fetch_sub(1, SeqCst);
+    }
+
     /// Handle one request; the operator for the log line.
     pub fn handle(&self, mut request: Request) {
+        if request.method() == &tiny_http::Method::Get && request.url() == "/line/events" {
+            return self.events(request);
+        }
         let (reply, operator, method, path) = match read(&mut request) {
             Ok(r) => {
                 let (reply, op) = self.route(&r);
@@ -271,6 +337,17 @@ impl App<'_> {
                         status: 200,
                         ctype: "text/javascript; charset=utf-8",
                         body: JS.as_bytes().to_vec(),
+                        headers: Vec::new(),
+                    },
+                    op,
+                )
+            }
+            ("GET", "/static/line.js") => {
+                return (
+                    Reply {
+                        status: 200,
+                        ctype: "text/javascript; charset=utf-8",
+                        body: LINE_JS.as_bytes().to_vec(),
                         headers: Vec::new(),
                     },
                     op,
@@ -400,6 +477,7 @@ impl App<'_> {
                     Err(e) => Reply::text(503, &format!("the register cannot be read: {e}")),
                 }
             }
+            ("GET", "/line") => Reply::html(200, pages::line(&v, &sh.office)),
             ("POST", "/counter/next") => {
                 sh.clear(&s.operator);
                 Reply::redirect("/counter")

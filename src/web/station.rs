@@ -191,6 +191,10 @@ impl Shared {
         self.change(|_| {});
     }
 
+    pub fn stopping(&self) -> bool {
+        self.stopped()
+    }
+
     fn stopped(&self) -> bool {
         self.stop.load(std::sync::atomic::Ordering::SeqCst)
     }

@@ -365,3 +365,64 @@ pub fn screenshot_dir() -> PathBuf {
     std::fs::create_dir_all(&d).expect("screenshot dir");
     d
 }
+
+/// Open the line dashboard's event stream and read events from it.
+pub struct EventStream {
+    s: std::net::TcpStream,
+    buf: String,
+}
+
+impl EventStream {
+    pub fn open(port: u16, cookie: &str) -> (u16, EventStream) {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let req = format!(
+            "GET /line/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\nCookie: {cookie}\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).expect("send");
+        let mut es = EventStream {
+            s,
+            buf: String::new(),
+        };
+        let head = es.until("\r\n\r\n");
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            status != 200 || head.contains("text/event-stream"),
+            "{head}"
+        );
+        (status, es)
+    }
+
+    fn until(&mut self, end: &str) -> String {
+        let mut b = [0u8; 4096];
+        loop {
+            if let Some(i) = self.buf.find(end) {
+                let out = self.buf[..i].to_string();
+                self.buf.drain(..i + end.len());
+                return out;
+            }
+            let n = self.s.read(&mut b).expect("read the event stream");
+            assert!(n > 0, "the event stream ended: {:?}", self.buf);
+            self.buf.push_str(&String::from_utf8_lossy(&b[..n]));
+        }
+    }
+
+    /// The next `line` event's data (keep-alive comments skipped).
+    pub fn next(&mut self) -> serde_json::Value {
+        loop {
+            let ev = self.until("\n\n");
+            if let Some(data) = ev
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .filter(|_| ev.contains("event: line"))
+            {
+                return serde_json::from_str(data).expect("JSON event");
+            }
+        }
+    }
+}
