@@ -23,7 +23,7 @@ use web_support::{http, sign_in, Env, Station};
 
 const WAIT: Duration = Duration::from_secs(90);
 const PASSWORD: &str = "counter-pass-7";
-const ID_PIN: &str = "480913";
+const SUP_PASSWORD: &str = "supervisor-pass-1";
 const SIG_PIN: &str = "73920461";
 const BAD_PIN: &str = "123456";
 
@@ -168,6 +168,7 @@ fn a_whole_activation_in_chromium_the_refusals_in_both_languages_and_no_pin_anyw
         env.ship(h);
     }
     env.operator("clerk7", "clerk", PASSWORD);
+    env.operator("sup1", "supervisor", SUP_PASSWORD);
     let office = a.office();
     let st = Station::start(&env, &office, "station");
     let mut s = Seen::start();
@@ -276,7 +277,34 @@ fn a_whole_activation_in_chromium_the_refusals_in_both_languages_and_no_pin_anyw
         "رقم‌های پشت‌سرهم صعودی",
         "ascending digits",
     );
-    s.pins("id", ID_PIN);
+    // The holder insists: only a supervisor's password with a written
+    // reason lets the refused PIN through (a clerk's does not).
+    let reason = "the holder insists; told what a guessable PIN risks";
+    for (name, password) in [("clerk7", PASSWORD), ("sup1", SUP_PASSWORD)] {
+        s.wait("form#waive");
+        for (id, value) in [
+            ("sup_name", name),
+            ("sup_password", password),
+            ("reason", reason),
+        ] {
+            let f = s.b.find(&format!("#{id}")).expect("override field");
+            s.b.send_keys(&f, value).expect("type");
+        }
+        let ok = s.b.find("#waive-ok").expect("override");
+        s.click_to_new_page(&ok);
+        if name == "clerk7" {
+            s.both(
+                "#note",
+                "4-override-refused",
+                "اجازه پذیرفته نشد",
+                "override was refused",
+            );
+        }
+    }
+    // The signature PIN: refused, and the holder chooses another.
+    s.pins("signature", "876543");
+    s.wait("#pin-refused");
+    assert!(s.text("#pin-refused").contains("نزولی"));
     s.pins("signature", SIG_PIN);
 
     // Activation, test signature, the receipt.
@@ -323,6 +351,19 @@ fn a_whole_activation_in_chromium_the_refusals_in_both_languages_and_no_pin_anyw
     assert!(events
         .iter()
         .any(|e| e.kind == "pin refused" && e.operator == "clerk7"));
+    assert!(
+        events.iter().any(|e| e.kind == "supervisor override"
+            && e.operator == "sup1"
+            && e.detail.contains(reason)
+            && e.detail.contains(&serial)),
+        "{events:?}"
+    );
+    assert!(events
+        .iter()
+        .any(|e| e.kind == "supervisor override refused" && e.operator == "clerk7"));
+    assert!(events
+        .iter()
+        .any(|e| e.kind == "pin rule waived" && e.detail.contains("sup1")));
     assert!(events
         .iter()
         .any(|e| e.kind == "web sign-in" && e.operator == "clerk7"));
@@ -421,7 +462,7 @@ fn a_whole_activation_in_chromium_the_refusals_in_both_languages_and_no_pin_anyw
     let log = format!("{log_a}\n{log_b}\n{log_c}");
     assert!(log.contains("web: POST /counter/pins 303 clerk7"), "{log}");
     assert!(log.contains("REDACTED"), "APDUs were traced:\n{log}");
-    for pin in [ID_PIN, SIG_PIN, BAD_PIN] {
+    for pin in [SIG_PIN, BAD_PIN, "876543"] {
         let hex: String = pin.bytes().map(|b| format!("{b:02X}")).collect();
         let spaced: Vec<String> = pin.bytes().map(|b| format!("{b:02X}")).collect();
         for (what, text) in

@@ -781,6 +781,22 @@ impl Counter<'_> {
                         "  {label} REFUSED: {why}. Holder: choose another {label}."
                     ));
                     screen.show(Shown::PinRefused { label, why: &why });
+                    if first == second && self.policy.waivable(&first, forbidden) {
+                        if let Some(w) = pins.waiver(label, &why) {
+                            self.event(
+                                "pin rule waived",
+                                &format!(
+                                    "{label}: {why}; waived by supervisor {}: {}",
+                                    w.supervisor, w.reason
+                                ),
+                            );
+                            screen.say(&format!(
+                                "  ok   {label} accepted: supervisor {} waived the rule ({why})",
+                                w.supervisor
+                            ));
+                            return Ok(first);
+                        }
+                    }
                     if !pins.interactive() {
                         return Err(Refusal::new(
                             "pin_policy",

@@ -412,6 +412,28 @@ fn pin_form(v: &Viewer, shared: &Shared, f: &Flow, p: super::station::PinAsk) ->
         "<button type=\"submit\" id=\"pin-ok\">{}</button></form>",
         esc(t(l, "continue"))
     ));
+    if f.waivable.is_some() {
+        if f.override_refused {
+            b.push_str(&format!(
+                "<p class=\"refusal\" id=\"note\">{}</p>",
+                esc(t(l, "override_refused"))
+            ));
+        }
+        b.push_str(&format!(
+            "<form method=\"post\" action=\"/counter/waive\" autocomplete=\"off\" id=\"waive\" class=\"override\">{}<h3>{}</h3><p class=\"note\">{}</p>\
+<label>{} <input name=\"sup_name\" id=\"sup_name\" autocomplete=\"off\" dir=\"ltr\" required></label>\
+<label>{} <input type=\"password\" name=\"sup_password\" id=\"sup_password\" autocomplete=\"off\" dir=\"ltr\" required></label>\
+<label>{} <textarea name=\"reason\" id=\"reason\" minlength=\"10\" maxlength=\"500\" required></textarea></label>\
+<button type=\"submit\" id=\"waive-ok\">{}</button></form>",
+            csrf_field(v),
+            esc(t(l, "override")),
+            esc(t(l, "override_hint")),
+            esc(t(l, "supervisor")),
+            esc(t(l, "password")),
+            esc(t(l, "written_reason")),
+            esc(t(l, "accept_pin"))
+        ));
+    }
     b
 }
 

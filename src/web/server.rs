@@ -271,7 +271,9 @@ impl App<'_> {
                 Some(ev)
             } else {
                 quiet += 1;
-                quiet.is_multiple_of(30).then(|| ": keep-alive\n\n".to_string())
+                quiet
+                    .is_multiple_of(30)
+                    .then(|| ": keep-alive\n\n".to_string())
             };
             if let Some(out) = out {
                 ok = w.write_all(out.as_bytes()).and_then(|_| w.flush()).is_ok();
@@ -478,6 +480,7 @@ impl App<'_> {
                 }
             }
             ("GET", "/line") => Reply::html(200, pages::line(&v, &sh.office)),
+            ("POST", "/counter/waive") => self.waive(r, &s.operator),
             ("POST", "/counter/next") => {
                 sh.clear(&s.operator);
                 Reply::redirect("/counter")
@@ -485,6 +488,52 @@ impl App<'_> {
             _ => Reply::text(404, "no such page"),
         };
         (reply, op)
+    }
+
+    /// A supervisor waives the rule that refused the holder's PIN: the
+    /// supervisor's own name and password (four eyes, whoever is signed
+    /// in) and a written reason, journaled with the supervisor as operator.
+    fn waive(&self, r: &Req, operator: &str) -> Reply {
+        let sh = self.shared;
+        let name = r.field("sup_name").unwrap_or("").trim();
+        let password = r.field("sup_password").unwrap_or("");
+        let reason = r.field("reason").unwrap_or("").trim();
+        let ok = self
+            .accounts
+            .verify(name, password.as_bytes())
+            .filter(|a| a.role == super::accounts::Role::Supervisor)
+            .is_some();
+        if !ok || reason.chars().count() < 10 || reason.chars().count() > 500 {
+            self.event(
+                operator,
+                "supervisor override refused",
+                &format!(
+                    "card {}: {name:?} is not a supervisor with that password, or gave no written reason",
+                    sh.serial()
+                ),
+            );
+            sh.refuse_override();
+            return Reply::redirect("/counter");
+        }
+        let why = sh.lock().waivable.clone().unwrap_or_default();
+        let w = crate::activate::pinentry::Waiver {
+            supervisor: name.to_string(),
+            reason: reason.to_string(),
+        };
+        match sh.give_waiver(operator, w) {
+            Ok(()) => {
+                self.event(
+                    name,
+                    "supervisor override",
+                    &format!(
+                        "card {}: PIN refused ({why}) at {operator}'s counter, accepted; reason: {reason}",
+                        sh.serial()
+                    ),
+                );
+                Reply::redirect("/counter")
+            }
+            Err(e) => Reply::text(409, e),
+        }
     }
 
     fn login_page(&self, r: &Req, failed: bool) -> Reply {

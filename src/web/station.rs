@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::activate::counter::{Counter, Screen, Shown, Templates};
 use crate::activate::ops::Inspection;
-use crate::activate::pinentry::PinInput;
+use crate::activate::pinentry::{PinInput, Waiver};
 use crate::register::journal::{now_ms, Millis};
 use crate::secret::Secret;
 use crate::transport::pcsc::{self as pc, CardEvent};
@@ -134,6 +134,12 @@ pub struct Flow {
     /// The policy's reason for the last refused PIN (English).
     pub pin_refused: Option<String>,
     pub outcome: Option<Outcome>,
+    /// The refused PIN broke only a rule a supervisor may waive (the
+    /// policy's reason): the screen offers the supervisor's override.
+    pub waivable: Option<String>,
+    /// The last override for it was refused (not a supervisor, no reason).
+    pub override_refused: bool,
+    waiver: Option<Waiver>,
     answer: Option<String>,
     pins: VecDeque<Secret>,
     removed: bool,
@@ -241,6 +247,35 @@ impl Shared {
         g.version += 1;
         self.cv.notify_all();
         Ok(())
+    }
+
+    /// A supervisor's waiver of the refused PIN (the server checked the
+    /// supervisor's password and the written reason).
+    pub fn give_waiver(&self, operator: &str, w: Waiver) -> Result<(), &'static str> {
+        let mut g = self.lock();
+        if !Self::owns(&g, operator) || g.waivable.is_none() {
+            return Err("no refused PIN of yours is waiting for a supervisor");
+        }
+        g.waiver = Some(w);
+        g.waivable = None;
+        g.override_refused = false;
+        g.version += 1;
+        self.cv.notify_all();
+        Ok(())
+    }
+
+    /// An override was refused: the screen says so until the next one.
+    pub fn refuse_override(&self) {
+        self.change(|f| f.override_refused = true);
+    }
+
+    /// The serial of the card in the flow (for the journal).
+    pub fn serial(&self) -> String {
+        self.lock()
+            .holder
+            .as_ref()
+            .map(|h| h.serial.clone())
+            .unwrap_or_else(|| "?".into())
     }
 
     /// The operator has read the outcome: back to waiting.
@@ -468,6 +503,46 @@ impl PinInput for WebPins<'_> {
     }
     fn interactive(&self) -> bool {
         true
+    }
+    /// Offer the supervisor's override next to the new PIN form; whichever
+    /// comes first: the waiver, or the holder's next PIN (left queued for
+    /// the engine's next question).
+    fn waiver(&mut self, label: &str, why: &str) -> Option<Waiver> {
+        let which = if label.contains("signature") {
+            PinWhich::Signature
+        } else {
+            PinWhich::Id
+        };
+        self.shared.change(|f| {
+            f.waivable = Some(why.to_string());
+            f.override_refused = false;
+            f.waiver = None;
+            f.pin = Some(PinAsk {
+                which,
+                choose: true,
+            });
+        });
+        loop {
+            {
+                let mut g = self.shared.lock();
+                if let Some(w) = g.waiver.take() {
+                    g.waivable = None;
+                    g.pin = None;
+                    g.pin_refused = None;
+                    g.version += 1;
+                    return Some(w);
+                }
+                if g.removed || self.shared.stopped() || !g.pins.is_empty() {
+                    g.waivable = None;
+                    g.version += 1;
+                    return None;
+                }
+                drop(self.shared.wait(g, POLL));
+            }
+            if !card_present(&self.shared.reader) {
+                self.shared.change(|f| f.removed = true);
+            }
+        }
     }
 }
 
