@@ -491,6 +491,47 @@ fn the_station_refuses_requests_without_a_session_and_forged_cross_site_posts() 
         serials: Default::default(),
         _guard,
     };
+    // Refused before serving: no accounts yet; a password file others can read.
+    let serve = [
+        "counter",
+        "serve",
+        "--office",
+        "1021",
+        "--reader",
+        web_support::COUNTER,
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let o = web_support::run(env.data(), &serve);
+    assert_eq!(o.status.code(), Some(2), "{}", web_support::text(&o));
+    assert!(web_support::text(&o).contains("no operator accounts in"));
+    assert!(web_support::text(&o).contains("operators.json"));
+    let pw = env.data().join("open.pw");
+    std::fs::write(&pw, "a long password\n").expect("pw");
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let o = web_support::run(
+        env.data(),
+        &[
+            "counter",
+            "operator",
+            "add",
+            "x1",
+            "--role",
+            "clerk",
+            "--password-file",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([pw.display().to_string()])
+        .collect::<Vec<_>>()
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", web_support::text(&o));
+    assert!(web_support::text(&o).contains("open.pw: readable by group or others"));
+
     env.operator("clerk7", "clerk", PASSWORD);
     let st = Station::start(&env, "1021", "station");
     let p = st.port;
