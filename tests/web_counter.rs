@@ -408,8 +408,18 @@ fn a_whole_activation_in_chromium_the_refusals_in_both_languages_and_no_pin_anyw
     s.sign_in(&st, "clerk7");
     let card = env.insert(b);
     s.wait("#finger");
-    st.scan(&b.impostor);
+    // This time the capture is uploaded from the browser.
+    let input = s.wait("#template");
+    s.b.send_keys(&input, b.impostor.to_str().expect("path"))
+        .expect("choose the file");
+    let send = s.b.find("#upload-ok").expect("send");
+    s.click_to_new_page(&send);
     s.wait("#no-match");
+    assert_eq!(
+        std::fs::read_dir(&st.scanner).expect("scanner dir").count(),
+        0,
+        "the uploaded capture is deleted after use"
+    );
     s.both("#no-match", "7-impostor", "مطابقت نداشت", "did not match");
     s.switch("en");
     assert!(s.text("#no-match").contains("4 tries left"));

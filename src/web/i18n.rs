@@ -76,6 +76,8 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("tries_left", "{} بار تلاش روی کارت باقی است.", "{} tries left on the card."),
     ("scanner_waiting", "در انتظار فایل اسکنر در پوشهٔ {} …", "Waiting for the scanner's file in {} …"),
     ("next_finger", "انگشت دیگر", "Another finger"),
+    ("upload_scan", "یا فایل اسکنر (ISO/IEC 19794-2) را بفرستید:", "Or send the scanner's file (ISO/IEC 19794-2):"),
+    ("upload", "ارسال", "Send"),
     ("cancel", "لغو", "Cancel"),
     ("no_match", "اثر انگشت {} روی کارت مطابقت نداشت؛ {} بار تلاش باقی است. از دارنده بخواهید انگشت را تمیز کند و دوباره اسکن کند.", "The {} finger did not match on the card; {} tries left. Ask the holder to clean the finger and scan again."),
     ("turn_to_holder", "صفحه را به سمت دارنده بچرخانید.", "Turn the screen to the holder."),

@@ -290,6 +290,12 @@ pub fn counter(v: &Viewer, shared: &Shared, f: &Flow) -> String {
                     )
                 ));
                 b.push_str(&format!(
+                    "<form method=\"post\" action=\"/counter/upload\" enctype=\"multipart/form-data\" id=\"upload\">{}<label>{} <input type=\"file\" name=\"template\" id=\"template\" required></label><button type=\"submit\" id=\"upload-ok\">{}</button></form>",
+                    csrf_field(v),
+                    esc(t(l, "upload_scan")),
+                    esc(t(l, "upload"))
+                ));
+                b.push_str(&format!(
                     "<form method=\"post\" action=\"/counter/finger\">{}",
                     csrf_field(v)
                 ));

@@ -28,6 +28,9 @@ const LINE_JS: &str = include_str!("line.js");
 const CSS: &str = include_str!("counter.css");
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 const MAX_BODY: u64 = 16 * 1024;
+/// An upload of the scanner's file (a finger minutiae record is at most
+/// 64 KiB) with its form.
+const MAX_UPLOAD: u64 = 80 * 1024;
 /// Dashboards open at once (each holds a request thread).
 const MAX_STREAMS: usize = 2;
 /// Request threads.
@@ -89,6 +92,8 @@ struct Req {
     query: HashMap<String, String>,
     cookies: HashMap<String, String>,
     form: Vec<(String, Zeroizing<String>)>,
+    /// The scanner's file, uploaded (`template` part of a multipart form).
+    file: Option<Zeroizing<Vec<u8>>>,
     origin: Option<String>,
     fetch_site: Option<String>,
     host: Option<String>,
@@ -139,6 +144,49 @@ fn parse_form(body: &[u8]) -> Vec<(String, Zeroizing<String>)> {
         .collect()
 }
 
+/// The parts of a `multipart/form-data` body: name and content. None
+/// when the body does not follow the form (no boundary, a part without a
+/// name).
+fn parse_multipart(ctype: &str, body: &[u8]) -> Option<Vec<(String, Zeroizing<Vec<u8>>)>> {
+    let boundary = ctype
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("boundary="))?
+        .trim_matches('"');
+    if boundary.is_empty() || boundary.len() > 200 {
+        return None;
+    }
+    let delim = format!("--{boundary}").into_bytes();
+    let find = |hay: &[u8], needle: &[u8], from: usize| -> Option<usize> {
+        hay.get(from..)?
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|i| i + from)
+    };
+    let mut at = find(body, &delim, 0)? + delim.len();
+    let mut parts = Vec::new();
+    loop {
+        // "--" after a delimiter closes the body.
+        if body.get(at..at + 2) == Some(b"--") {
+            return Some(parts);
+        }
+        let start = at + 2; // CRLF after the delimiter
+        let head_end = find(body, b"\r\n\r\n", start)?;
+        let head = String::from_utf8_lossy(body.get(start..head_end)?).into_owned();
+        let name = head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("content-disposition:"))?
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("name="))?
+            .trim_matches('"')
+            .to_string();
+        let next = find(body, &delim, head_end + 4)?;
+        // The content ends with the CRLF before the next delimiter.
+        let end = next.checked_sub(2).filter(|e| *e >= head_end + 4)?;
+        parts.push((name, Zeroizing::new(body.get(head_end + 4..end)?.to_vec())));
+        at = next + delim.len();
+    }
+}
+
 fn header(req: &Request, name: &str) -> Option<String> {
     req.headers()
         .iter()
@@ -162,21 +210,56 @@ fn read(req: &mut Request) -> Result<Req, Reply> {
         })
         .unwrap_or_default();
     let mut body = Zeroizing::new(Vec::new());
+    let ctype = header(req, "Content-Type").unwrap_or_default();
+    let multipart = ctype.starts_with("multipart/form-data");
+    let limit = if multipart { MAX_UPLOAD } else { MAX_BODY };
     if req.method() == &tiny_http::Method::Post {
-        if req.body_length().is_some_and(|n| n as u64 > MAX_BODY) {
-            return Err(Reply::text(413, "request body too large"));
+        if req.body_length().is_some_and(|n| n as u64 > limit) {
+            return Err(Reply::text(
+                413,
+                &format!("request body too large: at most {limit} bytes"),
+            ));
         }
-        let r = req.as_reader().take(MAX_BODY + 1).read_to_end(&mut body);
-        if r.is_err() || body.len() as u64 > MAX_BODY {
-            return Err(Reply::text(400, "the request body could not be read"));
+        let r = req.as_reader().take(limit + 1).read_to_end(&mut body);
+        if r.is_err() || body.len() as u64 > limit {
+            return Err(Reply::text(
+                413,
+                &format!("request body too large or unreadable: at most {limit} bytes"),
+            ));
         }
     }
+    let (form, file) = if multipart {
+        match parse_multipart(&ctype, &body) {
+            Some(parts) => {
+                let mut form = Vec::new();
+                let mut file = None;
+                for (name, data) in parts {
+                    if name == "template" {
+                        file = Some(data);
+                    } else {
+                        form.push((
+                            name,
+                            Zeroizing::new(String::from_utf8_lossy(&data).into_owned()),
+                        ));
+                    }
+                }
+                (form, file)
+            }
+            None => return Err(Reply::text(
+                400,
+                "multipart/form-data: expected a boundary and parts with Content-Disposition names",
+            )),
+        }
+    } else {
+        (parse_form(&body), None)
+    };
     Ok(Req {
         method: req.method().as_str().to_string(),
         path: path.to_string(),
         query,
         cookies,
-        form: parse_form(&body),
+        form,
+        file,
         origin: header(req, "Origin"),
         fetch_site: header(req, "Sec-Fetch-Site"),
         host: header(req, "Host"),
@@ -448,6 +531,16 @@ impl App<'_> {
                 );
                 Reply::redirect("/login").cookie(self.cookie("cs_session", "", Some(0)))
             }
+            ("POST", "/counter/upload") => match &r.file {
+                Some(f) if !f.is_empty() => match sh.upload(&s.operator, f) {
+                    Ok(()) => Reply::redirect("/counter"),
+                    Err(e) => Reply::text(409, &e),
+                },
+                _ => Reply::text(
+                    400,
+                    "field template: expected the scanner's ISO/IEC 19794-2 file",
+                ),
+            },
             ("POST", "/counter/finger") => match r.field("do") {
                 Some(a @ ("next" | "cancel")) => match sh.answer(&s.operator, a) {
                     Ok(()) => Reply::redirect("/counter"),
@@ -618,5 +711,24 @@ mod tests {
         assert_eq!(get("y").as_deref(), Some("%zz"));
         assert_eq!(get("flag").as_deref(), Some(""));
         assert!(parse_form(b"%").len() == 1);
+    }
+
+    #[test]
+    fn multipart_forms_give_their_parts_and_bad_ones_none() {
+        let ct = "multipart/form-data; boundary=----XyZ";
+        let body = b"------XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\nABC\r\n------XyZ\r\nContent-Disposition: form-data; name=\"template\"; filename=\"scan.iso\"\r\nContent-Type: application/octet-stream\r\n\r\nFMR\0\r\n\x01\r\n------XyZ--\r\n";
+        let parts = parse_multipart(ct, body).expect("parts");
+        assert_eq!(parts.len(), 2);
+        assert_eq!(
+            (parts[0].0.as_str(), parts[0].1.as_slice()),
+            ("csrf", &b"ABC"[..])
+        );
+        assert_eq!(parts[1].0, "template");
+        assert_eq!(parts[1].1.as_slice(), b"FMR\0\r\n\x01");
+        assert!(parse_multipart("multipart/form-data", body).is_none());
+        assert!(parse_multipart(ct, b"------XyZ\r\nno head").is_none());
+        assert!(parse_multipart(ct, b"").is_none());
+        let nameless = b"------XyZ\r\nContent-Disposition: form-data\r\n\r\nx\r\n------XyZ--";
+        assert!(parse_multipart(ct, nameless).is_none());
     }
 }

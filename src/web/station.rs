@@ -278,6 +278,32 @@ impl Shared {
             .unwrap_or_else(|| "?".into())
     }
 
+    /// The scanner's file, uploaded from the browser: written into the
+    /// watched folder (mode 600, under a hidden name first), where the
+    /// scanner step takes it like any capture (and deletes it after use).
+    pub fn upload(&self, operator: &str, data: &[u8]) -> Result<(), String> {
+        {
+            let g = self.lock();
+            if !Self::owns(&g, operator) || g.finger.is_none() {
+                return Err("no card of yours is waiting for a finger".into());
+            }
+        }
+        let name = super::session::token();
+        if name.is_empty() {
+            return Err("the system's random generator failed".into());
+        }
+        let tmp = self.scanner_dir.join(format!(".upload-{name}"));
+        let path = self.scanner_dir.join(format!("upload-{name}.iso"));
+        crate::private::write(&tmp, data)
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(|e| {
+                format!(
+                    "writing the upload into {}: {e}",
+                    self.scanner_dir.display()
+                )
+            })
+    }
+
     /// The operator has read the outcome: back to waiting.
     pub fn clear(&self, operator: &str) {
         self.change(|f| {
@@ -395,6 +421,9 @@ impl Screen for WebScreen<'_> {
         self.shared.change(|f| f.log.push(text.to_string()));
     }
     fn step(&mut self, n: u8, what: &str) {
+        if n != 3 {
+            self.scanner.forget_taken();
+        }
         self.shared.change(|f| {
             f.step = n;
             if n != 3 {
@@ -418,6 +447,9 @@ impl Screen for WebScreen<'_> {
                 self.shared.change(|f| f.finger = Some(a));
             }
             Shown::NoMatch { finger, tries_left } => {
+                // The card has compared the capture: it is read, delete it
+                // before the screen says so.
+                self.scanner.forget_taken();
                 let p = finger.position.clone();
                 self.shared.change(|f| f.no_match = Some((p, tries_left)));
             }
