@@ -77,6 +77,26 @@ impl Seen {
         self.wait("body:not([data-old])");
     }
 
+    /// Wait until the text of `css` contains `want` (the page reloads
+    /// meanwhile, so lookups may miss or go stale).
+    fn wait_text(&mut self, css: &str, want: &str) {
+        let start = std::time::Instant::now();
+        loop {
+            if let Ok(e) = self.b.find(css) {
+                if self.b.text(&e).is_ok_and(|t| t.contains(want)) {
+                    self.keep();
+                    return;
+                }
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "{css} never said {want:?}:\n{}",
+                self.b.source().unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn lang(&self) -> String {
         let html = self.b.find("html").expect("html");
         self.b
@@ -440,6 +460,22 @@ fn a_whole_activation_in_chromium_the_refusals_in_both_languages_and_no_pin_anyw
         .delivered(&env.serials[b.id()])
         .expect("q")
         .is_none());
+    // Pulled while the card is being read (step 1, at its 8th command):
+    // the exchange fails, and the screen says the card left.
+    s.switch("en");
+    let served = env.insert_with(
+        b,
+        cardsmith::sim::faults::Faults {
+            remove_at: Some(8),
+            ..cardsmith::sim::faults::Faults::none()
+        },
+    );
+    s.wait_text("#removed", "removed mid-flow (step 1)");
+    s.shot("en-8-removed-step1");
+    s.switch("fa");
+    s.wait_text("#removed", "(مرحلهٔ ۱)");
+    s.shot("fa-8-removed-step1");
+    let _ = served.remove();
     let log_b = st.stop();
 
     // Refused: a card for another office.

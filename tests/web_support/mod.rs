@@ -145,6 +145,16 @@ impl Env {
         common::insert(card, 0, cardsmith::sim::faults::Faults::none())
     }
 
+    /// `h`'s card with faults (a card pulled at APDU k).
+    pub fn insert_with(
+        &self,
+        h: &Holder,
+        faults: cardsmith::sim::faults::Faults,
+    ) -> cardsmith::sim::vpcd::VpcdCard {
+        let card = SimCard::open_image(&self.images[h.id()], SimConfig::default()).expect("image");
+        common::insert(card, 0, faults)
+    }
+
     /// An operator account (password in a mode-600 file).
     pub fn operator(&self, name: &str, role: &str, password: &str) {
         let pw = activate_support::pins_file(self.data(), &format!("{name}.pw"), &[password]);
