@@ -82,6 +82,9 @@ pub enum Command {
     /// The pickup counter: activate a card with its holder, journal the delivery, replacements and PIN unblock.
     #[command(subcommand)]
     Activate(crate::activate::cli::ActivateCommand),
+    /// The pickup counter as a web station for a browser (Persian and English), and its operator accounts.
+    #[command(subcommand)]
+    Counter(crate::web::cli::CounterCommand),
     /// Run APDU scripts (scriptor-compatible, with expectations, variables, test cases).
     Run(crate::script::cli::RunArgs),
     /// Replay a transcript recorded with `run --record` against a fresh simulated card.
@@ -263,6 +266,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Programme(cmd) => return crate::programme::cli::programme(cmd, json),
         Command::Scp03(cmd) => return crate::scp03::cli::run(cmd, json),
         Command::Activate(cmd) => return crate::activate::cli::activate(cmd, json),
+        Command::Counter(cmd) => return crate::web::cli::counter(cmd, json),
         _ => {}
     }
     run_wire(cli).map(|()| 0)
@@ -284,7 +288,8 @@ fn run_wire(cli: Cli) -> Result<()> {
         | Command::Ca(_)
         | Command::Programme(_)
         | Command::Scp03(_)
-        | Command::Activate(_) => Ok(()),
+        | Command::Activate(_)
+        | Command::Counter(_) => Ok(()),
         Command::Readers {
             wait,
             reader,

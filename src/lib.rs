@@ -41,3 +41,4 @@ pub mod sim;
 pub mod tlv;
 pub mod transport;
 pub mod utc;
+pub mod web;

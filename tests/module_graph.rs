@@ -21,6 +21,7 @@ const SUB_NODES: &[(&str, &str)] = &[
     ("line::cli", "line::cli"),
     ("register::cli", "register::cli"),
     ("activate::cli", "activate::cli"),
+    ("web::cli", "web::cli"),
     ("scp03::cli", "scp03::cli"),
     ("script::cli", "script::cli"),
     ("pki::cli", "pki::cli"),

@@ -232,14 +232,15 @@ impl Screen for Term {
     }
 }
 
-struct Station {
-    side: IssuerSide,
-    journal: std::sync::Arc<dyn Journal>,
-    who: Who,
-    office: String,
+/// A counter station's setup, shared with the web station (`web::cli`).
+pub(crate) struct Station {
+    pub(crate) side: IssuerSide,
+    pub(crate) journal: std::sync::Arc<dyn Journal>,
+    pub(crate) who: Who,
+    pub(crate) office: String,
 }
 
-fn station(c: &CounterArgs) -> Result<Station> {
+pub(crate) fn station(c: &CounterArgs) -> Result<Station> {
     let office = check_office(&c.office)?;
     let side = IssuerSide::load(&CardArgs {
         reader: None,
@@ -263,14 +264,14 @@ fn station(c: &CounterArgs) -> Result<Station> {
 /// office's deliveries and replacement requests (on the shared register a
 /// counter's login is bound to its office, and a line station's login
 /// records none). Refused as a bad argument, nothing touched.
-fn check_may_record(st: &Station) -> Result<()> {
+pub(crate) fn check_may_record(st: &Station) -> Result<()> {
     st.journal.may_record_at(&st.office).map_err(|e| match e {
         crate::register::journal::JournalError::Refused(m) => anyhow!(RecordRefused(m)),
         e => anyhow!(e),
     })
 }
 
-fn counter<'a>(
+pub(crate) fn counter<'a>(
     st: &'a Station,
     c: &CounterArgs,
     pins: &PinArgs,

@@ -35,6 +35,24 @@ pub trait Screen {
     /// Ask the operator for a line (shown as typed: paths, choices).
     /// `Ok(None)`: no more input (the one-shot command never asks).
     fn ask(&mut self, prompt: &str) -> std::io::Result<Option<String>>;
+    /// What the flow has to show beyond its lines, for a front end that
+    /// lays the screen out itself (the web station). The terminal shows
+    /// the lines only, so the default does nothing.
+    fn show(&mut self, _what: Shown<'_>) {}
+}
+
+/// The moments of the flow a front end may lay out on its own, each with
+/// the same facts the lines carry (never a PIN or a template).
+pub enum Shown<'a> {
+    /// Step 1 passed: the card is genuine; its holder's data and photo.
+    Holder(&'a Inspection),
+    /// Step 3: the finger to scan; `others` when `next` may switch finger.
+    Finger { finger: &'a Finger, others: bool },
+    /// The live finger did not match on the card.
+    NoMatch { finger: &'a Finger, tries_left: u8 },
+    /// The holder's PIN was refused by the policy (`why` as the policy
+    /// says it); the holder is asked again.
+    PinRefused { label: &'a str, why: &'a str },
 }
 
 /// The steps of an activation.
@@ -373,6 +391,7 @@ impl Counter<'_> {
         for l in Holder::from(&ins).lines(self.rtl) {
             screen.say(&l);
         }
+        screen.show(Shown::Holder(&ins));
         let photo = match &ins.photo {
             Some(jpeg) => match save_photo(&self.photo_dir, &ins.serial, jpeg) {
                 Ok(path) => {
@@ -584,6 +603,10 @@ impl Counter<'_> {
                         .unwrap_or_default()
                 ),
             );
+            screen.show(Shown::Finger {
+                finger: &finger,
+                others: usable.len() > 1,
+            });
             let path = match &mut given {
                 Some(files) => match files.next() {
                     Some(p) => p,
@@ -677,6 +700,10 @@ impl Counter<'_> {
                         "  NO MATCH: the {} finger did not match; {tries_left} tries left on the card. Ask the holder to clean the finger and scan again.",
                         finger.shout()
                     ));
+                    screen.show(Shown::NoMatch {
+                        finger: &finger,
+                        tries_left,
+                    });
                     if given.as_ref().is_some_and(|f| f.len() == 0) {
                         return Err(Refusal::new(
                             "fingerprint",
@@ -753,6 +780,23 @@ impl Counter<'_> {
                     screen.say(&format!(
                         "  {label} REFUSED: {why}. Holder: choose another {label}."
                     ));
+                    screen.show(Shown::PinRefused { label, why: &why });
+                    if first == second && self.policy.waivable(&first, forbidden) {
+                        if let Some(w) = pins.waiver(label, &why) {
+                            self.event(
+                                "pin rule waived",
+                                &format!(
+                                    "{label}: {why}; waived by supervisor {}: {}",
+                                    w.supervisor, w.reason
+                                ),
+                            );
+                            screen.say(&format!(
+                                "  ok   {label} accepted: supervisor {} waived the rule ({why})",
+                                w.supervisor
+                            ));
+                            return Ok(first);
+                        }
+                    }
                     if !pins.interactive() {
                         return Err(Refusal::new(
                             "pin_policy",

@@ -25,6 +25,19 @@ pub trait PinInput {
     /// Entries are typed by someone watching the screen (so a refused
     /// entry can be asked again).
     fn interactive(&self) -> bool;
+    /// A PIN was refused for a rule a supervisor may waive (`why`, as the
+    /// policy says it): a supervisor's waiver, or None when the holder
+    /// chooses another PIN. Only the web station asks a supervisor.
+    fn waiver(&mut self, _label: &str, _why: &str) -> Option<Waiver> {
+        None
+    }
+}
+
+/// A supervisor let a refused PIN through, with a written reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiver {
+    pub supervisor: String,
+    pub reason: String,
 }
 
 /// The terminal, with echo off.

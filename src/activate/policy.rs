@@ -115,11 +115,45 @@ impl PinPolicy {
         }
         Ok(())
     }
+
+    /// Whether `pin`, refused by [`check`](Self::check), broke only the
+    /// rules a supervisor may waive for a holder who insists: a guessable
+    /// PIN (one digit repeated, a run). Length, digits only and the
+    /// forbidden values (transport PINs, the other PIN) are never waived.
+    pub fn waivable(&self, pin: &Secret, forbidden: &[(&Secret, &str)]) -> bool {
+        let b = pin.expose();
+        self.check(pin, forbidden).is_err()
+            && !b.is_empty()
+            && b.iter().all(u8::is_ascii_digit)
+            && (self.min_len..=self.max_len).contains(&b.len())
+            && !forbidden
+                .iter()
+                .any(|(f, _)| crate::crypto::ct_eq(f.expose(), b))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_guessable_pins_are_waivable() {
+        let p = PinPolicy::parse_length("6-8").expect("policy");
+        let s = |x: &str| Secret::new(x.as_bytes().to_vec());
+        let t = s("482913");
+        let forbidden = [(&t, "it is a transport PIN of this card")];
+        assert!(p.waivable(&s("123456"), &forbidden));
+        assert!(p.waivable(&s("777777"), &forbidden));
+        assert!(
+            !p.waivable(&s("480913"), &forbidden),
+            "a good PIN needs no waiver"
+        );
+        assert!(!p.waivable(&s("482913"), &forbidden), "a transport PIN");
+        assert!(!p.waivable(&s("12345"), &forbidden), "too short");
+        assert!(!p.waivable(&s("12345a"), &forbidden), "not digits");
+        let t = s("123456");
+        assert!(!p.waivable(&t, &[(&t, "it is the same as the ID PIN")]));
+    }
 
     fn s(x: &str) -> Secret {
         Secret::new(x.as_bytes().to_vec())
