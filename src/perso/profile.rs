@@ -543,94 +543,11 @@ impl Profile {
             file: file.to_string(),
             message: toml_message(text, &e),
         })?;
-        let bad = |key: &str, message: String| ProfileError::Invalid {
-            file: file.to_string(),
-            key: key.to_string(),
-            message,
-        };
-        if raw.version != 1 {
-            return Err(bad(
-                "version",
-                format!("{} is not supported (expected 1)", raw.version),
-            ));
-        }
-        let tag2 = |key: &str, v: &str| -> Result<u16, ProfileError> {
-            let b = hex::parse(v).map_err(|e| bad(key, format!("{e}")))?;
-            match b.as_slice() {
-                [a, b] => Ok(u16::from_be_bytes([*a, *b])),
-                _ => Err(bad(
-                    key,
-                    format!("expected 2 bytes of hex, e.g. \"DF70\", found {v:?}"),
-                )),
-            }
-        };
-        let fid = |key: &str, v: &str| -> Result<u16, ProfileError> {
-            let f = tag2(key, v)?;
-            if matches!(f, 0x3F00 | 0x3FFF | 0xFFFF) {
-                return Err(bad(key, format!("{v} is reserved and cannot be a FID")));
-            }
-            Ok(f)
-        };
-        let aid = |key: &str, v: &str| -> Result<Vec<u8>, ProfileError> {
-            let b = hex::parse(v).map_err(|e| bad(key, format!("{e}")))?;
-            if !(5..=16).contains(&b.len()) {
-                return Err(bad(
-                    key,
-                    format!("an AID has 5 to 16 bytes, found {}", b.len()),
-                ));
-            }
-            Ok(b)
-        };
-        let ber_tag = |key: &str, v: &str| -> Result<Vec<u8>, ProfileError> {
-            let b = hex::parse(v).map_err(|e| bad(key, format!("{e}")))?;
-            if crate::tlv::valid_tag(&b) {
-                Ok(b)
-            } else {
-                Err(bad(key, format!("{v:?} is not a complete BER-TLV tag")))
-            }
-        };
-        if raw.card.serial != "cplc" {
-            return Err(bad(
-                "card.serial",
-                format!("{:?} is not supported (expected \"cplc\")", raw.card.serial),
-            ));
-        }
-        if !(1..=20).contains(&raw.card.validity_years) {
-            return Err(bad("card.validity_years", "expected 1 to 20".into()));
-        }
-        if !(8..=64).contains(&raw.issuer.challenge_length) {
-            return Err(bad("issuer.challenge_length", "expected 8 to 64".into()));
-        }
-        if raw.perso.scripts.is_empty() {
-            return Err(bad("perso.scripts", "expected at least one script".into()));
-        }
-        if raw.perso.photo_size_step == 0 {
-            return Err(bad("perso.photo_size_step", "expected at least 1".into()));
-        }
-        let pin = |key: &str, p: &RawPin| -> Result<PinSpec, ProfileError> {
-            if !(0x81..=0x8F).contains(&p.reference) {
-                return Err(bad(
-                    &format!("{key}.reference"),
-                    format!(
-                        "0x{:02X} is not a specific PIN reference (expected 0x81 to 0x8F)",
-                        p.reference
-                    ),
-                ));
-            }
-            if !(4..=12).contains(&p.transport_digits) {
-                return Err(bad(
-                    &format!("{key}.transport_digits"),
-                    "expected 4 to 12".into(),
-                ));
-            }
-            Ok(PinSpec {
-                reference: p.reference,
-                transport_digits: p.transport_digits,
-            })
-        };
-        let id_pin = pin("pins.id_pin", &raw.pins.id_pin)?;
-        let signature_pin = pin("pins.signature_pin", &raw.pins.signature_pin)?;
-        let puk = pin("pins.puk", &raw.pins.puk)?;
+        let c = Check { file };
+        c.header(&raw)?;
+        let id_pin = c.pin("pins.id_pin", &raw.pins.id_pin)?;
+        let signature_pin = c.pin("pins.signature_pin", &raw.pins.signature_pin)?;
+        let puk = c.pin("pins.puk", &raw.pins.puk)?;
         let mut numbers = BTreeSet::new();
         for (k, p) in [
             ("pins.id_pin", id_pin),
@@ -638,164 +555,18 @@ impl Profile {
             ("pins.puk", puk),
         ] {
             if !numbers.insert(p.number()) {
-                return Err(bad(k, "reference used twice".into()));
+                return Err(c.bad(k, "reference used twice".into()));
             }
         }
-        let certificates = cert_rules(&raw.certificates, raw.card.validity_years, &bad)?;
-        let mut keys = Vec::new();
-        for (i, k) in raw.pki.keys.iter().enumerate() {
-            let key = format!("pki.keys[{i}]");
-            let usage = match k.usage.as_str() {
-                "authenticate" => KeyUsage::Authenticate,
-                "sign" => KeyUsage::Sign,
-                other => {
-                    return Err(bad(
-                        &format!("{key}.usage"),
-                        format!("{other:?}: expected \"authenticate\" or \"sign\""),
-                    ))
-                }
-            };
-            let certificate = match k.certificate_profile.as_str() {
-                "authentication" => CertKind::Authentication,
-                "signature" => CertKind::Signature,
-                other => {
-                    return Err(bad(
-                        &format!("{key}.certificate_profile"),
-                        format!("{other:?}: expected \"authentication\" or \"signature\""),
-                    ))
-                }
-            };
-            if !(1..=4).contains(&k.reference) {
-                return Err(bad(&format!("{key}.reference"), "expected 1 to 4".into()));
-            }
-            let pin = match k.pin.as_deref() {
-                None => None,
-                Some("id_pin") => Some(id_pin.number()),
-                Some("signature_pin") => Some(signature_pin.number()),
-                Some(other) => {
-                    return Err(bad(
-                        &format!("{key}.pin"),
-                        format!("{other:?}: expected \"id_pin\" or \"signature_pin\""),
-                    ))
-                }
-            };
-            if keys
-                .iter()
-                .any(|x: &KeySpec| x.usage == usage || x.reference == k.reference)
-            {
-                return Err(bad(
-                    &key,
-                    "a second key with the same usage or reference".into(),
-                ));
-            }
-            keys.push(KeySpec {
-                name: k.name.clone(),
-                reference: k.reference,
-                usage,
-                certificate_fid: fid(&format!("{key}.certificate_fid"), &k.certificate_fid)?,
-                certificate,
-                pin,
-                pin_per_use: k.pin_per_use,
-            });
-        }
-        for u in [KeyUsage::Authenticate, KeyUsage::Sign] {
-            if !keys.iter().any(|k| k.usage == u) {
-                return Err(bad("pki.keys", format!("expected a key with usage {u:?}")));
-            }
-        }
-        if raw.biometric.references.is_empty() || raw.biometric.references.len() > 2 {
-            return Err(bad(
-                "biometric.references",
-                "expected one or two references".into(),
-            ));
-        }
-        for r in &raw.biometric.references {
-            if !(0x81..=0x8F).contains(r) || !numbers.insert(r & 0x0F) {
-                return Err(bad(
-                    "biometric.references",
-                    format!("0x{r:02X}: expected an unused reference 0x81 to 0x8F"),
-                ));
-            }
-        }
-        if !(1..=15).contains(&raw.biometric.try_limit) {
-            return Err(bad("biometric.try_limit", "expected 1 to 15".into()));
-        }
-        if !(10..=85).contains(&raw.biometric.max_minutiae) {
-            return Err(bad(
-                "biometric.max_minutiae",
-                "expected 10 to 85 (3 bytes each in a short APDU)".into(),
-            ));
-        }
-        let mut data_groups: Vec<DataGroup> = Vec::new();
-        for (i, d) in raw.data_groups.iter().enumerate() {
-            let key = format!("data_groups[{i}]");
-            if !(1..=16).contains(&d.number) || data_groups.iter().any(|x| x.number == d.number) {
-                return Err(bad(
-                    &format!("{key}.number"),
-                    format!("{}: expected a unique number 1 to 16", d.number),
-                ));
-            }
-            let mut fields = Vec::new();
-            for (j, f) in d.fields.iter().enumerate() {
-                let fkey = format!("{key}.fields[{j}]");
-                if !KNOWN_FIELDS.contains(&f.field.as_str()) {
-                    return Err(bad(
-                        &format!("{fkey}.field"),
-                        format!(
-                            "{:?} is not a record field (known: {})",
-                            f.field,
-                            KNOWN_FIELDS.join(", ")
-                        ),
-                    ));
-                }
-                let encoding = match f.encoding.as_deref() {
-                    None | Some("utf8") => Encoding::Utf8,
-                    Some("date") => Encoding::Date,
-                    Some("gregorian") => Encoding::Gregorian,
-                    Some("bytes") => Encoding::Bytes,
-                    Some(other) => {
-                        return Err(bad(
-                            &format!("{fkey}.encoding"),
-                            format!("{other:?}: expected utf8, date, gregorian or bytes"),
-                        ))
-                    }
-                };
-                let is_date = DATE_FIELDS.contains(&f.field.as_str());
-                let ok = match encoding {
-                    Encoding::Date | Encoding::Gregorian => is_date,
-                    Encoding::Bytes => f.field == "photo",
-                    Encoding::Utf8 => !is_date && f.field != "photo",
-                };
-                if !ok {
-                    return Err(bad(
-                        &format!("{fkey}.encoding"),
-                        format!("{encoding:?} does not fit field {:?}", f.field),
-                    ));
-                }
-                let tag = ber_tag(&format!("{fkey}.tag"), &f.tag)?;
-                if fields.iter().any(|x: &FieldMap| x.tag == tag) {
-                    return Err(bad(
-                        &format!("{fkey}.tag"),
-                        "tag used twice in the group".into(),
-                    ));
-                }
-                fields.push(FieldMap {
-                    tag,
-                    field: f.field.clone(),
-                    encoding,
-                });
-            }
-            data_groups.push(DataGroup {
-                number: d.number,
-                name: d.name.clone(),
-                fid: fid(&format!("{key}.fid"), &d.fid)?,
-                tag: ber_tag(&format!("{key}.tag"), &d.tag)?,
-                fields,
-            });
-        }
+        let certificates = cert_rules(&raw.certificates, raw.card.validity_years, &|k, m| {
+            c.bad(k, m)
+        })?;
+        let keys = c.keys(&raw.pki.keys, id_pin, signature_pin)?;
+        c.biometric(&raw.biometric, &mut numbers)?;
+        let data_groups = c.data_groups(&raw.data_groups)?;
         for n in &raw.security_object.data_groups {
             if !data_groups.iter().any(|d| d.number == *n) {
-                return Err(bad(
+                return Err(c.bad(
                     "security_object.data_groups",
                     format!("data group {n} is not defined"),
                 ));
@@ -803,50 +574,13 @@ impl Profile {
         }
         let security_domain = match &raw.security_domain {
             None => None,
-            Some(sd) => {
-                let mut p1 = 0u8;
-                for l in &sd.level {
-                    p1 |= match l.as_str() {
-                        "C-MAC" => 0x01,
-                        "C-DECRYPTION" | "C-ENC" => 0x02,
-                        "R-MAC" => 0x10,
-                        "R-ENCRYPTION" | "R-ENC" => 0x20,
-                        other => {
-                            return Err(bad(
-                                "security_domain.level",
-                                format!(
-                                    "{other:?}: expected C-MAC, C-DECRYPTION, R-MAC or R-ENCRYPTION"
-                                ),
-                            ))
-                        }
-                    };
-                }
-                if p1 & 0x01 == 0 {
-                    return Err(bad(
-                        "security_domain.level",
-                        "personalization needs at least C-MAC".into(),
-                    ));
-                }
-                let level = crate::scp03::SecurityLevel::from_p1(p1)
-                    .map_err(|e| bad("security_domain.level", e.to_string()))?;
-                let mode = match sd.mode.as_str() {
-                    "S8" => crate::scp03::Mode::S8,
-                    "S16" => crate::scp03::Mode::S16,
-                    other => {
-                        return Err(bad(
-                            "security_domain.mode",
-                            format!("{other:?}: expected \"S8\" or \"S16\""),
-                        ))
-                    }
-                };
-                Some(SecurityDomain {
-                    aid: aid("security_domain.aid", &sd.aid)?,
-                    level,
-                    mode,
-                    store_data: sd.store_data,
-                })
-            }
+            Some(sd) => Some(c.security_domain(sd)?),
         };
+        let (tag2, fid, aid) = (
+            |k: &str, v: &str| c.tag2(k, v),
+            |k: &str, v: &str| c.fid(k, v),
+            |k: &str, v: &str| c.aid(k, v),
+        );
         Ok(Profile {
             name: raw.name,
             source: file.to_string(),
@@ -909,6 +643,327 @@ fn profile_uri(v: &str, schemes: &[&str]) -> Result<String, String> {
         ));
     }
     Ok(v.to_string())
+}
+
+/// The checks of one profile file: every problem names the file and the
+/// key, and says what was expected.
+struct Check<'a> {
+    file: &'a str,
+}
+
+impl Check<'_> {
+    fn bad(&self, key: &str, message: String) -> ProfileError {
+        ProfileError::Invalid {
+            file: self.file.to_string(),
+            key: key.to_string(),
+            message,
+        }
+    }
+
+    /// The version and the single-valued settings of [card], [issuer] and
+    /// [perso].
+    fn header(&self, raw: &RawProfile) -> Result<(), ProfileError> {
+        if raw.version != 1 {
+            return Err(self.bad(
+                "version",
+                format!("{} is not supported (expected 1)", raw.version),
+            ));
+        }
+        if raw.card.serial != "cplc" {
+            return Err(self.bad(
+                "card.serial",
+                format!("{:?} is not supported (expected \"cplc\")", raw.card.serial),
+            ));
+        }
+        if !(1..=20).contains(&raw.card.validity_years) {
+            return Err(self.bad("card.validity_years", "expected 1 to 20".into()));
+        }
+        if !(8..=64).contains(&raw.issuer.challenge_length) {
+            return Err(self.bad("issuer.challenge_length", "expected 8 to 64".into()));
+        }
+        if raw.perso.scripts.is_empty() {
+            return Err(self.bad("perso.scripts", "expected at least one script".into()));
+        }
+        if raw.perso.photo_size_step == 0 {
+            return Err(self.bad("perso.photo_size_step", "expected at least 1".into()));
+        }
+        Ok(())
+    }
+
+    fn tag2(&self, key: &str, v: &str) -> Result<u16, ProfileError> {
+        let b = hex::parse(v).map_err(|e| self.bad(key, format!("{e}")))?;
+        match b.as_slice() {
+            [a, b] => Ok(u16::from_be_bytes([*a, *b])),
+            _ => Err(self.bad(
+                key,
+                format!("expected 2 bytes of hex, e.g. \"DF70\", found {v:?}"),
+            )),
+        }
+    }
+
+    fn fid(&self, key: &str, v: &str) -> Result<u16, ProfileError> {
+        let f = self.tag2(key, v)?;
+        if matches!(f, 0x3F00 | 0x3FFF | 0xFFFF) {
+            return Err(self.bad(key, format!("{v} is reserved and cannot be a FID")));
+        }
+        Ok(f)
+    }
+
+    fn aid(&self, key: &str, v: &str) -> Result<Vec<u8>, ProfileError> {
+        let b = hex::parse(v).map_err(|e| self.bad(key, format!("{e}")))?;
+        if !(5..=16).contains(&b.len()) {
+            return Err(self.bad(key, format!("an AID has 5 to 16 bytes, found {}", b.len())));
+        }
+        Ok(b)
+    }
+
+    fn ber_tag(&self, key: &str, v: &str) -> Result<Vec<u8>, ProfileError> {
+        let b = hex::parse(v).map_err(|e| self.bad(key, format!("{e}")))?;
+        if crate::tlv::valid_tag(&b) {
+            Ok(b)
+        } else {
+            Err(self.bad(key, format!("{v:?} is not a complete BER-TLV tag")))
+        }
+    }
+
+    fn pin(&self, key: &str, p: &RawPin) -> Result<PinSpec, ProfileError> {
+        if !(0x81..=0x8F).contains(&p.reference) {
+            return Err(self.bad(
+                &format!("{key}.reference"),
+                format!(
+                    "0x{:02X} is not a specific PIN reference (expected 0x81 to 0x8F)",
+                    p.reference
+                ),
+            ));
+        }
+        if !(4..=12).contains(&p.transport_digits) {
+            return Err(self.bad(
+                &format!("{key}.transport_digits"),
+                "expected 4 to 12".into(),
+            ));
+        }
+        Ok(PinSpec {
+            reference: p.reference,
+            transport_digits: p.transport_digits,
+        })
+    }
+
+    /// [[pki.keys]]: one key per usage, each with its certificate file and
+    /// the PIN that guards it.
+    fn keys(
+        &self,
+        raw: &[RawKey],
+        id_pin: PinSpec,
+        signature_pin: PinSpec,
+    ) -> Result<Vec<KeySpec>, ProfileError> {
+        let mut keys: Vec<KeySpec> = Vec::new();
+        for (i, k) in raw.iter().enumerate() {
+            let key = format!("pki.keys[{i}]");
+            let usage = match k.usage.as_str() {
+                "authenticate" => KeyUsage::Authenticate,
+                "sign" => KeyUsage::Sign,
+                other => {
+                    return Err(self.bad(
+                        &format!("{key}.usage"),
+                        format!("{other:?}: expected \"authenticate\" or \"sign\""),
+                    ))
+                }
+            };
+            let certificate = match k.certificate_profile.as_str() {
+                "authentication" => CertKind::Authentication,
+                "signature" => CertKind::Signature,
+                other => {
+                    return Err(self.bad(
+                        &format!("{key}.certificate_profile"),
+                        format!("{other:?}: expected \"authentication\" or \"signature\""),
+                    ))
+                }
+            };
+            if !(1..=4).contains(&k.reference) {
+                return Err(self.bad(&format!("{key}.reference"), "expected 1 to 4".into()));
+            }
+            let pin = match k.pin.as_deref() {
+                None => None,
+                Some("id_pin") => Some(id_pin.number()),
+                Some("signature_pin") => Some(signature_pin.number()),
+                Some(other) => {
+                    return Err(self.bad(
+                        &format!("{key}.pin"),
+                        format!("{other:?}: expected \"id_pin\" or \"signature_pin\""),
+                    ))
+                }
+            };
+            if keys
+                .iter()
+                .any(|x| x.usage == usage || x.reference == k.reference)
+            {
+                return Err(self.bad(&key, "a second key with the same usage or reference".into()));
+            }
+            keys.push(KeySpec {
+                name: k.name.clone(),
+                reference: k.reference,
+                usage,
+                certificate_fid: self.fid(&format!("{key}.certificate_fid"), &k.certificate_fid)?,
+                certificate,
+                pin,
+                pin_per_use: k.pin_per_use,
+            });
+        }
+        for u in [KeyUsage::Authenticate, KeyUsage::Sign] {
+            if !keys.iter().any(|k| k.usage == u) {
+                return Err(self.bad("pki.keys", format!("expected a key with usage {u:?}")));
+            }
+        }
+        Ok(keys)
+    }
+
+    /// [biometric]: its references (not used by a PIN), tries, minutiae.
+    fn biometric(&self, raw: &RawBio, numbers: &mut BTreeSet<u8>) -> Result<(), ProfileError> {
+        if raw.references.is_empty() || raw.references.len() > 2 {
+            return Err(self.bad(
+                "biometric.references",
+                "expected one or two references".into(),
+            ));
+        }
+        for r in &raw.references {
+            if !(0x81..=0x8F).contains(r) || !numbers.insert(r & 0x0F) {
+                return Err(self.bad(
+                    "biometric.references",
+                    format!("0x{r:02X}: expected an unused reference 0x81 to 0x8F"),
+                ));
+            }
+        }
+        if !(1..=15).contains(&raw.try_limit) {
+            return Err(self.bad("biometric.try_limit", "expected 1 to 15".into()));
+        }
+        if !(10..=85).contains(&raw.max_minutiae) {
+            return Err(self.bad(
+                "biometric.max_minutiae",
+                "expected 10 to 85 (3 bytes each in a short APDU)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// [[data_groups]]: unique numbers, record fields in encodings that fit
+    /// them, unique tags.
+    fn data_groups(&self, raw: &[RawDataGroup]) -> Result<Vec<DataGroup>, ProfileError> {
+        let mut data_groups: Vec<DataGroup> = Vec::new();
+        for (i, d) in raw.iter().enumerate() {
+            let key = format!("data_groups[{i}]");
+            if !(1..=16).contains(&d.number) || data_groups.iter().any(|x| x.number == d.number) {
+                return Err(self.bad(
+                    &format!("{key}.number"),
+                    format!("{}: expected a unique number 1 to 16", d.number),
+                ));
+            }
+            let mut fields: Vec<FieldMap> = Vec::new();
+            for (j, f) in d.fields.iter().enumerate() {
+                let field = self.field(&format!("{key}.fields[{j}]"), f)?;
+                if fields.iter().any(|x| x.tag == field.tag) {
+                    return Err(self.bad(
+                        &format!("{key}.fields[{j}].tag"),
+                        "tag used twice in the group".into(),
+                    ));
+                }
+                fields.push(field);
+            }
+            data_groups.push(DataGroup {
+                number: d.number,
+                name: d.name.clone(),
+                fid: self.fid(&format!("{key}.fid"), &d.fid)?,
+                tag: self.ber_tag(&format!("{key}.tag"), &d.tag)?,
+                fields,
+            });
+        }
+        Ok(data_groups)
+    }
+
+    /// One field of a data group.
+    fn field(&self, fkey: &str, f: &RawField) -> Result<FieldMap, ProfileError> {
+        if !KNOWN_FIELDS.contains(&f.field.as_str()) {
+            return Err(self.bad(
+                &format!("{fkey}.field"),
+                format!(
+                    "{:?} is not a record field (known: {})",
+                    f.field,
+                    KNOWN_FIELDS.join(", ")
+                ),
+            ));
+        }
+        let encoding = match f.encoding.as_deref() {
+            None | Some("utf8") => Encoding::Utf8,
+            Some("date") => Encoding::Date,
+            Some("gregorian") => Encoding::Gregorian,
+            Some("bytes") => Encoding::Bytes,
+            Some(other) => {
+                return Err(self.bad(
+                    &format!("{fkey}.encoding"),
+                    format!("{other:?}: expected utf8, date, gregorian or bytes"),
+                ))
+            }
+        };
+        let is_date = DATE_FIELDS.contains(&f.field.as_str());
+        let ok = match encoding {
+            Encoding::Date | Encoding::Gregorian => is_date,
+            Encoding::Bytes => f.field == "photo",
+            Encoding::Utf8 => !is_date && f.field != "photo",
+        };
+        if !ok {
+            return Err(self.bad(
+                &format!("{fkey}.encoding"),
+                format!("{encoding:?} does not fit field {:?}", f.field),
+            ));
+        }
+        Ok(FieldMap {
+            tag: self.ber_tag(&format!("{fkey}.tag"), &f.tag)?,
+            field: f.field.clone(),
+            encoding,
+        })
+    }
+
+    /// [security_domain]: its AID, at least C-MAC, the S8/S16 mode.
+    fn security_domain(&self, sd: &RawSd) -> Result<SecurityDomain, ProfileError> {
+        let mut p1 = 0u8;
+        for l in &sd.level {
+            p1 |= match l.as_str() {
+                "C-MAC" => 0x01,
+                "C-DECRYPTION" | "C-ENC" => 0x02,
+                "R-MAC" => 0x10,
+                "R-ENCRYPTION" | "R-ENC" => 0x20,
+                other => {
+                    return Err(self.bad(
+                        "security_domain.level",
+                        format!("{other:?}: expected C-MAC, C-DECRYPTION, R-MAC or R-ENCRYPTION"),
+                    ))
+                }
+            };
+        }
+        if p1 & 0x01 == 0 {
+            return Err(self.bad(
+                "security_domain.level",
+                "personalization needs at least C-MAC".into(),
+            ));
+        }
+        let level = crate::scp03::SecurityLevel::from_p1(p1)
+            .map_err(|e| self.bad("security_domain.level", e.to_string()))?;
+        let mode = match sd.mode.as_str() {
+            "S8" => crate::scp03::Mode::S8,
+            "S16" => crate::scp03::Mode::S16,
+            other => {
+                return Err(self.bad(
+                    "security_domain.mode",
+                    format!("{other:?}: expected \"S8\" or \"S16\""),
+                ))
+            }
+        };
+        Ok(SecurityDomain {
+            aid: self.aid("security_domain.aid", &sd.aid)?,
+            level,
+            mode,
+            store_data: sd.store_data,
+        })
+    }
 }
 
 /// `[certificates]`, validated against the card's validity.
