@@ -529,6 +529,28 @@ pub(super) fn report(atr: &Atr) -> String {
     );
     out.push('\n');
 
+    bytes_section(&mut out, atr);
+    protocols_section(&mut out, atr);
+    transmission_section(&mut out, atr);
+    protocol_parameters_section(&mut out, atr);
+    let tck = match atr.tck_status() {
+        TckStatus::Valid { value } => format!("valid ({value:02X})"),
+        other => tck_meaning(other),
+    };
+    let _ = writeln!(out, "TCK: {tck}");
+    if n == 0 {
+        let _ = writeln!(out, "Defects: none");
+    } else {
+        let _ = writeln!(out, "Defects ({n}):");
+        for d in atr.defects() {
+            let _ = writeln!(out, "  - {d}");
+        }
+    }
+    out
+}
+
+/// Every byte with its meaning, by level, then what is announced but missing.
+fn bytes_section(out: &mut String, atr: &Atr) {
     let _ = writeln!(out, "Bytes (ISO/IEC 7816-3 §8.2):");
     let mut level_shown = 0usize;
     let notes = atr.layout();
@@ -639,7 +661,10 @@ pub(super) fn report(atr: &Atr) -> String {
         }
     }
     out.push('\n');
+}
 
+/// The protocols offered, the default one, and the specific mode.
+fn protocols_section(out: &mut String, atr: &Atr) {
     let p = atr.protocols();
     let _ = writeln!(out, "Protocols:");
     let offered: Vec<String> = p.offered.iter().map(|t| format!("T={t}")).collect();
@@ -682,7 +707,10 @@ pub(super) fn report(atr: &Atr) -> String {
         }
     }
     out.push('\n');
+}
 
+/// Clock rate conversion, baud rate, guard time, Vpp.
+fn transmission_section(out: &mut String, atr: &Atr) {
     let _ = writeln!(out, "Transmission parameters:");
     let c = atr.clock_rate();
     let fi = c.fi.map_or("RFU".to_string(), |v| v.to_string());
@@ -729,6 +757,10 @@ pub(super) fn report(atr: &Atr) -> String {
             }
         );
     }
+}
+
+/// The parameters of T=0, T=1 and T=15, where the ATR gives them.
+fn protocol_parameters_section(out: &mut String, atr: &Atr) {
     if let Some(t) = atr.t0_params() {
         let _ = write!(
             out,
@@ -805,21 +837,6 @@ pub(super) fn report(atr: &Atr) -> String {
     }
     out.push('\n');
 
-    historical_section(atr, &mut out);
+    historical_section(atr, out);
     out.push('\n');
-
-    let tck = match atr.tck_status() {
-        TckStatus::Valid { value } => format!("valid ({value:02X})"),
-        other => tck_meaning(other),
-    };
-    let _ = writeln!(out, "TCK: {tck}");
-    if n == 0 {
-        let _ = writeln!(out, "Defects: none");
-    } else {
-        let _ = writeln!(out, "Defects ({n}):");
-        for d in atr.defects() {
-            let _ = writeln!(out, "  - {d}");
-        }
-    }
-    out
 }
