@@ -257,6 +257,217 @@ fn xor(bytes: &[u8]) -> u8 {
     bytes.iter().fold(0, |a, b| a ^ b)
 }
 
+/// The interface bytes (ISO/IEC 7816-3:2006 §8.2.3), level by level as T0
+/// and each TDi announce them: the groups, the protocol of each TDi, the
+/// position after them, and whether the ATR was cut short.
+fn interface_bytes(
+    raw: &[u8],
+    t0: &FormatByte,
+    defects: &mut Vec<Defect>,
+) -> (Vec<InterfaceGroup>, Vec<u8>, usize, bool) {
+    let mut groups: Vec<InterfaceGroup> = Vec::new();
+    let mut td_types: Vec<u8> = Vec::new();
+    let mut pos = 2usize;
+    let mut cut = false;
+    let mut y = t0.y1;
+    let mut level = 1usize;
+    let mut protocol: Option<u8> = None;
+    let mut announcer = ("T0".to_string(), t0.value);
+    loop {
+        let mut group = InterfaceGroup {
+            level,
+            protocol,
+            ta: None,
+            tb: None,
+            tc: None,
+            td: None,
+            offset: pos,
+        };
+        for (bit, kind) in InterfaceByteKind::ORDER {
+            if y & bit == 0 {
+                continue;
+            }
+            match raw.get(pos) {
+                Some(&b) => {
+                    *group.slot(kind) = Some(b);
+                    pos += 1;
+                }
+                None => {
+                    defects.push(Defect::TruncatedInterfaceBytes {
+                        level,
+                        byte: kind,
+                        offset: pos,
+                        announced_by: announcer.0.clone(),
+                        announcer_value: announcer.1,
+                    });
+                    cut = true;
+                    break;
+                }
+            }
+        }
+        let next = group.td;
+        if group.ta.is_some() || group.tb.is_some() || group.tc.is_some() || next.is_some() {
+            groups.push(group);
+        }
+        match next {
+            Some(td) if !cut => {
+                let t = td & 0x0F;
+                if level == 1 && t == 15 {
+                    defects.push(Defect::T15InTd1 { offset: pos - 1 });
+                }
+                td_types.push(t);
+                announcer = (format!("TD{level}"), td);
+                y = td >> 4;
+                protocol = Some(t);
+                level += 1;
+            }
+            _ => break,
+        }
+    }
+    (groups, td_types, pos, cut)
+}
+
+/// TCK (ISO/IEC 7816-3:2006 §8.2.5) at `pos`, when a protocol other than
+/// T=0 requires it: its value and whether it checks; `pos` moves past it.
+fn check_tck(
+    raw: &[u8],
+    pos: &mut usize,
+    cut: bool,
+    tck_required: bool,
+    defects: &mut Vec<Defect>,
+) -> (Option<u8>, TckStatus) {
+    let mut tck = None;
+    let tck_status = if cut {
+        TckStatus::Undetermined
+    } else if tck_required {
+        match raw.get(*pos) {
+            Some(&found) => {
+                tck = Some(found);
+                let expected = xor(raw.get(1..*pos).unwrap_or_default());
+                *pos += 1;
+                if expected == found {
+                    TckStatus::Valid { value: found }
+                } else {
+                    defects.push(Defect::WrongTck {
+                        offset: *pos - 1,
+                        expected,
+                        found,
+                    });
+                    TckStatus::Wrong { expected, found }
+                }
+            }
+            None => {
+                defects.push(Defect::MissingTck { offset: *pos });
+                TckStatus::Missing
+            }
+        }
+    } else {
+        TckStatus::AbsentAsAllowed
+    };
+    (tck, tck_status)
+}
+
+/// The parameters the interface bytes set, per ISO/IEC 7816-3 §8.3 and the
+/// protocol sections.
+struct Derived {
+    clock_rate: ClockRate,
+    specific_mode: Option<SpecificMode>,
+    vpp: Option<LegacyVpp>,
+    extra_guard_time: ExtraGuardTime,
+    t0_params: Option<T0Params>,
+    t1_params: Option<T1Params>,
+    t15_params: Option<T15Params>,
+}
+
+fn derived(groups: &[InterfaceGroup], protocols: &Protocols) -> Derived {
+    let first = |kind: InterfaceByteKind, level: usize| {
+        groups
+            .iter()
+            .find(|g| g.level == level)
+            .and_then(|g| g.get(kind))
+    };
+    let first_for = |t: u8, kind: InterfaceByteKind| {
+        groups
+            .iter()
+            .filter(|g| g.level >= 3 && g.protocol == Some(t))
+            .find_map(|g| g.get(kind))
+    };
+    let clock_rate = ClockRate::from_ta1(first(InterfaceByteKind::Ta, 1));
+    let specific_mode = first(InterfaceByteKind::Ta, 2).map(SpecificMode::from_ta2);
+    let vpp = LegacyVpp::from_bytes(
+        first(InterfaceByteKind::Tb, 1),
+        first(InterfaceByteKind::Tb, 2),
+    );
+    let extra_guard_time = ExtraGuardTime::from_tc1(first(InterfaceByteKind::Tc, 1));
+    let t0_params = protocols
+        .offers(0)
+        .then(|| T0Params::new(first(InterfaceByteKind::Tc, 2), &clock_rate));
+    let t1_params = protocols.offers(1).then(|| {
+        T1Params::new(
+            first_for(1, InterfaceByteKind::Ta),
+            first_for(1, InterfaceByteKind::Tb),
+            first_for(1, InterfaceByteKind::Tc),
+            &clock_rate,
+        )
+    });
+    let t15_params = protocols.global_t15.then(|| {
+        T15Params::new(
+            first_for(15, InterfaceByteKind::Ta),
+            first_for(15, InterfaceByteKind::Tb),
+        )
+    });
+
+    Derived {
+        clock_rate,
+        specific_mode,
+        vpp,
+        extra_guard_time,
+        t0_params,
+        t1_params,
+        t15_params,
+    }
+}
+
+/// The layout notes that need the decoded ATR: interface bytes, historical
+/// bytes, TCK and bytes after the end.
+fn add_notes(atr: &mut Atr, hist_notes: Vec<(usize, String, bool)>, hist_start: usize) {
+    atr.layout.extend(describe::interface_notes(atr));
+    atr.layout.extend(
+        hist_notes
+            .into_iter()
+            .map(|(offset, meaning, undecoded)| ByteNote {
+                offset,
+                value: atr.raw.get(offset).copied().unwrap_or(0),
+                role: if undecoded {
+                    ByteRole::Undecoded
+                } else {
+                    ByteRole::Historical
+                },
+                name: format!("H{}", offset.saturating_sub(hist_start) + 1),
+                meaning,
+            }),
+    );
+    if let (Some(v), Some(off)) = (atr.tck, atr.tck_offset()) {
+        atr.layout.push(ByteNote {
+            offset: off,
+            value: v,
+            role: ByteRole::Tck,
+            name: "TCK".into(),
+            meaning: describe::tck_meaning(&atr.tck_status),
+        });
+    }
+    let trailing_start = atr.raw.len() - atr.trailing.len();
+    for (i, &v) in atr.trailing.iter().enumerate() {
+        atr.layout.push(ByteNote {
+            offset: trailing_start + i,
+            value: v,
+            role: ByteRole::Trailing,
+            name: "extra".into(),
+            meaning: "after the end of the ATR".into(),
+        });
+    }
+}
+
 /// Decode an ATR. Never fails and never panics: returns everything that
 /// could be decoded plus the list of defects (see [`Defect`]).
 ///
@@ -317,61 +528,7 @@ pub fn parse(bytes: &[u8]) -> Atr {
             name: "T0".into(),
             meaning: describe::t0_meaning(t0),
         });
-        let mut y = t0.y1;
-        let mut level = 1usize;
-        let mut protocol: Option<u8> = None;
-        let mut announcer = ("T0".to_string(), t0.value);
-        loop {
-            let mut group = InterfaceGroup {
-                level,
-                protocol,
-                ta: None,
-                tb: None,
-                tc: None,
-                td: None,
-                offset: pos,
-            };
-            for (bit, kind) in InterfaceByteKind::ORDER {
-                if y & bit == 0 {
-                    continue;
-                }
-                match raw.get(pos) {
-                    Some(&b) => {
-                        *group.slot(kind) = Some(b);
-                        pos += 1;
-                    }
-                    None => {
-                        defects.push(Defect::TruncatedInterfaceBytes {
-                            level,
-                            byte: kind,
-                            offset: pos,
-                            announced_by: announcer.0.clone(),
-                            announcer_value: announcer.1,
-                        });
-                        cut = true;
-                        break;
-                    }
-                }
-            }
-            let next = group.td;
-            if group.ta.is_some() || group.tb.is_some() || group.tc.is_some() || next.is_some() {
-                groups.push(group);
-            }
-            match next {
-                Some(td) if !cut => {
-                    let t = td & 0x0F;
-                    if level == 1 && t == 15 {
-                        defects.push(Defect::T15InTd1 { offset: pos - 1 });
-                    }
-                    td_types.push(t);
-                    announcer = (format!("TD{level}"), td);
-                    y = td >> 4;
-                    protocol = Some(t);
-                    level += 1;
-                }
-                _ => break,
-            }
-        }
+        (groups, td_types, pos, cut) = interface_bytes(&raw, t0, &mut defects);
     }
     let protocols = Protocols::from_td_types(&td_types);
 
@@ -400,34 +557,7 @@ pub fn parse(bytes: &[u8]) -> Atr {
     }
 
     // TCK, ISO/IEC 7816-3:2006 §8.2.5.
-    let mut tck = None;
-    let tck_status = if cut {
-        TckStatus::Undetermined
-    } else if protocols.tck_required {
-        match raw.get(pos) {
-            Some(&found) => {
-                tck = Some(found);
-                let expected = xor(raw.get(1..pos).unwrap_or_default());
-                pos += 1;
-                if expected == found {
-                    TckStatus::Valid { value: found }
-                } else {
-                    defects.push(Defect::WrongTck {
-                        offset: pos - 1,
-                        expected,
-                        found,
-                    });
-                    TckStatus::Wrong { expected, found }
-                }
-            }
-            None => {
-                defects.push(Defect::MissingTck { offset: pos });
-                TckStatus::Missing
-            }
-        }
-    } else {
-        TckStatus::AbsentAsAllowed
-    };
+    let (tck, tck_status) = check_tck(&raw, &mut pos, cut, protocols.tck_required, &mut defects);
 
     let trailing = if cut {
         Vec::new()
@@ -448,43 +578,15 @@ pub fn parse(bytes: &[u8]) -> Atr {
         defects.push(Defect::TooLong { length: raw.len() });
     }
 
-    // Derived parameters.
-    let first = |kind: InterfaceByteKind, level: usize| {
-        groups
-            .iter()
-            .find(|g| g.level == level)
-            .and_then(|g| g.get(kind))
-    };
-    let first_for = |t: u8, kind: InterfaceByteKind| {
-        groups
-            .iter()
-            .filter(|g| g.level >= 3 && g.protocol == Some(t))
-            .find_map(|g| g.get(kind))
-    };
-    let clock_rate = ClockRate::from_ta1(first(InterfaceByteKind::Ta, 1));
-    let specific_mode = first(InterfaceByteKind::Ta, 2).map(SpecificMode::from_ta2);
-    let vpp = LegacyVpp::from_bytes(
-        first(InterfaceByteKind::Tb, 1),
-        first(InterfaceByteKind::Tb, 2),
-    );
-    let extra_guard_time = ExtraGuardTime::from_tc1(first(InterfaceByteKind::Tc, 1));
-    let t0_params = protocols
-        .offers(0)
-        .then(|| T0Params::new(first(InterfaceByteKind::Tc, 2), &clock_rate));
-    let t1_params = protocols.offers(1).then(|| {
-        T1Params::new(
-            first_for(1, InterfaceByteKind::Ta),
-            first_for(1, InterfaceByteKind::Tb),
-            first_for(1, InterfaceByteKind::Tc),
-            &clock_rate,
-        )
-    });
-    let t15_params = protocols.global_t15.then(|| {
-        T15Params::new(
-            first_for(15, InterfaceByteKind::Ta),
-            first_for(15, InterfaceByteKind::Tb),
-        )
-    });
+    let Derived {
+        clock_rate,
+        specific_mode,
+        vpp,
+        extra_guard_time,
+        t0_params,
+        t1_params,
+        t15_params,
+    } = derived(&groups, &protocols);
 
     let mut atr = Atr {
         raw,
@@ -507,41 +609,7 @@ pub fn parse(bytes: &[u8]) -> Atr {
         layout,
         defects,
     };
-    atr.layout.extend(describe::interface_notes(&atr));
-    atr.layout.extend(
-        hist_notes
-            .into_iter()
-            .map(|(offset, meaning, undecoded)| ByteNote {
-                offset,
-                value: atr.raw.get(offset).copied().unwrap_or(0),
-                role: if undecoded {
-                    ByteRole::Undecoded
-                } else {
-                    ByteRole::Historical
-                },
-                name: format!("H{}", offset.saturating_sub(hist_start) + 1),
-                meaning,
-            }),
-    );
-    if let (Some(v), Some(off)) = (atr.tck, atr.tck_offset()) {
-        atr.layout.push(ByteNote {
-            offset: off,
-            value: v,
-            role: ByteRole::Tck,
-            name: "TCK".into(),
-            meaning: describe::tck_meaning(&atr.tck_status),
-        });
-    }
-    let trailing_start = atr.raw.len() - atr.trailing.len();
-    for (i, &v) in atr.trailing.iter().enumerate() {
-        atr.layout.push(ByteNote {
-            offset: trailing_start + i,
-            value: v,
-            role: ByteRole::Trailing,
-            name: "extra".into(),
-            meaning: "after the end of the ATR".into(),
-        });
-    }
+    add_notes(&mut atr, hist_notes, hist_start);
     atr
 }
 
