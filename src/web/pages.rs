@@ -254,7 +254,9 @@ pub fn counter(v: &Viewer, shared: &Shared, f: &Flow) -> String {
             "<h2 id=\"step-title\">{}</h2>",
             esc(t(l, &format!("step{}", f.step)))
         ));
-        if let Some(p) = f.pin {
+        if let Some(n) = f.review {
+            b.push_str(&review(v, shared, f, n));
+        } else if let Some(p) = f.pin {
             b.push_str(&pin_form(v, shared, f, p));
         } else {
             if let Some((pos, left)) = &f.no_match {
@@ -367,6 +369,85 @@ pub fn counter(v: &Viewer, shared: &Shared, f: &Flow) -> String {
         b.push_str("</pre></details>");
     }
     frame(v, &shared.office, "/counter", Some(f.version), &b)
+}
+
+/// The result of step 1 (the card is genuine: its checks) or step 2 (the
+/// register's issuance record), with the holder, until the operator moves
+/// on or cancels.
+fn review(v: &Viewer, shared: &Shared, f: &Flow, step: u8) -> String {
+    let l = v.lang;
+    let mut b = String::new();
+    if step == 1 {
+        b.push_str(&format!(
+            "<section class=\"done\" id=\"genuine\"><p>{}</p><ul class=\"checks\">",
+            esc(t(l, "genuine_ok"))
+        ));
+        for (name, passed, detail) in f.holder.iter().flat_map(|h| h.checks.iter()) {
+            b.push_str(&format!(
+                "<li class=\"{}\"><b>{}</b> <span dir=\"ltr\" lang=\"en\">{}: {}</span></li>",
+                if *passed { "ok" } else { "failed" },
+                esc(t(l, if *passed { "check_ok" } else { "check_failed" })),
+                esc(name),
+                esc(detail)
+            ));
+        }
+        b.push_str(&format!(
+            "<li class=\"ok\"><b>{}</b> {}</li></ul></section>",
+            esc(t(l, "check_ok")),
+            esc(t(l, "not_revoked"))
+        ));
+    } else if let Some(i) = &f.issuance {
+        b.push_str(&format!(
+            "<section class=\"done\" id=\"issuance\"><p>{}</p><table>",
+            esc(t(l, "issuance_ok"))
+        ));
+        b.push_str(&row(
+            l,
+            "issuance_record",
+            &format!("<span dir=\"ltr\" id=\"record\">{}</span>", esc(&i.record_id)),
+            "",
+        ));
+        b.push_str(&row(
+            l,
+            "shipment",
+            &format!(
+                "<span id=\"shipped\">{}</span>",
+                esc(&tf(
+                    l,
+                    "shipped_here",
+                    &[
+                        &digits(l, &shared.office),
+                        &receipt_time(l, i.shipped_at),
+                        &i.shipped_by
+                    ]
+                ))
+            ),
+            "",
+        ));
+        b.push_str(&row(
+            l,
+            "delivery",
+            &format!("<span id=\"not-delivered\">{}</span>", esc(t(l, "not_delivered"))),
+            "",
+        ));
+        let replacement = match &i.replaces {
+            Some((card, status)) => format!(
+                "<span id=\"replaces\">{}</span>",
+                esc(&tf(l, "replaces", &[card, status]))
+            ),
+            None => format!("<span id=\"replaces\">{}</span>", esc(t(l, "first_issue"))),
+        };
+        b.push_str(&row(l, "replacement", &replacement, ""));
+        b.push_str("</table></section>");
+    }
+    b.push_str(&format!(
+        "<form method=\"post\" action=\"/counter/continue\" id=\"review\">{}<input type=\"hidden\" name=\"step\" value=\"{step}\"><button name=\"do\" value=\"continue\" id=\"continue-{step}\">{}</button> <button name=\"do\" value=\"cancel\" id=\"cancel\">{}</button></form>",
+        csrf_field(v),
+        esc(t(l, "continue")),
+        esc(t(l, "cancel"))
+    ));
+    b.push_str(&holder_block(l, f, f.version));
+    b
 }
 
 /// The holder's PIN screen: masked, never autocompleted, entered twice.
