@@ -321,7 +321,9 @@ fn save_photo(dir: &Path, serial: &str, jpeg: &[u8]) -> Result<PathBuf, String> 
 fn stopped_after(done: u8) -> Refusal {
     Refusal::new(
         "cancelled",
-        format!("the flow ended after step {done}: the operator cancelled or the card left the reader"),
+        format!(
+            "the flow ended after step {done}: the operator cancelled or the card left the reader"
+        ),
     )
 }
 

@@ -378,6 +378,8 @@ fn review(v: &Viewer, shared: &Shared, f: &Flow, step: u8) -> String {
     let l = v.lang;
     let mut b = String::new();
     if step == 1 {
+        // The holder first: the clerk compares the photo with the person.
+        b.push_str(&holder_block(l, f, f.version));
         b.push_str(&format!(
             "<section class=\"done\" id=\"genuine\"><p>{}</p><ul class=\"checks\">",
             esc(t(l, "genuine_ok"))
@@ -404,7 +406,10 @@ fn review(v: &Viewer, shared: &Shared, f: &Flow, step: u8) -> String {
         b.push_str(&row(
             l,
             "issuance_record",
-            &format!("<span dir=\"ltr\" id=\"record\">{}</span>", esc(&i.record_id)),
+            &format!(
+                "<span dir=\"ltr\" id=\"record\">{}</span>",
+                esc(&i.record_id)
+            ),
             "",
         ));
         b.push_str(&row(
@@ -427,7 +432,10 @@ fn review(v: &Viewer, shared: &Shared, f: &Flow, step: u8) -> String {
         b.push_str(&row(
             l,
             "delivery",
-            &format!("<span id=\"not-delivered\">{}</span>", esc(t(l, "not_delivered"))),
+            &format!(
+                "<span id=\"not-delivered\">{}</span>",
+                esc(t(l, "not_delivered"))
+            ),
             "",
         ));
         let replacement = match &i.replaces {
@@ -446,7 +454,9 @@ fn review(v: &Viewer, shared: &Shared, f: &Flow, step: u8) -> String {
         esc(t(l, "continue")),
         esc(t(l, "cancel"))
     ));
-    b.push_str(&holder_block(l, f, f.version));
+    if step != 1 {
+        b.push_str(&holder_block(l, f, f.version));
+    }
     b
 }
 
