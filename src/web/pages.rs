@@ -371,6 +371,16 @@ pub fn counter(v: &Viewer, shared: &Shared, f: &Flow) -> String {
     frame(v, &shared.office, "/counter", Some(f.version), &b)
 }
 
+/// A card's status in the register (`terminated`, …) in the viewer's
+/// language; an unknown one as the register says it.
+fn card_status(l: Lang, status: &str) -> String {
+    let key = format!("status.{status}");
+    match t(l, &key) {
+        k if k == key => status.to_string(),
+        k => k.to_string(),
+    }
+}
+
 /// The result of step 1 (the card is genuine: its checks) or step 2 (the
 /// register's issuance record), with the holder, until the operator moves
 /// on or cancels.
@@ -441,7 +451,7 @@ fn review(v: &Viewer, shared: &Shared, f: &Flow, step: u8) -> String {
         let replacement = match &i.replaces {
             Some((card, status)) => format!(
                 "<span id=\"replaces\">{}</span>",
-                esc(&tf(l, "replaces", &[card, status]))
+                esc(&tf(l, "replaces", &[card, &card_status(l, status)]))
             ),
             None => format!("<span id=\"replaces\">{}</span>", esc(t(l, "first_issue"))),
         };
@@ -755,6 +765,82 @@ mod tests {
         assert!(p.contains("۱۰۲۱"));
         assert!(p.contains("name=\"csrf\" value=\"tok\""));
         assert!(!p.contains("<script>"), "no inline script");
+    }
+
+    #[test]
+    fn step_1_and_step_2_screens_show_their_results_escaped_with_a_continue_form() {
+        use super::super::station::{HolderView, IssuanceView};
+        let sh = Shared::new("r", "1021", "s", std::path::Path::new("/tmp"), "6-8");
+        let mut f = Flow::default();
+        f.active = true;
+        f.flow_operator = Some("clerk7".into());
+        f.step = 1;
+        f.review = Some(1);
+        f.holder = Some(HolderView {
+            serial: "80F8".into(),
+            given_fa: "حسین".into(),
+            family_fa: "آقایی".into(),
+            birth_date: "13680610".into(),
+            checks: vec![
+                ("security object".into(), true, "signed <ok>".into()),
+                ("revocation".into(), false, "x".into()),
+            ],
+            ..HolderView::default()
+        });
+        for (lang, words) in [(Lang::En, "ok"), (Lang::Fa, "درست")] {
+            let v = Viewer {
+                lang,
+                operator: Some("clerk7"),
+                csrf: "tok",
+            };
+            let p = counter(&v, &sh, &f);
+            assert!(p.contains("id=\"genuine\"") && p.contains("id=\"holder\""));
+            assert!(p.contains("signed &lt;ok&gt;") && !p.contains("<ok>"));
+            assert!(p.contains("<li class=\"failed\">"));
+            assert!(p.contains(&format!("<b>{words}</b>")));
+            assert!(p.contains("حسین آقایی"));
+            assert!(p.contains(
+                "action=\"/counter/continue\" id=\"review\"><input type=\"hidden\" name=\"csrf\" value=\"tok\"><input type=\"hidden\" name=\"step\" value=\"1\">"
+            ));
+            assert!(p.contains("id=\"continue-1\""));
+            assert!(!p.contains("id=\"issuance\""));
+        }
+        f.step = 2;
+        f.review = Some(2);
+        f.issuance = Some(IssuanceView {
+            record_id: "R-000001".into(),
+            shipped_at: 1_764_892_800_000,
+            shipped_by: "dispatch<1>".into(),
+            replaces: Some(("80AA".into(), "terminated".into())),
+        });
+        let v = Viewer {
+            lang: Lang::En,
+            operator: Some("clerk7"),
+            csrf: "tok",
+        };
+        let p = counter(&v, &sh, &f);
+        assert!(p.contains("id=\"issuance\"") && p.contains("id=\"continue-2\""));
+        assert!(p.contains("Shipped to this office (1021) on "));
+        assert!(p.contains("by dispatch&lt;1&gt;"));
+        assert!(p.contains("Replaces card 80AA (now terminated)"));
+        assert!(p.contains("Not delivered yet."));
+        let v = Viewer {
+            lang: Lang::Fa,
+            operator: Some("clerk7"),
+            csrf: "tok",
+        };
+        let p = counter(&v, &sh, &f);
+        assert!(p.contains("به این دفتر (۱۰۲۱) ارسال شده"));
+        assert!(p.contains("جایگزین کارت 80AA (وضعیت آن: از کار افتاده)"));
+        assert!(!p.contains("{}"), "a word left unfilled");
+        f.issuance = None;
+        f.review = None;
+        f.step = 3;
+        let p = counter(&v, &sh, &f);
+        assert!(
+            !p.contains("/counter/continue"),
+            "no continue once past step 2"
+        );
     }
 
     #[test]
