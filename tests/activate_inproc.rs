@@ -1036,3 +1036,107 @@ fn replaced_cards_are_revoked_on_the_crl_and_refused_when_they_come_back() {
     assert!(refusal.reason.contains("superseded"), "{}", refusal.reason);
     assert!(env.journal.audit().expect("audit").intact);
 }
+
+/// A front end that lays steps 1 and 2 out on screens of their own
+/// (`Screen::proceed`), ending the flow on the screen of `stop_at`.
+struct Paused {
+    log: Log,
+    stop_at: u8,
+    asked: Vec<u8>,
+    issued: Option<(String, String, Option<String>)>,
+}
+
+impl Screen for Paused {
+    fn say(&mut self, text: &str) {
+        self.log.say(text);
+    }
+    fn step(&mut self, n: u8, what: &str) {
+        self.log.step(n, what);
+    }
+    fn ask(&mut self, _: &str) -> std::io::Result<Option<String>> {
+        Ok(None)
+    }
+    fn show(&mut self, what: cardsmith::activate::counter::Shown<'_>) {
+        if let cardsmith::activate::counter::Shown::Issued {
+            record_id,
+            shipped_by,
+            replaces,
+            ..
+        } = what
+        {
+            self.issued = Some((
+                record_id.to_string(),
+                shipped_by.to_string(),
+                replaces.map(|(c, _)| c.to_string()),
+            ));
+        }
+    }
+    fn proceed(&mut self, done: u8) -> bool {
+        self.asked.push(done);
+        done != self.stop_at
+    }
+}
+
+#[test]
+fn a_front_end_may_stop_the_flow_on_step_1_s_or_step_2_s_screen_and_the_card_stays_untouched() {
+    let env = setup(4, 19);
+    let h = env.first();
+    env.ship(h, &h.office());
+    let serial = env.serial(h);
+    for stop_at in [1u8, 2, 0] {
+        let mut ch = channel(&env.cards[h.id()]);
+        let text = PINS.join("\n") + "\n";
+        let mut input = LinePins::new(Box::new(std::io::Cursor::new(text.into_bytes())), "test");
+        input.echo_prompts = false;
+        let mut screen = Paused {
+            log: Log::default(),
+            stop_at,
+            asked: Vec::new(),
+            issued: None,
+        };
+        let r = env.counter(&h.office()).activate(
+            &mut ch,
+            &mut screen,
+            &mut input,
+            &mut Templates::Files(vec![h.live.clone()]),
+        );
+        let shown = screen.log.0.join("\n");
+        if stop_at == 0 {
+            r.unwrap_or_else(|e| panic!("{e:?}\n{shown}"));
+            assert_eq!(screen.asked, vec![1, 2]);
+            assert_eq!(env.life_cycle(h), LifeCycle::Activated);
+        } else {
+            let e = r.expect_err("stopped on a step's screen");
+            assert_eq!(e.class, "cancelled");
+            assert!(
+                e.reason
+                    .contains(&format!("the flow ended after step {stop_at}")),
+                "{}",
+                e.reason
+            );
+            assert_eq!(screen.asked, (1..=stop_at).collect::<Vec<_>>());
+            assert!(!shown.contains("[3]"), "no step 3 after a stop:\n{shown}");
+            assert_eq!(env.life_cycle(h), LifeCycle::Personalized);
+            assert_eq!(env.finger_tries(h), 5, "no finger was tried");
+            assert!(env.journal.delivered(&serial).expect("q").is_none());
+        }
+        // Step 2's result is shown only once step 2 ran and passed.
+        if stop_at == 1 {
+            assert!(screen.issued.is_none());
+        } else {
+            assert_eq!(
+                screen.issued,
+                Some((h.id().to_string(), "dispatch".to_string(), None))
+            );
+        }
+    }
+    let events = env.journal.events(0).expect("events");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind == "activation refused"
+                && e.detail.contains("[cancelled] the flow ended after step"))
+            .count(),
+        2
+    );
+}

@@ -153,6 +153,12 @@ impl Seen {
         self.wait("#waiting");
     }
 
+    /// Move on from the result of step `n`, shown on a screen of its own.
+    fn go_on(&mut self, n: u8) {
+        let go = self.wait(&format!("#continue-{n}"));
+        self.click_to_new_page(&go);
+    }
+
     fn pins(&mut self, which: &str, pin: &str) {
         self.wait(&format!("form#pins[data-pin=\"{which}\"]"));
         for id in ["pin1", "pin2"] {
@@ -254,8 +260,79 @@ fn a_whole_activation_in_chromium_the_refusals_in_both_languages_and_no_pin_anyw
     s.b.click(&nav).expect("counter");
     s.wait("#waiting");
 
-    // The card: authenticated, the holder shown with the Persian name.
+    // Step 1 on its own screen: the card authenticated (its genuineness
+    // checks), the holder shown with the Persian name.
     let card = env.insert(a);
+    s.wait("#genuine");
+    assert_eq!(s.text("#step").trim(), "مرحلهٔ ۱ از ۵");
+    assert_eq!(s.text("#name-fa"), name_fa);
+    assert!(s.text("#holder").contains(&nid_fa), "Persian digits");
+    assert!(s.text("#holder").contains(&serial), "the card serial");
+    assert!(s
+        .b
+        .find_all("#genuine li.failed")
+        .expect("checks")
+        .is_empty());
+    assert!(s.b.find_all("#genuine li.ok").expect("checks").len() >= 2);
+    s.both(
+        "#genuine",
+        "3a-card",
+        "کارت اصل است",
+        "No certificate of the card is revoked",
+    );
+    s.switch("en");
+    assert_eq!(s.text("#name-fa"), name_fa, "Persian name, English page");
+    assert!(s.text("#holder").contains("Solar Hijri"));
+    assert!(s.text("#holder").contains(a.nid()));
+    s.switch("fa");
+    assert!(s.text("#holder").contains("هجری خورشیدی"));
+    let photo = s.b.find("img.photo").expect("photo on step 1");
+    let w =
+        s.b.execute(
+            "return arguments[0].naturalWidth;",
+            vec![Browser::element_arg(&photo)],
+        )
+        .expect("photo width");
+    assert!(w.as_u64().unwrap_or(0) > 0, "the photo loads on step 1");
+    assert!(
+        env.journal()
+            .events(0)
+            .expect("events")
+            .iter()
+            .all(|e| e.kind != "activation started"),
+        "the flow waits on step 1's screen"
+    );
+    s.go_on(1);
+
+    // Step 2 on its own screen: the issuance check against the register.
+    s.wait("#issuance");
+    let shipment = env
+        .journal()
+        .shipment(&serial)
+        .expect("query")
+        .expect("shipped");
+    assert_eq!(s.text("#record"), shipment.record_id);
+    assert_eq!(s.text("#name-fa"), name_fa);
+    s.both(
+        "#issuance",
+        "3b-issuance",
+        "به این دفتر",
+        "Shipped to this office",
+    );
+    s.switch("en");
+    let shipped = s.text("#shipped");
+    assert!(
+        shipped.contains(&format!("({office})")) && shipped.contains(&shipment.operator),
+        "{shipped}"
+    );
+    assert_eq!(s.text("#not-delivered"), "Not delivered yet.");
+    assert_eq!(s.text("#replaces"), "First issue: it replaces no card.");
+    s.switch("fa");
+    assert!(s.text("#not-delivered").contains("هنوز تحویل نشده"));
+    assert!(s.text("#replaces").contains("صدور نخست"));
+    s.go_on(2);
+
+    // Step 3: the finger.
     s.wait("#finger");
     assert_eq!(s.text("#name-fa"), name_fa);
     assert!(s.text("#holder").contains(&nid_fa), "Persian digits");
@@ -426,7 +503,46 @@ fn a_whole_activation_in_chromium_the_refusals_in_both_languages_and_no_pin_anyw
     // languages, at b's office.
     let st = Station::start(&env, &b.office(), "station-b");
     s.sign_in(&st, "clerk7");
+    let b_serial = env.serials[b.id()].clone();
+    // Pulled while step 1's result is on screen, then while step 2's:
+    // back to waiting, saying at which step, in both languages.
     let card = env.insert(b);
+    s.wait("#genuine");
+    card.remove().expect("pull the card at step 1's screen");
+    s.wait("#removed");
+    s.both(
+        "#removed",
+        "8-removed-step1-screen",
+        "(مرحلهٔ ۱)",
+        "removed mid-flow (step 1)",
+    );
+    let card = env.insert(b);
+    s.go_on(1);
+    s.wait("#issuance");
+    card.remove().expect("pull the card at step 2's screen");
+    s.wait_text("#removed", "(مرحلهٔ ۲)");
+    s.both(
+        "#removed",
+        "8-removed-step2-screen",
+        "(مرحلهٔ ۲)",
+        "removed mid-flow (step 2)",
+    );
+    assert!(s.b.find_all("#holder").expect("holder").is_empty());
+    assert!(env.journal().delivered(&b_serial).expect("q").is_none());
+    assert_eq!(
+        env.journal()
+            .events(0)
+            .expect("events")
+            .iter()
+            .filter(|e| e.kind == "activation refused"
+                && e.detail.contains(&b_serial)
+                && e.detail.contains("[cancelled] the flow ended after step"))
+            .count(),
+        2
+    );
+    let card = env.insert(b);
+    s.go_on(1);
+    s.go_on(2);
     s.wait("#finger");
     // This time the capture is uploaded from the browser.
     let input = s.wait("#template");
@@ -483,6 +599,7 @@ fn a_whole_activation_in_chromium_the_refusals_in_both_languages_and_no_pin_anyw
     let st2 = Station::start(&env, other, "station-2");
     s.sign_in(&st2, "clerk7");
     let card = env.insert(c);
+    s.go_on(1);
     s.wait("#refusal[data-class=\"wrong_office\"]");
     s.both(
         "#refusal",
@@ -590,6 +707,7 @@ fn the_station_refuses_requests_without_a_session_and_forged_cross_site_posts() 
         ("GET", "/status"),
         ("GET", "/counter/photo"),
         ("POST", "/counter/pins"),
+        ("POST", "/counter/continue"),
     ] {
         let a = http(p, m, path, &[], "pin1=480913&pin2=480913");
         assert_eq!(a.status, 401, "{m} {path}");
@@ -701,6 +819,28 @@ fn the_station_refuses_requests_without_a_session_and_forged_cross_site_posts() 
         &format!("csrf={csrf}"),
     );
     assert_eq!(a.status, 303);
+    // No step can be skipped: with no card waiting at step 1's screen,
+    // moving on is refused (and a bad step is named).
+    let own = [
+        ("Cookie", cookie.as_str()),
+        ("Origin", &format!("http://127.0.0.1:{p}")),
+    ];
+    let a = http(
+        p,
+        "POST",
+        "/counter/continue",
+        &own,
+        &format!("csrf={csrf}&step=1&do=continue"),
+    );
+    assert_eq!(a.status, 409);
+    let a = http(
+        p,
+        "POST",
+        "/counter/continue",
+        &own,
+        &format!("csrf={csrf}&step=3&do=continue"),
+    );
+    assert_eq!(a.status, 400);
     // After sign-out the session is gone.
     let a = http(
         p,

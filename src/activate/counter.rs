@@ -39,6 +39,14 @@ pub trait Screen {
     /// lays the screen out itself (the web station). The terminal shows
     /// the lines only, so the default does nothing.
     fn show(&mut self, _what: Shown<'_>) {}
+    /// Step `done` (1 or 2) has passed: a front end that lays each step
+    /// out on a screen of its own (the web station) waits here until the
+    /// operator moves on. `false` ends the flow: the operator cancelled,
+    /// or the card left the reader. The terminal goes straight on, so the
+    /// default says `true` at once.
+    fn proceed(&mut self, _done: u8) -> bool {
+        true
+    }
 }
 
 /// The moments of the flow a front end may lay out on its own, each with
@@ -50,6 +58,16 @@ pub enum Shown<'a> {
     Finger { finger: &'a Finger, others: bool },
     /// The live finger did not match on the card.
     NoMatch { finger: &'a Finger, tries_left: u8 },
+    /// Step 2 passed: what the register says about the card (a good
+    /// personalization of `record_id`, shipped to this office, not
+    /// delivered yet), and for a replacement the card it replaces with
+    /// that card's status.
+    Issued {
+        record_id: &'a str,
+        shipped_at: crate::register::journal::Millis,
+        shipped_by: &'a str,
+        replaces: Option<(&'a str, &'a str)>,
+    },
     /// The holder's PIN was refused by the policy (`why` as the policy
     /// says it); the holder is asked again.
     PinRefused { label: &'a str, why: &'a str },
@@ -299,6 +317,16 @@ fn save_photo(dir: &Path, serial: &str, jpeg: &[u8]) -> Result<PathBuf, String> 
     Ok(path)
 }
 
+/// The front end ended the flow on the screen of step `done`.
+fn stopped_after(done: u8) -> Refusal {
+    Refusal::new(
+        "cancelled",
+        format!(
+            "the flow ended after step {done}: the operator cancelled or the card left the reader"
+        ),
+    )
+}
+
 impl Counter<'_> {
     fn event(&self, kind: &str, detail: &str) {
         if let Err(e) = self.journal.event(&self.who, kind, detail) {
@@ -494,6 +522,7 @@ impl Counter<'_> {
             ));
         }
         let mut replaces = None;
+        let mut replaced: Option<(String, String)> = None;
         if ins.field("request.type") == "replacement" {
             let open = self
                 .journal
@@ -510,6 +539,10 @@ impl Counter<'_> {
                         r.id,
                         crate::register::journal::iso_time(r.at),
                         r.office
+                    ));
+                    replaced = Some((
+                        r.previous_card.clone(),
+                        r.previous_card_status.as_str().to_string(),
                     ));
                     replaces = Some(r.previous_card);
                 }
@@ -533,6 +566,14 @@ impl Counter<'_> {
             crate::register::journal::iso_time(shipment.at),
             shipment.operator
         ));
+        screen.show(Shown::Issued {
+            record_id: &record_id,
+            shipped_at: shipment.at,
+            shipped_by: &shipment.operator,
+            replaces: replaced
+                .as_ref()
+                .map(|(card, status)| (card.as_str(), status.as_str())),
+        });
         Ok((record_id, replaces))
     }
 
@@ -832,6 +873,9 @@ impl Counter<'_> {
                 Refusal::new("already_activated", "the card is already activated"),
             ));
         }
+        if !screen.proceed(1) {
+            return Err(self.refuse(&serial, stopped_after(1)));
+        }
         self.event(
             "activation started",
             &format!("card {serial}, record {}", ins.field("record_id")),
@@ -839,6 +883,9 @@ impl Counter<'_> {
         let (record_id, replaces) = self
             .check_issuance(&ins, screen)
             .map_err(|r| self.refuse(&serial, r))?;
+        if !screen.proceed(2) {
+            return Err(self.refuse(&serial, stopped_after(2)));
+        }
         let (finger, fingerprint) = self
             .verify_holder(ch, &ins, screen, templates)
             .map_err(|r| self.refuse(&serial, r))?;

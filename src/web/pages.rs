@@ -254,7 +254,9 @@ pub fn counter(v: &Viewer, shared: &Shared, f: &Flow) -> String {
             "<h2 id=\"step-title\">{}</h2>",
             esc(t(l, &format!("step{}", f.step)))
         ));
-        if let Some(p) = f.pin {
+        if let Some(n) = f.review {
+            b.push_str(&review(v, shared, f, n));
+        } else if let Some(p) = f.pin {
             b.push_str(&pin_form(v, shared, f, p));
         } else {
             if let Some((pos, left)) = &f.no_match {
@@ -367,6 +369,105 @@ pub fn counter(v: &Viewer, shared: &Shared, f: &Flow) -> String {
         b.push_str("</pre></details>");
     }
     frame(v, &shared.office, "/counter", Some(f.version), &b)
+}
+
+/// A card's status in the register (`terminated`, …) in the viewer's
+/// language; an unknown one as the register says it.
+fn card_status(l: Lang, status: &str) -> String {
+    let key = format!("status.{status}");
+    match t(l, &key) {
+        k if k == key => status.to_string(),
+        k => k.to_string(),
+    }
+}
+
+/// The result of step 1 (the card is genuine: its checks) or step 2 (the
+/// register's issuance record), with the holder, until the operator moves
+/// on or cancels.
+fn review(v: &Viewer, shared: &Shared, f: &Flow, step: u8) -> String {
+    let l = v.lang;
+    let mut b = String::new();
+    if step == 1 {
+        // The holder first: the clerk compares the photo with the person.
+        b.push_str(&holder_block(l, f, f.version));
+        b.push_str(&format!(
+            "<section class=\"done\" id=\"genuine\"><p>{}</p><ul class=\"checks\">",
+            esc(t(l, "genuine_ok"))
+        ));
+        for (name, passed, detail) in f.holder.iter().flat_map(|h| h.checks.iter()) {
+            b.push_str(&format!(
+                "<li class=\"{}\"><b>{}</b> <span dir=\"ltr\" lang=\"en\">{}: {}</span></li>",
+                if *passed { "ok" } else { "failed" },
+                esc(t(l, if *passed { "check_ok" } else { "check_failed" })),
+                esc(name),
+                esc(detail)
+            ));
+        }
+        b.push_str(&format!(
+            "<li class=\"ok\"><b>{}</b> {}</li></ul></section>",
+            esc(t(l, "check_ok")),
+            esc(t(l, "not_revoked"))
+        ));
+    } else if let Some(i) = &f.issuance {
+        b.push_str(&format!(
+            "<section class=\"done\" id=\"issuance\"><p>{}</p><table>",
+            esc(t(l, "issuance_ok"))
+        ));
+        b.push_str(&row(
+            l,
+            "issuance_record",
+            &format!(
+                "<span dir=\"ltr\" id=\"record\">{}</span>",
+                esc(&i.record_id)
+            ),
+            "",
+        ));
+        b.push_str(&row(
+            l,
+            "shipment",
+            &format!(
+                "<span id=\"shipped\">{}</span>",
+                esc(&tf(
+                    l,
+                    "shipped_here",
+                    &[
+                        &digits(l, &shared.office),
+                        &receipt_time(l, i.shipped_at),
+                        &i.shipped_by
+                    ]
+                ))
+            ),
+            "",
+        ));
+        b.push_str(&row(
+            l,
+            "delivery",
+            &format!(
+                "<span id=\"not-delivered\">{}</span>",
+                esc(t(l, "not_delivered"))
+            ),
+            "",
+        ));
+        let replacement = match &i.replaces {
+            Some((card, status)) => format!(
+                "<span id=\"replaces\">{}</span>",
+                esc(&tf(l, "replaces", &[card, &card_status(l, status)]))
+            ),
+            None => format!("<span id=\"replaces\">{}</span>", esc(t(l, "first_issue"))),
+        };
+        b.push_str(&row(l, "replacement", &replacement, ""));
+        b.push_str("</table></section>");
+    }
+    b.push_str(&format!(
+        "<form method=\"post\" action=\"/counter/continue\" id=\"review\">{}<input type=\"hidden\" name=\"step\" value=\"{step}\"><button name=\"do\" value=\"continue\" id=\"continue-{step}\">{}</button> <button name=\"do\" value=\"cancel\" id=\"cancel\">{}</button></form>",
+        csrf_field(v),
+        esc(t(l, "continue")),
+        esc(t(l, "cancel"))
+    ));
+    if step != 1 {
+        b.push_str(&holder_block(l, f, f.version));
+    }
+    b
 }
 
 /// The holder's PIN screen: masked, never autocompleted, entered twice.
@@ -664,6 +765,82 @@ mod tests {
         assert!(p.contains("۱۰۲۱"));
         assert!(p.contains("name=\"csrf\" value=\"tok\""));
         assert!(!p.contains("<script>"), "no inline script");
+    }
+
+    #[test]
+    fn step_1_and_step_2_screens_show_their_results_escaped_with_a_continue_form() {
+        use super::super::station::{HolderView, IssuanceView};
+        let sh = Shared::new("r", "1021", "s", std::path::Path::new("/tmp"), "6-8");
+        let mut f = Flow::default();
+        f.active = true;
+        f.flow_operator = Some("clerk7".into());
+        f.step = 1;
+        f.review = Some(1);
+        f.holder = Some(HolderView {
+            serial: "80F8".into(),
+            given_fa: "حسین".into(),
+            family_fa: "آقایی".into(),
+            birth_date: "13680610".into(),
+            checks: vec![
+                ("security object".into(), true, "signed <ok>".into()),
+                ("revocation".into(), false, "x".into()),
+            ],
+            ..HolderView::default()
+        });
+        for (lang, words) in [(Lang::En, "ok"), (Lang::Fa, "درست")] {
+            let v = Viewer {
+                lang,
+                operator: Some("clerk7"),
+                csrf: "tok",
+            };
+            let p = counter(&v, &sh, &f);
+            assert!(p.contains("id=\"genuine\"") && p.contains("id=\"holder\""));
+            assert!(p.contains("signed &lt;ok&gt;") && !p.contains("<ok>"));
+            assert!(p.contains("<li class=\"failed\">"));
+            assert!(p.contains(&format!("<b>{words}</b>")));
+            assert!(p.contains("حسین آقایی"));
+            assert!(p.contains(
+                "action=\"/counter/continue\" id=\"review\"><input type=\"hidden\" name=\"csrf\" value=\"tok\"><input type=\"hidden\" name=\"step\" value=\"1\">"
+            ));
+            assert!(p.contains("id=\"continue-1\""));
+            assert!(!p.contains("id=\"issuance\""));
+        }
+        f.step = 2;
+        f.review = Some(2);
+        f.issuance = Some(IssuanceView {
+            record_id: "R-000001".into(),
+            shipped_at: 1_764_892_800_000,
+            shipped_by: "dispatch<1>".into(),
+            replaces: Some(("80AA".into(), "terminated".into())),
+        });
+        let v = Viewer {
+            lang: Lang::En,
+            operator: Some("clerk7"),
+            csrf: "tok",
+        };
+        let p = counter(&v, &sh, &f);
+        assert!(p.contains("id=\"issuance\"") && p.contains("id=\"continue-2\""));
+        assert!(p.contains("Shipped to this office (1021) on "));
+        assert!(p.contains("by dispatch&lt;1&gt;"));
+        assert!(p.contains("Replaces card 80AA (now terminated)"));
+        assert!(p.contains("Not delivered yet."));
+        let v = Viewer {
+            lang: Lang::Fa,
+            operator: Some("clerk7"),
+            csrf: "tok",
+        };
+        let p = counter(&v, &sh, &f);
+        assert!(p.contains("به این دفتر (۱۰۲۱) ارسال شده"));
+        assert!(p.contains("جایگزین کارت 80AA (وضعیت آن: از کار افتاده)"));
+        assert!(!p.contains("{}"), "a word left unfilled");
+        f.issuance = None;
+        f.review = None;
+        f.step = 3;
+        let p = counter(&v, &sh, &f);
+        assert!(
+            !p.contains("/counter/continue"),
+            "no continue once past step 2"
+        );
     }
 
     #[test]

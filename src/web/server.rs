@@ -546,6 +546,23 @@ impl App<'_> {
                     "field template: expected the scanner's ISO/IEC 19794-2 file",
                 ),
             },
+            ("POST", "/counter/continue") => {
+                let step = match r.field("step") {
+                    Some("1") => Some(1),
+                    Some("2") => Some(2),
+                    _ => None,
+                };
+                match (step, r.field("do")) {
+                    (Some(n), Some(a @ ("continue" | "cancel"))) => {
+                        match sh.proceed(&s.operator, n, a == "continue") {
+                            Ok(()) => Reply::redirect("/counter"),
+                            Err(e) => Reply::text(409, e),
+                        }
+                    }
+                    (None, _) => Reply::text(400, "field step: expected 1 or 2"),
+                    _ => Reply::text(400, "field do: expected continue or cancel"),
+                }
+            }
             ("POST", "/counter/finger") => match r.field("do") {
                 Some(a @ ("next" | "cancel")) => match sh.answer(&s.operator, a) {
                     Ok(()) => Reply::redirect("/counter"),

@@ -39,6 +39,8 @@ pub struct HolderView {
     pub issue_date: String,
     pub expiry_date: String,
     pub photo: Option<Vec<u8>>,
+    /// The genuineness checks of step 1: name, passed, detail (English).
+    pub checks: Vec<(String, bool, String)>,
 }
 
 impl HolderView {
@@ -58,6 +60,11 @@ impl HolderView {
             issue_date: f("card.issue_date"),
             expiry_date: f("card.expiry_date"),
             photo: ins.photo.clone(),
+            checks: ins
+                .checks
+                .iter()
+                .map(|c| (c.name.clone(), c.passed, c.detail.clone()))
+                .collect(),
         }
     }
     pub fn name_fa(&self) -> String {
@@ -77,6 +84,16 @@ pub struct Receipt {
     pub operator: String,
     pub station: String,
     pub at: Millis,
+}
+
+/// What the register said about the card at step 2.
+#[derive(Clone, Debug)]
+pub struct IssuanceView {
+    pub record_id: String,
+    pub shipped_at: Millis,
+    pub shipped_by: String,
+    /// A replacement: the card it replaces, and that card's status.
+    pub replaces: Option<(String, String)>,
 }
 
 /// How the last card ended.
@@ -128,6 +145,13 @@ pub struct Flow {
     pub step: u8,
     pub log: Vec<String>,
     pub holder: Option<HolderView>,
+    /// Step 2's result, once it passed.
+    pub issuance: Option<IssuanceView>,
+    /// The step (1 or 2) whose result is on screen until the operator
+    /// moves on.
+    pub review: Option<u8>,
+    /// The operator's answer to it: go on (`true`) or cancel.
+    go: Option<bool>,
     pub finger: Option<FingerAsk>,
     pub no_match: Option<(String, u8)>,
     pub pin: Option<PinAsk>,
@@ -236,6 +260,19 @@ impl Shared {
         Ok(())
     }
 
+    /// The operator moves on from the result of step 1 or 2 (`step` is
+    /// the one the page showed), or cancels.
+    pub fn proceed(&self, operator: &str, step: u8, go: bool) -> Result<(), &'static str> {
+        let mut g = self.lock();
+        if !Self::owns(&g, operator) || g.review != Some(step) {
+            return Err("no card of yours is waiting at that step");
+        }
+        g.go = Some(go);
+        g.version += 1;
+        self.cv.notify_all();
+        Ok(())
+    }
+
     /// The holder's PIN entries (one, or the same PIN twice).
     pub fn give_pins(&self, operator: &str, entries: Vec<Secret>) -> Result<(), &'static str> {
         let mut g = self.lock();
@@ -310,6 +347,7 @@ impl Shared {
             if !f.active && f.flow_operator.as_deref().is_none_or(|o| o == operator) {
                 f.outcome = None;
                 f.holder = None;
+                f.issuance = None;
                 f.log.clear();
             }
         });
@@ -453,9 +491,50 @@ impl Screen for WebScreen<'_> {
                 let p = finger.position.clone();
                 self.shared.change(|f| f.no_match = Some((p, tries_left)));
             }
+            Shown::Issued {
+                record_id,
+                shipped_at,
+                shipped_by,
+                replaces,
+            } => {
+                let v = IssuanceView {
+                    record_id: record_id.to_string(),
+                    shipped_at,
+                    shipped_by: shipped_by.to_string(),
+                    replaces: replaces.map(|(c, st)| (c.to_string(), st.to_string())),
+                };
+                self.shared.change(|f| f.issuance = Some(v));
+            }
             Shown::PinRefused { why, .. } => {
                 let w = why.to_string();
                 self.shared.change(|f| f.pin_refused = Some(w));
+            }
+        }
+    }
+    /// The result of step 1 or 2 stays on screen until the operator moves
+    /// on or cancels; `false` also when the card left the reader.
+    fn proceed(&mut self, done: u8) -> bool {
+        self.shared.change(|f| {
+            f.review = Some(done);
+            f.go = None;
+        });
+        loop {
+            {
+                let mut g = self.shared.lock();
+                if g.removed || self.shared.stopped() {
+                    g.review = None;
+                    return false;
+                }
+                if let Some(go) = g.go.take() {
+                    g.review = None;
+                    g.version += 1;
+                    self.shared.cv.notify_all();
+                    return go;
+                }
+                drop(self.shared.wait(g, POLL));
+            }
+            if !card_present(&self.shared.reader) {
+                self.shared.change(|f| f.removed = true);
             }
         }
     }
@@ -654,8 +733,11 @@ pub fn run<'a>(shared: &Shared, counter: &dyn Fn(&str) -> Counter<'a>) {
             f.pin = None;
             f.pins.clear();
             f.answer = None;
+            f.review = None;
+            f.go = None;
             if removed {
                 f.holder = None;
+                f.issuance = None;
             }
             f.outcome = Some(outcome);
         });
