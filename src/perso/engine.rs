@@ -757,9 +757,66 @@ pub fn verify(
     rep.serial = Some(serial_hex.clone());
     rep.life_cycle = Some(lc);
     let rb = read_back(ch, p)?;
+    let chain = iss.ca.chain();
+    check_data_groups(&mut rep, p, input, &rb, &serial_hex);
+    check_security_object(&mut rep, p, &rb, &chain);
+    // Issuer authentication, tried at most once per verification so that a
+    // wrong key costs the card at most one of its tries.
+    let mut auth = IssuerAuth {
+        iss,
+        serial,
+        result: None,
+    };
+    check_keys(ch, &mut rep, iss, input, &rb, &chain, lc, &mut auth)?;
+    check_fingers(ch, &mut rep, iss, input)?;
+    check_bits_on_card(ch, &mut rep, p, input)?;
+    // PIN and biometric states.
+    let states = ch.run(|ex| card::status_list(ex, p))?;
+    rep.push("PIN states", check_pin_states(p, lc, &states));
+    check_closed(ch, &mut rep, lc, &mut auth)?;
+    rep.passed = rep.checks.iter().all(|c| c.passed);
+    Ok(rep)
+}
 
+/// Issuer authentication (GET CHALLENGE, EXTERNAL AUTHENTICATE), done at
+/// most once per verification: a refusal is remembered, not retried.
+struct IssuerAuth<'a> {
+    iss: &'a Issuer<'a>,
+    serial: [u8; 8],
+    result: Option<Result<(), String>>,
+}
+
+impl IssuerAuth<'_> {
+    /// `Ok(Err(why))` when the card refused; `Err` only for the transport.
+    fn get(&mut self, ch: &mut Channel) -> Result<Result<(), String>, ExchangeError> {
+        if self.result.is_none() {
+            let (p, key, serial) = (self.iss.profile, self.iss.key, &self.serial);
+            self.result = Some(
+                match ch.run(|ex| card::issuer_authenticate(ex, p, key, serial)) {
+                    Ok(()) => Ok(()),
+                    Err(e @ ExchangeError::Transport(_)) => return Err(e),
+                    Err(e) => Err(format!(
+                        "issuer authentication with the key from {} was refused: {e}",
+                        key.source
+                    )),
+                },
+            );
+        }
+        Ok(self.result.clone().unwrap_or(Ok(())))
+    }
+}
+
+/// The data groups read back, field by field against the record (DG4: the
+/// biometric information templates the record's fingers make).
+fn check_data_groups(
+    rep: &mut VerifyReport,
+    p: &Profile,
+    input: &CardInput,
+    rb: &ReadBack,
+    serial_hex: &str,
+) {
     // Data groups, field by field.
-    let fields = card_fields(input, &serial_hex);
+    let fields = card_fields(input, serial_hex);
     for dg in &p.data_groups {
         let name = format!("DG{} {}", dg.number, dg.name);
         let result = match rb.dgs.get(&dg.number) {
@@ -800,13 +857,16 @@ pub fn verify(
         };
         rep.push(name, result);
     }
+}
 
+/// The security object: its signature chain to the CA, then the hash of
+/// each data group it lists.
+fn check_security_object(rep: &mut VerifyReport, p: &Profile, rb: &ReadBack, chain: &[Vec<u8>]) {
     // The security object: signature chain, then each hash.
-    let chain = iss.ca.chain();
     let sod = match &rb.sod {
         Some(Ok(b)) => {
             let b = trim_to_tlv(b);
-            match pki::verify_sod(b, &chain, SystemTime::now()) {
+            match pki::verify_sod(b, chain, SystemTime::now()) {
                 Ok(s) => {
                     rep.push(
                         "security object signature",
@@ -851,29 +911,24 @@ pub fn verify(
             rep.push(format!("hash of {dg_name}"), result);
         }
     }
+}
 
+/// Each key: its certificate (issued by the CA for this card's key, not
+/// revoked, the profile's terms), then a fresh challenge signed by the card.
+#[allow(clippy::too_many_arguments)]
+fn check_keys(
+    ch: &mut Channel,
+    rep: &mut VerifyReport,
+    iss: &Issuer<'_>,
+    input: &CardInput,
+    rb: &ReadBack,
+    chain: &[Vec<u8>],
+    lc: LifeCycle,
+    auth: &mut IssuerAuth<'_>,
+) -> Result<(), ExchangeError> {
+    let p = iss.profile;
     // Keys: certificate, then a fresh challenge signed by the card.
     let rng = SystemRandom::new();
-    // Issuer authentication, tried at most once per verification so that a
-    // wrong key costs the card at most one of its tries.
-    let mut auth: Option<Result<(), String>> = None;
-    let authenticate = |ch: &mut Channel,
-                        auth: &mut Option<Result<(), String>>|
-     -> Result<Result<(), String>, ExchangeError> {
-        if auth.is_none() {
-            *auth = Some(
-                match ch.run(|ex| card::issuer_authenticate(ex, p, iss.key, &serial)) {
-                    Ok(()) => Ok(()),
-                    Err(e @ ExchangeError::Transport(_)) => return Err(e),
-                    Err(e) => Err(format!(
-                        "issuer authentication with the key from {} was refused: {e}",
-                        iss.key.source
-                    )),
-                },
-            );
-        }
-        Ok(auth.clone().unwrap_or(Ok(())))
-    };
     let card_expiry = certs::card_expiry_on_card(p, &rb.dgs, &input.expiry_date);
     for k in &p.keys {
         let name = format!("{} key", k.name);
@@ -897,7 +952,7 @@ pub fn verify(
             None => continue,
         };
         let basic =
-            pki::check_certificate(&cert, &point, cert_profile(k), &chain, SystemTime::now())
+            pki::check_certificate(&cert, &point, cert_profile(k), chain, SystemTime::now())
                 .map_err(|e| e.to_string())
                 .and_then(|()| not_revoked(iss.ca, &cert));
         let terms = match &card_expiry {
@@ -928,7 +983,7 @@ pub fn verify(
         // The signature key answers only after issuer authentication while the
         // card is not yet activated.
         if k.usage == KeyUsage::Sign && lc != LifeCycle::Activated {
-            if let Err(why) = authenticate(ch, &mut auth)? {
+            if let Err(why) = auth.get(ch)? {
                 rep.push(
                     format!("{name} proof"),
                     Err(format!(
@@ -960,6 +1015,18 @@ pub fn verify(
         rep.push(format!("{name} proof"), result);
     }
 
+    Ok(())
+}
+
+/// The record's own templates match on the card (over the secure channel
+/// when the card has a security domain).
+fn check_fingers(
+    ch: &mut Channel,
+    rep: &mut VerifyReport,
+    iss: &Issuer<'_>,
+    input: &CardInput,
+) -> Result<(), ExchangeError> {
+    let p = iss.profile;
     // Fingerprints: the record's own template matches on the card. A
     // template goes to a card with a security domain only over its secure
     // channel.
@@ -1026,6 +1093,16 @@ pub fn verify(
         },
     );
 
+    Ok(())
+}
+
+/// The card's own BITs (GET DATA 7F61) are the ones DG4 lists.
+fn check_bits_on_card(
+    ch: &mut Channel,
+    rep: &mut VerifyReport,
+    p: &Profile,
+    input: &CardInput,
+) -> Result<(), ExchangeError> {
     // The card's own BITs (GET DATA 7F61) are the ones DG4 lists, in the
     // layout of ISO/IEC 7816-11 / MINEX II (B1 inside A1).
     let on_card = ch.run(|ex| {
@@ -1044,14 +1121,20 @@ pub fn verify(
         },
     );
 
-    // PIN and biometric states.
-    let states = ch.run(|ex| card::status_list(ex, p))?;
-    rep.push("PIN states", check_pin_states(p, lc, &states));
+    Ok(())
+}
 
+/// Closed for personalization: the life cycle, and a CREATE FILE refused.
+fn check_closed(
+    ch: &mut Channel,
+    rep: &mut VerifyReport,
+    lc: LifeCycle,
+    auth: &mut IssuerAuth<'_>,
+) -> Result<(), ExchangeError> {
     // Closed for personalization: the life cycle, and a CREATE FILE refused.
     let closed = match lc {
         LifeCycle::Personalized | LifeCycle::Activated => {
-            let note = match authenticate(ch, &mut auth)? {
+            let note = match auth.get(ch)? {
                 Ok(()) => String::new(),
                 Err(why) => format!(" ({why}; probed without it)"),
             };
@@ -1081,8 +1164,7 @@ pub fn verify(
         )),
     };
     rep.push("closed for personalization", closed);
-    rep.passed = rep.checks.iter().all(|c| c.passed);
-    Ok(rep)
+    Ok(())
 }
 
 fn check_pin_states(
