@@ -193,8 +193,7 @@ fn personalize_inner(
                 format!("the CA cannot issue this card's certificates: {e}"),
             )
         })?;
-    let apdus = std::cell::Cell::new(0usize);
-    let count = |ex: &mut Exchange<'_>| apdus.set(apdus.get() + ex.take_trace().len());
+    let apdus = &std::cell::Cell::new(0usize);
 
     // Stage: the card must be blank; learn its serial; authenticate.
     let serial = ch
@@ -202,7 +201,7 @@ fn personalize_inner(
             card::select_mf(ex)?;
             let lc = card::life_cycle(ex, p)?;
             let s = card::serial(ex)?;
-            count(ex);
+            count(apdus, ex);
             Ok::<_, ExchangeError>((lc, s))
         })
         .map_err(PersoError::at(Stage::CheckBlank))
@@ -217,6 +216,45 @@ fn personalize_inner(
             }
         })?;
     let serial_hex = hex::compact(&serial);
+    let secure_channel = stage_issuer(ch, iss, &serial, apdus, on_stage)?;
+    on_stage(Stage::Scripts);
+    let dgs = build_data_groups(p, input, &serial_hex);
+    stage_scripts(ch, iss, input, &dgs, apdus)?;
+    on_stage(Stage::Enrol);
+    stage_enrol(ch, p, input, apdus)?;
+    on_stage(Stage::DataGroups);
+    let mut bytes_written = stage_data_groups(ch, p, &dgs, apdus)?;
+    on_stage(Stage::Keys);
+    let (certificates, cert_bytes) = stage_keys(ch, iss, input, &terms, apdus)?;
+    bytes_written += cert_bytes;
+    on_stage(Stage::SecurityObject);
+    bytes_written += stage_security_object(ch, iss, &dgs, apdus)?;
+    on_stage(Stage::Close);
+    stage_close(ch, p, apdus)?;
+    Ok(PersoResult {
+        serial: serial_hex,
+        certificates,
+        apdus: apdus.get(),
+        bytes_written,
+        secure_channel,
+    })
+}
+
+/// Add the commands an exchange sent to the card's count.
+fn count(apdus: &std::cell::Cell<usize>, ex: &mut Exchange<'_>) {
+    apdus.set(apdus.get() + ex.take_trace().len());
+}
+
+/// The issuer proves itself: with the security domain's secure channel
+/// when the card has one (its label), else with EXTERNAL AUTHENTICATE.
+fn stage_issuer(
+    ch: &mut Channel,
+    iss: &Issuer<'_>,
+    serial: &[u8; 8],
+    apdus: &std::cell::Cell<usize>,
+    on_stage: &mut dyn FnMut(Stage),
+) -> Result<Option<String>, PersoError> {
+    let p = iss.profile;
     let mut secure_channel = None;
     // The issuer proves itself with the security domain's secure channel
     // when the card has one, else with EXTERNAL AUTHENTICATE.
@@ -249,8 +287,8 @@ fn personalize_inner(
     if p.security_domain.is_none() {
         on_stage(Stage::IssuerAuth);
         ch.run(|ex| {
-            let r = card::issuer_authenticate(ex, p, iss.key, &serial);
-            count(ex);
+            let r = card::issuer_authenticate(ex, p, iss.key, serial);
+            count(apdus, ex);
             r
         })
         .map_err(|e| match e {
@@ -265,9 +303,18 @@ fn personalize_inner(
         })?;
     }
 
-    // Stage: the profile's scripts (file system, PINs in transport state).
-    on_stage(Stage::Scripts);
-    let dgs = build_data_groups(p, input, &serial_hex);
+    Ok(secure_channel)
+}
+
+/// The profile's scripts: file system, PINs in transport state.
+fn stage_scripts(
+    ch: &mut Channel,
+    iss: &Issuer<'_>,
+    input: &CardInput,
+    dgs: &BTreeMap<u8, Vec<u8>>,
+    apdus: &std::cell::Cell<usize>,
+) -> Result<(), PersoError> {
+    let p = iss.profile;
     let photo_size = p
         .data_group(2)
         .and_then(|_| dgs.get(&2))
@@ -345,8 +392,16 @@ fn personalize_inner(
         ));
     }
 
-    // Stage: fingerprints.
-    on_stage(Stage::Enrol);
+    Ok(())
+}
+
+/// The record's fingerprints enrolled on the card.
+fn stage_enrol(
+    ch: &mut Channel,
+    p: &Profile,
+    input: &CardInput,
+    apdus: &std::cell::Cell<usize>,
+) -> Result<(), PersoError> {
     if input.fingers.len() > p.bio_references.len() {
         return Err(PersoError::msg(
             Stage::Enrol,
@@ -362,14 +417,22 @@ fn personalize_inner(
         for (f, r) in input.fingers.iter().zip(&p.bio_references) {
             card::enrol_finger(ex, p, *r, f.position_code, &f.minutiae)?;
         }
-        count(ex);
+        count(apdus, ex);
         Ok::<_, ExchangeError>(())
     })
     .map_err(PersoError::at(Stage::Enrol))?;
 
-    // Stage: data groups.
-    on_stage(Stage::DataGroups);
-    let mut bytes_written = 0;
+    Ok(())
+}
+
+/// The data groups written (STORE DATA through the security domain, or
+/// UPDATE BINARY); the bytes written.
+fn stage_data_groups(
+    ch: &mut Channel,
+    p: &Profile,
+    dgs: &BTreeMap<u8, Vec<u8>>,
+    apdus: &std::cell::Cell<usize>,
+) -> Result<usize, PersoError> {
     let store_data = p.security_domain.as_ref().is_some_and(|sd| sd.store_data);
     ch.run(|ex| {
         card::select_aid(ex, &p.identity_aid)?;
@@ -387,14 +450,28 @@ fn personalize_inner(
                 }
             }
         }
-        count(ex);
+        count(apdus, ex);
         Ok::<_, ExchangeError>(())
     })
     .map_err(PersoError::at(Stage::DataGroups))?;
-    bytes_written += dgs.values().map(Vec::len).sum::<usize>();
 
-    // Stage: keys and certificates.
-    on_stage(Stage::Keys);
+    Ok(dgs.values().map(Vec::len).sum::<usize>())
+}
+
+/// The certificates written to a card, by key name.
+type Certificates = Vec<(String, Vec<u8>)>;
+
+/// Each key generated on the card, its request signed by the card, its
+/// certificate issued, checked and written; the certificates and their bytes.
+fn stage_keys(
+    ch: &mut Channel,
+    iss: &Issuer<'_>,
+    input: &CardInput,
+    terms: &pki::IssueTerms,
+    apdus: &std::cell::Cell<usize>,
+) -> Result<(Certificates, usize), PersoError> {
+    let p = iss.profile;
+    let mut bytes_written = 0;
     let mut certificates = Vec::new();
     // The certificates' end follows from the card's expiry (profile
     // [certificates]); the CA's answer is checked against the same rule.
@@ -405,7 +482,7 @@ fn personalize_inner(
             .run(|ex| {
                 card::select_aid(ex, &p.pki_aid)?;
                 let r = card::generate_key(ex, k);
-                count(ex);
+                count(apdus, ex);
                 r
             })
             .map_err(PersoError::at(Stage::Keys))?;
@@ -415,7 +492,7 @@ fn personalize_inner(
             .run(|ex| {
                 card::select_aid(ex, &p.pki_aid)?;
                 let r = card::sign_digest(ex, k, &sha256(&info));
-                count(ex);
+                count(apdus, ex);
                 r.map_err(StepErr)
             })
             .map_err(|e| PersoError {
@@ -425,7 +502,7 @@ fn personalize_inner(
             })?;
         let csr = pki::assemble_csr(&info, &signature)
             .map_err(|e| PersoError::msg(Stage::Keys, format!("key {}: {e}", k.name)))?;
-        let cert = iss.ca.issue(&csr, cert_profile(k), &terms).map_err(|e| {
+        let cert = iss.ca.issue(&csr, cert_profile(k), terms).map_err(|e| {
             PersoError::msg(Stage::Keys, format!("key {}: the CA refused: {e}", k.name))
         })?;
         pki::check_certificate(
@@ -453,7 +530,7 @@ fn personalize_inner(
         ch.run(|ex| {
             card::select_aid(ex, &p.pki_aid)?;
             let r = card::write_personal_ef(ex, k.certificate_fid, &cert);
-            count(ex);
+            count(apdus, ex);
             r
         })
         .map_err(PersoError::at(Stage::Keys))?;
@@ -461,8 +538,18 @@ fn personalize_inner(
         certificates.push((k.name.clone(), cert));
     }
 
-    // Stage: the security object over the data groups.
-    on_stage(Stage::SecurityObject);
+    Ok((certificates, bytes_written))
+}
+
+/// The security object over the data groups, signed by the document
+/// signer and written; its bytes.
+fn stage_security_object(
+    ch: &mut Channel,
+    iss: &Issuer<'_>,
+    dgs: &BTreeMap<u8, Vec<u8>>,
+    apdus: &std::cell::Cell<usize>,
+) -> Result<usize, PersoError> {
+    let p = iss.profile;
     let covered: Vec<(u8, &[u8])> = p
         .sod_data_groups
         .iter()
@@ -473,19 +560,25 @@ fn personalize_inner(
     ch.run(|ex| {
         card::select_aid(ex, &p.identity_aid)?;
         let r = card::write_ef(ex, p.sod_fid, &sod);
-        count(ex);
+        count(apdus, ex);
         r
     })
     .map_err(PersoError::at(Stage::SecurityObject))?;
-    bytes_written += sod.len();
 
-    // Stage: close personalization.
-    on_stage(Stage::Close);
+    Ok(sod.len())
+}
+
+/// Personalization closed: ACTIVATE on the MF, the card personalized.
+fn stage_close(
+    ch: &mut Channel,
+    p: &Profile,
+    apdus: &std::cell::Cell<usize>,
+) -> Result<(), PersoError> {
     let (sw, lc) = ch
         .run(|ex| {
             let sw = card::activate_mf(ex)?;
             let lc = card::life_cycle(ex, p)?;
-            count(ex);
+            count(apdus, ex);
             Ok::<_, ExchangeError>((sw, lc))
         })
         .map_err(PersoError::at(Stage::Close))?;
@@ -495,13 +588,7 @@ fn personalize_inner(
             format!("closing personalization: the card answered {sw} and is {lc}"),
         ));
     }
-    Ok(PersoResult {
-        serial: serial_hex,
-        certificates,
-        apdus: apdus.get(),
-        bytes_written,
-        secure_channel,
-    })
+    Ok(())
 }
 
 /// Wrapper so a card refusal can travel through [`Channel::run`].
