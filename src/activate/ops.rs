@@ -206,33 +206,9 @@ pub fn inspect(ch: &mut Channel, p: &Profile, chain: &[Vec<u8>]) -> Result<Inspe
     if !matches!(lc, LifeCycle::Personalized | LifeCycle::Activated) {
         return Ok(ins);
     }
-    type Soft = Result<Vec<u8>, String>;
-    let soft = |r: Result<Vec<u8>, ExchangeError>| -> Result<Soft, ExchangeError> {
-        match r {
-            Ok(v) => Ok(Ok(v)),
-            Err(e @ ExchangeError::Transport(_)) => Err(e),
-            Err(e) => Ok(Err(e.to_string())),
-        }
-    };
-    let (dgs, sod, certs, points) = ch.run(|ex| {
-        let mut dgs: BTreeMap<u8, Soft> = BTreeMap::new();
-        card::select_aid(ex, &p.identity_aid)?;
-        for dg in &p.data_groups {
-            dgs.insert(dg.number, soft(card::read_personal_ef(ex, dg.fid))?);
-        }
-        let sod = soft(card::read_tlv_ef(ex, p.sod_fid))?;
-        card::select_aid(ex, &p.pki_aid)?;
-        let mut certs: BTreeMap<u8, Soft> = BTreeMap::new();
-        let mut points: BTreeMap<u8, Soft> = BTreeMap::new();
-        for k in &p.keys {
-            certs.insert(
-                k.reference,
-                soft(card::read_personal_ef(ex, k.certificate_fid))?,
-            );
-            points.insert(k.reference, soft(card::read_public_key(ex, k))?);
-        }
-        Ok::<_, ExchangeError>((dgs, sod, certs, points))
-    })?;
+    let rb = card::read_back(ch, p)?;
+    let (dgs, certs, points) = (rb.dgs, rb.certs, rb.points);
+    let sod = rb.sod.unwrap_or_else(|| Err("not read".into()));
     ins.pins = ch.run(|ex| card::status_list(ex, p))?;
 
     // The holder's data, as stored.

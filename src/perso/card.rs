@@ -7,6 +7,7 @@ use crate::apdu::{cmd, Command, StatusWord};
 use crate::secret::Secret;
 use crate::tlv;
 use crate::transport::{Channel, Exchange, ExchangeError};
+use std::collections::BTreeMap;
 
 use super::keys::IssuerKey;
 use super::profile::{KeySpec, Profile};
@@ -627,6 +628,47 @@ pub fn terminate(
         command: what.into(),
         sw: StatusWord::SecurityNotSatisfied,
     })
+}
+
+/// What was read from a card for verification, `read` and the counter.
+#[derive(Default)]
+pub struct ReadBack {
+    pub dgs: BTreeMap<u8, Result<Vec<u8>, String>>,
+    pub sod: Option<Result<Vec<u8>, String>>,
+    pub certs: BTreeMap<u8, Result<Vec<u8>, String>>,
+    pub points: BTreeMap<u8, Result<Vec<u8>, String>>,
+}
+
+/// The one read-back of a personalized card: every data group, the
+/// security object, each certificate and public key, in one transaction.
+/// Used by `verify`, `read` and the counter's genuineness check.
+pub fn read_back(ch: &mut Channel, p: &Profile) -> Result<ReadBack, ExchangeError> {
+    ch.run(|ex| {
+        let mut rb = ReadBack::default();
+        select_aid(ex, &p.identity_aid)?;
+        for dg in &p.data_groups {
+            rb.dgs
+                .insert(dg.number, soft(read_personal_ef(ex, dg.fid))?);
+        }
+        rb.sod = Some(soft(read_tlv_ef(ex, p.sod_fid))?);
+        select_aid(ex, &p.pki_aid)?;
+        for k in &p.keys {
+            rb.certs
+                .insert(k.reference, soft(read_personal_ef(ex, k.certificate_fid))?);
+            rb.points.insert(k.reference, soft(read_public_key(ex, k))?);
+        }
+        Ok(rb)
+    })
+}
+
+/// A card status or malformed data becomes a per-item error; a transport
+/// failure stops the whole read.
+fn soft(r: Result<Vec<u8>, ExchangeError>) -> Result<Result<Vec<u8>, String>, ExchangeError> {
+    match r {
+        Ok(v) => Ok(Ok(v)),
+        Err(e @ ExchangeError::Transport(_)) => Err(e),
+        Err(e) => Ok(Err(e.to_string())),
+    }
 }
 
 #[cfg(test)]

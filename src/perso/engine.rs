@@ -741,47 +741,6 @@ impl VerifyReport {
     }
 }
 
-/// What was read from the card for verification (and for `read`).
-#[derive(Default)]
-struct ReadBack {
-    dgs: BTreeMap<u8, Result<Vec<u8>, String>>,
-    sod: Option<Result<Vec<u8>, String>>,
-    certs: BTreeMap<u8, Result<Vec<u8>, String>>,
-    points: BTreeMap<u8, Result<Vec<u8>, String>>,
-}
-
-fn read_back(ch: &mut Channel, p: &Profile) -> Result<ReadBack, ExchangeError> {
-    ch.run(|ex| {
-        let mut rb = ReadBack::default();
-        card::select_aid(ex, &p.identity_aid)?;
-        for dg in &p.data_groups {
-            rb.dgs
-                .insert(dg.number, soft(card::read_personal_ef(ex, dg.fid))?);
-        }
-        rb.sod = Some(soft(card::read_tlv_ef(ex, p.sod_fid))?);
-        card::select_aid(ex, &p.pki_aid)?;
-        for k in &p.keys {
-            rb.certs.insert(
-                k.reference,
-                soft(card::read_personal_ef(ex, k.certificate_fid))?,
-            );
-            rb.points
-                .insert(k.reference, soft(card::read_public_key(ex, k))?);
-        }
-        Ok(rb)
-    })
-}
-
-/// A card status or malformed data becomes a per-item error; a transport
-/// failure stops the whole read.
-fn soft(r: Result<Vec<u8>, ExchangeError>) -> Result<Result<Vec<u8>, String>, ExchangeError> {
-    match r {
-        Ok(v) => Ok(Ok(v)),
-        Err(e @ ExchangeError::Transport(_)) => Err(e),
-        Err(e) => Ok(Err(e.to_string())),
-    }
-}
-
 /// Strip trailing zero padding from an EF that is larger than its content:
 /// the content is one TLV, so its own length says where it ends.
 fn trim_to_tlv(b: &[u8]) -> &[u8] {
@@ -843,7 +802,7 @@ pub fn verify(
     let serial_hex = hex::compact(&serial);
     rep.serial = Some(serial_hex.clone());
     rep.life_cycle = Some(lc);
-    let rb = read_back(ch, p)?;
+    let rb = card::read_back(ch, p)?;
     let chain = iss.ca.chain();
     check_data_groups(&mut rep, p, input, &rb, &serial_hex);
     check_security_object(&mut rep, p, &rb, &chain);
@@ -899,7 +858,7 @@ fn check_data_groups(
     rep: &mut VerifyReport,
     p: &Profile,
     input: &CardInput,
-    rb: &ReadBack,
+    rb: &card::ReadBack,
     serial_hex: &str,
 ) {
     // Data groups, field by field.
@@ -948,7 +907,12 @@ fn check_data_groups(
 
 /// The security object: its signature chain to the CA, then the hash of
 /// each data group it lists.
-fn check_security_object(rep: &mut VerifyReport, p: &Profile, rb: &ReadBack, chain: &[Vec<u8>]) {
+fn check_security_object(
+    rep: &mut VerifyReport,
+    p: &Profile,
+    rb: &card::ReadBack,
+    chain: &[Vec<u8>],
+) {
     // The security object: signature chain, then each hash.
     let sod = match &rb.sod {
         Some(Ok(b)) => {
@@ -1008,7 +972,7 @@ fn check_keys(
     rep: &mut VerifyReport,
     iss: &Issuer<'_>,
     input: &CardInput,
-    rb: &ReadBack,
+    rb: &card::ReadBack,
     chain: &[Vec<u8>],
     lc: LifeCycle,
     auth: &mut IssuerAuth<'_>,
@@ -1490,7 +1454,7 @@ pub fn read(ch: &mut Channel, p: &Profile) -> Result<CardDump, ExchangeError> {
         card::select_mf(ex)?;
         Ok::<_, ExchangeError>((card::life_cycle(ex, p)?, card::serial(ex)?))
     })?;
-    let rb = read_back(ch, p)?;
+    let rb = card::read_back(ch, p)?;
     let pins = ch.run(|ex| card::status_list(ex, p)).unwrap_or_default();
     let mut groups = Vec::new();
     let mut photo = None;
