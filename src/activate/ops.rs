@@ -211,7 +211,30 @@ pub fn inspect(ch: &mut Channel, p: &Profile, chain: &[Vec<u8>]) -> Result<Inspe
     let sod = rb.sod.unwrap_or_else(|| Err("not read".into()));
     ins.pins = ch.run(|ex| card::status_list(ex, p))?;
 
-    // The holder's data, as stored.
+    holder_data(&mut ins, p, &dgs);
+    security_object(&mut ins, p, &dgs, &sod, chain);
+    // The data belongs to this chip.
+    let on_card = ins.field("card.serial").to_string();
+    ins.push(
+        "card serial",
+        if on_card.eq_ignore_ascii_case(&serial_hex) {
+            Ok(format!("DG3 names this chip ({serial_hex})"))
+        } else {
+            Err(format!(
+                "DG3 names card {on_card:?} but the chip is {serial_hex}: the data was copied from another card"
+            ))
+        },
+    );
+
+    certificates_and_proof(ch, &mut ins, p, &certs, &points, chain)?;
+    Ok(ins)
+}
+
+type Soft = Result<Vec<u8>, String>;
+
+/// The holder's data as stored: the fields of every data group, the photo,
+/// and the fingers DG4 lists with the card's tries for each.
+fn holder_data(ins: &mut Inspection, p: &Profile, dgs: &BTreeMap<u8, Soft>) {
     let mut problems = Vec::new();
     for dg in &p.data_groups {
         let Some(Ok(bytes)) = dgs.get(&dg.number) else {
@@ -249,32 +272,7 @@ pub fn inspect(ch: &mut Channel, p: &Profile, chain: &[Vec<u8>]) -> Result<Inspe
             }
         }
         if dg.number == 4 {
-            let nodes = tlv::decode(bytes);
-            if let Ok(top) = tlv::expect_one(&nodes, &dg.tag) {
-                for bit in tlv::children(top) {
-                    let reference = tlv::child_value(bit, &[0x83])
-                        .and_then(|v| v.first().copied())
-                        .unwrap_or(0);
-                    let subtype = tlv::child(bit, &[0xA1])
-                        .and_then(|bht| tlv::child_value(bht, &[0x82]))
-                        .and_then(|v| v.first().copied())
-                        .unwrap_or(0);
-                    let code = card::subtype_position(subtype);
-                    let st = ins
-                        .pins
-                        .iter()
-                        .find(|s| s.biometric && s.reference == reference);
-                    ins.fingers.push(Finger {
-                        reference,
-                        position_code: code,
-                        position: FingerPosition::from_code(code)
-                            .map(|f| f.as_str().to_string())
-                            .unwrap_or_else(|| format!("finger code {code}")),
-                        tries_left: st.map(|s| s.tries_left),
-                        try_limit: st.map(|s| s.try_limit),
-                    });
-                }
-            }
+            biometric_templates(ins, dg, bytes);
         }
     }
     ins.push(
@@ -285,10 +283,48 @@ pub fn inspect(ch: &mut Channel, p: &Profile, chain: &[Vec<u8>]) -> Result<Inspe
             Err(problems.join("; "))
         },
     );
+}
 
-    // The security object and the hashes it vouches for.
+/// DG4's biometric information templates: which finger each reference is.
+fn biometric_templates(ins: &mut Inspection, dg: &crate::perso::profile::DataGroup, bytes: &[u8]) {
+    let nodes = tlv::decode(bytes);
+    if let Ok(top) = tlv::expect_one(&nodes, &dg.tag) {
+        for bit in tlv::children(top) {
+            let reference = tlv::child_value(bit, &[0x83])
+                .and_then(|v| v.first().copied())
+                .unwrap_or(0);
+            let subtype = tlv::child(bit, &[0xA1])
+                .and_then(|bht| tlv::child_value(bht, &[0x82]))
+                .and_then(|v| v.first().copied())
+                .unwrap_or(0);
+            let code = card::subtype_position(subtype);
+            let st = ins
+                .pins
+                .iter()
+                .find(|s| s.biometric && s.reference == reference);
+            ins.fingers.push(Finger {
+                reference,
+                position_code: code,
+                position: FingerPosition::from_code(code)
+                    .map(|f| f.as_str().to_string())
+                    .unwrap_or_else(|| format!("finger code {code}")),
+                tries_left: st.map(|s| s.tries_left),
+                try_limit: st.map(|s| s.try_limit),
+            });
+        }
+    }
+}
+
+/// The security object's signature chain and the hashes it vouches for.
+fn security_object(
+    ins: &mut Inspection,
+    p: &Profile,
+    dgs: &BTreeMap<u8, Soft>,
+    sod: &Soft,
+    chain: &[Vec<u8>],
+) {
     let now = SystemTime::now();
-    match &sod {
+    match sod {
         Ok(b) => match pki::verify_sod(b, chain, now) {
             Ok(s) => {
                 ins.push(
@@ -324,21 +360,19 @@ pub fn inspect(ch: &mut Channel, p: &Profile, chain: &[Vec<u8>]) -> Result<Inspe
         },
         Err(e) => ins.push("security object", Err(e.clone())),
     }
+}
 
-    // The data belongs to this chip.
-    let on_card = ins.field("card.serial").to_string();
-    ins.push(
-        "card serial",
-        if on_card.eq_ignore_ascii_case(&serial_hex) {
-            Ok(format!("DG3 names this chip ({serial_hex})"))
-        } else {
-            Err(format!(
-                "DG3 names card {on_card:?} but the chip is {serial_hex}: the data was copied from another card"
-            ))
-        },
-    );
-
-    // Certificates, and a fresh challenge for the authentication key.
+/// Each certificate against the CA and the card's key, and a fresh
+/// challenge signed by the authentication key.
+fn certificates_and_proof(
+    ch: &mut Channel,
+    ins: &mut Inspection,
+    p: &Profile,
+    certs: &BTreeMap<u8, Soft>,
+    points: &BTreeMap<u8, Soft>,
+    chain: &[Vec<u8>],
+) -> Result<(), CardError> {
+    let now = SystemTime::now();
     let rng = SystemRandom::new();
     for k in &p.keys {
         let cert = match certs.get(&k.reference) {
@@ -391,7 +425,7 @@ pub fn inspect(ch: &mut Channel, p: &Profile, chain: &[Vec<u8>]) -> Result<Inspe
         };
         ins.push(&format!("{} key proof", k.name), proof);
     }
-    Ok(ins)
+    Ok(())
 }
 
 /// Check an ECDSA P-256 signature (r ‖ s) over `message` with the key in `cert`.
