@@ -46,7 +46,7 @@ fi
 # drivers together, PCSCLITE_MAX_READERS_CONTEXTS = 16 in pcsc-lite 1.9.9
 # (PCSC/pcsclite.h; pcscd drops a 17th reader silently). vpcd takes two, one
 # per slot, which leaves 14. Keep in step with LINE_READERS and
-# LINE_BASE_PORT in src/sim/line_readers.rs.
+# LINE_BASE_PORT in sim/src/line_readers.rs.
 CARDSMITH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CARDSMITH_LINE_READERS=14
 CARDSMITH_LINE_BASE_PORT=35970

@@ -37,16 +37,7 @@ pub fn chain_text<'a>(
     out
 }
 
-/// A serde_json error's message without the ` at line L column C` that
-/// its `Display` appends, for messages that give the position themselves.
-pub fn json_message(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    let suffix = format!(" at line {} column {}", e.line(), e.column());
-    match text.strip_suffix(&suffix) {
-        Some(m) => m.to_string(),
-        None => text,
-    }
-}
+pub use cardsmith_wire::json_message;
 
 /// A file the command was working on when an I/O error happened: a typed
 /// context, so that the error document can name the file. Displays as

@@ -16,29 +16,27 @@
     deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
 )]
 
+// The layers below the host are crates of their own, re-exported under
+// their old names so that `crate::apdu`, `cardsmith::sim` and the like keep
+// meaning what they meant.
+pub use cardsmith_biometric as biometric;
+pub use cardsmith_sim as sim;
+pub use cardsmith_wire::{apdu, atr, crypto, hex, private, secret, tlv};
+
 pub mod activate;
-pub mod apdu;
-pub mod atr;
-pub mod biometric;
 pub mod cli;
 pub mod cli_common;
-pub mod crypto;
 pub mod errors;
-pub mod hex;
 pub mod json_error;
 pub mod keyfile;
 pub mod line;
 pub mod perso;
 pub mod pki;
-pub mod private;
 pub mod programme;
 pub mod record;
 pub mod register;
 pub mod scp03;
 pub mod script;
-pub mod secret;
-pub mod sim;
-pub mod tlv;
 pub mod transport;
 pub mod utc;
 pub mod web;

@@ -2410,4 +2410,36 @@ mod tests {
         );
         assert_eq!(j.delivered_to("2222222222").expect("q").len(), 2);
     }
+
+    #[test]
+    fn the_sqlite_journal_and_its_wal_and_shm_files_are_600() {
+        use crate::register::journal::{Journal, Who};
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        // The journal goes through crate::private: its files are 600, its new
+        // directory 700.
+        let d =
+            std::env::temp_dir().join(format!("cardsmith-private-sqlite-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join("line/journal.sqlite");
+        let j = SqliteJournal::open(&p).unwrap();
+        let who = Who {
+            station: "s".into(),
+            operator: "o".into(),
+            reader: None,
+        };
+        j.event(&who, "test", "a write that goes through the WAL")
+            .unwrap();
+        // While the journal is open, SQLite keeps its -wal and -shm files.
+        for f in ["journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm"] {
+            let f = d.join("line").join(f);
+            assert!(f.exists(), "{}", f.display());
+            assert_eq!(mode(&f), 0o600, "{}", f.display());
+        }
+        assert_eq!(mode(&d.join("line")), 0o700);
+        drop(j);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }

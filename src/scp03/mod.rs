@@ -1,56 +1,16 @@
-//! GlobalPlatform Secure Channel Protocol '03' (SCP03): GlobalPlatform Card
-//! Specification v2.3.1 Amendment D, host and card sides.
+//! GlobalPlatform SCP03 on the host: the core (key derivation, sessions,
+//! secure messaging, PUT KEY and STORE DATA) is the `cardsmith-scp03` crate,
+//! re-exported here, and this module adds what only a host has:
 //!
-//! * [`kdf`]: the NIST SP 800-108 / AES-CMAC data derivation scheme (§4.1.5)
-//!   and its derivation constants, plus GlobalPlatformPro's "KDF3" master
-//!   key diversification.
-//! * [`keys`]: static key sets ([`keys::StaticKeys`], with KVN, wiped on drop,
-//!   never printed), session keys, key check values, diversification.
-//! * [`channel`]: S8/S16 mode, "i" parameter, security levels, the
-//!   INITIALIZE UPDATE response, and the secure messaging shared by both sides.
-//! * [`host`]: [`host::HostSession`], the off-card entity: INITIALIZE UPDATE,
-//!   card cryptogram check, EXTERNAL AUTHENTICATE, `wrap` / `unwrap`.
-//! * [`card`]: [`card::CardSession`], the security domain for the simulated
-//!   card: answers INITIALIZE UPDATE, verifies EXTERNAL AUTHENTICATE,
-//!   `unwrap_command` / `wrap_response`.
-//! * [`commands`]: PUT KEY (AES keys under Key-DEK) and STORE DATA (DGI
-//!   blocks), with card-side parsers.
+//! * [`keyfile`]: key files, host configuration;
+//! * [`link`]: a session under a [`crate::transport::Channel`];
+//! * [`cli`]: the `cardsmith scp03` commands.
 //!
-//! Commands and responses are cardsmith's one APDU type, [`crate::apdu`]:
-//! the host wraps it keeping a secret data field secret, the card side
-//! parses received bytes into it, and the published vectors are checked
-//! against its encoding.
-//!
-//! Host side, above the core: [`keyfile`] (key files: host configuration),
-//! [`link`] (a session under a `transport::Channel`) and [`cli`]. The core
-//! and the simulated card use neither (`tests/module_graph.rs`).
-//!
-//! Spec sections cited as "§x.y" are Amendment D v1.1.1 unless marked GPCS
-//! (Card Specification v2.3.1). S16 mode (16-byte challenges, cryptograms and
-//! MACs; "i" bit b1) comes from later Amendment D versions.
-//!
-//! Written to move into cardsmith as `src/scp03/` unchanged: modules refer to
-//! each other with `super::`, never through the crate root.
+//! The core and the simulated card use none of them: they are other crates
+//! (`tests/crate_graph.rs`).
 
-pub mod card;
-pub mod channel;
+pub use cardsmith_scp03::*;
+
 pub mod cli;
-pub mod commands;
-pub mod error;
-pub mod host;
-pub mod kdf;
 pub mod keyfile;
-pub mod keys;
 pub mod link;
-
-mod crypto;
-mod reader;
-
-pub use card::{CardSession, ChallengeSource, Incoming};
-pub use channel::{InitUpdateResponse, Mode, SecurityLevel};
-pub use error::Error;
-pub use host::HostSession;
-pub use keys::{AesKey, Diversification, KeySource, SessionKeys, StaticKeys};
-
-#[cfg(test)]
-mod tests;
