@@ -733,176 +733,13 @@ fn parse_2011_body(r: &mut Reader<'_>) -> Result<FingerRecord> {
     let mut views = Vec::with_capacity(usize::from(rep_count).min(64));
     let mut geometry: Option<(u16, u16, u16, u16)> = None;
     for v in 1..=usize::from(rep_count) {
-        let loc = Location::View { view: v };
-        if r.remaining() == 0 {
-            return Err(TemplateError::at(
-                r.pos,
-                h,
-                ErrorKind::LengthMismatch {
-                    field: "number of finger representations",
-                    found: u64::from(rep_count),
-                    expected: format!("the record ends after {} representations", v - 1),
-                },
-            ));
-        }
-        let start = r.pos;
-        let rep_len = r.u32("representation length", loc)?;
-        let max_len = r.remaining() + 4;
-        if rep_len as usize > max_len || rep_len < 4 {
-            return Err(TemplateError::at(
-                start,
-                loc,
-                ErrorKind::LengthMismatch {
-                    field: "representation length",
-                    found: u64::from(rep_len),
-                    expected: format!("4..={max_len} bytes (what remains of the record)"),
-                },
-            ));
-        }
-        let datetime = CaptureDateTime {
-            year: r.u16("capture year", loc)?,
-            month: r.u8("capture month", loc)?,
-            day: r.u8("capture day", loc)?,
-            hour: r.u8("capture hour", loc)?,
-            minute: r.u8("capture minute", loc)?,
-            second: r.u8("capture second", loc)?,
-            millisecond: r.u16("capture millisecond", loc)?,
-        };
-        let device_technology = r.u8("capture device technology", loc)?;
-        let device_vendor = r.u16("capture device vendor", loc)?;
-        let device_type = r.u16("capture device type", loc)?;
-        let nq = r.u8("number of quality blocks", loc)?;
-        let mut quality_blocks = Vec::with_capacity(usize::from(nq));
-        for _ in 0..nq {
-            let q_at = r.pos;
-            let score = r.u8("quality score", loc)?;
-            if score > 100 && score != 255 {
-                return Err(out_of_range(
-                    q_at,
-                    loc,
-                    "quality score",
-                    score,
-                    "0..=100 or 255",
-                ));
-            }
-            quality_blocks.push(QualityBlock {
-                score,
-                vendor: r.u16("quality algorithm vendor", loc)?,
-                algorithm: r.u16("quality algorithm", loc)?,
-            });
-        }
-        let mut certifications = Vec::new();
-        if flag == 1 {
-            let nc = r.u8("number of certification blocks", loc)?;
-            for _ in 0..nc {
-                certifications.push(CertificationBlock {
-                    authority: r.u16("certification authority", loc)?,
-                    scheme: r.u8("certification scheme", loc)?,
-                });
-            }
-        }
-        let pos_at = r.pos;
-        let position = r.u8("finger position", loc)?;
-        let position = FingerPosition::from_code(position)
-            .ok_or_else(|| out_of_range(pos_at, loc, "finger position", position, "0..=10"))?;
-        let vn_at = r.pos;
-        let view_number = r.u8("representation number", loc)?;
-        if view_number > 15 {
-            return Err(out_of_range(
-                vn_at,
-                loc,
-                "representation number",
-                view_number,
-                "0..=15",
-            ));
-        }
-        let rx_at = r.pos;
-        let resolution_x = r.u16("x resolution", loc)?;
-        check_resolution(rx_at, loc, "x resolution", resolution_x)?;
-        let ry_at = r.pos;
-        let resolution_y = r.u16("y resolution", loc)?;
-        check_resolution(ry_at, loc, "y resolution", resolution_y)?;
-        let it_at = r.pos;
-        let it = r.u8("impression type", loc)?;
-        let impression_type = ImpressionType::from_code(it, Version::V2011).ok_or_else(|| {
-            out_of_range(it_at, loc, "impression type", it, "0..=9, 24, 28 or 29")
-        })?;
-        let w_at = r.pos;
-        let width = r.u16("image width", loc)?;
-        check_size(w_at, loc, "image width", width)?;
-        let h_at = r.pos;
-        let height = r.u16("image height", loc)?;
-        check_size(h_at, loc, "image height", height)?;
-        let this = (width, height, resolution_x, resolution_y);
-        match geometry {
-            None => geometry = Some(this),
-            Some(g) if g != this => {
-                return Err(TemplateError::at(
-                    rx_at,
-                    loc,
-                    ErrorKind::Unsupported {
-                        what: "2011 representations with different image sizes or resolutions",
-                    },
-                ))
-            }
-            Some(_) => {}
-        }
-        let f_at = r.pos;
-        let fields = r.u8("minutia size and ending type", loc)?;
-        let size = fields >> 4;
-        if size != 5 && size != 6 {
-            return Err(out_of_range(
-                f_at,
-                loc,
-                "minutia record size",
-                size,
-                "5 or 6",
-            ));
-        }
-        let ending_type = fields & 0x0f;
-        if ending_type > 1 {
-            return Err(out_of_range(
-                f_at,
-                loc,
-                "ridge ending type",
-                ending_type,
-                "0 or 1",
-            ));
-        }
-        let minutiae = parse_minutiae(r, v, width, height, Version::V2011, size == 6)?;
-        let (extended_data_len, extended_data) = parse_extended(r, v)?;
-        let consumed = r.pos - start;
-        if consumed != rep_len as usize {
-            return Err(TemplateError::at(
-                start,
-                loc,
-                ErrorKind::LengthMismatch {
-                    field: "representation length",
-                    found: u64::from(rep_len),
-                    expected: format!("the representation's fields take {consumed} bytes"),
-                },
-            ));
-        }
-        let quality = quality_blocks.first().map_or(254, |q| q.score);
-        views.push(FingerView {
-            position,
-            view_number,
-            impression_type,
-            quality,
-            minutiae,
-            extended_data_len,
-            extended_data,
-            capture_2011: Some(Capture2011 {
-                datetime,
-                device_technology,
-                device_vendor,
-                device_type,
-                quality_blocks,
-                certifications,
-                ending_type,
-                minutia_quality_present: size == 6,
-            }),
-        });
+        views.push(parse_2011_representation(
+            r,
+            v,
+            rep_count,
+            flag,
+            &mut geometry,
+        )?);
     }
     let (width, height, resolution_x, resolution_y) = geometry.unwrap_or((0, 0, 0, 0));
     Ok(FingerRecord {
@@ -915,5 +752,207 @@ fn parse_2011_body(r: &mut Reader<'_>) -> Result<FingerRecord> {
         resolution_y,
         certification_flag: flag == 1,
         views,
+    })
+}
+
+/// One representation of a 2011 record, `v` of `rep_count` (1-based). The
+/// first one sets the record's image size and resolutions; the others must
+/// repeat them.
+fn parse_2011_representation(
+    r: &mut Reader<'_>,
+    v: usize,
+    rep_count: u16,
+    flag: u8,
+    geometry: &mut Option<(u16, u16, u16, u16)>,
+) -> Result<FingerView> {
+    let h = Location::Header;
+    let loc = Location::View { view: v };
+    if r.remaining() == 0 {
+        return Err(TemplateError::at(
+            r.pos,
+            h,
+            ErrorKind::LengthMismatch {
+                field: "number of finger representations",
+                found: u64::from(rep_count),
+                expected: format!("the record ends after {} representations", v - 1),
+            },
+        ));
+    }
+    let start = r.pos;
+    let rep_len = r.u32("representation length", loc)?;
+    let max_len = r.remaining() + 4;
+    if rep_len as usize > max_len || rep_len < 4 {
+        return Err(TemplateError::at(
+            start,
+            loc,
+            ErrorKind::LengthMismatch {
+                field: "representation length",
+                found: u64::from(rep_len),
+                expected: format!("4..={max_len} bytes (what remains of the record)"),
+            },
+        ));
+    }
+    let capture = parse_2011_capture(r, loc, flag)?;
+    let pos_at = r.pos;
+    let position = r.u8("finger position", loc)?;
+    let position = FingerPosition::from_code(position)
+        .ok_or_else(|| out_of_range(pos_at, loc, "finger position", position, "0..=10"))?;
+    let vn_at = r.pos;
+    let view_number = r.u8("representation number", loc)?;
+    if view_number > 15 {
+        return Err(out_of_range(
+            vn_at,
+            loc,
+            "representation number",
+            view_number,
+            "0..=15",
+        ));
+    }
+    let rx_at = r.pos;
+    let resolution_x = r.u16("x resolution", loc)?;
+    check_resolution(rx_at, loc, "x resolution", resolution_x)?;
+    let ry_at = r.pos;
+    let resolution_y = r.u16("y resolution", loc)?;
+    check_resolution(ry_at, loc, "y resolution", resolution_y)?;
+    let it_at = r.pos;
+    let it = r.u8("impression type", loc)?;
+    let impression_type = ImpressionType::from_code(it, Version::V2011)
+        .ok_or_else(|| out_of_range(it_at, loc, "impression type", it, "0..=9, 24, 28 or 29"))?;
+    let w_at = r.pos;
+    let width = r.u16("image width", loc)?;
+    check_size(w_at, loc, "image width", width)?;
+    let h_at = r.pos;
+    let height = r.u16("image height", loc)?;
+    check_size(h_at, loc, "image height", height)?;
+    let this = (width, height, resolution_x, resolution_y);
+    match *geometry {
+        None => *geometry = Some(this),
+        Some(g) if g != this => {
+            return Err(TemplateError::at(
+                rx_at,
+                loc,
+                ErrorKind::Unsupported {
+                    what: "2011 representations with different image sizes or resolutions",
+                },
+            ))
+        }
+        Some(_) => {}
+    }
+    let (size, ending_type) = parse_2011_minutia_format(r, loc)?;
+    let minutiae = parse_minutiae(r, v, width, height, Version::V2011, size == 6)?;
+    let (extended_data_len, extended_data) = parse_extended(r, v)?;
+    let consumed = r.pos - start;
+    if consumed != rep_len as usize {
+        return Err(TemplateError::at(
+            start,
+            loc,
+            ErrorKind::LengthMismatch {
+                field: "representation length",
+                found: u64::from(rep_len),
+                expected: format!("the representation's fields take {consumed} bytes"),
+            },
+        ));
+    }
+    let quality = capture.quality_blocks.first().map_or(254, |q| q.score);
+    Ok(FingerView {
+        position,
+        view_number,
+        impression_type,
+        quality,
+        minutiae,
+        extended_data_len,
+        extended_data,
+        capture_2011: Some(Capture2011 {
+            ending_type,
+            minutia_quality_present: size == 6,
+            ..capture
+        }),
+    })
+}
+
+/// The 2011 representation's minutia record size (5 or 6 bytes) and ridge
+/// ending type (0 or 1), from their shared byte.
+fn parse_2011_minutia_format(r: &mut Reader<'_>, loc: Location) -> Result<(u8, u8)> {
+    let f_at = r.pos;
+    let fields = r.u8("minutia size and ending type", loc)?;
+    let size = fields >> 4;
+    if size != 5 && size != 6 {
+        return Err(out_of_range(
+            f_at,
+            loc,
+            "minutia record size",
+            size,
+            "5 or 6",
+        ));
+    }
+    let ending_type = fields & 0x0f;
+    if ending_type > 1 {
+        return Err(out_of_range(
+            f_at,
+            loc,
+            "ridge ending type",
+            ending_type,
+            "0 or 1",
+        ));
+    }
+    Ok((size, ending_type))
+}
+
+/// What a 2011 representation says about its capture: date and time,
+/// device, quality blocks and (with the certification flag) certification
+/// blocks. The ending type and minutia size come later in the
+/// representation; the caller fills them in.
+fn parse_2011_capture(r: &mut Reader<'_>, loc: Location, flag: u8) -> Result<Capture2011> {
+    let datetime = CaptureDateTime {
+        year: r.u16("capture year", loc)?,
+        month: r.u8("capture month", loc)?,
+        day: r.u8("capture day", loc)?,
+        hour: r.u8("capture hour", loc)?,
+        minute: r.u8("capture minute", loc)?,
+        second: r.u8("capture second", loc)?,
+        millisecond: r.u16("capture millisecond", loc)?,
+    };
+    let device_technology = r.u8("capture device technology", loc)?;
+    let device_vendor = r.u16("capture device vendor", loc)?;
+    let device_type = r.u16("capture device type", loc)?;
+    let nq = r.u8("number of quality blocks", loc)?;
+    let mut quality_blocks = Vec::with_capacity(usize::from(nq));
+    for _ in 0..nq {
+        let q_at = r.pos;
+        let score = r.u8("quality score", loc)?;
+        if score > 100 && score != 255 {
+            return Err(out_of_range(
+                q_at,
+                loc,
+                "quality score",
+                score,
+                "0..=100 or 255",
+            ));
+        }
+        quality_blocks.push(QualityBlock {
+            score,
+            vendor: r.u16("quality algorithm vendor", loc)?,
+            algorithm: r.u16("quality algorithm", loc)?,
+        });
+    }
+    let mut certifications = Vec::new();
+    if flag == 1 {
+        let nc = r.u8("number of certification blocks", loc)?;
+        for _ in 0..nc {
+            certifications.push(CertificationBlock {
+                authority: r.u16("certification authority", loc)?,
+                scheme: r.u8("certification scheme", loc)?,
+            });
+        }
+    }
+    Ok(Capture2011 {
+        datetime,
+        device_technology,
+        device_vendor,
+        device_type,
+        quality_blocks,
+        certifications,
+        ending_type: 0,
+        minutia_quality_present: false,
     })
 }
