@@ -442,195 +442,215 @@ pub(super) fn decode(
     let Some((&category, rest)) = h.split_first() else {
         return (Historical::None, notes);
     };
-    match category {
-        0x00 => {
+    let n = &mut notes;
+    let decoded = match category {
+        0x00 => category_00(rest, base, defects, n),
+        0x80 => category_80(rest, base, defects, n),
+        0x10 => dir_data_reference(rest, base, defects, n),
+        0x81..=0x8F => rfu(category, rest, base, n),
+        _ => proprietary(h, base, n),
+    };
+    (decoded, notes)
+}
+
+/// Category 00: compact-TLV objects, then a mandatory 3-byte status
+/// indicator.
+fn category_00(
+    rest: &[u8],
+    base: usize,
+    defects: &mut Vec<Defect>,
+    notes: &mut Vec<HistNote>,
+) -> Historical {
+    let category = 0x00;
+    notes.push((
+        base,
+        "category indicator 00: compact-TLV objects, then a 3-byte status indicator".into(),
+        false,
+    ));
+    if rest.len() < 3 {
+        defects.push(Defect::MalformedCompactTlv {
+            offset: base + 1,
+            reason: TlvProblem::MissingStatusIndicator {
+                available: rest.len(),
+            },
+        });
+        for i in 0..rest.len() {
             notes.push((
-                base,
-                "category indicator 00: compact-TLV objects, then a 3-byte status indicator".into(),
-                false,
+                base + 1 + i,
+                "undecoded: too short for the status indicator".into(),
+                true,
             ));
-            if rest.len() < 3 {
-                defects.push(Defect::MalformedCompactTlv {
-                    offset: base + 1,
-                    reason: TlvProblem::MissingStatusIndicator {
-                        available: rest.len(),
-                    },
-                });
-                for i in 0..rest.len() {
-                    notes.push((
-                        base + 1 + i,
-                        "undecoded: too short for the status indicator".into(),
-                        true,
-                    ));
-                }
-                return (
-                    Historical::CompactTlv {
-                        category,
-                        objects: Vec::new(),
-                        status: None,
-                        undecoded: rest.to_vec(),
-                    },
-                    notes,
-                );
-            }
-            let split = rest.len() - 3;
-            let (tlv, status_bytes) = rest.split_at(split);
-            let (objects, undecoded) = decode_tlv(tlv, base + 1, defects, &mut notes);
-            let lcs = status_bytes.first().copied();
-            let sw = match (status_bytes.get(1), status_bytes.get(2)) {
-                (Some(&a), Some(&b)) => Some(u16::from_be_bytes([a, b])),
-                _ => None,
+        }
+        return Historical::CompactTlv {
+            category,
+            objects: Vec::new(),
+            status: None,
+            undecoded: rest.to_vec(),
+        };
+    }
+    let split = rest.len() - 3;
+    let (tlv, status_bytes) = rest.split_at(split);
+    let (objects, undecoded) = decode_tlv(tlv, base + 1, defects, notes);
+    let lcs = status_bytes.first().copied();
+    let sw = match (status_bytes.get(1), status_bytes.get(2)) {
+        (Some(&a), Some(&b)) => Some(u16::from_be_bytes([a, b])),
+        _ => None,
+    };
+    let so = base + 1 + split;
+    if let Some(l) = lcs {
+        notes.push((
+            so,
+            format!(
+                "status indicator, LCS = {l:02X}: {}",
+                StatusIndicator::lcs_meaning(l)
+            ),
+            false,
+        ));
+    }
+    if let Some(sw) = sw {
+        notes.push((so + 1, format!("status indicator, SW1 of {sw:04X}"), false));
+        notes.push((
+            so + 2,
+            format!(
+                "status indicator, SW2 of {sw:04X}: {}",
+                StatusIndicator::sw_meaning(sw)
+            ),
+            false,
+        ));
+    }
+    Historical::CompactTlv {
+        category,
+        objects,
+        status: Some(StatusIndicator { lcs, sw }),
+        undecoded,
+    }
+}
+
+/// Category 80: a PC/SC storage card's layout, or compact-TLV objects with
+/// an optional status indicator.
+fn category_80(
+    rest: &[u8],
+    base: usize,
+    defects: &mut Vec<Defect>,
+    notes: &mut Vec<HistNote>,
+) -> Historical {
+    let category = 0x80;
+    if let Some(card) = pcsc_storage(rest) {
+        notes.push((
+            base,
+            "category indicator 80 (PC/SC Part 3 storage card layout)".into(),
+            false,
+        ));
+        let labels = [
+            "tag 4F (application identifier, BER-TLV)".to_string(),
+            format!("length {:02X}", rest.get(1).copied().unwrap_or(0)),
+        ];
+        for (i, b) in rest.iter().enumerate() {
+            let text = match i {
+                0 | 1 => labels.get(i).cloned().unwrap_or_default(),
+                2..=6 => "RID (PC/SC Workgroup: A0 00 00 03 06)".to_string(),
+                7 => format!(
+                    "standard SS = {b:02X}: {}",
+                    card.standard_name.as_deref().unwrap_or("not known here")
+                ),
+                8 | 9 => format!(
+                    "card name NN NN = {}: {}",
+                    card.card_name
+                        .map(|n| format!("{n:04X}"))
+                        .unwrap_or_default(),
+                    card.card_name_text.as_deref().unwrap_or("not known here")
+                ),
+                _ => "RFU (should be 00)".to_string(),
             };
-            let so = base + 1 + split;
-            if let Some(l) = lcs {
-                notes.push((
-                    so,
-                    format!(
-                        "status indicator, LCS = {l:02X}: {}",
-                        StatusIndicator::lcs_meaning(l)
-                    ),
-                    false,
-                ));
-            }
-            if let Some(sw) = sw {
-                notes.push((so + 1, format!("status indicator, SW1 of {sw:04X}"), false));
-                notes.push((
-                    so + 2,
-                    format!(
-                        "status indicator, SW2 of {sw:04X}: {}",
-                        StatusIndicator::sw_meaning(sw)
-                    ),
-                    false,
-                ));
-            }
-            (
-                Historical::CompactTlv {
-                    category,
-                    objects,
-                    status: Some(StatusIndicator { lcs, sw }),
-                    undecoded,
-                },
-                notes,
-            )
+            notes.push((base + 1 + i, text, false));
         }
-        0x80 => {
-            if let Some(card) = pcsc_storage(rest) {
-                notes.push((
-                    base,
-                    "category indicator 80 (PC/SC Part 3 storage card layout)".into(),
-                    false,
-                ));
-                let labels = [
-                    "tag 4F (application identifier, BER-TLV)".to_string(),
-                    format!("length {:02X}", rest.get(1).copied().unwrap_or(0)),
-                ];
-                for (i, b) in rest.iter().enumerate() {
-                    let text = match i {
-                        0 | 1 => labels.get(i).cloned().unwrap_or_default(),
-                        2..=6 => "RID (PC/SC Workgroup: A0 00 00 03 06)".to_string(),
-                        7 => format!(
-                            "standard SS = {b:02X}: {}",
-                            card.standard_name.as_deref().unwrap_or("not known here")
-                        ),
-                        8 | 9 => format!(
-                            "card name NN NN = {}: {}",
-                            card.card_name
-                                .map(|n| format!("{n:04X}"))
-                                .unwrap_or_default(),
-                            card.card_name_text.as_deref().unwrap_or("not known here")
-                        ),
-                        _ => "RFU (should be 00)".to_string(),
-                    };
-                    notes.push((base + 1 + i, text, false));
-                }
-                return (Historical::PcscStorageCard(card), notes);
-            }
-            notes.push((
-                base,
-                "category indicator 80: compact-TLV objects, status indicator optional".into(),
-                false,
-            ));
-            let (objects, undecoded) = decode_tlv(rest, base + 1, defects, &mut notes);
-            let status = objects.iter().rev().find_map(|o| match &o.content {
-                TlvContent::StatusIndicator(s) => Some(s.clone()),
-                _ => None,
-            });
-            (
-                Historical::CompactTlv {
-                    category,
-                    objects,
-                    status,
-                    undecoded,
-                },
-                notes,
-            )
-        }
-        0x10 => {
-            notes.push((
-                base,
-                "category indicator 10: DIR data reference follows".into(),
-                false,
-            ));
-            if rest.is_empty() {
-                defects.push(Defect::MalformedCompactTlv {
-                    offset: base,
-                    reason: TlvProblem::MissingDirReference,
-                });
-            }
-            for (i, b) in rest.iter().enumerate() {
-                let text = if i == 0 {
-                    format!("DIR data reference = {b:02X}")
-                } else {
-                    "after the DIR data reference (use not specified)".to_string()
-                };
-                notes.push((base + 1 + i, text, false));
-            }
-            (
-                Historical::DirDataReference {
-                    reference: rest.first().copied(),
-                    extra: rest.get(1..).unwrap_or_default().to_vec(),
-                },
-                notes,
-            )
-        }
-        0x81..=0x8F => {
-            notes.push((
-                base,
-                format!("category indicator {category:02X}: RFU"),
-                false,
-            ));
-            for i in 0..rest.len() {
-                notes.push((
-                    base + 1 + i,
-                    "content of an RFU category (not interpreted)".into(),
-                    false,
-                ));
-            }
-            (
-                Historical::Rfu {
-                    category,
-                    data: rest.to_vec(),
-                },
-                notes,
-            )
-        }
-        _ => {
-            notes.push((
-                base,
-                format!("category {category:02X}: proprietary historical bytes"),
-                false,
-            ));
-            for i in 0..rest.len() {
-                notes.push((base + 1 + i, "proprietary".into(), false));
-            }
-            (
-                Historical::Proprietary {
-                    category,
-                    data: h.to_vec(),
-                },
-                notes,
-            )
-        }
+        return Historical::PcscStorageCard(card);
+    }
+    notes.push((
+        base,
+        "category indicator 80: compact-TLV objects, status indicator optional".into(),
+        false,
+    ));
+    let (objects, undecoded) = decode_tlv(rest, base + 1, defects, notes);
+    let status = objects.iter().rev().find_map(|o| match &o.content {
+        TlvContent::StatusIndicator(s) => Some(s.clone()),
+        _ => None,
+    });
+    Historical::CompactTlv {
+        category,
+        objects,
+        status,
+        undecoded,
+    }
+}
+
+/// Category 10: a DIR data reference.
+fn dir_data_reference(
+    rest: &[u8],
+    base: usize,
+    defects: &mut Vec<Defect>,
+    notes: &mut Vec<HistNote>,
+) -> Historical {
+    notes.push((
+        base,
+        "category indicator 10: DIR data reference follows".into(),
+        false,
+    ));
+    if rest.is_empty() {
+        defects.push(Defect::MalformedCompactTlv {
+            offset: base,
+            reason: TlvProblem::MissingDirReference,
+        });
+    }
+    for (i, b) in rest.iter().enumerate() {
+        let text = if i == 0 {
+            format!("DIR data reference = {b:02X}")
+        } else {
+            "after the DIR data reference (use not specified)".to_string()
+        };
+        notes.push((base + 1 + i, text, false));
+    }
+    Historical::DirDataReference {
+        reference: rest.first().copied(),
+        extra: rest.get(1..).unwrap_or_default().to_vec(),
+    }
+}
+
+/// Categories 81 to 8F: reserved for future use.
+fn rfu(category: u8, rest: &[u8], base: usize, notes: &mut Vec<HistNote>) -> Historical {
+    notes.push((
+        base,
+        format!("category indicator {category:02X}: RFU"),
+        false,
+    ));
+    for i in 0..rest.len() {
+        notes.push((
+            base + 1 + i,
+            "content of an RFU category (not interpreted)".into(),
+            false,
+        ));
+    }
+    Historical::Rfu {
+        category,
+        data: rest.to_vec(),
+    }
+}
+
+/// Any other category: proprietary historical bytes.
+fn proprietary(h: &[u8], base: usize, notes: &mut Vec<HistNote>) -> Historical {
+    let category = h.first().copied().unwrap_or_default();
+    let rest = h.get(1..).unwrap_or_default();
+    notes.push((
+        base,
+        format!("category {category:02X}: proprietary historical bytes"),
+        false,
+    ));
+    for i in 0..rest.len() {
+        notes.push((base + 1 + i, "proprietary".into(), false));
+    }
+    Historical::Proprietary {
+        category,
+        data: h.to_vec(),
     }
 }
 

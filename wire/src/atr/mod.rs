@@ -468,20 +468,13 @@ fn add_notes(atr: &mut Atr, hist_notes: Vec<(usize, String, bool)>, hist_start: 
     }
 }
 
-/// Decode an ATR. Never fails and never panics: returns everything that
-/// could be decoded plus the list of defects (see [`Defect`]).
-///
-/// Structure per ISO/IEC 7816-3:2006 §8.2: TS, T0, interface bytes
-/// TAi/TBi/TCi/TDi announced level by level by the Y nibble of T0 and of
-/// each TDi, K historical bytes, and TCK when a type other than T=0 is
-/// indicated. When the ATR is cut short, the first missing element is
-/// reported and everything after it is considered absent (not reported
-/// again); historical bytes that are present are still decoded.
-pub fn parse(bytes: &[u8]) -> Atr {
-    let raw = bytes.to_vec();
-    let mut defects = Vec::new();
-    let mut layout = Vec::new();
-
+/// TS, the initial character (ISO/IEC 7816-3:2006 §8.1): the convention,
+/// or a defect when it names none, or when the ATR is empty.
+fn initial_character(
+    raw: &[u8],
+    defects: &mut Vec<Defect>,
+    layout: &mut Vec<ByteNote>,
+) -> Option<Ts> {
     let ts = raw.first().map(|&value| {
         let convention = match value {
             0x3B => Some(Convention::Direct),
@@ -505,6 +498,24 @@ pub fn parse(bytes: &[u8]) -> Atr {
             });
         }
     }
+    ts
+}
+
+/// Decode an ATR. Never fails and never panics: returns everything that
+/// could be decoded plus the list of defects (see [`Defect`]).
+///
+/// Structure per ISO/IEC 7816-3:2006 §8.2: TS, T0, interface bytes
+/// TAi/TBi/TCi/TDi announced level by level by the Y nibble of T0 and of
+/// each TDi, K historical bytes, and TCK when a type other than T=0 is
+/// indicated. When the ATR is cut short, the first missing element is
+/// reported and everything after it is considered absent (not reported
+/// again); historical bytes that are present are still decoded.
+pub fn parse(bytes: &[u8]) -> Atr {
+    let raw = bytes.to_vec();
+    let mut defects = Vec::new();
+    let mut layout = Vec::new();
+
+    let ts = initial_character(&raw, &mut defects, &mut layout);
 
     let t0 = raw.get(1).map(|&value| FormatByte {
         value,
