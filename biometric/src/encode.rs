@@ -85,67 +85,7 @@ pub fn encode_2005(record: &FingerRecord) -> Result<Vec<u8>, TemplateError> {
     out.push(record.views.len() as u8);
     out.push(0);
     for (vi, view) in record.views.iter().enumerate() {
-        let vloc = Location::View { view: vi + 1 };
-        if view.view_number > 0x0f {
-            return Err(too_big(
-                vloc,
-                "view number",
-                view.view_number.into(),
-                "0..=15",
-            ));
-        }
-        if view.minutiae.len() > 255 {
-            return Err(too_big(
-                vloc,
-                "number of minutiae",
-                view.minutiae.len(),
-                "1..=255",
-            ));
-        }
-        out.push(view.position.code());
-        out.push((view.view_number << 4) | (view.impression_type.code() & 0x0f));
-        if view.impression_type.code() > 0x0f {
-            return Err(too_big(
-                vloc,
-                "impression type",
-                view.impression_type.code().into(),
-                "0..=3 or 8",
-            ));
-        }
-        out.push(view.quality);
-        out.push(view.minutiae.len() as u8);
-        for (mi, m) in view.minutiae.iter().enumerate() {
-            let mloc = Location::Minutia {
-                view: vi + 1,
-                minutia: mi + 1,
-            };
-            if m.x > 0x3fff {
-                return Err(too_big(mloc, "minutia x", m.x.into(), "0..=16383"));
-            }
-            if m.y > 0x3fff {
-                return Err(too_big(mloc, "minutia y", m.y.into(), "0..=16383"));
-            }
-            out.extend_from_slice(&((u16::from(m.kind.code()) << 14) | m.x).to_be_bytes());
-            out.extend_from_slice(&m.y.to_be_bytes());
-            out.push(m.angle);
-            out.push(m.quality);
-        }
-        let total = view.computed_extended_data_len();
-        if total > usize::from(u16::MAX) {
-            return Err(too_big(
-                vloc,
-                "extended data block length",
-                total,
-                "0..=65535",
-            ));
-        }
-        out.extend_from_slice(&(total as u16).to_be_bytes());
-        for b in &view.extended_data {
-            out.extend_from_slice(&b.type_code.to_be_bytes());
-            // The block length counts its 4-byte header (ISO/IEC 19794-2:2005 §7.5).
-            out.extend_from_slice(&((4 + b.data.len()) as u16).to_be_bytes());
-            out.extend_from_slice(&b.data);
-        }
+        encode_view_2005(view, vi + 1, &mut out)?;
     }
     let len = u32::try_from(out.len())
         .map_err(|_| too_big(h, "record length", out.len(), "at most 2^32-1 bytes"))?;
@@ -167,4 +107,75 @@ pub fn encode_2005(record: &FingerRecord) -> Result<Vec<u8>, TemplateError> {
         ));
     }
     Ok(out)
+}
+
+/// One finger view of a 2005 record, view `number` (1-based): its header,
+/// its minutiae and its extended data blocks.
+fn encode_view_2005(
+    view: &FingerView,
+    number: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), TemplateError> {
+    let vloc = Location::View { view: number };
+    if view.view_number > 0x0f {
+        return Err(too_big(
+            vloc,
+            "view number",
+            view.view_number.into(),
+            "0..=15",
+        ));
+    }
+    if view.minutiae.len() > 255 {
+        return Err(too_big(
+            vloc,
+            "number of minutiae",
+            view.minutiae.len(),
+            "1..=255",
+        ));
+    }
+    out.push(view.position.code());
+    out.push((view.view_number << 4) | (view.impression_type.code() & 0x0f));
+    if view.impression_type.code() > 0x0f {
+        return Err(too_big(
+            vloc,
+            "impression type",
+            view.impression_type.code().into(),
+            "0..=3 or 8",
+        ));
+    }
+    out.push(view.quality);
+    out.push(view.minutiae.len() as u8);
+    for (mi, m) in view.minutiae.iter().enumerate() {
+        let mloc = Location::Minutia {
+            view: number,
+            minutia: mi + 1,
+        };
+        if m.x > 0x3fff {
+            return Err(too_big(mloc, "minutia x", m.x.into(), "0..=16383"));
+        }
+        if m.y > 0x3fff {
+            return Err(too_big(mloc, "minutia y", m.y.into(), "0..=16383"));
+        }
+        out.extend_from_slice(&((u16::from(m.kind.code()) << 14) | m.x).to_be_bytes());
+        out.extend_from_slice(&m.y.to_be_bytes());
+        out.push(m.angle);
+        out.push(m.quality);
+    }
+    let total = view.computed_extended_data_len();
+    if total > usize::from(u16::MAX) {
+        return Err(too_big(
+            vloc,
+            "extended data block length",
+            total,
+            "0..=65535",
+        ));
+    }
+    out.extend_from_slice(&(total as u16).to_be_bytes());
+    for b in &view.extended_data {
+        out.extend_from_slice(&b.type_code.to_be_bytes());
+        // The block length counts its 4-byte header (ISO/IEC 19794-2:2005 §7.5).
+        out.extend_from_slice(&((4 + b.data.len()) as u16).to_be_bytes());
+        out.extend_from_slice(&b.data);
+    }
+    Ok(())
 }
