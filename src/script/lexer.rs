@@ -101,6 +101,16 @@ fn warn(file: &Arc<str>, line: usize, col: usize, message: impl Into<String>) ->
     }
 }
 
+/// What a physical line is, before continuation lines are joined.
+enum Classified {
+    /// Blank, a comment, or a line that acted already (`reset`).
+    Skip,
+    /// `exit`: the script ends here.
+    Exit,
+    /// Code in the line's characters up to this index.
+    Code(usize),
+}
+
 /// Step 1. `quirks`: classify lines exactly as scriptor does (substring
 /// matches for `exit` and `reset`, comments only with `#` in column 1).
 pub fn logical_lines(
@@ -118,134 +128,27 @@ pub fn logical_lines(
         let lineno = idx + 1;
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
         let chars: Vec<char> = raw.chars().collect();
-
-        // Decide what the line is: skip, reset, exit, or code (with the
-        // range of characters that carries code).
-        let code_end: usize;
-        if quirks {
-            if let Some(i) = find_ci(&chars, "exit") {
-                if pending.is_some() {
-                    warnings.push(warn(file, lineno, i + 1, "the continued command above is never sent: the script ends here (scriptor drops it as well)"));
-                }
-                out.push(Line::Exit {
-                    line: lineno,
-                    col: i + 1,
-                });
+        let mut line = LineCtx {
+            file,
+            lineno,
+            continued_above: pending.is_some(),
+            out: &mut out,
+            warnings: &mut warnings,
+        };
+        let classified = if quirks {
+            line.classify_quirks(&chars)
+        } else {
+            line.classify(&chars)?
+        };
+        match classified {
+            Classified::Skip => continue,
+            Classified::Exit => {
                 exited = true;
                 break;
             }
-            if chars.iter().all(|c| c.is_whitespace()) || chars.first() == Some(&'#') {
-                continue;
-            }
-            if let Some(i) = find_ci(&chars, "reset") {
-                out.push(Line::Reset {
-                    line: lineno,
-                    col: i + 1,
-                });
-                continue;
-            }
-            code_end = chars.len();
-        } else {
-            let cstart = comment_start(&chars);
-            code_end = cstart.unwrap_or(chars.len());
-            let code = chars.get(..code_end).unwrap_or(&[]);
-            let word = first_word(code);
-            let is_kw = |w: &str| word.as_ref().is_some_and(|(x, _)| x == w);
-            // Where scriptor would act differently, say so.
-            if !is_kw("exit") {
-                if let Some(i) = find_ci(&chars, "exit") {
-                    warnings.push(warn(file, lineno, i + 1, "scriptor would end the script at this line (it stops at any line containing \"exit\", even in a comment); cardsmith ends only at an `exit` command. Use --scriptor-quirks for scriptor's behaviour"));
-                } else if !is_kw("reset") && chars.first() != Some(&'#') {
-                    if let Some(i) = find_ci(&chars, "reset") {
-                        warnings.push(warn(file, lineno, i + 1, "scriptor would reset the card at this line (it resets on any line containing \"reset\" that does not start with #); cardsmith resets only at a `reset` command. Use --scriptor-quirks for scriptor's behaviour"));
-                    }
-                }
-            }
-            if let Some((w, start)) = word.clone() {
-                if w == "exit" || w == "reset" {
-                    let after = start + w.chars().count();
-                    if let Some(extra) = code
-                        .iter()
-                        .enumerate()
-                        .skip(after)
-                        .find(|(_, c)| !c.is_whitespace())
-                    {
-                        return Err(ParseError::new(
-                            file,
-                            lineno,
-                            extra.0 + 1,
-                            format!("unexpected text after `{w}`: only a comment (# …) may follow it (scriptor would accept any line containing \"{w}\"; run with --scriptor-quirks for that)"),
-                        ));
-                    }
-                    if w == "exit" {
-                        if pending.is_some() {
-                            warnings.push(warn(file, lineno, start + 1, "the continued command above is never sent: the script ends here (scriptor drops it as well)"));
-                        }
-                        out.push(Line::Exit {
-                            line: lineno,
-                            col: start + 1,
-                        });
-                        exited = true;
-                        break;
-                    }
-                    if pending.is_some() {
-                        warnings.push(warn(file, lineno, start + 1, "`reset` inside a continued command: the card is reset before the command is sent, as scriptor does"));
-                    }
-                    out.push(Line::Reset {
-                        line: lineno,
-                        col: start + 1,
-                    });
-                    continue;
-                }
-            }
-            if code.iter().all(|c| c.is_whitespace()) {
-                continue;
-            }
-        }
-
-        // Code: trim trailing blanks, look for the continuation backslash.
-        let code = chars.get(..code_end).unwrap_or(&[]);
-        let mut end = code.len();
-        while end > 0 && code.get(end - 1).is_some_and(|c| c.is_whitespace()) {
-            end -= 1;
-        }
-        let continued = end > 0 && code.get(end - 1) == Some(&'\\') && !ends_inside_string(code);
-        let body_end = if continued { end - 1 } else { end };
-        let p = pending.get_or_insert_with(|| Pending {
-            chars: Vec::new(),
-            first_line: lineno,
-        });
-        if !p.chars.is_empty() {
-            // Joined lines are separated by one blank, as scriptor does.
-            let (l, c) = p
-                .chars
-                .last()
-                .map(|x| (x.line, x.col + 1))
-                .unwrap_or((lineno, 1));
-            p.chars.push(PChar {
-                c: ' ',
-                line: l,
-                col: c,
-            });
-        }
-        for (i, &c) in code.iter().take(body_end).enumerate() {
-            p.chars.push(PChar {
-                c,
-                line: lineno,
-                col: i + 1,
-            });
-        }
-        if !continued {
-            if let Some(p) = pending.take() {
-                let end = p
-                    .chars
-                    .last()
-                    .map(|x| (x.line, x.col + 1))
-                    .unwrap_or((p.first_line, 1));
-                out.push(Line::Code {
-                    chars: p.chars,
-                    end,
-                });
+            Classified::Code(code_end) => {
+                let code = chars.get(..code_end).unwrap_or(&[]);
+                join_code(&mut pending, code, lineno, &mut out);
             }
         }
     }
@@ -255,6 +158,159 @@ pub fn logical_lines(
         }
     }
     Ok((out, warnings))
+}
+
+/// One physical line being classified, and where its findings go.
+struct LineCtx<'a> {
+    file: &'a Arc<str>,
+    lineno: usize,
+    /// The line above ended with a continuation `\`.
+    continued_above: bool,
+    out: &'a mut Vec<Line>,
+    warnings: &'a mut Vec<Warning>,
+}
+
+impl LineCtx<'_> {
+    /// scriptor's reading: any line containing `exit` ends the script, any
+    /// containing `reset` resets, `#` in column 1 is a comment.
+    fn classify_quirks(&mut self, chars: &[char]) -> Classified {
+        let (file, lineno, continued_above) = (self.file, self.lineno, self.continued_above);
+        let (out, warnings) = (&mut *self.out, &mut *self.warnings);
+        if let Some(i) = find_ci(chars, "exit") {
+            if continued_above {
+                warnings.push(warn(file, lineno, i + 1, "the continued command above is never sent: the script ends here (scriptor drops it as well)"));
+            }
+            out.push(Line::Exit {
+                line: lineno,
+                col: i + 1,
+            });
+            return Classified::Exit;
+        }
+        if chars.iter().all(|c| c.is_whitespace()) || chars.first() == Some(&'#') {
+            return Classified::Skip;
+        }
+        if let Some(i) = find_ci(chars, "reset") {
+            out.push(Line::Reset {
+                line: lineno,
+                col: i + 1,
+            });
+            return Classified::Skip;
+        }
+        Classified::Code(chars.len())
+    }
+
+    /// cardsmith's reading: `exit` and `reset` are commands, comments run
+    /// from `#` to the end of the line; where scriptor would act
+    /// differently, a warning says so.
+    fn classify(&mut self, chars: &[char]) -> Result<Classified, ParseError> {
+        let (file, lineno, continued_above) = (self.file, self.lineno, self.continued_above);
+        let (out, warnings) = (&mut *self.out, &mut *self.warnings);
+        let cstart = comment_start(chars);
+        let code_end = cstart.unwrap_or(chars.len());
+        let code = chars.get(..code_end).unwrap_or(&[]);
+        let word = first_word(code);
+        let is_kw = |w: &str| word.as_ref().is_some_and(|(x, _)| x == w);
+        // Where scriptor would act differently, say so.
+        if !is_kw("exit") {
+            if let Some(i) = find_ci(chars, "exit") {
+                warnings.push(warn(file, lineno, i + 1, "scriptor would end the script at this line (it stops at any line containing \"exit\", even in a comment); cardsmith ends only at an `exit` command. Use --scriptor-quirks for scriptor's behaviour"));
+            } else if !is_kw("reset") && chars.first() != Some(&'#') {
+                if let Some(i) = find_ci(chars, "reset") {
+                    warnings.push(warn(file, lineno, i + 1, "scriptor would reset the card at this line (it resets on any line containing \"reset\" that does not start with #); cardsmith resets only at a `reset` command. Use --scriptor-quirks for scriptor's behaviour"));
+                }
+            }
+        }
+        if let Some((w, start)) = word.clone() {
+            if w == "exit" || w == "reset" {
+                let after = start + w.chars().count();
+                if let Some(extra) = code
+                    .iter()
+                    .enumerate()
+                    .skip(after)
+                    .find(|(_, c)| !c.is_whitespace())
+                {
+                    return Err(ParseError::new(
+                        file,
+                        lineno,
+                        extra.0 + 1,
+                        format!("unexpected text after `{w}`: only a comment (# …) may follow it (scriptor would accept any line containing \"{w}\"; run with --scriptor-quirks for that)"),
+                    ));
+                }
+                if w == "exit" {
+                    if continued_above {
+                        warnings.push(warn(file, lineno, start + 1, "the continued command above is never sent: the script ends here (scriptor drops it as well)"));
+                    }
+                    out.push(Line::Exit {
+                        line: lineno,
+                        col: start + 1,
+                    });
+                    return Ok(Classified::Exit);
+                }
+                if continued_above {
+                    warnings.push(warn(file, lineno, start + 1, "`reset` inside a continued command: the card is reset before the command is sent, as scriptor does"));
+                }
+                out.push(Line::Reset {
+                    line: lineno,
+                    col: start + 1,
+                });
+                return Ok(Classified::Skip);
+            }
+        }
+        if code.iter().all(|c| c.is_whitespace()) {
+            return Ok(Classified::Skip);
+        }
+        Ok(Classified::Code(code_end))
+    }
+}
+
+/// Add a line's code to the pending command: trailing blanks trimmed, a
+/// final `\` continues it on the next line; a command that does not
+/// continue is complete and goes out.
+fn join_code(pending: &mut Option<Pending>, code: &[char], lineno: usize, out: &mut Vec<Line>) {
+    // Code: trim trailing blanks, look for the continuation backslash.
+    let mut end = code.len();
+    while end > 0 && code.get(end - 1).is_some_and(|c| c.is_whitespace()) {
+        end -= 1;
+    }
+    let continued = end > 0 && code.get(end - 1) == Some(&'\\') && !ends_inside_string(code);
+    let body_end = if continued { end - 1 } else { end };
+    let p = pending.get_or_insert_with(|| Pending {
+        chars: Vec::new(),
+        first_line: lineno,
+    });
+    if !p.chars.is_empty() {
+        // Joined lines are separated by one blank, as scriptor does.
+        let (l, c) = p
+            .chars
+            .last()
+            .map(|x| (x.line, x.col + 1))
+            .unwrap_or((lineno, 1));
+        p.chars.push(PChar {
+            c: ' ',
+            line: l,
+            col: c,
+        });
+    }
+    for (i, &c) in code.iter().take(body_end).enumerate() {
+        p.chars.push(PChar {
+            c,
+            line: lineno,
+            col: i + 1,
+        });
+    }
+    if !continued {
+        if let Some(p) = pending.take() {
+            let end = p
+                .chars
+                .last()
+                .map(|x| (x.line, x.col + 1))
+                .unwrap_or((p.first_line, 1));
+            out.push(Line::Code {
+                chars: p.chars,
+                end,
+            });
+        }
+    }
 }
 
 /// True when the code ends inside an open string literal (so a final `\` is
