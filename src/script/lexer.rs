@@ -420,59 +420,9 @@ pub fn tokenize(chars: &[PChar], file: &Arc<str>) -> Result<Vec<Token>, ParseErr
                 i = n;
             }
             '$' => {
-                if next != Some('{') {
-                    return Err(err(
-                        p,
-                        "expected `{` after `$`: variables are written ${name}".into(),
-                    ));
-                }
-                let mut j = i + 2;
-                let mut name = String::new();
-                while let Some(q) = chars.get(j) {
-                    if q.c.is_ascii_alphanumeric() || q.c == '_' || q.c == '-' || q.c == '.' {
-                        name.push(q.c);
-                        j += 1;
-                    } else {
-                        break;
-                    }
-                }
-                match chars.get(j) {
-                    _ if name.is_empty() => {
-                        let at = chars.get(j).unwrap_or(p);
-                        return Err(err(
-                            at,
-                            "expected a variable name (letters, digits, _) after `${`".into(),
-                        ));
-                    }
-                    Some(q) if q.c == '}' => {}
-                    Some(q) => {
-                        return Err(err(
-                            q,
-                            format!("expected `}}` to close ${{{name}, found {:?}", q.c),
-                        ))
-                    }
-                    None => {
-                        let last = chars.last().unwrap_or(p);
-                        return Err(ParseError::new(
-                            file,
-                            last.line,
-                            last.col + 1,
-                            format!("expected `}}` to close ${{{name} before the end of the line"),
-                        ));
-                    }
-                }
-                if !name
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                {
-                    return Err(err(
-                        p,
-                        format!("variable names start with a letter or `_`, not {name:?}"),
-                    ));
-                }
+                let (name, n) = variable(chars, i, p, file)?;
                 push(Tok::Var(name));
-                i = j + 1;
+                i = n;
             }
             '(' | ')' | ',' | '[' | ']' | '*' | '|' | '/' => {
                 push(match c {
@@ -518,6 +468,69 @@ pub fn tokenize(chars: &[PChar], file: &Arc<str>) -> Result<Vec<Token>, ParseErr
         }
     }
     Ok(out)
+}
+
+/// A `${name}` reference whose `$` is `p`, at index `i`: the name and the
+/// index after the closing brace.
+fn variable(
+    chars: &[PChar],
+    i: usize,
+    p: &PChar,
+    file: &Arc<str>,
+) -> Result<(String, usize), ParseError> {
+    let err = |p: &PChar, msg: String| ParseError::new(file, p.line, p.col, msg);
+    if chars.get(i + 1).map(|x| x.c) != Some('{') {
+        return Err(err(
+            p,
+            "expected `{` after `$`: variables are written ${name}".into(),
+        ));
+    }
+    let mut j = i + 2;
+    let mut name = String::new();
+    while let Some(q) = chars.get(j) {
+        if q.c.is_ascii_alphanumeric() || q.c == '_' || q.c == '-' || q.c == '.' {
+            name.push(q.c);
+            j += 1;
+        } else {
+            break;
+        }
+    }
+    match chars.get(j) {
+        _ if name.is_empty() => {
+            let at = chars.get(j).unwrap_or(p);
+            return Err(err(
+                at,
+                "expected a variable name (letters, digits, _) after `${`".into(),
+            ));
+        }
+        Some(q) if q.c == '}' => {}
+        Some(q) => {
+            return Err(err(
+                q,
+                format!("expected `}}` to close ${{{name}, found {:?}", q.c),
+            ))
+        }
+        None => {
+            let last = chars.last().unwrap_or(p);
+            return Err(ParseError::new(
+                file,
+                last.line,
+                last.col + 1,
+                format!("expected `}}` to close ${{{name} before the end of the line"),
+            ));
+        }
+    }
+    if !name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    {
+        return Err(err(
+            p,
+            format!("variable names start with a letter or `_`, not {name:?}"),
+        ));
+    }
+    Ok((name, j + 1))
 }
 
 /// Read a string literal whose content starts at `start`; returns the bytes
