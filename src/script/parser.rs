@@ -178,103 +178,12 @@ impl<'a> Parser<'a> {
             let call_follows =
                 matches!(self.toks.get(self.i + 1).map(|t| &t.tok), Some(Tok::LParen));
             match kw.as_str() {
-                "let" => {
-                    self.i += 1;
-                    let name = self.ident("a variable name after `let`")?;
-                    self.expect(Tok::Eq, "`=` after the variable name")?;
-                    let value = self.expr(&[])?;
-                    if value.terms.is_empty() {
-                        return Err(self.err_here("expected a value after `=`"));
-                    }
-                    self.expect_end("the value")?;
-                    return Ok(StmtKind::Let { name, value });
-                }
-                "test" => {
-                    self.i += 1;
-                    let name = match self.next() {
-                        Some(Token {
-                            tok: Tok::Str { bytes, .. },
-                            ..
-                        }) => String::from_utf8_lossy(bytes).into_owned(),
-                        _ => {
-                            self.i = self.i.saturating_sub(1).max(1);
-                            return Err(self.err_here(
-                                "expected the test name in quotes, e.g. test \"verify PIN\"",
-                            ));
-                        }
-                    };
-                    self.expect_end("the test name")?;
-                    return Ok(StmtKind::Test { name });
-                }
-                "include" => {
-                    self.i += 1;
-                    let path = match self.peek() {
-                        Some(Token {
-                            tok: Tok::Str { bytes, .. },
-                            ..
-                        }) => {
-                            self.i += 1;
-                            String::from_utf8_lossy(bytes).into_owned()
-                        }
-                        _ => return Err(self.err_here(
-                            "expected the file to include in quotes, e.g. include \"common.apdu\"",
-                        )),
-                    };
-                    self.expect_end("the file name")?;
-                    return Ok(StmtKind::Include { path });
-                }
-                "secret" if !call_follows => {
-                    self.i += 1;
-                    let mut names = vec![self.ident("a variable name after `secret`")?];
-                    while self.peek_tok() == Some(&Tok::Comma) {
-                        self.i += 1;
-                        names.push(self.ident("a variable name after `,`")?);
-                    }
-                    self.expect_end("the variable names")?;
-                    return Ok(StmtKind::SecretDecl { names });
-                }
-                "capture" => {
-                    self.i += 1;
-                    if !before.last().is_some_and(|s| {
-                        matches!(s.kind, StmtKind::Command { .. } | StmtKind::Capture { .. })
-                    }) {
-                        return Err(self.err_at(
-                            first,
-                            "`capture` takes its value from the response of the command just above it, but there is none (a capture must follow a command line or another capture)",
-                        ));
-                    }
-                    let name = self.ident("a variable name after `capture`")?;
-                    self.expect(Tok::Eq, "`=` after the variable name")?;
-                    let source = self.capture_source()?;
-                    self.expect_end("the capture")?;
-                    return Ok(StmtKind::Capture { name, source });
-                }
-                "option" => {
-                    self.i += 1;
-                    let t = self.peek();
-                    let name = match self.next().map(|t| &t.tok) {
-                        Some(Tok::Word(w)) if w.eq_ignore_ascii_case("get-response") => {
-                            OptionName::GetResponse
-                        }
-                        Some(Tok::Word(w)) if w.eq_ignore_ascii_case("resend-6c") => {
-                            OptionName::Resend6C
-                        }
-                        _ => {
-                            self.i -= usize::from(t.is_some());
-                            return Err(
-                                self.err_here("expected an option name: get-response or resend-6c")
-                            );
-                        }
-                    };
-                    let on = match self.peek_tok() {
-                        Some(Tok::Word(w)) if w.eq_ignore_ascii_case("on") => true,
-                        Some(Tok::Word(w)) if w.eq_ignore_ascii_case("off") => false,
-                        _ => return Err(self.err_here("expected `on` or `off`")),
-                    };
-                    self.i += 1;
-                    self.expect_end("the option")?;
-                    return Ok(StmtKind::SetOption { name, on });
-                }
+                "let" => return self.let_stmt(),
+                "test" => return self.test_stmt(),
+                "include" => return self.include_stmt(),
+                "secret" if !call_follows => return self.secret_stmt(),
+                "capture" => return self.capture_stmt(first, before),
+                "option" => return self.option_stmt(),
                 "update-binary" | "store-data" => {
                     self.i += 1;
                     return self.chunked(kw == "store-data");
@@ -300,6 +209,112 @@ impl<'a> Parser<'a> {
         let expect = self.opt_expect()?;
         self.expect_end("the command")?;
         Ok(StmtKind::Command { apdu, expect })
+    }
+
+    /// `let name = value`.
+    fn let_stmt(&mut self) -> Result<StmtKind, ParseError> {
+        self.i += 1;
+        let name = self.ident("a variable name after `let`")?;
+        self.expect(Tok::Eq, "`=` after the variable name")?;
+        let value = self.expr(&[])?;
+        if value.terms.is_empty() {
+            return Err(self.err_here("expected a value after `=`"));
+        }
+        self.expect_end("the value")?;
+        Ok(StmtKind::Let { name, value })
+    }
+
+    /// `test "name"`: a named test case starts.
+    fn test_stmt(&mut self) -> Result<StmtKind, ParseError> {
+        self.i += 1;
+        let name = match self.next() {
+            Some(Token {
+                tok: Tok::Str { bytes, .. },
+                ..
+            }) => String::from_utf8_lossy(bytes).into_owned(),
+            _ => {
+                self.i = self.i.saturating_sub(1).max(1);
+                return Err(
+                    self.err_here("expected the test name in quotes, e.g. test \"verify PIN\"")
+                );
+            }
+        };
+        self.expect_end("the test name")?;
+        Ok(StmtKind::Test { name })
+    }
+
+    /// `include "file"`.
+    fn include_stmt(&mut self) -> Result<StmtKind, ParseError> {
+        self.i += 1;
+        let path = match self.peek() {
+            Some(Token {
+                tok: Tok::Str { bytes, .. },
+                ..
+            }) => {
+                self.i += 1;
+                String::from_utf8_lossy(bytes).into_owned()
+            }
+            _ => {
+                return Err(self.err_here(
+                    "expected the file to include in quotes, e.g. include \"common.apdu\"",
+                ))
+            }
+        };
+        self.expect_end("the file name")?;
+        Ok(StmtKind::Include { path })
+    }
+
+    /// `secret a, b`: variables whose values are never shown.
+    fn secret_stmt(&mut self) -> Result<StmtKind, ParseError> {
+        self.i += 1;
+        let mut names = vec![self.ident("a variable name after `secret`")?];
+        while self.peek_tok() == Some(&Tok::Comma) {
+            self.i += 1;
+            names.push(self.ident("a variable name after `,`")?);
+        }
+        self.expect_end("the variable names")?;
+        Ok(StmtKind::SecretDecl { names })
+    }
+
+    /// `capture name = source`, after a command or another capture.
+    fn capture_stmt(&mut self, first: &Token, before: &[Stmt]) -> Result<StmtKind, ParseError> {
+        self.i += 1;
+        if !before
+            .last()
+            .is_some_and(|s| matches!(s.kind, StmtKind::Command { .. } | StmtKind::Capture { .. }))
+        {
+            return Err(self.err_at(
+                first,
+                "`capture` takes its value from the response of the command just above it, but there is none (a capture must follow a command line or another capture)",
+            ));
+        }
+        let name = self.ident("a variable name after `capture`")?;
+        self.expect(Tok::Eq, "`=` after the variable name")?;
+        let source = self.capture_source()?;
+        self.expect_end("the capture")?;
+        Ok(StmtKind::Capture { name, source })
+    }
+
+    /// `option get-response|resend-6c on|off`.
+    fn option_stmt(&mut self) -> Result<StmtKind, ParseError> {
+        self.i += 1;
+        let t = self.peek();
+        let name = match self.next().map(|t| &t.tok) {
+            Some(Tok::Word(w)) if w.eq_ignore_ascii_case("get-response") => OptionName::GetResponse,
+            Some(Tok::Word(w)) if w.eq_ignore_ascii_case("resend-6c") => OptionName::Resend6C,
+            _ => {
+                self.i -= usize::from(t.is_some());
+                return Err(self.err_here("expected an option name: get-response or resend-6c"));
+            }
+        };
+        let on = match self.peek_tok() {
+            Some(Tok::Word(w)) if w.eq_ignore_ascii_case("on") => true,
+            Some(Tok::Word(w)) if w.eq_ignore_ascii_case("off") => false,
+            _ => return Err(self.err_here("expected `on` or `off`")),
+        };
+        self.i += 1;
+        self.expect_end("the option")?;
+        Ok(StmtKind::SetOption { name, on })
     }
 
     fn opt_expect(&mut self) -> Result<Option<Expect>, ParseError> {
