@@ -176,6 +176,21 @@ pub(crate) fn check(
     tables: &[(&TableSpec, Vec<Vec<V>>)],
 ) -> Report {
     let mut findings = vec![];
+    check_chain(entries, &mut findings);
+    check_head(entries, head, &mut findings);
+    let rows = check_rows(entries, tables, &mut findings);
+    findings.sort_by_key(|f| (f.seq.is_none(), f.seq));
+    Report {
+        entries: entries.len() as u64,
+        rows,
+        intact: findings.is_empty(),
+        findings,
+    }
+}
+
+/// The entries in `seq` order, each hashing to its SHA-256 and following
+/// the one before it.
+fn check_chain(entries: &[Entry], findings: &mut Vec<Finding>) {
     let mut prev = GENESIS.to_string();
     let mut expect_seq = 1;
     for e in entries {
@@ -228,6 +243,11 @@ pub(crate) fn check(
         prev = e.sha256.clone();
         expect_seq = e.seq + 1;
     }
+}
+
+/// The trail's last entry against the journal's head: entries removed
+/// from the end, or the head itself gone.
+fn check_head(entries: &[Entry], head: Option<(i64, String)>, findings: &mut Vec<Finding>) {
     let last = entries.last().map(|e| (e.seq, e.sha256.clone()));
     match (&head, &last) {
         (Some((hs, hh)), Some((ls, lh))) if hs != ls || hh != lh => findings.push(Finding {
@@ -252,6 +272,16 @@ pub(crate) fn check(
         }),
         _ => {}
     }
+}
+
+/// The current rows of every audited table against the last state the trail
+/// recorded for them: rows inserted, changed or removed behind the journal's
+/// back. Returns the number of rows looked at.
+fn check_rows(
+    entries: &[Entry],
+    tables: &[(&TableSpec, Vec<Vec<V>>)],
+    findings: &mut Vec<Finding>,
+) -> u64 {
     // The last state the trail recorded for each row.
     let mut last_state: BTreeMap<(&str, &str), &Entry> = BTreeMap::new();
     for e in entries {
@@ -304,13 +334,7 @@ pub(crate) fn check(
             }
         }
     }
-    findings.sort_by_key(|f| (f.seq.is_none(), f.seq));
-    Report {
-        entries: entries.len() as u64,
-        rows,
-        intact: findings.is_empty(),
-        findings,
-    }
+    rows
 }
 
 /// `column: recorded A, now B` for each column that differs.
