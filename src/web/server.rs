@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 use super::accounts::Accounts;
 use super::i18n::Lang;
 use super::pages::{self, Viewer};
-use super::session::{same, token, Sessions};
+use super::session::{same, token, Session, Sessions};
 use super::station::{Outcome, Shared};
 use crate::register::journal::{Journal, Who};
 use crate::secret::Secret;
@@ -420,40 +420,10 @@ impl App<'_> {
         }
         let session = self.sessions.get(&sid, false);
         let op = session.as_ref().map(|s| s.operator.clone());
+        if let Some(asset) = static_asset(&r.method, &r.path) {
+            return (asset, op);
+        }
         match (r.method.as_str(), r.path.as_str()) {
-            ("GET", "/static/counter.js") => {
-                return (
-                    Reply {
-                        status: 200,
-                        ctype: "text/javascript; charset=utf-8",
-                        body: JS.as_bytes().to_vec(),
-                        headers: Vec::new(),
-                    },
-                    op,
-                )
-            }
-            ("GET", "/static/line.js") => {
-                return (
-                    Reply {
-                        status: 200,
-                        ctype: "text/javascript; charset=utf-8",
-                        body: LINE_JS.as_bytes().to_vec(),
-                        headers: Vec::new(),
-                    },
-                    op,
-                )
-            }
-            ("GET", "/static/counter.css") => {
-                return (
-                    Reply {
-                        status: 200,
-                        ctype: "text/css; charset=utf-8",
-                        body: CSS.as_bytes().to_vec(),
-                        headers: Vec::new(),
-                    },
-                    op,
-                )
-            }
             ("GET", "/login") => return (self.login_page(r, false), op),
             ("POST", "/login") => return self.login(r),
             _ => {}
@@ -486,13 +456,18 @@ impl App<'_> {
                 );
             }
         }
+        (self.signed_in(r, &s, &sid), op)
+    }
+
+    /// The routes of a signed-in operator (the form's token checked).
+    fn signed_in(&self, r: &Req, s: &Session, sid: &str) -> Reply {
         let v = Viewer {
             lang: s.lang,
             operator: Some(&s.operator),
             csrf: &s.csrf,
         };
         let sh = self.shared;
-        let reply = match (r.method.as_str(), r.path.as_str()) {
+        match (r.method.as_str(), r.path.as_str()) {
             ("GET", "/") => Reply::redirect("/counter"),
             ("GET", "/counter") => Reply::html(200, pages::counter(&v, sh, &sh.lock())),
             ("GET", "/status") => Reply {
@@ -501,31 +476,10 @@ impl App<'_> {
                 body: format!("{{\"v\":{}}}", sh.version()).into_bytes(),
                 headers: Vec::new(),
             },
-            ("GET", "/counter/photo") => {
-                let f = sh.lock();
-                let mine = f.flow_operator.as_deref() == Some(s.operator.as_str());
-                match f.holder.as_ref().and_then(|h| h.photo.clone()) {
-                    Some(p) if mine => Reply {
-                        status: 200,
-                        ctype: "image/jpeg",
-                        body: p,
-                        headers: Vec::new(),
-                    },
-                    _ => Reply::text(404, "no photo"),
-                }
-            }
-            ("GET", "/counter/receipt") => {
-                let f = sh.lock();
-                match &f.outcome {
-                    Some(Outcome::Activated(rc)) if rc.operator == s.operator => {
-                        let thermal = r.query.get("layout").map(String::as_str) == Some("thermal");
-                        Reply::html(200, pages::receipt(&v, &sh.office, rc, thermal))
-                    }
-                    _ => Reply::text(404, "no delivery of yours to print"),
-                }
-            }
+            ("GET", "/counter/photo") => self.photo(s),
+            ("GET", "/counter/receipt") => self.receipt(r, s, &v),
             ("POST", "/logout") => {
-                self.sessions.close(&sid);
+                self.sessions.close(sid);
                 if !self.sessions.signed_in(&s.operator) {
                     sh.release(&s.operator);
                 }
@@ -546,23 +500,7 @@ impl App<'_> {
                     "field template: expected the scanner's ISO/IEC 19794-2 file",
                 ),
             },
-            ("POST", "/counter/continue") => {
-                let step = match r.field("step") {
-                    Some("1") => Some(1),
-                    Some("2") => Some(2),
-                    _ => None,
-                };
-                match (step, r.field("do")) {
-                    (Some(n), Some(a @ ("continue" | "cancel"))) => {
-                        match sh.proceed(&s.operator, n, a == "continue") {
-                            Ok(()) => Reply::redirect("/counter"),
-                            Err(e) => Reply::text(409, e),
-                        }
-                    }
-                    (None, _) => Reply::text(400, "field step: expected 1 or 2"),
-                    _ => Reply::text(400, "field do: expected continue or cancel"),
-                }
-            }
+            ("POST", "/counter/continue") => self.continue_step(r, s),
             ("POST", "/counter/finger") => match r.field("do") {
                 Some(a @ ("next" | "cancel")) => match sh.answer(&s.operator, a) {
                     Ok(()) => Reply::redirect("/counter"),
@@ -570,21 +508,7 @@ impl App<'_> {
                 },
                 _ => Reply::text(400, "field do: expected next or cancel"),
             },
-            ("POST", "/counter/pins") => {
-                let secret = |name: &str| r.field(name).map(|p| Secret::new(p.as_bytes().to_vec()));
-                let entries: Vec<Secret> = [secret("pin1"), secret("pin2")]
-                    .into_iter()
-                    .flatten()
-                    .collect();
-                if entries.is_empty() {
-                    Reply::text(400, "field pin1: expected the PIN")
-                } else {
-                    match sh.give_pins(&s.operator, entries) {
-                        Ok(()) => Reply::redirect("/counter"),
-                        Err(e) => Reply::text(409, e),
-                    }
-                }
-            }
+            ("POST", "/counter/pins") => self.pins(r, s),
             ("GET", "/queue") | ("POST", "/queue") => {
                 match super::queue::expected(self.journal, &sh.office) {
                     Ok(all) => Reply::html(
@@ -601,8 +525,75 @@ impl App<'_> {
                 Reply::redirect("/counter")
             }
             _ => Reply::text(404, "no such page"),
+        }
+    }
+
+    /// The holder's photo, to the operator whose flow it is.
+    fn photo(&self, s: &Session) -> Reply {
+        let sh = self.shared;
+        let f = sh.lock();
+        let mine = f.flow_operator.as_deref() == Some(s.operator.as_str());
+        match f.holder.as_ref().and_then(|h| h.photo.clone()) {
+            Some(p) if mine => Reply {
+                status: 200,
+                ctype: "image/jpeg",
+                body: p,
+                headers: Vec::new(),
+            },
+            _ => Reply::text(404, "no photo"),
+        }
+    }
+
+    /// The delivery receipt (A5, or `layout=thermal` for 80 mm), to the
+    /// operator who made the delivery.
+    fn receipt(&self, r: &Req, s: &Session, v: &Viewer<'_>) -> Reply {
+        let sh = self.shared;
+        let f = sh.lock();
+        match &f.outcome {
+            Some(Outcome::Activated(rc)) if rc.operator == s.operator => {
+                let thermal = r.query.get("layout").map(String::as_str) == Some("thermal");
+                Reply::html(200, pages::receipt(v, &sh.office, rc, thermal))
+            }
+            _ => Reply::text(404, "no delivery of yours to print"),
+        }
+    }
+
+    /// Steps 1 and 2: go on, or cancel.
+    fn continue_step(&self, r: &Req, s: &Session) -> Reply {
+        let sh = self.shared;
+        let step = match r.field("step") {
+            Some("1") => Some(1),
+            Some("2") => Some(2),
+            _ => None,
         };
-        (reply, op)
+        match (step, r.field("do")) {
+            (Some(n), Some(a @ ("continue" | "cancel"))) => {
+                match sh.proceed(&s.operator, n, a == "continue") {
+                    Ok(()) => Reply::redirect("/counter"),
+                    Err(e) => Reply::text(409, e),
+                }
+            }
+            (None, _) => Reply::text(400, "field step: expected 1 or 2"),
+            _ => Reply::text(400, "field do: expected continue or cancel"),
+        }
+    }
+
+    /// The holder's PINs, entered twice.
+    fn pins(&self, r: &Req, s: &Session) -> Reply {
+        let sh = self.shared;
+        let secret = |name: &str| r.field(name).map(|p| Secret::new(p.as_bytes().to_vec()));
+        let entries: Vec<Secret> = [secret("pin1"), secret("pin2")]
+            .into_iter()
+            .flatten()
+            .collect();
+        if entries.is_empty() {
+            Reply::text(400, "field pin1: expected the PIN")
+        } else {
+            match sh.give_pins(&s.operator, entries) {
+                Ok(()) => Reply::redirect("/counter"),
+                Err(e) => Reply::text(409, e),
+            }
+        }
     }
 
     /// A supervisor waives the rule that refused the holder's PIN: the
@@ -717,6 +708,25 @@ impl App<'_> {
             }
         }
     }
+}
+
+/// The station's own scripts and style sheet.
+fn static_asset(method: &str, path: &str) -> Option<Reply> {
+    if method != "GET" {
+        return None;
+    }
+    let (ctype, body) = match path {
+        "/static/counter.js" => ("text/javascript; charset=utf-8", JS),
+        "/static/line.js" => ("text/javascript; charset=utf-8", LINE_JS),
+        "/static/counter.css" => ("text/css; charset=utf-8", CSS),
+        _ => return None,
+    };
+    Some(Reply {
+        status: 200,
+        ctype,
+        body: body.as_bytes().to_vec(),
+        headers: Vec::new(),
+    })
 }
 
 #[cfg(test)]
