@@ -268,88 +268,11 @@ pub fn counter(v: &Viewer, shared: &Shared, f: &Flow) -> String {
                     ))
                 ));
             }
-            if let Some(a) = &f.finger {
-                b.push_str(&format!(
-                    "<p class=\"ask\" id=\"finger\" data-finger=\"{}\">{}</p>",
-                    esc(&a.position),
-                    esc(&tf(l, "scan_finger", &[&finger(l, &a.position)]))
-                ));
-                if let Some(n) = a.tries_left {
-                    b.push_str(&format!(
-                        "<p>{}</p>",
-                        esc(&digits(l, &tf(l, "tries_left", &[&n.to_string()])))
-                    ));
-                }
-                // The folder's path is Latin: isolated from the Persian around it.
-                b.push_str(&format!(
-                    "<p class=\"note\">{}</p>",
-                    esc(&tf(l, "scanner_waiting", &["\u{1}"])).replace(
-                        '\u{1}',
-                        &format!(
-                            "<bdi dir=\"ltr\">{}</bdi>",
-                            esc(&shared.scanner_dir.display().to_string())
-                        )
-                    )
-                ));
-                b.push_str(&format!(
-                    "<form method=\"post\" action=\"/counter/upload\" enctype=\"multipart/form-data\" id=\"upload\">{}<label>{} <input type=\"file\" name=\"template\" id=\"template\" required></label><button type=\"submit\" id=\"upload-ok\">{}</button></form>",
-                    csrf_field(v),
-                    esc(t(l, "upload_scan")),
-                    esc(t(l, "upload"))
-                ));
-                b.push_str(&format!(
-                    "<form method=\"post\" action=\"/counter/finger\">{}",
-                    csrf_field(v)
-                ));
-                if a.others {
-                    b.push_str(&format!(
-                        "<button name=\"do\" value=\"next\" id=\"next-finger\">{}</button>",
-                        esc(t(l, "next_finger"))
-                    ));
-                }
-                b.push_str(&format!(
-                    "<button name=\"do\" value=\"cancel\" id=\"cancel\">{}</button></form>",
-                    esc(t(l, "cancel"))
-                ));
-            }
+            b.push_str(&finger_ask(v, shared, f));
             b.push_str(&holder_block(l, f, f.version));
         }
     } else if let Some(o) = &f.outcome {
-        match o {
-            Outcome::Activated(r) => {
-                b.push_str(&format!(
-                    "<section class=\"done\" id=\"activated\"><h2>{}</h2>",
-                    esc(t(l, "activated"))
-                ));
-                b.push_str(&receipt_table(l, r));
-                b.push_str(&format!(
-                    "<p><a id=\"receipt-a5\" href=\"/counter/receipt?layout=a5\">{}</a> · <a id=\"receipt-thermal\" href=\"/counter/receipt?layout=thermal\">{}</a></p></section>",
-                    esc(t(l, "receipt_a5")),
-                    esc(t(l, "receipt_thermal"))
-                ));
-            }
-            Outcome::Refused { class, reason } => {
-                b.push_str(&refusal_text(l, class, reason));
-                b.push_str(&holder_block(l, f, f.version));
-            }
-            Outcome::Removed { step } => {
-                b.push_str(&format!(
-                    "<section class=\"refusal\" id=\"removed\"><p>{}</p></section>",
-                    esc(&digits(l, &tf(l, "removed", &[&step.to_string()])))
-                ));
-            }
-        }
-        b.push_str(&format!(
-            "<form method=\"post\" action=\"/counter/next\">{}<button id=\"next-card\">{}</button></form>",
-            csrf_field(v),
-            esc(t(l, "next_card"))
-        ));
-        if !matches!(o, Outcome::Removed { .. }) {
-            b.push_str(&format!(
-                "<p class=\"note\">{}</p>",
-                esc(t(l, "remove_card"))
-            ));
-        }
+        b.push_str(&outcome(v, f, o));
     } else {
         b.push_str(&format!(
             "<p class=\"ask\" id=\"waiting\">{}</p><p class=\"note\">{}</p>",
@@ -369,6 +292,102 @@ pub fn counter(v: &Viewer, shared: &Shared, f: &Flow) -> String {
         b.push_str("</pre></details>");
     }
     frame(v, &shared.office, "/counter", Some(f.version), &b)
+}
+
+/// Step 3's ask: the finger to scan, the tries left, the scanner's folder
+/// and the upload form.
+fn finger_ask(v: &Viewer, shared: &Shared, f: &Flow) -> String {
+    let l = v.lang;
+    let mut b = String::new();
+    let Some(a) = &f.finger else {
+        return b;
+    };
+    b.push_str(&format!(
+        "<p class=\"ask\" id=\"finger\" data-finger=\"{}\">{}</p>",
+        esc(&a.position),
+        esc(&tf(l, "scan_finger", &[&finger(l, &a.position)]))
+    ));
+    if let Some(n) = a.tries_left {
+        b.push_str(&format!(
+            "<p>{}</p>",
+            esc(&digits(l, &tf(l, "tries_left", &[&n.to_string()])))
+        ));
+    }
+    // The folder's path is Latin: isolated from the Persian around it.
+    b.push_str(&format!(
+        "<p class=\"note\">{}</p>",
+        esc(&tf(l, "scanner_waiting", &["\u{1}"])).replace(
+            '\u{1}',
+            &format!(
+                "<bdi dir=\"ltr\">{}</bdi>",
+                esc(&shared.scanner_dir.display().to_string())
+            )
+        )
+    ));
+    b.push_str(&format!(
+            "<form method=\"post\" action=\"/counter/upload\" enctype=\"multipart/form-data\" id=\"upload\">{}<label>{} <input type=\"file\" name=\"template\" id=\"template\" required></label><button type=\"submit\" id=\"upload-ok\">{}</button></form>",
+            csrf_field(v),
+            esc(t(l, "upload_scan")),
+            esc(t(l, "upload"))
+        ));
+    b.push_str(&format!(
+        "<form method=\"post\" action=\"/counter/finger\">{}",
+        csrf_field(v)
+    ));
+    if a.others {
+        b.push_str(&format!(
+            "<button name=\"do\" value=\"next\" id=\"next-finger\">{}</button>",
+            esc(t(l, "next_finger"))
+        ));
+    }
+    b.push_str(&format!(
+        "<button name=\"do\" value=\"cancel\" id=\"cancel\">{}</button></form>",
+        esc(t(l, "cancel"))
+    ));
+    b
+}
+
+/// The end of a flow: the delivery with its receipt links, a refusal, or a
+/// card pulled; then the way to the next card.
+fn outcome(v: &Viewer, f: &Flow, o: &Outcome) -> String {
+    let l = v.lang;
+    let mut b = String::new();
+    match o {
+        Outcome::Activated(r) => {
+            b.push_str(&format!(
+                "<section class=\"done\" id=\"activated\"><h2>{}</h2>",
+                esc(t(l, "activated"))
+            ));
+            b.push_str(&receipt_table(l, r));
+            b.push_str(&format!(
+                "<p><a id=\"receipt-a5\" href=\"/counter/receipt?layout=a5\">{}</a> · <a id=\"receipt-thermal\" href=\"/counter/receipt?layout=thermal\">{}</a></p></section>",
+                esc(t(l, "receipt_a5")),
+                esc(t(l, "receipt_thermal"))
+            ));
+        }
+        Outcome::Refused { class, reason } => {
+            b.push_str(&refusal_text(l, class, reason));
+            b.push_str(&holder_block(l, f, f.version));
+        }
+        Outcome::Removed { step } => {
+            b.push_str(&format!(
+                "<section class=\"refusal\" id=\"removed\"><p>{}</p></section>",
+                esc(&digits(l, &tf(l, "removed", &[&step.to_string()])))
+            ));
+        }
+    }
+    b.push_str(&format!(
+        "<form method=\"post\" action=\"/counter/next\">{}<button id=\"next-card\">{}</button></form>",
+        csrf_field(v),
+        esc(t(l, "next_card"))
+    ));
+    if !matches!(o, Outcome::Removed { .. }) {
+        b.push_str(&format!(
+            "<p class=\"note\">{}</p>",
+            esc(t(l, "remove_card"))
+        ));
+    }
+    b
 }
 
 /// A card's status in the register (`terminated`, …) in the viewer's
