@@ -725,108 +725,17 @@ fn replace(
         Ok(EXIT_CARD_STATUS)
     };
     // Which card is replaced.
-    let (serial, certs_from_card) = if let Some(r) = &reader {
-        let mut ch = connect(r)?;
-        who = who.at_reader(&ch.reader());
-        let ins = match ops::inspect(&mut ch, &st.side.profile, &st.side.ca.chain()) {
-            Ok(i) => i,
-            Err(ops::CardError::Terminated) => {
-                return refuse(&who, "the card in the reader is already terminated".into())
-            }
-            Err(e) => return Err(anyhow!(e)),
-        };
-        if !ins.genuine() {
-            return refuse(
-                &who,
-                format!("card {} is not a genuine card of this issuer", ins.serial),
-            );
-        }
-        if let Some(n) = &national_id {
-            if n != ins.field("national_id") {
-                return refuse(
-                    &who,
-                    format!(
-                        "card {} belongs to another holder than national ID {n}",
-                        ins.serial
-                    ),
-                );
-            }
-        }
-        // The rule first, then the irreversible step.
-        match j.delivered(&ins.serial).map_err(|e| anyhow!(e))? {
-            Some(d) if d.status == CardStatus::Activated => {}
-            Some(d) => {
-                return refuse(
-                    &who,
-                    format!("card {} is already {}", ins.serial, d.status.as_str()),
-                )
-            }
-            None => {
-                return refuse(
-                    &who,
-                    format!(
-                        "card {} was never delivered to its holder and activated ({}); a replacement can be requested only for a delivered, activated card",
-                        ins.serial, ins.life_cycle
-                    ),
-                )
-            }
-        }
-        if let Err(e) = crate::perso::card::terminate(
-            &mut ch,
-            &st.side.profile,
-            &st.side.key,
-            st.side.scp03.as_ref(),
-            &ins.serial_bytes,
-        ) {
-            return refuse(
-                &who,
-                format!("card {}: terminating failed: {e}", ins.serial),
-            );
-        }
-        match ops::identify(&mut ch, &st.side.profile) {
-            Err(ops::CardError::Terminated) => {}
-            other => {
-                return refuse(
-                    &who,
-                    format!(
-                    "card {}: TERMINATE CARD USAGE was accepted but the card still answers ({:?})",
-                    ins.serial,
-                    other.map(|(_, lc)| lc)
-                ),
-                )
-            }
-        }
-        ch.release();
-        (ins.serial.clone(), Some(super::counter::cert_rows(&ins)))
+    let found = if let Some(r) = &reader {
+        terminate_previous(&st, r, &mut who, national_id.as_deref())?
+            .map(|(serial, certs)| (serial, Some(certs)))
     } else if let Some(s) = &card {
-        (s.to_ascii_uppercase(), None)
+        Ok((s.to_ascii_uppercase(), None))
     } else {
-        let nid = national_id.clone().unwrap_or_default();
-        let cards = j.delivered_to(&nid).map_err(|e| anyhow!(e))?;
-        match cards
-            .iter()
-            .rev()
-            .find(|d| d.status == CardStatus::Activated)
-        {
-            Some(d) => (d.card_serial.clone(), None),
-            None => {
-                return refuse(
-                    &who,
-                    if cards.is_empty() {
-                        format!("the journal has no card delivered to national ID {nid}: a replacement can be requested only for a delivered, activated card")
-                    } else {
-                        format!(
-                            "no active card of national ID {nid}: {}",
-                            cards
-                                .iter()
-                                .map(|d| format!("{} is {}", d.card_serial, d.status.as_str()))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
-                    },
-                )
-            }
-        }
+        active_card_of(j, national_id.as_deref().unwrap_or_default())?.map(|s| (s, None))
+    };
+    let (serial, certs_from_card) = match found {
+        Ok(f) => f,
+        Err(why) => return refuse(&who, why),
     };
     let status = if reader.is_some() {
         CardStatus::Terminated
@@ -841,18 +750,7 @@ fn replace(
     if certs.is_empty() {
         certs = certs_from_card.unwrap_or_default();
     }
-    // Revoked at the CA now: a lost card's keys may be in other hands
-    // (keyCompromise), a terminated card ceased operation.
-    let mut revoked = Vec::new();
-    let mut not_revoked = Vec::new();
-    if let Some(why) = RevocationReason::for_status(status) {
-        for c in &certs {
-            match st.side.ca.revoke_in(j, &who, &c.serial, &serial, why) {
-                Ok(r) => revoked.push(r),
-                Err(e) => not_revoked.push(format!("certificate {}: {e}", c.serial)),
-            }
-        }
-    }
+    let (revoked, not_revoked) = revoke(&st, &who, &serial, &certs, status);
     for why in &not_revoked {
         let _ = j.event(&who, "revocation failed", why);
     }
@@ -891,6 +789,125 @@ fn replace(
     } else {
         EXIT_CARD_STATUS
     })
+}
+
+/// The previous card, in the reader: genuine, the holder's, delivered and
+/// activated; then terminated, and checked to answer no more. `Ok(Err(why))`
+/// is a refusal; `Err` a failure to talk to the card or the register.
+fn terminate_previous(
+    st: &Station,
+    reader: &str,
+    who: &mut Who,
+    national_id: Option<&str>,
+) -> Result<std::result::Result<(String, Vec<CertRow>), String>> {
+    let j = st.journal.as_ref();
+    let mut ch = connect(reader)?;
+    *who = who.at_reader(&ch.reader());
+    let ins = match ops::inspect(&mut ch, &st.side.profile, &st.side.ca.chain()) {
+        Ok(i) => i,
+        Err(ops::CardError::Terminated) => {
+            return Ok(Err("the card in the reader is already terminated".into()))
+        }
+        Err(e) => return Err(anyhow!(e)),
+    };
+    if !ins.genuine() {
+        return Ok(Err(format!(
+            "card {} is not a genuine card of this issuer",
+            ins.serial
+        )));
+    }
+    if let Some(n) = national_id {
+        if n != ins.field("national_id") {
+            return Ok(Err(format!(
+                "card {} belongs to another holder than national ID {n}",
+                ins.serial
+            )));
+        }
+    }
+    // The rule first, then the irreversible step.
+    match j.delivered(&ins.serial).map_err(|e| anyhow!(e))? {
+        Some(d) if d.status == CardStatus::Activated => {}
+        Some(d) => {
+            return Ok(Err(format!("card {} is already {}", ins.serial, d.status.as_str()),
+            ))
+        }
+        None => {
+            return Ok(Err(format!(
+                    "card {} was never delivered to its holder and activated ({}); a replacement can be requested only for a delivered, activated card",
+                    ins.serial, ins.life_cycle
+                ),
+            ))
+        }
+    }
+    if let Err(e) = crate::perso::card::terminate(
+        &mut ch,
+        &st.side.profile,
+        &st.side.key,
+        st.side.scp03.as_ref(),
+        &ins.serial_bytes,
+    ) {
+        return Ok(Err(format!("card {}: terminating failed: {e}", ins.serial)));
+    }
+    match ops::identify(&mut ch, &st.side.profile) {
+        Err(ops::CardError::Terminated) => {}
+        other => {
+            return Ok(Err(format!(
+                "card {}: TERMINATE CARD USAGE was accepted but the card still answers ({:?})",
+                ins.serial,
+                other.map(|(_, lc)| lc)
+            )))
+        }
+    }
+    ch.release();
+    Ok(Ok((ins.serial.clone(), super::counter::cert_rows(&ins))))
+}
+
+/// A lost card: the holder's last activated card in the register.
+fn active_card_of(j: &dyn Journal, nid: &str) -> Result<std::result::Result<String, String>> {
+    let cards = j.delivered_to(nid).map_err(|e| anyhow!(e))?;
+    match cards
+        .iter()
+        .rev()
+        .find(|d| d.status == CardStatus::Activated)
+    {
+        Some(d) => Ok(Ok(d.card_serial.clone())),
+        None => Ok(Err(if cards.is_empty() {
+            format!("the journal has no card delivered to national ID {nid}: a replacement can be requested only for a delivered, activated card")
+        } else {
+            format!(
+                "no active card of national ID {nid}: {}",
+                cards
+                    .iter()
+                    .map(|d| format!("{} is {}", d.card_serial, d.status.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })),
+    }
+}
+
+/// Revoke the replaced card's certificates at the CA now: a lost card's
+/// keys may be in other hands (keyCompromise), a terminated card ceased
+/// operation. Returns what was revoked and why the rest was not.
+fn revoke(
+    st: &Station,
+    who: &Who,
+    serial: &str,
+    certs: &[CertRow],
+    status: CardStatus,
+) -> (Vec<crate::register::journal::Revocation>, Vec<String>) {
+    let j = st.journal.as_ref();
+    let mut revoked = Vec::new();
+    let mut not_revoked = Vec::new();
+    if let Some(why) = RevocationReason::for_status(status) {
+        for c in certs {
+            match st.side.ca.revoke_in(j, who, &c.serial, serial, why) {
+                Ok(r) => revoked.push(r),
+                Err(e) => not_revoked.push(format!("certificate {}: {e}", c.serial)),
+            }
+        }
+    }
+    (revoked, not_revoked)
 }
 
 fn status(

@@ -254,6 +254,73 @@ impl Holder {
     }
 }
 
+/// Step 3's ask: which finger, its reference and the card's tries left.
+fn ask_for_finger(screen: &mut dyn Screen, finger: &Finger, others: bool) {
+    screen.step(
+        3,
+        &format!(
+            "Ask the holder to place their {} finger on the scanner (reference {:02X}{}).",
+            finger.shout(),
+            finger.reference,
+            finger
+                .tries_left
+                .map(|t| format!(", {t} tries left on the card"))
+                .unwrap_or_default()
+        ),
+    );
+    screen.show(Shown::Finger { finger, others });
+}
+
+/// What the operator gave for the finger to scan.
+enum Scan {
+    /// The scanner's file.
+    File(PathBuf),
+    /// Nothing yet: ask again.
+    Again,
+    /// Another of the enrolled fingers.
+    OtherFinger,
+}
+
+/// The next scan for `finger`: the next of the files given on the command
+/// line (none left: the fingerprint did not match), or the operator's
+/// answer.
+fn next_scan(
+    screen: &mut dyn Screen,
+    finger: &Finger,
+    others: bool,
+    given: &mut Option<std::vec::IntoIter<PathBuf>>,
+) -> Result<Scan, Refusal> {
+    if let Some(files) = given {
+        return match files.next() {
+            Some(p) => Ok(Scan::File(p)),
+            None => Err(Refusal::new(
+                "fingerprint",
+                "the holder's fingerprint did not match on the card",
+            )),
+        };
+    }
+    let hint = if others {
+        ", 'next' for another finger"
+    } else {
+        ""
+    };
+    let answer = screen
+        .ask(&format!(
+            "Scanner file for the {} finger (ISO/IEC 19794-2){hint}, or 'cancel': ",
+            finger.shout()
+        ))
+        .map_err(|e| Refusal::new("input", e.to_string()))?;
+    let Some(answer) = answer else {
+        return Err(Refusal::new("cancelled", "the operator input ended"));
+    };
+    Ok(match answer.trim() {
+        "" => Scan::Again,
+        "cancel" | "c" => return Err(Refusal::new("cancelled", "cancelled by the operator")),
+        "next" | "n" if others => Scan::OtherFinger,
+        path => Scan::File(PathBuf::from(path)),
+    })
+}
+
 /// Load a scanner file and turn it into the card's compact format, with
 /// what was accepted with a warning (zero padding after the record, as some
 /// capture SDKs write). The error names the file and what was expected; it
@@ -449,11 +516,41 @@ impl Counter<'_> {
     ) -> Result<(String, Option<String>), Refusal> {
         screen.step(2, "Checking the issuance record …");
         let serial = &ins.serial;
+        let record_id = self.good_record(serial)?;
+        let on_card = ins.field("record_id");
+        if on_card != record_id {
+            return Err(Refusal::new(
+                "record_mismatch",
+                format!("the card holds record {on_card:?} but the journal has card {serial} for record {record_id}"),
+            ));
+        }
+        let shipment = self.shipment_here(ins, &record_id)?;
+        let replaced = self.open_replacement(ins, screen)?;
+        let replaces = replaced.as_ref().map(|(card, _)| card.clone());
+        screen.say(&format!(
+            "  ok   record {record_id}, shipped to this office ({}) on {} by {}",
+            self.office,
+            crate::register::journal::iso_time(shipment.at),
+            shipment.operator
+        ));
+        screen.show(Shown::Issued {
+            record_id: &record_id,
+            shipped_at: shipment.at,
+            shipped_by: &shipment.operator,
+            replaces: replaced
+                .as_ref()
+                .map(|(card, status)| (card.as_str(), status.as_str())),
+        });
+        Ok((record_id, replaces))
+    }
+
+    /// The line's good personalization of the card: its record id.
+    fn good_record(&self, serial: &str) -> Result<String, Refusal> {
         let j = |e: crate::register::journal::JournalError| Refusal::new("journal", e.to_string());
-        let record_id = match self.journal.card(serial).map_err(j)? {
-            CardKnown::Good { record_id, .. } => record_id,
+        match self.journal.card(serial).map_err(j)? {
+            CardKnown::Good { record_id, .. } => Ok(record_id),
             other => {
-                return Err(Refusal::new(
+                Err(Refusal::new(
                     "unknown_card",
                     format!(
                         "the journal has no good personalization of card {serial} ({}); it cannot be handed out",
@@ -467,14 +564,18 @@ impl Counter<'_> {
                     ),
                 ))
             }
-        };
-        let on_card = ins.field("record_id");
-        if on_card != record_id {
-            return Err(Refusal::new(
-                "record_mismatch",
-                format!("the card holds record {on_card:?} but the journal has card {serial} for record {record_id}"),
-            ));
         }
+    }
+
+    /// The card's shipment: to this office, for the holder on the card, and
+    /// not delivered yet.
+    fn shipment_here(
+        &self,
+        ins: &Inspection,
+        record_id: &str,
+    ) -> Result<crate::register::journal::Shipment, Refusal> {
+        let serial = &ins.serial;
+        let j = |e: crate::register::journal::JournalError| Refusal::new("journal", e.to_string());
         let Some(shipment) = self.journal.shipment(serial).map_err(j)? else {
             return Err(Refusal::new(
                 "not_shipped",
@@ -521,60 +622,54 @@ impl Counter<'_> {
                 ),
             ));
         }
-        let mut replaces = None;
-        let mut replaced: Option<(String, String)> = None;
-        if ins.field("request.type") == "replacement" {
-            let open = self
-                .journal
-                .replacements(ins.field("national_id"))
-                .map_err(j)?
-                .into_iter()
-                .find(|r| r.new_card.is_none());
-            match open {
-                Some(r) => {
-                    screen.say(&format!(
-                        "  Replacement for card {} ({}; request {} of {} at office {})",
-                        r.previous_card,
-                        r.previous_card_status.as_str(),
-                        r.id,
-                        crate::register::journal::iso_time(r.at),
-                        r.office
-                    ));
-                    replaced = Some((
-                        r.previous_card.clone(),
-                        r.previous_card_status.as_str().to_string(),
-                    ));
-                    replaces = Some(r.previous_card);
-                }
-                None => {
-                    return Err(Refusal::new(
-                        "replacement_not_requested",
-                        format!(
-                            "this card is a replacement{}, but no replacement was requested for the holder at a counter: the previous card must first be terminated or reported lost (cardsmith activate replace)",
-                            match ins.field("request.previous_card_serial") {
-                                "" => String::new(),
-                                s => format!(" of card {s}"),
-                            }
-                        ),
-                    ))
-                }
+        Ok(shipment)
+    }
+
+    /// For a replacement card, the open replacement request of the holder:
+    /// the previous card and its status.
+    fn open_replacement(
+        &self,
+        ins: &Inspection,
+        screen: &mut dyn Screen,
+    ) -> Result<Option<(String, String)>, Refusal> {
+        let j = |e: crate::register::journal::JournalError| Refusal::new("journal", e.to_string());
+        if ins.field("request.type") != "replacement" {
+            return Ok(None);
+        }
+        let open = self
+            .journal
+            .replacements(ins.field("national_id"))
+            .map_err(j)?
+            .into_iter()
+            .find(|r| r.new_card.is_none());
+        match open {
+            Some(r) => {
+                screen.say(&format!(
+                    "  Replacement for card {} ({}; request {} of {} at office {})",
+                    r.previous_card,
+                    r.previous_card_status.as_str(),
+                    r.id,
+                    crate::register::journal::iso_time(r.at),
+                    r.office
+                ));
+                Ok(Some((
+                    r.previous_card.clone(),
+                    r.previous_card_status.as_str().to_string(),
+                )))
+            }
+            None => {
+                Err(Refusal::new(
+                    "replacement_not_requested",
+                    format!(
+                        "this card is a replacement{}, but no replacement was requested for the holder at a counter: the previous card must first be terminated or reported lost (cardsmith activate replace)",
+                        match ins.field("request.previous_card_serial") {
+                            "" => String::new(),
+                            s => format!(" of card {s}"),
+                        }
+                    ),
+                ))
             }
         }
-        screen.say(&format!(
-            "  ok   record {record_id}, shipped to this office ({}) on {} by {}",
-            self.office,
-            crate::register::journal::iso_time(shipment.at),
-            shipment.operator
-        ));
-        screen.show(Shown::Issued {
-            record_id: &record_id,
-            shipped_at: shipment.at,
-            shipped_by: &shipment.operator,
-            replaces: replaced
-                .as_ref()
-                .map(|(card, status)| (card.as_str(), status.as_str())),
-        });
-        Ok((record_id, replaces))
     }
 
     /// Step 3: the holder's live finger, matched on the card. Each try
@@ -597,6 +692,23 @@ impl Counter<'_> {
                 Err(r)
             }
         }
+    }
+
+    /// A finger that did not match: journaled, and told on screen with the
+    /// card's tries left.
+    fn no_match(&self, screen: &mut dyn Screen, ins: &Inspection, finger: &Finger, tries_left: u8) {
+        self.event(
+            "fingerprint no match",
+            &format!(
+                "card {}: {} (reference {:02X}), {tries_left} tries left",
+                ins.serial, finger.position, finger.reference
+            ),
+        );
+        screen.say(&format!(
+            "  NO MATCH: the {} finger did not match; {tries_left} tries left on the card. Ask the holder to clean the finger and scan again.",
+            finger.shout()
+        ));
+        screen.show(Shown::NoMatch { finger, tries_left });
     }
 
     fn try_fingers(
@@ -632,59 +744,13 @@ impl Counter<'_> {
                     "no enrolled finger has tries left",
                 ));
             };
-            screen.step(
-                3,
-                &format!(
-                    "Ask the holder to place their {} finger on the scanner (reference {:02X}{}).",
-                    finger.shout(),
-                    finger.reference,
-                    finger
-                        .tries_left
-                        .map(|t| format!(", {t} tries left on the card"))
-                        .unwrap_or_default()
-                ),
-            );
-            screen.show(Shown::Finger {
-                finger: &finger,
-                others: usable.len() > 1,
-            });
-            let path = match &mut given {
-                Some(files) => match files.next() {
-                    Some(p) => p,
-                    None => {
-                        return Err(Refusal::new(
-                            "fingerprint",
-                            "the holder's fingerprint did not match on the card",
-                        ))
-                    }
-                },
-                None => {
-                    let others = if usable.len() > 1 {
-                        ", 'next' for another finger"
-                    } else {
-                        ""
-                    };
-                    let answer = screen
-                        .ask(&format!(
-                            "Scanner file for the {} finger (ISO/IEC 19794-2){others}, or 'cancel': ",
-                            finger.shout()
-                        ))
-                        .map_err(|e| Refusal::new("input", e.to_string()))?;
-                    let Some(answer) = answer else {
-                        return Err(Refusal::new("cancelled", "the operator input ended"));
-                    };
-                    let answer = answer.trim();
-                    match answer {
-                        "" => continue,
-                        "cancel" | "c" => {
-                            return Err(Refusal::new("cancelled", "cancelled by the operator"))
-                        }
-                        "next" | "n" if usable.len() > 1 => {
-                            which = (which + 1) % usable.len();
-                            continue;
-                        }
-                        _ => PathBuf::from(answer),
-                    }
+            ask_for_finger(screen, &finger, usable.len() > 1);
+            let path = match next_scan(screen, &finger, usable.len() > 1, &mut given)? {
+                Scan::File(path) => path,
+                Scan::Again => continue,
+                Scan::OtherFinger => {
+                    which = (which + 1) % usable.len();
+                    continue;
                 }
             };
             let probe = match load_live_template(&path, &finger, usize::from(p.max_minutiae)) {
@@ -730,21 +796,7 @@ impl Counter<'_> {
                     if let Some(f) = usable.get_mut(which) {
                         f.tries_left = Some(tries_left);
                     }
-                    self.event(
-                        "fingerprint no match",
-                        &format!(
-                            "card {}: {} (reference {:02X}), {tries_left} tries left",
-                            ins.serial, finger.position, finger.reference
-                        ),
-                    );
-                    screen.say(&format!(
-                        "  NO MATCH: the {} finger did not match; {tries_left} tries left on the card. Ask the holder to clean the finger and scan again.",
-                        finger.shout()
-                    ));
-                    screen.show(Shown::NoMatch {
-                        finger: &finger,
-                        tries_left,
-                    });
+                    self.no_match(screen, ins, &finger, tries_left);
                     if given.as_ref().is_some_and(|f| f.len() == 0) {
                         return Err(Refusal::new(
                             "fingerprint",
@@ -853,6 +905,89 @@ impl Counter<'_> {
         ))
     }
 
+    /// Step 4: the holder chooses the ID PIN and the signature PIN (or, after
+    /// an interrupted visit that already set them, enters the signature
+    /// PIN), and the card takes them with the issuer's PUK. Returns the
+    /// signature PIN, for step 5's test signature.
+    fn holder_pins(
+        &self,
+        ch: &mut Channel,
+        ins: &Inspection,
+        nid: &str,
+        screen: &mut dyn Screen,
+        pins: &mut dyn PinInput,
+    ) -> Result<Secret, Refusal> {
+        let p = &self.side.profile;
+        let key = &self.side.key;
+        let t_id = key.transport_pin(p.id_pin.reference, nid, p.id_pin.transport_digits);
+        let t_sig = key.transport_pin(
+            p.signature_pin.reference,
+            nid,
+            p.signature_pin.transport_digits,
+        );
+        let t_puk = key.transport_pin(p.puk.reference, nid, p.puk.transport_digits);
+        let in_transport = |r: u8| ins.pin(r).is_none_or(|s| s.transport);
+        let (need_id, need_sig, need_puk) = (
+            in_transport(p.id_pin.reference),
+            in_transport(p.signature_pin.reference),
+            in_transport(p.puk.reference),
+        );
+        let transport = [
+            (&t_id, "it is a transport PIN of this card"),
+            (&t_sig, "it is a transport PIN of this card"),
+            (&t_puk, "it is a transport PIN of this card"),
+        ];
+        if need_id || need_sig {
+            screen.step(
+                4,
+                "Turn the PIN pad to the holder: the holder chooses the ID PIN and the signature PIN.",
+            );
+        } else {
+            screen.step(
+                4,
+                "The holder's PINs were set at an earlier, interrupted visit: the holder enters the signature PIN.",
+            );
+        }
+        let id_pin = if need_id {
+            Some(self.new_pin(screen, pins, "ID PIN", &transport)?)
+        } else {
+            None
+        };
+        let sig_pin = if need_sig {
+            let mut forbidden = transport.to_vec();
+            if let Some(id) = &id_pin {
+                forbidden.push((id, "it is the same as the ID PIN"));
+            }
+            self.new_pin(screen, pins, "signature PIN", &forbidden)?
+        } else {
+            match pins.secret("Holder: enter your signature PIN; it is not shown: ") {
+                Ok(Some(s)) => s,
+                _ => {
+                    return Err(Refusal::new(
+                        "cancelled",
+                        "the signature PIN was not entered",
+                    ))
+                }
+            }
+        };
+        let puk = ops::issuer_puk(key, p, nid);
+        let mut changes: Vec<(u8, &Secret)> = Vec::new();
+        if let Some(id) = &id_pin {
+            changes.push((p.id_pin.reference, id));
+        }
+        if need_sig {
+            changes.push((p.signature_pin.reference, &sig_pin));
+        }
+        if need_puk {
+            changes.push((p.puk.reference, &puk));
+        }
+        if !changes.is_empty() {
+            ops::set_pins(ch, &changes).map_err(|e| Refusal::card("set_pins", e))?;
+            screen.say("  ok   the card took the holder's PINs; the transport PINs are gone");
+        }
+        Ok(sig_pin)
+    }
+
     /// The whole activation of the card in `ch` (steps 1–5).
     pub fn activate(
         &self,
@@ -892,78 +1027,9 @@ impl Counter<'_> {
 
         // Step 4: the holder's PINs.
         let nid = ins.field("national_id").to_string();
-        let key = &self.side.key;
-        let t_id = key.transport_pin(p.id_pin.reference, &nid, p.id_pin.transport_digits);
-        let t_sig = key.transport_pin(
-            p.signature_pin.reference,
-            &nid,
-            p.signature_pin.transport_digits,
-        );
-        let t_puk = key.transport_pin(p.puk.reference, &nid, p.puk.transport_digits);
-        let in_transport = |r: u8| ins.pin(r).is_none_or(|s| s.transport);
-        let (need_id, need_sig, need_puk) = (
-            in_transport(p.id_pin.reference),
-            in_transport(p.signature_pin.reference),
-            in_transport(p.puk.reference),
-        );
-        let transport = [
-            (&t_id, "it is a transport PIN of this card"),
-            (&t_sig, "it is a transport PIN of this card"),
-            (&t_puk, "it is a transport PIN of this card"),
-        ];
-        if need_id || need_sig {
-            screen.step(
-                4,
-                "Turn the PIN pad to the holder: the holder chooses the ID PIN and the signature PIN.",
-            );
-        } else {
-            screen.step(
-                4,
-                "The holder's PINs were set at an earlier, interrupted visit: the holder enters the signature PIN.",
-            );
-        }
-        let id_pin = if need_id {
-            Some(
-                self.new_pin(screen, pins, "ID PIN", &transport)
-                    .map_err(|r| self.refuse(&serial, r))?,
-            )
-        } else {
-            None
-        };
-        let sig_pin = if need_sig {
-            let mut forbidden = transport.to_vec();
-            if let Some(id) = &id_pin {
-                forbidden.push((id, "it is the same as the ID PIN"));
-            }
-            self.new_pin(screen, pins, "signature PIN", &forbidden)
-                .map_err(|r| self.refuse(&serial, r))?
-        } else {
-            match pins.secret("Holder: enter your signature PIN; it is not shown: ") {
-                Ok(Some(s)) => s,
-                _ => {
-                    return Err(self.refuse(
-                        &serial,
-                        Refusal::new("cancelled", "the signature PIN was not entered"),
-                    ))
-                }
-            }
-        };
-        let puk = ops::issuer_puk(key, p, &nid);
-        let mut changes: Vec<(u8, &Secret)> = Vec::new();
-        if let Some(id) = &id_pin {
-            changes.push((p.id_pin.reference, id));
-        }
-        if need_sig {
-            changes.push((p.signature_pin.reference, &sig_pin));
-        }
-        if need_puk {
-            changes.push((p.puk.reference, &puk));
-        }
-        if !changes.is_empty() {
-            ops::set_pins(ch, &changes)
-                .map_err(|e| self.refuse(&serial, Refusal::card("set_pins", e)))?;
-            screen.say("  ok   the card took the holder's PINs; the transport PINs are gone");
-        }
+        let sig_pin = self
+            .holder_pins(ch, &ins, &nid, screen, pins)
+            .map_err(|r| self.refuse(&serial, r))?;
 
         // Step 5: activate, prove the signature key, record the delivery.
         screen.step(5, "Activating the card and proving the signature key …");
