@@ -15,6 +15,19 @@
 //! `run` must therefore start from a known state (SELECT first), which every
 //! operation in cardsmith does. A removed card is never retried: it is
 //! reported as [`TransportError::CardRemoved`].
+//!
+//! Selection: every APDU costs a card round trip (12–60 ms on real cards),
+//! so the channel keeps track of the card's current DF ([`Selected`]) from
+//! the commands it sees and their answers, and [`Exchange::selected`] lets
+//! an operation "start from a known state" without a SELECT when the card is
+//! already there. The tracking is conservative: any command that may move
+//! the selection and is not understood (a failed SELECT, CREATE FILE of a
+//! DF, DELETE FILE, MANAGE CHANNEL, an operation that ended in an error,
+//! a reconnect or reset) makes it unknown, and the next operation selects
+//! again. It assumes that no other process selects files on the card
+//! between this channel's transactions (a shared connection's neighbour
+//! would have to SELECT in between; the card then answers 6A82 to the next
+//! EF this channel names, or reads another DF's EF of the same FID).
 
 pub mod pcsc;
 pub mod sim;
@@ -278,6 +291,63 @@ impl Transcript {
 /// A transcript several owners can feed (the channel and whoever reads it).
 pub type SharedTranscript = std::sync::Arc<std::sync::Mutex<Transcript>>;
 
+/// The card's current DF as far as the host knows it: the MF, or an
+/// application DF selected by name. `None` (in an `Option<Selected>`)
+/// means unknown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Selected {
+    Mf,
+    Aid(Vec<u8>),
+}
+
+/// The current DF after command `c` was answered (`ok`: with 9000 or a
+/// warning that still executed it), given what it was before: ISO/IEC
+/// 7816-4 §7.1.1 (SELECT), 7816-9 §8.2 (CREATE FILE: the new file becomes
+/// current, so an EF leaves its DF current), §6.5 (ACTIVATE FILE on the
+/// current file). Commands known not to touch the selection keep it;
+/// anything else makes it unknown.
+fn selected_after(before: Option<Selected>, c: &Command, ok: bool) -> Option<Selected> {
+    // Logical channels other than the basic one, and proprietary classes
+    // other than GlobalPlatform's, are not followed.
+    let basic = c.cla & 0x03 == 0 && (c.cla & 0x80 == 0 || matches!(c.cla, 0x80..=0x87));
+    if !basic {
+        return None;
+    }
+    match c.ins {
+        0xA4 if c.cla & 0x80 == 0 && ok => match (c.p1, c.data()) {
+            (0x00, []) | (0x00, [0x3F, 0x00]) => Some(Selected::Mf),
+            (0x04, aid) if !aid.is_empty() => Some(Selected::Aid(aid.to_vec())),
+            // An EF under the current DF: the DF stays current.
+            (0x02, _) => before,
+            _ => None,
+        },
+        0xA4 => None,
+        0xE0 => {
+            if !ok {
+                return before;
+            }
+            // 62 { 82 descriptor … }: b6-b4 set (38) is a DF, which becomes current.
+            let nodes = crate::tlv::decode(c.data());
+            let descriptor = crate::tlv::expect_one(&nodes, &[0x62])
+                .ok()
+                .and_then(|t| crate::tlv::child_value(t, &[0x82]))
+                .and_then(|v| v.first().copied());
+            match descriptor {
+                Some(d) if d & 0x38 != 0x38 => before,
+                _ => None,
+            }
+        }
+        // ACTIVATE / DEACTIVATE FILE on the current file (no data).
+        0x44 | 0x04 if c.p1 == 0 && c.p2 == 0 && c.data().is_empty() => before,
+        // Reads, writes, data objects, authentication, keys, signatures,
+        // GET RESPONSE, PIN management, GlobalPlatform INITIALIZE UPDATE,
+        // EXTERNAL AUTHENTICATE, STORE DATA, PUT KEY, GET STATUS.
+        0xB0 | 0xB1 | 0xD6 | 0xD7 | 0xCA | 0xCB | 0xDA | 0xDB | 0x84 | 0x82 | 0x88 | 0x2A
+        | 0x22 | 0x20 | 0x21 | 0x46 | 0xC0 | 0x24 | 0x2C | 0x50 | 0xE2 | 0xD8 | 0xF2 => before,
+        _ => None,
+    }
+}
+
 /// Runs commands over a [`Session`]: encoding, 61xx/6Cxx, chaining, trace.
 pub struct Exchange<'s> {
     session: Box<dyn Session + 's>,
@@ -288,6 +358,8 @@ pub struct Exchange<'s> {
     secure: Option<&'s mut (dyn SecureMessaging + 's)>,
     /// Responses are a citizen's personal data (see [`Exchange::personal`]).
     personal_responses: bool,
+    /// The card's current DF as far as the commands sent so far tell.
+    selected: Option<Selected>,
 }
 
 /// How a command shows: always redacted (errors, journal digests), and as
@@ -326,7 +398,21 @@ impl<'s> Exchange<'s> {
             transcript: None,
             secure: None,
             personal_responses: false,
+            selected: None,
         }
+    }
+
+    /// Start from what the card is known to have selected (the channel's
+    /// tracking; `None`: unknown).
+    pub fn with_selected(mut self, s: Option<Selected>) -> Self {
+        self.selected = s;
+        self
+    }
+
+    /// The card's current DF as far as the host knows (`None`: unknown).
+    /// Updated from every command sent through this exchange.
+    pub fn selected(&self) -> Option<&Selected> {
+        self.selected.as_ref()
     }
 
     /// Run `f` with every response marked as a citizen's personal data: the
@@ -507,6 +593,20 @@ impl<'s> Exchange<'s> {
 
     /// Send a command with the automatic behaviour the options allow.
     pub fn transmit(&mut self, c: &Command) -> Result<Response, ExchangeError> {
+        let r = self.transmit_plain_or_secure(c);
+        self.observe(c, &r);
+        r
+    }
+
+    /// Follow the card's selection through command `c` and its outcome.
+    fn observe(&mut self, c: &Command, r: &Result<Response, ExchangeError>) {
+        self.selected = match r {
+            Ok(resp) => selected_after(self.selected.take(), c, resp.sw.is_ok()),
+            Err(_) => None,
+        };
+    }
+
+    fn transmit_plain_or_secure(&mut self, c: &Command) -> Result<Response, ExchangeError> {
         if self.secure.is_some() {
             return self.secure_transmit(c);
         }
@@ -566,15 +666,19 @@ impl<'s> Exchange<'s> {
                 } else if personal {
                     c = c.personal();
                 }
-                if self.secure.is_some() {
-                    return self.secure_transmit(&c);
-                }
-                let first = self.wire(apdu, Shown::of(&c))?;
-                self.finish(&c, first)
+                let r = if self.secure.is_some() {
+                    self.secure_transmit(&c)
+                } else {
+                    self.wire(apdu, Shown::of(&c))
+                        .and_then(|first| self.finish(&c, first))
+                };
+                self.observe(&c, &r);
+                r
             }
             // Not a well-formed command: still send it (the user may be testing
             // the card's error handling), without automatic behaviour.
             Err(_) => {
+                self.selected = None;
                 let shown = if sensitive {
                     Shown::same(format!("REDACTED({} bytes)", apdu.len()))
                 } else if personal {
@@ -821,6 +925,11 @@ pub struct Channel {
     resets_recovered: u32,
     transcript: Option<SharedTranscript>,
     secure: Option<Box<dyn SecureMessaging>>,
+    /// The card's current DF after the last operation (see [`Selected`]).
+    selected: Option<Selected>,
+    /// Carry the selection from one transaction to the next (see
+    /// [`Channel::keep_selection`]).
+    keep_selection: bool,
 }
 
 /// Errors of a logical operation: the exchange failed, or the operation itself did.
@@ -847,7 +956,33 @@ impl Channel {
             resets_recovered: 0,
             transcript: None,
             secure: None,
+            selected: None,
+            keep_selection: true,
         }
+    }
+
+    /// Whether an operation may rely on the selection the previous one left
+    /// (the default), or starts from "unknown" and selects what it needs.
+    /// Within one transaction the card is this channel's alone, so the
+    /// selection is always followed there; between transactions only a
+    /// card no other process uses (a station's own reader) keeps it. A
+    /// card shared with other applications (a PKCS#11 module's) should not.
+    pub fn keep_selection(&mut self, keep: bool) {
+        self.keep_selection = keep;
+        if !keep {
+            self.selected = None;
+        }
+    }
+
+    /// The card's current DF as far as this channel knows (`None`: unknown).
+    pub fn selected(&self) -> Option<&Selected> {
+        self.selected.as_ref()
+    }
+
+    /// Forget the card's selection: the next operation selects what it
+    /// needs. For a caller that knows something else touched the card.
+    pub fn forget_selection(&mut self) {
+        self.selected = None;
     }
 
     /// Protect every command from now on with `sm` (None: back to plain).
@@ -871,6 +1006,7 @@ impl Channel {
     /// personalization machine's transport) moves the card on when this
     /// happens. Errors are ignored: the card may already be gone.
     pub fn release(&mut self) {
+        self.selected = None;
         self.transport.release();
     }
 
@@ -902,6 +1038,7 @@ impl Channel {
 
     pub fn reconnect(&mut self, reset: bool) -> Result<(), TransportError> {
         self.secure = None;
+        self.selected = None;
         self.transport.reconnect(reset)?;
         self.caps = CardCaps::from_atr(&self.transport.atr());
         Ok(())
@@ -916,12 +1053,21 @@ impl Channel {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            // Taken out for the operation: if it fails, the selection is
+            // unknown (the card may have been reset, or the operation
+            // stopped half-way through a change of DF).
+            let selected = self.selected.take();
             let result = match self.transport.begin() {
                 Ok(session) => {
                     let mut ex = Exchange::new(session, self.opts, self.caps)
                         .with_transcript(self.transcript.clone())
-                        .with_secure(self.secure.as_deref_mut().map(|s| s as _));
-                    op(&mut ex)
+                        .with_secure(self.secure.as_deref_mut().map(|s| s as _))
+                        .with_selected(selected);
+                    let r = op(&mut ex);
+                    if r.is_ok() && self.keep_selection {
+                        self.selected = ex.selected.take();
+                    }
+                    r
                 }
                 Err(e) => Err(E::from(ExchangeError::Transport(e))),
             };
