@@ -1132,6 +1132,50 @@ mod tests {
     }
 
     #[test]
+    fn the_selection_follows_the_commands_and_is_forgotten_when_unsure() {
+        let mf = Some(Selected::Mf);
+        let app = Some(Selected::Aid(vec![0xF0, 0x01]));
+        let after = |before: &Option<Selected>, c: &Command, ok: bool| {
+            selected_after(before.clone(), c, ok)
+        };
+        let nothing = cmd::SelectReturn::Nothing;
+        assert_eq!(after(&None, &cmd::select_mf(nothing), true), mf);
+        assert_eq!(
+            after(&mf, &cmd::select_by_aid(&[0xF0, 0x01], nothing), true),
+            app
+        );
+        // An EF of the current DF, reads and writes: the DF stays current.
+        assert_eq!(after(&app, &cmd::select_ef(0x0101, nothing), true), app);
+        assert_eq!(after(&app, &cmd::read_binary(0, 16), true), app);
+        assert_eq!(after(&app, &cmd::update_binary(0, &[1, 2]), true), app);
+        assert_eq!(after(&app, &cmd::get_data(0x7F61, 256), true), app);
+        // A failed SELECT, a SELECT by FID (a DF or an EF?), by path, of
+        // the parent, or on another logical channel: unknown.
+        assert_eq!(after(&app, &cmd::select_mf(nothing), false), None);
+        assert_eq!(
+            after(&app, &cmd::select_by_fid(0x5000, nothing), true),
+            None
+        );
+        assert_eq!(after(&app, &cmd::select_parent(nothing), true), None);
+        let mut other_channel = cmd::select_mf(nothing);
+        other_channel.cla = 0x01;
+        assert_eq!(after(&app, &other_channel, true), None);
+        // CREATE FILE: an EF leaves its DF current, a DF becomes current.
+        let ef = h("62 0B 80 02 00 10 82 01 01 83 02 01 01").unwrap();
+        let df = h("62 07 82 01 38 83 02 60 00").unwrap();
+        assert_eq!(after(&app, &cmd::create_file(&ef), true), app);
+        assert_eq!(after(&app, &cmd::create_file(&df), true), None);
+        assert_eq!(after(&app, &cmd::create_file(&df), false), app);
+        // ACTIVATE on the current file keeps it; an unknown command forgets.
+        assert_eq!(after(&mf, &cmd::activate_file(), true), mf);
+        assert_eq!(after(&mf, &cmd::delete_file(0x0101), true), None);
+        assert_eq!(
+            after(&mf, &Command::new(0x00, 0x70, 0x00, 0x00), true),
+            None
+        );
+    }
+
+    #[test]
     fn get_response_collects_all_data() {
         let mut s = scripted(&[
             ("00 A4 00 00 02 3F 00 00", "61 04"),
