@@ -180,6 +180,7 @@ fn personalize_inner(
     on_stage: &mut dyn FnMut(Stage),
 ) -> Result<PersoResult, PersoError> {
     let p = iss.profile;
+    transparent_security_domain(ch, p);
     on_stage(Stage::CheckBlank);
     // Before the card is touched: the CA issues certificates that end with
     // this card (profile [certificates]), or the card would be spoilt.
@@ -241,6 +242,19 @@ fn personalize_inner(
         bytes_written,
         secure_channel,
     })
+}
+
+/// Tell the channel when the profile says selecting the card's security
+/// domain leaves its current DF alone, so the DF is not selected again
+/// around the secure channel.
+fn transparent_security_domain(ch: &mut Channel, p: &Profile) {
+    if let Some(sd) = p
+        .security_domain
+        .as_ref()
+        .filter(|sd| sd.select_keeps_files)
+    {
+        ch.set_selection_transparent(&sd.aid);
+    }
 }
 
 /// Add the commands an exchange sent to the card's count.
@@ -790,6 +804,7 @@ pub fn verify(
     input: &CardInput,
 ) -> Result<VerifyReport, ExchangeError> {
     let p = iss.profile;
+    transparent_security_domain(ch, p);
     let mut rep = VerifyReport {
         serial: None,
         record_id: input.record_id.clone(),

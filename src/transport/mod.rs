@@ -306,7 +306,12 @@ pub enum Selected {
 /// current, so an EF leaves its DF current), §6.5 (ACTIVATE FILE on the
 /// current file). Commands known not to touch the selection keep it;
 /// anything else makes it unknown.
-fn selected_after(before: Option<Selected>, c: &Command, ok: bool) -> Option<Selected> {
+fn selected_after(
+    before: Option<Selected>,
+    c: &Command,
+    ok: bool,
+    transparent: &[Vec<u8>],
+) -> Option<Selected> {
     // Logical channels other than the basic one, and proprietary classes
     // other than GlobalPlatform's, are not followed.
     let basic = c.cla & 0x03 == 0 && (c.cla & 0x80 == 0 || matches!(c.cla, 0x80..=0x87));
@@ -316,11 +321,15 @@ fn selected_after(before: Option<Selected>, c: &Command, ok: bool) -> Option<Sel
     match c.ins {
         0xA4 if c.cla & 0x80 == 0 && ok => match (c.p1, c.data()) {
             (0x00, []) | (0x00, [0x3F, 0x00]) => Some(Selected::Mf),
+            // An application the card selects beside its files (a
+            // security domain, see [`Channel::set_selection_transparent`]).
+            (0x04, aid) if transparent.iter().any(|t| t.as_slice() == aid) => before,
             (0x04, aid) if !aid.is_empty() => Some(Selected::Aid(aid.to_vec())),
             // An EF under the current DF: the DF stays current.
             (0x02, _) => before,
             _ => None,
         },
+        0xA4 if c.p1 == 0x04 && transparent.iter().any(|t| t.as_slice() == c.data()) => before,
         0xA4 => None,
         0xE0 => {
             if !ok {
@@ -360,6 +369,8 @@ pub struct Exchange<'s> {
     personal_responses: bool,
     /// The card's current DF as far as the commands sent so far tell.
     selected: Option<Selected>,
+    /// AIDs whose selection leaves the current DF as it was.
+    transparent: Vec<Vec<u8>>,
 }
 
 /// How a command shows: always redacted (errors, journal digests), and as
@@ -399,7 +410,15 @@ impl<'s> Exchange<'s> {
             secure: None,
             personal_responses: false,
             selected: None,
+            transparent: Vec::new(),
         }
+    }
+
+    /// SELECTs of these AIDs leave the current DF as it was (see
+    /// [`Channel::set_selection_transparent`]).
+    pub fn with_transparent(mut self, aids: Vec<Vec<u8>>) -> Self {
+        self.transparent = aids;
+        self
     }
 
     /// Start from what the card is known to have selected (the channel's
@@ -601,7 +620,7 @@ impl<'s> Exchange<'s> {
     /// Follow the card's selection through command `c` and its outcome.
     fn observe(&mut self, c: &Command, r: &Result<Response, ExchangeError>) {
         self.selected = match r {
-            Ok(resp) => selected_after(self.selected.take(), c, resp.sw.is_ok()),
+            Ok(resp) => selected_after(self.selected.take(), c, resp.sw.is_ok(), &self.transparent),
             Err(_) => None,
         };
     }
@@ -930,6 +949,8 @@ pub struct Channel {
     /// Carry the selection from one transaction to the next (see
     /// [`Channel::keep_selection`]).
     keep_selection: bool,
+    /// See [`Channel::set_selection_transparent`].
+    transparent: Vec<Vec<u8>>,
 }
 
 /// Errors of a logical operation: the exchange failed, or the operation itself did.
@@ -958,6 +979,17 @@ impl Channel {
             secure: None,
             selected: None,
             keep_selection: true,
+            transparent: Vec::new(),
+        }
+    }
+
+    /// The card selects application `aid` beside its file system (a
+    /// security domain that guards the whole card and is not an applet):
+    /// selecting it leaves the current DF as it was. What the card's
+    /// profile says; without it a SELECT of any AID moves the selection.
+    pub fn set_selection_transparent(&mut self, aid: &[u8]) {
+        if !self.transparent.iter().any(|t| t.as_slice() == aid) {
+            self.transparent.push(aid.to_vec());
         }
     }
 
@@ -1062,7 +1094,8 @@ impl Channel {
                     let mut ex = Exchange::new(session, self.opts, self.caps)
                         .with_transcript(self.transcript.clone())
                         .with_secure(self.secure.as_deref_mut().map(|s| s as _))
-                        .with_selected(selected);
+                        .with_selected(selected)
+                        .with_transparent(self.transparent.clone());
                     let r = op(&mut ex);
                     if r.is_ok() && self.keep_selection {
                         self.selected = ex.selected.take();
@@ -1136,7 +1169,7 @@ mod tests {
         let mf = Some(Selected::Mf);
         let app = Some(Selected::Aid(vec![0xF0, 0x01]));
         let after = |before: &Option<Selected>, c: &Command, ok: bool| {
-            selected_after(before.clone(), c, ok)
+            selected_after(before.clone(), c, ok, &[])
         };
         let nothing = cmd::SelectReturn::Nothing;
         assert_eq!(after(&None, &cmd::select_mf(nothing), true), mf);
@@ -1169,6 +1202,17 @@ mod tests {
         // ACTIVATE on the current file keeps it; an unknown command forgets.
         assert_eq!(after(&mf, &cmd::activate_file(), true), mf);
         assert_eq!(after(&mf, &cmd::delete_file(0x0101), true), None);
+        // A security domain the card selects beside its files.
+        let sd = [0xA0, 0x00, 0x00, 0x01, 0x51];
+        let select_sd = cmd::select_by_aid(&sd, cmd::SelectReturn::Fci);
+        assert_eq!(
+            after(&app, &select_sd, true),
+            Some(Selected::Aid(sd.to_vec()))
+        );
+        assert_eq!(
+            selected_after(app.clone(), &select_sd, true, &[sd.to_vec()]),
+            app
+        );
         assert_eq!(
             after(&mf, &Command::new(0x00, 0x70, 0x00, 0x00), true),
             None
