@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Host CPU time per card for perso + verify (the card's own time excluded),
-# and APDUs per card against the minimum the payload sizes allow.
+# APDUs per card against the minimum the payload and the card's command set
+# allow, and card time under the timing model (typical) against its floor.
 #
 # Builds the example in release and runs, in one process and one run:
 #   - the baselines: one bare round trip (Channel::run + SELECT MF through the

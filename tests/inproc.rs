@@ -232,3 +232,138 @@ fn status_errors_carry_the_status_word() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A connection on which another process resets the card when APDU number
+/// `reset_at` arrives: the card powers up again (its selection is gone) and
+/// that APDU fails with CardReset, as PC/SC reports it.
+struct ResettingTransport {
+    inner: SimTransport,
+    card: Arc<Mutex<SimCard>>,
+    count: Arc<Mutex<u64>>,
+    reset_at: Arc<Mutex<Option<u64>>>,
+    sent: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+struct ResettingSession<'a> {
+    inner: Box<dyn cardsmith::transport::Session + 'a>,
+    card: Arc<Mutex<SimCard>>,
+    count: Arc<Mutex<u64>>,
+    reset_at: Arc<Mutex<Option<u64>>>,
+    sent: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl cardsmith::transport::Session for ResettingSession<'_> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let n = {
+            let mut c = self.count.lock().unwrap();
+            *c += 1;
+            *c
+        };
+        if *self.reset_at.lock().unwrap() == Some(n) {
+            self.card.lock().unwrap().power_on();
+            return Err(TransportError::CardReset {
+                reader: "sim".into(),
+            });
+        }
+        self.sent.lock().unwrap().push(apdu.to_vec());
+        self.inner.transmit(apdu)
+    }
+}
+
+impl cardsmith::transport::Transport for ResettingTransport {
+    fn begin(&mut self) -> Result<Box<dyn cardsmith::transport::Session + '_>, TransportError> {
+        let (card, count, reset_at, sent) = (
+            self.card.clone(),
+            self.count.clone(),
+            self.reset_at.clone(),
+            self.sent.clone(),
+        );
+        Ok(Box::new(ResettingSession {
+            inner: self.inner.begin()?,
+            card,
+            count,
+            reset_at,
+            sent,
+        }))
+    }
+    fn reconnect(&mut self, reset: bool) -> Result<(), TransportError> {
+        self.inner.reconnect(reset)
+    }
+    fn atr(&self) -> Vec<u8> {
+        self.inner.atr()
+    }
+    fn protocol(&self) -> cardsmith::transport::Protocol {
+        self.inner.protocol()
+    }
+    fn reader(&self) -> String {
+        self.inner.reader()
+    }
+}
+
+/// The channel selects an application only when the card is not known to
+/// be in it, and after a reset by another process the operation it runs
+/// again selects it again (the card is back in the MF): selection tracking
+/// keeps reset safety.
+#[test]
+fn a_known_selection_is_not_repeated_and_a_reset_forgets_it() {
+    use cardsmith::perso::card;
+    use cardsmith::transport::Selected;
+    const AID: [u8; 5] = [0xF0, 0x01, 0x02, 0x03, 0x04];
+    let sim = Arc::new(Mutex::new(SimCard::blank(SimConfig::default())));
+    let count = Arc::new(Mutex::new(0u64));
+    let reset_at = Arc::new(Mutex::new(None));
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let mut ch = Channel::new(
+        Box::new(ResettingTransport {
+            inner: SimTransport::shared(sim.clone(), Faults::none()),
+            card: sim,
+            count: count.clone(),
+            reset_at: reset_at.clone(),
+            sent: sent.clone(),
+        }),
+        ExchangeOptions::default(),
+    );
+    // An application DF with one EF (the EF is created in the new DF).
+    let mut df = vec![0x82, 0x01, 0x38, 0x83, 0x02, 0x50, 0x00, 0x84, 0x05];
+    df.extend_from_slice(&AID);
+    let mut df_fcp = vec![0x62, df.len() as u8];
+    df_fcp.extend_from_slice(&df);
+    ch.run(|ex| -> Result<(), ExchangeError> {
+        ex.expect_ok(&cmd::create_file(&df_fcp))?;
+        ex.expect_ok(&cmd::create_file(&ef_fcp(0x0101, 16)))?;
+        Ok(())
+    })
+    .unwrap();
+    // A DF just created: the channel does not assume where the card is.
+    assert_eq!(ch.selected(), None);
+    let select_and_open_ef = |ex: &mut cardsmith::transport::Exchange<'_>| {
+        card::select_aid(ex, &AID)?;
+        ex.expect_ok(&cmd::select_ef(0x0101, cmd::SelectReturn::Nothing))
+            .map(|_| ())
+    };
+    let is_select_aid = |a: &Vec<u8>| a.get(1..3) == Some(&[0xA4, 0x04][..]);
+    let before = sent.lock().unwrap().len();
+    ch.run(select_and_open_ef).unwrap();
+    assert_eq!(ch.selected(), Some(&Selected::Aid(AID.to_vec())));
+    assert_eq!(sent.lock().unwrap().len(), before + 2);
+    // Known: only the EF is selected.
+    ch.run(select_and_open_ef).unwrap();
+    let after = sent.lock().unwrap().clone();
+    assert_eq!(after.len(), before + 3);
+    assert!(!is_select_aid(&after[before + 2]));
+    // Another process resets the card at the next APDU: the operation is
+    // run again from an unknown selection, so it selects the application
+    // first (else SELECT EF 0101 would not find the EF from the MF).
+    let n = *count.lock().unwrap();
+    *reset_at.lock().unwrap() = Some(n + 1);
+    ch.run(select_and_open_ef).unwrap();
+    assert_eq!(ch.resets_recovered(), 1);
+    let last = sent.lock().unwrap().clone();
+    assert_eq!(
+        last.len(),
+        before + 5,
+        "the rerun selects the application, then the EF"
+    );
+    assert!(is_select_aid(&last[before + 3]));
+    assert_eq!(ch.selected(), Some(&Selected::Aid(AID.to_vec())));
+}

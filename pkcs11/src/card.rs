@@ -69,10 +69,11 @@ pub fn connect(reader: &str) -> Result<Channel, CK_RV> {
             CKR_DEVICE_ERROR
         }
     })?;
-    Ok(Channel::new(
-        Box::new(Guest(Some(t))),
-        ExchangeOptions::default(),
-    ))
+    let mut ch = Channel::new(Box::new(Guest(Some(t))), ExchangeOptions::default());
+    // Other applications share the card between this module's
+    // transactions: every operation selects what it needs.
+    ch.keep_selection(false);
+    Ok(ch)
 }
 
 /// One of the card's key pairs, as the profile names it, with what the

@@ -349,14 +349,11 @@ impl SimCard {
         self.apdus = self.apdus.saturating_add(1);
         let resp = self.execute(apdu);
         if let Some(t) = self.state.config.timing {
-            let ins = apdu.get(1).copied().unwrap_or(0);
-            let ok = resp.ends_with(&[0x90, 0x00]);
-            let data_len = apdu.len().saturating_sub(5);
-            let written = super::timing::written_bytes(ins, data_len, ok);
-            let keygen = u32::from(ins == 0x46 && ok);
-            self.cost = self
-                .cost
-                .saturating_add(t.cost(apdu.len(), resp.len(), written, keygen));
+            let sw = match resp.as_slice() {
+                [.., a, b] => u16::from_be_bytes([*a, *b]),
+                _ => 0,
+            };
+            self.cost = self.cost.saturating_add(t.apdu_cost(apdu, resp.len(), sw));
         }
         resp
     }

@@ -141,6 +141,28 @@ impl Timing {
     }
 }
 
+impl Timing {
+    /// The cost of one APDU as the card sees it: the command bytes, the
+    /// response (data and SW) of `response_len` bytes with status `sw`.
+    /// The EEPROM written and the key generation follow from the command
+    /// ([`written_bytes`]; GENERATE ASYMMETRIC KEY PAIR makes a key only
+    /// with P1 = 00, P1 = 81 reads the public key back and writes nothing).
+    /// The simulated card charges this; a benchmark computes a floor with it.
+    pub fn apdu_cost(&self, apdu: &[u8], response_len: usize, sw: u16) -> Duration {
+        let ins = apdu.get(1).copied().unwrap_or(0);
+        let p1 = apdu.get(2).copied().unwrap_or(0);
+        let ok = sw == 0x9000;
+        let reads_key = ins == 0x46 && p1 != 0x00;
+        let written = if reads_key {
+            0
+        } else {
+            written_bytes(ins, apdu.len().saturating_sub(5), ok)
+        };
+        let keygen = u32::from(ins == 0x46 && !reads_key && ok);
+        self.cost(apdu.len(), response_len, written, keygen)
+    }
+}
+
 fn micros(v: &str) -> Result<u64, String> {
     let (num, mul) = if let Some(n) = v.strip_suffix("us") {
         (n, 1)

@@ -6,7 +6,7 @@
 use crate::apdu::{cmd, Command, StatusWord};
 use crate::secret::Secret;
 use crate::tlv;
-use crate::transport::{Channel, Exchange, ExchangeError};
+use crate::transport::{Channel, Exchange, ExchangeError, Selected};
 use std::collections::BTreeMap;
 
 use super::keys::IssuerKey;
@@ -84,12 +84,23 @@ fn get_data_value(ex: &mut Exchange<'_>, tag: u16, what: &str) -> Result<Vec<u8>
     }
 }
 
+/// Make the MF the current DF: a SELECT unless the channel knows the card
+/// is there already (see [`crate::transport::Selected`]; after a reset or a
+/// failed operation it does not know, and this selects).
 pub fn select_mf(ex: &mut Exchange<'_>) -> Result<(), ExchangeError> {
+    if ex.selected() == Some(&Selected::Mf) {
+        return Ok(());
+    }
     ex.expect_ok(&cmd::select_mf(cmd::SelectReturn::Nothing))?;
     Ok(())
 }
 
+/// Make application `aid` the current DF: a SELECT unless the channel
+/// knows the card is there already (as [`select_mf`]).
 pub fn select_aid(ex: &mut Exchange<'_>, aid: &[u8]) -> Result<(), ExchangeError> {
+    if matches!(ex.selected(), Some(Selected::Aid(a)) if a.as_slice() == aid) {
+        return Ok(());
+    }
     ex.expect_ok(&cmd::select_by_aid(aid, cmd::SelectReturn::Nothing))?;
     Ok(())
 }
@@ -114,26 +125,50 @@ fn select_ef_size(ex: &mut Exchange<'_>, fid: u16) -> Result<usize, ExchangeErro
 /// groups come back whole in one short APDU, larger ones need one more.
 const FIRST_READ: usize = 256;
 
+/// What a first read takes at least: a whole TLV header (up to two tag
+/// bytes and five length bytes), so the object's length is known from it.
+const TLV_HEADER_MAX: usize = 8;
+
 /// Select EF `fid` in the current DF and read the one data object it holds:
 /// a first chunk, then exactly the rest its header announces, so the padding
 /// after it is not transferred. An EF whose start is not a TLV header is
 /// read whole.
 pub fn read_tlv_ef(ex: &mut Exchange<'_>, fid: u16) -> Result<Vec<u8>, ExchangeError> {
     let size = select_ef_size(ex, fid)?;
-    read_tlv_rest(ex, size)
+    read_tlv_rest(ex, size, None)
 }
 
 /// [`read_tlv_ef`] for an EF that holds a citizen's personal data (a data
 /// group, a certificate): the trace shows `PERSONAL(n bytes)` for what the
 /// card answers to the READ BINARY commands.
 pub fn read_personal_ef(ex: &mut Exchange<'_>, fid: u16) -> Result<Vec<u8>, ExchangeError> {
-    let size = select_ef_size(ex, fid)?;
-    ex.personal(|ex| read_tlv_rest(ex, size))
+    read_personal_ef_expecting(ex, fid, None)
 }
 
-/// The data object of the selected EF of `size` bytes.
-fn read_tlv_rest(ex: &mut Exchange<'_>, size: usize) -> Result<Vec<u8>, ExchangeError> {
-    let head = ex.read_binary(0, size.min(FIRST_READ))?;
+/// [`read_personal_ef`] when the caller knows how long the data object
+/// should be (verification knows the data groups it expects): the first
+/// READ BINARY asks for that much, so a data object of the expected length
+/// comes in one command (or as few as the card's Ne allows) and no padding
+/// follows it. A longer one is still read whole, a shorter one trimmed by
+/// its own length; the expectation only sizes the reads.
+pub fn read_personal_ef_expecting(
+    ex: &mut Exchange<'_>,
+    fid: u16,
+    expected: Option<usize>,
+) -> Result<Vec<u8>, ExchangeError> {
+    let size = select_ef_size(ex, fid)?;
+    ex.personal(|ex| read_tlv_rest(ex, size, expected))
+}
+
+/// The data object of the selected EF of `size` bytes; the first read asks
+/// for `expected` bytes (at least a TLV header's worth) or [`FIRST_READ`].
+fn read_tlv_rest(
+    ex: &mut Exchange<'_>,
+    size: usize,
+    expected: Option<usize>,
+) -> Result<Vec<u8>, ExchangeError> {
+    let first = expected.map_or(FIRST_READ, |n| n.max(TLV_HEADER_MAX));
+    let head = ex.read_binary(0, size.min(first))?;
     match tlv::extent(&head) {
         Some(n) if n <= size => {
             if n <= head.len() {
@@ -643,14 +678,30 @@ pub struct ReadBack {
 /// security object, each certificate and public key, in one transaction.
 /// Used by `verify`, `read` and the counter's genuineness check.
 pub fn read_back(ch: &mut Channel, p: &Profile) -> Result<ReadBack, ExchangeError> {
+    read_back_expecting(ch, p, &BTreeMap::new())
+}
+
+/// [`read_back`] when the caller knows how long some EFs' data objects
+/// should be (by FID): those are read in as few commands as their length
+/// allows (see [`read_personal_ef_expecting`]).
+pub fn read_back_expecting(
+    ch: &mut Channel,
+    p: &Profile,
+    lengths: &BTreeMap<u16, usize>,
+) -> Result<ReadBack, ExchangeError> {
     ch.run(|ex| {
         let mut rb = ReadBack::default();
         select_aid(ex, &p.identity_aid)?;
         for dg in &p.data_groups {
-            rb.dgs
-                .insert(dg.number, soft(read_personal_ef(ex, dg.fid))?);
+            let expected = lengths.get(&dg.fid).copied();
+            rb.dgs.insert(
+                dg.number,
+                soft(read_personal_ef_expecting(ex, dg.fid, expected))?,
+            );
         }
-        rb.sod = Some(soft(read_tlv_ef(ex, p.sod_fid))?);
+        let sod = select_ef_size(ex, p.sod_fid)
+            .and_then(|size| read_tlv_rest(ex, size, lengths.get(&p.sod_fid).copied()));
+        rb.sod = Some(soft(sod)?);
         select_aid(ex, &p.pki_aid)?;
         for k in &p.keys {
             rb.certs

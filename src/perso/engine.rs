@@ -2,8 +2,8 @@
 //!
 //! [`personalize`] takes a blank card to the personalized state: issuer
 //! authentication, the profile's scripts (file system and PINs), fingerprint
-//! enrolment, the data groups, key pairs generated on the card with their
-//! certificates, the security object, and closing personalization.
+//! enrolment, the data groups, the security object, key pairs generated on
+//! the card with their certificates, and closing personalization.
 //! [`verify`] reads everything back and gives a verdict per check.
 
 use std::collections::BTreeMap;
@@ -73,8 +73,8 @@ pub enum Stage {
     Scripts,
     Enrol,
     DataGroups,
-    Keys,
     SecurityObject,
+    Keys,
     Close,
 }
 
@@ -180,6 +180,7 @@ fn personalize_inner(
     on_stage: &mut dyn FnMut(Stage),
 ) -> Result<PersoResult, PersoError> {
     let p = iss.profile;
+    transparent_security_domain(ch, p);
     on_stage(Stage::CheckBlank);
     // Before the card is touched: the CA issues certificates that end with
     // this card (profile [certificates]), or the card would be spoilt.
@@ -224,11 +225,14 @@ fn personalize_inner(
     stage_enrol(ch, p, input, apdus)?;
     on_stage(Stage::DataGroups);
     let mut bytes_written = stage_data_groups(ch, p, &dgs, apdus)?;
+    // The security object covers the data groups only, so it is written
+    // while the identity application is still selected, before the keys
+    // move to the PKI application: one SELECT less.
+    on_stage(Stage::SecurityObject);
+    bytes_written += stage_security_object(ch, iss, &dgs, apdus)?;
     on_stage(Stage::Keys);
     let (certificates, cert_bytes) = stage_keys(ch, iss, input, &terms, apdus)?;
     bytes_written += cert_bytes;
-    on_stage(Stage::SecurityObject);
-    bytes_written += stage_security_object(ch, iss, &dgs, apdus)?;
     on_stage(Stage::Close);
     stage_close(ch, p, apdus)?;
     Ok(PersoResult {
@@ -238,6 +242,19 @@ fn personalize_inner(
         bytes_written,
         secure_channel,
     })
+}
+
+/// Tell the channel when the profile says selecting the card's security
+/// domain leaves its current DF alone, so the DF is not selected again
+/// around the secure channel.
+fn transparent_security_domain(ch: &mut Channel, p: &Profile) {
+    if let Some(sd) = p
+        .security_domain
+        .as_ref()
+        .filter(|sd| sd.select_keeps_files)
+    {
+        ch.set_selection_transparent(&sd.aid);
+    }
 }
 
 /// Add the commands an exchange sent to the card's count.
@@ -787,6 +804,7 @@ pub fn verify(
     input: &CardInput,
 ) -> Result<VerifyReport, ExchangeError> {
     let p = iss.profile;
+    transparent_security_domain(ch, p);
     let mut rep = VerifyReport {
         serial: None,
         record_id: input.record_id.clone(),
@@ -802,7 +820,20 @@ pub fn verify(
     let serial_hex = hex::compact(&serial);
     rep.serial = Some(serial_hex.clone());
     rep.life_cycle = Some(lc);
-    let rb = card::read_back(ch, p)?;
+    // The card is asked in the order of its applications, so that each is
+    // selected once: the identity application (fingers, BITs, data groups,
+    // security object), then the PKI application (certificates, public keys,
+    // the keys' proofs), then the MF (closed for personalization). The
+    // report keeps its own order: data groups, security object, keys,
+    // fingers, BITs, PIN states, closed.
+    let mut identity = VerifyReport {
+        checks: vec![],
+        fingers: vec![],
+        ..rep.clone()
+    };
+    check_fingers(ch, &mut identity, iss, input)?;
+    check_bits_on_card(ch, &mut identity, p, input)?;
+    let rb = card::read_back_expecting(ch, p, &expected_lengths(iss, input, &serial_hex))?;
     let chain = iss.ca.chain();
     check_data_groups(&mut rep, p, input, &rb, &serial_hex);
     check_security_object(&mut rep, p, &rb, &chain);
@@ -814,14 +845,37 @@ pub fn verify(
         result: None,
     };
     check_keys(ch, &mut rep, iss, input, &rb, &chain, lc, &mut auth)?;
-    check_fingers(ch, &mut rep, iss, input)?;
-    check_bits_on_card(ch, &mut rep, p, input)?;
+    rep.checks.append(&mut identity.checks);
+    rep.fingers = identity.fingers;
     // PIN and biometric states.
     let states = ch.run(|ex| card::status_list(ex, p))?;
     rep.push("PIN states", check_pin_states(p, lc, &states));
     check_closed(ch, &mut rep, lc, &mut auth)?;
     rep.passed = rep.checks.iter().all(|c| c.passed);
     Ok(rep)
+}
+
+/// What the card should hold, by EF: the data groups the record makes,
+/// exactly, and the longest security object the document signer makes
+/// over them. Only the reads are sized with it (one READ BINARY each when
+/// the card takes the length), never the verdicts.
+fn expected_lengths(iss: &Issuer<'_>, input: &CardInput, serial_hex: &str) -> BTreeMap<u16, usize> {
+    let p = iss.profile;
+    let dgs = build_data_groups(p, input, serial_hex);
+    let mut out: BTreeMap<u16, usize> = p
+        .data_groups
+        .iter()
+        .filter_map(|dg| dgs.get(&dg.number).map(|b| (dg.fid, b.len())))
+        .collect();
+    let covered: Vec<(u8, &[u8])> = p
+        .sod_data_groups
+        .iter()
+        .filter_map(|n| dgs.get(n).map(|b| (*n, b.as_slice())))
+        .collect();
+    if let Ok(n) = pki::sod_length_at_most(&covered, iss.signer.certificate(), SystemTime::now()) {
+        out.insert(p.sod_fid, n);
+    }
+    out
 }
 
 /// Issuer authentication (GET CHALLENGE, EXTERNAL AUTHENTICATE), done at
@@ -1098,12 +1152,20 @@ fn check_fingers(
     };
     if let Ok(opts) = &secure {
         let mut failed = None;
+        // A card that gives no score for the first finger gives none for
+        // the others: it is not asked again.
+        let mut diagnostics = true;
         for (f, r) in input.fingers.iter().zip(&p.bio_references) {
             match ch.run(|ex| {
                 card::select_aid(ex, &p.identity_aid)?;
-                card::verify_finger_diagnosed(ex, *r, &f.minutiae)
+                if diagnostics {
+                    card::verify_finger_diagnosed(ex, *r, &f.minutiae)
+                } else {
+                    Ok((card::verify_finger(ex, *r, &f.minutiae)?, None))
+                }
             }) {
                 Ok((sw, diag)) => {
+                    diagnostics = diag.is_some();
                     rep.fingers
                         .push(FingerVerdict::new(&f.position, *r, sw, diag));
                     verified.push((f.position.clone(), *r, sw));

@@ -69,6 +69,8 @@ struct RawSd {
     mode: String,
     #[serde(default)]
     store_data: bool,
+    #[serde(default)]
+    select_keeps_files: bool,
 }
 
 fn default_mode() -> String {
@@ -406,6 +408,11 @@ pub struct SecurityDomain {
     pub mode: crate::scp03::Mode,
     /// Write the data groups with STORE DATA (DGI = the EF's FID).
     pub store_data: bool,
+    /// Selecting the security domain leaves the card's current DF as it
+    /// was (a file-system card whose security domain is not an applet):
+    /// the host need not select its DF again after the secure channel
+    /// opens or closes. Off, the host assumes the selection moved.
+    pub select_keeps_files: bool,
 }
 
 impl SecurityDomain {
@@ -962,6 +969,7 @@ impl Check<'_> {
             level,
             mode,
             store_data: sd.store_data,
+            select_keeps_files: sd.select_keeps_files,
         })
     }
 }

@@ -42,7 +42,10 @@ pub use csr::{
     assemble_csr, der_to_raw_sig, raw_to_der_sig, request_info_der, verify_csr, CsrInfo,
     SubjectName,
 };
-pub use sod::{build_sod, build_sod_at, verify_sod, DocumentSigner, SodContents, SodProblem};
+pub use sod::{
+    build_sod, build_sod_at, sod_length_at_most, verify_sod, DocumentSigner, SodContents,
+    SodProblem,
+};
 
 /// Errors of the PKI operations that produce data (CSR, issuance, SOD,
 /// CA storage). Checks of received data use [`CertProblem`] / [`SodProblem`].

@@ -205,6 +205,46 @@ pub fn build_sod_at(
             what: "document signer",
             reason: "signature does not verify with the key in its certificate".into(),
         })?;
+    Ok(assemble_sod(&lds, attrs, &cert, cert_der, &sig))
+}
+
+/// The length of the longest EF.SOD [`build_sod_at`] can make over
+/// `data_groups` with the document signer certificate `cert_der`: the
+/// signature is the only part whose length varies (a DER ECDSA-Sig-Value
+/// of P-256 is at most 72 bytes). Nothing is signed. A reader that knows
+/// what the card should hold sizes its reads with it.
+pub fn sod_length_at_most(
+    data_groups: &[(u8, &[u8])],
+    cert_der: &[u8],
+    signing_time: SystemTime,
+) -> Result<usize, PkiError> {
+    let lds = lds_security_object(data_groups)?;
+    let cert = parse_cert(cert_der, "document signer certificate")?;
+    let attr =
+        |arcs: &[u64], value: Vec<u8>| der::seq(&[&der::oid(arcs), &der::set_of(vec![value])]);
+    let attrs = der::set_of(vec![
+        attr(
+            oids::CMS_CONTENT_TYPE,
+            der::oid(oids::ICAO_LDS_SECURITY_OBJECT),
+        ),
+        attr(oids::CMS_MESSAGE_DIGEST, der::octet_string(&sha256(&lds))),
+        attr(
+            oids::CMS_SIGNING_TIME,
+            der::time(crate::utc::unix_secs(signing_time)),
+        ),
+    ]);
+    let longest_sig = [0u8; 72];
+    Ok(assemble_sod(&lds, attrs, &cert, cert_der, &longest_sig).len())
+}
+
+/// EF.SOD around a signature over `attrs` (the signed attributes as a SET).
+fn assemble_sod(
+    lds: &[u8],
+    attrs: Vec<u8>,
+    cert: &x509_parser::certificate::X509Certificate<'_>,
+    cert_der: &[u8],
+    sig: &[u8],
+) -> Vec<u8> {
     let mut signed_attrs = attrs;
     if let Some(tag) = signed_attrs.first_mut() {
         *tag = der::ctx_cons(0); // SET -> [0] IMPLICIT
@@ -220,14 +260,14 @@ pub fn build_sod_at(
         &der::algorithm_id(oids::SHA256),
         &signed_attrs,
         &der::algorithm_id(oids::ECDSA_WITH_SHA256),
-        &der::octet_string(&sig),
+        &der::octet_string(sig),
     ]);
     let signed_data = der::seq(&[
         &der::uint_small(3),
         &der::set_of(vec![der::algorithm_id(oids::SHA256)]),
         &der::seq(&[
             &der::oid(oids::ICAO_LDS_SECURITY_OBJECT),
-            &der::tlv(der::ctx_cons(0), &der::octet_string(&lds)),
+            &der::tlv(der::ctx_cons(0), &der::octet_string(lds)),
         ]),
         &der::tlv(der::ctx_cons(0), cert_der),
         &der::set_of(vec![signer_info]),
@@ -236,7 +276,7 @@ pub fn build_sod_at(
         &der::oid(oids::CMS_SIGNED_DATA),
         &der::tlv(der::ctx_cons(0), &signed_data),
     ]);
-    Ok(der::tlv(SOD_TAG, &content_info))
+    der::tlv(SOD_TAG, &content_info)
 }
 
 /// AlgorithmIdentifier whose parameters are absent or NULL; returns the OID.

@@ -15,6 +15,19 @@
 //! `run` must therefore start from a known state (SELECT first), which every
 //! operation in cardsmith does. A removed card is never retried: it is
 //! reported as [`TransportError::CardRemoved`].
+//!
+//! Selection: every APDU costs a card round trip (12–60 ms on real cards),
+//! so the channel keeps track of the card's current DF ([`Selected`]) from
+//! the commands it sees and their answers, and [`Exchange::selected`] lets
+//! an operation "start from a known state" without a SELECT when the card is
+//! already there. The tracking is conservative: any command that may move
+//! the selection and is not understood (a failed SELECT, CREATE FILE of a
+//! DF, DELETE FILE, MANAGE CHANNEL, an operation that ended in an error,
+//! a reconnect or reset) makes it unknown, and the next operation selects
+//! again. It assumes that no other process selects files on the card
+//! between this channel's transactions (a shared connection's neighbour
+//! would have to SELECT in between; the card then answers 6A82 to the next
+//! EF this channel names, or reads another DF's EF of the same FID).
 
 pub mod pcsc;
 pub mod sim;
@@ -278,6 +291,72 @@ impl Transcript {
 /// A transcript several owners can feed (the channel and whoever reads it).
 pub type SharedTranscript = std::sync::Arc<std::sync::Mutex<Transcript>>;
 
+/// The card's current DF as far as the host knows it: the MF, or an
+/// application DF selected by name. `None` (in an `Option<Selected>`)
+/// means unknown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Selected {
+    Mf,
+    Aid(Vec<u8>),
+}
+
+/// The current DF after command `c` was answered (`ok`: with 9000 or a
+/// warning that still executed it), given what it was before: ISO/IEC
+/// 7816-4 §7.1.1 (SELECT), 7816-9 §8.2 (CREATE FILE: the new file becomes
+/// current, so an EF leaves its DF current), §6.5 (ACTIVATE FILE on the
+/// current file). Commands known not to touch the selection keep it;
+/// anything else makes it unknown.
+fn selected_after(
+    before: Option<Selected>,
+    c: &Command,
+    ok: bool,
+    transparent: &[Vec<u8>],
+) -> Option<Selected> {
+    // Logical channels other than the basic one, and proprietary classes
+    // other than GlobalPlatform's, are not followed.
+    let basic = c.cla & 0x03 == 0 && (c.cla & 0x80 == 0 || matches!(c.cla, 0x80..=0x87));
+    if !basic {
+        return None;
+    }
+    match c.ins {
+        0xA4 if c.cla & 0x80 == 0 && ok => match (c.p1, c.data()) {
+            (0x00, []) | (0x00, [0x3F, 0x00]) => Some(Selected::Mf),
+            // An application the card selects beside its files (a
+            // security domain, see [`Channel::set_selection_transparent`]).
+            (0x04, aid) if transparent.iter().any(|t| t.as_slice() == aid) => before,
+            (0x04, aid) if !aid.is_empty() => Some(Selected::Aid(aid.to_vec())),
+            // An EF under the current DF: the DF stays current.
+            (0x02, _) => before,
+            _ => None,
+        },
+        0xA4 if c.p1 == 0x04 && transparent.iter().any(|t| t.as_slice() == c.data()) => before,
+        0xA4 => None,
+        0xE0 => {
+            if !ok {
+                return before;
+            }
+            // 62 { 82 descriptor … }: b6-b4 set (38) is a DF, which becomes current.
+            let nodes = crate::tlv::decode(c.data());
+            let descriptor = crate::tlv::expect_one(&nodes, &[0x62])
+                .ok()
+                .and_then(|t| crate::tlv::child_value(t, &[0x82]))
+                .and_then(|v| v.first().copied());
+            match descriptor {
+                Some(d) if d & 0x38 != 0x38 => before,
+                _ => None,
+            }
+        }
+        // ACTIVATE / DEACTIVATE FILE on the current file (no data).
+        0x44 | 0x04 if c.p1 == 0 && c.p2 == 0 && c.data().is_empty() => before,
+        // Reads, writes, data objects, authentication, keys, signatures,
+        // GET RESPONSE, PIN management, GlobalPlatform INITIALIZE UPDATE,
+        // EXTERNAL AUTHENTICATE, STORE DATA, PUT KEY, GET STATUS.
+        0xB0 | 0xB1 | 0xD6 | 0xD7 | 0xCA | 0xCB | 0xDA | 0xDB | 0x84 | 0x82 | 0x88 | 0x2A
+        | 0x22 | 0x20 | 0x21 | 0x46 | 0xC0 | 0x24 | 0x2C | 0x50 | 0xE2 | 0xD8 | 0xF2 => before,
+        _ => None,
+    }
+}
+
 /// Runs commands over a [`Session`]: encoding, 61xx/6Cxx, chaining, trace.
 pub struct Exchange<'s> {
     session: Box<dyn Session + 's>,
@@ -288,6 +367,10 @@ pub struct Exchange<'s> {
     secure: Option<&'s mut (dyn SecureMessaging + 's)>,
     /// Responses are a citizen's personal data (see [`Exchange::personal`]).
     personal_responses: bool,
+    /// The card's current DF as far as the commands sent so far tell.
+    selected: Option<Selected>,
+    /// AIDs whose selection leaves the current DF as it was.
+    transparent: Vec<Vec<u8>>,
 }
 
 /// How a command shows: always redacted (errors, journal digests), and as
@@ -326,7 +409,29 @@ impl<'s> Exchange<'s> {
             transcript: None,
             secure: None,
             personal_responses: false,
+            selected: None,
+            transparent: Vec::new(),
         }
+    }
+
+    /// SELECTs of these AIDs leave the current DF as it was (see
+    /// [`Channel::set_selection_transparent`]).
+    pub fn with_transparent(mut self, aids: Vec<Vec<u8>>) -> Self {
+        self.transparent = aids;
+        self
+    }
+
+    /// Start from what the card is known to have selected (the channel's
+    /// tracking; `None`: unknown).
+    pub fn with_selected(mut self, s: Option<Selected>) -> Self {
+        self.selected = s;
+        self
+    }
+
+    /// The card's current DF as far as the host knows (`None`: unknown).
+    /// Updated from every command sent through this exchange.
+    pub fn selected(&self) -> Option<&Selected> {
+        self.selected.as_ref()
     }
 
     /// Run `f` with every response marked as a citizen's personal data: the
@@ -507,6 +612,20 @@ impl<'s> Exchange<'s> {
 
     /// Send a command with the automatic behaviour the options allow.
     pub fn transmit(&mut self, c: &Command) -> Result<Response, ExchangeError> {
+        let r = self.transmit_plain_or_secure(c);
+        self.observe(c, &r);
+        r
+    }
+
+    /// Follow the card's selection through command `c` and its outcome.
+    fn observe(&mut self, c: &Command, r: &Result<Response, ExchangeError>) {
+        self.selected = match r {
+            Ok(resp) => selected_after(self.selected.take(), c, resp.sw.is_ok(), &self.transparent),
+            Err(_) => None,
+        };
+    }
+
+    fn transmit_plain_or_secure(&mut self, c: &Command) -> Result<Response, ExchangeError> {
         if self.secure.is_some() {
             return self.secure_transmit(c);
         }
@@ -566,15 +685,19 @@ impl<'s> Exchange<'s> {
                 } else if personal {
                     c = c.personal();
                 }
-                if self.secure.is_some() {
-                    return self.secure_transmit(&c);
-                }
-                let first = self.wire(apdu, Shown::of(&c))?;
-                self.finish(&c, first)
+                let r = if self.secure.is_some() {
+                    self.secure_transmit(&c)
+                } else {
+                    self.wire(apdu, Shown::of(&c))
+                        .and_then(|first| self.finish(&c, first))
+                };
+                self.observe(&c, &r);
+                r
             }
             // Not a well-formed command: still send it (the user may be testing
             // the card's error handling), without automatic behaviour.
             Err(_) => {
+                self.selected = None;
                 let shown = if sensitive {
                     Shown::same(format!("REDACTED({} bytes)", apdu.len()))
                 } else if personal {
@@ -821,6 +944,13 @@ pub struct Channel {
     resets_recovered: u32,
     transcript: Option<SharedTranscript>,
     secure: Option<Box<dyn SecureMessaging>>,
+    /// The card's current DF after the last operation (see [`Selected`]).
+    selected: Option<Selected>,
+    /// Carry the selection from one transaction to the next (see
+    /// [`Channel::keep_selection`]).
+    keep_selection: bool,
+    /// See [`Channel::set_selection_transparent`].
+    transparent: Vec<Vec<u8>>,
 }
 
 /// Errors of a logical operation: the exchange failed, or the operation itself did.
@@ -847,7 +977,44 @@ impl Channel {
             resets_recovered: 0,
             transcript: None,
             secure: None,
+            selected: None,
+            keep_selection: true,
+            transparent: Vec::new(),
         }
+    }
+
+    /// The card selects application `aid` beside its file system (a
+    /// security domain that guards the whole card and is not an applet):
+    /// selecting it leaves the current DF as it was. What the card's
+    /// profile says; without it a SELECT of any AID moves the selection.
+    pub fn set_selection_transparent(&mut self, aid: &[u8]) {
+        if !self.transparent.iter().any(|t| t.as_slice() == aid) {
+            self.transparent.push(aid.to_vec());
+        }
+    }
+
+    /// Whether an operation may rely on the selection the previous one left
+    /// (the default), or starts from "unknown" and selects what it needs.
+    /// Within one transaction the card is this channel's alone, so the
+    /// selection is always followed there; between transactions only a
+    /// card no other process uses (a station's own reader) keeps it. A
+    /// card shared with other applications (a PKCS#11 module's) should not.
+    pub fn keep_selection(&mut self, keep: bool) {
+        self.keep_selection = keep;
+        if !keep {
+            self.selected = None;
+        }
+    }
+
+    /// The card's current DF as far as this channel knows (`None`: unknown).
+    pub fn selected(&self) -> Option<&Selected> {
+        self.selected.as_ref()
+    }
+
+    /// Forget the card's selection: the next operation selects what it
+    /// needs. For a caller that knows something else touched the card.
+    pub fn forget_selection(&mut self) {
+        self.selected = None;
     }
 
     /// Protect every command from now on with `sm` (None: back to plain).
@@ -871,6 +1038,7 @@ impl Channel {
     /// personalization machine's transport) moves the card on when this
     /// happens. Errors are ignored: the card may already be gone.
     pub fn release(&mut self) {
+        self.selected = None;
         self.transport.release();
     }
 
@@ -902,6 +1070,7 @@ impl Channel {
 
     pub fn reconnect(&mut self, reset: bool) -> Result<(), TransportError> {
         self.secure = None;
+        self.selected = None;
         self.transport.reconnect(reset)?;
         self.caps = CardCaps::from_atr(&self.transport.atr());
         Ok(())
@@ -916,12 +1085,22 @@ impl Channel {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            // Taken out for the operation: if it fails, the selection is
+            // unknown (the card may have been reset, or the operation
+            // stopped half-way through a change of DF).
+            let selected = self.selected.take();
             let result = match self.transport.begin() {
                 Ok(session) => {
                     let mut ex = Exchange::new(session, self.opts, self.caps)
                         .with_transcript(self.transcript.clone())
-                        .with_secure(self.secure.as_deref_mut().map(|s| s as _));
-                    op(&mut ex)
+                        .with_secure(self.secure.as_deref_mut().map(|s| s as _))
+                        .with_selected(selected)
+                        .with_transparent(self.transparent.clone());
+                    let r = op(&mut ex);
+                    if r.is_ok() && self.keep_selection {
+                        self.selected = ex.selected.take();
+                    }
+                    r
                 }
                 Err(e) => Err(E::from(ExchangeError::Transport(e))),
             };
@@ -983,6 +1162,61 @@ mod tests {
             extended_length: ext,
             chaining: chain,
         }
+    }
+
+    #[test]
+    fn the_selection_follows_the_commands_and_is_forgotten_when_unsure() {
+        let mf = Some(Selected::Mf);
+        let app = Some(Selected::Aid(vec![0xF0, 0x01]));
+        let after = |before: &Option<Selected>, c: &Command, ok: bool| {
+            selected_after(before.clone(), c, ok, &[])
+        };
+        let nothing = cmd::SelectReturn::Nothing;
+        assert_eq!(after(&None, &cmd::select_mf(nothing), true), mf);
+        assert_eq!(
+            after(&mf, &cmd::select_by_aid(&[0xF0, 0x01], nothing), true),
+            app
+        );
+        // An EF of the current DF, reads and writes: the DF stays current.
+        assert_eq!(after(&app, &cmd::select_ef(0x0101, nothing), true), app);
+        assert_eq!(after(&app, &cmd::read_binary(0, 16), true), app);
+        assert_eq!(after(&app, &cmd::update_binary(0, &[1, 2]), true), app);
+        assert_eq!(after(&app, &cmd::get_data(0x7F61, 256), true), app);
+        // A failed SELECT, a SELECT by FID (a DF or an EF?), by path, of
+        // the parent, or on another logical channel: unknown.
+        assert_eq!(after(&app, &cmd::select_mf(nothing), false), None);
+        assert_eq!(
+            after(&app, &cmd::select_by_fid(0x5000, nothing), true),
+            None
+        );
+        assert_eq!(after(&app, &cmd::select_parent(nothing), true), None);
+        let mut other_channel = cmd::select_mf(nothing);
+        other_channel.cla = 0x01;
+        assert_eq!(after(&app, &other_channel, true), None);
+        // CREATE FILE: an EF leaves its DF current, a DF becomes current.
+        let ef = h("62 0B 80 02 00 10 82 01 01 83 02 01 01").unwrap();
+        let df = h("62 07 82 01 38 83 02 60 00").unwrap();
+        assert_eq!(after(&app, &cmd::create_file(&ef), true), app);
+        assert_eq!(after(&app, &cmd::create_file(&df), true), None);
+        assert_eq!(after(&app, &cmd::create_file(&df), false), app);
+        // ACTIVATE on the current file keeps it; an unknown command forgets.
+        assert_eq!(after(&mf, &cmd::activate_file(), true), mf);
+        assert_eq!(after(&mf, &cmd::delete_file(0x0101), true), None);
+        // A security domain the card selects beside its files.
+        let sd = [0xA0, 0x00, 0x00, 0x01, 0x51];
+        let select_sd = cmd::select_by_aid(&sd, cmd::SelectReturn::Fci);
+        assert_eq!(
+            after(&app, &select_sd, true),
+            Some(Selected::Aid(sd.to_vec()))
+        );
+        assert_eq!(
+            selected_after(app.clone(), &select_sd, true, &[sd.to_vec()]),
+            app
+        );
+        assert_eq!(
+            after(&mf, &Command::new(0x00, 0x70, 0x00, 0x00), true),
+            None
+        );
     }
 
     #[test]
