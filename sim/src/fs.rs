@@ -187,7 +187,7 @@ pub(super) struct CardState {
     /// The domestic OS's own objects (PINs, key slots, biometric
     /// references, card life cycle); `None` on a reference card.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub domestic: Option<super::domestic::DomState>,
+    pub domestic: Option<super::domestic_state::DomState>,
 }
 
 impl CardState {

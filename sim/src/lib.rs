@@ -21,6 +21,8 @@
 //! - `keys`: ECDSA P-256 key objects, key generation, MSE, PSO CDS,
 //!   INTERNAL AUTHENTICATE
 //! - `bio`: biometric reference objects (match-on-card, ISO/IEC 7816-11)
+//! - `domestic`, `domestic_state`: the second card OS (issue 17), chosen by
+//!   [`SimConfig::os`]: its commands, and what it keeps in memory
 
 #![deny(
     clippy::indexing_slicing,
@@ -34,6 +36,7 @@ mod atr;
 mod bio;
 mod card;
 pub mod domestic;
+mod domestic_state;
 pub mod faults;
 mod fcp;
 pub mod feeder;

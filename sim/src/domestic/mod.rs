@@ -44,11 +44,9 @@ mod pins;
 #[cfg(test)]
 mod tests;
 
-use serde::{Deserialize, Serialize};
-
+pub(super) use super::domestic_state::{DomBio, DomKey, DomPin, DomState};
 use super::fs::{lcs, CardState, FileKind, FileRec, MF_ID};
-use super::security::{pin_hash, SecretHex};
-use super::serde_hex::{hex_bytes, opt_hex_bytes};
+use super::security::pin_hash;
 
 /// AID of the domestic card's issuer security domain ('D' registration
 /// category, country code 364).
@@ -126,56 +124,6 @@ pub const DEFAULT_KVN: u8 = 0x31;
 /// keys (40…4F) the reference card is usually given.
 pub fn default_scp03_keys() -> Result<cardsmith_scp03::StaticKeys, cardsmith_scp03::Error> {
     cardsmith_scp03::StaticKeys::new(DEFAULT_KVN, &[0xD1; 16], &[0xD2; 16], &[0xD3; 16])
-}
-
-/// A PIN of the domestic card.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct DomPin {
-    pub reference: u8,
-    /// SHA-256(card salt ‖ reference ‖ PIN block).
-    #[serde(with = "hex_bytes")]
-    pub hash: Vec<u8>,
-    pub try_limit: u8,
-    pub tries_left: u8,
-    /// Still the factory value.
-    pub factory: bool,
-}
-
-/// A key slot, made at the factory, empty until 80 46.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct DomKey {
-    pub reference: u8,
-    /// PIN whose verification the key needs.
-    pub pin: u8,
-    /// Every use consumes that verification.
-    pub pin_per_use: bool,
-    #[serde(default)]
-    pub private: Option<SecretHex>,
-    #[serde(default, with = "opt_hex_bytes")]
-    pub public: Option<Vec<u8>>,
-}
-
-/// A biometric reference, made at the factory, empty until enrolment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct DomBio {
-    pub reference: u8,
-    /// Finger position (ISO/IEC 19794-2), set at enrolment.
-    pub subtype: u8,
-    pub try_limit: u8,
-    pub tries_left: u8,
-    #[serde(default)]
-    pub template: Option<SecretHex>,
-}
-
-/// What the domestic OS keeps in non-volatile memory besides files and the
-/// security domain (which live in the generic [`CardState`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct DomState {
-    /// GlobalPlatform card life cycle ([`life_cycle`]).
-    pub life_cycle: u8,
-    pub pins: Vec<DomPin>,
-    pub keys: Vec<DomKey>,
-    pub bios: Vec<DomBio>,
 }
 
 /// Volatile state of the domestic OS, lost at reset.
