@@ -581,6 +581,24 @@ fn its_security_domain_has_its_own_aid_and_keys() {
     assert_eq!(xs(&mut c, "00 D6 00 00 02 01 02").1, 0x6982);
     assert_eq!(xs(&mut c, "00 B0 00 00 02"), (vec![0xAB, 0xAB], 0x9000));
     assert_eq!(c.security_domain().unwrap().sequence_counter, 2);
+    // SECURED: through the channel the issuer still writes EFs
+    // (certificate renewal), but generates no key.
+    let st = Command::new(0x80, 0xF0, 0x80, 0x0F);
+    assert_eq!(wrapped(&mut c, &mut host, st).1, 0x9000);
+    let upd = Command::new(0x00, 0xD6, 0x00, 0x00).with_data(vec![0xCD; 4]);
+    assert_eq!(wrapped(&mut c, &mut host, upd).1, 0x9000);
+    let gen = Command::new(0x80, 0x46, 0x00, KEY_SIGN).with_ne(256);
+    assert_eq!(wrapped(&mut c, &mut host, gen).1, 0x6985);
+    // A reset ends the session: secure messaging is then refused.
+    c.reset();
+    assert_eq!(
+        xs(&mut c, "04 D6 00 00 0A 01 02 01 02 03 04 05 06 07 08").1,
+        0x6882
+    );
+    assert_eq!(
+        xs(&mut c, "84 F0 80 FF 08 01 02 03 04 05 06 07 08").1,
+        0x6882
+    );
 }
 
 #[test]
