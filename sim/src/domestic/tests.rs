@@ -649,7 +649,72 @@ fn a_domestic_image_without_its_state_is_refused() {
     assert!(e.contains("domestic"), "{e}");
 }
 
+#[test]
+fn inconsistent_domestic_images_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("card.json");
+    SimCard::open_image(&path, SimConfig::domestic()).unwrap();
+    let good: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let cases: [(&str, fn(&mut serde_json::Value)); 4] = [
+        ("life_cycle", |v| v["domestic"]["life_cycle"] = 3.into()),
+        ("PIN 11", |v| {
+            v["domestic"]["pins"][0]["tries_left"] = 9.into()
+        }),
+        ("key 21", |v| {
+            v["domestic"]["keys"][0]["public"] = "04AA".into()
+        }),
+        ("reference card", |v| v["config"]["os"] = "reference".into()),
+    ];
+    for (what, tamper) in cases {
+        let mut v = good.clone();
+        tamper(&mut v);
+        std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+        let e = SimCard::open_image(&path, SimConfig::domestic())
+            .err()
+            .unwrap_or_else(|| panic!("{what}: accepted"))
+            .to_string();
+        assert!(
+            e.contains("inconsistent") || e.contains("domestic"),
+            "{what}: {e}"
+        );
+    }
+}
+
+fn provisioned() -> SimCard {
+    let source = cardsmith_scp03::KeySource::Static(default_scp03_keys().unwrap());
+    let mut c = SimCard::blank_provisioned(
+        SimConfig::domestic(),
+        Provision {
+            issuer_key: None,
+            scp03: Some(&source),
+        },
+    )
+    .unwrap();
+    c.power_on();
+    c
+}
+
 proptest::proptest! {
+    #[test]
+    fn random_apdus_never_panic_with_a_security_domain(cmds in proptest::collection::vec(
+        proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 1..20)) {
+        let mut c = provisioned();
+        let mut sel = h("00 A4 04 00 07");
+        sel.extend_from_slice(&SD_AID);
+        c.transmit(&sel);
+        for mut a in cmds {
+            if a.len() >= 2 {
+                a[0] &= 0x8C;
+                if a[1] & 1 == 1 {
+                    a[1] = 0x50;
+                }
+            }
+            let r = c.transmit(&a);
+            proptest::prop_assert!(r.len() >= 2);
+        }
+    }
+
     #[test]
     fn random_apdus_never_panic(cmds in proptest::collection::vec(
         proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 1..20)) {
