@@ -1,6 +1,11 @@
 //! The domestic OS, command by command, with its refusals.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::ecdsa::{Signature, VerifyingKey};
@@ -656,7 +661,8 @@ fn inconsistent_domestic_images_are_refused() {
     SimCard::open_image(&path, SimConfig::domestic()).unwrap();
     let good: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let cases: [(&str, fn(&mut serde_json::Value)); 4] = [
+    type Tamper = fn(&mut serde_json::Value);
+    let cases: [(&str, Tamper); 4] = [
         ("life_cycle", |v| v["domestic"]["life_cycle"] = 3.into()),
         ("PIN 11", |v| {
             v["domestic"]["pins"][0]["tries_left"] = 9.into()
