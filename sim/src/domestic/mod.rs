@@ -146,7 +146,7 @@ pub(super) fn ref_bit(reference: u8) -> u16 {
     1u16 << (reference & 0x0F)
 }
 
-/// An 8-byte PIN block: 4 to 8 ASCII digits, then FF. `None` if malformed.
+/// Whether `block` is an 8-byte PIN block: 4 to 8 ASCII digits, then FF.
 pub(super) fn pin_block_ok(block: &[u8]) -> bool {
     if block.len() != PIN_BLOCK {
         return false;
