@@ -162,7 +162,7 @@ pub enum Command {
     },
     /// Run simulated blank cards on the vpcd virtual reader slots (until Ctrl-C).
     #[command(
-        after_help = "Examples:\n  cardsmith sim                         # one card in slot 0 (\"Virtual PCD 00 00\")\n  cardsmith sim --slots 0,1             # two cards\n  cardsmith sim --image /tmp/card.json  # keep the card's state in this file\n  cardsmith sim --t0 --no-extended      # a T=0 card without extended length"
+        after_help = "Examples:\n  cardsmith sim                         # one card in slot 0 (\"Virtual PCD 00 00\")\n  cardsmith sim --slots 0,1             # two cards\n  cardsmith sim --image /tmp/card.json  # keep the card's state in this file\n  cardsmith sim --t0 --no-extended      # a T=0 card without extended length\n  cardsmith sim --os domestic --no-security-domain   # the domestic card OS, personalized in clear"
     )]
     Sim {
         /// vpcd slots to put a card in (0 and 1 with Debian's vpcd).
@@ -177,6 +177,9 @@ pub enum Command {
         /// Start from a fresh blank card even if an image exists.
         #[arg(long)]
         fresh: bool,
+        /// The card OS: reference, or domestic (T=0, factory-made file system, proprietary commands; docs/simulated-card.md). A domestic card ignores --t0, --no-extended, --no-chaining and --force-get-response.
+        #[arg(long, value_enum, default_value = "reference")]
+        os: OsArg,
         /// Offer T=0 instead of T=1 (responses with data come as 61xx).
         #[arg(long)]
         t0: bool,
@@ -235,6 +238,12 @@ pub enum Command {
 pub enum WaitFor {
     Insert,
     Remove,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum OsArg {
+    Reference,
+    Domestic,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -352,6 +361,7 @@ fn run_wire(cli: Cli) -> Result<()> {
             image,
             data_dir,
             fresh,
+            os,
             t0,
             no_extended,
             no_chaining,
@@ -383,6 +393,13 @@ fn run_wire(cli: Cli) -> Result<()> {
                 command_chaining: !no_chaining,
                 force_get_response: force_get_response || t0,
                 ..SimConfig::default()
+            };
+            let config = match os {
+                OsArg::Reference => config,
+                OsArg::Domestic => SimConfig {
+                    timing: config.timing,
+                    ..SimConfig::domestic()
+                },
             };
             let faults = sim::faults::Faults {
                 remove_at,

@@ -17,7 +17,7 @@ use super::apdu::{self, sw, Command, Le};
 use super::fs::{card_lc, lcs, CardState, FileKind, FileRec, ISSUER_TRY_LIMIT, MF_FID, MF_ID};
 use super::image::{self, ImageError, FORMAT, SALT_LEN, SERIAL_LEN, VERSION};
 use super::security::{SecStatus, SecretHex};
-use super::{atr, SimConfig, SimProtocol};
+use super::{atr, domestic, CardOs, SimConfig, SimProtocol};
 
 /// Pending response data waiting for GET RESPONSE, with the status word to
 /// send once all of it has been fetched.
@@ -131,6 +131,8 @@ pub(super) type CmdResult = Result<Resp, u16>;
 pub struct SimCard {
     pub(super) state: CardState,
     pub(super) vol: Volatile,
+    /// Volatile state of the domestic OS (unused on a reference card).
+    pub(super) dvol: domestic::DomVolatile,
     image: Option<PathBuf>,
     rng: SystemRandom,
     /// What the last command would have cost a real card (timing model).
@@ -182,6 +184,9 @@ impl SimCard {
     /// A fresh blank card, kept in memory only: an MF (3F00) in LCS 03
     /// (initialisation), no other file, no PIN; random serial and PIN salt.
     /// It has no issuer key: personalisation needs no authentication.
+    /// With `config.os` = [`CardOs::Domestic`], the card as the domestic
+    /// vendor's factory makes it instead: its file system, PINs, key slots
+    /// and biometric references already there (see `domestic`).
     pub fn blank(config: SimConfig) -> SimCard {
         let rng = SystemRandom::new();
         let serial = random_or_fallback(&rng, SERIAL_LEN);
@@ -194,7 +199,7 @@ impl SimCard {
             security: None,
             kind: FileKind::Df { name: None },
         };
-        SimCard {
+        let mut card = SimCard {
             state: CardState {
                 format: FORMAT.to_string(),
                 version: VERSION,
@@ -210,25 +215,35 @@ impl SimCard {
                 keys: Vec::new(),
                 bios: Vec::new(),
                 sd: None,
+                domestic: None,
             },
             vol: Volatile::default(),
+            dvol: domestic::DomVolatile::default(),
             image: None,
             rng,
             cost: std::time::Duration::ZERO,
             apdus: 0,
+        };
+        if card.state.config.os == CardOs::Domestic {
+            domestic::factory(&mut card.state);
         }
+        card
     }
 
     /// A fresh blank card (as [`SimCard::blank`]) with an issuer transport
     /// key: AES-128, -192 or -256, given as 16, 24 or 32 raw bytes (other
     /// lengths → `Err(BadIssuerKey)`). While the card is BLANK, everything
     /// but reading and authenticating needs EXTERNAL AUTHENTICATE with it.
+    /// A domestic card has no issuer transport key (its issuer proves
+    /// itself through the security domain): the key is checked, not kept.
     pub fn blank_with_issuer_key(config: SimConfig, key: &[u8]) -> Result<SimCard, BadIssuerKey> {
         if !matches!(key.len(), 16 | 24 | 32) {
             return Err(BadIssuerKey { len: key.len() });
         }
         let mut card = SimCard::blank(config);
-        card.state.issuer_key = Some(SecretHex::new(key.to_vec()));
+        if card.state.config.os == CardOs::Reference {
+            card.state.issuer_key = Some(SecretHex::new(key.to_vec()));
+        }
         Ok(card)
     }
 
@@ -292,6 +307,7 @@ impl SimCard {
             Ok(SimCard {
                 state,
                 vol: Volatile::default(),
+                dvol: domestic::DomVolatile::default(),
                 image: Some(path.to_path_buf()),
                 rng: SystemRandom::new(),
                 cost: std::time::Duration::ZERO,
@@ -317,20 +333,26 @@ impl SimCard {
 
     /// Answer-to-reset for the current configuration and life cycle.
     pub fn atr(&self) -> Vec<u8> {
-        atr::build(&self.state.config, self.state.mf_lcs())
+        match self.state.config.os {
+            CardOs::Reference => atr::build(&self.state.config, self.state.mf_lcs()),
+            CardOs::Domestic => domestic::atr(self.dom_life_cycle()),
+        }
     }
 
     /// Contacts activated: volatile state cleared.
     pub fn power_on(&mut self) {
         self.vol = Volatile::default();
+        self.dvol = domestic::DomVolatile::default();
     }
     /// Contacts deactivated: volatile state cleared.
     pub fn power_off(&mut self) {
         self.vol = Volatile::default();
+        self.dvol = domestic::DomVolatile::default();
     }
     /// Warm reset: volatile state cleared.
     pub fn reset(&mut self) {
         self.vol = Volatile::default();
+        self.dvol = domestic::DomVolatile::default();
     }
 
     /// The card serial number (random at creation, persistent).
@@ -347,7 +369,10 @@ impl SimCard {
     /// command would cost a real card is kept for [`SimCard::take_cost`].
     pub fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
         self.apdus = self.apdus.saturating_add(1);
-        let resp = self.execute(apdu);
+        let resp = match self.state.config.os {
+            CardOs::Reference => self.execute(apdu),
+            CardOs::Domestic => self.domestic_execute(apdu),
+        };
         if let Some(t) = self.state.config.timing {
             let sw = match resp.as_slice() {
                 [.., a, b] => u16::from_be_bytes([*a, *b]),

@@ -184,6 +184,10 @@ pub(super) struct CardState {
     /// The issuer security domain (SCP03), if the card has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sd: Option<SdState>,
+    /// The domestic OS's own objects (PINs, key slots, biometric
+    /// references, card life cycle); `None` on a reference card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domestic: Option<super::domestic_state::DomState>,
 }
 
 impl CardState {

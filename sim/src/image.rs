@@ -203,18 +203,27 @@ fn validate(s: &CardState) -> Result<(), String> {
             return Err(format!("PIN {}: inconsistent fields", p.number));
         }
     }
-    if !card_lc::valid(s.life_cycle) {
-        return Err(format!(
-            "life_cycle {:02X} is not 01, 03, 07 or 0F",
-            s.life_cycle
-        ));
+    if s.config.os == crate::CardOs::Domestic {
+        super::domestic::validate(s)?;
+    } else if s.domestic.is_some() {
+        return Err("a reference card's image has a \"domestic\" state".into());
     }
-    if !card_lc::consistent(s.life_cycle, s.mf_lcs()) {
-        return Err(format!(
-            "life_cycle {:02X} does not match the MF life cycle status {:02X}",
-            s.life_cycle,
-            s.mf_lcs()
-        ));
+    // The life cycle register is the reference OS's (a domestic card
+    // keeps its GlobalPlatform life cycle in its own state).
+    if s.config.os == crate::CardOs::Reference {
+        if !card_lc::valid(s.life_cycle) {
+            return Err(format!(
+                "life_cycle {:02X} is not 01, 03, 07 or 0F",
+                s.life_cycle
+            ));
+        }
+        if !card_lc::consistent(s.life_cycle, s.mf_lcs()) {
+            return Err(format!(
+                "life_cycle {:02X} does not match the MF life cycle status {:02X}",
+                s.life_cycle,
+                s.mf_lcs()
+            ));
+        }
     }
     if let Some(k) = &s.issuer_key {
         if !matches!(k.len(), 16 | 24 | 32) {

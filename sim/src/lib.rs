@@ -21,6 +21,8 @@
 //! - `keys`: ECDSA P-256 key objects, key generation, MSE, PSO CDS,
 //!   INTERNAL AUTHENTICATE
 //! - `bio`: biometric reference objects (match-on-card, ISO/IEC 7816-11)
+//! - `domestic`, `domestic_state`: the second card OS (issue 17), chosen by
+//!   [`SimConfig::os`]: its commands, and what it keeps in memory
 
 #![deny(
     clippy::indexing_slicing,
@@ -33,6 +35,8 @@ mod apdu;
 mod atr;
 mod bio;
 mod card;
+pub mod domestic;
+mod domestic_state;
 pub mod faults;
 mod fcp;
 pub mod feeder;
@@ -75,10 +79,37 @@ pub enum SimProtocol {
     Both,
 }
 
+/// The card operating system ("personality") the simulated card runs.
+/// Chosen at creation (it is part of [`SimConfig`], kept in the image).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CardOs {
+    /// The reference OS: T=1 with extended length, CREATE FILE, STORE DATA,
+    /// ACTIVATE, interindustry key generation and signing.
+    #[default]
+    Reference,
+    /// The "domestic" OS (issue 17): T=0 only, short APDUs, a file system
+    /// made at the factory, proprietary key generation and signing,
+    /// GlobalPlatform SET STATUS. See `domestic` and
+    /// docs/simulated-card.md.
+    Domestic,
+}
+
+impl CardOs {
+    fn is_reference(&self) -> bool {
+        *self == CardOs::Reference
+    }
+}
+
 /// Card configuration. Stored in the card image; fixed for the card's life.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SimConfig {
+    /// The card operating system. A domestic card ignores `protocol`,
+    /// `extended_length`, `command_chaining` and `force_get_response`: it
+    /// is T=0 only, short APDUs only, without chaining, by construction.
+    #[serde(skip_serializing_if = "CardOs::is_reference")]
+    pub os: CardOs,
     /// Protocols offered in the ATR.
     pub protocol: SimProtocol,
     /// Accept extended Lc/Le fields (7816-4 §5.1); otherwise they answer 6700.
@@ -100,9 +131,24 @@ pub struct SimConfig {
     pub match_score_diagnostics: bool,
 }
 
+impl SimConfig {
+    /// The configuration of a domestic card (see [`CardOs::Domestic`]).
+    pub fn domestic() -> SimConfig {
+        SimConfig {
+            os: CardOs::Domestic,
+            protocol: SimProtocol::T0,
+            extended_length: false,
+            command_chaining: false,
+            force_get_response: true,
+            ..SimConfig::default()
+        }
+    }
+}
+
 impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
+            os: CardOs::Reference,
             protocol: SimProtocol::T1,
             extended_length: true,
             command_chaining: true,

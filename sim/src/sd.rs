@@ -127,15 +127,20 @@ impl SimCard {
         Ok(())
     }
 
-    /// Install the default security domain (GlobalPlatform ISD AID, C-MAC
-    /// and C-DECRYPTION for personalization) with this card's keys from
+    /// Install the default security domain (GlobalPlatform ISD AID, or the
+    /// domestic card's own ([`crate::domestic::SD_AID`]); C-MAC and
+    /// C-DECRYPTION for personalization) with this card's keys from
     /// `keys` (diversified with the card's KDD when it is a master key).
     pub fn provision_security_domain(&mut self, keys: &KeySource) -> Result<(), SdError> {
         let k = keys
             .resolve(&self.kdd())
             .map_err(|e| SdError(e.to_string()))?;
         let level = SecurityLevel::from_p1(0x03).map_err(|e| SdError(e.to_string()))?;
-        self.install_security_domain(&DEFAULT_AID, &k, level)
+        let aid: &[u8] = match self.state.config.os {
+            crate::CardOs::Reference => &DEFAULT_AID,
+            crate::CardOs::Domestic => &crate::domestic::SD_AID,
+        };
+        self.install_security_domain(aid, &k, level)
     }
 
     /// The security domain's public state, if the card has one.

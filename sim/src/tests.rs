@@ -964,6 +964,7 @@ mod fuzz {
             memory_bytes: 64 * 1024,
             timing: None,
             match_score_diagnostics: false,
+            ..SimConfig::default()
         })
     }
 
