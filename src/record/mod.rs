@@ -12,6 +12,7 @@ pub mod national_id;
 pub mod normalize;
 pub mod photo;
 mod samples;
+pub mod stream;
 mod strict_json;
 #[cfg(test)]
 mod tests;
@@ -31,6 +32,7 @@ pub use national_id::{check_national_id, is_valid_national_id, national_id_check
 pub use normalize::{normalize_digits, normalize_persian};
 pub use photo::{JpegProcess, PhotoInfo};
 pub use samples::sample_records;
+pub use stream::{stream_records, Chunk, StreamOptions};
 
 /// Minimum age, in completed Jalali years, on the request date.
 pub const MIN_AGE_YEARS: u32 = 15;
