@@ -31,7 +31,7 @@ pub use error::RecordError;
 pub use national_id::{check_national_id, is_valid_national_id, national_id_check_digit};
 pub use normalize::{normalize_digits, normalize_persian};
 pub use photo::{JpegProcess, PhotoInfo};
-pub use samples::sample_records;
+pub use samples::{replicate_records, sample_records};
 pub use stream::{stream_records, Chunk, StreamOptions};
 
 /// Minimum age, in completed Jalali years, on the request date.
