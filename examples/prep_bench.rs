@@ -212,6 +212,12 @@ fn main() {
         child(&phase, &file, &target);
         return;
     }
+    if let Some(file) = arg(&args, "--make") {
+        // Only write a batch (for profiling a phase by hand).
+        let n: usize = arg(&args, "--records").and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+        make_batch(Path::new(&file), &sample_lines(200, 99, input::today()), n);
+        return;
+    }
     let n: usize = arg(&args, "--records")
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);

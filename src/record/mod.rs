@@ -511,7 +511,13 @@ impl<'a> Parser<'a> {
     }
 
     fn base64(&mut self, raw: &str, field: &str) -> Option<Vec<u8>> {
-        let compact: Vec<u8> = raw.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        // Whitespace (line-wrapped base64) is dropped; most data has none,
+        // and is decoded in place (the copy was a tenth of a batch's time).
+        let compact: std::borrow::Cow<'_, [u8]> = if raw.bytes().any(|b| b.is_ascii_whitespace()) {
+            raw.bytes().filter(|b| !b.is_ascii_whitespace()).collect()
+        } else {
+            raw.as_bytes().into()
+        };
         match STANDARD_PAD_INDIFFERENT.decode(&compact) {
             Ok(bytes) => Some(bytes),
             Err(_) => {
