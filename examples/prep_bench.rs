@@ -55,6 +55,17 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// CPU time (user + system, every thread) of this process, in seconds.
+fn cpu_seconds() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = s.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat, 11 and 12 after ")";
+    // 100 clock ticks a second on Linux.
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(11) + t(12)) / 100.0
+}
+
 fn aside_of(bad: &[record::RecordError]) -> Vec<SetAside> {
     bad.iter()
         .map(|e| SetAside {
@@ -90,9 +101,10 @@ fn open_journal(target: &str) -> Box<dyn Journal> {
 }
 
 /// A child's work: load `file` into `target` by `phase`; prints one line
-/// `seconds scan_seconds records set_aside peak_mib`.
+/// `seconds scan_seconds records set_aside peak_mib cpu_seconds`.
 fn child(phase: &str, file: &Path, target: &str) {
     let j = open_journal(target);
+    let cpu0 = cpu_seconds();
     let start = Instant::now();
     let (info, scan): (BatchInfo, f64) = match phase {
         "old" => {
@@ -138,10 +150,11 @@ fn child(phase: &str, file: &Path, target: &str) {
     };
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "{secs:.3} {scan:.3} {} {} {:.1}",
+        "{secs:.3} {scan:.3} {} {} {:.1} {:.3}",
         info.records,
         info.invalid,
-        peak_rss_mib()
+        peak_rss_mib(),
+        cpu_seconds() - cpu0
     );
 }
 
@@ -151,11 +164,15 @@ struct Run {
     records: u64,
     invalid: u64,
     peak_mib: f64,
+    cpu: f64,
 }
 
 impl Run {
     fn per_record_us(&self) -> f64 {
         self.secs * 1e6 / self.records.max(1) as f64
+    }
+    fn cpu_per_record_us(&self) -> f64 {
+        self.cpu * 1e6 / self.records.max(1) as f64
     }
     fn rate(&self) -> f64 {
         self.records as f64 / self.secs
@@ -187,6 +204,7 @@ fn measure(phase: &str, file: &Path, target: &str) -> Run {
         records: g(2) as u64,
         invalid: g(3) as u64,
         peak_mib: g(4),
+        cpu: g(5),
     }
 }
 
@@ -255,13 +273,19 @@ fn main() {
     let new_small = measure("new", &files[0], &sq("new-small"));
     let new_mid = measure("new", &files[1], &sq("new-mid"));
     let new_big = measure("new", &files[2], &sq("new-big"));
+    let after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "load average after: {} (other work on the machine stretches wall times, not CPU times)",
+        after.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
     let row = |label: &str, r: &Run| {
         println!(
-            "  {label:<34} {:>9} records  {:>8.2} s  {:>9.0} records/s  {:>7.1} µs/record  peak RSS {:>7.1} MiB{}",
+            "  {label:<34} {:>9} records  {:>8.2} s  {:>9.0} records/s  {:>6.1} µs/record  CPU {:>6.1} µs/record  peak RSS {:>7.1} MiB{}",
             r.records,
             r.secs,
             r.rate(),
             r.per_record_us(),
+            r.cpu_per_record_us(),
             r.peak_mib,
             if r.scan > 0.0 {
                 format!("  (of which SHA-256 + index pass {:.2} s)", r.scan)
@@ -278,9 +302,12 @@ fn main() {
     row("streamed", &new_big);
     let million = new_big.per_record_us();
     println!(
-        "  a million records: {:.1} s streamed, {:.1} s by the baseline (per-record time × 10^6)",
+        "  a million records: {:.1} s streamed, {:.1} s by the baseline (per-record time × 10^6); CPU {:.1} s streamed ({:.1} s on {cores} free cores), {:.1} s baseline",
         million,
-        old.per_record_us()
+        old.per_record_us(),
+        new_big.cpu_per_record_us(),
+        new_big.cpu_per_record_us() / cores as f64,
+        old.cpu_per_record_us()
     );
     println!(
         "  ratio streamed/baseline per record: {:.3} at {} records, {:.3} at {n}",
