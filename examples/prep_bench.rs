@@ -25,9 +25,7 @@ use cardsmith::line::station::new_record;
 use cardsmith::perso::cli::{sample_lines, IsoTemplates};
 use cardsmith::perso::input;
 use cardsmith::record::{self, stream::LineIndex, StreamOptions};
-use cardsmith::register::journal::{
-    BatchInfo, Journal, LoadChunk, NewRecord, SetAside, Who,
-};
+use cardsmith::register::journal::{BatchInfo, Journal, LoadChunk, NewRecord, SetAside, Who};
 use cardsmith::register::pg::{PgJournal, PgOptions};
 use cardsmith::register::pgconf;
 use cardsmith::register::sqlite::SqliteJournal;
@@ -116,7 +114,14 @@ fn child(phase: &str, file: &Path, target: &str) {
                 .collect();
             let digest = format!("old-{}", file.display());
             let (info, _) = j
-                .load_batch("b", &file.display().to_string(), &digest, &who(), &recs, &aside_of(&batch.bad))
+                .load_batch(
+                    "b",
+                    &file.display().to_string(),
+                    &digest,
+                    &who(),
+                    &recs,
+                    &aside_of(&batch.bad),
+                )
                 .expect("load_batch");
             (info, 0.0)
         }
@@ -132,15 +137,21 @@ fn child(phase: &str, file: &Path, target: &str) {
                 &StreamOptions::default(),
                 &|n, r| new_record(n as u64, &r),
                 |chunks| {
-                    j.load_batch_streamed("b", &file.display().to_string(), &digest, &who(), &mut || {
-                        Ok(chunks.next().map(|c| {
-                            let c = c.expect("read");
-                            LoadChunk {
-                                set_aside: aside_of(&c.bad),
-                                records: c.good.into_iter().map(|(_, r)| r).collect(),
-                            }
-                        }))
-                    })
+                    j.load_batch_streamed(
+                        "b",
+                        &file.display().to_string(),
+                        &digest,
+                        &who(),
+                        &mut || {
+                            Ok(chunks.next().map(|c| {
+                                let c = c.expect("read");
+                                LoadChunk {
+                                    set_aside: aside_of(&c.bad),
+                                    records: c.good.into_iter().map(|(_, r)| r).collect(),
+                                }
+                            }))
+                        },
+                    )
                 },
             )
             .expect("open")
@@ -232,7 +243,9 @@ fn main() {
     }
     if let Some(file) = arg(&args, "--make") {
         // Only write a batch (for profiling a phase by hand).
-        let n: usize = arg(&args, "--records").and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+        let n: usize = arg(&args, "--records")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1_000_000);
         make_batch(Path::new(&file), &sample_lines(200, 99, input::today()), n);
         return;
     }
@@ -266,8 +279,19 @@ fn main() {
     );
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("batch preparation: {cores} cores, load average before: {}", load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
-    let sq = |name: &str| dir.path().join(format!("{name}.sqlite")).display().to_string();
+    println!(
+        "batch preparation: {cores} cores, load average before: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let sq = |name: &str| {
+        dir.path()
+            .join(format!("{name}.sqlite"))
+            .display()
+            .to_string()
+    };
 
     let old = measure("old", &files[0], &sq("old"));
     let new_small = measure("new", &files[0], &sq("new-small"));
@@ -276,7 +300,11 @@ fn main() {
     let after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "load average after: {} (other work on the machine stretches wall times, not CPU times)",
-        after.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        after
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     let row = |label: &str, r: &Run| {
         println!(
@@ -327,9 +355,13 @@ fn main() {
     if let Some(admin) = pg {
         let t = pgconf::parse(&admin, false).expect("CARDSMITH_BENCH_PG");
         let mut c = cardsmith::register::pg::connect(&t).expect("connect");
-        let base_url = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
+        let base_url = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_string())
+            .unwrap_or(admin.clone());
         let mut db = |name: &str| -> String {
-            c.batch_execute(&format!("CREATE DATABASE {name}")).expect("create database");
+            c.batch_execute(&format!("CREATE DATABASE {name}"))
+                .expect("create database");
             let url = format!("{base_url}/{name}");
             let t = pgconf::parse(&url, false).expect("url");
             let mut d = cardsmith::register::pg::connect(&t).expect("connect");

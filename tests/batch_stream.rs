@@ -43,7 +43,10 @@ fn replicated(n: usize, prefix: &str) -> Vec<String> {
 /// given 1-based lines (the good lines move down). Returns the file's
 /// bytes.
 fn batch_bytes(n: usize, prefix: &str) -> (Vec<u8>, Vec<(usize, &'static str)>) {
-    let mut lines: Vec<Vec<u8>> = replicated(n, prefix).into_iter().map(String::into_bytes).collect();
+    let mut lines: Vec<Vec<u8>> = replicated(n, prefix)
+        .into_iter()
+        .map(String::into_bytes)
+        .collect();
     let wrong_sex = String::from_utf8(lines[4].clone())
         .expect("utf8")
         .replace("\"sex\":\"M\"", "\"sex\":\"X\"")
@@ -101,7 +104,10 @@ fn stream_all(path: &Path, opts: &StreamOptions) -> Streamed {
                 .chain(c.bad.iter().map(|e| line_of(&e.location)))
                 .collect();
             if let (Some(lo), Some(hi)) = (lines.iter().min(), lines.iter().max()) {
-                assert!(*lo > last_line, "chunk starting at {lo} after line {last_line}");
+                assert!(
+                    *lo > last_line,
+                    "chunk starting at {lo} after line {last_line}"
+                );
                 last_line = *hi;
             }
             all.0.extend(c.good);
@@ -175,7 +181,9 @@ fn one_pretty_printed_record_is_one_record_as_before() {
 fn a_bad_record_in_the_middle_of_a_large_file_is_reported_with_its_line() {
     let d = tempfile::tempdir().expect("tempdir");
     let mut lines = replicated(600, "M-");
-    lines[300] = lines[300].replace("\"sex\":\"M\"", "\"sex\":\"Q\"").replace("\"sex\":\"F\"", "\"sex\":\"Q\"");
+    lines[300] = lines[300]
+        .replace("\"sex\":\"M\"", "\"sex\":\"Q\"")
+        .replace("\"sex\":\"F\"", "\"sex\":\"Q\"");
     let path = write(d.path(), "big.jsonl", (lines.join("\n") + "\n").as_bytes());
     let (good, bad, _) = stream_all(&path, &opts(16, 2));
     assert_eq!(good.len(), 599);
@@ -207,12 +215,22 @@ fn records_are_found_again_by_their_line() {
         let index = LineIndex::build(&path, every, &mut |b| sha.update(b)).expect("index");
         assert_eq!(index.lines(), 37);
         for (n, r) in &whole.good {
-            assert_eq!(&index.record(*n as u64, &V).expect("record"), r, "line {n}, every {every}");
+            assert_eq!(
+                &index.record(*n as u64, &V).expect("record"),
+                r,
+                "line {n}, every {every}"
+            );
         }
         let refused = index.record(5, &V).expect_err("line 5 is refused");
-        assert!(refused.contains(":5 (record L-00000005): sex: is \"X\""), "{refused}");
+        assert!(
+            refused.contains(":5 (record L-00000005): sex: is \"X\""),
+            "{refused}"
+        );
         assert!(index.record(0, &V).is_err());
-        assert!(index.record(38, &V).expect_err("past the end").contains("has 37 lines"));
+        assert!(index
+            .record(38, &V)
+            .expect_err("past the end")
+            .contains("has 37 lines"));
         assert_eq!(
             sha.finish().as_ref(),
             ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref(),
@@ -261,16 +279,22 @@ fn load_streamed(
     pulled: &mut usize,
 ) -> Result<(BatchInfo, Vec<SetAside>)> {
     record::stream_records(path, &V, &opts(chunk, 2), &queued, |chunks| {
-        j.load_batch_streamed("b", &path.display().to_string(), digest, &who(), &mut || {
-            *pulled += 1;
-            Ok(chunks.next().map(|c| {
-                let c = c.expect("read");
-                LoadChunk {
-                    set_aside: aside_of(&c.bad),
-                    records: c.good.into_iter().map(|(_, r)| r).collect(),
-                }
-            }))
-        })
+        j.load_batch_streamed(
+            "b",
+            &path.display().to_string(),
+            digest,
+            &who(),
+            &mut || {
+                *pulled += 1;
+                Ok(chunks.next().map(|c| {
+                    let c = c.expect("read");
+                    LoadChunk {
+                        set_aside: aside_of(&c.bad),
+                        records: c.good.into_iter().map(|(_, r)| r).collect(),
+                    }
+                }))
+            },
+        )
     })
     .expect("open")
 }
@@ -279,8 +303,15 @@ fn load_streamed(
 fn load_whole(j: &dyn Journal, path: &Path, digest: &str) -> (BatchInfo, Vec<SetAside>) {
     let whole = record::load_records(path, &V).expect("load");
     let recs: Vec<NewRecord> = whole.good.iter().map(|(n, r)| new_record(*n, r)).collect();
-    j.load_batch("b", &path.display().to_string(), digest, &who(), &recs, &aside_of(&whole.bad))
-        .expect("load_batch")
+    j.load_batch(
+        "b",
+        &path.display().to_string(),
+        digest,
+        &who(),
+        &recs,
+        &aside_of(&whole.bad),
+    )
+    .expect("load_batch")
 }
 
 /// What the register holds of a batch, without times and the batch's id
@@ -311,22 +342,37 @@ fn scenarios(open: &mut dyn FnMut() -> Box<dyn Journal>) {
     let new = open();
     let (b_old, aside_old) = load_whole(old.as_ref(), &path, digest);
     let mut pulled = 0;
-    let (b_new, aside_new) = load_streamed(new.as_ref(), &path, digest, 4, &mut pulled).expect("load");
+    let (b_new, aside_new) =
+        load_streamed(new.as_ref(), &path, digest, 4, &mut pulled).expect("load");
     assert!(pulled > 10, "many chunks ({pulled})");
     assert_eq!(aside_new, aside_old);
-    assert_eq!(contents(new.as_ref(), &b_new), contents(old.as_ref(), &b_old));
+    assert_eq!(
+        contents(new.as_ref(), &b_new),
+        contents(old.as_ref(), &b_old)
+    );
     assert_eq!(b_new.records, 60);
     // Five refused lines, one (a copy of line 3) with two errors.
     assert_eq!(b_new.invalid, 6);
-    assert_eq!(new.set_aside(b_new.id).expect("aside").iter().filter(|a| a.line == 9).count(), 1);
+    assert_eq!(
+        new.set_aside(b_new.id)
+            .expect("aside")
+            .iter()
+            .filter(|a| a.line == 9)
+            .count(),
+        1
+    );
 
     // Loading the same file again is the same batch, and takes no chunk.
     let mut pulled = 0;
-    let (again, aside) = load_streamed(new.as_ref(), &path, digest, 4, &mut pulled).expect("reload");
+    let (again, aside) =
+        load_streamed(new.as_ref(), &path, digest, 4, &mut pulled).expect("reload");
     assert_eq!(again, b_new);
     assert!(aside.is_empty());
     assert_eq!(pulled, 0);
-    assert_eq!(contents(new.as_ref(), &again), contents(old.as_ref(), &b_old));
+    assert_eq!(
+        contents(new.as_ref(), &again),
+        contents(old.as_ref(), &b_old)
+    );
 
     // Another file with two records of the first: those are set aside.
     let fresh = replicated(5, "K-");
@@ -334,14 +380,25 @@ fn scenarios(open: &mut dyn FnMut() -> Box<dyn Journal>) {
     let mixed = write(
         d.path(),
         "mixed.jsonl",
-        format!("{}\n{}\n{}\n{}\n{}\n", fresh[2], fresh[3], fresh[4], first[0], first[1]).as_bytes(),
+        format!(
+            "{}\n{}\n{}\n{}\n{}\n",
+            fresh[2], fresh[3], fresh[4], first[0], first[1]
+        )
+        .as_bytes(),
     );
     let mut pulled = 0;
-    let (b_mixed, aside) = load_streamed(new.as_ref(), &mixed, "digest-of-mixed", 2, &mut pulled).expect("load");
+    let (b_mixed, aside) =
+        load_streamed(new.as_ref(), &mixed, "digest-of-mixed", 2, &mut pulled).expect("load");
     assert_eq!(b_mixed.records, 3);
     let expect: Vec<(u64, String)> = vec![
-        (4, format!("record_id J-00000001 is already in batch {}", b_new.id)),
-        (5, format!("record_id J-00000002 is already in batch {}", b_new.id)),
+        (
+            4,
+            format!("record_id J-00000001 is already in batch {}", b_new.id),
+        ),
+        (
+            5,
+            format!("record_id J-00000002 is already in batch {}", b_new.id),
+        ),
     ];
     let got: Vec<(u64, String)> = aside.iter().map(|a| (a.line, a.reason.clone())).collect();
     assert_eq!(got, expect);
@@ -370,7 +427,10 @@ fn scenarios(open: &mut dyn FnMut() -> Box<dyn Journal>) {
     assert_eq!(cut.record("J-00000001").expect("record"), None);
     let mut pulled = 0;
     let (b_cut, _) = load_streamed(cut.as_ref(), &path, digest, 5, &mut pulled).expect("load");
-    assert_eq!(contents(cut.as_ref(), &b_cut), contents(old.as_ref(), &b_old));
+    assert_eq!(
+        contents(cut.as_ref(), &b_cut),
+        contents(old.as_ref(), &b_old)
+    );
     assert!(cut.audit().expect("audit").intact);
     assert!(new.audit().expect("audit").intact);
 }

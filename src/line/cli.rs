@@ -232,12 +232,8 @@ fn load_streamed(
         &record::StreamOptions::default(),
         &|line, r| super::station::new_record(line as u64, &r),
         |chunks| {
-            journal.load_batch_streamed(
-                &name,
-                &abs.display().to_string(),
-                digest,
-                who,
-                &mut || match chunks.next() {
+            journal.load_batch_streamed(&name, &abs.display().to_string(), digest, who, &mut || {
+                match chunks.next() {
                     None => Ok(None),
                     Some(Ok(c)) => Ok(Some(load_chunk(c))),
                     Some(Err(e)) => {
@@ -245,8 +241,8 @@ fn load_streamed(
                         read_error = Some(e);
                         Err(JournalError::Refused(why))
                     }
-                },
-            )
+                }
+            })
         },
     )
     .with_context(|| format!("reading batch file {}", path.display()))?;

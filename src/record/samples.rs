@@ -540,8 +540,8 @@ pub fn replicate_records(
     // record_id comes first.
     let mut templates: Vec<([String; 3], bool)> = Vec::with_capacity(base.len());
     for (i, line) in base.iter().enumerate() {
-        let mut v: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| bad(format!("base line {}: {e}", i + 1)))?;
+        let mut v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| bad(format!("base line {}: {e}", i + 1)))?;
         let Some(obj) = v.as_object_mut() else {
             return Err(bad(format!("base line {}: not a JSON object", i + 1)));
         };
@@ -577,7 +577,11 @@ pub fn replicate_records(
                 break format!("\"{id}\"");
             }
         };
-        let (first, second) = if *rid_first { (&rid, &nid) } else { (&nid, &rid) };
+        let (first, second) = if *rid_first {
+            (&rid, &nid)
+        } else {
+            (&nid, &rid)
+        };
         writeln!(out, "{}{first}{}{second}{}", t[0], t[1], t[2])?;
     }
     Ok(())

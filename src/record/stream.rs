@@ -168,7 +168,9 @@ where
 fn starts_as_one_document(reader: &mut BufReader<std::fs::File>) -> std::io::Result<bool> {
     let head = reader.fill_buf()?;
     // A line cut by the buffer's end is never an object's short opening.
-    Ok(head_is_object(head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head)))
+    Ok(head_is_object(
+        head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head),
+    ))
 }
 
 /// The current chunk's lines: one buffer, and each line's number and span
@@ -199,7 +201,12 @@ impl Lines {
                 end -= 1;
             }
             let mut from = start;
-            if self.next_line == 1 && self.buf.get(start..end).is_some_and(|l| l.starts_with(b"\xEF\xBB\xBF")) {
+            if self.next_line == 1
+                && self
+                    .buf
+                    .get(start..end)
+                    .is_some_and(|l| l.starts_with(b"\xEF\xBB\xBF"))
+            {
                 from += 3;
             }
             self.spans.push((self.next_line, from..end));
@@ -434,7 +441,11 @@ pub struct LineIndex {
 impl LineIndex {
     /// Read `path` once, marking every `every`-th line; each block read is
     /// also given to `feed` (e.g. to hash the file in the same pass).
-    pub fn build(path: &Path, every: usize, feed: &mut dyn FnMut(&[u8])) -> std::io::Result<LineIndex> {
+    pub fn build(
+        path: &Path,
+        every: usize,
+        feed: &mut dyn FnMut(&[u8]),
+    ) -> std::io::Result<LineIndex> {
         use std::io::Read;
         let every = every.max(1);
         let mut file = std::fs::File::open(path)?;
@@ -459,7 +470,7 @@ impl LineIndex {
             }
             for i in memchr::memchr_iter(b'\n', data) {
                 lines_done += 1;
-                if lines_done % every as u64 == 0 {
+                if lines_done.is_multiple_of(every as u64) {
                     offsets.push(at + i as u64 + 1);
                 }
             }
