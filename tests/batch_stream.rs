@@ -466,3 +466,71 @@ fn streamed_loads_on_postgresql() {
         )
     });
 }
+
+/// `cardsmith line run` killed (SIGKILL) at several moments while it loads
+/// a batch: whatever the moment, the journal holds either no batch and no
+/// record, or the whole batch; loading the file again then gives the whole
+/// batch, once. (The moments only pick which of the two is found.)
+#[test]
+fn a_line_killed_while_loading_leaves_all_of_the_batch_or_none() {
+    let n = 3000;
+    for wait_ms in [250u64, 1000, 4000, 12000] {
+        let data = tempfile::tempdir().expect("tempdir");
+        let batch = write(
+            data.path(),
+            "batch.jsonl",
+            (replicated(n, "X-").join("\n") + "\n").as_bytes(),
+        );
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cardsmith"))
+            .args(["line", "run"])
+            .arg(&batch)
+            .args(["--sim-readers", "1", "--timing", "none", "--plain"])
+            .args(["--operator", "t"])
+            .env("CARDSMITH_DATA_DIR", data.path())
+            .env_remove("CARDSMITH_ISSUER_KEY")
+            .env_remove("CARDSMITH_SCP03_KEYS")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("line run");
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let path = data.path().join("line/journal.sqlite");
+        if !path.exists() {
+            continue;
+        }
+        let j = SqliteJournal::open(&path).expect("journal");
+        let found = j.batch(None).expect("batch");
+        eprintln!(
+            "killed after {wait_ms} ms: {}",
+            if found.is_some() {
+                "whole batch"
+            } else {
+                "no batch"
+            }
+        );
+        match found {
+            Some(b) => {
+                assert_eq!(b.records, n as u64, "killed after {wait_ms} ms");
+                assert_eq!(j.records(b.id).expect("records").len(), n);
+            }
+            None => assert_eq!(
+                j.record("X-00000001").expect("record"),
+                None,
+                "killed after {wait_ms} ms: a record without its batch"
+            ),
+        }
+        let bytes = std::fs::read(&batch).expect("read");
+        let digest: String = ring::digest::digest(&ring::digest::SHA256, &bytes)
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let mut pulled = 0;
+        let (b, _) = load_streamed(&j, &batch, &digest, 500, &mut pulled).expect("reload");
+        assert_eq!(b.records, n as u64);
+        assert_eq!(j.records(b.id).expect("records").len(), n);
+        assert!(j.audit().expect("audit").intact);
+    }
+}
