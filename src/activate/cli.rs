@@ -555,17 +555,17 @@ fn record_office(j: &dyn Journal, side: &IssuerSide, record_id: &str) -> Result<
     let v = IsoTemplates {
         max_minutiae: usize::from(side.profile.max_minutiae),
     };
-    let loaded = crate::record::load_records(&path, &v).map_err(|e| {
+    // The one record, read by its line (a batch may hold a million).
+    let index = crate::record::stream::LineIndex::build(&path, 64, &mut |_| {}).map_err(|e| {
         anyhow!(RecordRefused(format!(
             "batch file {} of batch {} (needed for the record's office): {e}",
             batch.path, batch.id
         )))
     })?;
-    let rec = loaded
-        .good
-        .iter()
-        .map(|(_, r)| r)
-        .find(|r| r.record_id() == record_id)
+    let rec = index
+        .record(row.line, &v)
+        .ok()
+        .filter(|r| r.record_id() == record_id)
         .ok_or_else(|| {
             anyhow!(RecordRefused(format!(
                 "record {record_id} is not in batch file {}",

@@ -12,7 +12,8 @@ use crate::perso::side::IssuerSide;
 use crate::record;
 use crate::register::cli::{data_dir, open_journal, who, JournalArgs};
 use crate::register::journal::{
-    iso_time, AttemptRow, BatchInfo, CardKnown, Journal, NewRecord, SetAside,
+    iso_time, AttemptRow, BatchInfo, CardKnown, Journal, JournalError, LoadChunk, NewRecord,
+    SetAside,
 };
 use crate::scp03::keyfile::Scp03Keys;
 use crate::sim::faults::Faults;
@@ -146,13 +147,19 @@ pub enum LineCommand {
     },
 }
 
-fn sha256_file(path: &Path) -> Result<String> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("reading batch file {}", path.display()))?;
-    Ok(
-        crate::hex::compact(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref())
-            .to_ascii_lowercase(),
-    )
+/// Lines between the marks of the batch file's index (see
+/// [`record::stream::LineIndex`]): a look-up reads at most this many lines.
+const INDEX_EVERY: usize = 64;
+
+/// One pass over the batch file: its SHA-256 (hex) and the index the
+/// workers find their records by. Reads in blocks: memory does not grow
+/// with the file.
+fn scan_file(path: &Path) -> Result<(String, record::stream::LineIndex)> {
+    let mut sha = ring::digest::Context::new(&ring::digest::SHA256);
+    let index = record::stream::LineIndex::build(path, INDEX_EVERY, &mut |b| sha.update(b))
+        .with_context(|| format!("reading batch file {}", path.display()))?;
+    let digest = crate::hex::compact(sha.finish().as_ref()).to_ascii_lowercase();
+    Ok((digest, index))
 }
 
 fn line_of(location: &str) -> u64 {
@@ -163,51 +170,92 @@ fn line_of(location: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Validate the whole batch file: good records by id, and the set-aside
-/// ones with every problem of each.
-/// Valid records to queue, the parsed records by id, and the set-aside ones.
-type LoadedBatch = (
-    Vec<NewRecord>,
-    HashMap<String, record::Record>,
-    Vec<SetAside>,
-);
-
-fn load_file(path: &Path, side: &IssuerSide) -> Result<LoadedBatch> {
-    let v = IsoTemplates {
-        max_minutiae: usize::from(side.profile.max_minutiae),
-    };
-    let batch = record::load_records(path, &v)
-        .with_context(|| format!("reading batch file {}", path.display()))?;
-    for w in &batch.warnings {
+/// The register's chunk for a validated chunk of the file: the records to
+/// queue, and one set-aside entry per refused line with every problem of
+/// it. (Every error of a line is in the line's chunk.)
+fn load_chunk(chunk: record::Chunk<NewRecord>) -> LoadChunk {
+    for w in &chunk.warnings {
         eprintln!("warning: {w}");
     }
     let mut aside: Vec<SetAside> = Vec::new();
-    for e in &batch.bad {
+    let mut at: HashMap<u64, usize> = HashMap::new();
+    for e in &chunk.bad {
         let line = line_of(&e.location);
         let what = if e.field.is_empty() {
             e.rule.clone()
         } else {
             format!("{}: {}", e.field, e.rule)
         };
-        match aside.iter_mut().find(|a| a.line == line) {
+        match at.get(&line).and_then(|&i| aside.get_mut(i)) {
             Some(a) => {
                 a.reason.push_str("; ");
                 a.reason.push_str(&what);
             }
-            None => aside.push(SetAside {
-                record_id: e.record_id.clone(),
-                line,
-                reason: what,
-            }),
+            None => {
+                at.insert(line, aside.len());
+                aside.push(SetAside {
+                    record_id: e.record_id.clone(),
+                    line,
+                    reason: what,
+                });
+            }
         }
     }
-    let mut queued = Vec::new();
-    let mut records = HashMap::new();
-    for (line, r) in batch.good {
-        queued.push(super::station::new_record(line as u64, &r));
-        records.insert(r.record_id().to_string(), r);
+    LoadChunk {
+        records: chunk.good.into_iter().map(|(_, r)| r).collect(),
+        set_aside: aside,
     }
-    Ok((queued, records, aside))
+}
+
+/// Validate the batch file chunk by chunk on every core and load it into
+/// the register as it goes (one transaction; see
+/// [`Journal::load_batch_streamed`]).
+fn load_streamed(
+    journal: &dyn Journal,
+    path: &Path,
+    digest: &str,
+    who: &crate::register::journal::Who,
+    side: &IssuerSide,
+) -> Result<(BatchInfo, Vec<SetAside>)> {
+    let v = IsoTemplates {
+        max_minutiae: usize::from(side.profile.max_minutiae),
+    };
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "batch".into());
+    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut read_error = None;
+    let loaded = record::stream_records(
+        path,
+        &v,
+        &record::StreamOptions::default(),
+        &|line, r| super::station::new_record(line as u64, &r),
+        |chunks| {
+            journal.load_batch_streamed(&name, &abs.display().to_string(), digest, who, &mut || {
+                match chunks.next() {
+                    None => Ok(None),
+                    Some(Ok(c)) => Ok(Some(load_chunk(c))),
+                    Some(Err(e)) => {
+                        let why = format!("reading batch file {}: {e}", path.display());
+                        read_error = Some(e);
+                        Err(JournalError::Refused(why))
+                    }
+                }
+            })
+        },
+    )
+    .with_context(|| format!("reading batch file {}", path.display()))?;
+    match (loaded, read_error) {
+        (Ok(v), _) => Ok(v),
+        (Err(_), Some(e)) => Err(anyhow!(e)).with_context(|| {
+            format!(
+                "reading batch file {} (nothing of it was loaded)",
+                path.display()
+            )
+        }),
+        (Err(e), None) => Err(anyhow!(e)),
+    }
 }
 
 fn print_set_aside(batch: &BatchInfo, aside: &[SetAside]) {
@@ -292,27 +340,12 @@ fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -
             r.reader
         );
     }
-    let (info, records) = match batch {
+    let (info, index) = match batch {
         Some(path) => {
-            let digest = sha256_file(path)?;
-            let (queued, records, aside) = load_file(path, &side)?;
-            let name = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "batch".into());
-            let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-            let (info, aside) = journal
-                .load_batch(
-                    &name,
-                    &abs.display().to_string(),
-                    &digest,
-                    &who,
-                    &queued,
-                    &aside,
-                )
-                .map_err(|e| anyhow!(e))?;
+            let (digest, index) = scan_file(path)?;
+            let (info, aside) = load_streamed(journal.as_ref(), path, &digest, &who, &side)?;
             print_set_aside(&info, &aside);
-            (info, records)
+            (info, index)
         }
         None => {
             let info = journal
@@ -322,18 +355,29 @@ fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -
                     anyhow!(RecordRefused("no batch in the journal to resume".into()))
                 })?;
             let path = PathBuf::from(&info.path);
-            let digest = sha256_file(&path)?;
+            let (digest, index) = scan_file(&path)?;
             if digest != info.digest {
                 bail!(RecordRefused(format!(
                     "batch file {} changed since batch {} was loaded (SHA-256 {} then, {} now); load the new file as a new batch",
                     info.path, info.id, info.digest, digest
                 )));
             }
-            let (_, records, _) = load_file(&path, &side)?;
-            (info, records)
+            (info, index)
         }
     };
-    let mut ctx = StationCtx::new(journal.clone(), info.id, records, side, who.clone());
+    let records = super::station::BatchFileRecords {
+        index,
+        validator: IsoTemplates {
+            max_minutiae: usize::from(side.profile.max_minutiae),
+        },
+    };
+    let mut ctx = StationCtx::with_source(
+        journal.clone(),
+        info.id,
+        Box::new(records),
+        side,
+        who.clone(),
+    );
     ctx.max_rejects = a.max_rejects;
     let ctx = Arc::new(ctx);
     let before = journal.summary(info.id).map_err(|e| anyhow!(e))?;

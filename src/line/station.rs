@@ -31,6 +31,45 @@ pub fn new_record(line: u64, r: &Record) -> NewRecord {
     }
 }
 
+/// Where the line finds the record a claim names. The journal holds ids and
+/// lines only (no personal data), so the record itself comes from the batch
+/// file: a map of the whole batch for small ones and tests, or
+/// [`BatchFileRecords`], which reads the one record from the file when its
+/// card comes, so a line of a million records holds none of them.
+pub trait RecordSource: Send + Sync {
+    /// The record `record_id`, which the journal says starts on `line`.
+    fn record(&self, record_id: &str, line: u64) -> Result<Record, String>;
+}
+
+impl RecordSource for HashMap<String, Record> {
+    fn record(&self, record_id: &str, _line: u64) -> Result<Record, String> {
+        self.get(record_id)
+            .cloned()
+            .ok_or_else(|| format!("record {record_id} is not in the loaded batch file"))
+    }
+}
+
+/// Records read from the batch file by line ([`crate::record::stream::LineIndex`])
+/// and validated again, with the same template rules as at load time.
+pub struct BatchFileRecords {
+    pub index: crate::record::stream::LineIndex,
+    pub validator: crate::perso::input::IsoTemplates,
+}
+
+impl RecordSource for BatchFileRecords {
+    fn record(&self, record_id: &str, line: u64) -> Result<Record, String> {
+        let r = self.index.record(line, &self.validator)?;
+        if r.record_id() == record_id {
+            Ok(r)
+        } else {
+            Err(format!(
+                "line {line} of the batch file holds record {}, not {record_id}; the file changed since it was loaded",
+                r.record_id()
+            ))
+        }
+    }
+}
+
 /// Builds the card input for a record (dates, compact templates).
 pub type InputFn =
     dyn Fn(&Record, &crate::perso::profile::Profile) -> Result<CardInput, String> + Send + Sync;
@@ -39,7 +78,7 @@ pub type InputFn =
 pub struct StationCtx {
     pub journal: Arc<dyn Journal>,
     pub batch_id: i64,
-    pub records: HashMap<String, Record>,
+    pub records: Box<dyn RecordSource>,
     pub issuer: IssuerSide,
     pub input: Box<InputFn>,
     pub who: Who,
@@ -57,6 +96,17 @@ impl StationCtx {
         journal: Arc<dyn Journal>,
         batch_id: i64,
         records: HashMap<String, Record>,
+        issuer: IssuerSide,
+        who: Who,
+    ) -> StationCtx {
+        Self::with_source(journal, batch_id, Box::new(records), issuer, who)
+    }
+
+    /// [`StationCtx::new`] with records from any [`RecordSource`].
+    pub fn with_source(
+        journal: Arc<dyn Journal>,
+        batch_id: i64,
+        records: Box<dyn RecordSource>,
         issuer: IssuerSide,
         who: Who,
     ) -> StationCtx {
@@ -79,9 +129,8 @@ impl StationCtx {
     /// The card input for a claimed record.
     fn input_for(&self, claim: &Claim) -> Result<CardInput, String> {
         self.records
-            .get(&claim.record_id)
-            .ok_or_else(|| format!("record {} is not in the loaded batch file", claim.record_id))
-            .and_then(|r| (self.input)(r, &self.issuer.profile))
+            .record(&claim.record_id, claim.line)
+            .and_then(|r| (self.input)(&r, &self.issuer.profile))
     }
 }
 

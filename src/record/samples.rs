@@ -522,3 +522,67 @@ pub fn sample_records(
     }
     out
 }
+
+/// A large batch fast, for benchmarks and tests of batch loading: `count`
+/// JSON lines written to `out`, record `i` (0-based) a copy of
+/// `base[i % base.len()]` (lines of [`sample_records`]) with record_id
+/// `{prefix}{i+1:08}` and a fresh valid national ID, so that every line is
+/// a distinct valid record. Validating a copy costs what validating its
+/// original does; making it costs a copy.
+pub fn replicate_records(
+    base: &[String],
+    count: usize,
+    prefix: &str,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let bad = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, why);
+    // Each base line as the text around its two ids, and whether
+    // record_id comes first.
+    let mut templates: Vec<([String; 3], bool)> = Vec::with_capacity(base.len());
+    for (i, line) in base.iter().enumerate() {
+        let mut v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| bad(format!("base line {}: {e}", i + 1)))?;
+        let Some(obj) = v.as_object_mut() else {
+            return Err(bad(format!("base line {}: not a JSON object", i + 1)));
+        };
+        obj.insert("record_id".into(), "@@RID@@".into());
+        obj.insert("national_id".into(), "@@NID@@".into());
+        let text = v.to_string();
+        let (Some(r), Some(n)) = (text.find("\"@@RID@@\""), text.find("\"@@NID@@\"")) else {
+            return Err(bad(format!("base line {}: ids not placed", i + 1)));
+        };
+        let (a, b) = if r < n { (r, n) } else { (n, r) };
+        let cut = |from: usize, to: usize| text.get(from..to).unwrap_or_default().to_string();
+        templates.push(([cut(0, a), cut(a + 9, b), cut(b + 9, text.len())], r < n));
+    }
+    if templates.is_empty() {
+        return Err(bad("no base records".into()));
+    }
+    let mut body: u64 = 100_000_000;
+    for i in 0..count {
+        let k = i % templates.len();
+        let Some((t, rid_first)) = templates.get(k) else {
+            continue;
+        };
+        let rid = format!("\"{prefix}{:08}\"", i + 1);
+        let nid = loop {
+            body += 1;
+            let s = format!("{body:09}");
+            let mut d = [0u8; 9];
+            for (x, b) in d.iter_mut().zip(s.bytes()) {
+                *x = b - b'0';
+            }
+            let id = format!("{s}{}", national_id_check_digit(&d));
+            if super::is_valid_national_id(&id) {
+                break format!("\"{id}\"");
+            }
+        };
+        let (first, second) = if *rid_first {
+            (&rid, &nid)
+        } else {
+            (&nid, &rid)
+        };
+        writeln!(out, "{}{first}{}{second}{}", t[0], t[1], t[2])?;
+    }
+    Ok(())
+}

@@ -136,6 +136,19 @@ pub struct SetAside {
     pub reason: String,
 }
 
+/// One chunk of a streamed batch load ([`Journal::load_batch_streamed`]):
+/// the valid records to queue and the records set aside, of a run of
+/// lines that all come after the previous chunk's.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LoadChunk {
+    pub records: Vec<NewRecord>,
+    pub set_aside: Vec<SetAside>,
+}
+
+/// Where a streamed load takes its chunks from: `Ok(None)` at the end; an
+/// `Err` abandons the load (nothing of it is kept).
+pub type ChunkSource<'a> = dyn FnMut() -> Result<Option<LoadChunk>> + 'a;
+
 /// Why an attempt was started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -577,6 +590,26 @@ pub trait Journal: Send + Sync {
         who: &Who,
         records: &[NewRecord],
         set_aside: &[SetAside],
+    ) -> Result<(BatchInfo, Vec<SetAside>)>;
+
+    /// [`Journal::load_batch`] for a batch of any size: the records come
+    /// chunk by chunk from `next` and go into the register in large
+    /// statements, so memory holds one chunk, not the batch. Still one
+    /// transaction: a load that fails or is killed midway leaves nothing
+    /// (no batch, no record), and loading the file again starts afresh. A
+    /// file already loaded (same digest) returns its batch without taking a
+    /// chunk. The outcome is the one [`Journal::load_batch`] would give for
+    /// the chunks put together.
+    ///
+    /// Not retried on a lost connection (the chunks are gone once taken):
+    /// the error is returned and the caller loads the file again.
+    fn load_batch_streamed(
+        &self,
+        name: &str,
+        path: &str,
+        digest: &str,
+        who: &Who,
+        next: &mut ChunkSource<'_>,
     ) -> Result<(BatchInfo, Vec<SetAside>)>;
 
     /// A batch by id, or the latest one.

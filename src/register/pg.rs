@@ -231,6 +231,38 @@ impl PgJournal {
         self.freed.notify_one();
     }
 
+    /// Run `f` in one transaction once, without retrying: for work that
+    /// cannot be repeated (a streamed load consumes its chunks). A failed
+    /// connection is dropped; the transaction rolled back with it.
+    fn tx_once<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> F<T>) -> Result<T> {
+        let mut c = self.take()?;
+        let r = (|| -> F<T> {
+            let mut t = c.transaction()?;
+            let v = f(&mut t)?;
+            t.commit()?;
+            Ok(v)
+        })();
+        match r {
+            Ok(v) => {
+                self.put(c);
+                Ok(v)
+            }
+            Err(Fail::J(e)) => {
+                self.put(c);
+                Err(e)
+            }
+            Err(Fail::Pg(e)) => {
+                if c.is_closed() {
+                    drop(c);
+                    self.discard();
+                } else {
+                    self.put(c);
+                }
+                Err(map_refusal(&e).unwrap_or_else(|| self.storage(&e)))
+            }
+        }
+    }
+
     /// Run `f` in one transaction, retrying on a fresh connection while
     /// the register is unreachable (up to `retry_for`).
     fn tx<T>(&self, f: impl Fn(&mut Transaction<'_>) -> F<T>) -> Result<T> {
@@ -824,6 +856,134 @@ impl Journal for PgJournal {
                 &format!("batch {id} {name}: {queued} queued, {} set aside", aside.len()),
             )?;
             Ok((batch_row(&b), aside))
+        })
+    }
+
+    fn load_batch_streamed(
+        &self,
+        name: &str,
+        path: &str,
+        digest: &str,
+        who: &Who,
+        next: &mut ChunkSource<'_>,
+    ) -> Result<(BatchInfo, Vec<SetAside>)> {
+        self.tx_once(|t| {
+            // As `load_batch`: one loader at a time, one transaction for
+            // the whole batch (a load cut short leaves nothing).
+            t.execute("LOCK TABLE batches IN SHARE ROW EXCLUSIVE MODE", &[])?;
+            if let Some(b) = t.query_opt(
+                &format!("SELECT {BATCH_COLS} FROM batches WHERE digest = $1"),
+                &[&digest],
+            )? {
+                return Ok((batch_row(&b), vec![]));
+            }
+            let now = now(t)?;
+            let id: i64 = t
+                .query_one(
+                    "INSERT INTO batches (name, path, digest, loaded_at, loaded_by, station, records, invalid)
+                     VALUES ($1, $2, $3, $4, $5, $6, 0, 0) RETURNING id",
+                    &[&name, &path, &digest, &now, &who.operator, &who.station],
+                )?
+                .get(0);
+            // One statement a chunk: the records whose id is free are
+            // queued; the others come back by their absence from RETURNING
+            // (a duplicate within the chunk loses to its first line).
+            let insert = t.prepare(
+                "INSERT INTO records (record_id, batch_id, line, state, updated_at, request_day, office_kind, office_code)
+                 SELECT rid, $1, ln, 'pending', $4, rday, okind, ocode
+                 FROM unnest($2::TEXT[], $3::BIGINT[], $5::BIGINT[], $6::TEXT[], $7::TEXT[])
+                      WITH ORDINALITY AS q(rid, ln, rday, okind, ocode, ord)
+                 ORDER BY ord
+                 ON CONFLICT (record_id) DO NOTHING
+                 RETURNING line",
+            )?;
+            let owners = t.prepare(
+                "SELECT record_id, batch_id FROM records WHERE record_id = ANY($1)",
+            )?;
+            let aside_rows = t.prepare(
+                "INSERT INTO set_aside (batch_id, line, record_id, reason)
+                 SELECT $1, ln, rid, why
+                 FROM unnest($2::BIGINT[], $3::TEXT[], $4::TEXT[]) WITH ORDINALITY AS a(ln, rid, why, ord)
+                 ORDER BY ord",
+            )?;
+            let mut all_aside: Vec<SetAside> = Vec::new();
+            let mut queued = 0i64;
+            while let Some(chunk) = next().map_err(Fail::J)? {
+                let ids: Vec<&str> = chunk.records.iter().map(|r| r.record_id.as_str()).collect();
+                let lines: Vec<i64> = chunk.records.iter().map(|r| r.line as i64).collect();
+                let days: Vec<Option<i64>> = chunk
+                    .records
+                    .iter()
+                    .map(|r| r.request.as_ref().map(|q| q.day))
+                    .collect();
+                let kinds: Vec<Option<&str>> = chunk
+                    .records
+                    .iter()
+                    .map(|r| r.request.as_ref().map(|q| q.office_kind.as_str()))
+                    .collect();
+                let codes: Vec<Option<&str>> = chunk
+                    .records
+                    .iter()
+                    .map(|r| r.request.as_ref().map(|q| q.office_code.as_str()))
+                    .collect();
+                let inserted: std::collections::HashSet<i64> = t
+                    .query(&insert, &[&id, &ids, &lines, &now, &days, &kinds, &codes])?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                queued += inserted.len() as i64;
+                let mut aside = chunk.set_aside;
+                let refused: Vec<&NewRecord> = chunk
+                    .records
+                    .iter()
+                    .filter(|r| !inserted.contains(&(r.line as i64)))
+                    .collect();
+                if !refused.is_empty() {
+                    let refused_ids: Vec<&str> =
+                        refused.iter().map(|r| r.record_id.as_str()).collect();
+                    let owner: std::collections::HashMap<String, i64> = t
+                        .query(&owners, &[&refused_ids])?
+                        .iter()
+                        .map(|r| (r.get(0), r.get(1)))
+                        .collect();
+                    for r in refused {
+                        let b = owner.get(&r.record_id).copied().unwrap_or(id);
+                        aside.push(SetAside {
+                            record_id: Some(r.record_id.clone()),
+                            line: r.line,
+                            reason: if b == id {
+                                format!("record_id {} appears twice in this batch", r.record_id)
+                            } else {
+                                format!("record_id {} is already in batch {b}", r.record_id)
+                            },
+                        });
+                    }
+                }
+                aside.sort_by_key(|a| a.line);
+                let a_lines: Vec<i64> = aside.iter().map(|a| a.line as i64).collect();
+                let a_ids: Vec<Option<&str>> = aside.iter().map(|a| a.record_id.as_deref()).collect();
+                let a_why: Vec<&str> = aside.iter().map(|a| a.reason.as_str()).collect();
+                if !aside.is_empty() {
+                    t.execute(&aside_rows, &[&id, &a_lines, &a_ids, &a_why])?;
+                }
+                all_aside.append(&mut aside);
+            }
+            let b = t.query_one(
+                &format!(
+                    "UPDATE batches SET records = $2, invalid = $3 WHERE id = $1 RETURNING {BATCH_COLS}"
+                ),
+                &[&id, &queued, &(all_aside.len() as i64)],
+            )?;
+            audit_row(t, &who.station, &who.operator, now, "batches", &[V::Int(id)])?;
+            event(
+                t,
+                now,
+                who,
+                None,
+                "batch loaded",
+                &format!("batch {id} {name}: {queued} queued, {} set aside", all_aside.len()),
+            )?;
+            Ok((batch_row(&b), all_aside))
         })
     }
 

@@ -734,8 +734,27 @@ impl Journal for SqliteJournal {
         records: &[NewRecord],
         set_aside: &[SetAside],
     ) -> Result<(BatchInfo, Vec<SetAside>)> {
+        // One chunk; the streamed load sorts each chunk's set-asides by
+        // line, which for one chunk is the whole batch's order.
+        let mut once = Some(LoadChunk {
+            records: records.to_vec(),
+            set_aside: set_aside.to_vec(),
+        });
+        self.load_batch_streamed(name, path, digest, who, &mut || Ok(once.take()))
+    }
+
+    fn load_batch_streamed(
+        &self,
+        name: &str,
+        path: &str,
+        digest: &str,
+        who: &Who,
+        next: &mut ChunkSource<'_>,
+    ) -> Result<(BatchInfo, Vec<SetAside>)> {
         let err = self.err();
         self.with_j(|c| {
+            // One immediate transaction for the whole batch: a load cut
+            // short rolls back whole, and the line never sees half a batch.
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(&err)?;
@@ -758,57 +777,68 @@ impl Journal for SqliteJournal {
             )
             .map_err(&err)?;
             let id = tx.last_insert_rowid();
-            let mut aside: Vec<SetAside> = set_aside.to_vec();
+            let mut all_aside: Vec<SetAside> = Vec::new();
             let mut queued = 0u64;
-            for r in records {
-                let other: Option<i64> = tx
-                    .query_row(
-                        "SELECT batch_id FROM records WHERE record_id = ?1",
-                        [&r.record_id],
-                        |row| row.get(0),
+            {
+                let mut insert = tx
+                    .prepare(
+                        "INSERT INTO records (record_id, batch_id, line, state, updated_at, request_day, office_kind, office_code)
+                         VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7)
+                         ON CONFLICT (record_id) DO NOTHING",
                     )
-                    .optional()
                     .map_err(&err)?;
-                if let Some(b) = other {
-                    aside.push(SetAside {
-                        record_id: Some(r.record_id.clone()),
-                        line: r.line,
-                        reason: if b == id {
-                            format!("record_id {} appears twice in this batch", r.record_id)
-                        } else {
-                            format!("record_id {} is already in batch {b}", r.record_id)
-                        },
-                    });
-                    continue;
+                let mut owner = tx
+                    .prepare("SELECT batch_id FROM records WHERE record_id = ?1")
+                    .map_err(&err)?;
+                let mut aside_row = tx
+                    .prepare(
+                        "INSERT INTO set_aside (batch_id, line, record_id, reason) VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .map_err(&err)?;
+                while let Some(chunk) = next()? {
+                    let mut aside = chunk.set_aside;
+                    for r in &chunk.records {
+                        let q = r.request.as_ref();
+                        let n = insert
+                            .execute(params![
+                                r.record_id,
+                                id,
+                                r.line as i64,
+                                now,
+                                q.map(|q| q.day),
+                                q.map(|q| q.office_kind.as_str()),
+                                q.map(|q| q.office_code.as_str())
+                            ])
+                            .map_err(&err)?;
+                        if n == 1 {
+                            queued += 1;
+                            continue;
+                        }
+                        let b: i64 = owner
+                            .query_row([&r.record_id], |row| row.get(0))
+                            .map_err(&err)?;
+                        aside.push(SetAside {
+                            record_id: Some(r.record_id.clone()),
+                            line: r.line,
+                            reason: if b == id {
+                                format!("record_id {} appears twice in this batch", r.record_id)
+                            } else {
+                                format!("record_id {} is already in batch {b}", r.record_id)
+                            },
+                        });
+                    }
+                    aside.sort_by_key(|a| a.line);
+                    for a in &aside {
+                        aside_row
+                            .execute(params![id, a.line as i64, a.record_id, a.reason])
+                            .map_err(&err)?;
+                    }
+                    all_aside.append(&mut aside);
                 }
-                let q = r.request.as_ref();
-                tx.execute(
-                    "INSERT INTO records (record_id, batch_id, line, state, updated_at, request_day, office_kind, office_code)
-                     VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7)",
-                    params![
-                        r.record_id,
-                        id,
-                        r.line as i64,
-                        now,
-                        q.map(|q| q.day),
-                        q.map(|q| q.office_kind.as_str()),
-                        q.map(|q| q.office_code.as_str())
-                    ],
-                )
-                .map_err(&err)?;
-                queued += 1;
-            }
-            aside.sort_by_key(|a| a.line);
-            for a in &aside {
-                tx.execute(
-                    "INSERT INTO set_aside (batch_id, line, record_id, reason) VALUES (?1, ?2, ?3, ?4)",
-                    params![id, a.line as i64, a.record_id, a.reason],
-                )
-                .map_err(&err)?;
             }
             tx.execute(
                 "UPDATE batches SET records = ?2, invalid = ?3 WHERE id = ?1",
-                params![id, queued as i64, aside.len() as i64],
+                params![id, queued as i64, all_aside.len() as i64],
             )
             .map_err(&err)?;
             audit_by(&tx, who, now, "batches", &[V::Int(id)]).map_err(&err)?;
@@ -819,7 +849,10 @@ impl Journal for SqliteJournal {
                 &who.operator,
                 None,
                 "batch loaded",
-                &format!("batch {id} {name}: {queued} queued, {} set aside", aside.len()),
+                &format!(
+                    "batch {id} {name}: {queued} queued, {} set aside",
+                    all_aside.len()
+                ),
             )
             .map_err(&err)?;
             let b = tx
@@ -830,7 +863,7 @@ impl Journal for SqliteJournal {
                 )
                 .map_err(&err)?;
             tx.commit().map_err(&err)?;
-            Ok((b, aside))
+            Ok((b, all_aside))
         })
     }
 

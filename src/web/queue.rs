@@ -7,9 +7,8 @@
 //! a batch file is not readable on this PC (a counter on the shared
 //! register far from the line), the holder is listed by national ID only.
 
-use std::collections::HashMap;
-
 use crate::perso::input::IsoTemplates;
+use crate::record::stream::LineIndex;
 use crate::record::{normalize_digits, normalize_persian};
 use crate::register::journal::{Journal, Millis};
 
@@ -34,7 +33,9 @@ pub fn expected(j: &dyn Journal, office: &str) -> Result<Vec<Expected>, String> 
         let Some(batch) = j.batch(Some(id)).map_err(e)? else {
             continue;
         };
-        let mut names: Option<HashMap<String, (String, String)>> = None;
+        // The batch file's line index, built when a name is first needed
+        // (`None` inside: the file is not readable here).
+        let mut index: Option<Option<LineIndex>> = None;
         for row in j.records(id).map_err(e)? {
             let Some(serial) = row.card_serial.filter(|_| row.state == "good") else {
                 continue;
@@ -45,8 +46,13 @@ pub fn expected(j: &dyn Journal, office: &str) -> Result<Vec<Expected>, String> 
             if ship.office != office || j.delivered(&serial).map_err(e)?.is_some() {
                 continue;
             }
-            let names = names.get_or_insert_with(|| batch_names(&batch.path));
-            let n = names.get(&row.record_id);
+            let index = index.get_or_insert_with(|| {
+                LineIndex::build(std::path::Path::new(&batch.path), 64, &mut |_| {}).ok()
+            });
+            let names = index
+                .as_ref()
+                .and_then(|ix| name_at(ix, row.line, &row.record_id));
+            let n = names.as_ref();
             out.push(Expected {
                 national_id: ship.national_id,
                 name_fa: n.map(|n| n.0.clone()),
@@ -61,26 +67,18 @@ pub fn expected(j: &dyn Journal, office: &str) -> Result<Vec<Expected>, String> 
     Ok(out)
 }
 
-/// Record id → (Persian name, Latin name), from a batch file; empty when
-/// the file cannot be read here.
-fn batch_names(path: &str) -> HashMap<String, (String, String)> {
+/// (Persian name, Latin name) of the record on `line` of a batch file, read
+/// by its line (a batch may hold a million records); `None` when the line
+/// does not hold that valid record.
+fn name_at(index: &LineIndex, line: u64, record_id: &str) -> Option<(String, String)> {
     let v = IsoTemplates { max_minutiae: 60 };
-    match crate::record::load_records(std::path::Path::new(path), &v) {
-        Ok(b) => b
-            .good
-            .iter()
-            .map(|(_, r)| {
-                (
-                    r.record_id().to_string(),
-                    (
-                        format!("{} {}", r.given_name().fa, r.family_name().fa),
-                        format!("{} {}", r.given_name().latin, r.family_name().latin),
-                    ),
-                )
-            })
-            .collect(),
-        Err(_) => HashMap::new(),
-    }
+    let r = index.record(line, &v).ok()?;
+    (r.record_id() == record_id).then(|| {
+        (
+            format!("{} {}", r.given_name().fa, r.family_name().fa),
+            format!("{} {}", r.given_name().latin, r.family_name().latin),
+        )
+    })
 }
 
 /// Whether `x` answers the search `q`: national ID digits (any digit
