@@ -1009,7 +1009,7 @@ fn cert_rules(
                 .map_err(|e| bad(&format!("certificates.crl_distribution_points[{i}]"), e))?,
         );
     }
-    crate::pki::der::parse_dotted_oid(&raw.policy_oid).map_err(|e| {
+    crate::pki::oid::parse_dotted_oid(&raw.policy_oid).map_err(|e| {
         bad(
             "certificates.policy_oid",
             format!(

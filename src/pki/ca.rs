@@ -36,11 +36,35 @@ use x509_parser::prelude::X509Certificate;
 
 use super::check::{self, parse_cert};
 use super::crl::{self, CrlEntry, CrlTemplate};
+use super::csr::{algorithm, name_of, Text};
 use super::csr::{p256_spki, parse_p256_spki, verify_csr};
-use super::der::{self, oids};
+use super::oid;
 use super::sod::DocumentSigner;
 use super::PkiError;
 use crate::register::journal::{CrlIssued, Journal, Revocation, RevocationReason, Who};
+use const_oid::db::rfc4519;
+use const_oid::db::rfc5280::{
+    ID_CE_AUTHORITY_KEY_IDENTIFIER, ID_CE_BASIC_CONSTRAINTS, ID_CE_CERTIFICATE_POLICIES,
+    ID_CE_CRL_DISTRIBUTION_POINTS, ID_CE_EXT_KEY_USAGE, ID_CE_KEY_USAGE,
+    ID_CE_SUBJECT_KEY_IDENTIFIER, ID_KP_CLIENT_AUTH, ID_QT_CPS,
+};
+use const_oid::db::rfc5912::ECDSA_WITH_SHA_256;
+use der::asn1::{
+    Any, BitString, GeneralizedTime, Ia5String, ObjectIdentifier, OctetString, UtcTime,
+};
+use der::flagset::FlagSet;
+use der::{DateTime, Decode, Encode, Sequence};
+use x509_cert::certificate::{Certificate, TbsCertificate, Version};
+use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, CrlDistributionPoints, ExtendedKeyUsage, KeyUsage,
+    KeyUsages,
+};
+use x509_cert::ext::Extension;
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::{Time, Validity};
 
 /// Which of the card's two keys a certificate is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -143,9 +167,22 @@ const KU_NON_REPUDIATION: u8 = 1;
 const KU_KEY_CERT_SIGN: u8 = 5;
 const KU_CRL_SIGN: u8 = 6;
 
+/// PEM armour (RFC 7468) with 64-character lines.
+pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
 /// PEM (`CERTIFICATE`) of a DER certificate.
 pub fn certificate_pem(cert_der: &[u8]) -> String {
-    der::pem_encode("CERTIFICATE", cert_der)
+    pem_encode("CERTIFICATE", cert_der)
 }
 
 /// A document signer whose key lives in memory (loaded from `ds-key.p8`).
@@ -231,32 +268,40 @@ pub(crate) fn key_identifier(point: &[u8]) -> Vec<u8> {
     d.as_ref().iter().take(20).copied().collect()
 }
 
-fn extension(arcs: &[u64], critical: bool, value: &[u8]) -> Vec<u8> {
-    if critical {
-        der::seq(&[
-            &der::oid(arcs),
-            &der::boolean(true),
-            &der::octet_string(value),
-        ])
-    } else {
-        der::seq(&[&der::oid(arcs), &der::octet_string(value)])
-    }
+/// An extension whose value is the DER of `value`.
+pub(crate) fn extension(
+    oid: ObjectIdentifier,
+    critical: bool,
+    value: &impl Encode,
+) -> Result<Extension, PkiError> {
+    Ok(Extension {
+        extn_id: oid,
+        critical,
+        extn_value: OctetString::new(value.to_der()?)?,
+    })
 }
 
-/// keyUsage BIT STRING from bit numbers (DER: trailing zero bits dropped).
-fn key_usage_ext(bits: &[u8]) -> Vec<u8> {
-    let mut v: u16 = 0;
-    for &b in bits {
-        v |= 0x8000 >> b;
-    }
-    let [hi, lo] = v.to_be_bytes();
-    let (bytes, last) = if lo != 0 {
-        (vec![hi, lo], lo)
-    } else {
-        (vec![hi], hi)
-    };
-    let unused = last.trailing_zeros() as u8;
-    extension(oids::EXT_KEY_USAGE, true, &der::bit_string(unused, &bytes))
+/// authorityKeyIdentifier with the issuer's key identifier only.
+pub(crate) fn authority_key_id(issuer_point: &[u8]) -> Result<AuthorityKeyIdentifier, PkiError> {
+    Ok(AuthorityKeyIdentifier {
+        key_identifier: Some(key_id(issuer_point)?),
+        authority_cert_issuer: None,
+        authority_cert_serial_number: None,
+    })
+}
+
+fn key_id(point: &[u8]) -> Result<OctetString, PkiError> {
+    Ok(OctetString::new(key_identifier(point))?)
+}
+
+/// keyUsage (critical) from bit numbers.
+fn key_usage_ext(bits: &[u8]) -> Result<Extension, PkiError> {
+    let v = bits.iter().fold(0u16, |v, &b| v | (1 << b));
+    let usages = FlagSet::<KeyUsages>::new(v).map_err(|_| PkiError::InvalidInput {
+        what: "key usage",
+        reason: format!("bits {bits:?} are not all keyUsage bits"),
+    })?;
+    extension(ID_CE_KEY_USAGE, true, &KeyUsage(usages))
 }
 
 /// An absolute URI for an IA5String GeneralName or qualifier: ASCII, no
@@ -279,70 +324,180 @@ fn check_uri(what: &'static str, uri: &str) -> Result<(), PkiError> {
 
 /// cRLDistributionPoints with one DistributionPoint per URI, each
 /// `distributionPoint [0] { fullName [0] { uniformResourceIdentifier [6] } }`.
-fn crl_distribution_points_ext(uris: &[String]) -> Result<Vec<u8>, PkiError> {
+fn crl_distribution_points_ext(uris: &[String]) -> Result<Extension, PkiError> {
     let mut points = Vec::new();
     for u in uris {
         check_uri("CRL distribution point", u)?;
-        let general_name = der::tlv(der::ctx_prim(6), u.as_bytes());
-        let full_name = der::tlv(der::ctx_cons(0), &general_name);
-        points.push(der::seq(&[&der::tlv(der::ctx_cons(0), &full_name)]));
+        let uri = Ia5String::new(u).map_err(|e| PkiError::InvalidInput {
+            what: "CRL distribution point",
+            reason: format!("{u:?}: {e}"),
+        })?;
+        points.push(DistributionPoint {
+            distribution_point: Some(DistributionPointName::FullName(vec![
+                GeneralName::UniformResourceIdentifier(uri),
+            ])),
+            reasons: None,
+            crl_issuer: None,
+        });
     }
-    let refs: Vec<&[u8]> = points.iter().map(Vec::as_slice).collect();
-    Ok(extension(
-        oids::EXT_CRL_DISTRIBUTION_POINTS,
+    extension(
+        ID_CE_CRL_DISTRIBUTION_POINTS,
         false,
-        &der::seq(&refs),
-    ))
+        &CrlDistributionPoints(points),
+    )
+}
+
+/// `PolicyInformation` (RFC 5280 4.2.1.4) with the policy OID held as a
+/// DER element: `x509-cert`'s own type takes a const-oid OID, which cannot
+/// hold arcs such as `2.999` (see [`super::oid`]).
+#[derive(Sequence)]
+struct PolicyInformation {
+    policy_identifier: Any,
+    #[asn1(optional = "true")]
+    policy_qualifiers: Option<Vec<PolicyQualifierInfo>>,
+}
+
+/// `PolicyQualifierInfo` with a CPS pointer (id-qt-cps, IA5String).
+#[derive(Sequence)]
+struct PolicyQualifierInfo {
+    policy_qualifier_id: ObjectIdentifier,
+    qualifier: Ia5String,
 }
 
 /// certificatePolicies with one PolicyInformation, and its CPS pointer.
-fn certificate_policies_ext(p: &CertPolicy) -> Result<Vec<u8>, PkiError> {
-    let arcs = der::parse_dotted_oid(&p.oid).map_err(|e| PkiError::InvalidInput {
+fn certificate_policies_ext(p: &CertPolicy) -> Result<Extension, PkiError> {
+    let policy_identifier = oid::policy_oid_der(&p.oid).map_err(|e| PkiError::InvalidInput {
         what: "certificate policy OID",
         reason: format!("{:?}: {e}", p.oid),
     })?;
-    let info = match &p.cps_uri {
+    let policy_qualifiers = match &p.cps_uri {
         Some(u) => {
             check_uri("certificate policy CPS URI", u)?;
-            let qualifier = der::seq(&[&der::oid(oids::QT_CPS), &der::ia5_string(u)]);
-            der::seq(&[&der::oid(&arcs), &der::seq(&[&qualifier])])
+            let qualifier = Ia5String::new(u).map_err(|e| PkiError::InvalidInput {
+                what: "certificate policy CPS URI",
+                reason: format!("{u:?}: {e}"),
+            })?;
+            Some(vec![PolicyQualifierInfo {
+                policy_qualifier_id: ID_QT_CPS,
+                qualifier,
+            }])
         }
-        None => der::seq(&[&der::oid(&arcs)]),
+        None => None,
     };
-    Ok(extension(
-        oids::EXT_CERTIFICATE_POLICIES,
+    extension(
+        ID_CE_CERTIFICATE_POLICIES,
         false,
-        &der::seq(&[&info]),
-    ))
+        &vec![PolicyInformation {
+            policy_identifier,
+            policy_qualifiers,
+        }],
+    )
 }
 
-fn name(cn: &str) -> Vec<u8> {
-    let rdn = |arcs: &[u64], v: Vec<u8>| der::set_of(vec![der::seq(&[&der::oid(arcs), &v])]);
-    der::seq(&[
-        &rdn(oids::AT_COUNTRY, der::printable_string("IR")),
-        &rdn(oids::AT_ORGANIZATION, der::utf8_string("cardsmith test")),
-        &rdn(oids::AT_COMMON_NAME, der::utf8_string(cn)),
+fn name(cn: &str) -> Result<Name, PkiError> {
+    name_of(&[
+        (rfc4519::COUNTRY_NAME, Text::Printable("IR")),
+        (rfc4519::ORGANIZATION_NAME, Text::Utf8("cardsmith test")),
+        (rfc4519::CN, Text::Utf8(cn)),
     ])
 }
 
+fn name_from_der(raw: &[u8], what: &'static str) -> Result<Name, PkiError> {
+    Name::from_der(raw).map_err(|e| PkiError::InvalidInput {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+/// Time as RFC 5280 wants it: UTCTime through 2049, GeneralizedTime after.
+pub(crate) fn time(unix: i64) -> Result<Time, PkiError> {
+    let bad = |reason: String| PkiError::InvalidInput {
+        what: "time",
+        reason: format!("{}: {reason}", crate::utc::format_unix(unix)),
+    };
+    let secs = u64::try_from(unix).map_err(|_| bad("before 1970".into()))?;
+    let dt =
+        DateTime::from_unix_duration(Duration::from_secs(secs)).map_err(|e| bad(e.to_string()))?;
+    if dt.year() < 2050 {
+        UtcTime::from_date_time(dt)
+            .map(Time::UtcTime)
+            .map_err(|e| bad(e.to_string()))
+    } else {
+        Ok(Time::GeneralTime(GeneralizedTime::from_date_time(dt)))
+    }
+}
+
+/// ECDSA P-256 SHA-256 over `tbs` with `key`, as a signature BIT STRING.
+pub(crate) fn sign(
+    tbs: &[u8],
+    key: &EcdsaKeyPair,
+    rng: &SystemRandom,
+    what: &'static str,
+) -> Result<BitString, PkiError> {
+    let sig = key.sign(rng, tbs).map_err(|_| PkiError::Crypto(what))?;
+    Ok(BitString::from_bytes(sig.as_ref())?)
+}
+
+/// basicConstraints cA=FALSE (critical): an empty SEQUENCE in DER.
+fn end_entity() -> Result<Extension, PkiError> {
+    extension(
+        ID_CE_BASIC_CONSTRAINTS,
+        true,
+        &BasicConstraints {
+            ca: false,
+            path_len_constraint: None,
+        },
+    )
+}
+
 struct Template<'a> {
-    issuer_name: &'a [u8],
+    issuer_name: Name,
     issuer_point: &'a [u8],
-    subject_name: &'a [u8],
+    subject_name: Name,
     subject_point: &'a [u8],
     not_before: i64,
     not_after: i64,
     /// Extensions other than the key identifiers.
-    extensions: Vec<Vec<u8>>,
+    extensions: Vec<Extension>,
 }
 
-fn random_serial(rng: &SystemRandom) -> Result<Vec<u8>, PkiError> {
+fn random_serial(rng: &SystemRandom) -> Result<SerialNumber, PkiError> {
     let mut s = [0u8; 16];
     rng.fill(&mut s)
         .map_err(|_| PkiError::Crypto("random number generation failed"))?;
     // Positive and exactly 16 significant bytes.
     s[0] = (s[0] & 0x7f) | 0x40;
-    Ok(der::uint(&s))
+    Ok(SerialNumber::new(&s)?)
+}
+
+/// The TBSCertificate of `t` with `serial` (what the issuer key signs).
+fn tbs_certificate(t: Template<'_>, serial: SerialNumber) -> Result<TbsCertificate, PkiError> {
+    let mut exts = t.extensions;
+    exts.push(extension(
+        ID_CE_SUBJECT_KEY_IDENTIFIER,
+        false,
+        &key_id(t.subject_point)?,
+    )?);
+    exts.push(extension(
+        ID_CE_AUTHORITY_KEY_IDENTIFIER,
+        false,
+        &authority_key_id(t.issuer_point)?,
+    )?);
+    Ok(TbsCertificate {
+        version: Version::V3,
+        serial_number: serial,
+        signature: algorithm(ECDSA_WITH_SHA_256),
+        issuer: t.issuer_name,
+        validity: Validity {
+            not_before: time(t.not_before)?,
+            not_after: time(t.not_after)?,
+        },
+        subject: t.subject_name,
+        subject_public_key_info: p256_spki(t.subject_point)?,
+        issuer_unique_id: None,
+        subject_unique_id: None,
+        extensions: Some(exts),
+    })
 }
 
 fn sign_certificate(
@@ -350,37 +505,19 @@ fn sign_certificate(
     issuer_key: &EcdsaKeyPair,
     rng: &SystemRandom,
 ) -> Result<Vec<u8>, PkiError> {
-    let sig_alg = der::algorithm_id(oids::ECDSA_WITH_SHA256);
-    let mut exts = t.extensions;
-    exts.push(extension(
-        oids::EXT_SUBJECT_KEY_ID,
-        false,
-        &der::octet_string(&key_identifier(t.subject_point)),
-    ));
-    exts.push(extension(
-        oids::EXT_AUTHORITY_KEY_ID,
-        false,
-        &der::seq(&[&der::tlv(der::ctx_prim(0), &key_identifier(t.issuer_point))]),
-    ));
-    let ext_refs: Vec<&[u8]> = exts.iter().map(|e| e.as_slice()).collect();
-    let tbs = der::seq(&[
-        &der::tlv(der::ctx_cons(0), &der::uint_small(2)),
-        &random_serial(rng)?,
-        &sig_alg,
-        t.issuer_name,
-        &der::seq(&[&der::time(t.not_before), &der::time(t.not_after)]),
-        t.subject_name,
-        &p256_spki(t.subject_point),
-        &der::tlv(der::ctx_cons(3), &der::seq(&ext_refs)),
-    ]);
-    let sig = issuer_key
-        .sign(rng, &tbs)
-        .map_err(|_| PkiError::Crypto("certificate signing failed"))?;
-    Ok(der::seq(&[
-        &tbs,
-        &sig_alg,
-        &der::bit_string(0, sig.as_ref()),
-    ]))
+    let tbs = tbs_certificate(t, random_serial(rng)?)?;
+    let signature = sign(
+        &tbs.to_der()?,
+        issuer_key,
+        rng,
+        "certificate signing failed",
+    )?;
+    let signed = Certificate {
+        tbs_certificate: tbs,
+        signature_algorithm: algorithm(ECDSA_WITH_SHA_256),
+        signature,
+    };
+    Ok(signed.to_der()?)
 }
 
 fn write_file(dir: &Path, name: &str, data: &[u8], secret: bool) -> Result<(), PkiError> {
@@ -442,7 +579,7 @@ fn read_cert(path: &Path) -> Result<Vec<u8>, PkiError> {
 }
 
 fn cert_point(cert: &X509Certificate<'_>) -> Result<Vec<u8>, String> {
-    parse_p256_spki(cert.tbs_certificate.subject_pki.raw).map_err(|e| e.to_string())
+    parse_p256_spki(cert.tbs_certificate.subject_pki.raw)
 }
 
 impl LocalCa {
@@ -507,23 +644,26 @@ impl LocalCa {
 
         let now = crate::utc::unix_secs(SystemTime::now());
         let not_before = now - BACKDATE_SECS;
-        let ca_name = name("cardsmith local test CA");
+        let ca_name = name("cardsmith local test CA")?;
         let ca_not_after = crate::utc::add_years(now, CA_YEARS);
         let ca_cert = sign_certificate(
             Template {
-                issuer_name: &ca_name,
+                issuer_name: ca_name.clone(),
                 issuer_point: ca_point,
-                subject_name: &ca_name,
+                subject_name: ca_name.clone(),
                 subject_point: ca_point,
                 not_before,
                 not_after: ca_not_after,
                 extensions: vec![
                     extension(
-                        oids::EXT_BASIC_CONSTRAINTS,
+                        ID_CE_BASIC_CONSTRAINTS,
                         true,
-                        &der::seq(&[&der::boolean(true), &der::uint_small(0)]),
-                    ),
-                    key_usage_ext(&[KU_KEY_CERT_SIGN, KU_CRL_SIGN]),
+                        &BasicConstraints {
+                            ca: true,
+                            path_len_constraint: Some(0),
+                        },
+                    )?,
+                    key_usage_ext(&[KU_KEY_CERT_SIGN, KU_CRL_SIGN])?,
                 ],
             },
             &ca_key,
@@ -531,16 +671,13 @@ impl LocalCa {
         )?;
         let ds_cert = sign_certificate(
             Template {
-                issuer_name: &ca_name,
+                issuer_name: ca_name,
                 issuer_point: ca_point,
-                subject_name: &name("cardsmith local document signer"),
+                subject_name: name("cardsmith local document signer")?,
                 subject_point: ds_point,
                 not_before,
                 not_after: crate::utc::add_years(now, DS_YEARS).min(ca_not_after),
-                extensions: vec![
-                    extension(oids::EXT_BASIC_CONSTRAINTS, true, &der::seq(&[])),
-                    key_usage_ext(&[KU_DIGITAL_SIGNATURE]),
-                ],
+                extensions: vec![end_entity()?, key_usage_ext(&[KU_DIGITAL_SIGNATURE])?],
             },
             &ca_key,
             &rng,
@@ -794,21 +931,21 @@ impl LocalCa {
         now: SystemTime,
     ) -> Result<Vec<u8>, PkiError> {
         let info = verify_csr(csr_der)?;
-        let subject_name = info.subject.to_der()?;
+        let subject_name = info.subject.to_name()?;
         let ca = parse_cert(&self.ca_cert, "CA certificate")?;
         let now = crate::utc::unix_secs(now);
         self.accepts_at(terms, now)?;
-        let mut extensions = vec![extension(oids::EXT_BASIC_CONSTRAINTS, true, &der::seq(&[]))];
+        let mut extensions = vec![end_entity()?];
         match profile {
             CertProfile::Authentication => {
-                extensions.push(key_usage_ext(&[KU_DIGITAL_SIGNATURE]));
+                extensions.push(key_usage_ext(&[KU_DIGITAL_SIGNATURE])?);
                 extensions.push(extension(
-                    oids::EXT_EXT_KEY_USAGE,
+                    ID_CE_EXT_KEY_USAGE,
                     false,
-                    &der::seq(&[&der::oid(oids::KP_CLIENT_AUTH)]),
-                ));
+                    &ExtendedKeyUsage(vec![ID_KP_CLIENT_AUTH]),
+                )?);
             }
-            CertProfile::Signature => extensions.push(key_usage_ext(&[KU_NON_REPUDIATION])),
+            CertProfile::Signature => extensions.push(key_usage_ext(&[KU_NON_REPUDIATION])?),
         }
         if !terms.crl_distribution_points.is_empty() {
             extensions.push(crl_distribution_points_ext(&terms.crl_distribution_points)?);
@@ -818,9 +955,9 @@ impl LocalCa {
         }
         sign_certificate(
             Template {
-                issuer_name: ca.subject().as_raw(),
+                issuer_name: name_from_der(ca.subject().as_raw(), "CA certificate subject")?,
                 issuer_point: self.ca_key.public_key().as_ref(),
-                subject_name: &subject_name,
+                subject_name,
                 subject_point: &info.public_point,
                 not_before: now - BACKDATE_SECS,
                 not_after: terms.not_after,
@@ -882,12 +1019,43 @@ mod tests {
     #[test]
     fn key_usage_encoding() {
         // digitalSignature: 03 02 07 80
-        let e = key_usage_ext(&[KU_DIGITAL_SIGNATURE]);
+        let e = key_usage_ext(&[KU_DIGITAL_SIGNATURE])
+            .unwrap()
+            .to_der()
+            .unwrap();
         assert!(e.ends_with(&[0x04, 0x04, 0x03, 0x02, 0x07, 0x80]));
-        let e = key_usage_ext(&[KU_NON_REPUDIATION]);
+        let e = key_usage_ext(&[KU_NON_REPUDIATION])
+            .unwrap()
+            .to_der()
+            .unwrap();
         assert!(e.ends_with(&[0x03, 0x02, 0x06, 0x40]));
-        let e = key_usage_ext(&[KU_KEY_CERT_SIGN, KU_CRL_SIGN]);
+        let e = key_usage_ext(&[KU_KEY_CERT_SIGN, KU_CRL_SIGN])
+            .unwrap()
+            .to_der()
+            .unwrap();
         assert!(e.ends_with(&[0x03, 0x02, 0x01, 0x06]));
+    }
+
+    #[test]
+    fn pem_base64() {
+        let p = pem_encode("X", b"foobar!");
+        assert_eq!(p, "-----BEGIN X-----\nZm9vYmFyIQ==\n-----END X-----\n");
+        assert!(pem_encode("X", b"fo").contains("Zm8=\n"));
+    }
+
+    #[test]
+    fn time_encoding_round_trip() {
+        for t in [
+            1_700_000_000i64,
+            2_524_608_000, /* 2050-01-01 */
+            2_524_607_999,
+        ] {
+            let enc = time(t).unwrap();
+            assert_eq!(enc.to_unix_duration().as_secs() as i64, t);
+        }
+        assert!(matches!(time(2_524_608_000).unwrap(), Time::GeneralTime(_)));
+        assert!(matches!(time(2_524_607_999).unwrap(), Time::UtcTime(_)));
+        assert!(time(-1).is_err());
     }
 
     #[test]
@@ -1115,17 +1283,22 @@ mod tests {
         let now = crate::utc::unix_secs(SystemTime::now());
         let cert = sign_certificate(
             Template {
-                issuer_name: ca_cert.subject().as_raw(),
+                issuer_name: name_from_der(ca_cert.subject().as_raw(), "CA").unwrap(),
                 issuer_point: ca.ca_key.public_key().as_ref(),
-                subject_name: &name("eku test"),
+                subject_name: name("eku test").unwrap(),
                 subject_point: &point,
                 not_before: now,
                 not_after: now + 86_400,
+                // const-oid cannot hold 2.999.1: the SEQUENCE OF is written by hand.
                 extensions: vec![extension(
-                    oids::EXT_EXT_KEY_USAGE,
+                    ID_CE_EXT_KEY_USAGE,
                     false,
-                    &der::seq(&[&der::oid(&[2, 999, 1]), &der::oid(oids::KP_CLIENT_AUTH)]),
-                )],
+                    &vec![
+                        oid::policy_oid_der("2.999.1").unwrap(),
+                        Any::encode_from(&ID_KP_CLIENT_AUTH).unwrap(),
+                    ],
+                )
+                .unwrap()],
             },
             &ca.ca_key,
             &ca.rng,

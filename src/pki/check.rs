@@ -16,7 +16,17 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::ca::{CertPolicy, CertProfile};
 use super::csr::parse_p256_spki;
-use super::der::{self, oids, Der, TAG_BIT_STRING, TAG_SEQUENCE};
+use super::oid::oid_to_string;
+use const_oid::db::rfc5280::{
+    ID_CE_CERTIFICATE_POLICIES, ID_CE_CRL_DISTRIBUTION_POINTS, ID_QT_CPS,
+};
+use const_oid::db::rfc5912::{
+    ECDSA_WITH_SHA_256, ECDSA_WITH_SHA_384, ID_EC_PUBLIC_KEY, RSA_ENCRYPTION, SECP_256_R_1,
+    SECP_384_R_1, SHA_256_WITH_RSA_ENCRYPTION, SHA_384_WITH_RSA_ENCRYPTION,
+    SHA_512_WITH_RSA_ENCRYPTION,
+};
+use der::asn1::{Ia5StringRef, ObjectIdentifier};
+use der::{Decode, Tagged};
 
 /// Why a certificate is not acceptable. Each variant names the certificate
 /// it is about (`which`) where more than one is involved.
@@ -190,33 +200,32 @@ pub(crate) fn verify_signed_by(
 ) -> Result<(), String> {
     let alg_oid = child.signature_algorithm.algorithm.as_bytes();
     let (key_alg, curve, key) = parse_any_spki(issuer.tbs_certificate.subject_pki.raw)?;
-    let is = |arcs: &[u64], oid: &[u8]| der::oid_content(arcs) == oid;
-    let ec = is(oids::EC_PUBLIC_KEY, &key_alg);
-    let p256 = curve.as_deref().is_some_and(|c| is(oids::PRIME256V1, c));
-    let p384 = curve.as_deref().is_some_and(|c| is(oids::SECP384R1, c));
-    let rsa = is(oids::RSA_ENCRYPTION, &key_alg);
-    let alg: &'static dyn VerificationAlgorithm =
-        if is(oids::ECDSA_WITH_SHA256, alg_oid) && ec && p256 {
-            &signature::ECDSA_P256_SHA256_ASN1
-        } else if is(oids::ECDSA_WITH_SHA256, alg_oid) && ec && p384 {
-            &signature::ECDSA_P384_SHA256_ASN1
-        } else if is(oids::ECDSA_WITH_SHA384, alg_oid) && ec && p256 {
-            &signature::ECDSA_P256_SHA384_ASN1
-        } else if is(oids::ECDSA_WITH_SHA384, alg_oid) && ec && p384 {
-            &signature::ECDSA_P384_SHA384_ASN1
-        } else if is(oids::SHA256_WITH_RSA, alg_oid) && rsa {
-            &signature::RSA_PKCS1_2048_8192_SHA256
-        } else if is(oids::SHA384_WITH_RSA, alg_oid) && rsa {
-            &signature::RSA_PKCS1_2048_8192_SHA384
-        } else if is(oids::SHA512_WITH_RSA, alg_oid) && rsa {
-            &signature::RSA_PKCS1_2048_8192_SHA512
-        } else {
-            return Err(format!(
-                "unsupported combination of signature algorithm {} and issuer key algorithm {}",
-                der::oid_to_string(alg_oid).unwrap_or_default(),
-                der::oid_to_string(&key_alg).unwrap_or_default()
-            ));
-        };
+    let is = |want: ObjectIdentifier, oid: &[u8]| want.as_bytes() == oid;
+    let ec = is(ID_EC_PUBLIC_KEY, &key_alg);
+    let p256 = curve.as_deref().is_some_and(|c| is(SECP_256_R_1, c));
+    let p384 = curve.as_deref().is_some_and(|c| is(SECP_384_R_1, c));
+    let rsa = is(RSA_ENCRYPTION, &key_alg);
+    let alg: &'static dyn VerificationAlgorithm = if is(ECDSA_WITH_SHA_256, alg_oid) && ec && p256 {
+        &signature::ECDSA_P256_SHA256_ASN1
+    } else if is(ECDSA_WITH_SHA_256, alg_oid) && ec && p384 {
+        &signature::ECDSA_P384_SHA256_ASN1
+    } else if is(ECDSA_WITH_SHA_384, alg_oid) && ec && p256 {
+        &signature::ECDSA_P256_SHA384_ASN1
+    } else if is(ECDSA_WITH_SHA_384, alg_oid) && ec && p384 {
+        &signature::ECDSA_P384_SHA384_ASN1
+    } else if is(SHA_256_WITH_RSA_ENCRYPTION, alg_oid) && rsa {
+        &signature::RSA_PKCS1_2048_8192_SHA256
+    } else if is(SHA_384_WITH_RSA_ENCRYPTION, alg_oid) && rsa {
+        &signature::RSA_PKCS1_2048_8192_SHA384
+    } else if is(SHA_512_WITH_RSA_ENCRYPTION, alg_oid) && rsa {
+        &signature::RSA_PKCS1_2048_8192_SHA512
+    } else {
+        return Err(format!(
+            "unsupported combination of signature algorithm {} and issuer key algorithm {}",
+            oid_to_string(alg_oid).unwrap_or_default(),
+            oid_to_string(&key_alg).unwrap_or_default()
+        ));
+    };
     if child.signature_value.unused_bits != 0 {
         return Err("signature BIT STRING has unused bits".into());
     }
@@ -232,25 +241,20 @@ pub(crate) fn verify_signed_by(
 type SpkiParts = (Vec<u8>, Option<Vec<u8>>, Vec<u8>);
 
 fn parse_any_spki(spki: &[u8]) -> Result<SpkiParts, String> {
-    let e = |e: der::DerError| e.to_string();
-    let mut o = Der::new(spki);
-    let s = o
-        .read(TAG_SEQUENCE, "issuer SubjectPublicKeyInfo")
-        .map_err(e)?;
-    let mut r = s.reader();
-    let alg = r.read(TAG_SEQUENCE, "issuer key algorithm").map_err(e)?;
-    let bits = r
-        .read(TAG_BIT_STRING, "issuer subjectPublicKey")
-        .map_err(e)?;
-    let mut a = alg.reader();
-    let oid = a.read_oid("issuer key algorithm").map_err(e)?;
-    let curve = match a.peek_tag() {
-        Some(der::TAG_OID) => Some(a.read_oid("issuer key curve").map_err(e)?.content.to_vec()),
+    let s = spki::SubjectPublicKeyInfoRef::from_der(spki)
+        .map_err(|e| format!("issuer SubjectPublicKeyInfo: {e}"))?;
+    let curve = match s.algorithm.parameters {
+        Some(p) if p.tag() == der::Tag::ObjectIdentifier => Some(
+            p.decode_as::<ObjectIdentifier>()
+                .map_err(|e| format!("issuer key curve: {e}"))?
+                .as_bytes()
+                .to_vec(),
+        ),
         _ => None,
     };
-    match bits.content {
-        [0, key @ ..] => Ok((oid.content.to_vec(), curve, key.to_vec())),
-        _ => Err("issuer subjectPublicKey has unused bits".into()),
+    match s.subject_public_key.as_bytes() {
+        Some(key) => Ok((s.algorithm.oid.as_bytes().to_vec(), curve, key.to_vec())),
+        None => Err("issuer subjectPublicKey has unused bits".into()),
     }
 }
 
@@ -299,7 +303,7 @@ fn ext_key_usage_names(c: &X509Certificate<'_>) -> Result<Option<Vec<String>>, S
         v.extend(
             e.other
                 .iter()
-                .map(|o| der::oid_to_string(o.as_bytes()).unwrap_or_else(|| o.to_id_string())),
+                .map(|o| oid_to_string(o.as_bytes()).unwrap_or_else(|| o.to_id_string())),
         );
         v
     }))
@@ -524,19 +528,18 @@ pub fn check_certificate(
 /// The extension with `arcs`, if present.
 fn find_extension<'a, 'c>(
     c: &'c X509Certificate<'a>,
-    arcs: &[u64],
+    oid: ObjectIdentifier,
 ) -> Option<&'c x509_parser::extensions::X509Extension<'a>> {
-    let want = der::oid_content(arcs);
     c.extensions()
         .iter()
-        .find(|e| e.oid.as_bytes() == want.as_slice())
+        .find(|e| e.oid.as_bytes() == oid.as_bytes())
 }
 
 /// The URIs of the cRLDistributionPoints extension (fullName URIs of every
 /// distribution point); empty when the extension is absent.
 fn crl_uris(c: &X509Certificate<'_>) -> Result<Vec<String>, String> {
     use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
-    let Some(ext) = find_extension(c, oids::EXT_CRL_DISTRIBUTION_POINTS) else {
+    let Some(ext) = find_extension(c, ID_CE_CRL_DISTRIBUTION_POINTS) else {
         return Ok(vec![]);
     };
     let ParsedExtension::CRLDistributionPoints(points) = ext.parsed_extension() else {
@@ -566,32 +569,24 @@ fn crl_uris(c: &X509Certificate<'_>) -> Result<Vec<String>, String> {
 /// policy with other qualifiers keeps only its OID and first CPS).
 fn policies(c: &X509Certificate<'_>) -> Result<Vec<CertPolicy>, String> {
     use x509_parser::extensions::ParsedExtension;
-    let Some(ext) = find_extension(c, oids::EXT_CERTIFICATE_POLICIES) else {
+    let Some(ext) = find_extension(c, ID_CE_CERTIFICATE_POLICIES) else {
         return Ok(vec![]);
     };
     let ParsedExtension::CertificatePolicies(list) = ext.parsed_extension() else {
         return Err("the extension could not be parsed".into());
     };
-    let cps_oid = der::oid_content(oids::QT_CPS);
     let mut out = Vec::new();
     for p in list {
         let mut cps_uri = None;
         for q in p.policy_qualifiers.iter().flatten() {
-            if q.policy_qualifier_id.as_bytes() == cps_oid.as_slice() && cps_uri.is_none() {
-                let mut r = Der::new(q.qualifier);
-                let v = r
-                    .read(der::TAG_IA5_STRING, "CPS URI")
-                    .map_err(|e| e.to_string())?;
-                let uri = std::str::from_utf8(v.content)
-                    .ok()
-                    .filter(|u| u.is_ascii())
-                    .ok_or("the CPS URI is not ASCII")?;
-                cps_uri = Some(uri.to_string());
+            if q.policy_qualifier_id.as_bytes() == ID_QT_CPS.as_bytes() && cps_uri.is_none() {
+                let v = Ia5StringRef::from_der(q.qualifier).map_err(|e| format!("CPS URI: {e}"))?;
+                cps_uri = Some(v.as_str().to_string());
             }
         }
         // Our own decoder: asn1-rs's to_id_string misreads OIDs whose first
         // subidentifier takes more than one byte (2.999 comes out 3.16.55).
-        let oid = der::oid_to_string(p.policy_id.as_bytes())
+        let oid = oid_to_string(p.policy_id.as_bytes())
             .ok_or("the policy identifier is not a valid OID")?;
         out.push(CertPolicy { oid, cps_uri });
     }

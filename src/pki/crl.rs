@@ -1,5 +1,6 @@
-//! X.509 v2 certificate revocation lists (RFC 5280 section 5), written with
-//! the crate's DER writer and signed with the CA key (ECDSA P-256 SHA-256).
+//! X.509 v2 certificate revocation lists (RFC 5280 section 5), built from
+//! `x509-cert`'s `CertificateList` and signed with the CA key (ECDSA P-256
+//! SHA-256, ring).
 //!
 //! ```text
 //! CertificateList ::= SEQUENCE { tbsCertList, signatureAlgorithm, signatureValue }
@@ -11,18 +12,21 @@
 //!     crlExtensions [0] { authorityKeyIdentifier, cRLNumber } }
 //! ```
 
+use const_oid::db::rfc5280::{ID_CE_AUTHORITY_KEY_IDENTIFIER, ID_CE_CRL_NUMBER, ID_CE_CRL_REASONS};
+use const_oid::db::rfc5912::ECDSA_WITH_SHA_256;
+use der::asn1::Any;
+use der::{Decode, Encode, Tag};
 use ring::rand::SystemRandom;
 use ring::signature::EcdsaKeyPair;
+use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::Version;
 
-use super::der;
+use super::ca::{authority_key_id, extension, pem_encode, sign, time};
+use super::csr::algorithm;
 use super::PkiError;
 use crate::register::journal::RevocationReason;
-
-/// cRLNumber (RFC 5280 5.2.3).
-pub(crate) const EXT_CRL_NUMBER: &[u64] = &[2, 5, 29, 20];
-/// reasonCode CRL entry extension (RFC 5280 5.3.1).
-pub(crate) const EXT_REASON_CODE: &[u64] = &[2, 5, 29, 21];
-const TAG_ENUMERATED: u8 = 0x0a;
 
 /// One revoked certificate on a CRL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,10 +48,6 @@ pub(crate) struct CrlTemplate<'a> {
     pub entries: &'a [CrlEntry],
 }
 
-fn extension(arcs: &[u64], value: &[u8]) -> Vec<u8> {
-    der::seq(&[&der::oid(arcs), &der::octet_string(value)])
-}
-
 /// Lower-case hex serial (as the register keeps it) to its magnitude.
 pub fn serial_from_hex(hex: &str) -> Result<Vec<u8>, PkiError> {
     let bad = || PkiError::InvalidInput {
@@ -67,12 +67,8 @@ pub fn serial_from_hex(hex: &str) -> Result<Vec<u8>, PkiError> {
         .collect()
 }
 
-/// The signed DER CRL.
-pub(crate) fn sign_crl(
-    t: &CrlTemplate<'_>,
-    key: &EcdsaKeyPair,
-    rng: &SystemRandom,
-) -> Result<Vec<u8>, PkiError> {
+/// The TBSCertList of `t` (what the CA key signs).
+fn tbs_cert_list(t: &CrlTemplate<'_>) -> Result<TbsCertList, PkiError> {
     if t.next_update <= t.this_update {
         return Err(PkiError::InvalidInput {
             what: "CRL next update",
@@ -83,58 +79,59 @@ pub(crate) fn sign_crl(
             ),
         });
     }
-    let sig_alg = der::algorithm_id(der::oids::ECDSA_WITH_SHA256);
-    let entries: Vec<Vec<u8>> = t
-        .entries
-        .iter()
-        .map(|e| {
-            let reason = der::tlv(TAG_ENUMERATED, &[e.reason.code()]);
-            der::seq(&[
-                &der::uint(&e.serial),
-                &der::time(e.revoked_at),
-                &der::seq(&[&extension(EXT_REASON_CODE, &reason)]),
-            ])
-        })
-        .collect();
-    let entry_refs: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
-    let aki = extension(
-        der::oids::EXT_AUTHORITY_KEY_ID,
-        &der::seq(&[&der::tlv(
-            der::ctx_prim(0),
-            &super::ca::key_identifier(t.issuer_point),
-        )]),
-    );
-    let number = extension(EXT_CRL_NUMBER, &der::uint_small(t.number));
-    let exts = der::tlv(der::ctx_cons(0), &der::seq(&[&aki, &number]));
-    let version = der::uint_small(1);
-    let this_update = der::time(t.this_update);
-    let next_update = der::time(t.next_update);
-    let revoked = der::seq(&entry_refs);
-    let mut parts: Vec<&[u8]> = vec![
-        &version,
-        &sig_alg,
-        t.issuer_name,
-        &this_update,
-        &next_update,
-    ];
-    if !entries.is_empty() {
-        parts.push(&revoked);
+    let mut revoked = Vec::with_capacity(t.entries.len());
+    for e in t.entries {
+        let serial = SerialNumber::new(&e.serial).map_err(|err| PkiError::InvalidInput {
+            what: "certificate serial",
+            reason: format!("{}: {err}", crate::hex::lower(&e.serial)),
+        })?;
+        let reason = Any::new(Tag::Enumerated, [e.reason.code()].as_slice())?;
+        revoked.push(RevokedCert {
+            serial_number: serial,
+            revocation_date: time(e.revoked_at)?,
+            crl_entry_extensions: Some(vec![extension(ID_CE_CRL_REASONS, false, &reason)?]),
+        });
     }
-    parts.push(&exts);
-    let tbs = der::seq(&parts);
-    let sig = key
-        .sign(rng, &tbs)
-        .map_err(|_| PkiError::Crypto("CRL signing failed"))?;
-    Ok(der::seq(&[
-        &tbs,
-        &sig_alg,
-        &der::bit_string(0, sig.as_ref()),
-    ]))
+    Ok(TbsCertList {
+        version: Version::V2,
+        signature: algorithm(ECDSA_WITH_SHA_256),
+        issuer: Name::from_der(t.issuer_name).map_err(|e| PkiError::InvalidInput {
+            what: "CRL issuer",
+            reason: e.to_string(),
+        })?,
+        this_update: time(t.this_update)?,
+        next_update: Some(time(t.next_update)?),
+        revoked_certificates: (!revoked.is_empty()).then_some(revoked),
+        crl_extensions: Some(vec![
+            extension(
+                ID_CE_AUTHORITY_KEY_IDENTIFIER,
+                false,
+                &authority_key_id(t.issuer_point)?,
+            )?,
+            extension(ID_CE_CRL_NUMBER, false, &t.number)?,
+        ]),
+    })
+}
+
+/// The signed DER CRL.
+pub(crate) fn sign_crl(
+    t: &CrlTemplate<'_>,
+    key: &EcdsaKeyPair,
+    rng: &SystemRandom,
+) -> Result<Vec<u8>, PkiError> {
+    let tbs = tbs_cert_list(t)?;
+    let signature = sign(&tbs.to_der()?, key, rng, "CRL signing failed")?;
+    let signed = CertificateList {
+        tbs_cert_list: tbs,
+        signature_algorithm: algorithm(ECDSA_WITH_SHA_256),
+        signature,
+    };
+    Ok(signed.to_der()?)
 }
 
 /// PEM (`X509 CRL`) of a DER CRL.
 pub fn crl_pem(crl_der: &[u8]) -> String {
-    der::pem_encode("X509 CRL", crl_der)
+    pem_encode("X509 CRL", crl_der)
 }
 
 #[cfg(test)]

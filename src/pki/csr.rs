@@ -19,9 +19,15 @@
 //! changes on re-issue). Any other PrintableString value is accepted when the
 //! struct is filled in by hand.
 
+use const_oid::db::{rfc4519, rfc5912};
+use der::asn1::{Any, BitString, IntRef, PrintableStringRef, SetOfVec, UintRef, Utf8StringRef};
+use der::{Decode, Encode, Sequence, Tag, Tagged};
 use ring::signature::{self, UnparsedPublicKey};
+use spki::{AlgorithmIdentifierOwned, ObjectIdentifier, SubjectPublicKeyInfoOwned};
+use x509_cert::attr::AttributeTypeAndValue;
+use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
+use x509_cert::request::{CertReq, CertReqInfo, Version};
 
-use super::der::{self, oids, Der, TAG_BIT_STRING, TAG_SEQUENCE, TAG_SET};
 use super::PkiError;
 
 /// Length of an uncompressed P-256 point (`04 ‖ X ‖ Y`).
@@ -132,7 +138,7 @@ impl SubjectName {
         check_latin_name("given name", &self.given_name)?;
         check_latin_name("surname", &self.surname)?;
         let sn = &self.serial_number;
-        if sn.is_empty() || sn.len() > MAX_NAME_LEN || !der::is_printable_string(sn) {
+        if sn.is_empty() || sn.len() > MAX_NAME_LEN || PrintableStringRef::new(sn).is_err() {
             return Err(PkiError::InvalidInput {
                 what: "serial number",
                 reason: format!("expected 1..={MAX_NAME_LEN} PrintableString characters"),
@@ -149,74 +155,60 @@ impl SubjectName {
 
     /// DER `Name` (RDNSequence), one attribute per RDN.
     pub fn to_der(&self) -> Result<Vec<u8>, PkiError> {
+        Ok(self.to_name()?.to_der()?)
+    }
+
+    /// The `Name`: C, SN, GN, serialNumber, CN, one attribute per RDN.
+    pub(crate) fn to_name(&self) -> Result<Name, PkiError> {
         self.validate()?;
-        let rdn =
-            |arcs: &[u64], value: Vec<u8>| der::set_of(vec![der::seq(&[&der::oid(arcs), &value])]);
-        Ok(der::seq(&[
-            &rdn(oids::AT_COUNTRY, der::printable_string(&self.country)),
-            &rdn(oids::AT_SURNAME, der::utf8_string(&self.surname)),
-            &rdn(oids::AT_GIVEN_NAME, der::utf8_string(&self.given_name)),
-            &rdn(
-                oids::AT_SERIAL_NUMBER,
-                der::printable_string(&self.serial_number),
-            ),
-            &rdn(oids::AT_COMMON_NAME, der::utf8_string(&self.common_name)),
-        ]))
+        name_of(&[
+            (rfc4519::COUNTRY_NAME, Text::Printable(&self.country)),
+            (rfc4519::SN, Text::Utf8(&self.surname)),
+            (rfc4519::GIVEN_NAME, Text::Utf8(&self.given_name)),
+            (rfc4519::SERIAL_NUMBER, Text::Printable(&self.serial_number)),
+            (rfc4519::CN, Text::Utf8(&self.common_name)),
+        ])
     }
 
     /// Parses a DER `Name` of the shape written by [`SubjectName::to_der`]
     /// (any RDN order; each attribute exactly once; no others).
     pub fn from_der(name_der: &[u8]) -> Result<SubjectName, PkiError> {
-        let err = |e: der::DerError| PkiError::CsrMalformed(format!("subject {e}"));
-        let mut outer = Der::new(name_der);
-        let name = outer.read(TAG_SEQUENCE, "Name").map_err(err)?;
-        outer.finish("Name").map_err(err)?;
+        let name = RdnSequence::from_der(name_der)
+            .map_err(|e| PkiError::CsrMalformed(format!("subject Name: {e}")))?;
         let mut fields: [Option<String>; 5] = Default::default();
         let labels = ["C", "SN", "GN", "serialNumber", "CN"];
-        let mut rdns = name.reader();
-        while !rdns.is_empty() {
-            let rdn = rdns
-                .read(TAG_SET, "RelativeDistinguishedName")
-                .map_err(err)?;
-            let mut r = rdn.reader();
-            let atv = r.read(TAG_SEQUENCE, "AttributeTypeAndValue").map_err(err)?;
-            r.finish("RelativeDistinguishedName (one attribute expected)")
-                .map_err(err)?;
-            let mut a = atv.reader();
-            let ty = a.read_oid("attribute type").map_err(err)?;
-            let val = a.read_any("attribute value").map_err(err)?;
-            a.finish("AttributeTypeAndValue").map_err(err)?;
+        for rdn in name.0.iter() {
+            let [atv] = rdn.0.as_slice() else {
+                return Err(PkiError::CsrMalformed(format!(
+                    "subject RelativeDistinguishedName: expected one attribute, found {}",
+                    rdn.0.len()
+                )));
+            };
             let idx = [
-                oids::AT_COUNTRY,
-                oids::AT_SURNAME,
-                oids::AT_GIVEN_NAME,
-                oids::AT_SERIAL_NUMBER,
-                oids::AT_COMMON_NAME,
+                rfc4519::COUNTRY_NAME,
+                rfc4519::SN,
+                rfc4519::GIVEN_NAME,
+                rfc4519::SERIAL_NUMBER,
+                rfc4519::CN,
             ]
             .iter()
-            .position(|o| der::oid_content(o) == ty.content)
+            .position(|o| *o == atv.oid)
             .ok_or_else(|| {
-                PkiError::CsrMalformed(format!(
-                    "subject: unexpected attribute {}",
-                    der::oid_to_string(ty.content).unwrap_or_default()
-                ))
+                PkiError::CsrMalformed(format!("subject: unexpected attribute {}", atv.oid))
             })?;
             let label = labels.get(idx).copied().unwrap_or("attribute");
-            let printable = idx == 0 || idx == 3;
-            let ok_tag = if printable {
-                der::TAG_PRINTABLE_STRING
+            let ok_tag = if idx == 0 || idx == 3 {
+                Tag::PrintableString
             } else {
-                der::TAG_UTF8_STRING
+                Tag::Utf8String
             };
-            if val.tag != ok_tag {
+            if atv.value.tag() != ok_tag {
                 return Err(PkiError::CsrMalformed(format!(
-                    "subject {}: expected {}, found {}",
-                    label,
-                    der::tag_name(ok_tag),
-                    der::tag_name(val.tag)
+                    "subject {label}: expected {ok_tag}, found {}",
+                    atv.value.tag()
                 )));
             }
-            let s = std::str::from_utf8(val.content)
+            let s = std::str::from_utf8(atv.value.value())
                 .map_err(|_| PkiError::CsrMalformed(format!("subject {label}: invalid UTF-8")))?;
             if let Some(field) = fields.get_mut(idx) {
                 if field.replace(s.to_string()).is_some() {
@@ -241,6 +233,27 @@ impl SubjectName {
     }
 }
 
+/// A directory string of a name attribute, already checked for its type.
+pub(crate) enum Text<'a> {
+    Printable(&'a str),
+    Utf8(&'a str),
+}
+
+/// A `Name` with one attribute per RDN, in the order given (the strings
+/// are checked for their type before).
+pub(crate) fn name_of(attrs: &[(ObjectIdentifier, Text<'_>)]) -> Result<Name, PkiError> {
+    let mut rdns = Vec::with_capacity(attrs.len());
+    for (oid, text) in attrs {
+        let value = match text {
+            Text::Printable(s) => Any::encode_from(&PrintableStringRef::new(s)?)?,
+            Text::Utf8(s) => Any::encode_from(&Utf8StringRef::new(s)?)?,
+        };
+        let atv = AttributeTypeAndValue { oid: *oid, value };
+        rdns.push(RelativeDistinguishedName(SetOfVec::try_from(vec![atv])?));
+    }
+    Ok(RdnSequence(rdns))
+}
+
 /// Checks that `point` looks like an uncompressed P-256 point.
 pub(crate) fn check_point(point: &[u8]) -> Result<(), PkiError> {
     if point.len() != P256_POINT_LEN || point.first() != Some(&0x04) {
@@ -256,38 +269,84 @@ pub(crate) fn check_point(point: &[u8]) -> Result<(), PkiError> {
     Ok(())
 }
 
-/// DER SubjectPublicKeyInfo for a P-256 point.
-pub(crate) fn p256_spki(point: &[u8]) -> Vec<u8> {
-    der::seq(&[
-        &der::seq(&[&der::oid(oids::EC_PUBLIC_KEY), &der::oid(oids::PRIME256V1)]),
-        &der::bit_string(0, point),
-    ])
+/// AlgorithmIdentifier with absent parameters.
+pub(crate) fn algorithm(oid: ObjectIdentifier) -> AlgorithmIdentifierOwned {
+    AlgorithmIdentifierOwned {
+        oid,
+        parameters: None,
+    }
+}
+
+/// SubjectPublicKeyInfo for a P-256 point.
+pub(crate) fn p256_spki(point: &[u8]) -> Result<SubjectPublicKeyInfoOwned, PkiError> {
+    Ok(SubjectPublicKeyInfoOwned {
+        algorithm: AlgorithmIdentifierOwned {
+            oid: rfc5912::ID_EC_PUBLIC_KEY,
+            parameters: Some(Any::encode_from(&rfc5912::SECP_256_R_1)?),
+        },
+        subject_public_key: BitString::from_bytes(point)?,
+    })
+}
+
+/// `element: expected X, found Y`, the shape of every structural message.
+fn expected(
+    element: &str,
+    expected: impl std::fmt::Display,
+    found: impl std::fmt::Display,
+) -> String {
+    format!("{element}: expected {expected}, found {found}")
 }
 
 /// Parses a SubjectPublicKeyInfo that must hold an uncompressed P-256 point.
-pub(crate) fn parse_p256_spki(spki: &[u8]) -> Result<Vec<u8>, der::DerError> {
-    let mut outer = Der::new(spki);
-    let s = outer.read(TAG_SEQUENCE, "SubjectPublicKeyInfo")?;
-    outer.finish("SubjectPublicKeyInfo")?;
-    let mut r = s.reader();
-    let alg = r.read(TAG_SEQUENCE, "SubjectPublicKeyInfo.algorithm")?;
-    let mut a = alg.reader();
-    a.expect_oid(
-        oids::EC_PUBLIC_KEY,
-        "SubjectPublicKeyInfo.algorithm (id-ecPublicKey)",
-    )?;
-    a.expect_oid(oids::PRIME256V1, "EC parameters namedCurve (prime256v1)")?;
-    a.finish("SubjectPublicKeyInfo.algorithm")?;
-    let bits = r.read(TAG_BIT_STRING, "SubjectPublicKeyInfo.subjectPublicKey")?;
-    r.finish("SubjectPublicKeyInfo")?;
-    match bits.content {
-        [0, point @ ..] if point.len() == P256_POINT_LEN && point.first() == Some(&4) => {
+pub(crate) fn parse_p256_spki(spki: &[u8]) -> Result<Vec<u8>, String> {
+    let s = spki::SubjectPublicKeyInfoRef::from_der(spki)
+        .map_err(|e| format!("SubjectPublicKeyInfo: {e}"))?;
+    if s.algorithm.oid != rfc5912::ID_EC_PUBLIC_KEY {
+        return Err(expected(
+            "SubjectPublicKeyInfo.algorithm (id-ecPublicKey)",
+            rfc5912::ID_EC_PUBLIC_KEY,
+            s.algorithm.oid,
+        ));
+    }
+    let curve = s
+        .algorithm
+        .parameters
+        .map(|p| p.decode_as::<ObjectIdentifier>());
+    match curve {
+        Some(Ok(c)) if c == rfc5912::SECP_256_R_1 => {}
+        Some(Ok(c)) => {
+            return Err(expected(
+                "EC parameters namedCurve (prime256v1)",
+                rfc5912::SECP_256_R_1,
+                c,
+            ))
+        }
+        Some(Err(e)) => {
+            return Err(expected(
+                "EC parameters namedCurve (prime256v1)",
+                rfc5912::SECP_256_R_1,
+                e,
+            ))
+        }
+        None => {
+            return Err(expected(
+                "EC parameters namedCurve (prime256v1)",
+                rfc5912::SECP_256_R_1,
+                "no parameters",
+            ))
+        }
+    }
+    match s.subject_public_key.as_bytes() {
+        Some(point) if point.len() == P256_POINT_LEN && point.first() == Some(&4) => {
             Ok(point.to_vec())
         }
-        _ => Err(der::der_err(
+        other => Err(expected(
             "SubjectPublicKeyInfo.subjectPublicKey",
             "an uncompressed 65-byte P-256 point (04 ‖ X ‖ Y)",
-            format!("{} bytes", bits.content.len().saturating_sub(1)),
+            format!(
+                "{} bytes",
+                other.map_or(s.subject_public_key.raw_bytes().len(), <[u8]>::len)
+            ),
         )),
     }
 }
@@ -296,31 +355,54 @@ pub(crate) fn parse_p256_spki(spki: &[u8]) -> Result<Vec<u8>, der::DerError> {
 /// the subject, a P-256 SubjectPublicKeyInfo, and empty attributes.
 pub fn request_info_der(subject: &SubjectName, public_point: &[u8]) -> Result<Vec<u8>, PkiError> {
     check_point(public_point)?;
-    let name = subject.to_der()?;
-    Ok(der::seq(&[
-        &der::uint_small(0),
-        &name,
-        &p256_spki(public_point),
-        &der::tlv(der::ctx_cons(0), &[]),
-    ]))
+    let info = CertReqInfo {
+        version: Version::V1,
+        subject: subject.to_name()?,
+        public_key: p256_spki(public_point)?,
+        attributes: SetOfVec::new(),
+    };
+    Ok(info.to_der()?)
 }
 
 /// Wraps a `CertificationRequestInfo` and the card's raw `r‖s` signature
 /// into a DER PKCS#10 `CertificationRequest` (ecdsa-with-SHA256).
 pub fn assemble_csr(info_der: &[u8], raw_signature_rs: &[u8]) -> Result<Vec<u8>, PkiError> {
-    let mut d = Der::new(info_der);
-    d.read(TAG_SEQUENCE, "CertificationRequestInfo")
-        .and_then(|_| d.finish("CertificationRequestInfo"))
-        .map_err(|e| PkiError::InvalidInput {
-            what: "request info",
-            reason: e.to_string(),
-        })?;
+    let bad = |reason: String| PkiError::InvalidInput {
+        what: "request info",
+        reason,
+    };
+    let info = CertReqInfo::from_der(info_der)
+        .map_err(|e| bad(format!("CertificationRequestInfo: {e}")))?;
+    // The card signed these bytes: they must come out of the encoder again.
+    if info.to_der().ok().as_deref() != Some(info_der) {
+        return Err(bad(expected(
+            "CertificationRequestInfo",
+            "DER",
+            "an encoding that is not the canonical one",
+        )));
+    }
     let sig = raw_to_der_sig(raw_signature_rs)?;
-    Ok(der::seq(&[
-        info_der,
-        &der::algorithm_id(oids::ECDSA_WITH_SHA256),
-        &der::bit_string(0, &sig),
-    ]))
+    let req = CertReq {
+        info,
+        algorithm: algorithm(rfc5912::ECDSA_WITH_SHA_256),
+        signature: BitString::from_bytes(&sig)?,
+    };
+    Ok(req.to_der()?)
+}
+
+/// `ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }` (RFC 5480), as
+/// written: positive magnitudes.
+#[derive(Sequence)]
+struct EcdsaSigOut<'a> {
+    r: UintRef<'a>,
+    s: UintRef<'a>,
+}
+
+/// `ECDSA-Sig-Value` as read: signed, so that a negative value is named.
+#[derive(Sequence)]
+struct EcdsaSigIn<'a> {
+    r: IntRef<'a>,
+    s: IntRef<'a>,
 }
 
 /// Converts a raw P-256 signature `r‖s` (32 + 32 bytes, big-endian) into a
@@ -336,20 +418,21 @@ pub fn raw_to_der_sig(raw: &[u8]) -> Result<Vec<u8>, PkiError> {
     if r.iter().all(|&b| b == 0) || s.iter().all(|&b| b == 0) {
         return Err(PkiError::SignatureEncoding("r or s is zero".into()));
     }
-    Ok(der::seq(&[&der::uint(r), &der::uint(s)]))
+    let sig = EcdsaSigOut {
+        r: UintRef::new(r)?,
+        s: UintRef::new(s)?,
+    };
+    Ok(sig.to_der()?)
 }
 
 /// Converts a DER `ECDSA-Sig-Value` into the raw 64-byte `r‖s` form.
 /// Strict: minimal positive INTEGERs of at most 32 significant bytes.
 pub fn der_to_raw_sig(der_sig: &[u8]) -> Result<Vec<u8>, PkiError> {
-    let e = |e: der::DerError| PkiError::SignatureEncoding(e.to_string());
-    let mut outer = Der::new(der_sig);
-    let s = outer.read(TAG_SEQUENCE, "ECDSA-Sig-Value").map_err(e)?;
-    outer.finish("ECDSA-Sig-Value").map_err(e)?;
-    let mut r = s.reader();
+    let sig = EcdsaSigIn::from_der(der_sig)
+        .map_err(|e| PkiError::SignatureEncoding(format!("ECDSA-Sig-Value: {e}")))?;
     let mut out = vec![0u8; RAW_SIG_LEN];
-    for (i, name) in ["r", "s"].iter().enumerate() {
-        let v = r.read_integer(name).map_err(e)?;
+    for (i, (name, v)) in [("r", sig.r), ("s", sig.s)].into_iter().enumerate() {
+        let v = v.as_bytes();
         if v.first().is_some_and(|b| b & 0x80 != 0) {
             return Err(PkiError::SignatureEncoding(format!("{name} is negative")));
         }
@@ -371,61 +454,55 @@ pub fn der_to_raw_sig(der_sig: &[u8]) -> Result<Vec<u8>, PkiError> {
             slot.copy_from_slice(v);
         }
     }
-    r.finish("ECDSA-Sig-Value").map_err(e)?;
     Ok(out)
 }
 
 /// Parses a DER PKCS#10 request, checks it is a P-256 / ecdsa-with-SHA256
 /// request of our subject shape, and verifies its self-signature.
 pub fn verify_csr(csr_der: &[u8]) -> Result<CsrInfo, PkiError> {
-    let e = |e: der::DerError| PkiError::CsrMalformed(e.to_string());
-    let mut outer = Der::new(csr_der);
-    let req = outer
-        .read(TAG_SEQUENCE, "CertificationRequest")
-        .map_err(e)?;
-    outer.finish("CertificationRequest").map_err(e)?;
-    let mut r = req.reader();
-    let info = r
-        .read(TAG_SEQUENCE, "CertificationRequestInfo")
-        .map_err(e)?;
-    let alg = r.read(TAG_SEQUENCE, "signatureAlgorithm").map_err(e)?;
-    let sig = r.read(TAG_BIT_STRING, "signature").map_err(e)?;
-    r.finish("CertificationRequest").map_err(e)?;
-
-    let mut a = alg.reader();
-    a.expect_oid(
-        oids::ECDSA_WITH_SHA256,
-        "signatureAlgorithm (ecdsa-with-SHA256)",
-    )
-    .map_err(e)?;
-    a.finish("signatureAlgorithm (parameters must be absent)")
-        .map_err(e)?;
-
-    let mut i = info.reader();
-    let version = i.read_u64("CertificationRequestInfo.version").map_err(e)?;
-    if version != 0 {
-        return Err(PkiError::CsrMalformed(format!(
-            "CertificationRequestInfo.version: expected 0 (v1), found {version}"
+    let req = CertReq::from_der(csr_der)
+        .map_err(|e| PkiError::CsrMalformed(format!("CertificationRequest: {e}")))?;
+    // Strict DER: what was signed is what the encoder writes again.
+    let info_der = req.info.to_der().ok();
+    if req.to_der().ok().as_deref() != Some(csr_der) {
+        return Err(PkiError::CsrMalformed(expected(
+            "CertificationRequest",
+            "DER",
+            "an encoding that is not the canonical one",
         )));
     }
-    let name = i.read(TAG_SEQUENCE, "subject").map_err(e)?;
-    let spki = i.read(TAG_SEQUENCE, "subjectPKInfo").map_err(e)?;
-    i.read(der::ctx_cons(0), "attributes [0]").map_err(e)?;
-    i.finish("CertificationRequestInfo").map_err(e)?;
-
-    let point = parse_p256_spki(spki.raw).map_err(e)?;
-    let subject = SubjectName::from_der(name.raw)?;
-
-    let sig_der = match sig.content {
-        [0, rest @ ..] => rest,
-        _ => {
-            return Err(PkiError::CsrMalformed(
-                "signature: expected a BIT STRING with 0 unused bits".into(),
-            ))
-        }
-    };
+    if req.algorithm.oid != rfc5912::ECDSA_WITH_SHA_256 {
+        return Err(PkiError::CsrMalformed(expected(
+            "signatureAlgorithm (ecdsa-with-SHA256)",
+            rfc5912::ECDSA_WITH_SHA_256,
+            req.algorithm.oid,
+        )));
+    }
+    if let Some(p) = &req.algorithm.parameters {
+        return Err(PkiError::CsrMalformed(expected(
+            "signatureAlgorithm (parameters must be absent)",
+            "no further data",
+            p.tag(),
+        )));
+    }
+    let spki = req
+        .info
+        .public_key
+        .to_der()
+        .map_err(|e| PkiError::CsrMalformed(format!("subjectPKInfo: {e}")))?;
+    let point = parse_p256_spki(&spki).map_err(PkiError::CsrMalformed)?;
+    let name = req
+        .info
+        .subject
+        .to_der()
+        .map_err(|e| PkiError::CsrMalformed(format!("subject: {e}")))?;
+    let subject = SubjectName::from_der(&name)?;
+    let sig_der = req.signature.as_bytes().ok_or_else(|| {
+        PkiError::CsrMalformed("signature: expected a BIT STRING with 0 unused bits".into())
+    })?;
+    let info_der = info_der.unwrap_or_default();
     UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &point)
-        .verify(info.raw, sig_der)
+        .verify(&info_der, sig_der)
         .map_err(|_| PkiError::CsrSignatureInvalid)?;
     Ok(CsrInfo {
         subject,

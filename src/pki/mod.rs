@@ -11,15 +11,17 @@
 //! * [`sod`] — ICAO Doc 9303 part 10 EF.SOD (CMS SignedData over an
 //!   LDSSecurityObject).
 //!
-//! All signatures are ECDSA P-256 with SHA-256 via `ring`. DER is written and
-//! strictly read by the small in-crate codec in `der`.
+//! All signatures are ECDSA P-256 with SHA-256 via `ring`. Certificates,
+//! requests, CRLs and the security object are the RustCrypto types
+//! (`x509-cert`, `cms`, `spki`, encoded and strictly decoded by `der`);
+//! `oid` holds what `const-oid` cannot (OIDs such as `2.999.…` as text).
 
 pub mod ca;
 pub mod check;
 pub mod cli;
 pub mod crl;
 pub mod csr;
-pub(crate) mod der;
+pub(crate) mod oid;
 pub mod sod;
 
 #[cfg(test)]
@@ -94,6 +96,10 @@ pub enum PkiError {
     /// The register that keeps the CA's revocations refused or failed.
     #[error("register: {0}")]
     Register(String),
+    /// A structure could not be DER-encoded (inputs are checked before, so
+    /// this means a value beyond what DER or the profile can carry).
+    #[error("DER encoding failed: {0}")]
+    Encoding(#[from] der::Error),
     /// A certificate we rely on (e.g. the document signer's) is unusable.
     #[error("certificate problem: {0}")]
     Certificate(#[from] CertProblem),

@@ -23,12 +23,27 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+use cms::content_info::{CmsVersion, ContentInfo};
+use cms::signed_data::{
+    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
+};
+use const_oid::db::rfc5911::{ID_CONTENT_TYPE, ID_MESSAGE_DIGEST, ID_SIGNED_DATA, ID_SIGNING_TIME};
+use const_oid::db::rfc5912::{ECDSA_WITH_SHA_256, ID_SHA_256};
+use der::asn1::{
+    Any, AnyRef, ObjectIdentifier, OctetString, OctetStringRef, PrintableString, SetOfVec,
+};
+use der::{Decode, Encode, Reader, Sequence, SliceReader, Tag, TagNumber, Tagged};
 use ring::digest;
 use ring::signature::{self, UnparsedPublicKey};
+use spki::AlgorithmIdentifierOwned;
+use x509_cert::attr::Attribute;
+use x509_cert::time::Time;
 
+use super::ca::time;
 use super::check::{self, parse_cert, CertProblem};
-use super::csr::{der_to_raw_sig, parse_p256_spki};
-use super::der::{self, oids, Der, DerError, TAG_OCTET_STRING, TAG_SEQUENCE, TAG_SET};
+use super::csr::{algorithm, der_to_raw_sig, parse_p256_spki};
+use super::oid::ICAO_LDS_SECURITY_OBJECT;
 use super::PkiError;
 
 /// The EF.SOD tag (`[APPLICATION 23]`, constructed).
@@ -92,22 +107,17 @@ pub enum SodProblem {
     TrustAnchor { index: usize, problem: CertProblem },
 }
 
-impl From<DerError> for SodProblem {
-    fn from(e: DerError) -> Self {
-        SodProblem::Malformed {
-            element: e.element,
-            expected: e.expected,
-            found: e.found,
-        }
-    }
-}
-
 fn malformed(element: &str, expected: &str, found: impl Into<String>) -> SodProblem {
     SodProblem::Malformed {
         element: element.into(),
         expected: expected.into(),
         found: found.into(),
     }
+}
+
+/// A decoding failure of `element`, which was to be `expected`.
+fn undecodable<'a>(element: &'a str, expected: &'a str) -> impl Fn(der::Error) -> SodProblem + 'a {
+    move |e| malformed(element, expected, e.to_string())
 }
 
 fn name_string(raw: &[u8]) -> String {
@@ -120,6 +130,43 @@ fn name_string(raw: &[u8]) -> String {
 
 fn sha256(data: &[u8]) -> Vec<u8> {
     digest::digest(&digest::SHA256, data).as_ref().to_vec()
+}
+
+/// `[APPLICATION 23]`, constructed: the EF.SOD wrapper.
+fn sod_tag() -> Tag {
+    Tag::Application {
+        constructed: true,
+        number: TagNumber::N23,
+    }
+}
+
+/// ```text
+/// LDSSecurityObject ::= SEQUENCE {
+///     version LDSSecurityObjectVersion, hashAlgorithm DigestAlgorithmIdentifier,
+///     dataGroupHashValues SEQUENCE OF DataGroupHash,
+///     ldsVersionInfo LDSVersionInfo OPTIONAL -- present in version 1 }
+/// ```
+#[derive(Sequence)]
+struct LdsSecurityObject {
+    version: u64,
+    hash_algorithm: AlgorithmIdentifierOwned,
+    data_group_hash_values: Vec<DataGroupHash>,
+    #[asn1(optional = "true")]
+    lds_version_info: Option<LdsVersionInfo>,
+}
+
+/// `DataGroupHash ::= SEQUENCE { dataGroupNumber, dataGroupHashValue }`.
+#[derive(Sequence)]
+struct DataGroupHash {
+    data_group_number: u64,
+    data_group_hash_value: OctetString,
+}
+
+/// `LDSVersionInfo ::= SEQUENCE { ldsVersion, unicodeVersion }`.
+#[derive(Sequence)]
+struct LdsVersionInfo {
+    lds_version: PrintableString,
+    unicode_version: PrintableString,
 }
 
 /// Builds the DER LDSSecurityObject (version 0, SHA-256) over the data
@@ -146,16 +193,20 @@ pub fn lds_security_object(data_groups: &[(u8, &[u8])]) -> Result<Vec<u8>, PkiEr
             });
         }
     }
-    let hashes: Vec<Vec<u8>> = map
-        .iter()
-        .map(|(&n, h)| der::seq(&[&der::uint_small(u64::from(n)), &der::octet_string(h)]))
-        .collect();
-    let refs: Vec<&[u8]> = hashes.iter().map(|h| h.as_slice()).collect();
-    Ok(der::seq(&[
-        &der::uint_small(0),
-        &der::algorithm_id(oids::SHA256),
-        &der::seq(&refs),
-    ]))
+    let mut hashes = Vec::with_capacity(map.len());
+    for (n, h) in map {
+        hashes.push(DataGroupHash {
+            data_group_number: u64::from(n),
+            data_group_hash_value: OctetString::new(h)?,
+        });
+    }
+    let lds = LdsSecurityObject {
+        version: 0,
+        hash_algorithm: algorithm(ID_SHA_256),
+        data_group_hash_values: hashes,
+        lds_version_info: None,
+    };
+    Ok(lds.to_der()?)
 }
 
 /// [`build_sod_at`] with the current time as signingTime.
@@ -174,29 +225,21 @@ pub fn build_sod_at(
     signer: &dyn DocumentSigner,
     signing_time: SystemTime,
 ) -> Result<Vec<u8>, PkiError> {
+    const DS: &str = "document signer certificate";
     let lds = lds_security_object(data_groups)?;
     let cert_der = signer.certificate();
-    let cert = parse_cert(cert_der, "document signer certificate")?;
-    let ds_point = parse_p256_spki(cert.tbs_certificate.subject_pki.raw).map_err(|e| {
+    let cert = parse_cert(cert_der, DS)?;
+    let ds_point = parse_p256_spki(cert.tbs_certificate.subject_pki.raw).map_err(|detail| {
         CertProblem::UnsupportedKey {
-            which: "document signer certificate".into(),
-            detail: e.to_string(),
+            which: DS.into(),
+            detail,
         }
     })?;
+    let ds_cert = ds_certificate(cert_der)?;
 
-    let attr =
-        |arcs: &[u64], value: Vec<u8>| der::seq(&[&der::oid(arcs), &der::set_of(vec![value])]);
-    let attrs = der::set_of(vec![
-        attr(
-            oids::CMS_CONTENT_TYPE,
-            der::oid(oids::ICAO_LDS_SECURITY_OBJECT),
-        ),
-        attr(oids::CMS_MESSAGE_DIGEST, der::octet_string(&sha256(&lds))),
-        attr(
-            oids::CMS_SIGNING_TIME,
-            der::time(crate::utc::unix_secs(signing_time)),
-        ),
-    ]);
+    let signed_attrs = signed_attributes(&lds, signing_time)?;
+    // RFC 5652 5.4: the signature is over the attributes as a SET OF.
+    let attrs = signed_attrs.to_der()?;
     let sig = signer.sign(&attrs)?;
     der_to_raw_sig(&sig)?; // strict DER ECDSA-Sig-Value
     UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &ds_point)
@@ -205,7 +248,40 @@ pub fn build_sod_at(
             what: "document signer",
             reason: "signature does not verify with the key in its certificate".into(),
         })?;
-    Ok(assemble_sod(&lds, attrs, &cert, cert_der, &sig))
+    assemble_sod(&lds, signed_attrs, ds_cert, &sig)
+}
+
+/// The document signer's certificate as x509-cert reads it, for the
+/// SignedData's certificates and signer identifier.
+fn ds_certificate(cert_der: &[u8]) -> Result<x509_cert::Certificate, PkiError> {
+    x509_cert::Certificate::from_der(cert_der).map_err(|e| {
+        PkiError::Certificate(CertProblem::Malformed {
+            which: "document signer certificate".into(),
+            expected: "an X.509 certificate".into(),
+            detail: e.to_string(),
+        })
+    })
+}
+
+/// The signed attributes (RFC 5652 5.3): content type, the LDS security
+/// object's digest, signing time.
+fn signed_attributes(
+    lds: &[u8],
+    signing_time: SystemTime,
+) -> Result<SetOfVec<Attribute>, PkiError> {
+    let attr = |oid: ObjectIdentifier, value: der::Result<Any>| -> Result<Attribute, PkiError> {
+        let values = value.and_then(|v| SetOfVec::try_from(vec![v]))?;
+        Ok(Attribute { oid, values })
+    };
+    let digest = OctetString::new(sha256(lds))?;
+    Ok(SetOfVec::try_from(vec![
+        attr(ID_CONTENT_TYPE, Any::encode_from(&ICAO_LDS_SECURITY_OBJECT))?,
+        attr(ID_MESSAGE_DIGEST, Any::encode_from(&digest))?,
+        attr(
+            ID_SIGNING_TIME,
+            Any::encode_from(&time(crate::utc::unix_secs(signing_time))?),
+        )?,
+    ])?)
 }
 
 /// The length of the longest EF.SOD [`build_sod_at`] can make over
@@ -219,98 +295,91 @@ pub fn sod_length_at_most(
     signing_time: SystemTime,
 ) -> Result<usize, PkiError> {
     let lds = lds_security_object(data_groups)?;
-    let cert = parse_cert(cert_der, "document signer certificate")?;
-    let attr =
-        |arcs: &[u64], value: Vec<u8>| der::seq(&[&der::oid(arcs), &der::set_of(vec![value])]);
-    let attrs = der::set_of(vec![
-        attr(
-            oids::CMS_CONTENT_TYPE,
-            der::oid(oids::ICAO_LDS_SECURITY_OBJECT),
-        ),
-        attr(oids::CMS_MESSAGE_DIGEST, der::octet_string(&sha256(&lds))),
-        attr(
-            oids::CMS_SIGNING_TIME,
-            der::time(crate::utc::unix_secs(signing_time)),
-        ),
-    ]);
+    let ds_cert = ds_certificate(cert_der)?;
+    let signed_attrs = signed_attributes(&lds, signing_time)?;
     let longest_sig = [0u8; 72];
-    Ok(assemble_sod(&lds, attrs, &cert, cert_der, &longest_sig).len())
+    Ok(assemble_sod(&lds, signed_attrs, ds_cert, &longest_sig)?.len())
 }
 
-/// EF.SOD around a signature over `attrs` (the signed attributes as a SET).
+/// EF.SOD around the signature `sig` over `signed_attrs`.
 fn assemble_sod(
     lds: &[u8],
-    attrs: Vec<u8>,
-    cert: &x509_parser::certificate::X509Certificate<'_>,
-    cert_der: &[u8],
+    signed_attrs: SetOfVec<Attribute>,
+    ds_cert: x509_cert::Certificate,
     sig: &[u8],
-) -> Vec<u8> {
-    let mut signed_attrs = attrs;
-    if let Some(tag) = signed_attrs.first_mut() {
-        *tag = der::ctx_cons(0); // SET -> [0] IMPLICIT
-    }
-
-    let sid = der::seq(&[
-        cert.issuer().as_raw(),
-        &der::tlv(der::TAG_INTEGER, cert.raw_serial()),
-    ]);
-    let signer_info = der::seq(&[
-        &der::uint_small(1),
-        &sid,
-        &der::algorithm_id(oids::SHA256),
-        &signed_attrs,
-        &der::algorithm_id(oids::ECDSA_WITH_SHA256),
-        &der::octet_string(sig),
-    ]);
-    let signed_data = der::seq(&[
-        &der::uint_small(3),
-        &der::set_of(vec![der::algorithm_id(oids::SHA256)]),
-        &der::seq(&[
-            &der::oid(oids::ICAO_LDS_SECURITY_OBJECT),
-            &der::tlv(der::ctx_cons(0), &der::octet_string(lds)),
-        ]),
-        &der::tlv(der::ctx_cons(0), cert_der),
-        &der::set_of(vec![signer_info]),
-    ]);
-    let content_info = der::seq(&[
-        &der::oid(oids::CMS_SIGNED_DATA),
-        &der::tlv(der::ctx_cons(0), &signed_data),
-    ]);
-    der::tlv(SOD_TAG, &content_info)
+) -> Result<Vec<u8>, PkiError> {
+    let signer_info = SignerInfo {
+        version: CmsVersion::V1,
+        sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+            issuer: ds_cert.tbs_certificate.issuer.clone(),
+            serial_number: ds_cert.tbs_certificate.serial_number.clone(),
+        }),
+        digest_alg: algorithm(ID_SHA_256),
+        signed_attrs: Some(signed_attrs),
+        signature_algorithm: algorithm(ECDSA_WITH_SHA_256),
+        signature: OctetString::new(sig)?,
+        unsigned_attrs: None,
+    };
+    let econtent = OctetString::new(lds).and_then(|o| Any::encode_from(&o));
+    let signed_data = SignedData {
+        version: CmsVersion::V3,
+        digest_algorithms: SetOfVec::try_from(vec![algorithm(ID_SHA_256)])?,
+        encap_content_info: EncapsulatedContentInfo {
+            econtent_type: ICAO_LDS_SECURITY_OBJECT,
+            econtent: Some(econtent?),
+        },
+        certificates: Some(
+            SetOfVec::try_from(vec![CertificateChoices::Certificate(ds_cert)])
+                .map(CertificateSet)?,
+        ),
+        crls: None,
+        signer_infos: SetOfVec::try_from(vec![signer_info]).map(SignerInfos)?,
+    };
+    let content_info = ContentInfo {
+        content_type: ID_SIGNED_DATA,
+        content: Any::encode_from(&signed_data)?,
+    };
+    let inner = content_info.to_der()?;
+    let wrapped = Any::new(sod_tag(), inner)?;
+    Ok(wrapped.to_der()?)
 }
 
-/// AlgorithmIdentifier whose parameters are absent or NULL; returns the OID.
-fn read_alg<'a>(d: &mut Der<'a>, element: &str) -> Result<&'a [u8], SodProblem> {
-    let s = d.read(TAG_SEQUENCE, element)?;
-    let mut r = s.reader();
-    let oid = r.read_oid(&format!("{element}.algorithm"))?;
-    if let Some(p) = r.read_optional(der::TAG_NULL, &format!("{element}.parameters"))? {
-        if !p.content.is_empty() {
-            return Err(malformed(
-                element,
-                "NULL parameters to be empty",
-                "non-empty NULL",
-            ));
-        }
+/// The parameters of an AlgorithmIdentifier are absent or NULL.
+fn check_params(a: &AlgorithmIdentifierOwned, element: &str) -> Result<(), SodProblem> {
+    match &a.parameters {
+        None => Ok(()),
+        Some(p) if p.tag() == Tag::Null && p.value().is_empty() => Ok(()),
+        Some(p) if p.tag() == Tag::Null => Err(malformed(
+            element,
+            "NULL parameters to be empty",
+            "non-empty NULL",
+        )),
+        Some(p) => Err(malformed(
+            &format!("{element} (parameters must be absent or NULL)"),
+            "no further data",
+            p.tag().to_string(),
+        )),
     }
-    r.finish(&format!("{element} (parameters must be absent or NULL)"))?;
-    Ok(oid.content)
 }
 
-fn require_alg(d: &mut Der<'_>, element: &str, arcs: &[u64], name: &str) -> Result<(), SodProblem> {
-    let oid = read_alg(d, element)?;
-    if oid != der::oid_content(arcs).as_slice() {
+fn require_alg(
+    a: &AlgorithmIdentifierOwned,
+    element: &str,
+    oid: ObjectIdentifier,
+    name: &str,
+) -> Result<(), SodProblem> {
+    check_params(a, element)?;
+    if a.oid != oid {
         return Err(SodProblem::Unsupported {
             element: element.into(),
-            expected: format!("{name} ({})", der::dotted(arcs)),
-            found: der::oid_to_string(oid).unwrap_or_default(),
+            expected: format!("{name} ({oid})"),
+            found: a.oid.to_string(),
         });
     }
     Ok(())
 }
 
-fn require_version(d: &mut Der<'_>, element: &str, allowed: &[u64]) -> Result<u64, SodProblem> {
-    let v = d.read_u64(element)?;
+fn require_version(v: u64, element: &str, allowed: &[u64]) -> Result<u64, SodProblem> {
     if !allowed.contains(&v) {
         return Err(malformed(
             element,
@@ -330,34 +399,40 @@ fn require_version(d: &mut Der<'_>, element: &str, allowed: &[u64]) -> Result<u6
 
 /// Parses a DER LDSSecurityObject into DG number → hash.
 pub fn parse_lds_security_object(lds: &[u8]) -> Result<BTreeMap<u8, Vec<u8>>, SodProblem> {
-    let mut outer = Der::new(lds);
-    let s = outer.read(TAG_SEQUENCE, "LDSSecurityObject")?;
-    outer.finish("LDSSecurityObject")?;
-    let mut r = s.reader();
-    let version = require_version(&mut r, "LDSSecurityObject.version", &[0, 1])?;
+    let o = LdsSecurityObject::from_der(lds)
+        .map_err(undecodable("LDSSecurityObject", "a DER LDSSecurityObject"))?;
+    let version = require_version(o.version, "LDSSecurityObject.version", &[0, 1])?;
     require_alg(
-        &mut r,
+        &o.hash_algorithm,
         "LDSSecurityObject.hashAlgorithm",
-        oids::SHA256,
+        ID_SHA_256,
         "SHA-256",
     )?;
-    let list = r.read(TAG_SEQUENCE, "LDSSecurityObject.dataGroupHashValues")?;
-    if version == 1 {
-        r.read(TAG_SEQUENCE, "LDSSecurityObject.ldsVersionInfo")?;
+    match (version, &o.lds_version_info) {
+        (1, None) => {
+            return Err(malformed(
+                "LDSSecurityObject.ldsVersionInfo",
+                "an LDSVersionInfo in version 1",
+                "none",
+            ))
+        }
+        (0, Some(_)) => {
+            return Err(malformed(
+                "LDSSecurityObject.ldsVersionInfo",
+                "none in version 0",
+                "an LDSVersionInfo",
+            ))
+        }
+        _ => {}
     }
-    r.finish("LDSSecurityObject")?;
     let mut hashes = BTreeMap::new();
-    let mut items = list.reader();
-    while !items.is_empty() {
-        let dgh = items.read(TAG_SEQUENCE, "DataGroupHash")?;
-        let mut h = dgh.reader();
-        let n = h.read_u64("DataGroupHash.dataGroupNumber")?;
+    for dgh in &o.data_group_hash_values {
+        let n = dgh.data_group_number;
         let n = u8::try_from(n)
             .ok()
             .filter(|&n| n != 0)
             .ok_or_else(|| malformed("DataGroupHash.dataGroupNumber", "1..=255", n.to_string()))?;
-        let value = h.read_octet_string("DataGroupHash.dataGroupHashValue")?;
-        h.finish("DataGroupHash")?;
+        let value = dgh.data_group_hash_value.as_bytes();
         if value.len() != 32 {
             return Err(malformed(
                 &format!("DataGroupHash.dataGroupHashValue of DG{n}"),
@@ -379,85 +454,113 @@ pub fn parse_lds_security_object(lds: &[u8]) -> Result<BTreeMap<u8, Vec<u8>>, So
     Ok(hashes)
 }
 
-struct SignerInfo<'a> {
-    issuer: &'a [u8],
-    serial: &'a [u8],
-    signed_attrs_raw: &'a [u8],
+/// What the one SignerInfo says, checked for shape.
+struct SignerFacts<'a> {
+    sid: &'a IssuerAndSerialNumber,
+    signed_attrs_der: Vec<u8>,
     signature: &'a [u8],
-    content_type: &'a [u8],
-    message_digest: &'a [u8],
-    signing_time: Option<i64>,
+    content_type: ObjectIdentifier,
+    message_digest: OctetString,
+    signing_time: Option<Duration>,
 }
 
-fn parse_signer_info<'a>(si: &der::Tlv<'a>) -> Result<SignerInfo<'a>, SodProblem> {
-    let mut r = si.reader();
-    require_version(&mut r, "SignerInfo.version", &[1])?;
-    let sid = r.read(TAG_SEQUENCE, "SignerInfo.sid (issuerAndSerialNumber)")?;
-    let mut s = sid.reader();
-    let issuer = s.read(TAG_SEQUENCE, "issuerAndSerialNumber.issuer")?;
-    let serial = s.read_integer("issuerAndSerialNumber.serialNumber")?;
-    s.finish("issuerAndSerialNumber")?;
+/// The single value of a signed attribute, decoded as `T`.
+fn single_value<T: for<'b> Decode<'b>>(a: &Attribute, name: &str) -> Result<T, SodProblem> {
+    let [v] = a.values.as_slice() else {
+        return Err(malformed(
+            &format!("{name} attrValues (exactly one value)"),
+            "no further data",
+            format!("{} values", a.values.len()),
+        ));
+    };
+    v.to_der().and_then(|d| T::from_der(&d)).map_err(|e| {
+        malformed(
+            &format!("{name} attribute value"),
+            "its type",
+            e.to_string(),
+        )
+    })
+}
+
+fn parse_signer_info(si: &SignerInfo) -> Result<SignerFacts<'_>, SodProblem> {
+    require_version(si.version as u64, "SignerInfo.version", &[1])?;
+    let SignerIdentifier::IssuerAndSerialNumber(sid) = &si.sid else {
+        return Err(malformed(
+            "SignerInfo.sid (issuerAndSerialNumber)",
+            "issuerAndSerialNumber",
+            "subjectKeyIdentifier [0]",
+        ));
+    };
     require_alg(
-        &mut r,
+        &si.digest_alg,
         "SignerInfo.digestAlgorithm",
-        oids::SHA256,
+        ID_SHA_256,
         "SHA-256",
     )?;
-    let attrs = r.read(der::ctx_cons(0), "SignerInfo.signedAttrs [0]")?;
+    let attrs = si
+        .signed_attrs
+        .as_ref()
+        .ok_or_else(|| malformed("SignerInfo.signedAttrs [0]", "signed attributes", "none"))?;
     require_alg(
-        &mut r,
+        &si.signature_algorithm,
         "SignerInfo.signatureAlgorithm",
-        oids::ECDSA_WITH_SHA256,
+        ECDSA_WITH_SHA_256,
         "ecdsa-with-SHA256",
     )?;
-    let signature = r.read_octet_string("SignerInfo.signature")?;
-    r.read_optional(der::ctx_cons(1), "SignerInfo.unsignedAttrs [1]")?;
-    r.finish("SignerInfo")?;
 
     let mut content_type = None;
     let mut message_digest = None;
     let mut signing_time = None;
-    let mut seen: Vec<&[u8]> = Vec::new();
-    let mut a = attrs.reader();
-    while !a.is_empty() {
-        let at = a.read(TAG_SEQUENCE, "signedAttrs Attribute")?;
-        let mut ar = at.reader();
-        let ty = ar.read_oid("Attribute.attrType")?.content;
-        let values = ar.read(TAG_SET, "Attribute.attrValues")?;
-        ar.finish("Attribute")?;
-        if seen.contains(&ty) {
+    let mut seen: Vec<ObjectIdentifier> = Vec::new();
+    for at in attrs.iter() {
+        if seen.contains(&at.oid) {
             return Err(malformed(
                 "signedAttrs",
                 "each attribute type once",
-                format!("{} twice", der::oid_to_string(ty).unwrap_or_default()),
+                format!("{} twice", at.oid),
             ));
         }
-        seen.push(ty);
-        let mut vr = values.reader();
-        let is = |arcs: &[u64]| der::oid_content(arcs) == ty;
-        if is(oids::CMS_CONTENT_TYPE) {
-            content_type = Some(vr.read_oid("contentType attribute value")?.content);
-            vr.finish("contentType attrValues (exactly one value)")?;
-        } else if is(oids::CMS_MESSAGE_DIGEST) {
-            message_digest = Some(vr.read_octet_string("messageDigest attribute value")?);
-            vr.finish("messageDigest attrValues (exactly one value)")?;
-        } else if is(oids::CMS_SIGNING_TIME) {
-            let t = vr.read_any("signingTime attribute value")?;
-            signing_time = Some(der::parse_time(&t, "signingTime attribute value")?);
-            vr.finish("signingTime attrValues (exactly one value)")?;
+        seen.push(at.oid);
+        if at.oid == ID_CONTENT_TYPE {
+            content_type = Some(single_value::<ObjectIdentifier>(at, "contentType")?);
+        } else if at.oid == ID_MESSAGE_DIGEST {
+            message_digest = Some(single_value::<OctetString>(at, "messageDigest")?);
+        } else if at.oid == ID_SIGNING_TIME {
+            signing_time = Some(single_value::<Time>(at, "signingTime")?.to_unix_duration());
         }
     }
-    Ok(SignerInfo {
-        issuer: issuer.raw,
-        serial,
-        signed_attrs_raw: attrs.raw,
-        signature,
+    Ok(SignerFacts {
+        sid,
+        signed_attrs_der: attrs
+            .to_der()
+            .map_err(undecodable("signedAttrs", "a DER SET OF Attribute"))?,
+        signature: si.signature.as_bytes(),
         content_type: content_type
             .ok_or_else(|| malformed("signedAttrs", "a contentType attribute", "none"))?,
         message_digest: message_digest
             .ok_or_else(|| malformed("signedAttrs", "a messageDigest attribute", "none"))?,
         signing_time,
     })
+}
+
+/// The ContentInfo inside the EF.SOD wrapper (tag 77), nothing after it.
+fn unwrap_sod(sod: &[u8]) -> Result<ContentInfo, SodProblem> {
+    let mut top = SliceReader::new(sod).map_err(undecodable("EF.SOD", "a DER element"))?;
+    let wrapper = AnyRef::decode(&mut top)
+        .map_err(undecodable("EF.SOD wrapper", "[APPLICATION 23] (tag 77)"))?;
+    top.finish(())
+        .map_err(undecodable("EF.SOD", "no further data"))?;
+    if wrapper.tag() != sod_tag() {
+        return Err(malformed(
+            "EF.SOD wrapper",
+            "[APPLICATION 23] (tag 77)",
+            wrapper.tag().to_string(),
+        ));
+    }
+    ContentInfo::from_der(wrapper.value()).map_err(undecodable(
+        "EF.SOD content (one ContentInfo)",
+        "a DER ContentInfo",
+    ))
 }
 
 /// Parses and verifies an EF.SOD: structure (strict DER), messageDigest,
@@ -471,31 +574,23 @@ pub fn verify_sod(
     now: SystemTime,
 ) -> Result<SodContents, SodProblem> {
     // --- structure -------------------------------------------------------
-    let mut top = Der::new(sod);
-    let wrapper = top.read(SOD_TAG, "EF.SOD wrapper")?;
-    top.finish("EF.SOD")?;
-    let mut w = wrapper.reader();
-    let ci = w.read(TAG_SEQUENCE, "ContentInfo")?;
-    w.finish("EF.SOD content (one ContentInfo)")?;
-    let mut c = ci.reader();
-    c.expect_oid(
-        oids::CMS_SIGNED_DATA,
-        "ContentInfo.contentType (id-signedData)",
-    )?;
-    let explicit = c.read(der::ctx_cons(0), "ContentInfo.content [0]")?;
-    c.finish("ContentInfo")?;
-    let mut e = explicit.reader();
-    let sd = e.read(TAG_SEQUENCE, "SignedData")?;
-    e.finish("ContentInfo.content [0] (one SignedData)")?;
-
-    let mut r = sd.reader();
-    require_version(&mut r, "SignedData.version", &[3])?;
-    let algs = r.read(TAG_SET, "SignedData.digestAlgorithms")?;
+    let ci = unwrap_sod(sod)?;
+    if ci.content_type != ID_SIGNED_DATA {
+        return Err(malformed(
+            "ContentInfo.contentType (id-signedData)",
+            &ID_SIGNED_DATA.to_string(),
+            ci.content_type.to_string(),
+        ));
+    }
+    let sd: SignedData = ci
+        .content
+        .decode_as()
+        .map_err(undecodable("SignedData", "a DER SignedData"))?;
+    require_version(sd.version as u64, "SignedData.version", &[3])?;
     let mut has_sha256 = false;
-    let mut ar = algs.reader();
-    while !ar.is_empty() {
-        let oid = read_alg(&mut ar, "SignedData.digestAlgorithms item")?;
-        has_sha256 |= oid == der::oid_content(oids::SHA256).as_slice();
+    for alg in sd.digest_algorithms.iter() {
+        check_params(alg, "SignedData.digestAlgorithms item")?;
+        has_sha256 |= alg.oid == ID_SHA_256;
     }
     if !has_sha256 {
         return Err(SodProblem::Unsupported {
@@ -504,75 +599,82 @@ pub fn verify_sod(
             found: "a set without SHA-256".into(),
         });
     }
-    let eci = r.read(TAG_SEQUENCE, "SignedData.encapContentInfo")?;
-    let certs = r.read_optional(der::ctx_cons(0), "SignedData.certificates [0]")?;
-    r.read_optional(der::ctx_cons(1), "SignedData.crls [1]")?;
-    let infos = r.read(TAG_SET, "SignedData.signerInfos")?;
-    r.finish("SignedData")?;
-
-    let mut er = eci.reader();
-    let e_type = er.read_oid("encapContentInfo.eContentType")?.content;
-    if e_type != der::oid_content(oids::ICAO_LDS_SECURITY_OBJECT).as_slice() {
+    let eci = &sd.encap_content_info;
+    if eci.econtent_type != ICAO_LDS_SECURITY_OBJECT {
         return Err(SodProblem::Unsupported {
             element: "encapContentInfo.eContentType".into(),
             expected: "id-icao-mrtd-security-ldsSecurityObject (2.23.136.1.1.1)".into(),
-            found: der::oid_to_string(e_type).unwrap_or_default(),
+            found: eci.econtent_type.to_string(),
         });
     }
-    let econtent_explicit = er.read(der::ctx_cons(0), "encapContentInfo.eContent [0]")?;
-    er.finish("encapContentInfo")?;
-    let mut ecr = econtent_explicit.reader();
-    let econtent = ecr
-        .read(TAG_OCTET_STRING, "encapContentInfo.eContent OCTET STRING")?
-        .content;
-    ecr.finish("encapContentInfo.eContent [0]")?;
+    let econtent = eci
+        .econtent
+        .as_ref()
+        .ok_or_else(|| malformed("encapContentInfo.eContent [0]", "the eContent", "none"))?
+        .decode_as::<OctetStringRef<'_>>()
+        .map_err(undecodable(
+            "encapContentInfo.eContent OCTET STRING",
+            "an OCTET STRING",
+        ))?
+        .as_bytes();
     let hashes = parse_lds_security_object(econtent)?;
 
-    let mut ir = infos.reader();
-    let si_tlv = ir.read(TAG_SEQUENCE, "SignerInfo")?;
-    ir.finish("SignedData.signerInfos (exactly one SignerInfo)")?;
-    let si = parse_signer_info(&si_tlv)?;
+    let [si] = sd.signer_infos.0.as_slice() else {
+        return Err(malformed(
+            "SignedData.signerInfos (exactly one SignerInfo)",
+            "one SignerInfo",
+            format!("{}", sd.signer_infos.0.len()),
+        ));
+    };
+    let si = parse_signer_info(si)?;
 
     // --- content binding -------------------------------------------------
-    if si.content_type != e_type {
+    if si.content_type != eci.econtent_type {
         return Err(SodProblem::ContentTypeMismatch {
-            signed: der::oid_to_string(si.content_type).unwrap_or_default(),
-            encapsulated: der::oid_to_string(e_type).unwrap_or_default(),
+            signed: si.content_type.to_string(),
+            encapsulated: eci.econtent_type.to_string(),
         });
     }
     let computed = sha256(econtent);
-    if si.message_digest != computed.as_slice() {
+    if si.message_digest.as_bytes() != computed.as_slice() {
         return Err(SodProblem::MessageDigestMismatch {
-            signed: crate::hex::lower(si.message_digest),
+            signed: crate::hex::lower(si.message_digest.as_bytes()),
             computed: crate::hex::lower(&computed),
         });
     }
 
     // --- signer certificate and signature --------------------------------
-    let mut cert_der = None;
-    if let Some(certs) = certs {
-        let mut cr = certs.reader();
-        while !cr.is_empty() {
-            let t = cr.read(TAG_SEQUENCE, "SignedData.certificates item (Certificate)")?;
-            let cert = parse_cert(t.raw, "certificate in SignedData.certificates")
-                .map_err(SodProblem::SignerCertificate)?;
-            if cert.issuer().as_raw() == si.issuer && cert.raw_serial() == si.serial {
-                cert_der = Some(t.raw);
-                break;
+    let signer_cert = sd
+        .certificates
+        .iter()
+        .flat_map(|c| c.0.iter())
+        .find_map(|c| match c {
+            CertificateChoices::Certificate(c)
+                if c.tbs_certificate.issuer == si.sid.issuer
+                    && c.tbs_certificate.serial_number == si.sid.serial_number =>
+            {
+                Some(c)
             }
-        }
-    }
-    let cert_der = cert_der.ok_or_else(|| SodProblem::SignerCertificateNotFound {
-        issuer: name_string(si.issuer),
-        serial: crate::hex::lower(si.serial),
-    })?;
-    let ds = parse_cert(cert_der, "document signer certificate")
+            _ => None,
+        });
+    let not_found = || SodProblem::SignerCertificateNotFound {
+        issuer: name_string(&si.sid.issuer.to_der().unwrap_or_default()),
+        serial: crate::hex::lower(si.sid.serial_number.as_bytes()),
+    };
+    let cert_der = signer_cert
+        .ok_or_else(not_found)?
+        .to_der()
+        .map_err(undecodable(
+            "SignedData.certificates item (Certificate)",
+            "a DER Certificate",
+        ))?;
+    let ds = parse_cert(&cert_der, "document signer certificate")
         .map_err(SodProblem::SignerCertificate)?;
     let ds_point = parse_p256_spki(ds.tbs_certificate.subject_pki.raw).map_err(|e| {
         SodProblem::Unsupported {
             element: "document signer public key".into(),
             expected: "ECDSA P-256".into(),
-            found: e.to_string(),
+            found: e,
         }
     })?;
     der_to_raw_sig(si.signature).map_err(|e| {
@@ -582,12 +684,8 @@ pub fn verify_sod(
             e.to_string(),
         )
     })?;
-    let mut to_verify = si.signed_attrs_raw.to_vec();
-    if let Some(tag) = to_verify.first_mut() {
-        *tag = TAG_SET; // RFC 5652 5.4: signature is over the EXPLICIT SET OF
-    }
     UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &ds_point)
-        .verify(&to_verify, si.signature)
+        .verify(&si.signed_attrs_der, si.signature)
         .map_err(|_| SodProblem::BadSignature)?;
 
     // --- document signer certificate -------------------------------------
@@ -633,11 +731,8 @@ pub fn verify_sod(
                     .map_err(|problem| SodProblem::TrustAnchor { index, problem })?;
                 return Ok(SodContents {
                     hashes,
-                    signer_certificate: cert_der.to_vec(),
-                    signing_time: si
-                        .signing_time
-                        .and_then(|t| u64::try_from(t).ok())
-                        .map(|t| UNIX_EPOCH + Duration::from_secs(t)),
+                    signer_certificate: cert_der.clone(),
+                    signing_time: si.signing_time.map(|t| UNIX_EPOCH + t),
                 });
             }
             Err(e) => {
@@ -753,7 +848,7 @@ mod tests {
     #[test]
     fn tampered_signing_time_fails_signature() {
         let (_t, ca, sod) = setup();
-        let pos = find(&sod, &der::oid(oids::CMS_SIGNING_TIME));
+        let pos = find(&sod, &ID_SIGNING_TIME.to_der().unwrap());
         // 06 09 <oid> 31 0f 17 0d YYMMDD… : flip a seconds digit (0 <-> 1).
         let tpos = pos + 11 + 4 + 11;
         let mut t = sod.clone();
@@ -905,7 +1000,7 @@ mod tests {
         let (_t, ca, sod) = setup();
         let now = SystemTime::now();
         // Without the 77 wrapper.
-        let inner = Der::new(&sod).read_any("x").unwrap().content.to_vec();
+        let inner = AnyRef::from_der(&sod).unwrap().value().to_vec();
         match verify_sod(&inner, &ca.chain(), now).unwrap_err() {
             SodProblem::Malformed { element, .. } => assert_eq!(element, "EF.SOD wrapper"),
             e => panic!("{e}"),
@@ -937,7 +1032,7 @@ mod tests {
             e => panic!("{e}"),
         }
         // eContentType changed (last arc 1 -> 2).
-        let pos = find(&sod, &der::oid(oids::ICAO_LDS_SECURITY_OBJECT));
+        let pos = find(&sod, &ICAO_LDS_SECURITY_OBJECT.to_der().unwrap());
         let e = verify_sod(&flip(&sod, pos + 7), &ca.chain(), now).unwrap_err();
         assert!(
             matches!(e, SodProblem::Unsupported { ref element, .. } if element == "encapContentInfo.eContentType"),
@@ -955,48 +1050,48 @@ mod tests {
             parse_lds_security_object(&v2),
             Err(SodProblem::Malformed { .. })
         ));
-        let dup = der::seq(&[
-            &der::uint_small(0),
-            &der::algorithm_id(oids::SHA256),
-            &der::seq(&[
-                &der::seq(&[&der::uint_small(1), &der::octet_string(&[0; 32])]),
-                &der::seq(&[&der::uint_small(1), &der::octet_string(&[1; 32])]),
-            ]),
-        ]);
+        let lds = |alg: AlgorithmIdentifierOwned, dgs: &[(u64, &[u8])]| {
+            LdsSecurityObject {
+                version: 0,
+                hash_algorithm: alg,
+                data_group_hash_values: dgs
+                    .iter()
+                    .map(|&(n, h)| DataGroupHash {
+                        data_group_number: n,
+                        data_group_hash_value: OctetString::new(h).unwrap(),
+                    })
+                    .collect(),
+                lds_version_info: None,
+            }
+            .to_der()
+            .unwrap()
+        };
+        let dup = lds(algorithm(ID_SHA_256), &[(1, &[0; 32]), (1, &[1; 32])]);
         assert_eq!(
             parse_lds_security_object(&dup),
             Err(SodProblem::DuplicateDataGroup { number: 1 })
         );
-        let short = der::seq(&[
-            &der::uint_small(0),
-            &der::algorithm_id(oids::SHA256),
-            &der::seq(&[&der::seq(&[
-                &der::uint_small(1),
-                &der::octet_string(&[0; 20]),
-            ])]),
-        ]);
+        let short = lds(algorithm(ID_SHA_256), &[(1, &[0; 20])]);
         assert!(matches!(
             parse_lds_security_object(&short),
             Err(SodProblem::Malformed { .. })
         ));
-        let sha1 = der::seq(&[
-            &der::uint_small(0),
-            &der::algorithm_id(&[1, 3, 14, 3, 2, 26]),
-            &der::seq(&[]),
-        ]);
+        let sha1 = lds(
+            algorithm(ObjectIdentifier::new_unwrap("1.3.14.3.2.26")),
+            &[],
+        );
         assert!(matches!(
             parse_lds_security_object(&sha1),
             Err(SodProblem::Unsupported { .. })
         ));
         // NULL parameters are accepted.
-        let with_null = der::seq(&[
-            &der::uint_small(0),
-            &der::seq(&[&der::oid(oids::SHA256), &der::tlv(der::TAG_NULL, &[])]),
-            &der::seq(&[&der::seq(&[
-                &der::uint_small(3),
-                &der::octet_string(&[0; 32]),
-            ])]),
-        ]);
+        let with_null = lds(
+            AlgorithmIdentifierOwned {
+                oid: ID_SHA_256,
+                parameters: Some(Any::new(Tag::Null, Vec::new()).unwrap()),
+            },
+            &[(3, &[0; 32])],
+        );
         assert!(parse_lds_security_object(&with_null).is_ok());
     }
 }

@@ -6,14 +6,16 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::SystemTime;
 
+use super::ca::pem_encode;
 use super::ca::{
     certificate_pem, CertProfile, CertificateAuthority, LocalCa, CA_CERT_FILE, CA_KEY_FILE,
     DS_CERT_FILE, DS_KEY_FILE,
 };
 use super::check::check_certificate;
-use super::der::{self, Der};
 use super::sod::{build_sod, lds_security_object, verify_sod, DocumentSigner, SOD_TAG};
 use super::test_support::{card_key, card_point, make_csr, subject, terms};
+use der::asn1::AnyRef;
+use der::{Decode, Encode, Tag, TagNumber};
 
 fn openssl_bin() -> String {
     std::env::var("OPENSSL_BIN").unwrap_or_else(|_| "openssl".to_string())
@@ -83,7 +85,7 @@ fn openssl_verifies_csr_and_parses_it() {
     let env = Env::new();
     let key = card_key();
     let csr = make_csr(&key, &subject());
-    env.write("csr.pem", der::pem_encode("CERTIFICATE REQUEST", &csr));
+    env.write("csr.pem", pem_encode("CERTIFICATE REQUEST", &csr));
     env.write("csr.der", &csr);
     let out = openssl(env.dir(), &["req", "-verify", "-in", "csr.pem", "-noout"]);
     assert!(text(&out).contains("verify OK"), "{}", text(&out));
@@ -106,7 +108,7 @@ fn openssl_verifies_csr_and_parses_it() {
     let mut bad = csr.clone();
     let n = bad.len();
     bad[n - 3] ^= 1;
-    env.write("bad.pem", der::pem_encode("CERTIFICATE REQUEST", &bad));
+    env.write("bad.pem", pem_encode("CERTIFICATE REQUEST", &bad));
     let out = Command::new(openssl_bin())
         .args(["req", "-verify", "-in", "bad.pem", "-noout"])
         .current_dir(env.dir())
@@ -280,11 +282,7 @@ fn openssl_verifies_sod_and_extracts_lds_object() {
     let dgs: Vec<(u8, &[u8])> = vec![(1, b"\x61\x03abc"), (2, b"\x75\x02xy"), (15, b"\x6f\x01z")];
     let sod = build_sod(&dgs, env.ca.document_signer()).unwrap();
     assert_eq!(sod[0], SOD_TAG);
-    let inner = Der::new(&sod)
-        .read(SOD_TAG, "sod")
-        .unwrap()
-        .content
-        .to_vec();
+    let inner = AnyRef::from_der(&sod).unwrap().value().to_vec();
     env.write("sod.der", &sod);
     env.write("sod_without_77_wrapper.der", &inner);
     let ca = env.ca_pem();
@@ -379,7 +377,12 @@ fn sod_signed_by_openssl_verifies_here() {
         ],
     );
     let cms = fs::read(env.dir().join("cms.der")).unwrap();
-    let sod = der::tlv(SOD_TAG, &cms);
+    let wrapper = Tag::Application {
+        constructed: true,
+        number: TagNumber::N23,
+    };
+    let sod = AnyRef::new(wrapper, &cms).unwrap().to_der().unwrap();
+    assert_eq!(sod[0], SOD_TAG);
     let out = verify_sod(&sod, &env.ca.chain(), SystemTime::now()).unwrap();
     assert_eq!(out.hashes.len(), 2);
     assert_eq!(
@@ -393,7 +396,7 @@ fn certificate_issued_by_openssl_passes_our_checks() {
     let env = Env::new();
     let key = card_key();
     let csr = make_csr(&key, &subject());
-    env.write("csr.pem", der::pem_encode("CERTIFICATE REQUEST", &csr));
+    env.write("csr.pem", pem_encode("CERTIFICATE REQUEST", &csr));
     env.write(
         "ext.cnf",
         "keyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth\nbasicConstraints = critical, CA:FALSE\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n",
