@@ -603,7 +603,7 @@ fn send(
                     StatusWord::MoreData { .. } | StatusWord::WrongLe { .. }
                 )
                 || (resp.sw.is_warning() && !matches!(resp.sw, StatusWord::WrongPin { .. })));
-            results.push((apdu.clone(), resp, elapsed, wire));
+            results.push((apdu, resp, elapsed, wire));
             if is_error && first_error.is_none() {
                 first_error = Some(results.last().map(|r| r.1.sw).unwrap_or(StatusWord::Ok));
                 if !keep_going {
@@ -643,35 +643,45 @@ fn send(
             println!("{}", serde_json::to_string_pretty(&doc)?);
         }
     } else {
-        println!("reader: {reader_name} ({protocol})");
+        use std::io::Write;
+        // One buffered writer for the whole listing: a line-buffered
+        // stdout would make a write(2) per line, three per APDU.
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        writeln!(out, "reader: {reader_name} ({protocol})")?;
         for (apdu, resp, el, wire) in &results {
             let shown = if secret {
                 redact_hex(apdu)
             } else {
                 hex::spaced(apdu)
             };
-            println!("> {shown}");
+            writeln!(out, "> {shown}")?;
             if wire.len() > 1 {
                 for w in wire {
-                    println!("    wire > {}", w.command);
-                    println!("    wire < {} {}", w.response, hex::compact(&w.sw.bytes()));
+                    writeln!(out, "    wire > {}", w.command)?;
+                    writeln!(
+                        out,
+                        "    wire < {} {}",
+                        w.response,
+                        hex::compact(&w.sw.bytes())
+                    )?;
                 }
             }
             if !resp.data.is_empty() {
                 for line in wrap_hex(&resp.data) {
-                    println!("< {line}");
+                    writeln!(out, "< {line}")?;
                 }
             }
-            println!("< {}  {:.3} ms", resp.sw, el.as_secs_f64() * 1000.0);
+            writeln!(out, "< {}  {:.3} ms", resp.sw, el.as_secs_f64() * 1000.0)?;
             if show_tlv && !resp.data.is_empty() {
                 let nodes = tlv::decode(&resp.data);
                 if tlv::is_clean(&nodes) {
                     for line in tlv::render(&nodes).lines() {
-                        println!("    {line}");
+                        writeln!(out, "    {line}")?;
                     }
                 }
             }
         }
+        out.flush()?;
     }
     if let Some(sw) = first_error {
         return Err(CardStatusError { sw }.into());

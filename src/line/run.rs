@@ -1,14 +1,22 @@
 //! The line's supervisor: one worker thread per reader, readers coming and
 //! going while the line runs, misbehaving readers taken out of rotation.
+//!
+//! Every thread here sleeps until something happens, because a line spends
+//! nearly all its time waiting for cards (seconds per card) and a poll
+//! loop's CPU, multiplied by the readers, used to cost several times what
+//! personalizing a card does: workers block on their reader's card events,
+//! the supervisor on [`StationCtx::events`], the reader watch on PC/SC's PnP
+//! notification, and the lease renewal until its next renewal is due.
 
 use super::progress::Progress;
-use super::slot::{CardSlot, PcscSlot, SlotError};
+use super::slot::{CardSlot, Interrupt, PcscSlot, SlotError};
 use super::station::{process_card, CardResult, StationCtx};
 use crate::register::journal::{JournalError, Summary};
-use crate::transport::pcsc as pc;
+use crate::transport::pcsc::{self as pc, WaitCancel};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -27,9 +35,13 @@ pub struct RunOptions {
     /// Consecutive failures (unreadable cards, reader errors) after which
     /// a reader is taken out of rotation until it is unplugged.
     pub misbehave_after: u32,
-    /// How long a worker blocks in one wait before looking at the stop flag.
+    /// How long a worker blocks in one wait before looking at the stop
+    /// flag, for slots that cannot be interrupted (see
+    /// [`CardSlot::interrupter`]); also the pause after a reader error and
+    /// while a blank card waits at the end of the batch.
     pub wait_slice: Duration,
-    /// How often the supervisor looks for readers and redraws.
+    /// How often the supervisor looks for the PC/SC service while it is
+    /// down (readers coming and going wake it without delay).
     pub tick: Duration,
 }
 
@@ -87,13 +99,42 @@ fn ended_worker(
     }
 }
 
+/// Sleep up to `d`, or less if the line stops.
+fn pause(ctx: &StationCtx, d: Duration) {
+    let until = Instant::now() + d;
+    while !ctx.stopping() {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        let seen = ctx.events.seen();
+        if ctx.stopping() {
+            return;
+        }
+        ctx.events.wait(seen, left);
+    }
+}
+
+/// How long one wait of a slot that can be interrupted lasts: long enough
+/// that a waiting reader costs nothing, short enough to be a sane value for
+/// every transport (an interrupted wait ends at once anyway).
+const LONG_WAIT: Duration = Duration::from_secs(3600);
+
 fn worker(
-    ctx: Arc<StationCtx>,
-    mut slot: Box<dyn CardSlot>,
-    progress: Arc<Progress>,
+    ctx: &StationCtx,
+    slot: &mut dyn CardSlot,
+    progress: &Progress,
     opts: RunOptions,
+    interruptible: bool,
 ) -> WorkerExit {
     let name = slot.name().to_string();
+    // A slot the supervisor can interrupt is waited on for its events
+    // only; others in slices, looking at the stop flag in between.
+    let wait = if interruptible {
+        LONG_WAIT
+    } else {
+        opts.wait_slice
+    };
     let mut failures = 0u32;
     let fail = |why: String, failures: &mut u32| -> Option<WorkerExit> {
         *failures += 1;
@@ -108,31 +149,37 @@ fn worker(
         SlotError::Failed(e) => fail(e, failures),
     };
     loop {
-        if ctx.stop.load(Ordering::SeqCst) {
+        if ctx.stopping() {
             return WorkerExit::Stopped;
         }
         progress.reader_state(&name, "waiting for a blank card", true);
-        let mut ch = match slot.wait_card(opts.wait_slice) {
+        let mut ch = match slot.wait_card(wait) {
             Ok(Some(ch)) => ch,
             Ok(None) => continue,
             Err(e) => {
                 if let Some(x) = slot_error(e, &mut failures) {
                     return x;
                 }
-                std::thread::sleep(opts.wait_slice);
+                pause(ctx, opts.wait_slice);
                 continue;
             }
         };
         progress.reader_state(&name, "personalizing", true);
-        let res = process_card(&ctx, &mut ch, &name);
+        let seen = ctx.events.seen();
+        let res = process_card(ctx, &mut ch, &name);
         if res == CardResult::NoWork {
             drop(ch);
             progress.reader_state(&name, "blank card waiting; batch done", true);
-            std::thread::sleep(opts.wait_slice);
+            // Nothing to do until something changes (the line stops, a
+            // record comes back), or a while has passed.
+            ctx.events.wait(seen, opts.wait_slice);
             continue;
         }
         let summary = ctx.journal.summary(ctx.batch_id).ok();
         progress.outcome(&name, &res, summary.as_ref());
+        // The supervisor looks at the batch again; workers waiting for a
+        // record look at the queue again.
+        ctx.events.notify();
         let failed = match &res {
             CardResult::Unreadable { reason } => Some(reason.clone()),
             CardResult::Interrupted { reason, .. } => Some(reason.clone()),
@@ -151,17 +198,17 @@ fn worker(
         drop(ch);
         progress.reader_state(&name, "take the card out", true);
         loop {
-            if ctx.stop.load(Ordering::SeqCst) {
+            if ctx.stopping() {
                 return WorkerExit::Stopped;
             }
-            match slot.wait_removed(opts.wait_slice) {
+            match slot.wait_removed(wait) {
                 Ok(true) => break,
                 Ok(false) => {}
                 Err(e) => {
                     if let Some(x) = slot_error(e, &mut failures) {
                         return x;
                     }
-                    std::thread::sleep(opts.wait_slice);
+                    pause(ctx, opts.wait_slice);
                 }
             }
         }
@@ -172,8 +219,127 @@ fn matches(name: &str, patterns: &[String]) -> bool {
     patterns.is_empty() || patterns.iter().any(|p| name.contains(p.as_str()))
 }
 
+/// Workers that have ended, with why, for the supervisor to reap.
+type Ended = Arc<Mutex<Vec<(String, WorkerExit)>>>;
+
+/// Reports a worker's end when its thread ends, however it ends: a worker
+/// that panics is reported as out of rotation.
+struct EndReport {
+    name: String,
+    exit: WorkerExit,
+    ended: Ended,
+    ctx: Arc<StationCtx>,
+}
+
+impl Drop for EndReport {
+    fn drop(&mut self) {
+        let exit = std::mem::replace(&mut self.exit, WorkerExit::Stopped);
+        self.ended
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((std::mem::take(&mut self.name), exit));
+        self.ctx.events.notify();
+    }
+}
+
+/// A running worker: its thread and the handle that interrupts its waits.
+struct Running {
+    handle: JoinHandle<()>,
+    interrupt: Option<Interrupt>,
+}
+
+/// Watches for PC/SC readers coming and going on a thread of its own and
+/// wakes the supervisor when they do; while the service is down it looks
+/// for it again every `tick`.
+struct ReaderWatcher {
+    cancel: WaitCancel,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl ReaderWatcher {
+    fn start(ctx: &Arc<StationCtx>, changed: Arc<AtomicBool>, tick: Duration) -> ReaderWatcher {
+        let cancel = WaitCancel::default();
+        let (c, k) = (ctx.clone(), cancel.clone());
+        let handle = std::thread::Builder::new()
+            .name("reader watch".into())
+            .spawn(move || {
+                while !k.is_cancelled() {
+                    let ok = match pc::ReaderWatch::new(k.clone()) {
+                        Ok(mut w) => loop {
+                            match w.wait() {
+                                Ok(true) => {
+                                    changed.store(true, Ordering::SeqCst);
+                                    c.events.notify();
+                                }
+                                Ok(false) => break true,
+                                Err(_) => break false,
+                            }
+                        },
+                        Err(_) => false,
+                    };
+                    if ok {
+                        break;
+                    }
+                    // The service went away: look again, and let the
+                    // supervisor list (and say so).
+                    changed.store(true, Ordering::SeqCst);
+                    c.events.notify();
+                    pause(&c, tick);
+                }
+            })
+            .ok();
+        ReaderWatcher { cancel, handle }
+    }
+}
+
+impl Drop for ReaderWatcher {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            while !h.is_finished() {
+                self.cancel.cancel();
+                std::thread::sleep(SHUTDOWN_NUDGE);
+            }
+            let _ = h.join();
+        }
+    }
+}
+
+/// How often the shutdown repeats an interrupt until the thread has ended
+/// (an interrupt may land just before the wait it was meant for).
+const SHUTDOWN_NUDGE: Duration = Duration::from_millis(20);
+
+fn join_worker(
+    ctx: &StationCtx,
+    progress: &Progress,
+    name: &str,
+    w: Running,
+    ended: &Ended,
+    service_down: &mut bool,
+) -> bool {
+    if let Some(i) = &w.interrupt {
+        while !w.handle.is_finished() {
+            i();
+            std::thread::sleep(SHUTDOWN_NUDGE);
+        }
+    }
+    let _ = w.handle.join();
+    let exit = {
+        let mut e = ended.lock().unwrap_or_else(|p| p.into_inner());
+        match e.iter().position(|(n, _)| n == name) {
+            Some(i) => e.remove(i).1,
+            None => WorkerExit::OutOfRotation("the worker panicked".into()),
+        }
+    };
+    ended_worker(ctx, progress, name, exit, service_down)
+}
+
 /// Run the line until every record of the batch is on a good card or
 /// held, or until `ctx.stop` is set. Returns the batch's final counts.
+///
+/// Nothing here polls: the workers block on their readers' card events,
+/// the supervisor wakes on [`StationCtx::events`] (an outcome, a worker's
+/// end, readers coming or going), and a terminal's live view is redrawn
+/// once a second.
 pub fn run(
     ctx: Arc<StationCtx>,
     readers: Readers,
@@ -181,104 +347,131 @@ pub fn run(
     opts: RunOptions,
 ) -> Result<Summary, JournalError> {
     let heartbeat = Heartbeat::start(&ctx);
-    let mut workers: BTreeMap<String, JoinHandle<WorkerExit>> = BTreeMap::new();
+    let mut workers: BTreeMap<String, Running> = BTreeMap::new();
+    let ended: Ended = Arc::new(Mutex::new(Vec::new()));
     let mut benched: BTreeSet<String> = BTreeSet::new();
     let mut service_down = false;
-    let spawn = |slot: Box<dyn CardSlot>| {
-        let (c, p) = (ctx.clone(), progress.clone());
+    let spawn = |mut slot: Box<dyn CardSlot>| {
+        let (c, p, e) = (ctx.clone(), progress.clone(), ended.clone());
+        let interrupt = slot.interrupter();
+        let interruptible = interrupt.is_some();
+        let name = slot.name().to_string();
         std::thread::Builder::new()
-            .name(format!("reader {}", slot.name()))
-            .spawn(move || worker(c, slot, p, opts))
+            .name(format!("reader {name}"))
+            .spawn(move || {
+                let mut report = EndReport {
+                    name,
+                    exit: WorkerExit::OutOfRotation("the worker panicked".into()),
+                    ended: e,
+                    ctx: c.clone(),
+                };
+                report.exit = worker(&c, slot.as_mut(), &p, opts, interruptible);
+            })
+            .map(|handle| Running { handle, interrupt })
     };
     let patterns = match readers {
         Readers::Slots(slots) => {
             for s in slots {
                 let name = s.name().to_string();
-                let h = spawn(s)
+                let w = spawn(s)
                     .map_err(|e| JournalError::Refused(format!("starting a worker: {e}")))?;
-                workers.insert(name, h);
+                workers.insert(name, w);
             }
             None
         }
         Readers::Pcsc { patterns } => Some(patterns),
     };
+    let readers_changed = Arc::new(AtomicBool::new(true));
+    let watcher = patterns
+        .is_some()
+        .then(|| ReaderWatcher::start(&ctx, readers_changed.clone(), opts.tick));
     let mut summary;
     loop {
-        if let Some(patterns) = &patterns {
-            match pc::list_readers() {
-                Ok(list) => {
-                    if service_down {
-                        progress.note("PC/SC service is back");
-                        service_down = false;
-                    }
-                    let present: BTreeSet<String> = list
-                        .into_iter()
-                        .map(|r| r.name)
-                        .filter(|n| matches(n, patterns))
-                        .collect();
-                    // An unplugged reader may come back into rotation.
-                    benched.retain(|n| present.contains(n));
-                    for name in &present {
-                        if workers.contains_key(name) || benched.contains(name) {
-                            continue;
-                        }
-                        let h = spawn(Box::new(PcscSlot::new(name))).map_err(|e| {
-                            JournalError::Refused(format!("starting a worker: {e}"))
-                        })?;
-                        workers.insert(name.clone(), h);
-                        let _ = ctx.journal.event(
-                            &ctx.who.at_reader(name),
-                            "reader added",
-                            "worker started",
-                        );
-                        progress.note(&format!("reader added: {name}"));
-                    }
-                }
-                Err(e) => {
-                    if !service_down {
-                        progress.note(&format!("waiting for the PC/SC service: {e}"));
-                        service_down = true;
-                    }
-                }
-            }
-        }
-        // Reap workers that ended.
-        let ended: Vec<String> = workers
+        let seen = ctx.events.seen();
+        // Reap workers that ended; their readers, if still there, get a
+        // new worker below.
+        let done: Vec<String> = ended
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .filter(|(_, h)| h.is_finished())
             .map(|(n, _)| n.clone())
             .collect();
-        for name in ended {
-            let Some(h) = workers.remove(&name) else {
+        for name in done {
+            let Some(w) = workers.remove(&name) else {
                 continue;
             };
-            let exit = h
-                .join()
-                .unwrap_or_else(|_| WorkerExit::OutOfRotation("the worker panicked".into()));
-            if ended_worker(&ctx, &progress, &name, exit, &mut service_down) {
+            if join_worker(&ctx, &progress, &name, w, &ended, &mut service_down) {
                 benched.insert(name);
+            }
+            readers_changed.store(true, Ordering::SeqCst);
+        }
+        if let Some(patterns) = &patterns {
+            if readers_changed.swap(false, Ordering::SeqCst) || service_down {
+                match pc::list_readers() {
+                    Ok(list) => {
+                        if service_down {
+                            progress.note("PC/SC service is back");
+                            service_down = false;
+                        }
+                        let present: BTreeSet<String> = list
+                            .into_iter()
+                            .map(|r| r.name)
+                            .filter(|n| matches(n, patterns))
+                            .collect();
+                        // An unplugged reader may come back into rotation.
+                        benched.retain(|n| present.contains(n));
+                        for name in &present {
+                            if workers.contains_key(name) || benched.contains(name) {
+                                continue;
+                            }
+                            let w = spawn(Box::new(PcscSlot::new(name))).map_err(|e| {
+                                JournalError::Refused(format!("starting a worker: {e}"))
+                            })?;
+                            workers.insert(name.clone(), w);
+                            let _ = ctx.journal.event(
+                                &ctx.who.at_reader(name),
+                                "reader added",
+                                "worker started",
+                            );
+                            progress.note(&format!("reader added: {name}"));
+                        }
+                    }
+                    Err(e) => {
+                        if !service_down {
+                            progress.note(&format!("waiting for the PC/SC service: {e}"));
+                            service_down = true;
+                        }
+                    }
+                }
             }
         }
         summary = ctx.journal.summary(ctx.batch_id)?;
         progress.draw(&summary);
-        if summary.finished() || ctx.stop.load(Ordering::SeqCst) {
+        if summary.finished() || ctx.stopping() {
             break;
         }
         if patterns.is_none() && workers.is_empty() {
             progress.note("every reader has stopped; the batch is not finished");
             break;
         }
-        std::thread::sleep(opts.tick);
+        // Sleep until something happens. A terminal's view shows the time
+        // going by; a service that is down is looked for every tick.
+        let wait = if service_down {
+            opts.tick
+        } else if progress.is_tty() {
+            Duration::from_secs(1)
+        } else {
+            LONG_WAIT
+        };
+        ctx.events.wait(seen, wait);
     }
-    ctx.stop.store(true, Ordering::SeqCst);
+    ctx.stop();
+    drop(watcher);
     // Workers that ended on their own while the batch finished are
     // accounted for like any other: a reader taken out of rotation in the
     // last moments is still journaled.
-    for (name, h) in workers {
-        let exit = h
-            .join()
-            .unwrap_or_else(|_| WorkerExit::OutOfRotation("the worker panicked".into()));
-        ended_worker(&ctx, &progress, &name, exit, &mut service_down);
+    for (name, w) in workers {
+        join_worker(&ctx, &progress, &name, w, &ended, &mut service_down);
     }
     drop(heartbeat);
     summary = ctx.journal.summary(ctx.batch_id)?;
@@ -291,37 +484,37 @@ pub fn run(
 /// never lets a live claim expire. A station that is stopped, paused or
 /// cut off stops renewing, and its claims go back to the queue.
 struct Heartbeat {
-    stop: Arc<AtomicBool>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
     handle: Option<JoinHandle<()>>,
 }
 
 impl Heartbeat {
     fn start(ctx: &Arc<StationCtx>) -> Heartbeat {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (c, s) = (ctx.clone(), stop.clone());
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let c = ctx.clone();
         let every = (c.journal.lease() / 3).max(Duration::from_millis(20));
         let handle = std::thread::Builder::new()
             .name("lease renewal".into())
             .spawn(move || {
-                let mut last = Instant::now();
-                while !s.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(20).min(every));
-                    if last.elapsed() >= every {
-                        if let Err(e) = c.journal.renew(&c.who) {
-                            tracing::warn!("renewing the station's claims: {e}");
-                        }
-                        last = Instant::now();
+                // Asleep until the next renewal is due; the sender's drop
+                // ends the wait at once.
+                while let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
+                    if let Err(e) = c.journal.renew(&c.who) {
+                        tracing::warn!("renewing the station's claims: {e}");
                     }
                 }
             })
             .ok();
-        Heartbeat { stop, handle }
+        Heartbeat {
+            stop: Some(tx),
+            handle,
+        }
     }
 }
 
 impl Drop for Heartbeat {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        drop(self.stop.take());
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }

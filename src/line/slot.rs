@@ -6,11 +6,11 @@
 
 use crate::sim::faults::Faults;
 use crate::sim::vpcd::SharedCard;
-use crate::transport::pcsc::{self as pc, CardEvent, ConnectOptions};
+use crate::transport::pcsc::{self as pc, CardEvent, CardWaiter, ConnectOptions};
 use crate::transport::sim::SimTransport;
 use crate::transport::{Channel, ExchangeOptions, TransportError};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// Why a slot cannot go on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,9 @@ impl std::fmt::Display for SlotError {
     }
 }
 
+/// Ends a slot's waits from another thread (see [`CardSlot::interrupter`]).
+pub type Interrupt = Box<dyn Fn() + Send + Sync>;
+
 /// A reader slot the line draws cards from.
 pub trait CardSlot: Send {
     fn name(&self) -> &str;
@@ -41,6 +44,14 @@ pub trait CardSlot: Send {
     fn wait_card(&mut self, timeout: Duration) -> Result<Option<Channel>, SlotError>;
     /// Wait up to `timeout` until the card has left; true once it has.
     fn wait_removed(&mut self, timeout: Duration) -> Result<bool, SlotError>;
+    /// A handle that ends this slot's waits for good, callable from another
+    /// thread while a wait is under way (the line's shutdown). A slot that
+    /// has one is waited on without a time limit, woken only by its card
+    /// events; a slot without one is waited on in slices, looking at the
+    /// stop flag between them.
+    fn interrupter(&self) -> Option<Interrupt> {
+        None
+    }
 }
 
 fn classify(e: TransportError) -> SlotError {
@@ -63,15 +74,19 @@ fn classify(e: TransportError) -> SlotError {
     }
 }
 
-/// A reader seen through pcscd.
+/// A reader seen through pcscd. Waits block in SCardGetStatusChange on
+/// the slot's own PC/SC context until the reader reports a change; the
+/// line's shutdown cancels them.
 pub struct PcscSlot {
     name: String,
+    waiter: CardWaiter,
 }
 
 impl PcscSlot {
     pub fn new(name: &str) -> PcscSlot {
         PcscSlot {
             name: name.to_string(),
+            waiter: CardWaiter::new(name),
         }
     }
 }
@@ -82,12 +97,12 @@ impl CardSlot for PcscSlot {
     }
 
     fn wait_card(&mut self, timeout: Duration) -> Result<Option<Channel>, SlotError> {
-        match pc::wait_for(Some(&self.name), CardEvent::Inserted, timeout) {
-            Ok(_) => {}
-            Err(TransportError::WaitTimeout(_)) => return Ok(None),
+        match self.waiter.wait(CardEvent::Inserted, timeout) {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
             Err(e) => return Err(classify(e)),
         }
-        match pc::PcscTransport::connect(Some(&self.name), ConnectOptions::default()) {
+        match pc::PcscTransport::connect_named(&self.name, ConnectOptions::default()) {
             Ok(t) => Ok(Some(Channel::new(Box::new(t), ExchangeOptions::default()))),
             // Pulled between the event and the connect.
             Err(TransportError::NoCard { .. }) | Err(TransportError::CardRemoved { .. }) => {
@@ -98,11 +113,14 @@ impl CardSlot for PcscSlot {
     }
 
     fn wait_removed(&mut self, timeout: Duration) -> Result<bool, SlotError> {
-        match pc::wait_for(Some(&self.name), CardEvent::Removed, timeout) {
-            Ok(_) => Ok(true),
-            Err(TransportError::WaitTimeout(_)) => Ok(false),
-            Err(e) => Err(classify(e)),
-        }
+        self.waiter
+            .wait(CardEvent::Removed, timeout)
+            .map_err(classify)
+    }
+
+    fn interrupter(&self) -> Option<Interrupt> {
+        let c = self.waiter.canceller();
+        Some(Box::new(move || c.cancel()))
     }
 }
 
@@ -126,12 +144,17 @@ impl SimFeed {
     }
 }
 
+/// How soon an in-process slot whose feed was empty asks it again.
+const EMPTY_FEED_RETRY: Duration = Duration::from_millis(50);
+
 /// An in-process slot: cards from a [`SimFeed`], reached through
 /// [`SimTransport`] (with the cards' own timing model).
 pub struct SimSlot {
     name: String,
     feed: Arc<Mutex<SimFeed>>,
     current: Option<SharedCard>,
+    /// Set (and signalled) when the line shuts down.
+    cancelled: Arc<(Mutex<bool>, Condvar)>,
 }
 
 impl SimSlot {
@@ -140,6 +163,27 @@ impl SimSlot {
             name: name.to_string(),
             feed,
             current: None,
+            cancelled: Arc::new((Mutex::new(false), Condvar::new())),
+        }
+    }
+
+    /// An empty feeder: wait out `timeout` unless the line shuts down.
+    fn idle(&self, timeout: Duration) {
+        let (flag, cv) = &*self.cancelled;
+        let deadline = Instant::now().checked_add(timeout);
+        let mut done = flag.lock().unwrap_or_else(|p| p.into_inner());
+        while !*done {
+            let left = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => Duration::from_secs(3600),
+            };
+            if left.is_zero() {
+                return;
+            }
+            done = match cv.wait_timeout(done, left) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
         }
     }
 }
@@ -163,7 +207,9 @@ impl CardSlot for SimSlot {
                     faults
                 }
                 None => {
-                    std::thread::sleep(timeout);
+                    // An empty hopper cannot say when it has cards again
+                    // (the feed is a function): look again shortly.
+                    self.idle(timeout.min(EMPTY_FEED_RETRY));
                     return Ok(None);
                 }
             }
@@ -181,6 +227,15 @@ impl CardSlot for SimSlot {
             f.hopper.push((self.name.clone(), c));
         }
         Ok(true)
+    }
+
+    fn interrupter(&self) -> Option<Interrupt> {
+        let c = self.cancelled.clone();
+        Some(Box::new(move || {
+            let (flag, cv) = &*c;
+            *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            cv.notify_all();
+        }))
     }
 }
 

@@ -13,8 +13,8 @@ use crate::register::journal::{
 use crate::transport::{Channel, ExchangeError, SharedTranscript, Transcript};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// The register's entry for a valid record at `line` of its batch file:
 /// its id and the request it answers (date and office, for the programme
@@ -70,6 +70,50 @@ impl RecordSource for BatchFileRecords {
     }
 }
 
+/// Something happened on the line: a card's outcome is journaled, a
+/// worker ended, readers changed, or the line is stopping. Whoever waits
+/// for one of these (the supervisor, a worker holding a blank card until a
+/// record comes back to the queue) sleeps on this instead of polling.
+#[derive(Default)]
+pub struct Events {
+    count: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Events {
+    /// Wake every waiter.
+    pub fn notify(&self) {
+        let mut n = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        *n = n.wrapping_add(1);
+        self.cv.notify_all();
+    }
+
+    /// The events so far; pass it to [`Events::wait`] to wait for the next.
+    pub fn seen(&self) -> u64 {
+        *self.count.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wait up to `timeout` for an event after `seen`; true if there was one.
+    pub fn wait(&self, seen: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut n = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        while *n == seen {
+            let left = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => Duration::from_secs(3600),
+            };
+            if left.is_zero() {
+                return false;
+            }
+            n = match self.cv.wait_timeout(n, left) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        true
+    }
+}
+
 /// Builds the card input for a record (dates, compact templates).
 pub type InputFn =
     dyn Fn(&Record, &crate::perso::profile::Profile) -> Result<CardInput, String> + Send + Sync;
@@ -84,14 +128,20 @@ pub struct StationCtx {
     pub who: Who,
     /// Rejections after which a record is held for a supervisor.
     pub max_rejects: u32,
-    /// How often a worker holding a blank card looks for work.
+    /// How often a worker holding a blank card looks for work when nothing
+    /// happens at this station: records other stations give back are only
+    /// seen this way (this station's own outcomes wake it at once).
     pub poll: Duration,
+    /// Set by [`StationCtx::stop`].
     pub stop: AtomicBool,
+    /// Wakes the supervisor and the workers waiting for work.
+    pub events: Events,
 }
 
 impl StationCtx {
     /// The shared state of a line's workers, with the defaults: card input
-    /// dated today, held after 3 rejections, looking for work every 200 ms.
+    /// dated today, held after 3 rejections, looking for other stations'
+    /// returned records every second.
     pub fn new(
         journal: Arc<dyn Journal>,
         batch_id: i64,
@@ -121,9 +171,20 @@ impl StationCtx {
             }),
             who,
             max_rejects: 3,
-            poll: Duration::from_millis(200),
+            poll: Duration::from_secs(1),
             stop: AtomicBool::new(false),
+            events: Events::default(),
         }
+    }
+
+    /// Stop the line: workers end after the card in hand, waiters wake.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.events.notify();
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
     }
 
     /// The card input for a claimed record.
@@ -313,6 +374,7 @@ pub fn process_card(ctx: &StationCtx, ch: &mut Channel, reader: &str) -> CardRes
 /// Wait for a pending record for this blank card.
 fn claim_for(ctx: &StationCtx, who: &Who, serial_hex: &str) -> Option<Claim> {
     loop {
+        let seen = ctx.events.seen();
         match ctx.journal.claim(ctx.batch_id, who, serial_hex) {
             Ok(Some(c)) => return Some(c),
             Ok(None) => {}
@@ -323,10 +385,12 @@ fn claim_for(ctx: &StationCtx, who: &Who, serial_hex: &str) -> Option<Claim> {
             .summary(ctx.batch_id)
             .map(|s| s.finished())
             .unwrap_or(false);
-        if finished || ctx.stop.load(Ordering::SeqCst) {
+        if finished || ctx.stopping() {
             return None;
         }
-        std::thread::sleep(ctx.poll);
+        // Woken by this station's next outcome (a record may be back in
+        // the queue) or the stop; other stations' only after `poll`.
+        ctx.events.wait(seen, ctx.poll);
     }
 }
 

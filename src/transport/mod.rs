@@ -268,11 +268,11 @@ impl std::fmt::Debug for Transcript {
 }
 
 impl Transcript {
-    fn absorb(&mut self, e: &TraceEntry) {
-        self.ctx.update(e.command.as_bytes());
+    fn absorb(&mut self, command: &str, response: &str, sw: StatusWord) {
+        self.ctx.update(command.as_bytes());
         self.ctx.update(b"\n");
-        self.ctx.update(e.response.as_bytes());
-        self.ctx.update(&e.sw.bytes());
+        self.ctx.update(response.as_bytes());
+        self.ctx.update(&sw.bytes());
         self.ctx.update(b"\n");
         self.apdus += 1;
     }
@@ -377,22 +377,30 @@ pub struct Exchange<'s> {
 /// the trace shows it (personal data in clear only with
 /// `--trace-personal-data`).
 struct Shown {
-    redacted: String,
+    /// None: the same as `traced` (no personal data in the command).
+    redacted: Option<String>,
     traced: String,
 }
 
 impl Shown {
     fn of(c: &Command) -> Shown {
+        // Plain data shows the same both ways: encode and format it once.
+        if matches!(c.data, Data::Plain(_)) {
+            return Shown::same(c.redacted());
+        }
         Shown {
-            redacted: c.redacted(),
+            redacted: Some(c.redacted()),
             traced: c.traced(),
         }
     }
     fn same(s: String) -> Shown {
         Shown {
-            redacted: s.clone(),
+            redacted: None,
             traced: s,
         }
+    }
+    fn redacted(&self) -> &str {
+        self.redacted.as_deref().unwrap_or(&self.traced)
     }
 }
 
@@ -503,37 +511,34 @@ impl<'s> Exchange<'s> {
     }
 
     fn record(&mut self, shown: Shown, resp: &Response, elapsed: Duration) {
-        let (response_redacted, response_traced) =
-            if self.personal_responses && !resp.data.is_empty() {
-                (
-                    crate::apdu::personal_placeholder(resp.data.len()),
-                    crate::apdu::traced_personal(&resp.data),
-                )
-            } else {
-                let h = hex::spaced(&resp.data);
-                (h.clone(), h)
-            };
+        let personal = self.personal_responses && !resp.data.is_empty();
+        let response_traced = if personal {
+            crate::apdu::traced_personal(&resp.data)
+        } else {
+            hex::spaced(&resp.data)
+        };
         tracing::trace!(target: "cardsmith::apdu", "> {}", shown.traced);
         tracing::trace!(target: "cardsmith::apdu", "< {} {} ({:?})", response_traced, resp.sw, elapsed);
-        let entry = TraceEntry {
-            command: shown.traced,
-            response: response_traced,
-            sw: resp.sw,
-            elapsed,
-        };
         // The journal's digest is over the redacted form, whatever the
         // session shows.
         if let Some(t) = &self.transcript {
             if let Ok(mut t) = t.lock() {
-                t.absorb(&TraceEntry {
-                    command: shown.redacted,
-                    response: response_redacted,
-                    sw: resp.sw,
-                    elapsed,
-                });
+                let placeholder;
+                let response_redacted = if personal {
+                    placeholder = crate::apdu::personal_placeholder(resp.data.len());
+                    placeholder.as_str()
+                } else {
+                    response_traced.as_str()
+                };
+                t.absorb(shown.redacted(), response_redacted, resp.sw);
             }
         }
-        self.trace.push(entry);
+        self.trace.push(TraceEntry {
+            command: shown.traced,
+            response: response_traced,
+            sw: resp.sw,
+            elapsed,
+        });
     }
 
     /// One command under secure messaging: protect, send (collecting 61xx
@@ -597,7 +602,7 @@ impl<'s> Exchange<'s> {
         let open = Response { data, sw };
         let shown = Shown::of(c);
         let shown = Shown {
-            redacted: format!("{} [{label}]", shown.redacted),
+            redacted: shown.redacted.map(|r| format!("{r} [{label}]")),
             traced: format!("{} [{label}]", shown.traced),
         };
         self.record(shown, &open, t.elapsed());
@@ -702,7 +707,7 @@ impl<'s> Exchange<'s> {
                     Shown::same(format!("REDACTED({} bytes)", apdu.len()))
                 } else if personal {
                     Shown {
-                        redacted: crate::apdu::personal_placeholder(apdu.len()),
+                        redacted: Some(crate::apdu::personal_placeholder(apdu.len())),
                         traced: crate::apdu::traced_personal(apdu),
                     }
                 } else {

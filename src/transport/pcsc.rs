@@ -11,6 +11,8 @@
 use super::{Protocol, Session, Transport, TransportError};
 use serde::Serialize;
 use std::ffi::{CStr, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The [`TransportError`] for a PC/SC error of operation `op` on `reader`:
@@ -223,6 +225,32 @@ impl PcscTransport {
         Ok(t)
     }
 
+    /// Connect to the reader named exactly `name`, without listing the
+    /// readers first (the line's workers know their reader's name).
+    pub fn connect_named(
+        name: &str,
+        opts: ConnectOptions,
+    ) -> Result<PcscTransport, TransportError> {
+        let ctx = context()?;
+        let cname = CString::new(name).map_err(|_| TransportError::ReaderNotFound {
+            query: name.to_string(),
+            available: String::new(),
+        })?;
+        let card = ctx
+            .connect(&cname, share(&opts), protocols(&opts))
+            .map_err(|e| pcsc_err("connect", name, e))?;
+        let mut t = PcscTransport {
+            card,
+            _ctx: ctx,
+            reader: name.to_string(),
+            opts,
+            atr: Vec::new(),
+            protocol: Protocol::T1,
+        };
+        t.refresh_status()?;
+        Ok(t)
+    }
+
     /// Disconnect; `reset` false leaves the card as it is (powered, its
     /// security state kept). Dropping a transport resets the card (the
     /// `pcsc` crate's default), which a guest such as the PKCS#11 module
@@ -415,6 +443,171 @@ pub fn wait_for(
         match ctx.get_status_change(left, &mut states) {
             Ok(()) | Err(pcsc::Error::Timeout) => {}
             Err(e) => return Err(pcsc_err("wait for card", query.unwrap_or(""), e)),
+        }
+    }
+}
+
+/// Ends the waits of a [`CardWaiter`] or a [`ReaderWatch`] from another
+/// thread, for good: the wait under way returns at once (SCardCancel on
+/// the waiter's context), and every later wait returns before blocking.
+/// A cancel that lands just before a wait blocks is caught by the flag
+/// only if the wait has not yet checked it, so a caller that must be sure
+/// cancels until the waiting thread has ended.
+#[derive(Clone, Default)]
+pub struct WaitCancel {
+    inner: Arc<CancelInner>,
+}
+
+#[derive(Default)]
+struct CancelInner {
+    cancelled: AtomicBool,
+    ctx: Mutex<Option<pcsc::Context>>,
+}
+
+impl WaitCancel {
+    pub fn cancel(&self) {
+        self.inner.cancelled.store(true, Ordering::SeqCst);
+        if let Ok(ctx) = self.inner.ctx.lock() {
+            if let Some(c) = ctx.as_ref() {
+                let _ = c.cancel();
+            }
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancelled.load(Ordering::SeqCst)
+    }
+
+    fn register(&self, ctx: &pcsc::Context) {
+        if let Ok(mut c) = self.inner.ctx.lock() {
+            *c = Some(ctx.clone());
+        }
+    }
+}
+
+/// Waits for a card to arrive in or leave one reader. The waiter keeps one
+/// PC/SC context and blocks in SCardGetStatusChange until pcscd reports a
+/// change of the reader's state: no polling, one wake-up per event, so a
+/// reader waiting for its next card costs no CPU. [`WaitCancel`] ends the
+/// wait for shutdown.
+pub struct CardWaiter {
+    reader: String,
+    cname: CString,
+    ctx: Option<pcsc::Context>,
+    cancel: WaitCancel,
+}
+
+impl CardWaiter {
+    pub fn new(reader: &str) -> CardWaiter {
+        CardWaiter {
+            reader: reader.to_string(),
+            cname: CString::new(reader.replace('\0', "")).unwrap_or_default(),
+            ctx: None,
+            cancel: WaitCancel::default(),
+        }
+    }
+
+    /// The handle that ends this waiter's waits.
+    pub fn canceller(&self) -> WaitCancel {
+        self.cancel.clone()
+    }
+
+    fn context(&mut self) -> Result<pcsc::Context, TransportError> {
+        if let Some(c) = &self.ctx {
+            return Ok(c.clone());
+        }
+        let c = context()?;
+        self.cancel.register(&c);
+        self.ctx = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Wait up to `timeout` until `event` holds (at once if it already
+    /// does): Ok(true) when it does, Ok(false) on timeout or cancel. A
+    /// reader that goes away is [`TransportError::ReaderNotFound`].
+    pub fn wait(&mut self, event: CardEvent, timeout: Duration) -> Result<bool, TransportError> {
+        let ctx = self.context()?;
+        let deadline = Instant::now().checked_add(timeout);
+        let mut state = [pcsc::ReaderState::new(
+            self.cname.clone(),
+            pcsc::State::UNAWARE,
+        )];
+        loop {
+            if self.cancel.is_cancelled() {
+                return Ok(false);
+            }
+            // None: past any representable deadline, i.e. no limit.
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            match ctx.get_status_change(left, &mut state) {
+                Ok(()) => {}
+                Err(pcsc::Error::Timeout) | Err(pcsc::Error::Cancelled) => return Ok(false),
+                Err(e) => {
+                    if matches!(e, pcsc::Error::NoService | pcsc::Error::ServiceStopped) {
+                        // A new pcscd needs a new context.
+                        self.ctx = None;
+                    }
+                    return Err(pcsc_err("wait for card", &self.reader, e));
+                }
+            }
+            let [s] = &mut state;
+            let ev = s.event_state();
+            if ev.intersects(pcsc::State::UNKNOWN | pcsc::State::IGNORE) {
+                return Err(TransportError::ReaderNotFound {
+                    query: self.reader.clone(),
+                    available: "(reader went away)".into(),
+                });
+            }
+            let present = ev.contains(pcsc::State::PRESENT);
+            if present == (event == CardEvent::Inserted) {
+                return Ok(true);
+            }
+            if left.is_some_and(|l| l.is_zero()) {
+                return Ok(false);
+            }
+            s.sync_current_state();
+        }
+    }
+}
+
+/// Waits for readers to be plugged in or removed (the PnP notification
+/// pseudo-reader), blocking in SCardGetStatusChange.
+pub struct ReaderWatch {
+    ctx: pcsc::Context,
+    state: [pcsc::ReaderState; 1],
+    cancel: WaitCancel,
+}
+
+impl ReaderWatch {
+    /// Start watching: changes from now on end [`ReaderWatch::wait`].
+    pub fn new(cancel: WaitCancel) -> Result<ReaderWatch, TransportError> {
+        let ctx = context()?;
+        cancel.register(&ctx);
+        let pnp: &CStr = pcsc::PNP_NOTIFICATION();
+        let mut state = [pcsc::ReaderState::new(pnp.to_owned(), pcsc::State::UNAWARE)];
+        match ctx.get_status_change(Duration::ZERO, &mut state) {
+            Ok(()) | Err(pcsc::Error::Timeout) => {}
+            Err(e) => return Err(pcsc_err("watch readers", "", e)),
+        }
+        let [s] = &mut state;
+        s.sync_current_state();
+        Ok(ReaderWatch { ctx, state, cancel })
+    }
+
+    /// Block until the set of readers changes (Ok(true)), or until
+    /// cancelled (Ok(false)).
+    pub fn wait(&mut self) -> Result<bool, TransportError> {
+        if self.cancel.is_cancelled() {
+            return Ok(false);
+        }
+        match self.ctx.get_status_change(None, &mut self.state) {
+            Ok(()) => {
+                let [s] = &mut self.state;
+                s.sync_current_state();
+                Ok(true)
+            }
+            Err(pcsc::Error::Cancelled) => Ok(false),
+            Err(pcsc::Error::Timeout) => Ok(true),
+            Err(e) => Err(pcsc_err("watch readers", "", e)),
         }
     }
 }
