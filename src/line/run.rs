@@ -454,14 +454,18 @@ pub fn run(
             progress.note("every reader has stopped; the batch is not finished");
             break;
         }
-        // Sleep until something happens. A terminal's view shows the time
-        // going by; a service that is down is looked for every tick.
+        // Sleep until something happens here, or until the register may
+        // have changed elsewhere: other stations on the same register finish
+        // records (and the whole batch) without an event on this one, so the
+        // batch is looked at again every `poll` (one summary query). A
+        // terminal's view shows the time going by; a service that is down
+        // is looked for every tick.
         let wait = if service_down {
             opts.tick
         } else if progress.is_tty() {
-            Duration::from_secs(1)
+            Duration::from_secs(1).min(ctx.poll)
         } else {
-            LONG_WAIT
+            ctx.poll
         };
         ctx.events.wait(seen, wait);
     }
