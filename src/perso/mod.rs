@@ -8,6 +8,7 @@ pub mod card;
 mod certs;
 pub mod cli;
 pub mod datagroups;
+pub mod encoding;
 pub mod engine;
 pub mod input;
 pub mod keys;
