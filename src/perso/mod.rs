@@ -13,4 +13,5 @@ pub mod engine;
 pub mod input;
 pub mod keys;
 pub mod profile;
+pub mod recognize;
 pub mod side;

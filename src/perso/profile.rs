@@ -85,6 +85,10 @@ struct RawCard {
     status_tag: String,
     serial: String,
     validity_years: u8,
+    #[serde(default)]
+    atr: Vec<String>,
+    #[serde(default)]
+    historical_bytes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -389,6 +393,9 @@ pub struct Profile {
     pub source: String,
     /// The directory scripts are resolved in; `None` for the embedded profile.
     pub dir: Option<PathBuf>,
+    /// The cards this profile describes, by ATR or historical bytes
+    /// (`[card] atr`, `historical_bytes`).
+    pub recognizes: super::recognize::CardMatch,
     pub life_cycle_tag: u16,
     pub status_tag: u16,
     pub validity_years: u8,
@@ -619,6 +626,7 @@ impl Profile {
             name: raw.name,
             source: file.to_string(),
             dir,
+            recognizes: c.card_match(&raw.card)?,
             life_cycle_tag: tag2("card.life_cycle_tag", &raw.card.life_cycle_tag)?,
             status_tag: tag2("card.status_tag", &raw.card.status_tag)?,
             validity_years: raw.card.validity_years,
@@ -779,6 +787,24 @@ impl Check<'_> {
         Ok(PinSpec {
             reference: p.reference,
             transport_digits: p.transport_digits,
+        })
+    }
+
+    /// `[card] atr` and `historical_bytes`: the patterns that recognize the
+    /// profile's cards.
+    fn card_match(&self, raw: &RawCard) -> Result<super::recognize::CardMatch, ProfileError> {
+        use super::recognize::BytePattern;
+        let parse = |key: &str, list: &[String]| -> Result<Vec<BytePattern>, ProfileError> {
+            list.iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    BytePattern::parse(t).map_err(|e| self.bad(&format!("card.{key}[{i}]"), e))
+                })
+                .collect()
+        };
+        Ok(super::recognize::CardMatch {
+            atr: parse("atr", &raw.atr)?,
+            historical_bytes: parse("historical_bytes", &raw.historical_bytes)?,
         })
     }
 
