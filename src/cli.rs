@@ -60,6 +60,9 @@ pub enum Command {
     Verify(crate::perso::cli::VerifyArgs),
     /// Show what a personalized card holds (names, dates in both calendars, certificates, template summary).
     Read(crate::perso::cli::ReadArgs),
+    /// Card profiles: `profile check` validates one and dry-runs it on a simulated card.
+    #[command(subcommand)]
+    Profile(crate::perso::cli::ProfileCommand),
     /// Generate realistic synthetic citizen records (JSON lines) for demos, tests and benchmarks.
     SampleRecords(crate::perso::cli::SampleArgs),
     /// Measure the match-on-card matcher's false-match and false-non-match rates on synthetic fingers.
@@ -268,6 +271,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Verify(args) => return crate::perso::cli::verify(args, json),
         Command::Read(args) => return crate::perso::cli::read(args, json),
         Command::SampleRecords(args) => return crate::perso::cli::sample_records(args),
+        Command::Profile(cmd) => return crate::perso::cli::profile(cmd, json),
         Command::BioRates(args) => return crate::perso::cli::bio_rates(args, json),
         Command::Line(cmd) => return crate::line::cli::line(cmd, json),
         Command::Journal(cmd) => return crate::register::cli::journal(cmd, json),
@@ -291,6 +295,7 @@ fn run_wire(cli: Cli) -> Result<()> {
         | Command::Verify(_)
         | Command::Read(_)
         | Command::SampleRecords(_)
+        | Command::Profile(_)
         | Command::BioRates(_)
         | Command::Line(_)
         | Command::Journal(_)

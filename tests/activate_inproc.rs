@@ -1140,3 +1140,27 @@ fn a_front_end_may_stop_the_flow_on_step_1_s_or_step_2_s_screen_and_the_card_sta
         2
     );
 }
+
+/// A card of another operating system at the counter (the domestic
+/// simulated card: no profile of this counter names its ATR) is refused by
+/// its ATR, before a single command reaches it.
+#[test]
+fn a_card_no_profile_names_is_refused_at_the_counter_by_its_atr() {
+    let mut env = setup(2, 19);
+    let h = env.first();
+    let id = h.id().to_string();
+    let office = h.office();
+    let stranger: SharedCard = Arc::new(Mutex::new(SimCard::blank(SimConfig::domestic())));
+    let atr = cardsmith::hex::spaced(&stranger.lock().expect("card").atr());
+    env.cards.insert(id.clone(), stranger.clone());
+    let h = env.holders.iter().find(|x| x.id() == id).expect("holder");
+    let (r, _log) = env.activate(h, &office, vec![h.live.clone()], &PINS);
+    let refusal = r.expect_err("an unknown card");
+    assert!(
+        refusal.reason.contains("unknown card")
+            && refusal.reason.contains(&atr)
+            && refusal.reason.contains("not touched"),
+        "{refusal:?}"
+    );
+    assert_eq!(stranger.lock().expect("card").apdus_processed(), 0);
+}

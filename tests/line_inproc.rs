@@ -389,3 +389,60 @@ fn bad_records_are_set_aside_and_the_rest_proceed() {
         aside[0].reason
     );
 }
+
+/// A card of another operating system (the domestic simulated card, whose
+/// ATR the reference profile does not name) is refused by its ATR before
+/// any command: not one APDU reaches it, the journal says why with the ATR,
+/// and the record goes onto the blank that follows.
+#[test]
+fn a_card_no_profile_names_is_refused_by_its_atr_and_not_touched() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let records = line_support::batch(&data.path().join("b.jsonl"), 1, 57);
+    let line = new_line(data.path(), &records);
+    let key = key(data.path());
+    let stranger: SharedCard = Arc::new(Mutex::new(cardsmith::sim::SimCard::blank(
+        SimConfig::domestic(),
+    )));
+    let atr = cardsmith::hex::spaced(&stranger.lock().expect("card").atr());
+    let step = Arc::new(Mutex::new(0));
+    let (s2, k2) = (stranger.clone(), key.clone());
+    let feed = SimFeed::new(Box::new(move |_r: &str| {
+        let mut s = step.lock().expect("step");
+        *s += 1;
+        Some((
+            if *s == 1 { s2.clone() } else { blank(&k2) },
+            Faults::none(),
+        ))
+    }));
+    run_line(
+        &line,
+        data.path(),
+        &records,
+        vec![Box::new(SimSlot::new("r", feed.clone()))],
+    );
+    assert_eq!(
+        stranger.lock().expect("card").apdus_processed(),
+        0,
+        "the unknown card got commands"
+    );
+    let events = line.journal.events(0).expect("events");
+    let why = events
+        .iter()
+        .find(|e| e.kind == "unknown card")
+        .unwrap_or_else(|| panic!("no unknown-card event in {events:?}"));
+    assert!(
+        why.detail.contains(&atr) && why.detail.contains("not touched"),
+        "{}",
+        why.detail
+    );
+    let cards = unique(std::mem::take(&mut feed.lock().expect("feed").hopper));
+    let good: Vec<SharedCard> = cards
+        .into_iter()
+        .filter(|c| !Arc::ptr_eq(c, &stranger))
+        .collect();
+    let side = line_support::issuer(data.path());
+    eprintln!(
+        "{}",
+        line_support::account(&line.journal, line.batch_id, &records, &good, &side)
+    );
+}

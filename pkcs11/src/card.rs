@@ -220,42 +220,6 @@ pub fn forget_pin(ch: &mut Channel, aid: &[u8], reference: u8) {
     });
 }
 
-/// r ‖ s from the card's answer: 64 bytes as they are, or a DER
-/// ECDSA-Sig-Value (SEQUENCE of two INTEGERs) converted.
-pub fn raw_signature(answer: &[u8]) -> Option<Vec<u8>> {
-    if answer.len() == 64 {
-        return Some(answer.to_vec());
-    }
-    let nodes = tlv::decode(answer);
-    let [seq] = nodes.as_slice() else { return None };
-    let ints = tlv::children(seq);
-    let [r, s] = ints else { return None };
-    let mut out = Vec::with_capacity(64);
-    for n in [r, s] {
-        let tlv::NodeKind::Tlv {
-            tag,
-            value,
-            children,
-            ..
-        } = &n.kind
-        else {
-            return None;
-        };
-        if tag.as_slice() != [0x02] || !children.is_empty() {
-            return None;
-        }
-        let v: &[u8] = value;
-        let v = match v {
-            [0, rest @ ..] if rest.len() == 32 => rest,
-            v if v.len() <= 32 => v,
-            _ => return None,
-        };
-        out.extend(std::iter::repeat_n(0u8, 32 - v.len()));
-        out.extend_from_slice(v);
-    }
-    Some(out)
-}
-
 /// The PIN a signature needs before it, given again in the signature's
 /// own transaction.
 pub struct PinFirst<'a> {
@@ -299,7 +263,11 @@ pub fn sign(
         .with_ne(256);
         let resp = ex.transmit(&c)?;
         Ok::<_, ExchangeError>(match resp.sw {
-            StatusWord::Ok => raw_signature(&resp.data).ok_or(CKR_DEVICE_ERROR),
+            StatusWord::Ok => {
+                // In the encoding the profile names for this card.
+                cardsmith::perso::encoding::raw_signature(k.signature_encoding, &resp.data)
+                    .map_err(|_| CKR_DEVICE_ERROR)
+            }
             // The card wants its PIN first.
             StatusWord::SecurityNotSatisfied => Err(CKR_USER_NOT_LOGGED_IN),
             StatusWord::AuthenticationBlocked => Err(CKR_PIN_LOCKED),
@@ -312,23 +280,6 @@ pub fn sign(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn der_signatures_become_raw() {
-        let r = [0x81u8; 32];
-        let s = [0x01u8; 31];
-        let mut der = vec![0x30, 2 + 33 + 2 + 31, 0x02, 33, 0x00];
-        der.extend_from_slice(&r);
-        der.extend_from_slice(&[0x02, 31]);
-        der.extend_from_slice(&s);
-        let raw = raw_signature(&der).unwrap();
-        assert_eq!(&raw[..32], &r);
-        assert_eq!(raw[32], 0);
-        assert_eq!(&raw[33..], &s);
-        assert_eq!(raw_signature(&[7; 64]).unwrap(), vec![7; 64]);
-        assert!(raw_signature(&[0x30, 0x00]).is_none());
-        assert!(raw_signature(&[1, 2, 3]).is_none());
-    }
 
     #[test]
     fn verify_answers_map_to_pkcs11_codes() {

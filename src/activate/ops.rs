@@ -190,6 +190,15 @@ fn date_text(b: &[u8]) -> String {
 
 /// Read the card and check that it is genuine (see the module doc).
 pub fn inspect(ch: &mut Channel, p: &Profile, chain: &[Vec<u8>]) -> Result<Inspection, CardError> {
+    // Not a card of the profile: refused by its ATR before any command.
+    let atr = ch.atr();
+    if !p.recognizes.recognizes(&atr) {
+        return Err(CardError::Other(crate::perso::recognize::unknown_card(
+            &atr,
+            &p.name,
+            &p.recognizes,
+        )));
+    }
     let (serial, lc) = identify(ch, p)?;
     let serial_hex = hex::compact(&serial);
     let mut ins = Inspection {

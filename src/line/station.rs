@@ -296,6 +296,16 @@ pub fn terminate(ch: &mut Channel, side: &IssuerSide, serial: &[u8; 8]) -> bool 
 pub fn process_card(ctx: &StationCtx, ch: &mut Channel, reader: &str) -> CardResult {
     let who = ctx.who.at_reader(reader);
     let p = &ctx.issuer.profile;
+    // Not a card of the profile: no command goes to it.
+    let atr = ch.atr();
+    if !p.recognizes.recognizes(&atr) {
+        let reason = crate::perso::recognize::unknown_card(&atr, &p.name, &p.recognizes);
+        let _ = ctx.journal.event(&who, "unknown card", &reason);
+        return CardResult::Skipped {
+            serial: format!("with ATR {}", crate::hex::spaced(&atr)),
+            reason,
+        };
+    }
     let ident = ch.run(|ex| {
         card::select_mf(ex)?;
         Ok::<_, ExchangeError>((card::life_cycle(ex, p)?, card::serial(ex)?))

@@ -336,23 +336,10 @@ fn key_crt(k: &KeySpec, with_policy: bool) -> Vec<u8> {
     tlv::build(&[k.usage.crt()], &inner)
 }
 
-/// The 65-byte uncompressed point in a `7F49` public key data object.
-fn parse_public_key(data: &[u8], what: &str) -> Result<Vec<u8>, ExchangeError> {
-    let nodes = tlv::decode(data);
-    let top = tlv::expect_one(&nodes, &[0x7F, 0x49]).map_err(|e| bad(what, e))?;
-    let point = tlv::child_value(top, &[0x86])
-        .map(<[u8]>::to_vec)
-        .ok_or_else(|| bad(what, "no public point (86) in 7F49"))?;
-    if point.len() != 65 || point.first() != Some(&0x04) {
-        return Err(bad(
-            what,
-            format!(
-                "expected an uncompressed P-256 point (65 bytes, 04 ‖ X ‖ Y), found {} bytes",
-                point.len()
-            ),
-        ));
-    }
-    Ok(point)
+/// The card's public point for key `k`, from its answer in the profile's
+/// encoding ([`super::encoding::public_point`]).
+fn parse_public_key(k: &KeySpec, data: &[u8], what: &str) -> Result<Vec<u8>, ExchangeError> {
+    super::encoding::public_point(k.point_encoding, data).map_err(|e| bad(what, e))
 }
 
 /// Generate key pair `k` on the card; its public point.
@@ -361,7 +348,7 @@ pub fn generate_key(ex: &mut Exchange<'_>, k: &KeySpec) -> Result<Vec<u8>, Excha
         .with_data(key_crt(k, true))
         .with_ne(256);
     let data = ex.expect_ok(&c)?;
-    parse_public_key(&data, "GENERATE ASYMMETRIC KEY PAIR")
+    parse_public_key(k, &data, "GENERATE ASYMMETRIC KEY PAIR")
 }
 
 /// Read the public point of an existing key pair.
@@ -370,11 +357,12 @@ pub fn read_public_key(ex: &mut Exchange<'_>, k: &KeySpec) -> Result<Vec<u8>, Ex
         .with_data(key_crt(k, false))
         .with_ne(256);
     let data = ex.expect_ok(&c)?;
-    parse_public_key(&data, "GENERATE ASYMMETRIC KEY PAIR (read public key)")
+    parse_public_key(k, &data, "GENERATE ASYMMETRIC KEY PAIR (read public key)")
 }
 
 /// Have the card sign a SHA-256 digest with key `k` (MSE SET, then PSO
-/// COMPUTE DIGITAL SIGNATURE or INTERNAL AUTHENTICATE); the raw r ‖ s.
+/// COMPUTE DIGITAL SIGNATURE or INTERNAL AUTHENTICATE); the raw r ‖ s,
+/// whatever the profile says the card answers.
 pub fn sign_digest(
     ex: &mut Exchange<'_>,
     k: &KeySpec,
@@ -393,13 +381,8 @@ pub fn sign_digest(
     if r.sw != StatusWord::Ok {
         return Err(StepError::Refused(r.sw));
     }
-    if r.data.len() != 64 {
-        return Err(StepError::Exchange(bad(
-            "signature",
-            format!("expected 64 bytes (r ‖ s), found {}", r.data.len()),
-        )));
-    }
-    Ok(r.data)
+    super::encoding::raw_signature(k.signature_encoding, &r.data)
+        .map_err(|e| StepError::Exchange(bad("signature", e)))
 }
 
 /// Why a card step did not succeed: the exchange failed, or the card said no.

@@ -487,3 +487,148 @@ pub fn bio_rates(a: BioRatesArgs, json: bool) -> Result<i32> {
     }
     Ok(0)
 }
+
+/// `cardsmith profile …`: card profiles.
+#[derive(Debug, clap::Subcommand)]
+pub enum ProfileCommand {
+    /// Validate a card profile, naming the file, line and key of every problem, then dry-run it: personalize, verify and read a simulated card of that profile in a throwaway data directory (its own issuer key, CA and SCP03 keys).
+    #[command(
+        after_help = "Examples:\n  cardsmith profile check apdu-scripts/reference-card/profile.toml\n  cardsmith profile check --no-dry-run my-card/profile.toml --json"
+    )]
+    Check(ProfileCheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ProfileCheckArgs {
+    /// The profile file (profile.toml).
+    pub profile: PathBuf,
+    /// Only validate the profile; do not personalize a simulated card with it.
+    #[arg(long)]
+    pub no_dry_run: bool,
+}
+
+pub fn profile(cmd: ProfileCommand, json: bool) -> Result<i32> {
+    match cmd {
+        ProfileCommand::Check(a) => profile_check(a, json),
+    }
+}
+
+/// What a dry run of a profile did on its simulated card.
+#[derive(Debug, serde::Serialize)]
+struct DryRun {
+    serial: String,
+    perso_apdus: usize,
+    secure_channel: Option<String>,
+    verify_passed: bool,
+    verify_failures: Vec<String>,
+    read_data_groups: usize,
+}
+
+fn profile_check(a: ProfileCheckArgs, json: bool) -> Result<i32> {
+    let profile = Profile::load(&a.profile).map_err(|e| anyhow!(RecordRefused(e.to_string())))?;
+    let summary = format!(
+        "{} data groups, {} keys, {}",
+        profile.data_groups.len(),
+        profile.keys.len(),
+        match &profile.security_domain {
+            Some(_) => "a security domain (SCP03)",
+            None => "no security domain",
+        }
+    );
+    if a.no_dry_run {
+        if json {
+            println!(
+                "{}",
+                json!({"profile": a.profile, "valid": true, "summary": summary})
+            );
+        } else {
+            println!("profile {}: valid ({summary})", a.profile.display());
+        }
+        return Ok(0);
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "cardsmith-profile-check-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    ));
+    let run = dry_run(&a.profile, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = run?;
+    let ok = run.verify_passed;
+    if json {
+        println!(
+            "{}",
+            json!({"profile": a.profile, "valid": true, "summary": summary, "dry_run": run})
+        );
+    } else {
+        println!("profile {}: valid ({summary})", a.profile.display());
+        println!(
+            "dry run on a simulated card {}: personalized in {} APDUs{}; verify {}; read {} data groups back",
+            run.serial,
+            run.perso_apdus,
+            run.secure_channel
+                .as_deref()
+                .map(|s| format!(" over {s}"))
+                .unwrap_or_else(|| " in clear".into()),
+            if ok {
+                "passed".to_string()
+            } else {
+                format!("FAILED: {}", run.verify_failures.join("; "))
+            },
+            run.read_data_groups
+        );
+    }
+    Ok(if ok { 0 } else { EXIT_CARD_STATUS })
+}
+
+/// Personalize, verify and read a blank simulated card with the profile at
+/// `path`, everything (keys, CA, the card's image) in `dir`: never the
+/// station's own keys, whatever the environment names.
+fn dry_run(path: &Path, dir: &Path) -> Result<DryRun> {
+    crate::private::create_dir_all(dir)
+        .with_context(|| crate::json_error::file("creating", dir))?;
+    super::keys::create_default(&dir.join("issuer-key"))?;
+    crate::scp03::keyfile::Scp03Keys::create_default(&dir.join("scp03-keys"))?;
+    let card = CardArgs {
+        sim_image: Some(dir.join("card.json")),
+        profile: Some(path.to_path_buf()),
+        issuer_key: Some(dir.join("issuer-key")),
+        scp03_keys: Some(dir.join("scp03-keys")),
+        data_dir: Some(dir.to_path_buf()),
+        ..CardArgs::default()
+    };
+    let side = IssuerSide::load(&card)?;
+    let line = sample_lines(1, 1, input::today())
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("no sample record"))?;
+    let v = IsoTemplates {
+        max_minutiae: usize::from(side.profile.max_minutiae),
+    };
+    let rec = record::parse_record(&line, "sample record", &v).map_err(|errs| {
+        anyhow!(RecordRefused(format!(
+            "the sample record does not fit the profile: {}",
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )))
+    })?;
+    let input = card_input(&side, &rec)?;
+    let mut ch = open_channel(&card, &side)?;
+    let done =
+        engine::personalize(&mut ch, &side.issuer(), &input).context("dry run: personalization")?;
+    let rep = engine::verify(&mut ch, &side.issuer(), &input).context("dry run: verify")?;
+    let dump = engine::read(&mut ch, &side.profile).context("dry run: read")?;
+    Ok(DryRun {
+        serial: done.serial,
+        perso_apdus: done.apdus,
+        secure_channel: done.secure_channel,
+        verify_passed: rep.passed,
+        verify_failures: rep.failures().into_iter().map(str::to_string).collect(),
+        read_data_groups: dump.groups.len(),
+    })
+}

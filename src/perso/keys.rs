@@ -180,7 +180,9 @@ impl IssuerKey {
 /// Create the default key file: a random AES-128 key, mode 0600, written
 /// to a temporary file and renamed, so a racing second process sees either
 /// nothing or the whole key (and then keeps the first one).
-fn create_default(path: &Path) -> Result<(), KeyError> {
+/// A new random issuer key in the file `path` (mode 600; never over an
+/// existing file).
+pub fn create_default(path: &Path) -> Result<(), KeyError> {
     let source = format!("file {}", path.display());
     let mut key = zeroize::Zeroizing::new([0u8; 16]);
     SystemRandom::new()

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::hex;
 
 use super::datagroups::DatePair;
+use super::encoding::{PointEncoding, SignatureEncoding};
 
 /// The reference profile, built into the binary.
 pub const REFERENCE_PROFILE: &str = include_str!("../../apdu-scripts/reference-card/profile.toml");
@@ -84,6 +85,10 @@ struct RawCard {
     status_tag: String,
     serial: String,
     validity_years: u8,
+    #[serde(default)]
+    atr: Vec<String>,
+    #[serde(default)]
+    historical_bytes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,6 +133,17 @@ struct RawPki {
     aid: String,
     fid: String,
     keys: Vec<RawKey>,
+    #[serde(default)]
+    commands: RawPkiCommands,
+}
+
+/// `[pki.commands]`: how the card answers its key commands
+/// ([`super::encoding`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPkiCommands {
+    public_key_encoding: Option<String>,
+    signature_encoding: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -266,6 +282,12 @@ pub struct KeySpec {
     /// The PIN number that authorizes use once the card is activated.
     pub pin: Option<u8>,
     pub pin_per_use: bool,
+    /// How the card answers GENERATE and READ PUBLIC KEY for this key
+    /// (`[pki.commands] public_key_encoding`).
+    pub point_encoding: PointEncoding,
+    /// How the card gives this key's signatures (`[pki.commands]
+    /// signature_encoding`).
+    pub signature_encoding: SignatureEncoding,
 }
 
 /// `[certificates]`: how the holder's certificates relate to the card
@@ -371,6 +393,9 @@ pub struct Profile {
     pub source: String,
     /// The directory scripts are resolved in; `None` for the embedded profile.
     pub dir: Option<PathBuf>,
+    /// The cards this profile describes, by ATR or historical bytes
+    /// (`[card] atr`, `historical_bytes`).
+    pub recognizes: super::recognize::CardMatch,
     pub life_cycle_tag: u16,
     pub status_tag: u16,
     pub validity_years: u8,
@@ -568,7 +593,16 @@ impl Profile {
         let certificates = cert_rules(&raw.certificates, raw.card.validity_years, &|k, m| {
             c.bad(k, m)
         })?;
-        let keys = c.keys(&raw.pki.keys, id_pin, signature_pin)?;
+        let (point_encoding, signature_encoding) = c.encodings(&raw.pki.commands)?;
+        let keys = c
+            .keys(&raw.pki.keys, id_pin, signature_pin)?
+            .into_iter()
+            .map(|k| KeySpec {
+                point_encoding,
+                signature_encoding,
+                ..k
+            })
+            .collect();
         c.biometric(&raw.biometric, &mut numbers)?;
         let data_groups = c.data_groups(&raw.data_groups)?;
         for n in &raw.security_object.data_groups {
@@ -592,6 +626,7 @@ impl Profile {
             name: raw.name,
             source: file.to_string(),
             dir,
+            recognizes: c.card_match(&raw.card)?,
             life_cycle_tag: tag2("card.life_cycle_tag", &raw.card.life_cycle_tag)?,
             status_tag: tag2("card.status_tag", &raw.card.status_tag)?,
             validity_years: raw.card.validity_years,
@@ -755,6 +790,51 @@ impl Check<'_> {
         })
     }
 
+    /// `[card] atr` and `historical_bytes`: the patterns that recognize the
+    /// profile's cards.
+    fn card_match(&self, raw: &RawCard) -> Result<super::recognize::CardMatch, ProfileError> {
+        use super::recognize::BytePattern;
+        let parse = |key: &str, list: &[String]| -> Result<Vec<BytePattern>, ProfileError> {
+            list.iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    BytePattern::parse(t).map_err(|e| self.bad(&format!("card.{key}[{i}]"), e))
+                })
+                .collect()
+        };
+        Ok(super::recognize::CardMatch {
+            atr: parse("atr", &raw.atr)?,
+            historical_bytes: parse("historical_bytes", &raw.historical_bytes)?,
+        })
+    }
+
+    /// `[pki.commands]`: the encodings of the card's public keys and
+    /// signatures; the reference card's when not given.
+    fn encodings(
+        &self,
+        raw: &RawPkiCommands,
+    ) -> Result<(PointEncoding, SignatureEncoding), ProfileError> {
+        let point = match raw.public_key_encoding.as_deref() {
+            None => PointEncoding::default(),
+            Some(name) => PointEncoding::from_name(name).ok_or_else(|| {
+                self.bad(
+                    "pki.commands.public_key_encoding",
+                    format!("{name:?}: expected {}", PointEncoding::EXPECTED),
+                )
+            })?,
+        };
+        let signature = match raw.signature_encoding.as_deref() {
+            None => SignatureEncoding::default(),
+            Some(name) => SignatureEncoding::from_name(name).ok_or_else(|| {
+                self.bad(
+                    "pki.commands.signature_encoding",
+                    format!("{name:?}: expected {}", SignatureEncoding::EXPECTED),
+                )
+            })?,
+        };
+        Ok((point, signature))
+    }
+
     /// [[pki.keys]]: one key per usage, each with its certificate file and
     /// the PIN that guards it.
     fn keys(
@@ -814,6 +894,8 @@ impl Check<'_> {
                 certificate,
                 pin,
                 pin_per_use: k.pin_per_use,
+                point_encoding: PointEncoding::default(),
+                signature_encoding: SignatureEncoding::default(),
             });
         }
         for u in [KeyUsage::Authenticate, KeyUsage::Sign] {
@@ -1088,6 +1170,62 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("data group 9"), "{e}");
+    }
+
+    #[test]
+    fn key_and_signature_encodings_come_from_the_profile() {
+        let p = Profile::parse(REFERENCE_PROFILE, REFERENCE_PATH, None).unwrap();
+        for k in &p.keys {
+            assert_eq!(k.point_encoding, PointEncoding::PublicKeyTemplate);
+            assert_eq!(k.signature_encoding, SignatureEncoding::Raw);
+        }
+        let other = REFERENCE_PROFILE
+            .replace(
+                "public_key_encoding = \"7f49-template\"",
+                "public_key_encoding = \"uncompressed-point\"",
+            )
+            .replace(
+                "signature_encoding = \"raw\"",
+                "signature_encoding = \"der\"",
+            );
+        let p = Profile::parse(&other, "other/profile.toml", None).unwrap();
+        for k in &p.keys {
+            assert_eq!(k.point_encoding, PointEncoding::UncompressedPoint);
+            assert_eq!(k.signature_encoding, SignatureEncoding::Der);
+        }
+        // Left out, they are the reference card's.
+        let none = REFERENCE_PROFILE
+            .replace("public_key_encoding = \"7f49-template\"\n", "")
+            .replace("signature_encoding = \"raw\"\n", "");
+        let p = Profile::parse(&none, "none/profile.toml", None).unwrap();
+        assert!(p
+            .keys
+            .iter()
+            .all(|k| k.signature_encoding == SignatureEncoding::Raw));
+    }
+
+    #[test]
+    fn an_unknown_encoding_is_refused_by_key_with_the_names_expected() {
+        let e = refused(
+            "signature_encoding = \"raw\"",
+            "signature_encoding = \"asn1\"",
+        );
+        assert!(
+            e.contains("custom/profile.toml")
+                && e.contains("pki.commands.signature_encoding")
+                && e.contains("\"raw\" or \"der\""),
+            "{e}"
+        );
+        let e = refused(
+            "public_key_encoding = \"7f49-template\"",
+            "public_key_encoding = \"compressed\"",
+        );
+        assert!(
+            e.contains("pki.commands.public_key_encoding") && e.contains("uncompressed-point"),
+            "{e}"
+        );
+        let e = refused("[pki.commands]", "[pki.commands]\nsign = \"80 2A 00 00\"");
+        assert!(e.contains("sign"), "{e}");
     }
 
     /// The reference profile with `from` replaced by `to`, parsed: the error.

@@ -214,21 +214,28 @@ impl Scp03Keys {
         }
         let path = data_dir.join(DEFAULT_FILE);
         if !path.exists() {
-            let origin = format!("file {}", path.display());
-            let mut key = Zeroizing::new([0u8; 16]);
-            SystemRandom::new()
-                .fill(key.as_mut())
-                .map_err(|_| invalid(&origin, "the random generator failed"))?;
-            let text = Zeroizing::new(format!(
-                "# cardsmith SCP03 keys of the simulated blank cards' security domain; keep private\n\
-                 kvn = 30\n\
-                 master = {}\n\
-                 diversification = kdf3\n",
-                crate::hex::compact(key.as_ref())
-            ));
-            write_private_once(&path, &text, &format!("SCP03 key {origin}"))?;
+            Scp03Keys::create_default(&path)?;
         }
         Scp03Keys::from_file(&path)
+    }
+
+    /// A new random master key (KVN 30, KDF3 diversification) in the file
+    /// `path` (mode 600; never over an existing file).
+    pub fn create_default(path: &Path) -> Result<(), KeyError> {
+        let origin = format!("file {}", path.display());
+        let mut key = Zeroizing::new([0u8; 16]);
+        SystemRandom::new()
+            .fill(key.as_mut())
+            .map_err(|_| invalid(&origin, "the random generator failed"))?;
+        let text = Zeroizing::new(format!(
+            "# cardsmith SCP03 keys of the simulated blank cards' security domain; keep private\n\
+             kvn = 30\n\
+             master = {}\n\
+             diversification = kdf3\n",
+            crate::hex::compact(key.as_ref())
+        ));
+        write_private_once(path, &text, &format!("SCP03 key {origin}"))?;
+        Ok(())
     }
 
     /// The static keys of the card with key diversification data `kdd`.
