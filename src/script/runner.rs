@@ -316,6 +316,71 @@ fn has_top_level_case(stmts: &[Stmt]) -> bool {
         .any(touches_card)
 }
 
+impl Exec<'_> {
+    /// The scripts' warnings go into the report; `secret NAME` applies to
+    /// the whole run, wherever it is written, and the values of secret
+    /// variables are redacted from the start.
+    fn learn_secrets(&mut self, scripts: &[(String, Script)]) {
+        for (_, s) in scripts {
+            self.report.warnings.extend(s.warnings.iter().cloned());
+            for st in &s.stmts {
+                if let StmtKind::SecretDecl { names } = &st.kind {
+                    for n in names {
+                        self.secret_names.insert(n.clone());
+                        self.env.declare_secret(n);
+                    }
+                }
+            }
+        }
+        let names: Vec<String> = self.env.names().cloned().collect();
+        for n in names {
+            if let Some(Binding::Known(v)) = self.env.get(&n) {
+                let v = v.clone();
+                self.redactor.learn(&v);
+            }
+        }
+    }
+
+    /// `reset`: the card is reset and reconnected; on failure the rest of
+    /// the script (`rest`, from the reset on) is reported as interrupted.
+    fn card_reset(
+        &mut self,
+        ch: &mut Channel,
+        st: &Stmt,
+        rest: &[Stmt],
+    ) -> Result<(), anyhow::Error> {
+        self.flush();
+        let t0 = Instant::now();
+        let reconnected = ch.reconnect(true);
+        let micros = t0.elapsed().as_micros() as u64;
+        if let Err(e) = reconnected {
+            let e = ExchangeError::Transport(e);
+            self.push_step(Step {
+                file: st.loc.file.to_string(),
+                line: st.loc.line,
+                kind: "reset".into(),
+                ok: false,
+                message: Some(e.to_string()),
+                micros,
+                ..Step::default()
+            });
+            self.interrupt(rest, true, &e);
+            return Err(anyhow::Error::new(e));
+        }
+        let atr = hex::spaced(&ch.atr());
+        self.push_step(Step {
+            file: st.loc.file.to_string(),
+            line: st.loc.line,
+            kind: "reset".into(),
+            data: Some(atr),
+            ok: true,
+            micros,
+            ..Step::default()
+        });
+        Ok(())
+    }
+}
+
 /// Run (or, with [`Target::DryRun`], render) scripts. `scripts` are
 /// (file name, script) pairs; `env` holds the external variables. The
 /// trace is written to `trace` as it happens. Returns the report, and the
@@ -347,25 +412,7 @@ pub fn execute(
         at: None,
         out: trace,
     };
-    // `secret NAME` applies to the whole run, wherever it is written.
-    for (_, s) in scripts {
-        ex.report.warnings.extend(s.warnings.iter().cloned());
-        for st in &s.stmts {
-            if let StmtKind::SecretDecl { names } = &st.kind {
-                for n in names {
-                    ex.secret_names.insert(n.clone());
-                    ex.env.declare_secret(n);
-                }
-            }
-        }
-    }
-    let names: Vec<String> = ex.env.names().cloned().collect();
-    for n in names {
-        if let Some(Binding::Known(v)) = ex.env.get(&n) {
-            let v = v.clone();
-            ex.redactor.learn(&v);
-        }
-    }
+    ex.learn_secrets(scripts);
     if let Target::Card(ch) = &target {
         ex.report.reader = Some(ch.reader());
         ex.report.protocol = Some(ch.protocol().to_string());
@@ -400,35 +447,10 @@ pub fn execute(
             let Some(st) = stmts.get(i) else { break };
             match (&st.kind, &mut target) {
                 (StmtKind::Reset, Target::Card(ch)) => {
-                    ex.flush();
-                    let t0 = Instant::now();
-                    let reconnected = ch.reconnect(true);
-                    let micros = t0.elapsed().as_micros() as u64;
-                    if let Err(e) = reconnected {
-                        let e = ExchangeError::Transport(e);
-                        ex.push_step(Step {
-                            file: st.loc.file.to_string(),
-                            line: st.loc.line,
-                            kind: "reset".into(),
-                            ok: false,
-                            message: Some(e.to_string()),
-                            micros,
-                            ..Step::default()
-                        });
-                        ex.interrupt(stmts.get(i..).unwrap_or(&[]), true, &e);
-                        error = Some(anyhow::Error::new(e));
+                    if let Err(e) = ex.card_reset(ch, st, stmts.get(i..).unwrap_or(&[])) {
+                        error = Some(e);
                         break;
                     }
-                    let atr = hex::spaced(&ch.atr());
-                    ex.push_step(Step {
-                        file: st.loc.file.to_string(),
-                        line: st.loc.line,
-                        kind: "reset".into(),
-                        data: Some(atr),
-                        ok: true,
-                        micros,
-                        ..Step::default()
-                    });
                     i += 1;
                 }
                 (StmtKind::Reset, Target::DryRun) => {
