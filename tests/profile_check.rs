@@ -37,10 +37,9 @@ fn edited(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
     p
 }
 
-#[test]
-fn the_reference_profile_is_valid_and_a_card_made_with_it_verifies() {
-    let profile = root().join("apdu-scripts/reference-card/profile.toml");
-    let before: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+/// The dry runs' data directories now in the temporary directory.
+fn throwaway_dirs() -> Vec<PathBuf> {
+    std::fs::read_dir(std::env::temp_dir())
         .unwrap()
         .flatten()
         .filter(|e| {
@@ -49,7 +48,13 @@ fn the_reference_profile_is_valid_and_a_card_made_with_it_verifies() {
                 .starts_with("cardsmith-profile-check-")
         })
         .map(|e| e.path())
-        .collect();
+        .collect()
+}
+
+#[test]
+fn the_reference_profile_is_valid_and_a_card_made_with_it_verifies() {
+    let profile = root().join("apdu-scripts/reference-card/profile.toml");
+    let before = throwaway_dirs();
     // Whatever key the environment names, the dry run makes its own.
     let (code, out, err) = check(
         &["--json", "profile", "check", profile.to_str().unwrap()],
@@ -69,15 +74,8 @@ fn the_reference_profile_is_valid_and_a_card_made_with_it_verifies() {
         .starts_with("SCP03"));
     assert!(v["dry_run"]["perso_apdus"].as_u64().unwrap() > 0);
     // Its throwaway directory is gone.
-    let after: Vec<_> = std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("cardsmith-profile-check-")
-        })
-        .map(|e| e.path())
+    let after: Vec<_> = throwaway_dirs()
+        .into_iter()
         .filter(|p| !before.contains(p))
         .collect();
     assert!(after.is_empty(), "left behind: {after:?}");

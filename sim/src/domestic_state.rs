@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 use super::security::SecretHex;
 use super::serde_hex::{hex_bytes, opt_hex_bytes};
 
+/// AID of the domestic card's issuer security domain ('D' registration
+/// category, country code 364).
+pub const SD_AID: [u8; 7] = [0xD3, 0x64, 0x00, 0x00, 0x00, 0x01, 0x00];
+
 /// A PIN of the domestic card.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct DomPin {

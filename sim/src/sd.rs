@@ -128,7 +128,7 @@ impl SimCard {
     }
 
     /// Install the default security domain (GlobalPlatform ISD AID, or the
-    /// domestic card's own ([`crate::domestic::SD_AID`]); C-MAC and
+    /// domestic card's own ([`crate::domestic_state::SD_AID`]); C-MAC and
     /// C-DECRYPTION for personalization) with this card's keys from
     /// `keys` (diversified with the card's KDD when it is a master key).
     pub fn provision_security_domain(&mut self, keys: &KeySource) -> Result<(), SdError> {
@@ -138,7 +138,7 @@ impl SimCard {
         let level = SecurityLevel::from_p1(0x03).map_err(|e| SdError(e.to_string()))?;
         let aid: &[u8] = match self.state.config.os {
             crate::CardOs::Reference => &DEFAULT_AID,
-            crate::CardOs::Domestic => &crate::domestic::SD_AID,
+            crate::CardOs::Domestic => &crate::domestic_state::SD_AID,
         };
         self.install_security_domain(aid, &k, level)
     }
@@ -272,8 +272,8 @@ impl SimCard {
     }
 
     /// Persist what INITIALIZE UPDATE and EXTERNAL AUTHENTICATE changed:
-    /// the sequence counter, the failure count.
-    fn after_handshake(
+    /// the sequence counter, the failure count (both card OSes).
+    pub(super) fn after_handshake(
         &mut self,
         ins: u8,
         gp_cla: bool,

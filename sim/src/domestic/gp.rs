@@ -31,9 +31,6 @@ use super::super::tlv::tlv;
 use super::exec::{ok, DomResult};
 use super::life_cycle;
 
-/// EXTERNAL AUTHENTICATE failures before the security domain locks.
-pub(super) const AUTH_TRY_LIMIT: u8 = 10;
-
 fn sw_bytes(sw: u16) -> Vec<u8> {
     sw.to_be_bytes().to_vec()
 }
@@ -84,7 +81,7 @@ impl SimCard {
         let out = match session.receive(raw) {
             Incoming::Handled(r) => {
                 let status = r.sw.to_u16();
-                match self.dom_after_handshake(ins, status, &session) {
+                match self.after_handshake(ins, true, status, &session) {
                     Ok(()) => self.dom_shape(r.data, status),
                     Err(e) => sw_bytes(e),
                 }
@@ -100,38 +97,6 @@ impl SimCard {
         };
         self.dvol.sd = Some(session);
         Some(out)
-    }
-
-    /// Keep what INITIALIZE UPDATE and EXTERNAL AUTHENTICATE changed.
-    fn dom_after_handshake(
-        &mut self,
-        ins: u8,
-        status: u16,
-        session: &CardSession,
-    ) -> Result<(), u16> {
-        match ins {
-            0x50 if status == sw::OK => {
-                let counter = session.sequence_counter().unwrap_or(0);
-                self.mutate(|s| {
-                    if let Some(sd) = s.sd.as_mut() {
-                        sd.sequence_counter = counter;
-                    }
-                })
-            }
-            0x82 => {
-                let good = status == sw::OK;
-                self.mutate(|s| {
-                    if let Some(sd) = s.sd.as_mut() {
-                        sd.auth_tries_left = if good {
-                            AUTH_TRY_LIMIT
-                        } else {
-                            sd.auth_tries_left.saturating_sub(1)
-                        };
-                    }
-                })
-            }
-            _ => Ok(()),
-        }
     }
 
     /// Run an unwrapped command with the level it arrived under.

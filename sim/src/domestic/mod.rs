@@ -48,9 +48,7 @@ pub(super) use super::domestic_state::{DomBio, DomKey, DomPin, DomState};
 use super::fs::{lcs, CardState, FileKind, FileRec, MF_ID};
 use super::security::pin_hash;
 
-/// AID of the domestic card's issuer security domain ('D' registration
-/// category, country code 364).
-pub const SD_AID: [u8; 7] = [0xD3, 0x64, 0x00, 0x00, 0x00, 0x01, 0x00];
+pub use crate::domestic_state::SD_AID;
 /// AID and FID of the identity application DF.
 pub const EID_AID: [u8; 7] = [0xD3, 0x64, 0x00, 0x00, 0x10, 0x01, 0x01];
 pub const EID_FID: u16 = 0x7F10;
