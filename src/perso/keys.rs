@@ -114,18 +114,18 @@ impl IssuerKey {
     /// The key from `--issuer-key`, else the environment, else the data
     /// directory's default (created when missing).
     pub fn locate(explicit: Option<&Path>, data_dir: &Path) -> Result<IssuerKey, KeyError> {
-        if let Some(p) = explicit {
-            return IssuerKey::from_file(p);
+        use crate::keyfile::{resolve, KeyOrigin};
+        match resolve(
+            explicit,
+            ENV_VAR,
+            data_dir.join(DEFAULT_FILE),
+            create_default,
+        )? {
+            KeyOrigin::File(p) => IssuerKey::from_file(&p),
+            KeyOrigin::Env(text) => {
+                IssuerKey::from_hex_text(&text, &format!("environment {ENV_VAR}"))
+            }
         }
-        if let Some(v) = std::env::var_os(ENV_VAR) {
-            let text = zeroize::Zeroizing::new(v.to_string_lossy().into_owned());
-            return IssuerKey::from_hex_text(&text, &format!("environment {ENV_VAR}"));
-        }
-        let path = data_dir.join(DEFAULT_FILE);
-        if !path.exists() {
-            create_default(&path)?;
-        }
-        IssuerKey::from_file(&path)
     }
 
     /// The raw key, for the simulated card that is created with it.

@@ -205,18 +205,12 @@ impl Scp03Keys {
     /// The keys from `--scp03-keys`, else the environment, else the data
     /// directory's default (created when missing).
     pub fn locate(explicit: Option<&Path>, data_dir: &Path) -> Result<Scp03Keys, KeyError> {
-        if let Some(p) = explicit {
-            return Scp03Keys::from_file(p);
+        use crate::keyfile::{resolve, KeyOrigin};
+        let default = data_dir.join(DEFAULT_FILE);
+        match resolve(explicit, ENV_VAR, default, Scp03Keys::create_default)? {
+            KeyOrigin::File(p) => Scp03Keys::from_file(&p),
+            KeyOrigin::Env(text) => Scp03Keys::parse(&text, &format!("environment {ENV_VAR}")),
         }
-        if let Some(v) = std::env::var_os(ENV_VAR) {
-            let text = Zeroizing::new(v.to_string_lossy().into_owned());
-            return Scp03Keys::parse(&text, &format!("environment {ENV_VAR}"));
-        }
-        let path = data_dir.join(DEFAULT_FILE);
-        if !path.exists() {
-            Scp03Keys::create_default(&path)?;
-        }
-        Scp03Keys::from_file(&path)
     }
 
     /// A new random master key (KVN 30, KDF3 diversification) in the file
