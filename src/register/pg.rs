@@ -746,6 +746,143 @@ fn reap_expired(t: &mut Transaction<'_>, batch: Option<i64>, now: Millis) -> F<V
     Ok(ids)
 }
 
+/// Load a batch in the transaction `t`, chunk by chunk from `next`: a
+/// batch already loaded (same digest) is returned as it is; otherwise each
+/// chunk's free record ids are queued in one statement, and the others set
+/// aside with why.
+fn load_chunks(
+    t: &mut Transaction<'_>,
+    name: &str,
+    path: &str,
+    digest: &str,
+    who: &Who,
+    next: &mut ChunkSource<'_>,
+) -> F<(BatchInfo, Vec<SetAside>)> {
+    // One loader at a time: two stations loading the same file at once
+    // get the same batch; one transaction for the whole batch.
+    t.execute("LOCK TABLE batches IN SHARE ROW EXCLUSIVE MODE", &[])?;
+    if let Some(b) = t.query_opt(
+        &format!("SELECT {BATCH_COLS} FROM batches WHERE digest = $1"),
+        &[&digest],
+    )? {
+        return Ok((batch_row(&b), vec![]));
+    }
+    let now = now(t)?;
+    let id: i64 = t
+        .query_one(
+            "INSERT INTO batches (name, path, digest, loaded_at, loaded_by, station, records, invalid)
+             VALUES ($1, $2, $3, $4, $5, $6, 0, 0) RETURNING id",
+            &[&name, &path, &digest, &now, &who.operator, &who.station],
+        )?
+        .get(0);
+    // One statement a chunk: the records whose id is free are
+    // queued; the others come back by their absence from RETURNING
+    // (a duplicate within the chunk loses to its first line).
+    let insert = t.prepare(
+        "INSERT INTO records (record_id, batch_id, line, state, updated_at, request_day, office_kind, office_code)
+         SELECT rid, $1, ln, 'pending', $4, rday, okind, ocode
+         FROM unnest($2::TEXT[], $3::BIGINT[], $5::BIGINT[], $6::TEXT[], $7::TEXT[])
+              WITH ORDINALITY AS q(rid, ln, rday, okind, ocode, ord)
+         ORDER BY ord
+         ON CONFLICT (record_id) DO NOTHING
+         RETURNING line",
+    )?;
+    let owners = t.prepare("SELECT record_id, batch_id FROM records WHERE record_id = ANY($1)")?;
+    let aside_rows = t.prepare(
+        "INSERT INTO set_aside (batch_id, line, record_id, reason)
+         SELECT $1, ln, rid, why
+         FROM unnest($2::BIGINT[], $3::TEXT[], $4::TEXT[]) WITH ORDINALITY AS a(ln, rid, why, ord)
+         ORDER BY ord",
+    )?;
+    let mut all_aside: Vec<SetAside> = Vec::new();
+    let mut queued = 0i64;
+    while let Some(chunk) = next().map_err(Fail::J)? {
+        let ids: Vec<&str> = chunk.records.iter().map(|r| r.record_id.as_str()).collect();
+        let lines: Vec<i64> = chunk.records.iter().map(|r| r.line as i64).collect();
+        let days: Vec<Option<i64>> = chunk
+            .records
+            .iter()
+            .map(|r| r.request.as_ref().map(|q| q.day))
+            .collect();
+        let kinds: Vec<Option<&str>> = chunk
+            .records
+            .iter()
+            .map(|r| r.request.as_ref().map(|q| q.office_kind.as_str()))
+            .collect();
+        let codes: Vec<Option<&str>> = chunk
+            .records
+            .iter()
+            .map(|r| r.request.as_ref().map(|q| q.office_code.as_str()))
+            .collect();
+        let inserted: std::collections::HashSet<i64> = t
+            .query(&insert, &[&id, &ids, &lines, &now, &days, &kinds, &codes])?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        queued += inserted.len() as i64;
+        let mut aside = chunk.set_aside;
+        let refused: Vec<&NewRecord> = chunk
+            .records
+            .iter()
+            .filter(|r| !inserted.contains(&(r.line as i64)))
+            .collect();
+        if !refused.is_empty() {
+            let refused_ids: Vec<&str> = refused.iter().map(|r| r.record_id.as_str()).collect();
+            let owner: std::collections::HashMap<String, i64> = t
+                .query(&owners, &[&refused_ids])?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            for r in refused {
+                let b = owner.get(&r.record_id).copied().unwrap_or(id);
+                aside.push(SetAside {
+                    record_id: Some(r.record_id.clone()),
+                    line: r.line,
+                    reason: if b == id {
+                        format!("record_id {} appears twice in this batch", r.record_id)
+                    } else {
+                        format!("record_id {} is already in batch {b}", r.record_id)
+                    },
+                });
+            }
+        }
+        aside.sort_by_key(|a| a.line);
+        let a_lines: Vec<i64> = aside.iter().map(|a| a.line as i64).collect();
+        let a_ids: Vec<Option<&str>> = aside.iter().map(|a| a.record_id.as_deref()).collect();
+        let a_why: Vec<&str> = aside.iter().map(|a| a.reason.as_str()).collect();
+        if !aside.is_empty() {
+            t.execute(&aside_rows, &[&id, &a_lines, &a_ids, &a_why])?;
+        }
+        all_aside.append(&mut aside);
+    }
+    let b = t.query_one(
+        &format!(
+            "UPDATE batches SET records = $2, invalid = $3 WHERE id = $1 RETURNING {BATCH_COLS}"
+        ),
+        &[&id, &queued, &(all_aside.len() as i64)],
+    )?;
+    audit_row(
+        t,
+        &who.station,
+        &who.operator,
+        now,
+        "batches",
+        &[V::Int(id)],
+    )?;
+    event(
+        t,
+        now,
+        who,
+        None,
+        "batch loaded",
+        &format!(
+            "batch {id} {name}: {queued} queued, {} set aside",
+            all_aside.len()
+        ),
+    )?;
+    Ok((batch_row(&b), all_aside))
+}
+
 impl Journal for PgJournal {
     fn location(&self) -> String {
         self.target.display.clone()
@@ -760,102 +897,14 @@ impl Journal for PgJournal {
         records: &[NewRecord],
         set_aside: &[SetAside],
     ) -> Result<(BatchInfo, Vec<SetAside>)> {
+        // The streamed load with one chunk, made afresh for each try (the
+        // records are at hand, so a cut connection can be retried).
         self.tx(|t| {
-            // One loader at a time: two stations loading the same file
-            // at once get the same batch.
-            t.execute("LOCK TABLE batches IN SHARE ROW EXCLUSIVE MODE", &[])?;
-            if let Some(b) = t.query_opt(
-                &format!("SELECT {BATCH_COLS} FROM batches WHERE digest = $1"),
-                &[&digest],
-            )? {
-                return Ok((batch_row(&b), vec![]));
-            }
-            let now = now(t)?;
-            let id: i64 = t
-                .query_one(
-                    "INSERT INTO batches (name, path, digest, loaded_at, loaded_by, station, records, invalid)
-                     VALUES ($1, $2, $3, $4, $5, $6, 0, 0) RETURNING id",
-                    &[&name, &path, &digest, &now, &who.operator, &who.station],
-                )?
-                .get(0);
-            let ids: Vec<&str> = records.iter().map(|r| r.record_id.as_str()).collect();
-            let taken: std::collections::HashMap<String, i64> = t
-                .query(
-                    "SELECT record_id, batch_id FROM records WHERE record_id = ANY($1)",
-                    &[&ids],
-                )?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect();
-            let mut aside: Vec<SetAside> = set_aside.to_vec();
-            let mut seen = std::collections::HashSet::new();
-            let mut queue_ids = vec![];
-            let mut queue_lines = vec![];
-            let mut queue_days: Vec<Option<i64>> = vec![];
-            let mut queue_kinds: Vec<Option<&str>> = vec![];
-            let mut queue_codes: Vec<Option<&str>> = vec![];
-            for r in records {
-                if let Some(b) = taken.get(&r.record_id) {
-                    aside.push(SetAside {
-                        record_id: Some(r.record_id.clone()),
-                        line: r.line,
-                        reason: format!("record_id {} is already in batch {b}", r.record_id),
-                    });
-                } else if !seen.insert(r.record_id.as_str()) {
-                    aside.push(SetAside {
-                        record_id: Some(r.record_id.clone()),
-                        line: r.line,
-                        reason: format!("record_id {} appears twice in this batch", r.record_id),
-                    });
-                } else {
-                    queue_ids.push(r.record_id.as_str());
-                    queue_lines.push(r.line as i64);
-                    let q = r.request.as_ref();
-                    queue_days.push(q.map(|q| q.day));
-                    queue_kinds.push(q.map(|q| q.office_kind.as_str()));
-                    queue_codes.push(q.map(|q| q.office_code.as_str()));
-                }
-            }
-            // One statement for the whole queue.
-            t.execute(
-                "INSERT INTO records (record_id, batch_id, line, state, updated_at, request_day, office_kind, office_code)
-                 SELECT rid, $1, ln, 'pending', $4, rday, okind, ocode
-                 FROM unnest($2::TEXT[], $3::BIGINT[], $5::BIGINT[], $6::TEXT[], $7::TEXT[])
-                      AS q(rid, ln, rday, okind, ocode)",
-                &[
-                    &id,
-                    &queue_ids,
-                    &queue_lines,
-                    &now,
-                    &queue_days,
-                    &queue_kinds,
-                    &queue_codes,
-                ],
-            )?;
-            aside.sort_by_key(|a| a.line);
-            for a in &aside {
-                t.execute(
-                    "INSERT INTO set_aside (batch_id, line, record_id, reason) VALUES ($1, $2, $3, $4)",
-                    &[&id, &(a.line as i64), &a.record_id, &a.reason],
-                )?;
-            }
-            let queued = queue_ids.len() as i64;
-            let b = t.query_one(
-                &format!(
-                    "UPDATE batches SET records = $2, invalid = $3 WHERE id = $1 RETURNING {BATCH_COLS}"
-                ),
-                &[&id, &queued, &(aside.len() as i64)],
-            )?;
-            audit_row(t, &who.station, &who.operator, now, "batches", &[V::Int(id)])?;
-            event(
-                t,
-                now,
-                who,
-                None,
-                "batch loaded",
-                &format!("batch {id} {name}: {queued} queued, {} set aside", aside.len()),
-            )?;
-            Ok((batch_row(&b), aside))
+            let mut once = Some(LoadChunk {
+                records: records.to_vec(),
+                set_aside: set_aside.to_vec(),
+            });
+            load_chunks(t, name, path, digest, who, &mut || Ok(once.take()))
         })
     }
 
@@ -867,124 +916,9 @@ impl Journal for PgJournal {
         who: &Who,
         next: &mut ChunkSource<'_>,
     ) -> Result<(BatchInfo, Vec<SetAside>)> {
-        self.tx_once(|t| {
-            // As `load_batch`: one loader at a time, one transaction for
-            // the whole batch (a load cut short leaves nothing).
-            t.execute("LOCK TABLE batches IN SHARE ROW EXCLUSIVE MODE", &[])?;
-            if let Some(b) = t.query_opt(
-                &format!("SELECT {BATCH_COLS} FROM batches WHERE digest = $1"),
-                &[&digest],
-            )? {
-                return Ok((batch_row(&b), vec![]));
-            }
-            let now = now(t)?;
-            let id: i64 = t
-                .query_one(
-                    "INSERT INTO batches (name, path, digest, loaded_at, loaded_by, station, records, invalid)
-                     VALUES ($1, $2, $3, $4, $5, $6, 0, 0) RETURNING id",
-                    &[&name, &path, &digest, &now, &who.operator, &who.station],
-                )?
-                .get(0);
-            // One statement a chunk: the records whose id is free are
-            // queued; the others come back by their absence from RETURNING
-            // (a duplicate within the chunk loses to its first line).
-            let insert = t.prepare(
-                "INSERT INTO records (record_id, batch_id, line, state, updated_at, request_day, office_kind, office_code)
-                 SELECT rid, $1, ln, 'pending', $4, rday, okind, ocode
-                 FROM unnest($2::TEXT[], $3::BIGINT[], $5::BIGINT[], $6::TEXT[], $7::TEXT[])
-                      WITH ORDINALITY AS q(rid, ln, rday, okind, ocode, ord)
-                 ORDER BY ord
-                 ON CONFLICT (record_id) DO NOTHING
-                 RETURNING line",
-            )?;
-            let owners = t.prepare(
-                "SELECT record_id, batch_id FROM records WHERE record_id = ANY($1)",
-            )?;
-            let aside_rows = t.prepare(
-                "INSERT INTO set_aside (batch_id, line, record_id, reason)
-                 SELECT $1, ln, rid, why
-                 FROM unnest($2::BIGINT[], $3::TEXT[], $4::TEXT[]) WITH ORDINALITY AS a(ln, rid, why, ord)
-                 ORDER BY ord",
-            )?;
-            let mut all_aside: Vec<SetAside> = Vec::new();
-            let mut queued = 0i64;
-            while let Some(chunk) = next().map_err(Fail::J)? {
-                let ids: Vec<&str> = chunk.records.iter().map(|r| r.record_id.as_str()).collect();
-                let lines: Vec<i64> = chunk.records.iter().map(|r| r.line as i64).collect();
-                let days: Vec<Option<i64>> = chunk
-                    .records
-                    .iter()
-                    .map(|r| r.request.as_ref().map(|q| q.day))
-                    .collect();
-                let kinds: Vec<Option<&str>> = chunk
-                    .records
-                    .iter()
-                    .map(|r| r.request.as_ref().map(|q| q.office_kind.as_str()))
-                    .collect();
-                let codes: Vec<Option<&str>> = chunk
-                    .records
-                    .iter()
-                    .map(|r| r.request.as_ref().map(|q| q.office_code.as_str()))
-                    .collect();
-                let inserted: std::collections::HashSet<i64> = t
-                    .query(&insert, &[&id, &ids, &lines, &now, &days, &kinds, &codes])?
-                    .iter()
-                    .map(|r| r.get(0))
-                    .collect();
-                queued += inserted.len() as i64;
-                let mut aside = chunk.set_aside;
-                let refused: Vec<&NewRecord> = chunk
-                    .records
-                    .iter()
-                    .filter(|r| !inserted.contains(&(r.line as i64)))
-                    .collect();
-                if !refused.is_empty() {
-                    let refused_ids: Vec<&str> =
-                        refused.iter().map(|r| r.record_id.as_str()).collect();
-                    let owner: std::collections::HashMap<String, i64> = t
-                        .query(&owners, &[&refused_ids])?
-                        .iter()
-                        .map(|r| (r.get(0), r.get(1)))
-                        .collect();
-                    for r in refused {
-                        let b = owner.get(&r.record_id).copied().unwrap_or(id);
-                        aside.push(SetAside {
-                            record_id: Some(r.record_id.clone()),
-                            line: r.line,
-                            reason: if b == id {
-                                format!("record_id {} appears twice in this batch", r.record_id)
-                            } else {
-                                format!("record_id {} is already in batch {b}", r.record_id)
-                            },
-                        });
-                    }
-                }
-                aside.sort_by_key(|a| a.line);
-                let a_lines: Vec<i64> = aside.iter().map(|a| a.line as i64).collect();
-                let a_ids: Vec<Option<&str>> = aside.iter().map(|a| a.record_id.as_deref()).collect();
-                let a_why: Vec<&str> = aside.iter().map(|a| a.reason.as_str()).collect();
-                if !aside.is_empty() {
-                    t.execute(&aside_rows, &[&id, &a_lines, &a_ids, &a_why])?;
-                }
-                all_aside.append(&mut aside);
-            }
-            let b = t.query_one(
-                &format!(
-                    "UPDATE batches SET records = $2, invalid = $3 WHERE id = $1 RETURNING {BATCH_COLS}"
-                ),
-                &[&id, &queued, &(all_aside.len() as i64)],
-            )?;
-            audit_row(t, &who.station, &who.operator, now, "batches", &[V::Int(id)])?;
-            event(
-                t,
-                now,
-                who,
-                None,
-                "batch loaded",
-                &format!("batch {id} {name}: {queued} queued, {} set aside", all_aside.len()),
-            )?;
-            Ok((batch_row(&b), all_aside))
-        })
+        // Chunks cannot be read twice: one try; a load cut short leaves
+        // nothing and is loaded again.
+        self.tx_once(|t| load_chunks(t, name, path, digest, who, next))
     }
 
     fn batch(&self, id: Option<i64>) -> Result<Option<BatchInfo>> {
