@@ -47,7 +47,9 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
                 ExchangeError::ChainBroken { .. } | ExchangeError::Status { .. } => {
                     EXIT_CARD_STATUS
                 }
-                ExchangeError::Encode(_) | ExchangeError::TooLong { .. } => EXIT_USAGE,
+                ExchangeError::Encode(_)
+                | ExchangeError::TooLong { .. }
+                | ExchangeError::Profile { .. } => EXIT_USAGE,
                 ExchangeError::GetResponseLoop { .. } | ExchangeError::SecureChannel { .. } => {
                     EXIT_TRANSPORT
                 }

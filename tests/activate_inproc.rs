@@ -312,7 +312,7 @@ fn the_holder_s_other_capture_activates_and_an_impostor_uses_a_try() {
     let mut ch = channel(&env.cards[h.id()]);
     let refused = ch
         .run(|ex| {
-            pcard::select_aid(ex, &p.pki_aid)?;
+            pcard::select_aid(ex, p, &p.pki_aid)?;
             Ok::<_, cardsmith::transport::ExchangeError>(pcard::sign_digest(ex, k, &[7u8; 32]))
         })
         .expect("exchange");
@@ -325,7 +325,7 @@ fn the_holder_s_other_capture_activates_and_an_impostor_uses_a_try() {
     );
     let signed = ch
         .run(|ex| {
-            pcard::select_aid(ex, &p.pki_aid)?;
+            pcard::select_aid(ex, p, &p.pki_aid)?;
             let sw = ex
                 .transmit(&cmd::verify(
                     p.signature_pin.reference,
@@ -492,7 +492,7 @@ fn a_card_pulled_after_its_pins_were_set_is_activated_at_the_next_visit() {
         Secret::new(b"480913".to_vec()),
         Secret::new(b"73920461".to_vec()),
     );
-    ops::set_pins(&mut ch, &[(0x81, &id), (0x82, &sig)]).expect("set pins");
+    ops::set_pins(&mut ch, p, &[(0x81, &id), (0x82, &sig)]).expect("set pins");
     env.cards[h.id()].lock().expect("card").power_off();
     // The next visit: finger again, then only the signature PIN.
     let (r, log) = env.activate(h, &h.office(), vec![h.live.clone()], &["73920461"]);

@@ -294,7 +294,7 @@ fn activation_through_pcscd_genuine_capture_impostor_office_policy_and_signing()
         let digest = [0x5Au8; 32];
         let refused = ch
             .run(|ex| {
-                cardsmith::perso::card::select_aid(ex, &p.pki_aid)?;
+                cardsmith::perso::card::select_aid(ex, p, &p.pki_aid)?;
                 Ok::<_, cardsmith::transport::ExchangeError>(cardsmith::perso::card::sign_digest(
                     ex, k, &digest,
                 ))

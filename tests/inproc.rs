@@ -337,7 +337,7 @@ fn a_known_selection_is_not_repeated_and_a_reset_forgets_it() {
     // A DF just created: the channel does not assume where the card is.
     assert_eq!(ch.selected(), None);
     let select_and_open_ef = |ex: &mut cardsmith::transport::Exchange<'_>| {
-        card::select_aid(ex, &AID)?;
+        card::select_aid(ex, &cardsmith::perso::profile::Profile::reference(), &AID)?;
         ex.expect_ok(&cmd::select_ef(0x0101, cmd::SelectReturn::Nothing))
             .map(|_| ())
     };

@@ -2,11 +2,12 @@
 //! transaction ([`Channel::run`]) over cardsmith's transport, every
 //! number from the card's profile.
 
-use cardsmith::apdu::{cmd, Command, StatusWord};
+use cardsmith::apdu::StatusWord;
 use cardsmith::perso::card::{self as pcard, LifeCycle, RefStatus};
-use cardsmith::perso::profile::{KeySpec, KeyUsage, PinSpec, Profile};
+use cardsmith::perso::commands::Step;
+use cardsmith::perso::profile::{KeySpec, PinSpec, Profile};
+use cardsmith::script::template::Vars;
 use cardsmith::secret::Secret;
-use cardsmith::tlv;
 use cardsmith::transport::pcsc::{ConnectOptions, PcscTransport};
 use cardsmith::transport::{
     Channel, ExchangeError, ExchangeOptions, Protocol, Session, Transport, TransportError,
@@ -108,23 +109,28 @@ fn certificate(data: Vec<u8>) -> Option<Vec<u8>> {
 pub fn probe(ch: &mut Channel, profiles: &[Profile]) -> Result<Option<Found>, CK_RV> {
     for (i, p) in profiles.iter().enumerate() {
         let r = ch.run(|ex| {
-            let sel = ex.transmit(&cmd::select_by_aid(&p.pki_aid, cmd::SelectReturn::Nothing))?;
+            let sel = pcard::send(
+                ex,
+                &p.commands,
+                Step::SelectApplication,
+                &Vars::new().bytes("aid", &p.pki_aid),
+            )?;
             if !sel.sw.is_ok() {
                 return Ok(None);
             }
-            pcard::select_mf(ex)?;
-            let serial = pcard::serial(ex)?;
+            pcard::select_mf(ex, p)?;
+            let serial = pcard::serial(ex, p)?;
             let life_cycle = pcard::life_cycle(ex, p)?;
             if !matches!(life_cycle, LifeCycle::Personalized | LifeCycle::Activated) {
                 return Ok(None);
             }
-            pcard::select_aid(ex, &p.pki_aid)?;
+            pcard::select_aid(ex, p, &p.pki_aid)?;
             let mut keys = Vec::new();
             for k in &p.keys {
-                let cert = pcard::read_personal_ef(ex, k.certificate_fid)
+                let cert = pcard::read_personal_ef(ex, p, k.certificate_fid)
                     .ok()
                     .and_then(certificate);
-                pcard::select_aid(ex, &p.pki_aid)?;
+                pcard::select_aid(ex, p, &p.pki_aid)?;
                 let point = pcard::read_public_key(ex, k)?;
                 keys.push(CardKey {
                     spec: k.clone(),
@@ -160,7 +166,7 @@ pub fn pin_status(
 ) -> Result<Option<RefStatus>, CK_RV> {
     let list = ch
         .run(|ex| {
-            pcard::select_mf(ex)?;
+            pcard::select_mf(ex, p)?;
             pcard::status_list(ex, p)
         })
         .map_err(|e| rv_of(&e))?;
@@ -187,6 +193,7 @@ pub fn verify_rv(sw: StatusWord) -> CK_RV {
 /// PIN is given again with the operation it is for).
 pub fn verify_pin(
     ch: &mut Channel,
+    p: &Profile,
     aid: &[u8],
     reference: u8,
     pin: &[u8],
@@ -194,14 +201,12 @@ pub fn verify_pin(
 ) -> Result<(), CK_RV> {
     let sw = ch
         .run(|ex| {
-            pcard::select_aid(ex, aid)?;
-            let sw = ex
-                .transmit(&cmd::verify(reference, Secret::new(pin.to_vec())))?
-                .sw;
+            pcard::select_aid(ex, p, aid)?;
+            let sw = verify(ex, p, reference, pin)?;
             if sw.is_ok() && reset_after {
-                // Best effort: a card without VERIFY P1=FF keeps the state
-                // until its next signature uses it up.
-                let _ = ex.transmit(&cmd::verify_reset(reference));
+                // Best effort: a card without a logout command keeps the
+                // state until its next signature uses it up.
+                logout(ex, p, reference);
             }
             Ok::<_, ExchangeError>(sw)
         })
@@ -213,11 +218,33 @@ pub fn verify_pin(
 }
 
 /// Forget PIN `reference`'s verification (C_Logout). Best effort.
-pub fn forget_pin(ch: &mut Channel, aid: &[u8], reference: u8) {
+pub fn forget_pin(ch: &mut Channel, p: &Profile, aid: &[u8], reference: u8) {
     let _ = ch.run(|ex| {
-        pcard::select_aid(ex, aid)?;
-        ex.transmit(&cmd::verify_reset(reference)).map(|_| ())
+        pcard::select_aid(ex, p, aid)?;
+        logout(ex, p, reference);
+        Ok::<_, ExchangeError>(())
     });
+}
+
+/// The profile's `verify_pin`: the card's answer.
+fn verify(
+    ex: &mut cardsmith::transport::Exchange<'_>,
+    p: &Profile,
+    reference: u8,
+    pin: &[u8],
+) -> Result<StatusWord, ExchangeError> {
+    let vars = Vars::new()
+        .byte("pin_reference", reference)
+        .secret("pin", &Secret::new(pin.to_vec()));
+    Ok(pcard::send(ex, &p.commands, Step::VerifyPin, &vars)?.sw)
+}
+
+/// The profile's `pin_logout`, when it has one. Best effort.
+fn logout(ex: &mut cardsmith::transport::Exchange<'_>, p: &Profile, reference: u8) {
+    if p.commands.has(Step::PinLogout) {
+        let vars = Vars::new().byte("pin_reference", reference);
+        let _ = pcard::send(ex, &p.commands, Step::PinLogout, &vars);
+    }
 }
 
 /// The PIN a signature needs before it, given again in the signature's
@@ -238,30 +265,23 @@ pub fn sign(
     pin: Option<PinFirst<'_>>,
 ) -> Result<Vec<u8>, CK_RV> {
     ch.run(|ex| {
-        pcard::select_aid(ex, &p.pki_aid)?;
+        pcard::select_aid(ex, p, &p.pki_aid)?;
         if let Some(pf) = &pin {
-            let sw = ex
-                .transmit(&cmd::verify(pf.reference, Secret::new(pf.pin.to_vec())))?
-                .sw;
+            let sw = verify(ex, p, pf.reference, pf.pin)?;
             if !sw.is_ok() {
                 return Ok(Err(verify_rv(sw)));
             }
         }
-        let mut mse = tlv::build(&[0x80], &[0x11]);
-        mse.extend(tlv::build(&[0x84], &[k.reference]));
-        let sw = ex
-            .transmit(&Command::new(0x00, 0x22, 0x41, k.usage.crt()).with_data(mse))?
-            .sw;
-        if !sw.is_ok() {
-            return Ok(Err(CKR_DEVICE_ERROR));
-        }
-        let c = match k.usage {
-            KeyUsage::Sign => Command::new(0x00, 0x2A, 0x9E, 0x9A),
-            KeyUsage::Authenticate => Command::new(0x00, 0x88, 0x00, 0x00),
-        }
-        .with_data(value.to_vec())
-        .with_ne(256);
-        let resp = ex.transmit(&c)?;
+        let vars = Vars::new()
+            .byte("key_reference", k.reference)
+            .bytes("digest", value);
+        // A refused command before the last (an MSE SET) is the device's
+        // failure, not the holder's.
+        let resp = match pcard::send(ex, &k.commands, Step::Sign, &vars) {
+            Ok(r) => r,
+            Err(ExchangeError::Status { .. }) => return Ok(Err(CKR_DEVICE_ERROR)),
+            Err(e) => return Err(e),
+        };
         Ok::<_, ExchangeError>(match resp.sw {
             StatusWord::Ok => {
                 // In the encoding the profile names for this card.

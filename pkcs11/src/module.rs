@@ -397,7 +397,7 @@ impl Module {
                 t.user = false;
                 t.id_pin = None;
                 if let Some(p) = profiles.get(t.found.profile) {
-                    card::forget_pin(&mut t.chan, &p.pki_aid, p.id_pin.reference);
+                    card::forget_pin(&mut t.chan, p, &p.pki_aid, p.id_pin.reference);
                 }
             }
         }
@@ -480,7 +480,7 @@ impl Module {
             return Err(CKR_USER_ALREADY_LOGGED_IN);
         }
         let p = profiles.get(t.found.profile).ok_or(CKR_GENERAL_ERROR)?;
-        let r = card::verify_pin(&mut t.chan, &p.pki_aid, p.id_pin.reference, &pin, false);
+        let r = card::verify_pin(&mut t.chan, p, &p.pki_aid, p.id_pin.reference, &pin, false);
         if let Err(rv) = r {
             return Err(self.card_failed(i, rv));
         }
@@ -513,7 +513,7 @@ impl Module {
         // The PIN is checked now, so a wrong one is told at once and uses
         // one try; the card forgets it again, and the signature gives it
         // once more in its own transaction.
-        if let Err(rv) = card::verify_pin(&mut t.chan, &p.pki_aid, reference, &pin, true) {
+        if let Err(rv) = card::verify_pin(&mut t.chan, p, &p.pki_aid, reference, &pin, true) {
             return Err(self.card_failed(i, rv));
         }
         if let Some(op) = self.sessions.get_mut(&h).and_then(|s| s.sign.as_mut()) {

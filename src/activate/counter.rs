@@ -982,7 +982,7 @@ impl Counter<'_> {
             changes.push((p.puk.reference, &puk));
         }
         if !changes.is_empty() {
-            ops::set_pins(ch, &changes).map_err(|e| Refusal::card("set_pins", e))?;
+            ops::set_pins(ch, p, &changes).map_err(|e| Refusal::card("set_pins", e))?;
             screen.say("  ok   the card took the holder's PINs; the transport PINs are gone");
         }
         Ok(sig_pin)
@@ -1239,7 +1239,7 @@ impl Counter<'_> {
             .map_err(|r| self.refuse_unblock(&serial, r))?;
         screen.step(5, &format!("Resetting the {label} with the issuer's PUK …"));
         let puk = ops::issuer_puk(key, p, &nid);
-        match ops::unblock(ch, reference, &puk, &new)
+        match ops::unblock(ch, p, reference, &puk, &new)
             .map_err(|e| self.refuse_unblock(&serial, Refusal::card("unblock", e)))?
         {
             UnblockResult::Done => {

@@ -23,14 +23,16 @@ use ring::digest::{digest, SHA256};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Serialize;
 
-use crate::apdu::{cmd, Command, StatusWord};
+use crate::apdu::StatusWord;
 use crate::biometric::FingerPosition;
 use crate::hex;
 use crate::perso::card::{self, LifeCycle, RefStatus, StepError};
+use crate::perso::commands::Step;
 use crate::perso::datagroups;
 use crate::perso::keys::IssuerKey;
 use crate::perso::profile::{CertKind, Encoding, KeyUsage, Profile};
 use crate::pki;
+use crate::script::template::Vars;
 use crate::secret::Secret;
 use crate::tlv;
 use crate::transport::{Channel, ExchangeError, FromExchange};
@@ -178,8 +180,8 @@ fn terminated_or(e: ExchangeError) -> CardError {
 /// Serial and life cycle, the first thing asked of any card.
 pub fn identify(ch: &mut Channel, p: &Profile) -> Result<([u8; 8], LifeCycle), CardError> {
     ch.run(|ex| {
-        card::select_mf(ex)?;
-        Ok::<_, ExchangeError>((card::serial(ex)?, card::life_cycle(ex, p)?))
+        card::select_mf(ex, p)?;
+        Ok::<_, ExchangeError>((card::serial(ex, p)?, card::life_cycle(ex, p)?))
     })
     .map_err(terminated_or)
 }
@@ -423,7 +425,7 @@ fn certificates_and_proof(
             continue;
         }
         let sig = ch.run(|ex| {
-            card::select_aid(ex, &p.pki_aid)?;
+            card::select_aid(ex, p, &p.pki_aid)?;
             card::sign_digest(ex, k, &sha256(&challenge)).map_err(CardError::from)
         });
         let proof = match sig {
@@ -464,8 +466,8 @@ pub fn verify_finger(
     minutiae: &Secret,
 ) -> Result<FingerResult, CardError> {
     let sw = ch.run(|ex| {
-        card::select_aid(ex, &p.identity_aid)?;
-        card::verify_finger(ex, reference, minutiae)
+        card::select_aid(ex, p, &p.identity_aid)?;
+        card::verify_finger(ex, p, reference, minutiae)
     })?;
     finger_result(reference, sw)
 }
@@ -480,8 +482,8 @@ pub fn verify_finger_diagnosed(
     minutiae: &Secret,
 ) -> Result<(FingerResult, StatusWord, Option<card::MatchDiagnostics>), CardError> {
     let (sw, debug) = ch.run(|ex| {
-        card::select_aid(ex, &p.identity_aid)?;
-        card::verify_finger_diagnosed(ex, reference, minutiae)
+        card::select_aid(ex, p, &p.identity_aid)?;
+        card::verify_finger_diagnosed(ex, p, reference, minutiae)
     })?;
     Ok((finger_result(reference, sw)?, sw, debug))
 }
@@ -508,11 +510,13 @@ fn finger_result(reference: u8, sw: StatusWord) -> Result<FingerResult, CardErro
 /// The changes are one transaction; if the card was reset since the
 /// fingerprint match (another process, a pulled card), the match is gone
 /// and the card answers 6982, which the counter reports.
-pub fn set_pins(ch: &mut Channel, values: &[(u8, &Secret)]) -> Result<(), CardError> {
+pub fn set_pins(ch: &mut Channel, p: &Profile, values: &[(u8, &Secret)]) -> Result<(), CardError> {
     ch.run(|ex| {
         for (reference, v) in values {
-            let c = Command::new(0x00, 0x24, 0x01, *reference).with_secret((*v).clone());
-            let r = ex.transmit(&c)?;
+            let vars = Vars::new()
+                .byte("pin_reference", *reference)
+                .secret("new_pin", v);
+            let r = card::send(ex, &p.commands, Step::SetPin, &vars)?;
             if r.sw != StatusWord::Ok {
                 return Err(CardError::Refused {
                     what: format!("CHANGE REFERENCE DATA (reference {reference:02X})"),
@@ -529,7 +533,7 @@ pub fn set_pins(ch: &mut Channel, values: &[(u8, &Secret)]) -> Result<(), CardEr
 /// in transport state.
 pub fn activate(ch: &mut Channel, p: &Profile) -> Result<LifeCycle, CardError> {
     let (sw, lc) = ch.run(|ex| {
-        let sw = card::activate_mf(ex)?;
+        let sw = card::life_cycle_step(ex, p, Step::Activate)?;
         Ok::<_, ExchangeError>((sw, card::life_cycle(ex, p)?))
     })?;
     if sw != StatusWord::Ok {
@@ -572,8 +576,15 @@ pub fn test_signature(
     let d = sha256(&message);
     let pin_ref = p.signature_pin.reference;
     let sig = ch.run(|ex| {
-        card::select_aid(ex, &p.pki_aid)?;
-        let r = ex.transmit(&cmd::verify(pin_ref, pin.clone()))?;
+        card::select_aid(ex, p, &p.pki_aid)?;
+        let r = card::send(
+            ex,
+            &p.commands,
+            Step::VerifyPin,
+            &Vars::new()
+                .byte("pin_reference", pin_ref)
+                .secret("pin", pin),
+        )?;
         if r.sw != StatusWord::Ok {
             return Err(CardError::Refused {
                 what: "VERIFY signature PIN".into(),
@@ -584,7 +595,7 @@ pub fn test_signature(
     })?;
     verify_with_cert(cert, &message, &sig).map_err(CardError::Other)?;
     let again = ch.run(|ex| {
-        card::select_aid(ex, &p.pki_aid)?;
+        card::select_aid(ex, p, &p.pki_aid)?;
         Ok::<_, CardError>(card::sign_digest(ex, k, &d))
     })?;
     let without_pin = match again {
@@ -617,16 +628,18 @@ pub enum UnblockResult {
 /// RESET RETRY COUNTER with the PUK and the new PIN (P1=00).
 pub fn unblock(
     ch: &mut Channel,
+    p: &Profile,
     pin_reference: u8,
     puk: &Secret,
     new_pin: &Secret,
 ) -> Result<UnblockResult, CardError> {
     let sw = ch.run(|ex| {
-        card::select_mf(ex)?;
-        Ok::<_, ExchangeError>(
-            ex.transmit(&cmd::reset_retry_counter(pin_reference, puk, new_pin))?
-                .sw,
-        )
+        card::select_mf(ex, p)?;
+        let vars = Vars::new()
+            .byte("pin_reference", pin_reference)
+            .secret("puk", puk)
+            .secret("new_pin", new_pin);
+        Ok::<_, ExchangeError>(card::send(ex, &p.commands, Step::ResetRetryCounter, &vars)?.sw)
     })?;
     match sw {
         StatusWord::Ok => Ok(UnblockResult::Done),

@@ -307,8 +307,8 @@ pub fn process_card(ctx: &StationCtx, ch: &mut Channel, reader: &str) -> CardRes
         };
     }
     let ident = ch.run(|ex| {
-        card::select_mf(ex)?;
-        Ok::<_, ExchangeError>((card::life_cycle(ex, p)?, card::serial(ex)?))
+        card::select_mf(ex, p)?;
+        Ok::<_, ExchangeError>((card::life_cycle(ex, p)?, card::serial(ex, p)?))
     });
     let (lc, serial) = match ident {
         Ok(x) => x,
@@ -640,7 +640,7 @@ fn recover(
             // Interrupted before the scripts created anything: the card is
             // as it came, and takes the next record like any blank card.
             let fresh = matches!(
-                ch.run(|ex| card::select_aid(ex, &p.identity_aid)),
+                ch.run(|ex| card::select_aid(ex, p, &p.identity_aid)),
                 Err(ExchangeError::Status { .. })
             );
             if fresh {

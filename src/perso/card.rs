@@ -3,14 +3,91 @@
 //! malformed one is an [`ExchangeError::BadResponseData`] that says what was
 //! expected (and never quotes secret data).
 
-use crate::apdu::{cmd, Command, StatusWord};
+use crate::apdu::{Response, StatusWord};
+use crate::script::template::Vars;
 use crate::secret::Secret;
 use crate::tlv;
 use crate::transport::{Channel, Exchange, ExchangeError, Selected};
 use std::collections::BTreeMap;
 
+use super::commands::{Commands, Step};
 use super::keys::IssuerKey;
 use super::profile::{KeySpec, Profile};
+
+/// Send the profile's commands for `step` with `vars`: every command but
+/// the last must answer 9000 (an MSE SET before a signature, say); the
+/// card's answer to the last. The engines send nothing else, so they know
+/// what a command is for and never its bytes.
+pub fn send(
+    ex: &mut Exchange<'_>,
+    commands: &Commands,
+    step: Step,
+    vars: &Vars,
+) -> Result<Response, ExchangeError> {
+    let cmds = commands
+        .build(step, vars)
+        .map_err(|detail| ExchangeError::Profile {
+            command: step.to_string(),
+            detail,
+        })?;
+    let mut last = None;
+    let n = cmds.len();
+    for (i, c) in cmds.iter().enumerate() {
+        if i + 1 < n {
+            ex.expect_ok(c)?;
+        } else {
+            last = Some(ex.transmit(c)?);
+        }
+    }
+    last.ok_or_else(|| ExchangeError::Profile {
+        command: step.to_string(),
+        detail: "the step has no command".into(),
+    })
+}
+
+/// [`send`], and the card must answer 9000: its data.
+pub fn send_ok(
+    ex: &mut Exchange<'_>,
+    commands: &Commands,
+    step: Step,
+    vars: &Vars,
+) -> Result<Vec<u8>, ExchangeError> {
+    let r = send(ex, commands, step, vars)?;
+    if r.sw.is_ok() {
+        Ok(r.data)
+    } else {
+        Err(ExchangeError::Status {
+            command: step_name(step),
+            sw: r.sw,
+        })
+    }
+}
+
+/// How a step is named in messages: what it is for.
+fn step_name(step: Step) -> String {
+    match step {
+        Step::SelectMf => "SELECT MF",
+        Step::SelectApplication => "SELECT application",
+        Step::SelectFile => "SELECT EF",
+        Step::GetData => "GET DATA",
+        Step::GetChallenge => "GET CHALLENGE",
+        Step::ExternalAuthenticate => "EXTERNAL AUTHENTICATE",
+        Step::VerifyPin => "VERIFY",
+        Step::PinLogout => "VERIFY (log out)",
+        Step::SetPin => "CHANGE REFERENCE DATA",
+        Step::ResetRetryCounter => "RESET RETRY COUNTER",
+        Step::EnrolFinger => "fingerprint enrolment",
+        Step::VerifyFinger => "fingerprint VERIFY",
+        Step::ClosePersonalization => "closing personalization",
+        Step::Activate => "ACTIVATE",
+        Step::Terminate => "TERMINATE",
+        Step::ClosedProbe => "the closed-card probe",
+        Step::Generate => "GENERATE ASYMMETRIC KEY PAIR",
+        Step::ReadPublicKey => "GENERATE ASYMMETRIC KEY PAIR (read public key)",
+        Step::Sign => "signature",
+    }
+    .to_string()
+}
 
 /// The card life cycle, as the card reports it (GET DATA, profile tag).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -64,9 +141,31 @@ fn bad(command: &str, detail: impl Into<String>) -> ExchangeError {
     }
 }
 
+/// GET DATA of `tag` (the profile's `get_data`): the card's answer.
+fn get_data(ex: &mut Exchange<'_>, p: &Profile, tag: u16) -> Result<Response, ExchangeError> {
+    send(
+        ex,
+        &p.commands,
+        Step::GetData,
+        &Vars::new().bytes("tag", &tag.to_be_bytes()),
+    )
+}
+
 /// The value of primitive data object `tag` in a GET DATA response.
-fn get_data_value(ex: &mut Exchange<'_>, tag: u16, what: &str) -> Result<Vec<u8>, ExchangeError> {
-    let data = ex.expect_ok(&cmd::get_data(tag, 256))?;
+fn get_data_value(
+    ex: &mut Exchange<'_>,
+    p: &Profile,
+    tag: u16,
+    what: &str,
+) -> Result<Vec<u8>, ExchangeError> {
+    let r = get_data(ex, p, tag)?;
+    if !r.sw.is_ok() {
+        return Err(ExchangeError::Status {
+            command: what.to_string(),
+            sw: r.sw,
+        });
+    }
+    let data = r.data;
     let nodes = tlv::decode(&data);
     let tag_bytes = tag.to_be_bytes();
     let n = tlv::expect_one(
@@ -87,28 +186,33 @@ fn get_data_value(ex: &mut Exchange<'_>, tag: u16, what: &str) -> Result<Vec<u8>
 /// Make the MF the current DF: a SELECT unless the channel knows the card
 /// is there already (see [`crate::transport::Selected`]; after a reset or a
 /// failed operation it does not know, and this selects).
-pub fn select_mf(ex: &mut Exchange<'_>) -> Result<(), ExchangeError> {
+pub fn select_mf(ex: &mut Exchange<'_>, p: &Profile) -> Result<(), ExchangeError> {
     if ex.selected() == Some(&Selected::Mf) {
         return Ok(());
     }
-    ex.expect_ok(&cmd::select_mf(cmd::SelectReturn::Nothing))?;
+    send_ok(ex, &p.commands, Step::SelectMf, &Vars::new())?;
     Ok(())
 }
 
 /// Make application `aid` the current DF: a SELECT unless the channel
 /// knows the card is there already (as [`select_mf`]).
-pub fn select_aid(ex: &mut Exchange<'_>, aid: &[u8]) -> Result<(), ExchangeError> {
+pub fn select_aid(ex: &mut Exchange<'_>, p: &Profile, aid: &[u8]) -> Result<(), ExchangeError> {
     if matches!(ex.selected(), Some(Selected::Aid(a)) if a.as_slice() == aid) {
         return Ok(());
     }
-    ex.expect_ok(&cmd::select_by_aid(aid, cmd::SelectReturn::Nothing))?;
+    send_ok(
+        ex,
+        &p.commands,
+        Step::SelectApplication,
+        &Vars::new().bytes("aid", aid),
+    )?;
     Ok(())
 }
 
 /// Select EF `fid` in the current DF; its size from the FCP.
-fn select_ef_size(ex: &mut Exchange<'_>, fid: u16) -> Result<usize, ExchangeError> {
+fn select_ef_size(ex: &mut Exchange<'_>, p: &Profile, fid: u16) -> Result<usize, ExchangeError> {
     let what = format!("SELECT EF {fid:04X}");
-    let fcp = ex.expect_ok(&cmd::select_ef(fid, cmd::SelectReturn::Fcp))?;
+    let fcp = select_ef(ex, p, fid)?;
     let nodes = tlv::decode(&fcp);
     let top = tlv::expect_one(&nodes, &[0x62]).map_err(|e| bad(&what, e))?;
     let size = tlv::child_value(top, &[0x80])
@@ -119,6 +223,24 @@ fn select_ef_size(ex: &mut Exchange<'_>, fid: u16) -> Result<usize, ExchangeErro
         return Err(bad(&what, format!("file size {size} is implausible")));
     }
     Ok(size)
+}
+
+/// Select EF `fid` in the current DF (the profile's `select_file`): its FCP.
+fn select_ef(ex: &mut Exchange<'_>, p: &Profile, fid: u16) -> Result<Vec<u8>, ExchangeError> {
+    let r = send(
+        ex,
+        &p.commands,
+        Step::SelectFile,
+        &Vars::new().bytes("fid", &fid.to_be_bytes()),
+    )?;
+    if r.sw.is_ok() {
+        Ok(r.data)
+    } else {
+        Err(ExchangeError::Status {
+            command: format!("SELECT EF {fid:04X}"),
+            sw: r.sw,
+        })
+    }
 }
 
 /// How much the first READ BINARY of a data object asks for: small data
@@ -133,16 +255,20 @@ const TLV_HEADER_MAX: usize = 8;
 /// a first chunk, then exactly the rest its header announces, so the padding
 /// after it is not transferred. An EF whose start is not a TLV header is
 /// read whole.
-pub fn read_tlv_ef(ex: &mut Exchange<'_>, fid: u16) -> Result<Vec<u8>, ExchangeError> {
-    let size = select_ef_size(ex, fid)?;
+pub fn read_tlv_ef(ex: &mut Exchange<'_>, p: &Profile, fid: u16) -> Result<Vec<u8>, ExchangeError> {
+    let size = select_ef_size(ex, p, fid)?;
     read_tlv_rest(ex, size, None)
 }
 
 /// [`read_tlv_ef`] for an EF that holds a citizen's personal data (a data
 /// group, a certificate): the trace shows `PERSONAL(n bytes)` for what the
 /// card answers to the READ BINARY commands.
-pub fn read_personal_ef(ex: &mut Exchange<'_>, fid: u16) -> Result<Vec<u8>, ExchangeError> {
-    read_personal_ef_expecting(ex, fid, None)
+pub fn read_personal_ef(
+    ex: &mut Exchange<'_>,
+    p: &Profile,
+    fid: u16,
+) -> Result<Vec<u8>, ExchangeError> {
+    read_personal_ef_expecting(ex, p, fid, None)
 }
 
 /// [`read_personal_ef`] when the caller knows how long the data object
@@ -153,10 +279,11 @@ pub fn read_personal_ef(ex: &mut Exchange<'_>, fid: u16) -> Result<Vec<u8>, Exch
 /// its own length; the expectation only sizes the reads.
 pub fn read_personal_ef_expecting(
     ex: &mut Exchange<'_>,
+    p: &Profile,
     fid: u16,
     expected: Option<usize>,
 ) -> Result<Vec<u8>, ExchangeError> {
-    let size = select_ef_size(ex, fid)?;
+    let size = select_ef_size(ex, p, fid)?;
     ex.personal(|ex| read_tlv_rest(ex, size, expected))
 }
 
@@ -191,8 +318,13 @@ fn read_tlv_rest(
 }
 
 /// Select EF `fid` in the current DF and write `data` at offset 0.
-pub fn write_ef(ex: &mut Exchange<'_>, fid: u16, data: &[u8]) -> Result<(), ExchangeError> {
-    ex.expect_ok(&cmd::select_ef(fid, cmd::SelectReturn::Nothing))?;
+pub fn write_ef(
+    ex: &mut Exchange<'_>,
+    p: &Profile,
+    fid: u16,
+    data: &[u8],
+) -> Result<(), ExchangeError> {
+    select_ef(ex, p, fid)?;
     ex.update_binary(0, data)
 }
 
@@ -200,10 +332,11 @@ pub fn write_ef(ex: &mut Exchange<'_>, fid: u16, data: &[u8]) -> Result<(), Exch
 /// certificate): the commands' data fields are marked personal.
 pub fn write_personal_ef(
     ex: &mut Exchange<'_>,
+    p: &Profile,
     fid: u16,
     data: &[u8],
 ) -> Result<(), ExchangeError> {
-    ex.expect_ok(&cmd::select_ef(fid, cmd::SelectReturn::Nothing))?;
+    select_ef(ex, p, fid)?;
     ex.update_binary_personal(0, data)
 }
 
@@ -227,7 +360,7 @@ pub fn store_data(ex: &mut Exchange<'_>, dgis: &[(u16, Vec<u8>)]) -> Result<(), 
 
 pub fn life_cycle(ex: &mut Exchange<'_>, p: &Profile) -> Result<LifeCycle, ExchangeError> {
     let what = "GET DATA (card life cycle)";
-    let v = get_data_value(ex, p.life_cycle_tag, what)?;
+    let v = get_data_value(ex, p, p.life_cycle_tag, what)?;
     match v.as_slice() {
         [b] => LifeCycle::from_byte(*b)
             .ok_or_else(|| bad(what, format!("unknown life cycle value {b:02X}"))),
@@ -237,9 +370,10 @@ pub fn life_cycle(ex: &mut Exchange<'_>, p: &Profile) -> Result<LifeCycle, Excha
 
 /// The 8-byte card serial from the CPLC (IC serial number ‖ IC
 /// pre-personalization equipment identifier).
-pub fn serial(ex: &mut Exchange<'_>) -> Result<[u8; 8], ExchangeError> {
+pub fn serial(ex: &mut Exchange<'_>, p: &Profile) -> Result<[u8; 8], ExchangeError> {
     let what = "GET DATA 9F7F (CPLC)";
-    let v = get_data_value(ex, 0x9F7F, what)?;
+    // The GlobalPlatform card production life cycle data object.
+    let v = get_data_value(ex, p, 0x9F7F, what)?;
     // IC serial number at CPLC offset 12, IC batch identifier at 30.
     let part = |at: usize| v.get(at..at + 4).and_then(|p| <[u8; 4]>::try_from(p).ok());
     match (v.len(), part(12), part(30)) {
@@ -259,24 +393,41 @@ pub fn issuer_authenticate(
     serial: &[u8; 8],
 ) -> Result<(), ExchangeError> {
     let n = usize::from(p.challenge_length);
-    let challenge = ex.expect_ok(&cmd::get_challenge(n))?;
+    let challenge = send_ok(
+        ex,
+        &p.commands,
+        Step::GetChallenge,
+        &Vars::new().byte("length", p.challenge_length),
+    )?;
     if challenge.len() != n {
         return Err(bad(
             "GET CHALLENGE",
             format!("expected {n} bytes, found {}", challenge.len()),
         ));
     }
-    let cryptogram = key.cryptogram(&challenge, serial);
-    let c = Command::new(0x00, 0x82, 0x00, p.issuer_key_reference)
-        .with_secret(Secret::new(cryptogram.to_vec()));
-    ex.expect_ok(&c)?;
+    let cryptogram = Secret::new(key.cryptogram(&challenge, serial).to_vec());
+    send_ok(
+        ex,
+        &p.commands,
+        Step::ExternalAuthenticate,
+        &Vars::new()
+            .byte("key_reference", p.issuer_key_reference)
+            .secret("cryptogram", &cryptogram),
+    )?;
     Ok(())
 }
 
 /// The card's PIN and biometric reference states.
 pub fn status_list(ex: &mut Exchange<'_>, p: &Profile) -> Result<Vec<RefStatus>, ExchangeError> {
     let what = "GET DATA (PIN and biometric status)";
-    let data = ex.expect_ok(&cmd::get_data(p.status_tag, 256))?;
+    let r = get_data(ex, p, p.status_tag)?;
+    if !r.sw.is_ok() {
+        return Err(ExchangeError::Status {
+            command: what.to_string(),
+            sw: r.sw,
+        });
+    }
+    let data = r.data;
     let nodes = tlv::decode(&data);
     // The entries, either bare or wrapped in the status tag.
     let tag = p.status_tag.to_be_bytes();
@@ -321,21 +472,6 @@ pub fn status_list(ex: &mut Exchange<'_>, p: &Profile) -> Result<Vec<RefStatus>,
     Ok(out)
 }
 
-/// The body of a GENERATE ASYMMETRIC KEY PAIR control reference template.
-fn key_crt(k: &KeySpec, with_policy: bool) -> Vec<u8> {
-    let mut inner = tlv::build(&[0x83], &[k.reference]);
-    inner.extend(tlv::build(&[0x80], &[0x11]));
-    if with_policy {
-        if let Some(pin) = k.pin {
-            inner.extend(tlv::build(&[0x9C], &[pin]));
-            if k.pin_per_use {
-                inner.extend(tlv::build(&[0x9D], &[0x01]));
-            }
-        }
-    }
-    tlv::build(&[k.usage.crt()], &inner)
-}
-
 /// The card's public point for key `k`, from its answer in the profile's
 /// encoding ([`super::encoding::public_point`]).
 fn parse_public_key(k: &KeySpec, data: &[u8], what: &str) -> Result<Vec<u8>, ExchangeError> {
@@ -344,40 +480,29 @@ fn parse_public_key(k: &KeySpec, data: &[u8], what: &str) -> Result<Vec<u8>, Exc
 
 /// Generate key pair `k` on the card; its public point.
 pub fn generate_key(ex: &mut Exchange<'_>, k: &KeySpec) -> Result<Vec<u8>, ExchangeError> {
-    let c = Command::new(0x00, 0x46, 0x00, 0x00)
-        .with_data(key_crt(k, true))
-        .with_ne(256);
-    let data = ex.expect_ok(&c)?;
+    let vars = Vars::new().byte("key_reference", k.reference);
+    let data = send_ok(ex, &k.commands, Step::Generate, &vars)?;
     parse_public_key(k, &data, "GENERATE ASYMMETRIC KEY PAIR")
 }
 
 /// Read the public point of an existing key pair.
 pub fn read_public_key(ex: &mut Exchange<'_>, k: &KeySpec) -> Result<Vec<u8>, ExchangeError> {
-    let c = Command::new(0x00, 0x46, 0x81, 0x00)
-        .with_data(key_crt(k, false))
-        .with_ne(256);
-    let data = ex.expect_ok(&c)?;
+    let vars = Vars::new().byte("key_reference", k.reference);
+    let data = send_ok(ex, &k.commands, Step::ReadPublicKey, &vars)?;
     parse_public_key(k, &data, "GENERATE ASYMMETRIC KEY PAIR (read public key)")
 }
 
-/// Have the card sign a SHA-256 digest with key `k` (MSE SET, then PSO
-/// COMPUTE DIGITAL SIGNATURE or INTERNAL AUTHENTICATE); the raw r ‖ s,
-/// whatever the profile says the card answers.
+/// Have the card sign a SHA-256 digest with key `k` (the key's `sign`
+/// commands); the raw r ‖ s, whatever the profile says the card answers.
 pub fn sign_digest(
     ex: &mut Exchange<'_>,
     k: &KeySpec,
     digest: &[u8; 32],
 ) -> Result<Vec<u8>, StepError> {
-    let mut mse = tlv::build(&[0x80], &[0x11]);
-    mse.extend(tlv::build(&[0x84], &[k.reference]));
-    ex.expect_ok(&Command::new(0x00, 0x22, 0x41, k.usage.crt()).with_data(mse))?;
-    let c = match k.usage {
-        super::profile::KeyUsage::Sign => Command::new(0x00, 0x2A, 0x9E, 0x9A),
-        super::profile::KeyUsage::Authenticate => Command::new(0x00, 0x88, 0x00, 0x00),
-    }
-    .with_data(digest.to_vec())
-    .with_ne(256);
-    let r = ex.transmit(&c)?;
+    let vars = Vars::new()
+        .byte("key_reference", k.reference)
+        .bytes("digest", digest);
+    let r = send(ex, &k.commands, Step::Sign, &vars)?;
     if r.sw != StatusWord::Ok {
         return Err(StepError::Refused(r.sw));
     }
@@ -458,23 +583,27 @@ pub fn enrol_finger(
     position_code: u8,
     minutiae: &Secret,
 ) -> Result<(), ExchangeError> {
-    let mut body = bit(p, reference, position_code);
-    body.extend(tlv::build(&[0x5F, 0x2E], minutiae.expose()));
-    body.extend(tlv::build(&[0x91], &[p.bio_try_limit]));
-    let c = Command::new(0x00, 0xDA, 0x02, reference).with_secret(Secret::new(body));
-    ex.expect_ok(&c)?;
+    let vars = Vars::new()
+        .byte("reference", reference)
+        .byte("finger_position", position_code)
+        .bytes("bit", &bit(p, reference, position_code))
+        .secret("minutiae", minutiae)
+        .byte("try_limit", p.bio_try_limit);
+    send_ok(ex, &p.commands, Step::EnrolFinger, &vars)?;
     Ok(())
 }
 
 /// VERIFY with a biometric probe (compact minutiae): the card's status word.
 pub fn verify_finger(
     ex: &mut Exchange<'_>,
+    p: &Profile,
     reference: u8,
     minutiae: &Secret,
 ) -> Result<StatusWord, ExchangeError> {
-    let body = tlv::build(&[0x7F, 0x2E], &tlv::build(&[0x81], minutiae.expose()));
-    let c = Command::new(0x00, 0x21, 0x00, reference).with_secret(Secret::new(body));
-    Ok(ex.transmit(&c)?.sw)
+    let vars = Vars::new()
+        .byte("reference", reference)
+        .secret("minutiae", minutiae);
+    Ok(send(ex, &p.commands, Step::VerifyFinger, &vars)?.sw)
 }
 
 /// GET DATA tag of the card's BIT group template (SP 800-73-4, MINEX II).
@@ -500,11 +629,12 @@ pub struct MatchDiagnostics {
 /// `None`).
 pub fn verify_finger_diagnosed(
     ex: &mut Exchange<'_>,
+    p: &Profile,
     reference: u8,
     minutiae: &Secret,
 ) -> Result<(StatusWord, Option<MatchDiagnostics>), ExchangeError> {
-    let sw = verify_finger(ex, reference, minutiae)?;
-    let r = ex.transmit(&cmd::get_data(SCORE_TAG, 256))?;
+    let sw = verify_finger(ex, p, reference, minutiae)?;
+    let r = get_data(ex, p, SCORE_TAG)?;
     if r.sw != StatusWord::Ok {
         return Ok((sw, None));
     }
@@ -540,9 +670,12 @@ pub fn verify_finger_diagnosed(
 
 /// The card's BIT group template (GET DATA 7F61): its BITs, each as the
 /// whole 7F60 data object. `None` when the card has no such object (6A88).
-pub fn bit_group(ex: &mut Exchange<'_>) -> Result<Option<Vec<Vec<u8>>>, ExchangeError> {
+pub fn bit_group(
+    ex: &mut Exchange<'_>,
+    p: &Profile,
+) -> Result<Option<Vec<Vec<u8>>>, ExchangeError> {
     let what = "GET DATA (biometric information template group)";
-    let r = ex.transmit(&cmd::get_data(BIT_GROUP_TAG, 256))?;
+    let r = get_data(ex, p, BIT_GROUP_TAG)?;
     if matches!(
         r.sw,
         StatusWord::ReferenceNotFound | StatusWord::FileNotFound
@@ -592,10 +725,16 @@ pub fn bit_group(ex: &mut Exchange<'_>) -> Result<Option<Vec<Vec<u8>>>, Exchange
     Ok(Some(bits))
 }
 
-/// ACTIVATE FILE on the MF: closes personalization on a blank card.
-pub fn activate_mf(ex: &mut Exchange<'_>) -> Result<StatusWord, ExchangeError> {
-    select_mf(ex)?;
-    Ok(ex.transmit(&cmd::activate_file())?.sw)
+/// A life cycle step of the profile (`close_personalization`,
+/// `activate`, `terminate`), sent with the MF selected: the card's status
+/// word.
+pub fn life_cycle_step(
+    ex: &mut Exchange<'_>,
+    p: &Profile,
+    step: Step,
+) -> Result<StatusWord, ExchangeError> {
+    select_mf(ex, p)?;
+    Ok(send(ex, &p.commands, step, &Vars::new())?.sw)
 }
 
 /// TERMINATE CARD USAGE on the MF (ISO/IEC 7816-9 §8.8): the card refuses
@@ -621,12 +760,12 @@ pub fn terminate(
                 _ => false,
             };
         let r = ch.run(|ex| {
-            select_mf(ex)?;
+            select_mf(ex, p)?;
             // Over the secure channel the card knows the issuer already.
-            if attempt == 1 && !secure {
+            if attempt == 1 && !secure && p.commands.has(Step::ExternalAuthenticate) {
                 issuer_authenticate(ex, p, key, serial)?;
             }
-            Ok::<_, ExchangeError>(ex.transmit(&cmd::terminate_card_usage())?.sw)
+            life_cycle_step(ex, p, Step::Terminate)
         });
         if let (true, Some(o)) = (secure, &sd) {
             crate::scp03::link::close(ch, o);
@@ -674,21 +813,23 @@ pub fn read_back_expecting(
 ) -> Result<ReadBack, ExchangeError> {
     ch.run(|ex| {
         let mut rb = ReadBack::default();
-        select_aid(ex, &p.identity_aid)?;
+        select_aid(ex, p, &p.identity_aid)?;
         for dg in &p.data_groups {
             let expected = lengths.get(&dg.fid).copied();
             rb.dgs.insert(
                 dg.number,
-                soft(read_personal_ef_expecting(ex, dg.fid, expected))?,
+                soft(read_personal_ef_expecting(ex, p, dg.fid, expected))?,
             );
         }
-        let sod = select_ef_size(ex, p.sod_fid)
+        let sod = select_ef_size(ex, p, p.sod_fid)
             .and_then(|size| read_tlv_rest(ex, size, lengths.get(&p.sod_fid).copied()));
         rb.sod = Some(soft(sod)?);
-        select_aid(ex, &p.pki_aid)?;
+        select_aid(ex, p, &p.pki_aid)?;
         for k in &p.keys {
-            rb.certs
-                .insert(k.reference, soft(read_personal_ef(ex, k.certificate_fid))?);
+            rb.certs.insert(
+                k.reference,
+                soft(read_personal_ef(ex, p, k.certificate_fid))?,
+            );
             rb.points.insert(k.reference, soft(read_public_key(ex, k))?);
         }
         Ok(rb)
@@ -708,6 +849,172 @@ fn soft(r: Result<Vec<u8>, ExchangeError>) -> Result<Result<Vec<u8>, String>, Ex
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apdu::{cmd, Command};
+
+    fn one(p: &Profile, step: Step, vars: Vars) -> Vec<u8> {
+        let c = p.commands.build(step, &vars).unwrap();
+        assert_eq!(c.len(), 1, "{step}");
+        c[0].encode().unwrap()
+    }
+
+    fn enc(c: &Command) -> Vec<u8> {
+        c.encode().unwrap()
+    }
+
+    /// The reference profile's templates make exactly the commands the
+    /// host sent before they moved into the profile (wire's ISO builders
+    /// and the key commands' former hand-built bytes).
+    #[test]
+    fn the_reference_profile_makes_the_reference_cards_commands() {
+        let p = Profile::reference();
+        let none = cmd::SelectReturn::Nothing;
+        let aid = [0xF0, 0x43, 0x53, 0x4D, 0x49, 0x44, 0x01];
+        assert_eq!(
+            one(&p, Step::SelectMf, Vars::new()),
+            enc(&cmd::select_mf(none))
+        );
+        assert_eq!(
+            one(&p, Step::SelectApplication, Vars::new().bytes("aid", &aid)),
+            enc(&cmd::select_by_aid(&aid, none))
+        );
+        assert_eq!(
+            one(
+                &p,
+                Step::SelectFile,
+                Vars::new().bytes("fid", &[0x01, 0x02])
+            ),
+            enc(&cmd::select_ef(0x0102, cmd::SelectReturn::Fcp))
+        );
+        assert_eq!(
+            one(&p, Step::GetData, Vars::new().bytes("tag", &[0x9F, 0x7F])),
+            enc(&cmd::get_data(0x9F7F, 256))
+        );
+        assert_eq!(
+            one(&p, Step::GetChallenge, Vars::new().byte("length", 16)),
+            enc(&cmd::get_challenge(16))
+        );
+        let pin = Secret::new(b"123456".to_vec());
+        let puk = Secret::new(b"87654321".to_vec());
+        let v = || Vars::new().byte("pin_reference", 0x81);
+        assert_eq!(
+            one(&p, Step::VerifyPin, v().secret("pin", &pin)),
+            enc(&cmd::verify(0x81, pin.clone()))
+        );
+        assert_eq!(one(&p, Step::PinLogout, v()), enc(&cmd::verify_reset(0x81)));
+        assert_eq!(
+            one(
+                &p,
+                Step::ResetRetryCounter,
+                v().secret("puk", &puk).secret("new_pin", &pin)
+            ),
+            enc(&cmd::reset_retry_counter(0x81, &puk, &pin))
+        );
+        assert_eq!(
+            one(
+                &p,
+                Step::SetPin,
+                v().secret("old_pin", &puk).secret("new_pin", &pin)
+            ),
+            enc(&Command::new(0x00, 0x24, 0x01, 0x81).with_secret(pin.clone()))
+        );
+        for step in [Step::ClosePersonalization, Step::Activate] {
+            assert_eq!(one(&p, step, Vars::new()), enc(&cmd::activate_file()));
+        }
+        assert_eq!(
+            one(&p, Step::Terminate, Vars::new()),
+            enc(&cmd::terminate_card_usage())
+        );
+        let fcp = tlv::build(
+            &[0x62],
+            &[
+                tlv::build(&[0x80], &[0x00, 0x10]),
+                tlv::build(&[0x82], &[0x01]),
+                tlv::build(&[0x83], &[0x7F, 0x7E]),
+            ]
+            .concat(),
+        );
+        assert_eq!(
+            one(&p, Step::ClosedProbe, Vars::new()),
+            enc(&cmd::create_file(&fcp))
+        );
+        // Biometrics.
+        let minutiae = Secret::new(vec![0x11; 30]);
+        let bit = bit(&p, 0x85, 2);
+        let mut body = bit.clone();
+        body.extend(tlv::build(&[0x5F, 0x2E], minutiae.expose()));
+        body.extend(tlv::build(&[0x91], &[p.bio_try_limit]));
+        let enrol = Vars::new()
+            .byte("reference", 0x85)
+            .byte("finger_position", 2)
+            .bytes("bit", &bit)
+            .secret("minutiae", &minutiae)
+            .byte("try_limit", p.bio_try_limit);
+        assert_eq!(
+            one(&p, Step::EnrolFinger, enrol),
+            enc(&Command::new(0x00, 0xDA, 0x02, 0x85).with_secret(Secret::new(body)))
+        );
+        let probe = tlv::build(&[0x7F, 0x2E], &tlv::build(&[0x81], minutiae.expose()));
+        assert_eq!(
+            one(
+                &p,
+                Step::VerifyFinger,
+                Vars::new()
+                    .byte("reference", 0x85)
+                    .secret("minutiae", &minutiae)
+            ),
+            enc(&Command::new(0x00, 0x21, 0x00, 0x85).with_secret(Secret::new(probe)))
+        );
+        // The keys: control reference templates A4 / B6 with the key
+        // reference and ECDSA P-256 (80 11); the signature key bound to
+        // PIN 2 for every use (9C 02, 9D 01).
+        let digest = [7u8; 32];
+        for k in &p.keys {
+            let crt = k.usage.crt();
+            let kv = || Vars::new().byte("key_reference", k.reference);
+            let mut inner = tlv::build(&[0x83], &[k.reference]);
+            inner.extend(tlv::build(&[0x80], &[0x11]));
+            let read = Command::new(0x00, 0x46, 0x81, 0x00)
+                .with_data(tlv::build(&[crt], &inner))
+                .with_ne(256);
+            if let Some(pin) = k.pin {
+                inner.extend(tlv::build(&[0x9C], &[pin]));
+                inner.extend(tlv::build(&[0x9D], &[0x01]));
+            }
+            let generate = Command::new(0x00, 0x46, 0x00, 0x00)
+                .with_data(tlv::build(&[crt], &inner))
+                .with_ne(256);
+            let key = |step| {
+                k.commands
+                    .build(step, &kv().bytes("digest", &digest))
+                    .unwrap()
+            };
+            assert_eq!(
+                key(Step::Generate).iter().map(enc).collect::<Vec<_>>(),
+                [enc(&generate)]
+            );
+            assert_eq!(
+                key(Step::ReadPublicKey).iter().map(enc).collect::<Vec<_>>(),
+                [enc(&read)]
+            );
+            let mut mse = tlv::build(&[0x80], &[0x11]);
+            mse.extend(tlv::build(&[0x84], &[k.reference]));
+            let pso = match k.usage {
+                super::super::profile::KeyUsage::Sign => Command::new(0x00, 0x2A, 0x9E, 0x9A),
+                super::super::profile::KeyUsage::Authenticate => {
+                    Command::new(0x00, 0x88, 0x00, 0x00)
+                }
+            }
+            .with_data(digest.to_vec())
+            .with_ne(256);
+            assert_eq!(
+                key(Step::Sign).iter().map(enc).collect::<Vec<_>>(),
+                [
+                    enc(&Command::new(0x00, 0x22, 0x41, crt).with_data(mse)),
+                    enc(&pso)
+                ]
+            );
+        }
+    }
 
     #[test]
     fn finger_subtypes_round_trip() {

@@ -13,7 +13,7 @@ use ring::digest::{digest, SHA256};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Serialize;
 
-use crate::apdu::{cmd, StatusWord};
+use crate::apdu::StatusWord;
 use crate::hex;
 use crate::pki;
 use crate::script::eval::{Env, Value};
@@ -24,6 +24,7 @@ use crate::transport::{Channel, Exchange, ExchangeError};
 
 use super::card::{self, LifeCycle, StepError};
 use super::certs;
+use super::commands::Step;
 use super::datagroups::{self, DatePair, Fields};
 use super::keys::IssuerKey;
 use super::profile::{CertKind, KeySpec, KeyUsage, Profile};
@@ -199,9 +200,9 @@ fn personalize_inner(
     // Stage: the card must be blank; learn its serial; authenticate.
     let serial = ch
         .run(|ex| {
-            card::select_mf(ex)?;
+            card::select_mf(ex, p)?;
             let lc = card::life_cycle(ex, p)?;
-            let s = card::serial(ex)?;
+            let s = card::serial(ex, p)?;
             count(apdus, ex);
             Ok::<_, ExchangeError>((lc, s))
         })
@@ -430,7 +431,7 @@ fn stage_enrol(
         ));
     }
     ch.run(|ex| {
-        card::select_aid(ex, &p.identity_aid)?;
+        card::select_aid(ex, p, &p.identity_aid)?;
         for (f, r) in input.fingers.iter().zip(&p.bio_references) {
             card::enrol_finger(ex, p, *r, f.position_code, &f.minutiae)?;
         }
@@ -452,7 +453,7 @@ fn stage_data_groups(
 ) -> Result<usize, PersoError> {
     let store_data = p.security_domain.as_ref().is_some_and(|sd| sd.store_data);
     ch.run(|ex| {
-        card::select_aid(ex, &p.identity_aid)?;
+        card::select_aid(ex, p, &p.identity_aid)?;
         if store_data {
             let dgis: Vec<(u16, Vec<u8>)> = p
                 .data_groups
@@ -463,7 +464,7 @@ fn stage_data_groups(
         } else {
             for dg in &p.data_groups {
                 if let Some(b) = dgs.get(&dg.number) {
-                    card::write_personal_ef(ex, dg.fid, b)?;
+                    card::write_personal_ef(ex, p, dg.fid, b)?;
                 }
             }
         }
@@ -497,7 +498,7 @@ fn stage_keys(
     for k in &p.keys {
         let point = ch
             .run(|ex| {
-                card::select_aid(ex, &p.pki_aid)?;
+                card::select_aid(ex, p, &p.pki_aid)?;
                 let r = card::generate_key(ex, k);
                 count(apdus, ex);
                 r
@@ -507,7 +508,7 @@ fn stage_keys(
             .map_err(|e| PersoError::msg(Stage::Keys, format!("key {}: {e}", k.name)))?;
         let signature = ch
             .run(|ex| {
-                card::select_aid(ex, &p.pki_aid)?;
+                card::select_aid(ex, p, &p.pki_aid)?;
                 let r = card::sign_digest(ex, k, &sha256(&info));
                 count(apdus, ex);
                 r.map_err(StepErr)
@@ -545,8 +546,8 @@ fn stage_keys(
             )
         })?;
         ch.run(|ex| {
-            card::select_aid(ex, &p.pki_aid)?;
-            let r = card::write_personal_ef(ex, k.certificate_fid, &cert);
+            card::select_aid(ex, p, &p.pki_aid)?;
+            let r = card::write_personal_ef(ex, p, k.certificate_fid, &cert);
             count(apdus, ex);
             r
         })
@@ -575,8 +576,8 @@ fn stage_security_object(
     let sod = pki::build_sod(&covered, iss.signer)
         .map_err(|e| PersoError::msg(Stage::SecurityObject, e.to_string()))?;
     ch.run(|ex| {
-        card::select_aid(ex, &p.identity_aid)?;
-        let r = card::write_ef(ex, p.sod_fid, &sod);
+        card::select_aid(ex, p, &p.identity_aid)?;
+        let r = card::write_ef(ex, p, p.sod_fid, &sod);
         count(apdus, ex);
         r
     })
@@ -593,7 +594,7 @@ fn stage_close(
 ) -> Result<(), PersoError> {
     let (sw, lc) = ch
         .run(|ex| {
-            let sw = card::activate_mf(ex)?;
+            let sw = card::life_cycle_step(ex, p, Step::ClosePersonalization)?;
             let lc = card::life_cycle(ex, p)?;
             count(apdus, ex);
             Ok::<_, ExchangeError>((sw, lc))
@@ -814,8 +815,8 @@ pub fn verify(
         passed: false,
     };
     let (lc, serial) = ch.run(|ex| {
-        card::select_mf(ex)?;
-        Ok::<_, ExchangeError>((card::life_cycle(ex, p)?, card::serial(ex)?))
+        card::select_mf(ex, p)?;
+        Ok::<_, ExchangeError>((card::life_cycle(ex, p)?, card::serial(ex, p)?))
     })?;
     let serial_hex = hex::compact(&serial);
     rep.serial = Some(serial_hex.clone());
@@ -850,7 +851,7 @@ pub fn verify(
     // PIN and biometric states.
     let states = ch.run(|ex| card::status_list(ex, p))?;
     rep.push("PIN states", check_pin_states(p, lc, &states));
-    check_closed(ch, &mut rep, lc, &mut auth)?;
+    check_closed(ch, p, &mut rep, lc, &mut auth)?;
     rep.passed = rep.checks.iter().all(|c| c.passed);
     Ok(rep)
 }
@@ -1099,7 +1100,7 @@ fn check_keys(
             }
         }
         let sig = ch.run(|ex| {
-            card::select_aid(ex, &p.pki_aid)?;
+            card::select_aid(ex, p, &p.pki_aid)?;
             card::sign_digest(ex, k, &sha256(&challenge)).map_err(StepErr)
         });
         let result = match sig {
@@ -1157,11 +1158,11 @@ fn check_fingers(
         let mut diagnostics = true;
         for (f, r) in input.fingers.iter().zip(&p.bio_references) {
             match ch.run(|ex| {
-                card::select_aid(ex, &p.identity_aid)?;
+                card::select_aid(ex, p, &p.identity_aid)?;
                 if diagnostics {
-                    card::verify_finger_diagnosed(ex, *r, &f.minutiae)
+                    card::verify_finger_diagnosed(ex, p, *r, &f.minutiae)
                 } else {
-                    Ok((card::verify_finger(ex, *r, &f.minutiae)?, None))
+                    Ok((card::verify_finger(ex, p, *r, &f.minutiae)?, None))
                 }
             }) {
                 Ok((sw, diag)) => {
@@ -1219,8 +1220,8 @@ fn check_bits_on_card(
     // The card's own BITs (GET DATA 7F61) are the ones DG4 lists, in the
     // layout of ISO/IEC 7816-11 / MINEX II (B1 inside A1).
     let on_card = ch.run(|ex| {
-        card::select_aid(ex, &p.identity_aid)?;
-        card::bit_group(ex)
+        card::select_aid(ex, p, &p.identity_aid)?;
+        card::bit_group(ex, p)
     });
     rep.push(
         "biometric information templates on the card",
@@ -1237,32 +1238,35 @@ fn check_bits_on_card(
     Ok(())
 }
 
-/// Closed for personalization: the life cycle, and a CREATE FILE refused.
+/// Closed for personalization: the life cycle, and the profile's
+/// `closed_probe` (a CREATE FILE on the reference card) refused.
 fn check_closed(
     ch: &mut Channel,
+    p: &Profile,
     rep: &mut VerifyReport,
     lc: LifeCycle,
     auth: &mut IssuerAuth<'_>,
 ) -> Result<(), ExchangeError> {
-    // Closed for personalization: the life cycle, and a CREATE FILE refused.
     let closed = match lc {
+        LifeCycle::Personalized | LifeCycle::Activated if !p.commands.has(Step::ClosedProbe) => {
+            Ok(format!("the card is {lc}"))
+        }
         LifeCycle::Personalized | LifeCycle::Activated => {
             let note = match auth.get(ch)? {
                 Ok(()) => String::new(),
                 Err(why) => format!(" ({why}; probed without it)"),
             };
             let sw = ch.run(|ex| {
-                card::select_mf(ex)?;
-                let fcp = tlv::build(
-                    &[0x62],
-                    &[
-                        tlv::build(&[0x80], &[0x00, 0x10]),
-                        tlv::build(&[0x82], &[0x01]),
-                        tlv::build(&[0x83], &[0x7F, 0x7E]),
-                    ]
-                    .concat(),
-                );
-                Ok::<_, ExchangeError>(ex.transmit(&cmd::create_file(&fcp))?.sw)
+                card::select_mf(ex, p)?;
+                Ok::<_, ExchangeError>(
+                    card::send(
+                        ex,
+                        &p.commands,
+                        Step::ClosedProbe,
+                        &crate::script::template::Vars::new(),
+                    )?
+                    .sw,
+                )
             })?;
             if sw == StatusWord::Ok {
                 Err(format!("the card is {lc} but accepted CREATE FILE{note}"))
@@ -1513,8 +1517,8 @@ fn date_text(b: &[u8]) -> String {
 /// Read a personalized card's contents.
 pub fn read(ch: &mut Channel, p: &Profile) -> Result<CardDump, ExchangeError> {
     let (lc, serial) = ch.run(|ex| {
-        card::select_mf(ex)?;
-        Ok::<_, ExchangeError>((card::life_cycle(ex, p)?, card::serial(ex)?))
+        card::select_mf(ex, p)?;
+        Ok::<_, ExchangeError>((card::life_cycle(ex, p)?, card::serial(ex, p)?))
     })?;
     let rb = card::read_back(ch, p)?;
     let pins = ch.run(|ex| card::status_list(ex, p)).unwrap_or_default();

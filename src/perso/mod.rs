@@ -7,6 +7,7 @@
 pub mod card;
 mod certs;
 pub mod cli;
+pub mod commands;
 pub mod datagroups;
 pub mod encoding;
 pub mod engine;

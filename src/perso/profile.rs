@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::hex;
 
+use super::commands::Step;
 use super::datagroups::DatePair;
 use super::encoding::{PointEncoding, SignatureEncoding};
 
@@ -59,6 +60,9 @@ struct RawProfile {
     security_object: RawSod,
     #[serde(default)]
     security_domain: Option<RawSd>,
+    /// `[commands]`: every card command, by what it is for ([`super::commands`]).
+    #[serde(default)]
+    commands: super::commands::RawSteps,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -144,6 +148,26 @@ struct RawPki {
 struct RawPkiCommands {
     public_key_encoding: Option<String>,
     signature_encoding: Option<String>,
+    generate: Option<toml::Spanned<super::commands::RawStep>>,
+    read_public_key: Option<toml::Spanned<super::commands::RawStep>>,
+    sign: Option<toml::Spanned<super::commands::RawStep>>,
+}
+
+/// The commands of a key (`[pki.commands]` for every key, or one key's
+/// entry) as a table of steps.
+fn key_steps(
+    generate: &Option<toml::Spanned<super::commands::RawStep>>,
+    read_public_key: &Option<toml::Spanned<super::commands::RawStep>>,
+    sign: &Option<toml::Spanned<super::commands::RawStep>>,
+) -> super::commands::RawSteps {
+    [
+        ("generate", generate),
+        ("read_public_key", read_public_key),
+        ("sign", sign),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.clone().map(|v| (k.to_string(), v)))
+    .collect()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -158,6 +182,10 @@ struct RawKey {
     pin: Option<String>,
     #[serde(default)]
     pin_per_use: bool,
+    /// The key's own commands, where they differ from `[pki.commands]`.
+    generate: Option<toml::Spanned<super::commands::RawStep>>,
+    read_public_key: Option<toml::Spanned<super::commands::RawStep>>,
+    sign: Option<toml::Spanned<super::commands::RawStep>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -288,6 +316,9 @@ pub struct KeySpec {
     /// How the card gives this key's signatures (`[pki.commands]
     /// signature_encoding`).
     pub signature_encoding: SignatureEncoding,
+    /// Its `generate`, `read_public_key` and `sign` commands (its own, else
+    /// `[pki.commands]`'s).
+    pub commands: super::commands::Commands,
 }
 
 /// `[certificates]`: how the holder's certificates relate to the card
@@ -422,6 +453,8 @@ pub struct Profile {
     pub sod_data_groups: Vec<u8>,
     /// The card's issuer security domain: personalization goes over SCP03.
     pub security_domain: Option<SecurityDomain>,
+    /// Every card command, by what it is for (`[commands]`).
+    pub commands: super::commands::Commands,
 }
 
 /// `[security_domain]`: the card's GlobalPlatform issuer security domain.
@@ -594,15 +627,54 @@ impl Profile {
             c.bad(k, m)
         })?;
         let (point_encoding, signature_encoding) = c.encodings(&raw.pki.commands)?;
-        let keys = c
+        let pc = &raw.pki.commands;
+        let key_defaults = c.steps(
+            &key_steps(&pc.generate, &pc.read_public_key, &pc.sign),
+            "pki.commands",
+            Step::KEY,
+            text,
+        )?;
+        let mut keys = Vec::new();
+        for (i, (k, r)) in c
             .keys(&raw.pki.keys, id_pin, signature_pin)?
             .into_iter()
-            .map(|k| KeySpec {
+            .zip(&raw.pki.keys)
+            .enumerate()
+        {
+            let table = format!("pki.keys[{i}]");
+            let commands = c
+                .steps(
+                    &key_steps(&r.generate, &r.read_public_key, &r.sign),
+                    &table,
+                    Step::KEY,
+                    text,
+                )?
+                .or(&key_defaults);
+            if let Some(m) = commands.missing(Step::KEY) {
+                return Err(c.bad(
+                    &table,
+                    format!(
+                        "key {:?} has no `{m}` command here or in [pki.commands]",
+                        k.name
+                    ),
+                ));
+            }
+            keys.push(KeySpec {
                 point_encoding,
                 signature_encoding,
+                commands,
                 ..k
-            })
-            .collect();
+            });
+        }
+        let commands = c.steps(&raw.commands, "commands", Step::CARD, text)?;
+        if let Some(m) = commands.missing(Step::CARD) {
+            return Err(c.bad(
+                "commands",
+                format!(
+                    "the profile has no `{m}` command (docs/card-profile.md, \"Card commands\")"
+                ),
+            ));
+        }
         c.biometric(&raw.biometric, &mut numbers)?;
         let data_groups = c.data_groups(&raw.data_groups)?;
         for n in &raw.security_object.data_groups {
@@ -652,6 +724,7 @@ impl Profile {
             sod_fid: fid("security_object.fid", &raw.security_object.fid)?,
             sod_data_groups: raw.security_object.data_groups,
             security_domain,
+            commands,
         })
     }
 }
@@ -700,6 +773,18 @@ impl Check<'_> {
             key: key.to_string(),
             message,
         }
+    }
+
+    /// A table of card commands ([`super::commands`]).
+    fn steps(
+        &self,
+        raw: &super::commands::RawSteps,
+        table: &str,
+        allowed: &[Step],
+        text: &str,
+    ) -> Result<super::commands::Commands, ProfileError> {
+        super::commands::Commands::parse(raw, table, allowed, self.file, text)
+            .map_err(|p| self.bad(&p.key, p.message))
     }
 
     /// The version and the single-valued settings of [card], [issuer] and
@@ -896,6 +981,7 @@ impl Check<'_> {
                 pin_per_use: k.pin_per_use,
                 point_encoding: PointEncoding::default(),
                 signature_encoding: SignatureEncoding::default(),
+                commands: super::commands::Commands::default(),
             });
         }
         for u in [KeyUsage::Authenticate, KeyUsage::Sign] {

@@ -283,42 +283,7 @@ impl Env {
                     loc: loc.clone(),
                     message,
                 };
-                let h = self.eval(header)?;
-                let [cla, ins, p1, p2] = *h.expose() else {
-                    return Err(at(format!(
-                        "apdu(…): the header is CLA INS P1 P2, 4 bytes, not {}",
-                        h.len()
-                    )));
-                };
-                if h.is_sensitive() {
-                    return Err(at("apdu(…): the header cannot be secret".into()));
-                }
-                let d = self.eval(data)?;
-                let mut c = Command::new(cla, ins, p1, p2);
-                c.data = if d.is_sensitive() {
-                    Data::Sensitive(Secret::new(d.expose().to_vec()))
-                } else if d.is_personal() {
-                    Data::Personal(d.expose().to_vec())
-                } else {
-                    Data::Plain(d.expose().to_vec())
-                };
-                if let Some(le) = le {
-                    let l = self.eval(le)?;
-                    match *l.expose() {
-                        [b] => c.ne = Some(if b == 0 { 256 } else { b as usize }),
-                        [hi, lo] => {
-                            let n = u16::from_be_bytes([hi, lo]) as usize;
-                            c.ne = Some(if n == 0 { 65_536 } else { n });
-                            c.form = LengthForm::Extended;
-                        }
-                        _ => {
-                            return Err(at(
-                                "apdu(…): Le is one byte (short, 00 = 256) or two bytes (extended, 0000 = 65536)"
-                                    .into(),
-                            ))
-                        }
-                    }
-                }
+                let (c, d) = self.apdu_command(header, data, le.as_deref(), loc)?;
                 let bytes = c.encode().map_err(|e| at(format!("apdu(…): {e}")))?;
                 let data_at = if d.is_empty() {
                     bytes.len()
@@ -345,6 +310,59 @@ impl Env {
                 })
             }
         }
+    }
+
+    /// The command an `apdu(header, data[, le])` term stands for, and its
+    /// data field's value (with its marks). Also a card profile's command
+    /// templates ([`super::template`]).
+    pub fn apdu_command(
+        &self,
+        header: &Expr,
+        data: &Expr,
+        le: Option<&Expr>,
+        loc: &Loc,
+    ) -> Result<(Command, Value), EvalError> {
+        let at = |message: String| EvalError::At {
+            loc: loc.clone(),
+            message,
+        };
+        let h = self.eval(header)?;
+        let [cla, ins, p1, p2] = *h.expose() else {
+            return Err(at(format!(
+                "apdu(…): the header is CLA INS P1 P2, 4 bytes, not {}",
+                h.len()
+            )));
+        };
+        if h.is_sensitive() {
+            return Err(at("apdu(…): the header cannot be secret".into()));
+        }
+        let d = self.eval(data)?;
+        let mut c = Command::new(cla, ins, p1, p2);
+        c.data = if d.is_sensitive() {
+            Data::Sensitive(Secret::new(d.expose().to_vec()))
+        } else if d.is_personal() {
+            Data::Personal(d.expose().to_vec())
+        } else {
+            Data::Plain(d.expose().to_vec())
+        };
+        if let Some(le) = le {
+            let l = self.eval(le)?;
+            match *l.expose() {
+                [b] => c.ne = Some(if b == 0 { 256 } else { b as usize }),
+                [hi, lo] => {
+                    let n = u16::from_be_bytes([hi, lo]) as usize;
+                    c.ne = Some(if n == 0 { 65_536 } else { n });
+                    c.form = LengthForm::Extended;
+                }
+                _ => {
+                    return Err(at(
+                        "apdu(…): Le is one byte (short, 00 = 256) or two bytes (extended, 0000 = 65536)"
+                            .into(),
+                    ))
+                }
+            }
+        }
+        Ok((c, d))
     }
 
     /// Resolve a data pattern to bytes-with-masks.

@@ -30,6 +30,7 @@ pub mod lexer;
 pub mod parser;
 pub mod report;
 pub mod runner;
+pub mod template;
 pub mod transcript;
 
 pub use ast::{Loc, Script, Stmt, StmtKind, Warning};

@@ -46,6 +46,47 @@ pub fn parse(text: &str, file: &str, quirks: bool) -> Result<Script, ParseError>
     Ok(Script { stmts, warnings })
 }
 
+/// Parse a command template: one `apdu(header, data[, le])` expression on
+/// one line (a card profile's named steps, [`super::template`]). `file`
+/// names it in errors, whose line is `line` (where the template sits in
+/// its file) and whose column counts from the template's first character.
+pub fn parse_command(text: &str, file: &str, line: usize) -> Result<Term, ParseError> {
+    let file: Arc<str> = Arc::from(file);
+    let chars: Vec<lexer::PChar> = text
+        .chars()
+        .enumerate()
+        .map(|(i, c)| lexer::PChar {
+            c,
+            line,
+            col: i + 1,
+        })
+        .collect();
+    let toks = lexer::tokenize(&chars, &file)?;
+    let mut p = Parser {
+        toks: &toks,
+        i: 0,
+        file: &file,
+        end: (line, chars.len() + 1),
+        depth: 0,
+    };
+    let expr = p.expr(&[])?;
+    if let Some(t) = p.peek() {
+        return Err(p.err_at(
+            t,
+            format!("unexpected {} after the command", t.tok.describe()),
+        ));
+    }
+    match <[Term; 1]>::try_from(expr.terms) {
+        Ok([t @ Term::Apdu { .. }]) => Ok(t),
+        _ => Err(ParseError::new(
+            &file,
+            line,
+            1,
+            "expected one command written apdu(CLA INS P1 P2, data[, Le])",
+        )),
+    }
+}
+
 const KEYWORDS: &str =
     "let, test, include, capture, secret, update-binary, store-data, option, reset, exit";
 

@@ -208,6 +208,10 @@ pub enum ExchangeError {
     GetResponseLoop { command: String, limit: usize },
     #[error("{command}: secure channel: {detail}")]
     SecureChannel { command: String, detail: String },
+    /// The card profile's command for a step cannot be made (no such step,
+    /// or a value that does not fit its template).
+    #[error("{command}: the card profile's command: {detail}")]
+    Profile { command: String, detail: String },
 }
 
 /// Secure messaging for every command of a [`Channel`] (a GlobalPlatform

@@ -78,7 +78,7 @@ pub fn card_state(card: &SharedCard, side: &IssuerSide) -> (String, CardState) {
         ExchangeOptions::default(),
     );
     let r = ch.run(|ex| {
-        pcard::select_mf(ex)?;
+        pcard::select_mf(ex, &side.profile)?;
         pcard::life_cycle(ex, &side.profile)
     });
     let st = match r {

@@ -157,6 +157,7 @@ impl Issued {
         let puk = ops::issuer_puk(&issued.side.key, p, h.nid());
         ops::set_pins(
             &mut ch,
+            p,
             &[
                 (p.id_pin.reference, &id),
                 (p.signature_pin.reference, &sig),
@@ -212,7 +213,7 @@ impl Issued {
         let mut ch = channel();
         let p = &self.side.profile;
         ch.run(|ex| {
-            pcard::select_mf(ex)?;
+            pcard::select_mf(ex, p)?;
             pcard::status_list(ex, p)
         })
         .expect("status list")
