@@ -177,10 +177,10 @@ fn personalization_goes_over_scp03_and_nothing_personal_is_in_clear() {
             side.profile.id_pin.reference,
             side.profile.id_pin.transport_digits,
         ),
-        (
-            side.profile.puk.reference,
-            side.profile.puk.transport_digits,
-        ),
+        {
+            let puk = side.profile.puk.expect("the reference card has a PUK");
+            (puk.reference, puk.transport_digits)
+        },
     ] {
         let pin = side.key.transport_pin(r, rec.national_id(), digits);
         secrets.push((format!("transport PIN {r:02X}"), pin.expose().to_vec()));

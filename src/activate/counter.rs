@@ -925,18 +925,23 @@ impl Counter<'_> {
             nid,
             p.signature_pin.transport_digits,
         );
-        let t_puk = key.transport_pin(p.puk.reference, nid, p.puk.transport_digits);
+        // A card without a PUK (the profile has none) has nothing to set.
+        let t_puk = p
+            .puk
+            .map(|puk| key.transport_pin(puk.reference, nid, puk.transport_digits));
         let in_transport = |r: u8| ins.pin(r).is_none_or(|s| s.transport);
         let (need_id, need_sig, need_puk) = (
             in_transport(p.id_pin.reference),
             in_transport(p.signature_pin.reference),
-            in_transport(p.puk.reference),
+            p.puk.is_some_and(|puk| in_transport(puk.reference)),
         );
-        let transport = [
+        let mut transport = vec![
             (&t_id, "it is a transport PIN of this card"),
             (&t_sig, "it is a transport PIN of this card"),
-            (&t_puk, "it is a transport PIN of this card"),
         ];
+        if let Some(t) = &t_puk {
+            transport.push((t, "it is a transport PIN of this card"));
+        }
         if need_id || need_sig {
             screen.step(
                 4,
@@ -978,8 +983,8 @@ impl Counter<'_> {
         if need_sig {
             changes.push((p.signature_pin.reference, &sig_pin));
         }
-        if need_puk {
-            changes.push((p.puk.reference, &puk));
+        if let (true, Some(spec), Some(puk)) = (need_puk, p.puk, &puk) {
+            changes.push((spec.reference, puk));
         }
         if !changes.is_empty() {
             ops::set_pins(ch, p, &changes).map_err(|e| Refusal::card("set_pins", e))?;
@@ -1228,7 +1233,8 @@ impl Counter<'_> {
         let t = |s: crate::perso::profile::PinSpec| {
             key.transport_pin(s.reference, &nid, s.transport_digits)
         };
-        let (t1, t2, t3) = (t(p.id_pin), t(p.signature_pin), t(p.puk));
+        let (t1, t2) = (t(p.id_pin), t(p.signature_pin));
+        let t3 = p.puk.map(t).unwrap_or_else(|| t1.clone());
         let forbidden = [
             (&t1, "it is a transport PIN of this card"),
             (&t2, "it is a transport PIN of this card"),
@@ -1238,7 +1244,15 @@ impl Counter<'_> {
             .new_pin(screen, pins, label, &forbidden)
             .map_err(|r| self.refuse_unblock(&serial, r))?;
         screen.step(5, &format!("Resetting the {label} with the issuer's PUK …"));
-        let puk = ops::issuer_puk(key, p, &nid);
+        let Some(puk) = ops::issuer_puk(key, p, &nid) else {
+            return Err(self.refuse_unblock(
+                &serial,
+                Refusal::new(
+                    "no PUK",
+                    "this card has no PUK: a blocked PIN cannot be reset",
+                ),
+            ));
+        };
         match ops::unblock(ch, p, reference, &puk, &new)
             .map_err(|e| self.refuse_unblock(&serial, Refusal::card("unblock", e)))?
         {

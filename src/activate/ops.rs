@@ -660,11 +660,14 @@ pub fn unblock(
 /// transport values, derived from the issuer key and the national ID, but
 /// with its own label, so knowing the transport PUK (which travelled with
 /// the card) does not give it.
-pub fn issuer_puk(key: &IssuerKey, p: &Profile, national_id: &str) -> Secret {
-    key.derived_pin(
-        b"cardsmith issuer PUK",
-        p.puk.reference,
-        national_id,
-        p.puk.transport_digits,
-    )
+/// `None` for a card without a PUK.
+pub fn issuer_puk(key: &IssuerKey, p: &Profile, national_id: &str) -> Option<Secret> {
+    p.puk.map(|puk| {
+        key.derived_pin(
+            b"cardsmith issuer PUK",
+            puk.reference,
+            national_id,
+            puk.transport_digits,
+        )
+    })
 }

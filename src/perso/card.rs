@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use super::commands::{Commands, Step};
 use super::keys::IssuerKey;
-use super::profile::{KeySpec, Profile};
+use super::profile::{BitLayout, KeySpec, LifeCycleValues, MinutiaeOrder, Profile};
 
 /// Send the profile's commands for `step` with `vars`: every command but
 /// the last must answer 9000 (an MSE SET before a signature, say); the
@@ -100,14 +100,21 @@ pub enum LifeCycle {
 }
 
 impl LifeCycle {
+    /// The reference card's life cycle byte.
     pub fn from_byte(b: u8) -> Option<LifeCycle> {
-        match b {
-            0x01 => Some(LifeCycle::Blank),
-            0x03 => Some(LifeCycle::Personalized),
-            0x07 => Some(LifeCycle::Activated),
-            0x0F => Some(LifeCycle::Terminated),
-            _ => None,
-        }
+        LifeCycle::from_byte_in(b, &LifeCycleValues::REFERENCE)
+    }
+
+    /// A life cycle byte, by what the profile says its values mean.
+    pub fn from_byte_in(b: u8, v: &LifeCycleValues) -> Option<LifeCycle> {
+        [
+            (v.blank, LifeCycle::Blank),
+            (v.personalized, LifeCycle::Personalized),
+            (v.activated, LifeCycle::Activated),
+            (v.terminated, LifeCycle::Terminated),
+        ]
+        .into_iter()
+        .find_map(|(x, lc)| (x == b).then_some(lc))
     }
 }
 
@@ -243,6 +250,55 @@ fn select_ef(ex: &mut Exchange<'_>, p: &Profile, fid: u16) -> Result<Vec<u8>, Ex
     }
 }
 
+/// Whether factory file `f` is on the card: its application selected by
+/// AID, or its EF selected in its DF with at least the size the profile
+/// says. `Ok(Err(why))` names what is missing or too small.
+pub fn check_factory_file(
+    ex: &mut Exchange<'_>,
+    p: &Profile,
+    f: &super::profile::FactoryFile,
+) -> Result<Result<(), String>, ExchangeError> {
+    let path = f
+        .path
+        .iter()
+        .map(|x| format!("{x:04X}"))
+        .collect::<Vec<_>>()
+        .join("/");
+    if let Some(aid) = &f.aid {
+        return Ok(match select_aid(ex, p, aid) {
+            Ok(()) => Ok(()),
+            Err(ExchangeError::Status { sw, .. }) => Err(format!("application {path}: {sw}")),
+            Err(e) => return Err(e),
+        });
+    }
+    // An EF: its parent application by the AID the profile gives it.
+    let parent = f
+        .path
+        .split_last()
+        .map(|(_, dirs)| dirs)
+        .unwrap_or_default();
+    if let Some(aid) = p
+        .files
+        .iter()
+        .find(|d| d.aid.is_some() && d.path.as_slice() == parent)
+        .and_then(|d| d.aid.as_deref())
+    {
+        select_aid(ex, p, aid)?;
+    }
+    let Some(fid) = f.path.last() else {
+        return Ok(Err("an empty path".into()));
+    };
+    Ok(match select_ef_size(ex, p, *fid) {
+        Ok(size) if f.size.is_none_or(|want| size >= want) => Ok(()),
+        Ok(size) => Err(format!(
+            "EF {path} holds {size} bytes, the profile says {}",
+            f.size.unwrap_or_default()
+        )),
+        Err(ExchangeError::Status { sw, .. }) => Err(format!("EF {path}: {sw}")),
+        Err(e) => return Err(e),
+    })
+}
+
 /// How much the first READ BINARY of a data object asks for: small data
 /// groups come back whole in one short APDU, larger ones need one more.
 const FIRST_READ: usize = 256;
@@ -362,7 +418,7 @@ pub fn life_cycle(ex: &mut Exchange<'_>, p: &Profile) -> Result<LifeCycle, Excha
     let what = "GET DATA (card life cycle)";
     let v = get_data_value(ex, p, p.life_cycle_tag, what)?;
     match v.as_slice() {
-        [b] => LifeCycle::from_byte(*b)
+        [b] => LifeCycle::from_byte_in(*b, &p.life_cycle_values)
             .ok_or_else(|| bad(what, format!("unknown life cycle value {b:02X}"))),
         _ => Err(bad(what, format!("expected 1 byte, found {}", v.len()))),
     }
@@ -420,7 +476,11 @@ pub fn issuer_authenticate(
 /// The card's PIN and biometric reference states.
 pub fn status_list(ex: &mut Exchange<'_>, p: &Profile) -> Result<Vec<RefStatus>, ExchangeError> {
     let what = "GET DATA (PIN and biometric status)";
-    let r = get_data(ex, p, p.status_tag)?;
+    // A card without a status list (the profile names none) lists nothing.
+    let Some(status_tag) = p.status_tag else {
+        return Ok(Vec::new());
+    };
+    let r = get_data(ex, p, status_tag)?;
     if !r.sw.is_ok() {
         return Err(ExchangeError::Status {
             command: what.to_string(),
@@ -430,7 +490,7 @@ pub fn status_list(ex: &mut Exchange<'_>, p: &Profile) -> Result<Vec<RefStatus>,
     let data = r.data;
     let nodes = tlv::decode(&data);
     // The entries, either bare or wrapped in the status tag.
-    let tag = p.status_tag.to_be_bytes();
+    let tag = status_tag.to_be_bytes();
     let entries: &[tlv::Node] = match nodes.as_slice() {
         [one] if matches!(&one.kind, tlv::NodeKind::Tlv { tag: t, .. } if t.as_slice() == tag) => {
             tlv::children(one)
@@ -510,6 +570,29 @@ pub fn sign_digest(
         .map_err(|e| StepError::Exchange(bad("signature", e)))
 }
 
+/// Before the issuer has a key sign (its certificate request): a card
+/// whose PINs come from the factory wants the key's PIN even from the
+/// issuer, who knows the factory value. VERIFY with it (the profile's
+/// `verify_pin`, in its PIN block); nothing for a card without factory
+/// values or a key without a PIN.
+pub fn factory_pin_for_key(
+    ex: &mut Exchange<'_>,
+    p: &Profile,
+    k: &KeySpec,
+) -> Result<(), ExchangeError> {
+    let Some(pin) = k.pin.and_then(|n| p.pin_by_number(n)) else {
+        return Ok(());
+    };
+    let Some(value) = p.factory_pin(pin.reference) else {
+        return Ok(());
+    };
+    let vars = Vars::new()
+        .byte("pin_reference", pin.reference)
+        .secret("pin", &p.pin_block_of(value));
+    send_ok(ex, &p.commands, Step::VerifyPin, &vars)?;
+    Ok(())
+}
+
 /// Why a card step did not succeed: the exchange failed, or the card said no.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
@@ -523,13 +606,11 @@ pub enum StepError {
 /// fewer than [`crate::biometric::MIN_PAIRED`] minutiae never pair enough.
 pub const MIN_PROBE_MINUTIAE: u8 = crate::biometric::MIN_PAIRED as u8;
 
-/// Minutiae order of the compact templates cardsmith writes (ISO/IEC
-/// 19794-2:2005 §8.3): 00, no particular order (best quality first).
-pub const MINUTIAE_ORDER_NONE: u8 = 0x00;
-
-/// An ISO/IEC 7816-11 biometric information template for one finger, laid
-/// out as ISO/IEC 7816-11 Annex C, ISO/IEC 19794-2:2005 §8.3 and the NIST
-/// MINEX II / SP 800-73-4 match-on-card profile have it:
+/// An ISO/IEC 7816-11 biometric information template for one finger, as
+/// the profile's `bit_layout` has it. The reference card's
+/// (`b1-inside-a1`) is laid out as ISO/IEC 7816-11 Annex C, ISO/IEC
+/// 19794-2:2005 §8.3 and the NIST MINEX II / SP 800-73-4 match-on-card
+/// profile have it:
 ///
 /// ```text
 /// 7F60 { 83 01 reference,
@@ -537,21 +618,47 @@ pub const MINUTIAE_ORDER_NONE: u8 = 0x00;
 ///             B1 { 81 02 min max, 82 01 order } } }
 /// ```
 ///
-/// The biometric matching algorithm parameters (B1) sit inside the
-/// biometric header template (A1); 81 in B1 is two bytes, the minimum and
-/// the maximum number of minutiae.
+/// with the biometric matching algorithm parameters (B1) inside the
+/// biometric header template (A1), 81 in B1 being the minimum and the
+/// maximum number of minutiae. In `b1-beside-a1` (the domestic card's) B1
+/// follows A1 and its 81 is the maximum only. The order byte (82 in B1) is
+/// the profile's `minutiae_order`.
 pub fn bit(p: &Profile, reference: u8, position_code: u8) -> Vec<u8> {
     let max = u8::try_from(p.max_minutiae).unwrap_or(u8::MAX);
-    let mut params = tlv::build(&[0x81], &[MIN_PROBE_MINUTIAE.min(max), max]);
-    params.extend(tlv::build(&[0x82], &[MINUTIAE_ORDER_NONE]));
     let mut bht = tlv::build(&[0x81], &[0x08]);
     bht.extend(tlv::build(&[0x82], &[finger_subtype(position_code)]));
     bht.extend(tlv::build(&[0x87], &p.bio_format_owner.to_be_bytes()));
     bht.extend(tlv::build(&[0x88], &p.bio_format_type.to_be_bytes()));
-    bht.extend(tlv::build(&[0xB1], &params));
     let mut inner = tlv::build(&[0x83], &[reference]);
-    inner.extend(tlv::build(&[0xA1], &bht));
+    match p.bit_layout {
+        BitLayout::B1InsideA1 => {
+            let mut params = tlv::build(&[0x81], &[MIN_PROBE_MINUTIAE.min(max), max]);
+            params.extend(tlv::build(&[0x82], &[p.minutiae_order.byte()]));
+            bht.extend(tlv::build(&[0xB1], &params));
+            inner.extend(tlv::build(&[0xA1], &bht));
+        }
+        BitLayout::B1BesideA1 => {
+            let mut params = tlv::build(&[0x81], &[max]);
+            params.extend(tlv::build(&[0x82], &[p.minutiae_order.byte()]));
+            inner.extend(tlv::build(&[0xA1], &bht));
+            inner.extend(tlv::build(&[0xB1], &params));
+        }
+    }
     tlv::build(&[0x7F, 0x60], &inner)
+}
+
+/// Compact card-format minutiae (3 bytes each: x, y, type and angle) in
+/// the order the card wants (`[biometric] minutiae_order`): as they are,
+/// or by x then y ascending.
+pub fn order_minutiae(minutiae: &Secret, order: MinutiaeOrder) -> Secret {
+    match order {
+        MinutiaeOrder::Unordered => minutiae.clone(),
+        MinutiaeOrder::XyAscending => {
+            let mut m: Vec<&[u8]> = minutiae.expose().chunks(3).collect();
+            m.sort_by_key(|c| (c.first().copied(), c.get(1).copied()));
+            Secret::new(m.concat())
+        }
+    }
 }
 
 /// ISO/IEC 19785-3 biometric subtype of a finger: b2-b1 right (01) / left
@@ -586,8 +693,9 @@ pub fn enrol_finger(
     let vars = Vars::new()
         .byte("reference", reference)
         .byte("finger_position", position_code)
+        .byte("finger_subtype", finger_subtype(position_code))
         .bytes("bit", &bit(p, reference, position_code))
-        .secret("minutiae", minutiae)
+        .secret("minutiae", &order_minutiae(minutiae, p.minutiae_order))
         .byte("try_limit", p.bio_try_limit);
     send_ok(ex, &p.commands, Step::EnrolFinger, &vars)?;
     Ok(())
@@ -602,7 +710,7 @@ pub fn verify_finger(
 ) -> Result<StatusWord, ExchangeError> {
     let vars = Vars::new()
         .byte("reference", reference)
-        .secret("minutiae", minutiae);
+        .secret("minutiae", &order_minutiae(minutiae, p.minutiae_order));
     Ok(send(ex, &p.commands, Step::VerifyFinger, &vars)?.sw)
 }
 

@@ -124,6 +124,7 @@ impl Step {
             Step::EnrolFinger => &[
                 ("reference", Plain),
                 ("finger_position", Plain),
+                ("finger_subtype", Plain),
                 ("bit", Plain),
                 ("minutiae", Secret),
                 ("try_limit", Plain),

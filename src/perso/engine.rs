@@ -182,6 +182,7 @@ fn personalize_inner(
 ) -> Result<PersoResult, PersoError> {
     let p = iss.profile;
     transparent_security_domain(ch, p);
+    ch.set_max_update_block(p.max_update_binary);
     on_stage(Stage::CheckBlank);
     // Before the card is touched: the CA issues certificates that end with
     // this card (profile [certificates]), or the card would be spoilt.
@@ -221,7 +222,10 @@ fn personalize_inner(
     let secure_channel = stage_issuer(ch, iss, &serial, apdus, on_stage)?;
     on_stage(Stage::Scripts);
     let dgs = build_data_groups(p, input, &serial_hex);
-    stage_scripts(ch, iss, input, &dgs, apdus)?;
+    stage_files(ch, p, &dgs, apdus)?;
+    if !p.scripts.is_empty() {
+        stage_scripts(ch, iss, input, &dgs, apdus)?;
+    }
     on_stage(Stage::Enrol);
     stage_enrol(ch, p, input, apdus)?;
     on_stage(Stage::DataGroups);
@@ -348,10 +352,13 @@ fn stage_scripts(
     }
     let mut env = Env::new();
     for (name, pin) in [
-        ("id_pin", p.id_pin),
-        ("sig_pin", p.signature_pin),
+        ("id_pin", Some(p.id_pin)),
+        ("sig_pin", Some(p.signature_pin)),
         ("puk", p.puk),
-    ] {
+    ]
+    .into_iter()
+    .filter_map(|(n, s)| s.map(|s| (n, s)))
+    {
         let v = iss
             .key
             .transport_pin(pin.reference, &input.national_id, pin.transport_digits);
@@ -411,6 +418,57 @@ fn stage_scripts(
     }
 
     Ok(())
+}
+
+/// A card whose files come from the factory (`[[files]]`): each is there,
+/// an EF at least as large as the profile says, and each data group and
+/// the security object fit the EF made for them. Nothing is written before.
+fn stage_files(
+    ch: &mut Channel,
+    p: &Profile,
+    dgs: &BTreeMap<u8, Vec<u8>>,
+    apdus: &std::cell::Cell<usize>,
+) -> Result<(), PersoError> {
+    if p.files.is_empty() {
+        return Ok(());
+    }
+    for dg in &p.data_groups {
+        if let (Some(size), Some(b)) = (dg.size, dgs.get(&dg.number)) {
+            if b.len() > size {
+                return Err(PersoError::msg(
+                    Stage::Scripts,
+                    format!(
+                        "data group {} ({}) needs {} bytes but its EF {:04X} holds {size}",
+                        dg.number,
+                        dg.name,
+                        b.len(),
+                        dg.fid
+                    ),
+                ));
+            }
+        }
+    }
+    let r = ch.run(|ex| {
+        let mut problems = Vec::new();
+        for f in &p.files {
+            let found = card::check_factory_file(ex, p, f)?;
+            if let Err(why) = found {
+                problems.push(why);
+            }
+        }
+        count(apdus, ex);
+        Ok::<_, ExchangeError>(problems)
+    });
+    match r.map_err(PersoError::at(Stage::Scripts))? {
+        problems if problems.is_empty() => Ok(()),
+        problems => Err(PersoError::msg(
+            Stage::Scripts,
+            format!(
+                "the card lacks files its profile says the factory made: {}",
+                problems.join("; ")
+            ),
+        )),
+    }
 }
 
 /// The record's fingerprints enrolled on the card.
@@ -509,6 +567,7 @@ fn stage_keys(
         let signature = ch
             .run(|ex| {
                 card::select_aid(ex, p, &p.pki_aid)?;
+                card::factory_pin_for_key(ex, p, k)?;
                 let r = card::sign_digest(ex, k, &sha256(&info));
                 count(apdus, ex);
                 r.map_err(StepErr)
@@ -592,18 +651,19 @@ fn stage_close(
     p: &Profile,
     apdus: &std::cell::Cell<usize>,
 ) -> Result<(), PersoError> {
-    let (sw, lc) = ch
+    // The card's 9000 is its word; verification reads the life cycle
+    // back (an extra GET DATA here would cost every card a round trip).
+    let sw = ch
         .run(|ex| {
             let sw = card::life_cycle_step(ex, p, Step::ClosePersonalization)?;
-            let lc = card::life_cycle(ex, p)?;
             count(apdus, ex);
-            Ok::<_, ExchangeError>((sw, lc))
+            Ok::<_, ExchangeError>(sw)
         })
         .map_err(PersoError::at(Stage::Close))?;
-    if sw != StatusWord::Ok || lc != LifeCycle::Personalized {
+    if sw != StatusWord::Ok {
         return Err(PersoError::msg(
             Stage::Close,
-            format!("closing personalization: the card answered {sw} and is {lc}"),
+            format!("closing personalization: the card answered {sw}"),
         ));
     }
     Ok(())
@@ -849,8 +909,10 @@ pub fn verify(
     rep.checks.append(&mut identity.checks);
     rep.fingers = identity.fingers;
     // PIN and biometric states.
-    let states = ch.run(|ex| card::status_list(ex, p))?;
-    rep.push("PIN states", check_pin_states(p, lc, &states));
+    if p.status_tag.is_some() {
+        let states = ch.run(|ex| card::status_list(ex, p))?;
+        rep.push("PIN states", check_pin_states(p, lc, &states));
+    }
     check_closed(ch, p, &mut rep, lc, &mut auth)?;
     rep.passed = rep.checks.iter().all(|c| c.passed);
     Ok(rep)
@@ -890,6 +952,12 @@ struct IssuerAuth<'a> {
 impl IssuerAuth<'_> {
     /// `Ok(Err(why))` when the card refused; `Err` only for the transport.
     fn get(&mut self, ch: &mut Channel) -> Result<Result<(), String>, ExchangeError> {
+        if !self.iss.profile.issuer_auth {
+            return Ok(Err(
+                "the profile names no issuer authentication (the card's security domain guards it)"
+                    .into(),
+            ));
+        }
         if self.result.is_none() {
             let (p, key, serial) = (self.iss.profile, self.iss.key, &self.serial);
             self.result = Some(
@@ -1086,9 +1154,15 @@ fn check_keys(
             );
             continue;
         }
-        // The signature key answers only after issuer authentication while the
-        // card is not yet activated.
-        if k.usage == KeyUsage::Sign && lc != LifeCycle::Activated {
+        // A key whose PIN still has its factory value answers whoever gives
+        // that value (the issuer knows it); on a card without factory PINs
+        // the signature key answers only after issuer authentication while
+        // the card is not yet activated.
+        let factory_pin = lc != LifeCycle::Activated
+            && k.pin
+                .and_then(|n| p.pin_by_number(n))
+                .is_some_and(|pin| p.factory_pin(pin.reference).is_some());
+        if k.usage == KeyUsage::Sign && lc != LifeCycle::Activated && !factory_pin {
             if let Err(why) = auth.get(ch)? {
                 rep.push(
                     format!("{name} proof"),
@@ -1101,6 +1175,9 @@ fn check_keys(
         }
         let sig = ch.run(|ex| {
             card::select_aid(ex, p, &p.pki_aid)?;
+            if factory_pin {
+                card::factory_pin_for_key(ex, p, k)?;
+            }
             card::sign_digest(ex, k, &sha256(&challenge)).map_err(StepErr)
         });
         let result = match sig {
@@ -1292,10 +1369,13 @@ fn check_pin_states(
     let mut problems = Vec::new();
     let mut seen = Vec::new();
     for (name, spec) in [
-        ("ID PIN", p.id_pin),
-        ("signature PIN", p.signature_pin),
+        ("ID PIN", Some(p.id_pin)),
+        ("signature PIN", Some(p.signature_pin)),
         ("PUK", p.puk),
-    ] {
+    ]
+    .into_iter()
+    .filter_map(|(n, s)| s.map(|s| (n, s)))
+    {
         match states
             .iter()
             .find(|s| !s.biometric && s.reference & 0x0F == spec.number())

@@ -49,7 +49,8 @@ struct RawProfile {
     name: String,
     version: u32,
     card: RawCard,
-    issuer: RawIssuer,
+    #[serde(default)]
+    issuer: Option<RawIssuer>,
     perso: RawPerso,
     pins: RawPins,
     identity: RawApp,
@@ -63,6 +64,8 @@ struct RawProfile {
     /// `[commands]`: every card command, by what it is for ([`super::commands`]).
     #[serde(default)]
     commands: super::commands::RawSteps,
+    #[serde(default)]
+    files: Vec<RawFile>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -76,6 +79,10 @@ struct RawSd {
     store_data: bool,
     #[serde(default)]
     select_keeps_files: bool,
+    /// The vendor's default key version number (informational: the host
+    /// opens the channel with the key file's version).
+    #[serde(default)]
+    default_kvn: Option<u8>,
 }
 
 fn default_mode() -> String {
@@ -86,13 +93,30 @@ fn default_mode() -> String {
 #[serde(deny_unknown_fields)]
 struct RawCard {
     life_cycle_tag: String,
-    status_tag: String,
+    #[serde(default)]
+    status_tag: Option<String>,
     serial: String,
     validity_years: u8,
     #[serde(default)]
     atr: Vec<String>,
     #[serde(default)]
     historical_bytes: Vec<String>,
+    /// The ATR's first bytes (any ATR that starts with them).
+    #[serde(default)]
+    atr_prefix: Option<String>,
+    /// What the life cycle byte's values mean (the reference card's when
+    /// left out).
+    #[serde(default)]
+    life_cycle_values: Option<RawLifeCycleValues>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLifeCycleValues {
+    blank: String,
+    personalized: String,
+    activated: String,
+    terminated: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,6 +131,10 @@ struct RawIssuer {
 struct RawPerso {
     scripts: Vec<String>,
     photo_size_step: u16,
+    /// The largest UPDATE BINARY block the card takes (the transport's
+    /// limit when left out).
+    #[serde(default)]
+    max_update_binary: Option<u16>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -114,6 +142,19 @@ struct RawPerso {
 struct RawPin {
     reference: u8,
     transport_digits: u8,
+    /// The value the card comes with from the factory (then the holder's
+    /// PIN replaces it with CHANGE REFERENCE DATA giving it as the old one).
+    #[serde(default)]
+    factory_value: Option<String>,
+}
+
+/// `[pins] pin_block`: how a PIN goes to the card.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPinBlock {
+    length: u8,
+    min_digits: u8,
+    padding: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -121,7 +162,10 @@ struct RawPin {
 struct RawPins {
     id_pin: RawPin,
     signature_pin: RawPin,
-    puk: RawPin,
+    #[serde(default)]
+    puk: Option<RawPin>,
+    #[serde(default)]
+    pin_block: Option<RawPinBlock>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -213,6 +257,10 @@ struct RawBio {
     max_minutiae: u16,
     format_owner: String,
     format_type: String,
+    #[serde(default)]
+    minutiae_order: Option<String>,
+    #[serde(default)]
+    bit_layout: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -232,6 +280,9 @@ struct RawDataGroup {
     fid: String,
     tag: String,
     fields: Vec<RawField>,
+    /// The EF's size when the card comes with it made (factory files).
+    #[serde(default)]
+    size: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -239,6 +290,19 @@ struct RawDataGroup {
 struct RawSod {
     fid: String,
     data_groups: Vec<u8>,
+    #[serde(default)]
+    size: Option<u32>,
+}
+
+/// `[[files]]`: a file the card must come with from the factory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    path: String,
+    #[serde(default)]
+    aid: Option<String>,
+    #[serde(default)]
+    size: Option<u32>,
 }
 
 /// How a field's value is written into its data object.
@@ -271,6 +335,76 @@ pub struct DataGroup {
     pub fid: u16,
     pub tag: Vec<u8>,
     pub fields: Vec<FieldMap>,
+    /// The EF's size when the card comes with it made at the factory.
+    pub size: Option<usize>,
+}
+
+/// What the card's life cycle byte values mean (`[card]
+/// life_cycle_values`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LifeCycleValues {
+    pub blank: u8,
+    pub personalized: u8,
+    pub activated: u8,
+    pub terminated: u8,
+}
+
+impl LifeCycleValues {
+    /// The reference card's: 01, 03, 07, 0F.
+    pub const REFERENCE: LifeCycleValues = LifeCycleValues {
+        blank: 0x01,
+        personalized: 0x03,
+        activated: 0x07,
+        terminated: 0x0F,
+    };
+}
+
+/// `[pins] pin_block`: a PIN as `length` bytes, its ASCII digits padded
+/// with `padding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PinBlock {
+    pub length: u8,
+    pub min_digits: u8,
+    pub padding: u8,
+}
+
+/// `[biometric] minutiae_order`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MinutiaeOrder {
+    /// No particular order (best quality first), ISO/IEC 19794-2 order 00.
+    Unordered,
+    /// By x, then y, ascending (order byte 05).
+    XyAscending,
+}
+
+impl MinutiaeOrder {
+    /// The ISO/IEC 19794-2:2005 §8.3 order byte.
+    pub fn byte(self) -> u8 {
+        match self {
+            MinutiaeOrder::Unordered => 0x00,
+            MinutiaeOrder::XyAscending => 0x05,
+        }
+    }
+}
+
+/// `[biometric] bit_layout`: where the biometric matching algorithm
+/// parameters (B1) sit in a BIT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BitLayout {
+    /// Inside the biometric header template A1, with 81 = min and max
+    /// minutiae (ISO/IEC 7816-11 Annex C, MINEX II).
+    B1InsideA1,
+    /// Beside A1, with 81 = the maximum only.
+    B1BesideA1,
+}
+
+/// A file the card comes with from the factory (`[[files]]`): its path
+/// from the MF, its AID when it is an application, its size when it is an EF.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactoryFile {
+    pub path: Vec<u16>,
+    pub aid: Option<Vec<u8>>,
+    pub size: Option<usize>,
 }
 
 /// What a key is used with.
@@ -428,15 +562,39 @@ pub struct Profile {
     /// (`[card] atr`, `historical_bytes`).
     pub recognizes: super::recognize::CardMatch,
     pub life_cycle_tag: u16,
-    pub status_tag: u16,
+    /// What the life cycle byte's values mean.
+    pub life_cycle_values: LifeCycleValues,
+    /// GET DATA tag of the PIN and biometric status list; `None`: the
+    /// card has none.
+    pub status_tag: Option<u16>,
     pub validity_years: u8,
+    /// `[issuer]`: the issuer authenticates with GET CHALLENGE and
+    /// EXTERNAL AUTHENTICATE. Without it, only over the security domain.
+    pub issuer_auth: bool,
     pub issuer_key_reference: u8,
     pub challenge_length: u8,
     pub scripts: Vec<String>,
     pub photo_size_step: u16,
+    /// The largest UPDATE BINARY block the card takes, if it says.
+    pub max_update_binary: Option<usize>,
     pub id_pin: PinSpec,
     pub signature_pin: PinSpec,
-    pub puk: PinSpec,
+    /// `None`: the card has no PUK (no unblocking).
+    pub puk: Option<PinSpec>,
+    /// How a PIN goes to the card (`None`: its ASCII digits as they are).
+    pub pin_block: Option<PinBlock>,
+    /// The PINs' factory values, by reference, for a card that comes with
+    /// them ([`PinSpec`]'s transport value otherwise).
+    pub factory_pins: Vec<(u8, crate::secret::Secret)>,
+    /// How the card wants the minutiae ordered.
+    pub minutiae_order: MinutiaeOrder,
+    /// How the card lays out a biometric information template.
+    pub bit_layout: BitLayout,
+    /// The files the card comes with from the factory, checked before
+    /// personalization writes anything (`[[files]]`).
+    pub files: Vec<FactoryFile>,
+    /// EF.SOD's size when the card comes with it made.
+    pub sod_size: Option<usize>,
     pub identity_aid: Vec<u8>,
     pub identity_fid: u16,
     pub pki_aid: Vec<u8>,
@@ -471,6 +629,10 @@ pub struct SecurityDomain {
     /// the host need not select its DF again after the secure channel
     /// opens or closes. Off, the host assumes the selection moved.
     pub select_keeps_files: bool,
+    /// The vendor's default key version number, for the programme's key
+    /// ceremony (PUT KEY replaces those keys); the host opens the channel
+    /// with its key file's version.
+    pub default_kvn: Option<u8>,
 }
 
 impl SecurityDomain {
@@ -602,6 +764,36 @@ impl Profile {
         self.keys.iter().find(|k| k.usage == usage)
     }
 
+    /// The PIN with this number (a key's `pin`).
+    pub fn pin_by_number(&self, number: u8) -> Option<PinSpec> {
+        [Some(self.id_pin), Some(self.signature_pin), self.puk]
+            .into_iter()
+            .flatten()
+            .find(|p| p.number() == number)
+    }
+
+    /// The value PIN `reference` has when the card leaves the factory, if
+    /// the profile gives one (`factory_value`).
+    pub fn factory_pin(&self, reference: u8) -> Option<&crate::secret::Secret> {
+        self.factory_pins
+            .iter()
+            .find(|(r, _)| *r == reference)
+            .map(|(_, v)| v)
+    }
+
+    /// A PIN as the card takes it: in the profile's PIN block (its ASCII
+    /// digits padded to the block's length), or as it is.
+    pub fn pin_block_of(&self, pin: &crate::secret::Secret) -> crate::secret::Secret {
+        match self.pin_block {
+            None => pin.clone(),
+            Some(b) => {
+                let mut v = pin.expose().to_vec();
+                v.resize(usize::from(b.length).max(v.len()), b.padding);
+                crate::secret::Secret::new(v)
+            }
+        }
+    }
+
     /// Parse and check a profile's text.
     pub fn parse(text: &str, file: &str, dir: Option<PathBuf>) -> Result<Profile, ProfileError> {
         let raw: RawProfile = toml::from_str(text).map_err(|e| ProfileError::Syntax {
@@ -612,17 +804,22 @@ impl Profile {
         c.header(&raw)?;
         let id_pin = c.pin("pins.id_pin", &raw.pins.id_pin)?;
         let signature_pin = c.pin("pins.signature_pin", &raw.pins.signature_pin)?;
-        let puk = c.pin("pins.puk", &raw.pins.puk)?;
+        let puk = match &raw.pins.puk {
+            Some(r) => Some(c.pin("pins.puk", r)?),
+            None => None,
+        };
         let mut numbers = BTreeSet::new();
         for (k, p) in [
-            ("pins.id_pin", id_pin),
-            ("pins.signature_pin", signature_pin),
+            ("pins.id_pin", Some(id_pin)),
+            ("pins.signature_pin", Some(signature_pin)),
             ("pins.puk", puk),
         ] {
-            if !numbers.insert(p.number()) {
+            if p.is_some_and(|p| !numbers.insert(p.number())) {
                 return Err(c.bad(k, "reference used twice".into()));
             }
         }
+        let pin_block = c.pin_block(raw.pins.pin_block.as_ref())?;
+        let factory_pins = c.factory_pins(&raw.pins)?;
         let certificates = cert_rules(&raw.certificates, raw.card.validity_years, &|k, m| {
             c.bad(k, m)
         })?;
@@ -675,6 +872,8 @@ impl Profile {
                 ),
             ));
         }
+        c.issuer_or_domain(&raw, &commands)?;
+        let files = c.files(&raw.files)?;
         c.biometric(&raw.biometric, &mut numbers)?;
         let data_groups = c.data_groups(&raw.data_groups)?;
         for n in &raw.security_object.data_groups {
@@ -700,15 +899,27 @@ impl Profile {
             dir,
             recognizes: c.card_match(&raw.card)?,
             life_cycle_tag: tag2("card.life_cycle_tag", &raw.card.life_cycle_tag)?,
-            status_tag: tag2("card.status_tag", &raw.card.status_tag)?,
+            life_cycle_values: c.life_cycle_values(raw.card.life_cycle_values.as_ref())?,
+            status_tag: match &raw.card.status_tag {
+                Some(t) => Some(tag2("card.status_tag", t)?),
+                None => None,
+            },
             validity_years: raw.card.validity_years,
-            issuer_key_reference: raw.issuer.key_reference,
-            challenge_length: raw.issuer.challenge_length,
+            issuer_auth: raw.issuer.is_some(),
+            issuer_key_reference: raw.issuer.as_ref().map_or(0, |i| i.key_reference),
+            challenge_length: raw.issuer.as_ref().map_or(0, |i| i.challenge_length),
             scripts: raw.perso.scripts,
             photo_size_step: raw.perso.photo_size_step,
+            max_update_binary: raw.perso.max_update_binary.map(usize::from),
             id_pin,
             signature_pin,
             puk,
+            pin_block,
+            factory_pins,
+            minutiae_order: c.minutiae_order(raw.biometric.minutiae_order.as_deref())?,
+            bit_layout: c.bit_layout(raw.biometric.bit_layout.as_deref())?,
+            files,
+            sod_size: raw.security_object.size.map(|n| n as usize),
             identity_aid: aid("identity.aid", &raw.identity.aid)?,
             identity_fid: fid("identity.fid", &raw.identity.fid)?,
             pki_aid: aid("pki.aid", &raw.pki.aid)?,
@@ -805,16 +1016,208 @@ impl Check<'_> {
         if !(1..=20).contains(&raw.card.validity_years) {
             return Err(self.bad("card.validity_years", "expected 1 to 20".into()));
         }
-        if !(8..=64).contains(&raw.issuer.challenge_length) {
-            return Err(self.bad("issuer.challenge_length", "expected 8 to 64".into()));
+        if let Some(i) = raw
+            .issuer
+            .as_ref()
+            .filter(|i| !(8..=64).contains(&i.challenge_length))
+        {
+            return Err(self.bad(
+                "issuer.challenge_length",
+                format!("{}: expected 8 to 64", i.challenge_length),
+            ));
         }
-        if raw.perso.scripts.is_empty() {
-            return Err(self.bad("perso.scripts", "expected at least one script".into()));
+        if raw.perso.scripts.is_empty() && raw.files.is_empty() {
+            return Err(self.bad(
+                "perso.scripts",
+                "expected at least one script, or [[files]] made at the factory".into(),
+            ));
+        }
+        if let Some(n) = raw
+            .perso
+            .max_update_binary
+            .filter(|n| !(16..=65_535).contains(n))
+        {
+            return Err(self.bad(
+                "perso.max_update_binary",
+                format!("{n}: expected 16 to 65535 bytes"),
+            ));
         }
         if raw.perso.photo_size_step == 0 {
             return Err(self.bad("perso.photo_size_step", "expected at least 1".into()));
         }
         Ok(())
+    }
+
+    /// A card needs `[issuer]` (with its commands) or a security domain:
+    /// the issuer must prove itself to a blank card somehow.
+    fn issuer_or_domain(
+        &self,
+        raw: &RawProfile,
+        commands: &super::commands::Commands,
+    ) -> Result<(), ProfileError> {
+        match (&raw.issuer, &raw.security_domain) {
+            (None, None) => Err(self.bad(
+                "issuer",
+                "expected [issuer] or [security_domain]: the issuer must prove itself to a blank card"
+                    .into(),
+            )),
+            (Some(_), _) => match [Step::GetChallenge, Step::ExternalAuthenticate]
+                .into_iter()
+                .find(|s| !commands.has(*s))
+            {
+                Some(step) => Err(self.bad(
+                    "commands",
+                    format!("[issuer] needs the `{step}` command"),
+                )),
+                None => Ok(()),
+            },
+            (None, Some(_)) => Ok(()),
+        }
+    }
+
+    /// `[card] life_cycle_values`: four different bytes.
+    fn life_cycle_values(
+        &self,
+        raw: Option<&RawLifeCycleValues>,
+    ) -> Result<LifeCycleValues, ProfileError> {
+        let Some(r) = raw else {
+            return Ok(LifeCycleValues::REFERENCE);
+        };
+        let byte = |k: &str, v: &str| -> Result<u8, ProfileError> {
+            match hex::parse(v).as_deref() {
+                Ok([b]) => Ok(*b),
+                _ => Err(self.bad(
+                    &format!("card.life_cycle_values.{k}"),
+                    format!("expected one byte of hex, e.g. \"07\", found {v:?}"),
+                )),
+            }
+        };
+        let v = LifeCycleValues {
+            blank: byte("blank", &r.blank)?,
+            personalized: byte("personalized", &r.personalized)?,
+            activated: byte("activated", &r.activated)?,
+            terminated: byte("terminated", &r.terminated)?,
+        };
+        let all = BTreeSet::from([v.blank, v.personalized, v.activated, v.terminated]);
+        if all.len() != 4 {
+            return Err(self.bad(
+                "card.life_cycle_values",
+                "expected four different values".into(),
+            ));
+        }
+        Ok(v)
+    }
+
+    /// `[pins] pin_block`.
+    fn pin_block(&self, raw: Option<&RawPinBlock>) -> Result<Option<PinBlock>, ProfileError> {
+        let Some(r) = raw else { return Ok(None) };
+        let padding = match hex::parse(&r.padding).as_deref() {
+            Ok([b]) => *b,
+            _ => {
+                return Err(self.bad(
+                    "pins.pin_block.padding",
+                    format!(
+                        "expected one byte of hex, e.g. \"FF\", found {:?}",
+                        r.padding
+                    ),
+                ))
+            }
+        };
+        if !(4..=16).contains(&r.length) || !(1..=r.length).contains(&r.min_digits) {
+            return Err(self.bad(
+                "pins.pin_block",
+                "expected a length of 4 to 16 bytes and min_digits from 1 to the length".into(),
+            ));
+        }
+        Ok(Some(PinBlock {
+            length: r.length,
+            min_digits: r.min_digits,
+            padding,
+        }))
+    }
+
+    /// The PINs' `factory_value`s: as many ASCII digits as `transport_digits`.
+    fn factory_pins(
+        &self,
+        raw: &RawPins,
+    ) -> Result<Vec<(u8, crate::secret::Secret)>, ProfileError> {
+        let mut out = Vec::new();
+        for (k, r) in [
+            ("pins.id_pin", Some(&raw.id_pin)),
+            ("pins.signature_pin", Some(&raw.signature_pin)),
+            ("pins.puk", raw.puk.as_ref()),
+        ] {
+            let Some((r, v)) = r.and_then(|r| r.factory_value.as_ref().map(|v| (r, v))) else {
+                continue;
+            };
+            if !v.bytes().all(|b| b.is_ascii_digit()) || v.len() != usize::from(r.transport_digits)
+            {
+                return Err(self.bad(
+                    &format!("{k}.factory_value"),
+                    format!(
+                        "expected {} ASCII digits (its transport_digits)",
+                        r.transport_digits
+                    ),
+                ));
+            }
+            out.push((
+                r.reference,
+                crate::secret::Secret::new(v.as_bytes().to_vec()),
+            ));
+        }
+        Ok(out)
+    }
+
+    fn minutiae_order(&self, v: Option<&str>) -> Result<MinutiaeOrder, ProfileError> {
+        match v {
+            None | Some("none") => Ok(MinutiaeOrder::Unordered),
+            Some("x-y ascending") => Ok(MinutiaeOrder::XyAscending),
+            Some(other) => Err(self.bad(
+                "biometric.minutiae_order",
+                format!("{other:?}: expected \"none\" or \"x-y ascending\""),
+            )),
+        }
+    }
+
+    fn bit_layout(&self, v: Option<&str>) -> Result<BitLayout, ProfileError> {
+        match v {
+            None | Some("b1-inside-a1") => Ok(BitLayout::B1InsideA1),
+            Some("b1-beside-a1") => Ok(BitLayout::B1BesideA1),
+            Some(other) => Err(self.bad(
+                "biometric.bit_layout",
+                format!("{other:?}: expected \"b1-inside-a1\" or \"b1-beside-a1\""),
+            )),
+        }
+    }
+
+    /// `[[files]]`: paths of FIDs from the MF, an AID for a DF, a size for an EF.
+    fn files(&self, raw: &[RawFile]) -> Result<Vec<FactoryFile>, ProfileError> {
+        let mut out = Vec::new();
+        for (i, f) in raw.iter().enumerate() {
+            let key = format!("files[{i}]");
+            let path = f
+                .path
+                .split('/')
+                .map(|part| self.fid(&format!("{key}.path"), part))
+                .collect::<Result<Vec<u16>, _>>()?;
+            let aid = match &f.aid {
+                Some(a) => Some(self.aid(&format!("{key}.aid"), a)?),
+                None => None,
+            };
+            if aid.is_none() == f.size.is_none() {
+                return Err(self.bad(
+                    &key,
+                    "expected an aid (an application DF) or a size (an EF), not both or neither"
+                        .into(),
+                ));
+            }
+            out.push(FactoryFile {
+                path,
+                aid,
+                size: f.size.map(|n| n as usize),
+            });
+        }
+        Ok(out)
     }
 
     fn tag2(&self, key: &str, v: &str) -> Result<u16, ProfileError> {
@@ -854,11 +1257,11 @@ impl Check<'_> {
     }
 
     fn pin(&self, key: &str, p: &RawPin) -> Result<PinSpec, ProfileError> {
-        if !(0x81..=0x8F).contains(&p.reference) {
+        if !is_reference(p.reference) {
             return Err(self.bad(
                 &format!("{key}.reference"),
                 format!(
-                    "0x{:02X} is not a specific PIN reference (expected 0x81 to 0x8F)",
+                    "0x{:02X} is not a PIN reference (expected 0x01 to 0x1F, global, or 0x81 to 0x9F, specific)",
                     p.reference
                 ),
             ));
@@ -890,6 +1293,10 @@ impl Check<'_> {
         Ok(super::recognize::CardMatch {
             atr: parse("atr", &raw.atr)?,
             historical_bytes: parse("historical_bytes", &raw.historical_bytes)?,
+            atr_prefix: match &raw.atr_prefix {
+                Some(t) => Some(BytePattern::parse(t).map_err(|e| self.bad("card.atr_prefix", e))?),
+                None => None,
+            },
         })
     }
 
@@ -951,8 +1358,8 @@ impl Check<'_> {
                     ))
                 }
             };
-            if !(1..=4).contains(&k.reference) {
-                return Err(self.bad(&format!("{key}.reference"), "expected 1 to 4".into()));
+            if !(1..=0xFE).contains(&k.reference) {
+                return Err(self.bad(&format!("{key}.reference"), "expected 1 to FE".into()));
             }
             let pin = match k.pin.as_deref() {
                 None => None,
@@ -1001,10 +1408,10 @@ impl Check<'_> {
             ));
         }
         for r in &raw.references {
-            if !(0x81..=0x8F).contains(r) || !numbers.insert(r & 0x0F) {
+            if !is_reference(*r) || !numbers.insert(r & 0x0F) {
                 return Err(self.bad(
                     "biometric.references",
-                    format!("0x{r:02X}: expected an unused reference 0x81 to 0x8F"),
+                    format!("0x{r:02X}: expected an unused reference 0x01 to 0x1F or 0x81 to 0x9F"),
                 ));
             }
         }
@@ -1049,6 +1456,7 @@ impl Check<'_> {
                 fid: self.fid(&format!("{key}.fid"), &d.fid)?,
                 tag: self.ber_tag(&format!("{key}.tag"), &d.tag)?,
                 fields,
+                size: d.size.map(|n| n as usize),
             });
         }
         Ok(data_groups)
@@ -1138,6 +1546,7 @@ impl Check<'_> {
             mode,
             store_data: sd.store_data,
             select_keeps_files: sd.select_keeps_files,
+            default_kvn: sd.default_kvn,
         })
     }
 }
@@ -1201,6 +1610,12 @@ fn cert_rules(
             cps_uri,
         },
     })
+}
+
+/// An ISO/IEC 7816-4 reference of a PIN or a biometric reference: b8 global
+/// (0) or specific (1), b7-b6 zero, a number in b5-b1 that is not zero.
+fn is_reference(r: u8) -> bool {
+    r & 0x60 == 0 && r & 0x1F != 0
 }
 
 /// A TOML error as "line L, column C: message".

@@ -47,6 +47,13 @@ impl BytePattern {
         Ok(BytePattern(out))
     }
 
+    /// Whether `bytes` starts with the pattern.
+    pub fn starts(&self, bytes: &[u8]) -> bool {
+        bytes
+            .get(..self.0.len())
+            .is_some_and(|head| self.matches(head))
+    }
+
     /// Whether `bytes` has the pattern's length and its bytes.
     pub fn matches(&self, bytes: &[u8]) -> bool {
         self.0.len() == bytes.len()
@@ -76,6 +83,8 @@ pub struct CardMatch {
     pub atr: Vec<BytePattern>,
     /// Patterns for the whole historical bytes.
     pub historical_bytes: Vec<BytePattern>,
+    /// The ATR's first bytes (`[card] atr_prefix`).
+    pub atr_prefix: Option<BytePattern>,
 }
 
 impl CardMatch {
@@ -83,10 +92,12 @@ impl CardMatch {
     /// with no pattern at all takes any card (profiles written before the
     /// patterns existed).
     pub fn recognizes(&self, atr: &[u8]) -> bool {
-        if self.atr.is_empty() && self.historical_bytes.is_empty() {
+        if self.atr.is_empty() && self.historical_bytes.is_empty() && self.atr_prefix.is_none() {
             return true;
         }
-        if self.atr.iter().any(|p| p.matches(atr)) {
+        if self.atr.iter().any(|p| p.matches(atr))
+            || self.atr_prefix.as_ref().is_some_and(|p| p.starts(atr))
+        {
             return true;
         }
         let parsed = crate::atr::parse(atr);
@@ -97,6 +108,7 @@ impl CardMatch {
     /// The patterns, for messages.
     pub fn describe(&self) -> String {
         let mut parts: Vec<String> = self.atr.iter().map(|p| format!("ATR {p}")).collect();
+        parts.extend(self.atr_prefix.iter().map(|p| format!("ATR starting {p}")));
         parts.extend(
             self.historical_bytes
                 .iter()
@@ -155,6 +167,7 @@ mod tests {
         let m = CardMatch {
             atr: vec![],
             historical_bytes: vec![BytePattern::parse("80 73 F4 21 .. 81 ..").unwrap()],
+            atr_prefix: None,
         };
         assert!(m.recognizes(&reference));
         // Another card OS: its own historical bytes.
@@ -168,9 +181,17 @@ mod tests {
                 BytePattern::parse("3B 0E 80 58 44 4F 4D 45 53 54 49 43 71 B0 81 ..").unwrap(),
             ],
             historical_bytes: vec![],
+            atr_prefix: None,
         };
         assert!(by_atr.recognizes(&domestic));
         assert!(!by_atr.recognizes(&reference));
+        let by_prefix = CardMatch {
+            atr_prefix: Some(BytePattern::parse("3B0E8058444F4D455354494371B081").unwrap()),
+            ..CardMatch::default()
+        };
+        assert!(by_prefix.recognizes(&domestic));
+        assert!(!by_prefix.recognizes(&reference));
+        assert!(!by_prefix.recognizes(&domestic[..10]));
         // No pattern: any card.
         assert!(CardMatch::default().recognizes(&domestic));
         let e = unknown_card(&domestic, "reference-card", &m);

@@ -375,6 +375,8 @@ pub struct Exchange<'s> {
     selected: Option<Selected>,
     /// AIDs whose selection leaves the current DF as it was.
     transparent: Vec<Vec<u8>>,
+    /// The largest UPDATE BINARY block the card takes (its profile's).
+    max_update_block: Option<usize>,
 }
 
 /// How a command shows: always redacted (errors, journal digests), and as
@@ -423,6 +425,7 @@ impl<'s> Exchange<'s> {
             personal_responses: false,
             selected: None,
             transparent: Vec::new(),
+            max_update_block: None,
         }
     }
 
@@ -430,6 +433,13 @@ impl<'s> Exchange<'s> {
     /// [`Channel::set_selection_transparent`]).
     pub fn with_transparent(mut self, aids: Vec<Vec<u8>>) -> Self {
         self.transparent = aids;
+        self
+    }
+
+    /// UPDATE BINARY in blocks of at most `n` bytes (see
+    /// [`Channel::set_max_update_block`]).
+    pub fn with_max_update_block(mut self, n: Option<usize>) -> Self {
+        self.max_update_block = n;
         self
     }
 
@@ -866,8 +876,10 @@ impl<'s> Exchange<'s> {
         let chunk = if one_apdu {
             data.len().max(1)
         } else {
-            crate::apdu::SHORT_MAX_NC
+            crate::apdu::SHORT_MAX_NC.min(self.max_data_per_apdu())
         };
+        // The card's own limit (its profile's), whatever the transport allows.
+        let chunk = self.max_update_block.map_or(chunk, |m| chunk.min(m.max(1)));
         let mut done = 0;
         while done < data.len() {
             let at = offset + done;
@@ -960,6 +972,8 @@ pub struct Channel {
     keep_selection: bool,
     /// See [`Channel::set_selection_transparent`].
     transparent: Vec<Vec<u8>>,
+    /// See [`Channel::set_max_update_block`].
+    max_update_block: Option<usize>,
 }
 
 /// Errors of a logical operation: the exchange failed, or the operation itself did.
@@ -989,7 +1003,15 @@ impl Channel {
             selected: None,
             keep_selection: true,
             transparent: Vec::new(),
+            max_update_block: None,
         }
+    }
+
+    /// The card takes UPDATE BINARY blocks of at most `n` bytes (its
+    /// profile's `[perso] max_update_binary`): longer writes go in blocks
+    /// of that size, even where the transport could send more.
+    pub fn set_max_update_block(&mut self, n: Option<usize>) {
+        self.max_update_block = n;
     }
 
     /// The card selects application `aid` beside its file system (a
@@ -1104,7 +1126,8 @@ impl Channel {
                         .with_transcript(self.transcript.clone())
                         .with_secure(self.secure.as_deref_mut().map(|s| s as _))
                         .with_selected(selected)
-                        .with_transparent(self.transparent.clone());
+                        .with_transparent(self.transparent.clone())
+                        .with_max_update_block(self.max_update_block);
                     let r = op(&mut ex);
                     if r.is_ok() && self.keep_selection {
                         self.selected = ex.selected.take();

@@ -155,16 +155,11 @@ impl Issued {
         let id = Secret::new(ID_PIN.as_bytes().to_vec());
         let sig = Secret::new(SIG_PIN.as_bytes().to_vec());
         let puk = ops::issuer_puk(&issued.side.key, p, h.nid());
-        ops::set_pins(
-            &mut ch,
-            p,
-            &[
-                (p.id_pin.reference, &id),
-                (p.signature_pin.reference, &sig),
-                (p.puk.reference, &puk),
-            ],
-        )
-        .expect("PINs");
+        let mut pins = vec![(p.id_pin.reference, &id), (p.signature_pin.reference, &sig)];
+        if let (Some(spec), Some(puk)) = (p.puk, &puk) {
+            pins.push((spec.reference, puk));
+        }
+        ops::set_pins(&mut ch, p, &pins).expect("PINs");
         ops::activate(&mut ch, p).expect("activate");
         issued
     }
