@@ -40,10 +40,10 @@ use spki::AlgorithmIdentifierOwned;
 use x509_cert::attr::Attribute;
 use x509_cert::time::Time;
 
-use super::ca::time;
 use super::check::{self, parse_cert, CertProblem};
 use super::csr::{algorithm, der_to_raw_sig, parse_p256_spki};
 use super::oid::ICAO_LDS_SECURITY_OBJECT;
+use super::x509::time;
 use super::PkiError;
 
 /// The EF.SOD tag (`[APPLICATION 23]`, constructed).
@@ -803,7 +803,8 @@ fn check_trust(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::ca::{CertProfile, CertificateAuthority, LocalCa};
+    use crate::pki::ca::{CertificateAuthority, LocalCa};
+    use crate::pki::profile::CertProfile;
     use crate::pki::test_support::{make_csr, new_ca, subject, terms};
     use ring::rand::SystemRandom;
     use ring::signature::{
