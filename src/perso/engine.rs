@@ -18,14 +18,13 @@ use crate::hex;
 use crate::pki;
 use crate::script::eval::{Env, Value};
 use crate::script::{self, runner};
-use crate::secret::Secret;
 use crate::tlv;
 use crate::transport::{Channel, Exchange, ExchangeError};
 
 use super::card::{self, LifeCycle, StepError};
 use super::certs;
 use super::commands::Step;
-use super::datagroups::{self, DatePair, Fields};
+use super::datagroups::{self, Fields};
 use super::keys::IssuerKey;
 use super::profile::{CertKind, KeySpec, KeyUsage, Profile};
 use crate::scp03::keyfile::Scp03Keys;
@@ -43,26 +42,7 @@ pub struct Issuer<'a> {
     pub signer: &'a dyn pki::DocumentSigner,
 }
 
-/// One fingerprint to enrol, already in the card's compact format.
-pub struct FingerInput {
-    /// ISO/IEC 19794-2 finger position code.
-    pub position_code: u8,
-    /// Its name, e.g. `right_index`.
-    pub position: String,
-    /// Reference minutiae (compact card format). Secret.
-    pub minutiae: Secret,
-}
-
-/// Everything about one citizen that goes on the card.
-pub struct CardInput {
-    pub record_id: String,
-    pub national_id: String,
-    pub fields: Fields,
-    pub subject: pki::SubjectName,
-    pub fingers: Vec<FingerInput>,
-    pub issue_date: DatePair,
-    pub expiry_date: DatePair,
-}
+pub use super::input::{CardInput, FingerInput};
 
 /// The personalization stages, in order. A failure names its stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -13,7 +13,6 @@ use serde::Deserialize;
 use crate::hex;
 
 use super::commands::Step;
-use super::datagroups::DatePair;
 use super::encoding::{PointEncoding, SignatureEncoding};
 
 /// The reference profile, built into the binary.
@@ -23,6 +22,14 @@ pub const REFERENCE_FILESYSTEM: &str =
     include_str!("../../apdu-scripts/reference-card/filesystem.apdu");
 /// Where the reference profile lives in the source tree (for messages).
 pub const REFERENCE_PATH: &str = "apdu-scripts/reference-card/profile.toml";
+
+/// A date in both calendars, each as `YYYYMMDD` (a record's dates, the
+/// card's issue and expiry dates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatePair {
+    pub jalali: String,
+    pub gregorian: String,
+}
 
 /// Why a profile could not be used. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
