@@ -834,14 +834,14 @@ pub fn bit_group(
 }
 
 /// A life cycle step of the profile (`close_personalization`,
-/// `activate`, `terminate`), sent with the MF selected: the card's status
-/// word.
+/// `activate`, `terminate`): the card's status word. Where the card wants
+/// it said (the MF selected first, on the reference card), the step's
+/// commands say it.
 pub fn life_cycle_step(
     ex: &mut Exchange<'_>,
     p: &Profile,
     step: Step,
 ) -> Result<StatusWord, ExchangeError> {
-    select_mf(ex, p)?;
     Ok(send(ex, &p.commands, step, &Vars::new())?.sw)
 }
 
@@ -868,7 +868,6 @@ pub fn terminate(
                 _ => false,
             };
         let r = ch.run(|ex| {
-            select_mf(ex, p)?;
             // Over the secure channel the card knows the issuer already.
             if attempt == 1 && !secure && p.commands.has(Step::ExternalAuthenticate) {
                 issuer_authenticate(ex, p, key, serial)?;
@@ -1025,12 +1024,22 @@ mod tests {
             ),
             enc(&Command::new(0x00, 0x24, 0x01, 0x81).with_secret(pin.clone()))
         );
+        // The life cycle commands act on the MF: the steps select it first.
+        let two = |step| -> Vec<Vec<u8>> {
+            p.commands
+                .build(step, &Vars::new())
+                .unwrap()
+                .iter()
+                .map(enc)
+                .collect()
+        };
+        let mf = enc(&cmd::select_mf(none));
         for step in [Step::ClosePersonalization, Step::Activate] {
-            assert_eq!(one(&p, step, Vars::new()), enc(&cmd::activate_file()));
+            assert_eq!(two(step), [mf.clone(), enc(&cmd::activate_file())]);
         }
         assert_eq!(
-            one(&p, Step::Terminate, Vars::new()),
-            enc(&cmd::terminate_card_usage())
+            two(Step::Terminate),
+            [mf.clone(), enc(&cmd::terminate_card_usage())]
         );
         let fcp = tlv::build(
             &[0x62],
