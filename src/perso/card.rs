@@ -218,9 +218,14 @@ pub fn select_aid(ex: &mut Exchange<'_>, p: &Profile, aid: &[u8]) -> Result<(), 
 
 /// Select EF `fid` in the current DF; its size from the FCP.
 fn select_ef_size(ex: &mut Exchange<'_>, p: &Profile, fid: u16) -> Result<usize, ExchangeError> {
-    let what = format!("SELECT EF {fid:04X}");
     let fcp = select_ef(ex, p, fid)?;
-    let nodes = tlv::decode(&fcp);
+    fcp_size(&fcp, fid)
+}
+
+/// The file size in an FCP (62 with 80 or 81).
+fn fcp_size(fcp: &[u8], fid: u16) -> Result<usize, ExchangeError> {
+    let what = format!("SELECT EF {fid:04X}");
+    let nodes = tlv::decode(fcp);
     let top = tlv::expect_one(&nodes, &[0x62]).map_err(|e| bad(&what, e))?;
     let size = tlv::child_value(top, &[0x80])
         .or_else(|| tlv::child_value(top, &[0x81]))
@@ -380,8 +385,31 @@ pub fn write_ef(
     fid: u16,
     data: &[u8],
 ) -> Result<(), ExchangeError> {
-    select_ef(ex, p, fid)?;
+    select_ef_to_write(ex, p, fid, data.len())?;
     ex.update_binary(0, data)
+}
+
+/// Select EF `fid` to write `len` bytes to it: when the card answers its
+/// FCP, the EF must hold that much (a file made at the factory is checked
+/// here, at the SELECT the write needs anyway, before a byte is written).
+fn select_ef_to_write(
+    ex: &mut Exchange<'_>,
+    p: &Profile,
+    fid: u16,
+    len: usize,
+) -> Result<(), ExchangeError> {
+    let fcp = select_ef(ex, p, fid)?;
+    if fcp.is_empty() {
+        return Ok(());
+    }
+    let size = fcp_size(&fcp, fid)?;
+    if size < len {
+        return Err(bad(
+            &format!("SELECT EF {fid:04X}"),
+            format!("the EF holds {size} bytes; {len} are to be written"),
+        ));
+    }
+    Ok(())
 }
 
 /// [`write_ef`] for a citizen's personal data (a data group, a
@@ -392,7 +420,7 @@ pub fn write_personal_ef(
     fid: u16,
     data: &[u8],
 ) -> Result<(), ExchangeError> {
-    select_ef(ex, p, fid)?;
+    select_ef_to_write(ex, p, fid, data.len())?;
     ex.update_binary_personal(0, data)
 }
 

@@ -286,7 +286,10 @@ fn stage_issuer(
             }
         }
     }
-    if p.security_domain.is_none() {
+    // A card with neither (a profile's security domain left out for a card
+    // made without one, `--no-secure-channel`) takes the issuer's commands
+    // in clear until personalization closes: nothing to prove.
+    if p.security_domain.is_none() && p.issuer_auth {
         on_stage(Stage::IssuerAuth);
         ch.run(|ex| {
             let r = card::issuer_authenticate(ex, p, iss.key, serial);
@@ -400,9 +403,13 @@ fn stage_scripts(
     Ok(())
 }
 
-/// A card whose files come from the factory (`[[files]]`): each is there,
-/// an EF at least as large as the profile says, and each data group and
-/// the security object fit the EF made for them. Nothing is written before.
+/// A card whose files come from the factory (`[[files]]`): each data
+/// group and the security object must fit the EF made for it (from the
+/// profile, before anything is sent); the EFs perso writes are checked at
+/// the SELECT that precedes their write (its FCP gives the size) and the
+/// applications when they are selected, so only the listed files perso
+/// does not touch cost a SELECT of their own here. Nothing is written
+/// before these checks.
 fn stage_files(
     ch: &mut Channel,
     p: &Profile,
@@ -428,11 +435,30 @@ fn stage_files(
             }
         }
     }
+    let written: Vec<u16> = p
+        .data_groups
+        .iter()
+        .map(|d| d.fid)
+        .chain([p.sod_fid])
+        .chain(p.keys.iter().map(|k| k.certificate_fid))
+        .collect();
+    let apps = [p.identity_aid.as_slice(), p.pki_aid.as_slice()];
+    let untouched: Vec<&super::profile::FactoryFile> = p
+        .files
+        .iter()
+        .filter(|f| match (&f.aid, f.path.last()) {
+            (Some(aid), _) => !apps.contains(&aid.as_slice()),
+            (None, Some(fid)) => !written.contains(fid),
+            (None, None) => true,
+        })
+        .collect();
+    if untouched.is_empty() {
+        return Ok(());
+    }
     let r = ch.run(|ex| {
         let mut problems = Vec::new();
-        for f in &p.files {
-            let found = card::check_factory_file(ex, p, f)?;
-            if let Err(why) = found {
+        for f in &untouched {
+            if let Err(why) = card::check_factory_file(ex, p, f)? {
                 problems.push(why);
             }
         }
