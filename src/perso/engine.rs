@@ -1505,21 +1505,46 @@ fn compare_card_bits(
             Some(_) => {}
         }
     }
+    let mut unused = Vec::new();
     for b in card_bits {
         let r = reference_of(b);
-        if !p
+        let enrolled = p
             .bio_references
             .iter()
             .take(input.fingers.len())
-            .any(|x| *x == r)
-        {
+            .any(|x| *x == r);
+        if enrolled {
+            continue;
+        }
+        // A card whose biometric references come from the factory shows
+        // the ones this record does not use, with no finger (its BIT as
+        // the profile lays it out for finger position 0).
+        if p.bio_references.contains(&r) && *b == card::bit(p, r, 0) {
+            unused.push(format!("{r:02X}"));
+        } else {
             problems.push(format!("an unexpected BIT for reference {r:02X}"));
         }
     }
     if problems.is_empty() {
+        let layout = match p.bit_layout {
+            super::profile::BitLayout::B1InsideA1 => {
+                "algorithm parameters inside the biometric header template"
+            }
+            super::profile::BitLayout::B1BesideA1 => {
+                "algorithm parameters beside the biometric header template"
+            }
+        };
+        let spare = if unused.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; reference(s) {} made at the factory, no finger enrolled",
+                unused.join(", ")
+            )
+        };
         Ok(format!(
-            "{} BIT(s), as in DG4 (algorithm parameters inside the biometric header template)",
-            card_bits.len()
+            "{} BIT(s) enrolled, as in DG4 ({layout}){spare}",
+            card_bits.len() - unused.len()
         ))
     } else {
         Err(problems.join("; "))
