@@ -68,7 +68,7 @@ fn step_name(step: Step) -> String {
     match step {
         Step::SelectMf => "SELECT MF",
         Step::SelectApplication => "SELECT application",
-        Step::SelectFile => "SELECT EF",
+        Step::SelectFile | Step::SelectFileBare => "SELECT EF",
         Step::GetData => "GET DATA",
         Step::GetChallenge => "GET CHALLENGE",
         Step::ExternalAuthenticate => "EXTERNAL AUTHENTICATE",
@@ -344,8 +344,51 @@ pub fn read_personal_ef_expecting(
     fid: u16,
     expected: Option<usize>,
 ) -> Result<Vec<u8>, ExchangeError> {
+    // A length known beforehand and a SELECT that answers nothing: the
+    // FCP's size is not needed to bound the reads (one GET RESPONSE less
+    // on a T=0 card).
+    if let (Some(n), true) = (expected, p.commands.has(Step::SelectFileBare)) {
+        let vars = Vars::new().bytes("fid", &fid.to_be_bytes());
+        send_ok(ex, &p.commands, Step::SelectFileBare, &vars)?;
+        return ex.personal(|ex| read_tlv_known(ex, n));
+    }
     let size = select_ef_size(ex, p, fid)?;
     ex.personal(|ex| read_tlv_rest(ex, size, expected))
+}
+
+/// [`read_personal_ef_expecting`] for an EF that holds no personal data
+/// (the security object).
+fn read_ef_expecting(
+    ex: &mut Exchange<'_>,
+    p: &Profile,
+    fid: u16,
+    expected: Option<usize>,
+) -> Result<Vec<u8>, ExchangeError> {
+    if let (Some(n), true) = (expected, p.commands.has(Step::SelectFileBare)) {
+        let vars = Vars::new().bytes("fid", &fid.to_be_bytes());
+        send_ok(ex, &p.commands, Step::SelectFileBare, &vars)?;
+        return read_tlv_known(ex, n);
+    }
+    let size = select_ef_size(ex, p, fid)?;
+    read_tlv_rest(ex, size, expected)
+}
+
+/// The data object of the selected EF, whose length is thought to be
+/// `expected`: that many bytes (at least a TLV header's worth), then the
+/// rest its header announces if it is longer. Without a TLV header at the
+/// start, what was read.
+fn read_tlv_known(ex: &mut Exchange<'_>, expected: usize) -> Result<Vec<u8>, ExchangeError> {
+    let head = ex.read_binary(0, expected.max(TLV_HEADER_MAX))?;
+    match tlv::extent(&head) {
+        Some(n) if n <= head.len() => Ok(head.get(..n).unwrap_or_default().to_vec()),
+        Some(n) if n <= 1 << 20 => {
+            let mut all = head;
+            let rest = ex.read_binary(all.len(), n - all.len())?;
+            all.extend(rest);
+            Ok(all)
+        }
+        _ => Ok(head),
+    }
 }
 
 /// The data object of the selected EF of `size` bytes; the first read asks
@@ -389,15 +432,23 @@ pub fn write_ef(
     ex.update_binary(0, data)
 }
 
-/// Select EF `fid` to write `len` bytes to it: when the card answers its
-/// FCP, the EF must hold that much (a file made at the factory is checked
-/// here, at the SELECT the write needs anyway, before a byte is written).
+/// Select EF `fid` to write `len` bytes to it. With the profile's
+/// `select_file_bare` (a SELECT that answers nothing: on a T=0 card an
+/// FCP costs a GET RESPONSE) the card's own bounds guard the write; else,
+/// when the card answers its FCP, the EF must hold that much (a file made
+/// at the factory is checked here, at the SELECT the write needs anyway,
+/// before a byte is written).
 fn select_ef_to_write(
     ex: &mut Exchange<'_>,
     p: &Profile,
     fid: u16,
     len: usize,
 ) -> Result<(), ExchangeError> {
+    if p.commands.has(Step::SelectFileBare) {
+        let vars = Vars::new().bytes("fid", &fid.to_be_bytes());
+        send_ok(ex, &p.commands, Step::SelectFileBare, &vars)?;
+        return Ok(());
+    }
     let fcp = select_ef(ex, p, fid)?;
     if fcp.is_empty() {
         return Ok(());
@@ -956,8 +1007,7 @@ pub fn read_back_expecting(
                 soft(read_personal_ef_expecting(ex, p, dg.fid, expected))?,
             );
         }
-        let sod = select_ef_size(ex, p, p.sod_fid)
-            .and_then(|size| read_tlv_rest(ex, size, lengths.get(&p.sod_fid).copied()));
+        let sod = read_ef_expecting(ex, p, p.sod_fid, lengths.get(&p.sod_fid).copied());
         rb.sod = Some(soft(sod)?);
         select_aid(ex, p, &p.pki_aid)?;
         for k in &p.keys {
