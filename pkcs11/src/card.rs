@@ -411,4 +411,45 @@ mod tests {
         assert_eq!(verify_rv(StatusWord::WrongLength), CKR_PIN_LEN_RANGE);
         assert_eq!(verify_rv(StatusWord::Ok), CKR_OK);
     }
+
+    #[test]
+    fn a_pin_state_from_verify_without_data() {
+        let st = |sw, activated| PinState::of_answer(sw, activated);
+        // Verified, or tries left: the holder's PIN once activated, and
+        // the count is never called low (the try limit is not known).
+        assert_eq!(
+            st(StatusWord::Ok, true),
+            Some(PinState {
+                initialized: true,
+                ..PinState::default()
+            })
+        );
+        assert_eq!(
+            st(StatusWord::WrongPin { retries: 2 }, true),
+            Some(PinState {
+                initialized: true,
+                ..PinState::default()
+            })
+        );
+        // Before activation the factory value is in place.
+        assert_eq!(
+            st(StatusWord::WrongPin { retries: 3 }, false),
+            Some(PinState::default())
+        );
+        let last = st(StatusWord::WrongPin { retries: 1 }, true).unwrap();
+        assert!(last.final_try && !last.locked && !last.count_low);
+        for sw in [
+            StatusWord::WrongPin { retries: 0 },
+            StatusWord::AuthenticationBlocked,
+        ] {
+            assert!(st(sw, true).unwrap().locked);
+        }
+        assert!(
+            !st(StatusWord::ReferenceDataNotUsable, true)
+                .unwrap()
+                .initialized
+        );
+        // An answer that says nothing of the PIN claims nothing.
+        assert_eq!(st(StatusWord::InsNotSupported, true), None);
+    }
 }

@@ -848,5 +848,37 @@ mod tests {
             }
         );
         assert_eq!(pin_reference(&p, sig.pin.unwrap()), Some(0x82));
+        // No factory PINs: the card itself says whether its PIN is set.
+        assert!(!factory_value_in_place(&p, LifeCycle::Personalized, 0x81));
+    }
+
+    #[test]
+    fn the_domestic_profile_puts_its_authentication_key_behind_the_id_pin() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../apdu-scripts/domestic/profile.toml");
+        let p = Profile::load(&path).unwrap();
+        let auth = p.keys.iter().find(|k| k.name == "authentication").unwrap();
+        let sig = p.keys.iter().find(|k| k.name == "signature").unwrap();
+        assert_eq!(
+            access(&p, auth),
+            Access {
+                private: true,
+                always_authenticate: false
+            }
+        );
+        assert_eq!(
+            access(&p, sig),
+            Access {
+                private: false,
+                always_authenticate: true
+            }
+        );
+        assert_eq!(pin_reference(&p, auth.pin.unwrap()), Some(0x11));
+        assert_eq!(pin_reference(&p, sig.pin.unwrap()), Some(0x12));
+        // Its factory PINs are never tried before activation.
+        for lc in [LifeCycle::Blank, LifeCycle::Personalized] {
+            assert!(factory_value_in_place(&p, lc, 0x11));
+        }
+        assert!(!factory_value_in_place(&p, LifeCycle::Activated, 0x11));
     }
 }

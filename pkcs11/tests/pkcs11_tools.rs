@@ -802,3 +802,35 @@ fn not_yet_handed(t: &Tools) {
     let id_ref = t.card.side.profile.id_pin.reference;
     assert_eq!(t.card.tries(id_ref), 3);
 }
+
+/// A card that no profile given to the module names by its ATR (a
+/// domestic card, the module told of the reference profile only) is no
+/// token, and gets not a single command: the module matches the ATR
+/// first, as the line and the counter do. Given both profiles, the module
+/// reads it by the domestic one.
+#[test]
+fn a_card_whose_atr_no_profile_names_gets_no_command() {
+    let card = Issued::of(Os::Domestic, 77, true);
+    let mut t = Tools {
+        module: support::module_path(),
+        profiles: card.profiles_dir().join("reference-card"),
+        card,
+    };
+    t.card.pull();
+    t.card.insert();
+    assert_eq!(t.card.apdus(), 0);
+    let (ok, out) = t.pkcs11_tool(&["-L"]);
+    assert!(ok, "{out}");
+    assert!(
+        !out.contains(&format!("cardsmith {}", t.card.serial)),
+        "{out}"
+    );
+    assert_eq!(t.card.apdus(), 0, "a command reached the card");
+    t.profiles = t.card.profiles_env();
+    let (ok, out) = t.pkcs11_tool(&["-L"]);
+    assert!(
+        ok && out.contains(&format!("cardsmith {}", t.card.serial)),
+        "{out}"
+    );
+    assert!(t.card.apdus() > 0);
+}
