@@ -6,7 +6,9 @@
 //! gnutls' p11tool lists the token and its objects by PKCS#11 URI; OpenSSL
 //! signs through Debian's PKCS#11 engine; ssh logs into a local sshd with
 //! the authentication key. Each client loads the module by itself, with
-//! the profile given in CARDSMITH_PKCS11_PROFILES.
+//! the profile given in CARDSMITH_PKCS11_PROFILES. The same test code runs
+//! on a card of the second card OS (the domestic card, issue 17), with
+//! both profiles given and the module picking the card's by its ATR.
 
 mod support;
 
@@ -385,7 +387,16 @@ fn p11tool_lists(t: &Tools) {
 
 #[test]
 fn openssl_signs_through_the_pkcs11_engine() {
-    let t = setup(63);
+    openssl_engine_signs(&setup(63));
+}
+
+#[test]
+fn openssl_signs_through_the_pkcs11_engine_with_the_domestic_card() {
+    openssl_engine_signs(&setup_os(Os::Domestic, 73));
+}
+
+fn openssl_engine_signs(t: &Tools) {
+    let (auth_id, sig_id) = t.card.os.key_ids();
     let data = t.path("message.txt");
     std::fs::write(&data, "signed through OpenSSL's PKCS#11 engine\n").expect("data");
     let digest = t.path("message.sha256");
@@ -403,13 +414,13 @@ fn openssl_signs_through_the_pkcs11_engine() {
     // signature key asks for its PIN at every use, and the engine prompts
     // for it on the terminal.
     for (id, object, pin) in [
-        ("01", "authentication", ID_PIN),
-        ("02", "signature", SIG_PIN),
+        (auth_id, "authentication", ID_PIN),
+        (sig_id, "signature", SIG_PIN),
     ] {
         let public = t.public_key(id);
         let sig = t.path(&format!("engine-{object}.sig"));
-        let key = match id {
-            "01" => format!("{token};object={object};type=private;pin-value={pin}"),
+        let key = match object {
+            "authentication" => format!("{token};object={object};type=private;pin-value={pin}"),
             _ => format!("{token};object={object};type=private"),
         };
         let args = [
@@ -426,8 +437,8 @@ fn openssl_signs_through_the_pkcs11_engine() {
             "-out",
             Tools::s(&sig),
         ];
-        let (ok, out) = match id {
-            "01" => t.openssl(&args),
+        let (ok, out) = match object {
+            "authentication" => t.openssl(&args),
             _ => run_pty(
                 "openssl",
                 &args.map(std::ffi::OsStr::new),
@@ -439,7 +450,7 @@ fn openssl_signs_through_the_pkcs11_engine() {
             ),
         };
         assert!(ok, "{object}: {out}");
-        if id == "02" {
+        if object == "signature" {
             assert!(!out.contains(pin), "a PIN was echoed: {out}");
         }
         let (ok, out) = t.verifies("-sha256", &public, &sig, &data);
@@ -525,10 +536,20 @@ impl Drop for Sshd {
 
 #[test]
 fn ssh_logs_in_with_the_cards_authentication_key() {
-    let t = setup(64);
+    ssh_logs_in(&setup(64));
+}
+
+/// The domestic card's authentication key needs the ID PIN: ssh logs in
+/// with it and the module gives it to the card with the signature.
+#[test]
+fn ssh_logs_in_with_the_domestic_cards_authentication_key() {
+    ssh_logs_in(&setup_os(Os::Domestic, 74));
+}
+
+fn ssh_logs_in(t: &Tools) {
     // The authorized key: the authentication certificate's public key,
     // as ssh-keygen converts it.
-    let pem = t.public_key("01");
+    let pem = t.public_key(t.card.os.key_ids().0);
     let (ok, converted) = run(Command::new("ssh-keygen")
         .args(["-i", "-m", "PKCS8", "-f"])
         .arg(&pem));
