@@ -104,10 +104,17 @@ fn certificate(data: Vec<u8>) -> Option<Vec<u8>> {
 }
 
 /// Is the card in `ch` one of `profiles`' cards, personalized or
-/// activated? Each profile is tried in one transaction: SELECT of its PKI
-/// application, then serial, life cycle, certificates and public keys.
+/// activated? Only the profiles that name the card's ATR (`[card] atr`,
+/// `atr_prefix`, `historical_bytes`) are tried, as the line and the
+/// counter do: a card none of them describes gets no command at all.
+/// Each is tried in one transaction: SELECT of its PKI application, then
+/// serial, life cycle, certificates and public keys.
 pub fn probe(ch: &mut Channel, profiles: &[Profile]) -> Result<Option<Found>, CK_RV> {
+    let atr = ch.atr();
     for (i, p) in profiles.iter().enumerate() {
+        if !p.recognizes.recognizes(&atr) {
+            continue;
+        }
         let r = ch.run(|ex| {
             let sel = pcard::send(
                 ex,
@@ -158,12 +165,80 @@ pub fn probe(ch: &mut Channel, profiles: &[Profile]) -> Result<Option<Found>, CK
     Ok(None)
 }
 
-/// A PIN's state on the card (the profile's status list).
+/// What the token flags say of a PIN (CKF_USER_PIN_*).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PinState {
+    /// The holder has set it (not the transport or factory value).
+    pub initialized: bool,
+    /// A wrong value was given since the last right one.
+    pub count_low: bool,
+    pub final_try: bool,
+    pub locked: bool,
+}
+
+impl PinState {
+    /// From the card's status list entry.
+    fn of_status(s: &RefStatus) -> PinState {
+        PinState {
+            initialized: !s.transport,
+            count_low: s.tries_left < s.try_limit,
+            final_try: s.tries_left == 1,
+            locked: s.blocked || s.tries_left == 0,
+        }
+    }
+
+    /// From the card's answer to the profile's `pin_status` (VERIFY
+    /// without data), on a card without a status list. Whether the holder
+    /// set the PIN is the life cycle's to say: a card keeps its factory
+    /// PINs until it is activated for its holder. The try limit is not
+    /// known, so a count left is never called low, only the last one.
+    fn of_answer(sw: StatusWord, activated: bool) -> Option<PinState> {
+        let mut st = PinState {
+            initialized: activated,
+            ..PinState::default()
+        };
+        match sw {
+            // Verified in this card session: the last try was right.
+            StatusWord::Ok => {}
+            StatusWord::WrongPin { retries: 0 } | StatusWord::AuthenticationBlocked => {
+                st.locked = true;
+            }
+            StatusWord::WrongPin { retries } => st.final_try = retries == 1,
+            StatusWord::ReferenceDataNotUsable => st.initialized = false,
+            // Any other answer says nothing about the PIN.
+            _ => return None,
+        }
+        Some(st)
+    }
+}
+
+/// PIN `pin`'s state on the card: from the profile's status list, or,
+/// for a card without one, from its `pin_status` step; `None` when the
+/// profile has neither (or the card's answer says nothing), and the token
+/// then claims nothing about the PIN but what the life cycle says.
 pub fn pin_status(
     ch: &mut Channel,
     p: &Profile,
     pin: &PinSpec,
-) -> Result<Option<RefStatus>, CK_RV> {
+    life_cycle: LifeCycle,
+) -> Result<Option<PinState>, CK_RV> {
+    let activated = life_cycle == LifeCycle::Activated;
+    if p.status_tag.is_none() {
+        if !p.commands.has(Step::PinStatus) {
+            return Ok(Some(PinState {
+                initialized: activated,
+                ..PinState::default()
+            }));
+        }
+        let sw = ch
+            .run(|ex| {
+                pcard::select_aid(ex, p, &p.pki_aid)?;
+                let vars = Vars::new().byte("pin_reference", pin.reference);
+                Ok::<_, ExchangeError>(pcard::send(ex, &p.commands, Step::PinStatus, &vars)?.sw)
+            })
+            .map_err(|e| rv_of(&e))?;
+        return Ok(PinState::of_answer(sw, activated));
+    }
     let list = ch
         .run(|ex| {
             pcard::select_mf(ex, p)?;
@@ -172,7 +247,8 @@ pub fn pin_status(
         .map_err(|e| rv_of(&e))?;
     Ok(list
         .into_iter()
-        .find(|s| !s.biometric && s.reference & 0x0F == pin.reference & 0x0F))
+        .find(|s| !s.biometric && s.reference & 0x0F == pin.reference & 0x0F)
+        .map(|s| PinState::of_status(&s)))
 }
 
 /// The PKCS#11 code for the card's answer to VERIFY.
@@ -204,13 +280,14 @@ pub fn verify_pin(
             pcard::select_aid(ex, p, aid)?;
             let sw = verify(ex, p, reference, pin)?;
             if sw.is_ok() && reset_after {
-                // Best effort: a card without a logout command keeps the
-                // state until its next signature uses it up.
                 logout(ex, p, reference);
             }
             Ok::<_, ExchangeError>(sw)
         })
         .map_err(|e| rv_of(&e))?;
+    if sw.is_ok() && reset_after {
+        reset_without_logout(ch, p);
+    }
     match verify_rv(sw) {
         CKR_OK => Ok(()),
         rv => Err(rv),
@@ -219,11 +296,26 @@ pub fn verify_pin(
 
 /// Forget PIN `reference`'s verification (C_Logout). Best effort.
 pub fn forget_pin(ch: &mut Channel, p: &Profile, aid: &[u8], reference: u8) {
-    let _ = ch.run(|ex| {
-        pcard::select_aid(ex, p, aid)?;
-        logout(ex, p, reference);
-        Ok::<_, ExchangeError>(())
-    });
+    if p.commands.has(Step::PinLogout) {
+        let _ = ch.run(|ex| {
+            pcard::select_aid(ex, p, aid)?;
+            logout(ex, p, reference);
+            Ok::<_, ExchangeError>(())
+        });
+    } else {
+        reset_without_logout(ch, p);
+    }
+}
+
+/// A card whose profile has no `pin_logout` forgets its verified PINs
+/// only when it is reset (docs/card-profile.md): reset it, so that a
+/// PIN the holder gave for one login or one signature does not stay
+/// verified for whoever uses the card next. Best effort: a card gone is
+/// found gone by the next operation.
+fn reset_without_logout(ch: &mut Channel, p: &Profile) {
+    if !p.commands.has(Step::PinLogout) {
+        let _ = ch.reconnect(true);
+    }
 }
 
 /// The profile's `verify_pin`: the card's answer.
@@ -318,5 +410,46 @@ mod tests {
         );
         assert_eq!(verify_rv(StatusWord::WrongLength), CKR_PIN_LEN_RANGE);
         assert_eq!(verify_rv(StatusWord::Ok), CKR_OK);
+    }
+
+    #[test]
+    fn a_pin_state_from_verify_without_data() {
+        let st = |sw, activated| PinState::of_answer(sw, activated);
+        // Verified, or tries left: the holder's PIN once activated, and
+        // the count is never called low (the try limit is not known).
+        assert_eq!(
+            st(StatusWord::Ok, true),
+            Some(PinState {
+                initialized: true,
+                ..PinState::default()
+            })
+        );
+        assert_eq!(
+            st(StatusWord::WrongPin { retries: 2 }, true),
+            Some(PinState {
+                initialized: true,
+                ..PinState::default()
+            })
+        );
+        // Before activation the factory value is in place.
+        assert_eq!(
+            st(StatusWord::WrongPin { retries: 3 }, false),
+            Some(PinState::default())
+        );
+        let last = st(StatusWord::WrongPin { retries: 1 }, true).unwrap();
+        assert!(last.final_try && !last.locked && !last.count_low);
+        for sw in [
+            StatusWord::WrongPin { retries: 0 },
+            StatusWord::AuthenticationBlocked,
+        ] {
+            assert!(st(sw, true).unwrap().locked);
+        }
+        assert!(
+            !st(StatusWord::ReferenceDataNotUsable, true)
+                .unwrap()
+                .initialized
+        );
+        // An answer that says nothing of the PIN claims nothing.
+        assert_eq!(st(StatusWord::InsNotSupported, true), None);
     }
 }

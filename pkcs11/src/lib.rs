@@ -253,16 +253,16 @@ pub unsafe extern "C" fn C_GetTokenInfo(id: CK_SLOT_ID, info: *mut CK_TOKEN_INFO
         pad(&mut info.serialNumber, &serial_hex);
         let mut flags = CKF_WRITE_PROTECTED | CKF_LOGIN_REQUIRED | CKF_TOKEN_INITIALIZED;
         if let Some(s) = status {
-            if !s.transport {
+            if s.initialized {
                 flags |= CKF_USER_PIN_INITIALIZED;
             }
-            if s.tries_left < s.try_limit {
+            if s.count_low {
                 flags |= CKF_USER_PIN_COUNT_LOW;
             }
-            if s.tries_left == 1 {
+            if s.final_try {
                 flags |= CKF_USER_PIN_FINAL_TRY;
             }
-            if s.blocked || s.tries_left == 0 {
+            if s.locked {
                 flags |= CKF_USER_PIN_LOCKED;
             }
         }

@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::time::Duration;
 
-use cardsmith::perso::card::RefStatus;
+use cardsmith::perso::card::LifeCycle;
 use cardsmith::perso::profile::{KeySpec, Profile};
 use cardsmith::transport::Channel;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
-use crate::card::{self, CardKey, Found, PinFirst};
+use crate::card::{self, CardKey, Found, PinFirst, PinState};
 use crate::objects::{self, Access, Attr, Kind};
 
 pub type R<T> = Result<T, CK_RV>;
@@ -102,6 +102,14 @@ fn pin_reference(p: &Profile, n: u8) -> Option<u8> {
         .into_iter()
         .find(|s| s.number() == n)
         .map(|s| s.reference)
+}
+
+/// Whether PIN `reference` of a card still holds its factory value: a
+/// card whose PINs come from the factory keeps them until it is activated
+/// for its holder, and its factory values are no secret. Such a PIN is
+/// not the holder's, and the module does not try it (it would match).
+fn factory_value_in_place(p: &Profile, life_cycle: LifeCycle, reference: u8) -> bool {
+    p.factory_pin(reference).is_some() && life_cycle != LifeCycle::Activated
 }
 
 /// The 32 bytes the card signs: the hash (the caller's, or the module's
@@ -338,7 +346,7 @@ impl Module {
 
     /// The serial of the token in slot `id`, with the holder's ID PIN
     /// state on the card.
-    pub fn token_info(&mut self, id: CK_SLOT_ID) -> R<([u8; 8], Option<RefStatus>)> {
+    pub fn token_info(&mut self, id: CK_SLOT_ID) -> R<([u8; 8], Option<PinState>)> {
         let i = self.slot_index(id)?;
         self.refresh(i);
         let profiles = &self.profiles;
@@ -347,7 +355,7 @@ impl Module {
             return Err(CKR_TOKEN_NOT_PRESENT);
         };
         let p = profiles.get(t.found.profile).ok_or(CKR_GENERAL_ERROR)?;
-        let status = match card::pin_status(&mut t.chan, p, &p.id_pin) {
+        let status = match card::pin_status(&mut t.chan, p, &p.id_pin, t.found.life_cycle) {
             Ok(s) => s,
             Err(rv) => {
                 if rv == CKR_DEVICE_REMOVED {
@@ -480,6 +488,9 @@ impl Module {
             return Err(CKR_USER_ALREADY_LOGGED_IN);
         }
         let p = profiles.get(t.found.profile).ok_or(CKR_GENERAL_ERROR)?;
+        if factory_value_in_place(p, t.found.life_cycle, p.id_pin.reference) {
+            return Err(CKR_USER_PIN_NOT_INITIALIZED);
+        }
         let r = card::verify_pin(&mut t.chan, p, &p.pki_aid, p.id_pin.reference, &pin, false);
         if let Err(rv) = r {
             return Err(self.card_failed(i, rv));
@@ -510,9 +521,13 @@ impl Module {
             .pin
             .and_then(|n| pin_reference(p, n))
             .ok_or(CKR_GENERAL_ERROR)?;
+        if factory_value_in_place(p, t.found.life_cycle, reference) {
+            return Err(CKR_USER_PIN_NOT_INITIALIZED);
+        }
         // The PIN is checked now, so a wrong one is told at once and uses
-        // one try; the card forgets it again, and the signature gives it
-        // once more in its own transaction.
+        // one try; the card forgets it again (its logout command, or a
+        // reset), and the signature gives it once more in its own
+        // transaction.
         if let Err(rv) = card::verify_pin(&mut t.chan, p, &p.pki_aid, reference, &pin, true) {
             return Err(self.card_failed(i, rv));
         }
@@ -833,5 +848,37 @@ mod tests {
             }
         );
         assert_eq!(pin_reference(&p, sig.pin.unwrap()), Some(0x82));
+        // No factory PINs: the card itself says whether its PIN is set.
+        assert!(!factory_value_in_place(&p, LifeCycle::Personalized, 0x81));
+    }
+
+    #[test]
+    fn the_domestic_profile_puts_its_authentication_key_behind_the_id_pin() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../apdu-scripts/domestic/profile.toml");
+        let p = Profile::load(&path).unwrap();
+        let auth = p.keys.iter().find(|k| k.name == "authentication").unwrap();
+        let sig = p.keys.iter().find(|k| k.name == "signature").unwrap();
+        assert_eq!(
+            access(&p, auth),
+            Access {
+                private: true,
+                always_authenticate: false
+            }
+        );
+        assert_eq!(
+            access(&p, sig),
+            Access {
+                private: false,
+                always_authenticate: true
+            }
+        );
+        assert_eq!(pin_reference(&p, auth.pin.unwrap()), Some(0x11));
+        assert_eq!(pin_reference(&p, sig.pin.unwrap()), Some(0x12));
+        // Its factory PINs are never tried before activation.
+        for lc in [LifeCycle::Blank, LifeCycle::Personalized] {
+            assert!(factory_value_in_place(&p, lc, 0x11));
+        }
+        assert!(!factory_value_in_place(&p, LifeCycle::Activated, 0x11));
     }
 }

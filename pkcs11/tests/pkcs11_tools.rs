@@ -6,14 +6,16 @@
 //! gnutls' p11tool lists the token and its objects by PKCS#11 URI; OpenSSL
 //! signs through Debian's PKCS#11 engine; ssh logs into a local sshd with
 //! the authentication key. Each client loads the module by itself, with
-//! the profile given in CARDSMITH_PKCS11_PROFILES.
+//! the profile given in CARDSMITH_PKCS11_PROFILES. The same test code runs
+//! on a card of the second card OS (the domestic card, issue 17), with
+//! both profiles given and the module picking the card's by its ATR.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{run, run_pty, Issued, ID_PIN, SIG_PIN};
+use support::{run, run_pty, Issued, Os, ID_PIN, SIG_PIN};
 
 struct Tools {
     card: Issued,
@@ -115,9 +117,38 @@ fn setup(seed: u64) -> Tools {
     }
 }
 
+/// A card of `os`, activated for its holder, with the module pointed at
+/// the profiles that describe it.
+fn setup_os(os: Os, seed: u64) -> Tools {
+    match os {
+        Os::Reference => setup(seed),
+        Os::Domestic => {
+            let card = Issued::of(os, seed, true);
+            Tools {
+                module: support::module_path(),
+                profiles: card.profiles_env(),
+                card,
+            }
+        }
+    }
+}
+
 #[test]
 fn pkcs11_tool_lists_reads_and_signs_with_both_keys() {
-    let t = setup(61);
+    lists_reads_and_signs(&setup(61));
+}
+
+/// The domestic card (issue 17) through the same test: its profile found
+/// among both by its ATR, its authentication key behind the ID PIN, its
+/// DER signatures and bare points converted, its PIN state from VERIFY
+/// without data, and no logout command (the module resets the card).
+#[test]
+fn pkcs11_tool_lists_reads_and_signs_with_both_keys_of_the_domestic_card() {
+    lists_reads_and_signs(&setup_os(Os::Domestic, 71));
+}
+
+fn lists_reads_and_signs(t: &Tools) {
+    let (auth_id, sig_id) = t.card.os.key_ids();
     let label = format!("cardsmith {}", t.card.serial);
 
     let (ok, out) = t.pkcs11_tool(&["-L"]);
@@ -143,7 +174,8 @@ fn pkcs11_tool_lists_reads_and_signs_with_both_keys() {
     assert!(ok, "{out}");
     assert_eq!(out.matches("Private Key Object").count(), 2, "{out}");
     assert!(
-        out.contains("ID:         01") && out.contains("ID:         02"),
+        out.contains(&format!("ID:         {auth_id}"))
+            && out.contains(&format!("ID:         {sig_id}")),
         "{out}"
     );
     assert!(
@@ -156,7 +188,7 @@ fn pkcs11_tool_lists_reads_and_signs_with_both_keys() {
     std::fs::write(&data, "a document the holder signs\n").expect("data");
 
     // The authentication key after --login (the ID PIN).
-    let auth_pub = t.public_key("01");
+    let auth_pub = t.public_key(auth_id);
     let sig = t.path("auth.sig");
     let (ok, out) = t.pkcs11_tool(&[
         "--login",
@@ -164,7 +196,7 @@ fn pkcs11_tool_lists_reads_and_signs_with_both_keys() {
         ID_PIN,
         "--sign",
         "--id",
-        "01",
+        auth_id,
         "-m",
         "ECDSA-SHA256",
         "--signature-format",
@@ -184,7 +216,7 @@ fn pkcs11_tool_lists_reads_and_signs_with_both_keys() {
     // context-specific PIN after C_SignInit. (With --pin it would give
     // the same value to both logins, which suits only a card whose two
     // PINs are equal.) Each hash the module offers.
-    let sig_pub = t.public_key("02");
+    let sig_pub = t.public_key(sig_id);
     for (mech, hash) in [
         ("ECDSA-SHA256", "-sha256"),
         ("ECDSA-SHA384", "-sha384"),
@@ -195,7 +227,7 @@ fn pkcs11_tool_lists_reads_and_signs_with_both_keys() {
             &[
                 "--sign",
                 "--id",
-                "02",
+                sig_id,
                 "-m",
                 mech,
                 "--signature-format",
@@ -235,7 +267,7 @@ fn pkcs11_tool_lists_reads_and_signs_with_both_keys() {
         &[
             "--sign",
             "--id",
-            "02",
+            sig_id,
             "-m",
             "ECDSA",
             "--signature-format",
@@ -260,7 +292,7 @@ fn pkcs11_tool_lists_reads_and_signs_with_both_keys() {
         &[
             "--sign",
             "--id",
-            "02",
+            sig_id,
             "-m",
             "ECDSA-SHA256",
             "-i",
@@ -281,7 +313,18 @@ fn pkcs11_tool_lists_reads_and_signs_with_both_keys() {
     assert!(!ok && out.contains("CKR_PIN_INCORRECT"), "{out}");
     assert_eq!(t.card.tries(id_ref), 2);
     let (ok, out) = t.pkcs11_tool(&["-L"]);
-    assert!(ok && out.contains("user PIN count low"), "{out}");
+    match t.card.os {
+        Os::Reference => assert!(ok && out.contains("user PIN count low"), "{out}"),
+        // Without a status list the try limit is unknown: the count left
+        // is not called low, and the PIN is neither locked nor on its last
+        // try.
+        Os::Domestic => assert!(
+            ok && out.contains("PIN initialized")
+                && !out.contains("locked")
+                && !out.contains("final"),
+            "{out}"
+        ),
+    }
     // The right one restores the tries.
     let (ok, out) = t.pkcs11_tool(&["--login", "--pin", ID_PIN, "-O"]);
     assert!(ok, "{out}");
@@ -290,7 +333,16 @@ fn pkcs11_tool_lists_reads_and_signs_with_both_keys() {
 
 #[test]
 fn p11tool_lists_the_token_and_its_objects_by_uri() {
-    let t = setup(62);
+    p11tool_lists(&setup(62));
+}
+
+#[test]
+fn p11tool_lists_the_domestic_token_and_its_objects_by_uri() {
+    p11tool_lists(&setup_os(Os::Domestic, 72));
+}
+
+fn p11tool_lists(t: &Tools) {
+    let (auth_id, sig_id) = t.card.os.key_ids();
     let run_p11tool = |args: &[&str], pin: Option<&str>| {
         let mut c = Command::new("p11tool");
         c.arg("--provider")
@@ -317,25 +369,34 @@ fn p11tool_lists_the_token_and_its_objects_by_uri() {
     let (ok, out) = run_p11tool(&["--login", "--list-all", &token], Some(ID_PIN));
     assert!(ok, "{out}");
     for object in [
-        "id=%01;object=authentication;type=cert",
-        "id=%02;object=signature;type=cert",
-        "id=%01;object=authentication;type=public",
-        "id=%02;object=signature;type=public",
-        "id=%01;object=authentication;type=private",
-        "id=%02;object=signature;type=private",
+        format!("id=%{auth_id};object=authentication;type=cert"),
+        format!("id=%{sig_id};object=signature;type=cert"),
+        format!("id=%{auth_id};object=authentication;type=public"),
+        format!("id=%{sig_id};object=signature;type=public"),
+        format!("id=%{auth_id};object=authentication;type=private"),
+        format!("id=%{sig_id};object=signature;type=private"),
     ] {
-        assert!(out.contains(object), "{object}:\n{out}");
+        assert!(out.contains(&object), "{object}:\n{out}");
     }
     assert!(out.contains("model=cardsmith%20card"), "{out}");
     // The certificate by its URI.
-    let uri = format!("{token};id=%01;object=authentication;type=cert");
+    let uri = format!("{token};id=%{auth_id};object=authentication;type=cert");
     let (ok, out) = run_p11tool(&["--export", &uri], None);
     assert!(ok && out.contains("-----BEGIN CERTIFICATE-----"), "{out}");
 }
 
 #[test]
 fn openssl_signs_through_the_pkcs11_engine() {
-    let t = setup(63);
+    openssl_engine_signs(&setup(63));
+}
+
+#[test]
+fn openssl_signs_through_the_pkcs11_engine_with_the_domestic_card() {
+    openssl_engine_signs(&setup_os(Os::Domestic, 73));
+}
+
+fn openssl_engine_signs(t: &Tools) {
+    let (auth_id, sig_id) = t.card.os.key_ids();
     let data = t.path("message.txt");
     std::fs::write(&data, "signed through OpenSSL's PKCS#11 engine\n").expect("data");
     let digest = t.path("message.sha256");
@@ -353,13 +414,13 @@ fn openssl_signs_through_the_pkcs11_engine() {
     // signature key asks for its PIN at every use, and the engine prompts
     // for it on the terminal.
     for (id, object, pin) in [
-        ("01", "authentication", ID_PIN),
-        ("02", "signature", SIG_PIN),
+        (auth_id, "authentication", ID_PIN),
+        (sig_id, "signature", SIG_PIN),
     ] {
         let public = t.public_key(id);
         let sig = t.path(&format!("engine-{object}.sig"));
-        let key = match id {
-            "01" => format!("{token};object={object};type=private;pin-value={pin}"),
+        let key = match object {
+            "authentication" => format!("{token};object={object};type=private;pin-value={pin}"),
             _ => format!("{token};object={object};type=private"),
         };
         let args = [
@@ -376,8 +437,8 @@ fn openssl_signs_through_the_pkcs11_engine() {
             "-out",
             Tools::s(&sig),
         ];
-        let (ok, out) = match id {
-            "01" => t.openssl(&args),
+        let (ok, out) = match object {
+            "authentication" => t.openssl(&args),
             _ => run_pty(
                 "openssl",
                 &args.map(std::ffi::OsStr::new),
@@ -389,7 +450,7 @@ fn openssl_signs_through_the_pkcs11_engine() {
             ),
         };
         assert!(ok, "{object}: {out}");
-        if id == "02" {
+        if object == "signature" {
             assert!(!out.contains(pin), "a PIN was echoed: {out}");
         }
         let (ok, out) = t.verifies("-sha256", &public, &sig, &data);
@@ -475,10 +536,20 @@ impl Drop for Sshd {
 
 #[test]
 fn ssh_logs_in_with_the_cards_authentication_key() {
-    let t = setup(64);
+    ssh_logs_in(&setup(64));
+}
+
+/// The domestic card's authentication key needs the ID PIN: ssh logs in
+/// with it and the module gives it to the card with the signature.
+#[test]
+fn ssh_logs_in_with_the_domestic_cards_authentication_key() {
+    ssh_logs_in(&setup_os(Os::Domestic, 74));
+}
+
+fn ssh_logs_in(t: &Tools) {
     // The authorized key: the authentication certificate's public key,
     // as ssh-keygen converts it.
-    let pem = t.public_key("01");
+    let pem = t.public_key(t.card.os.key_ids().0);
     let (ok, converted) = run(Command::new("ssh-keygen")
         .args(["-i", "-m", "PKCS8", "-f"])
         .arg(&pem));
@@ -709,11 +780,30 @@ fn a_profile_that_does_not_load_is_named_and_the_module_does_not_initialize() {
 #[test]
 fn a_card_not_yet_handed_to_its_holder_has_no_user_pin_yet() {
     let card = Issued::personalized(66);
-    let t = Tools {
+    not_yet_handed(&Tools {
         module: support::module_path(),
         profiles: card.profiles_dir(),
         card,
+    });
+}
+
+/// A domestic card still holds its factory PINs, whose values are no
+/// secret: the module does not try them (they would match).
+#[test]
+fn a_domestic_card_not_yet_handed_to_its_holder_has_no_user_pin_yet() {
+    let card = Issued::of(Os::Domestic, 76, false);
+    let t = Tools {
+        module: support::module_path(),
+        profiles: card.profiles_env(),
+        card,
     };
+    not_yet_handed(&t);
+    let (ok, out) = t.pkcs11_tool(&["--login", "--pin", "123456", "-O"]);
+    assert!(!ok && out.contains("CKR_USER_PIN_NOT_INITIALIZED"), "{out}");
+    assert_eq!(t.card.tries(t.card.side.profile.id_pin.reference), 3);
+}
+
+fn not_yet_handed(t: &Tools) {
     let (ok, out) = t.pkcs11_tool(&["-L"]);
     assert!(ok, "{out}");
     assert!(
@@ -732,4 +822,36 @@ fn a_card_not_yet_handed_to_its_holder_has_no_user_pin_yet() {
     assert!(!ok && out.contains("CKR_USER_PIN_NOT_INITIALIZED"), "{out}");
     let id_ref = t.card.side.profile.id_pin.reference;
     assert_eq!(t.card.tries(id_ref), 3);
+}
+
+/// A card that no profile given to the module names by its ATR (a
+/// domestic card, the module told of the reference profile only) is no
+/// token, and gets not a single command: the module matches the ATR
+/// first, as the line and the counter do. Given both profiles, the module
+/// reads it by the domestic one.
+#[test]
+fn a_card_whose_atr_no_profile_names_gets_no_command() {
+    let card = Issued::of(Os::Domestic, 77, true);
+    let mut t = Tools {
+        module: support::module_path(),
+        profiles: card.profiles_dir().join("reference-card"),
+        card,
+    };
+    t.card.pull();
+    t.card.insert();
+    assert_eq!(t.card.apdus(), 0);
+    let (ok, out) = t.pkcs11_tool(&["-L"]);
+    assert!(ok, "{out}");
+    assert!(
+        !out.contains(&format!("cardsmith {}", t.card.serial)),
+        "{out}"
+    );
+    assert_eq!(t.card.apdus(), 0, "a command reached the card");
+    t.profiles = t.card.profiles_env();
+    let (ok, out) = t.pkcs11_tool(&["-L"]);
+    assert!(
+        ok && out.contains(&format!("cardsmith {}", t.card.serial)),
+        "{out}"
+    );
+    assert!(t.card.apdus() > 0);
 }

@@ -73,6 +73,7 @@ fn step_name(step: Step) -> String {
         Step::GetChallenge => "GET CHALLENGE",
         Step::ExternalAuthenticate => "EXTERNAL AUTHENTICATE",
         Step::VerifyPin => "VERIFY",
+        Step::PinStatus => "VERIFY (PIN state)",
         Step::PinLogout => "VERIFY (log out)",
         Step::SetPin => "CHANGE REFERENCE DATA",
         Step::ResetRetryCounter => "RESET RETRY COUNTER",

@@ -24,6 +24,7 @@ pub enum Step {
     GetChallenge,
     ExternalAuthenticate,
     VerifyPin,
+    PinStatus,
     PinLogout,
     SetPin,
     ResetRetryCounter,
@@ -57,6 +58,7 @@ impl Step {
         Step::GetChallenge,
         Step::ExternalAuthenticate,
         Step::VerifyPin,
+        Step::PinStatus,
         Step::PinLogout,
         Step::SetPin,
         Step::ResetRetryCounter,
@@ -83,6 +85,7 @@ impl Step {
             Step::GetChallenge => "get_challenge",
             Step::ExternalAuthenticate => "external_authenticate",
             Step::VerifyPin => "verify_pin",
+            Step::PinStatus => "pin_status",
             Step::PinLogout => "pin_logout",
             Step::SetPin => "set_pin",
             Step::ResetRetryCounter => "reset_retry_counter",
@@ -113,7 +116,7 @@ impl Step {
             Step::GetChallenge => &[("length", Plain)],
             Step::ExternalAuthenticate => &[("key_reference", Plain), ("cryptogram", Secret)],
             Step::VerifyPin => &[("pin_reference", Plain), ("pin", Secret)],
-            Step::PinLogout => &[("pin_reference", Plain)],
+            Step::PinStatus | Step::PinLogout => &[("pin_reference", Plain)],
             Step::SetPin => &[
                 ("pin_reference", Plain),
                 ("old_pin", Secret),
@@ -140,15 +143,17 @@ impl Step {
 
     /// Whether a profile may leave the step out. Without it the host does
     /// without: `select_file` before a write (whose FCP then gives the
-    /// size to check), no PUK unblock, no logout (a reset logs out), no CREATE
-    /// FILE probe when verifying, no issuer authentication on a card whose
-    /// issuer proves itself over its security domain.
+    /// size to check), no PUK unblock, no logout (a reset logs out), no PIN
+    /// state but the status list's, no CREATE FILE probe when verifying, no
+    /// issuer authentication on a card whose issuer proves itself over its
+    /// security domain.
     pub fn optional(self) -> bool {
         matches!(
             self,
             Step::SelectFileBare
                 | Step::GetChallenge
                 | Step::ExternalAuthenticate
+                | Step::PinStatus
                 | Step::PinLogout
                 | Step::ResetRetryCounter
                 | Step::ClosedProbe

@@ -1,7 +1,9 @@
 //! Shared by the module's tests: a card personalized and activated by
 //! cardsmith through the real pcscd (vpcd's first reader), with the
 //! holder's own PINs, which can be pulled and put back; the built module;
-//! and the PKCS#11 function table loaded from it with dlopen.
+//! and the PKCS#11 function table loaded from it with dlopen. The card is
+//! of either card operating system of the simulated card ([`Os`]): the
+//! same code issues both, each from its own profile.
 #![allow(dead_code)]
 
 #[path = "../../../tests/activate_support/mod.rs"]
@@ -13,10 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cardsmith::activate::ops;
+use cardsmith::apdu::StatusWord;
 use cardsmith::perso::card::{self as pcard, RefStatus};
 use cardsmith::perso::cli::{CardArgs, IssuerSide};
+use cardsmith::perso::commands::Step;
 use cardsmith::perso::engine;
 use cardsmith::perso::input;
+use cardsmith::script::template::Vars;
 use cardsmith::secret::Secret;
 use cardsmith::sim::vpcd::{SharedCard, VpcdCard, VpcdOptions};
 use cardsmith::sim::{Provision, SimCard, SimConfig};
@@ -27,6 +32,56 @@ pub const READER: &str = "Virtual PCD 00 00";
 /// The holder's PINs, chosen at the counter.
 pub const ID_PIN: &str = "480913";
 pub const SIG_PIN: &str = "73920461";
+
+/// The card operating systems of the simulated card (issue 17).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Os {
+    /// The reference card: its profile is built into cardsmith.
+    Reference,
+    /// The "domestic" card (`SimConfig::domestic()`), personalized from
+    /// apdu-scripts/domestic/profile.toml: T=0, factory file system and
+    /// PINs, proprietary key commands, no PIN status list, no logout.
+    Domestic,
+}
+
+impl Os {
+    /// The simulated card of this OS.
+    pub fn config(self) -> SimConfig {
+        match self {
+            Os::Reference => SimConfig::default(),
+            Os::Domestic => SimConfig::domestic(),
+        }
+    }
+
+    /// The directory of the OS's profile in the repository.
+    pub fn profile_dir(self) -> PathBuf {
+        let name = match self {
+            Os::Reference => "reference-card",
+            Os::Domestic => "domestic",
+        };
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../apdu-scripts")
+            .join(name)
+    }
+
+    /// The CKA_ID of the authentication and signature keys (their key
+    /// references), in hex as pkcs11-tool writes them.
+    pub fn key_ids(self) -> (&'static str, &'static str) {
+        match self {
+            Os::Reference => ("01", "02"),
+            Os::Domestic => ("21", "22"),
+        }
+    }
+}
+
+/// CARDSMITH_PKCS11_PROFILES naming both OSes' profiles in the
+/// repository: the module picks each card's by its ATR.
+pub fn both_profiles() -> std::ffi::OsString {
+    let mut v = Os::Reference.profile_dir().into_os_string();
+    v.push(":");
+    v.push(Os::Domestic.profile_dir());
+    v
+}
 
 /// The vpcd slots are shared by every PC/SC test of the repository: the
 /// same lock as tests/common/mod.rs.
@@ -69,6 +124,7 @@ pub struct Issued {
     pub side: IssuerSide,
     pub card: SharedCard,
     pub serial: String,
+    pub os: Os,
     served: Option<VpcdCard>,
     _guard: PcscGuard,
 }
@@ -89,16 +145,22 @@ impl Issued {
     /// [`Issued::new`] with another card profile: its `profile.toml` and
     /// `filesystem.apdu`, written to `<dir>/profiles/<name>/`.
     pub fn with_profile(seed: u64, profile: Option<(&str, &str, &str)>) -> Issued {
-        Issued::make(seed, profile, true)
+        Issued::make(seed, Os::Reference, profile, true)
     }
 
     /// A card personalized by the line but not yet handed to its holder:
     /// its PINs still hold the transport values.
     pub fn personalized(seed: u64) -> Issued {
-        Issued::make(seed, None, false)
+        Issued::make(seed, Os::Reference, None, false)
     }
 
-    fn make(seed: u64, profile: Option<(&str, &str, &str)>, activate: bool) -> Issued {
+    /// [`Issued::new`] or [`Issued::personalized`] (`activate` false) for
+    /// a card of `os`, each personalized and activated from its profile.
+    pub fn of(os: Os, seed: u64, activate: bool) -> Issued {
+        Issued::make(seed, os, None, activate)
+    }
+
+    fn make(seed: u64, os: Os, profile: Option<(&str, &str, &str)>, activate: bool) -> Issued {
         let guard = pcsc();
         let dir = tempfile::tempdir().expect("tempdir");
         let profile = profile.map(|(name, toml, script)| {
@@ -108,6 +170,10 @@ impl Issued {
             std::fs::write(d.join("filesystem.apdu"), script).expect("script");
             d.join("profile.toml")
         });
+        let profile = match os {
+            Os::Reference => profile,
+            Os::Domestic => Some(os.profile_dir().join("profile.toml")),
+        };
         let side = IssuerSide::load(&CardArgs {
             data_dir: Some(dir.path().to_path_buf()),
             profile,
@@ -123,7 +189,7 @@ impl Issued {
         let input = input::card_input(&h.record, p, input::today(), &input::compact_template)
             .expect("card input");
         let blank = SimCard::blank_provisioned(
-            SimConfig::default(),
+            os.config(),
             Provision {
                 issuer_key: Some(side.key.expose()),
                 scp03: side.scp03.as_ref().map(|k| &k.keys),
@@ -133,6 +199,7 @@ impl Issued {
         let card: SharedCard = Arc::new(Mutex::new(blank));
         let mut issued = Issued {
             serial: String::new(),
+            os,
             dir,
             card,
             served: None,
@@ -214,12 +281,44 @@ impl Issued {
         .expect("status list")
     }
 
+    /// The tries left of PIN `reference`: from the status list, or on a
+    /// card without one from VERIFY without data (the profile's
+    /// `pin_status`), which must find the PIN not verified: whoever used
+    /// the card before left no PIN verified behind.
     pub fn tries(&self, reference: u8) -> u8 {
-        self.pins()
-            .into_iter()
-            .find(|s| !s.biometric && s.reference == reference)
-            .expect("PIN in the status list")
-            .tries_left
+        let p = &self.side.profile;
+        if p.status_tag.is_some() {
+            return self
+                .pins()
+                .into_iter()
+                .find(|s| !s.biometric && s.reference == reference)
+                .expect("PIN in the status list")
+                .tries_left;
+        }
+        let mut ch = channel();
+        let sw = ch
+            .run(|ex| {
+                pcard::select_aid(ex, p, &p.pki_aid)?;
+                let vars = Vars::new().byte("pin_reference", reference);
+                pcard::send(ex, &p.commands, Step::PinStatus, &vars)
+            })
+            .expect("VERIFY without data")
+            .sw;
+        match sw {
+            StatusWord::WrongPin { retries } => retries,
+            StatusWord::AuthenticationBlocked => 0,
+            other => panic!("PIN {reference:02X}: VERIFY without data answered {other:?}"),
+        }
+    }
+
+    /// What CARDSMITH_PKCS11_PROFILES names for this card: for a
+    /// reference card [`Issued::profiles_dir`], for a domestic one
+    /// [`both_profiles`].
+    pub fn profiles_env(&self) -> PathBuf {
+        match self.os {
+            Os::Reference => self.profiles_dir(),
+            Os::Domestic => PathBuf::from(both_profiles()),
+        }
     }
 
     /// A directory holding the reference profile (and the card's own, for
