@@ -8,7 +8,9 @@
 #     same metering wrapper, card excluded) and one ECDSA P-256 verify (ring);
 #   - N cards on the default simulated card (extended length);
 #   - the same N cards on a simulated card without extended length (short
-#     APDUs + command chaining), unless SHORT=0.
+#     APDUs + command chaining), unless SHORT=0;
+#   - the same N cards on the domestic card OS (T=0, its own profile and
+#     minimums), over SCP03 and in clear, unless DOMESTIC=0.
 # Every time is reported absolute and as a ratio to the baselines.
 #
 # Usage: bench/perso.sh [CARDS=50] [extra perso_bench args...]
@@ -21,9 +23,11 @@ cd "$(dirname "$0")/.."
 CARDS=${CARDS:-50}
 SEED=${SEED:-1}
 SHORT=${SHORT:-1}
+DOMESTIC=${DOMESTIC:-1}
 
 cargo build --release --example perso_bench >&2
 args=(--cards "$CARDS" --seed "$SEED")
 [ "$SHORT" = 1 ] && args+=(--short)
+[ "$DOMESTIC" = 1 ] && args+=(--domestic)
 unset CARDSMITH_ISSUER_KEY
 exec ./target/release/examples/perso_bench "${args[@]}" "$@"
