@@ -132,3 +132,42 @@ fn validation_alone_needs_no_card() {
     assert!(out.contains("valid (4 data groups, 2 keys"), "{out}");
     assert!(!out.contains("dry run"), "{out}");
 }
+
+/// The domestic profile (issue 17) is valid and dry-runs on a simulated
+/// card of its own OS, picked by the ATR the profile names.
+#[test]
+fn the_domestic_profile_dry_runs_on_a_domestic_card() {
+    let profile = root().join("apdu-scripts/domestic/profile.toml");
+    let (code, out, err) = check(&["--json", "profile", "check", profile.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["dry_run"]["verify_passed"], true, "{out}");
+}
+
+/// A card command template with a variable its step does not have is
+/// named by file, key and line, with the variables the step has.
+#[test]
+fn a_bad_command_template_is_named_by_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = edited(dir.path(), |t| {
+        t.replace(
+            "get_data = \"apdu(00 CA ${tag}, , 00)\"",
+            "get_data = \"apdu(00 CA ${tg}, , 00)\"",
+        )
+    });
+    let text = std::fs::read_to_string(&p).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("get_data ="))
+        .unwrap()
+        + 1;
+    let (code, out, err) = check(&["profile", "check", p.to_str().unwrap()], &[]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    let all = format!("{out}{err}");
+    assert!(
+        all.contains(&format!("commands.get_data (line {line})"))
+            && all.contains("${tg} is not a variable of this step; it has ${tag}")
+            && all.contains("profile.toml"),
+        "{all}"
+    );
+}

@@ -145,6 +145,16 @@ fn load_one(path: &Path, p: &Profile) -> Result<record::Record> {
     }
 }
 
+/// The simulated card OS a new `--sim-image` card is made of: the first
+/// whose blank card the profile recognizes by its ATR (the reference OS for
+/// a profile that names no ATR).
+pub fn sim_config_for(p: &super::profile::Profile) -> SimConfig {
+    [SimConfig::default(), SimConfig::domestic()]
+        .into_iter()
+        .find(|c| p.recognizes.recognizes(&SimCard::blank(c.clone()).atr()))
+        .unwrap_or_default()
+}
+
 /// Open the card: a reader, or an in-process simulated card image.
 pub fn open_channel(a: &CardArgs, side: &IssuerSide) -> Result<Channel> {
     if let Some(img) = &a.sim_image {
@@ -156,7 +166,7 @@ pub fn open_channel(a: &CardArgs, side: &IssuerSide) -> Result<Channel> {
             issuer_key: Some(side.key.expose()),
             scp03: side.scp03.as_ref().map(|k| &k.keys),
         };
-        let card = SimCard::open_image_provisioned(img, SimConfig::default(), provision)
+        let card = SimCard::open_image_provisioned(img, sim_config_for(&side.profile), provision)
             .context("opening the simulated card image")?;
         let mut card = card;
         card.power_on();
