@@ -272,8 +272,7 @@ fn a_mixed_batch_through_pcscd_uses_both_vendors_cards() {
         .keys()
         .filter(|id| {
             let r = journal.record(id).expect("journal").expect("record");
-            r.card_serial
-                .is_some_and(|s| domestic_serials.iter().any(|d| *d == s))
+            r.card_serial.is_some_and(|s| domestic_serials.contains(&s))
         })
         .count();
     eprintln!(
