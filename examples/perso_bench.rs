@@ -398,12 +398,18 @@ fn writes_by_ef(log: &[Wire]) -> BTreeMap<String, usize> {
     for w in log {
         let c = parse_cmd(&w.cmd);
         match (c.ins, c.p1) {
-            (0xA4, 0x02) => cur = cardsmith::hex::compact(c.data),
+            _ if is_ef_select(&c) => cur = cardsmith::hex::compact(c.data),
             (0xD6, _) | (0xD7, _) => *out.entry(cur.clone()).or_insert(0) += c.data.len(),
             _ => {}
         }
     }
     out
+}
+
+/// A SELECT of an EF: P1=02 (under the current DF), or P1=00 with a FID
+/// other than the MF's (the domestic card selects its EFs so).
+fn is_ef_select(c: &Cmd<'_>) -> bool {
+    c.ins == 0xA4 && (c.p1 == 0x02 || (c.p1 == 0x00 && c.data.len() == 2 && c.data != [0x3F, 0x00]))
 }
 
 /// Count of logical commands (chained parts counted once) matching `pred`.
@@ -533,7 +539,7 @@ fn scp03_minimum(
         let is_dg = dg_efs
             .iter()
             .any(|f| what == &format!("EF {f} content") || what == &format!("SELECT EF {f}"));
-        if perso && is_dg {
+        if perso && is_dg && sd.store_data {
             had_dgs = true;
             continue;
         }
@@ -560,6 +566,154 @@ fn scp03_minimum(
         m.fixed(scp_log, "STORE DATA (data groups)", n, |c| c.ins == 0xE2);
     }
     m
+}
+
+/// The domestic card's perso minimum (issue 17), in clear, with UPDATE
+/// BINARY blocks of at most `max` bytes: its command set has no CREATE
+/// FILE (the files come from the factory), key generation and signing are
+/// one command each, the issuer gives the key's factory PIN before the
+/// request is signed, and SET STATUS closes; it speaks T=0, so every answer
+/// with data takes a GET RESPONSE. Counts come from the profile and the
+/// record; the wire gives sizes only.
+fn domestic_perso_minimum(
+    log: &[Wire],
+    p: &cardsmith::perso::profile::Profile,
+    fingers: usize,
+    max: usize,
+) -> Minimum {
+    let keys = p.keys.len();
+    let factory = factory_pin_keys(p);
+    let mut m = Minimum::default();
+    for (ef, n) in writes_by_ef(log) {
+        m.writes(&format!("EF {ef} content"), n, max);
+        m.push(&format!("SELECT EF {ef}"), 7, 2, 0);
+    }
+    m.push(
+        "SELECT identity application",
+        5 + p.identity_aid.len(),
+        2,
+        0,
+    );
+    m.push("SELECT PKI application", 5 + p.pki_aid.len(), 2, 0);
+    m.fixed(log, "GET DATA life cycle + CPLC serial", 2, |c| {
+        c.ins == 0xCA
+    });
+    m.fixed(log, "finger enrolment", fingers, |c| {
+        c.ins == 0x24 && c.p1 == 0x01
+    });
+    m.fixed(log, "GENERATE KEY PAIR, 1 per key", keys, |c| {
+        c.ins == 0x46 && c.p1 == 0
+    });
+    m.fixed(log, "VERIFY factory PIN (CSR)", factory, |c| c.ins == 0x20);
+    m.fixed(log, "sign, 1 per key (CSR)", keys, |c| c.ins == 0x2A);
+    m.fixed(
+        log,
+        "GET RESPONSE (T=0: GET DATA, keys, signatures)",
+        2 + 2 * keys,
+        |c| c.ins == 0xC0,
+    );
+    m.fixed(log, "SET STATUS (close)", 1, |c| c.ins == 0xF0);
+    m
+}
+
+/// The domestic card's verify minimum: each EF selected (no FCP) and read
+/// in 256-byte READ BINARY, each with its GET RESPONSE (T=0); the life
+/// cycle, CPLC and BIT group; per key its public key, its factory PIN and a
+/// signature; per finger a VERIFY.
+fn domestic_verify_minimum(
+    log: &[Wire],
+    p: &cardsmith::perso::profile::Profile,
+    contents: &[(String, usize)],
+    fingers: usize,
+) -> Minimum {
+    let keys = p.keys.len();
+    let mut m = Minimum::default();
+    for (n, b) in contents {
+        m.push(&format!("SELECT {n}"), 7, 2, 0);
+        let mut left = *b;
+        loop {
+            let k = left.min(256);
+            m.push(&format!("{n}: READ BINARY"), 5, 2, 0);
+            m.push(&format!("{n}: GET RESPONSE"), 5, k + 2, 0);
+            left -= k;
+            if left == 0 {
+                break;
+            }
+        }
+    }
+    m.push(
+        "SELECT identity application",
+        5 + p.identity_aid.len(),
+        2,
+        0,
+    );
+    m.push("SELECT PKI application", 5 + p.pki_aid.len(), 2, 0);
+    m.fixed(log, "GET DATA life cycle, CPLC, BIT group", 3, |c| {
+        c.ins == 0xCA
+    });
+    m.fixed(log, "READ PUBLIC KEY, 1 per key", keys, |c| {
+        c.ins == 0x46 && c.p1 != 0
+    });
+    m.fixed(
+        log,
+        "VERIFY factory PIN (challenge)",
+        factory_pin_keys(p),
+        |c| c.ins == 0x20,
+    );
+    m.fixed(log, "sign, 1 per key (challenge)", keys, |c| c.ins == 0x2A);
+    m.fixed(
+        log,
+        "GET RESPONSE (T=0: GET DATA, keys, signatures)",
+        3 + 2 * keys,
+        |c| c.ins == 0xC0,
+    );
+    m.fixed(log, "VERIFY per finger", fingers, |c| c.ins == 0x21);
+    m
+}
+
+/// Keys whose PIN has a factory value (the issuer gives it before they sign).
+fn factory_pin_keys(p: &cardsmith::perso::profile::Profile) -> usize {
+    p.keys
+        .iter()
+        .filter(|k| {
+            k.pin
+                .and_then(|n| p.pin_by_number(n))
+                .is_some_and(|pin| p.factory_pin(pin.reference).is_some())
+        })
+        .count()
+}
+
+/// Over SCP03 with R-MAC on a T=0 card every answer inside the channel
+/// carries data (its MAC), so each command there takes a GET RESPONSE;
+/// `extra` counts the commands of the minimum sent in the channel that
+/// would answer no data in clear (those that do have their GET RESPONSE in
+/// the clear minimum already). The handshake's own answers with data
+/// (the security domain's FCI, INITIALIZE UPDATE) take theirs too, counted
+/// from the wire. Each is charged as fetching an 8-byte MAC.
+fn t0_secure_minimum(scp: Minimum, extra: usize, scp_log: &[Wire], sd_aid: &[u8]) -> Minimum {
+    let handshake_gr = scp_log
+        .windows(2)
+        .filter(|w| {
+            let (a, b) = (parse_cmd(&w[0].cmd), parse_cmd(&w[1].cmd));
+            b.ins == 0xC0 && (a.ins == 0x50 || (a.ins == 0xA4 && a.p1 == 0x04 && a.data == sd_aid))
+        })
+        .count();
+    let mut m = scp;
+    for _ in 0..extra {
+        m.push("GET RESPONSE (R-MAC on T=0)", 5, 8 + 2, 0);
+    }
+    m.fixed(scp_log, "GET RESPONSE (handshake)", handshake_gr, |c| {
+        c.ins == 0xC0
+    });
+    m
+}
+
+/// GET RESPONSEs in a minimum.
+fn get_responses(m: &Minimum) -> usize {
+    m.cmds
+        .iter()
+        .filter(|(w, _)| w.contains("GET RESPONSE"))
+        .count()
 }
 
 /// Data bytes of the STORE DATA commands on a wire.
@@ -610,6 +764,8 @@ struct Opts {
     rtt_loops: usize,
     records: Option<PathBuf>,
     detail: bool,
+    /// Also the domestic card OS (issue 17), with its own minimums.
+    domestic: bool,
 }
 
 fn parse_args() -> Result<Opts> {
@@ -620,6 +776,7 @@ fn parse_args() -> Result<Opts> {
         rtt_loops: 5000,
         records: None,
         detail: true,
+        domestic: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -631,10 +788,12 @@ fn parse_args() -> Result<Opts> {
             "--rtt-loops" => o.rtt_loops = val()?.parse()?,
             "--records" => o.records = Some(PathBuf::from(val()?)),
             "--no-detail" => o.detail = false,
+            "--domestic" => o.domestic = true,
             "-h" | "--help" => {
                 println!(
-                    "perso_bench [--cards N=50] [--seed S=1] [--short] [--rtt-loops N=5000] [--records FILE] [--no-detail]\n\
-                     --short: also run every card on a simulated card without extended length (short APDUs + chaining)"
+                    "perso_bench [--cards N=50] [--seed S=1] [--short] [--domestic] [--rtt-loops N=5000] [--records FILE] [--no-detail]\n\
+                     --short: also run every card on a simulated card without extended length (short APDUs + chaining)\n\
+                     --domestic: also run every card on the domestic card OS (T=0, its own profile and minimums)"
                 );
                 std::process::exit(0);
             }
@@ -765,6 +924,23 @@ fn run_card(
     if p.security_domain.is_some() {
         return Ok(r);
     }
+    if !p.files.is_empty() {
+        // A card whose file system comes from the factory: the domestic OS.
+        let max = p.max_update_binary.unwrap_or(255).min(255);
+        let fingers = inp.fingers.len();
+        r.perso_min = Some(domestic_perso_minimum(&r.perso_log, p, fingers, max));
+        let contents: Vec<(String, usize)> = writes_by_ef(&r.perso_log)
+            .into_iter()
+            .map(|(ef, n)| (format!("EF {ef}"), n))
+            .collect();
+        r.verify_min = Some(domestic_verify_minimum(
+            &r.verify_log,
+            p,
+            &contents,
+            fingers,
+        ));
+        return Ok(r);
+    }
     let (max_nc, max_ne) = if ext { (65_535, 65_536) } else { (255, 256) };
     r.perso_min = Some(perso_minimum(&r.perso_log, p, max_nc));
     r.perso_min_short = perso_minimum(&r.perso_log, p, 255).count();
@@ -801,7 +977,7 @@ fn reads_of(log: &[Wire]) -> Vec<(String, usize, usize)> {
                     out.push((cur.clone(), read, 0));
                 }
                 read = 0;
-                cur = if c.p1 == 0x02 {
+                cur = if is_ef_select(&c) {
                     cardsmith::hex::compact(c.data)
                 } else {
                     String::new()
@@ -998,10 +1174,90 @@ fn main() -> Result<()> {
                 .map(|m| scp03_minimum(m, &s.verify_log, p, false));
         }
     }
+    if o.domestic {
+        results.extend(domestic_runs(&data_dir, &records, &meter, clock_ns)?);
+    }
     for (vname, _, runs, wall) in &results {
         report(vname, runs, rtt_ns, ecdsa_ns, *wall, o.detail);
     }
     Ok(())
+}
+
+/// One variant's runs: its name, whether over SCP03, the cards, the wall time.
+type Variant = (&'static str, bool, Vec<CardRun>, std::time::Duration);
+
+/// The same records on the domestic card OS (issue 17): over its security
+/// domain, and in clear on cards made without one (whose readable wire
+/// gives the minimums; the SCP03 minimum adds the handshake and, for R-MAC
+/// on T=0, a GET RESPONSE per command).
+fn domestic_runs(
+    data_dir: &Path,
+    records: &[record::Record],
+    meter: &Arc<Mutex<Meter>>,
+    clock_ns: f64,
+) -> Result<Vec<Variant>> {
+    let profile = Path::new(env!("CARGO_MANIFEST_DIR")).join("apdu-scripts/domestic/profile.toml");
+    let load = || {
+        IssuerSide::load(&CardArgs {
+            data_dir: Some(data_dir.to_path_buf()),
+            profile: Some(profile.clone()),
+            ..Default::default()
+        })
+    };
+    let side = load()?;
+    let mut clear = load()?;
+    clear.profile.security_domain = None;
+    clear.scp03 = None;
+    let p = &side.profile;
+    let mut out = Vec::new();
+    for (name, sd) in [
+        ("domestic OS, SCP03 (T=0, short APDUs)", &side),
+        ("domestic OS, in clear (T=0, short APDUs)", &clear),
+    ] {
+        let wall0 = Instant::now();
+        let mut runs = Vec::new();
+        for rec in records {
+            runs.push(run_card(sd, rec, SimConfig::domestic(), meter, clock_ns)?);
+        }
+        out.push((
+            name,
+            sd.profile.security_domain.is_some(),
+            runs,
+            wall0.elapsed(),
+        ));
+    }
+    let sd_aid = p
+        .security_domain
+        .as_ref()
+        .map(|sd| sd.aid.clone())
+        .unwrap_or_default();
+    if let [(_, true, scp, _), (_, false, clear, _)] = out.as_mut_slice() {
+        for ((s, c), rec) in scp.iter_mut().zip(clear.iter()).zip(records) {
+            // Perso: all but the two GET DATA before the channel go through
+            // it; of those, the ones answering data in clear have their GET
+            // RESPONSE already. Verify: only the fingers' VERIFYs go through it.
+            s.perso_min = c.perso_min.as_ref().map(|m| {
+                let gr = get_responses(m);
+                let extra = m.count().saturating_sub(2 * gr);
+                t0_secure_minimum(
+                    scp03_minimum(m, &s.perso_log, p, true),
+                    extra,
+                    &s.perso_log,
+                    &sd_aid,
+                )
+            });
+            s.verify_min = c.verify_min.as_ref().map(|m| {
+                let fingers = rec.fingerprints().len();
+                t0_secure_minimum(
+                    scp03_minimum(m, &s.verify_log, p, false),
+                    fingers,
+                    &s.verify_log,
+                    &sd_aid,
+                )
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn col(runs: &[CardRun], f: impl Fn(&CardRun) -> f64) -> (f64, f64) {

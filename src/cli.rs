@@ -167,74 +167,79 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  cardsmith sim                         # one card in slot 0 (\"Virtual PCD 00 00\")\n  cardsmith sim --slots 0,1             # two cards\n  cardsmith sim --image /tmp/card.json  # keep the card's state in this file\n  cardsmith sim --t0 --no-extended      # a T=0 card without extended length\n  cardsmith sim --os domestic --no-security-domain   # the domestic card OS, personalized in clear"
     )]
-    Sim {
-        /// vpcd slots to put a card in (0 and 1 with Debian's vpcd).
-        #[arg(long, value_delimiter = ',', default_value = "0")]
-        slots: Vec<u16>,
-        /// Card image file (state survives restarts). With several slots, the slot number is appended.
-        #[arg(long)]
-        image: Option<PathBuf>,
-        /// Directory for card images when --image is not given.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Start from a fresh blank card even if an image exists.
-        #[arg(long)]
-        fresh: bool,
-        /// The card OS: reference, or domestic (T=0, factory-made file system, proprietary commands; docs/simulated-card.md). A domestic card ignores --t0, --no-extended, --no-chaining and --force-get-response.
-        #[arg(long, value_enum, default_value = "reference")]
-        os: OsArg,
-        /// Offer T=0 instead of T=1 (responses with data come as 61xx).
-        #[arg(long)]
-        t0: bool,
-        /// Do not offer extended length.
-        #[arg(long)]
-        no_extended: bool,
-        /// Do not offer command chaining.
-        #[arg(long)]
-        no_chaining: bool,
-        /// Answer every response carrying data with 61xx (GET RESPONSE needed).
-        #[arg(long)]
-        force_get_response: bool,
-        /// Fault: pull the card when APDU number K arrives.
-        #[arg(long)]
-        remove_at: Option<u64>,
-        /// Fault: delay every answer by this many milliseconds.
-        #[arg(long)]
-        delay_ms: Option<u64>,
-        /// Fault: stop answering from APDU number K on.
-        #[arg(long)]
-        mute_from: Option<u64>,
-        /// Stop after this many seconds (default: run until killed).
-        #[arg(long)]
-        seconds: Option<f64>,
-        /// The issuer transport key new blank cards get (hex file, mode 600). Default: $CARDSMITH_ISSUER_KEY, else <data dir>/issuer-key.
-        #[arg(long, value_name = "FILE")]
-        issuer_key: Option<PathBuf>,
-        /// New blank cards get no issuer key and no security domain (anyone may personalize them).
-        #[arg(long, conflicts_with = "issuer_key")]
-        no_issuer_key: bool,
-        /// The SCP03 keys new blank cards' security domain gets (key file, mode 600; docs/scp03.md). Default: $CARDSMITH_SCP03_KEYS, else <data dir>/scp03-keys.
-        #[arg(long, value_name = "FILE", conflicts_with = "no_issuer_key")]
-        scp03_keys: Option<PathBuf>,
-        /// New blank cards get no security domain (personalization in clear).
-        #[arg(long, conflicts_with = "scp03_keys")]
-        no_security_domain: bool,
-        /// Card handler mode: keep feeding fresh blank cards into the readers; a card leaves when the host powers it down after using it, and is saved in DIR.
-        #[arg(long, value_name = "DIR", conflicts_with_all = ["image", "fresh", "remove_at", "mute_from"])]
-        feed: Option<PathBuf>,
-        /// With --feed: use the first N cardsmith line readers ("Cardsmith Line 01" …, see scripts/setup.sh) instead of the vpcd slots.
-        #[arg(long, value_name = "N", requires = "feed")]
-        line_readers: Option<u16>,
-        /// With --feed: stop after this many cards in total.
-        #[arg(long, requires = "feed")]
-        feed_count: Option<u64>,
-        /// With --feed: time to move a card out and the next one in, in milliseconds.
-        #[arg(long, default_value_t = 200, requires = "feed")]
-        handling_ms: u64,
-        /// The cards' timing model: none, typical, slow, fast, or e.g. latency=20ms,baud=115200,page=64,page-write=3ms,keygen=120ms.
-        #[arg(long, default_value = "none")]
-        timing: String,
-    },
+    Sim(SimArgs),
+}
+
+// `sim`'s flags. No doc comment: clap would take it for the subcommand's
+// about, which is `Command::Sim`'s.
+#[derive(clap::Args, Debug)]
+pub struct SimArgs {
+    /// vpcd slots to put a card in (0 and 1 with Debian's vpcd).
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    slots: Vec<u16>,
+    /// Card image file (state survives restarts). With several slots, the slot number is appended.
+    #[arg(long)]
+    image: Option<PathBuf>,
+    /// Directory for card images when --image is not given.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Start from a fresh blank card even if an image exists.
+    #[arg(long)]
+    fresh: bool,
+    /// The card OS: reference, or domestic (T=0, factory-made file system, proprietary commands; docs/simulated-card.md). A domestic card ignores --t0, --no-extended, --no-chaining and --force-get-response.
+    #[arg(long, value_enum, default_value = "reference")]
+    os: OsArg,
+    /// Offer T=0 instead of T=1 (responses with data come as 61xx).
+    #[arg(long)]
+    t0: bool,
+    /// Do not offer extended length.
+    #[arg(long)]
+    no_extended: bool,
+    /// Do not offer command chaining.
+    #[arg(long)]
+    no_chaining: bool,
+    /// Answer every response carrying data with 61xx (GET RESPONSE needed).
+    #[arg(long)]
+    force_get_response: bool,
+    /// Fault: pull the card when APDU number K arrives.
+    #[arg(long)]
+    remove_at: Option<u64>,
+    /// Fault: delay every answer by this many milliseconds.
+    #[arg(long)]
+    delay_ms: Option<u64>,
+    /// Fault: stop answering from APDU number K on.
+    #[arg(long)]
+    mute_from: Option<u64>,
+    /// Stop after this many seconds (default: run until killed).
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// The issuer transport key new blank cards get (hex file, mode 600). Default: $CARDSMITH_ISSUER_KEY, else <data dir>/issuer-key.
+    #[arg(long, value_name = "FILE")]
+    issuer_key: Option<PathBuf>,
+    /// New blank cards get no issuer key and no security domain (anyone may personalize them).
+    #[arg(long, conflicts_with = "issuer_key")]
+    no_issuer_key: bool,
+    /// The SCP03 keys new blank cards' security domain gets (key file, mode 600; docs/scp03.md). Default: $CARDSMITH_SCP03_KEYS, else <data dir>/scp03-keys.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_issuer_key")]
+    scp03_keys: Option<PathBuf>,
+    /// New blank cards get no security domain (personalization in clear).
+    #[arg(long, conflicts_with = "scp03_keys")]
+    no_security_domain: bool,
+    /// Card handler mode: keep feeding fresh blank cards into the readers; a card leaves when the host powers it down after using it, and is saved in DIR.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["image", "fresh", "remove_at", "mute_from"])]
+    feed: Option<PathBuf>,
+    /// With --feed: use the first N cardsmith line readers ("Cardsmith Line 01" …, see scripts/setup.sh) instead of the vpcd slots.
+    #[arg(long, value_name = "N", requires = "feed")]
+    line_readers: Option<u16>,
+    /// With --feed: stop after this many cards in total.
+    #[arg(long, requires = "feed")]
+    feed_count: Option<u64>,
+    /// With --feed: time to move a card out and the next one in, in milliseconds.
+    #[arg(long, default_value_t = 200, requires = "feed")]
+    handling_ms: u64,
+    /// The cards' timing model: none, typical, slow, fast, or e.g. latency=20ms,baud=115200,page=64,page-write=3ms,keygen=120ms.
+    #[arg(long, default_value = "none")]
+    timing: String,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -325,24 +330,8 @@ fn run_wire(cli: Cli) -> Result<()> {
             no_tlv,
         } => {
             // Phase one: validate every APDU before touching a card.
-            let parsed: Vec<Vec<u8>> = apdus
-                .iter()
-                .enumerate()
-                .map(|(i, a)| {
-                    hex::parse(a).with_context(|| format!("APDU argument {} ({a:?})", i + 1))
-                })
-                .collect::<Result<_>>()?;
-            let mut opts = if raw {
-                ExchangeOptions::raw()
-            } else {
-                ExchangeOptions::default()
-            };
-            if no_get_response {
-                opts.auto_get_response = false;
-            }
-            if no_resend {
-                opts.auto_resend_on_6c = false;
-            }
+            let parsed = parse_apdu_args(&apdus)?;
+            let opts = send_exchange_options(raw, no_get_response, no_resend);
             let connect = ConnectOptions {
                 exclusive,
                 protocol: protocol.map(|p| match p {
@@ -361,116 +350,197 @@ fn run_wire(cli: Cli) -> Result<()> {
                 !no_tlv,
             )
         }
-        Command::Sim {
-            slots,
-            image,
-            data_dir,
-            fresh,
-            os,
-            t0,
-            no_extended,
-            no_chaining,
-            force_get_response,
-            remove_at,
-            delay_ms,
-            mute_from,
-            seconds,
-            issuer_key,
-            no_issuer_key,
-            scp03_keys,
-            no_security_domain,
-            feed,
-            line_readers,
+        Command::Sim(args) => sim_cmd(json, args),
+    }
+}
+
+/// `sim`: simulated cards in the vpcd slots until Ctrl-C, or with `--feed`
+/// a stream of blank cards fed to line readers.
+fn sim_cmd(json: bool, args: SimArgs) -> Result<()> {
+    let SimArgs {
+        slots,
+        image,
+        data_dir,
+        fresh,
+        os,
+        t0,
+        no_extended,
+        no_chaining,
+        force_get_response,
+        remove_at,
+        delay_ms,
+        mute_from,
+        seconds,
+        issuer_key,
+        no_issuer_key,
+        scp03_keys,
+        no_security_domain,
+        feed,
+        line_readers,
+        feed_count,
+        handling_ms,
+        timing,
+    } = args;
+    let config = sim_config(
+        &timing,
+        t0,
+        no_extended,
+        no_chaining,
+        force_get_response,
+        os,
+    )?;
+    let faults = sim::faults::Faults {
+        remove_at,
+        delay: delay_ms.map(Duration::from_millis),
+        mute_from,
+    };
+    let (key, scp03) = sim_keys(
+        data_dir.as_deref(),
+        issuer_key.as_deref(),
+        no_issuer_key,
+        scp03_keys.as_deref(),
+        no_security_domain,
+    )?;
+    if let Some(dir) = feed {
+        return feed_cards(
+            json,
+            feed_readers(line_readers, &slots),
+            dir,
             feed_count,
-            handling_ms,
-            timing,
-        } => {
-            let timing = sim::timing::Timing::parse(&timing)
-                .map_err(|e| anyhow::anyhow!(crate::perso::cli::RecordRefused(e)))?;
-            let config = SimConfig {
-                timing,
-                protocol: if t0 {
-                    sim::SimProtocol::T0
-                } else {
-                    sim::SimProtocol::T1
-                },
-                extended_length: !no_extended,
-                command_chaining: !no_chaining,
-                force_get_response: force_get_response || t0,
-                ..SimConfig::default()
-            };
-            let config = match os {
-                OsArg::Reference => config,
-                OsArg::Domestic => SimConfig {
-                    timing: config.timing,
-                    ..SimConfig::domestic()
-                },
-            };
-            let faults = sim::faults::Faults {
-                remove_at,
-                delay: delay_ms.map(Duration::from_millis),
-                mute_from,
-            };
-            let key = if no_issuer_key {
-                None
-            } else {
-                let dir = data_dir.clone().unwrap_or_else(default_data_dir);
-                Some(
-                    crate::perso::keys::IssuerKey::locate(issuer_key.as_deref(), &dir)
-                        .map_err(crate::json_error::key_refused)?,
+            Duration::from_millis(handling_ms),
+            config,
+            seconds,
+            key.as_ref().map(|k| k.expose().to_vec()),
+            scp03,
+        );
+    }
+    run_sim(
+        json,
+        &slots,
+        image,
+        data_dir,
+        fresh,
+        config,
+        faults,
+        seconds,
+        sim::Provision {
+            issuer_key: key.as_ref().map(|k| k.expose()),
+            scp03: scp03.as_ref().map(|k| &k.keys),
+        },
+    )
+}
+
+/// `send`'s first phase: every APDU argument as bytes, so that a typo in
+/// the third refuses the command before the first reaches a card.
+fn parse_apdu_args(apdus: &[String]) -> Result<Vec<Vec<u8>>> {
+    apdus
+        .iter()
+        .enumerate()
+        .map(|(i, a)| hex::parse(a).with_context(|| format!("APDU argument {} ({a:?})", i + 1)))
+        .collect()
+}
+
+/// `send`'s exchange options: raw or the default, less the automatic GET
+/// RESPONSE or 6Cxx resend when their flags turn them off.
+fn send_exchange_options(raw: bool, no_get_response: bool, no_resend: bool) -> ExchangeOptions {
+    let mut opts = if raw {
+        ExchangeOptions::raw()
+    } else {
+        ExchangeOptions::default()
+    };
+    if no_get_response {
+        opts.auto_get_response = false;
+    }
+    if no_resend {
+        opts.auto_resend_on_6c = false;
+    }
+    opts
+}
+
+/// The simulated card's configuration from `sim`'s flags: the timing
+/// profile, protocol, extended length, chaining and card OS (a domestic
+/// card takes its OS's defaults and only the timing profile).
+fn sim_config(
+    timing: &str,
+    t0: bool,
+    no_extended: bool,
+    no_chaining: bool,
+    force_get_response: bool,
+    os: OsArg,
+) -> Result<SimConfig> {
+    let timing = sim::timing::Timing::parse(timing)
+        .map_err(|e| anyhow::anyhow!(crate::perso::cli::RecordRefused(e)))?;
+    let config = SimConfig {
+        timing,
+        protocol: if t0 {
+            sim::SimProtocol::T0
+        } else {
+            sim::SimProtocol::T1
+        },
+        extended_length: !no_extended,
+        command_chaining: !no_chaining,
+        force_get_response: force_get_response || t0,
+        ..SimConfig::default()
+    };
+    Ok(match os {
+        OsArg::Reference => config,
+        OsArg::Domestic => SimConfig {
+            timing: config.timing,
+            ..SimConfig::domestic()
+        },
+    })
+}
+
+/// The keys `sim` provisions its cards with: the issuer key unless
+/// `--no-issuer-key`, and the SCP03 keys unless there is no issuer key or
+/// no security domain; each from its file, else the environment, else the
+/// data directory's default.
+fn sim_keys(
+    data_dir: Option<&std::path::Path>,
+    issuer_key: Option<&std::path::Path>,
+    no_issuer_key: bool,
+    scp03_keys: Option<&std::path::Path>,
+    no_security_domain: bool,
+) -> Result<(
+    Option<crate::perso::keys::IssuerKey>,
+    Option<crate::scp03::keyfile::Scp03Keys>,
+)> {
+    let dir = || data_dir.map_or_else(default_data_dir, std::path::Path::to_path_buf);
+    let key = if no_issuer_key {
+        None
+    } else {
+        Some(
+            crate::perso::keys::IssuerKey::locate(issuer_key, &dir())
+                .map_err(crate::json_error::key_refused)?,
+        )
+    };
+    let scp03 = if no_issuer_key || no_security_domain {
+        None
+    } else {
+        Some(
+            crate::scp03::keyfile::Scp03Keys::locate(scp03_keys, &dir())
+                .map_err(crate::json_error::key_refused)?,
+        )
+    };
+    Ok((key, scp03))
+}
+
+/// The readers `sim --feed` puts its cards in: the first `--line-readers`
+/// line readers, else the vpcd slots.
+fn feed_readers(line_readers: Option<u16>, slots: &[u16]) -> Vec<(String, std::net::SocketAddr)> {
+    match line_readers {
+        Some(n) => (0..n.min(sim::line_readers::LINE_READERS))
+            .map(|i| {
+                (
+                    sim::line_readers::line_reader_name(i),
+                    sim::line_readers::line_reader_addr(i),
                 )
-            };
-            let scp03 = if no_issuer_key || no_security_domain {
-                None
-            } else {
-                let dir = data_dir.clone().unwrap_or_else(default_data_dir);
-                Some(
-                    crate::scp03::keyfile::Scp03Keys::locate(scp03_keys.as_deref(), &dir)
-                        .map_err(crate::json_error::key_refused)?,
-                )
-            };
-            if let Some(dir) = feed {
-                let readers: Vec<(String, std::net::SocketAddr)> = match line_readers {
-                    Some(n) => (0..n.min(sim::line_readers::LINE_READERS))
-                        .map(|i| {
-                            (
-                                sim::line_readers::line_reader_name(i),
-                                sim::line_readers::line_reader_addr(i),
-                            )
-                        })
-                        .collect(),
-                    None => slots
-                        .iter()
-                        .map(|&s| (format!("Virtual PCD 00 {s:02}"), sim::vpcd::slot_addr(s)))
-                        .collect(),
-                };
-                return feed_cards(
-                    json,
-                    readers,
-                    dir,
-                    feed_count,
-                    Duration::from_millis(handling_ms),
-                    config,
-                    seconds,
-                    key.as_ref().map(|k| k.expose().to_vec()),
-                    scp03,
-                );
-            }
-            run_sim(
-                json,
-                &slots,
-                image,
-                data_dir,
-                fresh,
-                config,
-                faults,
-                seconds,
-                sim::Provision {
-                    issuer_key: key.as_ref().map(|k| k.expose()),
-                    scp03: scp03.as_ref().map(|k| &k.keys),
-                },
-            )
-        }
+            })
+            .collect(),
+        None => slots
+            .iter()
+            .map(|&s| (format!("Virtual PCD 00 {s:02}"), sim::vpcd::slot_addr(s)))
+            .collect(),
     }
 }
 

@@ -90,8 +90,11 @@ pub fn format_unix(t: i64) -> String {
     )
 }
 
+/// Milliseconds since the Unix epoch (UTC): the register's clock.
+pub type Millis = i64;
+
 /// Milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-pub fn iso_millis(ms: i64) -> String {
+pub fn iso_millis(ms: Millis) -> String {
     let dt = from_unix(ms.div_euclid(1000));
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",

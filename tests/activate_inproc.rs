@@ -43,8 +43,13 @@ fn who(op: &str) -> Who {
 }
 
 fn issuer(dir: &std::path::Path) -> IssuerSide {
+    issuer_with(dir, None)
+}
+
+fn issuer_with(dir: &std::path::Path, profile: Option<&std::path::Path>) -> IssuerSide {
     IssuerSide::load(&CardArgs {
         data_dir: Some(dir.to_path_buf()),
+        profile: profile.map(std::path::Path::to_path_buf),
         ..CardArgs::default()
     })
     .expect("issuer side")
@@ -56,6 +61,16 @@ fn setup(count: usize, seed: u64) -> Env {
 }
 
 fn setup_with(count: usize, seed: u64, config: SimConfig) -> Env {
+    setup_profile(count, seed, config, None)
+}
+
+/// [`setup_with`] for the cards of another profile.
+fn setup_profile(
+    count: usize,
+    seed: u64,
+    config: SimConfig,
+    profile: Option<&std::path::Path>,
+) -> Env {
     let dir = tempfile::tempdir().expect("tempdir");
     let (path, holders) = activate_support::batch(dir.path(), count, seed);
     let journal =
@@ -87,7 +102,7 @@ fn setup_with(count: usize, seed: u64, config: SimConfig) -> Env {
         journal.clone(),
         b.id,
         records,
-        issuer(dir.path()),
+        issuer_with(dir.path(), profile),
         who("line"),
     );
     let mut cards = HashMap::new();
@@ -113,7 +128,7 @@ fn setup_with(count: usize, seed: u64, config: SimConfig) -> Env {
         }
     }
     Env {
-        side: issuer(dir.path()),
+        side: issuer_with(dir.path(), profile),
         dir,
         journal,
         holders,
@@ -1163,4 +1178,54 @@ fn a_card_no_profile_names_is_refused_at_the_counter_by_its_atr() {
         "{refusal:?}"
     );
     assert_eq!(stranger.lock().expect("card").apdus_processed(), 0);
+}
+
+/// The domestic card (issue 17), personalized by the line and activated at
+/// the counter from its profile alone: genuineness with the factory ID PIN
+/// for the key proof, the finger matched on the card in its own minutiae
+/// order, the holder's PINs replacing the factory values (CHANGE REFERENCE
+/// DATA with the old value, in its PIN block), SET STATUS over the security
+/// domain, and the test signature with the holder's signature PIN.
+#[test]
+fn the_domestic_card_is_activated_at_the_counter_from_its_profile() {
+    let profile =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("apdu-scripts/domestic/profile.toml");
+    let env = setup_profile(3, 21, SimConfig::domestic(), Some(&profile));
+    let h = env.first();
+    env.ship(h, &h.office());
+    let (r, log) = env.activate(h, &h.office(), vec![h.live.clone()], &PINS);
+    let a = r.unwrap_or_else(|e| panic!("{e:?}\n{}", log.0.join("\n")));
+    assert_eq!(env.life_cycle(h), LifeCycle::Activated);
+    assert!(env.journal.delivered(&a.serial).expect("q").is_some());
+    // The holder's signature PIN signs; the factory one no longer does.
+    let p = &env.side.profile;
+    let k = p
+        .key(cardsmith::perso::profile::KeyUsage::Sign)
+        .expect("sign key");
+    let mut ch = channel(&env.cards[h.id()]);
+    let pin = |v: &str| p.pin_block_of(&Secret::new(v.as_bytes().to_vec()));
+    let verify = |ch: &mut Channel, v: &str| {
+        ch.run(|ex| {
+            pcard::select_aid(ex, p, &p.pki_aid)?;
+            pcard::send(
+                ex,
+                &p.commands,
+                cardsmith::perso::commands::Step::VerifyPin,
+                &cardsmith::script::template::Vars::new()
+                    .byte("pin_reference", p.signature_pin.reference)
+                    .secret("pin", &pin(v)),
+            )
+        })
+        .expect("verify")
+        .sw
+    };
+    assert_ne!(verify(&mut ch, "12345678"), StatusWord::Ok);
+    assert_eq!(verify(&mut ch, "73920461"), StatusWord::Ok);
+    let sig = ch
+        .run(|ex| {
+            pcard::select_aid(ex, p, &p.pki_aid)?;
+            Ok::<_, cardsmith::transport::ExchangeError>(pcard::sign_digest(ex, k, &[7u8; 32]))
+        })
+        .expect("sign");
+    assert_eq!(sig.expect("signature").len(), 64);
 }

@@ -29,6 +29,8 @@ struct Env {
     /// Card image by record id.
     images: HashMap<String, PathBuf>,
     serials: HashMap<String, String>,
+    /// The cards' profile when not the built-in reference one.
+    profile: Option<PathBuf>,
     _guard: common::PcscGuard,
 }
 
@@ -73,15 +75,21 @@ fn text(o: &Output) -> String {
 
 /// Personalize `count` sample records through pcscd with the line.
 fn setup(count: usize, seed: u64) -> Env {
+    setup_os(count, seed, None, SimConfig::default())
+}
+
+/// [`setup`] with the blank cards of `config` and their `profile`.
+fn setup_os(count: usize, seed: u64, profile: Option<PathBuf>, config: SimConfig) -> Env {
     let guard = common::pcsc_lines();
     let dir = tempfile::tempdir().expect("tempdir");
     let (batch, holders) = activate_support::batch(dir.path(), count, seed);
-    personalize(dir.path(), &batch);
+    personalize_as(dir.path(), &batch, profile.as_deref(), config);
     let mut env = Env {
         dir,
         holders,
         images: HashMap::new(),
         serials: HashMap::new(),
+        profile,
         _guard: guard,
     };
     env.find_cards();
@@ -90,6 +98,11 @@ fn setup(count: usize, seed: u64) -> Env {
 
 /// `cardsmith line run` on "Cardsmith Line 01" with a card handler.
 fn personalize(data: &Path, batch: &Path) {
+    personalize_as(data, batch, None, SimConfig::default())
+}
+
+/// [`personalize`] on blank cards of `config` with their `profile`.
+fn personalize_as(data: &Path, batch: &Path, profile: Option<&Path>, config: SimConfig) {
     use cardsmith::sim::line_readers::{line_reader_addr, line_reader_name};
     let side = side(data);
     let key = side.key.expose().to_vec();
@@ -97,27 +110,27 @@ fn personalize(data: &Path, batch: &Path) {
         readers: vec![(line_reader_name(0), line_reader_addr(0))],
         out_dir: data.join("hopper"),
         count: None,
-        config: SimConfig::default(),
+        config,
         timing: Some(Timing::FAST),
         issuer_key: Some(key),
         scp03: side.scp03.as_ref().map(|k| k.keys.clone()),
         handling: Duration::from_millis(100),
     })
     .expect("feeder");
-    let o = run(
-        data,
-        &[
-            "line",
-            "run",
-            batch.to_str().expect("path"),
-            "--reader",
-            "Cardsmith Line 01",
-            "--plain",
-            "--operator",
-            "line-tester",
-        ],
-        None,
-    );
+    let mut args = vec![
+        "line",
+        "run",
+        batch.to_str().expect("path"),
+        "--reader",
+        "Cardsmith Line 01",
+        "--plain",
+        "--operator",
+        "line-tester",
+    ];
+    if let Some(p) = profile {
+        args.extend(["--profile", p.to_str().expect("path")]);
+    }
+    let o = run(data, &args, None);
     feeder.stop();
     assert_eq!(o.status.code(), Some(0), "line run:\n{}", text(&o));
 }
@@ -211,26 +224,24 @@ impl Env {
     }
 
     fn run_activate(&self, office: &str, template: &Path, pins: &str) -> Output {
-        {
-            run(
-                self.data(),
-                &[
-                    "activate",
-                    "card",
-                    "--office",
-                    office,
-                    "--reader",
-                    COUNTER,
-                    "--template",
-                    template.to_str().expect("path"),
-                    "--pins-from-fd",
-                    "0",
-                    "--operator",
-                    "clerk7",
-                ],
-                Some(pins),
-            )
+        let mut args = vec![
+            "activate",
+            "card",
+            "--office",
+            office,
+            "--reader",
+            COUNTER,
+            "--template",
+            template.to_str().expect("path"),
+            "--pins-from-fd",
+            "0",
+            "--operator",
+            "clerk7",
+        ];
+        if let Some(p) = &self.profile {
+            args.extend(["--profile", p.to_str().expect("path")]);
         }
+        run(self.data(), &args, Some(pins))
     }
 
     fn journal(&self) -> SqliteJournal {
@@ -887,4 +898,35 @@ fn the_counter_in_a_real_terminal_hides_pins_and_says_what_to_do_next() {
     if std::env::var_os("CARDSMITH_SHOW_SCREEN").is_some() {
         eprintln!("{screen_after}");
     }
+}
+
+/// The domestic card (issue 17) through pcscd: the line personalizes it
+/// and the counter activates it, each from the domestic profile alone.
+#[test]
+fn the_domestic_card_is_personalized_and_activated_through_pcscd() {
+    let profile =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("apdu-scripts/domestic/profile.toml");
+    let env = setup_os(2, 23, Some(profile), SimConfig::domestic());
+    let a = env.first_issues()[0];
+    env.ship(a);
+    let o = env.activate(a, &a.office(), &a.live, PINS);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("ACTIVATED"), "{t}");
+    assert_no_pins(&t);
+    let d = env
+        .journal()
+        .delivered(&env.serials[a.id()])
+        .expect("q")
+        .expect("delivered");
+    assert_eq!(d.status, CardStatus::Activated);
+    // The card's own GlobalPlatform life cycle: SECURED.
+    let mut card = SimCard::open_image(&env.images[a.id()], SimConfig::domestic()).expect("image");
+    card.power_on();
+    let r = card.transmit(&[0x80, 0xCA, 0x9F, 0x70, 0x00]);
+    let r = match r.as_slice() {
+        [0x61, n] => card.transmit(&[0x00, 0xC0, 0x00, 0x00, *n]),
+        _ => r,
+    };
+    assert_eq!(r, [0x9F, 0x70, 0x01, 0x0F, 0x90, 0x00]);
 }

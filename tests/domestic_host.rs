@@ -38,13 +38,30 @@ fn channel(card: &SharedCard) -> Channel {
     )
 }
 
+/// Records with one finger and with two: the domestic card's second
+/// biometric reference exists from the factory either way.
 #[test]
 fn the_domestic_card_is_personalized_verified_and_read_from_its_profile() {
     let dir = tempfile::tempdir().unwrap();
-    let recs = line_support::batch(&dir.path().join("b.jsonl"), 1, 17);
-    let rec = recs.values().next().unwrap();
+    let recs = line_support::batch(&dir.path().join("b.jsonl"), 10, 1);
     let side = side(dir.path());
     let keys = line_support::BlankKeys::of(dir.path());
+    let mut finger_counts = std::collections::BTreeSet::new();
+    for rec in recs.values() {
+        finger_counts.insert(rec.fingerprints().len());
+        personalize_verify_read(&side, &keys, rec);
+    }
+    assert!(
+        finger_counts.contains(&1) && finger_counts.contains(&2),
+        "{finger_counts:?}"
+    );
+}
+
+fn personalize_verify_read(
+    side: &IssuerSide,
+    keys: &line_support::BlankKeys,
+    rec: &cardsmith::record::Record,
+) {
     let card: SharedCard = Arc::new(Mutex::new(keys.card(SimConfig::domestic())));
     let mut ch = channel(&card);
     let input = input::card_input(rec, &side.profile, input::today(), &compact_template).unwrap();
@@ -65,4 +82,76 @@ fn the_domestic_card_is_personalized_verified_and_read_from_its_profile() {
     let dump = engine::read(&mut ch, &side.profile).unwrap();
     let text = format!("{dump:?}");
     assert!(text.contains(rec.record_id()), "{text}");
+}
+
+/// A copy of the domestic profile with `edit` applied, in `dir`.
+fn edited_profile(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
+    let text = std::fs::read_to_string(domestic_profile()).unwrap();
+    let p = dir.join("profile.toml");
+    std::fs::write(&p, edit(text)).unwrap();
+    p
+}
+
+fn perso_with(
+    dir: &Path,
+    profile: &Path,
+) -> (Result<engine::PersoResult, engine::PersoError>, SharedCard) {
+    let recs = line_support::batch(&dir.join("b.jsonl"), 1, 18);
+    let rec = recs.values().next().unwrap();
+    let side = IssuerSide::load(&CardArgs {
+        data_dir: Some(dir.to_path_buf()),
+        profile: Some(profile.to_path_buf()),
+        ..CardArgs::default()
+    })
+    .expect("the edited profile loads");
+    let keys = line_support::BlankKeys::of(dir);
+    let card: SharedCard = Arc::new(Mutex::new(keys.card(SimConfig::domestic())));
+    let mut ch = channel(&card);
+    let input = input::card_input(rec, &side.profile, input::today(), &compact_template).unwrap();
+    (engine::personalize(&mut ch, &side.issuer(), &input), card)
+}
+
+/// The card's life cycle byte, read directly.
+fn life_cycle_byte(card: &SharedCard) -> u8 {
+    let mut c = card.lock().unwrap();
+    let r = c.transmit(&[0x80, 0xCA, 0x9F, 0x70, 0x00]);
+    let r = match r.as_slice() {
+        [0x61, n] => c.transmit(&[0x00, 0xC0, 0x00, 0x00, *n]),
+        _ => r,
+    };
+    r[3]
+}
+
+/// A file the profile says the factory made but the card lacks: refused
+/// by name before anything is written, the card still blank.
+#[test]
+fn a_missing_factory_file_is_refused_by_name_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = edited_profile(dir.path(), |t| {
+        t + "\n[[files]]\npath = \"7F10/7105\"\nsize = 16\n"
+    });
+    let (r, card) = perso_with(dir.path(), &profile);
+    let e = r.expect_err("a card without EF 7105");
+    assert!(
+        e.detail.contains("7F10/7105") && e.detail.contains("6A82"),
+        "{e:?}"
+    );
+    assert_eq!(life_cycle_byte(&card), 0x01, "still OP_READY (blank)");
+}
+
+/// A data group larger than its factory EF: refused from the profile,
+/// before a command writes anything.
+#[test]
+fn a_data_group_larger_than_its_factory_ef_is_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = edited_profile(dir.path(), |t| {
+        t.replacen("size = 1024\nfields", "size = 64\nfields", 1)
+    });
+    let (r, card) = perso_with(dir.path(), &profile);
+    let e = r.expect_err("DG1 does not fit 64 bytes");
+    assert!(
+        e.detail.contains("data group 1") && e.detail.contains("holds 64"),
+        "{e:?}"
+    );
+    assert_eq!(life_cycle_byte(&card), 0x01);
 }

@@ -294,3 +294,99 @@ fn the_profile_names_what_the_card_uses() {
     }
     assert_eq!(files.len(), domestic::FACTORY_EFS.len() + 2);
 }
+
+/// The host personalizes, verifies and reads a domestic card through pcscd
+/// with its profile alone (issue 17): `cardsmith perso`, `verify` and `read`
+/// with `--profile apdu-scripts/domestic/profile.toml`, over the card's
+/// security domain, T=0 short APDUs through the real PC/SC stack.
+#[test]
+fn perso_verify_and_read_work_on_the_domestic_card_through_pcscd() {
+    let _g = pcsc();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let key: Vec<u8> = (0..16u8).map(|i| i.wrapping_mul(29) ^ 0x5A).collect();
+    write_issuer_key(&data, &key);
+    let scp03 = cardsmith::scp03::keyfile::Scp03Keys::locate(None, &data).unwrap();
+    let env = [("CARDSMITH_DATA_DIR", data.clone())];
+    let records = tmp.path().join("records.jsonl");
+    let o = cardsmith_env(
+        &[
+            "sample-records",
+            "--count",
+            "1",
+            "--seed",
+            "17",
+            "--out",
+            records.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let record: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&records).unwrap().trim()).unwrap();
+    let card = cardsmith::sim::SimCard::blank_provisioned(
+        SimConfig::domestic(),
+        cardsmith::sim::Provision {
+            issuer_key: Some(&key),
+            scp03: Some(&scp03.keys),
+        },
+    )
+    .unwrap();
+    let card = insert(card, 0, Faults::none());
+    let profile = dir().join("profile.toml");
+    let (profile, records) = (profile.to_str().unwrap(), records.to_str().unwrap());
+    let reader = reader(0);
+    let json = |o: &std::process::Output| -> serde_json::Value {
+        serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(o), stderr(o)))
+    };
+    let o = cardsmith_env(
+        &[
+            "perso",
+            "--record",
+            records,
+            "--reader",
+            &reader,
+            "--profile",
+            profile,
+            "--json",
+        ],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    let perso = json(&o);
+    assert_eq!(perso["verify"]["passed"], true, "{perso}");
+    // The card's own life cycle: INITIALIZED (personalized).
+    assert_eq!(
+        direct(&card, &[0x80, 0xCA, 0x9F, 0x70, 0x00]),
+        [0x9F, 0x70, 0x01, 0x07, 0x90, 0x00]
+    );
+    let o = cardsmith_env(
+        &[
+            "verify",
+            "--record",
+            records,
+            "--reader",
+            &reader,
+            "--profile",
+            profile,
+            "--json",
+        ],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    assert_eq!(json(&o)["passed"], true, "{}", stdout(&o));
+    let o = cardsmith_env(
+        &["read", "--reader", &reader, "--profile", profile, "--json"],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    let nid = record["national_id"].as_str().unwrap();
+    assert!(stdout(&o).contains(nid), "{}", stdout(&o));
+    // The factory PINs never reach the output.
+    for o in [&o] {
+        for needle in ["12345678", "31 32 33 34 35 36 37 38"] {
+            assert!(!stdout(o).contains(needle) && !stderr(o).contains(needle));
+        }
+    }
+}

@@ -235,7 +235,7 @@ fn verify(
 ) -> Result<StatusWord, ExchangeError> {
     let vars = Vars::new()
         .byte("pin_reference", reference)
-        .secret("pin", &Secret::new(pin.to_vec()));
+        .secret("pin", &p.pin_block_of(&Secret::new(pin.to_vec())));
     Ok(pcard::send(ex, &p.commands, Step::VerifyPin, &vars)?.sw)
 }
 

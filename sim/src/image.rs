@@ -130,7 +130,8 @@ pub(super) fn load(path: &Path) -> Result<CardState, ImageError> {
     Ok(state)
 }
 
-/// Structural checks that serde cannot express.
+/// Structural checks that serde cannot express. The checks run in a fixed
+/// order and the first failure is the one reported.
 fn validate(s: &CardState) -> Result<(), String> {
     if s.serial.len() != SERIAL_LEN {
         return Err(format!("serial must be {SERIAL_LEN} bytes"));
@@ -138,6 +139,30 @@ fn validate(s: &CardState) -> Result<(), String> {
     if s.pin_salt.len() != SALT_LEN {
         return Err(format!("pin_salt must be {SALT_LEN} bytes"));
     }
+    validate_files(s)?;
+    validate_tree(s)?;
+    let mut numbers = validate_pins(s)?;
+    if s.config.os == crate::CardOs::Domestic {
+        super::domestic::validate(s)?;
+    } else if s.domestic.is_some() {
+        return Err("a reference card's image has a \"domestic\" state".into());
+    }
+    validate_life_cycle(s)?;
+    if let Some(k) = &s.issuer_key {
+        if !matches!(k.len(), 16 | 24 | 32) {
+            return Err("issuer_key must be 16, 24 or 32 bytes".into());
+        }
+    }
+    if s.issuer_tries_left > ISSUER_TRY_LIMIT {
+        return Err(format!("issuer_tries_left above {ISSUER_TRY_LIMIT}"));
+    }
+    validate_keys(s)?;
+    validate_bios(s, &mut numbers)
+}
+
+/// Each file on its own: unique id below `next_id`, a valid life cycle
+/// status, well-formed security attributes, DF name and SFI in range.
+fn validate_files(s: &CardState) -> Result<(), String> {
     let mut ids = std::collections::BTreeSet::new();
     for f in &s.files {
         if !ids.insert(f.id) {
@@ -167,6 +192,12 @@ fn validate(s: &CardState) -> Result<(), String> {
             _ => {}
         }
     }
+    Ok(())
+}
+
+/// The files form one tree: id 0 is the MF, and every other file has a DF
+/// as its parent and is reachable from the MF.
+fn validate_tree(s: &CardState) -> Result<(), String> {
     match s.file(MF_ID) {
         Some(mf) if mf.parent.is_none() && mf.fid == MF_FID && mf.is_df() => {}
         _ => return Err("file id 0 must be the MF (3F00, a DF, no parent)".into()),
@@ -186,6 +217,12 @@ fn validate(s: &CardState) -> Result<(), String> {
             return Err(format!("file {:04X}: not reachable from the MF", f.fid));
         }
     }
+    Ok(())
+}
+
+/// Each PIN's number is unique and its counters and lengths agree. Returns
+/// the numbers taken, which the biometric objects share.
+fn validate_pins(s: &CardState) -> Result<std::collections::BTreeSet<u8>, String> {
     let mut numbers = std::collections::BTreeSet::new();
     for p in &s.pins {
         if !(1..=15).contains(&p.number) || !numbers.insert(p.number) {
@@ -203,36 +240,35 @@ fn validate(s: &CardState) -> Result<(), String> {
             return Err(format!("PIN {}: inconsistent fields", p.number));
         }
     }
-    if s.config.os == crate::CardOs::Domestic {
-        super::domestic::validate(s)?;
-    } else if s.domestic.is_some() {
-        return Err("a reference card's image has a \"domestic\" state".into());
+    Ok(numbers)
+}
+
+/// A reference card's life cycle register is a valid state that agrees
+/// with the MF's life cycle status (a domestic card keeps its
+/// GlobalPlatform life cycle in its own state, checked by its OS).
+fn validate_life_cycle(s: &CardState) -> Result<(), String> {
+    if s.config.os != crate::CardOs::Reference {
+        return Ok(());
     }
-    // The life cycle register is the reference OS's (a domestic card
-    // keeps its GlobalPlatform life cycle in its own state).
-    if s.config.os == crate::CardOs::Reference {
-        if !card_lc::valid(s.life_cycle) {
-            return Err(format!(
-                "life_cycle {:02X} is not 01, 03, 07 or 0F",
-                s.life_cycle
-            ));
-        }
-        if !card_lc::consistent(s.life_cycle, s.mf_lcs()) {
-            return Err(format!(
-                "life_cycle {:02X} does not match the MF life cycle status {:02X}",
-                s.life_cycle,
-                s.mf_lcs()
-            ));
-        }
+    if !card_lc::valid(s.life_cycle) {
+        return Err(format!(
+            "life_cycle {:02X} is not 01, 03, 07 or 0F",
+            s.life_cycle
+        ));
     }
-    if let Some(k) = &s.issuer_key {
-        if !matches!(k.len(), 16 | 24 | 32) {
-            return Err("issuer_key must be 16, 24 or 32 bytes".into());
-        }
+    if !card_lc::consistent(s.life_cycle, s.mf_lcs()) {
+        return Err(format!(
+            "life_cycle {:02X} does not match the MF life cycle status {:02X}",
+            s.life_cycle,
+            s.mf_lcs()
+        ));
     }
-    if s.issuer_tries_left > ISSUER_TRY_LIMIT {
-        return Err(format!("issuer_tries_left above {ISSUER_TRY_LIMIT}"));
-    }
+    Ok(())
+}
+
+/// Each key: a unique reference, a known usage, a consistent PIN
+/// reference, and a private key that matches its public key.
+fn validate_keys(s: &CardState) -> Result<(), String> {
     let mut kids = std::collections::BTreeSet::new();
     for k in &s.keys {
         if !(1..=MAX_KID).contains(&k.kid) || !kids.insert(k.kid) {
@@ -254,6 +290,16 @@ fn validate(s: &CardState) -> Result<(), String> {
             ));
         }
     }
+    Ok(())
+}
+
+/// Each biometric object: a number not taken by a PIN or another object
+/// (`numbers` holds those taken so far), a fingerprint template that
+/// parses, and consistent counters.
+fn validate_bios(
+    s: &CardState,
+    numbers: &mut std::collections::BTreeSet<u8>,
+) -> Result<(), String> {
     for b in &s.bios {
         if !(1..=15).contains(&b.number) || !numbers.insert(b.number) {
             return Err(format!(

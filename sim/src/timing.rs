@@ -151,7 +151,8 @@ impl Timing {
     pub fn apdu_cost(&self, apdu: &[u8], response_len: usize, sw: u16) -> Duration {
         let ins = apdu.get(1).copied().unwrap_or(0);
         let p1 = apdu.get(2).copied().unwrap_or(0);
-        let ok = sw == 0x9000;
+        // 61xx is success with data still to fetch (T=0, GET RESPONSE).
+        let ok = sw == 0x9000 || sw >> 8 == 0x61;
         let reads_key = ins == 0x46 && p1 != 0x00;
         let written = if reads_key {
             0

@@ -1038,8 +1038,8 @@ impl Counter<'_> {
 
         // Step 5: activate, prove the signature key, record the delivery.
         screen.step(5, "Activating the card and proving the signature key …");
-        let lc =
-            ops::activate(ch, p).map_err(|e| self.refuse(&serial, Refusal::card("activate", e)))?;
+        let lc = ops::activate(ch, p, self.side.scp03.as_ref())
+            .map_err(|e| self.refuse(&serial, Refusal::card("activate", e)))?;
         if lc != LifeCycle::Activated {
             return Err(self.refuse(
                 &serial,

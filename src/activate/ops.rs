@@ -426,6 +426,9 @@ fn certificates_and_proof(
         }
         let sig = ch.run(|ex| {
             card::select_aid(ex, p, &p.pki_aid)?;
+            // A card whose PINs come from the factory wants the key's PIN
+            // even for this; the issuer knows the factory value.
+            card::factory_pin_for_key(ex, p, k)?;
             card::sign_digest(ex, k, &sha256(&challenge)).map_err(CardError::from)
         });
         let proof = match sig {
@@ -513,9 +516,13 @@ fn finger_result(reference: u8, sw: StatusWord) -> Result<FingerResult, CardErro
 pub fn set_pins(ch: &mut Channel, p: &Profile, values: &[(u8, &Secret)]) -> Result<(), CardError> {
     ch.run(|ex| {
         for (reference, v) in values {
-            let vars = Vars::new()
+            // A card that comes with factory PINs wants the old value.
+            let mut vars = Vars::new()
                 .byte("pin_reference", *reference)
-                .secret("new_pin", v);
+                .secret("new_pin", &p.pin_block_of(v));
+            if let Some(old) = p.factory_pin(*reference) {
+                vars = vars.secret("old_pin", &p.pin_block_of(old));
+            }
             let r = card::send(ex, &p.commands, Step::SetPin, &vars)?;
             if r.sw != StatusWord::Ok {
                 return Err(CardError::Refused {
@@ -528,14 +535,36 @@ pub fn set_pins(ch: &mut Channel, p: &Profile, values: &[(u8, &Secret)]) -> Resu
     })
 }
 
-/// ACTIVATE FILE on the MF: personalized → activated. The card allows it
-/// only after a fingerprint match in this session, with no PIN but the PUK
-/// in transport state.
-pub fn activate(ch: &mut Channel, p: &Profile) -> Result<LifeCycle, CardError> {
-    let (sw, lc) = ch.run(|ex| {
-        let sw = card::life_cycle_step(ex, p, Step::Activate)?;
-        Ok::<_, ExchangeError>((sw, card::life_cycle(ex, p)?))
-    })?;
+/// The profile's `activate` on the MF: personalized → activated. The
+/// reference card allows it only after a fingerprint match in this
+/// session, with no PIN but the PUK in transport state. A card that wants
+/// its issuer for it (6982; the domestic card's SET STATUS) gets it over
+/// its security domain's secure channel when the profile names one and
+/// its keys are at hand.
+pub fn activate(
+    ch: &mut Channel,
+    p: &Profile,
+    scp03: Option<&crate::scp03::keyfile::Scp03Keys>,
+) -> Result<LifeCycle, CardError> {
+    let step = |ch: &mut Channel| {
+        ch.run(|ex| {
+            let sw = card::life_cycle_step(ex, p, Step::Activate)?;
+            Ok::<_, ExchangeError>((sw, card::life_cycle(ex, p)?))
+        })
+    };
+    let (mut sw, mut lc) = step(ch)?;
+    if let (StatusWord::SecurityNotSatisfied, Some(sd), Some(keys)) =
+        (sw, &p.security_domain, scp03)
+    {
+        let o = sd.options();
+        crate::scp03::link::open(ch, keys, &o).map_err(|e| CardError::Refused {
+            what: format!("ACTIVATE over the security domain (opening it: {e})"),
+            sw,
+        })?;
+        let r = step(ch);
+        crate::scp03::link::close(ch, &o);
+        (sw, lc) = r?;
+    }
     if sw != StatusWord::Ok {
         return Err(CardError::Refused {
             what: "ACTIVATE (holder activation)".into(),
@@ -583,7 +612,7 @@ pub fn test_signature(
             Step::VerifyPin,
             &Vars::new()
                 .byte("pin_reference", pin_ref)
-                .secret("pin", pin),
+                .secret("pin", &p.pin_block_of(pin)),
         )?;
         if r.sw != StatusWord::Ok {
             return Err(CardError::Refused {
@@ -637,8 +666,8 @@ pub fn unblock(
         card::select_mf(ex, p)?;
         let vars = Vars::new()
             .byte("pin_reference", pin_reference)
-            .secret("puk", puk)
-            .secret("new_pin", new_pin);
+            .secret("puk", &p.pin_block_of(puk))
+            .secret("new_pin", &p.pin_block_of(new_pin));
         Ok::<_, ExchangeError>(card::send(ex, &p.commands, Step::ResetRetryCounter, &vars)?.sw)
     })?;
     match sw {

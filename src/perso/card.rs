@@ -68,7 +68,7 @@ fn step_name(step: Step) -> String {
     match step {
         Step::SelectMf => "SELECT MF",
         Step::SelectApplication => "SELECT application",
-        Step::SelectFile => "SELECT EF",
+        Step::SelectFile | Step::SelectFileBare => "SELECT EF",
         Step::GetData => "GET DATA",
         Step::GetChallenge => "GET CHALLENGE",
         Step::ExternalAuthenticate => "EXTERNAL AUTHENTICATE",
@@ -218,9 +218,14 @@ pub fn select_aid(ex: &mut Exchange<'_>, p: &Profile, aid: &[u8]) -> Result<(), 
 
 /// Select EF `fid` in the current DF; its size from the FCP.
 fn select_ef_size(ex: &mut Exchange<'_>, p: &Profile, fid: u16) -> Result<usize, ExchangeError> {
-    let what = format!("SELECT EF {fid:04X}");
     let fcp = select_ef(ex, p, fid)?;
-    let nodes = tlv::decode(&fcp);
+    fcp_size(&fcp, fid)
+}
+
+/// The file size in an FCP (62 with 80 or 81).
+fn fcp_size(fcp: &[u8], fid: u16) -> Result<usize, ExchangeError> {
+    let what = format!("SELECT EF {fid:04X}");
+    let nodes = tlv::decode(fcp);
     let top = tlv::expect_one(&nodes, &[0x62]).map_err(|e| bad(&what, e))?;
     let size = tlv::child_value(top, &[0x80])
         .or_else(|| tlv::child_value(top, &[0x81]))
@@ -339,8 +344,51 @@ pub fn read_personal_ef_expecting(
     fid: u16,
     expected: Option<usize>,
 ) -> Result<Vec<u8>, ExchangeError> {
+    // A length known beforehand and a SELECT that answers nothing: the
+    // FCP's size is not needed to bound the reads (one GET RESPONSE less
+    // on a T=0 card).
+    if let (Some(n), true) = (expected, p.commands.has(Step::SelectFileBare)) {
+        let vars = Vars::new().bytes("fid", &fid.to_be_bytes());
+        send_ok(ex, &p.commands, Step::SelectFileBare, &vars)?;
+        return ex.personal(|ex| read_tlv_known(ex, n));
+    }
     let size = select_ef_size(ex, p, fid)?;
     ex.personal(|ex| read_tlv_rest(ex, size, expected))
+}
+
+/// [`read_personal_ef_expecting`] for an EF that holds no personal data
+/// (the security object).
+fn read_ef_expecting(
+    ex: &mut Exchange<'_>,
+    p: &Profile,
+    fid: u16,
+    expected: Option<usize>,
+) -> Result<Vec<u8>, ExchangeError> {
+    if let (Some(n), true) = (expected, p.commands.has(Step::SelectFileBare)) {
+        let vars = Vars::new().bytes("fid", &fid.to_be_bytes());
+        send_ok(ex, &p.commands, Step::SelectFileBare, &vars)?;
+        return read_tlv_known(ex, n);
+    }
+    let size = select_ef_size(ex, p, fid)?;
+    read_tlv_rest(ex, size, expected)
+}
+
+/// The data object of the selected EF, whose length is thought to be
+/// `expected`: that many bytes (at least a TLV header's worth), then the
+/// rest its header announces if it is longer. Without a TLV header at the
+/// start, what was read.
+fn read_tlv_known(ex: &mut Exchange<'_>, expected: usize) -> Result<Vec<u8>, ExchangeError> {
+    let head = ex.read_binary(0, expected.max(TLV_HEADER_MAX))?;
+    match tlv::extent(&head) {
+        Some(n) if n <= head.len() => Ok(head.get(..n).unwrap_or_default().to_vec()),
+        Some(n) if n <= 1 << 20 => {
+            let mut all = head;
+            let rest = ex.read_binary(all.len(), n - all.len())?;
+            all.extend(rest);
+            Ok(all)
+        }
+        _ => Ok(head),
+    }
 }
 
 /// The data object of the selected EF of `size` bytes; the first read asks
@@ -380,8 +428,39 @@ pub fn write_ef(
     fid: u16,
     data: &[u8],
 ) -> Result<(), ExchangeError> {
-    select_ef(ex, p, fid)?;
+    select_ef_to_write(ex, p, fid, data.len())?;
     ex.update_binary(0, data)
+}
+
+/// Select EF `fid` to write `len` bytes to it. With the profile's
+/// `select_file_bare` (a SELECT that answers nothing: on a T=0 card an
+/// FCP costs a GET RESPONSE) the card's own bounds guard the write; else,
+/// when the card answers its FCP, the EF must hold that much (a file made
+/// at the factory is checked here, at the SELECT the write needs anyway,
+/// before a byte is written).
+fn select_ef_to_write(
+    ex: &mut Exchange<'_>,
+    p: &Profile,
+    fid: u16,
+    len: usize,
+) -> Result<(), ExchangeError> {
+    if p.commands.has(Step::SelectFileBare) {
+        let vars = Vars::new().bytes("fid", &fid.to_be_bytes());
+        send_ok(ex, &p.commands, Step::SelectFileBare, &vars)?;
+        return Ok(());
+    }
+    let fcp = select_ef(ex, p, fid)?;
+    if fcp.is_empty() {
+        return Ok(());
+    }
+    let size = fcp_size(&fcp, fid)?;
+    if size < len {
+        return Err(bad(
+            &format!("SELECT EF {fid:04X}"),
+            format!("the EF holds {size} bytes; {len} are to be written"),
+        ));
+    }
+    Ok(())
 }
 
 /// [`write_ef`] for a citizen's personal data (a data group, a
@@ -392,7 +471,7 @@ pub fn write_personal_ef(
     fid: u16,
     data: &[u8],
 ) -> Result<(), ExchangeError> {
-    select_ef(ex, p, fid)?;
+    select_ef_to_write(ex, p, fid, data.len())?;
     ex.update_binary_personal(0, data)
 }
 
@@ -834,14 +913,14 @@ pub fn bit_group(
 }
 
 /// A life cycle step of the profile (`close_personalization`,
-/// `activate`, `terminate`), sent with the MF selected: the card's status
-/// word.
+/// `activate`, `terminate`): the card's status word. Where the card wants
+/// it said (the MF selected first, on the reference card), the step's
+/// commands say it.
 pub fn life_cycle_step(
     ex: &mut Exchange<'_>,
     p: &Profile,
     step: Step,
 ) -> Result<StatusWord, ExchangeError> {
-    select_mf(ex, p)?;
     Ok(send(ex, &p.commands, step, &Vars::new())?.sw)
 }
 
@@ -868,7 +947,6 @@ pub fn terminate(
                 _ => false,
             };
         let r = ch.run(|ex| {
-            select_mf(ex, p)?;
             // Over the secure channel the card knows the issuer already.
             if attempt == 1 && !secure && p.commands.has(Step::ExternalAuthenticate) {
                 issuer_authenticate(ex, p, key, serial)?;
@@ -929,8 +1007,7 @@ pub fn read_back_expecting(
                 soft(read_personal_ef_expecting(ex, p, dg.fid, expected))?,
             );
         }
-        let sod = select_ef_size(ex, p, p.sod_fid)
-            .and_then(|size| read_tlv_rest(ex, size, lengths.get(&p.sod_fid).copied()));
+        let sod = read_ef_expecting(ex, p, p.sod_fid, lengths.get(&p.sod_fid).copied());
         rb.sod = Some(soft(sod)?);
         select_aid(ex, p, &p.pki_aid)?;
         for k in &p.keys {
@@ -1025,12 +1102,22 @@ mod tests {
             ),
             enc(&Command::new(0x00, 0x24, 0x01, 0x81).with_secret(pin.clone()))
         );
+        // The life cycle commands act on the MF: the steps select it first.
+        let two = |step| -> Vec<Vec<u8>> {
+            p.commands
+                .build(step, &Vars::new())
+                .unwrap()
+                .iter()
+                .map(enc)
+                .collect()
+        };
+        let mf = enc(&cmd::select_mf(none));
         for step in [Step::ClosePersonalization, Step::Activate] {
-            assert_eq!(one(&p, step, Vars::new()), enc(&cmd::activate_file()));
+            assert_eq!(two(step), [mf.clone(), enc(&cmd::activate_file())]);
         }
         assert_eq!(
-            one(&p, Step::Terminate, Vars::new()),
-            enc(&cmd::terminate_card_usage())
+            two(Step::Terminate),
+            [mf.clone(), enc(&cmd::terminate_card_usage())]
         );
         let fcp = tlv::build(
             &[0x62],

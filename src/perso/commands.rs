@@ -19,6 +19,7 @@ pub enum Step {
     SelectMf,
     SelectApplication,
     SelectFile,
+    SelectFileBare,
     GetData,
     GetChallenge,
     ExternalAuthenticate,
@@ -51,6 +52,7 @@ impl Step {
         Step::SelectMf,
         Step::SelectApplication,
         Step::SelectFile,
+        Step::SelectFileBare,
         Step::GetData,
         Step::GetChallenge,
         Step::ExternalAuthenticate,
@@ -76,6 +78,7 @@ impl Step {
             Step::SelectMf => "select_mf",
             Step::SelectApplication => "select_application",
             Step::SelectFile => "select_file",
+            Step::SelectFileBare => "select_file_bare",
             Step::GetData => "get_data",
             Step::GetChallenge => "get_challenge",
             Step::ExternalAuthenticate => "external_authenticate",
@@ -105,7 +108,7 @@ impl Step {
             | Step::Terminate
             | Step::ClosedProbe => &[],
             Step::SelectApplication => &[("aid", Plain)],
-            Step::SelectFile => &[("fid", Plain)],
+            Step::SelectFile | Step::SelectFileBare => &[("fid", Plain)],
             Step::GetData => &[("tag", Plain)],
             Step::GetChallenge => &[("length", Plain)],
             Step::ExternalAuthenticate => &[("key_reference", Plain), ("cryptogram", Secret)],
@@ -136,13 +139,15 @@ impl Step {
     }
 
     /// Whether a profile may leave the step out. Without it the host does
-    /// without: no PUK unblock, no logout (a reset logs out), no CREATE
+    /// without: `select_file` before a write (whose FCP then gives the
+    /// size to check), no PUK unblock, no logout (a reset logs out), no CREATE
     /// FILE probe when verifying, no issuer authentication on a card whose
     /// issuer proves itself over its security domain.
     pub fn optional(self) -> bool {
         matches!(
             self,
-            Step::GetChallenge
+            Step::SelectFileBare
+                | Step::GetChallenge
                 | Step::ExternalAuthenticate
                 | Step::PinLogout
                 | Step::ResetRetryCounter

@@ -6,14 +6,8 @@ use std::collections::BTreeMap;
 use crate::hex;
 use crate::tlv;
 
+pub use super::profile::DatePair;
 use super::profile::{DataGroup, Encoding, Profile};
-
-/// A date in both calendars, each as `YYYYMMDD`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DatePair {
-    pub jalali: String,
-    pub gregorian: String,
-}
 
 /// The value of one record field, ready to be written.
 #[derive(Clone, PartialEq, Eq)]

@@ -18,14 +18,13 @@ use crate::hex;
 use crate::pki;
 use crate::script::eval::{Env, Value};
 use crate::script::{self, runner};
-use crate::secret::Secret;
 use crate::tlv;
 use crate::transport::{Channel, Exchange, ExchangeError};
 
 use super::card::{self, LifeCycle, StepError};
 use super::certs;
 use super::commands::Step;
-use super::datagroups::{self, DatePair, Fields};
+use super::datagroups::{self, Fields};
 use super::keys::IssuerKey;
 use super::profile::{CertKind, KeySpec, KeyUsage, Profile};
 use crate::scp03::keyfile::Scp03Keys;
@@ -43,26 +42,7 @@ pub struct Issuer<'a> {
     pub signer: &'a dyn pki::DocumentSigner,
 }
 
-/// One fingerprint to enrol, already in the card's compact format.
-pub struct FingerInput {
-    /// ISO/IEC 19794-2 finger position code.
-    pub position_code: u8,
-    /// Its name, e.g. `right_index`.
-    pub position: String,
-    /// Reference minutiae (compact card format). Secret.
-    pub minutiae: Secret,
-}
-
-/// Everything about one citizen that goes on the card.
-pub struct CardInput {
-    pub record_id: String,
-    pub national_id: String,
-    pub fields: Fields,
-    pub subject: pki::SubjectName,
-    pub fingers: Vec<FingerInput>,
-    pub issue_date: DatePair,
-    pub expiry_date: DatePair,
-}
+pub use super::input::{CardInput, FingerInput};
 
 /// The personalization stages, in order. A failure names its stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -306,7 +286,10 @@ fn stage_issuer(
             }
         }
     }
-    if p.security_domain.is_none() {
+    // A card with neither (a profile's security domain left out for a card
+    // made without one, `--no-secure-channel`) takes the issuer's commands
+    // in clear until personalization closes: nothing to prove.
+    if p.security_domain.is_none() && p.issuer_auth {
         on_stage(Stage::IssuerAuth);
         ch.run(|ex| {
             let r = card::issuer_authenticate(ex, p, iss.key, serial);
@@ -420,9 +403,13 @@ fn stage_scripts(
     Ok(())
 }
 
-/// A card whose files come from the factory (`[[files]]`): each is there,
-/// an EF at least as large as the profile says, and each data group and
-/// the security object fit the EF made for them. Nothing is written before.
+/// A card whose files come from the factory (`[[files]]`): each data
+/// group and the security object must fit the EF made for it (from the
+/// profile, before anything is sent); the EFs perso writes are checked at
+/// the SELECT that precedes their write (its FCP gives the size) and the
+/// applications when they are selected, so only the listed files perso
+/// does not touch cost a SELECT of their own here. Nothing is written
+/// before these checks.
 fn stage_files(
     ch: &mut Channel,
     p: &Profile,
@@ -448,11 +435,30 @@ fn stage_files(
             }
         }
     }
+    let written: Vec<u16> = p
+        .data_groups
+        .iter()
+        .map(|d| d.fid)
+        .chain([p.sod_fid])
+        .chain(p.keys.iter().map(|k| k.certificate_fid))
+        .collect();
+    let apps = [p.identity_aid.as_slice(), p.pki_aid.as_slice()];
+    let untouched: Vec<&super::profile::FactoryFile> = p
+        .files
+        .iter()
+        .filter(|f| match (&f.aid, f.path.last()) {
+            (Some(aid), _) => !apps.contains(&aid.as_slice()),
+            (None, Some(fid)) => !written.contains(fid),
+            (None, None) => true,
+        })
+        .collect();
+    if untouched.is_empty() {
+        return Ok(());
+    }
     let r = ch.run(|ex| {
         let mut problems = Vec::new();
-        for f in &p.files {
-            let found = card::check_factory_file(ex, p, f)?;
-            if let Err(why) = found {
+        for f in &untouched {
+            if let Err(why) = card::check_factory_file(ex, p, f)? {
                 problems.push(why);
             }
         }
@@ -1499,21 +1505,46 @@ fn compare_card_bits(
             Some(_) => {}
         }
     }
+    let mut unused = Vec::new();
     for b in card_bits {
         let r = reference_of(b);
-        if !p
+        let enrolled = p
             .bio_references
             .iter()
             .take(input.fingers.len())
-            .any(|x| *x == r)
-        {
+            .any(|x| *x == r);
+        if enrolled {
+            continue;
+        }
+        // A card whose biometric references come from the factory shows
+        // the ones this record does not use, with no finger (its BIT as
+        // the profile lays it out for finger position 0).
+        if p.bio_references.contains(&r) && *b == card::bit(p, r, 0) {
+            unused.push(format!("{r:02X}"));
+        } else {
             problems.push(format!("an unexpected BIT for reference {r:02X}"));
         }
     }
     if problems.is_empty() {
+        let layout = match p.bit_layout {
+            super::profile::BitLayout::B1InsideA1 => {
+                "algorithm parameters inside the biometric header template"
+            }
+            super::profile::BitLayout::B1BesideA1 => {
+                "algorithm parameters beside the biometric header template"
+            }
+        };
+        let spare = if unused.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; reference(s) {} made at the factory, no finger enrolled",
+                unused.join(", ")
+            )
+        };
         Ok(format!(
-            "{} BIT(s), as in DG4 (algorithm parameters inside the biometric header template)",
-            card_bits.len()
+            "{} BIT(s) enrolled, as in DG4 ({layout}){spare}",
+            card_bits.len() - unused.len()
         ))
     } else {
         Err(problems.join("; "))

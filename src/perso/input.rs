@@ -8,8 +8,28 @@ use crate::record::{IssuingOffice, Record, Request};
 use crate::secret::Secret;
 
 use super::datagroups::{DatePair, FieldValue, Fields};
-use super::engine::{CardInput, FingerInput};
 use super::profile::Profile;
+
+/// One fingerprint to enrol, already in the card's compact format.
+pub struct FingerInput {
+    /// ISO/IEC 19794-2 finger position code.
+    pub position_code: u8,
+    /// Its name, e.g. `right_index`.
+    pub position: String,
+    /// Reference minutiae (compact card format). Secret.
+    pub minutiae: Secret,
+}
+
+/// Everything about one citizen that goes on the card.
+pub struct CardInput {
+    pub record_id: String,
+    pub national_id: String,
+    pub fields: Fields,
+    pub subject: pki::SubjectName,
+    pub fingers: Vec<FingerInput>,
+    pub issue_date: DatePair,
+    pub expiry_date: DatePair,
+}
 
 /// `YYYYMMDD` of a Jalali date, and of its Gregorian equivalent.
 pub fn date_pair(j: JalaliDate) -> DatePair {

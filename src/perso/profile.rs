@@ -13,7 +13,6 @@ use serde::Deserialize;
 use crate::hex;
 
 use super::commands::Step;
-use super::datagroups::DatePair;
 use super::encoding::{PointEncoding, SignatureEncoding};
 
 /// The reference profile, built into the binary.
@@ -28,6 +27,14 @@ pub const REFERENCE_PATH: &str = "apdu-scripts/reference-card/profile.toml";
 pub const DOMESTIC_PROFILE: &str = include_str!("../../apdu-scripts/domestic/profile.toml");
 /// Where the domestic profile lives in the source tree (for messages).
 pub const DOMESTIC_PATH: &str = "apdu-scripts/domestic/profile.toml";
+
+/// A date in both calendars, each as `YYYYMMDD` (a record's dates, the
+/// card's issue and expiry dates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatePair {
+    pub jalali: String,
+    pub gregorian: String,
+}
 
 /// Why a profile could not be used. Every variant names the file.
 #[derive(Debug, thiserror::Error)]

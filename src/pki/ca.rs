@@ -39,7 +39,9 @@ use super::crl::{self, CrlEntry, CrlTemplate};
 use super::csr::{algorithm, name_of, Text};
 use super::csr::{p256_spki, parse_p256_spki, verify_csr};
 use super::oid;
+use super::profile::{CertPolicy, CertProfile};
 use super::sod::DocumentSigner;
+use super::x509::{authority_key_id, extension, key_id, pem_encode, sign, time};
 use super::PkiError;
 use crate::register::journal::{CrlIssued, Journal, Revocation, RevocationReason, Who};
 use const_oid::db::rfc4519;
@@ -49,58 +51,19 @@ use const_oid::db::rfc5280::{
     ID_CE_SUBJECT_KEY_IDENTIFIER, ID_KP_CLIENT_AUTH, ID_QT_CPS,
 };
 use const_oid::db::rfc5912::ECDSA_WITH_SHA_256;
-use der::asn1::{
-    Any, BitString, GeneralizedTime, Ia5String, ObjectIdentifier, OctetString, UtcTime,
-};
+use der::asn1::{Any, Ia5String, ObjectIdentifier};
 use der::flagset::FlagSet;
-use der::{DateTime, Decode, Encode, Sequence};
+use der::{Decode, Encode, Sequence};
 use x509_cert::certificate::{Certificate, TbsCertificate, Version};
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
-    AuthorityKeyIdentifier, BasicConstraints, CrlDistributionPoints, ExtendedKeyUsage, KeyUsage,
-    KeyUsages,
+    BasicConstraints, CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages,
 };
 use x509_cert::ext::Extension;
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
-use x509_cert::time::{Time, Validity};
-
-/// Which of the card's two keys a certificate is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CertProfile {
-    /// TLS-client style authentication key.
-    Authentication,
-    /// Qualified-style electronic signature key (non-repudiation).
-    Signature,
-}
-
-impl fmt::Display for CertProfile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            CertProfile::Authentication => "authentication",
-            CertProfile::Signature => "signature",
-        })
-    }
-}
-
-/// A certificate policy (RFC 5280 4.2.1.4): its OID, and optionally the
-/// URI of the certification practice statement (an id-qt-cps qualifier).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertPolicy {
-    /// Dotted OID, e.g. `2.999.364.1.1`.
-    pub oid: String,
-    pub cps_uri: Option<String>,
-}
-
-impl fmt::Display for CertPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.cps_uri {
-            Some(u) => write!(f, "{} (CPS {u})", self.oid),
-            None => f.write_str(&self.oid),
-        }
-    }
-}
+use x509_cert::time::Validity;
 
 /// What the issuer asks of one certificate beyond the request and the
 /// profile: when it ends, and where relying parties find its revocation
@@ -166,19 +129,6 @@ const KU_DIGITAL_SIGNATURE: u8 = 0;
 const KU_NON_REPUDIATION: u8 = 1;
 const KU_KEY_CERT_SIGN: u8 = 5;
 const KU_CRL_SIGN: u8 = 6;
-
-/// PEM armour (RFC 7468) with 64-character lines.
-pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
 
 /// PEM (`CERTIFICATE`) of a DER certificate.
 pub fn certificate_pem(cert_der: &[u8]) -> String {
@@ -260,38 +210,6 @@ fn bad_file(path: &Path, reason: impl Into<String>) -> PkiError {
         path: path.to_path_buf(),
         reason: reason.into(),
     }
-}
-
-/// RFC 7093 method 1 key identifier.
-pub(crate) fn key_identifier(point: &[u8]) -> Vec<u8> {
-    let d = digest::digest(&digest::SHA256, point);
-    d.as_ref().iter().take(20).copied().collect()
-}
-
-/// An extension whose value is the DER of `value`.
-pub(crate) fn extension(
-    oid: ObjectIdentifier,
-    critical: bool,
-    value: &impl Encode,
-) -> Result<Extension, PkiError> {
-    Ok(Extension {
-        extn_id: oid,
-        critical,
-        extn_value: OctetString::new(value.to_der()?)?,
-    })
-}
-
-/// authorityKeyIdentifier with the issuer's key identifier only.
-pub(crate) fn authority_key_id(issuer_point: &[u8]) -> Result<AuthorityKeyIdentifier, PkiError> {
-    Ok(AuthorityKeyIdentifier {
-        key_identifier: Some(key_id(issuer_point)?),
-        authority_cert_issuer: None,
-        authority_cert_serial_number: None,
-    })
-}
-
-fn key_id(point: &[u8]) -> Result<OctetString, PkiError> {
-    Ok(OctetString::new(key_identifier(point))?)
 }
 
 /// keyUsage (critical) from bit numbers.
@@ -407,35 +325,6 @@ fn name_from_der(raw: &[u8], what: &'static str) -> Result<Name, PkiError> {
         what,
         reason: e.to_string(),
     })
-}
-
-/// Time as RFC 5280 wants it: UTCTime through 2049, GeneralizedTime after.
-pub(crate) fn time(unix: i64) -> Result<Time, PkiError> {
-    let bad = |reason: String| PkiError::InvalidInput {
-        what: "time",
-        reason: format!("{}: {reason}", crate::utc::format_unix(unix)),
-    };
-    let secs = u64::try_from(unix).map_err(|_| bad("before 1970".into()))?;
-    let dt =
-        DateTime::from_unix_duration(Duration::from_secs(secs)).map_err(|e| bad(e.to_string()))?;
-    if dt.year() < 2050 {
-        UtcTime::from_date_time(dt)
-            .map(Time::UtcTime)
-            .map_err(|e| bad(e.to_string()))
-    } else {
-        Ok(Time::GeneralTime(GeneralizedTime::from_date_time(dt)))
-    }
-}
-
-/// ECDSA P-256 SHA-256 over `tbs` with `key`, as a signature BIT STRING.
-pub(crate) fn sign(
-    tbs: &[u8],
-    key: &EcdsaKeyPair,
-    rng: &SystemRandom,
-    what: &'static str,
-) -> Result<BitString, PkiError> {
-    let sig = key.sign(rng, tbs).map_err(|_| PkiError::Crypto(what))?;
-    Ok(BitString::from_bytes(sig.as_ref())?)
 }
 
 /// basicConstraints cA=FALSE (critical): an empty SEQUENCE in DER.
@@ -1034,28 +923,6 @@ mod tests {
             .to_der()
             .unwrap();
         assert!(e.ends_with(&[0x03, 0x02, 0x01, 0x06]));
-    }
-
-    #[test]
-    fn pem_base64() {
-        let p = pem_encode("X", b"foobar!");
-        assert_eq!(p, "-----BEGIN X-----\nZm9vYmFyIQ==\n-----END X-----\n");
-        assert!(pem_encode("X", b"fo").contains("Zm8=\n"));
-    }
-
-    #[test]
-    fn time_encoding_round_trip() {
-        for t in [
-            1_700_000_000i64,
-            2_524_608_000, /* 2050-01-01 */
-            2_524_607_999,
-        ] {
-            let enc = time(t).unwrap();
-            assert_eq!(enc.to_unix_duration().as_secs() as i64, t);
-        }
-        assert!(matches!(time(2_524_608_000).unwrap(), Time::GeneralTime(_)));
-        assert!(matches!(time(2_524_607_999).unwrap(), Time::UtcTime(_)));
-        assert!(time(-1).is_err());
     }
 
     #[test]

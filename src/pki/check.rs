@@ -14,9 +14,9 @@ use ring::digest;
 use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::ca::{CertPolicy, CertProfile};
 use super::csr::parse_p256_spki;
 use super::oid::oid_to_string;
+use super::profile::{CertPolicy, CertProfile};
 use const_oid::db::rfc5280::{
     ID_CE_CERTIFICATE_POLICIES, ID_CE_CRL_DISTRIBUTION_POINTS, ID_QT_CPS,
 };

@@ -23,8 +23,8 @@ use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::Version;
 
-use super::ca::{authority_key_id, extension, pem_encode, sign, time};
 use super::csr::algorithm;
+use super::x509::{authority_key_id, extension, pem_encode, sign, time};
 use super::PkiError;
 use crate::register::journal::RevocationReason;
 
@@ -220,7 +220,7 @@ mod tests {
             crate::pki::csr::parse_p256_spki(ca_cert.tbs_certificate.subject_pki.raw).unwrap();
         assert_eq!(
             aki.key_identifier.as_ref().unwrap().0,
-            crate::pki::ca::key_identifier(&ca_point).as_slice()
+            crate::pki::x509::key_identifier(&ca_point).as_slice()
         );
         let mut got: Vec<(String, u8, i64)> = crl
             .iter_revoked_certificates()

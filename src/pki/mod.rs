@@ -10,6 +10,12 @@
 //!   distribution points and policy ([`check_card_terms`]).
 //! * [`sod`] — ICAO Doc 9303 part 10 EF.SOD (CMS SignedData over an
 //!   LDSSecurityObject).
+//! * [`profile`] — what a certificate is for and under which policy, the
+//!   words the CA issues by and the checker checks by; `x509` — the
+//!   building blocks (PEM, key identifiers, extensions, times, signature
+//!   values) that the CA, the CRL and the EF.SOD share. Both are leaves, so
+//!   that the CA, the checker, the CRL and the EF.SOD do not import each
+//!   other in a cycle.
 //!
 //! All signatures are ECDSA P-256 with SHA-256 via `ring`. Certificates,
 //! requests, CRLs and the security object are the RustCrypto types
@@ -22,7 +28,9 @@ pub mod cli;
 pub mod crl;
 pub mod csr;
 pub(crate) mod oid;
+pub mod profile;
 pub mod sod;
+pub(crate) mod x509;
 
 #[cfg(test)]
 mod test_support;
@@ -33,9 +41,7 @@ mod tests_openssl;
 
 use std::path::PathBuf;
 
-pub use ca::{
-    CertPolicy, CertProfile, CertificateAuthority, IssueTerms, LocalCa, LocalDocumentSigner,
-};
+pub use ca::{CertificateAuthority, IssueTerms, LocalCa, LocalDocumentSigner};
 pub use check::{
     certificate_public_key, check_card_terms, check_certificate, describe_certificate, CardTerms,
     CertProblem, CertSummary,
@@ -44,6 +50,7 @@ pub use csr::{
     assemble_csr, der_to_raw_sig, raw_to_der_sig, request_info_der, verify_csr, CsrInfo,
     SubjectName,
 };
+pub use profile::{CertPolicy, CertProfile};
 pub use sod::{
     build_sod, build_sod_at, sod_length_at_most, verify_sod, DocumentSigner, SodContents,
     SodProblem,

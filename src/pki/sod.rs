@@ -40,10 +40,10 @@ use spki::AlgorithmIdentifierOwned;
 use x509_cert::attr::Attribute;
 use x509_cert::time::Time;
 
-use super::ca::time;
 use super::check::{self, parse_cert, CertProblem};
 use super::csr::{algorithm, der_to_raw_sig, parse_p256_spki};
 use super::oid::ICAO_LDS_SECURITY_OBJECT;
+use super::x509::time;
 use super::PkiError;
 
 /// The EF.SOD tag (`[APPLICATION 23]`, constructed).
@@ -574,6 +574,42 @@ pub fn verify_sod(
     now: SystemTime,
 ) -> Result<SodContents, SodProblem> {
     // --- structure -------------------------------------------------------
+    let sd = signed_data(sod)?;
+    let eci = &sd.encap_content_info;
+    let econtent = lds_content(eci)?;
+    let hashes = parse_lds_security_object(econtent)?;
+    let [si] = sd.signer_infos.0.as_slice() else {
+        return Err(malformed(
+            "SignedData.signerInfos (exactly one SignerInfo)",
+            "one SignerInfo",
+            format!("{}", sd.signer_infos.0.len()),
+        ));
+    };
+    let si = parse_signer_info(si)?;
+    check_content_binding(&si, eci, econtent)?;
+
+    // --- signer certificate and signature --------------------------------
+    let cert_der = signer_certificate(&sd, &si)?;
+    let ds = parse_cert(&cert_der, DS).map_err(SodProblem::SignerCertificate)?;
+    check_signature(&ds, &si)?;
+
+    // --- document signer certificate -------------------------------------
+    let now_s = crate::utc::unix_secs(now);
+    check_document_signer(&ds, now_s)?;
+    check_trust(&ds, trust_anchors, now_s)?;
+    Ok(SodContents {
+        hashes,
+        signer_certificate: cert_der,
+        signing_time: si.signing_time.map(|t| UNIX_EPOCH + t),
+    })
+}
+
+/// How errors about the document signer certificate name it.
+const DS: &str = "document signer certificate";
+
+/// The SignedData of an EF.SOD: id-signedData content, version 3, and
+/// SHA-256 among its digest algorithms (each with valid parameters).
+fn signed_data(sod: &[u8]) -> Result<SignedData, SodProblem> {
     let ci = unwrap_sod(sod)?;
     if ci.content_type != ID_SIGNED_DATA {
         return Err(malformed(
@@ -599,7 +635,12 @@ pub fn verify_sod(
             found: "a set without SHA-256".into(),
         });
     }
-    let eci = &sd.encap_content_info;
+    Ok(sd)
+}
+
+/// The encapsulated LDSSecurityObject's bytes: the eContent OCTET STRING
+/// of an id-icao-mrtd-security-ldsSecurityObject content.
+fn lds_content(eci: &EncapsulatedContentInfo) -> Result<&[u8], SodProblem> {
     if eci.econtent_type != ICAO_LDS_SECURITY_OBJECT {
         return Err(SodProblem::Unsupported {
             element: "encapContentInfo.eContentType".into(),
@@ -607,7 +648,7 @@ pub fn verify_sod(
             found: eci.econtent_type.to_string(),
         });
     }
-    let econtent = eci
+    Ok(eci
         .econtent
         .as_ref()
         .ok_or_else(|| malformed("encapContentInfo.eContent [0]", "the eContent", "none"))?
@@ -616,19 +657,16 @@ pub fn verify_sod(
             "encapContentInfo.eContent OCTET STRING",
             "an OCTET STRING",
         ))?
-        .as_bytes();
-    let hashes = parse_lds_security_object(econtent)?;
+        .as_bytes())
+}
 
-    let [si] = sd.signer_infos.0.as_slice() else {
-        return Err(malformed(
-            "SignedData.signerInfos (exactly one SignerInfo)",
-            "one SignerInfo",
-            format!("{}", sd.signer_infos.0.len()),
-        ));
-    };
-    let si = parse_signer_info(si)?;
-
-    // --- content binding -------------------------------------------------
+/// The signed attributes bind the encapsulated content: the same content
+/// type, and a messageDigest equal to the content's SHA-256.
+fn check_content_binding(
+    si: &SignerFacts<'_>,
+    eci: &EncapsulatedContentInfo,
+    econtent: &[u8],
+) -> Result<(), SodProblem> {
     if si.content_type != eci.econtent_type {
         return Err(SodProblem::ContentTypeMismatch {
             signed: si.content_type.to_string(),
@@ -642,8 +680,12 @@ pub fn verify_sod(
             computed: crate::hex::lower(&computed),
         });
     }
+    Ok(())
+}
 
-    // --- signer certificate and signature --------------------------------
+/// DER of the certificate in SignedData.certificates that the SignerInfo
+/// names by issuer and serial number.
+fn signer_certificate(sd: &SignedData, si: &SignerFacts<'_>) -> Result<Vec<u8>, SodProblem> {
     let signer_cert = sd
         .certificates
         .iter()
@@ -661,15 +703,21 @@ pub fn verify_sod(
         issuer: name_string(&si.sid.issuer.to_der().unwrap_or_default()),
         serial: crate::hex::lower(si.sid.serial_number.as_bytes()),
     };
-    let cert_der = signer_cert
+    signer_cert
         .ok_or_else(not_found)?
         .to_der()
         .map_err(undecodable(
             "SignedData.certificates item (Certificate)",
             "a DER Certificate",
-        ))?;
-    let ds = parse_cert(&cert_der, "document signer certificate")
-        .map_err(SodProblem::SignerCertificate)?;
+        ))
+}
+
+/// The SignerInfo's signature is a well-formed ECDSA-Sig-Value over the
+/// signed attributes, made by the document signer's P-256 key.
+fn check_signature(
+    ds: &x509_parser::certificate::X509Certificate<'_>,
+    si: &SignerFacts<'_>,
+) -> Result<(), SodProblem> {
     let ds_point = parse_p256_spki(ds.tbs_certificate.subject_pki.raw).map_err(|e| {
         SodProblem::Unsupported {
             element: "document signer public key".into(),
@@ -686,35 +734,44 @@ pub fn verify_sod(
     })?;
     UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &ds_point)
         .verify(&si.signed_attrs_der, si.signature)
-        .map_err(|_| SodProblem::BadSignature)?;
+        .map_err(|_| SodProblem::BadSignature)
+}
 
-    // --- document signer certificate -------------------------------------
-    const DS: &str = "document signer certificate";
-    let now_s = crate::utc::unix_secs(now);
-    check::check_validity(&ds, DS, now_s).map_err(SodProblem::SignerCertificate)?;
+/// The document signer certificate on its own: valid at `now_s`, not a
+/// CA, and with keyUsage digitalSignature.
+fn check_document_signer(
+    ds: &x509_parser::certificate::X509Certificate<'_>,
+    now_s: i64,
+) -> Result<(), SodProblem> {
+    check::check_validity(ds, DS, now_s).map_err(SodProblem::SignerCertificate)?;
     if ds.is_ca() {
         return Err(SodProblem::SignerCertificate(CertProblem::UnexpectedCa {
             which: DS.into(),
         }));
     }
     match ds.key_usage() {
-        Ok(Some(ku)) if ku.value.digital_signature() => {}
-        Ok(Some(ku)) => {
-            return Err(SodProblem::SignerKeyUsage {
-                found: format!("{:?}", ku.value),
-            })
-        }
-        Ok(None) => {
-            return Err(SodProblem::SignerKeyUsage {
-                found: "(absent)".into(),
-            })
-        }
-        Err(e) => {
-            return Err(SodProblem::SignerKeyUsage {
-                found: format!("unparseable ({e})"),
-            })
-        }
+        Ok(Some(ku)) if ku.value.digital_signature() => Ok(()),
+        Ok(Some(ku)) => Err(SodProblem::SignerKeyUsage {
+            found: format!("{:?}", ku.value),
+        }),
+        Ok(None) => Err(SodProblem::SignerKeyUsage {
+            found: "(absent)".into(),
+        }),
+        Err(e) => Err(SodProblem::SignerKeyUsage {
+            found: format!("unparseable ({e})"),
+        }),
     }
+}
+
+/// The document signer was issued by one of `trust_anchors` (every anchor
+/// must parse), and that anchor is a CA valid at `now_s`. When anchors of
+/// the right name exist but none issued it, the first one's refusal is
+/// reported.
+fn check_trust(
+    ds: &x509_parser::certificate::X509Certificate<'_>,
+    trust_anchors: &[Vec<u8>],
+    now_s: i64,
+) -> Result<(), SodProblem> {
     let mut first_err = None;
     let mut candidates = 0;
     for (index, anchor_der) in trust_anchors.iter().enumerate() {
@@ -725,15 +782,10 @@ pub fn verify_sod(
             continue;
         }
         candidates += 1;
-        match check::check_issued_by(&ds, DS, &anchor) {
+        match check::check_issued_by(ds, DS, &anchor) {
             Ok(()) => {
-                check::check_ca(&anchor, &name, now_s)
-                    .map_err(|problem| SodProblem::TrustAnchor { index, problem })?;
-                return Ok(SodContents {
-                    hashes,
-                    signer_certificate: cert_der.clone(),
-                    signing_time: si.signing_time.map(|t| UNIX_EPOCH + t),
-                });
+                return check::check_ca(&anchor, &name, now_s)
+                    .map_err(|problem| SodProblem::TrustAnchor { index, problem });
             }
             Err(e) => {
                 first_err.get_or_insert(e);
@@ -751,7 +803,8 @@ pub fn verify_sod(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::ca::{CertProfile, CertificateAuthority, LocalCa};
+    use crate::pki::ca::{CertificateAuthority, LocalCa};
+    use crate::pki::profile::CertProfile;
     use crate::pki::test_support::{make_csr, new_ca, subject, terms};
     use ring::rand::SystemRandom;
     use ring::signature::{

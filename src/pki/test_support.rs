@@ -3,8 +3,9 @@
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 
-use super::ca::{CertPolicy, IssueTerms, LocalCa};
+use super::ca::{IssueTerms, LocalCa};
 use super::csr::{assemble_csr, request_info_der, SubjectName};
+use super::profile::CertPolicy;
 
 /// A fresh P-256 key pair producing raw `r‖s` signatures, like the card.
 pub fn card_key() -> EcdsaKeyPair {

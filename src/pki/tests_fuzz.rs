@@ -6,9 +6,10 @@ use std::time::SystemTime;
 
 use proptest::prelude::*;
 
-use super::ca::{CertProfile, CertificateAuthority, LocalCa};
+use super::ca::{CertificateAuthority, LocalCa};
 use super::check::{check_card_terms, check_certificate, describe_certificate, CardTerms};
 use super::csr::{der_to_raw_sig, verify_csr, SubjectName};
+use super::profile::CertProfile;
 use super::sod::{build_sod, verify_sod};
 use super::test_support::{card_key, card_point, make_csr, new_ca, subject, terms};
 

@@ -6,14 +6,15 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::SystemTime;
 
-use super::ca::pem_encode;
 use super::ca::{
-    certificate_pem, CertProfile, CertificateAuthority, LocalCa, CA_CERT_FILE, CA_KEY_FILE,
-    DS_CERT_FILE, DS_KEY_FILE,
+    certificate_pem, CertificateAuthority, LocalCa, CA_CERT_FILE, CA_KEY_FILE, DS_CERT_FILE,
+    DS_KEY_FILE,
 };
 use super::check::check_certificate;
+use super::profile::CertProfile;
 use super::sod::{build_sod, lds_security_object, verify_sod, DocumentSigner, SOD_TAG};
 use super::test_support::{card_key, card_point, make_csr, subject, terms};
+use super::x509::pem_encode;
 use der::asn1::AnyRef;
 use der::{Decode, Encode, Tag, TagNumber};
 

@@ -778,6 +778,93 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// The single-field rules of a record that need more than a type check.
+impl Parser<'_> {
+    /// `record_id`: 1..=64 characters of A-Z a-z 0-9 . _ -.
+    fn record_id(&mut self, top: &Map<String, Value>) -> Option<String> {
+        let s = self.string(top, "", "record_id")?;
+        if valid_record_id(s) {
+            Some(s.to_string())
+        } else {
+            self.err(
+                "record_id",
+                "must be 1..=64 characters of A-Z a-z 0-9 . _ -",
+            );
+            None
+        }
+    }
+
+    /// `national_id`: ten digits (Persian or Arabic-Indic digits are
+    /// normalized first) with a valid check digit.
+    fn national_id(&mut self, top: &Map<String, Value>) -> Option<String> {
+        let s = normalize_digits(self.string(top, "", "national_id")?);
+        match check_national_id(&s) {
+            Ok(()) => Some(s),
+            Err(rule) => {
+                self.err("national_id", rule);
+                None
+            }
+        }
+    }
+
+    /// `sex`: "M" or "F".
+    fn sex(&mut self, top: &Map<String, Value>) -> Option<Sex> {
+        match self.string(top, "", "sex")? {
+            "M" => Some(Sex::Male),
+            "F" => Some(Sex::Female),
+            other => {
+                self.err(
+                    "sex",
+                    format!("is {}; expected \"M\" or \"F\"", quote(other)),
+                );
+                None
+            }
+        }
+    }
+
+    /// `birth_certificate_number`: 1..=10 digits, after normalization.
+    fn birth_certificate_number(&mut self, top: &Map<String, Value>) -> Option<String> {
+        let s = normalize_digits(self.string(top, "", "birth_certificate_number")?);
+        if (1..=10).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) {
+            Some(s)
+        } else {
+            self.err("birth_certificate_number", "must be 1..=10 digits");
+            None
+        }
+    }
+
+    /// The holder was born before the request and was at least
+    /// [`MIN_AGE_YEARS`] old on its date.
+    fn check_age(&mut self, birth: JalaliDate, request: JalaliDate) {
+        match birth.age_on(request) {
+            None => self.err(
+                "birth_date",
+                format!("{birth} is after the request date {request}"),
+            ),
+            Some(age) if age < MIN_AGE_YEARS => self.err(
+                "birth_date",
+                format!(
+                    "age on the request date {request} is {age} years; at least {MIN_AGE_YEARS} is required"
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+}
+
+/// `text` as JSON (strict: no duplicate keys), or the rule for a syntax
+/// error with its position in the file (`text` starts on `first_line`).
+fn parse_json(text: &str, first_line: usize) -> Result<Value, String> {
+    strict_json::from_str(text).map_err(|e| {
+        format!(
+            "invalid JSON at line {}, column {}: {}",
+            e.line() + first_line - 1,
+            e.column(),
+            strip_json_position(&e.to_string())
+        )
+    })
+}
+
 fn strip_json_position(msg: &str) -> &str {
     match msg.rfind(" at line ") {
         Some(i) => &msg[..i],
@@ -801,18 +888,7 @@ fn parse_record_at(
             rule,
         }]
     };
-    let value: Value = match strict_json::from_str(text) {
-        Ok(v) => v,
-        Err(e) => {
-            let rule = format!(
-                "invalid JSON at line {}, column {}: {}",
-                e.line() + first_line - 1,
-                e.column(),
-                strip_json_position(&e.to_string())
-            );
-            return Err(whole("", rule));
-        }
-    };
+    let value = parse_json(text, first_line).map_err(|rule| whole("", rule))?;
     let Value::Object(top) = &value else {
         return Err(whole(
             "",
@@ -832,51 +908,14 @@ fn parse_record_at(
     };
     p.object(&value, "", &TOP_FIELDS);
 
-    let record_id = p.string(top, "", "record_id").and_then(|s| {
-        if valid_record_id(s) {
-            Some(s.to_string())
-        } else {
-            p.err(
-                "record_id",
-                "must be 1..=64 characters of A-Z a-z 0-9 . _ -",
-            );
-            None
-        }
-    });
-    let national_id = p.string(top, "", "national_id").and_then(|s| {
-        let s = normalize_digits(s);
-        match check_national_id(&s) {
-            Ok(()) => Some(s),
-            Err(rule) => {
-                p.err("national_id", rule);
-                None
-            }
-        }
-    });
+    let record_id = p.record_id(top);
+    let national_id = p.national_id(top);
     let given_name = p.bilingual(top, "given_name");
     let family_name = p.bilingual(top, "family_name");
     let father_name = p.bilingual(top, "father_name");
-    let sex = p.string(top, "", "sex").and_then(|s| match s {
-        "M" => Some(Sex::Male),
-        "F" => Some(Sex::Female),
-        other => {
-            p.err(
-                "sex",
-                format!("is {}; expected \"M\" or \"F\"", quote(other)),
-            );
-            None
-        }
-    });
+    let sex = p.sex(top);
     let birth_date = p.date(top, "birth_date");
-    let birth_certificate_number = p.string(top, "", "birth_certificate_number").and_then(|s| {
-        let s = normalize_digits(s);
-        if (1..=10).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) {
-            Some(s)
-        } else {
-            p.err("birth_certificate_number", "must be 1..=10 digits");
-            None
-        }
-    });
+    let birth_certificate_number = p.birth_certificate_number(top);
     let birth_place = p.bilingual(top, "birth_place");
     let issuing_office = p.issuing_office(top);
     let request = p.request(top);
@@ -885,19 +924,7 @@ fn parse_record_at(
     let fingerprints = p.fingerprints(top);
 
     if let (Some(b), Some(r)) = (birth_date, request_date) {
-        match b.age_on(r) {
-            None => p.err(
-                "birth_date",
-                format!("{b} is after the request date {r}"),
-            ),
-            Some(age) if age < MIN_AGE_YEARS => p.err(
-                "birth_date",
-                format!(
-                    "age on the request date {r} is {age} years; at least {MIN_AGE_YEARS} is required"
-                ),
-            ),
-            Some(_) => {}
-        }
+        p.check_age(b, r);
     }
 
     if !p.errors.is_empty() {

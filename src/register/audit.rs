@@ -24,8 +24,8 @@
 //! server (a trigger under a role the stations do not have) is the next
 //! step for the shared register.
 
-use super::journal::Millis;
 use super::rows::{TableSpec, V};
+use crate::utc::{iso_millis, Millis};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -312,7 +312,7 @@ fn check_rows(
                         "{} row {key} was changed after trail entry {} ({}): {}",
                         spec.0,
                         e.seq,
-                        super::journal::iso_time(e.at),
+                        iso_millis(e.at),
                         differences(&e.row, &now)
                     ),
                 }),

@@ -229,152 +229,186 @@ fn read_password(path: &Path) -> Result<zeroize::Zeroizing<String>> {
 
 pub fn journal(cmd: JournalCommand, json: bool) -> Result<i32> {
     match cmd {
-        JournalCommand::Migrate { journal } => {
-            let (location, _) = journal_location(&journal);
-            if !pgconf::is_url(&location) {
-                // Opening an SQLite journal brings it to the current schema.
-                drop(SqliteJournal::open(Path::new(&location)).map_err(|e| anyhow!(e))?);
-                if json {
-                    println!(
-                        "{}",
-                        json!({"journal": location, "backend": "sqlite", "migrated": true})
-                    );
-                } else {
-                    println!("journal {location}: SQLite schema is current");
-                }
-                return Ok(0);
-            }
-            let (mut c, display) = pg_client(&journal)?;
-            let m = pgschema::migrate(&mut c, &display).map_err(|e| anyhow!(e))?;
-            if json {
-                println!(
-                    "{}",
-                    json!({"journal": display, "backend": "postgresql", "migrated": m})
-                );
-            } else if m.applied.is_empty() {
-                println!(
-                    "register {display}: schema version {} is current; nothing to apply",
-                    m.to
-                );
-            } else {
-                println!(
-                    "register {display}: schema version {} -> {}; applied {}",
-                    m.from,
-                    m.to,
-                    m.applied.join(", ")
-                );
-            }
-            Ok(0)
-        }
+        JournalCommand::Migrate { journal } => migrate(&journal, json),
         JournalCommand::Grant {
             login,
             role,
             office,
             password_file,
             journal,
-        } => {
-            let kind = match role {
-                RoleArg::Line => RoleKind::Line,
-                RoleArg::Counter => RoleKind::Counter,
-                RoleArg::Supervisor => RoleKind::Supervisor,
-            };
-            // The office binds a counter's deliveries (row-level security
-            // compares it with the counter's --office): a code the counter
-            // could never give would leave the login unable to deliver.
-            match (kind, office.as_deref()) {
-                (RoleKind::Counter, Some(o)) => {
-                    check_office(o)?;
-                }
-                (RoleKind::Counter, None) => {}
-                (_, Some(_)) => {
-                    return Err(refused(format!(
-                        "--office is for a counter login; a {} login works for every office",
-                        kind.group()
-                    )))
-                }
-                (_, None) => {}
-            }
-            let pw = password_file.as_deref().map(read_password).transpose()?;
-            let (mut c, display) = pg_client(&journal)?;
-            pgschema::grant(
-                &mut c,
-                &display,
-                &login,
-                kind,
-                office.as_deref(),
-                pw.as_ref().map(|p| p.as_bytes()),
-            )
-            .map_err(|e| match e {
-                crate::register::journal::JournalError::Refused(m) => refused(m),
-                e => anyhow!(e),
-            })?;
-            if json {
-                println!(
-                    "{}",
-                    json!({"journal": display, "login": login, "role": kind.group(), "office": office, "password_set": pw.is_some()})
-                );
-            } else {
-                println!(
-                    "register {display}: login {login} is {}{}{}",
-                    kind.group(),
-                    office
-                        .map(|o| format!(" for office {o}"))
-                        .unwrap_or_default(),
-                    if pw.is_some() { "; password set" } else { "" }
-                );
-            }
-            Ok(0)
+        } => grant(
+            &login,
+            role,
+            office.as_deref(),
+            password_file.as_deref(),
+            &journal,
+            json,
+        ),
+        JournalCommand::Audit { journal } => audit(&journal, json),
+        JournalCommand::Copy { from, journal } => copy(&from, &journal, json),
+    }
+}
+
+/// `journal migrate`: bring an SQLite journal or the shared PostgreSQL
+/// register to the current schema, and say what was applied.
+fn migrate(journal: &JournalArgs, json: bool) -> Result<i32> {
+    let (location, _) = journal_location(journal);
+    if !pgconf::is_url(&location) {
+        // Opening an SQLite journal brings it to the current schema.
+        drop(SqliteJournal::open(Path::new(&location)).map_err(|e| anyhow!(e))?);
+        if json {
+            println!(
+                "{}",
+                json!({"journal": location, "backend": "sqlite", "migrated": true})
+            );
+        } else {
+            println!("journal {location}: SQLite schema is current");
         }
-        JournalCommand::Audit { journal } => {
-            let j = super::cli::open_journal(&journal)?;
-            let rep = j.audit().map_err(|e| anyhow!(e))?;
-            if json {
-                println!("{}", json!({"journal": j.location(), "audit": rep}));
-            } else if rep.intact {
-                println!(
-                    "journal {}: audit trail intact: {} entries, {} rows of the audited tables match it",
-                    j.location(),
-                    rep.entries,
-                    rep.rows
-                );
-            } else {
-                println!(
-                    "journal {}: the history was changed ({} finding(s); {} entries, {} rows)",
-                    j.location(),
-                    rep.findings.len(),
-                    rep.entries,
-                    rep.rows
-                );
-                for (i, f) in rep.findings.iter().enumerate() {
-                    let lead = if i == 0 { "first" } else { "     " };
-                    println!("  {lead}: {}", f.what);
-                }
-            }
-            Ok(if rep.intact {
-                0
-            } else {
-                crate::cli_common::EXIT_CARD_STATUS
-            })
-        }
-        JournalCommand::Copy { from, journal } => {
-            let (mut c, display) = pg_client(&journal)?;
-            let v = pgschema::version(&mut c).map_err(|e| anyhow!("register {display}: {e}"))?;
-            pgschema::check_version(v, &display).map_err(|e| anyhow!(e))?;
-            let done =
-                crate::register::copy::copy(&from, &mut c, &display).map_err(|e| anyhow!(e))?;
-            if json {
-                println!(
-                    "{}",
-                    json!({"from": from, "journal": display, "tables": done})
-                );
-            } else {
-                println!("copied {} into {display}:", from.display());
-                for d in &done {
-                    println!("  {:<18} {:>8} rows  SHA-256 {}", d.table, d.rows, d.sha256);
-                }
-                println!("every table matches the source by count and digest");
-            }
-            Ok(0)
+        return Ok(0);
+    }
+    let (mut c, display) = pg_client(journal)?;
+    let m = pgschema::migrate(&mut c, &display).map_err(|e| anyhow!(e))?;
+    if json {
+        println!(
+            "{}",
+            json!({"journal": display, "backend": "postgresql", "migrated": m})
+        );
+    } else if m.applied.is_empty() {
+        println!(
+            "register {display}: schema version {} is current; nothing to apply",
+            m.to
+        );
+    } else {
+        println!(
+            "register {display}: schema version {} -> {}; applied {}",
+            m.from,
+            m.to,
+            m.applied.join(", ")
+        );
+    }
+    Ok(0)
+}
+
+/// The role a `--role` names.
+fn role_kind(role: RoleArg) -> RoleKind {
+    match role {
+        RoleArg::Line => RoleKind::Line,
+        RoleArg::Counter => RoleKind::Counter,
+        RoleArg::Supervisor => RoleKind::Supervisor,
+    }
+}
+
+/// `--office` is only for a counter login, and must be a code a counter
+/// can give: the office binds a counter's deliveries (row-level security
+/// compares it with the counter's --office), so a code the counter could
+/// never give would leave the login unable to deliver.
+fn check_grant_office(kind: RoleKind, office: Option<&str>) -> Result<()> {
+    match (kind, office) {
+        (RoleKind::Counter, Some(o)) => check_office(o).map(drop),
+        (_, None) => Ok(()),
+        (_, Some(_)) => Err(refused(format!(
+            "--office is for a counter login; a {} login works for every office",
+            kind.group()
+        ))),
+    }
+}
+
+/// `journal grant`: give a login a role on the shared register (and a
+/// password, from the first line of `password_file`, when given).
+fn grant(
+    login: &str,
+    role: RoleArg,
+    office: Option<&str>,
+    password_file: Option<&Path>,
+    journal: &JournalArgs,
+    json: bool,
+) -> Result<i32> {
+    let kind = role_kind(role);
+    check_grant_office(kind, office)?;
+    let pw = password_file.map(read_password).transpose()?;
+    let (mut c, display) = pg_client(journal)?;
+    pgschema::grant(
+        &mut c,
+        &display,
+        login,
+        kind,
+        office,
+        pw.as_ref().map(|p| p.as_bytes()),
+    )
+    .map_err(|e| match e {
+        crate::register::journal::JournalError::Refused(m) => refused(m),
+        e => anyhow!(e),
+    })?;
+    if json {
+        println!(
+            "{}",
+            json!({"journal": display, "login": login, "role": kind.group(), "office": office, "password_set": pw.is_some()})
+        );
+    } else {
+        println!(
+            "register {display}: login {login} is {}{}{}",
+            kind.group(),
+            office
+                .map(|o| format!(" for office {o}"))
+                .unwrap_or_default(),
+            if pw.is_some() { "; password set" } else { "" }
+        );
+    }
+    Ok(0)
+}
+
+/// `journal audit`: compare the audit trail with the audited tables; a
+/// changed history exits with the card-status code.
+fn audit(journal: &JournalArgs, json: bool) -> Result<i32> {
+    let j = super::cli::open_journal(journal)?;
+    let rep = j.audit().map_err(|e| anyhow!(e))?;
+    if json {
+        println!("{}", json!({"journal": j.location(), "audit": rep}));
+    } else if rep.intact {
+        println!(
+            "journal {}: audit trail intact: {} entries, {} rows of the audited tables match it",
+            j.location(),
+            rep.entries,
+            rep.rows
+        );
+    } else {
+        println!(
+            "journal {}: the history was changed ({} finding(s); {} entries, {} rows)",
+            j.location(),
+            rep.findings.len(),
+            rep.entries,
+            rep.rows
+        );
+        for (i, f) in rep.findings.iter().enumerate() {
+            let lead = if i == 0 { "first" } else { "     " };
+            println!("  {lead}: {}", f.what);
         }
     }
+    Ok(if rep.intact {
+        0
+    } else {
+        crate::cli_common::EXIT_CARD_STATUS
+    })
+}
+
+/// `journal copy`: copy an SQLite journal into the shared register (at the
+/// current schema), each table checked by row count and digest.
+fn copy(from: &Path, journal: &JournalArgs, json: bool) -> Result<i32> {
+    let (mut c, display) = pg_client(journal)?;
+    let v = pgschema::version(&mut c).map_err(|e| anyhow!("register {display}: {e}"))?;
+    pgschema::check_version(v, &display).map_err(|e| anyhow!(e))?;
+    let done = crate::register::copy::copy(from, &mut c, &display).map_err(|e| anyhow!(e))?;
+    if json {
+        println!(
+            "{}",
+            json!({"from": from, "journal": display, "tables": done})
+        );
+    } else {
+        println!("copied {} into {display}:", from.display());
+        for d in &done {
+            println!("  {:<18} {:>8} rows  SHA-256 {}", d.table, d.rows, d.sha256);
+        }
+        println!("every table matches the source by count and digest");
+    }
+    Ok(0)
 }

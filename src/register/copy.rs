@@ -159,7 +159,7 @@ pub fn copy(src: &Path, c: &mut Client, dst: &str) -> Result<Vec<Copied>> {
             &[&note],
         )
         .map_err(perr)?;
-    super::pg::audit_row(
+    super::pgaudit::audit_row(
         &mut t,
         "",
         "cardsmith",
@@ -168,8 +168,8 @@ pub fn copy(src: &Path, c: &mut Client, dst: &str) -> Result<Vec<Copied>> {
         &[V::Int(r.get(0))],
     )
     .map_err(|f| match f {
-        super::pg::Fail::Pg(e) => perr(e),
-        super::pg::Fail::J(j) => j,
+        super::pgaudit::Fail::Pg(e) => perr(e),
+        super::pgaudit::Fail::J(j) => j,
     })?;
     t.commit().map_err(perr)?;
     Ok(done)

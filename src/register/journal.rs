@@ -21,8 +21,7 @@
 
 use serde::Serialize;
 
-/// Milliseconds since the Unix epoch (UTC).
-pub type Millis = i64;
+pub use crate::utc::Millis;
 
 /// How long a claim is held without renewal, unless configured
 /// (`--lease`). A card takes seconds; a station renews every third of it.

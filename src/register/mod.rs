@@ -5,7 +5,8 @@
 //! [`journal::Journal`] is the interface; [`sqlite`] keeps it in one file
 //! for a station, [`pg`] in the programme's shared PostgreSQL register
 //! ([`pgconf`] where and how to log in, [`pgschema`] its migrations and
-//! roles). [`audit`] is the tamper-evident trail both keep; [`copy`] moves
+//! roles). [`audit`] is the tamper-evident trail both keep (`pgaudit` writes
+//! it in PostgreSQL for [`pg`], [`pgschema`] and [`copy`]); [`copy`] moves
 //! a station's file into the shared register once. Nothing here knows the
 //! command line.
 
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod copy;
 pub mod journal;
 pub mod pg;
+pub(crate) mod pgaudit;
 pub mod pgconf;
 pub mod pgschema;
 pub(crate) mod rows;

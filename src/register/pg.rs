@@ -23,6 +23,7 @@
 
 use super::audit;
 use super::journal::*;
+use super::pgaudit::{audit_row, Fail, F};
 use super::pgconf::PgTarget;
 use super::pgschema;
 use super::rows::{self, V};
@@ -63,27 +64,6 @@ struct Pool {
     idle: Vec<Client>,
     open: usize,
 }
-
-/// A failure inside a transaction: the database's (maybe retryable) or a
-/// journal refusal (final).
-pub enum Fail {
-    Pg(postgres::Error),
-    J(JournalError),
-}
-
-impl From<postgres::Error> for Fail {
-    fn from(e: postgres::Error) -> Fail {
-        Fail::Pg(e)
-    }
-}
-
-impl From<JournalError> for Fail {
-    fn from(e: JournalError) -> Fail {
-        Fail::J(e)
-    }
-}
-
-type F<T> = std::result::Result<T, Fail>;
 
 /// SQLSTATE of a database error, if it is one.
 fn sqlstate(e: &postgres::Error) -> Option<&str> {
@@ -599,56 +579,6 @@ fn revocation_row(r: &postgres::Row) -> F<Revocation> {
         station: r.get(5),
         operator: r.get(6),
     })
-}
-
-/// Append the row `key` of `table`, as it is now, to the audit trail. The
-/// head row is locked last thing before the commit, so concurrent stations
-/// chain one after the other without forking the trail.
-pub(crate) fn audit_row(
-    t: &mut impl postgres::GenericClient,
-    station: &str,
-    operator: &str,
-    at: Millis,
-    table: &str,
-    key: &[V],
-) -> F<()> {
-    let spec = rows::spec(table)
-        .ok_or_else(|| Fail::J(JournalError::Refused(format!("no audited table {table}"))))?;
-    let row = rows::pg_rows(t, spec, Some(key))?.into_iter().next();
-    let h = t.query_one(
-        "SELECT seq, sha256 FROM audit_head WHERE id = 1 FOR UPDATE",
-        &[],
-    )?;
-    let e = audit::next(
-        h.get(0),
-        h.get(1),
-        at,
-        station,
-        operator,
-        table,
-        audit::key_json(key),
-        audit::row_json(spec, row.as_deref()),
-    );
-    t.execute(
-        "INSERT INTO audit (seq, at, station, operator, tbl, row_key, row, prev_sha256, sha256)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        &[
-            &e.seq,
-            &e.at,
-            &e.station,
-            &e.operator,
-            &e.table,
-            &e.row_key,
-            &e.row,
-            &e.prev_sha256,
-            &e.sha256,
-        ],
-    )?;
-    t.execute(
-        "UPDATE audit_head SET seq = $1, sha256 = $2 WHERE id = 1",
-        &[&e.seq, &e.sha256],
-    )?;
-    Ok(())
 }
 
 /// Start an attempt on a locked record: new fencing token, lease from now.

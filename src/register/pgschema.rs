@@ -469,7 +469,7 @@ pub fn migrate(c: &mut Client, display: &str) -> Result<Migrated> {
 
 /// Every row of the audited tables, adopted into the trail.
 fn adopt_into_trail(t: &mut postgres::Transaction<'_>, display: &str) -> Result<()> {
-    use super::pg::Fail;
+    use super::pgaudit::Fail;
     let fail = |f: Fail| match f {
         Fail::Pg(e) => JournalError::Storage {
             path: display.to_string(),
@@ -497,7 +497,7 @@ fn adopt_into_trail(t: &mut postgres::Transaction<'_>, display: &str) -> Result<
         let rows = super::rows::pg_rows(t, spec, None).map_err(|e| fail(Fail::Pg(e)))?;
         for r in rows {
             let key = super::audit::key_of(spec, &r);
-            super::pg::audit_row(
+            super::pgaudit::audit_row(
                 t,
                 "",
                 "cardsmith (adopted into the audit trail)",

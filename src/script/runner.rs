@@ -392,140 +392,200 @@ pub fn execute(
     cfg: RunConfig,
     trace: &mut dyn Write,
 ) -> (Report, Option<anyhow::Error>) {
-    let mut ex = Exec {
-        cfg,
-        env,
-        redactor: Redactor::default(),
-        report: Report {
-            format: report::FORMAT,
-            version: 1,
-            dry_run: matches!(target, Target::DryRun),
-            ..Report::default()
-        },
-        case: None,
-        case_start: Instant::now(),
-        pending: None,
-        last_resp: None,
-        secret_names: BTreeSet::new(),
-        stop: false,
-        file: String::new(),
-        at: None,
-        out: trace,
-    };
+    let mut ex = Exec::new(cfg, env, matches!(target, Target::DryRun), trace);
     ex.learn_secrets(scripts);
     if let Target::Card(ch) = &target {
-        ex.report.reader = Some(ch.reader());
-        ex.report.protocol = Some(ch.protocol().to_string());
-        ex.report.atr = Some(hex::spaced(&ch.atr()));
-        let _ = writeln!(
-            ex.out,
-            "reader: {} ({})\nATR: {}",
-            ch.reader(),
-            ch.protocol(),
-            hex::spaced(&ch.atr())
-        );
+        ex.note_card(ch);
     }
     let mut error = None;
     for (file, script) in scripts {
-        ex.report.suites.push(Suite {
-            file: file.clone(),
-            cases: Vec::new(),
-        });
-        let _ = writeln!(ex.out, "== {file}");
-        ex.file = file.clone();
-        let stmts = &script.stmts;
-        if has_top_level_case(stmts) {
-            ex.open_case(file, 1, true);
+        if let Some(e) = ex.run_script(file, &script.stmts, &mut target) {
+            error = Some(e);
         }
-        if ex.stop {
-            ex.skip_rest(stmts);
-            ex.close_case();
-            continue;
-        }
-        let mut i = 0;
-        while i < stmts.len() && !ex.stop {
-            let Some(st) = stmts.get(i) else { break };
-            match (&st.kind, &mut target) {
-                (StmtKind::Reset, Target::Card(ch)) => {
-                    if let Err(e) = ex.card_reset(ch, st, stmts.get(i..).unwrap_or(&[])) {
-                        error = Some(e);
-                        break;
-                    }
-                    i += 1;
-                }
-                (StmtKind::Reset, Target::DryRun) => {
-                    ex.flush();
-                    ex.push_step(Step {
-                        file: st.loc.file.to_string(),
-                        line: st.loc.line,
-                        kind: "reset".into(),
-                        data: Some("(dry run)".into()),
-                        ok: true,
-                        ..Step::default()
-                    });
-                    i += 1;
-                }
-                (StmtKind::SetOption { name, on }, t) => {
-                    if let Target::Card(ch) = t {
-                        match name {
-                            OptionName::GetResponse => ch.opts.auto_get_response = *on,
-                            OptionName::Resend6C => ch.opts.auto_resend_on_6c = *on,
-                        }
-                    }
-                    i += 1;
-                }
-                (_, t) => {
-                    let end = stmts
-                        .iter()
-                        .skip(i)
-                        .position(|s| {
-                            matches!(s.kind, StmtKind::Reset | StmtKind::SetOption { .. })
-                        })
-                        .map(|k| i + k)
-                        .unwrap_or(stmts.len());
-                    let seg = stmts.get(i..end).unwrap_or(&[]);
-                    let mut done = 0;
-                    match t {
-                        // Statements that do not need the card (variables,
-                        // test names, exit) need no transaction either.
-                        Target::Card(_) if !seg.iter().any(touches_card) => {
-                            done = ex.run_stmts(None, seg)
-                        }
-                        Target::DryRun => done = ex.run_stmts(None, seg),
-                        Target::Card(ch) => {
-                            ex.at = None;
-                            let r = ch.run(|x| -> Result<(), SegErr> {
-                                done = ex.run_stmts_live(x, seg)?;
-                                Ok(())
-                            });
-                            if let Err(SegErr(e)) = r {
-                                // Either a statement met the failure, or the
-                                // transaction could not begin (nothing ran).
-                                let (from, failing) = match ex.at {
-                                    Some(k) => (i + k, true),
-                                    None => (i, false),
-                                };
-                                ex.interrupt(stmts.get(from..).unwrap_or(&[]), failing, &e);
-                                error = Some(anyhow::Error::new(e));
-                                break;
-                            }
-                        }
-                    }
-                    if ex.stop {
-                        ex.skip_rest(stmts.get(i + done..).unwrap_or(&[]));
-                    }
-                    i = end;
-                }
-            }
-        }
-        ex.flush();
-        ex.close_case();
     }
     ex.flush();
     ex.close_case();
     ex.report.error = error.as_ref().map(|e| e.to_string());
     ex.report.finish();
     (ex.report, error)
+}
+
+/// Where the run of statements that starts at `i` ends: at the next
+/// `reset` or option switch (which run outside a card transaction), or at
+/// the end of the script.
+fn segment_end(stmts: &[Stmt], i: usize) -> usize {
+    stmts
+        .iter()
+        .skip(i)
+        .position(|s| matches!(s.kind, StmtKind::Reset | StmtKind::SetOption { .. }))
+        .map(|k| i + k)
+        .unwrap_or(stmts.len())
+}
+
+/// Turn one of the exchange's automatic behaviours on or off.
+fn set_option(ch: &mut Channel, name: OptionName, on: bool) {
+    match name {
+        OptionName::GetResponse => ch.opts.auto_get_response = on,
+        OptionName::Resend6C => ch.opts.auto_resend_on_6c = on,
+    }
+}
+
+impl<'w> Exec<'w> {
+    /// A run with an empty report, writing its trace to `out`.
+    fn new(cfg: RunConfig, env: Env, dry_run: bool, out: &'w mut dyn Write) -> Self {
+        Exec {
+            cfg,
+            env,
+            redactor: Redactor::default(),
+            report: Report {
+                format: report::FORMAT,
+                version: 1,
+                dry_run,
+                ..Report::default()
+            },
+            case: None,
+            case_start: Instant::now(),
+            pending: None,
+            last_resp: None,
+            secret_names: BTreeSet::new(),
+            stop: false,
+            file: String::new(),
+            at: None,
+            out,
+        }
+    }
+}
+
+impl Exec<'_> {
+    /// The card the run talks to: reader, protocol and ATR, in the report
+    /// and at the head of the trace.
+    fn note_card(&mut self, ch: &Channel) {
+        self.report.reader = Some(ch.reader());
+        self.report.protocol = Some(ch.protocol().to_string());
+        self.report.atr = Some(hex::spaced(&ch.atr()));
+        let _ = writeln!(
+            self.out,
+            "reader: {} ({})\nATR: {}",
+            ch.reader(),
+            ch.protocol(),
+            hex::spaced(&ch.atr())
+        );
+    }
+
+    /// One script file: its suite, its top-level case, and its statements
+    /// until the end or a stop (a run already stopped skips them all).
+    /// Returns the transport error that ended it early, if any.
+    fn run_script(
+        &mut self,
+        file: &str,
+        stmts: &[Stmt],
+        target: &mut Target<'_>,
+    ) -> Option<anyhow::Error> {
+        self.report.suites.push(Suite {
+            file: file.to_string(),
+            cases: Vec::new(),
+        });
+        let _ = writeln!(self.out, "== {file}");
+        self.file = file.to_string();
+        if has_top_level_case(stmts) {
+            self.open_case(file, 1, true);
+        }
+        if self.stop {
+            self.skip_rest(stmts);
+            self.close_case();
+            return None;
+        }
+        let mut error = None;
+        let mut i = 0;
+        while i < stmts.len() && !self.stop {
+            let Some(st) = stmts.get(i) else { break };
+            match (&st.kind, &mut *target) {
+                (StmtKind::Reset, Target::Card(ch)) => {
+                    if let Err(e) = self.card_reset(ch, st, stmts.get(i..).unwrap_or(&[])) {
+                        error = Some(e);
+                        break;
+                    }
+                    i += 1;
+                }
+                (StmtKind::Reset, Target::DryRun) => {
+                    self.dry_run_reset(st);
+                    i += 1;
+                }
+                (StmtKind::SetOption { name, on }, t) => {
+                    if let Target::Card(ch) = t {
+                        set_option(ch, *name, *on);
+                    }
+                    i += 1;
+                }
+                (_, t) => {
+                    let end = segment_end(stmts, i);
+                    if let Err(e) = self.run_segment(t, stmts, i, end) {
+                        error = Some(e);
+                        break;
+                    }
+                    i = end;
+                }
+            }
+        }
+        self.flush();
+        self.close_case();
+        error
+    }
+
+    /// `reset` in a dry run: a step that says so.
+    fn dry_run_reset(&mut self, st: &Stmt) {
+        self.flush();
+        self.push_step(Step {
+            file: st.loc.file.to_string(),
+            line: st.loc.line,
+            kind: "reset".into(),
+            data: Some("(dry run)".into()),
+            ok: true,
+            ..Step::default()
+        });
+    }
+
+    /// Statements `i..end` of `stmts`, with no reset or option switch among
+    /// them: in one card transaction if any of them touches the card. On a
+    /// transport failure the rest of the script is reported as interrupted
+    /// and the error returned; when the run stops, the rest is skipped.
+    fn run_segment(
+        &mut self,
+        t: &mut Target<'_>,
+        stmts: &[Stmt],
+        i: usize,
+        end: usize,
+    ) -> Result<(), anyhow::Error> {
+        let seg = stmts.get(i..end).unwrap_or(&[]);
+        let mut done = 0;
+        match t {
+            // Statements that do not need the card (variables,
+            // test names, exit) need no transaction either.
+            Target::Card(_) if !seg.iter().any(touches_card) => done = self.run_stmts(None, seg),
+            Target::DryRun => done = self.run_stmts(None, seg),
+            Target::Card(ch) => {
+                self.at = None;
+                let r = ch.run(|x| -> Result<(), SegErr> {
+                    done = self.run_stmts_live(x, seg)?;
+                    Ok(())
+                });
+                if let Err(SegErr(e)) = r {
+                    // Either a statement met the failure, or the
+                    // transaction could not begin (nothing ran).
+                    let (from, failing) = match self.at {
+                        Some(k) => (i + k, true),
+                        None => (i, false),
+                    };
+                    self.interrupt(stmts.get(from..).unwrap_or(&[]), failing, &e);
+                    return Err(anyhow::Error::new(e));
+                }
+            }
+        }
+        if self.stop {
+            self.skip_rest(stmts.get(i + done..).unwrap_or(&[]));
+        }
+        Ok(())
+    }
 }
 
 impl Exec<'_> {

@@ -160,7 +160,7 @@ impl Issued {
             pins.push((spec.reference, puk));
         }
         ops::set_pins(&mut ch, p, &pins).expect("PINs");
-        ops::activate(&mut ch, p).expect("activate");
+        ops::activate(&mut ch, p, issued.side.scp03.as_ref()).expect("activate");
         issued
     }
 
