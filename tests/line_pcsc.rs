@@ -218,10 +218,9 @@ fn a_mixed_batch_through_pcscd_uses_both_vendors_cards() {
     let _g = common::pcsc_lines();
     let data = tempfile::tempdir().expect("tempdir");
     let batch = data.path().join("batch.jsonl");
-    // Two fingerprints each (one-fingerprint records on the domestic card:
-    // line_mixed's every_record_of_the_batch_verifies_on_a_card_of_either_vendor).
-    let records = line_support::batch(&batch, 6, 65);
-    assert!(records.values().all(|r| r.fingerprints().len() == 2));
+    // Records with two fingerprints and with one.
+    let records = line_support::batch(&batch, 6, 63);
+    assert!(records.values().any(|r| r.fingerprints().len() == 1));
     let keys = line_support::BlankKeys::of(data.path());
     let all = readers();
     let feed = |readers: Vec<(String, std::net::SocketAddr)>, config: SimConfig, out: &str| {
