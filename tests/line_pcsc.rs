@@ -207,3 +207,80 @@ fn pcscd_restart_mid_batch_recovers_without_operator_action() {
     );
     eprintln!("{out}");
 }
+
+/// A mixed batch through pcscd: two line readers get reference blank
+/// cards and the third domestic ones; `cardsmith line run` without
+/// `--profile` takes the installed profiles and puts every record on
+/// exactly one good card of either vendor, each verified with its own
+/// profile, both vendors used.
+#[test]
+fn a_mixed_batch_through_pcscd_uses_both_vendors_cards() {
+    let _g = common::pcsc_lines();
+    let data = tempfile::tempdir().expect("tempdir");
+    let batch = data.path().join("batch.jsonl");
+    // Records with two fingerprints and with one.
+    let records = line_support::batch(&batch, 6, 63);
+    assert!(records.values().any(|r| r.fingerprints().len() == 1));
+    let keys = line_support::BlankKeys::of(data.path());
+    let all = readers();
+    let feed = |readers: Vec<(String, std::net::SocketAddr)>, config: SimConfig, out: &str| {
+        Feeder::start(FeedOptions {
+            readers,
+            out_dir: data.path().join(out),
+            count: None,
+            config,
+            timing: Some(Timing::FAST),
+            issuer_key: Some(keys.key.clone()),
+            scp03: keys.scp03.clone().map(|k| k.keys),
+            handling: Duration::from_millis(100),
+        })
+        .expect("feeder")
+    };
+    let reference = feed(all[..2].to_vec(), SimConfig::default(), "hopper-reference");
+    let domestic = feed(all[2..].to_vec(), SimConfig::domestic(), "hopper-domestic");
+    let (code, out) = finish(
+        line(data.path(), &["run", &batch.display().to_string()])
+            .spawn()
+            .expect("start the line"),
+        Duration::from_secs(240),
+    );
+    assert_eq!(code, 0, "{out}");
+    let journal = SqliteJournal::open(&data.path().join("line/journal.sqlite")).expect("journal");
+    let b = journal.batch(None).expect("batch").expect("one batch");
+    let mut cards = cards_from(reference);
+    let domestic_cards: Vec<SharedCard> = domestic
+        .stop()
+        .into_iter()
+        .map(|f| {
+            let c = SimCard::open_image(&f.image, SimConfig::domestic()).expect("card image");
+            Arc::new(Mutex::new(c)) as SharedCard
+        })
+        .collect();
+    let domestic_serials: Vec<String> = domestic_cards
+        .iter()
+        .map(|c| cardsmith::hex::compact(&c.lock().expect("card").serial()))
+        .collect();
+    cards.extend(domestic_cards);
+    let side = line_support::issuer(data.path());
+    let profiles = cardsmith::perso::side::Profiles::installed();
+    eprintln!(
+        "{}",
+        line_support::account_as(&journal, b.id, &records, &cards, &side, &profiles)
+    );
+    let on_domestic = records
+        .keys()
+        .filter(|id| {
+            let r = journal.record(id).expect("journal").expect("record");
+            r.card_serial.is_some_and(|s| domestic_serials.contains(&s))
+        })
+        .count();
+    eprintln!(
+        "{on_domestic} of {} records on domestic cards",
+        records.len()
+    );
+    assert!(
+        on_domestic > 0 && on_domestic < records.len(),
+        "both vendors' cards hold records: {on_domestic} of {} on domestic cards",
+        records.len()
+    );
+}

@@ -8,7 +8,7 @@ use super::slot::{CardSlot, SimFeed, SimSlot};
 use super::station::StationCtx;
 use crate::cli_common::{CardArgs, RecordRefused};
 use crate::perso::input::IsoTemplates;
-use crate::perso::side::IssuerSide;
+use crate::perso::side::{IssuerSide, Profiles, SideError};
 use crate::record;
 use crate::register::cli::{data_dir, open_journal, who, JournalArgs};
 use crate::register::journal::{
@@ -40,9 +40,9 @@ pub struct RunArgs {
     /// Timing model of the in-process simulated cards: typical, slow, fast, none, or e.g. latency=20ms,baud=115200,page=64,page-write=3ms,keygen=120ms.
     #[arg(long, default_value = "typical", requires = "sim_readers")]
     pub timing: String,
-    /// The card profile (default: the built-in reference card).
-    #[arg(long, value_name = "FILE")]
-    pub profile: Option<PathBuf>,
+    /// A card profile the line takes cards of (repeatable: each card is taken as the first of them that recognizes its ATR; a card none recognizes is refused untouched). Default: the installed profiles, the reference card then the domestic card.
+    #[arg(long = "profile", value_name = "FILE")]
+    pub profiles: Vec<PathBuf>,
     /// The issuer transport key file (hex, mode 600). Default: $CARDSMITH_ISSUER_KEY, else <data dir>/issuer-key.
     #[arg(long, value_name = "FILE")]
     pub issuer_key: Option<PathBuf>,
@@ -215,10 +215,12 @@ fn load_streamed(
     path: &Path,
     digest: &str,
     who: &crate::register::journal::Who,
-    side: &IssuerSide,
+    profiles: &Profiles,
 ) -> Result<(BatchInfo, Vec<SetAside>)> {
+    // Checked against the card that takes the fewest minutiae: a record
+    // fits whichever card comes.
     let v = IsoTemplates {
-        max_minutiae: usize::from(side.profile.max_minutiae),
+        max_minutiae: usize::from(profiles.max_minutiae()),
     };
     let name = path
         .file_stem()
@@ -279,12 +281,15 @@ fn print_set_aside(batch: &BatchInfo, aside: &[SetAside]) {
     }
 }
 
-/// `n` in-process slots sharing one feed of blank cards.
+/// `n` in-process slots sharing one feed of blank cards: in turn, a card
+/// of each simulated card OS (the reference card, the domestic card) that
+/// one of the station's profiles takes.
 fn sim_slots(
     n: usize,
     timing: Option<Timing>,
     key: &[u8],
     scp03: Option<Scp03Keys>,
+    profiles: &Profiles,
 ) -> Result<Vec<Box<dyn CardSlot>>> {
     let key = key.to_vec();
     let provision = move |config| {
@@ -297,12 +302,23 @@ fn sim_slots(
         )
     };
     // Check the keys once; every card gets them.
-    provision(SimConfig::default()).map_err(|e| anyhow!("{e}"))?;
+    let mut kinds = Vec::new();
+    for config in [SimConfig::default(), SimConfig::domestic()] {
+        let card = provision(config.clone()).map_err(|e| anyhow!("{e}"))?;
+        if profiles.pick(&card.atr()).is_ok() {
+            kinds.push(SimConfig { timing, ..config });
+        }
+    }
+    if kinds.is_empty() {
+        bail!(RecordRefused(format!(
+            "none of the line's profiles ({}) takes the simulated cards (the reference card, the domestic card)",
+            profiles.names().join(", ")
+        )));
+    }
+    let mut turn = 0usize;
     let feed = SimFeed::new(Box::new(move |_reader: &str| {
-        let config = SimConfig {
-            timing,
-            ..SimConfig::default()
-        };
+        let config = kinds.get(turn % kinds.len())?.clone();
+        turn = turn.wrapping_add(1);
         let card = provision(config).ok()?;
         Some((Arc::new(Mutex::new(card)), Faults::none()))
     }));
@@ -318,14 +334,24 @@ fn sim_slots(
 }
 
 fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -> Result<i32> {
-    let side = IssuerSide::load(&CardArgs {
-        reader: None,
-        sim_image: None,
-        profile: a.profile.clone(),
-        issuer_key: a.issuer_key.clone(),
-        scp03_keys: a.scp03_keys.clone(),
-        no_secure_channel: false,
-        data_dir: a.journal.data_dir.clone(),
+    let profiles =
+        Profiles::open(&a.profiles).map_err(|e| anyhow!(RecordRefused(e.to_string())))?;
+    let side = IssuerSide::open_for(
+        &CardArgs {
+            reader: None,
+            sim_image: None,
+            profile: None,
+            issuer_key: a.issuer_key.clone(),
+            scp03_keys: a.scp03_keys.clone(),
+            no_secure_channel: false,
+            data_dir: a.journal.data_dir.clone(),
+        }
+        .side_config(),
+        &profiles,
+    )
+    .map_err(|e| match e {
+        SideError::Key(k) => crate::cli_common::key_refused(k),
+        other => anyhow!(RecordRefused(other.to_string())),
     })?;
     let journal = open_journal(&a.journal)?;
     let who = who(&a.journal);
@@ -343,7 +369,7 @@ fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -
     let (info, index) = match batch {
         Some(path) => {
             let (digest, index) = scan_file(path)?;
-            let (info, aside) = load_streamed(journal.as_ref(), path, &digest, &who, &side)?;
+            let (info, aside) = load_streamed(journal.as_ref(), path, &digest, &who, &profiles)?;
             print_set_aside(&info, &aside);
             (info, index)
         }
@@ -368,7 +394,7 @@ fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -
     let records = super::station::BatchFileRecords {
         index,
         validator: IsoTemplates {
-            max_minutiae: usize::from(side.profile.max_minutiae),
+            max_minutiae: usize::from(profiles.max_minutiae()),
         },
     };
     let mut ctx = StationCtx::with_source(
@@ -379,6 +405,7 @@ fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -
         who.clone(),
     );
     ctx.max_rejects = a.max_rejects;
+    ctx.profiles = profiles;
     let ctx = Arc::new(ctx);
     let before = journal.summary(info.id).map_err(|e| anyhow!(e))?;
     eprintln!(
@@ -394,10 +421,22 @@ fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -
         who.station,
         who.operator
     );
+    if let [_, _, ..] = ctx.profiles.names().as_slice() {
+        eprintln!(
+            "cards taken as the first of these profiles that recognizes them: {}",
+            ctx.profiles.names().join(", ")
+        );
+    }
     let readers = match a.sim_readers {
         Some(n) => {
             let timing = Timing::parse(&a.timing).map_err(|e| anyhow!(RecordRefused(e)))?;
-            let slots = sim_slots(n, timing, ctx.issuer.key.expose(), ctx.issuer.scp03.clone())?;
+            let slots = sim_slots(
+                n,
+                timing,
+                ctx.issuer.key.expose(),
+                ctx.issuer.scp03.clone(),
+                &ctx.profiles,
+            )?;
             Readers::Slots(slots)
         }
         None => Readers::Pcsc {
@@ -477,12 +516,15 @@ fn batch_or_latest(j: &dyn Journal, id: Option<i64>) -> Result<BatchInfo> {
 fn print_attempts(rows: &[AttemptRow]) {
     for a in rows {
         println!(
-            "  attempt {} {} {}: {} on card {} in {} by {} at {}, {} s{}{}",
+            "  attempt {} {} {}: {} on card {}{} in {} by {} at {}, {} s{}{}",
             a.id,
             a.kind,
             a.record_id,
             a.outcome.to_uppercase(),
             a.card_serial.as_deref().unwrap_or("?"),
+            super::station::attempt_profile(&a.stages)
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default(),
             a.reader,
             a.operator,
             iso_time(a.started_at),

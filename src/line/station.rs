@@ -4,7 +4,8 @@
 
 use crate::perso::card::{self, LifeCycle};
 use crate::perso::engine::{self, CardInput, Stage};
-use crate::perso::side::IssuerSide;
+use crate::perso::profile::Profile;
+use crate::perso::side::{IssuerSide, Profiles};
 use crate::record::Record;
 use crate::register::journal::{
     AttemptKind, CardKnown, Claim, Finish, Journal, JournalError, NewRecord, Outcome, RequestInfo,
@@ -123,7 +124,12 @@ pub struct StationCtx {
     pub journal: Arc<dyn Journal>,
     pub batch_id: i64,
     pub records: Box<dyn RecordSource>,
+    /// The issuer key, CA and SCP03 keys every card is personalized with.
     pub issuer: IssuerSide,
+    /// The card profiles this station takes, tried in order on each card
+    /// (by its ATR, before any command): [`StationCtx::new`] makes it the
+    /// issuer side's profile alone.
+    pub profiles: Profiles,
     pub input: Box<InputFn>,
     pub who: Who,
     /// Rejections after which a record is held for a supervisor.
@@ -165,6 +171,7 @@ impl StationCtx {
             journal,
             batch_id,
             records,
+            profiles: Profiles::new(issuer.profile.clone(), Vec::new()),
             issuer,
             input: Box::new(move |r, p| {
                 crate::perso::input::card_input(r, p, today, &crate::perso::input::compact_template)
@@ -187,11 +194,11 @@ impl StationCtx {
         self.stop.load(Ordering::SeqCst)
     }
 
-    /// The card input for a claimed record.
-    fn input_for(&self, claim: &Claim) -> Result<CardInput, String> {
+    /// The card input for a claimed record, on a card of profile `p`.
+    fn input_for(&self, claim: &Claim, p: &Profile) -> Result<CardInput, String> {
         self.records
             .record(&claim.record_id, claim.line)
-            .and_then(|r| (self.input)(&r, &self.issuer.profile))
+            .and_then(|r| (self.input)(&r, p))
     }
 }
 
@@ -253,11 +260,18 @@ struct AttemptLog {
 }
 
 impl AttemptLog {
-    fn new(ch: &mut Channel) -> AttemptLog {
+    /// An attempt on a card of profile `p`: its stages start with the
+    /// claim and the profile the card was taken as (`profile <name>`, the
+    /// journal's record of which card OS holds the record).
+    fn new(ch: &mut Channel, p: &Profile) -> AttemptLog {
         let transcript: SharedTranscript = Arc::new(Mutex::new(Transcript::default()));
         ch.set_transcript(Some(transcript.clone()));
+        let now = crate::register::journal::now_ms();
         AttemptLog {
-            stages: vec![("claimed".into(), crate::register::journal::now_ms())],
+            stages: vec![
+                ("claimed".into(), now),
+                (format!("{PROFILE_STAGE}{}", p.name), now),
+            ],
             transcript,
         }
     }
@@ -286,26 +300,39 @@ impl AttemptLog {
     }
 }
 
-/// Make a rejected card unusable (see [`card::terminate`]); whether it
-/// took.
-pub fn terminate(ch: &mut Channel, side: &IssuerSide, serial: &[u8; 8]) -> bool {
-    card::terminate(ch, &side.profile, &side.key, side.scp03.as_ref(), serial).is_ok()
+/// The stage of an attempt that names the card's profile: `profile `
+/// and the profile's name.
+pub const PROFILE_STAGE: &str = "profile ";
+
+/// The profile an attempt's card was taken as, from its stages.
+pub fn attempt_profile(stages: &[(String, i64)]) -> Option<&str> {
+    stages
+        .iter()
+        .find_map(|(name, _)| name.strip_prefix(PROFILE_STAGE))
+}
+
+/// Make a rejected card of profile `p` unusable (see [`card::terminate`]);
+/// whether it took.
+pub fn terminate(ch: &mut Channel, side: &IssuerSide, p: &Profile, serial: &[u8; 8]) -> bool {
+    card::terminate(ch, p, &side.key, side.scp03.as_ref(), serial).is_ok()
 }
 
 /// Handle the card now connected in `reader`.
 pub fn process_card(ctx: &StationCtx, ch: &mut Channel, reader: &str) -> CardResult {
     let who = ctx.who.at_reader(reader);
-    let p = &ctx.issuer.profile;
-    // Not a card of the profile: no command goes to it.
+    // The card's profile, by its ATR; a card of none of them gets no
+    // command.
     let atr = ch.atr();
-    if !p.recognizes.recognizes(&atr) {
-        let reason = crate::perso::recognize::unknown_card(&atr, &p.name, &p.recognizes);
-        let _ = ctx.journal.event(&who, "unknown card", &reason);
-        return CardResult::Skipped {
-            serial: format!("with ATR {}", crate::hex::spaced(&atr)),
-            reason,
-        };
-    }
+    let p = match ctx.profiles.pick(&atr) {
+        Ok(p) => p,
+        Err(reason) => {
+            let _ = ctx.journal.event(&who, "unknown card", &reason);
+            return CardResult::Skipped {
+                serial: format!("with ATR {}", crate::hex::spaced(&atr)),
+                reason,
+            };
+        }
+    };
     let ident = ch.run(|ex| {
         card::select_mf(ex, p)?;
         Ok::<_, ExchangeError>((card::life_cycle(ex, p)?, card::serial(ex, p)?))
@@ -340,7 +367,7 @@ pub fn process_card(ctx: &StationCtx, ch: &mut Channel, reader: &str) -> CardRes
             terminated: false,
             reason,
         } if lc != LifeCycle::Terminated => {
-            let terminated = terminate(ch, &ctx.issuer, &serial);
+            let terminated = terminate(ch, &ctx.issuer, p, &serial);
             let why = format!(
                 "came back after being rejected for record {record_id} ({reason}); terminated now"
             );
@@ -363,10 +390,10 @@ pub fn process_card(ctx: &StationCtx, ch: &mut Channel, reader: &str) -> CardRes
             reason: format!("an attempt for record {record_id} runs at station {station}"),
         },
         CardKnown::Interrupted { record_id, .. } => {
-            recover(ctx, ch, &who, lc, serial, &serial_hex, &record_id)
+            recover(ctx, ch, &who, p, lc, serial, &serial_hex, &record_id)
         }
         CardKnown::Unknown if lc == LifeCycle::Blank => {
-            new_card(ctx, ch, &who, serial, &serial_hex)
+            new_card(ctx, ch, &who, p, serial, &serial_hex)
         }
         CardKnown::Unknown => {
             let reason = format!("not a blank card: it is {lc}");
@@ -408,19 +435,21 @@ fn new_card(
     ctx: &StationCtx,
     ch: &mut Channel,
     who: &Who,
+    p: &Profile,
     serial: [u8; 8],
     serial_hex: &str,
 ) -> CardResult {
     let Some(claim) = claim_for(ctx, who, serial_hex) else {
         return CardResult::NoWork;
     };
-    let mut log = AttemptLog::new(ch);
-    let input = match ctx.input_for(&claim) {
+    let mut log = AttemptLog::new(ch, p);
+    let input = match ctx.input_for(&claim, p) {
         Ok(i) => i,
         Err(e) => {
             return reject(
                 ctx,
                 ch,
+                p,
                 &claim,
                 &log,
                 serial,
@@ -431,7 +460,7 @@ fn new_card(
             )
         }
     };
-    let iss = ctx.issuer.issuer();
+    let iss = ctx.issuer.issuer_for(p);
     let result = engine::personalize_staged(ch, &iss, &input, &mut |s| log.mark(stage_name(s)));
     match result {
         Ok(_) => {}
@@ -449,6 +478,7 @@ fn new_card(
             return reject(
                 ctx,
                 ch,
+                p,
                 &claim,
                 &log,
                 serial,
@@ -459,13 +489,14 @@ fn new_card(
             )
         }
     }
-    verify_and_finish(ctx, ch, &claim, &mut log, serial, serial_hex, &input)
+    verify_and_finish(ctx, ch, p, &claim, &mut log, serial, serial_hex, &input)
 }
 
 #[allow(clippy::too_many_arguments)]
 fn verify_and_finish(
     ctx: &StationCtx,
     ch: &mut Channel,
+    p: &Profile,
     claim: &Claim,
     log: &mut AttemptLog,
     serial: [u8; 8],
@@ -473,7 +504,7 @@ fn verify_and_finish(
     input: &CardInput,
 ) -> CardResult {
     log.mark("verify");
-    let iss = ctx.issuer.issuer();
+    let iss = ctx.issuer.issuer_for(p);
     match engine::verify(ch, &iss, input) {
         Err(e) if matches!(e, ExchangeError::Transport(_)) => interrupted(
             ctx,
@@ -486,6 +517,7 @@ fn verify_and_finish(
         Err(e) => reject(
             ctx,
             ch,
+            p,
             claim,
             log,
             serial,
@@ -504,7 +536,9 @@ fn verify_and_finish(
                 .map(|c| format!("{}: {}", c.name, c.detail))
                 .collect::<Vec<_>>()
                 .join("; ");
-            reject(ctx, ch, claim, log, serial, serial_hex, class, detail, true)
+            reject(
+                ctx, ch, p, claim, log, serial, serial_hex, class, detail, true,
+            )
         }
         Ok(_) => {
             log.mark("verified");
@@ -519,6 +553,7 @@ fn verify_and_finish(
                 | Err(e @ JournalError::CardTaken { .. }) => reject(
                     ctx,
                     ch,
+                    p,
                     claim,
                     log,
                     serial,
@@ -532,7 +567,7 @@ fn verify_and_finish(
                     // worked (lease expired: stopped, paused or cut off).
                     // The record may already be on another card; this one
                     // is never made good.
-                    let terminated = terminate(ch, &ctx.issuer, &serial);
+                    let terminated = terminate(ch, &ctx.issuer, p, &serial);
                     let reason = format!("fenced: {e}");
                     let _ = ctx.journal.reject_card(
                         &ctx.who.at_reader(&ch.reader()),
@@ -568,6 +603,7 @@ fn verify_and_finish(
 fn reject(
     ctx: &StationCtx,
     ch: &mut Channel,
+    p: &Profile,
     claim: &Claim,
     log: &AttemptLog,
     serial: [u8; 8],
@@ -576,7 +612,7 @@ fn reject(
     reason: String,
     terminate_card: bool,
 ) -> CardResult {
-    let terminated = terminate_card && terminate(ch, &ctx.issuer, &serial);
+    let terminated = terminate_card && terminate(ch, &ctx.issuer, p, &serial);
     let mut f = log.finish(Outcome::Rejected, Some(class.clone()), Some(reason.clone()));
     f.max_rejects = ctx.max_rejects;
     f.card_terminated = terminated;
@@ -625,16 +661,17 @@ fn interrupted(
 }
 
 /// A card whose last attempt was interrupted is back in a reader.
+#[allow(clippy::too_many_arguments)]
 fn recover(
     ctx: &StationCtx,
     ch: &mut Channel,
     who: &Who,
+    p: &Profile,
     lc: LifeCycle,
     serial: [u8; 8],
     serial_hex: &str,
     record_id: &str,
 ) -> CardResult {
-    let p = &ctx.issuer.profile;
     match lc {
         LifeCycle::Blank => {
             // Interrupted before the scripts created anything: the card is
@@ -644,9 +681,9 @@ fn recover(
                 Err(ExchangeError::Status { .. })
             );
             if fresh {
-                return new_card(ctx, ch, who, serial, serial_hex);
+                return new_card(ctx, ch, who, p, serial, serial_hex);
             }
-            let terminated = terminate(ch, &ctx.issuer, &serial);
+            let terminated = terminate(ch, &ctx.issuer, p, &serial);
             let reason = format!(
                 "interrupted part-way through personalization for record {record_id}; a partly written card is not reused"
             );
@@ -664,7 +701,7 @@ fn recover(
             let claim = match ctx.journal.claim_recovery(who, serial_hex) {
                 Ok(Some(c)) => c,
                 Ok(None) | Err(_) => {
-                    let terminated = terminate(ch, &ctx.issuer, &serial);
+                    let terminated = terminate(ch, &ctx.issuer, p, &serial);
                     let reason = format!(
                         "interrupted card for record {record_id}, which meanwhile went to another card or was done"
                     );
@@ -679,13 +716,14 @@ fn recover(
                     };
                 }
             };
-            let mut log = AttemptLog::new(ch);
-            let input = match ctx.input_for(&claim) {
+            let mut log = AttemptLog::new(ch, p);
+            let input = match ctx.input_for(&claim, p) {
                 Ok(i) => i,
                 Err(e) => {
                     return reject(
                         ctx,
                         ch,
+                        p,
                         &claim,
                         &log,
                         serial,
@@ -696,7 +734,7 @@ fn recover(
                     )
                 }
             };
-            verify_and_finish(ctx, ch, &claim, &mut log, serial, serial_hex, &input)
+            verify_and_finish(ctx, ch, p, &claim, &mut log, serial, serial_hex, &input)
         }
         other => {
             let reason = format!("interrupted card for record {record_id} is {other}; not touched");

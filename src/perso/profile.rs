@@ -22,6 +22,11 @@ pub const REFERENCE_FILESYSTEM: &str =
     include_str!("../../apdu-scripts/reference-card/filesystem.apdu");
 /// Where the reference profile lives in the source tree (for messages).
 pub const REFERENCE_PATH: &str = "apdu-scripts/reference-card/profile.toml";
+/// The domestic card's profile, built into the binary (it has no scripts:
+/// its file system is made at the factory).
+pub const DOMESTIC_PROFILE: &str = include_str!("../../apdu-scripts/domestic/profile.toml");
+/// Where the domestic profile lives in the source tree (for messages).
+pub const DOMESTIC_PATH: &str = "apdu-scripts/domestic/profile.toml";
 
 /// A date in both calendars, each as `YYYYMMDD` (a record's dates, the
 /// card's issue and expiry dates).
@@ -698,6 +703,16 @@ impl Profile {
             Ok(p) => p,
             Err(e) => unreachable!("embedded reference profile is invalid: {e}"),
         }
+    }
+
+    /// The profiles built into the binary, in the order a station tries
+    /// them on a card: the reference card, then the domestic card.
+    pub fn installed() -> Vec<Profile> {
+        let domestic = match Profile::parse(DOMESTIC_PROFILE, DOMESTIC_PATH, None) {
+            Ok(p) => p,
+            Err(e) => unreachable!("embedded domestic profile is invalid: {e}"),
+        };
+        vec![Profile::reference(), domestic]
     }
 
     /// Load a profile file; its scripts are resolved next to it.
@@ -1651,6 +1666,29 @@ mod tests {
         assert_eq!(p.id_pin.number(), 1);
         assert_eq!(p.sod_data_groups, vec![1, 2, 3, 4]);
         assert_eq!(p.script_texts().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_installed_profiles_are_the_reference_then_the_domestic_card() {
+        let installed = Profile::installed();
+        let names: Vec<&str> = installed.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "cardsmith reference national ID card",
+                "cardsmith domestic national ID card"
+            ]
+        );
+        // The built-in domestic profile is the file's, scripts and all.
+        let file =
+            Profile::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join(DOMESTIC_PATH)).unwrap();
+        let built_in = installed.get(1).unwrap();
+        assert_eq!(built_in.recognizes, file.recognizes);
+        assert_eq!(built_in.max_minutiae, file.max_minutiae);
+        assert_eq!(
+            built_in.script_texts().unwrap(),
+            file.script_texts().unwrap()
+        );
     }
 
     #[test]

@@ -127,6 +127,24 @@ pub fn unknown_card(atr: &[u8], profile: &str, m: &CardMatch) -> String {
     )
 }
 
+/// Why a card was not touched: none of the profiles tried, given as
+/// (name, patterns) in the order they were tried, recognizes its ATR. With
+/// one profile this is [`unknown_card`].
+pub fn unknown_card_to_all(atr: &[u8], tried: &[(&str, &CardMatch)]) -> String {
+    if let [(name, m)] = tried {
+        return unknown_card(atr, name, m);
+    }
+    let each: Vec<String> = tried
+        .iter()
+        .map(|(name, m)| format!("{name}'s ({})", m.describe()))
+        .collect();
+    format!(
+        "unknown card: its ATR {} is none of profiles {}; not touched",
+        hex::spaced(atr),
+        each.join(", nor ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +215,16 @@ mod tests {
         let e = unknown_card(&domestic, "reference-card", &m);
         assert!(
             e.contains("3B 0E 80 58") && e.contains("reference-card") && e.contains("not touched"),
+            "{e}"
+        );
+        // One profile tried: the same message; several: each by name.
+        assert_eq!(unknown_card_to_all(&domestic, &[("reference-card", &m)]), e);
+        let e = unknown_card_to_all(&reference, &[("a", &by_atr), ("b", &by_prefix)]);
+        assert!(
+            e.starts_with("unknown card: its ATR 3B 87 81 31")
+                && e.contains("none of profiles a's (ATR 3B 0E")
+                && e.contains(", nor b's (ATR starting 3B 0E")
+                && e.ends_with("not touched"),
             "{e}"
         );
     }

@@ -4,6 +4,8 @@
 
 use cardsmith::perso::card::{self as pcard, LifeCycle};
 use cardsmith::perso::cli::{compact_template, CardArgs, IsoTemplates, IssuerSide};
+use cardsmith::perso::profile::Profile;
+use cardsmith::perso::side::Profiles;
 use cardsmith::perso::{engine, input};
 use cardsmith::record::{self, Record};
 use cardsmith::register::journal::{CardKnown, Journal};
@@ -72,14 +74,19 @@ pub enum CardState {
 }
 
 pub fn card_state(card: &SharedCard, side: &IssuerSide) -> (String, CardState) {
+    card_state_as(card, &side.profile)
+}
+
+/// [`card_state`] of a card of profile `p`.
+pub fn card_state_as(card: &SharedCard, p: &Profile) -> (String, CardState) {
     let serial = cardsmith::hex::compact(&card.lock().expect("card").serial());
     let mut ch = Channel::new(
         Box::new(SimTransport::shared(card.clone(), Default::default())),
         ExchangeOptions::default(),
     );
     let r = ch.run(|ex| {
-        pcard::select_mf(ex, &side.profile)?;
-        pcard::life_cycle(ex, &side.profile)
+        pcard::select_mf(ex, p)?;
+        pcard::life_cycle(ex, p)
     });
     let st = match r {
         Ok(lc) => CardState::Life(lc),
@@ -99,6 +106,31 @@ pub fn account(
     cards: &[SharedCard],
     side: &IssuerSide,
 ) -> String {
+    account_as(
+        journal,
+        batch_id,
+        records,
+        cards,
+        side,
+        &Profiles::new(side.profile.clone(), Vec::new()),
+    )
+}
+
+/// [`account`] for a line taking cards of several profiles: each card is
+/// verified and read with the profile its ATR picks.
+pub fn account_as(
+    journal: &SqliteJournal,
+    batch_id: i64,
+    records: &HashMap<String, Record>,
+    cards: &[SharedCard],
+    side: &IssuerSide,
+    profiles: &Profiles,
+) -> String {
+    let profile_of = |card: &SharedCard| {
+        let atr = card.lock().expect("card").atr();
+        // A card of none of them is read as the first's (as `account` does).
+        profiles.pick(&atr).unwrap_or(profiles.first())
+    };
     let mut good_serials = HashMap::new();
     for (id, rec) in records {
         let r = journal
@@ -119,9 +151,9 @@ pub fn account(
             Box::new(SimTransport::shared(card.clone(), Default::default())),
             ExchangeOptions::default(),
         );
-        let input = input::card_input(rec, &side.profile, input::today(), &compact_template)
-            .expect("input");
-        let rep = engine::verify(&mut ch, &side.issuer(), &input).expect("verify");
+        let p = profile_of(card);
+        let input = input::card_input(rec, p, input::today(), &compact_template).expect("input");
+        let rep = engine::verify(&mut ch, &side.issuer_for(p), &input).expect("verify");
         assert!(
             rep.passed,
             "record {id} card {serial}: {:?}",
@@ -133,7 +165,7 @@ pub fn account(
     let mut terminated = 0;
     let mut blank = 0;
     for c in cards {
-        let (serial, st) = card_state(c, side);
+        let (serial, st) = card_state_as(c, profile_of(c));
         if good_serials.contains_key(&serial) {
             continue;
         }
