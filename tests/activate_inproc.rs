@@ -162,6 +162,7 @@ impl Env {
     fn counter(&self, office: &str) -> Counter<'_> {
         Counter {
             side: &self.side,
+            others: &[],
             journal: self.journal.as_ref(),
             who: who("clerk7"),
             office: office.to_string(),
@@ -1228,4 +1229,100 @@ fn the_domestic_card_is_activated_at_the_counter_from_its_profile() {
         })
         .expect("sign");
     assert_eq!(sig.expect("signature").len(), 64);
+}
+
+/// The counter takes the cards of several profiles and picks each card's
+/// by its ATR (issue 17): a counter whose first profile is the reference
+/// card's activates a domestic card with the domestic profile, and a third
+/// card that no profile names is refused by name with its ATR, both
+/// profiles named, and gets no command.
+#[test]
+fn the_counter_picks_each_card_s_profile_by_its_atr() {
+    let profile =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("apdu-scripts/domestic/profile.toml");
+    let env = setup_profile(3, 22, SimConfig::domestic(), Some(&profile));
+    let h = env.first();
+    env.ship(h, &h.office());
+    let reference = issuer(env.dir.path());
+    let others = [issuer_with(env.dir.path(), Some(&profile))];
+    let counter = Counter {
+        side: &reference,
+        others: &others,
+        ..env.counter(&h.office())
+    };
+    let run = |ch: &mut Channel| {
+        let text = PINS.join("\n") + "\n";
+        let mut input = LinePins::new(Box::new(std::io::Cursor::new(text.into_bytes())), "test");
+        input.echo_prompts = false;
+        let mut log = Log::default();
+        let r = counter.activate(
+            ch,
+            &mut log,
+            &mut input,
+            &mut Templates::Files(vec![h.live.clone()]),
+        );
+        (r, log)
+    };
+    let (r, log) = run(&mut channel(&env.cards[h.id()]));
+    let a = r.unwrap_or_else(|e| panic!("{e:?}\n{}", log.0.join("\n")));
+    assert_eq!(env.life_cycle(h), LifeCycle::Activated);
+    assert!(env.journal.delivered(&a.serial).expect("q").is_some());
+
+    // A card whose ATR no profile names (the vsmartcard emulator's).
+    let other = &env.holders[1];
+    let card = env.cards[other.id()].clone();
+    let before = card.lock().expect("card").apdus_processed();
+    let vicc = vec![
+        0x3B, 0xD6, 0x18, 0x00, 0x80, 0xB1, 0x80, 0x6D, 0x1F, 0x03, 0x80, 0x51, 0x00, 0x61, 0x10,
+        0x30, 0x9E,
+    ];
+    let mut ch = Channel::new(
+        Box::new(OtherAtr {
+            inner: SimTransport::shared(card.clone(), Default::default()),
+            atr: vicc,
+        }),
+        ExchangeOptions::default(),
+    );
+    let (r, log) = run(&mut ch);
+    let e = r.expect_err("an unknown card");
+    assert!(
+        e.reason.contains("3B D6 18 00")
+            && e.reason.contains(&reference.profile.name)
+            && e.reason.contains(&others[0].profile.name)
+            && e.reason.contains("not touched"),
+        "{e:?}\n{}",
+        log.0.join("\n")
+    );
+    assert_eq!(
+        card.lock().expect("card").apdus_processed(),
+        before,
+        "no command"
+    );
+}
+
+/// A simulated card seen with another ATR.
+struct OtherAtr {
+    inner: SimTransport,
+    atr: Vec<u8>,
+}
+
+impl cardsmith::transport::Transport for OtherAtr {
+    fn begin(
+        &mut self,
+    ) -> Result<Box<dyn cardsmith::transport::Session + '_>, cardsmith::transport::TransportError>
+    {
+        self.inner.begin()
+    }
+    fn reconnect(&mut self, reset: bool) -> Result<(), cardsmith::transport::TransportError> {
+        self.inner.reconnect(reset)
+    }
+    fn atr(&self) -> Vec<u8> {
+        self.atr.clone()
+    }
+    fn protocol(&self) -> cardsmith::transport::Protocol {
+        self.inner.protocol()
+    }
+    fn reader(&self) -> String {
+        self.inner.reader()
+    }
 }

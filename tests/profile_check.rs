@@ -138,7 +138,10 @@ fn validation_alone_needs_no_card() {
 #[test]
 fn the_domestic_profile_dry_runs_on_a_domestic_card() {
     let profile = root().join("apdu-scripts/domestic/profile.toml");
-    let (code, out, err) = check(&["--json", "profile", "check", profile.to_str().unwrap()], &[]);
+    let (code, out, err) = check(
+        &["--json", "profile", "check", profile.to_str().unwrap()],
+        &[],
+    );
     assert_eq!(code, 0, "{out}\n{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["dry_run"]["verify_passed"], true, "{out}");

@@ -224,6 +224,7 @@ fn run_programme(dir: &Path, journal: Arc<dyn Journal>) {
         let office = h.record.issuing_office().code();
         let counter = Counter {
             side: &side,
+            others: &[],
             journal: journal.as_ref(),
             who: who("clerk"),
             office: office.clone(),

@@ -40,9 +40,9 @@ pub struct CounterArgs {
     pub office: String,
     #[command(flatten)]
     pub journal: JournalArgs,
-    /// The card profile (default: the built-in reference card).
-    #[arg(long, value_name = "FILE")]
-    pub profile: Option<PathBuf>,
+    /// A card profile the counter takes cards of (repeatable: each card is taken as the first of them that recognizes its ATR; a card none recognizes is refused untouched). Default: the installed profiles, the reference card then the domestic card.
+    #[arg(long = "profile", value_name = "FILE")]
+    pub profiles: Vec<PathBuf>,
     /// The issuer key file (hex, mode 600). Default: $CARDSMITH_ISSUER_KEY, else <data dir>/issuer-key.
     #[arg(long, value_name = "FILE")]
     pub issuer_key: Option<PathBuf>,
@@ -234,7 +234,9 @@ impl Screen for Term {
 
 /// A counter station's setup, shared with the web station (`web::cli`).
 pub(crate) struct Station {
+    /// The first profile's side; `others`, the other profiles' (same keys).
     pub(crate) side: IssuerSide,
+    pub(crate) others: Vec<IssuerSide>,
     pub(crate) journal: std::sync::Arc<dyn Journal>,
     pub(crate) who: Who,
     pub(crate) office: String,
@@ -242,18 +244,31 @@ pub(crate) struct Station {
 
 pub(crate) fn station(c: &CounterArgs) -> Result<Station> {
     let office = check_office(&c.office)?;
-    let side = IssuerSide::load(&CardArgs {
+    let profiles = crate::perso::side::Profiles::open(&c.profiles)
+        .map_err(|e| anyhow!(RecordRefused(e.to_string())))?;
+    let config = CardArgs {
         reader: None,
         sim_image: None,
-        profile: c.profile.clone(),
+        profile: None,
         issuer_key: c.issuer_key.clone(),
         scp03_keys: None,
         no_secure_channel: false,
         data_dir: c.journal.data_dir.clone(),
-    })?;
+    }
+    .side_config();
+    let mut sides = IssuerSide::open_each(&config, &profiles)
+        .map_err(|e| match e {
+            crate::perso::side::SideError::Key(k) => crate::cli_common::key_refused(k),
+            other => anyhow!(RecordRefused(other.to_string())),
+        })?
+        .into_iter();
+    let side = sides
+        .next()
+        .ok_or_else(|| anyhow!(RecordRefused("no card profile".into())))?;
     let journal = open_journal(&c.journal)?;
     Ok(Station {
         side,
+        others: sides.collect(),
         journal,
         who: who(&c.journal),
         office,
@@ -281,6 +296,7 @@ pub(crate) fn counter<'a>(
         PinPolicy::parse_length(&pins.pin_length).map_err(|e| anyhow!(RecordRefused(e)))?;
     Ok(Counter {
         side: &st.side,
+        others: &st.others,
         journal: st.journal.as_ref(),
         who: st.who.clone(),
         office: st.office.clone(),

@@ -88,6 +88,11 @@ pub enum Templates {
 /// Everything a counter station knows before a card comes.
 pub struct Counter<'a> {
     pub side: &'a IssuerSide,
+    /// The other card profiles this counter takes, each with the same keys
+    /// and CA: a card goes to the first of `side` and these whose profile
+    /// recognizes its ATR (issue 17); a card none recognizes is refused by
+    /// name with its ATR, before any command. Empty: `side`'s cards only.
+    pub others: &'a [IssuerSide],
     pub journal: &'a dyn Journal,
     /// Station, operator and reader.
     pub who: Who,
@@ -394,7 +399,7 @@ fn stopped_after(done: u8) -> Refusal {
     )
 }
 
-impl Counter<'_> {
+impl<'a> Counter<'a> {
     fn event(&self, kind: &str, detail: &str) {
         if let Err(e) = self.journal.event(&self.who, kind, detail) {
             tracing::warn!("journal: {e}");
@@ -410,6 +415,46 @@ impl Counter<'_> {
     }
 
     /// Step 1: read the card, check it is genuine, show the holder.
+    /// The counter for the card in `ch`, by its ATR: `None` when it is
+    /// `side`'s (or the counter has no other profiles), else the counter
+    /// of the first of `others` whose profile recognizes it. A card none
+    /// recognizes is refused by name with its ATR and the profiles tried,
+    /// before any command.
+    fn for_card(&self, ch: &Channel) -> Result<Option<Counter<'a>>, Refusal> {
+        if self.others.is_empty() {
+            return Ok(None);
+        }
+        let atr = ch.atr();
+        if self.side.profile.recognizes.recognizes(&atr) {
+            return Ok(None);
+        }
+        if let Some(side) = self
+            .others
+            .iter()
+            .find(|s| s.profile.recognizes.recognizes(&atr))
+        {
+            return Ok(Some(Counter {
+                side,
+                others: &[],
+                journal: self.journal,
+                who: self.who.clone(),
+                office: self.office.clone(),
+                policy: self.policy,
+                rtl: self.rtl,
+                photo_dir: self.photo_dir.clone(),
+                pin_rounds: self.pin_rounds,
+            }));
+        }
+        let tried: Vec<(&str, &crate::perso::recognize::CardMatch)> = std::iter::once(self.side)
+            .chain(self.others)
+            .map(|s| (s.profile.name.as_str(), &s.profile.recognizes))
+            .collect();
+        Err(Refusal::card(
+            "unreadable",
+            CardError::Other(crate::perso::recognize::unknown_card_to_all(&atr, &tried)),
+        ))
+    }
+
     pub fn authenticate(
         &self,
         ch: &mut Channel,
@@ -1001,6 +1046,11 @@ impl Counter<'_> {
         pins: &mut dyn PinInput,
         templates: &mut Templates,
     ) -> Result<Activated, Refusal> {
+        match self.for_card(ch) {
+            Ok(Some(c)) => return c.activate(ch, screen, pins, templates),
+            Ok(None) => {}
+            Err(r) => return Err(self.refuse("?", r)),
+        }
         let p = &self.side.profile;
         let (ins, photo) = match self.authenticate(ch, screen) {
             Ok(x) => x,
@@ -1170,6 +1220,11 @@ impl Counter<'_> {
         templates: &mut Templates,
         which: PinChoice,
     ) -> Result<Unblocked, Refusal> {
+        match self.for_card(ch) {
+            Ok(Some(c)) => return c.unblock(ch, screen, pins, templates, which),
+            Ok(None) => {}
+            Err(r) => return Err(self.refuse_unblock("?", r)),
+        }
         let p = &self.side.profile;
         let (ins, _) = self
             .authenticate(ch, screen)

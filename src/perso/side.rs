@@ -74,6 +74,17 @@ impl IssuerSide {
         IssuerSide::with_profile(c, profiles.first().clone(), scp03)
     }
 
+    /// One issuer side per card profile of `profiles`, in order, with the
+    /// same key, CA and (when any profile names a security domain) SCP03
+    /// keys: a counter's, which takes the cards of each.
+    pub fn open_each(c: &SideConfig, profiles: &Profiles) -> Result<Vec<IssuerSide>, SideError> {
+        let scp03 = profiles.iter().any(|p| p.security_domain.is_some());
+        profiles
+            .iter()
+            .map(|p| IssuerSide::with_profile(c, p.clone(), scp03))
+            .collect()
+    }
+
     fn with_profile(
         c: &SideConfig,
         profile: Profile,

@@ -270,6 +270,7 @@ fn serve(a: ServeArgs) -> Result<i32> {
     );
     let make = |operator: &str| Counter {
         side: &st.side,
+        others: &st.others,
         journal: st.journal.as_ref(),
         who: crate::register::journal::Who {
             operator: operator.to_string(),
