@@ -824,77 +824,14 @@ impl Profile {
         })?;
         let c = Check { file };
         c.header(&raw)?;
-        let id_pin = c.pin("pins.id_pin", &raw.pins.id_pin)?;
-        let signature_pin = c.pin("pins.signature_pin", &raw.pins.signature_pin)?;
-        let puk = match &raw.pins.puk {
-            Some(r) => Some(c.pin("pins.puk", r)?),
-            None => None,
-        };
-        let mut numbers = BTreeSet::new();
-        for (k, p) in [
-            ("pins.id_pin", Some(id_pin)),
-            ("pins.signature_pin", Some(signature_pin)),
-            ("pins.puk", puk),
-        ] {
-            if p.is_some_and(|p| !numbers.insert(p.number())) {
-                return Err(c.bad(k, "reference used twice".into()));
-            }
-        }
+        let (id_pin, signature_pin, puk, mut numbers) = c.pin_specs(&raw.pins)?;
         let pin_block = c.pin_block(raw.pins.pin_block.as_ref())?;
         let factory_pins = c.factory_pins(&raw.pins)?;
         let certificates = cert_rules(&raw.certificates, raw.card.validity_years, &|k, m| {
             c.bad(k, m)
         })?;
-        let (point_encoding, signature_encoding) = c.encodings(&raw.pki.commands)?;
-        let pc = &raw.pki.commands;
-        let key_defaults = c.steps(
-            &key_steps(&pc.generate, &pc.read_public_key, &pc.sign),
-            "pki.commands",
-            Step::KEY,
-            text,
-        )?;
-        let mut keys = Vec::new();
-        for (i, (k, r)) in c
-            .keys(&raw.pki.keys, id_pin, signature_pin)?
-            .into_iter()
-            .zip(&raw.pki.keys)
-            .enumerate()
-        {
-            let table = format!("pki.keys[{i}]");
-            let commands = c
-                .steps(
-                    &key_steps(&r.generate, &r.read_public_key, &r.sign),
-                    &table,
-                    Step::KEY,
-                    text,
-                )?
-                .or(&key_defaults);
-            if let Some(m) = commands.missing(Step::KEY) {
-                return Err(c.bad(
-                    &table,
-                    format!(
-                        "key {:?} has no `{m}` command here or in [pki.commands]",
-                        k.name
-                    ),
-                ));
-            }
-            keys.push(KeySpec {
-                point_encoding,
-                signature_encoding,
-                commands,
-                ..k
-            });
-        }
-        let commands = c.steps(&raw.commands, "commands", Step::CARD, text)?;
-        if let Some(m) = commands.missing(Step::CARD) {
-            return Err(c.bad(
-                "commands",
-                format!(
-                    "the profile has no `{m}` command (docs/card-profile.md, \"Card commands\")"
-                ),
-            ));
-        }
-        c.issuer_or_domain(&raw, &commands)?;
+        let keys = c.key_specs(&raw.pki, id_pin, signature_pin, text)?;
+        let commands = c.card_commands(&raw, text)?;
         let files = c.files(&raw.files)?;
         c.biometric(&raw.biometric, &mut numbers)?;
         let data_groups = c.data_groups(&raw.data_groups)?;
@@ -1006,6 +943,103 @@ impl Check<'_> {
             key: key.to_string(),
             message,
         }
+    }
+
+    /// `[pins]`: the ID PIN, the signature PIN and the PUK if any, and the
+    /// PIN numbers they take (each used once).
+    fn pin_specs(
+        &self,
+        raw: &RawPins,
+    ) -> Result<(PinSpec, PinSpec, Option<PinSpec>, BTreeSet<u8>), ProfileError> {
+        let id_pin = self.pin("pins.id_pin", &raw.id_pin)?;
+        let signature_pin = self.pin("pins.signature_pin", &raw.signature_pin)?;
+        let puk = match &raw.puk {
+            Some(r) => Some(self.pin("pins.puk", r)?),
+            None => None,
+        };
+        let mut numbers = BTreeSet::new();
+        for (k, p) in [
+            ("pins.id_pin", Some(id_pin)),
+            ("pins.signature_pin", Some(signature_pin)),
+            ("pins.puk", puk),
+        ] {
+            if p.is_some_and(|p| !numbers.insert(p.number())) {
+                return Err(self.bad(k, "reference used twice".into()));
+            }
+        }
+        Ok((id_pin, signature_pin, puk, numbers))
+    }
+
+    /// `[[pki.keys]]` with the encodings and commands of `[pki.commands]`,
+    /// a key's own commands first: every key has all three.
+    fn key_specs(
+        &self,
+        raw: &RawPki,
+        id_pin: PinSpec,
+        signature_pin: PinSpec,
+        text: &str,
+    ) -> Result<Vec<KeySpec>, ProfileError> {
+        let (point_encoding, signature_encoding) = self.encodings(&raw.commands)?;
+        let pc = &raw.commands;
+        let key_defaults = self.steps(
+            &key_steps(&pc.generate, &pc.read_public_key, &pc.sign),
+            "pki.commands",
+            Step::KEY,
+            text,
+        )?;
+        let mut keys = Vec::new();
+        for (i, (k, r)) in self
+            .keys(&raw.keys, id_pin, signature_pin)?
+            .into_iter()
+            .zip(&raw.keys)
+            .enumerate()
+        {
+            let table = format!("pki.keys[{i}]");
+            let commands = self
+                .steps(
+                    &key_steps(&r.generate, &r.read_public_key, &r.sign),
+                    &table,
+                    Step::KEY,
+                    text,
+                )?
+                .or(&key_defaults);
+            if let Some(m) = commands.missing(Step::KEY) {
+                return Err(self.bad(
+                    &table,
+                    format!(
+                        "key {:?} has no `{m}` command here or in [pki.commands]",
+                        k.name
+                    ),
+                ));
+            }
+            keys.push(KeySpec {
+                point_encoding,
+                signature_encoding,
+                commands,
+                ..k
+            });
+        }
+        Ok(keys)
+    }
+
+    /// `[commands]`: every step the profile must have, and issuer
+    /// authentication's when there is an `[issuer]`.
+    fn card_commands(
+        &self,
+        raw: &RawProfile,
+        text: &str,
+    ) -> Result<super::commands::Commands, ProfileError> {
+        let commands = self.steps(&raw.commands, "commands", Step::CARD, text)?;
+        if let Some(m) = commands.missing(Step::CARD) {
+            return Err(self.bad(
+                "commands",
+                format!(
+                    "the profile has no `{m}` command (docs/card-profile.md, \"Card commands\")"
+                ),
+            ));
+        }
+        self.issuer_or_domain(raw, &commands)?;
+        Ok(commands)
     }
 
     /// A table of card commands ([`super::commands`]).
