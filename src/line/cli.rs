@@ -603,6 +603,7 @@ fn print_attempts(rows: &[AttemptRow]) {
     }
 }
 
+/// `cardsmith line …`: run one subcommand and return its exit code.
 pub fn line(cmd: LineCommand, json: bool) -> Result<i32> {
     match cmd {
         LineCommand::Run { batch, run } => start(Some(&batch), None, run, json),

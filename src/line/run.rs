@@ -308,6 +308,9 @@ impl Drop for ReaderWatcher {
 /// (an interrupt may land just before the wait it was meant for).
 const SHUTDOWN_NUDGE: Duration = Duration::from_millis(20);
 
+/// Interrupt a worker's waits until its thread has ended, join it, and
+/// journal why it ended (a panic counts as out of rotation); true when its
+/// reader is now out of rotation.
 fn join_worker(
     ctx: &StationCtx,
     progress: &Progress,
@@ -351,6 +354,7 @@ struct Supervisor {
 }
 
 impl Supervisor {
+    /// A supervisor with no worker yet, that will look at the readers first.
     fn new(ctx: &Arc<StationCtx>, progress: &Arc<Progress>, opts: RunOptions) -> Supervisor {
         Supervisor {
             ctx: ctx.clone(),
