@@ -13,7 +13,7 @@ use crate::record;
 use crate::register::cli::{data_dir, open_journal, who, JournalArgs};
 use crate::register::journal::{
     iso_time, AttemptRow, BatchInfo, CardKnown, Journal, JournalError, LoadChunk, NewRecord,
-    SetAside,
+    SetAside, Summary, Who,
 };
 use crate::scp03::keyfile::Scp03Keys;
 use crate::sim::faults::Faults;
@@ -333,63 +333,19 @@ fn sim_slots(
     Ok(slots)
 }
 
+/// `line run` (a batch file) and `line resume` (a batch of the journal):
+/// open the station, run the line to the end, write the report and say
+/// how the batch stands.
 fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -> Result<i32> {
     let profiles =
         Profiles::open(&a.profiles).map_err(|e| anyhow!(RecordRefused(e.to_string())))?;
-    let side = IssuerSide::open_for(
-        &CardArgs {
-            reader: None,
-            sim_image: None,
-            profile: None,
-            issuer_key: a.issuer_key.clone(),
-            scp03_keys: a.scp03_keys.clone(),
-            no_secure_channel: false,
-            data_dir: a.journal.data_dir.clone(),
-        }
-        .side_config(),
-        &profiles,
-    )
-    .map_err(|e| match e {
-        SideError::Key(k) => crate::cli_common::key_refused(k),
-        other => anyhow!(RecordRefused(other.to_string())),
-    })?;
+    let side = open_side(&a, &profiles)?;
     let journal = open_journal(&a.journal)?;
     let who = who(&a.journal);
-    // A previous run of this station that died left attempts in progress.
-    let recovered = journal.recover_interrupted(&who).map_err(|e| anyhow!(e))?;
-    for r in &recovered {
-        eprintln!(
-            "resume: attempt {} (record {}, card {}, reader {}) was interrupted by the stop; the record is back in the queue and the card will be recovered if it comes back",
-            r.id,
-            r.record_id,
-            r.card_serial.as_deref().unwrap_or("?"),
-            r.reader
-        );
-    }
+    recover_interrupted(journal.as_ref(), &who)?;
     let (info, index) = match batch {
-        Some(path) => {
-            let (digest, index) = scan_file(path)?;
-            let (info, aside) = load_streamed(journal.as_ref(), path, &digest, &who, &profiles)?;
-            print_set_aside(&info, &aside);
-            (info, index)
-        }
-        None => {
-            let info = journal
-                .batch(resume_id)
-                .map_err(|e| anyhow!(e))?
-                .ok_or_else(|| {
-                    anyhow!(RecordRefused("no batch in the journal to resume".into()))
-                })?;
-            let path = PathBuf::from(&info.path);
-            let (digest, index) = scan_file(&path)?;
-            if digest != info.digest {
-                bail!(RecordRefused(format!(
-                    "batch file {} changed since batch {} was loaded (SHA-256 {} then, {} now); load the new file as a new batch",
-                    info.path, info.id, info.digest, digest
-                )));
-            }
-            (info, index)
-        }
+        Some(path) => load_batch(journal.as_ref(), path, &who, &profiles)?,
+        None => batch_to_resume(journal.as_ref(), resume_id)?,
     };
     let records = super::station::BatchFileRecords {
         index,
@@ -407,7 +363,103 @@ fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -
     ctx.max_rejects = a.max_rejects;
     ctx.profiles = profiles;
     let ctx = Arc::new(ctx);
-    let before = journal.summary(info.id).map_err(|e| anyhow!(e))?;
+    announce(&ctx, &info)?;
+    let readers = line_readers(&a, &ctx)?;
+    let progress = Arc::new(Progress::new(!a.plain && std::io::stderr().is_terminal()));
+    let opts = RunOptions {
+        misbehave_after: a.misbehave_after.max(1),
+        ..RunOptions::default()
+    };
+    let summary = run::run(ctx, readers, progress.clone(), opts).map_err(|e| anyhow!(e))?;
+    let rep = report::build(journal.as_ref(), &info).map_err(|e| anyhow!(e))?;
+    let dir = a
+        .report_dir
+        .clone()
+        .unwrap_or_else(|| data_dir(&a.journal).join("line").join("reports"));
+    let files = write_report(&rep, &dir)?;
+    print_run_end(&info, &summary, &progress, &files, json);
+    Ok(run_exit_code(&summary))
+}
+
+/// The issuer side of the line (its keys and CA, for every profile); a
+/// key file that is refused says so with its own exit code.
+fn open_side(a: &RunArgs, profiles: &Profiles) -> Result<IssuerSide> {
+    IssuerSide::open_for(
+        &CardArgs {
+            reader: None,
+            sim_image: None,
+            profile: None,
+            issuer_key: a.issuer_key.clone(),
+            scp03_keys: a.scp03_keys.clone(),
+            no_secure_channel: false,
+            data_dir: a.journal.data_dir.clone(),
+        }
+        .side_config(),
+        profiles,
+    )
+    .map_err(|e| match e {
+        SideError::Key(k) => crate::cli_common::key_refused(k),
+        other => anyhow!(RecordRefused(other.to_string())),
+    })
+}
+
+/// Put back in the queue the attempts a previous run of this station left
+/// in progress when it died, and say which.
+fn recover_interrupted(journal: &dyn Journal, who: &Who) -> Result<()> {
+    let recovered = journal.recover_interrupted(who).map_err(|e| anyhow!(e))?;
+    for r in &recovered {
+        eprintln!(
+            "resume: attempt {} (record {}, card {}, reader {}) was interrupted by the stop; the record is back in the queue and the card will be recovered if it comes back",
+            r.id,
+            r.record_id,
+            r.card_serial.as_deref().unwrap_or("?"),
+            r.reader
+        );
+    }
+    Ok(())
+}
+
+/// `line run`: load the batch file as a new batch (saying which records
+/// were set aside) and index it.
+fn load_batch(
+    journal: &dyn Journal,
+    path: &Path,
+    who: &Who,
+    profiles: &Profiles,
+) -> Result<(BatchInfo, record::stream::LineIndex)> {
+    let (digest, index) = scan_file(path)?;
+    let (info, aside) = load_streamed(journal, path, &digest, who, profiles)?;
+    print_set_aside(&info, &aside);
+    Ok((info, index))
+}
+
+/// `line resume`: the batch to go on with (the latest when none is named)
+/// and the index of its file, refused if the file changed since the batch
+/// was loaded.
+fn batch_to_resume(
+    journal: &dyn Journal,
+    resume_id: Option<i64>,
+) -> Result<(BatchInfo, record::stream::LineIndex)> {
+    let info = journal
+        .batch(resume_id)
+        .map_err(|e| anyhow!(e))?
+        .ok_or_else(|| anyhow!(RecordRefused("no batch in the journal to resume".into())))?;
+    let path = PathBuf::from(&info.path);
+    let (digest, index) = scan_file(&path)?;
+    if digest != info.digest {
+        bail!(RecordRefused(format!(
+            "batch file {} changed since batch {} was loaded (SHA-256 {} then, {} now); load the new file as a new batch",
+            info.path, info.id, info.digest, digest
+        )));
+    }
+    Ok((info, index))
+}
+
+/// Say on stderr how the batch stands before the line starts, where the
+/// journal is, who works, and (with several) the profiles cards are taken
+/// by.
+fn announce(ctx: &StationCtx, info: &BatchInfo) -> Result<()> {
+    let before = ctx.journal.summary(info.id).map_err(|e| anyhow!(e))?;
     eprintln!(
         "batch {} ({}): {} records, {} good, {} pending, {} held, {} set aside; journal {}; station {}, operator {}",
         info.id,
@@ -417,9 +469,9 @@ fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -
         before.pending + before.in_progress,
         before.held,
         before.invalid,
-        journal.location(),
-        who.station,
-        who.operator
+        ctx.journal.location(),
+        ctx.who.station,
+        ctx.who.operator
     );
     if let [_, _, ..] = ctx.profiles.names().as_slice() {
         eprintln!(
@@ -427,7 +479,13 @@ fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -
             ctx.profiles.names().join(", ")
         );
     }
-    let readers = match a.sim_readers {
+    Ok(())
+}
+
+/// The readers the line runs on: `--sim-readers` in-process slots with
+/// the station's keys, else the PC/SC readers matching `--reader`.
+fn line_readers(a: &RunArgs, ctx: &StationCtx) -> Result<Readers> {
+    Ok(match a.sim_readers {
         Some(n) => {
             let timing = Timing::parse(&a.timing).map_err(|e| anyhow!(RecordRefused(e)))?;
             let slots = sim_slots(
@@ -442,19 +500,18 @@ fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -
         None => Readers::Pcsc {
             patterns: a.readers.clone(),
         },
-    };
-    let progress = Arc::new(Progress::new(!a.plain && std::io::stderr().is_terminal()));
-    let opts = RunOptions {
-        misbehave_after: a.misbehave_after.max(1),
-        ..RunOptions::default()
-    };
-    let summary = run::run(ctx, readers, progress.clone(), opts).map_err(|e| anyhow!(e))?;
-    let rep = report::build(journal.as_ref(), &info).map_err(|e| anyhow!(e))?;
-    let dir = a
-        .report_dir
-        .clone()
-        .unwrap_or_else(|| data_dir(&a.journal).join("line").join("reports"));
-    let files = write_report(&rep, &dir)?;
+    })
+}
+
+/// Print the batch's final counts and the report's files (one JSON object
+/// with `--json`).
+fn print_run_end(
+    info: &BatchInfo,
+    summary: &Summary,
+    progress: &Progress,
+    files: &[PathBuf],
+    json: bool,
+) {
     if json {
         println!(
             "{}",
@@ -465,7 +522,7 @@ fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -
             "batch {} ({}): {}",
             info.id,
             info.name,
-            progress.batch_line(&summary)
+            progress.batch_line(summary)
         );
         println!(
             "report: {}",
@@ -476,13 +533,16 @@ fn start(batch: Option<&Path>, resume_id: Option<i64>, a: RunArgs, json: bool) -
                 .join(", ")
         );
     }
-    Ok(
-        if summary.finished() && summary.held == 0 && summary.invalid == 0 {
-            0
-        } else {
-            crate::cli_common::EXIT_CARD_STATUS
-        },
-    )
+}
+
+/// 0 when every valid record of the batch is on a good card, else the
+/// card-status code (records set aside, held, or not finished).
+fn run_exit_code(summary: &Summary) -> i32 {
+    if summary.finished() && summary.held == 0 && summary.invalid == 0 {
+        0
+    } else {
+        crate::cli_common::EXIT_CARD_STATUS
+    }
 }
 
 fn write_report(rep: &report::LineReport, dir: &Path) -> Result<Vec<PathBuf>> {
@@ -543,184 +603,219 @@ fn print_attempts(rows: &[AttemptRow]) {
     }
 }
 
+/// `cardsmith line …`: run one subcommand and return its exit code.
 pub fn line(cmd: LineCommand, json: bool) -> Result<i32> {
     match cmd {
         LineCommand::Run { batch, run } => start(Some(&batch), None, run, json),
         LineCommand::Resume { batch, run } => start(None, batch, run, json),
-        LineCommand::Status { batch, journal } => {
-            let j = open_journal(&journal)?;
-            let b = batch_or_latest(j.as_ref(), batch)?;
-            let s = j.summary(b.id).map_err(|e| anyhow!(e))?;
-            if json {
-                println!("{}", json!({"batch": b, "summary": s}));
-            } else {
-                println!(
-                    "batch {} ({}), loaded {} by {}: {} records: {} good, {} pending, {} in progress, {} held, {} set aside; {} attempts ({} rejected, {} interrupted){}",
-                    b.id, b.name, iso_time(b.loaded_at), b.loaded_by, s.records, s.good, s.pending, s.in_progress, s.held, s.invalid, s.attempts, s.rejected, s.interrupted,
-                    if s.finished() { "; finished" } else { "; not finished (cardsmith line resume)" }
-                );
-            }
-            Ok(0)
-        }
-        LineCommand::Record { record_id, journal } => {
-            let j = open_journal(&journal)?;
-            let Some(r) = j.record(&record_id).map_err(|e| anyhow!(e))? else {
-                let message = format!("record {record_id} is not in the journal");
-                eprintln!("error: {message}");
-                if json {
-                    println!(
-                        "{}",
-                        json!({"error": {"kind": "not_found", "exit_code": crate::cli_common::EXIT_ABSENT,
-                                         "message": message, "record_id": record_id}})
-                    );
-                }
-                return Ok(crate::cli_common::EXIT_ABSENT);
-            };
-            let attempts = j.attempts_for_record(&record_id).map_err(|e| anyhow!(e))?;
-            if json {
-                println!("{}", json!({"record": r, "attempts": attempts}));
-            } else {
-                println!(
-                    "record {} (batch {}, line {}): {}{}{}",
-                    r.record_id,
-                    r.batch_id,
-                    r.line,
-                    r.state.to_uppercase(),
-                    r.card_serial
-                        .as_deref()
-                        .map(|s| format!(" on card {s}"))
-                        .unwrap_or_default(),
-                    r.reason
-                        .as_deref()
-                        .map(|s| format!("; last reason: {s}"))
-                        .unwrap_or_default()
-                );
-                print_attempts(&attempts);
-            }
-            Ok(0)
-        }
-        LineCommand::Card { serial, journal } => {
-            let j = open_journal(&journal)?;
-            let serial = serial.to_ascii_uppercase();
-            let known = j.card(&serial).map_err(|e| anyhow!(e))?;
-            let attempts = j.attempts_for_card(&serial).map_err(|e| anyhow!(e))?;
-            if json {
-                println!(
-                    "{}",
-                    json!({"serial": serial, "card": known, "attempts": attempts})
-                );
-            } else {
-                let what = match &known {
-                    CardKnown::Unknown => "unknown to the journal".to_string(),
-                    CardKnown::Good { record_id, .. } => format!("GOOD: holds record {record_id}"),
-                    CardKnown::Rejected { record_id, reason, terminated } => format!(
-                        "REJECTED{}{}: {reason}",
-                        record_id.as_deref().map(|r| format!(" (record {r})")).unwrap_or_default(),
-                        if *terminated { ", terminated" } else { "" }
-                    ),
-                    CardKnown::Interrupted { record_id, .. } => format!(
-                        "INTERRUPTED while personalizing record {record_id}; not a good card (recovered or rejected if it comes back)"
-                    ),
-                    CardKnown::InProgress { record_id, station, .. } => {
-                        format!("IN PROGRESS: record {record_id} at station {station}")
-                    }
-                };
-                println!("card {serial}: {what}");
-                print_attempts(&attempts);
-            }
-            Ok(if known == CardKnown::Unknown {
-                crate::cli_common::EXIT_ABSENT
-            } else {
-                0
-            })
-        }
-        LineCommand::Rejects { batch, journal } => {
-            let j = open_journal(&journal)?;
-            let rows = j.rejects_by_reason(batch).map_err(|e| anyhow!(e))?;
-            if json {
-                println!(
-                    "{}",
-                    json!(rows
-                        .iter()
-                        .map(|(r, n)| json!({"reason": r, "count": n}))
-                        .collect::<Vec<_>>())
-                );
-            } else if rows.is_empty() {
-                println!("no rejects");
-            } else {
-                for (r, n) in rows {
-                    println!("{n:>6}  {r}");
-                }
-            }
-            Ok(0)
-        }
-        LineCommand::Throughput { batch, journal } => {
-            let j = open_journal(&journal)?;
-            let rows = j.throughput(batch).map_err(|e| anyhow!(e))?;
-            if json {
-                println!("{}", json!(rows));
-            } else {
-                println!(
-                    "{:<20} {:<32} {:>6} {:>9} {:>12}",
-                    "hour (UTC)", "reader", "good", "rejected", "interrupted"
-                );
-                for r in rows {
-                    println!(
-                        "{:<20} {:<32} {:>6} {:>9} {:>12}",
-                        iso_time(r.hour).get(..16).unwrap_or(""),
-                        r.reader,
-                        r.good,
-                        r.rejected,
-                        r.interrupted
-                    );
-                }
-            }
-            Ok(0)
-        }
+        LineCommand::Status { batch, journal } => status(batch, &journal, json),
+        LineCommand::Record { record_id, journal } => record_history(&record_id, &journal, json),
+        LineCommand::Card { serial, journal } => card_history(&serial, &journal, json),
+        LineCommand::Rejects { batch, journal } => rejects(batch, &journal, json),
+        LineCommand::Throughput { batch, journal } => throughput(batch, &journal, json),
         LineCommand::Report {
             batch,
             out,
             journal,
-        } => {
-            let j = open_journal(&journal)?;
-            let b = batch_or_latest(j.as_ref(), batch)?;
-            let rep = report::build(j.as_ref(), &b).map_err(|e| anyhow!(e))?;
-            let dir = out.unwrap_or_else(|| data_dir(&journal).join("line").join("reports"));
-            let files = write_report(&rep, &dir)?;
-            for f in files {
-                println!("{}", f.display());
-            }
-            Ok(0)
+        } => report_again(batch, out, &journal),
+        LineCommand::Requeue { record_id, journal } => requeue(&record_id, &journal),
+        LineCommand::Events { journal } => events(&journal, json),
+    }
+}
+
+/// `line status`: the counts of a batch (the latest when none is named).
+fn status(batch: Option<i64>, journal: &JournalArgs, json: bool) -> Result<i32> {
+    let j = open_journal(journal)?;
+    let b = batch_or_latest(j.as_ref(), batch)?;
+    let s = j.summary(b.id).map_err(|e| anyhow!(e))?;
+    if json {
+        println!("{}", json!({"batch": b, "summary": s}));
+    } else {
+        println!(
+            "batch {} ({}), loaded {} by {}: {} records: {} good, {} pending, {} in progress, {} held, {} set aside; {} attempts ({} rejected, {} interrupted){}",
+            b.id, b.name, iso_time(b.loaded_at), b.loaded_by, s.records, s.good, s.pending, s.in_progress, s.held, s.invalid, s.attempts, s.rejected, s.interrupted,
+            if s.finished() { "; finished" } else { "; not finished (cardsmith line resume)" }
+        );
+    }
+    Ok(0)
+}
+
+/// `line record`: a record's state and every attempt at it; a record the
+/// journal does not know exits with the absent code.
+fn record_history(record_id: &str, journal: &JournalArgs, json: bool) -> Result<i32> {
+    let j = open_journal(journal)?;
+    let Some(r) = j.record(record_id).map_err(|e| anyhow!(e))? else {
+        let message = format!("record {record_id} is not in the journal");
+        eprintln!("error: {message}");
+        if json {
+            println!(
+                "{}",
+                json!({"error": {"kind": "not_found", "exit_code": crate::cli_common::EXIT_ABSENT,
+                                 "message": message, "record_id": record_id}})
+            );
         }
-        LineCommand::Requeue { record_id, journal } => {
-            let j = open_journal(&journal)?;
-            j.requeue(&who(&journal), &record_id)
-                .map_err(|e| anyhow!(e))?;
-            println!("record {record_id} is back in the queue");
-            Ok(0)
-        }
-        LineCommand::Events { journal } => {
-            let j = open_journal(&journal)?;
-            let rows = j.events(0).map_err(|e| anyhow!(e))?;
-            if json {
-                println!("{}", json!(rows));
-            } else {
-                for e in rows {
-                    println!(
-                        "{} {} {} {}{}: {}",
-                        iso_time(e.at),
-                        e.station,
-                        e.operator,
-                        e.kind,
-                        e.reader
-                            .as_deref()
-                            .map(|r| format!(" [{r}]"))
-                            .unwrap_or_default(),
-                        e.detail
-                    );
-                }
-            }
-            Ok(0)
+        return Ok(crate::cli_common::EXIT_ABSENT);
+    };
+    let attempts = j.attempts_for_record(record_id).map_err(|e| anyhow!(e))?;
+    if json {
+        println!("{}", json!({"record": r, "attempts": attempts}));
+    } else {
+        println!(
+            "record {} (batch {}, line {}): {}{}{}",
+            r.record_id,
+            r.batch_id,
+            r.line,
+            r.state.to_uppercase(),
+            r.card_serial
+                .as_deref()
+                .map(|s| format!(" on card {s}"))
+                .unwrap_or_default(),
+            r.reason
+                .as_deref()
+                .map(|s| format!("; last reason: {s}"))
+                .unwrap_or_default()
+        );
+        print_attempts(&attempts);
+    }
+    Ok(0)
+}
+
+/// `line card`: what the journal knows of a card (by serial) and every
+/// attempt on it; a card it does not know exits with the absent code.
+fn card_history(serial: &str, journal: &JournalArgs, json: bool) -> Result<i32> {
+    let j = open_journal(journal)?;
+    let serial = serial.to_ascii_uppercase();
+    let known = j.card(&serial).map_err(|e| anyhow!(e))?;
+    let attempts = j.attempts_for_card(&serial).map_err(|e| anyhow!(e))?;
+    if json {
+        println!(
+            "{}",
+            json!({"serial": serial, "card": known, "attempts": attempts})
+        );
+    } else {
+        println!("card {serial}: {}", card_state(&known));
+        print_attempts(&attempts);
+    }
+    Ok(if known == CardKnown::Unknown {
+        crate::cli_common::EXIT_ABSENT
+    } else {
+        0
+    })
+}
+
+/// What the journal knows of a card, in words.
+fn card_state(known: &CardKnown) -> String {
+    match known {
+        CardKnown::Unknown => "unknown to the journal".to_string(),
+        CardKnown::Good { record_id, .. } => format!("GOOD: holds record {record_id}"),
+        CardKnown::Rejected { record_id, reason, terminated } => format!(
+            "REJECTED{}{}: {reason}",
+            record_id.as_deref().map(|r| format!(" (record {r})")).unwrap_or_default(),
+            if *terminated { ", terminated" } else { "" }
+        ),
+        CardKnown::Interrupted { record_id, .. } => format!(
+            "INTERRUPTED while personalizing record {record_id}; not a good card (recovered or rejected if it comes back)"
+        ),
+        CardKnown::InProgress { record_id, station, .. } => {
+            format!("IN PROGRESS: record {record_id} at station {station}")
         }
     }
+}
+
+/// `line rejects`: rejected and interrupted attempts counted by reason.
+fn rejects(batch: Option<i64>, journal: &JournalArgs, json: bool) -> Result<i32> {
+    let j = open_journal(journal)?;
+    let rows = j.rejects_by_reason(batch).map_err(|e| anyhow!(e))?;
+    if json {
+        println!(
+            "{}",
+            json!(rows
+                .iter()
+                .map(|(r, n)| json!({"reason": r, "count": n}))
+                .collect::<Vec<_>>())
+        );
+    } else if rows.is_empty() {
+        println!("no rejects");
+    } else {
+        for (r, n) in rows {
+            println!("{n:>6}  {r}");
+        }
+    }
+    Ok(0)
+}
+
+/// `line throughput`: good, rejected and interrupted cards by reader and
+/// hour, as a table.
+fn throughput(batch: Option<i64>, journal: &JournalArgs, json: bool) -> Result<i32> {
+    let j = open_journal(journal)?;
+    let rows = j.throughput(batch).map_err(|e| anyhow!(e))?;
+    if json {
+        println!("{}", json!(rows));
+    } else {
+        println!(
+            "{:<20} {:<32} {:>6} {:>9} {:>12}",
+            "hour (UTC)", "reader", "good", "rejected", "interrupted"
+        );
+        for r in rows {
+            println!(
+                "{:<20} {:<32} {:>6} {:>9} {:>12}",
+                iso_time(r.hour).get(..16).unwrap_or(""),
+                r.reader,
+                r.good,
+                r.rejected,
+                r.interrupted
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// `line report`: write a batch's report again (into `out`, default the
+/// data directory's reports) and list its files.
+fn report_again(batch: Option<i64>, out: Option<PathBuf>, journal: &JournalArgs) -> Result<i32> {
+    let j = open_journal(journal)?;
+    let b = batch_or_latest(j.as_ref(), batch)?;
+    let rep = report::build(j.as_ref(), &b).map_err(|e| anyhow!(e))?;
+    let dir = out.unwrap_or_else(|| data_dir(journal).join("line").join("reports"));
+    let files = write_report(&rep, &dir)?;
+    for f in files {
+        println!("{}", f.display());
+    }
+    Ok(0)
+}
+
+/// `line requeue`: put a held record back in the queue, journaled with the
+/// operator.
+fn requeue(record_id: &str, journal: &JournalArgs) -> Result<i32> {
+    let j = open_journal(journal)?;
+    j.requeue(&who(journal), record_id)
+        .map_err(|e| anyhow!(e))?;
+    println!("record {record_id} is back in the queue");
+    Ok(0)
+}
+
+/// `line events`: the operator and line events (readers added, removed,
+/// out of rotation, resumes).
+fn events(journal: &JournalArgs, json: bool) -> Result<i32> {
+    let j = open_journal(journal)?;
+    let rows = j.events(0).map_err(|e| anyhow!(e))?;
+    if json {
+        println!("{}", json!(rows));
+    } else {
+        for e in rows {
+            println!(
+                "{} {} {} {}{}: {}",
+                iso_time(e.at),
+                e.station,
+                e.operator,
+                e.kind,
+                e.reader
+                    .as_deref()
+                    .map(|r| format!(" [{r}]"))
+                    .unwrap_or_default(),
+                e.detail
+            );
+        }
+    }
+    Ok(0)
 }

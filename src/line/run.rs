@@ -308,6 +308,9 @@ impl Drop for ReaderWatcher {
 /// (an interrupt may land just before the wait it was meant for).
 const SHUTDOWN_NUDGE: Duration = Duration::from_millis(20);
 
+/// Interrupt a worker's waits until its thread has ended, join it, and
+/// journal why it ended (a panic counts as out of rotation); true when its
+/// reader is now out of rotation.
 fn join_worker(
     ctx: &StationCtx,
     progress: &Progress,
@@ -333,26 +336,43 @@ fn join_worker(
     ended_worker(ctx, progress, name, exit, service_down)
 }
 
-/// Run the line until every record of the batch is on a good card or
-/// held, or until `ctx.stop` is set. Returns the batch's final counts.
-///
-/// Nothing here polls: the workers block on their readers' card events,
-/// the supervisor wakes on [`StationCtx::events`] (an outcome, a worker's
-/// end, readers coming or going), and a terminal's live view is redrawn
-/// once a second.
-pub fn run(
+/// The supervisor's state between wake-ups: the worker of each reader,
+/// the workers that ended, the readers out of rotation, and what it knows
+/// of the PC/SC service.
+struct Supervisor {
     ctx: Arc<StationCtx>,
-    readers: Readers,
     progress: Arc<Progress>,
     opts: RunOptions,
-) -> Result<Summary, JournalError> {
-    let heartbeat = Heartbeat::start(&ctx);
-    let mut workers: BTreeMap<String, Running> = BTreeMap::new();
-    let ended: Ended = Arc::new(Mutex::new(Vec::new()));
-    let mut benched: BTreeSet<String> = BTreeSet::new();
-    let mut service_down = false;
-    let spawn = |mut slot: Box<dyn CardSlot>| {
-        let (c, p, e) = (ctx.clone(), progress.clone(), ended.clone());
+    workers: BTreeMap<String, Running>,
+    ended: Ended,
+    /// Readers taken out of rotation until they are unplugged.
+    benched: BTreeSet<String>,
+    service_down: bool,
+    /// Set when the readers may have changed: a worker ended, or the
+    /// reader watch saw a reader come or go.
+    readers_changed: Arc<AtomicBool>,
+}
+
+impl Supervisor {
+    /// A supervisor with no worker yet, that will look at the readers first.
+    fn new(ctx: &Arc<StationCtx>, progress: &Arc<Progress>, opts: RunOptions) -> Supervisor {
+        Supervisor {
+            ctx: ctx.clone(),
+            progress: progress.clone(),
+            opts,
+            workers: BTreeMap::new(),
+            ended: Arc::new(Mutex::new(Vec::new())),
+            benched: BTreeSet::new(),
+            service_down: false,
+            readers_changed: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    /// Start a worker thread on `slot`; its end, however it ends, is
+    /// reported through `ended`.
+    fn spawn(&self, mut slot: Box<dyn CardSlot>) -> Result<Running, JournalError> {
+        let (c, p, e) = (self.ctx.clone(), self.progress.clone(), self.ended.clone());
+        let opts = self.opts;
         let interrupt = slot.interrupter();
         let interruptible = interrupt.is_some();
         let name = slot.name().to_string();
@@ -368,115 +388,174 @@ pub fn run(
                 report.exit = worker(&c, slot.as_mut(), &p, opts, interruptible);
             })
             .map(|handle| Running { handle, interrupt })
-    };
-    let patterns = match readers {
-        Readers::Slots(slots) => {
-            for s in slots {
-                let name = s.name().to_string();
-                let w = spawn(s)
-                    .map_err(|e| JournalError::Refused(format!("starting a worker: {e}")))?;
-                workers.insert(name, w);
-            }
-            None
-        }
-        Readers::Pcsc { patterns } => Some(patterns),
-    };
-    let readers_changed = Arc::new(AtomicBool::new(true));
-    let watcher = patterns
-        .is_some()
-        .then(|| ReaderWatcher::start(&ctx, readers_changed.clone(), opts.tick));
-    let mut summary;
-    loop {
-        let seen = ctx.events.seen();
-        // Reap workers that ended; their readers, if still there, get a
-        // new worker below.
-        let done: Vec<String> = ended
+            .map_err(|e| JournalError::Refused(format!("starting a worker: {e}")))
+    }
+
+    /// Join the workers that ended (a reader taken out of rotation is
+    /// benched); their readers, if still there, get a new worker at the
+    /// next look at the readers.
+    fn reap(&mut self) {
+        let done: Vec<String> = self
+            .ended
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .map(|(n, _)| n.clone())
             .collect();
         for name in done {
-            let Some(w) = workers.remove(&name) else {
+            let Some(w) = self.workers.remove(&name) else {
                 continue;
             };
-            if join_worker(&ctx, &progress, &name, w, &ended, &mut service_down) {
-                benched.insert(name);
+            if join_worker(
+                &self.ctx,
+                &self.progress,
+                &name,
+                w,
+                &self.ended,
+                &mut self.service_down,
+            ) {
+                self.benched.insert(name);
             }
-            readers_changed.store(true, Ordering::SeqCst);
+            self.readers_changed.store(true, Ordering::SeqCst);
         }
-        if let Some(patterns) = &patterns {
-            if readers_changed.swap(false, Ordering::SeqCst) || service_down {
-                match pc::list_readers() {
-                    Ok(list) => {
-                        if service_down {
-                            progress.note("PC/SC service is back");
-                            service_down = false;
-                        }
-                        let present: BTreeSet<String> = list
-                            .into_iter()
-                            .map(|r| r.name)
-                            .filter(|n| matches(n, patterns))
-                            .collect();
-                        // An unplugged reader may come back into rotation.
-                        benched.retain(|n| present.contains(n));
-                        for name in &present {
-                            if workers.contains_key(name) || benched.contains(name) {
-                                continue;
-                            }
-                            let w = spawn(Box::new(PcscSlot::new(name))).map_err(|e| {
-                                JournalError::Refused(format!("starting a worker: {e}"))
-                            })?;
-                            workers.insert(name.clone(), w);
-                            let _ = ctx.journal.event(
-                                &ctx.who.at_reader(name),
-                                "reader added",
-                                "worker started",
-                            );
-                            progress.note(&format!("reader added: {name}"));
-                        }
-                    }
-                    Err(e) => {
-                        if !service_down {
-                            progress.note(&format!("waiting for the PC/SC service: {e}"));
-                            service_down = true;
-                        }
-                    }
+    }
+
+    /// When the readers may have changed, or the service is down, list the
+    /// PC/SC readers and start a worker on each new one matching
+    /// `patterns`; the service going away or coming back is noted once.
+    fn look_at_readers(&mut self, patterns: &[String]) -> Result<(), JournalError> {
+        if !(self.readers_changed.swap(false, Ordering::SeqCst) || self.service_down) {
+            return Ok(());
+        }
+        match pc::list_readers() {
+            Ok(list) => {
+                if self.service_down {
+                    self.progress.note("PC/SC service is back");
+                    self.service_down = false;
                 }
+                let present: BTreeSet<String> = list
+                    .into_iter()
+                    .map(|r| r.name)
+                    .filter(|n| matches(n, patterns))
+                    .collect();
+                self.add_readers(&present)
             }
+            Err(e) => {
+                if !self.service_down {
+                    self.progress
+                        .note(&format!("waiting for the PC/SC service: {e}"));
+                    self.service_down = true;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Start a worker, journaled and noted, on each reader of `present`
+    /// that has none and is not out of rotation; an unplugged reader comes
+    /// back into rotation.
+    fn add_readers(&mut self, present: &BTreeSet<String>) -> Result<(), JournalError> {
+        self.benched.retain(|n| present.contains(n));
+        for name in present {
+            if self.workers.contains_key(name) || self.benched.contains(name) {
+                continue;
+            }
+            let w = self.spawn(Box::new(PcscSlot::new(name)))?;
+            self.workers.insert(name.clone(), w);
+            let _ = self.ctx.journal.event(
+                &self.ctx.who.at_reader(name),
+                "reader added",
+                "worker started",
+            );
+            self.progress.note(&format!("reader added: {name}"));
+        }
+        Ok(())
+    }
+
+    /// How long to sleep when nothing happens here: other stations on the
+    /// same register finish records (and the whole batch) without an event
+    /// on this one, so the batch is looked at again every `poll` (one
+    /// summary query). A terminal's view shows the time going by; a
+    /// service that is down is looked for every tick.
+    fn quiet_wait(&self) -> Duration {
+        if self.service_down {
+            self.opts.tick
+        } else if self.progress.is_tty() {
+            Duration::from_secs(1).min(self.ctx.poll)
+        } else {
+            self.ctx.poll
+        }
+    }
+
+    /// Join every worker still running. Workers that ended on their own
+    /// while the batch finished are accounted for like any other: a reader
+    /// taken out of rotation in the last moments is still journaled.
+    fn join_all(mut self) {
+        for (name, w) in std::mem::take(&mut self.workers) {
+            join_worker(
+                &self.ctx,
+                &self.progress,
+                &name,
+                w,
+                &self.ended,
+                &mut self.service_down,
+            );
+        }
+    }
+}
+
+/// Run the line until every record of the batch is on a good card or
+/// held, or until `ctx.stop` is set. Returns the batch's final counts.
+///
+/// Nothing here polls: the workers block on their readers' card events,
+/// the supervisor wakes on [`StationCtx::events`] (an outcome, a worker's
+/// end, readers coming or going), and a terminal's live view is redrawn
+/// once a second.
+pub fn run(
+    ctx: Arc<StationCtx>,
+    readers: Readers,
+    progress: Arc<Progress>,
+    opts: RunOptions,
+) -> Result<Summary, JournalError> {
+    let heartbeat = Heartbeat::start(&ctx);
+    let mut sup = Supervisor::new(&ctx, &progress, opts);
+    let patterns = match readers {
+        Readers::Slots(slots) => {
+            for s in slots {
+                let name = s.name().to_string();
+                let w = sup.spawn(s)?;
+                sup.workers.insert(name, w);
+            }
+            None
+        }
+        Readers::Pcsc { patterns } => Some(patterns),
+    };
+    let watcher = patterns
+        .is_some()
+        .then(|| ReaderWatcher::start(&ctx, sup.readers_changed.clone(), opts.tick));
+    let mut summary;
+    loop {
+        let seen = ctx.events.seen();
+        sup.reap();
+        if let Some(patterns) = &patterns {
+            sup.look_at_readers(patterns)?;
         }
         summary = ctx.journal.summary(ctx.batch_id)?;
         progress.draw(&summary);
         if summary.finished() || ctx.stopping() {
             break;
         }
-        if patterns.is_none() && workers.is_empty() {
+        if patterns.is_none() && sup.workers.is_empty() {
             progress.note("every reader has stopped; the batch is not finished");
             break;
         }
         // Sleep until something happens here, or until the register may
-        // have changed elsewhere: other stations on the same register finish
-        // records (and the whole batch) without an event on this one, so the
-        // batch is looked at again every `poll` (one summary query). A
-        // terminal's view shows the time going by; a service that is down
-        // is looked for every tick.
-        let wait = if service_down {
-            opts.tick
-        } else if progress.is_tty() {
-            Duration::from_secs(1).min(ctx.poll)
-        } else {
-            ctx.poll
-        };
-        ctx.events.wait(seen, wait);
+        // have changed elsewhere.
+        ctx.events.wait(seen, sup.quiet_wait());
     }
     ctx.stop();
     drop(watcher);
-    // Workers that ended on their own while the batch finished are
-    // accounted for like any other: a reader taken out of rotation in the
-    // last moments is still journaled.
-    for (name, w) in workers {
-        join_worker(&ctx, &progress, &name, w, &ended, &mut service_down);
-    }
+    sup.join_all();
     drop(heartbeat);
     summary = ctx.journal.summary(ctx.batch_id)?;
     progress.draw(&summary);
