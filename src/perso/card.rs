@@ -52,12 +52,16 @@ pub fn send_ok(
     step: Step,
     vars: &Vars,
 ) -> Result<Vec<u8>, ExchangeError> {
-    let r = send(ex, commands, step, vars)?;
+    ok_or_status(send(ex, commands, step, vars)?, step_name(step))
+}
+
+/// The data of a 9000 answer; any other status is an error naming `what`.
+fn ok_or_status(r: Response, what: impl Into<String>) -> Result<Vec<u8>, ExchangeError> {
     if r.sw.is_ok() {
         Ok(r.data)
     } else {
         Err(ExchangeError::Status {
-            command: step_name(step),
+            command: what.into(),
             sw: r.sw,
         })
     }
@@ -167,13 +171,7 @@ fn get_data_value(
     what: &str,
 ) -> Result<Vec<u8>, ExchangeError> {
     let r = get_data(ex, p, tag)?;
-    if !r.sw.is_ok() {
-        return Err(ExchangeError::Status {
-            command: what.to_string(),
-            sw: r.sw,
-        });
-    }
-    let data = r.data;
+    let data = ok_or_status(r, what)?;
     let nodes = tlv::decode(&data);
     let tag_bytes = tag.to_be_bytes();
     let n = tlv::expect_one(
@@ -246,14 +244,7 @@ fn select_ef(ex: &mut Exchange<'_>, p: &Profile, fid: u16) -> Result<Vec<u8>, Ex
         Step::SelectFile,
         &Vars::new().bytes("fid", &fid.to_be_bytes()),
     )?;
-    if r.sw.is_ok() {
-        Ok(r.data)
-    } else {
-        Err(ExchangeError::Status {
-            command: format!("SELECT EF {fid:04X}"),
-            sw: r.sw,
-        })
-    }
+    ok_or_status(r, format!("SELECT EF {fid:04X}"))
 }
 
 /// Whether factory file `f` is on the card: its application selected by
@@ -345,16 +336,36 @@ pub fn read_personal_ef_expecting(
     fid: u16,
     expected: Option<usize>,
 ) -> Result<Vec<u8>, ExchangeError> {
-    // A length known beforehand and a SELECT that answers nothing: the
-    // FCP's size is not needed to bound the reads (one GET RESPONSE less
-    // on a T=0 card).
+    match select_for_read(ex, p, fid, expected)? {
+        ReadPlan::Known(n) => ex.personal(|ex| read_tlv_known(ex, n)),
+        ReadPlan::Within(size) => ex.personal(|ex| read_tlv_rest(ex, size, expected)),
+    }
+}
+
+/// How an EF selected for reading is read: to a length known beforehand,
+/// or within the size its FCP gave.
+enum ReadPlan {
+    /// This many bytes are expected.
+    Known(usize),
+    /// The EF holds this many bytes.
+    Within(usize),
+}
+
+/// Select EF `fid` to read it: with the profile's `select_file_bare` when
+/// the length is known (no FCP to fetch: one GET RESPONSE less on a T=0
+/// card), else with `select_file` for the EF's size.
+fn select_for_read(
+    ex: &mut Exchange<'_>,
+    p: &Profile,
+    fid: u16,
+    expected: Option<usize>,
+) -> Result<ReadPlan, ExchangeError> {
     if let (Some(n), true) = (expected, p.commands.has(Step::SelectFileBare)) {
         let vars = Vars::new().bytes("fid", &fid.to_be_bytes());
         send_ok(ex, &p.commands, Step::SelectFileBare, &vars)?;
-        return ex.personal(|ex| read_tlv_known(ex, n));
+        return Ok(ReadPlan::Known(n));
     }
-    let size = select_ef_size(ex, p, fid)?;
-    ex.personal(|ex| read_tlv_rest(ex, size, expected))
+    Ok(ReadPlan::Within(select_ef_size(ex, p, fid)?))
 }
 
 /// [`read_personal_ef_expecting`] for an EF that holds no personal data
@@ -365,13 +376,10 @@ fn read_ef_expecting(
     fid: u16,
     expected: Option<usize>,
 ) -> Result<Vec<u8>, ExchangeError> {
-    if let (Some(n), true) = (expected, p.commands.has(Step::SelectFileBare)) {
-        let vars = Vars::new().bytes("fid", &fid.to_be_bytes());
-        send_ok(ex, &p.commands, Step::SelectFileBare, &vars)?;
-        return read_tlv_known(ex, n);
+    match select_for_read(ex, p, fid, expected)? {
+        ReadPlan::Known(n) => read_tlv_known(ex, n),
+        ReadPlan::Within(size) => read_tlv_rest(ex, size, expected),
     }
-    let size = select_ef_size(ex, p, fid)?;
-    read_tlv_rest(ex, size, expected)
 }
 
 /// The data object of the selected EF, whose length is thought to be
@@ -561,13 +569,7 @@ pub fn status_list(ex: &mut Exchange<'_>, p: &Profile) -> Result<Vec<RefStatus>,
         return Ok(Vec::new());
     };
     let r = get_data(ex, p, status_tag)?;
-    if !r.sw.is_ok() {
-        return Err(ExchangeError::Status {
-            command: what.to_string(),
-            sw: r.sw,
-        });
-    }
-    let data = r.data;
+    let data = ok_or_status(r, what)?;
     let nodes = tlv::decode(&data);
     // The entries, either bare or wrapped in the status tag.
     let tag = status_tag.to_be_bytes();
