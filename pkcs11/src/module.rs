@@ -98,10 +98,7 @@ pub fn access(p: &Profile, k: &KeySpec) -> Access {
 
 /// The reference of PIN number `n` of profile `p`.
 fn pin_reference(p: &Profile, n: u8) -> Option<u8> {
-    [p.id_pin, p.signature_pin]
-        .into_iter()
-        .find(|s| s.number() == n)
-        .map(|s| s.reference)
+    p.pin_by_number(n).map(|s| s.reference)
 }
 
 /// Whether PIN `reference` of a card still holds its factory value: a
