@@ -1,8 +1,12 @@
-//! Personalization of the reference national ID card and verification by
-//! reading back: the host side of `cardsmith perso`, `verify` and `read`.
-//! [`side::IssuerSide`] (profile, issuer key, CA, SCP03 keys) is what the
-//! line stations and the counters share with it; [`cli`] holds the
-//! commands' arguments and output, and no engine imports it.
+//! Personalization of a national ID card and verification by reading
+//! back: the host side of `cardsmith perso`, `verify` and `read`, for any
+//! card its profile describes ([`profile`]). Every command the engines send
+//! is a named step of the profile ([`commands`], sent by [`card::send`]):
+//! the engines know what a command is for, never its bytes. [`side`] holds
+//! what the line stations and the counters share with it (the profiles,
+//! the issuer key, the CA, the SCP03 keys); [`recognize`] matches a card's
+//! ATR to a profile before anything is sent; [`cli`] holds the commands'
+//! arguments and output, and no engine imports it.
 
 pub mod card;
 mod certs;
