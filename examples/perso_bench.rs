@@ -675,11 +675,7 @@ fn domestic_verify_minimum(
 fn factory_pin_keys(p: &cardsmith::perso::profile::Profile) -> usize {
     p.keys
         .iter()
-        .filter(|k| {
-            k.pin
-                .and_then(|n| p.pin_by_number(n))
-                .is_some_and(|pin| p.factory_pin(pin.reference).is_some())
-        })
+        .filter(|k| p.key_factory_pin(k).is_some())
         .count()
 }
 

@@ -105,11 +105,6 @@ pub enum LifeCycle {
 }
 
 impl LifeCycle {
-    /// The reference card's life cycle byte.
-    pub fn from_byte(b: u8) -> Option<LifeCycle> {
-        LifeCycle::from_byte_in(b, &LifeCycleValues::REFERENCE)
-    }
-
     /// A life cycle byte, by what the profile says its values mean.
     pub fn from_byte_in(b: u8, v: &LifeCycleValues) -> Option<LifeCycle> {
         [
@@ -662,10 +657,7 @@ pub fn factory_pin_for_key(
     p: &Profile,
     k: &KeySpec,
 ) -> Result<(), ExchangeError> {
-    let Some(pin) = k.pin.and_then(|n| p.pin_by_number(n)) else {
-        return Ok(());
-    };
-    let Some(value) = p.factory_pin(pin.reference) else {
+    let Some((pin, value)) = p.key_factory_pin(k) else {
         return Ok(());
     };
     let vars = Vars::new()
@@ -1167,7 +1159,11 @@ mod tests {
         // PIN 2 for every use (9C 02, 9D 01).
         let digest = [7u8; 32];
         for k in &p.keys {
-            let crt = k.usage.crt();
+            // The control reference templates of the reference card's keys.
+            let crt = match k.usage {
+                super::super::profile::KeyUsage::Authenticate => 0xA4,
+                super::super::profile::KeyUsage::Sign => 0xB6,
+            };
             let kv = || Vars::new().byte("key_reference", k.reference);
             let mut inner = tlv::build(&[0x83], &[k.reference]);
             inner.extend(tlv::build(&[0x80], &[0x11]));

@@ -1164,10 +1164,7 @@ fn check_keys(
         // that value (the issuer knows it); on a card without factory PINs
         // the signature key answers only after issuer authentication while
         // the card is not yet activated.
-        let factory_pin = lc != LifeCycle::Activated
-            && k.pin
-                .and_then(|n| p.pin_by_number(n))
-                .is_some_and(|pin| p.factory_pin(pin.reference).is_some());
+        let factory_pin = lc != LifeCycle::Activated && p.key_factory_pin(k).is_some();
         if k.usage == KeyUsage::Sign && lc != LifeCycle::Activated && !factory_pin {
             if let Err(why) = auth.get(ch)? {
                 rep.push(

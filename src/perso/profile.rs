@@ -428,16 +428,6 @@ pub enum KeyUsage {
     Sign,
 }
 
-impl KeyUsage {
-    /// The CRT tag for GENERATE ASYMMETRIC KEY PAIR and MSE SET.
-    pub fn crt(self) -> u8 {
-        match self {
-            KeyUsage::Authenticate => 0xA4,
-            KeyUsage::Sign => 0xB6,
-        }
-    }
-}
-
 /// Which certificate profile the CA applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CertKind {
@@ -792,6 +782,14 @@ impl Profile {
             .into_iter()
             .flatten()
             .find(|p| p.number() == number)
+    }
+
+    /// Key `k`'s PIN and the value it has when the card leaves the
+    /// factory, for a key behind a PIN that comes with a factory value:
+    /// the issuer gives it before the key signs for it.
+    pub fn key_factory_pin(&self, k: &KeySpec) -> Option<(PinSpec, &crate::secret::Secret)> {
+        let pin = k.pin.and_then(|n| self.pin_by_number(n))?;
+        self.factory_pin(pin.reference).map(|v| (pin, v))
     }
 
     /// The value PIN `reference` has when the card leaves the factory, if
