@@ -19,7 +19,8 @@ use crate::pki;
 use crate::script::eval::{Env, Value};
 use crate::script::{self, runner};
 use crate::tlv;
-use crate::transport::{Channel, Exchange, ExchangeError};
+use crate::transport::sansio::{converse, Io};
+use crate::transport::{Channel, ExchangeError};
 
 use super::card::{self, LifeCycle, StepError};
 use super::certs;
@@ -179,25 +180,23 @@ fn personalize_inner(
     let apdus = &std::cell::Cell::new(0usize);
 
     // Stage: the card must be blank; learn its serial; authenticate.
-    let serial = ch
-        .run(|ex| {
-            card::select_mf(ex, p)?;
-            let lc = card::life_cycle(ex, p)?;
-            let s = card::serial(ex, p)?;
-            count(apdus, ex);
-            Ok::<_, ExchangeError>((lc, s))
-        })
-        .map_err(PersoError::at(Stage::CheckBlank))
-        .and_then(|(lc, s)| {
-            if lc == LifeCycle::Blank {
-                Ok(s)
-            } else {
-                Err(PersoError::msg(
-                    Stage::CheckBlank,
-                    format!("the card is {lc}, not blank"),
-                ))
-            }
-        })?;
+    let serial = counted(ch, apdus, async |io| {
+        card::select_mf(io, p).await?;
+        let lc = card::life_cycle(io, p).await?;
+        let s = card::serial(io, p).await?;
+        Ok::<_, ExchangeError>((lc, s))
+    })
+    .map_err(PersoError::at(Stage::CheckBlank))
+    .and_then(|(lc, s)| {
+        if lc == LifeCycle::Blank {
+            Ok(s)
+        } else {
+            Err(PersoError::msg(
+                Stage::CheckBlank,
+                format!("the card is {lc}, not blank"),
+            ))
+        }
+    })?;
     let serial_hex = hex::compact(&serial);
     let secure_channel = stage_issuer(ch, iss, &serial, apdus, on_stage)?;
     on_stage(Stage::Scripts);
@@ -242,9 +241,21 @@ fn transparent_security_domain(ch: &mut Channel, p: &Profile) {
     }
 }
 
-/// Add the commands an exchange sent to the card's count.
-fn count(apdus: &std::cell::Cell<usize>, ex: &mut Exchange<'_>) {
-    apdus.set(apdus.get() + ex.take_trace().len());
+/// One conversation of a stage in one transaction, run again from its
+/// start once if another process reset the card ([`Channel::converse`]);
+/// when it succeeds, the APDUs it took are added to the card's count.
+fn counted<T, E: crate::transport::FromExchange>(
+    ch: &mut Channel,
+    apdus: &std::cell::Cell<usize>,
+    mut op: impl AsyncFnMut(&Io) -> Result<T, E>,
+) -> Result<T, E> {
+    ch.run(|ex| {
+        let r = converse(ex, &mut op);
+        if r.is_ok() {
+            apdus.set(apdus.get() + ex.take_trace().len());
+        }
+        r
+    })
 }
 
 /// The issuer proves itself: with the security domain's secure channel
@@ -291,9 +302,8 @@ fn stage_issuer(
     // in clear until personalization closes: nothing to prove.
     if p.security_domain.is_none() && p.issuer_auth {
         on_stage(Stage::IssuerAuth);
-        ch.run(|ex| {
-            let r = card::issuer_authenticate(ex, p, iss.key, serial);
-            count(apdus, ex);
+        counted(ch, apdus, async |io| {
+            let r = card::issuer_authenticate(io, p, iss.key, serial).await;
             r
         })
         .map_err(|e| match e {
@@ -455,14 +465,13 @@ fn stage_files(
     if untouched.is_empty() {
         return Ok(());
     }
-    let r = ch.run(|ex| {
+    let r = counted(ch, apdus, async |io| {
         let mut problems = Vec::new();
         for f in &untouched {
-            if let Err(why) = card::check_factory_file(ex, p, f)? {
+            if let Err(why) = card::check_factory_file(io, p, f).await? {
                 problems.push(why);
             }
         }
-        count(apdus, ex);
         Ok::<_, ExchangeError>(problems)
     });
     match r.map_err(PersoError::at(Stage::Scripts))? {
@@ -494,12 +503,11 @@ fn stage_enrol(
             ),
         ));
     }
-    ch.run(|ex| {
-        card::select_aid(ex, p, &p.identity_aid)?;
+    counted(ch, apdus, async |io| {
+        card::select_aid(io, p, &p.identity_aid).await?;
         for (f, r) in input.fingers.iter().zip(&p.bio_references) {
-            card::enrol_finger(ex, p, *r, f.position_code, &f.minutiae)?;
+            card::enrol_finger(io, p, *r, f.position_code, &f.minutiae).await?;
         }
-        count(apdus, ex);
         Ok::<_, ExchangeError>(())
     })
     .map_err(PersoError::at(Stage::Enrol))?;
@@ -516,23 +524,22 @@ fn stage_data_groups(
     apdus: &std::cell::Cell<usize>,
 ) -> Result<usize, PersoError> {
     let store_data = p.security_domain.as_ref().is_some_and(|sd| sd.store_data);
-    ch.run(|ex| {
-        card::select_aid(ex, p, &p.identity_aid)?;
+    counted(ch, apdus, async |io| {
+        card::select_aid(io, p, &p.identity_aid).await?;
         if store_data {
             let dgis: Vec<(u16, Vec<u8>)> = p
                 .data_groups
                 .iter()
                 .filter_map(|dg| dgs.get(&dg.number).map(|b| (dg.fid, b.clone())))
                 .collect();
-            card::store_data(ex, &dgis)?;
+            card::store_data(io, &dgis).await?;
         } else {
             for dg in &p.data_groups {
                 if let Some(b) = dgs.get(&dg.number) {
-                    card::write_personal_ef(ex, p, dg.fid, b)?;
+                    card::write_personal_ef(io, p, dg.fid, b).await?;
                 }
             }
         }
-        count(apdus, ex);
         Ok::<_, ExchangeError>(())
     })
     .map_err(PersoError::at(Stage::DataGroups))?;
@@ -560,29 +567,25 @@ fn stage_keys(
     let expiry =
         certs::card_expiry(&input.expiry_date).map_err(|e| PersoError::msg(Stage::Keys, e))?;
     for k in &p.keys {
-        let point = ch
-            .run(|ex| {
-                card::select_aid(ex, p, &p.pki_aid)?;
-                let r = card::generate_key(ex, k);
-                count(apdus, ex);
-                r
-            })
-            .map_err(PersoError::at(Stage::Keys))?;
+        let point = counted(ch, apdus, async |io| {
+            card::select_aid(io, p, &p.pki_aid).await?;
+            let r = card::generate_key(io, k).await;
+            r
+        })
+        .map_err(PersoError::at(Stage::Keys))?;
         let info = pki::request_info_der(&input.subject, &point)
             .map_err(|e| PersoError::msg(Stage::Keys, format!("key {}: {e}", k.name)))?;
-        let signature = ch
-            .run(|ex| {
-                card::select_aid(ex, p, &p.pki_aid)?;
-                card::factory_pin_for_key(ex, p, k)?;
-                let r = card::sign_digest(ex, k, &sha256(&info));
-                count(apdus, ex);
-                r.map_err(StepErr)
-            })
-            .map_err(|e| PersoError {
-                stage: Stage::Keys,
-                transport: matches!(&e.0, StepError::Exchange(ExchangeError::Transport(_))),
-                detail: format!("key {}: signing the request: {}", k.name, e.0),
-            })?;
+        let signature = counted(ch, apdus, async |io| {
+            card::select_aid(io, p, &p.pki_aid).await?;
+            card::factory_pin_for_key(io, p, k).await?;
+            let r = card::sign_digest(io, k, &sha256(&info)).await;
+            r.map_err(StepErr)
+        })
+        .map_err(|e| PersoError {
+            stage: Stage::Keys,
+            transport: matches!(&e.0, StepError::Exchange(ExchangeError::Transport(_))),
+            detail: format!("key {}: signing the request: {}", k.name, e.0),
+        })?;
         let csr = pki::assemble_csr(&info, &signature)
             .map_err(|e| PersoError::msg(Stage::Keys, format!("key {}: {e}", k.name)))?;
         let cert = iss.ca.issue(&csr, cert_profile(k), terms).map_err(|e| {
@@ -610,10 +613,9 @@ fn stage_keys(
                 ),
             )
         })?;
-        ch.run(|ex| {
-            card::select_aid(ex, p, &p.pki_aid)?;
-            let r = card::write_personal_ef(ex, p, k.certificate_fid, &cert);
-            count(apdus, ex);
+        counted(ch, apdus, async |io| {
+            card::select_aid(io, p, &p.pki_aid).await?;
+            let r = card::write_personal_ef(io, p, k.certificate_fid, &cert).await;
             r
         })
         .map_err(PersoError::at(Stage::Keys))?;
@@ -640,10 +642,9 @@ fn stage_security_object(
         .collect();
     let sod = pki::build_sod(&covered, iss.signer)
         .map_err(|e| PersoError::msg(Stage::SecurityObject, e.to_string()))?;
-    ch.run(|ex| {
-        card::select_aid(ex, p, &p.identity_aid)?;
-        let r = card::write_ef(ex, p, p.sod_fid, &sod);
-        count(apdus, ex);
+    counted(ch, apdus, async |io| {
+        card::select_aid(io, p, &p.identity_aid).await?;
+        let r = card::write_ef(io, p, p.sod_fid, &sod).await;
         r
     })
     .map_err(PersoError::at(Stage::SecurityObject))?;
@@ -659,13 +660,11 @@ fn stage_close(
 ) -> Result<(), PersoError> {
     // The card's 9000 is its word; verification reads the life cycle
     // back (an extra GET DATA here would cost every card a round trip).
-    let sw = ch
-        .run(|ex| {
-            let sw = card::life_cycle_step(ex, p, Step::ClosePersonalization)?;
-            count(apdus, ex);
-            Ok::<_, ExchangeError>(sw)
-        })
-        .map_err(PersoError::at(Stage::Close))?;
+    let sw = counted(ch, apdus, async |io| {
+        let sw = card::life_cycle_step(io, p, Step::ClosePersonalization).await?;
+        Ok::<_, ExchangeError>(sw)
+    })
+    .map_err(PersoError::at(Stage::Close))?;
     if sw != StatusWord::Ok {
         return Err(PersoError::msg(
             Stage::Close,
@@ -880,9 +879,9 @@ pub fn verify(
         fingers: vec![],
         passed: false,
     };
-    let (lc, serial) = ch.run(|ex| {
-        card::select_mf(ex, p)?;
-        Ok::<_, ExchangeError>((card::life_cycle(ex, p)?, card::serial(ex, p)?))
+    let (lc, serial) = ch.converse(async |io| {
+        card::select_mf(io, p).await?;
+        Ok::<_, ExchangeError>((card::life_cycle(io, p).await?, card::serial(io, p).await?))
     })?;
     let serial_hex = hex::compact(&serial);
     rep.serial = Some(serial_hex.clone());
@@ -916,7 +915,7 @@ pub fn verify(
     rep.fingers = identity.fingers;
     // PIN and biometric states.
     if p.status_tag.is_some() {
-        let states = ch.run(|ex| card::status_list(ex, p))?;
+        let states = ch.converse(async |io| card::status_list(io, p).await)?;
         rep.push("PIN states", check_pin_states(p, lc, &states));
     }
     check_closed(ch, p, &mut rep, lc, &mut auth)?;
@@ -967,7 +966,7 @@ impl IssuerAuth<'_> {
         if self.result.is_none() {
             let (p, key, serial) = (self.iss.profile, self.iss.key, &self.serial);
             self.result = Some(
-                match ch.run(|ex| card::issuer_authenticate(ex, p, key, serial)) {
+                match ch.converse(async |io| card::issuer_authenticate(io, p, key, serial).await) {
                     Ok(()) => Ok(()),
                     Err(e @ ExchangeError::Transport(_)) => return Err(e),
                     Err(e) => Err(format!(
@@ -1176,12 +1175,14 @@ fn check_keys(
                 continue;
             }
         }
-        let sig = ch.run(|ex| {
-            card::select_aid(ex, p, &p.pki_aid)?;
+        let sig = ch.converse(async |io| {
+            card::select_aid(io, p, &p.pki_aid).await?;
             if factory_pin {
-                card::factory_pin_for_key(ex, p, k)?;
+                card::factory_pin_for_key(io, p, k).await?;
             }
-            card::sign_digest(ex, k, &sha256(&challenge)).map_err(StepErr)
+            card::sign_digest(io, k, &sha256(&challenge))
+                .await
+                .map_err(StepErr)
         });
         let result = match sig {
             Ok(sig) => match pki::certificate_public_key(&cert) {
@@ -1237,12 +1238,12 @@ fn check_fingers(
         // the others: it is not asked again.
         let mut diagnostics = true;
         for (f, r) in input.fingers.iter().zip(&p.bio_references) {
-            match ch.run(|ex| {
-                card::select_aid(ex, p, &p.identity_aid)?;
+            match ch.converse(async |io| {
+                card::select_aid(io, p, &p.identity_aid).await?;
                 if diagnostics {
-                    card::verify_finger_diagnosed(ex, p, *r, &f.minutiae)
+                    card::verify_finger_diagnosed(io, p, *r, &f.minutiae).await
                 } else {
-                    Ok((card::verify_finger(ex, p, *r, &f.minutiae)?, None))
+                    Ok((card::verify_finger(io, p, *r, &f.minutiae).await?, None))
                 }
             }) {
                 Ok((sw, diag)) => {
@@ -1299,9 +1300,9 @@ fn check_bits_on_card(
 ) -> Result<(), ExchangeError> {
     // The card's own BITs (GET DATA 7F61) are the ones DG4 lists, in the
     // layout of ISO/IEC 7816-11 / MINEX II (B1 inside A1).
-    let on_card = ch.run(|ex| {
-        card::select_aid(ex, p, &p.identity_aid)?;
-        card::bit_group(ex, p)
+    let on_card = ch.converse(async |io| {
+        card::select_aid(io, p, &p.identity_aid).await?;
+        card::bit_group(io, p).await
     });
     rep.push(
         "biometric information templates on the card",
@@ -1336,15 +1337,16 @@ fn check_closed(
                 Ok(()) => String::new(),
                 Err(why) => format!(" ({why}; probed without it)"),
             };
-            let sw = ch.run(|ex| {
-                card::select_mf(ex, p)?;
+            let sw = ch.converse(async |io| {
+                card::select_mf(io, p).await?;
                 Ok::<_, ExchangeError>(
                     card::send(
-                        ex,
+                        io,
                         &p.commands,
                         Step::ClosedProbe,
                         &crate::script::template::Vars::new(),
-                    )?
+                    )
+                    .await?
                     .sw,
                 )
             })?;
@@ -1624,12 +1626,14 @@ fn date_text(b: &[u8]) -> String {
 
 /// Read a personalized card's contents.
 pub fn read(ch: &mut Channel, p: &Profile) -> Result<CardDump, ExchangeError> {
-    let (lc, serial) = ch.run(|ex| {
-        card::select_mf(ex, p)?;
-        Ok::<_, ExchangeError>((card::life_cycle(ex, p)?, card::serial(ex, p)?))
+    let (lc, serial) = ch.converse(async |io| {
+        card::select_mf(io, p).await?;
+        Ok::<_, ExchangeError>((card::life_cycle(io, p).await?, card::serial(io, p).await?))
     })?;
     let rb = card::read_back(ch, p)?;
-    let pins = ch.run(|ex| card::status_list(ex, p)).unwrap_or_default();
+    let pins = ch
+        .converse(async |io| card::status_list(io, p).await)
+        .unwrap_or_default();
     let mut groups = Vec::new();
     let mut photo = None;
     let mut fingers = Vec::new();

@@ -30,6 +30,7 @@
 //! EF this channel names, or reads another DF's EF of the same FID).
 
 pub mod pcsc;
+pub mod sansio;
 pub mod sim;
 
 use crate::apdu::{ApduError, Command, Data, Response, ResponseError, StatusWord};
@@ -212,6 +213,10 @@ pub enum ExchangeError {
     /// or a value that does not fit its template).
     #[error("{command}: the card profile's command: {detail}")]
     Profile { command: String, detail: String },
+    /// A card conversation ([`sansio`]) waited on something other than
+    /// the card: a defect of the conversation, never of the card.
+    #[error("a card conversation waited on something other than the card")]
+    Stalled,
 }
 
 /// Secure messaging for every command of a [`Channel`] (a GlobalPlatform
@@ -798,60 +803,16 @@ impl<'s> Exchange<'s> {
         }
     }
 
-    /// Like [`Self::expect_ok`], but 6282 (end of file before Ne bytes) is
-    /// fine for a read: the data that came is good.
-    fn expect_read(&mut self, c: &Command) -> Result<Vec<u8>, ExchangeError> {
-        let r = self.transmit(c)?;
-        if r.sw.is_ok() || r.sw == StatusWord::EndOfFile {
-            Ok(r.data)
-        } else {
-            Err(ExchangeError::Status {
-                command: describe(c),
-                sw: r.sw,
-            })
-        }
-    }
-
     /// Read `len` bytes of the current EF from `offset`, in as few READ BINARY
-    /// commands as the card allows: one extended read when it takes extended
-    /// length, otherwise 256-byte pieces. Offsets above 32767 use odd INS B1.
+    /// commands as the card allows ([`sansio::Io::read_binary`]).
     pub fn read_binary(&mut self, offset: usize, len: usize) -> Result<Vec<u8>, ExchangeError> {
-        let mut out = Vec::with_capacity(len);
-        let max = self.max_ne_per_apdu();
-        while out.len() < len {
-            let at = offset + out.len();
-            let want = (len - out.len()).min(max);
-            let data = if at <= 0x7FFF {
-                self.expect_read(&crate::apdu::cmd::read_binary(at as u16, want))?
-            } else {
-                // B1 wraps the data in DO 53 (tag, up to 3 length bytes):
-                // leave room for that header in Ne, then take the value.
-                let want = want.min(max - 4);
-                let ne = (want + 4).min(max);
-                let wrapped =
-                    self.expect_read(&crate::apdu::cmd::read_binary_odd(at as u32, ne))?;
-                unwrap_do53(&wrapped).ok_or_else(|| ExchangeError::BadResponseData {
-                    command: "READ BINARY (odd INS B1)".into(),
-                    detail: format!(
-                        "expected the data in a DO 53, got {}",
-                        crate::hex::spaced(wrapped.get(..8).unwrap_or(&wrapped))
-                    ),
-                })?
-            };
-            if data.is_empty() {
-                break;
-            }
-            out.extend_from_slice(&data);
-        }
-        out.truncate(len);
-        Ok(out)
+        sansio::converse(self, async |io| io.read_binary(offset, len).await)
     }
 
-    /// Write `data` into the current EF at `offset`: one APDU when extended
-    /// length or chaining carries it, otherwise chunked UPDATE BINARY commands
-    /// at increasing offsets. Offsets above 32767 use odd INS D7.
+    /// Write `data` into the current EF at `offset`, in as few UPDATE
+    /// BINARY commands as the card allows ([`sansio::Io::update_binary`]).
     pub fn update_binary(&mut self, offset: usize, data: &[u8]) -> Result<(), ExchangeError> {
-        self.update_binary_as(offset, data, false)
+        sansio::converse(self, async |io| io.update_binary(offset, data).await)
     }
 
     /// [`Exchange::update_binary`] for a citizen's personal data: every
@@ -861,46 +822,9 @@ impl<'s> Exchange<'s> {
         offset: usize,
         data: &[u8],
     ) -> Result<(), ExchangeError> {
-        self.update_binary_as(offset, data, true)
-    }
-
-    fn update_binary_as(
-        &mut self,
-        offset: usize,
-        data: &[u8],
-        personal: bool,
-    ) -> Result<(), ExchangeError> {
-        let mark = |c: Command| if personal { c.personal() } else { c };
-        let one_apdu = self.max_data_per_apdu() >= data.len()
-            || (self.caps.chaining && self.opts.allow_chaining);
-        let chunk = if one_apdu {
-            data.len().max(1)
-        } else {
-            crate::apdu::SHORT_MAX_NC.min(self.max_data_per_apdu())
-        };
-        // The card's own limit (its profile's), whatever the transport allows.
-        let chunk = self.max_update_block.map_or(chunk, |m| chunk.min(m.max(1)));
-        let mut done = 0;
-        while done < data.len() {
-            let at = offset + done;
-            let end = (done + chunk).min(data.len());
-            // Odd INS carries 54/53 headers: keep the piece small enough for them.
-            if at <= 0x7FFF {
-                self.expect_ok(&mark(crate::apdu::cmd::update_binary(
-                    at as u16,
-                    data.get(done..end).unwrap_or_default(),
-                )))?;
-                done = end;
-            } else {
-                let end = (done + chunk.saturating_sub(10).max(1)).min(data.len());
-                self.expect_ok(&mark(crate::apdu::cmd::update_binary_odd(
-                    at as u32,
-                    data.get(done..end).unwrap_or_default(),
-                )))?;
-                done = end;
-            }
-        }
-        Ok(())
+        sansio::converse(self, async |io| {
+            io.update_binary_personal(offset, data).await
+        })
     }
 
     /// ISO 7816-4 §5.3.3 command chaining: all parts but the last have CLA b5 set.
@@ -929,26 +853,7 @@ impl<'s> Exchange<'s> {
     }
 }
 
-/// The value of a DO 53 (discretionary data) as returned by odd-INS READ BINARY.
-fn unwrap_do53(b: &[u8]) -> Option<Vec<u8>> {
-    let (&tag, rest) = b.split_first()?;
-    if tag != 0x53 {
-        return None;
-    }
-    let (&l0, rest) = rest.split_first()?;
-    let (len, rest) = match l0 {
-        0..=0x7F => (l0 as usize, rest),
-        0x81 => (*rest.first()? as usize, rest.get(1..)?),
-        0x82 => (
-            u16::from_be_bytes([*rest.first()?, *rest.get(1)?]) as usize,
-            rest.get(2..)?,
-        ),
-        _ => return None,
-    };
-    rest.get(..len).map(|v| v.to_vec())
-}
-
-fn describe(c: &Command) -> String {
+pub(crate) fn describe(c: &Command) -> String {
     format!(
         "{} (INS {:02X}, {} data bytes)",
         crate::hex::spaced(&c.header()),
@@ -1105,6 +1010,16 @@ impl Channel {
         self.transport.reconnect(reset)?;
         self.caps = CardCaps::from_atr(&self.transport.atr());
         Ok(())
+    }
+
+    /// [`Channel::run`] for a conversation ([`sansio`]): `op` asks its
+    /// [`sansio::Io`] and the exchange answers; run again from its start,
+    /// once, if another process reset the card.
+    pub fn converse<T, E: FromExchange>(
+        &mut self,
+        mut op: impl AsyncFnMut(&sansio::Io) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.run(|ex| sansio::converse(ex, &mut op))
     }
 
     /// Run one logical operation in one transaction. If another process reset

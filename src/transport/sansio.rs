@@ -1,0 +1,509 @@
+//! Card conversations without I/O.
+//!
+//! A conversation is an `async fn` over an [`Io`]: personalization's and
+//! verification's card steps, the read-back, the counter's checks. It never
+//! touches a reader. Each command it wants answered it hands to its [`Io`]
+//! and waits; whoever drives it takes the command, has the card answer it
+//! however it likes, and hands the answer back. The compiler turns each
+//! conversation into a step machine; [`Machine`] is the one loop's view of
+//! it: [`Machine::resume`] gives the next command to send (or the result),
+//! [`Machine::answer`] takes the card's response.
+//!
+//! Two drivers use it:
+//! - [`converse`] answers over an [`Exchange`] (a reader or the simulated
+//!   card, with GET RESPONSE, 6Cxx, chaining, secure messaging and the
+//!   trace below the conversation);
+//! - a test answers from a list of canned responses (see this module's
+//!   tests and `tests/host_responses.rs`), with no transport at all.
+//!
+//! What the conversation may ask beyond the card's answers is fixed when
+//! it starts ([`Facts`]: the card's APDU limits) or comes back with each
+//! answer (the card's current DF as the exchange follows it).
+
+use super::{describe, Exchange, ExchangeError, Selected};
+use crate::apdu::{Command, Response, StatusWord};
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+/// What a conversation knows about the card before it says anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    /// The card's current DF as far as the host knows (`None`: unknown).
+    pub selected: Option<Selected>,
+    /// Largest data field one command carries (after secure messaging).
+    pub max_data: usize,
+    /// Largest Ne one command asks for.
+    pub max_ne: usize,
+    /// Whether a longer data field goes as one chained command.
+    pub chaining: bool,
+    /// The card's largest UPDATE BINARY block (its profile's), if smaller.
+    pub max_update_block: Option<usize>,
+}
+
+impl Facts {
+    /// A card of short APDUs, without chaining, nothing selected: what a
+    /// test's canned card is unless it says otherwise.
+    pub fn short() -> Facts {
+        Facts {
+            selected: None,
+            max_data: crate::apdu::SHORT_MAX_NC,
+            max_ne: crate::apdu::SHORT_MAX_NE,
+            chaining: false,
+            max_update_block: None,
+        }
+    }
+}
+
+/// A command the conversation waits on, or the answer it waits for.
+enum Mailbox {
+    Empty,
+    Asking { command: Command, personal: bool },
+    Answered(Result<Response, ExchangeError>),
+}
+
+/// The conversation's side of the card: it asks, the driver answers.
+pub struct Io {
+    mailbox: RefCell<Mailbox>,
+    personal: Cell<bool>,
+    facts: RefCell<Facts>,
+}
+
+impl Io {
+    pub fn new(facts: Facts) -> Io {
+        Io {
+            mailbox: RefCell::new(Mailbox::Empty),
+            personal: Cell::new(false),
+            facts: RefCell::new(facts),
+        }
+    }
+
+    /// The card's current DF as far as the host knows (`None`: unknown),
+    /// as of the last answer.
+    pub fn selected(&self) -> Option<Selected> {
+        self.facts.borrow().selected.clone()
+    }
+
+    /// Largest data field the card takes in one command.
+    pub fn max_data_per_apdu(&self) -> usize {
+        self.facts.borrow().max_data
+    }
+
+    /// The card's answer to `c`.
+    pub fn transmit(&self, c: &Command) -> Ask<'_> {
+        Ask {
+            io: self,
+            command: Some(c.clone()),
+        }
+    }
+
+    /// The data of the card's 9000 answer to `c`; any other status is an
+    /// error naming the command.
+    pub async fn expect_ok(&self, c: &Command) -> Result<Vec<u8>, ExchangeError> {
+        let r = self.transmit(c).await?;
+        if r.sw.is_ok() {
+            Ok(r.data)
+        } else {
+            Err(ExchangeError::Status {
+                command: describe(c),
+                sw: r.sw,
+            })
+        }
+    }
+
+    /// [`Io::expect_ok`] for a read: 6282 (end of file before Ne bytes)
+    /// still brings good data.
+    async fn expect_read(&self, c: &Command) -> Result<Vec<u8>, ExchangeError> {
+        let r = self.transmit(c).await?;
+        if r.sw.is_ok() || r.sw == StatusWord::EndOfFile {
+            Ok(r.data)
+        } else {
+            Err(ExchangeError::Status {
+                command: describe(c),
+                sw: r.sw,
+            })
+        }
+    }
+
+    /// Run `f` with every answer marked as a citizen's personal data: the
+    /// trace shows `PERSONAL(n bytes)` for their data unless the session
+    /// asked for personal data (reads of data groups and certificates).
+    pub async fn personal<T>(&self, f: impl Future<Output = T>) -> T {
+        let before = self.personal.replace(true);
+        let r = f.await;
+        self.personal.set(before);
+        r
+    }
+
+    /// Read `len` bytes of the current EF from `offset`, in as few READ
+    /// BINARY commands as the card allows: one extended read when it takes
+    /// extended length, otherwise 256-byte pieces. Offsets above 32767 use
+    /// odd INS B1.
+    pub async fn read_binary(&self, offset: usize, len: usize) -> Result<Vec<u8>, ExchangeError> {
+        let mut out = Vec::with_capacity(len.min(1 << 16));
+        let max = self.facts.borrow().max_ne;
+        while out.len() < len {
+            let at = offset + out.len();
+            let want = (len - out.len()).min(max);
+            let data = if at <= 0x7FFF {
+                self.expect_read(&crate::apdu::cmd::read_binary(at as u16, want))
+                    .await?
+            } else {
+                // B1 wraps the data in DO 53 (tag, up to 3 length bytes):
+                // leave room for that header in Ne, then take the value.
+                let want = want.min(max - 4);
+                let ne = (want + 4).min(max);
+                let wrapped = self
+                    .expect_read(&crate::apdu::cmd::read_binary_odd(at as u32, ne))
+                    .await?;
+                unwrap_do53(&wrapped).ok_or_else(|| ExchangeError::BadResponseData {
+                    command: "READ BINARY (odd INS B1)".into(),
+                    detail: format!(
+                        "expected the data in a DO 53, got {}",
+                        crate::hex::spaced(wrapped.get(..8).unwrap_or(&wrapped))
+                    ),
+                })?
+            };
+            if data.is_empty() {
+                break;
+            }
+            out.extend_from_slice(&data);
+        }
+        out.truncate(len);
+        Ok(out)
+    }
+
+    /// Write `data` into the current EF at `offset`: one command when
+    /// extended length or chaining carries it, otherwise UPDATE BINARY
+    /// pieces at increasing offsets (at most the card's own block).
+    /// Offsets above 32767 use odd INS D7.
+    pub async fn update_binary(&self, offset: usize, data: &[u8]) -> Result<(), ExchangeError> {
+        self.update_binary_as(offset, data, false).await
+    }
+
+    /// [`Io::update_binary`] for a citizen's personal data: every
+    /// command's data field is marked personal.
+    pub async fn update_binary_personal(
+        &self,
+        offset: usize,
+        data: &[u8],
+    ) -> Result<(), ExchangeError> {
+        self.update_binary_as(offset, data, true).await
+    }
+
+    async fn update_binary_as(
+        &self,
+        offset: usize,
+        data: &[u8],
+        personal: bool,
+    ) -> Result<(), ExchangeError> {
+        let mark = |c: Command| if personal { c.personal() } else { c };
+        let f = self.facts.borrow().clone();
+        let chunk = if f.max_data >= data.len() || f.chaining {
+            data.len().max(1)
+        } else {
+            crate::apdu::SHORT_MAX_NC.min(f.max_data)
+        };
+        // The card's own limit (its profile's), whatever the transport allows.
+        let chunk = f.max_update_block.map_or(chunk, |m| chunk.min(m.max(1)));
+        let mut done = 0;
+        while done < data.len() {
+            let at = offset + done;
+            // Odd INS carries 54/53 headers: keep the piece small enough for them.
+            let (end, c) = if at <= 0x7FFF {
+                let end = (done + chunk).min(data.len());
+                let piece = data.get(done..end).unwrap_or_default();
+                (end, crate::apdu::cmd::update_binary(at as u16, piece))
+            } else {
+                let end = (done + chunk.saturating_sub(10).max(1)).min(data.len());
+                let piece = data.get(done..end).unwrap_or_default();
+                (end, crate::apdu::cmd::update_binary_odd(at as u32, piece))
+            };
+            self.expect_ok(&mark(c)).await?;
+            done = end;
+        }
+        Ok(())
+    }
+}
+
+/// The value of a DO 53 (discretionary data) as returned by odd-INS READ BINARY.
+fn unwrap_do53(b: &[u8]) -> Option<Vec<u8>> {
+    let (&tag, rest) = b.split_first()?;
+    if tag != 0x53 {
+        return None;
+    }
+    let (&l0, rest) = rest.split_first()?;
+    let (len, rest) = match l0 {
+        0..=0x7F => (l0 as usize, rest),
+        0x81 => (*rest.first()? as usize, rest.get(1..)?),
+        0x82 => (
+            u16::from_be_bytes([*rest.first()?, *rest.get(1)?]) as usize,
+            rest.get(2..)?,
+        ),
+        _ => return None,
+    };
+    rest.get(..len).map(|v| v.to_vec())
+}
+
+/// A conversation asking the card: on its first poll it posts its
+/// command (marked personal if the conversation is inside
+/// [`Io::personal`] then), and it is ready when the answer is in.
+pub struct Ask<'a> {
+    io: &'a Io,
+    command: Option<Command>,
+}
+
+impl Future for Ask<'_> {
+    type Output = Result<Response, ExchangeError>;
+
+    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(command) = self.command.take() {
+            *self.io.mailbox.borrow_mut() = Mailbox::Asking {
+                command,
+                personal: self.io.personal.get(),
+            };
+            return Poll::Pending;
+        }
+        let mut mailbox = self.io.mailbox.borrow_mut();
+        match std::mem::replace(&mut *mailbox, Mailbox::Empty) {
+            Mailbox::Answered(r) => Poll::Ready(r),
+            other => {
+                *mailbox = other;
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// What a conversation wants next.
+#[derive(Debug)]
+pub enum Next<T> {
+    /// Send this command and [`Machine::answer`] with the card's response.
+    /// `personal`: the answer is a citizen's personal data (for the trace).
+    Send { command: Command, personal: bool },
+    /// The conversation is over.
+    Done(T),
+}
+
+/// A conversation as a step machine: the one loop that drives it asks
+/// [`Machine::resume`] for the next command and gives back the answer.
+pub struct Machine<'a, F: Future> {
+    io: &'a Io,
+    conversation: Pin<Box<F>>,
+}
+
+impl<'a, T, E, F> Machine<'a, F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: From<ExchangeError>,
+{
+    /// `conversation` must ask only `io`.
+    pub fn new(io: &'a Io, conversation: F) -> Self {
+        Machine {
+            io,
+            conversation: Box::pin(conversation),
+        }
+    }
+
+    /// Run the conversation to its next command, or to its end.
+    pub fn resume(&mut self) -> Next<Result<T, E>> {
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Poll::Ready(r) = self.conversation.as_mut().poll(&mut cx) {
+            return Next::Done(r);
+        }
+        let mut mailbox = self.io.mailbox.borrow_mut();
+        match std::mem::replace(&mut *mailbox, Mailbox::Empty) {
+            Mailbox::Asking { command, personal } => Next::Send { command, personal },
+            // Pending on anything but the card: only a conversation that
+            // awaits something other than its Io gets here.
+            _ => Next::Done(Err(E::from(ExchangeError::Stalled))),
+        }
+    }
+
+    /// The card's answer to the command [`Machine::resume`] gave, and the
+    /// card's current DF after it as far as the driver knows.
+    pub fn answer(&mut self, r: Result<Response, ExchangeError>, selected: Option<Selected>) {
+        self.io.facts.borrow_mut().selected = selected;
+        *self.io.mailbox.borrow_mut() = Mailbox::Answered(r);
+    }
+}
+
+/// Run `conversation` over `ex`: the one loop. Every command it asks goes
+/// through the exchange (GET RESPONSE, 6Cxx, chaining, secure messaging,
+/// trace); every answer goes back with the card's current DF.
+pub fn drive<T, E, F>(ex: &mut Exchange<'_>, io: &Io, conversation: F) -> Result<T, E>
+where
+    F: Future<Output = Result<T, E>>,
+    E: From<ExchangeError>,
+{
+    let mut m = Machine::new(io, conversation);
+    loop {
+        match m.resume() {
+            Next::Done(r) => return r,
+            Next::Send { command, personal } => {
+                let r = if personal {
+                    ex.personal(|ex| ex.transmit(&command))
+                } else {
+                    ex.transmit(&command)
+                };
+                m.answer(r, ex.selected().cloned());
+            }
+        }
+    }
+}
+
+/// The [`Facts`] of an exchange.
+pub fn facts_of(ex: &Exchange<'_>) -> Facts {
+    Facts {
+        selected: ex.selected().cloned(),
+        max_data: ex.max_data_per_apdu(),
+        max_ne: ex.max_ne_per_apdu(),
+        chaining: ex.caps.chaining && ex.opts.allow_chaining,
+        max_update_block: ex.max_update_block,
+    }
+}
+
+/// Hold the conversation `op` makes over `ex` ([`drive`] with an [`Io`]
+/// made for it).
+pub fn converse<T, E>(
+    ex: &mut Exchange<'_>,
+    op: impl AsyncFnOnce(&Io) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<ExchangeError>,
+{
+    let io = Io::new(facts_of(ex));
+    drive(ex, &io, op(&io))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The machine fed canned answers: no transport, no exchange.
+    use super::*;
+    use crate::apdu::cmd;
+    use crate::hex::parse as h;
+
+    /// Drive `conversation` with `answers` in order; the commands it sent.
+    fn canned<T>(
+        io: &Io,
+        conversation: impl Future<Output = Result<T, ExchangeError>>,
+        answers: &[&str],
+    ) -> (Vec<String>, Result<T, ExchangeError>) {
+        let mut m = Machine::new(io, conversation);
+        let mut sent = Vec::new();
+        let mut answers = answers.iter();
+        loop {
+            match m.resume() {
+                Next::Done(r) => return (sent, r),
+                Next::Send { command, .. } => {
+                    sent.push(crate::hex::compact(&command.encode().unwrap()));
+                    let r = answers
+                        .next()
+                        .map(|a| Response::from_bytes(&h(a).unwrap()).map_err(ExchangeError::from))
+                        .unwrap_or(Err(ExchangeError::BadResponseData {
+                            command: "canned".into(),
+                            detail: "no more answers".into(),
+                        }));
+                    m.answer(r, None);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_long_read_is_asked_in_pieces() {
+        let io = Io::new(Facts::short());
+        let first = format!("{}9000", "11".repeat(256));
+        let second = format!("{}9000", "22".repeat(44));
+        let (sent, r) = canned(&io, io.read_binary(0, 300), &[&first, &second]);
+        assert_eq!(sent, ["00B0000000", "00B001002C"]);
+        let data = r.unwrap();
+        assert_eq!(data.len(), 300);
+        assert_eq!(data[256..], [0x22; 44]);
+    }
+
+    #[test]
+    fn a_read_stops_where_the_file_ends() {
+        let io = Io::new(Facts::short());
+        let first = format!("{}9000", "11".repeat(256));
+        let (sent, r) = canned(&io, io.read_binary(0, 300), &[&first, "6282"]);
+        assert_eq!(sent, ["00B0000000", "00B001002C"]);
+        assert_eq!(r.unwrap(), vec![0x11; 256]);
+    }
+
+    #[test]
+    fn a_refused_write_stops_the_conversation_naming_the_command() {
+        let io = Io::new(Facts {
+            max_update_block: Some(4),
+            ..Facts::short()
+        });
+        let (sent, r) = canned(
+            &io,
+            io.update_binary(0, &[1, 2, 3, 4, 5, 6, 7, 8, 9]),
+            &["9000", "6A84"],
+        );
+        // The third piece is never asked: the card refused the second.
+        assert_eq!(sent, ["00D600000401020304", "00D600040405060708"]);
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains("00 D6 00 04") && e.contains("6A84"), "{e}");
+    }
+
+    #[test]
+    fn answers_and_the_selection_reach_the_conversation() {
+        let io = Io::new(Facts::short());
+        let conv = async {
+            let before = io.selected();
+            let r = io.transmit(&cmd::select_mf(cmd::SelectReturn::Fcp)).await?;
+            Ok::<_, ExchangeError>((before, r.sw, io.selected()))
+        };
+        let mut m = Machine::new(&io, conv);
+        let Next::Send { command, personal } = m.resume() else {
+            panic!("expected a command")
+        };
+        assert_eq!(command.ins, 0xA4);
+        assert!(!personal);
+        m.answer(
+            Ok(Response::from_bytes(&[0x90, 0x00]).unwrap()),
+            Some(Selected::Mf),
+        );
+        let Next::Done(Ok((before, sw, after))) = m.resume() else {
+            panic!("expected the end")
+        };
+        assert_eq!(
+            (before, sw, after),
+            (None, StatusWord::Ok, Some(Selected::Mf))
+        );
+    }
+
+    #[test]
+    fn personal_marks_only_the_commands_inside_it() {
+        let io = Io::new(Facts::short());
+        let conv = async {
+            io.personal(io.transmit(&cmd::read_binary(0, 4))).await?;
+            io.transmit(&cmd::read_binary(0, 4)).await?;
+            Ok::<_, ExchangeError>(())
+        };
+        let mut m = Machine::new(&io, conv);
+        let mut marks = Vec::new();
+        while let Next::Send { personal, .. } = m.resume() {
+            marks.push(personal);
+            m.answer(Ok(Response::from_bytes(&[0x90, 0x00]).unwrap()), None);
+        }
+        assert_eq!(marks, [true, false]);
+    }
+
+    #[test]
+    fn a_conversation_that_waits_on_something_else_ends_with_an_error() {
+        let io = Io::new(Facts::short());
+        let conv = async {
+            std::future::pending::<()>().await;
+            Ok::<(), ExchangeError>(())
+        };
+        let mut m = Machine::new(&io, conv);
+        assert!(matches!(
+            m.resume(),
+            Next::Done(Err(ExchangeError::Stalled))
+        ));
+    }
+}
