@@ -50,7 +50,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
                 ExchangeError::Encode(_)
                 | ExchangeError::TooLong { .. }
                 | ExchangeError::Profile { .. }
-                | ExchangeError::Stalled => EXIT_USAGE,
+                | ExchangeError::Driver(_) => EXIT_USAGE,
                 ExchangeError::GetResponseLoop { .. } | ExchangeError::SecureChannel { .. } => {
                     EXIT_TRANSPORT
                 }

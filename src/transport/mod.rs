@@ -213,10 +213,10 @@ pub enum ExchangeError {
     /// or a value that does not fit its template).
     #[error("{command}: the card profile's command: {detail}")]
     Profile { command: String, detail: String },
-    /// A card conversation ([`sansio`]) waited on something other than
-    /// the card: a defect of the conversation, never of the card.
-    #[error("a card conversation waited on something other than the card")]
-    Stalled,
+    /// A card conversation ([`sansio`]) asked its driver for what the
+    /// driver does not do: a defect of the program, never of the card.
+    #[error("card conversation: {0}")]
+    Driver(String),
 }
 
 /// Secure messaging for every command of a [`Channel`] (a GlobalPlatform
@@ -1013,13 +1013,144 @@ impl Channel {
     }
 
     /// [`Channel::run`] for a conversation ([`sansio`]): `op` asks its
-    /// [`sansio::Io`] and the exchange answers; run again from its start,
-    /// once, if another process reset the card.
+    /// [`sansio::Io`] and the exchange answers, in one transaction; run
+    /// again from its start, once, if another process reset the card.
     pub fn converse<T, E: FromExchange>(
         &mut self,
-        mut op: impl AsyncFnMut(&sansio::Io) -> Result<T, E>,
+        op: impl AsyncFnMut(&sansio::Io) -> Result<T, E>,
     ) -> Result<T, E> {
-        self.run(|ex| sansio::converse(ex, &mut op))
+        let io = sansio::Io::new(self.facts());
+        self.drive(&io, io.transaction(op), &mut sansio::no_extension)
+    }
+
+    /// What a conversation starting now knows of the channel.
+    pub fn facts(&self) -> sansio::Facts {
+        let ext_ok = self.caps.extended_length && self.opts.allow_extended;
+        let wire = if ext_ok {
+            crate::apdu::EXTENDED_MAX_NC
+        } else {
+            crate::apdu::SHORT_MAX_NC
+        };
+        sansio::Facts {
+            selected: self.selected.clone(),
+            max_data: self.secure.as_ref().map_or(wire, |sm| sm.max_plain(wire)),
+            max_ne: if ext_ok {
+                crate::apdu::EXTENDED_MAX_NE
+            } else {
+                crate::apdu::SHORT_MAX_NE
+            },
+            chaining: self.caps.chaining && self.opts.allow_chaining,
+            max_update_block: self.max_update_block,
+            secure_label: self.secure_label(),
+        }
+    }
+
+    /// Drive a whole conversation (an engine: personalization,
+    /// verification) over this channel: the one loop. A command asked
+    /// outside a transaction goes in one of its own; `extension` does the
+    /// work of the driver's own kind ([`sansio::ChannelNeed::Extension`])
+    /// and says how many APDUs it sent.
+    pub fn drive<T, E: FromExchange>(
+        &mut self,
+        io: &sansio::Io,
+        conversation: impl std::future::Future<Output = Result<T, E>>,
+        extension: &mut dyn FnMut(
+            &mut Channel,
+            Box<dyn std::any::Any>,
+        ) -> (Box<dyn std::any::Any>, usize),
+    ) -> Result<T, E> {
+        let mut m = sansio::Machine::new(io, conversation);
+        loop {
+            match m.resume() {
+                sansio::Next::Done(r) => return r,
+                sansio::Next::Send { command, personal } => {
+                    let mut apdus = 0;
+                    let r = self.run(|ex| {
+                        let (r, n) = sansio::transmit_counted(ex, &command, personal);
+                        apdus += n;
+                        r
+                    });
+                    m.answer_wire(r, self.selected.clone(), apdus);
+                }
+                sansio::Next::Channel(sansio::ChannelNeed::Begin) => {
+                    if let Some(done) = self.transaction(&mut m) {
+                        return done;
+                    }
+                }
+                sansio::Next::Channel(sansio::ChannelNeed::End { .. }) => {
+                    m.answer_channel(Ok(()), None)
+                }
+                sansio::Next::Channel(sansio::ChannelNeed::Reconnect) => {
+                    let r = self
+                        .transport
+                        .reconnect(false)
+                        .map_err(ExchangeError::Transport);
+                    if r.is_ok() {
+                        self.resets_recovered += 1;
+                    }
+                    self.selected = None;
+                    m.answer_channel(r, Some(self.facts()));
+                }
+                sansio::Next::Channel(sansio::ChannelNeed::Secure(sm)) => {
+                    self.set_secure(sm);
+                    m.answer_channel(Ok(()), Some(self.facts()));
+                }
+                sansio::Next::Channel(sansio::ChannelNeed::Extension(work)) => {
+                    let (answer, apdus) = extension(self, work);
+                    m.answer_extension(answer, apdus, self.facts());
+                }
+            }
+        }
+    }
+
+    /// One transaction of a driven conversation, from its begin to its
+    /// end: `Some` when the conversation ended inside it.
+    fn transaction<T, E, F>(&mut self, m: &mut sansio::Machine<'_, F>) -> Option<Result<T, E>>
+    where
+        E: FromExchange,
+        F: std::future::Future<Output = Result<T, E>>,
+    {
+        // Taken out for the transaction: if it fails, the selection is
+        // unknown (as in [`Channel::run`]).
+        let selected = self.selected.take();
+        let session = match self.transport.begin() {
+            Ok(s) => s,
+            Err(e) => {
+                m.answer_channel(Err(ExchangeError::Transport(e)), None);
+                return None;
+            }
+        };
+        let mut ex = Exchange::new(session, self.opts, self.caps)
+            .with_transcript(self.transcript.clone())
+            .with_secure(self.secure.as_deref_mut().map(|s| s as _))
+            .with_selected(selected)
+            .with_transparent(self.transparent.clone())
+            .with_max_update_block(self.max_update_block);
+        m.answer_channel(Ok(()), Some(sansio::facts_of(&ex)));
+        loop {
+            match m.resume() {
+                sansio::Next::Done(r) => return Some(r),
+                sansio::Next::Send { command, personal } => {
+                    let (r, n) = sansio::transmit_counted(&mut ex, &command, personal);
+                    m.answer_wire(r, ex.selected().cloned(), n);
+                }
+                sansio::Next::Channel(sansio::ChannelNeed::End { ok }) => {
+                    if ok && self.keep_selection {
+                        self.selected = ex.selected.take();
+                    }
+                    m.answer_channel(Ok(()), None);
+                    return None;
+                }
+                // Nested: the same transaction.
+                sansio::Next::Channel(sansio::ChannelNeed::Begin) => m.answer_channel(Ok(()), None),
+                sansio::Next::Channel(need) => m.answer_channel(
+                    Err(ExchangeError::Driver(format!(
+                        "{need:?} inside a transaction"
+                    ))),
+                    None,
+                ),
+            }
+        }
     }
 
     /// Run one logical operation in one transaction. If another process reset

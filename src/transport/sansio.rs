@@ -19,9 +19,19 @@
 //! What the conversation may ask beyond the card's answers is fixed when
 //! it starts ([`Facts`]: the card's APDU limits) or comes back with each
 //! answer (the card's current DF as the exchange follows it).
+//!
+//! A whole engine (personalization, verification) is one conversation too.
+//! Besides commands it asks its channel for what only a channel does
+//! ([`ChannelNeed`]): a transaction begun and ended
+//! ([`Io::transaction`], which runs its part again once if another process
+//! reset the card, as [`super::Channel::run`] does), a reconnect, secure
+//! messaging installed or removed, and work of the driver's own kind (the
+//! profile's scripts, which run on the script interpreter). Its driver is
+//! [`super::Channel::drive`].
 
-use super::{describe, Exchange, ExchangeError, Selected};
+use super::{describe, Exchange, ExchangeError, FromExchange, SecureMessaging, Selected};
 use crate::apdu::{Command, Response, StatusWord};
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
@@ -40,6 +50,8 @@ pub struct Facts {
     pub chaining: bool,
     /// The card's largest UPDATE BINARY block (its profile's), if smaller.
     pub max_update_block: Option<usize>,
+    /// The secure messaging in force, if any (its label).
+    pub secure_label: Option<String>,
 }
 
 impl Facts {
@@ -52,15 +64,48 @@ impl Facts {
             max_ne: crate::apdu::SHORT_MAX_NE,
             chaining: false,
             max_update_block: None,
+            secure_label: None,
         }
     }
 }
 
-/// A command the conversation waits on, or the answer it waits for.
+/// What a conversation needs of its channel beyond the card's answers.
+pub enum ChannelNeed {
+    /// Begin one transaction (one PC/SC transaction on a reader).
+    Begin,
+    /// The transaction is over. `ok`: the conversation's part in it
+    /// succeeded, so the card's selection after it is known.
+    End { ok: bool },
+    /// Another process reset the card: reconnect (without a reset).
+    Reconnect,
+    /// Protect every command from now on with this secure messaging
+    /// (`None`: back to plain commands).
+    Secure(Option<Box<dyn SecureMessaging>>),
+    /// Work of the driver's own kind; answered with
+    /// [`Machine::answer_extension`].
+    Extension(Box<dyn Any>),
+}
+
+impl std::fmt::Debug for ChannelNeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChannelNeed::Begin => f.write_str("Begin"),
+            ChannelNeed::End { ok } => write!(f, "End {{ ok: {ok} }}"),
+            ChannelNeed::Reconnect => f.write_str("Reconnect"),
+            ChannelNeed::Secure(s) => write!(f, "Secure({:?})", s.as_ref().map(|s| s.label())),
+            ChannelNeed::Extension(_) => f.write_str("Extension"),
+        }
+    }
+}
+
+/// A command or need the conversation waits on, or the answer it waits for.
 enum Mailbox {
     Empty,
     Asking { command: Command, personal: bool },
+    Needing(ChannelNeed),
     Answered(Result<Response, ExchangeError>),
+    Done(Result<(), ExchangeError>),
+    Extended(Box<dyn Any>),
 }
 
 /// The conversation's side of the card: it asks, the driver answers.
@@ -68,6 +113,10 @@ pub struct Io {
     mailbox: RefCell<Mailbox>,
     personal: Cell<bool>,
     facts: RefCell<Facts>,
+    /// Physical APDUs the driver reported (GET RESPONSE rounds included).
+    apdus: Cell<usize>,
+    /// Reconnects after another process reset the card.
+    resets: Cell<u32>,
 }
 
 impl Io {
@@ -76,6 +125,97 @@ impl Io {
             mailbox: RefCell::new(Mailbox::Empty),
             personal: Cell::new(false),
             facts: RefCell::new(facts),
+            apdus: Cell::new(0),
+            resets: Cell::new(0),
+        }
+    }
+
+    /// Physical APDUs sent for this conversation so far, as its driver
+    /// counted them (GET RESPONSE rounds and other work included).
+    pub fn apdus(&self) -> usize {
+        self.apdus.get()
+    }
+
+    /// Count `n` more APDUs sent for this conversation (by work the driver
+    /// did for it, such as scripts).
+    pub fn add_apdus(&self, n: usize) {
+        self.apdus.set(self.apdus.get() + n);
+    }
+
+    /// Times this conversation reconnected after another process reset
+    /// the card.
+    pub fn resets_recovered(&self) -> u32 {
+        self.resets.get()
+    }
+
+    /// The secure messaging in force, if any (its label).
+    pub fn secure_label(&self) -> Option<String> {
+        self.facts.borrow().secure_label.clone()
+    }
+
+    /// Ask the channel for `need`.
+    async fn channel(&self, need: ChannelNeed) -> Result<(), ExchangeError> {
+        match (Pending {
+            io: self,
+            need: Some(need),
+        })
+        .await
+        {
+            Mailbox::Done(r) => r,
+            _ => Err(ExchangeError::Driver(
+                "a channel need answered as something else".into(),
+            )),
+        }
+    }
+
+    /// Run `op` in one transaction. If another process reset the card
+    /// during it, reconnect and run it again from its start, once (as
+    /// [`super::Channel::run`]); with a secure channel in force the session
+    /// is gone with the reset, so the secure messaging is dropped and the
+    /// error stands.
+    pub async fn transaction<T, E: FromExchange>(
+        &self,
+        mut op: impl AsyncFnMut(&Io) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.channel(ChannelNeed::Begin).await?;
+            let r = op(self).await;
+            self.channel(ChannelNeed::End { ok: r.is_ok() }).await?;
+            match r {
+                Err(e) if e.card_reset() && attempt == 1 => {
+                    if self.secure_label().is_some() {
+                        self.secure(None).await?;
+                        return Err(e);
+                    }
+                    tracing::info!("card was reset by another process; reconnecting and running the operation again");
+                    self.channel(ChannelNeed::Reconnect).await?;
+                    self.resets.set(self.resets.get() + 1);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Protect every command from now on with `sm` (`None`: plain again).
+    pub async fn secure(&self, sm: Option<Box<dyn SecureMessaging>>) -> Result<(), ExchangeError> {
+        self.channel(ChannelNeed::Secure(sm)).await
+    }
+
+    /// Hand `work` of the driver's own kind to the driver; its answer.
+    pub async fn extension(&self, work: Box<dyn Any>) -> Result<Box<dyn Any>, ExchangeError> {
+        match (Pending {
+            io: self,
+            need: Some(ChannelNeed::Extension(work)),
+        })
+        .await
+        {
+            Mailbox::Extended(a) => Ok(a),
+            Mailbox::Done(Err(e)) => Err(e),
+            _ => Err(ExchangeError::Driver(
+                "its driver does no extension work".into(),
+            )),
         }
     }
 
@@ -276,12 +416,41 @@ impl Future for Ask<'_> {
     }
 }
 
+/// A conversation asking its channel: posts its need on the first poll,
+/// ready with whatever answer comes in.
+struct Pending<'a> {
+    io: &'a Io,
+    need: Option<ChannelNeed>,
+}
+
+impl Future for Pending<'_> {
+    type Output = Mailbox;
+
+    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Mailbox> {
+        if let Some(need) = self.need.take() {
+            *self.io.mailbox.borrow_mut() = Mailbox::Needing(need);
+            return Poll::Pending;
+        }
+        let mut mailbox = self.io.mailbox.borrow_mut();
+        match std::mem::replace(&mut *mailbox, Mailbox::Empty) {
+            m @ (Mailbox::Done(_) | Mailbox::Extended(_) | Mailbox::Answered(_)) => Poll::Ready(m),
+            other => {
+                *mailbox = other;
+                Poll::Pending
+            }
+        }
+    }
+}
+
 /// What a conversation wants next.
 #[derive(Debug)]
 pub enum Next<T> {
     /// Send this command and [`Machine::answer`] with the card's response.
     /// `personal`: the answer is a citizen's personal data (for the trace).
     Send { command: Command, personal: bool },
+    /// Do this for the conversation and [`Machine::answer_channel`] (or,
+    /// for an extension, [`Machine::answer_extension`]).
+    Channel(ChannelNeed),
     /// The conversation is over.
     Done(T),
 }
@@ -315,17 +484,49 @@ where
         let mut mailbox = self.io.mailbox.borrow_mut();
         match std::mem::replace(&mut *mailbox, Mailbox::Empty) {
             Mailbox::Asking { command, personal } => Next::Send { command, personal },
+            Mailbox::Needing(need) => Next::Channel(need),
             // Pending on anything but the card: only a conversation that
             // awaits something other than its Io gets here.
-            _ => Next::Done(Err(E::from(ExchangeError::Stalled))),
+            _ => Next::Done(Err(E::from(ExchangeError::Driver(
+                "the conversation waited on something other than the card".into(),
+            )))),
         }
     }
 
     /// The card's answer to the command [`Machine::resume`] gave, and the
     /// card's current DF after it as far as the driver knows.
     pub fn answer(&mut self, r: Result<Response, ExchangeError>, selected: Option<Selected>) {
+        self.answer_wire(r, selected, 1);
+    }
+
+    /// [`Machine::answer`], saying how many physical APDUs the command
+    /// took (GET RESPONSE rounds, chained parts).
+    pub fn answer_wire(
+        &mut self,
+        r: Result<Response, ExchangeError>,
+        selected: Option<Selected>,
+        apdus: usize,
+    ) {
         self.io.facts.borrow_mut().selected = selected;
+        self.io.add_apdus(apdus);
         *self.io.mailbox.borrow_mut() = Mailbox::Answered(r);
+    }
+
+    /// The outcome of a [`ChannelNeed`]; `facts`: what the channel is now,
+    /// when that changed (a transaction begun, secure messaging installed).
+    pub fn answer_channel(&mut self, r: Result<(), ExchangeError>, facts: Option<Facts>) {
+        if let Some(f) = facts {
+            *self.io.facts.borrow_mut() = f;
+        }
+        *self.io.mailbox.borrow_mut() = Mailbox::Done(r);
+    }
+
+    /// The driver's answer to [`ChannelNeed::Extension`], the APDUs it
+    /// sent for it, and what the channel is now.
+    pub fn answer_extension(&mut self, answer: Box<dyn Any>, apdus: usize, facts: Facts) {
+        *self.io.facts.borrow_mut() = facts;
+        self.io.add_apdus(apdus);
+        *self.io.mailbox.borrow_mut() = Mailbox::Extended(answer);
     }
 }
 
@@ -342,15 +543,41 @@ where
         match m.resume() {
             Next::Done(r) => return r,
             Next::Send { command, personal } => {
-                let r = if personal {
-                    ex.personal(|ex| ex.transmit(&command))
-                } else {
-                    ex.transmit(&command)
-                };
-                m.answer(r, ex.selected().cloned());
+                let (r, apdus) = transmit_counted(ex, &command, personal);
+                m.answer_wire(r, ex.selected().cloned(), apdus);
             }
+            // Already in one transaction: a nested one is the same.
+            Next::Channel(ChannelNeed::Begin | ChannelNeed::End { .. }) => {
+                m.answer_channel(Ok(()), None)
+            }
+            Next::Channel(need) => m.answer_channel(
+                Err(ExchangeError::Driver(format!(
+                    "{need:?} inside one exchange"
+                ))),
+                None,
+            ),
         }
     }
+}
+
+/// Send `command` over `ex`; the answer and the physical APDUs it took.
+pub(super) fn transmit_counted(
+    ex: &mut Exchange<'_>,
+    command: &Command,
+    personal: bool,
+) -> (Result<Response, ExchangeError>, usize) {
+    let before = ex.trace().len();
+    let r = if personal {
+        ex.personal(|ex| ex.transmit(command))
+    } else {
+        ex.transmit(command)
+    };
+    (r, ex.trace().len().saturating_sub(before))
+}
+
+/// The extension work of a driver that does none.
+pub fn no_extension(_: &mut super::Channel, _: Box<dyn Any>) -> (Box<dyn Any>, usize) {
+    (Box::new(()), 0)
 }
 
 /// The [`Facts`] of an exchange.
@@ -361,6 +588,7 @@ pub fn facts_of(ex: &Exchange<'_>) -> Facts {
         max_ne: ex.max_ne_per_apdu(),
         chaining: ex.caps.chaining && ex.opts.allow_chaining,
         max_update_block: ex.max_update_block,
+        secure_label: ex.secure_label(),
     }
 }
 
@@ -396,6 +624,7 @@ mod tests {
         loop {
             match m.resume() {
                 Next::Done(r) => return (sent, r),
+                Next::Channel(_) => m.answer_channel(Ok(()), None),
                 Next::Send { command, .. } => {
                     sent.push(crate::hex::compact(&command.encode().unwrap()));
                     let r = answers
@@ -503,7 +732,7 @@ mod tests {
         let mut m = Machine::new(&io, conv);
         assert!(matches!(
             m.resume(),
-            Next::Done(Err(ExchangeError::Stalled))
+            Next::Done(Err(ExchangeError::Driver(_)))
         ));
     }
 }
