@@ -978,7 +978,21 @@ pub fn read_back_expecting(
     p: &Profile,
     lengths: &BTreeMap<u16, usize>,
 ) -> Result<ReadBack, ExchangeError> {
-    ch.converse(async |io| {
+    let io = Io::new(ch.facts());
+    ch.drive(
+        &io,
+        read_back_in(&io, p, lengths),
+        &mut crate::transport::sansio::no_extension,
+    )
+}
+
+/// [`read_back_expecting`] as a conversation ([`crate::transport::sansio`]).
+pub async fn read_back_in(
+    io: &Io,
+    p: &Profile,
+    lengths: &BTreeMap<u16, usize>,
+) -> Result<ReadBack, ExchangeError> {
+    io.transaction(async |io| {
         let mut rb = ReadBack::default();
         select_aid(io, p, &p.identity_aid).await?;
         for dg in &p.data_groups {
@@ -1001,6 +1015,7 @@ pub fn read_back_expecting(
         }
         Ok(rb)
     })
+    .await
 }
 
 /// A card status or malformed data becomes a per-item error; a transport
