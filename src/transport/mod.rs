@@ -1054,10 +1054,7 @@ impl Channel {
         &mut self,
         io: &sansio::Io,
         conversation: impl std::future::Future<Output = Result<T, E>>,
-        extension: &mut dyn FnMut(
-            &mut Channel,
-            Box<dyn std::any::Any>,
-        ) -> (Box<dyn std::any::Any>, usize),
+        extension: &mut sansio::Extension<'_>,
     ) -> Result<T, E> {
         let mut m = sansio::Machine::new(io, conversation);
         loop {

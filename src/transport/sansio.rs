@@ -575,6 +575,10 @@ pub(super) fn transmit_counted(
     (r, ex.trace().len().saturating_sub(before))
 }
 
+/// A driver's work of its own kind ([`ChannelNeed::Extension`]): its
+/// answer and the APDUs it sent.
+pub type Extension<'a> = dyn FnMut(&mut super::Channel, Box<dyn Any>) -> (Box<dyn Any>, usize) + 'a;
+
 /// The extension work of a driver that does none.
 pub fn no_extension(_: &mut super::Channel, _: Box<dyn Any>) -> (Box<dyn Any>, usize) {
     (Box::new(()), 0)
