@@ -1,7 +1,9 @@
 //! The card operations personalization and verification need, each one a
-//! few APDUs over an [`Exchange`]. Every response is checked for shape; a
+//! few APDUs asked of an [`Io`] (a conversation without I/O, see
+//! [`crate::transport::sansio`]). Every response is checked for shape; a
 //! malformed one is an [`ExchangeError::BadResponseData`] that says what was
-//! expected (and never quotes secret data).
+//! expected (and never quotes secret data). A caller holding a [`Channel`]
+//! runs them with [`Channel::converse`].
 
 use crate::apdu::{Response, StatusWord};
 use crate::script::template::Vars;

@@ -5,6 +5,14 @@
 //! enrolment, the data groups, the security object, key pairs generated on
 //! the card with their certificates, and closing personalization.
 //! [`verify`] reads everything back and gives a verdict per check.
+//!
+//! Both are step machines without I/O ([`crate::transport::sansio`]):
+//! [`personalization`] and [`verification`] are conversations that ask
+//! their [`Io`] for each command and wait for the answer, and for what only
+//! a channel does (a transaction, the secure channel installed, the
+//! profile's scripts handed to the script interpreter: [`ScriptsWork`]).
+//! [`personalize`] and [`verify`] have a [`Channel`] drive them; a test
+//! drives them itself with canned answers (`tests/perso_machine.rs`).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;

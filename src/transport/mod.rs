@@ -8,6 +8,12 @@
 //! used unchanged over PC/SC and over the in-process simulator. Card logic
 //! never names `pcsc::`.
 //!
+//! Conversations: card logic above this module is written without I/O
+//! ([`sansio`]): an `async fn` over a [`sansio::Io`] asks for each command
+//! and waits for the answer, and [`Channel::drive`] (or, inside one
+//! transaction, [`sansio::drive`]) is the one loop that sends the commands
+//! through an [`Exchange`].
+//!
 //! Recovery: [`Channel::run`] runs one logical operation in one transaction.
 //! If another process resets the card in the middle, the operation's card
 //! state (selected file, verified PINs) is gone, so the channel reconnects and
@@ -382,6 +388,9 @@ pub struct Exchange<'s> {
     transparent: Vec<Vec<u8>>,
     /// The largest UPDATE BINARY block the card takes (its profile's).
     max_update_block: Option<usize>,
+    /// Physical APDUs sent, traced or not (GET RESPONSE rounds inside
+    /// secure messaging are not traced on their own).
+    wire_apdus: usize,
 }
 
 /// How a command shows: always redacted (errors, journal digests), and as
@@ -431,7 +440,13 @@ impl<'s> Exchange<'s> {
             selected: None,
             transparent: Vec::new(),
             max_update_block: None,
+            wire_apdus: 0,
         }
+    }
+
+    /// Physical APDUs this exchange has sent, traced or not.
+    pub fn wire_apdus(&self) -> usize {
+        self.wire_apdus
     }
 
     /// SELECTs of these AIDs leave the current DF as it was (see
@@ -522,6 +537,7 @@ impl<'s> Exchange<'s> {
     /// Send one raw APDU exactly as given; record it. No automatic behaviour.
     fn wire(&mut self, apdu: &[u8], shown: Shown) -> Result<Response, ExchangeError> {
         let t = Instant::now();
+        self.wire_apdus += 1;
         let raw = self.session.transmit(apdu)?;
         let elapsed = t.elapsed();
         let resp = Response::from_bytes(&raw)?;
@@ -587,6 +603,7 @@ impl<'s> Exchange<'s> {
             });
         }
         let t = Instant::now();
+        self.wire_apdus += 1;
         let raw = self.session.transmit(&wrapped)?;
         // The protected response is opened whole, so its GET RESPONSE
         // rounds are not traced on their own.
@@ -775,6 +792,7 @@ impl<'s> Exchange<'s> {
                 if traced {
                     ex.wire_cmd(c)
                 } else {
+                    ex.wire_apdus += 1;
                     Ok(Response::from_bytes(&ex.session.transmit(&c.encode()?)?)?)
                 }
             };

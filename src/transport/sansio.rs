@@ -566,13 +566,13 @@ pub(super) fn transmit_counted(
     command: &Command,
     personal: bool,
 ) -> (Result<Response, ExchangeError>, usize) {
-    let before = ex.trace().len();
+    let before = ex.wire_apdus();
     let r = if personal {
         ex.personal(|ex| ex.transmit(command))
     } else {
         ex.transmit(command)
     };
-    (r, ex.trace().len().saturating_sub(before))
+    (r, ex.wire_apdus().saturating_sub(before))
 }
 
 /// A driver's work of its own kind ([`ChannelNeed::Extension`]): its
