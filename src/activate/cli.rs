@@ -21,7 +21,7 @@ use crate::perso::input::IsoTemplates;
 use crate::perso::side::IssuerSide;
 use crate::pki::CertificateAuthority as _;
 use crate::register::cli::{data_dir, open_journal, who, JournalArgs};
-use crate::register::journal::{iso_time, CardStatus, CertRow, Journal, RevocationReason, Who};
+use crate::register::journal::{iso_time, CardStatus, CertRow, Journal, JournalRevocations, Who};
 use crate::transport::pcsc::{self as pc, CardEvent, ConnectOptions, PcscTransport};
 use crate::transport::{Channel, ExchangeOptions};
 
@@ -915,9 +915,13 @@ fn revoke(
     let j = st.journal.as_ref();
     let mut revoked = Vec::new();
     let mut not_revoked = Vec::new();
-    if let Some(why) = RevocationReason::for_status(status) {
+    if let Some(why) = crate::register::journal::revocation_reason_for(status) {
         for c in certs {
-            match st.side.ca.revoke_in(j, who, &c.serial, serial, why) {
+            match st
+                .side
+                .ca
+                .revoke_in(&JournalRevocations(j), who, &c.serial, serial, why)
+            {
                 Ok(r) => revoked.push(r),
                 Err(e) => not_revoked.push(format!("certificate {}: {e}", c.serial)),
             }

@@ -1186,11 +1186,13 @@ impl<'a> Counter<'a> {
             }
         };
         for c in certs {
-            match self
-                .side
-                .ca
-                .revoke_in(self.journal, &self.who, &c.serial, previous, reason)
-            {
+            match self.side.ca.revoke_in(
+                &crate::register::journal::JournalRevocations(self.journal),
+                &self.who,
+                &c.serial,
+                previous,
+                reason,
+            ) {
                 Ok(r) => screen.say(&format!(
                     "  ok   card {previous}'s {} certificate {} revoked: {}",
                     c.key,

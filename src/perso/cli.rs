@@ -296,8 +296,9 @@ pub fn verify(a: VerifyArgs, json: bool) -> Result<i32> {
         || crate::register::pgconf::is_url(&location)
         || std::path::Path::new(&location).exists()
     {
-        side.ca
-            .set_register(crate::register::cli::open_journal(&ja)?);
+        side.ca.set_register(std::sync::Arc::new(
+            crate::register::journal::JournalRevocations(crate::register::cli::open_journal(&ja)?),
+        ));
     }
     let rec = load_one(&a.record, &side.profile)?;
     let input = card_input(&side, &rec)?;

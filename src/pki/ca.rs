@@ -40,10 +40,10 @@ use super::csr::{algorithm, name_of, Text};
 use super::csr::{p256_spki, parse_p256_spki, verify_csr};
 use super::oid;
 use super::profile::{CertPolicy, CertProfile};
+use super::revocation::{CrlIssued, Revocation, RevocationReason, RevocationStore, Who};
 use super::sod::DocumentSigner;
 use super::x509::{authority_key_id, extension, key_id, pem_encode, sign, time};
 use super::PkiError;
-use crate::register::journal::{CrlIssued, Journal, Revocation, RevocationReason, Who};
 use const_oid::db::rfc4519;
 use const_oid::db::rfc5280::{
     ID_CE_AUTHORITY_KEY_IDENTIFIER, ID_CE_BASIC_CONSTRAINTS, ID_CE_CERTIFICATE_POLICIES,
@@ -180,7 +180,7 @@ pub struct LocalCa {
     ds: LocalDocumentSigner,
     rng: SystemRandom,
     /// Where revocations and CRL numbers are kept.
-    register: Option<Arc<dyn Journal>>,
+    register: Option<Arc<dyn RevocationStore>>,
 }
 
 impl fmt::Debug for LocalCa {
@@ -651,13 +651,13 @@ impl LocalCa {
     }
 
     /// The register that keeps this CA's revocations and CRL numbers.
-    pub fn with_register(mut self, register: Arc<dyn Journal>) -> LocalCa {
+    pub fn with_register(mut self, register: Arc<dyn RevocationStore>) -> LocalCa {
         self.register = Some(register);
         self
     }
 
     /// Keep revocations and CRL numbers in `register` from now on.
-    pub fn set_register(&mut self, register: Arc<dyn Journal>) {
+    pub fn set_register(&mut self, register: Arc<dyn RevocationStore>) {
         self.register = Some(register);
     }
 
@@ -665,7 +665,7 @@ impl LocalCa {
     /// revokes through the register it journals in).
     pub fn revoke_in(
         &self,
-        register: &dyn Journal,
+        register: &dyn RevocationStore,
         who: &Who,
         serial: &str,
         card_serial: &str,
@@ -688,7 +688,7 @@ impl LocalCa {
             .map_err(|e| PkiError::Register(e.to_string()))
     }
 
-    fn register(&self) -> Result<&dyn Journal, PkiError> {
+    fn register(&self) -> Result<&dyn RevocationStore, PkiError> {
         self.register
             .as_deref()
             .ok_or_else(|| PkiError::NoRegister(self.dir.clone()))

@@ -71,7 +71,9 @@ pub fn ca(cmd: CaCommand, json: bool) -> Result<i32> {
             let dir = data_dir(&journal).join("ca");
             let ca = LocalCa::open_or_create(&dir)
                 .map_err(|e| anyhow!(RecordRefused(e.to_string())))?
-                .with_register(j);
+                .with_register(std::sync::Arc::new(
+                    crate::register::journal::JournalRevocations(j),
+                ));
             let (issued, der) = ca
                 .crl(&who(&journal), next_update)
                 .map_err(|e| anyhow!(RecordRefused(e.to_string())))?;

@@ -24,9 +24,9 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::Version;
 
 use super::csr::algorithm;
+use super::revocation::RevocationReason;
 use super::x509::{authority_key_id, extension, pem_encode, sign, time};
 use super::PkiError;
-use crate::register::journal::RevocationReason;
 
 /// One revoked certificate on a CRL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,8 +138,9 @@ pub fn crl_pem(crl_der: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::pki::ca::CertificateAuthority;
+    use crate::pki::revocation::Who;
     use crate::pki::test_support::new_ca;
-    use crate::register::journal::{Journal, Who};
+    use crate::register::journal::{Journal, JournalRevocations};
     use crate::register::sqlite::SqliteJournal;
     use std::sync::Arc;
     use std::time::Duration;
@@ -169,7 +170,7 @@ mod tests {
         let (dir, ca) = new_ca();
         let j: Arc<dyn Journal> =
             Arc::new(SqliteJournal::open(&dir.path().join("j.sqlite")).unwrap());
-        let ca = ca.with_register(j.clone());
+        let ca = ca.with_register(Arc::new(JournalRevocations(j.clone())));
         let w = who();
         let a = ca
             .revoke(&w, "4a0102", "CARD1", RevocationReason::KeyCompromise)
@@ -259,7 +260,7 @@ mod tests {
         let (dir, ca) = new_ca();
         let j: Arc<dyn Journal> =
             Arc::new(SqliteJournal::open(&dir.path().join("j.sqlite")).unwrap());
-        let ca = ca.with_register(j);
+        let ca = ca.with_register(Arc::new(JournalRevocations(j)));
         let (_, der) = ca.crl(&who(), Duration::from_secs(60)).unwrap();
         let (_, crl) = CertificateRevocationList::from_der(&der).unwrap();
         assert_eq!(crl.iter_revoked_certificates().count(), 0);

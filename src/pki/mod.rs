@@ -29,6 +29,7 @@ pub mod crl;
 pub mod csr;
 pub(crate) mod oid;
 pub mod profile;
+pub mod revocation;
 pub mod sod;
 pub(crate) mod x509;
 

@@ -21,6 +21,7 @@
 
 use serde::Serialize;
 
+pub use crate::pki::revocation::{CrlIssued, Revocation, RevocationReason, Who};
 pub use crate::utc::Millis;
 
 /// How long a claim is held without renewal, unless configured
@@ -41,26 +42,6 @@ pub fn now_ms() -> Millis {
 /// Render journal time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn iso_time(ms: Millis) -> String {
     crate::utc::iso_millis(ms)
-}
-
-/// Who does something, and where.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Who {
-    /// The line station (host name unless configured).
-    pub station: String,
-    /// The technician or supervisor logged in.
-    pub operator: String,
-    /// The reader, when the action concerns one.
-    pub reader: Option<String>,
-}
-
-impl Who {
-    pub fn at_reader(&self, reader: &str) -> Who {
-        Who {
-            reader: Some(reader.to_string()),
-            ..self.clone()
-        }
-    }
 }
 
 /// A batch as the journal knows it.
@@ -462,83 +443,15 @@ pub struct Replacement {
     pub new_card: Option<String>,
 }
 
-/// Why a certificate was revoked (RFC 5280 5.3.1 CRLReason), the reasons
-/// the programme uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum RevocationReason {
-    /// The card was lost: its keys may be in someone else's hands.
-    #[serde(rename = "keyCompromise")]
-    KeyCompromise,
-    /// A replacement card was delivered to the holder.
-    #[serde(rename = "superseded")]
-    Superseded,
-    /// The card was terminated at a counter.
-    #[serde(rename = "cessationOfOperation")]
-    CessationOfOperation,
-}
-
-impl RevocationReason {
-    /// The CRLReason code.
-    pub fn code(self) -> u8 {
-        match self {
-            RevocationReason::KeyCompromise => 1,
-            RevocationReason::Superseded => 4,
-            RevocationReason::CessationOfOperation => 5,
-        }
+/// The reason for the certificates of a card that left its holder's
+/// hands with `status`: a lost card's keys are compromised, a terminated
+/// card ceased operation.
+pub fn revocation_reason_for(status: CardStatus) -> Option<RevocationReason> {
+    match status {
+        CardStatus::Activated => None,
+        CardStatus::Lost => Some(RevocationReason::KeyCompromise),
+        CardStatus::Terminated => Some(RevocationReason::CessationOfOperation),
     }
-    /// The RFC 5280 name (`keyCompromise`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RevocationReason::KeyCompromise => "keyCompromise",
-            RevocationReason::Superseded => "superseded",
-            RevocationReason::CessationOfOperation => "cessationOfOperation",
-        }
-    }
-    pub fn from_code(code: i64) -> Option<RevocationReason> {
-        [
-            RevocationReason::KeyCompromise,
-            RevocationReason::Superseded,
-            RevocationReason::CessationOfOperation,
-        ]
-        .into_iter()
-        .find(|r| i64::from(r.code()) == code)
-    }
-    /// The reason for the certificates of a card that left its holder's
-    /// hands with `status`: a lost card's keys are compromised, a
-    /// terminated card ceased operation.
-    pub fn for_status(status: CardStatus) -> Option<RevocationReason> {
-        match status {
-            CardStatus::Activated => None,
-            CardStatus::Lost => Some(RevocationReason::KeyCompromise),
-            CardStatus::Terminated => Some(RevocationReason::CessationOfOperation),
-        }
-    }
-}
-
-/// A certificate revoked by the CA, as the register keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Revocation {
-    /// Certificate serial number, lower-case hex (as [`CertRow::serial`]).
-    pub serial: String,
-    /// The issuing CA's subject, as text.
-    pub issuer: String,
-    pub reason: RevocationReason,
-    pub revoked_at: Millis,
-    /// The card that held the certificate.
-    pub card_serial: String,
-    pub station: String,
-    pub operator: String,
-}
-
-/// A CRL the CA issued: its number and validity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CrlIssued {
-    pub number: i64,
-    pub issuer: String,
-    pub this_update: Millis,
-    pub next_update: Millis,
-    /// Revoked certificates it lists.
-    pub entries: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -771,6 +684,46 @@ pub trait Journal: Send + Sync {
     fn may_record_at(&self, office: &str) -> Result<()> {
         let _ = office;
         Ok(())
+    }
+}
+
+/// The register as the CA's [`crate::pki::revocation::RevocationStore`]:
+/// over an `Arc<dyn Journal>` (a CA that keeps its register) or a
+/// `&dyn Journal` (a counter revoking through the register it journals in).
+pub struct JournalRevocations<J>(pub J);
+
+impl<J> crate::pki::revocation::RevocationStore for JournalRevocations<J>
+where
+    J: std::ops::Deref + Send + Sync,
+    J::Target: Journal,
+{
+    fn location(&self) -> String {
+        self.0.location()
+    }
+    fn record_revocation(
+        &self,
+        who: &Who,
+        r: &Revocation,
+    ) -> std::result::Result<Revocation, String> {
+        self.0.record_revocation(who, r).map_err(|e| e.to_string())
+    }
+    fn revocation(&self, serial: &str) -> std::result::Result<Option<Revocation>, String> {
+        self.0.revocation(serial).map_err(|e| e.to_string())
+    }
+    fn revocations(&self, issuer: &str) -> std::result::Result<Vec<Revocation>, String> {
+        self.0.revocations(issuer).map_err(|e| e.to_string())
+    }
+    fn record_crl(
+        &self,
+        who: &Who,
+        issuer: &str,
+        this_update: Millis,
+        next_update: Millis,
+        entries: u64,
+    ) -> std::result::Result<CrlIssued, String> {
+        self.0
+            .record_crl(who, issuer, this_update, next_update, entries)
+            .map_err(|e| e.to_string())
     }
 }
 
