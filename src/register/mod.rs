@@ -18,5 +18,7 @@ pub mod pg;
 pub(crate) mod pgaudit;
 pub mod pgconf;
 pub mod pgschema;
+#[cfg(test)]
+mod revocation_tests;
 pub(crate) mod rows;
 pub mod sqlite;
