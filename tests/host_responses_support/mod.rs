@@ -10,9 +10,11 @@
 //! Shared by `tests/host_responses.rs` and `fuzz/fuzz_targets/host_responses.rs`.
 #![allow(dead_code)]
 
-use cardsmith::perso::cli::{compact_template, CardArgs, IssuerSide};
+use cardsmith::cli::perso::{CardArgs, SideFromArgs};
 use cardsmith::perso::engine::{self, CardInput};
 use cardsmith::perso::input;
+use cardsmith::perso::input::compact_template;
+use cardsmith::perso::side::IssuerSide;
 use cardsmith::record;
 use cardsmith::sim::{Provision, SimCard, SimConfig};
 use cardsmith::transport::sim::SimTransport;
@@ -45,12 +47,12 @@ impl Fixture {
             ..CardArgs::default()
         })
         .expect("issuer side");
-        let lines = cardsmith::perso::cli::sample_lines(1, 7, input::today());
+        let lines = cardsmith::perso::samples::sample_lines(1, 7, input::today());
         let batch = dir.path().join("one.jsonl");
         std::fs::write(&batch, lines.join("\n") + "\n").expect("write record");
         let loaded = record::load_records(
             &batch,
-            &cardsmith::perso::cli::IsoTemplates { max_minutiae: 60 },
+            &cardsmith::perso::input::IsoTemplates { max_minutiae: 60 },
         )
         .expect("load record");
         let (_, rec) = loaded.good.into_iter().next().expect("one good record");
