@@ -2,9 +2,10 @@
 //! errors to them, the refusals found before a card is touched, the data
 //! directory, the card arguments and the issuer side built from them.
 //!
-//! `cli`, `perso::cli`, `line::cli`, `activate::cli`, `scp03::cli` and
-//! `json_error` import this module; it imports none of them, so the
-//! command-line modules form no cycle (see `tests/module_graph.rs`).
+//! `cli` and its area modules (`cli::perso`, `cli::line`, `cli::activate`,
+//! `cli::scp03`, …) and `cli::json_error` import this module; it imports
+//! none of them, so the command-line modules form no cycle (see
+//! `tests/module_graph.rs`).
 
 use std::path::PathBuf;
 

@@ -1,9 +1,11 @@
 //! The command line: argument parsing, output, exit codes.
 //!
 //! Two phases, as in ripgrep: clap validates what the user typed, then each
-//! subcommand builds its working objects from the library. Every command
-//! takes `--json`. anyhow is used only here, at the edge; the library's typed
-//! errors are downcast once, in [`exit_code`], to pick the exit code:
+//! subcommand builds the plain configuration values and working objects of
+//! the host library (`cardsmith-host`, which has no clap). Every command
+//! takes `--json`. anyhow is used only in this crate, at the edge; the
+//! library's typed errors are downcast once, in [`exit_code`], to pick the
+//! exit code:
 //!
 //! | code | meaning |
 //! |---|---|

@@ -11,7 +11,8 @@
 //!   from (terminal without echo, a file descriptor, a private file).
 //! - [`display`]: Persian names for a terminal (shaping and bidi).
 //! - [`counter`]: one card's activation as the counter runs it, talking to
-//!   the operator through a small `Screen` trait; [`cli`]: the commands.
+//!   the operator through a small `Screen` trait. The commands are the
+//!   command line's (`src/cli/activate.rs` in the `cardsmith` crate).
 
 pub mod counter;
 pub mod display;

@@ -5,8 +5,10 @@
 //! the engines know what a command is for, never its bytes. [`side`] holds
 //! what the line stations and the counters share with it (the profiles,
 //! the issuer key, the CA, the SCP03 keys); [`recognize`] matches a card's
-//! ATR to a profile before anything is sent; [`cli`] holds the commands'
-//! arguments and output, and no engine imports it.
+//! ATR to a profile before anything is sent; [`samples`] makes synthetic
+//! fingers and sample records. The commands' arguments and output are the
+//! command line's (`src/cli/perso.rs` in the `cardsmith` crate), which no
+//! engine can import.
 
 pub mod card;
 mod certs;

@@ -2,7 +2,8 @@
 //! security domain keys, loaded before a card is touched and shared by
 //! `perso`, the line stations and the pickup counters. It is opened from
 //! plain configuration ([`SideConfig`]); the command line builds that from
-//! its arguments (`cli_common`), and the engines take the side as it is.
+//! its arguments (`cardsmith::cli::common`), and the engines take the side
+//! as it is.
 
 use std::path::PathBuf;
 

@@ -11,7 +11,7 @@
 //! exact definitions.
 //!
 //! Layer: above the register and the record module; the command line is
-//! [`cli`].
+//! `src/cli/programme.rs` in the `cardsmith` crate.
 
 pub mod html;
 pub mod offices;

@@ -3,8 +3,9 @@
 //! re-exported here, and this module adds what only a host has:
 //!
 //! * [`keyfile`]: key files, host configuration;
-//! * [`link`]: a session under a [`crate::transport::Channel`];
-//! * [`cli`]: the `cardsmith scp03` commands.
+//! * [`link`]: a session under a [`crate::transport::Channel`].
+//!
+//! The `cardsmith scp03` commands are the command line's (`src/cli/scp03.rs`).
 //!
 //! The core and the simulated card use none of them: they are other crates
 //! (`tests/crate_graph.rs`).

@@ -12,8 +12,10 @@
 //! - [`dashboard`]: the line dashboard's snapshot, streamed as
 //!   Server-Sent Events;
 //! - [`i18n`]: the words of both languages in one table, digits, dates;
-//! - [`session`], [`accounts`]: signed-in operators, Argon2id passwords;
-//! - [`cli`]: the commands.
+//! - [`session`], [`accounts`]: signed-in operators, Argon2id passwords.
+//!
+//! The commands are the command line's (`src/cli/web.rs` in the `cardsmith`
+//! crate).
 
 pub mod accounts;
 pub mod dashboard;
