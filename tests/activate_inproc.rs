@@ -219,7 +219,7 @@ impl Env {
     fn finger_tries(&self, h: &Holder) -> u8 {
         let mut ch = channel(&self.cards[h.id()]);
         let st = ch
-            .run(|ex| pcard::status_list(ex, &self.side.profile))
+            .converse(async |io| pcard::status_list(io, &self.side.profile).await)
             .expect("status");
         st.iter()
             .find(|s| s.biometric && s.reference == self.side.profile.bio_references[0])
@@ -328,9 +328,11 @@ fn the_holder_s_other_capture_activates_and_an_impostor_uses_a_try() {
         .expect("sig key");
     let mut ch = channel(&env.cards[h.id()]);
     let refused = ch
-        .run(|ex| {
-            pcard::select_aid(ex, p, &p.pki_aid)?;
-            Ok::<_, cardsmith::transport::ExchangeError>(pcard::sign_digest(ex, k, &[7u8; 32]))
+        .converse(async |io| {
+            pcard::select_aid(io, p, &p.pki_aid).await?;
+            Ok::<_, cardsmith::transport::ExchangeError>(
+                pcard::sign_digest(io, k, &[7u8; 32]).await,
+            )
         })
         .expect("exchange");
     assert!(
@@ -341,16 +343,19 @@ fn the_holder_s_other_capture_activates_and_an_impostor_uses_a_try() {
         "{refused:?}"
     );
     let signed = ch
-        .run(|ex| {
-            pcard::select_aid(ex, p, &p.pki_aid)?;
-            let sw = ex
+        .converse(async |io| {
+            pcard::select_aid(io, p, &p.pki_aid).await?;
+            let sw = io
                 .transmit(&cmd::verify(
                     p.signature_pin.reference,
                     Secret::new(b"73920461".to_vec()),
-                ))?
+                ))
+                .await?
                 .sw;
             assert_eq!(sw, StatusWord::Ok);
-            Ok::<_, cardsmith::transport::ExchangeError>(pcard::sign_digest(ex, k, &[7u8; 32]))
+            Ok::<_, cardsmith::transport::ExchangeError>(
+                pcard::sign_digest(io, k, &[7u8; 32]).await,
+            )
         })
         .expect("exchange");
     assert!(signed.is_ok(), "{signed:?}");
@@ -399,7 +404,7 @@ fn another_office_unshipped_cards_and_bad_pins_are_refused() {
         assert_eq!(env.life_cycle(h), LifeCycle::Personalized);
         let mut ch = channel(&env.cards[h.id()]);
         let st = ch
-            .run(|ex| pcard::status_list(ex, &env.side.profile))
+            .converse(async |io| pcard::status_list(io, &env.side.profile).await)
             .expect("status");
         assert!(
             st.iter().filter(|s| !s.biometric).all(|s| s.transport),
@@ -518,7 +523,9 @@ fn a_card_pulled_after_its_pins_were_set_is_activated_at_the_next_visit() {
     assert_eq!(env.life_cycle(h), LifeCycle::Activated);
     assert!(env.journal.delivered(&a.serial).expect("q").is_some());
     let mut ch = channel(&env.cards[h.id()]);
-    let st = ch.run(|ex| pcard::status_list(ex, p)).expect("status");
+    let st = ch
+        .converse(async |io| pcard::status_list(io, p).await)
+        .expect("status");
     assert!(
         st.iter().filter(|s| !s.biometric).all(|s| !s.transport),
         "{st:?}"
@@ -1207,16 +1214,17 @@ fn the_domestic_card_is_activated_at_the_counter_from_its_profile() {
     let mut ch = channel(&env.cards[h.id()]);
     let pin = |v: &str| p.pin_block_of(&Secret::new(v.as_bytes().to_vec()));
     let verify = |ch: &mut Channel, v: &str| {
-        ch.run(|ex| {
-            pcard::select_aid(ex, p, &p.pki_aid)?;
+        ch.converse(async |io| {
+            pcard::select_aid(io, p, &p.pki_aid).await?;
             pcard::send(
-                ex,
+                io,
                 &p.commands,
                 cardsmith::perso::commands::Step::VerifyPin,
                 &cardsmith::script::template::Vars::new()
                     .byte("pin_reference", p.signature_pin.reference)
                     .secret("pin", &pin(v)),
             )
+            .await
         })
         .expect("verify")
         .sw
@@ -1224,9 +1232,11 @@ fn the_domestic_card_is_activated_at_the_counter_from_its_profile() {
     assert_ne!(verify(&mut ch, "12345678"), StatusWord::Ok);
     assert_eq!(verify(&mut ch, "73920461"), StatusWord::Ok);
     let sig = ch
-        .run(|ex| {
-            pcard::select_aid(ex, p, &p.pki_aid)?;
-            Ok::<_, cardsmith::transport::ExchangeError>(pcard::sign_digest(ex, k, &[7u8; 32]))
+        .converse(async |io| {
+            pcard::select_aid(io, p, &p.pki_aid).await?;
+            Ok::<_, cardsmith::transport::ExchangeError>(
+                pcard::sign_digest(io, k, &[7u8; 32]).await,
+            )
         })
         .expect("sign");
     assert_eq!(sig.expect("signature").len(), 64);

@@ -305,11 +305,11 @@ fn activation_through_pcscd_genuine_capture_impostor_office_policy_and_signing()
         let mut ch = common::channel(COUNTER);
         let digest = [0x5Au8; 32];
         let refused = ch
-            .run(|ex| {
-                cardsmith::perso::card::select_aid(ex, p, &p.pki_aid)?;
-                Ok::<_, cardsmith::transport::ExchangeError>(cardsmith::perso::card::sign_digest(
-                    ex, k, &digest,
-                ))
+            .converse(async |io| {
+                cardsmith::perso::card::select_aid(io, p, &p.pki_aid).await?;
+                Ok::<_, cardsmith::transport::ExchangeError>(
+                    cardsmith::perso::card::sign_digest(io, k, &digest).await,
+                )
             })
             .expect("exchange");
         assert!(refused.is_err(), "signed without the PIN");

@@ -75,9 +75,9 @@ fn personalize_verify_read(
     let rep = engine::verify(&mut ch, &side.issuer(), &input).unwrap();
     assert!(rep.passed, "{:?}", rep.failures());
     let lc = ch
-        .run(|ex| {
-            pcard::select_mf(ex, &side.profile)?;
-            pcard::life_cycle(ex, &side.profile)
+        .converse(async |io| {
+            pcard::select_mf(io, &side.profile).await?;
+            pcard::life_cycle(io, &side.profile).await
         })
         .unwrap();
     assert_eq!(lc, LifeCycle::Personalized);

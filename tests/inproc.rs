@@ -336,18 +336,19 @@ fn a_known_selection_is_not_repeated_and_a_reset_forgets_it() {
     .unwrap();
     // A DF just created: the channel does not assume where the card is.
     assert_eq!(ch.selected(), None);
-    let select_and_open_ef = |ex: &mut cardsmith::transport::Exchange<'_>| {
-        card::select_aid(ex, &cardsmith::perso::profile::Profile::reference(), &AID)?;
-        ex.expect_ok(&cmd::select_ef(0x0101, cmd::SelectReturn::Nothing))
+    let select_and_open_ef = async |io: &cardsmith::transport::sansio::Io| {
+        card::select_aid(io, &cardsmith::perso::profile::Profile::reference(), &AID).await?;
+        io.expect_ok(&cmd::select_ef(0x0101, cmd::SelectReturn::Nothing))
+            .await
             .map(|_| ())
     };
     let is_select_aid = |a: &Vec<u8>| a.get(1..3) == Some(&[0xA4, 0x04][..]);
     let before = sent.lock().unwrap().len();
-    ch.run(select_and_open_ef).unwrap();
+    ch.converse(select_and_open_ef).unwrap();
     assert_eq!(ch.selected(), Some(&Selected::Aid(AID.to_vec())));
     assert_eq!(sent.lock().unwrap().len(), before + 2);
     // Known: only the EF is selected.
-    ch.run(select_and_open_ef).unwrap();
+    ch.converse(select_and_open_ef).unwrap();
     let after = sent.lock().unwrap().clone();
     assert_eq!(after.len(), before + 3);
     assert!(!is_select_aid(&after[before + 2]));
@@ -356,7 +357,7 @@ fn a_known_selection_is_not_repeated_and_a_reset_forgets_it() {
     // first (else SELECT EF 0101 would not find the EF from the MF).
     let n = *count.lock().unwrap();
     *reset_at.lock().unwrap() = Some(n + 1);
-    ch.run(select_and_open_ef).unwrap();
+    ch.converse(select_and_open_ef).unwrap();
     assert_eq!(ch.resets_recovered(), 1);
     let last = sent.lock().unwrap().clone();
     assert_eq!(

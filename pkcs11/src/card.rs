@@ -115,30 +115,32 @@ pub fn probe(ch: &mut Channel, profiles: &[Profile]) -> Result<Option<Found>, CK
         if !p.recognizes.recognizes(&atr) {
             continue;
         }
-        let r = ch.run(|ex| {
+        let r = ch.converse(async |io| {
             let sel = pcard::send(
-                ex,
+                io,
                 &p.commands,
                 Step::SelectApplication,
                 &Vars::new().bytes("aid", &p.pki_aid),
-            )?;
+            )
+            .await?;
             if !sel.sw.is_ok() {
                 return Ok(None);
             }
-            pcard::select_mf(ex, p)?;
-            let serial = pcard::serial(ex, p)?;
-            let life_cycle = pcard::life_cycle(ex, p)?;
+            pcard::select_mf(io, p).await?;
+            let serial = pcard::serial(io, p).await?;
+            let life_cycle = pcard::life_cycle(io, p).await?;
             if !matches!(life_cycle, LifeCycle::Personalized | LifeCycle::Activated) {
                 return Ok(None);
             }
-            pcard::select_aid(ex, p, &p.pki_aid)?;
+            pcard::select_aid(io, p, &p.pki_aid).await?;
             let mut keys = Vec::new();
             for k in &p.keys {
-                let cert = pcard::read_personal_ef(ex, p, k.certificate_fid)
+                let cert = pcard::read_personal_ef(io, p, k.certificate_fid)
+                    .await
                     .ok()
                     .and_then(certificate);
-                pcard::select_aid(ex, p, &p.pki_aid)?;
-                let point = pcard::read_public_key(ex, k)?;
+                pcard::select_aid(io, p, &p.pki_aid).await?;
+                let point = pcard::read_public_key(io, k).await?;
                 keys.push(CardKey {
                     spec: k.clone(),
                     cert,
@@ -231,18 +233,22 @@ pub fn pin_status(
             }));
         }
         let sw = ch
-            .run(|ex| {
-                pcard::select_aid(ex, p, &p.pki_aid)?;
+            .converse(async |io| {
+                pcard::select_aid(io, p, &p.pki_aid).await?;
                 let vars = Vars::new().byte("pin_reference", pin.reference);
-                Ok::<_, ExchangeError>(pcard::send(ex, &p.commands, Step::PinStatus, &vars)?.sw)
+                Ok::<_, ExchangeError>(
+                    pcard::send(io, &p.commands, Step::PinStatus, &vars)
+                        .await?
+                        .sw,
+                )
             })
             .map_err(|e| rv_of(&e))?;
         return Ok(PinState::of_answer(sw, activated));
     }
     let list = ch
-        .run(|ex| {
-            pcard::select_mf(ex, p)?;
-            pcard::status_list(ex, p)
+        .converse(async |io| {
+            pcard::select_mf(io, p).await?;
+            pcard::status_list(io, p).await
         })
         .map_err(|e| rv_of(&e))?;
     Ok(list
@@ -276,11 +282,11 @@ pub fn verify_pin(
     reset_after: bool,
 ) -> Result<(), CK_RV> {
     let sw = ch
-        .run(|ex| {
-            pcard::select_aid(ex, p, aid)?;
-            let sw = verify(ex, p, reference, pin)?;
+        .converse(async |io| {
+            pcard::select_aid(io, p, aid).await?;
+            let sw = verify(io, p, reference, pin).await?;
             if sw.is_ok() && reset_after {
-                logout(ex, p, reference);
+                logout(io, p, reference).await;
             }
             Ok::<_, ExchangeError>(sw)
         })
@@ -297,9 +303,9 @@ pub fn verify_pin(
 /// Forget PIN `reference`'s verification (C_Logout). Best effort.
 pub fn forget_pin(ch: &mut Channel, p: &Profile, aid: &[u8], reference: u8) {
     if p.commands.has(Step::PinLogout) {
-        let _ = ch.run(|ex| {
-            pcard::select_aid(ex, p, aid)?;
-            logout(ex, p, reference);
+        let _ = ch.converse(async |io| {
+            pcard::select_aid(io, p, aid).await?;
+            logout(io, p, reference).await;
             Ok::<_, ExchangeError>(())
         });
     } else {
@@ -319,8 +325,8 @@ fn reset_without_logout(ch: &mut Channel, p: &Profile) {
 }
 
 /// The profile's `verify_pin`: the card's answer.
-fn verify(
-    ex: &mut cardsmith_host::transport::Exchange<'_>,
+async fn verify(
+    io: &cardsmith_host::transport::sansio::Io,
     p: &Profile,
     reference: u8,
     pin: &[u8],
@@ -328,14 +334,16 @@ fn verify(
     let vars = Vars::new()
         .byte("pin_reference", reference)
         .secret("pin", &p.pin_block_of(&Secret::new(pin.to_vec())));
-    Ok(pcard::send(ex, &p.commands, Step::VerifyPin, &vars)?.sw)
+    Ok(pcard::send(io, &p.commands, Step::VerifyPin, &vars)
+        .await?
+        .sw)
 }
 
 /// The profile's `pin_logout`, when it has one. Best effort.
-fn logout(ex: &mut cardsmith_host::transport::Exchange<'_>, p: &Profile, reference: u8) {
+async fn logout(io: &cardsmith_host::transport::sansio::Io, p: &Profile, reference: u8) {
     if p.commands.has(Step::PinLogout) {
         let vars = Vars::new().byte("pin_reference", reference);
-        let _ = pcard::send(ex, &p.commands, Step::PinLogout, &vars);
+        let _ = pcard::send(io, &p.commands, Step::PinLogout, &vars).await;
     }
 }
 
@@ -356,10 +364,10 @@ pub fn sign(
     value: &[u8; 32],
     pin: Option<PinFirst<'_>>,
 ) -> Result<Vec<u8>, CK_RV> {
-    ch.run(|ex| {
-        pcard::select_aid(ex, p, &p.pki_aid)?;
+    ch.converse(async |io| {
+        pcard::select_aid(io, p, &p.pki_aid).await?;
         if let Some(pf) = &pin {
-            let sw = verify(ex, p, pf.reference, pf.pin)?;
+            let sw = verify(io, p, pf.reference, pf.pin).await?;
             if !sw.is_ok() {
                 return Ok(Err(verify_rv(sw)));
             }
@@ -369,7 +377,7 @@ pub fn sign(
             .bytes("digest", value);
         // A refused command before the last (an MSE SET) is the device's
         // failure, not the holder's.
-        let resp = match pcard::send(ex, &k.commands, Step::Sign, &vars) {
+        let resp = match pcard::send(io, &k.commands, Step::Sign, &vars).await {
             Ok(r) => r,
             Err(ExchangeError::Status { .. }) => return Ok(Err(CKR_DEVICE_ERROR)),
             Err(e) => return Err(e),

@@ -50,7 +50,8 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
                 }
                 ExchangeError::Encode(_)
                 | ExchangeError::TooLong { .. }
-                | ExchangeError::Profile { .. } => EXIT_USAGE,
+                | ExchangeError::Profile { .. }
+                | ExchangeError::Driver(_) => EXIT_USAGE,
                 ExchangeError::GetResponseLoop { .. } | ExchangeError::SecureChannel { .. } => {
                     EXIT_TRANSPORT
                 }

@@ -86,9 +86,9 @@ pub fn card_state_as(card: &SharedCard, p: &Profile) -> (String, CardState) {
         Box::new(SimTransport::shared(card.clone(), Default::default())),
         ExchangeOptions::default(),
     );
-    let r = ch.run(|ex| {
-        pcard::select_mf(ex, p)?;
-        pcard::life_cycle(ex, p)
+    let r = ch.converse(async |io| {
+        pcard::select_mf(io, p).await?;
+        pcard::life_cycle(io, p).await
     });
     let st = match r {
         Ok(lc) => CardState::Life(lc),

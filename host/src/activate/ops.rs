@@ -179,9 +179,9 @@ fn terminated_or(e: ExchangeError) -> CardError {
 
 /// Serial and life cycle, the first thing asked of any card.
 pub fn identify(ch: &mut Channel, p: &Profile) -> Result<([u8; 8], LifeCycle), CardError> {
-    ch.run(|ex| {
-        card::select_mf(ex, p)?;
-        Ok::<_, ExchangeError>((card::serial(ex, p)?, card::life_cycle(ex, p)?))
+    ch.converse(async |io| {
+        card::select_mf(io, p).await?;
+        Ok::<_, ExchangeError>((card::serial(io, p).await?, card::life_cycle(io, p).await?))
     })
     .map_err(terminated_or)
 }
@@ -220,7 +220,7 @@ pub fn inspect(ch: &mut Channel, p: &Profile, chain: &[Vec<u8>]) -> Result<Inspe
     let rb = card::read_back(ch, p)?;
     let (dgs, certs, points) = (rb.dgs, rb.certs, rb.points);
     let sod = rb.sod.unwrap_or_else(|| Err("not read".into()));
-    ins.pins = ch.run(|ex| card::status_list(ex, p))?;
+    ins.pins = ch.converse(async |io| card::status_list(io, p).await)?;
 
     holder_data(&mut ins, p, &dgs);
     security_object(&mut ins, p, &dgs, &sod, chain);
@@ -424,12 +424,14 @@ fn certificates_and_proof(
             );
             continue;
         }
-        let sig = ch.run(|ex| {
-            card::select_aid(ex, p, &p.pki_aid)?;
+        let sig = ch.converse(async |io| {
+            card::select_aid(io, p, &p.pki_aid).await?;
             // A card whose PINs come from the factory wants the key's PIN
             // even for this; the issuer knows the factory value.
-            card::factory_pin_for_key(ex, p, k)?;
-            card::sign_digest(ex, k, &sha256(&challenge)).map_err(CardError::from)
+            card::factory_pin_for_key(io, p, k).await?;
+            card::sign_digest(io, k, &sha256(&challenge))
+                .await
+                .map_err(CardError::from)
         });
         let proof = match sig {
             Ok(sig) => verify_with_cert(&cert, &challenge, &sig)
@@ -468,9 +470,9 @@ pub fn verify_finger(
     reference: u8,
     minutiae: &Secret,
 ) -> Result<FingerResult, CardError> {
-    let sw = ch.run(|ex| {
-        card::select_aid(ex, p, &p.identity_aid)?;
-        card::verify_finger(ex, p, reference, minutiae)
+    let sw = ch.converse(async |io| {
+        card::select_aid(io, p, &p.identity_aid).await?;
+        card::verify_finger(io, p, reference, minutiae).await
     })?;
     finger_result(reference, sw)
 }
@@ -484,9 +486,9 @@ pub fn verify_finger_diagnosed(
     reference: u8,
     minutiae: &Secret,
 ) -> Result<(FingerResult, StatusWord, Option<card::MatchDiagnostics>), CardError> {
-    let (sw, debug) = ch.run(|ex| {
-        card::select_aid(ex, p, &p.identity_aid)?;
-        card::verify_finger_diagnosed(ex, p, reference, minutiae)
+    let (sw, debug) = ch.converse(async |io| {
+        card::select_aid(io, p, &p.identity_aid).await?;
+        card::verify_finger_diagnosed(io, p, reference, minutiae).await
     })?;
     Ok((finger_result(reference, sw)?, sw, debug))
 }
@@ -514,7 +516,7 @@ fn finger_result(reference: u8, sw: StatusWord) -> Result<FingerResult, CardErro
 /// fingerprint match (another process, a pulled card), the match is gone
 /// and the card answers 6982, which the counter reports.
 pub fn set_pins(ch: &mut Channel, p: &Profile, values: &[(u8, &Secret)]) -> Result<(), CardError> {
-    ch.run(|ex| {
+    ch.converse(async |io| {
         for (reference, v) in values {
             // A card that comes with factory PINs wants the old value.
             let mut vars = Vars::new()
@@ -523,7 +525,7 @@ pub fn set_pins(ch: &mut Channel, p: &Profile, values: &[(u8, &Secret)]) -> Resu
             if let Some(old) = p.factory_pin(*reference) {
                 vars = vars.secret("old_pin", &p.pin_block_of(old));
             }
-            let r = card::send(ex, &p.commands, Step::SetPin, &vars)?;
+            let r = card::send(io, &p.commands, Step::SetPin, &vars).await?;
             if r.sw != StatusWord::Ok {
                 return Err(CardError::Refused {
                     what: format!("CHANGE REFERENCE DATA (reference {reference:02X})"),
@@ -547,9 +549,9 @@ pub fn activate(
     scp03: Option<&crate::scp03::keyfile::Scp03Keys>,
 ) -> Result<LifeCycle, CardError> {
     let step = |ch: &mut Channel| {
-        ch.run(|ex| {
-            let sw = card::life_cycle_step(ex, p, Step::Activate)?;
-            Ok::<_, ExchangeError>((sw, card::life_cycle(ex, p)?))
+        ch.converse(async |io| {
+            let sw = card::life_cycle_step(io, p, Step::Activate).await?;
+            Ok::<_, ExchangeError>((sw, card::life_cycle(io, p).await?))
         })
     };
     let (mut sw, mut lc) = step(ch)?;
@@ -604,28 +606,29 @@ pub fn test_signature(
         .map_err(|_| CardError::Other("the random generator failed".into()))?;
     let d = sha256(&message);
     let pin_ref = p.signature_pin.reference;
-    let sig = ch.run(|ex| {
-        card::select_aid(ex, p, &p.pki_aid)?;
+    let sig = ch.converse(async |io| {
+        card::select_aid(io, p, &p.pki_aid).await?;
         let r = card::send(
-            ex,
+            io,
             &p.commands,
             Step::VerifyPin,
             &Vars::new()
                 .byte("pin_reference", pin_ref)
                 .secret("pin", &p.pin_block_of(pin)),
-        )?;
+        )
+        .await?;
         if r.sw != StatusWord::Ok {
             return Err(CardError::Refused {
                 what: "VERIFY signature PIN".into(),
                 sw: r.sw,
             });
         }
-        card::sign_digest(ex, k, &d).map_err(CardError::from)
+        card::sign_digest(io, k, &d).await.map_err(CardError::from)
     })?;
     verify_with_cert(cert, &message, &sig).map_err(CardError::Other)?;
-    let again = ch.run(|ex| {
-        card::select_aid(ex, p, &p.pki_aid)?;
-        Ok::<_, CardError>(card::sign_digest(ex, k, &d))
+    let again = ch.converse(async |io| {
+        card::select_aid(io, p, &p.pki_aid).await?;
+        Ok::<_, CardError>(card::sign_digest(io, k, &d).await)
     })?;
     let without_pin = match again {
         Err(StepError::Refused(sw)) => sw,
@@ -662,13 +665,17 @@ pub fn unblock(
     puk: &Secret,
     new_pin: &Secret,
 ) -> Result<UnblockResult, CardError> {
-    let sw = ch.run(|ex| {
-        card::select_mf(ex, p)?;
+    let sw = ch.converse(async |io| {
+        card::select_mf(io, p).await?;
         let vars = Vars::new()
             .byte("pin_reference", pin_reference)
             .secret("puk", &p.pin_block_of(puk))
             .secret("new_pin", &p.pin_block_of(new_pin));
-        Ok::<_, ExchangeError>(card::send(ex, &p.commands, Step::ResetRetryCounter, &vars)?.sw)
+        Ok::<_, ExchangeError>(
+            card::send(io, &p.commands, Step::ResetRetryCounter, &vars)
+                .await?
+                .sw,
+        )
     })?;
     match sw {
         StatusWord::Ok => Ok(UnblockResult::Done),

@@ -333,9 +333,9 @@ pub fn process_card(ctx: &StationCtx, ch: &mut Channel, reader: &str) -> CardRes
             };
         }
     };
-    let ident = ch.run(|ex| {
-        card::select_mf(ex, p)?;
-        Ok::<_, ExchangeError>((card::life_cycle(ex, p)?, card::serial(ex, p)?))
+    let ident = ch.converse(async |io| {
+        card::select_mf(io, p).await?;
+        Ok::<_, ExchangeError>((card::life_cycle(io, p).await?, card::serial(io, p).await?))
     });
     let (lc, serial) = match ident {
         Ok(x) => x,
@@ -677,7 +677,7 @@ fn recover(
             // Interrupted before the scripts created anything: the card is
             // as it came, and takes the next record like any blank card.
             let fresh = matches!(
-                ch.run(|ex| card::select_aid(ex, p, &p.identity_aid)),
+                ch.converse(async |io| card::select_aid(io, p, &p.identity_aid).await),
                 Err(ExchangeError::Status { .. })
             );
             if fresh {

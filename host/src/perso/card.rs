@@ -1,13 +1,16 @@
 //! The card operations personalization and verification need, each one a
-//! few APDUs over an [`Exchange`]. Every response is checked for shape; a
+//! few APDUs asked of an [`Io`] (a conversation without I/O, see
+//! [`crate::transport::sansio`]). Every response is checked for shape; a
 //! malformed one is an [`ExchangeError::BadResponseData`] that says what was
-//! expected (and never quotes secret data).
+//! expected (and never quotes secret data). A caller holding a [`Channel`]
+//! runs them with [`Channel::converse`].
 
 use crate::apdu::{Response, StatusWord};
 use crate::script::template::Vars;
 use crate::secret::Secret;
 use crate::tlv;
-use crate::transport::{Channel, Exchange, ExchangeError, Selected};
+use crate::transport::sansio::Io;
+use crate::transport::{Channel, ExchangeError, Selected};
 use std::collections::BTreeMap;
 
 use super::commands::{Commands, Step};
@@ -18,8 +21,8 @@ use super::profile::{BitLayout, KeySpec, LifeCycleValues, MinutiaeOrder, Profile
 /// the last must answer 9000 (an MSE SET before a signature, say); the
 /// card's answer to the last. The engines send nothing else, so they know
 /// what a command is for and never its bytes.
-pub fn send(
-    ex: &mut Exchange<'_>,
+pub async fn send(
+    io: &Io,
     commands: &Commands,
     step: Step,
     vars: &Vars,
@@ -34,9 +37,9 @@ pub fn send(
     let n = cmds.len();
     for (i, c) in cmds.iter().enumerate() {
         if i + 1 < n {
-            ex.expect_ok(c)?;
+            io.expect_ok(c).await?;
         } else {
-            last = Some(ex.transmit(c)?);
+            last = Some(io.transmit(c).await?);
         }
     }
     last.ok_or_else(|| ExchangeError::Profile {
@@ -46,13 +49,13 @@ pub fn send(
 }
 
 /// [`send`], and the card must answer 9000: its data.
-pub fn send_ok(
-    ex: &mut Exchange<'_>,
+pub async fn send_ok(
+    io: &Io,
     commands: &Commands,
     step: Step,
     vars: &Vars,
 ) -> Result<Vec<u8>, ExchangeError> {
-    ok_or_status(send(ex, commands, step, vars)?, step_name(step))
+    ok_or_status(send(io, commands, step, vars).await?, step_name(step))
 }
 
 /// The data of a 9000 answer; any other status is an error naming `what`.
@@ -149,23 +152,24 @@ fn bad(command: &str, detail: impl Into<String>) -> ExchangeError {
 }
 
 /// GET DATA of `tag` (the profile's `get_data`): the card's answer.
-fn get_data(ex: &mut Exchange<'_>, p: &Profile, tag: u16) -> Result<Response, ExchangeError> {
+async fn get_data(io: &Io, p: &Profile, tag: u16) -> Result<Response, ExchangeError> {
     send(
-        ex,
+        io,
         &p.commands,
         Step::GetData,
         &Vars::new().bytes("tag", &tag.to_be_bytes()),
     )
+    .await
 }
 
 /// The value of primitive data object `tag` in a GET DATA response.
-fn get_data_value(
-    ex: &mut Exchange<'_>,
+async fn get_data_value(
+    io: &Io,
     p: &Profile,
     tag: u16,
     what: &str,
 ) -> Result<Vec<u8>, ExchangeError> {
-    let r = get_data(ex, p, tag)?;
+    let r = get_data(io, p, tag).await?;
     let data = ok_or_status(r, what)?;
     let nodes = tlv::decode(&data);
     let tag_bytes = tag.to_be_bytes();
@@ -187,32 +191,33 @@ fn get_data_value(
 /// Make the MF the current DF: a SELECT unless the channel knows the card
 /// is there already (see [`crate::transport::Selected`]; after a reset or a
 /// failed operation it does not know, and this selects).
-pub fn select_mf(ex: &mut Exchange<'_>, p: &Profile) -> Result<(), ExchangeError> {
-    if ex.selected() == Some(&Selected::Mf) {
+pub async fn select_mf(io: &Io, p: &Profile) -> Result<(), ExchangeError> {
+    if io.selected() == Some(Selected::Mf) {
         return Ok(());
     }
-    send_ok(ex, &p.commands, Step::SelectMf, &Vars::new())?;
+    send_ok(io, &p.commands, Step::SelectMf, &Vars::new()).await?;
     Ok(())
 }
 
 /// Make application `aid` the current DF: a SELECT unless the channel
 /// knows the card is there already (as [`select_mf`]).
-pub fn select_aid(ex: &mut Exchange<'_>, p: &Profile, aid: &[u8]) -> Result<(), ExchangeError> {
-    if matches!(ex.selected(), Some(Selected::Aid(a)) if a.as_slice() == aid) {
+pub async fn select_aid(io: &Io, p: &Profile, aid: &[u8]) -> Result<(), ExchangeError> {
+    if matches!(io.selected(), Some(Selected::Aid(a)) if a.as_slice() == aid) {
         return Ok(());
     }
     send_ok(
-        ex,
+        io,
         &p.commands,
         Step::SelectApplication,
         &Vars::new().bytes("aid", aid),
-    )?;
+    )
+    .await?;
     Ok(())
 }
 
 /// Select EF `fid` in the current DF; its size from the FCP.
-fn select_ef_size(ex: &mut Exchange<'_>, p: &Profile, fid: u16) -> Result<usize, ExchangeError> {
-    let fcp = select_ef(ex, p, fid)?;
+async fn select_ef_size(io: &Io, p: &Profile, fid: u16) -> Result<usize, ExchangeError> {
+    let fcp = select_ef(io, p, fid).await?;
     fcp_size(&fcp, fid)
 }
 
@@ -232,21 +237,22 @@ fn fcp_size(fcp: &[u8], fid: u16) -> Result<usize, ExchangeError> {
 }
 
 /// Select EF `fid` in the current DF (the profile's `select_file`): its FCP.
-fn select_ef(ex: &mut Exchange<'_>, p: &Profile, fid: u16) -> Result<Vec<u8>, ExchangeError> {
+async fn select_ef(io: &Io, p: &Profile, fid: u16) -> Result<Vec<u8>, ExchangeError> {
     let r = send(
-        ex,
+        io,
         &p.commands,
         Step::SelectFile,
         &Vars::new().bytes("fid", &fid.to_be_bytes()),
-    )?;
+    )
+    .await?;
     ok_or_status(r, format!("SELECT EF {fid:04X}"))
 }
 
 /// Whether factory file `f` is on the card: its application selected by
 /// AID, or its EF selected in its DF with at least the size the profile
 /// says. `Ok(Err(why))` names what is missing or too small.
-pub fn check_factory_file(
-    ex: &mut Exchange<'_>,
+pub async fn check_factory_file(
+    io: &Io,
     p: &Profile,
     f: &super::profile::FactoryFile,
 ) -> Result<Result<(), String>, ExchangeError> {
@@ -257,7 +263,7 @@ pub fn check_factory_file(
         .collect::<Vec<_>>()
         .join("/");
     if let Some(aid) = &f.aid {
-        return Ok(match select_aid(ex, p, aid) {
+        return Ok(match select_aid(io, p, aid).await {
             Ok(()) => Ok(()),
             Err(ExchangeError::Status { sw, .. }) => Err(format!("application {path}: {sw}")),
             Err(e) => return Err(e),
@@ -275,12 +281,12 @@ pub fn check_factory_file(
         .find(|d| d.aid.is_some() && d.path.as_slice() == parent)
         .and_then(|d| d.aid.as_deref())
     {
-        select_aid(ex, p, aid)?;
+        select_aid(io, p, aid).await?;
     }
     let Some(fid) = f.path.last() else {
         return Ok(Err("an empty path".into()));
     };
-    Ok(match select_ef_size(ex, p, *fid) {
+    Ok(match select_ef_size(io, p, *fid).await {
         Ok(size) if f.size.is_none_or(|want| size >= want) => Ok(()),
         Ok(size) => Err(format!(
             "EF {path} holds {size} bytes, the profile says {}",
@@ -303,20 +309,16 @@ const TLV_HEADER_MAX: usize = 8;
 /// a first chunk, then exactly the rest its header announces, so the padding
 /// after it is not transferred. An EF whose start is not a TLV header is
 /// read whole.
-pub fn read_tlv_ef(ex: &mut Exchange<'_>, p: &Profile, fid: u16) -> Result<Vec<u8>, ExchangeError> {
-    let size = select_ef_size(ex, p, fid)?;
-    read_tlv_rest(ex, size, None)
+pub async fn read_tlv_ef(io: &Io, p: &Profile, fid: u16) -> Result<Vec<u8>, ExchangeError> {
+    let size = select_ef_size(io, p, fid).await?;
+    read_tlv_rest(io, size, None).await
 }
 
 /// [`read_tlv_ef`] for an EF that holds a citizen's personal data (a data
 /// group, a certificate): the trace shows `PERSONAL(n bytes)` for what the
 /// card answers to the READ BINARY commands.
-pub fn read_personal_ef(
-    ex: &mut Exchange<'_>,
-    p: &Profile,
-    fid: u16,
-) -> Result<Vec<u8>, ExchangeError> {
-    read_personal_ef_expecting(ex, p, fid, None)
+pub async fn read_personal_ef(io: &Io, p: &Profile, fid: u16) -> Result<Vec<u8>, ExchangeError> {
+    read_personal_ef_expecting(io, p, fid, None).await
 }
 
 /// [`read_personal_ef`] when the caller knows how long the data object
@@ -325,15 +327,15 @@ pub fn read_personal_ef(
 /// comes in one command (or as few as the card's Ne allows) and no padding
 /// follows it. A longer one is still read whole, a shorter one trimmed by
 /// its own length; the expectation only sizes the reads.
-pub fn read_personal_ef_expecting(
-    ex: &mut Exchange<'_>,
+pub async fn read_personal_ef_expecting(
+    io: &Io,
     p: &Profile,
     fid: u16,
     expected: Option<usize>,
 ) -> Result<Vec<u8>, ExchangeError> {
-    match select_for_read(ex, p, fid, expected)? {
-        ReadPlan::Known(n) => ex.personal(|ex| read_tlv_known(ex, n)),
-        ReadPlan::Within(size) => ex.personal(|ex| read_tlv_rest(ex, size, expected)),
+    match select_for_read(io, p, fid, expected).await? {
+        ReadPlan::Known(n) => io.personal(read_tlv_known(io, n)).await,
+        ReadPlan::Within(size) => io.personal(read_tlv_rest(io, size, expected)).await,
     }
 }
 
@@ -349,31 +351,31 @@ enum ReadPlan {
 /// Select EF `fid` to read it: with the profile's `select_file_bare` when
 /// the length is known (no FCP to fetch: one GET RESPONSE less on a T=0
 /// card), else with `select_file` for the EF's size.
-fn select_for_read(
-    ex: &mut Exchange<'_>,
+async fn select_for_read(
+    io: &Io,
     p: &Profile,
     fid: u16,
     expected: Option<usize>,
 ) -> Result<ReadPlan, ExchangeError> {
     if let (Some(n), true) = (expected, p.commands.has(Step::SelectFileBare)) {
         let vars = Vars::new().bytes("fid", &fid.to_be_bytes());
-        send_ok(ex, &p.commands, Step::SelectFileBare, &vars)?;
+        send_ok(io, &p.commands, Step::SelectFileBare, &vars).await?;
         return Ok(ReadPlan::Known(n));
     }
-    Ok(ReadPlan::Within(select_ef_size(ex, p, fid)?))
+    Ok(ReadPlan::Within(select_ef_size(io, p, fid).await?))
 }
 
 /// [`read_personal_ef_expecting`] for an EF that holds no personal data
 /// (the security object).
-fn read_ef_expecting(
-    ex: &mut Exchange<'_>,
+async fn read_ef_expecting(
+    io: &Io,
     p: &Profile,
     fid: u16,
     expected: Option<usize>,
 ) -> Result<Vec<u8>, ExchangeError> {
-    match select_for_read(ex, p, fid, expected)? {
-        ReadPlan::Known(n) => read_tlv_known(ex, n),
-        ReadPlan::Within(size) => read_tlv_rest(ex, size, expected),
+    match select_for_read(io, p, fid, expected).await? {
+        ReadPlan::Known(n) => read_tlv_known(io, n).await,
+        ReadPlan::Within(size) => read_tlv_rest(io, size, expected).await,
     }
 }
 
@@ -381,13 +383,13 @@ fn read_ef_expecting(
 /// `expected`: that many bytes (at least a TLV header's worth), then the
 /// rest its header announces if it is longer. Without a TLV header at the
 /// start, what was read.
-fn read_tlv_known(ex: &mut Exchange<'_>, expected: usize) -> Result<Vec<u8>, ExchangeError> {
-    let head = ex.read_binary(0, expected.max(TLV_HEADER_MAX))?;
+async fn read_tlv_known(io: &Io, expected: usize) -> Result<Vec<u8>, ExchangeError> {
+    let head = io.read_binary(0, expected.max(TLV_HEADER_MAX)).await?;
     match tlv::extent(&head) {
         Some(n) if n <= head.len() => Ok(head.get(..n).unwrap_or_default().to_vec()),
         Some(n) if n <= 1 << 20 => {
             let mut all = head;
-            let rest = ex.read_binary(all.len(), n - all.len())?;
+            let rest = io.read_binary(all.len(), n - all.len()).await?;
             all.extend(rest);
             Ok(all)
         }
@@ -397,27 +399,27 @@ fn read_tlv_known(ex: &mut Exchange<'_>, expected: usize) -> Result<Vec<u8>, Exc
 
 /// The data object of the selected EF of `size` bytes; the first read asks
 /// for `expected` bytes (at least a TLV header's worth) or [`FIRST_READ`].
-fn read_tlv_rest(
-    ex: &mut Exchange<'_>,
+async fn read_tlv_rest(
+    io: &Io,
     size: usize,
     expected: Option<usize>,
 ) -> Result<Vec<u8>, ExchangeError> {
     let first = expected.map_or(FIRST_READ, |n| n.max(TLV_HEADER_MAX));
-    let head = ex.read_binary(0, size.min(first))?;
+    let head = io.read_binary(0, size.min(first)).await?;
     match tlv::extent(&head) {
         Some(n) if n <= size => {
             if n <= head.len() {
                 return Ok(head.get(..n).unwrap_or_default().to_vec());
             }
             let mut all = head;
-            let rest = ex.read_binary(all.len(), n - all.len())?;
+            let rest = io.read_binary(all.len(), n - all.len()).await?;
             all.extend(rest);
             Ok(all)
         }
         _ => {
             let mut all = head;
             if size > all.len() {
-                let rest = ex.read_binary(all.len(), size - all.len())?;
+                let rest = io.read_binary(all.len(), size - all.len()).await?;
                 all.extend(rest);
             }
             Ok(all)
@@ -426,14 +428,9 @@ fn read_tlv_rest(
 }
 
 /// Select EF `fid` in the current DF and write `data` at offset 0.
-pub fn write_ef(
-    ex: &mut Exchange<'_>,
-    p: &Profile,
-    fid: u16,
-    data: &[u8],
-) -> Result<(), ExchangeError> {
-    select_ef_to_write(ex, p, fid, data.len())?;
-    ex.update_binary(0, data)
+pub async fn write_ef(io: &Io, p: &Profile, fid: u16, data: &[u8]) -> Result<(), ExchangeError> {
+    select_ef_to_write(io, p, fid, data.len()).await?;
+    io.update_binary(0, data).await
 }
 
 /// Select EF `fid` to write `len` bytes to it. With the profile's
@@ -442,18 +439,18 @@ pub fn write_ef(
 /// when the card answers its FCP, the EF must hold that much (a file made
 /// at the factory is checked here, at the SELECT the write needs anyway,
 /// before a byte is written).
-fn select_ef_to_write(
-    ex: &mut Exchange<'_>,
+async fn select_ef_to_write(
+    io: &Io,
     p: &Profile,
     fid: u16,
     len: usize,
 ) -> Result<(), ExchangeError> {
     if p.commands.has(Step::SelectFileBare) {
         let vars = Vars::new().bytes("fid", &fid.to_be_bytes());
-        send_ok(ex, &p.commands, Step::SelectFileBare, &vars)?;
+        send_ok(io, &p.commands, Step::SelectFileBare, &vars).await?;
         return Ok(());
     }
-    let fcp = select_ef(ex, p, fid)?;
+    let fcp = select_ef(io, p, fid).await?;
     if fcp.is_empty() {
         return Ok(());
     }
@@ -469,37 +466,37 @@ fn select_ef_to_write(
 
 /// [`write_ef`] for a citizen's personal data (a data group, a
 /// certificate): the commands' data fields are marked personal.
-pub fn write_personal_ef(
-    ex: &mut Exchange<'_>,
+pub async fn write_personal_ef(
+    io: &Io,
     p: &Profile,
     fid: u16,
     data: &[u8],
 ) -> Result<(), ExchangeError> {
-    select_ef_to_write(ex, p, fid, data.len())?;
-    ex.update_binary_personal(0, data)
+    select_ef_to_write(io, p, fid, data.len()).await?;
+    io.update_binary_personal(0, data).await
 }
 
 /// Write EFs of the current DF with GlobalPlatform STORE DATA in DGI
 /// format (DGI = FID), as many blocks as the channel needs. Only a card's
 /// security domain answers it, over its secure channel. The data groups
 /// are a citizen's personal data: every block is marked personal.
-pub fn store_data(ex: &mut Exchange<'_>, dgis: &[(u16, Vec<u8>)]) -> Result<(), ExchangeError> {
+pub async fn store_data(io: &Io, dgis: &[(u16, Vec<u8>)]) -> Result<(), ExchangeError> {
     let what = "STORE DATA".to_string();
-    let cmds = crate::scp03::commands::store_data(dgis, ex.max_data_per_apdu()).map_err(|e| {
+    let cmds = crate::scp03::commands::store_data(dgis, io.max_data_per_apdu()).map_err(|e| {
         ExchangeError::BadResponseData {
             command: what.clone(),
             detail: e.to_string(),
         }
     })?;
     for c in cmds {
-        ex.expect_ok(&c.personal())?;
+        io.expect_ok(&c.personal()).await?;
     }
     Ok(())
 }
 
-pub fn life_cycle(ex: &mut Exchange<'_>, p: &Profile) -> Result<LifeCycle, ExchangeError> {
+pub async fn life_cycle(io: &Io, p: &Profile) -> Result<LifeCycle, ExchangeError> {
     let what = "GET DATA (card life cycle)";
-    let v = get_data_value(ex, p, p.life_cycle_tag, what)?;
+    let v = get_data_value(io, p, p.life_cycle_tag, what).await?;
     match v.as_slice() {
         [b] => LifeCycle::from_byte_in(*b, &p.life_cycle_values)
             .ok_or_else(|| bad(what, format!("unknown life cycle value {b:02X}"))),
@@ -509,10 +506,10 @@ pub fn life_cycle(ex: &mut Exchange<'_>, p: &Profile) -> Result<LifeCycle, Excha
 
 /// The 8-byte card serial from the CPLC (IC serial number ‖ IC
 /// pre-personalization equipment identifier).
-pub fn serial(ex: &mut Exchange<'_>, p: &Profile) -> Result<[u8; 8], ExchangeError> {
+pub async fn serial(io: &Io, p: &Profile) -> Result<[u8; 8], ExchangeError> {
     let what = "GET DATA 9F7F (CPLC)";
     // The GlobalPlatform card production life cycle data object.
-    let v = get_data_value(ex, p, 0x9F7F, what)?;
+    let v = get_data_value(io, p, 0x9F7F, what).await?;
     // IC serial number at CPLC offset 12, IC batch identifier at 30.
     let part = |at: usize| v.get(at..at + 4).and_then(|p| <[u8; 4]>::try_from(p).ok());
     match (v.len(), part(12), part(30)) {
@@ -525,19 +522,20 @@ pub fn serial(ex: &mut Exchange<'_>, p: &Profile) -> Result<[u8; 8], ExchangeErr
 }
 
 /// GET CHALLENGE and EXTERNAL AUTHENTICATE with the issuer key.
-pub fn issuer_authenticate(
-    ex: &mut Exchange<'_>,
+pub async fn issuer_authenticate(
+    io: &Io,
     p: &Profile,
     key: &IssuerKey,
     serial: &[u8; 8],
 ) -> Result<(), ExchangeError> {
     let n = usize::from(p.challenge_length);
     let challenge = send_ok(
-        ex,
+        io,
         &p.commands,
         Step::GetChallenge,
         &Vars::new().byte("length", p.challenge_length),
-    )?;
+    )
+    .await?;
     if challenge.len() != n {
         return Err(bad(
             "GET CHALLENGE",
@@ -546,24 +544,25 @@ pub fn issuer_authenticate(
     }
     let cryptogram = Secret::new(key.cryptogram(&challenge, serial).to_vec());
     send_ok(
-        ex,
+        io,
         &p.commands,
         Step::ExternalAuthenticate,
         &Vars::new()
             .byte("key_reference", p.issuer_key_reference)
             .secret("cryptogram", &cryptogram),
-    )?;
+    )
+    .await?;
     Ok(())
 }
 
 /// The card's PIN and biometric reference states.
-pub fn status_list(ex: &mut Exchange<'_>, p: &Profile) -> Result<Vec<RefStatus>, ExchangeError> {
+pub async fn status_list(io: &Io, p: &Profile) -> Result<Vec<RefStatus>, ExchangeError> {
     let what = "GET DATA (PIN and biometric status)";
     // A card without a status list (the profile names none) lists nothing.
     let Some(status_tag) = p.status_tag else {
         return Ok(Vec::new());
     };
-    let r = get_data(ex, p, status_tag)?;
+    let r = get_data(io, p, status_tag).await?;
     let data = ok_or_status(r, what)?;
     let nodes = tlv::decode(&data);
     // The entries, either bare or wrapped in the status tag.
@@ -616,30 +615,26 @@ fn parse_public_key(k: &KeySpec, data: &[u8], what: &str) -> Result<Vec<u8>, Exc
 }
 
 /// Generate key pair `k` on the card; its public point.
-pub fn generate_key(ex: &mut Exchange<'_>, k: &KeySpec) -> Result<Vec<u8>, ExchangeError> {
+pub async fn generate_key(io: &Io, k: &KeySpec) -> Result<Vec<u8>, ExchangeError> {
     let vars = Vars::new().byte("key_reference", k.reference);
-    let data = send_ok(ex, &k.commands, Step::Generate, &vars)?;
+    let data = send_ok(io, &k.commands, Step::Generate, &vars).await?;
     parse_public_key(k, &data, "GENERATE ASYMMETRIC KEY PAIR")
 }
 
 /// Read the public point of an existing key pair.
-pub fn read_public_key(ex: &mut Exchange<'_>, k: &KeySpec) -> Result<Vec<u8>, ExchangeError> {
+pub async fn read_public_key(io: &Io, k: &KeySpec) -> Result<Vec<u8>, ExchangeError> {
     let vars = Vars::new().byte("key_reference", k.reference);
-    let data = send_ok(ex, &k.commands, Step::ReadPublicKey, &vars)?;
+    let data = send_ok(io, &k.commands, Step::ReadPublicKey, &vars).await?;
     parse_public_key(k, &data, "GENERATE ASYMMETRIC KEY PAIR (read public key)")
 }
 
 /// Have the card sign a SHA-256 digest with key `k` (the key's `sign`
 /// commands); the raw r ‖ s, whatever the profile says the card answers.
-pub fn sign_digest(
-    ex: &mut Exchange<'_>,
-    k: &KeySpec,
-    digest: &[u8; 32],
-) -> Result<Vec<u8>, StepError> {
+pub async fn sign_digest(io: &Io, k: &KeySpec, digest: &[u8; 32]) -> Result<Vec<u8>, StepError> {
     let vars = Vars::new()
         .byte("key_reference", k.reference)
         .bytes("digest", digest);
-    let r = send(ex, &k.commands, Step::Sign, &vars)?;
+    let r = send(io, &k.commands, Step::Sign, &vars).await?;
     if r.sw != StatusWord::Ok {
         return Err(StepError::Refused(r.sw));
     }
@@ -652,18 +647,14 @@ pub fn sign_digest(
 /// issuer, who knows the factory value. VERIFY with it (the profile's
 /// `verify_pin`, in its PIN block); nothing for a card without factory
 /// values or a key without a PIN.
-pub fn factory_pin_for_key(
-    ex: &mut Exchange<'_>,
-    p: &Profile,
-    k: &KeySpec,
-) -> Result<(), ExchangeError> {
+pub async fn factory_pin_for_key(io: &Io, p: &Profile, k: &KeySpec) -> Result<(), ExchangeError> {
     let Some((pin, value)) = p.key_factory_pin(k) else {
         return Ok(());
     };
     let vars = Vars::new()
         .byte("pin_reference", pin.reference)
         .secret("pin", &p.pin_block_of(value));
-    send_ok(ex, &p.commands, Step::VerifyPin, &vars)?;
+    send_ok(io, &p.commands, Step::VerifyPin, &vars).await?;
     Ok(())
 }
 
@@ -757,8 +748,8 @@ pub fn subtype_position(subtype: u8) -> u8 {
 }
 
 /// Enrol a biometric reference: BIT, compact minutiae, try limit.
-pub fn enrol_finger(
-    ex: &mut Exchange<'_>,
+pub async fn enrol_finger(
+    io: &Io,
     p: &Profile,
     reference: u8,
     position_code: u8,
@@ -771,13 +762,13 @@ pub fn enrol_finger(
         .bytes("bit", &bit(p, reference, position_code))
         .secret("minutiae", &order_minutiae(minutiae, p.minutiae_order))
         .byte("try_limit", p.bio_try_limit);
-    send_ok(ex, &p.commands, Step::EnrolFinger, &vars)?;
+    send_ok(io, &p.commands, Step::EnrolFinger, &vars).await?;
     Ok(())
 }
 
 /// VERIFY with a biometric probe (compact minutiae): the card's status word.
-pub fn verify_finger(
-    ex: &mut Exchange<'_>,
+pub async fn verify_finger(
+    io: &Io,
     p: &Profile,
     reference: u8,
     minutiae: &Secret,
@@ -785,7 +776,7 @@ pub fn verify_finger(
     let vars = Vars::new()
         .byte("reference", reference)
         .secret("minutiae", &order_minutiae(minutiae, p.minutiae_order));
-    Ok(send(ex, &p.commands, Step::VerifyFinger, &vars)?.sw)
+    Ok(send(io, &p.commands, Step::VerifyFinger, &vars).await?.sw)
 }
 
 /// GET DATA tag of the card's BIT group template (SP 800-73-4, MINEX II).
@@ -809,14 +800,14 @@ pub struct MatchDiagnostics {
 /// [`verify_finger`], then the card's score of that comparison when it
 /// gives one (GET DATA DF72; a card without it answers 6A88 and this is
 /// `None`).
-pub fn verify_finger_diagnosed(
-    ex: &mut Exchange<'_>,
+pub async fn verify_finger_diagnosed(
+    io: &Io,
     p: &Profile,
     reference: u8,
     minutiae: &Secret,
 ) -> Result<(StatusWord, Option<MatchDiagnostics>), ExchangeError> {
-    let sw = verify_finger(ex, p, reference, minutiae)?;
-    let r = get_data(ex, p, SCORE_TAG)?;
+    let sw = verify_finger(io, p, reference, minutiae).await?;
+    let r = get_data(io, p, SCORE_TAG).await?;
     if r.sw != StatusWord::Ok {
         return Ok((sw, None));
     }
@@ -852,12 +843,9 @@ pub fn verify_finger_diagnosed(
 
 /// The card's BIT group template (GET DATA 7F61): its BITs, each as the
 /// whole 7F60 data object. `None` when the card has no such object (6A88).
-pub fn bit_group(
-    ex: &mut Exchange<'_>,
-    p: &Profile,
-) -> Result<Option<Vec<Vec<u8>>>, ExchangeError> {
+pub async fn bit_group(io: &Io, p: &Profile) -> Result<Option<Vec<Vec<u8>>>, ExchangeError> {
     let what = "GET DATA (biometric information template group)";
-    let r = get_data(ex, p, BIT_GROUP_TAG)?;
+    let r = get_data(io, p, BIT_GROUP_TAG).await?;
     if matches!(
         r.sw,
         StatusWord::ReferenceNotFound | StatusWord::FileNotFound
@@ -911,12 +899,12 @@ pub fn bit_group(
 /// `activate`, `terminate`): the card's status word. Where the card wants
 /// it said (the MF selected first, on the reference card), the step's
 /// commands say it.
-pub fn life_cycle_step(
-    ex: &mut Exchange<'_>,
+pub async fn life_cycle_step(
+    io: &Io,
     p: &Profile,
     step: Step,
 ) -> Result<StatusWord, ExchangeError> {
-    Ok(send(ex, &p.commands, step, &Vars::new())?.sw)
+    Ok(send(io, &p.commands, step, &Vars::new()).await?.sw)
 }
 
 /// TERMINATE CARD USAGE on the MF (ISO/IEC 7816-9 §8.8): the card refuses
@@ -941,12 +929,12 @@ pub fn terminate(
                 (Some(o), Some(keys)) => crate::scp03::link::open(ch, keys, o).is_ok(),
                 _ => false,
             };
-        let r = ch.run(|ex| {
+        let r = ch.converse(async |io| {
             // Over the secure channel the card knows the issuer already.
             if attempt == 1 && !secure && p.commands.has(Step::ExternalAuthenticate) {
-                issuer_authenticate(ex, p, key, serial)?;
+                issuer_authenticate(io, p, key, serial).await?;
             }
-            life_cycle_step(ex, p, Step::Terminate)
+            life_cycle_step(io, p, Step::Terminate).await
         });
         if let (true, Some(o)) = (secure, &sd) {
             crate::scp03::link::close(ch, o);
@@ -992,28 +980,44 @@ pub fn read_back_expecting(
     p: &Profile,
     lengths: &BTreeMap<u16, usize>,
 ) -> Result<ReadBack, ExchangeError> {
-    ch.run(|ex| {
+    let io = Io::new(ch.facts());
+    ch.drive(
+        &io,
+        read_back_in(&io, p, lengths),
+        &mut crate::transport::sansio::no_extension,
+    )
+}
+
+/// [`read_back_expecting`] as a conversation ([`crate::transport::sansio`]).
+pub async fn read_back_in(
+    io: &Io,
+    p: &Profile,
+    lengths: &BTreeMap<u16, usize>,
+) -> Result<ReadBack, ExchangeError> {
+    io.transaction(async |io| {
         let mut rb = ReadBack::default();
-        select_aid(ex, p, &p.identity_aid)?;
+        select_aid(io, p, &p.identity_aid).await?;
         for dg in &p.data_groups {
             let expected = lengths.get(&dg.fid).copied();
             rb.dgs.insert(
                 dg.number,
-                soft(read_personal_ef_expecting(ex, p, dg.fid, expected))?,
+                soft(read_personal_ef_expecting(io, p, dg.fid, expected).await)?,
             );
         }
-        let sod = read_ef_expecting(ex, p, p.sod_fid, lengths.get(&p.sod_fid).copied());
+        let sod = read_ef_expecting(io, p, p.sod_fid, lengths.get(&p.sod_fid).copied()).await;
         rb.sod = Some(soft(sod)?);
-        select_aid(ex, p, &p.pki_aid)?;
+        select_aid(io, p, &p.pki_aid).await?;
         for k in &p.keys {
             rb.certs.insert(
                 k.reference,
-                soft(read_personal_ef(ex, p, k.certificate_fid))?,
+                soft(read_personal_ef(io, p, k.certificate_fid).await)?,
             );
-            rb.points.insert(k.reference, soft(read_public_key(ex, k))?);
+            rb.points
+                .insert(k.reference, soft(read_public_key(io, k).await)?);
         }
         Ok(rb)
     })
+    .await
 }
 
 /// A card status or malformed data becomes a per-item error; a transport

@@ -5,6 +5,14 @@
 //! enrolment, the data groups, the security object, key pairs generated on
 //! the card with their certificates, and closing personalization.
 //! [`verify`] reads everything back and gives a verdict per check.
+//!
+//! Both are step machines without I/O ([`crate::transport::sansio`]):
+//! [`personalization`] and [`verification`] are conversations that ask
+//! their [`Io`] for each command and wait for the answer, and for what only
+//! a channel does (a transaction, the secure channel installed, the
+//! profile's scripts handed to the script interpreter: [`ScriptsWork`]).
+//! [`personalize`] and [`verify`] have a [`Channel`] drive them; a test
+//! drives them itself with canned answers (`tests/perso_machine.rs`).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -19,7 +27,8 @@ use crate::pki;
 use crate::script::eval::{Env, Value};
 use crate::script::{self, runner};
 use crate::tlv;
-use crate::transport::{Channel, Exchange, ExchangeError};
+use crate::transport::sansio::{self, Io};
+use crate::transport::{Channel, ExchangeError};
 
 use super::card::{self, LifeCycle, StepError};
 use super::certs;
@@ -135,26 +144,9 @@ pub fn personalize(
 }
 
 /// [`personalize`], calling `on_stage` as each stage begins (the line
-/// journals a timestamp per stage).
+/// journals a timestamp per stage). The channel drives [`personalization`]
+/// and runs the profile's scripts when it asks ([`run_scripts`]).
 pub fn personalize_staged(
-    ch: &mut Channel,
-    iss: &Issuer<'_>,
-    input: &CardInput,
-    on_stage: &mut dyn FnMut(Stage),
-) -> Result<PersoResult, PersoError> {
-    let mut r = personalize_inner(ch, iss, input, on_stage);
-    // Whatever happened, the channel goes back to plain commands and the
-    // card's session ends.
-    if let Some(sd) = &iss.profile.security_domain {
-        let sent = link::close(ch, &sd.options());
-        if let Ok(done) = &mut r {
-            done.apdus += sent;
-        }
-    }
-    r
-}
-
-fn personalize_inner(
     ch: &mut Channel,
     iss: &Issuer<'_>,
     input: &CardInput,
@@ -163,6 +155,45 @@ fn personalize_inner(
     let p = iss.profile;
     transparent_security_domain(ch, p);
     ch.set_max_update_block(p.max_update_binary);
+    let io = Io::new(ch.facts());
+    let stage = std::cell::Cell::new(Stage::CheckBlank);
+    let mut staged = |s: Stage| {
+        stage.set(s);
+        on_stage(s)
+    };
+    let conversation =
+        async { Ok::<_, ExchangeError>(personalization(&io, iss, input, &mut staged).await) };
+    ch.drive(&io, conversation, &mut run_scripts)
+        .unwrap_or_else(|e| Err(PersoError::at(stage.get())(e)))
+}
+
+/// Personalization of a blank card as one conversation ([`sansio`]): the
+/// commands it asks, in transactions, and the profile's scripts handed to
+/// its driver ([`ScriptsWork`]). Whatever happens, the channel goes back
+/// to plain commands and the card's session ends.
+pub async fn personalization(
+    io: &Io,
+    iss: &Issuer<'_>,
+    input: &CardInput,
+    on_stage: &mut dyn FnMut(Stage),
+) -> Result<PersoResult, PersoError> {
+    let mut r = personalize_inner(io, iss, input, on_stage).await;
+    if let Some(sd) = &iss.profile.security_domain {
+        let _ = link::close_in(io, &sd.options()).await;
+    }
+    if let Ok(done) = &mut r {
+        done.apdus = io.apdus();
+    }
+    r
+}
+
+async fn personalize_inner(
+    io: &Io,
+    iss: &Issuer<'_>,
+    input: &CardInput,
+    on_stage: &mut dyn FnMut(Stage),
+) -> Result<PersoResult, PersoError> {
+    let p = iss.profile;
     on_stage(Stage::CheckBlank);
     // Before the card is touched: the CA issues certificates that end with
     // this card (profile [certificates]), or the card would be spoilt.
@@ -176,17 +207,16 @@ fn personalize_inner(
                 format!("the CA cannot issue this card's certificates: {e}"),
             )
         })?;
-    let apdus = &std::cell::Cell::new(0usize);
 
     // Stage: the card must be blank; learn its serial; authenticate.
-    let serial = ch
-        .run(|ex| {
-            card::select_mf(ex, p)?;
-            let lc = card::life_cycle(ex, p)?;
-            let s = card::serial(ex, p)?;
-            count(apdus, ex);
+    let serial = io
+        .transaction(async |io| {
+            card::select_mf(io, p).await?;
+            let lc = card::life_cycle(io, p).await?;
+            let s = card::serial(io, p).await?;
             Ok::<_, ExchangeError>((lc, s))
         })
+        .await
         .map_err(PersoError::at(Stage::CheckBlank))
         .and_then(|(lc, s)| {
             if lc == LifeCycle::Blank {
@@ -199,31 +229,31 @@ fn personalize_inner(
             }
         })?;
     let serial_hex = hex::compact(&serial);
-    let secure_channel = stage_issuer(ch, iss, &serial, apdus, on_stage)?;
+    let secure_channel = stage_issuer(io, iss, &serial, on_stage).await?;
     on_stage(Stage::Scripts);
     let dgs = build_data_groups(p, input, &serial_hex);
-    stage_files(ch, p, &dgs, apdus)?;
+    stage_files(io, p, &dgs).await?;
     if !p.scripts.is_empty() {
-        stage_scripts(ch, iss, input, &dgs, apdus)?;
+        stage_scripts(io, iss, input, &dgs).await?;
     }
     on_stage(Stage::Enrol);
-    stage_enrol(ch, p, input, apdus)?;
+    stage_enrol(io, p, input).await?;
     on_stage(Stage::DataGroups);
-    let mut bytes_written = stage_data_groups(ch, p, &dgs, apdus)?;
+    let mut bytes_written = stage_data_groups(io, p, &dgs).await?;
     // The security object covers the data groups only, so it is written
     // while the identity application is still selected, before the keys
     // move to the PKI application: one SELECT less.
     on_stage(Stage::SecurityObject);
-    bytes_written += stage_security_object(ch, iss, &dgs, apdus)?;
+    bytes_written += stage_security_object(io, iss, &dgs).await?;
     on_stage(Stage::Keys);
-    let (certificates, cert_bytes) = stage_keys(ch, iss, input, &terms, apdus)?;
+    let (certificates, cert_bytes) = stage_keys(io, iss, input, &terms).await?;
     bytes_written += cert_bytes;
     on_stage(Stage::Close);
-    stage_close(ch, p, apdus)?;
+    stage_close(io, p).await?;
     Ok(PersoResult {
         serial: serial_hex,
         certificates,
-        apdus: apdus.get(),
+        apdus: 0,
         bytes_written,
         secure_channel,
     })
@@ -242,18 +272,12 @@ fn transparent_security_domain(ch: &mut Channel, p: &Profile) {
     }
 }
 
-/// Add the commands an exchange sent to the card's count.
-fn count(apdus: &std::cell::Cell<usize>, ex: &mut Exchange<'_>) {
-    apdus.set(apdus.get() + ex.take_trace().len());
-}
-
 /// The issuer proves itself: with the security domain's secure channel
 /// when the card has one (its label), else with EXTERNAL AUTHENTICATE.
-fn stage_issuer(
-    ch: &mut Channel,
+async fn stage_issuer(
+    io: &Io,
     iss: &Issuer<'_>,
     serial: &[u8; 8],
-    apdus: &std::cell::Cell<usize>,
     on_stage: &mut dyn FnMut(Stage),
 ) -> Result<Option<String>, PersoError> {
     let p = iss.profile;
@@ -271,16 +295,15 @@ fn stage_issuer(
                 ),
             )
         })?;
-        let before = ch.resets_recovered();
-        match link::open(ch, keys, &sd.options()) {
+        let before = io.resets_recovered();
+        match link::open_in(io, keys, &sd.options()).await {
             Ok(o) => {
-                apdus.set(apdus.get() + o.apdus);
-                secure_channel = ch.secure_label().map(|l| format!("{l}, KVN {:02X}", o.kvn));
+                secure_channel = io.secure_label().map(|l| format!("{l}, KVN {:02X}", o.kvn));
             }
             Err(e) => {
                 return Err(PersoError {
                     stage: Stage::SecureChannel,
-                    transport: e.transport() || ch.resets_recovered() != before,
+                    transport: e.transport() || io.resets_recovered() != before,
                     detail: e.to_string(),
                 })
             }
@@ -291,11 +314,8 @@ fn stage_issuer(
     // in clear until personalization closes: nothing to prove.
     if p.security_domain.is_none() && p.issuer_auth {
         on_stage(Stage::IssuerAuth);
-        ch.run(|ex| {
-            let r = card::issuer_authenticate(ex, p, iss.key, serial);
-            count(apdus, ex);
-            r
-        })
+        io.transaction(async |io| card::issuer_authenticate(io, p, iss.key, serial).await)
+            .await
         .map_err(|e| match e {
             ExchangeError::Status { sw, .. } => PersoError::msg(
                 Stage::IssuerAuth,
@@ -312,12 +332,11 @@ fn stage_issuer(
 }
 
 /// The profile's scripts: file system, PINs in transport state.
-fn stage_scripts(
-    ch: &mut Channel,
+async fn stage_scripts(
+    io: &Io,
     iss: &Issuer<'_>,
     input: &CardInput,
     dgs: &BTreeMap<u8, Vec<u8>>,
-    apdus: &std::cell::Cell<usize>,
 ) -> Result<(), PersoError> {
     let p = iss.profile;
     let photo_size = p
@@ -360,6 +379,56 @@ fn stage_scripts(
             .map_err(|e| PersoError::msg(Stage::Scripts, e.to_string()))?;
         scripts.push((name.clone(), s));
     }
+    let answer = io
+        .extension(Box::new(ScriptsWork { scripts, env }))
+        .await
+        .map_err(PersoError::at(Stage::Scripts))?;
+    match answer.downcast::<ScriptsOutcome>().map(|o| *o) {
+        Ok(ScriptsOutcome::Passed) => Ok(()),
+        Ok(ScriptsOutcome::Stopped(detail)) => Err(PersoError {
+            stage: Stage::Scripts,
+            detail,
+            transport: true,
+        }),
+        Ok(ScriptsOutcome::Failed(first)) => Err(PersoError::msg(
+            Stage::Scripts,
+            format!("{first} (was the card partly personalized before?)"),
+        )),
+        Err(_) => Err(PersoError::msg(
+            Stage::Scripts,
+            "the driver did not run the profile's scripts",
+        )),
+    }
+}
+
+/// The profile's scripts with their variables, for the driver to run on
+/// the script interpreter ([`run_scripts`]).
+pub struct ScriptsWork {
+    pub scripts: Vec<(String, script::Script)>,
+    pub env: Env,
+}
+
+/// How the profile's scripts went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScriptsOutcome {
+    Passed,
+    /// The run stopped (the card or reader failed): why.
+    Stopped(String),
+    /// An expectation failed: the first failure's headline.
+    Failed(String),
+}
+
+/// Personalization's driver work ([`sansio::ChannelNeed::Extension`]): run
+/// the profile's scripts ([`ScriptsWork`]) on the channel with the script
+/// interpreter; a [`ScriptsOutcome`] and the APDUs they took.
+pub fn run_scripts(
+    ch: &mut Channel,
+    work: Box<dyn std::any::Any>,
+) -> (Box<dyn std::any::Any>, usize) {
+    let Ok(work) = work.downcast::<ScriptsWork>() else {
+        return (Box::new(()), 0);
+    };
+    let ScriptsWork { scripts, env } = *work;
     let mut sink = std::io::sink();
     let (report, err) = runner::execute(
         &scripts,
@@ -368,39 +437,30 @@ fn stage_scripts(
         runner::RunConfig::default(),
         &mut sink,
     );
-    apdus.set(
-        apdus.get()
-            + report
+    let apdus = report
+        .suites
+        .iter()
+        .flat_map(|s| &s.cases)
+        .flat_map(|c| &c.steps)
+        .map(|s| s.wire.len().max(usize::from(s.command.is_some())))
+        .sum::<usize>();
+    let outcome = if let Some(e) = err {
+        ScriptsOutcome::Stopped(crate::errors::error_text(&e))
+    } else if !report.summary.passed {
+        ScriptsOutcome::Failed(
+            report
                 .suites
                 .iter()
                 .flat_map(|s| &s.cases)
-                .flat_map(|c| &c.steps)
-                .map(|s| s.wire.len().max(usize::from(s.command.is_some())))
-                .sum::<usize>(),
-    );
-    if let Some(e) = err {
-        return Err(PersoError {
-            stage: Stage::Scripts,
-            detail: crate::errors::error_text(&e),
-            transport: true,
-        });
-    }
-    if !report.summary.passed {
-        let first = report
-            .suites
-            .iter()
-            .flat_map(|s| &s.cases)
-            .flat_map(|c| &c.failures)
-            .next()
-            .map(|f| f.headline())
-            .unwrap_or_else(|| "a script expectation failed".into());
-        return Err(PersoError::msg(
-            Stage::Scripts,
-            format!("{first} (was the card partly personalized before?)"),
-        ));
-    }
-
-    Ok(())
+                .flat_map(|c| &c.failures)
+                .next()
+                .map(|f| f.headline())
+                .unwrap_or_else(|| "a script expectation failed".into()),
+        )
+    } else {
+        ScriptsOutcome::Passed
+    };
+    (Box::new(outcome), apdus)
 }
 
 /// A card whose files come from the factory (`[[files]]`): each data
@@ -410,12 +470,7 @@ fn stage_scripts(
 /// applications when they are selected, so only the listed files perso
 /// does not touch cost a SELECT of their own here. Nothing is written
 /// before these checks.
-fn stage_files(
-    ch: &mut Channel,
-    p: &Profile,
-    dgs: &BTreeMap<u8, Vec<u8>>,
-    apdus: &std::cell::Cell<usize>,
-) -> Result<(), PersoError> {
+async fn stage_files(io: &Io, p: &Profile, dgs: &BTreeMap<u8, Vec<u8>>) -> Result<(), PersoError> {
     if p.files.is_empty() {
         return Ok(());
     }
@@ -455,16 +510,17 @@ fn stage_files(
     if untouched.is_empty() {
         return Ok(());
     }
-    let r = ch.run(|ex| {
-        let mut problems = Vec::new();
-        for f in &untouched {
-            if let Err(why) = card::check_factory_file(ex, p, f)? {
-                problems.push(why);
+    let r = io
+        .transaction(async |io| {
+            let mut problems = Vec::new();
+            for f in &untouched {
+                if let Err(why) = card::check_factory_file(io, p, f).await? {
+                    problems.push(why);
+                }
             }
-        }
-        count(apdus, ex);
-        Ok::<_, ExchangeError>(problems)
-    });
+            Ok::<_, ExchangeError>(problems)
+        })
+        .await;
     match r.map_err(PersoError::at(Stage::Scripts))? {
         problems if problems.is_empty() => Ok(()),
         problems => Err(PersoError::msg(
@@ -478,12 +534,7 @@ fn stage_files(
 }
 
 /// The record's fingerprints enrolled on the card.
-fn stage_enrol(
-    ch: &mut Channel,
-    p: &Profile,
-    input: &CardInput,
-    apdus: &std::cell::Cell<usize>,
-) -> Result<(), PersoError> {
+async fn stage_enrol(io: &Io, p: &Profile, input: &CardInput) -> Result<(), PersoError> {
     if input.fingers.len() > p.bio_references.len() {
         return Err(PersoError::msg(
             Stage::Enrol,
@@ -494,14 +545,14 @@ fn stage_enrol(
             ),
         ));
     }
-    ch.run(|ex| {
-        card::select_aid(ex, p, &p.identity_aid)?;
+    io.transaction(async |io| {
+        card::select_aid(io, p, &p.identity_aid).await?;
         for (f, r) in input.fingers.iter().zip(&p.bio_references) {
-            card::enrol_finger(ex, p, *r, f.position_code, &f.minutiae)?;
+            card::enrol_finger(io, p, *r, f.position_code, &f.minutiae).await?;
         }
-        count(apdus, ex);
         Ok::<_, ExchangeError>(())
     })
+    .await
     .map_err(PersoError::at(Stage::Enrol))?;
 
     Ok(())
@@ -509,32 +560,31 @@ fn stage_enrol(
 
 /// The data groups written (STORE DATA through the security domain, or
 /// UPDATE BINARY); the bytes written.
-fn stage_data_groups(
-    ch: &mut Channel,
+async fn stage_data_groups(
+    io: &Io,
     p: &Profile,
     dgs: &BTreeMap<u8, Vec<u8>>,
-    apdus: &std::cell::Cell<usize>,
 ) -> Result<usize, PersoError> {
     let store_data = p.security_domain.as_ref().is_some_and(|sd| sd.store_data);
-    ch.run(|ex| {
-        card::select_aid(ex, p, &p.identity_aid)?;
+    io.transaction(async |io| {
+        card::select_aid(io, p, &p.identity_aid).await?;
         if store_data {
             let dgis: Vec<(u16, Vec<u8>)> = p
                 .data_groups
                 .iter()
                 .filter_map(|dg| dgs.get(&dg.number).map(|b| (dg.fid, b.clone())))
                 .collect();
-            card::store_data(ex, &dgis)?;
+            card::store_data(io, &dgis).await?;
         } else {
             for dg in &p.data_groups {
                 if let Some(b) = dgs.get(&dg.number) {
-                    card::write_personal_ef(ex, p, dg.fid, b)?;
+                    card::write_personal_ef(io, p, dg.fid, b).await?;
                 }
             }
         }
-        count(apdus, ex);
         Ok::<_, ExchangeError>(())
     })
+    .await
     .map_err(PersoError::at(Stage::DataGroups))?;
 
     Ok(dgs.values().map(Vec::len).sum::<usize>())
@@ -545,12 +595,11 @@ type Certificates = Vec<(String, Vec<u8>)>;
 
 /// Each key generated on the card, its request signed by the card, its
 /// certificate issued, checked and written; the certificates and their bytes.
-fn stage_keys(
-    ch: &mut Channel,
+async fn stage_keys(
+    io: &Io,
     iss: &Issuer<'_>,
     input: &CardInput,
     terms: &pki::IssueTerms,
-    apdus: &std::cell::Cell<usize>,
 ) -> Result<(Certificates, usize), PersoError> {
     let p = iss.profile;
     let mut bytes_written = 0;
@@ -560,24 +609,24 @@ fn stage_keys(
     let expiry =
         certs::card_expiry(&input.expiry_date).map_err(|e| PersoError::msg(Stage::Keys, e))?;
     for k in &p.keys {
-        let point = ch
-            .run(|ex| {
-                card::select_aid(ex, p, &p.pki_aid)?;
-                let r = card::generate_key(ex, k);
-                count(apdus, ex);
+        let point = io
+            .transaction(async |io| {
+                card::select_aid(io, p, &p.pki_aid).await?;
+                let r = card::generate_key(io, k).await;
                 r
             })
+            .await
             .map_err(PersoError::at(Stage::Keys))?;
         let info = pki::request_info_der(&input.subject, &point)
             .map_err(|e| PersoError::msg(Stage::Keys, format!("key {}: {e}", k.name)))?;
-        let signature = ch
-            .run(|ex| {
-                card::select_aid(ex, p, &p.pki_aid)?;
-                card::factory_pin_for_key(ex, p, k)?;
-                let r = card::sign_digest(ex, k, &sha256(&info));
-                count(apdus, ex);
+        let signature = io
+            .transaction(async |io| {
+                card::select_aid(io, p, &p.pki_aid).await?;
+                card::factory_pin_for_key(io, p, k).await?;
+                let r = card::sign_digest(io, k, &sha256(&info)).await;
                 r.map_err(StepErr)
             })
+            .await
             .map_err(|e| PersoError {
                 stage: Stage::Keys,
                 transport: matches!(&e.0, StepError::Exchange(ExchangeError::Transport(_))),
@@ -610,12 +659,12 @@ fn stage_keys(
                 ),
             )
         })?;
-        ch.run(|ex| {
-            card::select_aid(ex, p, &p.pki_aid)?;
-            let r = card::write_personal_ef(ex, p, k.certificate_fid, &cert);
-            count(apdus, ex);
+        io.transaction(async |io| {
+            card::select_aid(io, p, &p.pki_aid).await?;
+            let r = card::write_personal_ef(io, p, k.certificate_fid, &cert).await;
             r
         })
+        .await
         .map_err(PersoError::at(Stage::Keys))?;
         bytes_written += cert.len();
         certificates.push((k.name.clone(), cert));
@@ -626,11 +675,10 @@ fn stage_keys(
 
 /// The security object over the data groups, signed by the document
 /// signer and written; its bytes.
-fn stage_security_object(
-    ch: &mut Channel,
+async fn stage_security_object(
+    io: &Io,
     iss: &Issuer<'_>,
     dgs: &BTreeMap<u8, Vec<u8>>,
-    apdus: &std::cell::Cell<usize>,
 ) -> Result<usize, PersoError> {
     let p = iss.profile;
     let covered: Vec<(u8, &[u8])> = p
@@ -640,31 +688,27 @@ fn stage_security_object(
         .collect();
     let sod = pki::build_sod(&covered, iss.signer)
         .map_err(|e| PersoError::msg(Stage::SecurityObject, e.to_string()))?;
-    ch.run(|ex| {
-        card::select_aid(ex, p, &p.identity_aid)?;
-        let r = card::write_ef(ex, p, p.sod_fid, &sod);
-        count(apdus, ex);
+    io.transaction(async |io| {
+        card::select_aid(io, p, &p.identity_aid).await?;
+        let r = card::write_ef(io, p, p.sod_fid, &sod).await;
         r
     })
+    .await
     .map_err(PersoError::at(Stage::SecurityObject))?;
 
     Ok(sod.len())
 }
 
 /// Personalization closed: ACTIVATE on the MF, the card personalized.
-fn stage_close(
-    ch: &mut Channel,
-    p: &Profile,
-    apdus: &std::cell::Cell<usize>,
-) -> Result<(), PersoError> {
+async fn stage_close(io: &Io, p: &Profile) -> Result<(), PersoError> {
     // The card's 9000 is its word; verification reads the life cycle
     // back (an extra GET DATA here would cost every card a round trip).
-    let sw = ch
-        .run(|ex| {
-            let sw = card::life_cycle_step(ex, p, Step::ClosePersonalization)?;
-            count(apdus, ex);
+    let sw = io
+        .transaction(async |io| {
+            let sw = card::life_cycle_step(io, p, Step::ClosePersonalization).await?;
             Ok::<_, ExchangeError>(sw)
         })
+        .await
         .map_err(PersoError::at(Stage::Close))?;
     if sw != StatusWord::Ok {
         return Err(PersoError::msg(
@@ -865,13 +909,29 @@ pub fn revoked_message(r: &crate::register::journal::Revocation) -> String {
     )
 }
 
+/// Verify a personalized card against its record: the channel drives
+/// [`verification`].
 pub fn verify(
     ch: &mut Channel,
     iss: &Issuer<'_>,
     input: &CardInput,
 ) -> Result<VerifyReport, ExchangeError> {
+    transparent_security_domain(ch, iss.profile);
+    let io = Io::new(ch.facts());
+    ch.drive(
+        &io,
+        verification(&io, iss, input),
+        &mut sansio::no_extension,
+    )
+}
+
+/// Verification as one conversation ([`sansio`]).
+pub async fn verification(
+    io: &Io,
+    iss: &Issuer<'_>,
+    input: &CardInput,
+) -> Result<VerifyReport, ExchangeError> {
     let p = iss.profile;
-    transparent_security_domain(ch, p);
     let mut rep = VerifyReport {
         serial: None,
         record_id: input.record_id.clone(),
@@ -880,10 +940,12 @@ pub fn verify(
         fingers: vec![],
         passed: false,
     };
-    let (lc, serial) = ch.run(|ex| {
-        card::select_mf(ex, p)?;
-        Ok::<_, ExchangeError>((card::life_cycle(ex, p)?, card::serial(ex, p)?))
-    })?;
+    let (lc, serial) = io
+        .transaction(async |io| {
+            card::select_mf(io, p).await?;
+            Ok::<_, ExchangeError>((card::life_cycle(io, p).await?, card::serial(io, p).await?))
+        })
+        .await?;
     let serial_hex = hex::compact(&serial);
     rep.serial = Some(serial_hex.clone());
     rep.life_cycle = Some(lc);
@@ -898,9 +960,9 @@ pub fn verify(
         fingers: vec![],
         ..rep.clone()
     };
-    check_fingers(ch, &mut identity, iss, input)?;
-    check_bits_on_card(ch, &mut identity, p, input)?;
-    let rb = card::read_back_expecting(ch, p, &expected_lengths(iss, input, &serial_hex))?;
+    check_fingers(io, &mut identity, iss, input).await?;
+    check_bits_on_card(io, &mut identity, p, input).await?;
+    let rb = card::read_back_in(io, p, &expected_lengths(iss, input, &serial_hex)).await?;
     let chain = iss.ca.chain();
     check_data_groups(&mut rep, p, input, &rb, &serial_hex);
     check_security_object(&mut rep, p, &rb, &chain);
@@ -911,15 +973,17 @@ pub fn verify(
         serial,
         result: None,
     };
-    check_keys(ch, &mut rep, iss, input, &rb, &chain, lc, &mut auth)?;
+    check_keys(io, &mut rep, iss, input, &rb, &chain, lc, &mut auth).await?;
     rep.checks.append(&mut identity.checks);
     rep.fingers = identity.fingers;
     // PIN and biometric states.
     if p.status_tag.is_some() {
-        let states = ch.run(|ex| card::status_list(ex, p))?;
+        let states = io
+            .transaction(async |io| card::status_list(io, p).await)
+            .await?;
         rep.push("PIN states", check_pin_states(p, lc, &states));
     }
-    check_closed(ch, p, &mut rep, lc, &mut auth)?;
+    check_closed(io, p, &mut rep, lc, &mut auth).await?;
     rep.passed = rep.checks.iter().all(|c| c.passed);
     Ok(rep)
 }
@@ -957,7 +1021,7 @@ struct IssuerAuth<'a> {
 
 impl IssuerAuth<'_> {
     /// `Ok(Err(why))` when the card refused; `Err` only for the transport.
-    fn get(&mut self, ch: &mut Channel) -> Result<Result<(), String>, ExchangeError> {
+    async fn get(&mut self, io: &Io) -> Result<Result<(), String>, ExchangeError> {
         if !self.iss.profile.issuer_auth {
             return Ok(Err(
                 "the profile names no issuer authentication (the card's security domain guards it)"
@@ -967,7 +1031,10 @@ impl IssuerAuth<'_> {
         if self.result.is_none() {
             let (p, key, serial) = (self.iss.profile, self.iss.key, &self.serial);
             self.result = Some(
-                match ch.run(|ex| card::issuer_authenticate(ex, p, key, serial)) {
+                match io
+                    .transaction(async |io| card::issuer_authenticate(io, p, key, serial).await)
+                    .await
+                {
                     Ok(()) => Ok(()),
                     Err(e @ ExchangeError::Transport(_)) => return Err(e),
                     Err(e) => Err(format!(
@@ -1096,8 +1163,8 @@ fn check_security_object(
 /// Each key: its certificate (issued by the CA for this card's key, not
 /// revoked, the profile's terms), then a fresh challenge signed by the card.
 #[allow(clippy::too_many_arguments)]
-fn check_keys(
-    ch: &mut Channel,
+async fn check_keys(
+    io: &Io,
     rep: &mut VerifyReport,
     iss: &Issuer<'_>,
     input: &CardInput,
@@ -1166,7 +1233,7 @@ fn check_keys(
         // the card is not yet activated.
         let factory_pin = lc != LifeCycle::Activated && p.key_factory_pin(k).is_some();
         if k.usage == KeyUsage::Sign && lc != LifeCycle::Activated && !factory_pin {
-            if let Err(why) = auth.get(ch)? {
+            if let Err(why) = auth.get(io).await? {
                 rep.push(
                     format!("{name} proof"),
                     Err(format!(
@@ -1176,13 +1243,17 @@ fn check_keys(
                 continue;
             }
         }
-        let sig = ch.run(|ex| {
-            card::select_aid(ex, p, &p.pki_aid)?;
-            if factory_pin {
-                card::factory_pin_for_key(ex, p, k)?;
-            }
-            card::sign_digest(ex, k, &sha256(&challenge)).map_err(StepErr)
-        });
+        let sig = io
+            .transaction(async |io| {
+                card::select_aid(io, p, &p.pki_aid).await?;
+                if factory_pin {
+                    card::factory_pin_for_key(io, p, k).await?;
+                }
+                card::sign_digest(io, k, &sha256(&challenge))
+                    .await
+                    .map_err(StepErr)
+            })
+            .await;
         let result = match sig {
             Ok(sig) => match pki::certificate_public_key(&cert) {
                 Ok(cert_point) => ring::signature::UnparsedPublicKey::new(
@@ -1206,8 +1277,8 @@ fn check_keys(
 
 /// The record's own templates match on the card (over the secure channel
 /// when the card has a security domain).
-fn check_fingers(
-    ch: &mut Channel,
+async fn check_fingers(
+    io: &Io,
     rep: &mut VerifyReport,
     iss: &Issuer<'_>,
     input: &CardInput,
@@ -1219,7 +1290,7 @@ fn check_fingers(
     let mut verified = Vec::new();
     let secure = match (&p.security_domain, iss.scp03) {
         (None, _) => Ok(None),
-        (Some(sd), Some(keys)) => match link::open(ch, keys, &sd.options()) {
+        (Some(sd), Some(keys)) => match link::open_in(io, keys, &sd.options()).await {
             Ok(_) => Ok(Some(sd.options())),
             Err(e) if e.transport() => return Err(e.into()),
             Err(e) => Err(format!(
@@ -1237,14 +1308,17 @@ fn check_fingers(
         // the others: it is not asked again.
         let mut diagnostics = true;
         for (f, r) in input.fingers.iter().zip(&p.bio_references) {
-            match ch.run(|ex| {
-                card::select_aid(ex, p, &p.identity_aid)?;
-                if diagnostics {
-                    card::verify_finger_diagnosed(ex, p, *r, &f.minutiae)
-                } else {
-                    Ok((card::verify_finger(ex, p, *r, &f.minutiae)?, None))
-                }
-            }) {
+            match io
+                .transaction(async |io| {
+                    card::select_aid(io, p, &p.identity_aid).await?;
+                    if diagnostics {
+                        card::verify_finger_diagnosed(io, p, *r, &f.minutiae).await
+                    } else {
+                        Ok((card::verify_finger(io, p, *r, &f.minutiae).await?, None))
+                    }
+                })
+                .await
+            {
                 Ok((sw, diag)) => {
                     diagnostics = diag.is_some();
                     rep.fingers
@@ -1258,7 +1332,7 @@ fn check_fingers(
             }
         }
         if let Some(o) = opts {
-            link::close(ch, o);
+            let _ = link::close_in(io, o).await;
         }
         if let Some(e) = failed {
             return Err(e);
@@ -1291,18 +1365,20 @@ fn check_fingers(
 }
 
 /// The card's own BITs (GET DATA 7F61) are the ones DG4 lists.
-fn check_bits_on_card(
-    ch: &mut Channel,
+async fn check_bits_on_card(
+    io: &Io,
     rep: &mut VerifyReport,
     p: &Profile,
     input: &CardInput,
 ) -> Result<(), ExchangeError> {
     // The card's own BITs (GET DATA 7F61) are the ones DG4 lists, in the
     // layout of ISO/IEC 7816-11 / MINEX II (B1 inside A1).
-    let on_card = ch.run(|ex| {
-        card::select_aid(ex, p, &p.identity_aid)?;
-        card::bit_group(ex, p)
-    });
+    let on_card = io
+        .transaction(async |io| {
+            card::select_aid(io, p, &p.identity_aid).await?;
+            card::bit_group(io, p).await
+        })
+        .await;
     rep.push(
         "biometric information templates on the card",
         match on_card {
@@ -1320,8 +1396,8 @@ fn check_bits_on_card(
 
 /// Closed for personalization: the life cycle, and the profile's
 /// `closed_probe` (a CREATE FILE on the reference card) refused.
-fn check_closed(
-    ch: &mut Channel,
+async fn check_closed(
+    io: &Io,
     p: &Profile,
     rep: &mut VerifyReport,
     lc: LifeCycle,
@@ -1332,22 +1408,25 @@ fn check_closed(
             Ok(format!("the card is {lc}"))
         }
         LifeCycle::Personalized | LifeCycle::Activated => {
-            let note = match auth.get(ch)? {
+            let note = match auth.get(io).await? {
                 Ok(()) => String::new(),
                 Err(why) => format!(" ({why}; probed without it)"),
             };
-            let sw = ch.run(|ex| {
-                card::select_mf(ex, p)?;
-                Ok::<_, ExchangeError>(
-                    card::send(
-                        ex,
-                        &p.commands,
-                        Step::ClosedProbe,
-                        &crate::script::template::Vars::new(),
-                    )?
-                    .sw,
-                )
-            })?;
+            let sw = io
+                .transaction(async |io| {
+                    card::select_mf(io, p).await?;
+                    Ok::<_, ExchangeError>(
+                        card::send(
+                            io,
+                            &p.commands,
+                            Step::ClosedProbe,
+                            &crate::script::template::Vars::new(),
+                        )
+                        .await?
+                        .sw,
+                    )
+                })
+                .await?;
             if sw == StatusWord::Ok {
                 Err(format!("the card is {lc} but accepted CREATE FILE{note}"))
             } else {
@@ -1624,12 +1703,14 @@ fn date_text(b: &[u8]) -> String {
 
 /// Read a personalized card's contents.
 pub fn read(ch: &mut Channel, p: &Profile) -> Result<CardDump, ExchangeError> {
-    let (lc, serial) = ch.run(|ex| {
-        card::select_mf(ex, p)?;
-        Ok::<_, ExchangeError>((card::life_cycle(ex, p)?, card::serial(ex, p)?))
+    let (lc, serial) = ch.converse(async |io| {
+        card::select_mf(io, p).await?;
+        Ok::<_, ExchangeError>((card::life_cycle(io, p).await?, card::serial(io, p).await?))
     })?;
     let rb = card::read_back(ch, p)?;
-    let pins = ch.run(|ex| card::status_list(ex, p)).unwrap_or_default();
+    let pins = ch
+        .converse(async |io| card::status_list(io, p).await)
+        .unwrap_or_default();
     let mut groups = Vec::new();
     let mut photo = None;
     let mut fingers = Vec::new();

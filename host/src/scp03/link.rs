@@ -17,6 +17,7 @@ use super::channel::{Mode, SecurityLevel};
 use super::host::HostSession;
 use super::keyfile::Scp03Keys;
 use crate::apdu::{cmd, Command, Response};
+use crate::transport::sansio::{self, Io};
 use crate::transport::{Channel, Exchange, ExchangeError, SecureMessaging};
 
 /// The security domain and the protection to ask for.
@@ -122,8 +123,8 @@ impl SecureMessaging for Scp03Link {
     }
 }
 
-fn send(ex: &mut Exchange<'_>, c: &Command) -> Result<Response, OpenError> {
-    Ok(ex.transmit(c)?)
+async fn send(io: &Io, c: &Command) -> Result<Response, OpenError> {
+    Ok(io.transmit(c).await?)
 }
 
 /// Open a session on `ex` (SELECT the security domain, INITIALIZE UPDATE,
@@ -134,7 +135,19 @@ pub fn handshake(
     keys: &Scp03Keys,
     opts: &Options,
 ) -> Result<(Scp03Link, Opened), OpenError> {
-    let sel = ex.transmit(&cmd::select_by_aid(&opts.aid, cmd::SelectReturn::Fci))?;
+    sansio::converse(ex, async |io| handshake_in(io, keys, opts).await)
+}
+
+/// [`handshake`] as a conversation ([`sansio`]).
+pub async fn handshake_in(
+    io: &Io,
+    keys: &Scp03Keys,
+    opts: &Options,
+) -> Result<(Scp03Link, Opened), OpenError> {
+    let before = io.apdus();
+    let sel = io
+        .transmit(&cmd::select_by_aid(&opts.aid, cmd::SelectReturn::Fci))
+        .await?;
     if !sel.sw.is_ok() {
         return Err(OpenError::NoSecurityDomain {
             aid: crate::hex::compact(&opts.aid),
@@ -148,7 +161,7 @@ pub fn handshake(
     let mut host = HostSession::new(keys.keys.clone(), opts.mode, &challenge)
         .map_err(|e| OpenError::Protocol(e.to_string()))?;
     let kvn = keys.keys.kvn();
-    let r = send(ex, &host.initialize_update())?;
+    let r = send(io, &host.initialize_update()).await?;
     if !r.sw.is_ok() {
         return Err(OpenError::InitializeUpdate {
             sw: r.sw.to_string(),
@@ -168,7 +181,7 @@ pub fn handshake(
     let ea = host
         .external_authenticate(opts.level)
         .map_err(|e| OpenError::Protocol(e.to_string()))?;
-    let r = send(ex, &ea)?;
+    let r = send(io, &ea).await?;
     if !r.sw.is_ok() {
         return Err(OpenError::ExternalAuthenticate {
             sw: r.sw.to_string(),
@@ -184,7 +197,7 @@ pub fn handshake(
         sequence_counter: info
             .sequence_counter
             .map(|c| u32::from_be_bytes([0, c[0], c[1], c[2]])),
-        apdus: ex.trace().len(),
+        apdus: io.apdus() - before,
     };
     Ok((Scp03Link { host }, opened))
 }
@@ -192,9 +205,17 @@ pub fn handshake(
 /// Open a session and install it on the channel: every command from now on
 /// is protected until [`close`] (or a reset).
 pub fn open(ch: &mut Channel, keys: &Scp03Keys, opts: &Options) -> Result<Opened, OpenError> {
-    ch.set_secure(None);
-    let (link, opened) = ch.run(|ex| handshake(ex, keys, opts))?;
-    ch.set_secure(Some(Box::new(link)));
+    let io = Io::new(ch.facts());
+    ch.drive(&io, open_in(&io, keys, opts), &mut sansio::no_extension)
+}
+
+/// [`open`] as a conversation ([`sansio`]).
+pub async fn open_in(io: &Io, keys: &Scp03Keys, opts: &Options) -> Result<Opened, OpenError> {
+    io.secure(None).await?;
+    let (link, opened) = io
+        .transaction(async |io| handshake_in(io, keys, opts).await)
+        .await?;
+    io.secure(Some(Box::new(link))).await?;
     Ok(opened)
 }
 
@@ -204,12 +225,20 @@ pub fn open(ch: &mut Channel, keys: &Scp03Keys, opts: &Options) -> Result<Opened
 /// card may be gone, and a reset ends the session too. Returns the APDUs
 /// sent (0 or 1).
 pub fn close(ch: &mut Channel, opts: &Options) -> usize {
-    if ch.secure_label().is_none() {
-        return 0;
+    let io = Io::new(ch.facts());
+    ch.drive(&io, close_in(&io, opts), &mut sansio::no_extension)
+        .unwrap_or(0)
+}
+
+/// [`close`] as a conversation ([`sansio`]).
+pub async fn close_in(io: &Io, opts: &Options) -> Result<usize, ExchangeError> {
+    if io.secure_label().is_none() {
+        return Ok(0);
     }
-    ch.set_secure(None);
-    let _ = ch.run(|ex| ex.transmit(&cmd::select_by_aid(&opts.aid, cmd::SelectReturn::Fci)));
-    1
+    io.secure(None).await?;
+    let select = cmd::select_by_aid(&opts.aid, cmd::SelectReturn::Fci);
+    let _ = io.transaction(async |io| io.transmit(&select).await).await;
+    Ok(1)
 }
 
 impl From<OpenError> for ExchangeError {

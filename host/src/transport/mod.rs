@@ -8,6 +8,12 @@
 //! used unchanged over PC/SC and over the in-process simulator. Card logic
 //! never names `pcsc::`.
 //!
+//! Conversations: card logic above this module is written without I/O
+//! ([`sansio`]): an `async fn` over a [`sansio::Io`] asks for each command
+//! and waits for the answer, and [`Channel::drive`] (or, inside one
+//! transaction, [`sansio::drive`]) is the one loop that sends the commands
+//! through an [`Exchange`].
+//!
 //! Recovery: [`Channel::run`] runs one logical operation in one transaction.
 //! If another process resets the card in the middle, the operation's card
 //! state (selected file, verified PINs) is gone, so the channel reconnects and
@@ -30,6 +36,7 @@
 //! EF this channel names, or reads another DF's EF of the same FID).
 
 pub mod pcsc;
+pub mod sansio;
 pub mod sim;
 
 use crate::apdu::{ApduError, Command, Data, Response, ResponseError, StatusWord};
@@ -212,6 +219,10 @@ pub enum ExchangeError {
     /// or a value that does not fit its template).
     #[error("{command}: the card profile's command: {detail}")]
     Profile { command: String, detail: String },
+    /// A card conversation ([`sansio`]) asked its driver for what the
+    /// driver does not do: a defect of the program, never of the card.
+    #[error("card conversation: {0}")]
+    Driver(String),
 }
 
 /// Secure messaging for every command of a [`Channel`] (a GlobalPlatform
@@ -377,6 +388,9 @@ pub struct Exchange<'s> {
     transparent: Vec<Vec<u8>>,
     /// The largest UPDATE BINARY block the card takes (its profile's).
     max_update_block: Option<usize>,
+    /// Physical APDUs sent, traced or not (GET RESPONSE rounds inside
+    /// secure messaging are not traced on their own).
+    wire_apdus: usize,
 }
 
 /// How a command shows: always redacted (errors, journal digests), and as
@@ -426,7 +440,13 @@ impl<'s> Exchange<'s> {
             selected: None,
             transparent: Vec::new(),
             max_update_block: None,
+            wire_apdus: 0,
         }
+    }
+
+    /// Physical APDUs this exchange has sent, traced or not.
+    pub fn wire_apdus(&self) -> usize {
+        self.wire_apdus
     }
 
     /// SELECTs of these AIDs leave the current DF as it was (see
@@ -517,6 +537,7 @@ impl<'s> Exchange<'s> {
     /// Send one raw APDU exactly as given; record it. No automatic behaviour.
     fn wire(&mut self, apdu: &[u8], shown: Shown) -> Result<Response, ExchangeError> {
         let t = Instant::now();
+        self.wire_apdus += 1;
         let raw = self.session.transmit(apdu)?;
         let elapsed = t.elapsed();
         let resp = Response::from_bytes(&raw)?;
@@ -582,6 +603,7 @@ impl<'s> Exchange<'s> {
             });
         }
         let t = Instant::now();
+        self.wire_apdus += 1;
         let raw = self.session.transmit(&wrapped)?;
         // The protected response is opened whole, so its GET RESPONSE
         // rounds are not traced on their own.
@@ -770,6 +792,7 @@ impl<'s> Exchange<'s> {
                 if traced {
                     ex.wire_cmd(c)
                 } else {
+                    ex.wire_apdus += 1;
                     Ok(Response::from_bytes(&ex.session.transmit(&c.encode()?)?)?)
                 }
             };
@@ -798,60 +821,16 @@ impl<'s> Exchange<'s> {
         }
     }
 
-    /// Like [`Self::expect_ok`], but 6282 (end of file before Ne bytes) is
-    /// fine for a read: the data that came is good.
-    fn expect_read(&mut self, c: &Command) -> Result<Vec<u8>, ExchangeError> {
-        let r = self.transmit(c)?;
-        if r.sw.is_ok() || r.sw == StatusWord::EndOfFile {
-            Ok(r.data)
-        } else {
-            Err(ExchangeError::Status {
-                command: describe(c),
-                sw: r.sw,
-            })
-        }
-    }
-
     /// Read `len` bytes of the current EF from `offset`, in as few READ BINARY
-    /// commands as the card allows: one extended read when it takes extended
-    /// length, otherwise 256-byte pieces. Offsets above 32767 use odd INS B1.
+    /// commands as the card allows ([`sansio::Io::read_binary`]).
     pub fn read_binary(&mut self, offset: usize, len: usize) -> Result<Vec<u8>, ExchangeError> {
-        let mut out = Vec::with_capacity(len);
-        let max = self.max_ne_per_apdu();
-        while out.len() < len {
-            let at = offset + out.len();
-            let want = (len - out.len()).min(max);
-            let data = if at <= 0x7FFF {
-                self.expect_read(&crate::apdu::cmd::read_binary(at as u16, want))?
-            } else {
-                // B1 wraps the data in DO 53 (tag, up to 3 length bytes):
-                // leave room for that header in Ne, then take the value.
-                let want = want.min(max - 4);
-                let ne = (want + 4).min(max);
-                let wrapped =
-                    self.expect_read(&crate::apdu::cmd::read_binary_odd(at as u32, ne))?;
-                unwrap_do53(&wrapped).ok_or_else(|| ExchangeError::BadResponseData {
-                    command: "READ BINARY (odd INS B1)".into(),
-                    detail: format!(
-                        "expected the data in a DO 53, got {}",
-                        crate::hex::spaced(wrapped.get(..8).unwrap_or(&wrapped))
-                    ),
-                })?
-            };
-            if data.is_empty() {
-                break;
-            }
-            out.extend_from_slice(&data);
-        }
-        out.truncate(len);
-        Ok(out)
+        sansio::converse(self, async |io| io.read_binary(offset, len).await)
     }
 
-    /// Write `data` into the current EF at `offset`: one APDU when extended
-    /// length or chaining carries it, otherwise chunked UPDATE BINARY commands
-    /// at increasing offsets. Offsets above 32767 use odd INS D7.
+    /// Write `data` into the current EF at `offset`, in as few UPDATE
+    /// BINARY commands as the card allows ([`sansio::Io::update_binary`]).
     pub fn update_binary(&mut self, offset: usize, data: &[u8]) -> Result<(), ExchangeError> {
-        self.update_binary_as(offset, data, false)
+        sansio::converse(self, async |io| io.update_binary(offset, data).await)
     }
 
     /// [`Exchange::update_binary`] for a citizen's personal data: every
@@ -861,46 +840,9 @@ impl<'s> Exchange<'s> {
         offset: usize,
         data: &[u8],
     ) -> Result<(), ExchangeError> {
-        self.update_binary_as(offset, data, true)
-    }
-
-    fn update_binary_as(
-        &mut self,
-        offset: usize,
-        data: &[u8],
-        personal: bool,
-    ) -> Result<(), ExchangeError> {
-        let mark = |c: Command| if personal { c.personal() } else { c };
-        let one_apdu = self.max_data_per_apdu() >= data.len()
-            || (self.caps.chaining && self.opts.allow_chaining);
-        let chunk = if one_apdu {
-            data.len().max(1)
-        } else {
-            crate::apdu::SHORT_MAX_NC.min(self.max_data_per_apdu())
-        };
-        // The card's own limit (its profile's), whatever the transport allows.
-        let chunk = self.max_update_block.map_or(chunk, |m| chunk.min(m.max(1)));
-        let mut done = 0;
-        while done < data.len() {
-            let at = offset + done;
-            let end = (done + chunk).min(data.len());
-            // Odd INS carries 54/53 headers: keep the piece small enough for them.
-            if at <= 0x7FFF {
-                self.expect_ok(&mark(crate::apdu::cmd::update_binary(
-                    at as u16,
-                    data.get(done..end).unwrap_or_default(),
-                )))?;
-                done = end;
-            } else {
-                let end = (done + chunk.saturating_sub(10).max(1)).min(data.len());
-                self.expect_ok(&mark(crate::apdu::cmd::update_binary_odd(
-                    at as u32,
-                    data.get(done..end).unwrap_or_default(),
-                )))?;
-                done = end;
-            }
-        }
-        Ok(())
+        sansio::converse(self, async |io| {
+            io.update_binary_personal(offset, data).await
+        })
     }
 
     /// ISO 7816-4 §5.3.3 command chaining: all parts but the last have CLA b5 set.
@@ -929,26 +871,7 @@ impl<'s> Exchange<'s> {
     }
 }
 
-/// The value of a DO 53 (discretionary data) as returned by odd-INS READ BINARY.
-fn unwrap_do53(b: &[u8]) -> Option<Vec<u8>> {
-    let (&tag, rest) = b.split_first()?;
-    if tag != 0x53 {
-        return None;
-    }
-    let (&l0, rest) = rest.split_first()?;
-    let (len, rest) = match l0 {
-        0..=0x7F => (l0 as usize, rest),
-        0x81 => (*rest.first()? as usize, rest.get(1..)?),
-        0x82 => (
-            u16::from_be_bytes([*rest.first()?, *rest.get(1)?]) as usize,
-            rest.get(2..)?,
-        ),
-        _ => return None,
-    };
-    rest.get(..len).map(|v| v.to_vec())
-}
-
-fn describe(c: &Command) -> String {
+pub(crate) fn describe(c: &Command) -> String {
     format!(
         "{} (INS {:02X}, {} data bytes)",
         crate::hex::spaced(&c.header()),
@@ -1105,6 +1028,144 @@ impl Channel {
         self.transport.reconnect(reset)?;
         self.caps = CardCaps::from_atr(&self.transport.atr());
         Ok(())
+    }
+
+    /// [`Channel::run`] for a conversation ([`sansio`]): `op` asks its
+    /// [`sansio::Io`] and the exchange answers, in one transaction; run
+    /// again from its start, once, if another process reset the card.
+    pub fn converse<T, E: FromExchange>(
+        &mut self,
+        op: impl AsyncFnMut(&sansio::Io) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let io = sansio::Io::new(self.facts());
+        self.drive(&io, io.transaction(op), &mut sansio::no_extension)
+    }
+
+    /// What a conversation starting now knows of the channel.
+    pub fn facts(&self) -> sansio::Facts {
+        let ext_ok = self.caps.extended_length && self.opts.allow_extended;
+        let wire = if ext_ok {
+            crate::apdu::EXTENDED_MAX_NC
+        } else {
+            crate::apdu::SHORT_MAX_NC
+        };
+        sansio::Facts {
+            selected: self.selected.clone(),
+            max_data: self.secure.as_ref().map_or(wire, |sm| sm.max_plain(wire)),
+            max_ne: if ext_ok {
+                crate::apdu::EXTENDED_MAX_NE
+            } else {
+                crate::apdu::SHORT_MAX_NE
+            },
+            chaining: self.caps.chaining && self.opts.allow_chaining,
+            max_update_block: self.max_update_block,
+            secure_label: self.secure_label(),
+        }
+    }
+
+    /// Drive a whole conversation (an engine: personalization,
+    /// verification) over this channel: the one loop. A command asked
+    /// outside a transaction goes in one of its own; `extension` does the
+    /// work of the driver's own kind ([`sansio::ChannelNeed::Extension`])
+    /// and says how many APDUs it sent.
+    pub fn drive<T, E: FromExchange>(
+        &mut self,
+        io: &sansio::Io,
+        conversation: impl std::future::Future<Output = Result<T, E>>,
+        extension: &mut sansio::Extension<'_>,
+    ) -> Result<T, E> {
+        let mut m = sansio::Machine::new(io, conversation);
+        loop {
+            match m.resume() {
+                sansio::Next::Done(r) => return r,
+                sansio::Next::Send { command, personal } => {
+                    let mut apdus = 0;
+                    let r = self.run(|ex| {
+                        let (r, n) = sansio::transmit_counted(ex, &command, personal);
+                        apdus += n;
+                        r
+                    });
+                    m.answer_wire(r, self.selected.clone(), apdus);
+                }
+                sansio::Next::Channel(sansio::ChannelNeed::Begin) => {
+                    if let Some(done) = self.transaction(&mut m) {
+                        return done;
+                    }
+                }
+                sansio::Next::Channel(sansio::ChannelNeed::End { .. }) => {
+                    m.answer_channel(Ok(()), None)
+                }
+                sansio::Next::Channel(sansio::ChannelNeed::Reconnect) => {
+                    let r = self
+                        .transport
+                        .reconnect(false)
+                        .map_err(ExchangeError::Transport);
+                    if r.is_ok() {
+                        self.resets_recovered += 1;
+                    }
+                    self.selected = None;
+                    m.answer_channel(r, Some(self.facts()));
+                }
+                sansio::Next::Channel(sansio::ChannelNeed::Secure(sm)) => {
+                    self.set_secure(sm);
+                    m.answer_channel(Ok(()), Some(self.facts()));
+                }
+                sansio::Next::Channel(sansio::ChannelNeed::Extension(work)) => {
+                    let (answer, apdus) = extension(self, work);
+                    m.answer_extension(answer, apdus, self.facts());
+                }
+            }
+        }
+    }
+
+    /// One transaction of a driven conversation, from its begin to its
+    /// end: `Some` when the conversation ended inside it.
+    fn transaction<T, E, F>(&mut self, m: &mut sansio::Machine<'_, F>) -> Option<Result<T, E>>
+    where
+        E: FromExchange,
+        F: std::future::Future<Output = Result<T, E>>,
+    {
+        // Taken out for the transaction: if it fails, the selection is
+        // unknown (as in [`Channel::run`]).
+        let selected = self.selected.take();
+        let session = match self.transport.begin() {
+            Ok(s) => s,
+            Err(e) => {
+                m.answer_channel(Err(ExchangeError::Transport(e)), None);
+                return None;
+            }
+        };
+        let mut ex = Exchange::new(session, self.opts, self.caps)
+            .with_transcript(self.transcript.clone())
+            .with_secure(self.secure.as_deref_mut().map(|s| s as _))
+            .with_selected(selected)
+            .with_transparent(self.transparent.clone())
+            .with_max_update_block(self.max_update_block);
+        m.answer_channel(Ok(()), Some(sansio::facts_of(&ex)));
+        loop {
+            match m.resume() {
+                sansio::Next::Done(r) => return Some(r),
+                sansio::Next::Send { command, personal } => {
+                    let (r, n) = sansio::transmit_counted(&mut ex, &command, personal);
+                    m.answer_wire(r, ex.selected().cloned(), n);
+                }
+                sansio::Next::Channel(sansio::ChannelNeed::End { ok }) => {
+                    if ok && self.keep_selection {
+                        self.selected = ex.selected.take();
+                    }
+                    m.answer_channel(Ok(()), None);
+                    return None;
+                }
+                // Nested: the same transaction.
+                sansio::Next::Channel(sansio::ChannelNeed::Begin) => m.answer_channel(Ok(()), None),
+                sansio::Next::Channel(need) => m.answer_channel(
+                    Err(ExchangeError::Driver(format!(
+                        "{need:?} inside a transaction"
+                    ))),
+                    None,
+                ),
+            }
+        }
     }
 
     /// Run one logical operation in one transaction. If another process reset

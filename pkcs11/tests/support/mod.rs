@@ -274,9 +274,9 @@ impl Issued {
     pub fn pins(&self) -> Vec<RefStatus> {
         let mut ch = channel();
         let p = &self.side.profile;
-        ch.run(|ex| {
-            pcard::select_mf(ex, p)?;
-            pcard::status_list(ex, p)
+        ch.converse(async |io| {
+            pcard::select_mf(io, p).await?;
+            pcard::status_list(io, p).await
         })
         .expect("status list")
     }
@@ -297,10 +297,10 @@ impl Issued {
         }
         let mut ch = channel();
         let sw = ch
-            .run(|ex| {
-                pcard::select_aid(ex, p, &p.pki_aid)?;
+            .converse(async |io| {
+                pcard::select_aid(io, p, &p.pki_aid).await?;
                 let vars = Vars::new().byte("pin_reference", reference);
-                pcard::send(ex, &p.commands, Step::PinStatus, &vars)
+                pcard::send(io, &p.commands, Step::PinStatus, &vars).await
             })
             .expect("VERIFY without data")
             .sw;
