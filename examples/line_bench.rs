@@ -17,11 +17,13 @@
 //!   readers through the same pcscd (connect, perso, verify, power down),
 //!   on this thread's CPU clock.
 
+use cardsmith::cli::perso::{CardArgs, SideFromArgs};
 use cardsmith::line::progress::Progress;
 use cardsmith::line::run::{self, Readers, RunOptions};
 use cardsmith::line::slot::{CardSlot, SimFeed, SimSlot};
 use cardsmith::line::station::StationCtx;
-use cardsmith::perso::cli::{compact_template, CardArgs, IsoTemplates, IssuerSide};
+use cardsmith::perso::input::{compact_template, IsoTemplates};
+use cardsmith::perso::side::IssuerSide;
 use cardsmith::perso::{engine, input};
 use cardsmith::record::{self, Record};
 use cardsmith::register::journal::{Finish, Journal, NewRecord, Outcome, Who};
@@ -105,7 +107,7 @@ fn who() -> Who {
 
 fn records(dir: &Path, n: usize) -> HashMap<String, Record> {
     let path = dir.join("batch.jsonl");
-    let lines = cardsmith::perso::cli::sample_lines(n, 99, input::today());
+    let lines = cardsmith::perso::samples::sample_lines(n, 99, input::today());
     std::fs::write(&path, lines.join("\n") + "\n").expect("batch");
     let b = record::load_records(&path, &IsoTemplates { max_minutiae: 60 }).expect("load");
     b.good

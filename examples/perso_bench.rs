@@ -40,9 +40,11 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use cardsmith::perso::cli::{compact_template, CardArgs, IsoTemplates, IssuerSide};
+use cardsmith::cli::perso::{CardArgs, SideFromArgs};
 use cardsmith::perso::engine::{self, CardInput};
 use cardsmith::perso::input;
+use cardsmith::perso::input::{compact_template, IsoTemplates};
+use cardsmith::perso::side::IssuerSide;
 use cardsmith::record::{self, date::JalaliDate};
 use cardsmith::sim::timing::Timing;
 use cardsmith::sim::{SimCard, SimConfig};
@@ -745,7 +747,7 @@ fn us(ns: f64) -> String {
 // Records
 
 fn write_records(path: &Path, count: usize, seed: u64, date: JalaliDate) -> Result<()> {
-    let lines = cardsmith::perso::cli::sample_lines(count, seed, date);
+    let lines = cardsmith::perso::samples::sample_lines(count, seed, date);
     std::fs::write(path, lines.join("\n") + "\n")
         .with_context(|| format!("writing {}", path.display()))
 }

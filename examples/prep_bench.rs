@@ -22,8 +22,9 @@
 //! costs as much to validate as its original (photo, two templates).
 
 use cardsmith::line::station::new_record;
-use cardsmith::perso::cli::{sample_lines, IsoTemplates};
 use cardsmith::perso::input;
+use cardsmith::perso::input::IsoTemplates;
+use cardsmith::perso::samples::sample_lines;
 use cardsmith::record::{self, stream::LineIndex, StreamOptions};
 use cardsmith::register::journal::{BatchInfo, Journal, LoadChunk, NewRecord, SetAside, Who};
 use cardsmith::register::pg::{PgJournal, PgOptions};

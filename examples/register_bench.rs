@@ -7,12 +7,14 @@
 //! Run with `bash bench/register.sh` (it starts a durable throwaway
 //! PostgreSQL cluster and passes its URL in CARDSMITH_BENCH_PG).
 
+use cardsmith::cli::perso::{CardArgs, SideFromArgs};
 use cardsmith::line::progress::Progress;
 use cardsmith::line::run::{self, Readers, RunOptions};
 use cardsmith::line::slot::{CardSlot, SimFeed, SimSlot};
 use cardsmith::line::station::StationCtx;
-use cardsmith::perso::cli::{CardArgs, IsoTemplates, IssuerSide};
 use cardsmith::perso::input;
+use cardsmith::perso::input::IsoTemplates;
+use cardsmith::perso::side::IssuerSide;
 use cardsmith::record::{self, Record};
 use cardsmith::register::journal::{Finish, Journal, NewRecord, Outcome, Who};
 use cardsmith::register::pg::{PgJournal, PgOptions};
@@ -53,7 +55,7 @@ fn pg(url: &str, station: &str, conns: usize) -> Arc<PgJournal> {
 
 fn records(dir: &Path, n: usize, seed: u64) -> HashMap<String, Record> {
     let path = dir.join("batch.jsonl");
-    let mut lines = cardsmith::perso::cli::sample_lines(n, 7, input::today());
+    let mut lines = cardsmith::perso::samples::sample_lines(n, 7, input::today());
     // Distinct record ids per run: one register holds every run's batch.
     for l in lines.iter_mut() {
         *l = l.replacen(

@@ -1,42 +1,21 @@
-//! cardsmith: personalize, read and test smart cards.
+//! cardsmith's command line: the only crate that knows clap and anyhow.
 //!
-//! Host side: [`apdu`] (commands, responses, status words), [`transport`]
-//! (the seam to PC/SC and to the in-process simulator), [`atr`], [`tlv`].
-//! Card side: [`sim`], a software ISO 7816-4 card that shares nothing with
-//! the host side but APDU bytes; it takes plain keys, never host
-//! configuration. Command line: [`cli`] and the `cli` module of each area,
-//! sharing [`cli_common`]; no engine imports them. `tests/module_graph.rs`
-//! fails on an import cycle or an upward import.
+//! Everything else is the host library, [`cardsmith_host`], re-exported
+//! here whole so that `cardsmith::perso::engine` and the like keep meaning
+//! what they meant. [`cli`] parses and validates the arguments of each
+//! subcommand (one module per area, sharing [`cli::common`]), builds the
+//! plain configuration values the engines take, runs them, and maps their
+//! errors to exit codes and to the `--json` error document
+//! ([`cli::json_error`]). No engine can take a clap struct: the host crate
+//! has no clap (`tests/crate_graph.rs` fails if it ever gets one).
 
-// No panic reachable from input (cards, files, the network): outside tests,
-// no indexing or slicing that can go out of bounds, no unwrap, no expect.
-// An invariant that cannot fail says so with an `allow` and its reason.
+// No panic reachable from input: outside tests, no indexing or slicing that
+// can go out of bounds, no unwrap, no expect.
 #![cfg_attr(
     not(test),
     deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
 )]
 
-// The layers below the host are crates of their own, re-exported under
-// their old names so that `crate::apdu`, `cardsmith::sim` and the like keep
-// meaning what they meant.
-pub use cardsmith_biometric as biometric;
-pub use cardsmith_sim as sim;
-pub use cardsmith_wire::{apdu, atr, crypto, hex, private, secret, tlv};
+pub use cardsmith_host::*;
 
-pub mod activate;
 pub mod cli;
-pub mod cli_common;
-pub mod errors;
-pub mod json_error;
-pub mod keyfile;
-pub mod line;
-pub mod perso;
-pub mod pki;
-pub mod programme;
-pub mod record;
-pub mod register;
-pub mod scp03;
-pub mod script;
-pub mod transport;
-pub mod utc;
-pub mod web;

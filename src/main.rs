@@ -30,10 +30,10 @@ fn main() {
         Ok(cli) => cli,
         // Under --json a usage error is a JSON document too; help and
         // version (not errors) print as usual.
-        Err(e) if e.use_stderr() && cardsmith::json_error::wants_json(std::env::args_os()) => {
-            let err = cardsmith::json_error::usage(&e);
+        Err(e) if e.use_stderr() && cardsmith::cli::json_error::wants_json(std::env::args_os()) => {
+            let err = cardsmith::cli::json_error::usage(&e);
             let _ = e.print();
-            println!("{}", cardsmith::json_error::document(&err));
+            println!("{}", cardsmith::cli::json_error::document(&err));
             std::process::exit(e.exit_code());
         }
         Err(e) => e.exit(),
@@ -43,9 +43,9 @@ fn main() {
         Ok(0) => {}
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("error: {}", cardsmith::errors::error_text(&e));
+            eprintln!("error: {}", cardsmith::cli::errors::error_text(&e));
             if json {
-                println!("{}", cardsmith::json_error::document(&e));
+                println!("{}", cardsmith::cli::json_error::document(&e));
             }
             std::process::exit(cardsmith::cli::exit_code(&e));
         }

@@ -13,9 +13,10 @@ use cardsmith::activate::ops;
 use cardsmith::activate::pinentry::LinePins;
 use cardsmith::activate::policy::PinPolicy;
 use cardsmith::apdu::{cmd, StatusWord};
+use cardsmith::cli::perso::{CardArgs, SideFromArgs};
 use cardsmith::line::station::{process_card, CardResult, StationCtx};
 use cardsmith::perso::card::{self as pcard, LifeCycle};
-use cardsmith::perso::cli::{CardArgs, IssuerSide};
+use cardsmith::perso::side::IssuerSide;
 use cardsmith::register::journal::{CardStatus, Journal, NewRecord, Who};
 use cardsmith::register::sqlite::SqliteJournal;
 use cardsmith::secret::Secret;
@@ -700,7 +701,7 @@ impl Env {
         std::fs::write(&path, v.to_string() + "\n").expect("write");
         let loaded = cardsmith::record::load_records(
             &path,
-            &cardsmith::perso::cli::IsoTemplates { max_minutiae: 60 },
+            &cardsmith::perso::input::IsoTemplates { max_minutiae: 60 },
         )
         .expect("load");
         let (_, rec) = loaded

@@ -8,7 +8,8 @@ mod activate_support;
 mod common;
 
 use activate_support::Holder;
-use cardsmith::perso::cli::{CardArgs, IssuerSide};
+use cardsmith::cli::perso::{CardArgs, SideFromArgs};
+use cardsmith::perso::side::IssuerSide;
 use cardsmith::register::journal::{CardStatus, Journal, RevocationReason};
 use cardsmith::register::sqlite::SqliteJournal;
 use cardsmith::sim::faults::Faults;

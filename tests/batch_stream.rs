@@ -8,8 +8,8 @@
 
 mod pg_support;
 
-use cardsmith::perso::cli::{synthetic_capture, ENROLMENT_CAPTURE};
 use cardsmith::perso::input::IsoTemplates;
+use cardsmith::perso::samples::{synthetic_capture, ENROLMENT_CAPTURE};
 use cardsmith::record::stream::LineIndex;
 use cardsmith::record::{self, JalaliDate, Record, RecordError, StreamOptions};
 use cardsmith::register::journal::*;

@@ -1,8 +1,10 @@
-//! The layers between crates, checked with `cargo tree`: each crate below
-//! the host depends on the cardsmith crates of its layer and below, never
-//! on the host (`cardsmith`), the PKCS#11 module or each other sideways.
-//! Above all, the simulated card depends on the wire types and the pure
-//! algorithms only: a card that shares nothing with the host but the wire.
+//! The layers between crates, checked with `cargo tree`: each crate depends
+//! on the cardsmith crates of its layer and below, never on a crate above
+//! it or sideways. Above all, the simulated card depends on the wire types
+//! and the pure algorithms only: a card that shares nothing with the host
+//! (`cardsmith-host`) but the wire. The host library and the PKCS#11 module
+//! depend on no command line; the command line (`cardsmith`) is the only
+//! crate that depends on clap or anyhow.
 //!
 //! Run alone: `cargo test --test crate_graph`.
 
@@ -24,7 +26,48 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "cardsmith-biometric",
         ],
     ),
+    (
+        "cardsmith-host",
+        &[
+            "cardsmith-host",
+            "cardsmith-sim",
+            "cardsmith-wire",
+            "cardsmith-scp03",
+            "cardsmith-biometric",
+        ],
+    ),
+    (
+        "cardsmith-pkcs11",
+        &[
+            "cardsmith-pkcs11",
+            "cardsmith-host",
+            "cardsmith-sim",
+            "cardsmith-wire",
+            "cardsmith-scp03",
+            "cardsmith-biometric",
+        ],
+    ),
 ];
+
+/// The crates that must not know the command line's libraries: every
+/// workspace crate but the command line itself.
+const NO_CLI_LIBRARIES: &[&str] = &[
+    "cardsmith-wire",
+    "cardsmith-scp03",
+    "cardsmith-biometric",
+    "cardsmith-sim",
+    "cardsmith-host",
+    "cardsmith-pkcs11",
+];
+
+/// The command line's libraries, as `cargo tree` names them.
+fn cli_libraries(tree: &str) -> BTreeSet<String> {
+    tree.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| name.starts_with("clap") || *name == "anyhow")
+        .map(str::to_string)
+        .collect()
+}
 
 /// The cardsmith crates named in `cargo tree --prefix none -f {p}` output
 /// (`name vX.Y.Z (path)` per line).
@@ -72,10 +115,33 @@ fn each_layer_depends_only_on_the_layers_below() {
 }
 
 #[test]
+fn only_the_command_line_depends_on_clap_or_anyhow() {
+    for package in NO_CLI_LIBRARIES {
+        let found = cli_libraries(&tree_of(package));
+        assert!(
+            found.is_empty(),
+            "{package} depends on {found:?}; only the command line (cardsmith) may"
+        );
+    }
+    // The command line does, so the check is reading real trees.
+    let cli = cli_libraries(&tree_of("cardsmith"));
+    assert!(
+        cli.contains("clap") && cli.contains("anyhow"),
+        "the command line's tree shows no clap or anyhow: {cli:?}"
+    );
+}
+
+#[test]
 fn the_host_sits_on_the_card_layers() {
-    // The other direction: the host does use the layers below it, so the
-    // check above is looking at the crates that are really there.
-    let found = cardsmith_crates(&tree_of("cardsmith"));
+    // The other direction: the host does use the layers below it, and the
+    // command line the host, so the checks above are looking at the crates
+    // that are really there.
+    let cli = cardsmith_crates(&tree_of("cardsmith"));
+    assert!(
+        cli.contains("cardsmith-host"),
+        "the command line does not depend on the host: {cli:?}"
+    );
+    let found = cardsmith_crates(&tree_of("cardsmith-host"));
     for c in [
         "cardsmith-wire",
         "cardsmith-scp03",
@@ -98,4 +164,10 @@ fn the_checker_sees_a_host_crate_in_the_tree() {
     assert!(found.contains("cardsmith"));
     assert!(found.contains("cardsmith-wire"));
     assert!(!found.contains("ring"));
+    let tree = "cardsmith-host v0.1.0 (/w/host)\nclap v4.5.0\nclap_builder v4.5.0\nanyhow v1.0.0\nclassy v1.0.0\n";
+    let found = cli_libraries(tree);
+    assert_eq!(
+        found.into_iter().collect::<Vec<_>>(),
+        ["anyhow", "clap", "clap_builder"]
+    );
 }

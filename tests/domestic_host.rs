@@ -7,10 +7,12 @@
 
 mod line_support;
 
+use cardsmith::cli::perso::{CardArgs, SideFromArgs};
 use cardsmith::perso::card::{self as pcard, LifeCycle};
-use cardsmith::perso::cli::{compact_template, CardArgs, IssuerSide};
 use cardsmith::perso::engine;
 use cardsmith::perso::input;
+use cardsmith::perso::input::compact_template;
+use cardsmith::perso::side::IssuerSide;
 use cardsmith::sim::vpcd::SharedCard;
 use cardsmith::sim::SimConfig;
 use cardsmith::transport::sim::SimTransport;

@@ -7,10 +7,10 @@
 
 mod line_support;
 
-use cardsmith::perso::cli::compact_template;
 use cardsmith::perso::encoding::{PointEncoding, SignatureEncoding};
 use cardsmith::perso::engine;
 use cardsmith::perso::input;
+use cardsmith::perso::input::compact_template;
 use cardsmith::sim::SimConfig;
 use cardsmith::transport::sim::SimTransport;
 use cardsmith::transport::{Channel, ExchangeOptions};

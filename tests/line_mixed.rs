@@ -213,7 +213,7 @@ fn every_record_of_the_batch_verifies_on_a_card_of_either_vendor() {
                 rec,
                 p,
                 cardsmith::perso::input::today(),
-                &cardsmith::perso::cli::compact_template,
+                &cardsmith::perso::input::compact_template,
             )
             .expect("input");
             let iss = side.issuer_for(p);

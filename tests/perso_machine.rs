@@ -13,9 +13,10 @@
 mod line_support;
 
 use cardsmith::apdu::{Command, Response};
-use cardsmith::perso::cli::{compact_template, IssuerSide};
 use cardsmith::perso::engine::{self, ScriptsOutcome};
+use cardsmith::perso::input::compact_template;
 use cardsmith::perso::input::{self, CardInput};
+use cardsmith::perso::side::IssuerSide;
 use cardsmith::sim::vpcd::SharedCard;
 use cardsmith::sim::{SimCard, SimConfig};
 use cardsmith::transport::sansio::{ChannelNeed, Facts, Io, Machine, Next};

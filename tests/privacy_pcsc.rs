@@ -6,7 +6,8 @@
 
 mod common;
 
-use cardsmith::perso::cli::{CardArgs, IssuerSide};
+use cardsmith::cli::perso::{CardArgs, SideFromArgs};
+use cardsmith::perso::side::IssuerSide;
 use cardsmith::sim::faults::Faults;
 use cardsmith::sim::feeder::{FeedOptions, Feeder};
 use cardsmith::sim::timing::Timing;

@@ -18,7 +18,8 @@ mod common;
 mod pg_support;
 
 use activate_support::Holder;
-use cardsmith::perso::cli::{CardArgs, IssuerSide};
+use cardsmith::cli::perso::{CardArgs, SideFromArgs};
+use cardsmith::perso::side::IssuerSide;
 use cardsmith::register::journal::*;
 use cardsmith::register::pg::{PgJournal, PgOptions};
 use cardsmith::register::pgconf;

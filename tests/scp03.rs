@@ -6,10 +6,10 @@
 
 mod line_support;
 
-use cardsmith::perso::cli::compact_template;
 use cardsmith::perso::datagroups::FieldValue;
 use cardsmith::perso::engine;
 use cardsmith::perso::input;
+use cardsmith::perso::input::compact_template;
 use cardsmith::scp03::keyfile::Scp03Keys;
 use cardsmith::scp03::link::{self, OpenError};
 use cardsmith::scp03::{commands, KeySource, StaticKeys};

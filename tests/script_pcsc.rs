@@ -372,7 +372,9 @@ fn card_reset_by_another_process_mid_run_through_pcscd_is_an_error() {
     drop(ch);
     drop(card);
     assert!(trace.done, "{}", trace.seen);
-    let err = err.expect("the run ends with the reset");
+    // As the command line has it (the runner's error is a plain
+    // ExchangeError; anyhow is the command line's).
+    let err = anyhow::Error::new(err.expect("the run ends with the reset"));
     assert!(
         format!("{err:#}").contains("reset by another process"),
         "{err:#}"

@@ -4,7 +4,7 @@
 #[path = "script_support/mod.rs"]
 mod common;
 
-use cardsmith::script::cli::{run, RunArgs};
+use cardsmith::cli::script::{run, RunArgs};
 use cardsmith::script::eval::{Env, Value};
 use cardsmith::script::report::CaseStatus;
 use cardsmith::script::transcript::{self, Transcript};
@@ -694,7 +694,7 @@ fn run_over(
         .map(|(name, text)| (name.to_string(), parse_str(text, name).unwrap()))
         .collect();
     let mut ch = Channel::new(transport, ExchangeOptions::raw());
-    execute(
+    let (report, err) = execute(
         &parsed,
         Env::new(),
         Target::Card(&mut ch),
@@ -703,7 +703,10 @@ fn run_over(
             dry_run: false,
         },
         &mut std::io::sink(),
-    )
+    );
+    // As the command line has it (the runner's error is a plain
+    // ExchangeError; anyhow is the command line's).
+    (report, err.map(anyhow::Error::new))
 }
 
 /// (name, status) of every case in the JSON report.

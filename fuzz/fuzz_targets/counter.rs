@@ -2,8 +2,8 @@
 //! to show (shaping and bidi), PIN candidates against the policy, PIN
 //! lines, PIN length arguments, dates from the card.
 #![no_main]
-use cardsmith::activate::{counter, display, pinentry, policy};
-use cardsmith::secret::Secret;
+use cardsmith_host::activate::{counter, display, pinentry, policy};
+use cardsmith_host::secret::Secret;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

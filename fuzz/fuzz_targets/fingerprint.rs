@@ -1,7 +1,7 @@
 //! ISO/IEC 19794-2 parsing, compact conversion and matching never panic;
 //! whatever parses re-encodes to a record that parses to the same value.
 #![no_main]
-use cardsmith::biometric;
+use cardsmith_host::biometric;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

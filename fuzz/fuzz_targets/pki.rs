@@ -1,7 +1,7 @@
 //! Security objects, certificates and certificate requests from a card or a
 //! file: parsing and checking never panic.
 #![no_main]
-use cardsmith::pki;
+use cardsmith_host::pki;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

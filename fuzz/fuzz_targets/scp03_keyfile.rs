@@ -7,7 +7,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Err(e) = cardsmith::scp03::keyfile::Scp03Keys::parse(text, "fuzz") {
+    if let Err(e) = cardsmith_host::scp03::keyfile::Scp03Keys::parse(text, "fuzz") {
         let msg = e.to_string();
         // Values are 32+ hex digits; no error may carry such a run.
         let mut run = 0;

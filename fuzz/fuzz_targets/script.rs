@@ -14,7 +14,7 @@
 //! Run with `cargo fuzz run script`.
 #![no_main]
 
-use cardsmith::script::{check_vars, parse_with, ParseOptions};
+use cardsmith_host::script::{check_vars, parse_with, ParseOptions};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -10,12 +10,12 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let keyed = data.first().is_some_and(|b| b & 1 == 1);
     let mut card = if keyed {
-        match cardsmith::sim::SimCard::blank_with_issuer_key(Default::default(), &[0; 16]) {
+        match cardsmith_host::sim::SimCard::blank_with_issuer_key(Default::default(), &[0; 16]) {
             Ok(c) => c,
             Err(_) => return,
         }
     } else {
-        cardsmith::sim::SimCard::blank(Default::default())
+        cardsmith_host::sim::SimCard::blank(Default::default())
     };
     // Split the input into several APDUs so that state builds up between them.
     for apdu in data.split(|b| *b == 0xA5) {

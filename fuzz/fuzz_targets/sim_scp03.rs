@@ -7,11 +7,11 @@
 //! word and nothing panics. A second target input form, the key file text,
 //! is fuzzed in `scp03_keyfile`.
 #![no_main]
-use cardsmith::scp03::keyfile::Scp03Keys;
-use cardsmith::scp03::{KeySource, StaticKeys};
-use cardsmith::sim::{Provision, SimCard};
-use cardsmith::transport::sim::SimTransport;
-use cardsmith::transport::{Channel, ExchangeOptions};
+use cardsmith_host::scp03::keyfile::Scp03Keys;
+use cardsmith_host::scp03::{KeySource, StaticKeys};
+use cardsmith_host::sim::{Provision, SimCard};
+use cardsmith_host::transport::sim::SimTransport;
+use cardsmith_host::transport::{Channel, ExchangeOptions};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -34,12 +34,12 @@ fuzz_target!(|data: &[u8]| {
     let mut card = card;
     card.power_on();
     let mut ch = Channel::new(Box::new(SimTransport::new(card)), ExchangeOptions::raw());
-    let opts = cardsmith::scp03::link::Options {
-        aid: cardsmith::sim::SD_DEFAULT_AID.to_vec(),
-        level: cardsmith::scp03::SecurityLevel::from_p1(0x33).expect("level"),
-        mode: cardsmith::scp03::Mode::S8,
+    let opts = cardsmith_host::scp03::link::Options {
+        aid: cardsmith_host::sim::SD_DEFAULT_AID.to_vec(),
+        level: cardsmith_host::scp03::SecurityLevel::from_p1(0x33).expect("level"),
+        mode: cardsmith_host::scp03::Mode::S8,
     };
-    let Ok((mut link, _)) = ch.run(|ex| cardsmith::scp03::link::handshake(ex, &keys, &opts)) else {
+    let Ok((mut link, _)) = ch.run(|ex| cardsmith_host::scp03::link::handshake(ex, &keys, &opts)) else {
         panic!("the handshake with the right keys must succeed");
     };
     for chunk in data.split(|b| *b == 0xA5) {

@@ -3,8 +3,8 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let nodes = cardsmith::tlv::decode(data);
+    let nodes = cardsmith_host::tlv::decode(data);
     let covered: usize = nodes.iter().map(|n| n.size()).sum();
     assert_eq!(covered, data.len());
-    let _ = cardsmith::tlv::render(&nodes);
+    let _ = cardsmith_host::tlv::render(&nodes);
 });

@@ -2,14 +2,14 @@
 //! transaction ([`Channel::run`]) over cardsmith's transport, every
 //! number from the card's profile.
 
-use cardsmith::apdu::StatusWord;
-use cardsmith::perso::card::{self as pcard, LifeCycle, RefStatus};
-use cardsmith::perso::commands::Step;
-use cardsmith::perso::profile::{KeySpec, PinSpec, Profile};
-use cardsmith::script::template::Vars;
-use cardsmith::secret::Secret;
-use cardsmith::transport::pcsc::{ConnectOptions, PcscTransport};
-use cardsmith::transport::{
+use cardsmith_host::apdu::StatusWord;
+use cardsmith_host::perso::card::{self as pcard, LifeCycle, RefStatus};
+use cardsmith_host::perso::commands::Step;
+use cardsmith_host::perso::profile::{KeySpec, PinSpec, Profile};
+use cardsmith_host::script::template::Vars;
+use cardsmith_host::secret::Secret;
+use cardsmith_host::transport::pcsc::{ConnectOptions, PcscTransport};
+use cardsmith_host::transport::{
     Channel, ExchangeError, ExchangeOptions, Protocol, Session, Transport, TransportError,
 };
 use cryptoki_sys::*;
@@ -326,7 +326,7 @@ fn reset_without_logout(ch: &mut Channel, p: &Profile) {
 
 /// The profile's `verify_pin`: the card's answer.
 async fn verify(
-    io: &cardsmith::transport::sansio::Io,
+    io: &cardsmith_host::transport::sansio::Io,
     p: &Profile,
     reference: u8,
     pin: &[u8],
@@ -340,7 +340,7 @@ async fn verify(
 }
 
 /// The profile's `pin_logout`, when it has one. Best effort.
-async fn logout(io: &cardsmith::transport::sansio::Io, p: &Profile, reference: u8) {
+async fn logout(io: &cardsmith_host::transport::sansio::Io, p: &Profile, reference: u8) {
     if p.commands.has(Step::PinLogout) {
         let vars = Vars::new().byte("pin_reference", reference);
         let _ = pcard::send(io, &p.commands, Step::PinLogout, &vars).await;
@@ -385,7 +385,7 @@ pub fn sign(
         Ok::<_, ExchangeError>(match resp.sw {
             StatusWord::Ok => {
                 // In the encoding the profile names for this card.
-                cardsmith::perso::encoding::raw_signature(k.signature_encoding, &resp.data)
+                cardsmith_host::perso::encoding::raw_signature(k.signature_encoding, &resp.data)
                     .map_err(|_| CKR_DEVICE_ERROR)
             }
             // The card wants its PIN first.

@@ -246,7 +246,7 @@ pub unsafe extern "C" fn C_GetTokenInfo(id: CK_SLOT_ID, info: *mut CK_TOKEN_INFO
     with(|m| {
         let info = unsafe { out(info) }?;
         let (serial, status) = m.token_info(id)?;
-        let serial_hex = cardsmith::hex::compact(&serial);
+        let serial_hex = cardsmith_host::hex::compact(&serial);
         pad(&mut info.label, &format!("cardsmith {serial_hex}"));
         pad(&mut info.manufacturerID, "cardsmith");
         pad(&mut info.model, "cardsmith card");

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::time::Duration;
 
-use cardsmith::perso::card::LifeCycle;
-use cardsmith::perso::profile::{KeySpec, Profile};
-use cardsmith::transport::Channel;
+use cardsmith_host::perso::card::LifeCycle;
+use cardsmith_host::perso::profile::{KeySpec, Profile};
+use cardsmith_host::transport::Channel;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 

@@ -206,7 +206,7 @@ pub fn kinds(k: &CardKey) -> Vec<Kind> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cardsmith::perso::profile::Profile;
+    use cardsmith_host::perso::profile::Profile;
 
     fn key() -> CardKey {
         let p = Profile::reference();

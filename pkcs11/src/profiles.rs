@@ -18,7 +18,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cardsmith::perso::profile::Profile;
+use cardsmith_host::perso::profile::Profile;
 
 /// The environment variable that lists profiles.
 pub const ENV: &str = "CARDSMITH_PKCS11_PROFILES";
@@ -113,7 +113,7 @@ mod tests {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(
             dir.join("filesystem.apdu"),
-            cardsmith::perso::profile::REFERENCE_FILESYSTEM,
+            cardsmith_host::perso::profile::REFERENCE_FILESYSTEM,
         )
         .unwrap();
         let p = dir.join("profile.toml");
@@ -124,7 +124,7 @@ mod tests {
     #[test]
     fn explicit_entries_files_and_directories() {
         let d = tempfile::tempdir().unwrap();
-        let reference = cardsmith::perso::profile::REFERENCE_PROFILE;
+        let reference = cardsmith_host::perso::profile::REFERENCE_PROFILE;
         let a = write_profile(&d.path().join("all/a"), reference);
         write_profile(
             &d.path().join("all/b"),
@@ -140,7 +140,7 @@ mod tests {
     #[test]
     fn a_bad_profile_or_an_empty_entry_is_named() {
         let d = tempfile::tempdir().unwrap();
-        let reference = cardsmith::perso::profile::REFERENCE_PROFILE;
+        let reference = cardsmith_host::perso::profile::REFERENCE_PROFILE;
         let bad = write_profile(
             &d.path().join("bad"),
             &reference.replace("aid = \"F043534D504B01\"", "aid = \"F0\""),

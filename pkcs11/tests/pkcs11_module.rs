@@ -429,7 +429,7 @@ fn the_module_through_its_function_table_with_a_card_behind_pcscd() {
         "SELECT, MSE SET, INTERNAL AUTHENTICATE"
     );
     card.pull();
-    card.insert_with(cardsmith::sim::faults::Faults {
+    card.insert_with(cardsmith_host::sim::faults::Faults {
         remove_at: Some(probed - before + prepared + 3),
         ..Default::default()
     });

@@ -617,7 +617,7 @@ fn ssh_logs_in(t: &Tools) {
 /// labels and PIN references differ from the reference card's, and only
 /// its profile says where they are.
 fn other_profile() -> (String, String) {
-    use cardsmith::perso::profile::{REFERENCE_FILESYSTEM, REFERENCE_PROFILE};
+    use cardsmith_host::perso::profile::{REFERENCE_FILESYSTEM, REFERENCE_PROFILE};
     let mut toml = REFERENCE_PROFILE.to_string();
     for (from, to) in [
         (
@@ -742,13 +742,13 @@ fn a_profile_that_does_not_load_is_named_and_the_module_does_not_initialize() {
     std::fs::create_dir_all(&bad).expect("dir");
     std::fs::write(
         bad.join("profile.toml"),
-        cardsmith::perso::profile::REFERENCE_PROFILE
+        cardsmith_host::perso::profile::REFERENCE_PROFILE
             .replace("aid = \"F043534D504B01\"", "aid = \"F04353\""),
     )
     .expect("profile");
     std::fs::write(
         bad.join("filesystem.apdu"),
-        cardsmith::perso::profile::REFERENCE_FILESYSTEM,
+        cardsmith_host::perso::profile::REFERENCE_FILESYSTEM,
     )
     .expect("script");
     let module = support::module_path();

@@ -4,10 +4,11 @@
 //! an impostor's capture labelled with the same finger.
 #![allow(dead_code)]
 
-use cardsmith::biometric::FingerPosition;
-use cardsmith::perso::cli::{synthetic_capture, IsoTemplates, ENROLMENT_CAPTURE, LIVE_CAPTURE};
-use cardsmith::perso::input;
-use cardsmith::record::{self, Record, Request};
+use cardsmith_host::biometric::FingerPosition;
+use cardsmith_host::perso::input;
+use cardsmith_host::perso::input::IsoTemplates;
+use cardsmith_host::perso::samples::{synthetic_capture, ENROLMENT_CAPTURE, LIVE_CAPTURE};
+use cardsmith_host::record::{self, Record, Request};
 use std::path::{Path, PathBuf};
 
 pub struct Holder {

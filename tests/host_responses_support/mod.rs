@@ -10,13 +10,14 @@
 //! Shared by `tests/host_responses.rs` and `fuzz/fuzz_targets/host_responses.rs`.
 #![allow(dead_code)]
 
-use cardsmith::perso::cli::{compact_template, CardArgs, IssuerSide};
-use cardsmith::perso::engine::{self, CardInput};
-use cardsmith::perso::input;
-use cardsmith::record;
-use cardsmith::sim::{Provision, SimCard, SimConfig};
-use cardsmith::transport::sim::SimTransport;
-use cardsmith::transport::{
+use cardsmith_host::perso::engine::{self, CardInput};
+use cardsmith_host::perso::input;
+use cardsmith_host::perso::input::compact_template;
+use cardsmith_host::perso::side::{IssuerSide, SideConfig};
+use cardsmith_host::record;
+use cardsmith_host::sim::{Provision, SimCard, SimConfig};
+use cardsmith_host::transport::sim::SimTransport;
+use cardsmith_host::transport::{
     Channel, ExchangeOptions, Protocol, Session, Transport, TransportError,
 };
 use std::path::PathBuf;
@@ -40,17 +41,17 @@ impl Fixture {
     pub fn new() -> Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
-        let side = IssuerSide::load(&CardArgs {
-            data_dir: Some(data_dir),
-            ..CardArgs::default()
+        let side = IssuerSide::open(&SideConfig {
+            data_dir,
+            ..SideConfig::default()
         })
         .expect("issuer side");
-        let lines = cardsmith::perso::cli::sample_lines(1, 7, input::today());
+        let lines = cardsmith_host::perso::samples::sample_lines(1, 7, input::today());
         let batch = dir.path().join("one.jsonl");
         std::fs::write(&batch, lines.join("\n") + "\n").expect("write record");
         let loaded = record::load_records(
             &batch,
-            &cardsmith::perso::cli::IsoTemplates { max_minutiae: 60 },
+            &cardsmith_host::perso::input::IsoTemplates { max_minutiae: 60 },
         )
         .expect("load record");
         let (_, rec) = loaded.good.into_iter().next().expect("one good record");
@@ -143,8 +144,8 @@ pub fn run(fx: &Fixture, flow: Flow, script: &[u8]) -> usize {
             let _ = engine::read(&mut ch, p);
         }
         Flow::Inspect => {
-            use cardsmith::pki::CertificateAuthority;
-            let _ = cardsmith::activate::ops::inspect(&mut ch, p, &fx.side.ca.chain());
+            use cardsmith_host::pki::CertificateAuthority;
+            let _ = cardsmith_host::activate::ops::inspect(&mut ch, p, &fx.side.ca.chain());
         }
     }
     let sent = script.lock().map(|s| s.sent).unwrap_or(0);

@@ -2,9 +2,11 @@
 //! in the journal and on the cards that came out of the readers.
 #![allow(dead_code)]
 
+use cardsmith::cli::perso::{CardArgs, SideFromArgs};
 use cardsmith::perso::card::{self as pcard, LifeCycle};
-use cardsmith::perso::cli::{compact_template, CardArgs, IsoTemplates, IssuerSide};
+use cardsmith::perso::input::{compact_template, IsoTemplates};
 use cardsmith::perso::profile::Profile;
+use cardsmith::perso::side::IssuerSide;
 use cardsmith::perso::side::Profiles;
 use cardsmith::perso::{engine, input};
 use cardsmith::record::{self, Record};
@@ -18,7 +20,7 @@ use std::path::Path;
 
 /// Write `count` sample records to `path`; return them by id.
 pub fn batch(path: &Path, count: usize, seed: u64) -> HashMap<String, Record> {
-    let lines = cardsmith::perso::cli::sample_lines(count, seed, input::today());
+    let lines = cardsmith::perso::samples::sample_lines(count, seed, input::today());
     std::fs::write(path, lines.join("\n") + "\n").expect("write batch");
     let b = record::load_records(path, &IsoTemplates { max_minutiae: 60 }).expect("load");
     assert!(b.bad.is_empty(), "{:?}", b.bad);

@@ -6,7 +6,8 @@
 
 use crate::activate_support::{self, Holder};
 use crate::common;
-use cardsmith::perso::cli::{CardArgs, IssuerSide};
+use cardsmith::cli::perso::{CardArgs, SideFromArgs};
+use cardsmith::perso::side::IssuerSide;
 use cardsmith::register::journal::Journal as _;
 use cardsmith::register::sqlite::SqliteJournal;
 use cardsmith::sim::feeder::{FeedOptions, Feeder};

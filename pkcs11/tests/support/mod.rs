@@ -14,19 +14,19 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cardsmith::activate::ops;
-use cardsmith::apdu::StatusWord;
-use cardsmith::perso::card::{self as pcard, RefStatus};
-use cardsmith::perso::cli::{CardArgs, IssuerSide};
-use cardsmith::perso::commands::Step;
-use cardsmith::perso::engine;
-use cardsmith::perso::input;
-use cardsmith::script::template::Vars;
-use cardsmith::secret::Secret;
-use cardsmith::sim::vpcd::{SharedCard, VpcdCard, VpcdOptions};
-use cardsmith::sim::{Provision, SimCard, SimConfig};
-use cardsmith::transport::pcsc::{self as pc, CardEvent, ConnectOptions, PcscTransport};
-use cardsmith::transport::{Channel, ExchangeOptions};
+use cardsmith_host::activate::ops;
+use cardsmith_host::apdu::StatusWord;
+use cardsmith_host::perso::card::{self as pcard, RefStatus};
+use cardsmith_host::perso::commands::Step;
+use cardsmith_host::perso::engine;
+use cardsmith_host::perso::input;
+use cardsmith_host::perso::side::{IssuerSide, SideConfig};
+use cardsmith_host::script::template::Vars;
+use cardsmith_host::secret::Secret;
+use cardsmith_host::sim::vpcd::{SharedCard, VpcdCard, VpcdOptions};
+use cardsmith_host::sim::{Provision, SimCard, SimConfig};
+use cardsmith_host::transport::pcsc::{self as pc, CardEvent, ConnectOptions, PcscTransport};
+use cardsmith_host::transport::{Channel, ExchangeOptions};
 
 pub const READER: &str = "Virtual PCD 00 00";
 /// The holder's PINs, chosen at the counter.
@@ -174,10 +174,10 @@ impl Issued {
             Os::Reference => profile,
             Os::Domestic => Some(os.profile_dir().join("profile.toml")),
         };
-        let side = IssuerSide::load(&CardArgs {
-            data_dir: Some(dir.path().to_path_buf()),
+        let side = IssuerSide::open(&SideConfig {
+            data_dir: dir.path().to_path_buf(),
             profile,
-            ..CardArgs::default()
+            ..SideConfig::default()
         })
         .expect("issuer side");
         let (_, holders) = activate_support::batch(dir.path(), 2, seed);
@@ -233,12 +233,12 @@ impl Issued {
 
     /// Put the card into the reader (again) and wait until pcscd sees it.
     pub fn insert(&mut self) {
-        self.insert_with(cardsmith::sim::faults::Faults::none());
+        self.insert_with(cardsmith_host::sim::faults::Faults::none());
     }
 
     /// [`Issued::insert`] with faults (the card pulled at APDU k of this
     /// insertion, …).
-    pub fn insert_with(&mut self, faults: cardsmith::sim::faults::Faults) {
+    pub fn insert_with(&mut self, faults: cardsmith_host::sim::faults::Faults) {
         pc::wait_for(Some(READER), CardEvent::Removed, Duration::from_secs(10))
             .expect("the reader is empty");
         let mut opts = VpcdOptions::slot(0);
@@ -328,12 +328,12 @@ impl Issued {
         std::fs::create_dir_all(&d).expect("profiles dir");
         std::fs::write(
             d.join("profile.toml"),
-            cardsmith::perso::profile::REFERENCE_PROFILE,
+            cardsmith_host::perso::profile::REFERENCE_PROFILE,
         )
         .expect("profile");
         std::fs::write(
             d.join("filesystem.apdu"),
-            cardsmith::perso::profile::REFERENCE_FILESYSTEM,
+            cardsmith_host::perso::profile::REFERENCE_FILESYSTEM,
         )
         .expect("script");
         self.dir.path().join("profiles")
