@@ -180,9 +180,16 @@ impl Io {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            self.channel(ChannelNeed::Begin).await?;
-            let r = op(self).await;
-            self.channel(ChannelNeed::End { ok: r.is_ok() }).await?;
+            // A reset another process made shows at the begin as often as
+            // inside the transaction: either way, reconnect and run again.
+            let r = match self.channel(ChannelNeed::Begin).await {
+                Ok(()) => {
+                    let r = op(self).await;
+                    self.channel(ChannelNeed::End { ok: r.is_ok() }).await?;
+                    r
+                }
+                Err(e) => Err(E::from(e)),
+            };
             match r {
                 Err(e) if e.card_reset() && attempt == 1 => {
                     if self.secure_label().is_some() {
@@ -724,6 +731,41 @@ mod tests {
             m.answer(Ok(Response::from_bytes(&[0x90, 0x00]).unwrap()), None);
         }
         assert_eq!(marks, [true, false]);
+    }
+
+    /// A reset seen when the transaction begins is recovered like one
+    /// inside it: reconnect, begin again, run the operation.
+    #[test]
+    fn a_reset_at_the_begin_of_a_transaction_reconnects_and_runs_again() {
+        let io = Io::new(Facts::short());
+        let conv = io.transaction(async |io| io.transmit(&cmd::get_challenge(8)).await);
+        let mut m = Machine::new(&io, conv);
+        let reset = || {
+            ExchangeError::Transport(crate::transport::TransportError::CardReset {
+                reader: "r".into(),
+            })
+        };
+        let mut seen = Vec::new();
+        let r = loop {
+            match m.resume() {
+                Next::Done(r) => break r,
+                Next::Channel(need) => {
+                    let first_begin = matches!(need, ChannelNeed::Begin) && seen.is_empty();
+                    seen.push(format!("{need:?}"));
+                    m.answer_channel(if first_begin { Err(reset()) } else { Ok(()) }, None);
+                }
+                Next::Send { .. } => {
+                    seen.push("Send".into());
+                    m.answer(Ok(Response::from_bytes(&[1, 2, 0x90, 0x00]).unwrap()), None);
+                }
+            }
+        };
+        assert_eq!(r.unwrap().data, [1, 2]);
+        assert_eq!(
+            seen,
+            ["Begin", "Reconnect", "Begin", "Send", "End { ok: true }"]
+        );
+        assert_eq!(io.resets_recovered(), 1);
     }
 
     #[test]
