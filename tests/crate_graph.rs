@@ -2,7 +2,9 @@
 //! on the cardsmith crates of its layer and below, never on a crate above
 //! it or sideways. Above all, the simulated card depends on the wire types
 //! and the pure algorithms only: a card that shares nothing with the host
-//! (`cardsmith-host`) but the wire. The host library and the PKCS#11 module
+//! (`cardsmith-host`) but the wire; and the PKI depends on the wire only,
+//! never on the register or anything else of the host's. The host library
+//! and the PKCS#11 module
 //! depend on no command line; the command line (`cardsmith`) is the only
 //! crate that depends on clap or anyhow.
 //!
@@ -17,6 +19,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("cardsmith-wire", &["cardsmith-wire"]),
     ("cardsmith-biometric", &["cardsmith-biometric"]),
     ("cardsmith-scp03", &["cardsmith-scp03", "cardsmith-wire"]),
+    ("cardsmith-pki", &["cardsmith-pki", "cardsmith-wire"]),
     (
         "cardsmith-sim",
         &[
@@ -30,6 +33,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "cardsmith-host",
         &[
             "cardsmith-host",
+            "cardsmith-pki",
             "cardsmith-sim",
             "cardsmith-wire",
             "cardsmith-scp03",
@@ -41,6 +45,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "cardsmith-pkcs11",
             "cardsmith-host",
+            "cardsmith-pki",
             "cardsmith-sim",
             "cardsmith-wire",
             "cardsmith-scp03",
@@ -56,6 +61,7 @@ const NO_CLI_LIBRARIES: &[&str] = &[
     "cardsmith-scp03",
     "cardsmith-biometric",
     "cardsmith-sim",
+    "cardsmith-pki",
     "cardsmith-host",
     "cardsmith-pkcs11",
 ];
@@ -147,6 +153,7 @@ fn the_host_sits_on_the_card_layers() {
         "cardsmith-scp03",
         "cardsmith-biometric",
         "cardsmith-sim",
+        "cardsmith-pki",
     ] {
         assert!(
             found.contains(c),

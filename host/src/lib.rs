@@ -22,6 +22,8 @@
 // their old names so that `crate::apdu`, `cardsmith::sim` and the like keep
 // meaning what they meant.
 pub use cardsmith_biometric as biometric;
+pub use cardsmith_pki as pki;
+pub use cardsmith_pki::utc;
 pub use cardsmith_sim as sim;
 pub use cardsmith_wire::{apdu, atr, crypto, hex, private, secret, tlv};
 
@@ -30,12 +32,10 @@ pub mod errors;
 pub mod keyfile;
 pub mod line;
 pub mod perso;
-pub mod pki;
 pub mod programme;
 pub mod record;
 pub mod register;
 pub mod scp03;
 pub mod script;
 pub mod transport;
-pub mod utc;
 pub mod web;

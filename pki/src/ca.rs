@@ -900,8 +900,8 @@ impl CertificateAuthority for LocalCa {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::check::{check_certificate, describe_certificate};
-    use crate::pki::test_support::{
+    use crate::check::{check_certificate, describe_certificate};
+    use crate::test_support::{
         card_key, card_point, card_sign, make_csr, new_ca, subject, terms, terms_ending,
     };
 
@@ -1227,8 +1227,8 @@ mod tests {
         let (_tmp, ca) = new_ca();
         let key = card_key();
         let other = card_key();
-        let info = crate::pki::csr::request_info_der(&subject(), card_point(&key)).unwrap();
-        let csr = crate::pki::csr::assemble_csr(&info, &card_sign(&other, &info)).unwrap();
+        let info = crate::csr::request_info_der(&subject(), card_point(&key)).unwrap();
+        let csr = crate::csr::assemble_csr(&info, &card_sign(&other, &info)).unwrap();
         assert!(matches!(
             ca.issue(&csr, CertProfile::Authentication, &terms()),
             Err(PkiError::CsrSignatureInvalid)

@@ -803,9 +803,9 @@ fn check_trust(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::ca::{CertificateAuthority, LocalCa};
-    use crate::pki::profile::CertProfile;
-    use crate::pki::test_support::{make_csr, new_ca, subject, terms};
+    use crate::ca::{CertificateAuthority, LocalCa};
+    use crate::profile::CertProfile;
+    use crate::test_support::{make_csr, new_ca, subject, terms};
     use ring::rand::SystemRandom;
     use ring::signature::{
         EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P256_SHA256_FIXED_SIGNING,

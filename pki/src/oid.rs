@@ -77,7 +77,7 @@ pub(crate) fn oid_to_string(content: &[u8]) -> Option<String> {
 /// The arcs of a dotted OID such as `2.999.1`: at least two arcs, decimal
 /// without leading zeros, the first 0, 1 or 2, the second below 40 unless
 /// the first is 2. The error says what is wrong.
-pub(crate) fn parse_dotted_oid(s: &str) -> Result<Vec<u64>, String> {
+pub fn parse_dotted_oid(s: &str) -> Result<Vec<u64>, String> {
     let mut arcs = Vec::new();
     for (i, part) in s.split('.').enumerate() {
         let digits = !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());

@@ -513,7 +513,7 @@ pub fn verify_csr(csr_der: &[u8]) -> Result<CsrInfo, PkiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::test_support::{card_key, card_point, make_csr, subject};
+    use crate::test_support::{card_key, card_point, make_csr, subject};
 
     #[test]
     fn national_code_check_digit() {
@@ -585,7 +585,7 @@ mod tests {
     fn ring_signatures_convert_both_ways() {
         let key = card_key();
         for i in 0..20u8 {
-            let raw = crate::pki::test_support::card_sign(&key, &[i; 10]);
+            let raw = crate::test_support::card_sign(&key, &[i; 10]);
             let d = raw_to_der_sig(&raw).unwrap();
             assert_eq!(der_to_raw_sig(&d).unwrap(), raw);
             UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, card_point(&key))
@@ -618,7 +618,7 @@ mod tests {
         let other = card_key();
         let s = subject();
         let info = request_info_der(&s, card_point(&key)).unwrap();
-        let raw = crate::pki::test_support::card_sign(&other, &info);
+        let raw = crate::test_support::card_sign(&other, &info);
         let csr = assemble_csr(&info, &raw).unwrap();
         assert!(matches!(
             verify_csr(&csr),

@@ -1,4 +1,7 @@
-//! PKI support for card personalization.
+//! `cardsmith-pki`: PKI support for card personalization, a crate of its
+//! own on the wire layer only (`tests/crate_graph.rs`). It knows no
+//! register: the CA keeps its revocations and CRL numbers in a
+//! [`revocation::RevocationStore`], which the host's register provides.
 //!
 //! * [`csr`] — PKCS#10 requests (RFC 2986) for the keys the card generates;
 //!   the card signs, the host assembles.
@@ -22,14 +25,25 @@
 //! (`x509-cert`, `cms`, `spki`, encoded and strictly decoded by `der`);
 //! `oid` holds what `const-oid` cannot (OIDs such as `2.999.…` as text).
 
+// No panic reachable from input (certificates, requests, files): outside
+// tests, no indexing or slicing that can go out of bounds, no unwrap, no
+// expect.
+#![cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
+)]
+
+pub(crate) use cardsmith_wire::{hex, private};
+
 pub mod ca;
 pub mod check;
 pub mod crl;
 pub mod csr;
-pub(crate) mod oid;
+pub mod oid;
 pub mod profile;
 pub mod revocation;
 pub mod sod;
+pub mod utc;
 pub(crate) mod x509;
 
 #[cfg(test)]

@@ -738,9 +738,9 @@ pub fn describe_certificate(cert_der: &[u8]) -> Result<CertSummary, CertProblem>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::ca::{CertificateAuthority, LocalCa};
-    use crate::pki::sod::DocumentSigner;
-    use crate::pki::test_support::{card_key, card_point, make_csr, new_ca, subject, terms};
+    use crate::ca::{CertificateAuthority, LocalCa};
+    use crate::sod::DocumentSigner;
+    use crate::test_support::{card_key, card_point, make_csr, new_ca, subject, terms};
     use std::time::Duration;
 
     struct Fixture {
@@ -990,7 +990,7 @@ mod tests {
 
     #[test]
     fn card_terms_end_crl_and_policy() {
-        use crate::pki::test_support::{terms_ending, TEST_CPS, TEST_CRL, TEST_POLICY};
+        use crate::test_support::{terms_ending, TEST_CPS, TEST_CRL, TEST_POLICY};
         let (_tmp, ca) = new_ca();
         let csr = make_csr(&card_key(), &subject());
         let day = 86_400;
@@ -1072,7 +1072,7 @@ mod tests {
             .issue(
                 &csr,
                 CertProfile::Signature,
-                &crate::pki::IssueTerms {
+                &crate::IssueTerms {
                     not_after: card_end,
                     crl_distribution_points: vec![],
                     policy: None,

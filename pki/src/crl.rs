@@ -137,9 +137,9 @@ pub fn crl_pem(crl_der: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::ca::CertificateAuthority;
-    use crate::pki::revocation::Who;
-    use crate::pki::test_support::new_ca;
+    use crate::ca::CertificateAuthority;
+    use crate::revocation::Who;
+    use crate::test_support::new_ca;
 
     fn who() -> Who {
         Who {
