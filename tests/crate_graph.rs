@@ -178,3 +178,70 @@ fn the_checker_sees_a_host_crate_in_the_tree() {
         ["anyhow", "clap", "clap_builder"]
     );
 }
+
+/// The crate roots whose non-test code reads cards, files or the network,
+/// and so must deny the lints that keep a panic out of reach of input.
+const INPUT_READERS: &[&str] = &[
+    "src/lib.rs",
+    "host/src/lib.rs",
+    "wire/src/lib.rs",
+    "scp03/src/lib.rs",
+    "biometric/src/lib.rs",
+    "pki/src/lib.rs",
+    "sim/src/lib.rs",
+    "pkcs11/src/lib.rs",
+    "ifd/src/lib.rs",
+];
+
+/// The lints a crate root denies outside tests (`#![deny(…)]` or
+/// `#![cfg_attr(not(test), deny(…))]`, over one or several attributes).
+fn denied_lints(root: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = root;
+    while let Some(at) = rest.find("deny(") {
+        let tail = &rest[at + "deny(".len()..];
+        let end = tail.find(')').unwrap_or(tail.len());
+        for lint in tail[..end].split(',') {
+            out.insert(lint.trim().to_string());
+        }
+        rest = &tail[end..];
+    }
+    out
+}
+
+/// No panic reachable from input, enforced where clippy runs: every crate
+/// that reads cards, files or the network denies indexing, unwrap and
+/// expect outside its tests.
+#[test]
+fn every_crate_that_reads_input_denies_panicking_shortcuts() {
+    let want = [
+        "clippy::indexing_slicing",
+        "clippy::unwrap_used",
+        "clippy::expect_used",
+    ];
+    for path in INPUT_READERS {
+        let root =
+            std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let denied = denied_lints(&root);
+        for lint in want {
+            assert!(
+                denied.contains(lint),
+                "{path} does not deny {lint}: {denied:?}"
+            );
+        }
+    }
+    // The reading finds what an attribute says, and only that.
+    let d = denied_lints("#![cfg_attr(\n    not(test),\n    deny(clippy::indexing_slicing, clippy::unwrap_used)\n)]\n#![deny(clippy::expect_used)]\n#![allow(clippy::panic)]\n");
+    assert_eq!(
+        d,
+        [
+            "clippy::expect_used",
+            "clippy::indexing_slicing",
+            "clippy::unwrap_used"
+        ]
+        .map(String::from)
+        .into_iter()
+        .collect()
+    );
+}

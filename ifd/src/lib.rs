@@ -26,6 +26,7 @@
 //! a client sends can panic (a malformed message removes the card).
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 mod ffi;
 mod reader;
