@@ -424,6 +424,30 @@ impl Shown {
     }
 }
 
+/// Largest data field one APDU carries to a card of `caps` under `opts`,
+/// after the secure messaging `sm` (if any) has wrapped it.
+fn max_data(
+    caps: CardCaps,
+    opts: ExchangeOptions,
+    sm: Option<&(dyn SecureMessaging + '_)>,
+) -> usize {
+    let wire = if caps.extended_length && opts.allow_extended {
+        crate::apdu::EXTENDED_MAX_NC
+    } else {
+        crate::apdu::SHORT_MAX_NC
+    };
+    sm.map_or(wire, |sm| sm.max_plain(wire))
+}
+
+/// Largest Ne one APDU asks of a card of `caps` under `opts`.
+fn max_ne(caps: CardCaps, opts: ExchangeOptions) -> usize {
+    if caps.extended_length && opts.allow_extended {
+        crate::apdu::EXTENDED_MAX_NE
+    } else {
+        crate::apdu::SHORT_MAX_NE
+    }
+}
+
 /// Upper bound on GET RESPONSE rounds: 65,536 bytes at 256 a round, with slack.
 const MAX_GET_RESPONSE_ROUNDS: usize = 300;
 
@@ -514,24 +538,12 @@ impl<'s> Exchange<'s> {
 
     /// Largest data field the card takes in one APDU.
     pub fn max_data_per_apdu(&self) -> usize {
-        let wire = if self.caps.extended_length && self.opts.allow_extended {
-            crate::apdu::EXTENDED_MAX_NC
-        } else {
-            crate::apdu::SHORT_MAX_NC
-        };
-        match &self.secure {
-            Some(sm) => sm.max_plain(wire),
-            None => wire,
-        }
+        max_data(self.caps, self.opts, self.secure.as_deref())
     }
 
     /// Largest Ne the card takes in one APDU.
     pub fn max_ne_per_apdu(&self) -> usize {
-        if self.caps.extended_length && self.opts.allow_extended {
-            crate::apdu::EXTENDED_MAX_NE
-        } else {
-            crate::apdu::SHORT_MAX_NE
-        }
+        max_ne(self.caps, self.opts)
     }
 
     /// Send one raw APDU exactly as given; record it. No automatic behaviour.
@@ -1043,20 +1055,10 @@ impl Channel {
 
     /// What a conversation starting now knows of the channel.
     pub fn facts(&self) -> sansio::Facts {
-        let ext_ok = self.caps.extended_length && self.opts.allow_extended;
-        let wire = if ext_ok {
-            crate::apdu::EXTENDED_MAX_NC
-        } else {
-            crate::apdu::SHORT_MAX_NC
-        };
         sansio::Facts {
             selected: self.selected.clone(),
-            max_data: self.secure.as_ref().map_or(wire, |sm| sm.max_plain(wire)),
-            max_ne: if ext_ok {
-                crate::apdu::EXTENDED_MAX_NE
-            } else {
-                crate::apdu::SHORT_MAX_NE
-            },
+            max_data: max_data(self.caps, self.opts, self.secure.as_deref()),
+            max_ne: max_ne(self.caps, self.opts),
             chaining: self.caps.chaining && self.opts.allow_chaining,
             max_update_block: self.max_update_block,
             secure_label: self.secure_label(),

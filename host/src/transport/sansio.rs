@@ -155,12 +155,7 @@ impl Io {
 
     /// Ask the channel for `need`.
     async fn channel(&self, need: ChannelNeed) -> Result<(), ExchangeError> {
-        match (Pending {
-            io: self,
-            need: Some(need),
-        })
-        .await
-        {
+        match self.ask(Post::Need(need)).await {
             Mailbox::Done(r) => r,
             _ => Err(ExchangeError::Driver(
                 "a channel need answered as something else".into(),
@@ -212,12 +207,7 @@ impl Io {
 
     /// Hand `work` of the driver's own kind to the driver; its answer.
     pub async fn extension(&self, work: Box<dyn Any>) -> Result<Box<dyn Any>, ExchangeError> {
-        match (Pending {
-            io: self,
-            need: Some(ChannelNeed::Extension(work)),
-        })
-        .await
-        {
+        match self.ask(Post::Need(ChannelNeed::Extension(work))).await {
             Mailbox::Extended(a) => Ok(a),
             Mailbox::Done(Err(e)) => Err(e),
             _ => Err(ExchangeError::Driver(
@@ -238,10 +228,20 @@ impl Io {
     }
 
     /// The card's answer to `c`.
-    pub fn transmit(&self, c: &Command) -> Ask<'_> {
-        Ask {
+    pub async fn transmit(&self, c: &Command) -> Result<Response, ExchangeError> {
+        match self.ask(Post::Command(c.clone())).await {
+            Mailbox::Answered(r) => r,
+            _ => Err(ExchangeError::Driver(
+                "a command answered as something else".into(),
+            )),
+        }
+    }
+
+    /// Post `post` and wait for the answer.
+    fn ask(&self, post: Post) -> Pending<'_> {
+        Pending {
             io: self,
-            command: Some(c.clone()),
+            post: Some(post),
         }
     }
 
@@ -393,49 +393,33 @@ fn unwrap_do53(b: &[u8]) -> Option<Vec<u8>> {
     rest.get(..len).map(|v| v.to_vec())
 }
 
-/// A conversation asking the card: on its first poll it posts its
-/// command (marked personal if the conversation is inside
-/// [`Io::personal`] then), and it is ready when the answer is in.
-pub struct Ask<'a> {
-    io: &'a Io,
-    command: Option<Command>,
+/// What a conversation posts: a command for the card, or a need of its
+/// channel.
+enum Post {
+    Command(Command),
+    Need(ChannelNeed),
 }
 
-impl Future for Ask<'_> {
-    type Output = Result<Response, ExchangeError>;
-
-    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Some(command) = self.command.take() {
-            *self.io.mailbox.borrow_mut() = Mailbox::Asking {
-                command,
-                personal: self.io.personal.get(),
-            };
-            return Poll::Pending;
-        }
-        let mut mailbox = self.io.mailbox.borrow_mut();
-        match std::mem::replace(&mut *mailbox, Mailbox::Empty) {
-            Mailbox::Answered(r) => Poll::Ready(r),
-            other => {
-                *mailbox = other;
-                Poll::Pending
-            }
-        }
-    }
-}
-
-/// A conversation asking its channel: posts its need on the first poll,
+/// A conversation asking: it posts on its first poll (a command marked
+/// personal if the conversation is inside [`Io::personal`] then), and is
 /// ready with whatever answer comes in.
 struct Pending<'a> {
     io: &'a Io,
-    need: Option<ChannelNeed>,
+    post: Option<Post>,
 }
 
 impl Future for Pending<'_> {
     type Output = Mailbox;
 
     fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Mailbox> {
-        if let Some(need) = self.need.take() {
-            *self.io.mailbox.borrow_mut() = Mailbox::Needing(need);
+        if let Some(post) = self.post.take() {
+            *self.io.mailbox.borrow_mut() = match post {
+                Post::Command(command) => Mailbox::Asking {
+                    command,
+                    personal: self.io.personal.get(),
+                },
+                Post::Need(need) => Mailbox::Needing(need),
+            };
             return Poll::Pending;
         }
         let mut mailbox = self.io.mailbox.borrow_mut();
