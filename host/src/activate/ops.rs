@@ -37,13 +37,8 @@ use crate::secret::Secret;
 use crate::tlv;
 use crate::transport::{Channel, ExchangeError, FromExchange};
 
-/// One genuineness check and its verdict.
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub name: String,
-    pub passed: bool,
-    pub detail: String,
-}
+/// One genuineness check and its verdict: verification's own.
+pub use crate::perso::engine::Check;
 
 /// An enrolled finger, as DG4 and the status list tell it.
 #[derive(Debug, Clone, Serialize)]

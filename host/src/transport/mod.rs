@@ -822,15 +822,7 @@ impl<'s> Exchange<'s> {
 
     /// Send a command and require 9000; the data on success.
     pub fn expect_ok(&mut self, c: &Command) -> Result<Vec<u8>, ExchangeError> {
-        let r = self.transmit(c)?;
-        if r.sw.is_ok() {
-            Ok(r.data)
-        } else {
-            Err(ExchangeError::Status {
-                command: describe(c),
-                sw: r.sw,
-            })
-        }
+        ok_data(c, self.transmit(c)?)
     }
 
     /// Read `len` bytes of the current EF from `offset`, in as few READ BINARY
@@ -880,6 +872,19 @@ impl<'s> Exchange<'s> {
         }
         // Only reached for empty data, which is never chained.
         self.wire_cmd(c)
+    }
+}
+
+/// The data of `r`, the card's answer to `c`, if it is 9000; any other
+/// status is an error naming the command.
+pub(crate) fn ok_data(c: &Command, r: Response) -> Result<Vec<u8>, ExchangeError> {
+    if r.sw.is_ok() {
+        Ok(r.data)
+    } else {
+        Err(ExchangeError::Status {
+            command: describe(c),
+            sw: r.sw,
+        })
     }
 }
 

@@ -29,7 +29,7 @@
 //! profile's scripts, which run on the script interpreter). Its driver is
 //! [`super::Channel::drive`].
 
-use super::{describe, Exchange, ExchangeError, FromExchange, SecureMessaging, Selected};
+use super::{describe, ok_data, Exchange, ExchangeError, FromExchange, SecureMessaging, Selected};
 use crate::apdu::{Command, Response, StatusWord};
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -248,15 +248,7 @@ impl Io {
     /// The data of the card's 9000 answer to `c`; any other status is an
     /// error naming the command.
     pub async fn expect_ok(&self, c: &Command) -> Result<Vec<u8>, ExchangeError> {
-        let r = self.transmit(c).await?;
-        if r.sw.is_ok() {
-            Ok(r.data)
-        } else {
-            Err(ExchangeError::Status {
-                command: describe(c),
-                sw: r.sw,
-            })
-        }
+        ok_data(c, self.transmit(c).await?)
     }
 
     /// [`Io::expect_ok`] for a read: 6282 (end of file before Ne bytes)
